@@ -1,0 +1,36 @@
+# The two quick-start commands: `make demo` and `make test`. Both build .venv on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# PyTorch is used only as a reference in tests; pin the CPU build so pip never pulls a CUDA wheel.
+TORCH := torch==2.13.0
+
+.PHONY: test demo lint format clean venv bench
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[test]'
+	$(BIN)/pip install '$(TORCH)' || echo "torch $(TORCH) not installable here: torch comparisons will be skipped"
+	touch $@
+
+venv: $(VENV)/.installed-test
+
+lint: venv
+	$(BIN)/ruff check chainrule tests benchmarks
+	$(BIN)/ruff format --check chainrule tests benchmarks
+
+test: venv lint
+	$(BIN)/python -m pytest -q
+
+format: venv
+	$(BIN)/ruff format chainrule tests benchmarks
+	$(BIN)/ruff check --fix chainrule tests benchmarks
+
+bench: venv
+	$(BIN)/python benchmarks/overhead.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

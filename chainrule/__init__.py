@@ -1,0 +1,3 @@
+"""chainrule: a deep-learning framework on NumPy, in the MLX and PyTorch idioms."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""``chainrule.core``, imported as ``mx``: arrays, operations and automatic differentiation.
+
+The names follow Apple MLX (``mx.array``, ``mx.grad``, ``mx.value_and_grad``...); the array
+type also carries PyTorch's tape conveniences (``requires_grad``, ``backward()``, ``.grad``).
+"""
+
+from __future__ import annotations
+
+from . import linalg, random
+from .array import Node, array
+from .autograd import (
+    async_eval,
+    check_grads,
+    custom_function,
+    enable_grad,
+    eval,
+    grad,
+    is_grad_enabled,
+    jvp,
+    no_grad,
+    set_grad_enabled,
+    value_and_grad,
+    vjp,
+    vmap,
+)
+from .compile import compile, disable_compile, enable_compile
+from .devices import (
+    Device,
+    DeviceType,
+    Stream,
+    cpu,
+    cuda,
+    default_device,
+    default_stream,
+    gpu,
+    is_available,
+    metal,
+    new_stream,
+    set_default_device,
+    stream,
+    synchronize,
+)
+from .dtypes import (
+    Dtype,
+    DtypeCategory,
+    bfloat16,
+    bool_,
+    complex64,
+    complex128,
+    complexfloating,
+    finfo,
+    float16,
+    float32,
+    float64,
+    floating,
+    generic,
+    iinfo,
+    inexact,
+    int8,
+    int16,
+    int32,
+    int64,
+    integer,
+    issubdtype,
+    number,
+    signedinteger,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
+    unsignedinteger,
+)
+from .ops import *  # noqa: F403  (the op table's public functions)
+from .ops import PRIMITIVES, Primitive, defprim
+
+AxisError = __import__("numpy").exceptions.AxisError
+"""Raised for an axis out of range: both a ``ValueError`` and an ``IndexError``."""
+
+pi = 3.141592653589793
+e = 2.718281828459045
+inf = float("inf")
+nan = float("nan")
+newaxis = None
+euler_gamma = 0.5772156649015329
