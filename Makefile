@@ -16,6 +16,11 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install '$(TORCH)' || echo "torch $(TORCH) not installable here: torch comparisons will be skipped"
 	touch $@
 
+# The demo needs only the data, train and weights extras (no test tools, no torch).
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -e '.[data,train,weights]'
+	touch $@
+
 venv: $(VENV)/.installed-test
 
 lint: venv
@@ -28,6 +33,11 @@ test: venv lint
 format: venv
 	$(BIN)/ruff format chainrule tests benchmarks
 	$(BIN)/ruff check --fix chainrule tests benchmarks
+
+# Train an MLP on scikit-learn's bundled digits (no download); prints the test metrics and
+# where the weights and the training plot are. Re-running replaces runs/digits.
+demo: $(VENV)/.installed-demo
+	$(BIN)/chainrule train --data digits --out runs/digits --overwrite
 
 bench: venv
 	$(BIN)/python benchmarks/overhead.py

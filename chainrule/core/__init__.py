@@ -82,3 +82,4 @@ inf = float("inf")
 nan = float("nan")
 newaxis = None
 euler_gamma = 0.5772156649015329
+from .conv import *  # noqa: E402, F403  (convolutions, composites of the op table)

@@ -32,6 +32,11 @@ class _State:
 STATE = _State()
 
 
+class GradientDtypeError(TypeError, ValueError):
+    """Asked to differentiate with respect to an integer or boolean array (a ``ValueError``
+    for bad input, and a ``TypeError`` as it is about the dtype)."""
+
+
 class Node:
     """An immutable record of how one value was made.
 
@@ -90,7 +95,7 @@ def _infer_np_dtype(value):
     if isinstance(value, bool):
         return xp.bool_
     if isinstance(value, int):
-        return xp.int32
+        return xp.int32 if -(2**31) <= value < 2**31 else xp.int64
     if isinstance(value, float):
         return xp.float32
     if isinstance(value, complex):
@@ -105,23 +110,31 @@ def _convert(value, dtype=None):
         return data if dtype is None else data.astype(_dt.to_np(dtype), copy=False)
     if dtype is not None:
         if isinstance(value, (list, tuple)):
-            value = [_as_plain(v) for v in value]
+            value = [_as_plain(v, [False]) for v in value]
         return xp.asarray(value, dtype=_dt.to_np(dtype))
     target = _infer_np_dtype(value)
     if target == "infer":
+        typed = [False]  # whether the data holds arrays, whose dtypes are kept
         if isinstance(value, (list, tuple)):
-            value = [_as_plain(v) for v in value]
+            value = [_as_plain(v, typed) for v in value]
         elif hasattr(value, "__array__"):
+            typed[0] = True
+        try:
             data = xp.asarray(value)
-            return data.astype(xp.float32) if data.dtype == xp.float64 else data
-        data = xp.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"array: cannot make an array from {type(value).__name__}: {e}"
+            ) from None
         kind = data.dtype.kind
         if kind == "f":
-            return data.astype(xp.float32)
+            return data.astype(xp.float32) if data.dtype == xp.float64 or not typed[0] else data
         if kind in "iu":
-            return data.astype(xp.int32)
+            if typed[0]:
+                return data
+            small = data.size == 0 or (data.min() >= -(2**31) and data.max() < 2**31)
+            return data.astype(xp.int32 if small else xp.int64)
         if kind == "c":
-            return data.astype(xp.complex64)
+            return data if typed[0] else data.astype(xp.complex64)
         if kind == "b":
             return data
         raise TypeError(f"array: cannot make an array from {type(value).__name__} {value!r:.80}")
@@ -130,12 +143,15 @@ def _convert(value, dtype=None):
     return xp.asarray(value, dtype=target)
 
 
-def _as_plain(v):
-    """Inside a nested list, chainrule arrays become their values."""
+def _as_plain(v, typed):
+    """Inside a nested list, chainrule arrays become their values (``typed`` notes arrays)."""
     if type(v) is array:
+        typed[0] = True
         return v._data
     if isinstance(v, (list, tuple)):
-        return [_as_plain(u) for u in v]
+        return [_as_plain(u, typed) for u in v]
+    if isinstance(v, (_ndarray, xp.generic)):
+        typed[0] = True
     return v
 
 
@@ -224,6 +240,11 @@ class array:
             return data.astype(dtype)
         return xp.array(data) if copy else data
 
+    def __array_function__(self, func, types, args, kwargs):
+        # NumPy functions (np.mean, np.concatenate, ...) compute on the values and return NumPy
+        # results, instead of calling our methods with NumPy-only keywords (dtype=, out=)
+        return func(*_to_numpy_tree(args), **_to_numpy_tree(kwargs))
+
     def __float__(self) -> float:
         return float(self.item())
 
@@ -257,12 +278,11 @@ class array:
     def __repr__(self) -> str:
         data = xp.asarray(self._data)
         name = _dt.from_np(data.dtype).name
-        body = xp.array2string(data, separator=", ", prefix="array(")
+        body = _format_values(data)
         extra = ", requires_grad=True" if self._node is not None and self._node.prim is None else ""
         return f"array({body}, dtype={name}{extra})"
 
-    def __str__(self) -> str:
-        return xp.array2string(xp.asarray(self._data))
+    __str__ = __repr__  # MLX prints arrays the same way in both
 
     def __hash__(self) -> int:
         return id(self)
@@ -289,7 +309,7 @@ class array:
     def requires_grad(self, flag: bool) -> None:
         if flag:
             if self._data.dtype.kind not in "fc":
-                raise TypeError(
+                raise GradientDtypeError(
                     f"requires_grad: only floating-point arrays can require gradients, "
                     f"not {self.dtype.name}"
                 )
@@ -384,6 +404,54 @@ class _Size(tuple):
         for s in self:
             n *= s
         return n
+
+
+def _to_numpy_tree(t):
+    """Arrays inside lists, tuples and dicts become NumPy arrays (for ``__array_function__``)."""
+    if type(t) is array:
+        return xp.asarray(t._data)
+    if type(t) in (list, tuple):
+        return type(t)(_to_numpy_tree(v) for v in t)
+    if type(t) is dict:
+        return {k: _to_numpy_tree(v) for k, v in t.items()}
+    return t
+
+
+def _format_scalar(v, kind: str) -> str:
+    """One element as MLX prints it (C++ stream defaults: six significant digits)."""
+    if kind == "b":
+        return "True" if v else "False"
+    if kind in "iu":
+        return str(int(v))
+    if kind == "c":
+        re, im = float(v.real), float(v.imag)
+        sign = "-" if im < 0 else "+"
+        return f"{re:g}{sign}{abs(im):g}j"
+    return f"{float(v):g}"
+
+
+def _format_values(data) -> str:
+    """MLX's layout: ``[1, 2.5, 3]``, rows on new lines, at most 3 + ... + 3 items per axis."""
+    kind = data.dtype.kind
+    if data.ndim == 0:
+        return _format_scalar(data[()], kind)
+
+    def block(sub, dim: int) -> str:
+        n = sub.shape[0]
+        last = sub.ndim == 1
+        sep = ", " if last else ",\n" + " " * (7 + dim)
+        idx = list(range(n)) if n <= 6 else [0, 1, 2, None, n - 3, n - 2, n - 1]
+        items = []
+        for i in idx:
+            if i is None:
+                items.append("...")
+            elif last:
+                items.append(_format_scalar(sub[i], kind))
+            else:
+                items.append(block(sub[i], dim + 1))
+        return "[" + sep.join(items) + "]"
+
+    return block(data, 0)
 
 
 def _rebuild(data) -> array:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import ops
-from .array import STATE, Node, _from_value, _node_array, array
+from .array import STATE, GradientDtypeError, Node, _from_value, _node_array, array
 from .backend import xp
 
 __all__ = [
@@ -89,8 +89,18 @@ def _toposort(root: Node, is_target: Callable[[Node], bool]) -> tuple[list, set]
     return order, live
 
 
-def _const(value, like) -> array:
-    if type(value) is not xp.ndarray and not isinstance(value, xp.generic):
+_PY_SCALARS = (float, int, bool, complex)
+
+
+def _const(value, like):
+    """A constant input as rules see it: backend values wrapped, Python scalars as they are
+    (they stay weakly typed in the rule's arithmetic, and cost no conversion)."""
+    t = type(value)
+    if t is xp.ndarray:
+        return _from_value(value)
+    if t in _PY_SCALARS:
+        return value
+    if not isinstance(value, xp.generic):
         value = xp.asarray(value, dtype=like.dtype if like.dtype.kind in "fc" else None)
     return _from_value(value)
 
@@ -256,13 +266,16 @@ class _Tracing:
                     f"not {type(x).__name__}"
                 )
         if x._data.dtype.kind not in "fc":
-            raise TypeError(
+            raise GradientDtypeError(
                 f"{self.who}: cannot differentiate with respect to {where} of integer or "
                 f"boolean dtype {x.dtype.name}; convert it with .astype(mx.float32)"
             )
         parent = x._node
         if parent is not None:
-            self.outer = True
+            # a computed input may be differentiated again through this pass (tape style);
+            # a plain requires_grad leaf (a model parameter) needs no recorded pass
+            if parent.prim is not None:
+                self.outer = True
             node = Node(x._data, _IDENTITY, (parent,))
         else:
             node = Node(x._data, _IDENTITY, (x._data,))
@@ -366,6 +379,10 @@ def value_and_grad(
     argnames = tuple(argnames)
     if argnums is None:
         argnums = () if argnames else 0
+    if not isinstance(argnums, int):
+        argnums = tuple(argnums)
+        if not argnums and not argnames:
+            raise ValueError("value_and_grad: gradient with respect to no argument requested")
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
@@ -423,8 +440,13 @@ def vjp(fun: Callable, primals: Sequence, cotangents: Sequence) -> tuple[list, l
     Returns:
         ``(outputs, vjps)``: lists of the outputs and of one cotangent per primal.
     """
+    return _vjp(fun, primals, cotangents, "vjp")
+
+
+def _vjp(fun, primals, cotangents, who: str, create: bool | None = None):
+    """``vjp``; ``create`` forces (or forbids) recording the backward pass."""
     primals = list(primals)
-    tr = _Tracing("vjp")
+    tr = _Tracing(who)
     traced = [tr.tracer(p, f"primal {i}") for i, p in enumerate(primals)]
     saved = STATE.enabled
     STATE.enabled = True
@@ -437,13 +459,14 @@ def vjp(fun: Callable, primals: Sequence, cotangents: Sequence) -> tuple[list, l
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     cots = list(cotangents)
     if len(cots) != len(outs):
-        raise ValueError(f"vjp: {len(cots)} cotangents for {len(outs)} outputs")
-    create = tr.outer or STATE.depth > 0
+        raise ValueError(f"{who}: {len(cots)} cotangents for {len(outs)} outputs")
+    if create is None:
+        create = tr.outer or STATE.depth > 0
     total: dict[int, tuple[Node, array]] = {}
     for o, c in zip(outs, cots):
         if type(o) is not array or o._node is None:
             continue
-        found = backward_pass(o._node, _seed(o, c, "vjp"), tr.is_target, create)
+        found = backward_pass(o._node, _seed(o, c, who), tr.is_target, create)
         for k, (n, g) in found.items():
             total[k] = (n, g if k not in total else total[k][1] + g)
     grads = [tr.cotangent_of(t, total) for t in traced]
@@ -486,6 +509,9 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
         utr = _Tracing("jvp")
         total = None
         for o in outs:
+            if type(o) is not array or o._data.dtype.kind not in "fc":
+                us.append(None)  # integer outputs have zero tangents
+                continue
             u = utr.tracer(ops.zeros_like(o), "cotangent")
             us.append(u)
             term = ops.sum(o * u)
@@ -509,7 +535,9 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
     finally:
         STATE.depth -= 1
         STATE.enabled = saved
-    results = [utr.cotangent_of(u, found2) for u in us]
+    results = [
+        ops.zeros_like(o) if u is None else utr.cotangent_of(u, found2) for o, u in zip(outs, us)
+    ]
     if not (outer.outer or STATE.depth > 0):
         outs = [_detach_leaf(o) for o in outs]
         results = [_detach_leaf(r) for r in results]
@@ -522,14 +550,16 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
 def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
     """Vectorise ``fun`` over an axis of its inputs (MLX's ``vmap``).
 
-    Each example is computed by ``fun`` and the results stacked along ``out_axes``; gradients
-    flow through, so ``grad`` of a ``vmap`` and ``vmap`` of a ``grad`` both work.
+    ``fun`` runs once per example and the results are stacked along ``out_axes``, so every
+    operation is supported and gradients flow through (``grad`` of a ``vmap`` and ``vmap`` of a
+    ``grad`` both work). A ``custom_function`` with a ``.vmap`` rule is batched by that rule.
+    Batching rules per primitive, which would run one operation per batch, are future work.
 
     Args:
-        fun: a function of arrays (or trees of arrays).
-        in_axes: the mapped axis of each argument (an int, ``None`` for unmapped, or a tuple
-            with one entry per argument).
-        out_axes: where the mapped axis goes in each output.
+        fun: a function of arrays or trees of arrays, returning an array or a tree of arrays.
+        in_axes: the mapped axis of each argument: an int, ``None`` for unmapped, or a tuple
+            with one entry per argument (each an int, ``None`` or a tree matching the argument).
+        out_axes: where the mapped axis goes in the outputs (an int, or a tree matching them).
 
     Returns:
         The vectorised function.
@@ -537,49 +567,115 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
 
     @functools.wraps(fun)
     def wrapper(*args):
-        axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
+        if isinstance(in_axes, (tuple, list)) and not (len(args) == 1 and len(in_axes) != 1):
+            axes = tuple(in_axes)
+        else:
+            axes = (in_axes,) * len(args) if not isinstance(in_axes, (tuple, list)) else (in_axes,)
         if len(axes) != len(args):
             raise ValueError(f"vmap: in_axes has {len(axes)} entries for {len(args)} arguments")
+        leaves, leaf_axes = [], []
+        for i, (a, ax) in enumerate(zip(args, axes)):
+            for leaf, lax in _match_axes(a, ax, f"argument {i}"):
+                leaves.append(leaf)
+                leaf_axes.append(lax)
         size = None
-        for a, ax in zip(args, axes):
+        for leaf, ax in zip(leaves, leaf_axes):
             if ax is None:
                 continue
-            for leaf in _tree_leaves(a):
-                n = ops._as(leaf).shape[ax]
-                if size is not None and n != size:
-                    raise ValueError(f"vmap: mapped axes have different sizes {size} and {n}")
-                size = n
+            shape = ops._as(leaf).shape
+            if not -len(shape) <= ax < len(shape):
+                raise ValueError(
+                    f"vmap: in_axes {ax} is out of range for an input of shape {shape}"
+                )
+            n = shape[ax]
+            if size is not None and n != size:
+                raise ValueError(f"vmap: mapped axes have different sizes {size} and {n}")
+            size = n
         if size is None:
             raise ValueError("vmap: at least one argument must be mapped (in_axes not all None)")
+        if isinstance(fun, custom_function) and fun._vmap is not None:
+            return _custom_vmap(fun, args, axes, out_axes, size)
         results = []
         for i in range(size):
-            call = []
-            for a, ax in zip(args, axes):
-                if ax is None:
-                    call.append(a)
-                else:
-                    call.append(
-                        _tree_leaves_map(lambda x, ax=ax, i=i: ops.take(ops._as(x), i, ax), a)
-                    )
-            results.append(fun(*call))
-        first = results[0]
-        if isinstance(first, (tuple, list)):
-            oa = out_axes if isinstance(out_axes, (tuple, list)) else (out_axes,) * len(first)
-            return type(first)(
-                ops.stack([r[j] for r in results], axis=oa[j]) for j in range(len(first))
+            picked = iter(
+                leaf if ax is None else ops.take(ops._as(leaf), i, ax)
+                for leaf, ax in zip(leaves, leaf_axes)
             )
-        return ops.stack(results, axis=out_axes)
+            call = [_tree_leaves_map(lambda _, it=picked: next(it), a) for a in args]
+            results.append(fun(*call))
+        flat = [_tree_leaves(r) for r in results]
+        outs = []
+        for j, (_leaf, ax) in enumerate(_match_axes(results[0], out_axes, "output")):
+            column = [f[j] for f in flat]
+            outs.append(ops.stack(column, axis=0 if ax is None else ax))
+        return _unflatten_all(results[0], outs)
 
     return wrapper
+
+
+def _match_axes(tree, axes, where: str):
+    """Pairs ``(leaf, axis)`` for the leaves of ``tree``; ``axes`` is an int/None or a prefix tree."""
+    out = []
+    stack = [(tree, axes)]
+    while stack:
+        t, ax = stack.pop()
+        if isinstance(t, (list, tuple, dict)):
+            keys = list(t.keys()) if isinstance(t, dict) else list(range(len(t)))
+            if ax is None or isinstance(ax, int):
+                subs = [(t[k], ax) for k in keys]
+            else:
+                try:
+                    subs = [(t[k], ax[k]) for k in keys]
+                except (KeyError, IndexError, TypeError):
+                    raise ValueError(
+                        f"vmap: the axes {ax!r} do not match the structure of the {where}"
+                    ) from None
+            stack.extend(reversed(subs))
+        else:
+            if ax is not None and not isinstance(ax, int):
+                raise ValueError(
+                    f"vmap: axis {ax!r} for a leaf of the {where} must be an int or None"
+                )
+            out.append((t, ax))
+    return out
+
+
+def _unflatten_all(tree, leaves):
+    it = iter(leaves)
+    return _tree_leaves_map(lambda _: next(it), tree)
+
+
+def _custom_vmap(fun, args, axes, out_axes, size):
+    """Batch a ``custom_function`` with its own rule, then move axes to ``out_axes``."""
+    inputs = args[0] if len(args) == 1 else tuple(args)
+    in_ax = axes[0] if len(args) == 1 else tuple(axes)
+    outs, got_axes = fun._vmap(inputs, in_ax)
+    pairs = _match_axes(outs, got_axes, "custom vmap output")
+    wanted = [ax for _, ax in _match_axes(outs, out_axes, "output")]
+    moved = []
+    for (o, have), want in zip(pairs, wanted):
+        o = ops._as(o)
+        if have is None:
+            o = ops.stack([o] * size, axis=0)
+            have = 0
+        want = 0 if want is None else want
+        moved.append(ops.moveaxis(o, have, want) if have != want % o.ndim else o)
+    return _unflatten_all(outs, moved)
 
 
 # -- recording switches ------------------------------------------------------------------------
 
 
 class no_grad:
-    """Record nothing inside (``with mx.no_grad():``, or as a decorator)."""
+    """Record nothing inside (``with mx.no_grad():``, ``@mx.no_grad()`` or ``@mx.no_grad``)."""
 
     _flag = False
+
+    def __new__(cls, *args):
+        self = super().__new__(cls)
+        if len(args) == 1 and callable(args[0]):  # used bare: @no_grad
+            return self(args[0])
+        return self
 
     def __enter__(self):
         self._prev = STATE.enabled
@@ -643,9 +739,19 @@ def async_eval(*trees) -> None:
 class custom_function:
     """A function with user-defined derivatives (MLX's ``mx.custom_function``).
 
-    Decorate a function, then register rules with ``@f.vjp`` (``(primals, cotangent(s),
-    output(s)) -> tuple of cotangents``), ``@f.jvp`` (``(primals, tangents) -> tangent(s)``) and
-    ``@f.vmap`` (``(inputs, axes) -> (outputs, axes)``).
+    Decorate a function, then register rules with the decorators below; each is optional and
+    an undefined one falls back to differentiating the function itself. As in MLX, the rules
+    receive the positional arguments as ``primals`` (the array itself for a one-argument
+    function, else a tuple; trees of arrays are allowed), keyword arguments are passed through
+    unchanged, and arrays the function captures are constants.
+
+    * ``@f.vjp``: ``(primals, cotangents, outputs, **kwargs) -> cotangents`` shaped like
+      ``primals``. Used by every reverse-mode transform, and by ``jvp`` (which is derived from
+      reverse passes here).
+    * ``@f.jvp``: ``(primals, tangents) -> output tangent(s)``. Without a ``vjp`` rule, the
+      reverse rule is its transpose (a JVP rule is linear in the tangents), so both modes use it.
+    * ``@f.vmap``: ``(inputs, axes) -> (outputs, out_axes)``. Used when ``mx.vmap`` is applied
+      to ``f`` directly; elsewhere ``vmap`` maps examples one at a time.
     """
 
     def __init__(self, fun: Callable) -> None:
@@ -656,55 +762,104 @@ class custom_function:
         self._vmap = None
 
     def vjp(self, fn: Callable) -> Callable:
-        """Register the VJP rule."""
+        """Register the VJP rule ``(primals, cotangents, outputs) -> cotangents``."""
         self._vjp = fn
         return fn
 
     def jvp(self, fn: Callable) -> Callable:
-        """Register the JVP rule."""
+        """Register the JVP rule ``(primals, tangents) -> tangents of the outputs``."""
         self._jvp = fn
         return fn
 
     def vmap(self, fn: Callable) -> Callable:
-        """Register the vmap rule."""
+        """Register the vmap rule ``(inputs, axes) -> (outputs, output axes)``."""
         self._vmap = fn
         return fn
 
-    def __call__(self, *args):
-        xs = [a if type(a) is array else ops._as(a) for a in args]
-        if self._vjp is None or not STATE.enabled or all(x._node is None for x in xs):
-            return self.fun(*args)
+    def __call__(self, *args, **kwargs):
+        if self._vjp is None and self._jvp is None:
+            return self.fun(*args, **kwargs)
+        leaves = _tree_leaves(args)
+        xs = tuple(x for x in leaves if type(x) is array)
+        if not STATE.enabled or all(x._node is None for x in xs):
+            return self.fun(*args, **kwargs)
         saved = STATE.enabled
         STATE.enabled = False
         try:
-            out = self.fun(*[_from_value(x._data) for x in xs])
+            out = self.fun(*_tree_leaves_map(_detach_leaf, args), **kwargs)
         finally:
             STATE.enabled = saved
-        multi = isinstance(out, (tuple, list))
-        outs = list(out) if multi else [out]
-        rule = self._vjp
+        out_leaves = _tree_leaves(out)
+        outs = [o for o in out_leaves if type(o) is array]
+        name = f"custom:{getattr(self.fun, '__name__', 'fn')}"
+        rule = self._make_rule(args, kwargs, out, outs)
+        prim = ops.Primitive(name, (rule,), True)
+        recorded = iter([ops._rec(prim, o._data, xs, {"k": k}) for k, o in enumerate(outs)])
+        return _tree_leaves_map(lambda o: next(recorded) if type(o) is array else o, out)
+
+    def _make_rule(self, args, kwargs, out, outs):
+        """The variadic VJP rule shared by the recorded outputs (``k`` picks the output)."""
         n_out = len(outs)
-        results = []
-        for k, o in enumerate(outs):
+        last: list = [None, None, None]  # (k, g, cotangents) of the latest call
 
-            def make(k=k):
-                def per_input(g, ans, *prims, argnum):
-                    if n_out == 1:
-                        cot = g
-                        outputs = ans
-                    else:
-                        cot = [g if j == k else ops.zeros_like(outs[j]) for j in range(n_out)]
-                        outputs = outs
-                    got = rule(list(prims) if len(prims) > 1 else prims[0], cot, outputs)
-                    if not isinstance(got, (tuple, list)):
-                        got = (got,)
-                    return got[argnum]
+        def rule(g, ans, *xs, argnum, k):
+            # the engine asks once per input; the user's rule runs once per output cotangent
+            if last[0] != k or last[1] is not g:
+                cots = [g if j == k else ops.zeros_like(outs[j]) for j in range(n_out)]
+                primals = _unflatten_like(args, xs)
+                primals = primals[0] if len(primals) == 1 else primals
+                if self._vjp is not None:
+                    got = self._vjp(
+                        primals, _unflatten_like(out, cots), _unflatten_like(out, outs), **kwargs
+                    )
+                    got = _array_leaves_like(primals, got, self.fun)
+                else:
+                    got = self._transpose_jvp(primals, xs, cots)
+                last[0], last[1], last[2] = k, g, got
+            return last[2][argnum]
 
-                return per_input
+        return rule
 
-            prim = ops.Primitive(f"custom:{getattr(self.fun, '__name__', 'fn')}", (make(),), True)
-            results.append(ops._rec(prim, o._data, tuple(xs)))
-        return type(out)(results) if multi else results[0]
+    def _transpose_jvp(self, primals, xs, cots) -> list:
+        """VJP from the JVP rule: ``t -> jvp(t)`` is linear, so its VJP is the transpose."""
+        live = [i for i, x in enumerate(xs) if x._data.dtype.kind in "fc"]
+
+        def tangent_map(*ts):
+            full = [None] * len(xs)
+            for i, t in zip(live, ts):
+                full[i] = t
+            it = iter(full)
+            tangents = _tree_leaves_map(lambda a: next(it) if type(a) is array else None, primals)
+            res = self._jvp(primals, tangents)
+            return [o for o in _tree_leaves(res) if type(o) is array]
+
+        zeros = [ops.zeros_like(xs[i]) for i in live]
+        _, grads = _vjp(tangent_map, zeros, cots, "custom_function", create=STATE.enabled)
+        out = [None] * len(xs)
+        for i, g in zip(live, grads):
+            out[i] = g
+        return out
+
+
+def _unflatten_like(tree, arrays):
+    """``tree`` with its array leaves replaced, in order, by ``arrays``."""
+    it = iter(arrays)
+    return _tree_leaves_map(lambda o: next(it) if type(o) is array else o, tree)
+
+
+def _array_leaves_like(primals, got, fun) -> list:
+    """The user's cotangents (a tree shaped like ``primals``) for its array leaves, in order."""
+    flat_p = _tree_leaves(primals)
+    flat_g = _tree_leaves(got)
+    arrays = [type(a) is array for a in flat_p]
+    if len(flat_g) == len(flat_p):
+        return [g for a, g in zip(arrays, flat_g) if a]
+    if len(flat_g) == sum(arrays):
+        return flat_g
+    raise ValueError(
+        f"custom_function {getattr(fun, '__name__', '')}: the vjp returned {len(flat_g)} "
+        f"cotangents for {sum(arrays)} array inputs"
+    )
 
 
 # -- numerical gradient checks -----------------------------------------------------------------
@@ -726,11 +881,14 @@ def check_grads(
 ) -> None:
     """Compare analytic derivatives with float64 central differences along random directions.
 
+    Forward mode compares ``jvp`` with the difference quotient along a random tangent; reverse
+    mode compares ``<u, J t>`` from the difference quotient with ``<vjp(u), t>``. Each further
+    order repeats both checks on the function ``x -> vjp(f)(x, v)`` for a random ``v``.
+
     Args:
-        fun: a function of ``args`` returning an array.
+        fun: a function of ``args`` returning an array (or a tree of arrays, checked together).
         args: the point (arrays are converted to float64 copies).
-        order: check derivatives up to this order (each order checks the derivative of the
-            previous order's directional derivative).
+        order: check derivatives up to this order.
         modes: ``"rev"`` checks VJPs, ``"fwd"`` checks JVPs.
         eps: finite-difference step.
         rtol: relative tolerance.
@@ -740,19 +898,28 @@ def check_grads(
     Raises:
         AssertionError: naming the mode, the order and the largest error found.
     """
+    for m in modes:
+        if m not in ("fwd", "rev"):
+            raise ValueError(f"check_grads: modes must be 'fwd' or 'rev', not {m!r}")
     rng = xp.random.default_rng(seed)
     args = [
         _from_value(xp.array(a._data if type(a) is array else a, dtype=xp.float64)) for a in args
     ]
 
-    def numeric_dir(f, xs, ts):
+    def numeric_dir(f, xs, ts, level):
         plus = f(*[_from_value(x._data + eps * t._data) for x, t in zip(xs, ts)])
         minus = f(*[_from_value(x._data - eps * t._data) for x, t in zip(xs, ts)])
-        return (_flat(plus) - _flat(minus)) / (2 * eps)
+        num = (_flat(plus) - _flat(minus)) / (2 * eps)
+        if not xp.all(xp.isfinite(num)):
+            raise AssertionError(
+                f"check_grads: the finite differences of order {level} are not finite; the "
+                "function is not finite (or not smooth) near the point"
+            )
+        return num
 
     def check(f, xs, level):
         ts = [_from_value(rng.standard_normal(x.shape)) for x in xs]
-        num = numeric_dir(f, xs, ts)
+        num = numeric_dir(f, xs, ts, level)
         if "fwd" in modes:
             _, (ana,) = jvp(f, xs, ts)
             _compare(num, _flat(ana), "fwd", level)
@@ -776,10 +943,23 @@ def check_grads(
         err = xp.abs(num - ana)
         tol = atol + rtol * xp.abs(num)
         if xp.any(err > tol) or not xp.all(xp.isfinite(ana)):
-            worst = int(xp.argmax(err - tol))
+            worst = int(xp.argmax(xp.where(xp.isfinite(err), err - tol, xp.inf)))
             raise AssertionError(
                 f"check_grads: {mode}-mode derivative of order {level} is off: largest error "
-                f"{float(err.max()):.3g} (numeric {num[worst]:.6g}, analytic {ana[worst]:.6g})"
+                f"{float(err[worst]):.3g} (numeric {num[worst]:.6g}, analytic {ana[worst]:.6g})"
             )
 
-    check(fun, args, 1)
+    check(_one_output(fun), args, 1)
+
+
+def _one_output(fun: Callable) -> Callable:
+    """``fun`` with a tree of outputs joined into one flat array."""
+
+    def joined(*xs):
+        out = fun(*xs)
+        if type(out) is array:
+            return out
+        leaves = [o for o in _tree_leaves(out) if type(o) is array]
+        return ops.concatenate([ops.reshape(o, (-1,)) for o in leaves])
+
+    return joined

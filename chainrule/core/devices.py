@@ -15,7 +15,11 @@ class Device:
 
     __slots__ = ("type", "index")
 
-    def __init__(self, type: str, index: int = 0) -> None:
+    def __init__(self, type, index: int = 0) -> None:
+        if isinstance(type, Device):
+            type = type.type
+        if type not in (DeviceType.cpu, DeviceType.gpu):
+            raise ValueError(f"Device: type must be 'cpu' or 'gpu', not {type!r}")
         self.type = type
         self.index = index
 
@@ -23,6 +27,8 @@ class Device:
         return f"Device({self.type}, {self.index})"
 
     def __eq__(self, other) -> bool:
+        if isinstance(other, str):  # a DeviceType
+            return self.type == other
         return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
 
     def __hash__(self) -> int:
@@ -34,9 +40,20 @@ gpu = Device(DeviceType.gpu)
 _DEFAULT = [cpu]
 
 
+def _device(d) -> Device:
+    return d if isinstance(d, Device) else Device(d)
+
+
 def is_available(device: Device) -> bool:
-    """True only for the CPU: chainrule computes with NumPy."""
-    return device.type == DeviceType.cpu
+    """Whether ``device`` (a ``Device`` or a ``DeviceType``) can run: true only for the CPU.
+
+    Args:
+        device: ``mx.cpu``, ``mx.gpu`` or a ``DeviceType``.
+
+    Returns:
+        ``True`` for the CPU, ``False`` for the GPU (chainrule computes with NumPy).
+    """
+    return _device(device).type == DeviceType.cpu
 
 
 def default_device() -> Device:
@@ -46,6 +63,7 @@ def default_device() -> Device:
 
 def set_default_device(device: Device) -> None:
     """Choose the default device; asking for the GPU raises a clear error."""
+    device = _device(device)
     if not is_available(device):
         raise ValueError(
             "set_default_device: chainrule runs on the CPU through NumPy; no GPU backend is "
@@ -58,8 +76,20 @@ class Stream:
     """A stream on a device (accepted for MLX code)."""
 
     def __init__(self, device: Device = cpu, index: int = 0) -> None:
-        self.device = device
+        self.device = _device(device)
         self.index = index
+
+    def __repr__(self) -> str:
+        return f"Stream({self.device}, {self.index})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Stream) and (self.device, self.index) == (
+            other.device,
+            other.index,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.device, self.index))
 
 
 def default_stream(device: Device = cpu) -> Stream:
@@ -80,7 +110,9 @@ class stream:
     """``with mx.stream(mx.cpu):`` (accepted; work runs on the CPU)."""
 
     def __init__(self, s) -> None:
-        if isinstance(s, Device) and not is_available(s):
+        if isinstance(s, Stream):
+            s = s.device
+        if not is_available(s):
             raise ValueError("stream: the GPU is not available in chainrule")
 
     def __enter__(self):

@@ -94,7 +94,7 @@ def _scalar_for(s, data):
     if t is complex:
         if kind == "c":
             return data, s
-        return data.astype(xp.complex64), s
+        return data.astype(xp.complex128 if data.dtype == xp.float64 else xp.complex64), s
     return None
 
 
@@ -120,11 +120,14 @@ def _prep2(a, b):
     return _prep2(_as(a), _as(b))
 
 
-def _broadcast_error(name: str, da, db) -> ValueError:
-    return ValueError(
-        f"{name}: shapes {tuple(xp.shape(da))} and {tuple(xp.shape(db))} cannot be broadcast "
-        "together"
-    )
+def _kernel_error(name: str, da, db, err: Exception) -> ValueError:
+    """The error of a failed elementwise kernel: a shape mismatch, or NumPy's own complaint."""
+    sa, sb = tuple(xp.shape(da)), tuple(xp.shape(db))
+    try:
+        xp.broadcast_shapes(sa, sb)
+    except ValueError:
+        return ValueError(f"{name}: shapes {sa} and {sb} cannot be broadcast together")
+    return ValueError(f"{name}: {err} (shapes {sa} and {sb})")
 
 
 def _unary(name: str, kernel, vjp=None):
@@ -152,8 +155,8 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None):
         da, db, na, nb = _prep2(a, b)
         try:
             out = kernel(da, db)
-        except ValueError:
-            raise _broadcast_error(name, da, db) from None
+        except ValueError as e:
+            raise _kernel_error(name, da, db, e) from None
         if prim is None or (na is None and nb is None) or not STATE.enabled:
             return _from_value(out)
         return _from_value(
@@ -279,10 +282,14 @@ def _power_vjp_b(g, ans, a, b):
     return g * ans * log(safe)
 
 
-def _power_kernel(a, b):
-    if a.dtype.kind in "iu" and xp.any(xp.asarray(b) < 0):
-        raise ValueError("power: integers to negative integer powers are not allowed")
-    return xp.power(a, b)
+_PY_SCALARS = (int, float, bool, complex)
+
+
+def _divide_kernel(a, b):
+    # after _prep2 at most one side is a Python scalar; the other carries the dtype
+    if (b if type(a) in _PY_SCALARS else a).dtype.kind in "fc":
+        return xp.true_divide(a, b)
+    return xp.true_divide(a, b, dtype=xp.float32)  # MLX: int / int is float32
 
 
 add = _binary("add", xp.add, lambda g, ans, a, b: g, lambda g, ans, a, b: g)
@@ -290,15 +297,13 @@ subtract = _binary("subtract", xp.subtract, lambda g, ans, a, b: g, lambda g, an
 multiply = _binary("multiply", xp.multiply, lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a)
 divide = _binary(
     "divide",
-    lambda a, b: (
-        xp.true_divide(a, b) if a.dtype.kind in "fc" else xp.true_divide(a, b, dtype=xp.float32)
-    ),
+    _divide_kernel,
     lambda g, ans, a, b: g / b,
     lambda g, ans, a, b: -g * ans / b,
 )
 power = _binary(
     "power",
-    _power_kernel,
+    xp.power,
     lambda g, ans, a, b: g * b * power(a, b - 1),
     _power_vjp_b,
 )
@@ -406,7 +411,7 @@ def clip(a, a_min, a_max, stream=None) -> array:
 
 
 def _astype_vjp(g, ans, x, dtype=None):
-    return astype(g, _dt.from_np(x.dtype.np if hasattr(x.dtype, "np") else x.dtype))
+    return astype(g, x.dtype)
 
 
 _ASTYPE = defprim("astype", _astype_vjp)
@@ -418,7 +423,10 @@ def astype(a, dtype, stream=None) -> array:
     target = _dt.to_np(dtype)
     if a._data.dtype == target:
         return a
-    out = a._data.astype(target)
+    d = a._data
+    if d.dtype.kind == "c" and target.kind != "c":
+        d = d.real  # complex to real keeps the real part (no ComplexWarning)
+    out = d.astype(target)
     if target.kind not in "fc" or a._data.dtype.kind not in "fc":
         return _from_value(out)
     return _rec(_ASTYPE, out, (a,), {"dtype": target})
@@ -516,48 +524,75 @@ def tensordot(a, b, axes=2, stream=None) -> array:
     return reshape(matmul(at, bt), shape)
 
 
-def _einsum_parse(subscripts: str, n: int):
+def _einsum_parse(subscripts: str, shapes: list):
+    """Input terms and output term of ``subscripts``, with ellipses spelled out as letters."""
     s = subscripts.replace(" ", "")
-    if "->" in s:
-        ins, out = s.split("->")
-    else:
-        ins = s
-        letters = [c for c in s.replace(",", "") if c.isalpha()]
-        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    ins, arrow, out = s.partition("->")
     ins = ins.split(",")
-    if len(ins) != n:
-        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, {n} given")
+    if len(ins) != len(shapes):
+        raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, {len(shapes)} given")
     if "." in s:
-        raise ValueError("einsum: ellipses are not supported; name every axis")
+        free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" if c not in s]
+        dims = [len(sh) - (len(t) - 3) if "..." in t else 0 for t, sh in zip(ins, shapes)]
+        n = builtins.max(dims)
+        ell = "".join(free[:n])
+        ins = [t.replace("...", ell[n - d :]) for t, d in zip(ins, dims)]
+        if arrow:
+            out = out.replace("...", ell)
+        else:
+            letters = [c for c in "".join(ins) if c not in ell]
+            out = ell + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    elif not arrow:
+        letters = [c for c in "".join(ins) if c.isalpha()]
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
     return ins, out
 
 
 def _einsum_vjp(g, ans, *xs, subscripts, argnum):
-    ins, out = _einsum_parse(subscripts, len(xs))
+    ins, out = _einsum_parse(subscripts, [x.shape for x in xs])
     target = ins[argnum]
-    if len(set(target)) != len(target):
-        raise NotImplementedError("einsum: cannot differentiate an operand with repeated axes")
     others = [ins[j] for j in range(len(xs)) if j != argnum]
     present = set(out).union(*others) if others else set(out)
-    kept = "".join(c for c in target if c in present)
+    unique = "".join(dict.fromkeys(target))  # letters in order of first appearance
+    kept = "".join(c for c in unique if c in present)
     spec = ",".join([out] + others) + "->" + kept
     grad = einsum(spec, g, *[xs[j] for j in range(len(xs)) if j != argnum])
-    if kept != target:
-        shape = []
-        sizes = dict(zip(target, xs[argnum].shape))
-        for c in target:
-            shape.append(sizes[c] if c in kept else 1)
-        grad = broadcast_to(reshape(grad, shape), xs[argnum].shape)
-    return grad
+    shape = xs[argnum].shape
+    if kept == target:
+        return grad if grad.shape == shape else _fit_axes(grad, shape)
+    # lay the gradient out over the operand's axes: first appearances carry the letter's axis,
+    # summed-out letters broadcast, and repeated letters put it on the diagonal
+    sizes = dict(zip(target, shape))
+    first = {c: target.index(c) for c in unique}
+    layout = [sizes[c] if c in kept and first[c] == i else 1 for i, c in enumerate(target)]
+    grad = reshape(grad, layout)
+    for i, c in enumerate(target):
+        if first[c] != i:
+            eye_shape = [1] * len(target)
+            eye_shape[first[c]] = eye_shape[i] = sizes[c]
+            grad = grad * _from_value(xp.eye(sizes[c], dtype=g._data.dtype).reshape(eye_shape))
+    return _fit_axes(grad, shape)
+
+
+def _fit_axes(g, shape):
+    """``g`` with each axis summed or broadcast to ``shape`` (size-1 axes of the operands
+    broadcast against the others both ways in einsum)."""
+    summed = tuple(i for i, (a, b) in enumerate(zip(g.shape, shape)) if b == 1 and a != 1)
+    if summed:
+        g = sum(g, summed, keepdims=True)
+    return g if g.shape == shape else broadcast_to(g, shape)
 
 
 _EINSUM = defprim("einsum", _einsum_vjp, variadic=True)
 
 
 def einsum(subscripts: str, *operands, stream=None) -> array:
-    """Einstein summation (``mx.einsum``), differentiable in every operand."""
+    """Einstein summation (``mx.einsum``), differentiable in every operand.
+
+    Ellipses and repeated letters (diagonals) are supported.
+    """
     xs = tuple(_as(o) for o in operands)
-    _einsum_parse(subscripts, len(xs))
+    _einsum_parse(subscripts, [x.shape for x in xs])
     try:
         out = xp.einsum(subscripts, *[x._data for x in xs], optimize=len(xs) > 2)
     except ValueError as e:
@@ -610,8 +645,21 @@ def _reduce_vjp_extreme(g, ans, x, axes, keepdims):
 
 
 def _reduce_vjp_prod(g, ans, x, axes, keepdims):
-    a = ans if keepdims else reshape(ans, _kept_shape(x.shape, axes))
-    return _expand_back(g, x.shape, axes, keepdims) * a / x
+    # the product of all the *other* elements, from two exclusive scans: exact when x has zeros
+    if not axes:
+        return g
+    if len(axes) == 1:
+        ax = axes[0]
+        others = cumprod(x, ax, inclusive=False) * cumprod(x, ax, reverse=True, inclusive=False)
+    else:
+        rest = [i for i in range(x.ndim) if i not in axes]
+        moved = transpose(x, rest + list(axes))
+        flat = reshape(moved, moved.shape[: len(rest)] + (-1,))
+        others = cumprod(flat, -1, inclusive=False) * cumprod(
+            flat, -1, reverse=True, inclusive=False
+        )
+        others = transpose(reshape(others, moved.shape), _inverse_perm(rest + list(axes)))
+    return _expand_back(g, x.shape, axes, keepdims) * others
 
 
 def _reduce_vjp_lse(g, ans, x, axes, keepdims):
@@ -682,9 +730,10 @@ def logsumexp(a, axis=None, keepdims: bool = False, stream=None) -> array:
         d = d.astype(xp.float32)
         a = _from_value(d)
     axes = _axes(axis, d.ndim, "logsumexp")
-    m = xp.max(d, axis=axes, keepdims=True)
+    m = xp.max(d, axis=axes, keepdims=True) if d.size else xp.zeros((1,) * d.ndim, d.dtype)
     m = xp.where(xp.isfinite(m), m, 0)
-    out = xp.log(xp.sum(xp.exp(d - m), axis=axes, keepdims=True)) + m
+    with xp.errstate(divide="ignore"):  # all -inf gives -inf, quietly (as MLX)
+        out = xp.log(xp.sum(xp.exp(d - m), axis=axes, keepdims=True)) + m
     if not keepdims:
         out = out.reshape(tuple(s for i, s in enumerate(d.shape) if i not in axes))
     return _rec(_LSE, out, (a,), {"axes": axes, "keepdims": keepdims})
@@ -795,8 +844,28 @@ def cumsum(a, axis=None, reverse: bool = False, inclusive: bool = True, stream=N
 
 
 def _cumprod_vjp(g, ans, x, axis, reverse, inclusive):
-    # d out_j / d x_i = out_j / x_i for i within the scan; zeros in x are not supported
-    return cumsum(g * ans, axis=axis, reverse=not reverse, inclusive=inclusive) / x
+    # d out_j / d x_k = out_j / x_k for k in the scan of j: one scan when x has no zeros
+    if x._data.all():
+        return cumsum(g * ans, axis=axis, reverse=not reverse, inclusive=inclusive) / x
+    return _cumprod_vjp_dense(g, x, axis, reverse, inclusive)
+
+
+def _cumprod_vjp_dense(g, x, axis, reverse, inclusive):
+    """The zero-safe rule: for each k, the scan of x with x_k replaced by one (n * n values).
+
+    Exact to any order, unlike dividing by x; used only when x holds zeros.
+    """
+    xm, gm = moveaxis(x, axis, -1), moveaxis(g, axis, -1)
+    if reverse:
+        xm, gm = flip(xm, -1), flip(gm, -1)
+    n = xm.shape[-1]
+    skip_k = where(_from_value(xp.eye(n, dtype=bool)), 1, expand_dims(xm, -2))  # [..., k, j]
+    scans = cumprod(skip_k, -1, inclusive=inclusive)
+    after_k = _from_value(xp.triu(xp.ones((n, n), dtype=x._data.dtype), 0 if inclusive else 1))
+    out = sum(scans * expand_dims(gm, -2) * after_k, axis=-1)
+    if reverse:
+        out = flip(out, -1)
+    return moveaxis(out, -1, axis)
 
 
 _CUMPROD = defprim("cumprod", _cumprod_vjp)
@@ -809,27 +878,44 @@ def cumprod(a, axis=None, reverse: bool = False, inclusive: bool = True, stream=
     return _rec(_CUMPROD, out, (a,), {"axis": ax, "reverse": reverse, "inclusive": inclusive})
 
 
+def _extreme_identity(dtype, largest: bool):
+    """The identity of a running maximum (``largest``) or minimum, for an exclusive scan."""
+    if dtype.kind == "b":
+        return not largest
+    if dtype.kind in "iu":
+        info = xp.iinfo(dtype)
+        return info.min if largest else info.max
+    return -math.inf if largest else math.inf
+
+
 def _cum_extreme(ufunc, name):
     def op(a, axis=None, reverse: bool = False, inclusive: bool = True, stream=None) -> array:
         a, ax = _scan_axis(_as(a), axis, name)
         d = a._data
-        out = _scan(ufunc.accumulate, d, ax, reverse, inclusive, 0)
-        # the running extreme comes from the latest position holding it; gather from there
         n = d.shape[ax]
-        pos = xp.arange(n).reshape([-1 if i == ax else 1 for i in range(d.ndim)])
+        if n == 0:
+            return a
+        # the running extreme comes from the latest position holding it: gather from there, so
+        # the gradient reaches that element
         src = xp.flip(d, ax) if reverse else d
-        res = xp.flip(out, ax) if reverse else out
-        hit = xp.where(src == (ufunc.accumulate(src, axis=ax)), pos, 0)
+        pos = xp.arange(n).reshape([-1 if i == ax else 1 for i in range(d.ndim)])
+        hit = xp.where(src == ufunc.accumulate(src, axis=ax), pos, 0)
         idx = xp.maximum.accumulate(xp.broadcast_to(hit, d.shape), axis=ax)
         if reverse:
             idx = xp.flip(n - 1 - idx, ax)
-        del res
-        if not inclusive:
-            return _from_value(out)
-        return take_along_axis(a, _from_value(idx), ax)
+        out = take_along_axis(a, _from_value(idx), ax)
+        if inclusive:
+            return out
+        # exclusive: shifted one step along the scan, the first place holds the identity
+        shape = tuple(1 if i == ax else s for i, s in enumerate(d.shape))
+        ident = full(shape, _extreme_identity(d.dtype, ufunc is xp.maximum), d.dtype)
+        keep = [_slice(None)] * d.ndim
+        keep[ax] = _slice(1, None) if reverse else _slice(None, n - 1)
+        parts = [out[tuple(keep)], ident] if reverse else [ident, out[tuple(keep)]]
+        return concatenate(parts, ax)
 
     op.__name__ = op.__qualname__ = name
-    op.__doc__ = f"Cumulative {name[3:]}imum along ``axis``."
+    op.__doc__ = f"Cumulative {name[3:]}imum along ``axis`` (differentiable)."
     return op
 
 
@@ -1181,14 +1267,27 @@ def _index_update(x, idx, v) -> array:
     return _rec(_INDEX_UPDATE, out, (x, v), {"idx": idx})
 
 
-def _ufunc_at(ufunc, x, idx, v) -> array:
-    """``x`` with ``ufunc`` applied at ``idx`` (repeated indices accumulate); constant in ``v``."""
+def _ufunc_at(ufunc, x, idx, v):
+    """The value of ``x`` with ``ufunc`` applied at ``idx`` (repeated indices accumulate)."""
     out = xp.array(x._data)
-    ufunc.at(out, idx, _as(v)._data.astype(out.dtype, copy=False))
-    return _from_value(out)
+    try:
+        ufunc.at(out, idx, v._data.astype(out.dtype, copy=False))
+    except (ValueError, IndexError) as e:
+        raise ValueError(
+            f"at[].{ufunc.__name__}: cannot apply values of shape {v.shape} at {idx!r} of an "
+            f"array of shape {x.shape}: {e}"
+        ) from None
+    return out
+
+
+def _delta(a: array) -> array:
+    """Zero in value with derivative one: lets a constant result carry a chosen gradient."""
+    return a - stop_gradient(a)
 
 
 class _AtIndexer:
+    """``a.at[idx]``: out-of-place updates where repeated indices all take effect (MLX)."""
+
     __slots__ = ("_a", "_idx")
 
     def __init__(self, a, idx) -> None:
@@ -1203,23 +1302,50 @@ class _AtIndexer:
         """Subtract ``v`` at the index, accumulating over repeated indices."""
         return _scatter_add(self._a, self._idx, -_as(v))
 
+    def _scale(self, v, who: str) -> array:
+        a, v = self._a, _as(v)
+        idx = self._idx
+        if v._node is None or not STATE.enabled:
+            return a * _from_value(_ufunc_at(xp.multiply, ones_like(a), idx, v))
+        hits = _ufunc_at(xp.add, zeros_like(a, _dt.int32), idx, _from_value(xp.asarray(1)))
+        if hits.max(initial=0) > 1:
+            raise ValueError(
+                f"at[].{who}: cannot differentiate with respect to the values when indices "
+                "repeat (MLX has no gradient for a scatter product either)"
+            )
+        return a * _index_update(ones_like(a), idx, v)
+
     def multiply(self, v) -> array:
-        """Multiply by ``v`` at the index (differentiable in the array, not in ``v``)."""
-        factor = _ufunc_at(xp.multiply, ones_like(self._a), self._idx, v)
-        return self._a * factor
+        """Multiply by ``v`` at the index, accumulating over repeated indices."""
+        return self._scale(v, "multiply")
 
     def divide(self, v) -> array:
-        """Divide by ``v`` at the index (differentiable in the array, not in ``v``)."""
-        factor = _ufunc_at(xp.multiply, ones_like(self._a), self._idx, reciprocal(_as(v)))
-        return self._a * factor
+        """Divide by ``v`` at the index, accumulating over repeated indices."""
+        return self._scale(reciprocal(_as(v)), "divide")
+
+    def _extreme(self, ufunc, v) -> array:
+        a, v = self._a, _as(v)
+        if a._data.dtype != v._data.dtype and v._data.dtype.kind in "fc":
+            v = astype(v, a.dtype)
+        idx = self._idx
+        out = _from_value(_ufunc_at(ufunc, a, idx, v))
+        if (a._node is None and v._node is None) or not STATE.enabled:
+            return out
+        # MLX's rule: the array keeps the gradient where it still holds the result, and each
+        # update gets it where it equals the result at its index (ties share)
+        res = out + where(out == a, _delta(a), 0)
+        if v._node is not None:
+            hit = _from_value(out._data[idx]) == v
+            res = _scatter_add(res, idx, where(hit, _delta(v), 0))
+        return res
 
     def maximum(self, v) -> array:
-        """Elementwise maximum with ``v`` at the index."""
-        return _ufunc_at(xp.maximum, stop_gradient(self._a), self._idx, v)
+        """Elementwise maximum with ``v`` at the index (repeated indices all count)."""
+        return self._extreme(xp.maximum, v)
 
     def minimum(self, v) -> array:
-        """Elementwise minimum with ``v`` at the index."""
-        return _ufunc_at(xp.minimum, stop_gradient(self._a), self._idx, v)
+        """Elementwise minimum with ``v`` at the index (repeated indices all count)."""
+        return self._extreme(xp.minimum, v)
 
 
 class _At:
@@ -1368,14 +1494,19 @@ def pad(a, pad_width, mode: str = "constant", constant_values=0, stream=None) ->
     if isinstance(pad_width, int):
         width = ((pad_width, pad_width),) * nd
     else:
-        pw = [tuple(p) if not isinstance(p, int) else (p, p) for p in pad_width]
-        if len(pw) == 1:
-            pw = pw * nd
-        if len(pw) == 2 and nd != 2 and all(isinstance(p, int) for p in pad_width):
-            pw = [tuple(pad_width)] * nd
+        pw = list(pad_width)
+        if builtins.all(isinstance(p, int) for p in pw) and len(pw) in (1, 2):
+            # MLX: one int pads every side alike; one (before, after) pair serves every axis
+            pw = [(pw[0], pw[-1])] * nd
+        else:
+            pw = [(p, p) if isinstance(p, int) else tuple(p) for p in pw]
+            if len(pw) == 1:
+                pw = pw * nd
         width = tuple((int(lo), int(hi)) for lo, hi in pw)
     if len(width) != nd:
         raise ValueError(f"pad: {len(width)} pad widths for an array of {nd} dimensions")
+    if builtins.any(lo < 0 or hi < 0 for lo, hi in width):
+        raise ValueError(f"pad: pad widths must be non-negative, got {width}")
     if mode == "constant":
         cv = constant_values._data if type(constant_values) is array else constant_values
         out = xp.pad(a._data, width, mode="constant", constant_values=cv)
@@ -1544,14 +1675,28 @@ def triu(a, k: int = 0, stream=None) -> array:
 # -- composites of the elementwise table -----------------------------------------------------
 
 
+def _shift_by_max(a, axis):
+    """``a`` minus its (constant) maximum over ``axis``: exponentials of it cannot overflow."""
+    a = _as(a)
+    if a._data.dtype.kind in "biu":
+        a = astype(a, _dt.float32)
+    axes = _axes(axis, a.ndim, "softmax")
+    m = xp.max(a._data, axis=axes, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    return a - _from_value(m), axes
+
+
 def softmax(a, axis=None, precise: bool = False, stream=None) -> array:
     """``exp(a) / sum(exp(a))`` over ``axis`` (all axes by default), computed stably."""
-    return exp(log_softmax(a, axis))
+    z, axes = _shift_by_max(a, axis)
+    e = exp(z)
+    return e / sum(e, axes, keepdims=True)
 
 
 def log_softmax(a, axis=None, stream=None) -> array:
-    """``a - logsumexp(a)`` over ``axis``."""
-    return a - logsumexp(a, axis, keepdims=True)
+    """``a - logsumexp(a)`` over ``axis``, computed stably."""
+    z, axes = _shift_by_max(a, axis)
+    return z - logsumexp(z, axes, keepdims=True)
 
 
 def isclose(a, b, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = False, stream=None):
@@ -1680,14 +1825,30 @@ def _install() -> None:
     A.__and__, A.__rand__ = _logic(bitwise_and, logical_and), _r(_logic(bitwise_and, logical_and))
     A.__or__, A.__ror__ = _logic(bitwise_or, logical_or), _r(_logic(bitwise_or, logical_or))
     A.__xor__, A.__rxor__ = bitwise_xor, _r(bitwise_xor)
-    A.__lshift__, A.__rshift__ = left_shift, right_shift
+    A.__lshift__, A.__rlshift__ = left_shift, _r(left_shift)
+    A.__rshift__, A.__rrshift__ = right_shift, _r(right_shift)
     A.__neg__ = negative
     A.__pos__ = lambda self: self
     A.__abs__ = abs
-    A.__invert__ = lambda self: (
-        logical_not(self) if self._data.dtype == xp.bool_ else bitwise_invert(self)
-    )
-    A.__eq__, A.__ne__ = equal, not_equal
+    A.__invert__ = _invert
+    A.__eq__, A.__ne__ = _eq, _ne
+    for name, op in (
+        ("add", add),
+        ("sub", subtract),
+        ("mul", multiply),
+        ("truediv", _itruediv),
+        ("floordiv", floor_divide),
+        ("mod", remainder),
+        ("pow", power),
+        ("matmul", matmul),
+        ("and", _logic(bitwise_and, logical_and)),
+        ("or", _logic(bitwise_or, logical_or)),
+        ("xor", bitwise_xor),
+        ("lshift", left_shift),
+        ("rshift", right_shift),
+    ):
+        setattr(A, f"__i{name}__", _inplace(op))
+    A.__format__ = _format
     A.__lt__, A.__le__, A.__gt__, A.__ge__ = less, less_equal, greater, greater_equal
     A.__hash__ = lambda self: id(self)
     A.__divmod__ = divmod
@@ -1754,6 +1915,54 @@ def _install() -> None:
         "trace",
     ):
         setattr(A, name, globals()[name])
+
+
+def _eq(a, b):
+    # ``a == None`` (or a string) is False, not an error, as in MLX
+    return False if b is None or type(b) is str else equal(a, b)
+
+
+def _ne(a, b):
+    return True if b is None or type(b) is str else not_equal(a, b)
+
+
+def _invert(a):
+    kind = a._data.dtype.kind
+    if kind == "b":
+        return logical_not(a)
+    if kind not in "iu":
+        raise ValueError(f"~: bitwise inversion needs a boolean or integer array, not {a.dtype}")
+    return bitwise_invert(a)
+
+
+def _inplace(op):
+    """``a op= b`` as MLX: the handle itself takes the new value (other references see it).
+
+    Under ``no_grad`` a ``requires_grad`` leaf stays a leaf (PyTorch's manual update idiom);
+    otherwise the update is recorded like any operation.
+    """
+
+    def inplace(self, other):
+        new = op(self, other)
+        self._set_value(new._data, new._node)
+        return self
+
+    return inplace
+
+
+def _itruediv(a, b):
+    if a._data.dtype.kind not in "fc":
+        raise ValueError(f"/=: in-place division of a {a.dtype} array cannot keep its dtype")
+    return divide(a, b)
+
+
+def _format(a, spec: str) -> str:
+    """``f"{a:.3f}"`` formats the value of a one-element array; ``f"{a}"`` prints it."""
+    if not spec:
+        return repr(a)
+    if a._data.ndim == 0:
+        return format(a._data.item(), spec)
+    raise TypeError(f"unsupported format string {spec!r} for an array of shape {a.shape}")
 
 
 def _logic(bitwise, logical):

@@ -1,0 +1,56 @@
+"""``chainrule.data``: datasets and the ``DataLoader`` (PyTorch's names, chainrule arrays).
+
+Typical use::
+
+    from chainrule.data import DataLoader, TensorDataset, random_split
+
+    train, val = random_split(TensorDataset(X, y), [0.8, 0.2])
+    for xb, yb in DataLoader(train, batch_size=64, shuffle=True):
+        ...
+"""
+
+from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
+from .loader import (
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    default_collate,
+)
+from .sources import (
+    BUILTIN_DATASETS,
+    DataError,
+    ImageFolder,
+    TabularDataset,
+    from_csv,
+    from_json,
+    from_numpy,
+    from_sql,
+    load,
+)
+
+__all__ = [
+    "BUILTIN_DATASETS",
+    "BatchSampler",
+    "ConcatDataset",
+    "DataLoader",
+    "Dataset",
+    "RandomSampler",
+    "Sampler",
+    "SequentialSampler",
+    "Subset",
+    "SubsetRandomSampler",
+    "TensorDataset",
+    "DataError",
+    "ImageFolder",
+    "TabularDataset",
+    "default_collate",
+    "from_csv",
+    "from_json",
+    "from_numpy",
+    "from_sql",
+    "load",
+    "random_split",
+]

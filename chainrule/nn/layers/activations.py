@@ -1,0 +1,415 @@
+"""Activation functions, each defined once and offered as a function and as a module.
+
+``nn.relu(x)`` and ``nn.ReLU()(x)`` run the same function: :func:`_make_activation_module`
+builds the module class from the function, taking the function's keyword arguments as
+constructor arguments (``nn.LeakyReLU(negative_slope=0.2)``, ``nn.Softmax(axis=-1)``; PyTorch's
+``dim=`` is accepted for ``axis=``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from ... import core as mx
+from ...core.array import array
+from ..module import Module, _osetattr
+
+__all__ = [
+    "celu",
+    "elu",
+    "gelu",
+    "gelu_approx",
+    "gelu_fast_approx",
+    "glu",
+    "hard_shrink",
+    "hard_tanh",
+    "hardswish",
+    "leaky_relu",
+    "log_sigmoid",
+    "log_softmax",
+    "mish",
+    "prelu",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "silu",
+    "softmax",
+    "softmin",
+    "softplus",
+    "softshrink",
+    "softsign",
+    "step",
+    "tanh",
+    "CELU",
+    "ELU",
+    "GELU",
+    "GLU",
+    "HardShrink",
+    "Hardshrink",
+    "HardTanh",
+    "Hardtanh",
+    "Hardswish",
+    "LeakyReLU",
+    "LogSigmoid",
+    "LogSoftmax",
+    "Mish",
+    "PReLU",
+    "ReLU",
+    "ReLU6",
+    "SELU",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softmin",
+    "Softplus",
+    "Softshrink",
+    "Softsign",
+    "Step",
+    "Tanh",
+]
+
+_SELU_ALPHA = 1.6732632423543772
+_SELU_SCALE = 1.0507009873554805
+
+
+# -- the functions --------------------------------------------------------------------------------
+
+
+def sigmoid(x: array) -> array:
+    """``1 / (1 + exp(-x))``, elementwise."""
+    return mx.sigmoid(x)
+
+
+def relu(x: array) -> array:
+    """``max(x, 0)``, elementwise (derivative 0 at 0)."""
+    return mx.maximum(x, 0)
+
+
+def relu6(x: array) -> array:
+    """``min(max(x, 0), 6)``, elementwise."""
+    return mx.minimum(mx.maximum(x, 0), 6)
+
+
+def leaky_relu(x: array, negative_slope: float = 0.01) -> array:
+    """``x`` for positive ``x``, ``negative_slope * x`` otherwise.
+
+    Args:
+        x: input.
+        negative_slope: slope for negative inputs.
+    """
+    return mx.where(x > 0, x, x * negative_slope)
+
+
+def elu(x: array, alpha: float = 1.0) -> array:
+    """``x`` for positive ``x``, ``alpha * (exp(x) - 1)`` otherwise.
+
+    Args:
+        x: input.
+        alpha: scale of the negative part.
+    """
+    # exp of the clipped input: exp(x) of a large positive x would overflow in the branch
+    # that where() discards and poison its gradient with inf * 0.
+    return mx.where(x > 0, x, (mx.exp(mx.minimum(x, 0)) - 1) * alpha)
+
+
+def selu(x: array) -> array:
+    """Scaled ELU with the self-normalising constants ``alpha ~ 1.6733``, ``scale ~ 1.0507``."""
+    return elu(x, _SELU_ALPHA) * _SELU_SCALE
+
+
+def celu(x: array, alpha: float = 1.0) -> array:
+    """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``.
+
+    Args:
+        x: input.
+        alpha: scale of the negative part.
+    """
+    return mx.maximum(x, 0) + (mx.exp(mx.minimum(x, 0) / alpha) - 1) * alpha
+
+
+def gelu(x: array) -> array:
+    """Exact GELU: ``x * Phi(x)`` with ``Phi`` the standard normal CDF."""
+    e = mx.erf(x / math.sqrt(2))
+    if e.dtype != x.dtype:  # the core's erf returns float64 for float16 input
+        e = e.astype(x.dtype)
+    return x * (1 + e) / 2
+
+
+def gelu_approx(x: array) -> array:
+    """GELU's tanh approximation (PyTorch's ``approximate="tanh"``)."""
+    return 0.5 * x * (1 + mx.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+def gelu_fast_approx(x: array) -> array:
+    """GELU approximated by ``x * sigmoid(1.702 * x)``."""
+    return x * mx.sigmoid(1.702 * x)
+
+
+def silu(x: array) -> array:
+    """``x * sigmoid(x)`` (also called swish)."""
+    return x * mx.sigmoid(x)
+
+
+def tanh(x: array) -> array:
+    """Hyperbolic tangent, elementwise."""
+    return mx.tanh(x)
+
+
+def softplus(x: array) -> array:
+    """``log(1 + exp(x))``, computed stably."""
+    return mx.logaddexp(x, 0)
+
+
+def softsign(x: array) -> array:
+    """``x / (1 + |x|)``."""
+    return x / (1 + mx.abs(x))
+
+
+def log_sigmoid(x: array) -> array:
+    """``log(sigmoid(x)) = -softplus(-x)``, computed stably."""
+    return -softplus(-x)
+
+
+def mish(x: array) -> array:
+    """``x * tanh(softplus(x))``."""
+    return x * mx.tanh(softplus(x))
+
+
+def hardswish(x: array) -> array:
+    """``x * min(max(x + 3, 0), 6) / 6``."""
+    return x * mx.minimum(mx.maximum(x + 3, 0), 6) / 6
+
+
+def hard_tanh(x: array, min_val: float = -1.0, max_val: float = 1.0) -> array:
+    """``x`` clipped to ``[min_val, max_val]``.
+
+    Args:
+        x: input.
+        min_val: lower bound.
+        max_val: upper bound.
+    """
+    return mx.minimum(mx.maximum(x, min_val), max_val)
+
+
+def softshrink(x: array, lambd: float = 0.5) -> array:
+    """``x - lambd * sign(x)`` where ``|x| > lambd``, else 0.
+
+    Args:
+        x: input.
+        lambd: the threshold.
+    """
+    return mx.where(mx.abs(x) > lambd, x - mx.sign(x) * lambd, 0)
+
+
+def hard_shrink(x: array, lambd: float = 0.5) -> array:
+    """``x`` where ``|x| > lambd``, else 0.
+
+    Args:
+        x: input.
+        lambd: the threshold.
+    """
+    return mx.where(mx.abs(x) > lambd, x, 0)
+
+
+def softmax(x: array, axis: int = -1) -> array:
+    """``exp(x) / sum(exp(x))`` along ``axis``.
+
+    Args:
+        x: input.
+        axis: the axis to normalise over.
+    """
+    return mx.softmax(x, axis=axis)
+
+
+def softmin(x: array, axis: int = -1) -> array:
+    """``softmax(-x)`` along ``axis``.
+
+    Args:
+        x: input.
+        axis: the axis to normalise over.
+    """
+    return mx.softmax(-x, axis=axis)
+
+
+def log_softmax(x: array, axis: int = -1) -> array:
+    """``x - logsumexp(x)`` along ``axis``.
+
+    Args:
+        x: input.
+        axis: the axis to normalise over.
+    """
+    return mx.log_softmax(x, axis=axis)
+
+
+def step(x: array, threshold: float = 0.0) -> array:
+    """1 where ``x > threshold``, else 0 (integers; no useful gradient).
+
+    Args:
+        x: input.
+        threshold: the threshold.
+    """
+    return mx.where(x > threshold, 1, 0)
+
+
+def prelu(x: array, alpha: array) -> array:
+    """``max(0, x) + alpha * min(0, x)`` with a learned ``alpha`` (broadcast over ``x``).
+
+    Args:
+        x: input.
+        alpha: the negative slopes.
+    """
+    return mx.maximum(x, 0) + alpha * mx.minimum(x, 0)
+
+
+def glu(x: array, axis: int = -1) -> array:
+    """Gated linear unit: split ``axis`` into halves ``a, b`` and return ``a * sigmoid(b)``.
+
+    Args:
+        x: input (``axis`` must have even length).
+        axis: the axis to split.
+    """
+    if x.shape[axis] % 2:
+        raise ValueError(f"glu: axis {axis} of shape {x.shape} must have even length")
+    a, b = mx.split(x, 2, axis=axis)
+    return a * mx.sigmoid(b)
+
+
+# -- the modules ----------------------------------------------------------------------------------
+
+
+def _make_activation_module(fn: Callable, name: str) -> type:
+    """A ``Module`` class applying ``fn``; its constructor takes ``fn``'s keyword arguments."""
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    names = tuple(p.name for p in params)
+    defaults = {p.name: p.default for p in params}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        Module.__init__(self)
+        if "dim" in kwargs and "axis" in names:
+            kwargs["axis"] = kwargs.pop("dim")
+        if len(args) > len(names):
+            raise TypeError(f"{name}() takes at most {len(names)} arguments, got {len(args)}")
+        values = dict(defaults)
+        values.update(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in defaults:
+                raise TypeError(f"{name}() got an unexpected keyword argument {k!r}")
+            values[k] = v
+        _osetattr(self, "_kwargs", values)
+        for k, v in values.items():
+            _osetattr(self, k, v)
+
+    if names:
+
+        def __call__(self, x: array) -> array:
+            return fn(x, **self._kwargs)
+
+    else:
+
+        def __call__(self, x: array) -> array:
+            return fn(x)
+
+    def _extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self._kwargs.items())
+
+    doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+    args_doc = "".join(
+        f"\n        {k}: see :func:`{fn.__name__}` (default {defaults[k]!r})." for k in names
+    )
+    cls = type(
+        name,
+        (Module,),
+        {
+            "__init__": __init__,
+            "__call__": __call__,
+            "_extra_repr": _extra_repr,
+            "__doc__": f"Module form of :func:`{fn.__name__}`: {doc}"
+            + (f"\n\n    Args:{args_doc}" if names else ""),
+            "__module__": __name__,
+            "__qualname__": name,
+        },
+    )
+    return cls
+
+
+Sigmoid = _make_activation_module(sigmoid, "Sigmoid")
+ReLU = _make_activation_module(relu, "ReLU")
+ReLU6 = _make_activation_module(relu6, "ReLU6")
+LeakyReLU = _make_activation_module(leaky_relu, "LeakyReLU")
+ELU = _make_activation_module(elu, "ELU")
+SELU = _make_activation_module(selu, "SELU")
+CELU = _make_activation_module(celu, "CELU")
+SiLU = _make_activation_module(silu, "SiLU")
+Tanh = _make_activation_module(tanh, "Tanh")
+Softplus = _make_activation_module(softplus, "Softplus")
+Softsign = _make_activation_module(softsign, "Softsign")
+LogSigmoid = _make_activation_module(log_sigmoid, "LogSigmoid")
+Mish = _make_activation_module(mish, "Mish")
+Hardswish = _make_activation_module(hardswish, "Hardswish")
+HardTanh = _make_activation_module(hard_tanh, "HardTanh")
+Softshrink = _make_activation_module(softshrink, "Softshrink")
+HardShrink = _make_activation_module(hard_shrink, "HardShrink")
+Softmax = _make_activation_module(softmax, "Softmax")
+Softmin = _make_activation_module(softmin, "Softmin")
+LogSoftmax = _make_activation_module(log_softmax, "LogSoftmax")
+Step = _make_activation_module(step, "Step")
+GLU = _make_activation_module(glu, "GLU")
+
+# PyTorch's spellings of the same classes.
+Hardtanh = HardTanh
+Hardshrink = HardShrink
+
+_GELU_APPROX = {
+    "none": gelu,
+    "precise": gelu_approx,
+    "tanh": gelu_approx,
+    "fast": gelu_fast_approx,
+}
+
+
+class GELU(Module):
+    """Module form of :func:`gelu` and its approximations.
+
+    Args:
+        approx: ``"none"`` (exact), ``"precise"`` or ``"tanh"`` (:func:`gelu_approx`) or
+            ``"fast"`` (:func:`gelu_fast_approx`). PyTorch's keyword ``approximate`` is
+            accepted too.
+    """
+
+    def __init__(self, approx: str = "none", *, approximate: str | None = None) -> None:
+        super().__init__()
+        if approximate is not None:
+            approx = approximate
+        if approx not in _GELU_APPROX:
+            raise ValueError(f"GELU: approx must be one of {sorted(_GELU_APPROX)}, got {approx!r}")
+        self.approx = approx
+        self._act = _GELU_APPROX[approx]
+
+    def _extra_repr(self) -> str:
+        return f"approx={self.approx!r}"
+
+    def __call__(self, x: array) -> array:
+        return self._act(x)
+
+
+class PReLU(Module):
+    """Module form of :func:`prelu` with learned slopes.
+
+    Args:
+        num_parameters: number of slopes (1, or the number of channels: the last axis).
+        init: the initial slope.
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25) -> None:
+        super().__init__()
+        self.weight = mx.full((num_parameters,), init)
+
+    def _extra_repr(self) -> str:
+        return f"num_parameters={self.weight.shape[0]}"
+
+    def __call__(self, x: array) -> array:
+        return prelu(x, self["weight"])

@@ -1,0 +1,231 @@
+"""Normalisation layers, channels (features) last as in MLX."""
+
+from __future__ import annotations
+
+from ... import core as mx
+from ...core.array import array
+from ..module import Module
+
+__all__ = ["BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
+
+
+def _normalize(x: array, axes, eps: float) -> array:
+    mean = mx.mean(x, axis=axes, keepdims=True)
+    var = mx.var(x, axis=axes, keepdims=True)
+    return (x - mean) * mx.rsqrt(var + eps)
+
+
+def _check_features(x: array, dims: int, who: str) -> None:
+    if x.ndim == 0 or x.shape[-1] != dims:
+        raise ValueError(
+            f"{who}: expected an input whose last axis has {dims} features, got shape {x.shape}"
+        )
+
+
+class InstanceNorm(Module):
+    """Normalise each sample and channel over the spatial axes (``(N, ..., C)`` inputs).
+
+    Args:
+        dims: the number of channels.
+        eps: added to the variance.
+        affine: learn a per-channel scale (ones) and shift (zeros).
+    """
+
+    def __init__(self, dims: int, eps: float = 1e-5, affine: bool = False) -> None:
+        super().__init__()
+        if affine:
+            self.weight = mx.ones((dims,))
+            self.bias = mx.zeros((dims,))
+        self.dims = dims
+        self.eps = eps
+
+    def _extra_repr(self) -> str:
+        return f"{self.dims}, eps={self.eps}, affine={'weight' in self}"
+
+    def __call__(self, x: array) -> array:
+        _check_features(x, self.dims, "InstanceNorm")
+        if x.ndim < 3:
+            raise ValueError(
+                f"InstanceNorm: expected (N, ..., C) with a spatial axis, got {x.shape}"
+            )
+        x = _normalize(x, tuple(range(1, x.ndim - 1)), self.eps)
+        return (self["weight"] * x + self["bias"]) if "weight" in self else x
+
+
+class LayerNorm(Module):
+    """Normalise over the last axis, then scale (ones) and shift (zeros).
+
+    Args:
+        dims: the size of the last axis.
+        eps: added to the variance.
+        affine: learn the scale (and shift).
+        bias: learn the shift (with ``affine``).
+    """
+
+    def __init__(self, dims: int, eps: float = 1e-5, affine: bool = True, bias: bool = True):
+        super().__init__()
+        if affine:
+            self.weight = mx.ones((dims,))
+            if bias:
+                self.bias = mx.zeros((dims,))
+        self.eps = eps
+        self.dims = dims
+
+    def _extra_repr(self) -> str:
+        return f"{self.dims}, eps={self.eps}, affine={'weight' in self}"
+
+    def __call__(self, x: array) -> array:
+        _check_features(x, self.dims, "LayerNorm")
+        x = _normalize(x, -1, self.eps)
+        if "weight" in self:
+            x = self["weight"] * x
+            if "bias" in self:
+                x = x + self["bias"]
+        return x
+
+
+class RMSNorm(Module):
+    """``weight * x / sqrt(mean(x**2) + eps)`` over the last axis.
+
+    Args:
+        dims: the size of the last axis.
+        eps: added to the mean square.
+    """
+
+    def __init__(self, dims: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = mx.ones((dims,))
+        self.eps = eps
+
+    def _extra_repr(self) -> str:
+        return f"{self['weight'].shape[0]}, eps={self.eps}"
+
+    def __call__(self, x: array) -> array:
+        _check_features(x, self["weight"].shape[0], "RMSNorm")
+        ms = mx.mean(mx.square(x), axis=-1, keepdims=True)
+        return self["weight"] * (x * mx.rsqrt(ms + self.eps))
+
+
+class GroupNorm(Module):
+    """Normalise over the spatial axes and groups of channels (``(N, ..., C)`` inputs).
+
+    Args:
+        num_groups: the number of channel groups.
+        dims: the number of channels.
+        eps: added to the variance.
+        affine: learn a per-channel scale (ones) and shift (zeros).
+        pytorch_compatible: group consecutive channels as PyTorch does (channel ``c`` is in
+            group ``c // (dims // num_groups)``); otherwise channel ``c`` is in group
+            ``c % num_groups`` (MLX's default).
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        dims: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        pytorch_compatible: bool = False,
+    ) -> None:
+        super().__init__()
+        if dims % num_groups:
+            raise ValueError(f"GroupNorm: dims={dims} must be divisible by num_groups={num_groups}")
+        if affine:
+            self.bias = mx.zeros((dims,))
+            self.weight = mx.ones((dims,))
+        self.num_groups = num_groups
+        self.dims = dims
+        self.eps = eps
+        self.pytorch_compatible = pytorch_compatible
+
+    def _extra_repr(self) -> str:
+        return (
+            f"{self.num_groups}, {self.dims}, eps={self.eps}, affine={'weight' in self}, "
+            f"pytorch_compatible={self.pytorch_compatible}"
+        )
+
+    def __call__(self, x: array) -> array:
+        _check_features(x, self.dims, "GroupNorm")
+        batch, *rest, dims = x.shape
+        g = self.num_groups
+        if self.pytorch_compatible:
+            y = x.reshape(batch, -1, g, dims // g)
+            y = _normalize(y, (1, 3), self.eps)
+        else:
+            y = x.reshape(batch, -1, g)
+            y = _normalize(y, 1, self.eps)
+        y = y.reshape(x.shape)
+        return (self["weight"] * y + self["bias"]) if "weight" in self else y
+
+
+class BatchNorm(Module):
+    """Batch normalisation over all axes but the last (``NC``, ``NLC`` or ``NHWC`` inputs).
+
+    In training mode the batch statistics normalise the input and update the running
+    statistics (``running = (1 - momentum) * running + momentum * batch``, with the biased
+    batch variance as MLX does); the update is not recorded for differentiation. In
+    evaluation mode the running statistics are used.
+
+    Args:
+        num_features: the number of channels.
+        eps: added to the variance.
+        momentum: weight of the new batch in the running statistics.
+        affine: learn a per-channel scale (ones) and shift (zeros).
+        track_running_stats: keep running statistics (otherwise batch statistics are used
+            in evaluation too).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = mx.ones((num_features,))
+            self.bias = mx.zeros((num_features,))
+        if track_running_stats:
+            # Buffers: frozen now and through any later unfreeze().
+            self.register_buffer("running_mean", mx.zeros((num_features,)))
+            self.register_buffer("running_var", mx.ones((num_features,)))
+
+    def _extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={'weight' in self}, track_running_stats={self.track_running_stats}"
+        )
+
+    def __call__(self, x: array) -> array:
+        if not 2 <= x.ndim <= 4:
+            raise ValueError(
+                f"BatchNorm: expected an input with 2, 3 or 4 dimensions (channels last), got "
+                f"shape {x.shape}"
+            )
+        _check_features(x, self.num_features, "BatchNorm")
+        axes = tuple(range(x.ndim - 1))
+        if self._training or not self.track_running_stats:
+            mean = mx.mean(x, axis=axes)
+            var = mx.var(x, axis=axes)
+            if self._training and self.track_running_stats:
+                self._update_running(mean, var)
+        else:
+            mean, var = self["running_mean"], self["running_var"]
+        x = (x - mean) * mx.rsqrt(var + self.eps)
+        return (self["weight"] * x + self["bias"]) if "weight" in self else x
+
+    def _update_running(self, mean: array, var: array) -> None:
+        # Plain NumPy on the values: the statistics are state, not part of any graph, and
+        # the handles are rebound (never mutated) so earlier readers keep their values.
+        m = self.momentum
+        for key, batch in (("running_mean", mean), ("running_var", var)):
+            run = self[key]
+            old = run._data
+            new = (1 - m) * old + m * batch._data.astype(old.dtype, copy=False)
+            run._set_value(new.astype(old.dtype, copy=False))

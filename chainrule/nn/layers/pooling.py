@@ -1,0 +1,120 @@
+"""Max and average pooling over channels-last inputs (``(N, *spatial, C)``)."""
+
+from __future__ import annotations
+
+from ... import core as mx
+from ...core.array import array
+from ...core.conv import _sliding_windows
+from ..module import Module
+
+__all__ = [
+    "AvgPool1d",
+    "AvgPool2d",
+    "AvgPool3d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "MaxPool3d",
+]
+
+
+def _ints(value, n: int, name: str, who: str, minimum: int) -> tuple:
+    if isinstance(value, int) and not isinstance(value, bool):
+        out = (value,) * n
+    elif isinstance(value, (tuple, list)) and all(isinstance(v, int) for v in value):
+        out = tuple(value)
+    else:
+        out = ()
+    if len(out) != n or any(v < minimum for v in out):
+        raise ValueError(
+            f"{who}: {name} must be an int or a tuple of {n} ints >= {minimum}, got {value!r}"
+        )
+    return out
+
+
+class _Pool(Module):
+    _nd = 0
+    _reduce = None
+    _pad_value = 0.0
+
+    def __init__(self, kernel_size, stride=None, padding=0) -> None:
+        super().__init__()
+        who = type(self).__name__
+        nd = self._nd
+        self._kernel_size = _ints(kernel_size, nd, "kernel_size", who, 1)
+        self._stride = self._kernel_size if stride is None else _ints(stride, nd, "stride", who, 1)
+        self._padding = _ints(padding, nd, "padding", who, 0)
+        for p, k in zip(self._padding, self._kernel_size):
+            if p > k // 2:
+                raise ValueError(
+                    f"{who}: padding {self._padding} must be at most half the kernel size "
+                    f"{self._kernel_size}"
+                )
+
+    def _extra_repr(self) -> str:
+        return f"kernel_size={self._kernel_size}, stride={self._stride}, padding={self._padding}"
+
+    def __call__(self, x: array) -> array:
+        who = type(self).__name__
+        if x.ndim != self._nd + 2:
+            raise ValueError(
+                f"{who}: expected an input of {self._nd + 2} dimensions (N, "
+                f"{'spatial, ' * self._nd}C), got shape {x.shape}"
+            )
+        if any(self._padding):
+            width = [(0, 0)] + [(p, p) for p in self._padding] + [(0, 0)]
+            x = mx.pad(x, width, constant_values=self._pad_value)
+        windows = _sliding_windows(x, self._kernel_size, self._stride, who=who)
+        return type(self)._reduce(windows, axis=-2)
+
+
+class _MaxPool(_Pool):
+    _reduce = staticmethod(mx.max)
+    _pad_value = float("-inf")
+
+
+class _AvgPool(_Pool):
+    # Zero padding counts in the average (PyTorch's count_include_pad=True).
+    _reduce = staticmethod(mx.mean)
+    _pad_value = 0.0
+
+
+def _doc(kind: str, nd: int) -> str:
+    layout = {1: "(N, L, C)", 2: "(N, H, W, C)", 3: "(N, D, H, W, C)"}[nd]
+    pad = "negative infinity" if kind == "max" else "zeros (counted in the average)"
+    return (
+        f"{nd}-d {kind} pooling over {layout} inputs.\n\n"
+        "    Args:\n"
+        f"        kernel_size: the window size (an int or {nd} ints).\n"
+        "        stride: the step between windows (default: ``kernel_size``).\n"
+        f"        padding: amount of {pad} added on both sides of each spatial axis.\n"
+    )
+
+
+class MaxPool1d(_MaxPool):
+    __doc__ = _doc("max", 1)
+    _nd = 1
+
+
+class MaxPool2d(_MaxPool):
+    __doc__ = _doc("max", 2)
+    _nd = 2
+
+
+class MaxPool3d(_MaxPool):
+    __doc__ = _doc("max", 3)
+    _nd = 3
+
+
+class AvgPool1d(_AvgPool):
+    __doc__ = _doc("average", 1)
+    _nd = 1
+
+
+class AvgPool2d(_AvgPool):
+    __doc__ = _doc("average", 2)
+    _nd = 2
+
+
+class AvgPool3d(_AvgPool):
+    __doc__ = _doc("average", 3)
+    _nd = 3

@@ -1,0 +1,171 @@
+"""Positional encodings: rotary (RoPE), sinusoidal and ALiBi."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ... import core as mx
+from ...core import dtypes as _dt
+from ...core.array import _from_value, array
+from ..module import Module
+
+__all__ = ["ALiBi", "RoPE", "SinusoidalPositionalEncoding", "rope"]
+
+
+def rope(x: array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> array:
+    """Rotary positional encoding of the first ``dims`` features of ``(..., L, D)`` inputs.
+
+    Position ``p = (offset + i) * scale`` rotates feature pair ``j`` by ``p * base**(-2j/dims)``.
+    Pairs are ``(j, j + dims/2)`` by default, ``(2j, 2j + 1)`` when ``traditional``.
+
+    Args:
+        x: ``(..., L, D)`` with ``D >= dims``.
+        dims: the number of rotated features (even).
+        traditional: pair neighbouring features.
+        base: the frequency base.
+        scale: multiplies the positions.
+        offset: the position of the first row.
+
+    Returns:
+        An array like ``x``.
+    """
+    if dims % 2 or dims > x.shape[-1]:
+        raise ValueError(
+            f"RoPE: dims ({dims}) must be even and at most the feature size of {x.shape}"
+        )
+    L = x.shape[-2]
+    half = dims // 2
+    ftype = x._data.dtype if x._data.dtype.kind == "f" else np.float32
+    pos = (np.arange(offset, offset + L, dtype=np.float64) * scale)[:, None]
+    freqs = np.exp(-np.arange(half, dtype=np.float64) * (math.log(base) / half))[None, :]
+    theta = pos * freqs
+    cos = _from_value(np.cos(theta).astype(ftype))
+    sin = _from_value(np.sin(theta).astype(ftype))
+    rotated, rest = x[..., :dims], x[..., dims:]
+    if traditional:
+        x1, x2 = rotated[..., 0::2], rotated[..., 1::2]
+        r1, r2 = x1 * cos - x2 * sin, x1 * sin + x2 * cos
+        out = mx.reshape(mx.stack([r1, r2], axis=-1), rotated.shape)
+    else:
+        x1, x2 = rotated[..., :half], rotated[..., half:]
+        out = mx.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+    if dims < x.shape[-1]:
+        out = mx.concatenate([out, rest], axis=-1)
+    return out
+
+
+class RoPE(Module):
+    """Rotary positional encoding (RoFormer), applied to ``(..., L, D)`` inputs.
+
+    Args:
+        dims: the number of features rotated (the rest pass unchanged).
+        traditional: rotate neighbouring pairs instead of the two halves.
+        base: the frequency base.
+        scale: multiplies the positions.
+    """
+
+    def __init__(
+        self, dims: int, traditional: bool = False, base: float = 10000, scale: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.dims = dims
+        self.traditional = traditional
+        self.base = base
+        self.scale = scale
+
+    def _extra_repr(self) -> str:
+        return f"{self.dims}, traditional={self.traditional}"
+
+    def __call__(self, x: array, offset: int = 0) -> array:
+        return rope(x, self.dims, self.traditional, self.base, self.scale, offset)
+
+
+class SinusoidalPositionalEncoding(Module):
+    """Sinusoidal embeddings of (possibly fractional) positions: ``[sin(x*f); cos(x*f)]``.
+
+    Frequencies go geometrically from ``max_freq`` to ``min_freq``.
+
+    Args:
+        dims: the embedding size (even).
+        min_freq: the smallest frequency.
+        max_freq: the largest frequency.
+        scale: multiplies the embeddings (default ``sqrt(2 / dims)``).
+        cos_first: put the cosines first.
+        full_turns: multiply the frequencies by ``2 * pi``.
+    """
+
+    def __init__(
+        self,
+        dims: int,
+        min_freq: float = 0.0001,
+        max_freq: float = 1,
+        scale: float | None = None,
+        cos_first: bool = False,
+        full_turns: bool = False,
+    ) -> None:
+        super().__init__()
+        half = dims // 2
+        one_zero = 1 - np.arange(half) / max(half - 1, 1)
+        lo, hi = math.log(min_freq), math.log(max_freq)
+        sigmas = np.exp(one_zero * (hi - lo) + lo)
+        if full_turns:
+            sigmas = sigmas * (2 * math.pi)
+        # A leading underscore keeps the frequencies out of parameters().
+        self._sigmas = _from_value(sigmas.astype(np.float32))
+        self.scale = scale or (2 / dims) ** 0.5
+        self.cos_first = cos_first
+
+    def __call__(self, x: array) -> array:
+        y = mx.expand_dims(x, -1) * self._sigmas
+        c, s = mx.cos(y), mx.sin(y)
+        y = mx.concatenate([c, s] if self.cos_first else [s, c], axis=-1)
+        if self.scale != 1:
+            y = y * self.scale
+        return y
+
+
+class ALiBi(Module):
+    """Attention with linear biases: adds ``-slope_h * |i - j|`` to attention scores.
+
+    Called on scores of shape ``(B, heads, L, S)``.
+    """
+
+    @staticmethod
+    def _slopes(num_heads: int) -> np.ndarray:
+        return (2.0**8) ** (-np.arange(1, num_heads + 1, dtype=np.float64) / num_heads)
+
+    @staticmethod
+    def create_alibi_slope(num_heads: int) -> array:
+        """Per-head slopes ``2 ** (-8 * (h + 1) / num_heads)``, shape ``(num_heads, 1, 1)``."""
+        return _from_value(ALiBi._slopes(num_heads).astype(np.float32).reshape(num_heads, 1, 1))
+
+    @staticmethod
+    def create_alibi_matrix(
+        q_sequence_length: int,
+        k_sequence_length: int,
+        num_heads: int,
+        offset: int,
+        dtype: _dt.Dtype = mx.float32,
+    ) -> array:
+        """The bias for queries at positions ``offset..q_sequence_length-1``, shape
+        ``(1, num_heads, q_sequence_length - offset, k_sequence_length)``."""
+        q = np.arange(offset, q_sequence_length)
+        k = np.arange(k_sequence_length)
+        distance = -np.abs(q[:, None] - k[None, :]).astype(np.float64)
+        slopes = ALiBi._slopes(num_heads).reshape(1, num_heads, 1, 1)
+        bias = distance[None, None] * slopes
+        return _from_value(bias.astype(_dt.to_np(dtype)))
+
+    def __call__(self, attention_scores: array, offset: int = 0, mask: array | None = None):
+        bias = ALiBi.create_alibi_matrix(
+            attention_scores.shape[-2] + offset,
+            attention_scores.shape[-1],
+            attention_scores.shape[1],
+            offset,
+            attention_scores.dtype,
+        )
+        if mask is not None:
+            bias = bias + mask
+        return attention_scores + bias

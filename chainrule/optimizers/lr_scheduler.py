@@ -1,0 +1,614 @@
+"""PyTorch's learning-rate schedulers (``torch.optim.lr_scheduler``).
+
+A scheduler only writes ``group["lr"]`` of a PyTorch-style optimizer (one built with
+parameters); the optimizer reads it at its next ``step()``. The update rules are PyTorch's,
+including its chainable (recursive) forms, so the learning rates agree with PyTorch's step for
+step. MLX-style optimizers take a schedule function as their learning rate instead
+(:mod:`chainrule.optimizers.schedulers`).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .optimizers import Optimizer
+
+__all__ = [
+    "CosineAnnealingLR",
+    "ExponentialLR",
+    "LRScheduler",
+    "LambdaLR",
+    "LinearLR",
+    "MultiStepLR",
+    "OneCycleLR",
+    "ReduceLROnPlateau",
+    "StepLR",
+]
+
+
+def _check_optimizer(who: str, optimizer) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{who}: {type(optimizer).__name__} is not an Optimizer")
+    if not optimizer.param_groups:
+        raise TypeError(
+            f"{who}: the optimizer has no parameter groups; build it PyTorch-style "
+            "(Adam(model.parameters(), lr=...)), or give an MLX-style optimizer a schedule "
+            "(chainrule.optimizers.step_decay, cosine_decay, ...) as its learning rate"
+        )
+
+
+def _per_group(name: str, optimizer: Optimizer, value) -> list:
+    groups = optimizer.param_groups
+    if isinstance(value, (list, tuple)):
+        if len(value) != len(groups):
+            raise ValueError(
+                f"{name} needs one value per parameter group ({len(groups)}), got {len(value)}"
+            )
+        return list(value)
+    return [value] * len(groups)
+
+
+class LRScheduler:
+    """Base of the schedulers: ``step()`` advances ``last_epoch`` and writes ``group["lr"]``.
+
+    Constructing a scheduler runs one initial ``step()`` (``last_epoch`` becomes 0), as in
+    PyTorch, and records each group's ``initial_lr``.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        last_epoch: The index of the last epoch, ``-1`` to start afresh.
+    """
+
+    _is_initial = False
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
+        _check_optimizer(type(self).__name__, optimizer)
+        self.optimizer = optimizer
+        groups = optimizer.param_groups
+        if last_epoch == -1:
+            for group in groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(groups):
+                if "initial_lr" not in group:
+                    raise KeyError(
+                        f"param 'initial_lr' is not specified in param_groups[{i}] when "
+                        "resuming a scheduler with last_epoch >= 0"
+                    )
+        self.base_lrs: list = [group["initial_lr"] for group in groups]
+        self.last_epoch = last_epoch
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
+
+    def get_lr(self) -> list[float]:
+        """The learning rates for the current ``last_epoch`` (subclasses)."""
+        raise NotImplementedError
+
+    def _current(self) -> list[float]:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def step(self, epoch: int | None = None) -> None:
+        """Advance one epoch (or jump to ``epoch``) and write the new learning rates.
+
+        Args:
+            epoch: Deprecated in PyTorch; jumps to this epoch using the closed form.
+        """
+        self._step_count += 1
+        if epoch is None:
+            self.last_epoch += 1
+            values = self.get_lr()
+        else:
+            self.last_epoch = epoch
+            closed = getattr(self, "_get_closed_form_lr", None)
+            values = closed() if closed is not None else self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = self._current()
+
+    def get_last_lr(self) -> list[float]:
+        """The learning rates written by the last ``step()``."""
+        return self._last_lr
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every attribute except the optimizer."""
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore attributes saved by :meth:`state_dict`."""
+        self.__dict__.update(state_dict)
+
+
+_LRScheduler = LRScheduler
+
+
+class LambdaLR(LRScheduler):
+    """``lr = initial_lr * lr_lambda(epoch)``.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        lr_lambda: A function of the epoch, or one per parameter group.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        _check_optimizer("LambdaLR", optimizer)
+        n = len(optimizer.param_groups)
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != n:
+                raise ValueError(f"LambdaLR: expected {n} lr_lambdas, got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * n
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """``base_lr * lr_lambda(last_epoch)`` per group."""
+        return [base * f(self.last_epoch) for f, base in zip(self.lr_lambdas, self.base_lrs)]
+
+    def state_dict(self) -> dict[str, Any]:
+        """As the base class; plain functions are not saved, callable objects' attributes are."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [
+            None if isinstance(f, types.FunctionType) else dict(f.__dict__) for f in self.lr_lambdas
+        ]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore attributes saved by :meth:`state_dict`."""
+        state = dict(state_dict)
+        lambdas = state.pop("lr_lambdas")
+        self.__dict__.update(state)
+        for f, saved in zip(self.lr_lambdas, lambdas):
+            if saved is not None:
+                f.__dict__.update(saved)
+
+
+class StepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        step_size: The period of the decay, in epochs.
+        gamma: The decay factor. Default: ``0.1``.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, step_size: int, gamma: float = 0.1, last_epoch: int = -1
+    ) -> None:
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be at least 1, got {step_size}")
+        self.step_size = step_size
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """Decay the current learning rates at multiples of ``step_size``."""
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return self._current()
+        return [lr * self.gamma for lr in self._current()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma ** (self.last_epoch // self.step_size) for base in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` at each milestone epoch.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        milestones: Epoch indices (repeats multiply more than once).
+        gamma: The decay factor. Default: ``0.1``.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        milestones: Iterable[int],
+        gamma: float = 0.1,
+        last_epoch: int = -1,
+    ) -> None:
+        self.milestones = Counter(milestones)
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """Decay the current learning rates at milestones."""
+        if self.last_epoch not in self.milestones:
+            return self._current()
+        factor = self.gamma ** self.milestones[self.last_epoch]
+        return [lr * factor for lr in self._current()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        milestones = sorted(self.milestones.elements())
+        n = bisect_right(milestones, self.last_epoch)
+        return [base * self.gamma**n for base in self.base_lrs]
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every epoch.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        gamma: The decay factor.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """The current learning rates times ``gamma``."""
+        if self._is_initial:
+            return self._current()
+        return [lr * self.gamma for lr in self._current()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        return [base * self.gamma**self.last_epoch for base in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    r"""Cosine annealing from the initial learning rate to ``eta_min`` over ``T_max`` epochs.
+
+    .. math::
+
+        \eta_t = \eta_{min} + (\eta_{max} - \eta_{min})
+                 \frac{1 + \cos(\pi t / T_{max})}{2}
+
+    computed recursively, as PyTorch does (past ``T_max`` the rate rises again).
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        T_max: The half period, in epochs.
+        eta_min: The lowest learning rate. Default: ``0``.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+    ) -> None:
+        if T_max < 1:
+            raise ValueError(f"CosineAnnealingLR: T_max must be at least 1, got {T_max}")
+        self.T_max = T_max
+        self.eta_min = eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """The next learning rates of the (recursive) cosine schedule."""
+        t, T, lo = self.last_epoch, self.T_max, self.eta_min
+        current = self._current()
+        if self._is_initial:
+            return current
+        if self._step_count == 1 and t > 0:
+            return [
+                lo + (base - lo) * (1 + math.cos(t * math.pi / T)) / 2 for base in self.base_lrs
+            ]
+        if (t - 1 - T) % (2 * T) == 0:
+            return [
+                lr + (base - lo) * (1 - math.cos(math.pi / T)) / 2
+                for lr, base in zip(current, self.base_lrs)
+            ]
+        ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+        return [ratio * (lr - lo) + lo for lr in current]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        t, T, lo = self.last_epoch, self.T_max, self.eta_min
+        return [lo + (base - lo) * (1 + math.cos(math.pi * t / T)) / 2 for base in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """Scale the learning rate linearly from ``start_factor`` to ``end_factor`` over
+    ``total_iters`` epochs.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        start_factor: The factor at epoch 0, in ``(0, 1]``. Default: ``1/3``.
+        end_factor: The factor from ``total_iters`` on, in ``[0, 1]``. Default: ``1``.
+        total_iters: The length of the ramp. Default: ``5``.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        start_factor: float = 1.0 / 3,
+        end_factor: float = 1.0,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
+        if not 0 < start_factor <= 1:
+            raise ValueError(f"LinearLR: start_factor must be in (0, 1], got {start_factor}")
+        if not 0 <= end_factor <= 1:
+            raise ValueError(f"LinearLR: end_factor must be in [0, 1], got {end_factor}")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """The next learning rates of the (recursive) linear ramp."""
+        current = self._current()
+        if self.last_epoch == 0:
+            return [lr * self.start_factor for lr in current]
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return current
+        span = self.end_factor - self.start_factor
+        factor = 1.0 + span / (self.total_iters * self.start_factor + (self.last_epoch - 1) * span)
+        return [lr * factor for lr in current]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        frac = min(self.total_iters, self.last_epoch) / self.total_iters
+        return [
+            base * (self.start_factor + (self.end_factor - self.start_factor) * frac)
+            for base in self.base_lrs
+        ]
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy: warm up to ``max_lr``, then anneal far below the start.
+
+    Momentum (or Adam's ``beta1``) cycles the opposite way when ``cycle_momentum`` is set.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        max_lr: The peak learning rate (or one per group).
+        total_steps: The number of steps of the cycle (or give ``epochs`` and
+            ``steps_per_epoch``).
+        epochs: The number of epochs.
+        steps_per_epoch: The number of steps per epoch.
+        pct_start: The fraction of the cycle spent warming up. Default: ``0.3``.
+        anneal_strategy: ``"cos"`` or ``"linear"``. Default: ``"cos"``.
+        cycle_momentum: Cycle the momentum too. Default: ``True``.
+        base_momentum: The lowest momentum. Default: ``0.85``.
+        max_momentum: The highest momentum. Default: ``0.95``.
+        div_factor: ``initial_lr = max_lr / div_factor``. Default: ``25``.
+        final_div_factor: ``min_lr = initial_lr / final_div_factor``. Default: ``1e4``.
+        three_phase: Use PyTorch's three-phase variant. Default: ``False``.
+        last_epoch: The index of the last step.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        max_lr: float | list[float],
+        total_steps: int | None = None,
+        epochs: int | None = None,
+        steps_per_epoch: int | None = None,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        cycle_momentum: bool = True,
+        base_momentum: float | list[float] = 0.85,
+        max_momentum: float | list[float] = 0.95,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        last_epoch: int = -1,
+    ) -> None:
+        _check_optimizer("OneCycleLR", optimizer)
+        if total_steps is not None:
+            if not isinstance(total_steps, int) or total_steps <= 0:
+                raise ValueError(
+                    f"OneCycleLR: total_steps must be a positive int, got {total_steps}"
+                )
+            self.total_steps = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            if not isinstance(epochs, int) or epochs <= 0:
+                raise ValueError(f"OneCycleLR: epochs must be a positive int, got {epochs}")
+            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+                raise ValueError(
+                    f"OneCycleLR: steps_per_epoch must be a positive int, got {steps_per_epoch}"
+                )
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("OneCycleLR: give either total_steps or epochs and steps_per_epoch")
+        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
+            raise ValueError(f"OneCycleLR: pct_start must be a float in [0, 1], got {pct_start}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(
+                f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
+            )
+        self.anneal_strategy = anneal_strategy
+        n = self.total_steps
+        if three_phase:
+            self._phases = [
+                (float(pct_start * n) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (
+                    float(2 * pct_start * n) - 2,
+                    "max_lr",
+                    "initial_lr",
+                    "base_momentum",
+                    "max_momentum",
+                ),
+                (n - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
+            ]
+        else:
+            self._phases = [
+                (float(pct_start * n) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
+                (n - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
+            ]
+        groups = optimizer.param_groups
+        if last_epoch == -1:
+            for group, peak in zip(groups, _per_group("max_lr", optimizer, max_lr)):
+                group["initial_lr"] = peak / div_factor
+                group["max_lr"] = peak
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            defaults = optimizer.defaults
+            if "momentum" not in defaults and "betas" not in defaults:
+                raise ValueError(
+                    "OneCycleLR: cycle_momentum needs an optimizer with momentum or betas"
+                )
+            self.use_beta1 = "betas" in defaults
+            if last_epoch == -1:
+                highs = _per_group("max_momentum", optimizer, max_momentum)
+                lows = _per_group("base_momentum", optimizer, base_momentum)
+                for group, high, low in zip(groups, highs, lows):
+                    self._set_momentum(group, high)
+                    group["max_momentum"] = high
+                    group["base_momentum"] = low
+        super().__init__(optimizer, last_epoch)
+
+    def _set_momentum(self, group: dict, value: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self.anneal_strategy == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self) -> list[float]:
+        """The learning rates (and momenta) at step ``last_epoch`` of the cycle."""
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(
+                f"OneCycleLR: tried to step {step} times; total_steps is {self.total_steps}"
+            )
+        lrs = []
+        for group in self.optimizer.param_groups:
+            start = 0.0
+            for i, (end, lr0, lr1, m0, m1) in enumerate(self._phases):
+                if step <= end or i == len(self._phases) - 1:
+                    pct = (step - start) / (end - start)
+                    lrs.append(self._anneal(group[lr0], group[lr1], pct))
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self._anneal(group[m0], group[m1], pct))
+                    break
+                start = end
+        return lrs
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Reduce the learning rate when a metric stops improving.
+
+    ``scheduler.step(metric)`` after each evaluation; after ``patience`` epochs without an
+    improvement by more than ``threshold`` the learning rate is multiplied by ``factor``.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        mode: ``"min"`` (lower is better) or ``"max"``. Default: ``"min"``.
+        factor: The reduction factor, below 1. Default: ``0.1``.
+        patience: Epochs without improvement to tolerate. Default: ``10``.
+        threshold: The smallest significant improvement. Default: ``1e-4``.
+        threshold_mode: ``"rel"`` or ``"abs"``. Default: ``"rel"``.
+        cooldown: Epochs to wait after a reduction. Default: ``0``.
+        min_lr: A floor (or one per group). Default: ``0``.
+        eps: Reductions smaller than this are skipped. Default: ``1e-8``.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        mode: str = "min",
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float | list[float] = 0,
+        eps: float = 1e-8,
+    ) -> None:
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be < 1.0, got {factor}")
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(
+                f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}"
+            )
+        _check_optimizer("ReduceLROnPlateau", optimizer)
+        self.optimizer = optimizer
+        self.factor = factor
+        if isinstance(min_lr, (list, tuple)):
+            self.default_min_lr = None
+            self.min_lrs = _per_group("min_lr", optimizer, min_lr)
+        else:
+            self.default_min_lr = min_lr
+            self.min_lrs = [min_lr] * len(optimizer.param_groups)
+        self.patience = patience
+        self.cooldown = cooldown
+        self.eps = eps
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+        self.last_epoch = 0
+        self._last_lr = self._current()
+        self._reset()
+
+    def _reset(self) -> None:
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @property
+    def in_cooldown(self) -> bool:
+        """Whether the scheduler is waiting after a reduction."""
+        return self.cooldown_counter > 0
+
+    def is_better(self, a: float, best: float) -> bool:
+        """Whether metric ``a`` improves on ``best`` by more than the threshold."""
+        if self.mode == "min":
+            if self.threshold_mode == "rel":
+                return a < best * (1.0 - self.threshold)
+            return a < best - self.threshold
+        if self.threshold_mode == "rel":
+            return a > best * (self.threshold + 1.0)
+        return a > best + self.threshold
+
+    def step(self, metrics: float, epoch: int | None = None) -> None:  # type: ignore[override]
+        """Record ``metrics`` for one epoch and reduce the learning rate on a plateau.
+
+        Args:
+            metrics: The monitored quantity (a number or a one-element array).
+            epoch: Deprecated in PyTorch; sets ``last_epoch``.
+        """
+        current = float(metrics)
+        self.last_epoch = self.last_epoch + 1 if epoch is None else epoch
+        if self.is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._current()
+
+    def _reduce_lr(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(
+                    f"ReduceLROnPlateau: the optimizer has {len(groups)} parameter groups but "
+                    f"{len(self.min_lrs)} min_lrs were given"
+                )
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, floor in zip(groups, self.min_lrs):
+            old = float(group["lr"])
+            new = max(old * self.factor, floor)
+            if old - new > self.eps:
+                group["lr"] = new

@@ -1,0 +1,172 @@
+"""``chainrule.torch``: PyTorch's names over chainrule's arrays, modules and optimizers.
+
+``import chainrule.torch as torch`` gives the functions a PyTorch training loop uses
+(``torch.tensor``, ``torch.randn``, ``torch.max(x, 1)``, ``torch.no_grad()``...) with PyTorch's
+signatures, defaults and dtypes (Python ints become int64, index results are int64). The
+objects are the same as in the MLX front door: ``torch.Tensor is chainrule.core.array``,
+``torch.nn.Linear is chainrule.nn.Linear``, and ``torch.optim.SGD`` is the optimizer class
+that also has MLX's ``update``. Submodules: ``nn`` (with ``nn.functional``), ``optim`` (with
+``lr_scheduler``), ``utils.data``, ``cuda`` and ``backends``.
+
+This module only binds names: it shadows the builtins ``max``, ``sum``, ``float``, ``int``
+and ``bool``, as ``torch`` does, so the code lives in ``_functions`` and ``_tensor_methods``.
+"""
+
+from __future__ import annotations
+
+import importlib as _importlib
+
+import chainrule.core as _mx
+
+from . import _tensor_methods
+from ._functions import (
+    Generator,
+    add,
+    allclose,
+    arange,
+    argmax,
+    argmin,
+    argsort,
+    as_tensor,
+    cat,
+    clamp,
+    clip,
+    concat,
+    concatenate,
+    device,
+    div,
+    empty,
+    empty_like,
+    equal,
+    eye,
+    flatten,
+    from_numpy,
+    full,
+    full_like,
+    get_default_dtype,
+    is_floating_point,
+    is_tensor,
+    linspace,
+    log_softmax,
+    manual_seed,
+    max,
+    mean,
+    min,
+    numel,
+    ones,
+    ones_like,
+    permute,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    relu,
+    reshape,
+    softmax,
+    sort,
+    squeeze,
+    stack,
+    std,
+    sub,
+    sum,
+    swapaxes,
+    swapdims,
+    t,
+    tensor,
+    topk,
+    transpose,
+    unsqueeze,
+    var,
+    where,
+    zeros,
+    zeros_like,
+)
+
+_tensor_methods.install(_mx.array)
+
+Tensor = _mx.array
+"""The array class itself: ``isinstance(x, torch.Tensor)`` holds for every chainrule array."""
+
+# Autograd switches: the engine's own.
+no_grad = _mx.no_grad
+enable_grad = _mx.enable_grad
+set_grad_enabled = _mx.set_grad_enabled
+is_grad_enabled = _mx.is_grad_enabled
+
+
+class inference_mode(_mx.no_grad):
+    """``no_grad`` under PyTorch's other name (``mode=False`` records as usual)."""
+
+    def __init__(self, mode: bool = True) -> None:
+        self._flag = not mode
+
+
+# Elementwise operations and products: MLX's functions have PyTorch's names and arguments.
+abs = _mx.abs
+exp = _mx.exp
+log = _mx.log
+log1p = _mx.log1p
+sqrt = _mx.sqrt
+rsqrt = _mx.rsqrt
+square = _mx.square
+sin = _mx.sin
+cos = _mx.cos
+tanh = _mx.tanh
+sigmoid = _mx.sigmoid
+erf = _mx.erf
+floor = _mx.floor
+ceil = _mx.ceil
+round = _mx.round
+sign = _mx.sign
+neg = negative = _mx.negative
+pow = _mx.power
+mul = multiply = _mx.multiply
+maximum = _mx.maximum
+minimum = _mx.minimum
+eq = _mx.equal
+ne = _mx.not_equal
+gt = _mx.greater
+ge = _mx.greater_equal
+lt = _mx.less
+le = _mx.less_equal
+logical_and = _mx.logical_and
+logical_or = _mx.logical_or
+logical_not = _mx.logical_not
+isnan = _mx.isnan
+isinf = _mx.isinf
+isfinite = _mx.isfinite
+matmul = _mx.matmul
+mm = _mx.matmul
+bmm = _mx.matmul
+outer = _mx.outer
+einsum = _mx.einsum
+logsumexp = _mx.logsumexp
+tril = _mx.tril
+triu = _mx.triu
+
+# dtypes, with PyTorch's aliases (torch.float is float32, torch.long is int64).
+float32 = float = _mx.float32
+float64 = double = _mx.float64
+float16 = half = _mx.float16
+bfloat16 = _mx.bfloat16
+int64 = long = _mx.int64
+int32 = int = _mx.int32
+int16 = short = _mx.int16
+int8 = _mx.int8
+uint8 = _mx.uint8
+bool = _mx.bool_
+complex64 = cfloat = _mx.complex64
+complex128 = cdouble = _mx.complex128
+dtype = _mx.Dtype
+
+_SUBMODULES = ("nn", "optim", "utils", "cuda", "backends")
+
+
+def __getattr__(name: str):
+    # torch.nn, torch.optim and torch.utils import other chainrule packages; load them on
+    # first use so that `import chainrule.torch` stays cheap and import cycles cannot form.
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

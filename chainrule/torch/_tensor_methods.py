@@ -1,0 +1,443 @@
+"""PyTorch's tensor methods on the one array class, whichever front door the user came in by.
+
+``install(array)`` adds the methods PyTorch tutorials call (``view``, ``float``, ``long``,
+``unsqueeze``, ``permute``, ``to``, ``clone``, ``eq``, ``masked_fill``, ``data``, ...). It never
+replaces a method the core defines, with one exception: the reductions ``sum, mean, max, min,
+argmax, argmin, softmax, logsumexp, cumsum, cumprod, all, any, squeeze, flatten`` accept
+PyTorch's keywords, and a call that uses ``dim=`` or ``keepdim=`` gets PyTorch's semantics:
+
+* ``x.max(dim=1)`` returns ``(values, indices)``; ``x.max(1)`` is MLX's (values only);
+* ``x.argmax(dim=1)`` returns int64; ``x.argmax(1)`` MLX's uint32;
+* ``x.sum(dim=0)`` of integers is int64; ``x.squeeze(dim=0)`` leaves a non-1 dimension alone.
+
+Methods whose PyTorch and MLX meanings clash on positional arguments keep MLX's meaning:
+``transpose`` (``x.transpose(0, 1)`` permutes all axes in MLX), ``repeat``, ``split``,
+``sort``, ``topk``, ``std``/``var`` (MLX's ``ddof=0``). Use the functions in
+``chainrule.torch`` (``torch.transpose(x, 0, 1)``) for PyTorch's meaning.
+
+In-place methods exist only where rebinding the handle is the whole effect (``zero_``,
+``fill_``, assigning ``x.data = ...``); the graph invariants are in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import chainrule.core as mx
+from chainrule.core import dtypes as _dt
+from chainrule.core.array import _from_value
+
+from . import _functions as F
+
+_MISSING = object()
+
+
+def _astype(dtype):
+    target = np.dtype(_dt.to_np(dtype))
+    d = _dt.from_np(target)
+
+    def cast(self):
+        return self if self._data.dtype == target else mx.astype(self, d)
+
+    return cast
+
+
+def _shape_args(shape: tuple) -> tuple:
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        return tuple(shape[0])
+    return shape
+
+
+def view(self, *shape: Any):
+    """A view with a new shape (``x.view(2, -1)`` or ``x.view((2, -1))``); no dtype views.
+
+    Args:
+        *shape: the new shape; one entry may be -1.
+
+    Returns:
+        The reshaped array.
+    """
+    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+        shape = tuple(shape[0])
+    for s in shape:
+        if not isinstance(s, (int, np.integer)):
+            raise TypeError(
+                f"view: expected a shape of integers, got {shape!r} (to change the dtype, "
+                "use .to(dtype))"
+            )
+    return mx.reshape(self, tuple(int(s) for s in shape))
+
+
+def view_as(self, other):
+    """``self.view(other.shape)``."""
+    return mx.reshape(self, other.shape)
+
+
+def expand(self, *sizes: Any):
+    """Broadcast to ``sizes`` (``-1`` keeps a dimension).
+
+    Args:
+        *sizes: the new shape, as integers or one sequence.
+
+    Returns:
+        The broadcast array.
+    """
+    sizes = _shape_args(sizes)
+    lead = len(sizes) - self.ndim
+    if lead < 0:
+        raise ValueError(f"expand: {len(sizes)} sizes for a tensor of shape {self.shape}")
+    shape = tuple(
+        self.shape[i - lead] if (s == -1 and i >= lead) else int(s) for i, s in enumerate(sizes)
+    )
+    return mx.broadcast_to(self, shape)
+
+
+def expand_as(self, other):
+    """Broadcast to ``other.shape``."""
+    return mx.broadcast_to(self, other.shape)
+
+
+def type_as(self, other):
+    """Cast to ``other``'s dtype."""
+    return self if self._data.dtype == other._data.dtype else mx.astype(self, other.dtype)
+
+
+def unsqueeze(self, dim: int):
+    """Insert a dimension of length 1 at ``dim``."""
+    return mx.expand_dims(self, int(dim))
+
+
+def permute(self, *dims: Any):
+    """Reorder the dimensions (``x.permute(0, 2, 1)``)."""
+    return mx.transpose(self, tuple(int(d) for d in _shape_args(dims)))
+
+
+def contiguous(self, memory_format: Any = None):
+    """The array itself: values have no memory layout to fix here."""
+    return self
+
+
+def clone(self, memory_format: Any = None):
+    """A new handle on the same values; differentiable (the gradient passes through)."""
+    if self._node is None:
+        return _from_value(self._data)
+    return self * 1
+
+
+def to(self, *args: Any, **kwargs: Any):
+    """Convert dtype and/or device: ``x.to(torch.float64)``, ``x.to("cpu")``, ``x.to(other)``.
+
+    Args:
+        *args: a dtype, a device (``"cpu"``, ``torch.device``), both, or another array
+            whose dtype to take.
+        **kwargs: ``dtype=``, ``device=``, ``copy=``; ``non_blocking`` and
+            ``memory_format`` are accepted and ignored.
+
+    Returns:
+        ``self`` when nothing changes (PyTorch returns the same tensor), else a new array.
+
+    Raises:
+        ValueError: for a device other than the CPU.
+    """
+    dtype = kwargs.pop("dtype", None)
+    dev = kwargs.pop("device", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to: unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, mx.array):
+            dtype = a.dtype
+        elif isinstance(a, (str, F.device, mx.Device)):
+            dev = a
+        else:
+            dtype = a
+    F.check_device(dev, "to")
+    if dtype is not None:
+        target = F.to_np_dtype(dtype)
+        if target != self._data.dtype:
+            return mx.astype(self, _dt.from_np(target))
+    return clone(self) if copy else self
+
+
+def cpu(self):
+    """The array itself (it is on the CPU)."""
+    return self
+
+
+def cuda(self, device: Any = None, non_blocking: bool = False):
+    """Always refused: there is no GPU backend."""
+    F.check_device("cuda", "cuda")
+
+
+def _device(self) -> F.device:
+    """Where the array lives: always ``device(type='cpu')``."""
+    return F.CPU
+
+
+def _data_get(self):
+    """The values without the graph (PyTorch's ``.data``); assign to it to replace them."""
+    return _from_value(self._data)
+
+
+def _data_set(self, value) -> None:
+    value = value._data if isinstance(value, mx.array) else np.asarray(value, self._data.dtype)
+    self._set_value(value)
+
+
+def zero_(self):
+    """Set every element to zero (rebinds the handle: earlier graphs keep the old values)."""
+    self._set_value(np.zeros_like(self._data))
+    return self
+
+
+def fill_(self, value: Any):
+    """Set every element to ``value`` (rebinds the handle, as ``zero_``)."""
+    self._set_value(
+        np.full_like(self._data, value.item() if isinstance(value, mx.array) else value)
+    )
+    return self
+
+
+def masked_fill(self, mask, value: Any):
+    """``value`` where ``mask`` is true, else ``self``."""
+    v = value if isinstance(value, mx.array) else mx.array(value, dtype=self.dtype)
+    return mx.where(mask, v, self)
+
+
+def clamp(self, min: Any = None, max: Any = None):
+    """Limit values to ``[min, max]``."""
+    return F.clamp(self, min, max)
+
+
+def relu(self):
+    """``max(x, 0)``."""
+    return mx.maximum(self, 0)
+
+
+def log_softmax(self, dim: int, dtype: Any = None):
+    """Log-probabilities along ``dim``."""
+    return F.log_softmax(self, dim, dtype)
+
+
+def t(self):
+    """Transpose of a matrix."""
+    return F.t(self)
+
+
+def _binary(op, name):
+    def method(self, other):
+        return op(self, other)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"``{op.__name__}(self, other)``."
+    return method
+
+
+def add(self, other, *, alpha: Any = 1):
+    """``self + alpha * other``."""
+    return F.add(self, other, alpha=alpha)
+
+
+def sub(self, other, *, alpha: Any = 1):
+    """``self - alpha * other``."""
+    return F.sub(self, other, alpha=alpha)
+
+
+def div(self, other, *, rounding_mode: str | None = None):
+    """``self / other`` (optionally rounded)."""
+    return F.div(self, other, rounding_mode=rounding_mode)
+
+
+def is_floating_point(self) -> bool:
+    """Whether the dtype is floating."""
+    return self._data.dtype.kind == "f"
+
+
+def nelement(self) -> int:
+    """Number of elements."""
+    return int(self._data.size)
+
+
+def ndimension(self) -> int:
+    """Number of dimensions."""
+    return self._data.ndim
+
+
+# -- reductions that also speak PyTorch ------------------------------------------------------
+
+
+def _torch_reduction(name: str):
+    """The PyTorch meaning of method ``name`` when called with ``dim``/``keepdim``."""
+    if name in ("sum", "mean", "max", "min", "argmax", "argmin"):
+        fn = getattr(F, name)
+        return lambda x, dim, keepdim, kw: fn(x, dim, keepdim, **kw)
+    if name == "softmax":
+        return lambda x, dim, keepdim, kw: F.softmax(x, dim, **kw)
+    if name == "squeeze":
+        return lambda x, dim, keepdim, kw: F.squeeze(x, dim)
+    if name in ("logsumexp", "all", "any"):
+        fn = getattr(mx, name)
+        return lambda x, dim, keepdim, kw: fn(x, F._dims(dim), bool(keepdim))
+    if name in ("cumsum", "cumprod"):
+        fn = getattr(mx, name)
+        return lambda x, dim, keepdim, kw: fn(x, int(dim), **kw)
+    raise KeyError(name)
+
+
+_REDUCTIONS = ("sum", "mean", "max", "min", "argmax", "argmin", "logsumexp", "all", "any")
+
+
+def _with_dim(name: str, mlx_method):
+    torch_fn = _torch_reduction(name)
+    if name in _REDUCTIONS:
+        # The hot reductions get an explicit signature: no argument packing on the MLX path.
+        def reduction(
+            self, axis=None, keepdims=False, stream=None, *, dim=_MISSING, keepdim=_MISSING
+        ):
+            if dim is _MISSING and keepdim is _MISSING:
+                return mlx_method(self, axis, keepdims)
+            if dim is _MISSING:
+                dim = axis
+            elif axis is not None:
+                raise TypeError(f"{name}: dim given both by position and by keyword")
+            return torch_fn(self, dim, keepdim is not _MISSING and keepdim, {})
+
+        reduction.__name__ = reduction.__qualname__ = name
+        reduction.__doc__ = (
+            f"{mlx_method.__doc__ or ''}\n\nWith ``dim=``/``keepdim=`` keywords: PyTorch's "
+            f"``torch.{name}`` (see chainrule.torch)."
+        )
+        reduction.__wrapped__ = mlx_method
+        return reduction
+
+    def method(self, *args, dim=_MISSING, keepdim=_MISSING, **kwargs):
+        if dim is _MISSING and keepdim is _MISSING:
+            return mlx_method(self, *args, **kwargs)
+        if args:
+            if dim is not _MISSING:
+                raise TypeError(f"{name}: dim given both by position and by keyword")
+            dim, args = args[0], args[1:]
+        if args:
+            raise TypeError(f"{name}: too many positional arguments with dim/keepdim")
+        return torch_fn(
+            self, None if dim is _MISSING else dim, keepdim is not _MISSING and keepdim, kwargs
+        )
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (
+        f"{mlx_method.__doc__ or ''}\n\nWith ``dim=``/``keepdim=`` keywords: PyTorch's "
+        f"``torch.{name}`` (see chainrule.torch)."
+    )
+    method.__wrapped__ = mlx_method
+    return method
+
+
+def _flatten_with_dims(mlx_flatten):
+    def flatten(self, *args, start_dim=_MISSING, end_dim=_MISSING, **kwargs):
+        if start_dim is _MISSING and end_dim is _MISSING:
+            return mlx_flatten(self, *args, **kwargs)
+        s = 0 if start_dim is _MISSING else start_dim
+        e = -1 if end_dim is _MISSING else end_dim
+        return mx.flatten(self, s, e)
+
+    flatten.__doc__ = mlx_flatten.__doc__
+    flatten.__wrapped__ = mlx_flatten
+    return flatten
+
+
+_NEW_METHODS = {
+    "view": view,
+    "view_as": view_as,
+    "reshape_as": view_as,
+    "expand": expand,
+    "expand_as": expand_as,
+    "type_as": type_as,
+    "float": _astype(mx.float32),
+    "double": _astype(mx.float64),
+    "half": _astype(mx.float16),
+    "bfloat16": _astype(mx.bfloat16),
+    "long": _astype(mx.int64),
+    "int": _astype(mx.int32),
+    "short": _astype(mx.int16),
+    "char": _astype(mx.int8),
+    "byte": _astype(mx.uint8),
+    "bool": _astype(mx.bool_),
+    "unsqueeze": unsqueeze,
+    "permute": permute,
+    "contiguous": contiguous,
+    "clone": clone,
+    "to": to,
+    "cpu": cpu,
+    "cuda": cuda,
+    "zero_": zero_,
+    "fill_": fill_,
+    "masked_fill": masked_fill,
+    "clamp": clamp,
+    "relu": relu,
+    "log_softmax": log_softmax,
+    "t": t,
+    "add": add,
+    "sub": sub,
+    "div": div,
+    "mul": _binary(mx.multiply, "mul"),
+    "pow": _binary(mx.power, "pow"),
+    "matmul": _binary(mx.matmul, "matmul"),
+    "mm": _binary(mx.matmul, "mm"),
+    "eq": _binary(mx.equal, "eq"),
+    "ne": _binary(mx.not_equal, "ne"),
+    "gt": _binary(mx.greater, "gt"),
+    "ge": _binary(mx.greater_equal, "ge"),
+    "lt": _binary(mx.less, "lt"),
+    "le": _binary(mx.less_equal, "le"),
+    "is_floating_point": is_floating_point,
+    "nelement": nelement,
+    "ndimension": ndimension,
+}
+_NEW_PROPERTIES = {
+    "data": property(_data_get, _data_set, doc=_data_get.__doc__),
+    "device": property(_device, doc=_device.__doc__),
+    "is_cuda": property(lambda self: False, doc="Always False: arrays live on the CPU."),
+}
+_DIM_METHODS = (
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "argmax",
+    "argmin",
+    "softmax",
+    "logsumexp",
+    "cumsum",
+    "cumprod",
+    "all",
+    "any",
+    "squeeze",
+)
+
+
+def install(cls: type | None = None) -> None:
+    """Give the array class PyTorch's tensor methods (idempotent; core methods are kept).
+
+    Args:
+        cls: the array class (``chainrule.core.array`` by default).
+    """
+    cls = mx.array if cls is None else cls
+    if cls.__dict__.get("_torch_methods_installed"):
+        return
+    for name, fn in _NEW_METHODS.items():
+        if name not in cls.__dict__:
+            setattr(cls, name, fn)
+    for name, prop in _NEW_PROPERTIES.items():
+        if name not in cls.__dict__:
+            setattr(cls, name, prop)
+    for name in _DIM_METHODS:
+        mlx_method = cls.__dict__.get(name)
+        if mlx_method is not None:
+            setattr(cls, name, _with_dim(name, mlx_method))
+    if "flatten" in cls.__dict__:
+        cls.flatten = _flatten_with_dims(cls.__dict__["flatten"])
+    cls._torch_methods_installed = True

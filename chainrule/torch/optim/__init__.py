@@ -1,0 +1,37 @@
+"""``torch.optim``: chainrule's optimizer classes, which take ``model.parameters()`` and ``lr=``.
+
+``torch.optim.SGD is chainrule.optimizers.SGD``: the same class serves MLX's
+``update(model, grads)`` and PyTorch's ``zero_grad()`` / ``step()``; called PyTorch's way it
+uses PyTorch's defaults and update formulas.
+"""
+
+from __future__ import annotations
+
+from chainrule.optimizers import (
+    SGD,
+    Adadelta,
+    Adafactor,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Lion,
+    Optimizer,
+    RMSprop,
+)
+
+from . import lr_scheduler
+
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adafactor",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "Lion",
+    "Optimizer",
+    "RMSprop",
+    "lr_scheduler",
+]

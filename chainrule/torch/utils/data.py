@@ -1,0 +1,36 @@
+"""``torch.utils.data``: chainrule.data's ``DataLoader``, datasets, samplers and ``random_split``.
+
+The objects are chainrule.data's own; batches are chainrule arrays.
+"""
+
+from __future__ import annotations
+
+from chainrule.data import (
+    BatchSampler,
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    Subset,
+    SubsetRandomSampler,
+    TensorDataset,
+    default_collate,
+    random_split,
+)
+
+__all__ = [
+    "BatchSampler",
+    "ConcatDataset",
+    "DataLoader",
+    "Dataset",
+    "RandomSampler",
+    "Sampler",
+    "SequentialSampler",
+    "Subset",
+    "SubsetRandomSampler",
+    "TensorDataset",
+    "default_collate",
+    "random_split",
+]

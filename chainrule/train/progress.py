@@ -1,0 +1,124 @@
+"""Per-epoch progress display for ``fit``: a tqdm bar, one line per epoch, or nothing.
+
+tqdm is an optional extra (``pip install 'chainrule[train]'``); it is imported only when a
+bar is actually drawn.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+__all__ = ["EpochProgress", "resolve_mode", "format_logs"]
+
+_MODES = (True, False, None, "bar", "epoch")
+
+
+def resolve_mode(progress: Any, stream: TextIO | None = None) -> str | None:
+    """What to display for ``fit``'s ``progress`` argument.
+
+    ``True`` draws a bar when the output stream is a terminal and nothing otherwise (so logs
+    and captured output stay clean); ``"bar"`` always draws one; ``"epoch"`` prints one line
+    per epoch; ``False``/``None`` print nothing.
+
+    Args:
+        progress: The user's setting.
+        stream: The output stream (``sys.stdout`` by default).
+
+    Returns:
+        ``"bar"``, ``"epoch"`` or ``None``.
+    """
+    if not (progress is True or progress is False or progress is None or progress in _MODES[3:]):
+        raise ValueError(f"progress must be True, False, 'bar' or 'epoch', got {progress!r}")
+    if progress is True:
+        stream = sys.stdout if stream is None else stream
+        isatty = getattr(stream, "isatty", None)
+        try:
+            return "bar" if isatty is not None and isatty() else None
+        except ValueError:  # a closed stream
+            return None
+    return progress or None
+
+
+def _tqdm() -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        raise ImportError(
+            "progress bars need tqdm, which is part of the 'train' extra: "
+            "pip install 'chainrule[train]' (or pass progress=False)"
+        ) from None
+    return tqdm
+
+
+def format_logs(logs: dict[str, Any]) -> str:
+    """``loss 0.1234 - accuracy 0.9500 - ...`` for the numbers in ``logs``."""
+    parts = []
+    for k, v in logs.items():
+        if isinstance(v, float):
+            parts.append(f"{k} {v:.4g}" if k == "lr" else f"{k} {v:.4f}")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            parts.append(f"{k} {v}")
+    return " - ".join(parts)
+
+
+class EpochProgress:
+    """The display for one epoch.
+
+    Args:
+        mode: ``"bar"``, ``"epoch"`` or ``None`` (from :func:`resolve_mode`).
+        epoch: The 0-based epoch number.
+        epochs: The total number of epochs.
+        total: The number of batches, if known.
+        stream: Where to write (``sys.stdout`` by default).
+    """
+
+    def __init__(
+        self,
+        mode: str | None,
+        epoch: int,
+        epochs: int,
+        total: int | None,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.mode = mode
+        self.stream = sys.stdout if stream is None else stream
+        self.label = f"Epoch {epoch + 1}/{epochs}"
+        self.start = time.perf_counter()
+        self.bar = None
+        if mode == "bar":
+            self.bar = _tqdm()(
+                total=total,
+                desc=self.label,
+                unit="batch",
+                file=self.stream,
+                leave=False,  # replaced by the epoch's summary line, which is never truncated
+                dynamic_ncols=True,
+            )
+
+    def update(self, loss: float) -> None:
+        """Advance by one batch, showing the running mean loss.
+
+        Args:
+            loss: The mean training loss so far in this epoch.
+        """
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+            self.bar.update(1)
+
+    def close(self, logs: dict[str, Any]) -> None:
+        """Finish the epoch: remove the bar and print one line with the epoch's figures.
+
+        Args:
+            logs: The epoch's figures (loss, metrics, validation figures, lr).
+        """
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        elif self.mode != "epoch":
+            return
+        seconds = time.perf_counter() - self.start
+        figures = format_logs(logs)
+        line = f"{self.label} - {figures} - {seconds:.1f}s" if figures else self.label
+        print(line, file=self.stream, flush=True)

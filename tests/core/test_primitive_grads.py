@@ -1,0 +1,324 @@
+"""Every differentiable primitive of the op table, checked against finite differences.
+
+``TABLE`` maps each name in ``chainrule.core.ops.PRIMITIVES`` to cases; ``test_every_primitive_
+has_cases`` fails when a primitive is added without one, so new rules are covered the day they
+land. Each case runs ``mx.check_grads`` in float64, first and second order, forward and reverse.
+Elementwise primitives run over the shapes scalar, (4,), (3, 4) and (1, 4), binary ones over every
+pair of them (which covers broadcasting both ways).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import chainrule.core as mx
+from chainrule.core.ops import PRIMITIVES
+
+SHAPES = [(), (4,), (3, 4), (1, 4)]
+_rng = np.random.default_rng(1234)
+
+
+def uniform(shape, lo=-2.0, hi=2.0):
+    return _rng.uniform(lo, hi, size=shape)
+
+
+def away_from_zero(shape, lo=0.3, hi=2.0):
+    return uniform(shape, lo, hi) * _rng.choice([-1.0, 1.0], size=shape)
+
+
+def unary(fn, sample=uniform):
+    return [(f"{shape}", fn, [sample(shape)]) for shape in SHAPES]
+
+
+def binary(fn, sample_a=uniform, sample_b=uniform):
+    return [
+        (f"{sa}x{sb}", fn, [sample_a(sa), sample_b(sb)])
+        for sa, sb in itertools.product(SHAPES, SHAPES)
+    ]
+
+
+def positive(lo, hi):
+    return lambda shape: uniform(shape, lo, hi)
+
+
+def reduction(fn_of_axis):
+    """A reduction over several shapes, axes and keepdims."""
+    cases = [("scalar", fn_of_axis(None, False), [uniform(())])]
+    for shape, axis, keepdims in [
+        ((4,), None, False),
+        ((4,), 0, True),
+        ((3, 4), None, False),
+        ((3, 4), 0, False),
+        ((3, 4), -1, True),
+        ((1, 4), 0, False),
+        ((2, 3, 4), (0, 2), False),
+        ((2, 3, 4), (1, 2), True),
+    ]:
+        cases.append((f"{shape}-{axis}-{keepdims}", fn_of_axis(axis, keepdims), [uniform(shape)]))
+    return cases
+
+
+def complex_mix(x, y):
+    """A real function of real inputs that goes through complex values."""
+    z = (x + y * 1j) * (0.5 - 2j)
+    return z
+
+
+def nested_grad(x):
+    # the inner grad wraps x in an identity tracer whose parent is x's own node
+    return mx.grad(lambda y: (mx.sin(y) * y * x).sum())(x)
+
+
+INT_IDX = mx.array([2, 0, 2, 1])  # repeats: the vjp must accumulate
+
+TABLE: dict[str, list] = {
+    # elementwise, one input
+    "abs": unary(mx.abs, away_from_zero),
+    "negative": unary(mx.negative),
+    "square": unary(mx.square),
+    "sqrt": unary(mx.sqrt, positive(0.3, 2.0)),
+    "rsqrt": unary(mx.rsqrt, positive(0.3, 2.0)),
+    "reciprocal": unary(mx.reciprocal, away_from_zero),
+    "exp": unary(mx.exp),
+    "expm1": unary(mx.expm1),
+    "log": unary(mx.log, positive(0.3, 3.0)),
+    "log1p": unary(mx.log1p, positive(-0.5, 2.0)),
+    "sin": unary(mx.sin),
+    "cos": unary(mx.cos),
+    "tan": unary(mx.tan, positive(-1.2, 1.2)),
+    "arcsin": unary(mx.arcsin, positive(-0.8, 0.8)),
+    "arccos": unary(mx.arccos, positive(-0.8, 0.8)),
+    "arctan": unary(mx.arctan),
+    "sinh": unary(mx.sinh),
+    "cosh": unary(mx.cosh),
+    "tanh": unary(mx.tanh),
+    "arcsinh": unary(mx.arcsinh),
+    "arccosh": unary(mx.arccosh, positive(1.2, 3.0)),
+    "arctanh": unary(mx.arctanh, positive(-0.8, 0.8)),
+    "sigmoid": unary(mx.sigmoid, positive(-4.0, 4.0)),
+    "erf": unary(mx.erf),
+    "erfinv": unary(mx.erfinv, positive(-0.8, 0.8)),
+    "nan_to_num": unary(lambda x: mx.nan_to_num(x) * x),
+    "identity": unary(nested_grad),
+    "astype": [
+        (f"{s}-complex", lambda x: mx.real(mx.astype(x, mx.complex128)) * x, [uniform(s)])
+        for s in SHAPES
+    ],
+    "conj": binary(lambda x, y: mx.real(mx.conj(complex_mix(x, y)) * (1 + 1j))),
+    "real": binary(lambda x, y: mx.real(complex_mix(x, y)) * x),
+    "imag": binary(lambda x, y: mx.imag(complex_mix(x, y)) * y),
+    # elementwise, two inputs (every broadcasting pair)
+    "add": binary(mx.add),
+    "subtract": binary(mx.subtract),
+    "multiply": binary(mx.multiply),
+    "divide": binary(mx.divide, uniform, away_from_zero),
+    "power": binary(mx.power, positive(0.5, 2.0), uniform),
+    "maximum": binary(mx.maximum),
+    "minimum": binary(mx.minimum),
+    "arctan2": binary(mx.arctan2, away_from_zero, away_from_zero),
+    "logaddexp": binary(mx.logaddexp),
+    "remainder": binary(mx.remainder, positive(2.2, 2.8), positive(1.5, 1.8)),
+    "where": binary(lambda x, y: mx.where(x > 0.3, x * y, y)),
+    # reductions and scans
+    "sum": reduction(lambda axis, kd: lambda x: mx.sum(x, axis=axis, keepdims=kd)),
+    "prod": reduction(lambda axis, kd: lambda x: mx.prod(x, axis=axis, keepdims=kd))
+    + [
+        ("one-zero", lambda x: mx.prod(x, axis=-1), [np.array([[2.0, 0.0, 3.0], [1.0, 2, 3]])]),
+        ("two-zeros", lambda x: mx.prod(x), [np.array([2.0, 0.0, 0.0, 1.5])]),
+    ],
+    "max": reduction(lambda axis, kd: lambda x: mx.max(x, axis=axis, keepdims=kd)),
+    "min": reduction(lambda axis, kd: lambda x: mx.min(x, axis=axis, keepdims=kd)),
+    "logsumexp": reduction(lambda axis, kd: lambda x: mx.logsumexp(x, axis=axis, keepdims=kd)),
+    "cumsum": [
+        (
+            f"{axis}-{rev}-{inc}",
+            lambda x, a=axis, r=rev, i=inc: mx.cumsum(x, a, r, i),
+            [uniform((3, 4))],
+        )
+        for axis, rev, inc in itertools.product([None, 0, -1], [False, True], [False, True])
+    ],
+    "cumprod": [
+        (
+            f"{axis}-{rev}-{inc}",
+            lambda x, a=axis, r=rev, i=inc: mx.cumprod(x, a, r, i),
+            [uniform((3, 4))],
+        )
+        for axis, rev, inc in itertools.product([None, 0, -1], [False, True], [False, True])
+    ]
+    + [
+        (
+            f"zeros-{rev}-{inc}",
+            lambda x, r=rev, i=inc: mx.cumprod(x, -1, r, i),
+            [np.array([[2.0, 0.0, 3.0, 0.0, 1.5], [1.0, 2.0, 0.5, -1.0, 0.0]])],
+        )
+        for rev, inc in itertools.product([False, True], [False, True])
+    ],
+    # linear algebra
+    "matmul": [
+        (f"{sa}@{sb}", mx.matmul, [uniform(sa), uniform(sb)])
+        for sa, sb in [
+            ((4,), (4,)),
+            ((3, 4), (4,)),
+            ((4,), (4, 2)),
+            ((3, 4), (4, 2)),
+            ((2, 3, 4), (4, 5)),
+            ((1, 3, 4), (2, 4, 5)),
+            ((2, 3, 4), (2, 4, 5)),
+            ((4,), (2, 4, 5)),
+        ]
+    ],
+    "einsum": [
+        (spec, lambda *xs, s=spec: mx.einsum(s, *xs), [uniform(sh) for sh in shapes])
+        for spec, shapes in [
+            ("ij,jk->ik", [(3, 4), (4, 2)]),
+            ("ij,ij->", [(3, 4), (3, 4)]),
+            ("i,j->ij", [(3,), (4,)]),
+            ("bij,bjk->bik", [(2, 3, 4), (2, 4, 5)]),
+            ("ij->ji", [(3, 4)]),
+            ("ij->i", [(3, 4)]),
+            ("ij,jk,k->i", [(3, 4), (4, 2), (2,)]),
+            ("ii->", [(3, 3)]),
+            ("iij->j", [(3, 3, 2)]),
+            ("ii,i->i", [(3, 3), (3,)]),
+            ("...ij,...jk->...ik", [(2, 3, 4), (4, 5)]),
+            ("i...->...", [(2, 3, 4)]),
+            ("ij,j->i", [(3, 4), (1,)]),
+            ("ij,j->i", [(3, 1), (4,)]),
+        ]
+    ],
+    # shapes and selection
+    "reshape": [
+        ("flat", lambda x: mx.reshape(x, (-1,)) * mx.arange(12), [uniform((3, 4))]),
+        ("3d", lambda x: mx.reshape(x, (2, 2, 3)), [uniform((3, 4))]),
+        ("scalar", lambda x: mx.reshape(x, (1, 1)), [uniform(())]),
+    ],
+    "transpose": [
+        ("2d", lambda x: mx.transpose(x), [uniform((3, 4))]),
+        ("3d", lambda x: mx.transpose(x, (1, 2, 0)), [uniform((2, 3, 4))]),
+        ("swap", lambda x: mx.swapaxes(x, 0, -1), [uniform((2, 3, 4))]),
+    ],
+    "broadcast_to": [
+        (
+            f"{s}",
+            lambda x: mx.broadcast_to(x, (2, 3, 4)) * mx.arange(24).reshape(2, 3, 4),
+            [uniform(s)],
+        )
+        for s in [(), (4,), (3, 1), (1, 3, 4)]
+    ],
+    "concatenate": [
+        (
+            "axis0",
+            lambda x, y: mx.concatenate([x, y, x], axis=0),
+            [uniform((2, 4)), uniform((3, 4))],
+        ),
+        ("axis1", lambda x, y: mx.concatenate([x, y], axis=1), [uniform((3, 2)), uniform((3, 4))]),
+        ("none", lambda x, y: mx.concatenate([x, y], axis=None), [uniform((2, 2)), uniform((3,))]),
+        ("stack", lambda x, y: mx.stack([x, y], axis=1), [uniform((3, 4)), uniform((3, 4))]),
+    ],
+    "pad": [
+        ("1d", lambda x: mx.pad(x, (1, 2)), [uniform((4,))]),
+        ("2d", lambda x: mx.pad(x, [(0, 1), (2, 0)], constant_values=3.0), [uniform((3, 4))]),
+        ("edge", lambda x: mx.pad(x, 2, mode="edge"), [uniform((3, 4))]),
+    ],
+    "getitem": [
+        ("int", lambda x: x[1], [uniform((3, 4))]),
+        ("slice", lambda x: x[:, 1:3], [uniform((3, 4))]),
+        ("step", lambda x: x[::-2, None, ...], [uniform((3, 4))]),
+        ("mask", lambda x: x[x > 0], [uniform((3, 4))]),
+        ("int-array", lambda x: x[INT_IDX], [uniform((4, 2))]),
+        ("pair", lambda x: x[INT_IDX, mx.array([0, 1, 0, 0])], [uniform((3, 2))]),
+        ("take", lambda x: mx.take(x, INT_IDX, axis=1), [uniform((2, 3))]),
+        ("take_along", lambda x: mx.take_along_axis(x, mx.argsort(x, 1), 1), [uniform((3, 4))]),
+        ("sort", lambda x: mx.sort(x, axis=0), [uniform((3, 4))]),
+    ],
+    "index_update": [
+        ("int", lambda x, v: _setitem(x, 1, v), [uniform((3, 4)), uniform((4,))]),
+        (
+            "slice-bcast",
+            lambda x, v: _setitem(x, (slice(None), 2), v),
+            [uniform((3, 4)), uniform(())],
+        ),
+        (
+            "int-array",
+            lambda x, v: _setitem(x, mx.array([2, 0]), v),
+            [uniform((3, 4)), uniform((2, 4))],
+        ),
+        ("mask", lambda x, v: _setitem(x, x > 0.5, v), [uniform((3, 4)), uniform(())]),
+        (
+            "slice_update",
+            lambda x, v: mx.slice_update(x, v, mx.array([1]), [1]),
+            [uniform((3, 4)), uniform((3, 2))],
+        ),
+        (
+            "put_along",
+            lambda x, v: mx.put_along_axis(x, mx.array([[1], [0], [3]]), v, 1),
+            [uniform((3, 4)), uniform((3, 1))],
+        ),
+    ],
+    "scatter_add": [
+        ("repeat", lambda x, v: x.at[INT_IDX].add(v), [uniform((3, 2)), uniform((4, 2))]),
+        ("bcast", lambda x, v: x.at[INT_IDX].add(v), [uniform((3, 2)), uniform(())]),
+        ("slice", lambda x, v: x.at[1:].subtract(v * v), [uniform((3,)), uniform((2,))]),
+        ("pair", lambda x, v: x.at[INT_IDX, 1].add(v), [uniform((3, 2)), uniform((4,))]),
+    ],
+}
+
+
+# Python scalars on either side are constants of the graph (kept as scalars by the engine)
+SCALAR_CASES = {
+    "add": [lambda x: 1.5 + x, lambda x: x + 2],
+    "subtract": [lambda x: 1.5 - x, lambda x: x - 2],
+    "multiply": [lambda x: 1.5 * x, lambda x: x * 3],
+    "divide": [lambda x: 1.5 / (x * x + 1), lambda x: x / 4],
+    "power": [lambda x: 2.0**x, lambda x: (x * x + 1) ** 1.5, lambda x: x**3, lambda x: 3**x],
+    "maximum": [lambda x: mx.maximum(0.3, x), lambda x: mx.maximum(x, -0.2)],
+    "minimum": [lambda x: mx.minimum(0.3, x), lambda x: mx.minimum(x, -0.2)],
+    "arctan2": [lambda x: mx.arctan2(1.5, x), lambda x: mx.arctan2(x, -2.0)],
+    "logaddexp": [lambda x: mx.logaddexp(0.5, x), lambda x: mx.logaddexp(x, 1)],
+    "remainder": [
+        lambda x: mx.remainder(x * 0.1 + 2.5, 1.7),
+        lambda x: mx.remainder(4.1, x * 0.1 + 1.6),
+    ],
+    "where": [lambda x: mx.where(x > 0.3, x, 2.0), lambda x: mx.where(x > 0.3, -1, x * x)],
+}
+for _name, _fns in SCALAR_CASES.items():
+    TABLE[_name] = TABLE[_name] + [
+        (f"scalar{i}", fn, [uniform((3, 4))]) for i, fn in enumerate(_fns)
+    ]
+
+
+def _setitem(x, idx, v):
+    y = x * 1.0
+    y[idx] = v
+    return y * x
+
+
+CASES = [
+    pytest.param(fn, args, id=f"{name}-{label}")
+    for name, cases in TABLE.items()
+    for label, fn, args in cases
+]
+
+
+def test_every_primitive_has_cases():
+    missing = sorted(set(PRIMITIVES) - set(TABLE))
+    assert not missing, f"primitives without gradient checks: {missing}; add them to TABLE"
+    unknown = sorted(set(TABLE) - set(PRIMITIVES))
+    assert not unknown, f"TABLE names that are not primitives: {unknown}"
+
+
+@pytest.mark.parametrize("fn,args", CASES)
+def test_primitive_gradients(fn, args):
+    mx.check_grads(fn, [mx.array(a, dtype=mx.float64) for a in args], order=2)
+
+
+def test_astype_between_float_widths():
+    # float32 rounding limits the finite differences, hence the large step and loose tolerance
+    fn = lambda x: mx.astype(x, mx.float32) * mx.array([1.0, -2.0, 0.5])  # noqa: E731
+    mx.check_grads(fn, [mx.array([0.3, 1.2, -0.7])], order=1, eps=1e-2, rtol=1e-3, atol=1e-3)
+    g = mx.grad(lambda x: mx.astype(x, mx.float16).sum())(mx.array([1.0, 2.0]))
+    assert g.dtype == mx.float32
+    assert np.array_equal(g.numpy(), [1.0, 1.0])

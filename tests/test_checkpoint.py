@@ -1,0 +1,273 @@
+"""chainrule.save_checkpoint / load_checkpoint: one file, atomic, no pickle, validated."""
+
+import os
+import struct
+
+import numpy as np
+import pytest
+
+import chainrule
+import chainrule.checkpoint as ckpt
+import chainrule.core as mx
+import chainrule.nn as nn
+from chainrule import load_checkpoint, save_checkpoint
+
+
+class Net(nn.Module):
+    def __init__(self, d_in=3, hidden=5, d_out=2):
+        super().__init__()
+        self.fc1 = nn.Linear(d_in, hidden)
+        self.drop = nn.Dropout(0.5)  # no parameters: an empty sub-tree
+        self.fc2 = nn.Linear(hidden, d_out)
+
+    def __call__(self, x):
+        return self.fc2(self.drop(nn.relu(self.fc1(x))))
+
+
+def _values(model):
+    return {k: np.array(v._data) for k, v in ckpt.named_arrays(model)}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_round_trip_weights_epoch_extra_and_random_state(tmp_path):
+    mx.random.seed(0)
+    model = Net()
+    path = tmp_path / "run.ckpt"
+    extra = {"best": 0.25, "tags": ("a", "b"), 3: [1, None], "count": np.int64(7)}
+    save_checkpoint(path, model, epoch=4, extra=extra)
+    after_save = mx.random.normal((3,))
+    mx.random.seed(1)
+    other = Net()
+    assert not _same(_values(other), _values(model))
+    handles = dict(ckpt.named_arrays(other))
+    info = load_checkpoint(path, other)
+    assert info["epoch"] == 4
+    assert info["extra"] == extra and type(info["extra"]["count"]) is np.int64
+    assert _same(_values(other), _values(model))
+    # arrays were updated in place on the model's own handles, still trainable leaves
+    assert all(handles[k] is v for k, v in ckpt.named_arrays(other))
+    assert all(v.requires_grad for _, v in ckpt.named_arrays(other))
+    # the random state continues exactly where it was saved
+    np.testing.assert_array_equal(mx.random.normal((3,))._data, after_save._data)
+
+
+def test_file_is_plain_safetensors(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    model = Net()
+    save_checkpoint(tmp_path / "m.safetensors", model)
+    tensors = st.load_file(str(tmp_path / "m.safetensors"))
+    for k, v in ckpt.named_arrays(model):
+        np.testing.assert_array_equal(tensors[f"model.{k}"], v._data)
+
+
+def test_exported_from_the_package():
+    assert chainrule.save_checkpoint is save_checkpoint
+    assert chainrule.load_checkpoint is load_checkpoint
+
+
+def test_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    model = Net()
+    save_checkpoint(path, model, epoch=1)
+    before = path.read_bytes()
+    calls = []
+    real = ckpt._write_tensor
+
+    def failing(f, data):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full (simulated)")
+        real(f, data)
+
+    monkeypatch.setattr(ckpt, "_write_tensor", failing)
+    changed = Net()
+    with pytest.raises(OSError, match="simulated"):
+        save_checkpoint(path, changed, epoch=2)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["last.ckpt"]  # the temporary file is gone
+    monkeypatch.undo()
+    assert load_checkpoint(path, Net())["epoch"] == 1
+
+
+def test_interrupt_during_rename_step_keeps_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "c.ckpt"
+    save_checkpoint(path, Net(), epoch=1)
+    before = path.read_bytes()
+
+    def boom(*a):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, Net(), epoch=2)
+    monkeypatch.undo()
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["c.ckpt"]
+
+
+def _check_refused(path, match="not a chainrule checkpoint"):
+    model = Net()
+    before = _values(model)
+    state = mx.random.get_state()
+    with pytest.raises(ValueError, match=match) as e:
+        load_checkpoint(path, model)
+    assert str(path) in str(e.value)
+    assert _same(_values(model), before) and mx.random.get_state() == state
+
+
+def test_garbage_truncated_and_foreign_files_are_refused(tmp_path):
+    good = tmp_path / "good.ckpt"
+    save_checkpoint(good, Net(), epoch=1)
+    data = good.read_bytes()
+
+    cases = {
+        "empty": b"",
+        "garbage": bytes(range(256)) * 8,
+        "text": b"hello world, this is not a checkpoint at all",
+        "truncated": data[:-7],
+        "header_cut": data[:40],
+        "trailing": data + b"xx",
+        "json_not_object": struct.pack("<Q", 8) + b"[1,2,3] ",
+    }
+    for name, content in cases.items():
+        p = tmp_path / f"{name}.ckpt"
+        p.write_bytes(content)
+        _check_refused(p)
+
+    # a weights-only safetensors file written by another tool
+    st = pytest.importorskip("safetensors.numpy")
+    foreign = tmp_path / "weights.safetensors"
+    st.save_file({"fc1.weight": np.zeros((5, 3), np.float32)}, str(foreign))
+    _check_refused(foreign)
+
+    # a corrupt entry: the dtype is not one a checkpoint holds
+    text = data[8 : 8 + struct.unpack("<Q", data[:8])[0]]
+    bad = text.replace(b'"F32"', b'"O\x20\x20"', 1)
+    p = tmp_path / "dtype.ckpt"
+    p.write_bytes(data[:8] + bad + data[8 + len(text) :])
+    _check_refused(p, match="bad entry")
+
+
+def test_npz_with_an_object_array_is_never_unpickled(tmp_path):
+    marker = tmp_path / "unpickled"
+
+    class Bomb:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    obj = np.empty(1, dtype=object)
+    obj[0] = Bomb()
+    path = tmp_path / "evil.npz"
+    np.savez(path, **{"model.fc1.weight": obj, "__metadata__": np.array("chainrule")})
+    with np.load(path, allow_pickle=True) as z:  # proves the file would run code if unpickled
+        z["model.fc1.weight"]
+    assert marker.exists()
+    os.rmdir(marker)
+    _check_refused(path)
+    assert not marker.exists()
+
+
+def test_names_and_shapes_checked_before_anything_changes(tmp_path):
+    path = tmp_path / "c.ckpt"
+    save_checkpoint(path, Net(hidden=5))
+    for other in (Net(hidden=6), Net(d_out=3)):
+        before = _values(other)
+        with pytest.raises(ValueError, match="shape mismatch") as e:
+            load_checkpoint(path, other)
+        assert str(path) in str(e.value)
+        assert _same(_values(other), before)
+
+    class Bigger(Net):
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(2, 2)
+
+    model = Bigger()
+    before = _values(model)
+    with pytest.raises(ValueError, match=r"missing \['head.weight', 'head.bias'\]"):
+        load_checkpoint(path, model)
+    assert _same(_values(model), before)
+
+
+def test_values_that_need_pickle_are_refused_at_save(tmp_path):
+    with pytest.raises(TypeError, match=r"extra\.fn.*without pickle"):
+        save_checkpoint(tmp_path / "c.ckpt", Net(), extra={"fn": len})
+    assert not (tmp_path / "c.ckpt").exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_optimizer_or_scheduler_state_is_an_error(tmp_path):
+    import chainrule.optimizers as optim
+
+    path = tmp_path / "c.ckpt"
+    save_checkpoint(path, Net())
+    with pytest.raises(ValueError, match="no optimizer state"):
+        load_checkpoint(path, Net(), optimizer=optim.SGD(learning_rate=0.1))
+
+
+def test_special_values_round_trip_and_keep_the_header_strict_json(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    extra = {
+        "inf": float("inf"),
+        "nan": float("nan"),
+        "scalar": mx.array(2.5),
+        "nan32": np.float32("nan"),
+        "empty": {"a": {}, "b": []},
+        "tuple_keys": {(1, 2): "pair"},
+    }
+    path = tmp_path / "c.ckpt"
+    save_checkpoint(path, Net(), extra=extra)
+    st.load_file(str(path))  # the Rust reader accepts the header
+    back = load_checkpoint(path, Net())["extra"]
+    assert back["inf"] == float("inf") and back["nan"] != back["nan"]
+    assert back["scalar"].shape == () and back["scalar"].item() == 2.5
+    assert type(back["nan32"]) is np.float32 and np.isnan(back["nan32"])
+    assert back["empty"] == {"a": {}, "b": []}
+    assert back["tuple_keys"] == {(1, 2): "pair"}
+
+
+def test_atomic_write_and_atomic_path_keep_the_old_file_on_error(tmp_path):
+    path = tmp_path / "out.bin"
+    ckpt.atomic_write(path, lambda f: f.write(b"old"))
+
+    def half_then_fail(f):
+        f.write(b"new but incomplete")
+        raise RuntimeError("crash mid-write")
+
+    with pytest.raises(RuntimeError, match="crash"):
+        ckpt.atomic_write(path, half_then_fail)
+    assert path.read_bytes() == b"old"
+    with pytest.raises(RuntimeError, match="crash"), ckpt.atomic_path(path) as tmp:
+        assert tmp.endswith(".bin") and os.path.dirname(tmp) == str(tmp_path)
+        with open(tmp, "wb") as f:
+            half_then_fail(f)
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.bin"]
+    with ckpt.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new" and os.listdir(tmp_path) == ["out.bin"]
+
+
+def test_malformed_metadata_is_refused_before_changes(tmp_path):
+    model = Net()
+    names = [k for k, _ in ckpt.named_arrays(model)]
+    tensors = {f"model.{k}": np.zeros(v.shape, np.float32) for k, v in ckpt.named_arrays(model)}
+    for bad_state in (
+        '{"model": %s, "random": 5}',
+        '{"model": %s, "random": {"__cr__": "dict", "items": [1]}}',
+        '{"model": %s, "random": {"__cr__": "ndarray", "name": "nowhere"}}',
+        '{"model": %s, "random": null, "extra": {"__cr__": "scalar", "dtype": "O", "value": 1}}',
+        "not json",
+    ):
+        path = tmp_path / "bad.ckpt"
+        meta = {
+            "format": ckpt.FORMAT,
+            "version": "1",
+            "chainrule": bad_state.replace("%s", str(names).replace("'", '"')),
+        }
+        ckpt._write_file(str(path), tensors, meta)
+        _check_refused(path)
+    meta["version"] = "99"
+    ckpt._write_file(str(path), tensors, meta)
+    _check_refused(path, match="version '99' is not supported")
