@@ -82,4 +82,10 @@ inf = float("inf")
 nan = float("nan")
 newaxis = None
 euler_gamma = 0.5772156649015329
+# PyTorch's tensor methods (view, float, unsqueeze, ...) live on the one array class whichever
+# front door is imported first; this must stay last (it wraps methods the op table attached).
+from chainrule.torch._tensor_methods import install as _install_torch_methods  # noqa: E402
+
 from .conv import *  # noqa: E402, F403  (convolutions, composites of the op table)
+
+_install_torch_methods(array)

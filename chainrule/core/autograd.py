@@ -54,38 +54,39 @@ def _sum_to_shape(g: array, shape: tuple) -> array:
     return ops.reshape(g, shape)
 
 
-def _toposort(root: Node, is_target: Callable[[Node], bool]) -> tuple[list, set]:
-    """Nodes reachable from ``root`` in post-order, and the ids of those that lead to a target.
+def _toposort(root: Node, targets: set | None) -> tuple[list, set]:
+    """The nodes between ``root`` and the targets, parents before children, and that set.
 
-    Iterative, so a chain of any length is fine; targets are not expanded further.
+    Iterative, so a chain of any length is fine. Targets (members of ``targets``, or leaves with
+    an owner when it is ``None``) are not expanded further; nodes from which no target can be
+    reached are left out.
     """
     order: list = []
-    seen: set = set()
+    live: set = set()
+    visited: set = set()
     stack = [(root, False)]
+    push, pop = stack.append, stack.pop
+    owner_mode = targets is None
     while stack:
-        node, expanded = stack.pop()
-        if expanded:
+        node, done = pop()
+        if done:
+            for p in node.args:
+                if type(p) is Node and p in live:
+                    live.add(node)
+                    order.append(node)
+                    break
+            continue
+        if node in visited:
+            continue
+        visited.add(node)
+        if (node.owner is not None) if owner_mode else (node in targets):
+            live.add(node)
             order.append(node)
             continue
-        nid = id(node)
-        if nid in seen:
-            continue
-        seen.add(nid)
-        stack.append((node, True))
-        if is_target(node):
-            continue
+        push((node, True))
         for p in node.args:
-            if type(p) is Node and id(p) not in seen:
-                stack.append((p, False))
-    live: set = set()
-    for node in order:  # parents come before children in post-order
-        if is_target(node):
-            live.add(id(node))
-            continue
-        for p in node.args:
-            if type(p) is Node and id(p) in live:
-                live.add(id(node))
-                break
+            if type(p) is Node and p not in visited:
+                push((p, False))
     return order, live
 
 
@@ -108,7 +109,7 @@ def _const(value, like):
 def backward_pass(
     root: Node,
     cotangent: array,
-    is_target: Callable[[Node], bool],
+    targets: set | None = None,
     create_graph: bool = False,
 ) -> dict[int, tuple[Node, array]]:
     """Propagate ``cotangent`` from ``root`` back to every target node.
@@ -116,57 +117,72 @@ def backward_pass(
     Args:
         root: the node of the output being differentiated.
         cotangent: an array shaped like the output.
-        is_target: which nodes to stop at and report.
+        targets: the nodes to stop at and report; ``None`` means every leaf with an owner
+            (the ``requires_grad`` leaves of the tape style).
         create_graph: record the pass so its results can be differentiated again.
 
     Returns:
         ``{id(node): (node, cotangent)}`` for each target reached.
     """
-    order, live = _toposort(root, is_target)
-    cots: dict[int, array] = {id(root): cotangent}
+    order, live = _toposort(root, targets)
+    if not order:
+        return {}
+    cots: dict = {root: cotangent}
     found: dict[int, tuple[Node, array]] = {}
+    owner_mode = targets is None
     saved = STATE.enabled
     STATE.enabled = create_graph
-    wrap = _node_array if create_graph else (lambda n: _from_value(n.value))
     try:
         for node in reversed(order):
-            nid = id(node)
-            g = cots.pop(nid, None)
+            g = cots.pop(node, None)
             if g is None:
                 continue
-            if is_target(node):
-                found[nid] = (node, g)
+            if (node.owner is not None) if owner_mode else (node in targets):
+                found[id(node)] = (node, g)
                 continue
             prim = node.prim
             args = node.args
-            params = node.params or {}
+            params = node.params or _NO_PARAMS
             xs = None
-            ans = None
             for i, p in enumerate(args):
-                if type(p) is not Node or id(p) not in live:
+                if type(p) is not Node or p not in live:
                     continue
                 if xs is None:
-                    ans = wrap(node)
-                    xs = [wrap(a) if type(a) is Node else _const(a, node.value) for a in args]
+                    if create_graph:
+                        ans = _node_array(node)
+                        xs = [
+                            _node_array(a) if type(a) is Node else _const(a, node.value)
+                            for a in args
+                        ]
+                    else:
+                        ans = _from_value(node.value)
+                        xs = [
+                            _from_value(a.value) if type(a) is Node else _const(a, node.value)
+                            for a in args
+                        ]
                 if prim.variadic:
                     gi = prim.vjps[0](g, ans, *xs, argnum=i, **params)
                 else:
                     gi = prim.vjps[i](g, ans, *xs, **params)
                 if gi is None:
                     continue
+                pv = p.value
                 if type(gi) is not array:
-                    gi = _from_value(xp.asarray(gi, dtype=p.value.dtype))
-                pshape = p.value.shape
-                if gi._data.shape != pshape:
-                    gi = _sum_to_shape(gi, pshape)
-                if gi._data.dtype != p.value.dtype:
-                    gi = ops.astype(gi, p.value.dtype)
-                pid = id(p)
-                prev = cots.get(pid)
-                cots[pid] = gi if prev is None else prev + gi
+                    gi = _from_value(xp.asarray(gi, dtype=pv.dtype))
+                gd = gi._data
+                if gd.shape != pv.shape:
+                    gi = _sum_to_shape(gi, pv.shape)
+                    gd = gi._data
+                if gd.dtype != pv.dtype:
+                    gi = ops.astype(gi, pv.dtype)
+                prev = cots.get(p)
+                cots[p] = gi if prev is None else prev + gi
     finally:
         STATE.enabled = saved
     return found
+
+
+_NO_PARAMS: dict = {}
 
 
 def _seed(out: array, cotangent, who: str) -> array:
@@ -197,7 +213,7 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False) -> None
             "parameters) before computing it, and do not compute it under no_grad()."
         )
     seed = _seed(out, gradient, "backward")
-    found = backward_pass(node, seed, _has_owner, create_graph or STATE.depth > 0)
+    found = backward_pass(node, seed, None, create_graph or STATE.depth > 0)
     for leaf, g in found.values():
         owner = leaf.owner()
         if owner is None:
@@ -250,7 +266,7 @@ class _Tracing:
     __slots__ = ("targets", "who", "outer")
 
     def __init__(self, who: str) -> None:
-        self.targets: dict[int, Node] = {}
+        self.targets: set = set()
         self.who = who
         self.outer = False
 
@@ -279,11 +295,11 @@ class _Tracing:
             node = Node(x._data, _IDENTITY, (parent,))
         else:
             node = Node(x._data, _IDENTITY, (x._data,))
-        self.targets[id(node)] = node
+        self.targets.add(node)
         return _from_value(x._data, node)
 
     def is_target(self, node: Node) -> bool:
-        return id(node) in self.targets
+        return node in self.targets
 
     def cotangent_of(self, t, found):
         if t is None:
@@ -343,7 +359,7 @@ def _grads_from(tr, loss, single, nums, traced_pos, traced_kw, argnames, create_
             "one element (use vjp for other shapes)"
         )
     if loss._node is not None:
-        found = backward_pass(loss._node, _seed(loss, None, tr.who), tr.is_target, create_graph)
+        found = backward_pass(loss._node, _seed(loss, None, tr.who), tr.targets, create_graph)
     else:
         found = {}
 
@@ -466,7 +482,7 @@ def _vjp(fun, primals, cotangents, who: str, create: bool | None = None):
     for o, c in zip(outs, cots):
         if type(o) is not array or o._node is None:
             continue
-        found = backward_pass(o._node, _seed(o, c, who), tr.is_target, create)
+        found = backward_pass(o._node, _seed(o, c, who), tr.targets, create)
         for k, (n, g) in found.items():
             total[k] = (n, g if k not in total else total[k][1] + g)
     grads = [tr.cotangent_of(t, total) for t in traced]
@@ -519,7 +535,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
         if total is None or total._node is None:
             dots = None
         else:
-            found = backward_pass(total._node, _seed(total, None, "jvp"), outer.is_target, True)
+            found = backward_pass(total._node, _seed(total, None, "jvp"), outer.targets, True)
             dots = None
             for t, tr_ in zip(traced, tangents):
                 hit = found.get(id(t._node))
@@ -531,7 +547,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
             found2 = {}
         else:
             create = outer.outer or STATE.depth > 1
-            found2 = backward_pass(dots._node, _seed(dots, None, "jvp"), utr.is_target, create)
+            found2 = backward_pass(dots._node, _seed(dots, None, "jvp"), utr.targets, create)
     finally:
         STATE.depth -= 1
         STATE.enabled = saved

@@ -174,27 +174,48 @@ def _xpsigmoid(x):
     return 0.5 * xp.tanh(0.5 * x) + 0.5
 
 
-try:  # SciPy's erf is exact and vectorised; it is optional
-    from scipy.special import erf as _erf_kernel
-    from scipy.special import erfinv as _erfinv_kernel
-except ImportError:  # pragma: no cover - depends on the environment
-    _erf_vec = xp.vectorize(math.erf, otypes=[xp.float64])
+_erf_vec = xp.vectorize(math.erf, otypes=[xp.float64])
 
-    def _erf_kernel(x):
-        x = xp.asarray(x)
-        return _erf_vec(x).astype(x.dtype if x.dtype.kind == "f" else xp.float32)
 
-    def _erfinv_kernel(y):
-        y = xp.asarray(y)
-        y64 = y.astype(xp.float64)
-        # initial guess (Giles) refined by Newton steps on erf
-        w = -xp.log((1.0 - y64) * (1.0 + y64))
-        x = xp.where(w < 5.0, 0.8862269 * y64 * (1 + 0.2 * w), xp.sign(y64) * xp.sqrt(w))
-        for _ in range(6):
-            err = _erf_vec(x) - y64
-            x = x - err / (2.0 / math.sqrt(math.pi) * xp.exp(-x * x))
-        x = xp.where(xp.abs(y64) == 1, xp.sign(y64) * xp.inf, x)
-        return x.astype(y.dtype if y.dtype.kind == "f" else xp.float32)
+def _erf_fallback(x):
+    return _erf_vec(x)
+
+
+def _erfinv_fallback(y):
+    y64 = xp.asarray(y, dtype=xp.float64)
+    # initial guess (Giles) refined by Newton steps on erf
+    w = -xp.log((1.0 - y64) * (1.0 + y64))
+    x = xp.where(w < 5.0, 0.8862269 * y64 * (1 + 0.2 * w), xp.sign(y64) * xp.sqrt(w))
+    for _ in range(6):
+        err = _erf_vec(x) - y64
+        x = x - err / (2.0 / math.sqrt(math.pi) * xp.exp(-x * x))
+    return xp.where(xp.abs(y64) == 1, xp.sign(y64) * xp.inf, x)
+
+
+_SPECIAL: dict = {}
+
+
+def _special(name: str):
+    """SciPy's exact, vectorised kernel when SciPy is installed (imported on first use, since
+    importing it costs a third of a second), else a NumPy fallback."""
+    fn = _SPECIAL.get(name)
+    if fn is None:
+        try:
+            import scipy.special
+
+            fn = getattr(scipy.special, name)
+        except ImportError:  # pragma: no cover - depends on the environment
+            fn = _erf_fallback if name == "erf" else _erfinv_fallback
+        _SPECIAL[name] = fn
+    return fn
+
+
+def _erf_kernel(x):
+    return _special("erf")(x).astype(x.dtype, copy=False)
+
+
+def _erfinv_kernel(y):
+    return _special("erfinv")(y).astype(y.dtype, copy=False)
 
 
 def _float_kernel(fn):
