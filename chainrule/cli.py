@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import math
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -52,6 +54,24 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default when it has one (argparse's own formatter says "None")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or "default" in text
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+        ):
+            return text
+        shown = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
 
 
 def _hidden(text: str) -> list[int]:
@@ -132,12 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = _Parser(
         prog="chainrule",
-        description=(
+        description=textwrap.fill(
             "Train a neural network (a multi-layer perceptron) on tabular data, then evaluate "
             "it or predict with it. Every run is a directory holding the weights "
             "(model.safetensors), what is needed to rebuild the model and its input scaling "
             "(config.json), the training curves (history.json, history.png) and the test "
-            "metrics (metrics.json)."
+            "metrics (metrics.json).",
+            88,
         ),
         epilog=(
             "examples:\n"
@@ -146,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  chainrule train --data 'sqlite:///shop.db?table=orders' --target returned\n"
             "  chainrule evaluate runs/digits --data digits --split test\n"
             "  chainrule predict runs/h --data new_houses.csv --output predictions.csv\n\n"
-            "Bad arguments or bad data stop the command with exit status 2 and one line on "
+            "Bad arguments or bad data stop the command with exit status 2 and one line on\n"
             "stderr naming the problem."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -167,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
             "history.png, metrics.json. The directory appears only when everything has been "
             "written."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     train.add_argument("--data", required=True, metavar="SOURCE", help=DATA_HELP)
     train.add_argument(
@@ -197,30 +218,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="activation")
     train.add_argument(
-        "--dropout", type=_fraction, default=0.1, help="dropout after each hidden layer"
+        "--dropout",
+        type=_fraction,
+        default=0.1,
+        metavar="P",
+        help="dropout after each hidden layer",
     )
     train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer")
     train.add_argument(
         "--lr",
         type=_positive_float,
         default=None,
+        metavar="LR",
         help="learning rate (default: 1e-3, or 1e-2 for sgd, which uses momentum 0.9)",
     )
-    train.add_argument("--batch-size", type=_positive_int, default=32, help="batch size")
-    train.add_argument("--epochs", type=_positive_int, default=100, help="maximum number of epochs")
     train.add_argument(
-        "--val-split", type=_fraction, default=0.1, help="fraction of rows for validation"
+        "--batch-size", type=_positive_int, default=32, metavar="N", help="batch size"
     )
     train.add_argument(
-        "--test-split", type=_fraction, default=0.2, help="fraction of rows for the test set"
+        "--epochs", type=_positive_int, default=100, metavar="N", help="maximum number of epochs"
+    )
+    train.add_argument(
+        "--val-split",
+        type=_fraction,
+        default=0.1,
+        metavar="F",
+        help="fraction of rows for validation",
+    )
+    train.add_argument(
+        "--test-split",
+        type=_fraction,
+        default=0.2,
+        metavar="F",
+        help="fraction of rows for the test set",
     )
     train.add_argument(
         "--patience",
         type=_non_negative_int,
         default=10,
+        metavar="N",
         help="stop after this many epochs without a lower validation loss (0: never stop early)",
     )
-    train.add_argument("--seed", type=int, default=0, help="random seed (splits, weights, order)")
+    train.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="random seed (splits, weights, order)"
+    )
     train.add_argument(
         "--out",
         metavar="DIR",
@@ -243,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
             "loss and metrics on the data. With --split, use the same split as training "
             "(the data must be the one trained on)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     evaluate.add_argument("run_dir", metavar="DIR", help="a directory written by chainrule train")
     evaluate.add_argument("--data", required=True, metavar="SOURCE", help=DATA_HELP)
@@ -253,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="which rows to use: all of them, or the training run's train/val/test split",
     )
-    evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="batch size")
+    evaluate.add_argument(
+        "--batch-size", type=_positive_int, default=256, metavar="N", help="batch size"
+    )
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.set_defaults(run=_cmd_evaluate)
 
@@ -266,14 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
             "classification, the probability of each class (columns prob_<class>). The "
             "data needs the run's feature columns; other columns (the target) are ignored."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     predict.add_argument("run_dir", metavar="DIR", help="a directory written by chainrule train")
     predict.add_argument("--data", required=True, metavar="SOURCE", help=DATA_HELP)
     predict.add_argument(
         "--output", default="-", metavar="FILE.csv", help="where to write (- for stdout)"
     )
-    predict.add_argument("--batch-size", type=_positive_int, default=256, help="batch size")
+    predict.add_argument(
+        "--batch-size", type=_positive_int, default=256, metavar="N", help="batch size"
+    )
     predict.set_defaults(run=_cmd_predict)
     return parser
 
@@ -419,7 +464,7 @@ def _default_out(spec: str) -> Path:
 
 
 @contextlib.contextmanager
-def staging_dir(out: Path, overwrite: bool):
+def staging_dir(out: Path, overwrite: bool) -> Iterator[Path]:
     """A temporary directory next to `out` that becomes `out` only if the body succeeds.
 
     Args:
@@ -654,12 +699,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import chainrule.core as mx
     from chainrule.train import EarlyStopping, evaluate, fit
 
+    # Fail before spending time on training: the run's files need these optional packages.
+    for module, extra, purpose in (
+        ("safetensors", "weights", "model.safetensors"),
+        ("matplotlib", "train", "history.png"),
+    ):
+        if importlib.util.find_spec(module) is None:
+            raise CommandError(
+                f"writing {purpose} needs {module}, which is not installed: "
+                f"pip install 'chainrule[{extra}]'"
+            )
     out = Path(args.out) if args.out else _default_out(args.data)
-    if out.exists() and not args.overwrite:  # fail before spending time on training
+    if out.exists() and not args.overwrite:
         raise CommandError(f"{out} already exists (choose another --out, or add --overwrite)")
     ds = _load_training_data(args)
     if ds.X.ndim != 2:
         raise CommandError(f"{args.data}: expected a table of features, got shape {ds.X.shape}")
+    if ds.task == "classification" and len(ds.classes) < 2:
+        raise CommandError(
+            f"{args.data}: the target {ds.target!r} has a single class ({ds.classes[0]!r}); "
+            "there is nothing to learn"
+        )
     labels = ds.y if ds.task == "classification" else None
     train_idx, val_idx, test_idx = split_indices(
         len(ds), args.val_split, args.test_split, args.seed, labels

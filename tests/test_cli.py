@@ -96,6 +96,7 @@ def files(tmp_path):
     (tmp_path / "text.csv").write_text("a,b,label\n1,2,x\n3,oops,y\n")
     (tmp_path / "nan.csv").write_text("a,b,label\n1,2,x\n3,,y\n")
     (tmp_path / "empty.csv").write_text("a,b,label\n")
+    (tmp_path / "one.csv").write_text("a,b,label\n1,2,x\n3,4,x\n")
     (tmp_path / "bad.json").write_text('[{"a": 1, "label": 0}, {"a": 2}]')
     (tmp_path / "notes.txt.md").write_text("hello")
     return tmp_path
@@ -125,6 +126,7 @@ BAD = [
     (["train", "--data", "{tmp}/text.csv"], ["column 'b' is not numeric", "line 3", "'oops'"]),
     (["train", "--data", "{tmp}/nan.csv"], ["missing value in column 'b'", "line 3"]),
     (["train", "--data", "{tmp}/empty.csv"], ["empty table"]),
+    (["train", "--data", "{tmp}/one.csv"], ["single class ('x')", "nothing to learn"]),
     (["train", "--data", "{tmp}/bad.json"], ["bad.json", "record [1]", "missing 'label'"]),
     (["train", "--data", "{tmp}/good.csv", "--target", "z"], ["no target column 'z'", "'a'"]),
     (["train", "--data", "{tmp}/good.csv", "--features", "a,q"], ["no feature column 'q'"]),
@@ -356,6 +358,18 @@ def test_default_out_dir_does_not_clobber(tmp_path, capsys, monkeypatch):
         assert f"weights: {expected}/model.safetensors" in stdout
     status, _, err = run(["train", "--data", "iris", "--out", "runs/iris"], capsys)
     assert status == 2 and "runs/iris already exists" in err
+
+
+def test_missing_optional_package_is_reported_before_training(tmp_path, capsys, monkeypatch):
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(
+        cli.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    status, _, err = run(["train", "--data", "iris", "--out", tmp_path / "r"], capsys)
+    assert status == 2 and "pip install 'chainrule[train]'" in err and "history.png" in err
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_crash_while_writing_leaves_no_run_directory(tmp_path, capsys, monkeypatch):

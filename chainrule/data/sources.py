@@ -616,23 +616,16 @@ def _run_query(query: str, connection: Any) -> tuple[list[str], list[tuple], str
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
             raise DataError(f"{shown}: not a database URL SQLAlchemy understands: {e}") from None
         try:
-            with engine.connect() as conn:
-                result = conn.exec_driver_sql(q)
-                if not result.returns_rows:
-                    raise DataError(f"{shown}: the query returned no result set: {q}")
-                return list(result.keys()), [tuple(r) for r in result.fetchall()], shown
-        except sa.exc.DBAPIError as e:
-            reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
-            raise DataError(f"{shown}: query failed: {reason} (query: {q})") from None
+            return (*_fetch_engine(sa, engine, q, shown), shown)
         finally:
             engine.dispose()
     if hasattr(connection, "exec_driver_sql"):  # a SQLAlchemy Connection
-        result = connection.exec_driver_sql(q)
-        return list(result.keys()), [tuple(r) for r in result.fetchall()], "connection"
+        raw = connection.connection.dbapi_connection
+        return (*_fetch_dbapi(raw, q, "connection"), "connection")
     if hasattr(connection, "connect") and hasattr(connection, "dialect"):  # an Engine
-        with connection.connect() as conn:
-            result = conn.exec_driver_sql(q)
-            return list(result.keys()), [tuple(r) for r in result.fetchall()], str(connection.url)
+        sa = _require("sqlalchemy", "from_sql with a SQLAlchemy engine")
+        shown = connection.url.render_as_string(hide_password=True)
+        return (*_fetch_engine(sa, connection, q, shown), shown)
     if hasattr(connection, "cursor"):
         name = type(connection).__module__.split(".")[0] + " connection"
         return (*_fetch_dbapi(connection, q, name), name)
@@ -641,6 +634,18 @@ def _run_query(query: str, connection: Any) -> tuple[list[str], list[tuple], str
         "'postgresql://user@host/db'), a SQLite file path, a DB-API connection or a "
         f"SQLAlchemy engine/connection; got {type(connection).__name__}"
     )
+
+
+def _fetch_engine(sa: Any, engine: Any, query: str, where: str) -> tuple[list[str], list[tuple]]:
+    # The query goes to the driver's own cursor with no parameters, so a literal `%` (as in
+    # LIKE 'a%') is not read as a placeholder, whatever the driver's paramstyle.
+    try:
+        conn = engine.connect()
+    except sa.exc.DBAPIError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
+        raise DataError(f"{where}: cannot connect: {reason}") from None
+    with conn:
+        return _fetch_dbapi(conn.connection.dbapi_connection, query, where)
 
 
 def _fetch_dbapi(conn: Any, query: str, where: str) -> tuple[list[str], list[tuple]]:
@@ -693,8 +698,7 @@ def from_sql(
         DataError: for a failed query, an empty result, a missing target column, NULLs or
             non-numeric features (naming the column and the 1-based result row).
     """
-    _require("pandas", "from_sql")
-    pd = importlib.import_module("pandas")
+    pd = _require("pandas", "from_sql")
     columns, rows, shown = _run_query(query, connection)
     where = f"{shown} [{_as_query(query)}]"
     frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)

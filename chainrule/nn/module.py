@@ -92,6 +92,18 @@ def Parameter(data: Any, requires_grad: bool = True) -> array:
     return out
 
 
+class ParameterTree(dict):
+    """A module's parameter tree: a plain MLX dict tree whose iteration yields the arrays.
+
+    MLX code indexes it and walks it with ``.items()`` / ``tree_flatten``; PyTorch code writes
+    ``for p in model.parameters()`` or ``sum(p.numel() for p in model.parameters())``. Only
+    direct iteration differs from a ``dict``: use ``.keys()`` for the names.
+    """
+
+    def __iter__(self):
+        return iter([leaf for _, leaf in tree_flatten(dict(self.items()))])
+
+
 class Module(dict):
     """Base class of layers and models (MLX's ``nn.Module``, usable the PyTorch way too).
 
@@ -295,16 +307,19 @@ class Module(dict):
             if filter_fn(self, k, v)
         }
 
-    def parameters(self) -> dict:
+    def parameters(self) -> ParameterTree:
         """Every array of the module (recursively) as a tree of dicts and lists (MLX).
 
-        Handing this tree to a PyTorch-style optimizer binds the very arrays the layers use.
+        The tree is a ``dict`` (``["fc1"]["weight"]``, ``tree_flatten``, ``.items()`` work as in
+        MLX) that PyTorch code can also iterate: ``for p in model.parameters()`` yields the
+        arrays. Handing it to a PyTorch-style optimizer binds the very arrays the layers use.
         """
-        return self.filter_and_map(self.valid_parameter_filter)
+        return ParameterTree(self.filter_and_map(self.valid_parameter_filter))
 
-    def trainable_parameters(self) -> dict:
-        """The arrays that are not frozen, as a tree of dicts and lists."""
-        return self.filter_and_map(self.trainable_parameter_filter)
+    def trainable_parameters(self) -> ParameterTree:
+        """The arrays that are not frozen, as a tree of dicts and lists (iterable like
+        ``parameters()``)."""
+        return ParameterTree(self.filter_and_map(self.trainable_parameter_filter))
 
     def children(self) -> dict:
         """The direct sub-modules, as a tree (MLX)."""

@@ -443,6 +443,24 @@ def test_postgresql_from_sql_url_and_dbapi(postgres):
             data.from_sql("SELECT * FROM nope", connection)
     ds = data.load(postgres["url"] + "?table=animals")
     assert ds.target == "label" and len(ds) == 200
+    # a literal % is not taken for a driver placeholder, through any kind of connection
+    sa = pytest.importorskip("sqlalchemy")
+    engine = sa.create_engine(postgres["url"].replace("postgresql://", "postgresql+psycopg://"))
+    query = "SELECT f1, label FROM animals WHERE label LIKE 'u%'"
+    with engine.connect() as sa_connection:
+        for connection in (
+            postgres["url"],
+            psycopg.connect(postgres["url"]),
+            engine,
+            sa_connection,
+        ):
+            ds = data.from_sql(query, connection)
+            assert ds.classes == ["up"] and len(ds) == int((label == "up").sum())
+    engine.dispose()
+    bad = postgres["url"].replace("postgres@", "postgres:hunter2@").rsplit(":", 1)[0] + ":1/x"
+    with pytest.raises(DataError, match=r"postgres:\*\*\*@127.0.0.1:1/x: cannot connect") as e:
+        data.from_sql("animals", bad)
+    assert "hunter2" not in str(e.value)
 
 
 def test_postgresql_through_chainrule_train(postgres, tmp_path):
