@@ -375,7 +375,10 @@ def _grads_from(tr, loss, single, nums, traced_pos, traced_kw, argnames, create_
 
 
 def value_and_grad(
-    fun: Callable, argnums: int | Sequence[int] | None = None, argnames: str | Sequence[str] = ()
+    fun: Callable,
+    argnums: int | Sequence[int] | None = None,
+    argnames: str | Sequence[str] = (),
+    _who: str = "value_and_grad",
 ) -> Callable:
     """Return a function computing ``fun``'s value and its gradient (MLX's ``value_and_grad``).
 
@@ -398,17 +401,13 @@ def value_and_grad(
     if not isinstance(argnums, int):
         argnums = tuple(argnums)
         if not argnums and not argnames:
-            raise ValueError("value_and_grad: gradient with respect to no argument requested")
+            raise ValueError(f"{_who}: gradient with respect to no argument requested")
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
         if argnums != () and not args:
-            raise ValueError(
-                f"value_and_grad: argnums {argnums!r} given, but no positional arguments"
-            )
-        tr, single, nums, tp, tk, out = _run_traced(
-            fun, args, kwargs, argnums, argnames, "value_and_grad"
-        )
+            raise ValueError(f"{_who}: argnums {argnums!r} given, but no positional arguments")
+        tr, single, nums, tp, tk, out = _run_traced(fun, args, kwargs, argnums, argnames, _who)
         loss = out[0] if isinstance(out, (tuple, list)) else out
         create = tr.outer or STATE.depth > 0
         grads = _grads_from(tr, loss, single, nums, tp, tk, argnames, create)
@@ -436,7 +435,7 @@ def grad(
     Returns:
         A function with ``fun``'s signature returning the gradient(s).
     """
-    vg = value_and_grad(fun, argnums, argnames)
+    vg = value_and_grad(fun, argnums, argnames, _who="grad")
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
