@@ -625,7 +625,24 @@ def einsum(subscripts: str, *operands, stream=None) -> array:
 # -- reductions --------------------------------------------------------------------------------
 
 
+_AXES_CACHE: dict = {}
+
+
 def _axes(axis, ndim: int, name: str) -> tuple:
+    """``axis`` (None, an int or a sequence) as a sorted tuple of non-negative axes.
+
+    Normalised forms are cached: reductions sit on the hot path of every loss.
+    """
+    if axis is None or type(axis) is int or type(axis) is tuple:
+        key = (axis, ndim)
+        got = _AXES_CACHE.get(key)
+        if got is None:
+            got = _AXES_CACHE[key] = _axes_slow(axis, ndim, name)
+        return got
+    return _axes_slow(axis, ndim, name)
+
+
+def _axes_slow(axis, ndim: int, name: str) -> tuple:
     if axis is None:
         return tuple(range(ndim))
     if isinstance(axis, int) or hasattr(axis, "__index__"):
@@ -689,10 +706,13 @@ def _reduce_vjp_lse(g, ans, x, axes, keepdims):
 
 
 _SUM = defprim("sum", _reduce_vjp_sum)
+_add_reduce = xp.add.reduce  # the ufunc itself: np.sum's dispatch costs microseconds
 _PROD = defprim("prod", _reduce_vjp_prod)
 _MAX = defprim("max", _reduce_vjp_extreme)
 _MIN = defprim("min", _reduce_vjp_extreme)
 _LSE = defprim("logsumexp", _reduce_vjp_lse)
+_max_reduce = xp.maximum.reduce
+_isfinite = xp.isfinite
 
 
 def _int_acc(d):
@@ -710,7 +730,10 @@ def sum(a, axis=None, keepdims: bool = False, stream=None) -> array:
     a = _as(a)
     d = a._data
     axes = _axes(axis, d.ndim, "sum")
-    out = xp.sum(d, axis=axes, keepdims=keepdims, dtype=_int_acc(d))
+    if d.dtype.kind in "fc":
+        out = _add_reduce(d, axes, None, None, keepdims)
+    else:
+        out = _add_reduce(d, axes, _int_acc(d), None, keepdims)
     return _rec(_SUM, out, (a,), {"axes": axes, "keepdims": keepdims})
 
 
@@ -751,10 +774,14 @@ def logsumexp(a, axis=None, keepdims: bool = False, stream=None) -> array:
         d = d.astype(xp.float32)
         a = _from_value(d)
     axes = _axes(axis, d.ndim, "logsumexp")
-    m = xp.max(d, axis=axes, keepdims=True) if d.size else xp.zeros((1,) * d.ndim, d.dtype)
-    m = xp.where(xp.isfinite(m), m, 0)
-    with xp.errstate(divide="ignore"):  # all -inf gives -inf, quietly (as MLX)
-        out = xp.log(xp.sum(xp.exp(d - m), axis=axes, keepdims=True)) + m
+    m = _max_reduce(d, axis=axes, keepdims=True) if d.size else xp.zeros((1,) * d.ndim, d.dtype)
+    if _isfinite(m).all():
+        out = xp.log(_add_reduce(xp.exp(d - m), axes, None, None, True))
+        out += m
+    else:
+        m = xp.where(xp.isfinite(m), m, 0)
+        with xp.errstate(divide="ignore"):  # all -inf gives -inf, quietly (as MLX)
+            out = xp.log(xp.sum(xp.exp(d - m), axis=axes, keepdims=True)) + m
     if not keepdims:
         out = out.reshape(tuple(s for i, s in enumerate(d.shape) if i not in axes))
     return _rec(_LSE, out, (a,), {"axes": axes, "keepdims": keepdims})
