@@ -697,7 +697,13 @@ def _format_metrics(metrics: dict[str, Any]) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import chainrule.core as mx
+    import chainrule.distributed as dist
     from chainrule.train import EarlyStopping, evaluate, fit
+
+    # Under `mpiexec -n N` every rank trains (fit is data-parallel); only rank 0 reports and
+    # writes the run directory.
+    world = dist.init()
+    lead = world.rank() == 0
 
     # Fail before spending time on training: the run's files need these optional packages.
     for module, extra, purpose in (
@@ -710,6 +716,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"pip install 'chainrule[{extra}]'"
             )
     out = Path(args.out) if args.out else _default_out(args.data)
+    if world.size() > 1:
+        out = Path(dist.broadcast(str(out)))
     if out.exists() and not args.overwrite:
         raise CommandError(f"{out} already exists (choose another --out, or add --overwrite)")
     ds = _load_training_data(args)
@@ -749,16 +757,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     callbacks = [EarlyStopping(monitor=monitor, patience=args.patience, restore_best=True)]
     if args.patience == 0:
         callbacks = []
-    print(
-        f"data: {ds.source}  rows {len(ds)} (train {len(train_idx)}, val {len(val_idx)}, "
-        f"test {len(test_idx)})  features {X.shape[1]}  "
-        + (
-            f"classes {len(ds.classes)}"
-            if ds.task == "classification"
-            else f"regression target {ds.target!r}"
-        ),
-        flush=True,
-    )
+    if lead:
+        print(
+            f"data: {ds.source}  rows {len(ds)} (train {len(train_idx)}, "
+            f"val {len(val_idx)}, test {len(test_idx)})  features {X.shape[1]}  "
+            + (
+                f"classes {len(ds.classes)}"
+                if ds.task == "classification"
+                else f"regression target {ds.target!r}"
+            ),
+            flush=True,
+        )
     history = fit(
         model,
         optimizer,
@@ -807,6 +816,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             "sizes": {"train": len(train_idx), "val": len(val_idx), "test": len(test_idx)},
         },
     }
+    if not lead:
+        return 0
     with staging_dir(out, args.overwrite) as tmp:
         model.save_weights(str(tmp / "model.safetensors"))
         _write_json(tmp / "config.json", config)

@@ -89,3 +89,13 @@ from chainrule.torch._tensor_methods import install as _install_torch_methods  #
 from .conv import *  # noqa: E402, F403  (convolutions, composites of the op table)
 
 _install_torch_methods(array)
+
+
+def __getattr__(name: str):
+    # mx.distributed, as MLX spells it, imported on first use (it may start MPI).
+    if name == "distributed":
+        import chainrule.distributed as distributed
+
+        globals()["distributed"] = distributed
+        return distributed
+    raise AttributeError(f"module 'chainrule.core' has no attribute {name!r}")

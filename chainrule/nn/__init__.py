@@ -26,6 +26,11 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "average_gradients":  # MLX's mlx.nn.average_gradients
+        from chainrule.distributed import average_gradients
+
+        globals()[name] = average_gradients
+        return average_gradients
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'chainrule.nn' has no attribute {name!r}")
@@ -35,4 +40,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"average_gradients"})

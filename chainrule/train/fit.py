@@ -64,6 +64,8 @@ class History:
         self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
         self.epoch: list[int] = list(epoch or [])
         self.params: dict[str, Any] = dict(params or {})
+        # False on the ranks other than 0 of a data-parallel fit: one process writes files.
+        self._writes = True
 
     def record(self, epoch: int, logs: dict[str, Any]) -> None:
         """Append one epoch's figures (keys seen for the first time are back-filled with NaN).
@@ -106,9 +108,14 @@ class History:
     def save(self, path: str | os.PathLike) -> None:
         """Write the history to a JSON file, atomically.
 
+        In a data-parallel ``fit`` (several processes), only rank 0 writes; the other ranks'
+        histories (identical) do nothing here.
+
         Args:
             path: The destination (``history.json``).
         """
+        if not self._writes:
+            return
         text = json.dumps(self.to_dict(), indent=2, allow_nan=False, default=str)
         atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
@@ -156,7 +163,8 @@ class History:
 
         One panel per figure: the training curve and, where logged, its ``val_`` curve;
         ``lr`` gets its own panel (log scale) when it changes. Uses matplotlib's Agg canvas
-        directly, so no window is ever opened and pyplot's global state is untouched.
+        directly, so no window is ever opened and pyplot's global state is untouched. In a
+        data-parallel ``fit`` (several processes), only rank 0 draws and writes the file.
 
         Args:
             path: The image file; the format follows its extension (``.png``, ``.svg``, ...).
@@ -171,6 +179,8 @@ class History:
             ImportError: If matplotlib is not installed (``pip install 'chainrule[train]'``).
             ValueError: If there is nothing to plot or a key is unknown.
         """
+        if not self._writes:
+            return os.fspath(path)
         try:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             from matplotlib.figure import Figure
@@ -327,12 +337,18 @@ def _run_eval(
     metric_fns: list[tuple[str, Callable[..., float]]],
     prefix: str,
     who: str,
+    dp: Any = None,
 ) -> dict[str, float]:
-    """Loss and metrics over a whole data source, in eval mode without recording."""
+    """Loss and metrics over a whole data source, in eval mode without recording.
+
+    With ``dp`` (a ``chainrule.distributed.DataParallel``), each rank evaluates its share and
+    the sums and outputs are combined, so every rank returns the figures of the whole source.
+    """
     total, count = 0.0, 0
     targets, outputs = [], []
+    batches = loader if dp is None else dp.eval_batches(loader)
     with mx.no_grad():
-        for batch in loader:
+        for batch in batches:
             x, y = _split_batch(batch, who, need_target=True)
             out = model(x)
             n = _n(x)
@@ -342,6 +358,11 @@ def _run_eval(
             if metric_fns:
                 outputs.append(_value(out))
                 targets.append(_value(y))
+    if dp is not None:
+        total, count = dp.sum([total, count])
+        count = int(round(count))
+        if metric_fns:
+            targets, outputs = dp.gather(targets), dp.gather(outputs)
     if count == 0:
         raise ValueError(f"{who}: the data produced no batches")
     logs = {} if loss_fn is None else {prefix + "loss": total / count}
@@ -420,6 +441,7 @@ def fit(
     shuffle: bool = True,
     seed: int | None = None,
     initial_epoch: int = 0,
+    distributed: Any = None,
 ) -> History:
     """Train ``model`` and return the per-epoch figures.
 
@@ -432,6 +454,17 @@ def fit(
     ``save_checkpoint``), restore it into fresh objects with ``load_checkpoint`` and call
     ``fit(..., epochs=total, initial_epoch=saved_epoch)`` without ``seed``: shuffling and
     dropout draw from the global random state, which the checkpoint restores.
+
+    Launched in N processes (``mpiexec -n N python train.py``), ``fit`` trains data-parallel
+    (see ``docs/distributed.md``): rank 0's parameters are sent to every rank first; each
+    global batch of ``batch_size`` examples (the batches one process would draw) is split
+    into N parts, one per rank; the gradients are averaged over the global batch every step
+    before the optimizer's update, so every rank keeps the same parameters and the result is
+    one process's training up to rounding. Losses, metrics and validation figures are those
+    of all ranks' data. Only rank 0 shows progress and runs ``ModelCheckpoint`` (and any
+    callback with ``rank_zero_only = True``); the returned ``History`` writes files only on
+    rank 0. An exception on any rank prints its traceback and stops every rank
+    (``MPI_Abort``), since the others would wait for it forever.
 
     Args:
         model: A ``chainrule.nn.Module`` mapping a batch of inputs to outputs.
@@ -456,6 +489,10 @@ def fit(
         seed: If given, ``mx.random.seed(seed)`` first, so initialisation-independent
             randomness (shuffling, dropout) is reproducible.
         initial_epoch: The first epoch's number, to continue a run.
+        distributed: ``None``: data-parallel when ``chainrule.distributed.init()`` finds
+            several processes; ``True``: the same, but MPI must start
+            (``init(strict=True)``); ``False``: this process alone, even under ``mpiexec``;
+            a ``chainrule.distributed.Group``: data-parallel over that group.
 
     Returns:
         A :class:`History`.
@@ -479,47 +516,75 @@ def fit(
     if seed is not None:
         mx.random.seed(seed)
 
+    dp = _data_parallel(distributed, model)
+    if dp is not None and dp.rank != 0:
+        mode = None
+
     try:
         steps: int | None = len(train)  # type: ignore[arg-type]
     except TypeError:
         steps = None
     history = History(params={"epochs": epochs, "batch_size": batch_size, "steps": steps})
     cbs = CallbackList(callbacks)
+    if dp is not None:
+        history._writes = dp.rank == 0
+        if dp.rank != 0:
+            cbs.callbacks = [cb for cb in cbs.callbacks if not _rank_zero_only(cb)]
+        step = dp.step_fn(optimizer, loss_fn, _fit_loss, is_torch_style(optimizer))
+    else:
+        step = _step_fn(model, optimizer, loss_fn)
     cbs.set_context(model, optimizer, history, history.params)
-    step = _step_fn(model, optimizer, loss_fn)
     was_training = getattr(model, "training", True)
+    set_epoch = getattr(getattr(train, "sampler", None), "set_epoch", None)
 
     logs: dict[str, Any] = {}
-    cbs.call("on_train_begin", {})
     try:
+        if dp is not None:
+            dp.start()
+        cbs.call("on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
             model.train()
+            if set_epoch is not None:
+                set_epoch(epoch)
             cbs.call("on_epoch_begin", epoch, {})
             bar = EpochProgress(mode, epoch, epochs, steps)
             logs = {}
             total, count = 0.0, 0
             targets, outputs = [], []
+            batches = ((b, None) for b in train) if dp is None else dp.train_batches(train)
             try:
-                for b, batch in enumerate(train):
-                    x, y = _split_batch(batch, who, need_target=True)
-                    n = _n(x)
-                    cbs.call("on_batch_begin", b, {"size": n})
-                    loss, out = step(x, y)
-                    value = float(loss.item())
+                for b, (batch, size) in enumerate(batches):
+                    if batch is None:  # this rank has no examples in this step's batch
+                        x = y = None
+                    else:
+                        x, y = _split_batch(batch, who, need_target=True)
+                    if size is None:
+                        size = _n(x)
+                    cbs.call("on_batch_begin", b, {"size": size})
+                    if dp is None:
+                        loss, out = step(x, y)
+                        value, n = float(loss.item()), size
+                    else:
+                        value, out, n = step(x, y)
                     total += value * n
                     count += n
-                    if metric_fns:
+                    if metric_fns and out is not None:
                         outputs.append(_value(out))
                         targets.append(_value(y))
-                    bar.update(total / count)
+                    if count:
+                        bar.update(total / count)
                     cbs.call("on_batch_end", b, {"loss": value, "size": n})
                 if count == 0:
                     raise ValueError("fit: train_data produced no batches")
                 logs = {"loss": total / count}
+                if dp is not None and metric_fns:
+                    targets, outputs = dp.gather(targets), dp.gather(outputs)
                 logs.update(_compute_metrics(metric_fns, targets, outputs, "", who))
+                if dp is not None:
+                    dp.sync_buffers()
                 if val is not None:
                     with _Mode(model, False):
-                        logs.update(_run_eval(model, val, loss_fn, metric_fns, "val_", who))
+                        logs.update(_run_eval(model, val, loss_fn, metric_fns, "val_", who, dp))
                 lr = get_lr(optimizer)
                 if lr is not None:
                     logs["lr"] = lr
@@ -527,12 +592,51 @@ def fit(
                 history.record(epoch, logs)
             finally:
                 bar.close(logs)
-            if cbs.stop_training:
+            stop = cbs.stop_training
+            if dp is not None:
+                stop = dp.any(stop)  # a rank-0-only callback may ask to stop: all ranks stop
+            if stop:
                 break
         cbs.call("on_train_end", logs)
+    except BaseException:
+        if dp is not None:
+            dp.fail("fit")
+        raise
     finally:
         model.train(was_training)
     return history
+
+
+def _fit_loss(loss: Any) -> Any:
+    return _scalar_loss(loss, "fit")
+
+
+def _rank_zero_only(callback: Callback) -> bool:
+    """Callbacks that write files run on rank 0 only (``rank_zero_only`` overrides)."""
+    flag = getattr(callback, "rank_zero_only", None)
+    if flag is not None:
+        return bool(flag)
+    from .callbacks import ModelCheckpoint
+
+    return isinstance(callback, ModelCheckpoint)
+
+
+def _data_parallel(distributed: Any, model: Any) -> Any:
+    """A ``chainrule.distributed.DataParallel`` when training spans several processes."""
+    if distributed is False:
+        return None
+    from chainrule.distributed import DataParallel, Group, init
+
+    if isinstance(distributed, Group):
+        group = distributed
+    elif distributed is None or distributed is True:
+        group = init(strict=distributed is True)
+    else:
+        raise TypeError(
+            "fit: distributed must be None, True, False or a chainrule.distributed.Group, got "
+            f"{type(distributed).__name__}"
+        )
+    return DataParallel(group, model) if group.size() > 1 else None
 
 
 def evaluate(

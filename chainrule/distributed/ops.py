@@ -1,0 +1,417 @@
+"""Collectives on chainrule arrays (MLX's ``mx.distributed`` operations) over MPI.
+
+``all_sum`` and ``all_gather`` are primitives of the engine, differentiable to any order.
+``all_sum`` is its own adjoint: when every process uses ``y = sum_r x_r``, the derivative of
+the total loss with respect to one process's ``x`` is the sum over processes of the cotangent
+of ``y``, so its VJP is the ``all_sum`` of the cotangent (and its JVP, derived from two
+reverse passes, the ``all_sum`` of the tangent). MLX's own rule passes the cotangent through
+unchanged, which treats each rank's loss as one shared loss; we follow the mathematics, as the
+project's issue asks. The VJP of ``all_gather`` takes this rank's rows of the cotangent and
+its JVP gathers the tangents; that rule goes through a companion primitive
+(``all_gather_adjoint``) whose forward is the VJP and whose own VJP is the gather, so that
+``jvp`` and higher derivatives come out right.
+
+In a group of one process every operation returns its input (as MLX does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from chainrule.core.array import _from_value, array
+from chainrule.core.ops import Primitive, _rec
+from chainrule.utils import tree_flatten, tree_map
+
+from .group import STATS, Group, _clock, _world_or
+
+__all__ = [
+    "all_sum",
+    "all_max",
+    "all_min",
+    "all_gather",
+    "broadcast",
+    "barrier",
+    "send",
+    "recv",
+    "recv_like",
+]
+
+
+def _mpi() -> Any:
+    from mpi4py import MPI
+
+    return MPI
+
+
+def _as_array(x: Any, who: str) -> array:
+    if type(x) is array:
+        return x
+    try:
+        return array(x)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{who}: expected an array, got {type(x).__name__}: {e}") from None
+
+
+def _wire(data: np.ndarray, copy: bool = False) -> np.ndarray:
+    """A C-contiguous buffer of ``data``'s shape that MPI can reduce (MPI has no half floats,
+    and no sum of bools)."""
+    dt = data.dtype
+    wire = np.float32 if dt == np.float16 else np.int32 if dt == np.bool_ else dt
+    return np.array(data, dtype=wire, order="C", copy=True if copy else None)
+
+
+def _unwire(buf: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if buf.dtype == dtype:
+        return buf
+    return (buf != 0) if dtype == np.bool_ else buf.astype(dtype)
+
+
+def _allreduce(group: Group, data: np.ndarray, op: Any) -> np.ndarray:
+    buf = _wire(data, copy=True)
+    t0 = _clock()
+    group.comm.Allreduce(_mpi().IN_PLACE, buf.reshape(-1), op=op)
+    STATS.seconds += _clock() - t0
+    STATS.calls += 1
+    STATS.bytes += buf.nbytes
+    return _unwire(buf, data.dtype)
+
+
+# ------------------------------------------------------------------------------- all_sum
+
+
+def _all_sum_vjp(g: array, ans: array, x: array, group: Group) -> array:
+    return all_sum(g, group=group)
+
+
+# Primitives of the engine built like the core's (``defprim``'s Primitive) but kept out of
+# ``chainrule.core.ops.PRIMITIVES``: that registry is the core table, every entry of which
+# tests/core checks by single-process finite differences, which cannot reach a collective.
+# These rules are checked in tests/distributed (a simulated group and real MPI runs).
+_ALL_SUM = Primitive("all_sum", (_all_sum_vjp,))
+
+
+def all_sum(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
+    """The element-wise sum of ``x`` over every process of the group (MLX's
+    ``mx.distributed.all_sum``).
+
+    Differentiable: its VJP is the ``all_sum`` of the cotangent and its JVP the ``all_sum``
+    of the tangent.
+
+    Args:
+        x: The local array (the same shape and dtype on every process).
+        group: The group (default: :func:`init`'s).
+        stream: Accepted for MLX code; ignored.
+
+    Returns:
+        The sum, on every process.
+    """
+    x = _as_array(x, "all_sum")
+    g = _world_or(group)
+    if g._size == 1:
+        return x
+    return _rec(_ALL_SUM, _allreduce(g, x._data, _mpi().SUM), (x,), {"group": g})
+
+
+def all_max(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
+    """The element-wise maximum of ``x`` over the group (MLX's ``all_max``; not differentiable).
+
+    Args:
+        x: The local array.
+        group: The group (default: :func:`init`'s).
+        stream: Accepted for MLX code; ignored.
+
+    Returns:
+        The maximum, on every process.
+    """
+    x = _as_array(x, "all_max")
+    g = _world_or(group)
+    return x if g._size == 1 else _from_value(_allreduce(g, x._data, _mpi().MAX))
+
+
+def all_min(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
+    """The element-wise minimum of ``x`` over the group (MLX's ``all_min``; not differentiable).
+
+    Args:
+        x: The local array.
+        group: The group (default: :func:`init`'s).
+        stream: Accepted for MLX code; ignored.
+
+    Returns:
+        The minimum, on every process.
+    """
+    x = _as_array(x, "all_min")
+    g = _world_or(group)
+    return x if g._size == 1 else _from_value(_allreduce(g, x._data, _mpi().MIN))
+
+
+# ---------------------------------------------------------------------------- all_gather
+
+
+def _all_gather_vjp(g: array, ans: array, x: array, group: Group, start: int, stop: int):
+    return _all_gather_adjoint(g, group, start, stop, x.shape)
+
+
+def _all_gather_adjoint_vjp(
+    g: array, ans: array, x: array, group: Group, start: int, stop: int, shape: tuple
+) -> array:
+    return all_gather(g, group=group)
+
+
+_ALL_GATHER = Primitive("all_gather", (_all_gather_vjp,))
+_ALL_GATHER_ADJOINT = Primitive("all_gather_adjoint", (_all_gather_adjoint_vjp,))
+
+
+def _all_gather_adjoint(g: array, group: Group, start: int, stop: int, shape: tuple) -> array:
+    # This rank's rows of the gathered cotangent; its own VJP gathers (MLX's JVP rule).
+    out = g._data[start:stop].reshape(shape)
+    params = {"group": group, "start": start, "stop": stop, "shape": shape}
+    return _rec(_ALL_GATHER_ADJOINT, out, (g,), params)
+
+
+def all_gather(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
+    """Every process's ``x`` concatenated along the first axis, in rank order (MLX's
+    ``mx.distributed.all_gather``; a 0-d ``x`` counts as one row).
+
+    The first axis may differ between processes; the other axes and the dtype may not.
+    Differentiable: the VJP keeps this process's rows of the cotangent.
+
+    Args:
+        x: The local array.
+        group: The group (default: :func:`init`'s).
+        stream: Accepted for MLX code; ignored.
+
+    Returns:
+        The concatenation, on every process.
+
+    Raises:
+        ValueError: If the processes' trailing shapes or dtypes differ (on every process).
+    """
+    x = _as_array(x, "all_gather")
+    g = _world_or(group)
+    if g._size == 1:
+        return x
+    data = x._data.reshape(1) if x._data.ndim == 0 else x._data
+    buf = _wire(data)
+    comm = g.comm
+    t0 = _clock()
+    metas = comm.allgather((buf.shape, buf.dtype.str))
+    shapes = [tuple(s) for s, _ in metas]
+    if len({s[1:] for s in shapes}) > 1 or len({d for _, d in metas}) > 1:
+        listing = ", ".join(f"rank {r}: {s} {np.dtype(d).name}" for r, (s, d) in enumerate(metas))
+        raise ValueError(
+            f"all_gather: every process must give the same trailing shape and dtype; got {listing}"
+        )
+    rows = [s[0] for s in shapes]
+    out = np.empty((sum(rows),) + buf.shape[1:], dtype=buf.dtype)
+    if len(set(rows)) == 1:
+        comm.Allgather(buf, out)
+    else:
+        per_row = int(np.prod(buf.shape[1:], dtype=np.int64))
+        counts = [r * per_row for r in rows]
+        displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
+        comm.Allgatherv(buf, [out, counts, displs, _mpi_type(buf.dtype)])
+    STATS.seconds += _clock() - t0
+    STATS.calls += 1
+    STATS.bytes += buf.nbytes
+    out = _unwire(out, data.dtype)
+    start = sum(rows[: g._rank])
+    params = {"group": g, "start": start, "stop": start + rows[g._rank]}
+    return _rec(_ALL_GATHER, out, (x,), params)
+
+
+def _mpi_type(dtype: np.dtype) -> Any:
+    from mpi4py.util.dtlib import from_numpy_dtype
+
+    return from_numpy_dtype(dtype)
+
+
+# ------------------------------------------------------------------------------ broadcast
+
+
+def broadcast(tree: Any, root: int = 0, *, group: Group | None = None) -> Any:
+    """Rank ``root``'s values of ``tree`` on every process (not an MLX operation).
+
+    Array leaves (chainrule or NumPy) travel in one ``MPI_Bcast`` per dtype; other leaves
+    (numbers, strings, ...) are pickled. The other processes need the same tree structure,
+    not the same leaves: each leaf is replaced by the root's (an array of the root's shape,
+    dtype and type), so a placeholder such as ``None`` will do. Nothing is modified in place
+    (see :func:`broadcast_parameters` for a model).
+
+    Args:
+        tree: An array, or a tree (dicts, lists, tuples) of arrays and other values.
+        root: The rank whose values are sent.
+        group: The group (default: :func:`init`'s).
+
+    Returns:
+        A tree of the same structure holding the root's values (``tree`` itself in a group
+        of one process and on the root).
+
+    Raises:
+        ValueError: For a root outside the group, or when this process's tree has other
+            paths than the root's.
+    """
+    g = _world_or(group)
+    if not isinstance(root, (int, np.integer)) or not 0 <= root < g._size:
+        raise ValueError(f"broadcast: root must be a rank in [0, {g._size}), got {root!r}")
+    if g._size == 1:
+        return tree
+    comm = g.comm
+    flat = tree_flatten(tree)
+    keys = [k for k, _ in flat]
+    is_root = g._rank == root
+    if is_root:
+        meta = []
+        for _, v in flat:
+            if type(v) is array:
+                meta.append(("a", v._data.shape, v._data.dtype.str))
+            elif isinstance(v, np.ndarray):
+                meta.append(("n", v.shape, v.dtype.str))
+            else:
+                meta.append(("o", v, None))
+        message: Any = (keys, meta)
+    else:
+        message = None
+    t0 = _clock()
+    root_keys, meta = comm.bcast(message, root=root)
+    if root_keys != keys:
+        mine, theirs = set(keys), set(root_keys)
+        raise ValueError(
+            f"broadcast: rank {g._rank}'s tree differs from rank {root}'s: missing "
+            f"{sorted(theirs - mine)[:5]}, extra {sorted(mine - theirs)[:5]}"
+        )
+    # One buffer per dtype, in order of first appearance.
+    by_dtype: dict[str, list[int]] = {}
+    for i, (kind, _, dt) in enumerate(meta):
+        if kind != "o":
+            by_dtype.setdefault(dt, []).append(i)
+    received: dict[int, np.ndarray] = {}
+    for dt, idx in by_dtype.items():
+        sizes = [int(np.prod(meta[i][1], dtype=np.int64)) for i in idx]
+        buf = np.empty(sum(sizes), dtype=np.dtype(dt))
+        if is_root:
+            o = 0
+            for i, n in zip(idx, sizes):
+                v = flat[i][1]
+                buf[o : o + n] = (v._data if type(v) is array else v).reshape(-1)
+                o += n
+        wire = _wire(buf)
+        comm.Bcast(wire, root=root)
+        STATS.bytes += wire.nbytes
+        if not is_root:
+            buf = _unwire(wire, buf.dtype)
+            o = 0
+            for i, n in zip(idx, sizes):
+                received[i] = buf[o : o + n].reshape(meta[i][1])
+                o += n
+    STATS.seconds += _clock() - t0
+    STATS.calls += 1 + len(by_dtype)
+    if is_root:
+        return tree
+    values = iter(range(len(flat)))
+
+    def leaf(v: Any) -> Any:
+        i = next(values)
+        kind, value, _ = meta[i]
+        if kind == "o":
+            return value
+        return received[i] if kind == "n" else _from_value(received[i])
+
+    return tree_map(leaf, tree)
+
+
+# -------------------------------------------------------------------- barrier, send, recv
+
+
+def barrier(group: Group | None = None) -> None:
+    """Wait until every process of the group has reached this call.
+
+    Args:
+        group: The group (default: :func:`init`'s).
+    """
+    g = _world_or(group)
+    if g._size > 1:
+        t0 = _clock()
+        g.comm.Barrier()
+        STATS.seconds += _clock() - t0
+        STATS.calls += 1
+
+
+def _peer(rank: Any, g: Group, who: str, arg: str) -> int:
+    if g._size == 1:
+        raise ValueError(f"{who}: needs a group of more than one process (this one has 1)")
+    if not isinstance(rank, (int, np.integer)) or not 0 <= rank < g._size or rank == g._rank:
+        raise ValueError(
+            f"{who}: {arg} must be another rank in [0, {g._size}) (this is rank {g._rank}), "
+            f"got {rank!r}"
+        )
+    return int(rank)
+
+
+def send(x: Any, dst: int, *, group: Group | None = None, stream: Any = None) -> array:
+    """Send ``x`` to rank ``dst``, which must call :func:`recv` or :func:`recv_like` (MLX).
+
+    Args:
+        x: The array.
+        dst: The receiving rank.
+        group: The group (default: :func:`init`'s).
+        stream: Accepted for MLX code; ignored.
+
+    Returns:
+        ``x``.
+    """
+    x = _as_array(x, "send")
+    g = _world_or(group)
+    dst = _peer(dst, g, "send", "dst")
+    buf = _wire(x._data)
+    t0 = _clock()
+    g.comm.Send(buf, dest=dst, tag=0)
+    STATS.seconds += _clock() - t0
+    STATS.calls += 1
+    STATS.bytes += buf.nbytes
+    return x
+
+
+def recv(
+    shape: Any, dtype: Any, src: int, *, group: Group | None = None, stream: Any = None
+) -> array:
+    """Receive an array of ``shape`` and ``dtype`` sent by rank ``src`` with :func:`send`.
+
+    Args:
+        shape: The array's shape.
+        dtype: Its dtype (``mx.float32``, ...).
+        src: The sending rank.
+        group: The group (default: :func:`init`'s).
+        stream: Accepted for MLX code; ignored.
+
+    Returns:
+        The received array.
+    """
+    from chainrule.core import zeros
+
+    g = _world_or(group)
+    src = _peer(src, g, "recv", "src")
+    like = zeros(tuple(shape), dtype=dtype)._data
+    buf = _wire(np.empty_like(like))
+    t0 = _clock()
+    g.comm.Recv(buf, source=src, tag=0)
+    STATS.seconds += _clock() - t0
+    STATS.calls += 1
+    return _from_value(_unwire(buf, like.dtype))
+
+
+def recv_like(x: Any, src: int, *, group: Group | None = None, stream: Any = None) -> array:
+    """Receive an array shaped and typed like ``x`` from rank ``src`` (MLX's ``recv_like``).
+
+    Args:
+        x: An array of the expected shape and dtype.
+        src: The sending rank.
+        group: The group (default: :func:`init`'s).
+        stream: Accepted for MLX code; ignored.
+
+    Returns:
+        The received array.
+    """
+    x = _as_array(x, "recv_like")
+    return recv(x.shape, x.dtype, src, group=group)
