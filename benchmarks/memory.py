@@ -3,12 +3,12 @@
 Each measurement runs in its own subprocess, so one runner's peak cannot hide another's:
 
   peak    ``large`` workload (MLP 784-512-512-10, batch 256, Adam), ``--peak-steps`` steps.
-          Peak resident memory (the kernel's high-water mark, VmHWM; getrusage's ru_maxrss where
-          /proc is missing) above the resident memory after imports and data creation; the high-water
-          mark is reset there (/proc/self/clear_refs) so the transient peak of building the data
-          does not count. Split into ``setup`` (building the runner: parameters, and for
-          chainrule its own copy of the data batches, since ``mx.array`` copies like MLX's) and
-          ``steps`` (what training adds on top).
+          Peak resident memory (the kernel's high-water mark, VmHWM; getrusage's ru_maxrss
+          where /proc is missing) above the resident memory after imports and data creation;
+          the high-water mark is reset there (/proc/self/clear_refs) so the transient peak of
+          building the data does not count. ``setup`` is what building the runner takes
+          (parameters; for chainrule also its own copy of the data batches, since ``mx.array``
+          copies like MLX's), reported apart with the copy's size, which is not training memory.
   traced  the same, under tracemalloc: peak of Python and NumPy allocations (NumPy reports its
           buffers to tracemalloc) made after the baseline. Not for PyTorch, whose buffers
           tracemalloc cannot see.

@@ -10,13 +10,17 @@ ratio to the floor is the median over blocks of each block's ratio, so a load ch
 machine hits both sides of a ratio alike. Steps per block shrink as sizes grow so each block
 lasts about ``--block-seconds`` for the slowest runner, but never below ``--min-steps``: at the
 largest sizes one step's time swings with the kernel's work on fresh memory.
+Each block follows ``--settle`` seconds of rest: the BLAS and PyTorch worker threads spin for
+tens of milliseconds after their last call, and would otherwise slow the next runner's first
+steps (PyTorch's 10-step blocks at batch 256, width 512: 13.8 ms/step without rest, 7.0 with).
 
 Prints progress on stderr and, on stdout, a Markdown table for docs/performance.md.
 
 Usage: python benchmarks/scaling.py [--quick] [--opt adam [sgd]] [--blocks 5]
-                                    [--block-seconds 0.25] [--min-steps 2] [--compiled]
-Default run: about 1.5 minutes on an idle 2-core machine, up to 3 when other work loads it
-(width 4096 dominates); ``--quick``: 10-30 seconds.
+                                    [--block-seconds 0.25] [--min-steps 2] [--settle 0.2]
+                                    [--compiled]
+Default run: about 2 minutes on an idle 2-core machine, up to 3 when other work loads it
+(width 4096 dominates); ``--quick``: 15-30 seconds.
 """
 
 from __future__ import annotations
@@ -120,7 +124,7 @@ def time_steps(step, first: int, count: int) -> float:
 
 
 def measure_blocks(
-    runners: dict, blocks: int, block_seconds: float, min_steps: int = 1
+    runners: dict, blocks: int, block_seconds: float, min_steps: int = 1, settle: float = 0.2
 ) -> tuple[dict, int]:
     """Per-block milliseconds per step of every runner, interleaved.
 
@@ -129,6 +133,7 @@ def measure_blocks(
         blocks: number of timed blocks per runner.
         block_seconds: target length of one block of the slowest runner.
         min_steps: fewest steps in a block, however slow a step is.
+        settle: seconds of rest before each block, untimed.
 
     Returns:
         (name -> list of ms/step, one per block; steps per block).
@@ -151,6 +156,9 @@ def measure_blocks(
     times = {name: [] for name in names}
     for b in range(blocks):
         for name in names[b % len(names) :] + names[: b % len(names)]:
+            # OpenBLAS's and PyTorch's worker threads spin for a while after their last call,
+            # holding the cores the next runner's threads need: let them go idle first.
+            time.sleep(settle)
             times[name].append(time_steps(runners[name], 0, steps) * 1e3)
     return times, steps
 
@@ -179,7 +187,9 @@ def run(args: argparse.Namespace) -> list[dict]:
             runners = make_runners(sizes, opt, data, args.compiled, torch)
             t0 = time.perf_counter()
             load = MachineLoad()
-            times, steps = measure_blocks(runners, args.blocks, args.block_seconds, args.min_steps)
+            times, steps = measure_blocks(
+                runners, args.blocks, args.block_seconds, args.min_steps, args.settle
+            )
             row = dict(
                 opt=opt,
                 batch=batch,
@@ -254,6 +264,7 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=None, help="timed blocks per size (default 5)")
     p.add_argument("--block-seconds", type=float, default=None, help="default 0.25")
     p.add_argument("--min-steps", type=int, default=None, help="fewest steps a block (default 2)")
+    p.add_argument("--settle", type=float, default=0.2, help="rest before each block, s")
     p.add_argument("--quick", action="store_true", help="5 sizes, 3 short blocks (~30 s)")
     p.add_argument("--compiled", action="store_true", help="also time mx.compile")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")

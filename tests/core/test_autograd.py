@@ -580,3 +580,24 @@ def test_check_grads_accepts_tuple_outputs_and_validates_modes():
 def test_eval_accepts_trees():
     assert mx.eval(mx.ones(2), {"a": [mx.zeros(1)]}, None) is None
     assert mx.async_eval(mx.ones(2)) is None
+
+
+def test_leaf_gradients_come_back_row_major():
+    # x @ W.T leaves the weight's cotangent as a column-major view unless the engine lays it
+    # out like the parameter (optimizers mixing layouts run several times slower).
+    W = mx.array(np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32))
+    x = mx.ones((4, 3))
+    g = mx.grad(lambda W: (x @ W.T).sum())(W)
+    assert g._data.flags.c_contiguous
+    np.testing.assert_allclose(g, np.full((5, 3), 4.0))
+    Wt = mx.array(W._data, requires_grad=True)
+    (x @ Wt.T).sum().backward()
+    assert Wt.grad._data.flags.c_contiguous
+
+
+def test_contiguous_is_a_noop_on_row_major_arrays():
+    a = mx.ones((2, 3))
+    assert mx.contiguous(a) is a
+    t = mx.transpose(a)
+    assert not t._data.flags.c_contiguous and mx.contiguous(t)._data.flags.c_contiguous
+    assert mx.contiguous(t, allow_col_major=True) is t

@@ -200,6 +200,9 @@ TABLE: dict[str, list] = {
         ("3d", lambda x: mx.transpose(x, (1, 2, 0)), [uniform((2, 3, 4))]),
         ("swap", lambda x: mx.swapaxes(x, 0, -1), [uniform((2, 3, 4))]),
     ],
+    "contiguous": [
+        ("of a transpose", lambda x: mx.contiguous(mx.transpose(x)) * x.T, [uniform((3, 4))]),
+    ],
     "broadcast_to": [
         (
             f"{s}",
