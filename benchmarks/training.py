@@ -191,6 +191,9 @@ def measure(runners, steps, blocks, warmup=10):
     times = {name: [] for name in runners}
     for _ in range(blocks):
         for name, step in runners.items():
+            # OpenBLAS's and PyTorch's worker threads spin for a while after their last call;
+            # a short rest keeps one runner's threads from stealing the next runner's cores.
+            time.sleep(0.2)
             t0 = time.perf_counter()
             for k in range(steps):
                 step(k)
