@@ -1041,31 +1041,54 @@ def _inverse_perm(axes):
 _TRANSPOSE = defprim("transpose", lambda g, ans, x, axes: transpose(g, _inverse_perm(axes)))
 
 
+_PERMS: dict = {}
+
+
+def _perm(axes, nd: int, shape) -> tuple:
+    """A validated permutation (cached: transposes run in every matmul's backward rule)."""
+    key = (axes, nd)
+    got = _PERMS.get(key)
+    if got is None:
+        if axes is None:
+            got = tuple(range(nd - 1, -1, -1))
+        else:
+            got = tuple(int(ax) % nd if nd else 0 for ax in axes)
+            if sorted(got) != list(range(nd)):
+                raise ValueError(
+                    f"transpose: {got} is not a permutation of the {nd} axes of {shape}"
+                )
+        _PERMS[key] = got
+    return got
+
+
 def transpose(a, axes=None, *more, stream=None) -> array:
     """Permute the axes (reverse them by default)."""
-    a = _as(a)
-    nd = a._data.ndim
+    if type(a) is not array:
+        a = _as(a)
+    d = a._data
     if isinstance(axes, int):
         axes = (axes, *more)
-    if axes is None:
-        axes = tuple(range(nd - 1, -1, -1))
-    else:
-        axes = tuple(int(ax) % nd if nd else 0 for ax in axes)
-        if sorted(axes) != list(range(nd)):
-            raise ValueError(
-                f"transpose: {axes} is not a permutation of the {nd} axes of {a.shape}"
-            )
-    return _rec(_TRANSPOSE, xp.transpose(a._data, axes), (a,), {"axes": axes})
+    elif axes is not None and type(axes) is not tuple:
+        axes = tuple(axes)
+    axes = _perm(axes, d.ndim, d.shape)
+    return _rec(_TRANSPOSE, d.transpose(axes), (a,), {"axes": axes})
 
 
 def swapaxes(a, axis1: int, axis2: int, stream=None) -> array:
     """Exchange two axes."""
     a = _as(a)
-    nd = a.ndim
-    perm = list(range(nd))
-    i, j = _axes(axis1, nd, "swapaxes")[0], _axes(axis2, nd, "swapaxes")[0]
-    perm[i], perm[j] = perm[j], perm[i]
+    nd = a._data.ndim
+    key = (axis1, axis2, nd)
+    perm = _SWAPS.get(key)
+    if perm is None:
+        p = list(range(nd))
+        i, j = _axes(axis1, nd, "swapaxes")[0], _axes(axis2, nd, "swapaxes")[0]
+        p[i], p[j] = p[j], p[i]
+        perm = _SWAPS[key] = tuple(p)
     return transpose(a, perm)
+
+
+_SWAPS: dict = {}
 
 
 def moveaxis(a, source: int, destination: int, stream=None) -> array:
