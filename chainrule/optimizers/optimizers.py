@@ -740,7 +740,11 @@ class SGD(_Standard):
                 v += g if not damp else (1 - damp) * g
             state["v"] = _from_value(v)
             g = g + mu * v if hp["nesterov"] else v
-        return _from_value(w - float(hp["lr"]) * g)
+        # one fresh buffer: the scaled step, then the new weights written over it
+        new = g * float(hp["lr"])
+        if type(new) is xp.ndarray and new.dtype == w.dtype and new.shape == w.shape:
+            return _from_value(xp.subtract(w, new, out=new))
+        return _from_value(w - new)
 
 
 class Adam(_Standard):
