@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import ops
+from . import batching, ops
 from .array import STATE, GradientDtypeError, Node, _from_value, _node_array, array
 from .backend import xp
 
@@ -570,10 +570,13 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
 def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
     """Vectorise ``fun`` over an axis of its inputs (MLX's ``vmap``).
 
-    ``fun`` runs once per example and the results are stacked along ``out_axes``, so every
-    operation is supported and gradients flow through (``grad`` of a ``vmap`` and ``vmap`` of a
-    ``grad`` both work). A ``custom_function`` with a ``.vmap`` rule is batched by that rule.
-    Batching rules per primitive, which would run one operation per batch, are future work.
+    ``fun`` runs once on the first example with recording on, and the recorded graph is
+    replayed on the whole batch with one batching rule per primitive (``batching.py``). When
+    the replay could differ from a per-example loop (a primitive without a rule, a constant
+    computed from the example, values read into Python, random draws), ``fun`` instead runs
+    once per example and the results are stacked; ``batching.STATS`` counts both paths.
+    Gradients flow through either (``grad`` of a ``vmap`` and ``vmap`` of a ``grad``). A
+    ``custom_function`` with a ``.vmap`` rule is batched by that rule.
 
     Args:
         fun: a function of arrays or trees of arrays, returning an array or a tree of arrays.
@@ -615,6 +618,14 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
             raise ValueError("vmap: at least one argument must be mapped (in_axes not all None)")
         if isinstance(fun, custom_function) and fun._vmap is not None:
             return _custom_vmap(fun, args, axes, out_axes, size)
+        try:
+            out = _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size)
+        except batching.Unbatchable as e:
+            batching.STATS["fallback"] += 1
+            batching.LAST["reason"] = str(e)
+        else:
+            batching.STATS["vectorised"] += 1
+            return out
         results = []
         for i in range(size):
             picked = iter(
@@ -631,6 +642,36 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
         return _unflatten_all(results[0], outs)
 
     return wrapper
+
+
+def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
+    """One traced call on the first example, replayed on the batch (``batching.py``)."""
+    examples, batched = [], []
+    for leaf, ax in zip(leaves, leaf_axes):
+        if ax is None:
+            continue
+        a = ops._as(leaf)
+        ax %= a.ndim
+        examples.append(xp.take(a._data, 0, axis=ax))
+        batched.append(a if ax == 0 else ops.moveaxis(a, ax, 0))
+
+    def build(marked):
+        it = iter(marked)
+        picked = iter(leaf if ax is None else next(it) for leaf, ax in zip(leaves, leaf_axes))
+        return [_tree_leaves_map(lambda _, p=picked: next(p), a) for a in args]
+
+    out, positions = batching.run_trace(fun, build, examples)
+    out_leaves = _tree_leaves(out)
+    try:
+        results = batching.replay(out_leaves, positions, batched, size)
+    except (ValueError, IndexError, TypeError) as e:  # a rule's gap: the loop is always right
+        raise batching.Unbatchable(f"the replay failed: {e}") from None
+    moved = []
+    for r, (_leaf, ax) in zip(results, _match_axes(out, out_axes, "output")):
+        if ax is not None and ax % r.ndim != 0:
+            r = ops.moveaxis(r, 0, ax)
+        moved.append(r)
+    return _unflatten_all(out, moved)
 
 
 def _match_axes(tree, axes, where: str):

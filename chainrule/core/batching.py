@@ -1,0 +1,545 @@
+"""Vectorised ``vmap``: trace one example, check the trace, replay it on the whole batch.
+
+``vmap(fun)`` first runs ``fun`` once on the first example with recording on. The example's
+values are a NumPy subclass, ``_Tainted``, that marks every value computed from them. The
+recorded graph is then replayed once on the batch (batch axis first), one batching rule per
+primitive (``_RULES``). The replay is refused, and ``vmap`` falls back to one call per example,
+when it could differ from that loop:
+
+* a primitive on the path from the inputs has no batching rule (sort, scatter, einsum, a
+  ``custom_function``, advanced indexing, ...);
+* a constant of the graph was computed from the example (a mask ``x > 0``) and cannot be
+  recomputed for every example: masks made by elementwise NumPy ufuncs and casts from traced
+  values are recomputed (each marked value remembers its ufunc and inputs); anything else
+  (an ``argmax``, a reduction of a mask, a value whose node is not on the output's graph)
+  would be the first example's constant for every example, so it is refused. The shift that
+  ``softmax``/``log_softmax`` subtract is recognised by where it was made and recomputed;
+* the example's values reached Python or NumPy (``item()``, ``bool()``, ``float()``,
+  iteration, ``tolist()``, ``np.asarray(a)``, ``np.mean(a)``, ``a.numpy()``: the last three
+  are watched by wrapping those methods of ``array`` for the duration of the trace), so
+  control flow or a NumPy-made constant may depend on them;
+* ``fun`` drew random numbers (each example must draw its own), raised, or returned
+  something that is not an array.
+
+Known gap: a value that a kernel copies with ``np.asarray``/``np.array`` loses its mark; the
+argmax/argmin family, the usual source of such copies, is refused outright. Branches inside
+``ops.logsumexp`` and ``ops._where_kernel`` read the values but only pick a formula, so they
+are allowed. The trace walks the whole recorded graph behind the outputs (including an outer
+transform's), which costs time proportional to that graph.
+
+Each call adds one to ``STATS["vectorised"]`` or ``STATS["fallback"]``; ``LAST["reason"]``
+says why the latest fallback happened, so tests can check that the common ops never fall back.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from . import ops
+from . import random as _random
+from .array import STATE, Node, _from_value, _node_array, array
+from .backend import xp
+
+STATS: dict[str, int] = {"vectorised": 0, "fallback": 0}
+LAST: dict[str, Any] = {"reason": None}
+
+_ESCAPED = [False]
+# results that NumPy hands back as fresh, unmarked arrays or Python data
+_REFUSED_FUNCS = frozenset(
+    ("argmax", "argmin", "argsort", "argpartition", "nonzero", "flatnonzero", "argwhere")
+)
+
+
+class Unbatchable(Exception):
+    """The trace cannot be replayed on the batch; the caller falls back to the loop."""
+
+
+def _plain(x):
+    if isinstance(x, _Tainted):
+        return x.view(xp.ndarray)
+    if type(x) in (tuple, list):
+        return type(x)(_plain(i) for i in x)
+    return x
+
+
+def _mark(x):
+    if isinstance(x, xp.ndarray):
+        return x if isinstance(x, _Tainted) else x.view(_Tainted)
+    if isinstance(x, xp.generic):
+        return xp.asarray(x).view(_Tainted)
+    if type(x) in (tuple, list):
+        return type(x)(_mark(i) for i in x)
+    return x
+
+
+# kernels whose branch on the values picks a numerically safer formula, not another graph
+_BENIGN_BRANCHES = frozenset(("logsumexp", "_where_kernel"))
+
+
+def _escape(*_args):
+    _ESCAPED[0] = True
+
+
+def _to_python():
+    """A marked value is read into Python: control flow may now depend on the example."""
+    caller = sys._getframe(2)
+    if caller.f_globals.get("__name__") == ops.__name__:
+        if caller.f_code.co_name in _BENIGN_BRANCHES:
+            return
+    _ESCAPED[0] = True
+
+
+class _Tainted(xp.ndarray):
+    """An ndarray whose values came from the traced example; so does everything made from it."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        out = kwargs.get("out")
+        if out is not None:
+            if not builtins.all(isinstance(o, _Tainted) for o in out):
+                _escape()  # written into an unmarked buffer: the mark would be lost
+            kwargs["out"] = tuple(_plain(o) for o in out)
+        res = _mark(getattr(ufunc, method)(*(_plain(i) for i in inputs), **kwargs))
+        if method == "__call__" and not kwargs and ufunc.nout == 1:
+            # elementwise: the replay can recompute it for every example (masks such as x > 0)
+            res.derivation = (ufunc, inputs)
+        return res
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func.__name__ in _REFUSED_FUNCS:
+            _escape()
+        res = _mark(func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()}))
+        if func is xp.where:
+            caller = sys._getframe(1)
+            if caller.f_code is _SHIFT_CODE:
+                res = _shift_marker(res, caller.f_locals)
+        return res
+
+    def astype(self, dtype, *args, **kwargs):
+        res = xp.ndarray.astype(self.view(xp.ndarray), dtype, *args, **kwargs).view(_Tainted)
+        res.derivation = (lambda v: v.astype(dtype), (self,))
+        return res
+
+    def __getitem__(self, idx):
+        return _mark(xp.ndarray.__getitem__(self.view(xp.ndarray), _plain(idx)))
+
+    def __bool__(self):
+        _to_python()
+        return bool(self.view(xp.ndarray))
+
+    def __float__(self):
+        _to_python()
+        return float(self.view(xp.ndarray))
+
+    def __int__(self):
+        _to_python()
+        return int(self.view(xp.ndarray))
+
+    def __index__(self):
+        _to_python()
+        return self.view(xp.ndarray).__index__()
+
+    def __complex__(self):
+        _to_python()
+        return complex(self.view(xp.ndarray))
+
+    def __iter__(self):
+        _to_python()
+        return iter(self.view(xp.ndarray))
+
+    def item(self, *args):
+        _to_python()
+        return self.view(xp.ndarray).item(*args)
+
+    def tolist(self):
+        _to_python()
+        return self.view(xp.ndarray).tolist()
+
+
+class _MaxShift(_Tainted):
+    """The constant maximum that ``ops._shift_by_max`` subtracts (softmax, log_softmax)."""
+
+
+# softmax and log_softmax subtract a constant computed from their input; it is recognised by
+# where it was made (not by its value), so the replay can recompute it for every example.
+_SHIFT_CODE = getattr(getattr(ops, "_shift_by_max", None), "__code__", None)
+
+
+def _shift_marker(res, local_vars: dict):
+    source = getattr(local_vars.get("a"), "_node", None)
+    if source is None or not isinstance(res, xp.ndarray):
+        return res
+    res = res.view(_MaxShift)
+    res.source = source
+    res.axes = tuple(local_vars["axes"])
+    return res
+
+
+def _batched_shift(const: _MaxShift, source_value: array, nd: int):
+    """``_shift_by_max``'s constant for every example at once (batch axis first)."""
+    d = source_value._data
+    m = xp.max(d, axis=tuple(a + 1 for a in const.axes), keepdims=True)
+    return _from_value(xp.where(xp.isfinite(m), m, 0)), nd
+
+
+# -- the trace ---------------------------------------------------------------------------------
+
+
+# the ways an array's values leave for NumPy (np.asarray(a), np.mean(a), a.numpy()): NumPy
+# copies drop the mark, so during the trace these count as values read into Python
+_TO_NUMPY = ("__array__", "__array_function__", "numpy")
+
+
+def _guarded(method: Callable) -> Callable:
+    def guarded(self, *args, **kwargs):
+        if isinstance(self._data, _Tainted):
+            _escape()
+        return method(self, *args, **kwargs)
+
+    return guarded
+
+
+def run_trace(fun: Callable, build_args: Callable, examples: list) -> tuple[Any, dict]:
+    """Run ``fun`` once on marked copies of ``examples``.
+
+    Args:
+        fun: the function being mapped.
+        build_args: called with the marked leaf arrays, returns ``fun``'s positional args.
+        examples: the first example of each mapped leaf (backend values).
+
+    Returns:
+        ``fun``'s output and a dict from each leaf node's id to ``(position, node)``.
+
+    Raises:
+        Unbatchable: when ``fun`` raised, drew random numbers or let the values reach Python.
+    """
+    leaves = []
+    positions = {}
+    for k, ex in enumerate(examples):
+        value = xp.asarray(ex).view(_Tainted)
+        node = Node(value, None, ())
+        positions[id(node)] = (k, node)
+        leaves.append(_from_value(value, node))
+    rng_state = _random.get_state()
+    saved = STATE.enabled
+    STATE.enabled = True
+    STATE.depth += 1
+    outer_escaped = _ESCAPED[0]  # a vmap inside a traced vmap must not clear the outer flag
+    _ESCAPED[0] = False
+    methods = {name: array.__dict__[name] for name in _TO_NUMPY}
+    for name, method in methods.items():
+        setattr(array, name, _guarded(method))
+    try:
+        out = fun(*build_args(leaves))
+    except Exception as e:  # the loop re-raises it with the user's own example
+        raise Unbatchable(f"fun raised {type(e).__name__} on the traced example") from None
+    finally:
+        for name, method in methods.items():
+            setattr(array, name, method)
+        STATE.depth -= 1
+        STATE.enabled = saved
+        escaped = _ESCAPED[0]
+        _ESCAPED[0] = outer_escaped or escaped
+    if escaped:
+        raise Unbatchable("the example's values reached Python or an index computation")
+    if _random.get_state() != rng_state:
+        _random.set_state(rng_state)
+        raise Unbatchable("fun draws random numbers")
+    return out, positions
+
+
+# -- the replay --------------------------------------------------------------------------------
+
+
+def replay(out_leaves: list, positions: dict, batched: list, size: int) -> list[array]:
+    """Batched values of ``out_leaves`` (batch axis first), computed from ``batched`` inputs.
+
+    Args:
+        out_leaves: the traced outputs (arrays).
+        positions: leaf node id -> ``(index into batched, node)`` (from ``run_trace``).
+        batched: the mapped inputs with their batch axis first.
+        size: the batch size.
+
+    Returns:
+        One array per output, batch axis first.
+
+    Raises:
+        Unbatchable: when some primitive has no rule or a constant came from the example
+            in a way that cannot be recomputed for every example.
+    """
+    for leaf in out_leaves:
+        if type(leaf) is not array:
+            raise Unbatchable(f"fun returned a {type(leaf).__name__}, not an array")
+    r = _Replay(positions, batched, [leaf._node for leaf in out_leaves if leaf._node is not None])
+    results = []
+    for leaf in out_leaves:
+        if leaf._node is not None:
+            val, nd = r.node(leaf._node)
+        elif isinstance(leaf._data, _Tainted):
+            val, nd = r.constant(leaf._data, "an output")
+        else:
+            val, nd = leaf, None
+        if nd is None:
+            val = ops.broadcast_to(ops.expand_dims(val, 0), (size, *val.shape))
+        results.append(val)
+    return results
+
+
+class _Replay:
+    """The batched value of each traced node, and of constants derived from the example."""
+
+    def __init__(self, positions: dict, batched: list, roots: list) -> None:
+        self.memo: dict[int, tuple] = {}  # node id -> (value, example ndim or None)
+        self.by_value: dict[int, Node] = {}  # id of a traced value -> its node
+        for k, node in positions.values():
+            b = batched[k]
+            self.memo[id(node)] = (b, b.ndim - 1)
+            self.by_value[id(node.value)] = node
+        stack, seen = list(roots), set()
+        while stack:  # every traced node, so derived constants can find their sources
+            node = stack.pop()
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            self.by_value.setdefault(id(node.value), node)
+            stack.extend(a for a in node.args if type(a) is Node)
+
+    def node(self, root: Node) -> tuple:
+        """Fill ``memo`` for ``root`` and its ancestors, iteratively (post-order)."""
+        memo = self.memo
+        stack = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            key = id(node)
+            if key in memo:
+                continue
+            if not ready:
+                stack.append((node, True))
+                for a in node.args:
+                    if type(a) is Node and id(a) not in memo:
+                        stack.append((a, False))
+                continue
+            args = []
+            any_batched = False
+            for a in node.args:
+                if type(a) is Node:
+                    val, nd = memo[id(a)]
+                elif (
+                    isinstance(a, _MaxShift)
+                    and _name(node) == "subtract"
+                    and (node.args[0] is a.source)
+                ):
+                    val, nd = memo[id(a.source)]
+                    if nd is None:
+                        raise Unbatchable("softmax: a shift computed from the example")
+                    val, nd = _batched_shift(a, val, a.ndim)
+                elif isinstance(a, _Tainted):
+                    val, nd = self.constant(a, f"an input of {_name(node)}")
+                else:
+                    val, nd = a, None
+                any_batched = any_batched or nd is not None
+                args.append((val, nd))
+            if not any_batched:
+                if isinstance(node.value, _Tainted):
+                    raise Unbatchable(f"{_name(node)}: its value was computed from the example")
+                memo[key] = (_node_array(node), None)
+                continue
+            rule = _RULES.get(_name(node))
+            if rule is None:
+                raise Unbatchable(f"no batching rule for {_name(node)}")
+            ex_ndim = node.value.ndim
+            memo[key] = (rule(args, node.params or {}, ex_ndim), ex_ndim)
+        return memo[id(root)]
+
+    def constant(self, value, where: str) -> tuple:
+        """A constant computed from the example (a mask ``x > 0``), recomputed per example.
+
+        Only elementwise NumPy ufuncs and casts are recomputed, from traced values or plain
+        constants; anything else raises ``Unbatchable``.
+        """
+        done: dict[int, tuple] = {}
+        stack = [(value, False)]
+        while stack:
+            v, ready = stack.pop()
+            key = id(v)
+            if key in done:
+                continue
+            if not isinstance(v, _Tainted):
+                done[key] = (v, None)
+                continue
+            node = self.by_value.get(key)
+            if node is not None:
+                val, nd = self.node(node)
+                done[key] = (val._data if type(val) is array else val, nd)
+                continue
+            deriv = getattr(v, "derivation", None)
+            if deriv is None:
+                raise Unbatchable(f"{where} was computed from the example")
+            fn, inputs = deriv
+            if not ready:
+                stack.append((v, True))
+                stack.extend((i, False) for i in inputs if id(i) not in done)
+                continue
+            parts = [done[id(i)] for i in inputs]
+            target = builtins.max(n if n is not None else xp.ndim(p) for p, n in parts)
+            raw = [p if n is None else _align_raw(p, n, target) for p, n in parts]
+            batched = builtins.any(n is not None for _, n in parts)
+            done[key] = (fn(*raw), target if batched else None)
+        val, nd = done[id(value)]
+        return _from_value(xp.asarray(val)), nd
+
+
+def _align_raw(v, nd: int, target: int):
+    if nd >= target:
+        return v
+    return v.reshape((v.shape[0],) + (1,) * (target - nd) + tuple(v.shape[1:]))
+
+
+def _name(node: Node) -> str:
+    return node.prim.name if node.prim is not None else "leaf"
+
+
+# -- batching rules ----------------------------------------------------------------------------
+# A rule gets ``[(value, example_ndim or None for unbatched), ...]``, the primitive's params and
+# the example output's ndim; batched values carry the batch axis first.
+
+
+def _nd(v) -> int:
+    return v.ndim if type(v) is array else xp.ndim(v)
+
+
+def _align(v, nd: int | None, target: int):
+    """A batched value with size-one axes after the batch axis up to ``target`` example ndim."""
+    if nd is None or nd >= target:
+        return v
+    return ops.reshape(v, (v.shape[0],) + (1,) * (target - nd) + tuple(v.shape[1:]))
+
+
+def _operand(v, nd):
+    if nd is None and type(v) is not array and isinstance(v, xp.ndarray):
+        return _from_value(v)
+    return v
+
+
+def _elementwise(name: str) -> Callable:
+    fn = getattr(ops, name)
+
+    def rule(args, params, ex_ndim):
+        target = builtins.max(n if n is not None else _nd(v) for v, n in args)
+        return fn(*(_operand(_align(v, n, target), n) for v, n in args))
+
+    return rule
+
+
+def _where_rule(args, params, ex_ndim):
+    target = builtins.max(n if n is not None else _nd(v) for v, n in args)
+    return ops.where(*(_operand(_align(v, n, target), n) for v, n in args))
+
+
+def _reduce(name: str) -> Callable:
+    fn = getattr(ops, name)
+
+    def rule(args, params, ex_ndim):
+        ((x, nd),) = args
+        axes = tuple(a % nd + 1 for a in params["axes"]) if nd else ()
+        return fn(x, axis=axes, keepdims=params["keepdims"])
+
+    return rule
+
+
+def _reshape_rule(args, params, ex_ndim):
+    ((x, _),) = args
+    return ops.reshape(x, (x.shape[0], *params["shape"]))
+
+
+def _transpose_rule(args, params, ex_ndim):
+    ((x, nd),) = args
+    return ops.transpose(x, (0, *(a % nd + 1 for a in params["axes"])))
+
+
+def _broadcast_rule(args, params, ex_ndim):
+    ((x, nd),) = args
+    shape = params["shape"]
+    return ops.broadcast_to(_align(x, nd, len(shape)), (x.shape[0], *shape))
+
+
+def _getitem_rule(args, params, ex_ndim):
+    ((x, _),) = args
+    idx = params["idx"]
+    items = idx if type(idx) is tuple else (idx,)
+    for i in items:
+        if not (i is None or i is Ellipsis or type(i) in (int, slice)):
+            raise Unbatchable("getitem: only ints, slices, None and ... are batched")
+    return ops.getitem(x, (slice(None), *items))
+
+
+def _astype_rule(args, params, ex_ndim):
+    ((x, _),) = args
+    return ops.astype(x, params["dtype"])
+
+
+def _pass_rule(args, params, ex_ndim):
+    return args[0][0]
+
+
+def _concat_rule(args, params, ex_ndim):
+    size = next(v.shape[0] for v, n in args if n is not None)
+    xs = []
+    for v, n in args:
+        v = _operand(v, n) if n is None else v
+        if n is None:
+            v = ops._as(v)
+            v = ops.broadcast_to(ops.expand_dims(v, 0), (size, *v.shape))
+        xs.append(v)
+    return ops.concatenate(xs, axis=params["axis"] + 1)
+
+
+def _vector_as_matrix(v, other_nd: int, row: bool):
+    """A batched vector ``(B, k)`` as ``(B, 1, ..., 1, k)`` (row) or ``(B, 1, ..., k, 1)``."""
+    lead = (1,) * builtins.max(other_nd - 2, 0)
+    tail = (1, v.shape[1]) if row else (v.shape[1], 1)
+    return ops.reshape(v, (v.shape[0], *lead, *tail))
+
+
+def _matmul_rule(args, params, ex_ndim):
+    (a, na), (b, nb) = args
+    a, b = _operand(a, na), _operand(b, nb)
+    ra = na if na is not None else _nd(a)
+    rb = nb if nb is not None else _nd(b)
+    if na is not None and ra == 1:
+        if nb is None and rb <= 2:
+            return ops.matmul(a, b)  # (B, k) @ (k, n) or (k,): rows are the examples
+        if nb is not None and rb == 1:
+            return ops.sum(a * b, axis=-1)
+        return ops.squeeze(ops.matmul(_vector_as_matrix(a, rb, True), b), -2)
+    if nb is not None and rb == 1:
+        return ops.squeeze(ops.matmul(a, _vector_as_matrix(b, ra, False)), -1)
+    r = builtins.max(ra, rb)
+    return ops.matmul(_align(a, na, r), _align(b, nb, r))
+
+
+UNARY = (
+    "negative abs square sqrt rsqrt reciprocal exp expm1 log log1p sin cos tan arcsin arccos "
+    "arctan sinh cosh tanh arcsinh arccosh arctanh sigmoid erf erfinv conj real imag"
+).split()
+BINARY = "add subtract multiply divide power maximum minimum logaddexp remainder arctan2".split()
+
+_RULES: dict[str, Callable] = {
+    name: _elementwise(name) for name in UNARY + BINARY if name in ops.PRIMITIVES
+}
+_RULES.update({name: _reduce(name) for name in ("sum", "prod", "max", "min", "logsumexp")})
+_RULES.update(
+    where=_where_rule,
+    reshape=_reshape_rule,
+    transpose=_transpose_rule,
+    broadcast_to=_broadcast_rule,
+    getitem=_getitem_rule,
+    astype=_astype_rule,
+    identity=_pass_rule,
+    contiguous=_pass_rule,
+    concatenate=_concat_rule,
+    matmul=_matmul_rule,
+)
+BATCHED_PRIMITIVES = frozenset(_RULES)

@@ -1,0 +1,269 @@
+"""Vectorised ``vmap`` (``chainrule/core/batching.py``) against a per-example loop.
+
+Every case of ``VECTORISED`` must take the batched path (one replay, no loop) and agree with
+calling the function on each example; every case of ``FALLBACK`` must take the loop and agree
+with it too.
+"""
+
+import numpy as np
+import pytest
+
+import chainrule.core as mx
+from chainrule.core import batching, ops
+
+RNG = np.random.default_rng(0)
+B = 5
+
+
+def _arr(*shape):
+    return mx.array(RNG.standard_normal(shape).astype(np.float32))
+
+
+X = _arr(B, 4)  # a batch of vectors
+M = _arr(B, 3, 4)  # a batch of matrices
+W = _arr(4, 6)
+V = _arr(4)
+S = _arr(2, 3, 4)  # an unmapped operand of higher rank than an example of X
+POS = mx.array(RNG.uniform(0.5, 2.0, (B, 4)).astype(np.float32))
+MASK = mx.array(RNG.standard_normal(4) > 0)
+
+
+def _loop(fun, args, in_axes):
+    """The reference: ``fun`` on each example, stacked along a new first axis."""
+    size = next(np.asarray(a).shape[ax] for a, ax in zip(args, in_axes) if ax is not None)
+    outs = []
+    for i in range(size):
+        call = [a if ax is None else mx.take(a, i, ax) for a, ax in zip(args, in_axes)]
+        outs.append(fun(*call))
+    if isinstance(outs[0], tuple):
+        return tuple(np.stack([np.asarray(o[k]) for o in outs]) for k in range(len(outs[0])))
+    return np.stack([np.asarray(o) for o in outs])
+
+
+def _mlp(x, w1, b1, w2, b2):
+    h = mx.maximum(x @ w1 + b1, 0.0)
+    return mx.log_softmax(mx.tanh(h) @ w2 + b2, axis=-1)
+
+
+def _gated(x):
+    s = x.sum()
+    return x * (s > 0) * s
+
+
+VECTORISED = {
+    "unary": (lambda x: mx.exp(mx.sin(x)) + mx.sqrt(mx.abs(x)), (X,), (0,)),
+    "binary_scalars": (lambda x: (2.0 - x) * 3 / (x * x + 1) ** 2, (X,), (0,)),
+    "binary_rank_align": (lambda x: x * S + mx.minimum(S, x), (X,), (0,)),
+    "both_batched": (lambda x, p: mx.logaddexp(x, p) - x / p + p**x, (X, POS), (0, 0)),
+    "vec_at_mat": (lambda x: x @ W, (X,), (0,)),
+    "mat_at_vec": (lambda m: m @ V, (M,), (0,)),
+    "const_mat_at_batched_vec": (lambda x: W.T @ x, (X,), (0,)),
+    "vec_at_vec": (lambda x, p: x @ p, (X, POS), (0, 0)),
+    "mat_at_batched_mat": (lambda m, x: m @ x, (M, X), (0, 0)),
+    "batched_mat_at_mat": (lambda m: m @ mx.swapaxes(m, -1, -2), (M,), (0,)),
+    "stack_at_batched_vec": (lambda x: S @ x, (X,), (0,)),
+    "reductions": (
+        lambda m: (
+            m.sum(axis=-1)
+            + m.mean(axis=0).sum()
+            + mx.max(m, axis=1, keepdims=True).sum(axis=-1)
+            + m.min()
+            + mx.logsumexp(m, axis=(0, 1)).sum()
+        ),
+        (M,),
+        (0,),
+    ),
+    "softmax": (lambda m: mx.softmax(m, axis=-1) * mx.log_softmax(m, axis=0), (M,), (0,)),
+    "shapes": (
+        lambda m: mx.expand_dims(m.reshape(-1, 2).T, 0).squeeze(0)[1:, ::2] + m.transpose(1, 0)[0],
+        (M,),
+        (0,),
+    ),
+    "getitem": (lambda m: m[..., 1] + m[2, None, :3].sum(), (M,), (0,)),
+    "where_unmapped_mask": (lambda x: mx.where(MASK, x, -x) + mx.where(MASK, 1.0, x), (X,), (0,)),
+    "mask_from_example": (lambda x: mx.where(x > 0, x, 0.0) * 2, (X,), (0,)),
+    "mask_product": (lambda x: x * (x > 0), (X,), (0,)),
+    "mask_from_a_node": (_gated, (X,), (0,)),
+    "output_is_a_mask": (lambda x: ((x > 0) & (x < 1), ~(x >= 0.5) * 2), (X,), (0,)),
+    "relu_astype": (lambda x: mx.maximum(x, 0).astype(mx.float64) * 2, (X,), (0,)),
+    "stack_concat": (lambda x: mx.concatenate([mx.stack([x, V]), W.T], axis=0), (X,), (0,)),
+    "broadcast_to": (lambda x: mx.broadcast_to(x, (3, 4)) * 1.5, (X,), (0,)),
+    "in_axes_1": (lambda x: x @ W, (mx.swapaxes(X, 0, 1),), (1,)),
+    "unmapped_arg": (lambda x, w: mx.tanh(x @ w), (X, W), (0, None)),
+    "constant_output": (lambda x: (x * 2, mx.ones(3)), (X,), (0,)),
+    "vmap_of_grad": (mx.grad(lambda x: (mx.sin(x) * x).sum()), (X,), (0,)),
+    "mlp": (
+        _mlp,
+        (_arr(B, 4), _arr(4, 8), _arr(8), _arr(8, 3), _arr(3)),
+        (0, None, None, None, None),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(VECTORISED))
+def test_vectorised_path_matches_the_loop(name):
+    fun, args, in_axes = VECTORISED[name]
+    before = dict(batching.STATS)
+    got = mx.vmap(fun, in_axes=in_axes)(*args)
+    assert batching.STATS["vectorised"] == before["vectorised"] + 1, batching.LAST["reason"]
+    assert batching.STATS["fallback"] == before["fallback"]
+    want = _loop(fun, args, in_axes)
+    if isinstance(want, tuple):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-6, atol=1e-6)
+    else:
+        assert np.asarray(got).dtype == want.dtype
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
+
+
+def _control_flow(x):
+    return x * 2 if x.sum().item() > 0 else -x
+
+
+def _noisy(x):
+    return x + mx.random.normal(x.shape)
+
+
+FALLBACK = {
+    "mask_from_reduction": (lambda x: x * ((x > 0).sum() > 2), (X,)),
+    # the sum's node is not on the output's graph, so the mask cannot be traced back to it
+    "mask_from_unused_node": (lambda x: x * (x.sum() > 0), (X,)),
+    "argmax_constant": (lambda x: x * (mx.argmax(x) == 1), (X,)),
+    "python_control_flow": (_control_flow, (X,)),
+    "sort": (lambda x: mx.sort(x) * 2, (X,)),
+    "advanced_index": (lambda x: x[mx.array([2, 0, 2])], (X,)),
+    "random": (_noisy, (X,)),
+    "numpy_asarray": (lambda x: x * np.asarray(x).sum(), (X,)),
+    "numpy_function": (lambda x: x * np.mean(x), (X,)),
+    "numpy_method": (lambda x: x * float(x.numpy().max()), (X,)),
+    "gather_by_mapped_index": (lambda i: W[i], (mx.array([3, 0, 1, 1, 2]),)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FALLBACK))
+def test_unsafe_functions_fall_back_to_the_loop(name):
+    fun, args = FALLBACK[name]
+    before = dict(batching.STATS)
+    mx.random.seed(3)
+    got = mx.vmap(fun)(*args)
+    assert batching.STATS["fallback"] == before["fallback"] + 1
+    assert batching.STATS["vectorised"] == before["vectorised"]
+    assert batching.LAST["reason"]
+    mx.random.seed(3)  # the trace must not have consumed random draws
+    want = _loop(fun, args, (0,) * len(args))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
+
+
+ELEMENTWISE = [n for n in batching.UNARY + batching.BINARY if n in ops.PRIMITIVES]
+UNIT = mx.array(RNG.uniform(0.1, 0.9, (B, 4)).astype(np.float32))  # inside every domain
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_every_elementwise_rule(name):
+    assert name in batching.BATCHED_PRIMITIVES
+    op = getattr(mx, name)
+    if name in batching.UNARY:
+        shift = 1.5 if name == "arccosh" else 0.0
+        fun, args, in_axes = (lambda x: op(x + shift)), (UNIT,), (0,)
+    else:
+        other = mx.array(RNG.uniform(0.5, 1.5, (3, 4)).astype(np.float32))
+        fun, args, in_axes = (lambda x, p: op(x, other) + op(p, x)), (UNIT, POS), (0, 0)
+    before = batching.STATS["vectorised"]
+    got = mx.vmap(fun, in_axes=in_axes)(*args)
+    assert batching.STATS["vectorised"] == before + 1, batching.LAST["reason"]
+    np.testing.assert_allclose(np.asarray(got), _loop(fun, args, in_axes), rtol=1e-6, atol=1e-6)
+
+
+def test_grad_of_vectorised_vmap():
+    w = _arr(4, 3)
+    x = _arr(B, 4)
+
+    def loss(w):
+        return mx.vmap(lambda a: mx.tanh(a @ w).sum())(x).sum()
+
+    before = batching.STATS["vectorised"]
+    g = mx.grad(loss)(w)
+    assert batching.STATS["vectorised"] == before + 1
+    want = mx.grad(lambda w: mx.tanh(x @ w).sum())(w)
+    np.testing.assert_allclose(np.asarray(g), np.asarray(want), rtol=1e-5, atol=1e-6)
+    mx.check_grads(loss, [w], order=2, modes=("rev",))
+
+
+def test_backward_through_vectorised_vmap_reaches_leaves():
+    w = mx.array(RNG.standard_normal((4, 3)), requires_grad=True)
+    x = mx.array(RNG.standard_normal((B, 4)), requires_grad=True)
+    mx.vmap(lambda a: mx.sigmoid(a @ w))(x).sum().backward()
+    w2 = mx.array(np.asarray(w), requires_grad=True)
+    x2 = mx.array(np.asarray(x), requires_grad=True)
+    mx.sigmoid(x2 @ w2).sum().backward()
+    np.testing.assert_allclose(np.asarray(w.grad), np.asarray(w2.grad), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(x.grad), np.asarray(x2.grad), rtol=1e-5)
+
+
+def test_per_example_gradients():
+    w = _arr(4)
+    x = _arr(B, 4)
+    per = mx.vmap(mx.grad(lambda w, a: mx.sin(a @ w)), in_axes=(None, 0))(w, x)
+    want = np.cos(np.asarray(x) @ np.asarray(w))[:, None] * np.asarray(x)
+    np.testing.assert_allclose(np.asarray(per), want, rtol=1e-5, atol=1e-6)
+
+
+def test_out_axes_and_trees():
+    d = {"a": _arr(3, B), "b": _arr(4)}
+    before = batching.STATS["vectorised"]
+    s, (p, q) = mx.vmap(
+        lambda t: (t["a"].sum(), (t["a"] * 2, t["a"][:, None] * t["b"])),
+        in_axes=({"a": 1, "b": None},),
+        out_axes=(0, (1, -1)),
+    )(d)
+    assert batching.STATS["vectorised"] == before + 1
+    a = np.asarray(d["a"])
+    np.testing.assert_allclose(np.asarray(s), a.sum(0), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(p), a * 2, rtol=1e-6)
+    want_q = np.moveaxis(a.T[:, :, None] * np.asarray(d["b"]), 0, -1)
+    np.testing.assert_allclose(np.asarray(q), want_q, rtol=1e-6)
+
+
+def test_no_grad_records_nothing():
+    x = mx.array(RNG.standard_normal((B, 4)), requires_grad=True)
+    with mx.no_grad():
+        out = mx.vmap(lambda a: mx.exp(a) * 2)(x)
+    assert out._node is None
+    np.testing.assert_allclose(np.asarray(out), np.exp(np.asarray(x)) * 2, rtol=1e-12)
+
+
+def test_errors_from_the_function_surface_from_the_loop():
+    with pytest.raises(ValueError, match="matmul"):
+        mx.vmap(lambda a: a @ mx.ones((3, 2)))(X)
+
+
+def test_nested_vmap():
+    m = _arr(3, B, 4)
+    inner = mx.vmap(lambda r: mx.tanh(r @ W).sum(-1) * r.sum())
+    before = batching.STATS["vectorised"]
+    got = mx.vmap(inner, in_axes=1)(m)  # (B, 3)
+    assert batching.STATS["vectorised"] >= before + 2
+    want = np.stack([np.asarray(inner(m[:, i])) for i in range(B)])
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
+
+
+def test_escape_before_a_nested_vmap_still_falls_back():
+    def outer(x):
+        scale = 2.0 if x.sum().item() > 0 else -1.0
+        return mx.vmap(lambda v: v * 3)(x[None])[0] * scale
+
+    before = batching.STATS["fallback"]
+    got = mx.vmap(outer)(X)
+    assert batching.STATS["fallback"] > before
+    np.testing.assert_allclose(np.asarray(got), _loop(outer, (X,), (0,)), rtol=1e-6)
+
+
+def test_nn_layers_vectorise():
+    from chainrule import nn
+
+    mx.random.seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    before = batching.STATS["vectorised"]
+    got = mx.vmap(model)(X)
+    assert batching.STATS["vectorised"] == before + 1, batching.LAST["reason"]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(model(X)), rtol=1e-6, atol=1e-6)
