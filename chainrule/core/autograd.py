@@ -205,10 +205,6 @@ def _seed(out: array, cotangent, who: str) -> array:
     return c
 
 
-def _has_owner(node: Node) -> bool:
-    return node.owner is not None
-
-
 def tape_backward(out: array, gradient=None, create_graph: bool = False) -> None:
     """``out.backward()``: add the cotangent of every ``requires_grad`` leaf into its ``.grad``."""
     node = out._node
@@ -302,9 +298,6 @@ class _Tracing:
             node = Node(x._data, _IDENTITY, (x._data,))
         self.targets.add(node)
         return _from_value(x._data, node)
-
-    def is_target(self, node: Node) -> bool:
-        return node in self.targets
 
     def cotangent_of(self, t, found):
         if t is None:

@@ -572,3 +572,14 @@ def test_stop_gradient():
     x = mx.array([1.0, 2.0])
     assert mx.grad(lambda x: (mx.stop_gradient(x) * x).sum())(x).tolist() == [1.0, 2.0]
     assert mx.stop_gradient(x).tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("axis", [(0, 1), (1, 0), (-2, -1), (-1, 0), (2, 1)])
+@pytest.mark.parametrize("ord", [1, np.inf])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_matrix_norms_match_numpy_on_any_axis_pair(axis, ord, keepdims):
+    a = np.random.default_rng(0).standard_normal((3, 4, 5))
+    got = mx.linalg.norm(mx.array(a, dtype=mx.float64), ord=ord, axis=axis, keepdims=keepdims)
+    want = np.linalg.norm(a, ord=ord, axis=axis, keepdims=keepdims)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want)
