@@ -311,7 +311,8 @@ class array:
             if self._data.dtype.kind not in "fc":
                 raise GradientDtypeError(
                     f"requires_grad: only floating-point arrays can require gradients, "
-                    f"not {self.dtype.name}"
+                    f"not {self.dtype.name}; cast it to a float dtype first, for example "
+                    "x.astype(mx.float32)"
                 )
             if self._node is None:
                 self._node = Node(self._data, None, (), None, weakref.ref(self))

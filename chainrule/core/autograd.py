@@ -92,12 +92,18 @@ def _toposort(root: Node, targets: set | None) -> tuple[list, set]:
 
 _PY_SCALARS = (float, int, bool, complex)
 
+OBSERVERS: list = []
+"""Callables ``f(node, g, i, gi)`` that ``backward_pass`` runs for every cotangent ``gi`` that
+``node``'s rule sends to its input ``i`` (``g`` is ``node``'s own cotangent; ``gi`` is already
+shaped like the input). ``detect_anomaly`` and ``chainrule.viz`` add one while they need it;
+when the list is empty the pass pays one truth test per edge."""
+
 
 def _const(value, like):
     """A constant input as rules see it: backend values wrapped, Python scalars as they are
     (they stay weakly typed in the rule's arithmetic, and cost no conversion)."""
     t = type(value)
-    if t is xp.ndarray:
+    if t is xp.ndarray or t is ops.Traced:
         return _from_value(value)
     if t in _PY_SCALARS:
         return value
@@ -141,7 +147,7 @@ def backward_pass(
                 # Gradients come back laid out like their parameters: transposes in the rules
                 # leave column-major views, and an optimizer mixing layouts runs 2-4x slower.
                 gd = g._data
-                if type(gd) is xp.ndarray and not gd.flags.c_contiguous and gd.ndim > 1:
+                if type(gd) in ops._ARRAYS and not gd.flags.c_contiguous and gd.ndim > 1:
                     g = ops.contiguous(g)
                 found[id(node)] = (node, g)
                 continue
@@ -180,6 +186,9 @@ def backward_pass(
                     gd = gi._data
                 if gd.dtype != pv.dtype:
                     gi = ops.astype(gi, pv.dtype)
+                if OBSERVERS:  # debugging hooks (detect_anomaly, chainrule.viz); usually empty
+                    for observe in OBSERVERS:
+                        observe(node, g, i, gi)
                 prev = cots.get(p)
                 cots[p] = gi if prev is None else prev + gi
     finally:
@@ -194,9 +203,9 @@ def _seed(out: array, cotangent, who: str) -> array:
     if cotangent is None:
         if out._data.size != 1:
             raise ValueError(
-                f"{who}: the output has shape {out.shape}; only outputs of one element have an "
-                "implicit cotangent. Pass a cotangent (gradient=...) of that shape, or reduce "
-                "the output (e.g. .sum())."
+                f"{who}: the output has shape {out.shape}: reduce it (for example .sum() or "
+                ".mean()) or pass a cotangent of that shape (gradient=...); only outputs of one "
+                "element have an implicit cotangent"
             )
         return _from_value(xp.ones(out._data.shape, dtype=out._data.dtype))
     c = cotangent if type(cotangent) is array else array(cotangent, dtype=out.dtype)
@@ -264,12 +273,15 @@ def _tree_leaves(tree) -> list:
 class _Tracing:
     """Creates the tracer leaves of one transform and knows which nodes are its targets."""
 
-    __slots__ = ("targets", "who", "outer")
+    __slots__ = ("targets", "who", "outer", "origin")
 
     def __init__(self, who: str) -> None:
         self.targets: set = set()
         self.who = who
         self.outer = False
+        # tracer handle id -> its target node: the function may rebind the handle
+        # (``x[1:3] = v``, ``x += y``), after which ``handle._node`` is no longer the target
+        self.origin: dict = {}
 
     def tracer(self, x, where: str):
         if type(x) is not array:
@@ -285,7 +297,8 @@ class _Tracing:
         if x._data.dtype.kind not in "fc":
             raise GradientDtypeError(
                 f"{self.who}: cannot differentiate with respect to {where} of integer or "
-                f"boolean dtype {x.dtype.name}; convert it with .astype(mx.float32)"
+                f"boolean dtype {x.dtype.name}; cast it to a float dtype first, for example "
+                "x.astype(mx.float32)"
             )
         parent = x._node
         if parent is not None:
@@ -297,14 +310,21 @@ class _Tracing:
         else:
             node = Node(x._data, _IDENTITY, (x._data,))
         self.targets.add(node)
-        return _from_value(x._data, node)
+        t = _from_value(x._data, node)
+        self.origin[id(t)] = node
+        return t
+
+    def node_of(self, t):
+        """The target node of tracer ``t`` (even if the function rebound ``t``)."""
+        return self.origin.get(id(t), t._node)
 
     def cotangent_of(self, t, found):
         if t is None:
             return None
-        hit = found.get(id(t._node))
+        node = self.node_of(t)
+        hit = found.get(id(node))
         if hit is None:
-            return _from_value(xp.zeros(t._data.shape, t._data.dtype))
+            return _from_value(xp.zeros(node.value.shape, node.value.dtype))
         return hit[1]
 
 
@@ -353,8 +373,8 @@ def _grads_from(tr, loss, single, nums, traced_pos, traced_kw, argnames, create_
         raise TypeError(f"{tr.who}: the function must return an array, not {type(loss).__name__}")
     if loss._data.size != 1:
         raise ValueError(
-            f"{tr.who}: the function's output has shape {loss.shape}; grad needs an output of "
-            "one element (use vjp for other shapes)"
+            f"{tr.who}: the output has shape {loss.shape}: reduce it (for example .sum() or "
+            ".mean()) or pass a cotangent (with mx.vjp); grad needs an output of one element"
         )
     if loss._node is not None:
         found = backward_pass(loss._node, _seed(loss, None, tr.who), tr.targets, create_graph)
@@ -535,7 +555,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
             found = backward_pass(total._node, _seed(total, None, "jvp"), outer.targets, True)
             dots = None
             for t, tr_ in zip(traced, tangents):
-                hit = found.get(id(t._node))
+                hit = found.get(id(outer.node_of(t)))
                 if hit is None:
                     continue
                 term = ops.sum(hit[1] * tr_)
@@ -960,6 +980,10 @@ def check_grads(
         _from_value(xp.array(a._data if type(a) is array else a, dtype=xp.float64)) for a in args
     ]
 
+    def fresh(xs):
+        # new handles for every call: the function may rebind its arguments (``x += y``)
+        return [_from_value(x._data) for x in xs]
+
     def numeric_dir(f, xs, ts, level):
         plus = f(*[_from_value(x._data + eps * t._data) for x, t in zip(xs, ts)])
         minus = f(*[_from_value(x._data - eps * t._data) for x, t in zip(xs, ts)])
@@ -978,14 +1002,14 @@ def check_grads(
             _, (ana,) = jvp(f, xs, ts)
             _compare(num, _flat(ana), "fwd", level)
         if "rev" in modes:
-            out = f(*xs)
+            out = f(*fresh(xs))
             u = _from_value(rng.standard_normal(out.shape))
             _, vjps = vjp(f, xs, [u])
             lhs = float(xp.dot(_flat(u), num))
             rhs = float(xp.sum([xp.dot(_flat(g), _flat(t)) for g, t in zip(vjps, ts)]))
             _compare(xp.array([lhs]), xp.array([rhs]), "rev", level)
         if level < order:
-            v = _from_value(rng.standard_normal(f(*xs).shape))
+            v = _from_value(rng.standard_normal(f(*fresh(xs)).shape))
 
             def dir_fun(*ys):
                 _, g = vjp(f, ys, [v])

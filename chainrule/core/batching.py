@@ -76,7 +76,7 @@ def _mark(x):
 
 
 # kernels whose branch on the values picks a numerically safer formula, not another graph
-_BENIGN_BRANCHES = frozenset(("logsumexp", "_where_kernel"))
+_BENIGN_BRANCHES = frozenset(("logsumexp", "_lse_kernel", "_where_kernel"))
 
 
 def _escape(*_args):

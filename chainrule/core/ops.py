@@ -16,7 +16,10 @@ import math
 from . import dtypes as _dt
 from .array import STATE, Node, _convert, _from_value, array
 from .backend import xp
+from .compile import Traced, kernel
 
+# `Node` is only ever called here (never used in isinstance/type tests): detect_anomaly
+# (anomaly.py) rebinds this name to a checking factory while it is on, at no cost when off.
 _sum = builtins.sum
 _slice = builtins.slice
 _AxisError = xp.exceptions.AxisError
@@ -387,14 +390,18 @@ _WHERE = defprim(
 )
 
 
+_ARRAYS = (xp.ndarray, Traced)  # backend arrays, plain or being traced by mx.compile
+
+
+@kernel  # one step under mx.compile, so its finiteness test is not a guard
 def _where_kernel(cd, dx, dy):
     # Masking with a zero branch (every ReLU and maximum gradient) is ten times faster as a
     # product than as np.where, whose per-element branch mispredicts on random masks. The
     # product is only right where the kept values are finite (inf * 0 is nan), so it is checked.
-    if type(dy) in (int, float) and dy == 0 and type(dx) is xp.ndarray and dx.dtype.kind == "f":
+    if type(dy) in (int, float) and dy == 0 and type(dx) in _ARRAYS and dx.dtype.kind == "f":
         if _isfinite(dx).all():
             return dx * cd
-    elif type(dx) in (int, float) and dx == 0 and type(dy) is xp.ndarray and dy.dtype.kind == "f":
+    elif type(dx) in (int, float) and dx == 0 and type(dy) in _ARRAYS and dy.dtype.kind == "f":
         if _isfinite(dy).all():
             return dy * ~cd
     return xp.where(cd, dx, dy)
@@ -803,14 +810,8 @@ min = _extreme(_MIN, xp.min, "min")
 amax, amin = max, min
 
 
-def logsumexp(a, axis=None, keepdims: bool = False, stream=None) -> array:
-    """``log(sum(exp(a)))`` over ``axis``, computed stably."""
-    a = _as(a)
-    d = a._data
-    if d.dtype.kind in "biu":
-        d = d.astype(xp.float32)
-        a = _from_value(d)
-    axes = _axes(axis, d.ndim, "logsumexp")
+@kernel
+def _lse_kernel(d, axes):
     m = _max_reduce(d, axis=axes, keepdims=True) if d.size else xp.zeros((1,) * d.ndim, d.dtype)
     if _isfinite(m).all():
         out = xp.log(_add_reduce(xp.exp(d - m), axes, None, None, True))
@@ -819,6 +820,18 @@ def logsumexp(a, axis=None, keepdims: bool = False, stream=None) -> array:
         m = xp.where(xp.isfinite(m), m, 0)
         with xp.errstate(divide="ignore"):  # all -inf gives -inf, quietly (as MLX)
             out = xp.log(xp.sum(xp.exp(d - m), axis=axes, keepdims=True)) + m
+    return out
+
+
+def logsumexp(a, axis=None, keepdims: bool = False, stream=None) -> array:
+    """``log(sum(exp(a)))`` over ``axis``, computed stably."""
+    a = _as(a)
+    d = a._data
+    if d.dtype.kind in "biu":
+        d = d.astype(xp.float32)
+        a = _from_value(d)
+    axes = _axes(axis, d.ndim, "logsumexp")
+    out = _lse_kernel(d, axes)
     if not keepdims:
         out = out.reshape(tuple(s for i, s in enumerate(d.shape) if i not in axes))
     return _rec(_LSE, out, (a,), {"axes": axes, "keepdims": keepdims})
@@ -1302,6 +1315,7 @@ def _is_basic(idx) -> bool:
     return True
 
 
+@kernel
 def _scatter_add_kernel(x, idx, v):
     out = xp.array(x)
     if _is_basic(idx):
@@ -1318,10 +1332,15 @@ def _getitem_vjp(g, ans, x, idx):
 _GETITEM = defprim("getitem", _getitem_vjp)
 
 
+@kernel
+def _getitem_kernel(d, idx):
+    return d[idx]
+
+
 def _index(a, idx) -> array:
     """``a[idx]`` for a cleaned index."""
     try:
-        out = a._data[idx]
+        out = _getitem_kernel(a._data, idx)
     except IndexError as e:
         raise IndexError(f"getitem: {e} (array shape {a.shape})") from None
     return _rec(_GETITEM, out, (a,), {"idx": idx})
@@ -1350,6 +1369,7 @@ def _scatter_add(x, idx, v) -> array:
     return _rec(_SCATTER_ADD, out, (x, v), {"idx": idx})
 
 
+@kernel
 def _index_update_kernel(x, idx, v):
     out = xp.array(x)
     out[idx] = v
@@ -1375,11 +1395,17 @@ def _index_update(x, idx, v) -> array:
     return _rec(_INDEX_UPDATE, out, (x, v), {"idx": idx})
 
 
+@kernel
+def _at_kernel(ufunc, x, idx, v):
+    out = xp.array(x)
+    ufunc.at(out, idx, v)
+    return out
+
+
 def _ufunc_at(ufunc, x, idx, v):
     """The value of ``x`` with ``ufunc`` applied at ``idx`` (repeated indices accumulate)."""
-    out = xp.array(x._data)
     try:
-        ufunc.at(out, idx, v._data.astype(out.dtype, copy=False))
+        out = _at_kernel(ufunc, x._data, idx, v._data.astype(x._data.dtype, copy=False))
     except (ValueError, IndexError) as e:
         raise ValueError(
             f"at[].{ufunc.__name__}: cannot apply values of shape {v.shape} at {idx!r} of an "

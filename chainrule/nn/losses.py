@@ -21,6 +21,7 @@ from typing import Literal
 from .. import core as mx
 from ..core.array import array
 from ..core.backend import xp
+from ..core.compile import kernel
 
 __all__ = [
     "BCELoss",
@@ -79,15 +80,61 @@ def _reduce(loss: array, reduction: Reduction = "none", who: str = "loss") -> ar
     raise ValueError(f"{who}: invalid reduction {reduction!r}; must be one of {_REDUCTIONS}")
 
 
+def _squeeze_to(shape: tuple, target: tuple) -> str | None:
+    """``.squeeze(axis)`` (as text) that turns ``shape`` into ``target``, if one does."""
+    if len(shape) == len(target) + 1:
+        for k in range(len(shape) - 1, -1, -1):
+            if shape[k] == 1 and shape[:k] + shape[k + 1 :] == target:
+                return f".squeeze({k - len(shape)})"
+    if tuple(d for d in shape if d != 1) == target:
+        return ".squeeze()"
+    return None
+
+
+def _shape_fixes(a_shape: tuple, b_shape: tuple, a_name: str, b_name: str) -> str:
+    """How to make ``b_shape`` and ``a_shape`` agree, as a sentence."""
+    if math.prod(a_shape) == math.prod(b_shape):
+        fixes = []
+        for x, x_shape, y_shape in ((a_name, a_shape, b_shape), (b_name, b_shape, a_shape)):
+            squeeze = _squeeze_to(x_shape, y_shape)
+            if squeeze:
+                fixes.append(f"{x}{squeeze}")
+        fixes.append(f"{b_name}.reshape{a_shape}")
+        return "make them one shape, e.g. " + " or ".join(fixes)
+    try:
+        joint = xp.broadcast_shapes(a_shape, b_shape)
+    except ValueError:
+        return (
+            "check that the right arrays are passed; if they are, reshape or squeeze them "
+            "to one shape"
+        )
+    return (
+        f"broadcasting would silently pair them up into shape {joint}: reshape or squeeze them "
+        f"to one shape, or if each {b_name} value really stands for several {a_name} values, "
+        f"broadcast it yourself: mx.broadcast_to({b_name}, {a_shape})"
+    )
+
+
 def _shape_problem(who: str, a: array, b: array, a_name: str, b_name: str) -> str | None:
     if a.shape == b.shape:
         return None
-    hint = ""
-    if a.size == b.size:
-        hint = f"; reshape the {b_name} first, e.g. {b_name}.reshape{a.shape}"
     return (
         f"{who}: {a_name} shape {a.shape} does not match {b_name} shape {b.shape} "
-        f"(losses do not broadcast){hint}"
+        f"(losses do not broadcast); {_shape_fixes(a.shape, b.shape, a_name, b_name)}"
+    )
+
+
+def _index_shape_problem(who: str, x_name: str, x_shape: tuple, t_name: str, t, ax: int) -> str:
+    """Class-index targets of the wrong shape: name both shapes and the fix."""
+    expected = x_shape[:ax] + x_shape[ax + 1 :]
+    fix = ""
+    if math.prod(t.shape) == math.prod(expected):
+        squeeze = _squeeze_to(t.shape, expected)
+        fix = f"; e.g. {t_name}{squeeze or '.reshape' + str(expected)}"
+    return (
+        f"{who}: {t_name} shape {t.shape} does not fit {x_name} shape {x_shape}: class "
+        f"indices need shape {expected} (classes on axis {ax}){fix}; probabilities need "
+        f"shape {x_shape}"
     )
 
 
@@ -103,6 +150,12 @@ def _class_axis(who: str, axis: int, ndim: int) -> int:
     return axis % ndim
 
 
+@kernel
+def _out_of_range(d, n: int) -> bool:
+    """Whether some class index lies outside ``[0, n)`` (one step under ``mx.compile``)."""
+    return bool(d.min() < 0) or bool(d.max() >= n)
+
+
 def _check_indices(who: str, targets: array, num_classes: int) -> None:
     """Class indices must be integers in ``[0, num_classes)``."""
     d = targets._data
@@ -111,7 +164,8 @@ def _check_indices(who: str, targets: array, num_classes: int) -> None:
             f"{who}: class indices must be integers, got {targets.dtype}; to pass probabilities, "
             "give targets the logits' shape"
         )
-    if d.size:
+    # one boolean test first: under mx.compile it is a guard that holds for valid labels
+    if d.size and _out_of_range(d, num_classes):
         lo, hi = int(d.min()), int(d.max())
         if lo < 0 or hi >= num_classes:
             bad = lo if lo < 0 else hi
@@ -124,10 +178,7 @@ def _check_indices(who: str, targets: array, num_classes: int) -> None:
 def _index_targets(who: str, logits: array, targets: array, ax: int) -> None:
     expected = logits.shape[:ax] + logits.shape[ax + 1 :]
     if targets.shape != expected:
-        raise ValueError(
-            f"{who}: targets shape {targets.shape} does not fit logits shape {logits.shape}: "
-            f"class indices need shape {expected}, probabilities need shape {logits.shape}"
-        )
+        raise ValueError(_index_shape_problem(who, "logits", logits.shape, "targets", targets, ax))
     _check_indices(who, targets, logits.shape[ax])
 
 
@@ -194,9 +245,10 @@ def _bce(
     with_logits: bool,
     reduction: str,
     pos_weight=None,
+    names: tuple = ("inputs", "targets"),
 ) -> array:
     inputs, targets = _arr(inputs), _arr(targets)
-    shape = _shape_problem(who, inputs, targets, "inputs", "targets")
+    shape = _shape_problem(who, inputs, targets, *names)
     values = None if with_logits else _probability_problem(inputs)
     if shape is not None:  # name every mistake at once
         raise ValueError(shape if values is None else f"{shape}; also, {values}")
@@ -220,16 +272,24 @@ def _bce(
     return _reduce(loss, reduction, who)
 
 
-def _pairwise(who: str, predictions, targets) -> tuple[array, array]:
+# the argument names as the user wrote them: MLX's functions and PyTorch's ``forward``
+_PREDICTIONS = ("predictions", "targets")
+_INPUTS = ("inputs", "targets")
+_TORCH = ("input", "target")
+
+
+def _pairwise(who: str, predictions, targets, names: tuple = _PREDICTIONS) -> tuple[array, array]:
     predictions, targets = _arr(predictions), _arr(targets)
-    _same_shape(who, predictions, targets, "predictions", "targets")
+    _same_shape(who, predictions, targets, *names)
     return predictions, targets
 
 
-def _smooth_l1(who: str, predictions, targets, beta: float, reduction: str) -> array:
+def _smooth_l1(
+    who: str, predictions, targets, beta: float, reduction: str, names: tuple = _PREDICTIONS
+) -> array:
     if beta < 0:
         raise ValueError(f"{who}: beta must be non-negative, got {beta}")
-    predictions, targets = _pairwise(who, predictions, targets)
+    predictions, targets = _pairwise(who, predictions, targets, names)
     diff = mx.abs(predictions - targets)
     if beta == 0:  # the quadratic zone vanishes: plain L1 (and no division by zero)
         return _reduce(diff, reduction, who)
@@ -237,10 +297,12 @@ def _smooth_l1(who: str, predictions, targets, beta: float, reduction: str) -> a
     return _reduce(loss, reduction, who)
 
 
-def _huber(who: str, inputs, targets, delta: float, reduction: str) -> array:
+def _huber(
+    who: str, inputs, targets, delta: float, reduction: str, names: tuple = _INPUTS
+) -> array:
     if delta <= 0:
         raise ValueError(f"{who}: delta must be positive, got {delta}")
-    inputs, targets = _pairwise(who, inputs, targets)
+    inputs, targets = _pairwise(who, inputs, targets, names)
     abs_errors = mx.abs(inputs - targets)
     quadratic = mx.minimum(abs_errors, delta)
     loss = 0.5 * mx.square(quadratic) + delta * (abs_errors - quadratic)
@@ -278,7 +340,10 @@ def cross_entropy(
     logits, targets = _arr(logits), _arr(targets)
     ax = _class_axis(who, axis, logits.ndim)
     if targets.ndim == logits.ndim:
-        _same_shape(who, logits, targets, "logits", "targets")
+        if targets.shape != logits.shape:
+            raise ValueError(
+                _index_shape_problem(who, "logits", logits.shape, "targets", targets, ax)
+            )
         score = mx.sum(logits * targets, axis=ax)
     else:
         _index_targets(who, logits, targets, ax)
@@ -493,7 +558,7 @@ def hinge_loss(inputs: array, targets: array, reduction: Reduction = "none") -> 
     Returns:
         The hinge loss.
     """
-    inputs, targets = _pairwise("hinge_loss", inputs, targets)
+    inputs, targets = _pairwise("hinge_loss", inputs, targets, _INPUTS)
     return _reduce(mx.maximum(1 - inputs * targets, 0), reduction, "hinge_loss")
 
 
@@ -525,7 +590,7 @@ def log_cosh_loss(inputs: array, targets: array, reduction: Reduction = "none") 
     Returns:
         The log-cosh loss, computed stably as ``logaddexp(e, -e) - log 2``.
     """
-    inputs, targets = _pairwise("log_cosh_loss", inputs, targets)
+    inputs, targets = _pairwise("log_cosh_loss", inputs, targets, _INPUTS)
     errors = inputs - targets
     return _reduce(mx.logaddexp(errors, -errors) - _LOG2, reduction, "log_cosh_loss")
 
@@ -622,11 +687,7 @@ def _indexed_nll(
     num_classes = x.shape[ax]
     expected = x.shape[:ax] + x.shape[ax + 1 :]
     if target.shape != expected:
-        raise ValueError(
-            f"{who}: target shape {target.shape} does not fit input shape {x.shape}: class "
-            f"indices need shape {expected} (classes on axis {ax}), probabilities need "
-            f"shape {x.shape}"
-        )
+        raise ValueError(_index_shape_problem(who, "input", x.shape, "target", target, ax))
     td = target._data
     if td.dtype.kind not in "iu":
         raise ValueError(
@@ -638,7 +699,7 @@ def _indexed_nll(
     if any_ignored:
         td = xp.where(ignored, 0, td)
         kept = mx.array(~ignored)
-    if td.size:
+    if td.size and _out_of_range(td, num_classes):
         lo, hi = int(td.min()), int(td.max())
         if lo < 0 or hi >= num_classes:
             bad = lo if lo < 0 else hi
@@ -812,7 +873,7 @@ class MSELoss(_Loss):
 
     def forward(self, input: array, target: array) -> array:
         """Return the loss of ``input`` against ``target``."""
-        input, target = _pairwise("MSELoss", input, target)
+        input, target = _pairwise("MSELoss", input, target, _TORCH)
         return _reduce(mx.square(input - target), self.reduction, "MSELoss")
 
 
@@ -827,7 +888,7 @@ class L1Loss(_Loss):
 
     def forward(self, input: array, target: array) -> array:
         """Return the loss of ``input`` against ``target``."""
-        input, target = _pairwise("L1Loss", input, target)
+        input, target = _pairwise("L1Loss", input, target, _TORCH)
         return _reduce(mx.abs(input - target), self.reduction, "L1Loss")
 
 
@@ -857,7 +918,9 @@ class BCELoss(_Loss):
 
     def forward(self, input: array, target: array) -> array:
         """Return the loss of probabilities ``input`` against binary ``target``."""
-        return _bce("BCELoss", input, target, self._loss_weight, False, self.reduction)
+        return _bce(
+            "BCELoss", input, target, self._loss_weight, False, self.reduction, None, _TORCH
+        )
 
 
 class BCEWithLogitsLoss(_Loss):
@@ -904,6 +967,7 @@ class BCEWithLogitsLoss(_Loss):
             True,
             self.reduction,
             self._pos_weight,
+            _TORCH,
         )
 
 
@@ -1019,7 +1083,7 @@ class SmoothL1Loss(_Loss):
 
     def forward(self, input: array, target: array) -> array:
         """Return the loss of ``input`` against ``target``."""
-        return _smooth_l1("SmoothL1Loss", input, target, self.beta, self.reduction)
+        return _smooth_l1("SmoothL1Loss", input, target, self.beta, self.reduction, _TORCH)
 
 
 class HuberLoss(_Loss):
@@ -1038,7 +1102,7 @@ class HuberLoss(_Loss):
 
     def forward(self, input: array, target: array) -> array:
         """Return the loss of ``input`` against ``target``."""
-        return _huber("HuberLoss", input, target, self.delta, self.reduction)
+        return _huber("HuberLoss", input, target, self.delta, self.reduction, _TORCH)
 
 
 class KLDivLoss(_Loss):

@@ -42,6 +42,7 @@ from .. import core as mx
 from ..core.array import _from_value, _new, array
 from ..core.autograd import enable_grad, no_grad
 from ..core.backend import xp
+from ..core.compile import is_tracing
 from ..utils import tree_flatten, tree_map, tree_merge, tree_unflatten
 
 __all__ = [
@@ -370,12 +371,15 @@ class Optimizer:
         step = state["step"]
         for name, schedule in self._schedulers.items():
             state[name] = _as_array(schedule(step))
-        t = int(step._data) + 1
-        state["step"] = _from_value(xp.asarray(t, dtype=xp.uint64))
+        # The step count stays an array (as in MLX), and so does the learning rate while
+        # mx.compile traces, so that the program reads them instead of freezing constants.
+        t = xp.asarray(step._data + 1)
+        state["step"] = _from_value(t)
         self._t = t
         defaults = self.defaults
         if "lr" in defaults and "learning_rate" in state:
-            defaults["lr"] = float(state["learning_rate"]._data)
+            lr = state["learning_rate"]._data
+            defaults["lr"] = lr if is_tracing() else float(lr)
         for name in self._schedulers:
             if name != "learning_rate" and name in defaults:
                 defaults[name] = float(state[name]._data)
@@ -741,8 +745,8 @@ class SGD(_Standard):
             state["v"] = _from_value(v)
             g = g + mu * v if hp["nesterov"] else v
         # one fresh buffer: the scaled step, then the new weights written over it
-        new = g * float(hp["lr"])
-        if type(new) is xp.ndarray and new.dtype == w.dtype and new.shape == w.shape:
+        new = g * hp["lr"]
+        if isinstance(new, xp.ndarray) and new.dtype == w.dtype and new.shape == w.shape:
             return _from_value(xp.subtract(w, new, out=new))
         return _from_value(w - new)
 
@@ -803,7 +807,7 @@ class Adam(_Standard):
         g, w = gradient._data, parameter._data
         if hp["maximize"]:
             g = -g
-        lr = float(hp["lr"])
+        lr = hp["lr"]  # a float (PyTorch style) or a 0-d array (MLX style)
         b1, b2 = hp["betas"]
         wd = hp["weight_decay"]
         if wd:
@@ -828,7 +832,7 @@ class Adam(_Standard):
         denom = xp.sqrt(v, out=tmp)
         if hp["bias_correction"]:
             t = self._count(state)
-            denom /= math.sqrt(1 - b2**t)
+            denom /= (1 - b2**t) ** 0.5
             lr = lr / (1 - b1**t)
         denom += hp["eps"]
         xp.divide(m, denom, out=denom)
@@ -899,7 +903,7 @@ class Adamax(_Standard):
         g, w = gradient._data, parameter._data
         if hp["maximize"]:
             g = -g
-        lr = float(hp["lr"])
+        lr = hp["lr"]  # a float (PyTorch style) or a 0-d array (MLX style)
         b1, b2 = hp["betas"]
         eps = hp["eps"]
         if hp["weight_decay"]:
@@ -1167,7 +1171,7 @@ class Lion(_Standard):
         g, w = gradient._data, parameter._data
         if hp["maximize"]:
             g = -g
-        lr = float(hp["lr"])
+        lr = hp["lr"]  # a float (PyTorch style) or a 0-d array (MLX style)
         b1, b2 = hp["betas"]
         m = state["m"]._data
         c = m * b1 + (1 - b1) * g
@@ -1282,7 +1286,7 @@ class Adafactor(_Standard):
         g, w = gradient._data, parameter._data
         if hp["maximize"]:
             g = -g
-        t = self._count(state)
+        t = int(self._count(state))  # a NumPy integer would make the float32 state float64
         if self._torch:
             return _from_value(self._torch_update(hp, g, w, t, state))
         eps1, eps2 = hp["eps"]

@@ -1,0 +1,236 @@
+"""mx.compile: a traced program replayed, always equal to the eager function."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from functools import partial
+
+import numpy as np
+import pytest
+
+import chainrule.core as mx
+import chainrule.nn as nn
+import chainrule.optimizers as optim
+
+C = sys.modules["chainrule.core.compile"]
+
+
+def _stats_delta(before: dict) -> dict:
+    return {k: C.STATS[k] - before[k] for k in C.STATS}
+
+
+def _rand(*shape, seed=0):
+    return mx.array(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))
+
+
+def test_pure_function_replays_and_matches_eager():
+    def f(x, y):
+        return mx.sum(mx.tanh(x * y) + 2.0 * x), mx.mean(mx.exp(-x), axis=0)
+
+    cf = mx.compile(f)
+    before = dict(C.STATS)
+    for seed in range(5):
+        x, y = _rand(3, 4, seed=seed), _rand(3, 4, seed=seed + 10)
+        got, want = cf(x, y), f(x, y)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.array(g), np.array(w), rtol=1e-6)
+    d = _stats_delta(before)
+    assert d["traces"] == 1 and d["verified"] == 1 and d["replays"] == 3
+    assert cf.last_reason is None
+
+
+def test_program_is_flat_numpy_without_engine_bookkeeping():
+    def f(x, w):
+        return mx.sum(nn.relu(x @ w) ** 2)
+
+    cf = mx.compile(f)
+    x, w = _rand(4, 3), _rand(3, 5, seed=1)
+    cf(x, w)
+    (prog,) = cf.cache.values()
+    # forward only: matmul, relu (maximum), square, sum
+    assert prog.n_steps == 4, prog.source
+    assert "Node" not in prog.source
+
+
+def test_new_shape_traces_again():
+    cf = mx.compile(lambda x: (x * 3.0).sum(axis=0))
+    before = dict(C.STATS)
+    for n in (2, 3, 2, 3):
+        x = _rand(n, 4, seed=n)
+        np.testing.assert_allclose(np.array(cf(x)), np.array((x * 3.0).sum(axis=0)), rtol=1e-6)
+    assert _stats_delta(before)["traces"] == 2
+
+
+def _mlp_run(compiled: bool, opt_name: str, steps: int = 12, dropout: float = 0.0):
+    mx.random.seed(3)
+    layers = [nn.Linear(20, 16), nn.ReLU()]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(16, 5))
+    model = nn.Sequential(*layers)
+    opt = optim.SGD(learning_rate=0.1, momentum=0.9) if opt_name == "sgd" else optim.Adam(1e-2)
+
+    def loss_fn(m, x, y):
+        return nn.losses.cross_entropy(m(x), y, reduction="mean")
+
+    lg = nn.value_and_grad(model, loss_fn)
+
+    def step(x, y):
+        loss, g = lg(model, x, y)
+        opt.update(model, g)
+        return loss
+
+    if compiled:
+        state = [model.state, opt.state]
+        step = partial(mx.compile, inputs=state, outputs=state)(step)
+    rng = np.random.default_rng(7)
+    losses = []
+    for _ in range(steps):
+        x = mx.array(rng.standard_normal((8, 20)).astype(np.float32))
+        y = mx.array(rng.integers(0, 5, 8))
+        losses.append(step(x, y).item())
+    return model, losses, step
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_training_run_equals_eager(opt_name, dropout):
+    before = dict(C.STATS)
+    m1, l1, step = _mlp_run(True, opt_name, dropout=dropout)
+    d = _stats_delta(before)
+    m2, l2, _ = _mlp_run(False, opt_name, dropout=dropout)
+    np.testing.assert_allclose(l1, l2, rtol=1e-6)
+    p1 = dict(nn.utils.tree_flatten(m1.parameters()))
+    p2 = dict(nn.utils.tree_flatten(m2.parameters()))
+    for k in p2:
+        np.testing.assert_allclose(np.array(p1[k]), np.array(p2[k]), rtol=1e-6, atol=1e-7)
+    # two traces (the optimizer creates its state on the first call), one checked replay,
+    # then replays only
+    assert step.last_reason is None
+    assert d["replays"] == 12 - 3 and d["verified"] == 1 and d["eager"] == 0
+
+
+def test_random_draws_advance_the_state():
+    f = mx.compile(lambda x: x + mx.random.uniform(shape=x.shape))
+    g = lambda x: x + mx.random.uniform(shape=x.shape)  # noqa: E731
+    x = mx.zeros((3,))
+    mx.random.seed(11)
+    got = [np.array(f(x)) for _ in range(5)]
+    mx.random.seed(11)
+    want = [np.array(g(x)) for _ in range(5)]
+    np.testing.assert_array_equal(np.stack(got), np.stack(want))
+    assert len({tuple(v) for v in got}) == 5
+    assert f.last_reason is None
+
+
+def test_data_dependent_branch_stays_correct():
+    def f(x):
+        if mx.sum(x) > 0:
+            return x * 2.0
+        return x - 1.0
+
+    cf = mx.compile(f)
+    for v in (1.0, 2.0, -1.0, 3.0, -5.0):
+        x = mx.full((3,), v)
+        np.testing.assert_allclose(np.array(cf(x)), np.array(f(x)))
+
+
+def test_labels_out_of_range_still_raise_after_compiling():
+    def f(logits, y):
+        return nn.losses.cross_entropy(logits, y, reduction="mean")
+
+    cf = mx.compile(f)
+    logits = _rand(4, 3)
+    for _ in range(4):
+        cf(logits, mx.array([0, 1, 2, 1]))
+    with pytest.raises(ValueError, match="class index 7 is out of range"):
+        cf(logits, mx.array([0, 1, 7, 1]))
+
+
+def test_python_values_read_inside_fall_back_to_eager():
+    def f(x):
+        scale = float(np.array(x._data).max())  # a copy NumPy makes outside the tracer
+        return x * scale
+
+    cf = mx.compile(f)
+    for seed in range(4):
+        x = _rand(5, seed=seed)
+        np.testing.assert_allclose(np.array(cf(x)), np.array(f(x)), rtol=1e-6)
+
+
+def test_grad_of_a_compiled_function():
+    f = lambda x: mx.sum(mx.sin(x) * x)  # noqa: E731
+    cf = mx.compile(f)
+    x = _rand(6)
+    for _ in range(3):
+        np.testing.assert_allclose(np.array(mx.grad(cf)(x)), np.array(mx.grad(f)(x)), rtol=1e-6)
+
+
+def test_scatter_into_a_constant_is_fresh_on_every_replay():
+    def f(idx, v):
+        return mx.zeros((4,)).at[idx].add(v)
+
+    cf = mx.compile(f)
+    for i in range(5):
+        idx = mx.array([i % 4, (i + 1) % 4])
+        v = mx.array([1.0, 2.0])
+        np.testing.assert_array_equal(np.array(cf(idx, v)), np.array(f(idx, v)))
+
+
+def test_disable_compile_runs_eagerly():
+    cf = mx.compile(lambda x: x + 1.0)
+    before = dict(C.STATS)
+    mx.disable_compile()
+    try:
+        for _ in range(3):
+            cf(mx.zeros((2,)))
+    finally:
+        mx.enable_compile()
+    assert _stats_delta(before)["traces"] == 0
+    assert not cf.cache
+
+
+def test_environment_switch_disables_compile():
+    code = (
+        "import sys, chainrule.core as mx\n"
+        "C = sys.modules['chainrule.core.compile']\n"
+        "f = mx.compile(lambda x: x * 2.0)\n"
+        "[f(mx.ones((2,))) for _ in range(3)]\n"
+        "print(C.STATS['traces'])\n"
+    )
+    env = dict(os.environ, MLX_DISABLE_COMPILE="1")
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "0"
+
+
+def test_batchnorm_running_stats_are_updated_by_the_replay():
+    def run(compiled):
+        mx.random.seed(0)
+        model = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm(4), nn.ReLU(), nn.Linear(4, 2))
+        opt = optim.SGD(learning_rate=0.05)
+        lg = nn.value_and_grad(model, lambda m, x, y: nn.losses.mse_loss(m(x), y))
+
+        def step(x, y):
+            loss, g = lg(model, x, y)
+            opt.update(model, g)
+            return loss
+
+        if compiled:
+            state = [model.state, opt.state]
+            step = partial(mx.compile, inputs=state, outputs=state)(step)
+        rng = np.random.default_rng(1)
+        for _ in range(8):
+            step(
+                mx.array(rng.standard_normal((10, 6)).astype(np.float32)),
+                mx.array(rng.standard_normal((10, 2)).astype(np.float32)),
+            )
+        return dict(nn.utils.tree_flatten(model.state))
+
+    s1, s2 = run(True), run(False)
+    assert any("running_mean" in k for k in s2)
+    for k in s2:
+        np.testing.assert_allclose(np.array(s1[k]), np.array(s2[k]), rtol=1e-6, atol=1e-7)
