@@ -33,6 +33,7 @@ import functools
 import operator
 import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -55,13 +56,36 @@ _generic = _np.generic
 STATS = {"traces": 0, "replays": 0, "eager": 0, "verified": 0, "rejected": 0}
 
 
+class _Values:
+    """Trace-time values by slot, held by weak reference, with the metadata steps need."""
+
+    __slots__ = ("refs", "meta")
+
+    def __init__(self) -> None:
+        self.refs: list = []
+        self.meta: list = []  # (shape, dtype, strides, C-contiguous)
+
+    def append(self, v) -> None:
+        self.refs.append(weakref.ref(v))
+        self.meta.append((v.shape, v.dtype, v.strides, v.flags.c_contiguous))
+
+    def __getitem__(self, slot: int):
+        return self.refs[slot]()
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+
 class _Tracer:
     """The program being recorded: values by slot, and the steps that made them."""
 
-    __slots__ = ("values", "steps", "failed", "inputs", "rng", "by_id", "transposed")
+    __slots__ = ("values", "steps", "failed", "inputs", "rng", "by_id", "transposed", "keep")
 
     def __init__(self) -> None:
-        self.values: list = []  # slot -> plain ndarray (or scalar) seen while tracing
+        # slot -> the plain value seen while tracing, held weakly: a trace keeps no more
+        # memory alive than the eager call it is (inputs are held by ``keep``)
+        self.values = _Values()
+        self.keep: list = []
         self.steps: list = []  # (kind, fn, args, kwargs, outs, extra)
         self.failed: str | None = None
         self.inputs: list[int] = []
@@ -76,9 +100,17 @@ class _Tracer:
         t = value.view(Traced)
         t._slot = len(self.values)
         t._tr = self
+        t._plain = value
         self.by_id[id(value)] = t._slot
         self.values.append(value)
         return t
+
+    def slot_of_plain(self, x) -> int | None:
+        """The slot whose traced value is the plain array ``x`` itself, if any."""
+        slot = self.by_id.get(id(x))
+        if slot is not None and self.values[slot] is x:
+            return slot
+        return None
 
     def fail(self, why: str) -> None:
         if self.failed is None:
@@ -110,7 +142,7 @@ def _resolve_view(tr: _Tracer, a: _ndarray):
     """A plain array viewing a traced value (``np.asarray(t)``): that value's slot, or None."""
     base = a.base
     while base is not None:
-        slot = tr.by_id.get(id(base))
+        slot = tr.slot_of_plain(base)
         if slot is not None:
             v = tr.values[slot]
             if (
@@ -131,7 +163,7 @@ def _conv(tr: _Tracer, x):
     t = type(x)
     if t is Traced:
         if x._tr is tr and x._slot is not None:
-            return _Ref(x._slot), tr.values[x._slot]
+            return _Ref(x._slot), x._plain
         if x._tr is tr:
             tr.fail("a traced value was made by a NumPy path the tracer does not follow")
         return x, _ndview(x, _ndarray)  # from an earlier trace: a constant
@@ -156,7 +188,7 @@ def _conv(tr: _Tracer, x):
             return x, x
         return tmpl, vals
     if t is _ndarray:
-        slot = tr.by_id.get(id(x))
+        slot = tr.slot_of_plain(x)
         if slot is None and x.base is not None:
             slot = _resolve_view(tr, x)
         if slot is not None:
@@ -180,6 +212,7 @@ def _same_slot(tr: _Tracer, value, slot: int) -> Traced:
     t = value.view(Traced)
     t._slot = slot
     t._tr = tr
+    t._plain = value
     return t
 
 
@@ -217,7 +250,7 @@ def _call(fn, args: tuple, kwargs: dict, effect: bool = False):
         outs = kwargs["out"]
         for o in outs if type(outs) is tuple else (outs,):
             if type(o) is Traced and o._tr is tr and o._slot is not None:
-                aliases[id(tr.values[o._slot])] = o
+                aliases[id(o._plain)] = o
     if tr.failed is not None:
         return _plain_result(out, tr)
     if out is not None and not isinstance(out, (_ndarray, _generic, tuple, list)):
@@ -227,7 +260,7 @@ def _call(fn, args: tuple, kwargs: dict, effect: bool = False):
         tr.steps.append(("guard", fn, targs, tkw, [], out))
         return out
     if not effect and type(out) is _ndarray:
-        same = tr.by_id.get(id(out))
+        same = tr.slot_of_plain(out)
         if same is not None:  # the call returned its argument (asarray, astype(copy=False))
             return _same_slot(tr, out, same)
         if type(fn) is _Meth and fn.name == "transpose" and type(targs[0]) is _Ref:
@@ -252,7 +285,7 @@ def _fold_transpose(tr: _Tracer, src: int, perm_args: tuple, out) -> Traced | No
         base, p1 = inner
         if tuple(p1[i] for i in perm) == tuple(range(len(perm))):
             v = tr.values[base]
-            if v.shape == out.shape and v.strides == out.strides:
+            if v is not None and v.shape == out.shape and v.strides == out.strides:
                 return _same_slot(tr, v, base)
     tr.transposed[len(tr.values)] = (src, perm)  # the slot the caller is about to create
     return None
@@ -268,11 +301,12 @@ def _adopt_targets(tr: _Tracer, fn, args: tuple, kwargs: dict) -> None:
     elif args:
         targets.append(args[0])
     for x in targets:
-        if type(x) is _ndarray and id(x) not in tr.by_id and x.base is None:
+        if type(x) is _ndarray and tr.slot_of_plain(x) is None and x.base is None:
             snapshot = x.copy()
             slot = len(tr.values)
             tr.by_id[id(x)] = slot
             tr.values.append(x)
+            tr.keep.append(x)
             tr.steps.append(("call", _np.copy, (snapshot,), {}, [slot], (False, False)))
 
 
@@ -325,6 +359,7 @@ class Traced(_ndarray):
     def __array_finalize__(self, obj) -> None:
         self._slot = None  # made by NumPy itself (a view or a copy): not a program value
         self._tr = None
+        self._plain = None
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         fn = ufunc if method == "__call__" else getattr(ufunc, method)
@@ -556,24 +591,31 @@ def _flatten(tree, arrays: list, key: list) -> None:
         d = tree._data
         arrays.append(tree)
         key.append((d.shape, d.dtype, tree._grad is None))
-    elif isinstance(tree, dict):
-        key.append(("{", tuple(tree.keys())))
-        for v in tree.values():
-            _flatten(v, arrays, key)
-        key.append("}")
+        return
+    if isinstance(tree, dict):
+        key.append(tuple(tree))
+        items = tree.values()
     elif t is list or t is tuple:
-        key.append(("[", len(tree)))
-        for v in tree:
-            _flatten(v, arrays, key)
-        key.append("]")
-    elif tree is None or t in (int, float, bool, str, complex):
-        key.append((t, tree))
+        key.append(len(tree))
+        items = tree
     else:
-        try:
-            hash(tree)
+        if tree is None or t in (int, float, bool, str, complex):
             key.append((t, tree))
-        except TypeError:
-            key.append((t, id(tree)))
+        else:
+            try:
+                hash(tree)
+                key.append((t, tree))
+            except TypeError:
+                key.append((t, id(tree)))
+        return
+    for v in items:  # arrays inline: most leaves are arrays, and a call costs more than this
+        if type(v) is array:
+            d = v._data
+            arrays.append(v)
+            key.append((d.shape, d.dtype, v._grad is None))
+        else:
+            _flatten(v, arrays, key)
+    key.append(t is dict or isinstance(tree, dict))
 
 
 def _replace(tree, fn):
@@ -787,21 +829,14 @@ def _reusable(fn, targs, out_slot, i, last, fresh, tr):
     """An input buffer that dies here and can take this elementwise result (``out=``)."""
     if type(fn) is not _np.ufunc or fn.__name__ not in _ELEMENTWISE_SAFE:
         return None
-    out_v = tr.values[out_slot]
-    if type(out_v) is not _ndarray or out_v.ndim == 0:
+    out_shape, out_dtype, _, out_c = tr.values.meta[out_slot]
+    if len(out_shape) == 0 or not out_c:
         return None
     for a in targs:
         if type(a) is _Ref and a.slot in fresh and last.get(a.slot) == i:
-            v = tr.values[a.slot]
-            if (
-                type(v) is _ndarray
-                and v.shape == out_v.shape
-                and v.dtype == out_v.dtype
-                and v.flags.c_contiguous
-                and out_v.flags.c_contiguous
-            ):
-                # the slot is released by this step; make sure no other argument is it too
-                return a.slot
+            shape, dtype, _, c_contig = tr.values.meta[a.slot]
+            if shape == out_shape and dtype == out_dtype and c_contig:
+                return a.slot  # released by this very step
     return None
 
 
@@ -949,7 +984,7 @@ class _Compiled:
             plan.append((pos, d_where, g_where))
 
         # Back to plain values everywhere the caller can see.
-        result = _fill(out_tmpl, dict(enumerate(tr.values)))
+        result = _fill(out_tmpl, tr.values)
         for h in _unique(post):
             _unwrap(h, tr)
         for h, d, n, g in saved.values():
@@ -963,6 +998,11 @@ class _Compiled:
             for _, dw, gw in plan:
                 slots += [w[1] for w in (dw, gw) if w is not None and w[0] == "slot"]
             prog = _build(tr, slots)
+            # values that escaped (an optimizer's cached step) keep the tracer alive: drop what
+            # it holds so that they do not also keep the previous state alive
+            tr.keep.clear()
+            tr.by_id.clear()
+            tr.steps.clear()
             prog.out_tmpl = out_tmpl
             prog.state_outs = plan
             firsts = {}
@@ -980,6 +1020,7 @@ class _Compiled:
     def _input(tr: _Tracer, d):
         t = tr.new(d)
         tr.inputs.append(t._slot)
+        tr.keep.append(t._plain)
         return t
 
     # -- replaying ------------------------------------------------------------------------------
@@ -997,6 +1038,7 @@ class _Compiled:
         rng_state = _random._G.rng.bit_generator.state if prog.has_rng else None
         try:
             values = prog.run(*inputs)
+            del inputs  # the previous state can go as soon as nothing else holds it
         except Exception as e:
             if rng_state is not None:
                 _random._G.rng.bit_generator.state = rng_state
@@ -1118,7 +1160,7 @@ def _unwrap(h: array, tr: _Tracer) -> None:
     """Give a handle its plain value back after tracing."""
     d = h._data
     if type(d) is Traced:
-        v = tr.values[d._slot] if (d._tr is tr and d._slot is not None) else _ndview(d, _ndarray)
+        v = d._plain if (d._tr is tr and d._slot is not None) else _ndview(d, _ndarray)
         old = h._node
         h._data = v
         if old is not None:
@@ -1127,9 +1169,7 @@ def _unwrap(h: array, tr: _Tracer) -> None:
     if g is not None and type(g._data) is Traced:
         gd = g._data
         h._grad = _from_value(
-            tr.values[gd._slot]
-            if (gd._tr is tr and gd._slot is not None)
-            else _ndview(gd, _ndarray)
+            gd._plain if (gd._tr is tr and gd._slot is not None) else _ndview(gd, _ndarray)
         )
 
 
