@@ -1123,8 +1123,14 @@ def broadcast_to(a, shape, stream=None) -> array:
     shape = tuple(int(s) for s in shape)
     if a._data.shape == shape:
         return a
+    d = a._data
     try:
-        out = xp.broadcast_to(a._data, shape)
+        if d.size == 1 and math.prod(shape) <= 4096:
+            # a small filled array costs a microsecond; np.broadcast_to's view costs six
+            out = xp.empty(shape, d.dtype)
+            out[...] = d
+        else:
+            out = xp.broadcast_to(d, shape)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
     return _rec(_BROADCAST, out, (a,), {"shape": shape})

@@ -391,6 +391,11 @@ class Optimizer:
         if isinstance(grads, dict):
             out = {}
             for k, g in grads.items():
+                if k not in params:
+                    raise ValueError(
+                        f"{type(self).__name__}: the gradients name {k!r}, which the parameters "
+                        f"do not have (they have {sorted(map(str, params))})"
+                    )
                 sub = state.get(k)
                 if sub is None:
                     sub = state[k] = self._init_tree(params[k], None)
@@ -420,7 +425,14 @@ class Optimizer:
         if self._torch:
             self._torch_tree(gradients, model, in_place=True)
         else:
-            model.update(self.apply_gradients(gradients, model))
+            # apply_gradients already refused names the model lacks (it reads each one)
+            from ..nn.module import Module
+
+            new = self.apply_gradients(gradients, model)
+            if isinstance(model, Module):
+                model.update(new, strict=False)
+            else:
+                model.update(new)
 
     # -- PyTorch style ---------------------------------------------------------------------------
     def add_param_group(self, param_group: dict) -> None:

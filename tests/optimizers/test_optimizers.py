@@ -778,3 +778,14 @@ def test_nn_namespace_reaches_the_optimizers():
     nn = pytest.importorskip("chainrule.nn")
     assert nn.optim.Adam is optimizers.Adam
     assert nn.lr_scheduler.StepLR is optimizers.lr_scheduler.StepLR
+
+
+def test_update_refuses_gradients_for_unknown_names():
+    import chainrule.nn as nn
+
+    model = nn.Linear(2, 2)
+    opt = optimizers.SGD(learning_rate=0.1)
+    before = np.array(model.weight)
+    with pytest.raises(ValueError, match="'nope'"):
+        opt.update(model, {"weight": mx.zeros((2, 2)), "nope": mx.zeros(2)})
+    np.testing.assert_array_equal(np.array(model.weight), before)
