@@ -2,11 +2,11 @@
 
 A checkpoint holds a model's arrays, the optimizer's state (MLX style: the ``optimizer.state``
 tree; PyTorch style: ``optimizer.state_dict()``), a learning-rate scheduler's
-``state_dict()``, the epoch, the global random state of ``chainrule.core.random`` (which
-drives ``DataLoader`` shuffling and dropout) and any JSON-serialisable ``extra`` data.
-A ``DataLoader`` built with its own ``seed=``/``generator=`` draws from a private generator
-that is not part of that global state; store ``generator.bit_generator.state`` (a JSON-ready
-dict) in ``extra`` if such a loader must resume exactly.
+``state_dict()``, the epoch, the global random states that ``chainrule.seed`` sets (chainrule's,
+which drives ``DataLoader`` shuffling and dropout, NumPy's and Python's ``random``), a
+``DataLoader``'s own state (its private ``seed=``/``generator=`` stream and its epoch count,
+which seeds its workers) and any JSON-serialisable ``extra`` data. Restored into fresh objects
+in a new process, training continues exactly as if it had never stopped.
 
 The file is a `safetensors <https://github.com/huggingface/safetensors>`_ file written by
 this module (no extra package needed; the ``safetensors`` library can read it): an 8-byte
@@ -28,6 +28,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
@@ -376,6 +377,7 @@ def save_checkpoint(
     scheduler: Any = None,
     epoch: int | None = None,
     extra: Any = None,
+    loader: Any = None,
 ) -> None:
     """Save everything needed to resume training, in one file, atomically.
 
@@ -386,6 +388,9 @@ def save_checkpoint(
         scheduler: An object with ``state_dict()`` (``lr_scheduler.StepLR``...), or ``None``.
         epoch: The number of finished epochs (or any integer you want back), or ``None``.
         extra: Any JSON-serialisable data (plus tuples, arrays and NumPy scalars).
+        loader: The training ``DataLoader`` (anything with ``state_dict()``), or ``None``: its
+            private shuffling generator and epoch count, so its order and its workers' seeds
+            continue exactly.
 
     Raises:
         TypeError: If some state cannot be stored without pickle (the message names it).
@@ -402,8 +407,15 @@ def save_checkpoint(
         "epoch": epoch,
         "model": model_names,
         "random": _Encoder("random.", tensors).encode(mx.random.get_state()),
+        "numpy_random": _Encoder("numpy_random.", tensors).encode(np.random.get_state()),
+        "python_random": _Encoder("python_random.", tensors).encode(random.getstate()),
         "extra": _Encoder("extra.", tensors).encode(extra),
     }
+    if loader is not None:
+        state["loader"] = {
+            "class": type(loader).__name__,
+            "state": _Encoder("loader.", tensors).encode(loader.state_dict()),
+        }
     if optimizer is not None:
         if is_torch_style(optimizer):
             opt = {"style": "torch", "state": optimizer.state_dict()}
@@ -431,6 +443,7 @@ def load_checkpoint(
     optimizer: Any = None,
     scheduler: Any = None,
     restore_random: bool = True,
+    loader: Any = None,
 ) -> dict[str, Any]:
     """Restore a checkpoint written by :func:`save_checkpoint` into existing objects.
 
@@ -444,7 +457,9 @@ def load_checkpoint(
         model: The model to load the weights into (same architecture as when saved).
         optimizer: The optimizer to restore, or ``None`` to skip its state.
         scheduler: The learning-rate scheduler to restore, or ``None`` to skip it.
-        restore_random: Also restore the global random state of ``chainrule.core.random``.
+        restore_random: Also restore the global random states (chainrule's, NumPy's and
+            Python's ``random``; the last two only if the file holds them).
+        loader: The ``DataLoader`` to restore (see :func:`save_checkpoint`), or ``None``.
 
     Returns:
         ``{"epoch": ..., "extra": ...}`` as given to :func:`save_checkpoint`.
@@ -452,7 +467,7 @@ def load_checkpoint(
     Raises:
         ValueError: If the file is not a chainrule checkpoint, is truncated or corrupt, or
             does not match the model (missing, unexpected or mis-shaped arrays), or holds no
-            state for a given optimizer or scheduler, or the optimizer's style differs.
+            state for a given optimizer, scheduler or loader, or the optimizer's style differs.
     """
     import chainrule.core as mx
 
@@ -499,28 +514,57 @@ def load_checkpoint(
             )
     if scheduler is not None and not isinstance(sched, dict):
         raise ValueError(f"{path}: the checkpoint holds no scheduler state")
+    saved_loader = state.get("loader")
+    if loader is not None and not isinstance(saved_loader, dict):
+        raise ValueError(
+            f"{path}: the checkpoint holds no loader state (save it with "
+            "save_checkpoint(..., loader=train_loader))"
+        )
+    loader_state = numpy_state = python_state = None
     try:
         if optimizer is not None:
             opt_state = _decode(opt.get("state"), tensors, path)
         if scheduler is not None:
             sched_state = _decode(sched.get("state"), tensors, path)
         extra = _decode(state.get("extra"), tensors, path)
+        if loader is not None:
+            loader_state = _decode(saved_loader.get("state"), tensors, path)
         if restore_random:
             random_state = _decode(state.get("random"), tensors, path)
             np.random.default_rng().bit_generator.state = random_state  # refuses a bad state
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if "numpy_random" in state:  # files of older versions lack the two below
+                numpy_state = _decode(state["numpy_random"], tensors, path)
+                np.random.RandomState().set_state(numpy_state)
+            if "python_random" in state:
+                python_state = _decode(state["python_random"], tensors, path)
+                python_state = (python_state[0], tuple(python_state[1]), python_state[2])
+                random.Random().setstate(python_state)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
         raise _not_a_checkpoint(path, f"malformed metadata: {e}") from None
 
-    # ---- apply: the optimizer first, as its own load_state_dict may still refuse the state
-    if opt_state is not None:
-        if is_torch_style(optimizer):
-            optimizer.load_state_dict(opt_state)
-        else:
-            optimizer.state = opt_state
+    # ---- apply: the loader and the optimizer first, as their load_state_dict may still refuse
+    # the state (the loader is put back if the optimizer refuses)
+    if loader_state is not None:
+        previous = loader.state_dict()
+        loader.load_state_dict(loader_state)
+    try:
+        if opt_state is not None:
+            if is_torch_style(optimizer):
+                optimizer.load_state_dict(opt_state)
+            else:
+                optimizer.state = opt_state
+    except BaseException:
+        if loader_state is not None:
+            loader.load_state_dict(previous)
+        raise
     for arr, value in updates:
         arr._set_value(value)
     if sched_state is not None:
         scheduler.load_state_dict(sched_state)
     if random_state is not None:
         mx.random.set_state(random_state)
+    if numpy_state is not None:
+        np.random.set_state(numpy_state)
+    if python_state is not None:
+        random.setstate(python_state)
     return {"epoch": state.get("epoch"), "extra": extra}

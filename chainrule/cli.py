@@ -3,6 +3,7 @@
     chainrule train --data digits
     chainrule evaluate runs/digits --data digits --split test
     chainrule predict runs/digits --data new_rows.csv --output predictions.csv
+    chainrule graph two_layer.py -o two_layer.svg   # the graph of a script's loss (viz/command.py)
 
 The command is a thin layer over the library: `chainrule.data.load` reads the data,
 `chainrule.nn` builds the model, `chainrule.train.fit` / `evaluate` / `predict` run it. What is
@@ -272,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace --out if it exists (after success)"
     )
     train.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (also off when not a tty)"
+        "--no-progress", action="store_true", help="print no progress (no bar, no epoch lines)"
     )
     train.set_defaults(run=_cmd_train)
 
@@ -320,6 +321,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, default=256, metavar="N", help="batch size"
     )
     predict.set_defaults(run=_cmd_predict)
+
+    graph = commands.add_parser(
+        "graph",
+        help="draw the computational graph of the loss a script computes",
+        description=(
+            "Run a Python script, then draw the graph behind its `loss` variable: one node per "
+            "operation, parameters by name, the gradient norm at each node. Prints a text tree "
+            "and writes an SVG (no Graphviz needed), or PNG/PDF through Graphviz's dot. "
+            "See docs/autodiff.md."
+        ),
+        formatter_class=_HelpFormatter,
+    )
+    from chainrule.viz.command import add_arguments as _graph_arguments
+
+    _graph_arguments(graph)
+    graph.set_defaults(run=_cmd_graph)
     return parser
 
 
@@ -908,6 +925,12 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         raise
     print(f"wrote {len(table)} predictions to {out}", file=sys.stderr)
     return 0
+
+
+def _cmd_graph(args: argparse.Namespace) -> int:
+    from chainrule.viz.command import main as graph_main
+
+    return graph_main(args)
 
 
 def _pandas() -> Any:

@@ -2,12 +2,19 @@
 
 A key is a ``uint32`` array of shape ``(2,)``. Every function takes ``key=``; without it
 the draw comes from the global generator, which ``seed(n)`` resets so that every later
-draw is reproducible.
+draw is reproducible. ``seed(n)`` also seeds NumPy's global generator (``np.random.*``) and
+Python's ``random`` module, so one call fixes every draw a training script usually makes.
+
+A ``DataLoader`` worker thread draws from a generator of its own, seeded for each batch from
+the loader's seed and the batch's position (``use_thread_generator``), so the numbers a batch
+gets do not depend on which thread fetched it or when.
 """
 
 from __future__ import annotations
 
 import math
+import random as _py_random
+import threading
 
 from . import dtypes as _dt
 from . import ops
@@ -39,23 +46,60 @@ class _Global:
 
 
 _G = _Global()
+# A DataLoader worker thread's own generator (see ``use_thread_generator``).
+_LOCAL = threading.local()
+
+
+def _current():
+    """The generator that draws without ``key=``: the thread's own, else the global one."""
+    rng = getattr(_LOCAL, "rng", None)
+    return _G.rng if rng is None else rng
 
 
 def seed(s: int) -> None:
-    """Reset the global generator so that later draws are reproducible."""
-    _G.rng = xp.random.default_rng(int(s))
+    """Seed every global random source a training script draws from.
+
+    Resets chainrule's global generator (initialisation, dropout, ``DataLoader`` shuffling),
+    NumPy's global generator (``np.random.rand`` and friends) and Python's ``random`` module,
+    so that a script run twice with the same seed draws the same numbers.
+
+    Args:
+        s: A non-negative integer.
+    """
+    s = int(s)
+    if s < 0:
+        raise ValueError(f"seed: the seed must be a non-negative integer, got {s}")
+    _G.rng = xp.random.default_rng(s)
+    # NumPy's legacy global generator takes at most 32 bits: larger seeds are hashed down.
+    xp.random.seed(s if s < 2**32 else xp.random.SeedSequence(s).generate_state(4))
+    _py_random.seed(s)
 
 
 def get_state() -> dict:
-    """The global generator's state (for checkpoints)."""
-    return _G.rng.bit_generator.state
+    """The state of the generator that draws without ``key=`` (for checkpoints)."""
+    return _current().bit_generator.state
 
 
 def set_state(state: dict) -> None:
     """Restore a state returned by ``get_state``."""
     rng = xp.random.default_rng()
     rng.bit_generator.state = state
-    _G.rng = rng
+    if getattr(_LOCAL, "rng", None) is None:
+        _G.rng = rng
+    else:
+        _LOCAL.rng = rng
+
+
+def use_thread_generator(rng) -> None:
+    """Make this thread draw from ``rng`` (a ``numpy.random.Generator``); ``None`` undoes it.
+
+    ``DataLoader`` worker threads call it before each batch, so random augmentations written
+    with ``mx.random`` are reproducible whatever thread fetches the batch.
+
+    Args:
+        rng: The generator, or ``None`` to draw from the global generator again.
+    """
+    _LOCAL.rng = rng
 
 
 def key(s: int) -> array:
@@ -66,7 +110,8 @@ def key(s: int) -> array:
 
 def _rng(k):
     if k is None:
-        return _G.rng
+        rng = getattr(_LOCAL, "rng", None)
+        return _G.rng if rng is None else rng
     data = ops._as(k)._data.astype(xp.uint64).reshape(-1)
     return xp.random.default_rng([int(v) for v in data])
 

@@ -17,7 +17,9 @@ from .loader import (
     Sampler,
     SequentialSampler,
     SubsetRandomSampler,
+    WorkerInfo,
     default_collate,
+    get_worker_info,
 )
 from .sources import (
     BUILTIN_DATASETS,
@@ -46,11 +48,13 @@ __all__ = [
     "DataError",
     "ImageFolder",
     "TabularDataset",
+    "WorkerInfo",
     "default_collate",
     "from_csv",
     "from_json",
     "from_numpy",
     "from_sql",
+    "get_worker_info",
     "load",
     "random_split",
 ]

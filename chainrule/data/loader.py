@@ -2,18 +2,35 @@
 
 One epoch's order of indices is fixed in the calling thread when iteration starts (so a seed
 fixes it whatever ``num_workers`` is); batches are then fetched either in that thread or, with
-``num_workers > 0``, by a pool of background threads that keep up to
-``num_workers * prefetch_factor`` batches ready, handed out in order.
+``num_workers > 0``, by a pool of workers that keep up to ``num_workers * prefetch_factor``
+batches ready, handed out in order.
+
+Workers are threads by default: they need no ``if __name__ == "__main__":`` guard, no
+picklable dataset and no start method, so a loader works the same in a notebook, a script and
+on every OS. Process workers are opt-in (``worker_type="process"``), for datasets whose
+``__getitem__`` is slow pure-Python code. A worker's exception is raised in the loop that
+iterates the loader, with its traceback (a process worker's as the ``__cause__``) and a note
+naming the worker and the batch.
+
+Random numbers in workers: each epoch derives its seeds from the loader's random source
+(the global state that ``chainrule.seed`` resets, or the loader's own ``seed=`` /
+``generator=``) and the epoch count, and each batch gets a generator seeded from those and its
+position. A worker thread's ``mx.random`` draws come from that generator; a worker process
+also seeds NumPy's global generator and ``random`` with it. So augmentations are reproducible
+whichever worker fetches a batch. (Threads share NumPy's and ``random``'s global generators,
+so with thread workers draw augmentations from ``mx.random``.)
 """
 
 from __future__ import annotations
 
 import collections
 import itertools
+import random as _py_random
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -25,6 +42,8 @@ from .dataset import as_rng, permutation
 
 __all__ = [
     "DataLoader",
+    "WorkerInfo",
+    "get_worker_info",
     "Sampler",
     "SequentialSampler",
     "RandomSampler",
@@ -257,6 +276,150 @@ def _convert(sample: Any) -> Any:
     return sample
 
 
+# -- workers -----------------------------------------------------------------------------------
+
+
+class WorkerInfo:
+    """What a ``DataLoader`` worker knows about itself (PyTorch's ``get_worker_info()``).
+
+    Attributes:
+        id: The worker's number, ``0 .. num_workers - 1``.
+        num_workers: How many workers the loader has.
+        seed: The worker's seed: the epoch's base seed plus ``id``, so distinct per worker.
+        dataset: The loader's dataset (a copy, in a worker process).
+        kind: ``"thread"`` or ``"process"``.
+    """
+
+    __slots__ = ("id", "num_workers", "seed", "dataset", "kind")
+
+    def __init__(self, id: int, num_workers: int, seed: int, dataset: Any, kind: str) -> None:
+        self.id, self.num_workers, self.seed = id, num_workers, seed
+        self.dataset, self.kind = dataset, kind
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkerInfo(id={self.id}, num_workers={self.num_workers}, seed={self.seed}, "
+            f"kind={self.kind!r})"
+        )
+
+
+_WORKER = threading.local()
+
+
+def get_worker_info() -> WorkerInfo | None:
+    """The calling worker's :class:`WorkerInfo`, or ``None`` outside ``DataLoader`` workers."""
+    return getattr(_WORKER, "info", None)
+
+
+def _state_ints(state: Any) -> list[int]:
+    """Every integer in a bit generator's state, in order (entropy for seeding)."""
+    out: list[int] = []
+    stack = [state]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            stack.extend(reversed(list(v.values())))
+        elif isinstance(v, (list, tuple)):
+            stack.extend(reversed(v))
+        elif isinstance(v, np.ndarray):
+            out.extend(int(x) for x in v.ravel())
+        elif isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            out.append(int(v) % 2**128)
+    return out
+
+
+def _batch_rng(entropy: list[int], position: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(position,)))
+
+
+def _base_seed(entropy: list[int]) -> int:
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> 2)
+
+
+def _describe(idx: Any) -> str:
+    if type(idx) is slice:
+        return f"samples {idx.start}..{idx.stop - 1}"
+    if isinstance(idx, np.ndarray):
+        items = idx.tolist()
+        return f"samples {items[:8]}{' ...' if len(items) > 8 else ''}"
+    return f"sample {idx!r}"
+
+
+def _note(e: BaseException, position: int, idx: Any) -> None:
+    info = get_worker_info()
+    who = "a DataLoader worker" if info is None else f"DataLoader worker {info.kind} {info.id}"
+    if hasattr(e, "add_note"):  # Python 3.11+
+        e.add_note(f"(raised in {who} while fetching batch {position}: {_describe(idx)})")
+
+
+def _thread_init(dataset: Any, n: int, seed: int, ids: Iterator[int], init: Any) -> None:
+    wid = next(ids)
+    _WORKER.info = WorkerInfo(wid, n, seed + wid, dataset, "thread")
+    if init is not None:
+        init(wid)
+
+
+def _thread_task(fetch: Callable[[Any], Any], entropy: list[int], position: int, idx: Any):
+    mx.random.use_thread_generator(_batch_rng(entropy, position))
+    try:
+        return fetch(idx)
+    except BaseException as e:
+        _note(e, position, idx)
+        raise
+
+
+_PROCESS: dict = {}
+
+
+def _process_init(
+    dataset: Any, batch_size: Any, collate_fn: Any, init: Any, counter: Any, n: int, seed: int
+) -> None:
+    with counter.get_lock():
+        wid = counter.value
+        counter.value += 1
+    _WORKER.info = WorkerInfo(wid, n, seed + wid, dataset, "process")
+    _PROCESS["fetch"] = _make_fetcher(dataset, batch_size, collate_fn)
+    _seed_process(np.random.default_rng(seed + wid))
+    if init is not None:
+        init(wid)
+
+
+def _seed_process(rng: np.random.Generator) -> None:
+    """Seed every global source of a worker process from ``rng``."""
+    mx.random.use_thread_generator(rng)
+    np.random.seed(rng.integers(0, 2**32, size=4, dtype=np.uint64).astype(np.uint32))
+    _py_random.seed(int(rng.integers(0, 2**63)))
+
+
+def _process_task(entropy: list[int], position: int, idx: Any) -> Any:
+    _seed_process(_batch_rng(entropy, position))
+    try:
+        return _PROCESS["fetch"](idx)
+    except BaseException as e:
+        _note(e, position, idx)
+        raise
+
+
+def _make_fetcher(ds: Any, batch_size: int | None, collate_fn: Any) -> Callable[[Any], Any]:
+    """``fetch(indices) -> batch`` for one dataset (also built inside worker processes)."""
+    if batch_size is None:
+        collate = collate_fn or _convert
+        return lambda i: collate(ds[i])
+    if collate_fn is None or collate_fn is default_collate:
+        if type(ds) is mx.array:
+            return ds.__getitem__
+        get_batch = getattr(ds, "get_batch", None)
+        if get_batch is not None:
+            return get_batch
+    collate = collate_fn or default_collate
+
+    def fetch(idx):
+        rows = range(idx.start, idx.stop) if type(idx) is slice else idx.tolist()
+        return collate([ds[i] for i in rows])
+
+    return fetch
+
+
 # -- the loader --------------------------------------------------------------------------------
 
 
@@ -272,15 +435,22 @@ class DataLoader:
         sampler: yields the indices of one epoch (exclusive with ``shuffle``).
         drop_last: drop the last batch when it is smaller than ``batch_size``.
         collate_fn: turns a list of samples into a batch (``default_collate`` by default).
-        num_workers: background threads that fetch batches ahead of the training loop;
+        num_workers: background workers that fetch batches ahead of the training loop;
             batches come out in the same order as with ``num_workers=0``.
-        persistent_workers: keep the threads alive between epochs.
+        persistent_workers: keep the workers alive between epochs.
         generator: random source for shuffling (a ``numpy.random.Generator``, a
             ``chainrule.torch.Generator`` or an ``mx.random.key``).
         seed: an integer seed for a private shuffling generator (exclusive with ``generator``).
         prefetch_factor: batches fetched ahead per worker (2 by default; needs workers).
         pin_memory: accepted for PyTorch code; there is only host memory.
-        worker_init_fn: called as ``worker_init_fn(worker_id)`` in each new worker thread.
+        worker_init_fn: called as ``worker_init_fn(worker_id)`` in each new worker.
+        worker_type: ``"thread"`` (the default: works in notebooks and scripts alike, on every
+            OS, with no ``__main__`` guard) or ``"process"`` (opt-in: for slow pure-Python
+            ``__getitem__``; the dataset must be picklable unless the start method is fork).
+            ``None`` means ``"process"`` when ``multiprocessing_context`` is given, else
+            ``"thread"``.
+        multiprocessing_context: the start method of process workers (``"spawn"``,
+            ``"fork"``, ``"forkserver"`` or a context); Python's default when omitted.
 
     The fast path: when ``collate_fn`` is not given and the dataset has ``get_batch``
     (``TensorDataset``, a ``Subset`` of one, or a chainrule array), each batch is fetched with
@@ -302,6 +472,8 @@ class DataLoader:
         prefetch_factor: int | None = None,
         pin_memory: bool = False,
         worker_init_fn: Callable[[int], None] | None = None,
+        worker_type: str | None = None,
+        multiprocessing_context: Any = None,
     ) -> None:
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
             raise TypeError(
@@ -328,6 +500,17 @@ class DataLoader:
                     "DataLoader: prefetch_factor should be an integer >= 1, not "
                     f"{prefetch_factor!r}"
                 )
+        if worker_type is None:
+            worker_type = "thread" if multiprocessing_context is None else "process"
+        if worker_type not in ("thread", "process"):
+            raise ValueError(
+                f"DataLoader: worker_type must be 'thread' or 'process', not {worker_type!r}"
+            )
+        if worker_type == "process" and num_workers == 0:
+            raise ValueError(
+                "DataLoader: process workers need num_workers > 0 (with num_workers=0 the "
+                "batches are fetched in the calling thread)"
+            )
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler is exclusive with shuffle=True; give one of them")
         if batch_size is None and drop_last:
@@ -341,14 +524,58 @@ class DataLoader:
         self.prefetch_factor = 2 if prefetch_factor is None and num_workers else prefetch_factor
         self.pin_memory = pin_memory
         self.worker_init_fn = worker_init_fn
+        self.worker_type = worker_type
+        self.multiprocessing_context = multiprocessing_context
         rng = as_rng(generator, seed, "DataLoader")
+        self._rng = rng
+        self._epochs = 0  # epochs started: part of the state, it varies the workers' seeds
         self.generator = generator
         if sampler is None:
             sampler = (
                 RandomSampler(dataset, generator=rng) if shuffle else SequentialSampler(dataset)
             )
         self.sampler = sampler
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: Any = None
+
+    # -- state, for exact resumption -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The loader's own random state, for checkpoints (``save_checkpoint(loader=...)``).
+
+        Holds the number of epochs started (it varies the workers' seeds) and the state of a
+        private shuffling generator (``seed=``/``generator=``); a loader that shuffles from the
+        global state needs nothing more, as checkpoints store that state.
+        """
+        rng = self._rng
+        return {
+            "epochs": self._epochs,
+            "generator": None if rng is None else rng.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state from :meth:`state_dict`.
+
+        Args:
+            state: The saved state.
+
+        Raises:
+            ValueError: If the state is malformed or its generator does not match this loader.
+        """
+        try:
+            epochs, gen = int(state["epochs"]), state["generator"]
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"DataLoader.load_state_dict: expected {{'epochs', 'generator'}}, got {state!r:.200}"
+            ) from None
+        if (gen is None) != (self._rng is None):
+            have = "its own generator" if self._rng is not None else "the global random state"
+            raise ValueError(
+                f"DataLoader.load_state_dict: the state was saved from a loader that "
+                f"{'shuffles from the global state' if gen is None else 'has its own generator'}"
+                f", but this loader uses {have}"
+            )
+        if gen is not None:
+            self._rng.bit_generator.state = gen  # in place: a shared Generator sees it too
+        self._epochs = epochs
 
     # -- sizes ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -359,23 +586,7 @@ class DataLoader:
 
     # -- one epoch -----------------------------------------------------------------------------
     def _batch_fetcher(self) -> Callable[[Any], Any]:
-        ds = self.dataset
-        if self.batch_size is None:
-            collate = self.collate_fn or _convert
-            return lambda i: collate(ds[i])
-        if self.collate_fn is None or self.collate_fn is default_collate:
-            if type(ds) is mx.array:
-                return ds.__getitem__
-            get_batch = getattr(ds, "get_batch", None)
-            if get_batch is not None:
-                return get_batch
-        collate = self.collate_fn or default_collate
-
-        def fetch(idx):
-            rows = range(idx.start, idx.stop) if type(idx) is slice else idx.tolist()
-            return collate([ds[i] for i in rows])
-
-        return fetch
+        return _make_fetcher(self.dataset, self.batch_size, self.collate_fn)
 
     def _batches(self) -> list:
         """This epoch's batches of indices (drawn now, in the calling thread)."""
@@ -394,41 +605,74 @@ class DataLoader:
         return [order[s : s + b] for s in range(0, stop, b)]
 
     def __iter__(self) -> Iterator[Any]:
-        fetch = self._batch_fetcher()
         batches = self._batches()
+        epoch = self._epochs
+        self._epochs += 1
         if self.num_workers == 0:
-            return map(fetch, batches)
+            return map(self._batch_fetcher(), batches)
+        # Seeds for this epoch's workers, from the random source's state once the order is
+        # drawn (nothing is drawn from it, so num_workers does not change the order).
+        source = self._rng if self._rng is not None else mx.random._current()
+        entropy = _state_ints(source.bit_generator.state) + [epoch]
         if self.persistent_workers:
             if self._executor is None:
-                self._executor = self._new_executor()
+                self._executor = self._new_executor(_base_seed(entropy))
                 weakref.finalize(self, self._executor.shutdown, wait=False)
-            return _Epoch(self._executor, fetch, batches, self._depth(), own=False)
-        return _Epoch(self._new_executor(), fetch, batches, self._depth(), own=True)
+            executor, own = self._executor, False
+        else:
+            executor, own = self._new_executor(_base_seed(entropy)), True
+        if self.worker_type == "process":
+
+            def submit(position: int, idx: Any) -> Future:
+                return executor.submit(_process_task, entropy, position, idx)
+
+        else:
+            fetch = self._batch_fetcher()
+
+            def submit(position: int, idx: Any) -> Future:
+                return executor.submit(_thread_task, fetch, entropy, position, idx)
+
+        return _Epoch(executor, submit, batches, self._depth(), own)
 
     def _depth(self) -> int:
         return self.num_workers * self.prefetch_factor
 
-    def _new_executor(self) -> ThreadPoolExecutor:
-        init, ids = self.worker_init_fn, itertools.count()
+    def _new_executor(self, seed: int) -> Any:
+        n = self.num_workers
+        if self.worker_type == "process":
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = self.multiprocessing_context
+            if ctx is None or isinstance(ctx, str):
+                ctx = multiprocessing.get_context(ctx)
+            args = (self.dataset, self.batch_size, self.collate_fn, self.worker_init_fn)
+            return ProcessPoolExecutor(
+                max_workers=n,
+                mp_context=ctx,
+                initializer=_process_init,
+                initargs=(*args, ctx.Value("i", 0), n, seed),
+            )
         return ThreadPoolExecutor(
-            max_workers=self.num_workers,
+            max_workers=n,
             thread_name_prefix="chainrule-loader",
-            initializer=None if init is None else (lambda: init(next(ids))),
+            initializer=_thread_init,
+            initargs=(self.dataset, n, seed, itertools.count(), self.worker_init_fn),
         )
 
 
 class _Epoch:
-    """One epoch's batches fetched by a thread pool, handed out in order.
+    """One epoch's batches fetched by a pool of workers, handed out in order.
 
     Several epochs may be live at once (``zip(loader, loader)``, or a loop left with
     ``break``): each keeps its own queue of futures, so sharing a persistent pool is safe. An
     abandoned epoch cancels its queued batches when it is garbage collected.
     """
 
-    def __init__(self, executor, fetch, batches, depth: int, own: bool) -> None:
+    def __init__(self, executor, submit, batches, depth: int, own: bool) -> None:
         self._executor = executor
-        self._fetch = fetch
-        self._todo = iter(batches)
+        self._submit = submit
+        self._todo = enumerate(batches)
         self._n = len(batches)
         self._pending: collections.deque = collections.deque()
         self._depth = depth
@@ -437,12 +681,12 @@ class _Epoch:
         self._fill()
 
     def _fill(self) -> None:
-        pending, submit, fetch = self._pending, self._executor.submit, self._fetch
+        pending, submit = self._pending, self._submit
         while len(pending) < self._depth:
-            idx = next(self._todo, None)
-            if idx is None:
+            item = next(self._todo, None)
+            if item is None:
                 break
-            pending.append(submit(fetch, idx))
+            pending.append((item[0], submit(*item)))
 
     def __iter__(self) -> _Epoch:
         return self
@@ -454,10 +698,17 @@ class _Epoch:
         if not self._pending:
             self.cancel()
             raise StopIteration
-        future = self._pending.popleft()
+        position, future = self._pending.popleft()
         self._fill()  # keep the workers busy while the caller trains on this batch
         try:
             return future.result()
+        except BrokenProcessPool as e:
+            self.cancel()
+            raise RuntimeError(
+                f"DataLoader: a worker process exited unexpectedly while batch {position} was "
+                "being fetched (killed, out of memory, or os._exit in the dataset); run with "
+                "worker_type='thread' or num_workers=0 to see the error in this process"
+            ) from e
         except BaseException:
             self.cancel()
             raise
@@ -465,7 +716,7 @@ class _Epoch:
     def cancel(self) -> None:
         """Drop the batches not yet handed out; shut the pool down if this epoch owns it."""
         with self._lock:
-            for f in self._pending:
+            for _, f in self._pending:
                 f.cancel()
             self._pending.clear()
             self._todo = iter(())

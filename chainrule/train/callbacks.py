@@ -9,7 +9,7 @@ Write your own by subclassing :class:`Callback` and overriding any hook::
 Hooks run in this order: ``on_train_begin``, then per epoch ``on_epoch_begin``,
 ``on_batch_begin``/``on_batch_end`` per batch, ``on_epoch_end``; finally ``on_train_end``.
 Epochs and batches are numbered from 0. Before training, ``fit`` sets ``self.model``,
-``self.optimizer``, ``self.history`` and ``self.params`` on every callback. Setting
+``self.optimizer``, ``self.history``, ``self.params`` and ``self.loader`` on every callback. Setting
 ``self.stop_training = True`` (in any hook) ends training after the current epoch.
 """
 
@@ -82,12 +82,14 @@ class Callback:
         optimizer: Its optimizer (set by ``fit``).
         history: The ``History`` being filled (set by ``fit``).
         params: ``{"epochs", "batch_size", "steps"}`` (set by ``fit``).
+        loader: The training data's ``DataLoader`` (set by ``fit``).
         stop_training: Set it to ``True`` to end training after the current epoch.
     """
 
     model: Any = None
     optimizer: Any = None
     history: Any = None
+    loader: Any = None
     params: dict[str, Any] = {}
     stop_training: bool = False
 
@@ -289,7 +291,7 @@ class ModelCheckpoint(Callback):
         save_weights_only: Write only the weights with ``model.save_weights`` (readable by
             ``model.load_weights``); otherwise a full checkpoint with
             :func:`chainrule.save_checkpoint` (weights, optimizer, scheduler, epoch, random
-            state) that ``load_checkpoint`` resumes from.
+            states, the training ``DataLoader``'s state) that ``load_checkpoint`` resumes from.
         scheduler: A learning-rate scheduler to store in full checkpoints.
         verbose: Print a line for each save.
 
@@ -342,8 +344,15 @@ class ModelCheckpoint(Callback):
             with atomic_path(path) as tmp:
                 self.model.save_weights(tmp)
         else:
+            loader = self.loader if hasattr(self.loader, "state_dict") else None
             save_checkpoint(
-                path, self.model, self.optimizer, self.scheduler, epoch=epoch + 1, extra=None
+                path,
+                self.model,
+                self.optimizer,
+                self.scheduler,
+                epoch=epoch + 1,
+                extra=None,
+                loader=loader,
             )
         self.saved.append(path)
         if self.verbose:

@@ -482,9 +482,10 @@ def fit(
         batch_size: Examples per batch (not used for a ``DataLoader``).
         metrics: Metric names or functions (see ``chainrule.train.metrics.get_metric``).
         callbacks: ``Callback`` objects (``EarlyStopping``, ``ModelCheckpoint``, ...).
-        progress: ``True``: a progress bar per epoch when stdout is a terminal, else
-            nothing; ``"bar"``: always a bar; ``"epoch"``: one line per epoch; ``False``:
-            nothing.
+        progress: ``True``: in a terminal or a notebook, a bar per epoch that updates in
+            place (at most four redraws a second) and then leaves the epoch's summary line;
+            in a file or a pipe, only the summary lines, without control characters;
+            ``"bar"``: always a bar; ``"epoch"``: one line per epoch; ``False``: nothing.
         shuffle: Shuffle the training data every epoch (not used for a ``DataLoader``).
         seed: If given, ``mx.random.seed(seed)`` first, so initialisation-independent
             randomness (shuffling, dropout) is reproducible.
@@ -534,6 +535,8 @@ def fit(
     else:
         step = _step_fn(model, optimizer, loss_fn)
     cbs.set_context(model, optimizer, history, history.params)
+    for cb in cbs.callbacks:
+        cb.loader = train
     was_training = getattr(model, "training", True)
     set_epoch = getattr(getattr(train, "sampler", None), "set_epoch", None)
 

@@ -1,11 +1,18 @@
 """Per-epoch progress display for ``fit``: a tqdm bar, one line per epoch, or nothing.
 
+By default (``progress=True``) a terminal or a Jupyter notebook gets one bar per epoch that
+updates in place (``tqdm.auto``: a widget in a notebook), redrawn at most four times a second
+however fast the batches are, then replaced by the epoch's summary line; a file or a pipe (a
+log, ``nohup``, CI) gets only the summary lines, one per epoch, without carriage returns or
+escape codes.
+
 tqdm is an optional extra (``pip install 'chainrule[train]'``); it is imported only when a
 bar is actually drawn.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -13,14 +20,29 @@ from typing import Any, TextIO
 __all__ = ["EpochProgress", "resolve_mode", "format_logs"]
 
 _MODES = (True, False, None, "bar", "epoch")
+# Seconds between two redraws of a bar: at most a few a second, so fast loops stay fast and
+# notebooks are not flooded with updates.
+MIN_INTERVAL = 0.25
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter (IPython kernel) session, where stdout is not a terminal."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    try:
+        shell = ipython.get_ipython()
+        return shell is not None and "IPKernelApp" in shell.config
+    except Exception:  # an unusual IPython: treat as a plain console
+        return False
 
 
 def resolve_mode(progress: Any, stream: TextIO | None = None) -> str | None:
     """What to display for ``fit``'s ``progress`` argument.
 
-    ``True`` draws a bar when the output stream is a terminal and nothing otherwise (so logs
-    and captured output stay clean); ``"bar"`` always draws one; ``"epoch"`` prints one line
-    per epoch; ``False``/``None`` print nothing.
+    ``True`` draws a bar when the output stream is a terminal or a notebook, and prints one
+    plain line per epoch otherwise (a file or a pipe: logs stay clean); ``"bar"`` always draws
+    a bar; ``"epoch"`` prints one line per epoch; ``False``/``None`` print nothing.
 
     Args:
         progress: The user's setting.
@@ -35,21 +57,31 @@ def resolve_mode(progress: Any, stream: TextIO | None = None) -> str | None:
         stream = sys.stdout if stream is None else stream
         isatty = getattr(stream, "isatty", None)
         try:
-            return "bar" if isatty is not None and isatty() else None
+            tty = isatty is not None and isatty()
         except ValueError:  # a closed stream
             return None
+        return "bar" if tty or in_notebook() else "epoch"
     return progress or None
+
+
+def _terminal_width(stream: TextIO) -> int | None:
+    """The width of the terminal behind ``stream``; ``None`` if it is not a real one."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _tqdm() -> Any:
     try:
-        from tqdm import tqdm
+        import tqdm as package  # noqa: F401  (named in the error below if missing)
+        from tqdm.auto import tqdm as bar
     except ImportError:
         raise ImportError(
             "progress bars need tqdm, which is part of the 'train' extra: "
             "pip install 'chainrule[train]' (or pass progress=False)"
         ) from None
-    return tqdm
+    return bar
 
 
 def format_logs(logs: dict[str, Any]) -> str:
@@ -88,13 +120,18 @@ class EpochProgress:
         self.start = time.perf_counter()
         self.bar = None
         if mode == "bar":
+            # a terminal that reports no width (some containers) would get an empty bar
+            narrow = _terminal_width(self.stream) == 0
             self.bar = _tqdm()(
                 total=total,
                 desc=self.label,
                 unit="batch",
                 file=self.stream,
                 leave=False,  # replaced by the epoch's summary line, which is never truncated
-                dynamic_ncols=True,
+                dynamic_ncols=not narrow,
+                ncols=80 if narrow else None,
+                nrows=24 if narrow else None,
+                mininterval=MIN_INTERVAL,
             )
 
     def update(self, loss: float) -> None:

@@ -193,7 +193,10 @@ def test_progress_output(data, capsys):
     train, val = data
     model = make_model()
     fit(model, _mlx(model), nn.CrossEntropyLoss(), train, val, epochs=2, progress=True)
-    assert capsys.readouterr().out == ""  # captured stdout is not a terminal: quiet
+    out = capsys.readouterr().out  # captured stdout is not a terminal: one plain line per epoch
+    assert len(out.splitlines()) == 2 and "\r" not in out and "\x1b" not in out
+    fit(model, _mlx(model), nn.CrossEntropyLoss(), train, val, epochs=2, progress=False)
+    assert capsys.readouterr().out == ""
     fit(model, _mlx(model), nn.CrossEntropyLoss(), train, val, epochs=2, progress="epoch")
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[1].startswith("Epoch 2/2 - loss ")

@@ -80,7 +80,7 @@ class _Stream(io.StringIO):
 
 def test_progress_modes():
     assert resolve_mode(True, _Stream(True)) == "bar"
-    assert resolve_mode(True, _Stream(False)) is None
+    assert resolve_mode(True, _Stream(False)) == "epoch"  # a file or pipe: one line per epoch
     assert resolve_mode(False) is None and resolve_mode("epoch") == "epoch"
     with pytest.raises(ValueError, match="progress"):
         resolve_mode("loud")
