@@ -319,7 +319,12 @@ class Module(dict):
     def trainable_parameters(self) -> ParameterTree:
         """The arrays that are not frozen, as a tree of dicts and lists (iterable like
         ``parameters()``)."""
-        return ParameterTree(self.filter_and_map(self.trainable_parameter_filter))
+        tree = None
+        if type(self).trainable_parameter_filter is Module.trainable_parameter_filter:
+            tree = _trainable_tree(self)  # every step of MLX-style training asks for it
+        if tree is None:
+            tree = self.filter_and_map(self.trainable_parameter_filter)
+        return ParameterTree(tree)
 
     def children(self) -> dict:
         """The direct sub-modules, as a tree (MLX)."""
@@ -893,6 +898,40 @@ def _unwrap(model, key, value, filter_fn, map_fn, is_leaf_fn):
             )
         return out
     raise RuntimeError(f"Module: unexpected leaf {type(value).__name__} at {key!r}")
+
+
+def _trainable_tree(m: Module) -> dict | None:
+    """``filter_and_map(trainable_parameter_filter)`` without the callbacks, for the common
+    case (nothing frozen, sub-modules held directly or in lists); ``None`` otherwise."""
+    if m._no_grad:
+        return None
+    out = {}
+    for k, v in m.items():
+        if k.startswith("_"):
+            continue
+        if type(v) is array:
+            out[k] = v
+        elif isinstance(v, Module):
+            sub = _trainable_tree(v)
+            if sub is None:
+                return None
+            out[k] = sub
+        elif type(v) is list:
+            items = []
+            for item in v:
+                if type(item) is array:
+                    items.append(item)
+                elif isinstance(item, Module):
+                    sub = _trainable_tree(item)
+                    if sub is None:
+                        return None
+                    items.append(sub)
+                else:
+                    return None
+            out[k] = items
+        elif isinstance(v, (dict, list)):
+            return None
+    return out
 
 
 def _check_update(dst, new, path: str, problems: list) -> None:

@@ -17,25 +17,6 @@ from .module import Module, _apply_update
 __all__ = ["value_and_grad", "checkpoint", "clip_grad_norm_", "clip_grad_value_"]
 
 
-def _primal(x: Any) -> Any:
-    """The value to trace for a parameter: leaves are cut loose from the tape, so the
-    transform's backward pass neither records itself nor reaches ``.grad``; an array an outer
-    transform is tracing keeps its graph, so ``grad`` of ``nn.value_and_grad`` still works."""
-    if type(x) is array:
-        node = x._node
-        if node is None or node.prim is None:
-            return _from_value(x._data)
-    return x
-
-
-def _tree_map_arrays(fn: Callable, tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: _tree_map_arrays(fn, v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_tree_map_arrays(fn, v) for v in tree]
-    return fn(tree)
-
-
 def value_and_grad(model: Module, fn: Callable) -> Callable:
     """Differentiate ``fn`` with respect to ``model.trainable_parameters()`` (MLX).
 
@@ -58,9 +39,12 @@ def value_and_grad(model: Module, fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any):
+        # The parameters are traced as they are: a requires_grad leaf behind a tracer is never
+        # reached (the pass stops at its targets), and an array an outer transform is tracing
+        # keeps its graph, so ``grad`` of ``nn.value_and_grad`` still works.
         saved = model.trainable_parameters()
         try:
-            return value_grad_fn(_tree_map_arrays(_primal, saved), *args, **kwargs)
+            return value_grad_fn(saved, *args, **kwargs)
         finally:
             _apply_update(model, saved)
 

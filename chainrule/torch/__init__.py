@@ -161,7 +161,7 @@ complex64 = cfloat = _mx.complex64
 complex128 = cdouble = _mx.complex128
 dtype = _mx.Dtype
 
-_SUBMODULES = ("nn", "optim", "utils", "cuda", "backends")
+_SUBMODULES = ("nn", "optim", "utils", "cuda", "backends", "autograd")
 
 
 def __getattr__(name: str):

@@ -439,3 +439,42 @@ def test_npz_accepts_any_parameter_name(tmp_path):
     m.file = mx.zeros((2,))
     m.load_weights(path)
     assert m.file.numpy().tolist() == [1.0, 1.0]
+
+
+def _models_for_trainable():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 2)]
+            self.extra = mx.zeros((2,))
+            self.table = {"a": mx.ones((2,)), "b": [mx.zeros((1,)), nn.Linear(2, 2)]}
+            self._hidden = mx.zeros((3,))
+            self.tag = "not a parameter"
+
+    frozen = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 1))
+    frozen.layers[0].freeze()
+    partly = nn.Linear(2, 2)
+    partly.freeze(keys=["bias"])
+    return [
+        nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)),
+        Holder(),
+        frozen,
+        partly,
+        nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm(2), nn.LayerNorm(2)),
+        nn.TransformerEncoderLayer(8, 2),
+        nn.LSTM(3, 4),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_trainable_parameters_fast_path_equals_the_filter(index):
+    model = _models_for_trainable()[index]
+    fast = model.trainable_parameters()
+    slow = model.filter_and_map(nn.Module.trainable_parameter_filter)
+    got, want = tree_flatten(dict(fast.items())), tree_flatten(slow)
+    assert [k for k, _ in got] == [k for k, _ in want]
+    assert all(a is b for (_, a), (_, b) in zip(got, want))
+    if index == 0:  # the common case takes the fast path
+        from chainrule.nn.module import _trainable_tree
+
+        assert _trainable_tree(model) is not None
