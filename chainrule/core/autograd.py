@@ -242,8 +242,10 @@ def _is_tree_node(x) -> bool:
 
 def _tree_leaves_map(fn, tree):
     """Map ``fn`` over the leaves of a dict/list/tuple tree (dicts come back as dicts)."""
-    if isinstance(tree, dict):
-        return {k: _tree_leaves_map(fn, v) for k, v in tree.items()}
+    if type(tree) is array:
+        return fn(tree)
+    if isinstance(tree, dict):  # array leaves inline: a parameter tree is mostly leaves
+        return {k: fn(v) if type(v) is array else _tree_leaves_map(fn, v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         out = [_tree_leaves_map(fn, v) for v in tree]
         return (
@@ -434,6 +436,38 @@ def value_and_grad(
         return out, grads
 
     return wrapper
+
+
+def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, who: str):
+    """``value_and_grad`` with respect to ``params``, a tree of ``requires_grad`` leaves that
+    ``fun`` reads by itself (a model's parameters), with the leaves' own nodes as the targets:
+    no tracers to make, install and remove. ``None`` when that does not apply (inside another
+    transform, an array that is not such a leaf, or one array at two places of the tree)."""
+    if STATE.depth:
+        return None
+    nodes = set()
+    count = 0
+    for x in _tree_leaves(params):
+        node = x._node if type(x) is array else None
+        if node is None or node.prim is not None or node.owner is None:
+            return None
+        nodes.add(node)
+        count += 1
+    if len(nodes) != count:
+        return None
+    tr = _Tracing(who)
+    tr.targets = nodes
+    saved = STATE.enabled
+    STATE.enabled = True
+    STATE.depth += 1
+    try:
+        out = fun(*args, **kwargs)
+    finally:
+        STATE.depth -= 1
+        STATE.enabled = saved
+    loss = out[0] if isinstance(out, (tuple, list)) else out
+    grads = _grads_from(tr, loss, True, (0,), {0: params}, {}, (), False)
+    return _tree_leaves_map(_detach_leaf, out), grads
 
 
 def _detach_leaf(x):

@@ -993,7 +993,10 @@ def _apply_update(dst, new) -> None:
                 cur = dst[k]
                 if type(cur) is array:
                     if type(v) is array:
-                        _replace(dst, k, cur, v)
+                        if v._node is None:  # _replace, inline: this runs every step
+                            _replace(dst, k, cur, v)
+                        else:
+                            dst[k] = v
                 else:
                     _apply_update(cur, v)
     elif isinstance(new, list) and isinstance(dst, list):

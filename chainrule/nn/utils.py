@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import core as mx
 from ..core.array import _from_value, array
+from ..core.autograd import _value_and_grad_of_leaves
 from ..utils import tree_flatten
 from .module import Module, _apply_update
 
@@ -43,6 +44,11 @@ def value_and_grad(model: Module, fn: Callable) -> Callable:
         # reached (the pass stops at its targets), and an array an outer transform is tracing
         # keeps its graph, so ``grad`` of ``nn.value_and_grad`` still works.
         saved = model.trainable_parameters()
+        # The common case: the parameters are requires_grad leaves, and their own nodes serve
+        # as the targets of the backward pass (nothing is installed into the model).
+        done = _value_and_grad_of_leaves(fn, saved, args, kwargs, "nn.value_and_grad")
+        if done is not None:
+            return done
         try:
             return value_grad_fn(saved, *args, **kwargs)
         finally:

@@ -388,6 +388,8 @@ class Optimizer:
             return self._walk(gradients, parameters, state)
 
     def _walk(self, grads, params, state):
+        if type(grads) is array:
+            return _like(self.apply_single(grads, params, state), params)
         if isinstance(grads, dict):
             out = {}
             for k, g in grads.items():

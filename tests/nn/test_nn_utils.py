@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,66 @@ def test_clip_grad_value():
         assert p.grad.dtype == mx.float32
     with pytest.raises(ValueError, match="clip_value"):
         nn.clip_grad_value_(params, -1)
+
+
+def _tied_model():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    model.layers[1].weight = model.layers[0].weight  # one array at two places
+    return model
+
+
+@pytest.mark.parametrize("kind", ["plain", "tied", "nested"])
+def test_value_and_grad_shortcut_equals_the_traced_path(kind):
+    """Parameters that are requires_grad leaves are differentiated at their own nodes; tied
+    parameters and calls inside another transform take the traced path. Both give what
+    differentiating each position separately gives."""
+    from chainrule.core import autograd
+
+    mx.random.seed(1)
+    model = _tied_model() if kind == "tied" else nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    x = mx.array(np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32))
+
+    def loss_fn(m, x):
+        return (m(x) ** 2).mean()
+
+    vg = nn.value_and_grad(model, loss_fn)
+
+    def by_position(params):  # the reference: plain mx.grad over the tree, position by position
+        def f(p):
+            model.update(p)
+            return loss_fn(model, x)
+
+        saved = model.trainable_parameters()
+        try:
+            return mx.value_and_grad(f)(params)
+        finally:
+            model.update(saved)
+
+    called = []
+    original = autograd._value_and_grad_of_leaves
+
+    def spy(*a, **k):
+        out = original(*a, **k)
+        called.append(out is not None)
+        return out
+
+    utils_mod = sys.modules["chainrule.nn.utils"]
+    utils_mod._value_and_grad_of_leaves = spy
+    try:
+        if kind == "nested":
+            # d/dx of the gradient norm: nn.value_and_grad inside mx.grad
+            outer = mx.grad(lambda x: vg(model, x)[1]["layers"][0]["weight"].sum())(x)
+            assert outer.shape == x.shape
+            value, grads = vg(model, x)
+        else:
+            value, grads = vg(model, x)
+    finally:
+        utils_mod._value_and_grad_of_leaves = original
+    want_value, want = by_position(model.trainable_parameters())
+    np.testing.assert_allclose(np.array(value), np.array(want_value), rtol=1e-6)
+    for (k, g), (k2, w) in zip(tree_flatten(grads), tree_flatten(want)):
+        assert k == k2
+        np.testing.assert_allclose(np.array(g), np.array(w), rtol=1e-5, atol=1e-7)
+    assert called[-1] is (kind != "tied")
+    if kind == "nested":
+        assert called[0] is False
