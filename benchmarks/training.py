@@ -185,6 +185,7 @@ def torch_runner(sizes, opt, data):
 
 
 def measure(runners, steps, blocks, warmup=10):
+    """Per-block milliseconds per step of each runner (runners interleaved within a block)."""
     for step in runners.values():
         for k in range(warmup):
             step(k)
@@ -198,7 +199,16 @@ def measure(runners, steps, blocks, warmup=10):
             for k in range(steps):
                 step(k)
             times[name].append((time.perf_counter() - t0) / steps * 1e3)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return times
+
+
+def ratios(times: dict, ref: str) -> dict:
+    """Median over blocks of each runner's time divided by ``ref``'s in the same block: on a
+    shared machine (steal time) neighbouring measurements vary together, so the ratio of
+    neighbours is steadier than the ratio of two medians."""
+    return {
+        name: statistics.median(a / b for a, b in zip(v, times[ref])) for name, v in times.items()
+    }
 
 
 def run(workload, steps, blocks):
@@ -214,13 +224,33 @@ def run(workload, steps, blocks):
         runners["torch"] = torch_runner(cfg["sizes"], cfg["opt"], data)
     except ImportError:
         pass
-    ms = measure(runners, steps, blocks)
+    times = measure(runners, steps, blocks)
+    ms = {name: statistics.median(v) for name, v in times.items()}
+    vs_numpy = ratios(times, "numpy")
+    vs_torch = ratios(times, "torch") if "torch" in times else {}
     print(f"\n{workload}: sizes {cfg['sizes']}, batch {cfg['batch']}, {cfg['opt']}")
     print(f"  {'runner':12s} {'ms/step':>8s} {'x numpy':>8s} {'x torch':>8s}")
     for name, t in ms.items():
-        vs_torch = f"{t / ms['torch']:8.2f}" if "torch" in ms else "       -"
-        print(f"  {name:12s} {t:8.3f} {t / ms['numpy']:8.2f} {vs_torch}")
+        vt = f"{vs_torch[name]:8.2f}" if vs_torch else "       -"
+        print(f"  {name:12s} {t:8.3f} {vs_numpy[name]:8.2f} {vt}")
     return ms
+
+
+def _cpu_times() -> list[int] | None:
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:]]
+    except OSError:  # not Linux
+        return None
+
+
+def _steal_note(before, after) -> str:
+    """How much CPU time the hypervisor took from this virtual machine meanwhile."""
+    if before is None or after is None or len(after) < 8:
+        return ""
+    d = [b - a for a, b in zip(before, after)]
+    total = sum(d[:8]) or 1
+    return f"steal time {100 * d[7] / total:.0f}% of the machine's CPU time during the run"
 
 
 def main() -> None:
@@ -230,7 +260,11 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=50)
     args = p.parse_args()
     for wl in ["seed", "large"] if args.workload == "both" else [args.workload]:
+        before = _cpu_times()
         run(wl, args.steps, args.blocks)
+        note = _steal_note(before, _cpu_times())
+        if note:
+            print(f"  ({note}; above a few percent, timings are noisy)")
 
 
 if __name__ == "__main__":
