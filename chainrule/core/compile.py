@@ -166,27 +166,21 @@ def _conv(tr: _Tracer, x):
             return _Ref(x._slot), x._plain
         if x._tr is tr:
             tr.fail("a traced value was made by a NumPy path the tracer does not follow")
-        return x, _ndview(x, _ndarray)  # from an earlier trace: a constant
-    if t is tuple or t is list:
-        tmpl, vals, refs = [], [], False
-        for v in x:
+        plain = _ndview(x, _ndarray)  # left over from an earlier trace: a constant
+        return plain, plain
+    if t is tuple or t is list or t is dict:
+        items = x.items() if t is dict else enumerate(x)
+        tmpl, vals, changed = {}, {}, False
+        for k, v in items:
             a, b = _conv(tr, v)
-            refs = refs or (a is not v)
-            tmpl.append(a)
-            vals.append(b)
-        if not refs:
-            return x, x
-        return t(tmpl), t(vals)
-    if t is dict:
-        tmpl, vals, refs = {}, {}, False
-        for k, v in x.items():
-            a, b = _conv(tr, v)
-            refs = refs or (a is not v)
+            changed = changed or a is not v or b is not v
             tmpl[k] = a
             vals[k] = b
-        if not refs:
+        if not changed:
             return x, x
-        return tmpl, vals
+        if t is dict:
+            return tmpl, vals
+        return t(tmpl.values()), t(vals.values())
     if t is _ndarray:
         slot = tr.slot_of_plain(x)
         if slot is None and x.base is not None:

@@ -234,3 +234,37 @@ def test_batchnorm_running_stats_are_updated_by_the_replay():
     assert any("running_mean" in k for k in s2)
     for k in s2:
         np.testing.assert_allclose(np.array(s1[k]), np.array(s2[k]), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+def test_pytorch_style_step_under_compile_equals_eager(opt_name):
+    """backward()/step() inside a compiled function: the loss it returns carries a graph, so
+    the function runs eagerly; twice in a row (leftovers of the first trace are constants)."""
+
+    def run(compiled):
+        mx.random.seed(0)
+        model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+        params = model.parameters()
+        opt = optim.SGD(params, lr=0.1) if opt_name == "sgd" else optim.Adam(params, lr=0.01)
+        lf = nn.CrossEntropyLoss()
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = lf(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        if compiled:
+            step = partial(mx.compile, inputs=model.state, outputs=model.state)(step)
+        rng = np.random.default_rng(0)
+        losses = []
+        for _ in range(6):
+            x = mx.array(rng.standard_normal((5, 6)).astype(np.float32))
+            losses.append(step(x, mx.array(rng.integers(0, 3, 5))).item())
+        return losses, [np.array(p) for p in model.parameters()]
+
+    (l1, p1), (l2, p2) = run(True), run(False)
+    np.testing.assert_allclose(l1, l2, rtol=1e-6)
+    for a, b in zip(p1, p2):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
