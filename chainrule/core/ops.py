@@ -1125,7 +1125,7 @@ def broadcast_to(a, shape, stream=None) -> array:
         return a
     d = a._data
     try:
-        if d.size == 1 and math.prod(shape) <= 4096:
+        if math.prod(shape) <= 4096:
             # a small filled array costs a microsecond; np.broadcast_to's view costs six
             out = xp.empty(shape, d.dtype)
             out[...] = d

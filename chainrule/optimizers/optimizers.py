@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import core as mx
-from ..core.array import _from_value, _new, array
+from ..core.array import Node, _from_value, _new, array
 from ..core.autograd import enable_grad, no_grad
 from ..core.backend import xp
 from ..core.compile import is_tracing
@@ -428,10 +429,8 @@ class Optimizer:
             self._torch_tree(gradients, model, in_place=True)
         else:
             # apply_gradients already refused names the model lacks (it reads each one)
-            from ..nn.module import Module
-
             new = self.apply_gradients(gradients, model)
-            if isinstance(model, Module):
+            if isinstance(model, _module_class()):
                 model.update(new, strict=False)
             else:
                 model.update(new)
@@ -609,16 +608,29 @@ def _cast_state(key: str, value, parameter: array):
     return value
 
 
+_MODULE: list = []
+
+
+def _module_class() -> type:
+    """``nn.Module``, imported on first use (``chainrule.nn`` imports this package)."""
+    if not _MODULE:
+        from ..nn.module import Module
+
+        _MODULE.append(Module)
+    return _MODULE[0]
+
+
 def _like(new: array, parameter: array) -> array:
     """``new`` with the parameter's dtype, and a ``requires_grad`` leaf if the parameter was one."""
     data = new._data
     if data.dtype != parameter._data.dtype:
         data = data.astype(parameter._data.dtype)
-    out = _from_value(data)
     node = parameter._node
-    if node is not None and node.prim is None:
-        out.requires_grad = True
-    return out
+    if node is not None and node.prim is None and data.dtype.kind in "fc":
+        out = _from_value(data)
+        out._node = Node(data, None, (), None, weakref.ref(out))  # requires_grad, as it was
+        return out
+    return new if data is new._data else _from_value(data)
 
 
 # -- the standard optimizers ---------------------------------------------------------------------
