@@ -1117,20 +1117,31 @@ def moveaxis(a, source: int, destination: int, stream=None) -> array:
 _BROADCAST = defprim("broadcast_to", lambda g, ans, x, shape: g)
 
 
+@kernel
+def _out_of_range(d, n: int) -> bool:
+    """Whether some integer index in ``d`` lies outside ``[0, n)`` (labels, embedding ids): one
+    boolean, so under ``mx.compile`` one guard that holds for valid data."""
+    return bool(d.min() < 0) or bool(d.max() >= n)
+
+
+@kernel  # writes into a new array: one step under mx.compile
+def _broadcast_kernel(d, shape):
+    if math.prod(shape) <= 4096:
+        # a small filled array costs a microsecond; np.broadcast_to's view costs six
+        out = xp.empty(shape, d.dtype)
+        out[...] = d
+        return out
+    return xp.broadcast_to(d, shape)
+
+
 def broadcast_to(a, shape, stream=None) -> array:
     """Broadcast to ``shape`` (its gradient is summed back by the engine)."""
     a = _as(a)
     shape = tuple(int(s) for s in shape)
     if a._data.shape == shape:
         return a
-    d = a._data
     try:
-        if math.prod(shape) <= 4096:
-            # a small filled array costs a microsecond; np.broadcast_to's view costs six
-            out = xp.empty(shape, d.dtype)
-            out[...] = d
-        else:
-            out = xp.broadcast_to(d, shape)
+        out = _broadcast_kernel(a._data, shape)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
     return _rec(_BROADCAST, out, (a,), {"shape": shape})

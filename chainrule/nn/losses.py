@@ -21,7 +21,7 @@ from typing import Literal
 from .. import core as mx
 from ..core.array import array
 from ..core.backend import xp
-from ..core.compile import kernel
+from ..core.ops import _out_of_range
 
 __all__ = [
     "BCELoss",
@@ -148,12 +148,6 @@ def _class_axis(who: str, axis: int, ndim: int) -> int:
     if not -ndim <= axis < ndim:
         raise ValueError(f"{who}: axis {axis} is out of range for logits with {ndim} dimensions")
     return axis % ndim
-
-
-@kernel
-def _out_of_range(d, n: int) -> bool:
-    """Whether some class index lies outside ``[0, n)`` (one step under ``mx.compile``)."""
-    return bool(d.min() < 0) or bool(d.max() >= n)
 
 
 def _check_indices(who: str, targets: array, num_classes: int) -> None:

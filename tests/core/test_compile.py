@@ -268,3 +268,74 @@ def test_pytorch_style_step_under_compile_equals_eager(opt_name):
     np.testing.assert_allclose(l1, l2, rtol=1e-6)
     for a, b in zip(p1, p2):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+class _Flat(nn.Module):
+    def __call__(self, x):
+        return x.reshape(x.shape[0], -1)
+
+
+_MODELS = {
+    "conv": (
+        lambda: nn.Sequential(
+            nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), _Flat(), nn.Linear(36, 3)
+        ),
+        lambda r: r.standard_normal((4, 8, 8, 1)).astype(np.float32),
+    ),
+    "layernorm_gelu": (
+        lambda: nn.Sequential(nn.Linear(6, 8), nn.LayerNorm(8), nn.GELU(), nn.Linear(8, 3)),
+        lambda r: r.standard_normal((4, 6)).astype(np.float32),
+    ),
+    "embedding": (
+        lambda: nn.Sequential(nn.Embedding(10, 4), _Flat(), nn.Linear(12, 3)),
+        lambda r: r.integers(0, 10, (4, 3)),
+    ),
+    "lstm": (lambda: nn.LSTM(4, 5), lambda r: r.standard_normal((4, 3, 4)).astype(np.float32)),
+    "transformer": (
+        lambda: nn.TransformerEncoderLayer(8, 2, dropout=0.1),
+        lambda r: r.standard_normal((4, 3, 8)).astype(np.float32),
+    ),
+    "batchnorm_dropout": (
+        lambda: nn.Sequential(
+            nn.Linear(6, 8), nn.BatchNorm(8), nn.Dropout(0.5), nn.ReLU(), nn.Linear(8, 3)
+        ),
+        lambda r: r.standard_normal((4, 6)).astype(np.float32),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_MODELS))
+def test_common_models_compile_and_equal_eager(name):
+    make, data = _MODELS[name]
+
+    def run(compiled):
+        mx.random.seed(0)
+        model = make()
+        opt = optim.AdamW(learning_rate=1e-2)
+
+        def loss_fn(m, x, y):
+            out = m(x)
+            out = out[0] if isinstance(out, tuple) else out
+            if out.ndim == 2:
+                return nn.losses.cross_entropy(out, y, reduction="mean")
+            return (out**2).mean()
+
+        lg = nn.value_and_grad(model, loss_fn)
+
+        def step(x, y):
+            loss, g = lg(model, x, y)
+            opt.update(model, g)
+            return loss
+
+        if compiled:
+            state = [model.state, opt.state]
+            step = partial(mx.compile, inputs=state, outputs=state)(step)
+        r = np.random.default_rng(1)
+        before = dict(C.STATS)
+        losses = [step(mx.array(data(r)), mx.array(r.integers(0, 3, 4))).item() for _ in range(7)]
+        return losses, _stats_delta(before), step
+
+    (l1, d, step), (l2, _, _) = run(True), run(False)
+    np.testing.assert_allclose(l1, l2, rtol=1e-5)
+    assert step.last_reason is None
+    assert d["replays"] == 4 and d["eager"] == 0

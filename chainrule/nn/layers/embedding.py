@@ -6,6 +6,7 @@ import math
 
 from ... import core as mx
 from ...core.array import array
+from ...core.ops import _out_of_range
 from ..module import Module
 
 __all__ = ["Embedding"]
@@ -47,7 +48,7 @@ class Embedding(Module):
         ):
             raise ValueError(f"Embedding: ids must be integers, got dtype {x.dtype.name}")
         n = self["weight"].shape[0]
-        if x.size and (int(x._data.min()) < 0 or int(x._data.max()) >= n):
+        if x.size and _out_of_range(x._data, n):
             raise ValueError(
                 f"Embedding: ids must be in [0, {n}), got values from {int(x._data.min())} to "
                 f"{int(x._data.max())}"
