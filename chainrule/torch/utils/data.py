@@ -16,7 +16,9 @@ from chainrule.data import (
     Subset,
     SubsetRandomSampler,
     TensorDataset,
+    WorkerInfo,
     default_collate,
+    get_worker_info,
     random_split,
 )
 
@@ -31,6 +33,8 @@ __all__ = [
     "Subset",
     "SubsetRandomSampler",
     "TensorDataset",
+    "WorkerInfo",
     "default_collate",
+    "get_worker_info",
     "random_split",
 ]
