@@ -869,12 +869,9 @@ class _Fingerprint:
         if not _same(self.sample, flat[::17]):
             return False
         total = complex(flat.sum(dtype=_np.complex128 if b.dtype.kind == "c" else None))
-        return builtins_abs(total - self.total) <= 1e-8 * self.scale or (
+        return abs(total - self.total) <= 1e-8 * self.scale or (
             total != total and self.total != self.total
         )
-
-
-builtins_abs = abs
 
 
 def _same(a, b) -> bool:
