@@ -66,26 +66,28 @@ def _toposort(root: Node, targets: set | None) -> tuple[list, set]:
     visited: set = set()
     stack = [(root, False)]
     push, pop = stack.append, stack.pop
+    live_add, order_append, visit = live.add, order.append, visited.add
     owner_mode = targets is None
+    _Node = Node
     while stack:
         node, done = pop()
         if done:
             for p in node.args:
-                if type(p) is Node and p in live:
-                    live.add(node)
-                    order.append(node)
+                if type(p) is _Node and p in live:
+                    live_add(node)
+                    order_append(node)
                     break
             continue
         if node in visited:
             continue
-        visited.add(node)
+        visit(node)
         if (node.owner is not None) if owner_mode else (node in targets):
-            live.add(node)
-            order.append(node)
+            live_add(node)
+            order_append(node)
             continue
         push((node, True))
         for p in node.args:
-            if type(p) is Node and p not in visited:
+            if type(p) is _Node and p not in visited:
                 push((p, False))
     return order, live
 
@@ -207,7 +209,10 @@ def _seed(out: array, cotangent, who: str) -> array:
                 ".mean()) or pass a cotangent of that shape (gradient=...); only outputs of one "
                 "element have an implicit cotangent"
             )
-        return _from_value(xp.ones(out._data.shape, dtype=out._data.dtype))
+        d = out._data
+        if d.ndim == 0:
+            return _from_value(xp.array(1, dtype=d.dtype))  # np.ones costs a microsecond more
+        return _from_value(xp.ones(d.shape, dtype=d.dtype))
     c = cotangent if type(cotangent) is array else array(cotangent, dtype=out.dtype)
     if c.shape != out.shape:
         raise ValueError(f"{who}: cotangent of shape {c.shape} for an output of shape {out.shape}")
@@ -438,6 +443,19 @@ def value_and_grad(
     return wrapper
 
 
+def _array_leaves(tree, out: list) -> bool:
+    """Append the arrays of a dict/list tree to ``out``; False if some leaf is not an array."""
+    for v in tree.values() if isinstance(tree, dict) else tree:
+        if type(v) is array:
+            out.append(v)
+        elif isinstance(v, (dict, list, tuple)):
+            if not _array_leaves(v, out):
+                return False
+        else:
+            return False
+    return True
+
+
 def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, who: str):
     """``value_and_grad`` with respect to ``params``, a tree of ``requires_grad`` leaves that
     ``fun`` reads by itself (a model's parameters), with the leaves' own nodes as the targets:
@@ -445,15 +463,16 @@ def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, 
     transform, an array that is not such a leaf, or one array at two places of the tree)."""
     if STATE.depth:
         return None
+    leaves: list = []
+    if not _array_leaves(params, leaves):
+        return None
     nodes = set()
-    count = 0
-    for x in _tree_leaves(params):
-        node = x._node if type(x) is array else None
+    for x in leaves:
+        node = x._node
         if node is None or node.prim is not None or node.owner is None:
             return None
         nodes.add(node)
-        count += 1
-    if len(nodes) != count:
+    if len(nodes) != len(leaves):
         return None
     tr = _Tracing(who)
     tr.targets = nodes

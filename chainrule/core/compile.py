@@ -496,7 +496,7 @@ def kernel(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapped(*args):
-        if _LOCAL.tr is not None and _has_traced(args):
+        if _PATCH_DEPTH[0] and _LOCAL.tr is not None and _has_traced(args):
             return _call(fn, args, {})
         return fn(*args)
 
