@@ -238,8 +238,10 @@ def test_batchnorm_running_stats_are_updated_by_the_replay():
 
 @pytest.mark.parametrize("opt_name", ["sgd", "adam"])
 def test_pytorch_style_step_under_compile_equals_eager(opt_name):
-    """backward()/step() inside a compiled function: the loss it returns carries a graph, so
-    the function runs eagerly; twice in a row (leftovers of the first trace are constants)."""
+    """backward()/step() inside a compiled function. SGD compiles (the loss comes back
+    detached, the gradients are replayed into .grad); PyTorch-style Adam keeps its step counts
+    in Python, which the checked first replay notices, so it runs eagerly. Run twice in a row:
+    leftovers of the first trace are constants to the second."""
 
     def run(compiled):
         mx.random.seed(0)
@@ -259,15 +261,21 @@ def test_pytorch_style_step_under_compile_equals_eager(opt_name):
             step = partial(mx.compile, inputs=model.state, outputs=model.state)(step)
         rng = np.random.default_rng(0)
         losses = []
-        for _ in range(6):
+        before = dict(C.STATS)
+        for _ in range(7):
             x = mx.array(rng.standard_normal((5, 6)).astype(np.float32))
             losses.append(step(x, mx.array(rng.integers(0, 3, 5))).item())
-        return losses, [np.array(p) for p in model.parameters()]
+        grads = [np.array(p.grad) for p in model.parameters()]
+        return losses, [np.array(p) for p in model.parameters()], grads, _stats_delta(before)
 
-    (l1, p1), (l2, p2) = run(True), run(False)
+    (l1, p1, g1, d), (l2, p2, g2, _) = run(True), run(False)
     np.testing.assert_allclose(l1, l2, rtol=1e-6)
-    for a, b in zip(p1, p2):
-        np.testing.assert_allclose(a, b, rtol=1e-6)
+    for a, b in zip(p1 + g1, p2 + g2):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+    if opt_name == "sgd":
+        assert d["replays"] == 4 and d["eager"] == 0
+    else:
+        assert d["rejected"] == 1 and d["replays"] == 0
 
 
 class _Flat(nn.Module):
@@ -339,3 +347,15 @@ def test_common_models_compile_and_equal_eager(name):
     np.testing.assert_allclose(l1, l2, rtol=1e-5)
     assert step.last_reason is None
     assert d["replays"] == 4 and d["eager"] == 0
+
+
+def test_a_compiled_forward_keeps_its_graph_for_backward_outside():
+    mx.random.seed(0)
+    model = nn.Linear(3, 2)
+    fwd = partial(mx.compile, inputs=model.state, outputs=model.state)(lambda x: model(x).sum())
+    for i in range(4):
+        model.zero_grad()
+        loss = fwd(mx.ones((2, 3)) * float(i))
+        loss.backward()  # the graph is there: the function runs eagerly
+        np.testing.assert_allclose(np.array(model.bias.grad), [2.0, 2.0])
+    assert "graph" in fwd.last_reason
