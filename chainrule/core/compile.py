@@ -998,9 +998,12 @@ class _Compiled:
         # some state array has a new .grad), in which case its results are returned detached.
         stepped = any(h._grad is not entry[1] for entry in saved.values() for h in entry[:1])
 
+        graphs = []
+
         def graph_check(x):
             if x._node is not None and x._node.prim is not None and not stepped:
                 tr.fail("a result carries a recorded graph (it is differentiated outside)")
+                graphs.append(x)
             return x
 
         _replace(result, graph_check)
@@ -1021,8 +1024,12 @@ class _Compiled:
                 g_where = None
             plan.append((pos, d_where, g_where))
 
-        # Back to plain values everywhere the caller can see.
-        result = _fill(out_tmpl, tr.values)
+        # Back to plain values everywhere the caller can see. A result with a graph keeps it, as
+        # the eager call's would (the traced values inside it compute plainly from now on).
+        if graphs:
+            result = _replace(result, lambda x: _from_value(_plain(x._data), x._node))
+        else:
+            result = _fill(out_tmpl, tr.values)
         for h in _unique(post):
             _unwrap(h, tr)
         for h, g, _ in saved.values():
