@@ -347,6 +347,18 @@ def _normalise_argnums(argnums, nargs: int, who: str):
     return single, tuple(n % nargs for n in nums)
 
 
+def _call_traced(fun, args, kwargs):
+    """Run a transform's function: recording on, one transform deeper."""
+    saved = STATE.enabled
+    STATE.enabled = True
+    STATE.depth += 1
+    try:
+        return fun(*args, **kwargs)
+    finally:
+        STATE.depth -= 1
+        STATE.enabled = saved
+
+
 def _run_traced(fun, args, kwargs, argnums, argnames, who):
     tr = _Tracing(who)
     single, nums = _normalise_argnums(argnums, len(args), who) if argnums != () else (False, ())
@@ -364,14 +376,7 @@ def _run_traced(fun, args, kwargs, argnums, argnames, who):
             lambda x, name=name: tr.tracer(x, f"argument {name!r}"), kwargs[name]
         )
         traced_kw[name] = kwargs[name]
-    saved = STATE.enabled
-    STATE.enabled = True
-    STATE.depth += 1
-    try:
-        out = fun(*args, **kwargs)
-    finally:
-        STATE.depth -= 1
-        STATE.enabled = saved
+    out = _call_traced(fun, args, kwargs)
     return tr, single, nums, traced_pos, traced_kw, out
 
 
@@ -476,14 +481,7 @@ def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, 
         return None
     tr = _Tracing(who)
     tr.targets = nodes
-    saved = STATE.enabled
-    STATE.enabled = True
-    STATE.depth += 1
-    try:
-        out = fun(*args, **kwargs)
-    finally:
-        STATE.depth -= 1
-        STATE.enabled = saved
+    out = _call_traced(fun, args, kwargs)
     loss = out[0] if isinstance(out, (tuple, list)) else out
     grads = _grads_from(tr, loss, True, (0,), {0: params}, {}, (), False)
     return _tree_leaves_map(_detach_leaf, out), grads

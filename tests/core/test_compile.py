@@ -63,6 +63,21 @@ def test_new_shape_traces_again():
     assert _stats_delta(before)["traces"] == 2
 
 
+def _mlx_step(model, opt, loss_fn, compiled: bool):
+    """The MLX-style training step, optionally compiled over the model's and optimizer's state."""
+    lg = nn.value_and_grad(model, loss_fn)
+
+    def step(x, y):
+        loss, g = lg(model, x, y)
+        opt.update(model, g)
+        return loss
+
+    if compiled:
+        state = [model.state, opt.state]
+        step = partial(mx.compile, inputs=state, outputs=state)(step)
+    return step
+
+
 def _mlp_run(compiled: bool, opt_name: str, steps: int = 12, dropout: float = 0.0):
     mx.random.seed(3)
     layers = [nn.Linear(20, 16), nn.ReLU()]
@@ -75,16 +90,7 @@ def _mlp_run(compiled: bool, opt_name: str, steps: int = 12, dropout: float = 0.
     def loss_fn(m, x, y):
         return nn.losses.cross_entropy(m(x), y, reduction="mean")
 
-    lg = nn.value_and_grad(model, loss_fn)
-
-    def step(x, y):
-        loss, g = lg(model, x, y)
-        opt.update(model, g)
-        return loss
-
-    if compiled:
-        state = [model.state, opt.state]
-        step = partial(mx.compile, inputs=state, outputs=state)(step)
+    step = _mlx_step(model, opt, loss_fn, compiled)
     rng = np.random.default_rng(7)
     losses = []
     for _ in range(steps):
@@ -212,16 +218,7 @@ def test_batchnorm_running_stats_are_updated_by_the_replay():
         mx.random.seed(0)
         model = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm(4), nn.ReLU(), nn.Linear(4, 2))
         opt = optim.SGD(learning_rate=0.05)
-        lg = nn.value_and_grad(model, lambda m, x, y: nn.losses.mse_loss(m(x), y))
-
-        def step(x, y):
-            loss, g = lg(model, x, y)
-            opt.update(model, g)
-            return loss
-
-        if compiled:
-            state = [model.state, opt.state]
-            step = partial(mx.compile, inputs=state, outputs=state)(step)
+        step = _mlx_step(model, opt, lambda m, x, y: nn.losses.mse_loss(m(x), y), compiled)
         rng = np.random.default_rng(1)
         for _ in range(8):
             step(
@@ -328,16 +325,7 @@ def test_common_models_compile_and_equal_eager(name):
                 return nn.losses.cross_entropy(out, y, reduction="mean")
             return (out**2).mean()
 
-        lg = nn.value_and_grad(model, loss_fn)
-
-        def step(x, y):
-            loss, g = lg(model, x, y)
-            opt.update(model, g)
-            return loss
-
-        if compiled:
-            state = [model.state, opt.state]
-            step = partial(mx.compile, inputs=state, outputs=state)(step)
+        step = _mlx_step(model, opt, loss_fn, compiled)
         r = np.random.default_rng(1)
         before = dict(C.STATS)
         losses = [step(mx.array(data(r)), mx.array(r.integers(0, 3, 4))).item() for _ in range(7)]
