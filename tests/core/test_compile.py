@@ -347,3 +347,47 @@ def test_a_compiled_forward_keeps_its_graph_for_backward_outside():
         loss.backward()  # the graph is there: the function runs eagerly
         np.testing.assert_allclose(np.array(model.bias.grad), [2.0, 2.0])
     assert "graph" in fwd.last_reason
+
+
+def test_keyword_arrays_structured_results_and_nesting():
+    inner = mx.compile(lambda a, scale=1.0: mx.exp(a) * scale)
+
+    def f(x, *, w, scale=2.0):
+        return {"y": inner(x @ w, scale=scale), "n": 3, "pair": (x.sum(), w.mean())}
+
+    cf = mx.compile(f)
+    for seed in range(4):
+        x, w = _rand(2, 3, seed=seed), _rand(3, 4, seed=seed + 5)
+        got, want = cf(x, w=w), f(x, w=w)
+        assert got["n"] == 3 and set(got) == {"y", "n", "pair"}
+        np.testing.assert_allclose(np.array(got["y"]), np.array(want["y"]), rtol=1e-6)
+        for a, b in zip(got["pair"], want["pair"]):
+            np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6)
+    assert cf.last_reason is None
+    # a Python argument is part of the signature: a new value traces again
+    assert len(cf.cache) == 1
+    np.testing.assert_allclose(
+        np.array(cf(x, w=w, scale=3.0)["y"]), np.array(f(x, w=w, scale=3.0)["y"]), rtol=1e-6
+    )
+    assert len(cf.cache) == 2
+
+
+def test_compiled_method_and_state_given_as_inputs_only():
+    class Counter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.total = mx.zeros((2,))
+
+        @mx.compile
+        def peek(self, x):
+            return self.total + x
+
+    c = Counter()
+    for i in range(4):
+        np.testing.assert_allclose(np.array(c.peek(mx.full((2,), float(i)))), [i, i])
+
+    acc = {"v": mx.zeros((3,))}
+    add = partial(mx.compile, inputs=acc, outputs=acc)(lambda x: acc.update(v=acc["v"] + x))
+    for _ in range(5):
+        add(mx.ones((3,)))
+    np.testing.assert_allclose(np.array(acc["v"]), [5.0, 5.0, 5.0])
