@@ -333,6 +333,16 @@ def _plain_result(out, tr):
     return _plain(out)
 
 
+def setting(read: Callable[[], Any], value: Any) -> None:
+    """While tracing, note that the program depends on a Python setting (an optimizer's
+    learning rate in PyTorch style, which schedulers change between steps): a replay first
+    checks ``read() == value``, and when it differs that call runs eagerly and the next one
+    traces again. No effect outside tracing."""
+    tr = _LOCAL.tr
+    if tr is not None and tr.failed is None:
+        tr.steps.append(("setting", read, (), {}, [], value))
+
+
 def _guard(self: Traced, fn, what: str):
     """A Python value read from a traced array: recorded as a guard."""
     tr = _LOCAL.tr
@@ -665,6 +675,10 @@ class _GuardFailed(Exception):
     pass
 
 
+class _SettingChanged(Exception):
+    """A Python setting the program was traced with has changed: trace again."""
+
+
 _SIMPLE = (int, float, bool, str, type(None))
 
 
@@ -693,7 +707,7 @@ def _build(tr: _Tracer, result_slots: list) -> _Program:
     kept = []
     for st in reversed(steps):
         kind, fn, targs, tkw, outs, extra = st
-        needed = kind == "guard" or (kind == "call" and extra[0]) or any(o in live for o in outs)
+        needed = kind != "call" or extra[0] or any(o in live for o in outs)
         if not needed:
             continue
         kept.append(st)
@@ -714,7 +728,7 @@ def _build(tr: _Tracer, result_slots: list) -> _Program:
         last[s] = len(kept)
     fresh = _fresh_buffers(kept, tr)
 
-    ns: dict = {"_GuardFailed": _GuardFailed}
+    ns: dict = {"_GuardFailed": _GuardFailed, "_SettingChanged": _SettingChanged}
     names: dict = {}
 
     def name_of(obj, prefix: str) -> str:
@@ -756,10 +770,11 @@ def _build(tr: _Tracer, result_slots: list) -> _Program:
             call = f"{call_args[0]}.{fn.name}({', '.join(call_args[1:])})"
         else:
             call = f"{name_of(fn, 'f')}({', '.join(call_args)})"
-        if kind == "guard":
+        if kind in ("guard", "setting"):
             want = expr(extra) if type(extra) in _SIMPLE else name_of(extra, "c")
             lines.append(f"    if {call} != {want}:")
-            lines.append(f"        raise _GuardFailed({i})")
+            error = "_GuardFailed" if kind == "guard" else "_SettingChanged"
+            lines.append(f"        raise {error}({i})")
         elif outs and any(o in last for o in outs):
             if extra[1]:
                 lines.append("    " + ", ".join(f"s{o}" for o in outs) + f", = {call}")
@@ -1083,6 +1098,12 @@ class _Compiled:
         try:
             values = prog.run(*inputs)
             del inputs  # the previous state can go as soon as nothing else holds it
+        except _SettingChanged:
+            if rng_state is not None:
+                _random._G.rng.bit_generator.state = rng_state
+            del self.cache[k]  # a learning rate a scheduler changed: the next call traces anew
+            STATS["eager"] += 1
+            return self.fun(*args, **kwargs)
         except Exception as e:
             if rng_state is not None:
                 _random._G.rng.bit_generator.state = rng_state

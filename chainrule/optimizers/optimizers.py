@@ -32,6 +32,7 @@ that PyTorch code can call, ``optimizer.step(closure=None)``.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import weakref
@@ -43,7 +44,7 @@ from .. import core as mx
 from ..core.array import Node, _from_value, _new, array
 from ..core.autograd import enable_grad, no_grad
 from ..core.backend import xp
-from ..core.compile import is_tracing
+from ..core.compile import is_tracing, setting
 from ..utils import tree_flatten, tree_map, tree_merge, tree_unflatten
 
 __all__ = [
@@ -385,6 +386,9 @@ class Optimizer:
             if name != "learning_rate" and name in defaults:
                 defaults[name] = float(state[name]._data)
         self._group = defaults
+        if is_tracing():  # hyper-parameters other than the learning rate are Python numbers
+            read = functools.partial(_hyper, defaults, ("params", "lr"))
+            setting(read, read())
         with no_grad():
             return self._walk(gradients, parameters, state)
 
@@ -505,12 +509,20 @@ class Optimizer:
                 loss = closure()
         self._steps += 1
         advance = self._advance
+        if is_tracing():
+            self._note_settings()
         with no_grad():
             for group in self.param_groups:
                 for p in group["params"]:
                     if p._grad is not None:
                         p._set_value(advance(p, p._grad, group))
         return loss
+
+    def _note_settings(self) -> None:
+        """Under ``mx.compile``: the hyper-parameters the traced step reads as Python numbers
+        (schedulers change ``group["lr"]``) become settings the replay checks."""
+        for group in self.param_groups:
+            setting(functools.partial(_hyper, group), _hyper(group))
 
     def _torch_tree(self, gradients, parameters, in_place: bool):
         """PyTorch-style optimizer fed a gradient tree (``update`` / ``apply_gradients``).
@@ -519,6 +531,8 @@ class Optimizer:
         """
         groups = {id(p): group for group in self.param_groups for p in group["params"]}
         self._steps += 1
+        if is_tracing():
+            self._note_settings()
 
         def leaf(g, p):
             group = groups.get(id(p)) if g is not None else None
@@ -606,6 +620,11 @@ def _cast_state(key: str, value, parameter: array):
             data = data.astype(parameter._data.dtype, copy=False)
         return _from_value(data)
     return value
+
+
+def _hyper(group: dict, skip: tuple = ("params",)) -> dict:
+    """A group's hyper-parameters that are Python values (not its parameters or arrays)."""
+    return {k: v for k, v in group.items() if k not in skip and not isinstance(v, xp.ndarray)}
 
 
 _MODULE: list = []

@@ -391,3 +391,36 @@ def test_compiled_method_and_state_given_as_inputs_only():
     for _ in range(5):
         add(mx.ones((3,)))
     np.testing.assert_allclose(np.array(acc["v"]), [5.0, 5.0, 5.0])
+
+
+def test_a_scheduler_changing_the_learning_rate_retraces():
+    """PyTorch-style learning rates are Python numbers in param_groups: the program checks the
+    setting it was traced with, and traces again when StepLR changes it."""
+
+    def run(compiled):
+        mx.random.seed(0)
+        model = nn.Linear(4, 2)
+        opt = optim.SGD(model.parameters(), lr=0.5)
+        sched = optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.1)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = nn.MSELoss()(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        if compiled:
+            step = partial(mx.compile, inputs=model.state, outputs=model.state)(step)
+        rng = np.random.default_rng(0)
+        before = dict(C.STATS)
+        for _ in range(12):
+            x = mx.array(rng.standard_normal((3, 4)).astype(np.float32))
+            step(x, mx.array(rng.standard_normal((3, 2)).astype(np.float32)))
+            sched.step()
+        return [np.array(p) for p in model.parameters()], _stats_delta(before)
+
+    (p1, d), (p2, _) = run(True), run(False)
+    for a, b in zip(p1, p2):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    assert d["replays"] > 0 and d["traces"] >= 3  # traced again after each change
