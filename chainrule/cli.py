@@ -275,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--no-progress", action="store_true", help="print no progress (no bar, no epoch lines)"
     )
+    train.add_argument(
+        "--compile",
+        action="store_true",
+        help="trace the training step once per batch shape and replay it (mx.compile)",
+    )
     train.set_defaults(run=_cmd_train)
 
     evaluate = commands.add_parser(
@@ -797,6 +802,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         callbacks=callbacks,
         progress=False if args.no_progress else True,
         seed=args.seed,
+        compile=args.compile,
     )
     metrics: dict[str, Any] = {}
     for name in ("train", "val", "test"):

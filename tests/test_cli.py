@@ -423,3 +423,18 @@ def test_digits_demo_reaches_95_percent(tmp_path, capsys):
     assert status == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.95, metrics
+
+
+def test_train_compile_gives_the_eager_run(tmp_path, capsys):
+    """`chainrule train --compile` replays the traced step and ends with the eager run's
+    metrics."""
+    results = []
+    for extra in ([], ["--compile"]):
+        out = tmp_path / f"run{len(extra)}"
+        argv = ["train", "--data", "iris", "--out", out, "--epochs", "5", "--hidden", "16"]
+        status, _, err = run([*argv, "--no-progress", "--seed", "0", *extra], capsys)
+        assert status == 0, err
+        results.append(json.loads((out / "metrics.json").read_text()))
+    for split in results[0]:
+        for key, value in results[0][split].items():
+            assert results[1][split][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (split, key)

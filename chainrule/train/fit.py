@@ -393,8 +393,15 @@ def _check_int(value: Any, name: str, low: int, who: str) -> int:
 # ------------------------------------------------------------------------------- the loop
 
 
-def _step_fn(model: Any, optimizer: Any, loss_fn: Callable[..., Any]) -> Callable[..., Any]:
-    """One optimisation step ``step(x, y) -> (loss, outputs)`` in the optimizer's style."""
+def _step_fn(
+    model: Any, optimizer: Any, loss_fn: Callable[..., Any], compiled: bool = False
+) -> Callable[..., Any]:
+    """One optimisation step ``step(x, y) -> (loss, outputs)`` in the optimizer's style,
+    traced and replayed by ``mx.compile`` when ``compiled``."""
+    if compiled:
+        step = _step_fn(model, optimizer, loss_fn)
+        state = [model.state] if is_torch_style(optimizer) else [model.state, optimizer.state]
+        return mx.compile(step, inputs=state, outputs=state)
     if is_torch_style(optimizer):
 
         def torch_step(x: Any, y: Any) -> tuple[Any, Any]:
@@ -422,6 +429,8 @@ def _step_fn(model: Any, optimizer: Any, loss_fn: Callable[..., Any]) -> Callabl
         loss, grads = value_and_grad(model, x, y)
         optimizer.update(model, grads)
         out, box[0] = box[0], None
+        if isinstance(out, mx.array):
+            out = mx.stop_gradient(out)  # for the metrics: no graph to keep alive
         return loss, out
 
     return mlx_step
@@ -442,6 +451,7 @@ def fit(
     seed: int | None = None,
     initial_epoch: int = 0,
     distributed: Any = None,
+    compile: bool = False,
 ) -> History:
     """Train ``model`` and return the per-epoch figures.
 
@@ -494,6 +504,9 @@ def fit(
             several processes; ``True``: the same, but MPI must start
             (``init(strict=True)``); ``False``: this process alone, even under ``mpiexec``;
             a ``chainrule.distributed.Group``: data-parallel over that group.
+        compile: Run the training step through ``mx.compile``: traced once per batch shape,
+            then replayed as flat NumPy code (faster on small models; results equal the
+            eager ones, see ``docs/performance.md``). Ignored when training data-parallel.
 
     Returns:
         A :class:`History`.
@@ -533,7 +546,7 @@ def fit(
             cbs.callbacks = [cb for cb in cbs.callbacks if not _rank_zero_only(cb)]
         step = dp.step_fn(optimizer, loss_fn, _fit_loss, is_torch_style(optimizer))
     else:
-        step = _step_fn(model, optimizer, loss_fn)
+        step = _step_fn(model, optimizer, loss_fn, compile)
     cbs.set_context(model, optimizer, history, history.params)
     for cb in cbs.callbacks:
         cb.loader = train

@@ -298,3 +298,41 @@ def test_seed001_flow_binary_probabilities():
         progress=False,
     )
     assert "accuracy" in h and h["accuracy"][-1] > 0.8
+
+
+@pytest.mark.parametrize("style", ["mlx", "torch_sgd"])
+def test_compiled_fit_equals_eager_fit(style, data):
+    """fit(compile=True) traces the step (a new batch shape, the last partial batch, traces
+    again) and gives the eager run's history and weights."""
+    import sys
+
+    stats = sys.modules["chainrule.core.compile"].STATS
+    train, val = data
+    runs = []
+    for compiled in (False, True):
+        mx.random.seed(0)
+        model = make_model()
+        if style == "mlx":
+            opt, loss_fn = optim.Adam(learning_rate=0.02), nn.losses.cross_entropy
+        else:
+            opt, loss_fn = optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss()
+        before = stats["replays"]
+        h = fit(
+            model,
+            opt,
+            loss_fn,
+            train,
+            val,
+            epochs=3,
+            batch_size=32,
+            seed=1,
+            progress=False,
+            compile=compiled,
+        )
+        runs.append((weights(model), h.history, stats["replays"] - before))
+    (w1, h1, r1), (w2, h2, r2) = runs
+    assert r1 == 0 and r2 > 0
+    for key in h1:
+        np.testing.assert_allclose(h2[key], h1[key], rtol=1e-5)
+    for k in w1:
+        np.testing.assert_allclose(w2[k], w1[k], rtol=1e-5, atol=1e-7)
