@@ -622,6 +622,17 @@ def _cast_state(key: str, value, parameter: array):
     return value
 
 
+def _ascent_and_decay(hp: dict, g, w):
+    """PyTorch's ``maximize`` (ascend) and L2 ``weight_decay`` (added to the gradient), shared
+    by the optimizers that have both."""
+    if hp["maximize"]:
+        g = -g
+    wd = hp["weight_decay"]
+    if wd:
+        g = g + wd * w
+    return g
+
+
 def _hyper(group: dict, skip: tuple = ("params",)) -> dict:
     """A group's hyper-parameters that are Python values (not its parameters or arrays)."""
     return {k: v for k, v in group.items() if k not in skip and not isinstance(v, xp.ndarray)}
@@ -773,11 +784,7 @@ class SGD(_Standard):
         """Return the SGD update of ``parameter``; keeps the momentum in ``state["v"]``."""
         hp = self._group
         g, w = gradient._data, parameter._data
-        if hp["maximize"]:
-            g = -g
-        wd = hp["weight_decay"]
-        if wd:
-            g = g + wd * w
+        g = _ascent_and_decay(hp, g, w)
         mu = hp["momentum"]
         if mu:
             buf = state.get("v")
@@ -946,13 +953,10 @@ class Adamax(_Standard):
         """Return the Adamax update of ``parameter``; keeps ``m`` and ``v`` in ``state``."""
         hp = self._group
         g, w = gradient._data, parameter._data
-        if hp["maximize"]:
-            g = -g
+        g = _ascent_and_decay(hp, g, w)
         lr = hp["lr"]  # a float (PyTorch style) or a 0-d array (MLX style)
         b1, b2 = hp["betas"]
         eps = hp["eps"]
-        if hp["weight_decay"]:
-            g = g + hp["weight_decay"] * w
         m = state["m"]._data * b1
         m += (1 - b1) * g
         state["m"] = _from_value(m)
@@ -1016,10 +1020,7 @@ class RMSprop(_Standard):
         """Return the RMSprop update of ``parameter``; keeps ``v`` in ``state``."""
         hp = self._group
         g, w = gradient._data, parameter._data
-        if hp["maximize"]:
-            g = -g
-        if hp["weight_decay"]:
-            g = g + hp["weight_decay"] * w
+        g = _ascent_and_decay(hp, g, w)
         a = hp["alpha"]
         v = state["v"]._data * a
         v += (1 - a) * (g * g)
@@ -1095,10 +1096,7 @@ class Adagrad(_Standard):
         """Return the Adagrad update of ``parameter``; keeps ``v`` in ``state``."""
         hp = self._group
         g, w = gradient._data, parameter._data
-        if hp["maximize"]:
-            g = -g
-        if hp["weight_decay"]:
-            g = g + hp["weight_decay"] * w
+        g = _ascent_and_decay(hp, g, w)
         lr = float(hp["lr"])
         if hp["lr_decay"]:
             lr = lr / (1 + (self._count(state) - 1) * hp["lr_decay"])
@@ -1153,10 +1151,7 @@ class AdaDelta(_Standard):
         """Return the AdaDelta update of ``parameter``; keeps ``v`` and ``u`` in ``state``."""
         hp = self._group
         g, w = gradient._data, parameter._data
-        if hp["maximize"]:
-            g = -g
-        if hp["weight_decay"]:
-            g = g + hp["weight_decay"] * w
+        g = _ascent_and_decay(hp, g, w)
         rho, eps = hp["rho"], hp["eps"]
         u = state["u"]._data
         v = state["v"]._data * rho
