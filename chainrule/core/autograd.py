@@ -105,7 +105,7 @@ def _const(value, like):
     """A constant input as rules see it: backend values wrapped, Python scalars as they are
     (they stay weakly typed in the rule's arithmetic, and cost no conversion)."""
     t = type(value)
-    if t is xp.ndarray or t is ops.Traced:
+    if t in ops._ARRAYS:
         return _from_value(value)
     if t in _PY_SCALARS:
         return value
@@ -264,17 +264,23 @@ def _tree_leaves_map(fn, tree):
 
 
 def _tree_leaves(tree) -> list:
-    out = []
-    stack = [tree]
-    while stack:
-        t = stack.pop()
-        if isinstance(t, dict):
-            stack.extend(reversed(list(t.values())))
-        elif isinstance(t, (list, tuple)):
-            stack.extend(reversed(t))
-        else:
-            out.append(t)
+    """The leaves of a dict/list/tuple tree, in order (arrays, and anything else)."""
+    out: list = []
+    _collect_leaves(tree, out)
     return out
+
+
+def _collect_leaves(tree, out: list) -> None:
+    if type(tree) is array:
+        out.append(tree)
+    elif isinstance(tree, (dict, list, tuple)):
+        for v in tree.values() if isinstance(tree, dict) else tree:
+            if type(v) is array:  # inline: parameter trees are mostly leaves
+                out.append(v)
+            else:
+                _collect_leaves(v, out)
+    else:
+        out.append(tree)
 
 
 class _Tracing:
@@ -448,19 +454,6 @@ def value_and_grad(
     return wrapper
 
 
-def _array_leaves(tree, out: list) -> bool:
-    """Append the arrays of a dict/list tree to ``out``; False if some leaf is not an array."""
-    for v in tree.values() if isinstance(tree, dict) else tree:
-        if type(v) is array:
-            out.append(v)
-        elif isinstance(v, (dict, list, tuple)):
-            if not _array_leaves(v, out):
-                return False
-        else:
-            return False
-    return True
-
-
 def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, who: str):
     """``value_and_grad`` with respect to ``params``, a tree of ``requires_grad`` leaves that
     ``fun`` reads by itself (a model's parameters), with the leaves' own nodes as the targets:
@@ -468,12 +461,10 @@ def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, 
     transform, an array that is not such a leaf, or one array at two places of the tree)."""
     if STATE.depth:
         return None
-    leaves: list = []
-    if not _array_leaves(params, leaves):
-        return None
+    leaves = _tree_leaves(params)
     nodes = set()
     for x in leaves:
-        node = x._node
+        node = x._node if type(x) is array else None
         if node is None or node.prim is not None or node.owner is None:
             return None
         nodes.add(node)

@@ -232,7 +232,7 @@ def _call(fn, args: tuple, kwargs: dict, effect: bool = False):
     """Run ``fn`` on plain values; while tracing, record it as one step."""
     tr = _LOCAL.tr
     if tr is None or tr.failed is not None:
-        return _plain_result(fn(*_plain(args), **_plain(kwargs)), tr)
+        return fn(*_plain(args), **_plain(kwargs))
     if effect or (kwargs and "out" in kwargs) or fn in _INPLACE_FUNCS:
         _adopt_targets(tr, fn, args, kwargs)
     targs, pargs = _conv(tr, args)
@@ -246,7 +246,7 @@ def _call(fn, args: tuple, kwargs: dict, effect: bool = False):
             if type(o) is Traced and o._tr is tr and o._slot is not None:
                 aliases[id(o._plain)] = o
     if tr.failed is not None:
-        return _plain_result(out, tr)
+        return out
     if out is not None and not isinstance(out, (_ndarray, _generic, tuple, list)):
         if fn in _STATIC:
             return out  # shapes, dtypes: fixed by the signature
@@ -327,12 +327,6 @@ _STATIC = {
 }
 
 
-def _plain_result(out, tr):
-    if tr is None:
-        return out
-    return _plain(out)
-
-
 def setting(read: Callable[[], Any], value: Any) -> None:
     """While tracing, note that the program depends on a Python setting (an optimizer's
     learning rate in PyTorch style, which schedulers change between steps): a replay first
@@ -343,7 +337,7 @@ def setting(read: Callable[[], Any], value: Any) -> None:
         tr.steps.append(("setting", read, (), {}, [], value))
 
 
-def _guard(self: Traced, fn, what: str):
+def _guard(self: Traced, fn):
     """A Python value read from a traced array: recorded as a guard."""
     tr = _LOCAL.tr
     val = fn(_ndview(self, _ndarray))
@@ -389,25 +383,25 @@ class Traced(_ndarray):
             yield self[i]
 
     def __bool__(self) -> bool:
-        return _guard(self, bool, "bool")
+        return _guard(self, bool)
 
     def __int__(self) -> int:
-        return _guard(self, int, "int")
+        return _guard(self, int)
 
     def __float__(self) -> float:
-        return _guard(self, float, "float")
+        return _guard(self, float)
 
     def __complex__(self) -> complex:
-        return _guard(self, complex, "complex")
+        return _guard(self, complex)
 
     def __index__(self) -> int:
-        return _guard(self, operator.index, "index")
+        return _guard(self, operator.index)
 
     def item(self, *args):
-        return _guard(self, lambda v: v.item(*args), "item")
+        return _guard(self, lambda v: v.item(*args))
 
     def tolist(self):
-        return _guard(self, lambda v: v.tolist(), "tolist")
+        return _guard(self, lambda v: v.tolist())
 
 
 class _Meth:
@@ -618,31 +612,18 @@ def _flatten(tree, arrays: list, key: list) -> None:
             arrays.append(v)
             key.append((d.shape, d.dtype, v._grad is None))
         else:
-            _flatten(v, arrays, key)
-    key.append(t is dict or isinstance(tree, dict))
+            _flatten(v, arrays, key)  # counts and keys come first: no end marker needed
 
 
-def _replace(tree, fn):
-    """A copy of ``tree`` (tuples, lists and plain dicts) with every array mapped by ``fn``."""
+def _replace(tree, fn, leaf: type = array):
+    """A copy of ``tree`` (tuples, lists and plain dicts) with every ``leaf`` mapped by ``fn``."""
     t = type(tree)
-    if t is array:
+    if t is leaf:
         return fn(tree)
     if t is dict:
-        return {k: _replace(v, fn) for k, v in tree.items()}
+        return {k: _replace(v, fn, leaf) for k, v in tree.items()}
     if t is list or t is tuple:
-        return t(_replace(v, fn) for v in tree)
-    return tree
-
-
-def _template(tree, slot_of):
-    """The result tree with arrays replaced by ``_Out`` markers (slot or constant)."""
-    t = type(tree)
-    if t is array:
-        return _Out(slot_of(tree._data))
-    if t is dict:
-        return {k: _template(v, slot_of) for k, v in tree.items()}
-    if t is list or t is tuple:
-        return t(_template(v, slot_of) for v in tree)
+        return t(_replace(v, fn, leaf) for v in tree)
     return tree
 
 
@@ -653,19 +634,15 @@ class _Out:
         self.where = where  # ("slot", i) or ("const", value)
 
 
-def _fill(tmpl, values: dict):
-    t = type(tmpl)
-    if t is _Out:
-        kind, w = tmpl.where
+def _fill(tmpl, values) -> Any:
+    """The result tree of a call: the template's markers filled with fresh arrays."""
+
+    def value(out: _Out) -> array:
+        kind, w = out.where
         v = values[w] if kind == "slot" else w
-        if type(v) is not _ndarray:
-            v = _np.asarray(v)
-        return _from_value(v)
-    if t is dict:
-        return {k: _fill(v, values) for k, v in tmpl.items()}
-    if t is list or t is tuple:
-        return t(_fill(v, values) for v in tmpl)
-    return tmpl
+        return _from_value(v if type(v) is _ndarray else _np.asarray(v))
+
+    return _replace(tmpl, value, _Out)
 
 
 # -- the program ------------------------------------------------------------------------------
@@ -1022,7 +999,7 @@ class _Compiled:
             return x
 
         _replace(result, graph_check)
-        out_tmpl = _template(result, where)
+        out_tmpl = _replace(result, lambda x: _Out(where(x._data)))
         post: list = []
         post_key: list = []
         _flatten(self.outputs, post, post_key)

@@ -40,15 +40,16 @@ def value_and_grad(model: Module, fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapped(*args: Any, **kwargs: Any):
-        # The parameters are traced as they are: a requires_grad leaf behind a tracer is never
-        # reached (the pass stops at its targets), and an array an outer transform is tracing
-        # keeps its graph, so ``grad`` of ``nn.value_and_grad`` still works.
         saved = model.trainable_parameters()
         # The common case: the parameters are requires_grad leaves, and their own nodes serve
         # as the targets of the backward pass (nothing is installed into the model).
         done = _value_and_grad_of_leaves(fn, saved, args, kwargs, "nn.value_and_grad")
         if done is not None:
             return done
+        # Otherwise tracers go into the model. The parameters are traced as they are: a leaf
+        # behind a tracer is never reached (the pass stops at its targets), and an array an
+        # outer transform is tracing keeps its graph, so ``grad`` of ``nn.value_and_grad``
+        # still works.
         try:
             return value_grad_fn(saved, *args, **kwargs)
         finally:

@@ -417,7 +417,10 @@ class Optimizer:
             return type(grads)(out) if type(grads) in (list, tuple) else out
         if grads is None:
             return params
-        return _like(self.apply_single(grads, params, state), params)
+        raise TypeError(
+            f"{type(self).__name__}: a gradient must be an array (or None), not "
+            f"{type(grads).__name__}"
+        )
 
     def update(self, model: Any, gradients: Any) -> None:
         """Apply ``gradients`` to ``model``'s parameters.

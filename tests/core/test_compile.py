@@ -78,6 +78,21 @@ def _mlx_step(model, opt, loss_fn, compiled: bool):
     return step
 
 
+def _torch_step(model, opt, loss_fn, compiled: bool):
+    """The PyTorch-style training step, optionally compiled over the model's state."""
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if compiled:
+        step = partial(mx.compile, inputs=model.state, outputs=model.state)(step)
+    return step
+
+
 def _mlp_run(compiled: bool, opt_name: str, steps: int = 12, dropout: float = 0.0):
     mx.random.seed(3)
     layers = [nn.Linear(20, 16), nn.ReLU()]
@@ -245,17 +260,7 @@ def test_pytorch_style_step_under_compile_equals_eager(opt_name):
         model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
         params = model.parameters()
         opt = optim.SGD(params, lr=0.1) if opt_name == "sgd" else optim.Adam(params, lr=0.01)
-        lf = nn.CrossEntropyLoss()
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = lf(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        if compiled:
-            step = partial(mx.compile, inputs=model.state, outputs=model.state)(step)
+        step = _torch_step(model, opt, nn.CrossEntropyLoss(), compiled)
         rng = np.random.default_rng(0)
         losses = []
         before = dict(C.STATS)
@@ -402,16 +407,7 @@ def test_a_scheduler_changing_the_learning_rate_retraces():
         model = nn.Linear(4, 2)
         opt = optim.SGD(model.parameters(), lr=0.5)
         sched = optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.1)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = nn.MSELoss()(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        if compiled:
-            step = partial(mx.compile, inputs=model.state, outputs=model.state)(step)
+        step = _torch_step(model, opt, nn.MSELoss(), compiled)
         rng = np.random.default_rng(0)
         before = dict(C.STATS)
         for _ in range(12):
@@ -424,3 +420,24 @@ def test_a_scheduler_changing_the_learning_rate_retraces():
     for a, b in zip(p1, p2):
         np.testing.assert_allclose(a, b, rtol=1e-6)
     assert d["replays"] > 0 and d["traces"] >= 3  # traced again after each change
+
+
+def test_changing_an_mlx_hyper_parameter_traces_again():
+    """MLX-style momentum is a Python number in the optimizer: changed between steps, the
+    compiled step notices and follows, as the eager one does."""
+
+    def run(compiled):
+        mx.random.seed(0)
+        model = nn.Linear(4, 2)
+        opt = optim.SGD(learning_rate=0.1, momentum=0.9)
+        step = _mlx_step(model, opt, lambda m, x, y: nn.losses.mse_loss(m(x), y), compiled)
+        rng = np.random.default_rng(0)
+        for i in range(10):
+            if i == 6:
+                opt.momentum = 0.0
+            x = mx.array(rng.standard_normal((3, 4)).astype(np.float32))
+            step(x, mx.array(rng.standard_normal((3, 2)).astype(np.float32)))
+        return [np.array(p) for p in model.parameters()]
+
+    for a, b in zip(run(True), run(False)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

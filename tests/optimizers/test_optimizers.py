@@ -789,3 +789,12 @@ def test_update_refuses_gradients_for_unknown_names():
     with pytest.raises(ValueError, match="'nope'"):
         opt.update(model, {"weight": mx.zeros((2, 2)), "nope": mx.zeros(2)})
     np.testing.assert_array_equal(np.array(model.weight), before)
+
+
+def test_update_refuses_gradients_that_are_not_arrays():
+    import chainrule.nn as nn
+
+    model = nn.Linear(2, 2)
+    opt = optimizers.SGD(learning_rate=0.1)
+    with pytest.raises(TypeError, match="a gradient must be an array"):
+        opt.update(model, {"weight": [[0.0, 0.0], [0.0, 0.0]], "bias": mx.zeros(2)})
