@@ -24,17 +24,16 @@ exception mid-write leaves the previous file intact.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import random
 import struct
-import tempfile
-from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import numpy as np
+
+from chainrule.core.io import atomic_path, atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "atomic_write", "atomic_path"]
 
@@ -58,67 +57,6 @@ _DTYPES = {
     "F64": np.dtype("<f8"),
 }
 _CODES = {(d.kind, d.itemsize): code for code, d in _DTYPES.items()}
-
-
-# ----------------------------------------------------------------------------- atomic writes
-
-
-def _fsync_dir(directory: str) -> None:
-    # The rename is durable only once the directory entry is on disk (POSIX); Windows has no
-    # directory handles to sync, hence the guard.
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary path next to ``path``; on success move it over ``path`` atomically.
-
-    The temporary name ends with the same suffix as ``path``, so writers that choose a format
-    from the extension (``model.save_weights``) behave as they would for ``path``. If the
-    body raises, the temporary file is removed and ``path`` is left as it was.
-
-    Args:
-        path: The destination file.
-
-    Yields:
-        The temporary path to write to.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    suffix = os.path.splitext(base)[1]
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=f".tmp{suffix}", dir=directory)
-    os.close(fd)
-    try:
-        yield tmp
-        # Writers that do not fsync themselves still get durable data before the rename.
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-    _fsync_dir(directory)
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
-    """Write a file atomically: ``write(f)`` fills a temporary file that then replaces ``path``.
-
-    Args:
-        path: The destination file.
-        write: Called with a binary file object open for writing.
-    """
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 # ------------------------------------------------------------------- non-tensor encoding
