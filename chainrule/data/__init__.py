@@ -29,9 +29,9 @@ from .sources import (
     from_csv,
     from_json,
     from_numpy,
-    from_sql,
     load,
 )
+from .sql import from_sql
 
 __all__ = [
     "BUILTIN_DATASETS",

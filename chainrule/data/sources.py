@@ -17,11 +17,9 @@ import importlib
 import json
 import os
 import re
-import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 
@@ -35,11 +33,19 @@ __all__ = [
     "from_csv",
     "from_json",
     "from_numpy",
-    "from_sql",
     "load",
 ]
 
 Task = Literal["auto", "classification", "regression"]
+Missing = Literal["error", "drop", "mean"]
+
+_MISSING = ("error", "drop", "mean")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+# Text that means "no value" in a numeric (feature) column, as spreadsheets and R write it.
+# A target column keeps these as labels: only an empty cell is a missing target.
+_NA_TEXT = frozenset(
+    ["", "NA", "N/A", "n/a", "NaN", "nan", "-NaN", "-nan", "NULL", "null", "None", "<NA>", "#N/A"]
+)
 
 BUILTIN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
 
@@ -216,7 +222,10 @@ def _resolve_columns(
 def _numeric_column(
     series: Any, name: str, where: str, row_label: Callable[[int], str]
 ) -> np.ndarray:
-    """float64 values of one column; raises DataError on text, missing or infinite values."""
+    """float64 values of one column, NaN where a value is missing.
+
+    Raises DataError on text, infinite values, and values float32 cannot hold.
+    """
     pd = _require("pandas", "reading tables")
     if pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -228,30 +237,39 @@ def _numeric_column(
         missing = series.isna().to_numpy()
         values = np.empty(len(raw), dtype=np.float64)
         for i, v in enumerate(raw):
-            if missing[i]:
+            if missing[i] or (isinstance(v, str) and v.strip() in _NA_TEXT):
                 values[i] = np.nan
                 continue
             try:
                 if isinstance(v, bytes | list | dict | tuple):
                     raise TypeError
                 values[i] = float(v)
+            except OverflowError:
+                values[i] = np.inf if v > 0 else -np.inf
             except (TypeError, ValueError):
                 raise DataError(
                     f"{where}: column {name!r} is not numeric: {row_label(i)} has "
-                    f"{_short(v)} (convert it to numbers, or leave the column out with "
-                    f"features=[...])"
+                    f"{_short(v)} (convert it to numbers, or leave the column out by "
+                    f"choosing the feature columns)"
                 ) from None
-    nan = np.isnan(values)
-    if nan.any():
-        raise DataError(
-            f"{where}: missing value in column {name!r} at {row_label(_first_true(nan))}"
-        )
-    inf = np.isinf(values)
-    if inf.any():
-        raise DataError(
-            f"{where}: infinite value in column {name!r} at {row_label(_first_true(inf))}"
-        )
+    _check_float32(values, name, where, row_label, "value")
     return values
+
+
+def _check_float32(
+    values: np.ndarray, name: str, where: str, row_label: Callable[[int], str], what: str
+) -> None:
+    """Refuses infinite values and finite ones that float32 would turn into infinity."""
+    with np.errstate(invalid="ignore"):
+        big = np.abs(values) > _FLOAT32_MAX
+    if big.any():
+        i = _first_true(big)
+        if np.isinf(values[i]):
+            raise DataError(f"{where}: infinite {what} in column {name!r} at {row_label(i)}")
+        raise DataError(
+            f"{where}: {what} {float(values[i]):g} in column {name!r} at {row_label(i)} is too "
+            "large for float32 (largest 3.4e38)"
+        )
 
 
 def _encode_target(
@@ -286,11 +304,7 @@ def _encode_target(
             )
     if numeric:
         values = series.to_numpy(dtype=np.float64)
-        inf = np.isinf(values)
-        if inf.any():
-            raise DataError(
-                f"{where}: infinite target value in column {name!r} at {row_label(_first_true(inf))}"
-            )
+        _check_float32(values, name, where, row_label, "target value")
         if task == "auto":
             whole = bool(np.all(values == np.round(values)))
             task = (
@@ -320,9 +334,12 @@ def _table_to_dataset(
     task: Task,
     where: str,
     row_label: Callable[[int], str],
+    missing: Missing = "error",
 ) -> TabularDataset:
     if task not in ("auto", "classification", "regression"):
         raise ValueError(f"task must be 'auto', 'classification' or 'regression', got {task!r}")
+    if missing not in _MISSING:
+        raise ValueError(f"missing must be 'error', 'drop' or 'mean', got {missing!r}")
     columns = [str(c) for c in frame.columns]
     frame.columns = columns
     if len(set(columns)) != len(columns):
@@ -333,9 +350,40 @@ def _table_to_dataset(
     if len(frame) == 0:
         raise DataError(f"{where}: empty table: no data rows")
     target_name, feature_names = _resolve_columns(columns, target, features, where)
-    X = np.empty((len(frame), len(feature_names)), dtype=np.float32)
+    X = np.empty((len(frame), len(feature_names)), dtype=np.float64)
     for j, name in enumerate(feature_names):
         X[:, j] = _numeric_column(frame[name], name, where, row_label)
+    holes = np.isnan(X)
+    no_target = (
+        frame[target_name].isna().to_numpy()
+        if target_name is not None
+        else np.zeros(len(frame), dtype=bool)
+    )
+    if missing == "error" and holes.any():
+        i, j = np.argwhere(holes)[0]
+        raise DataError(
+            f"{where}: missing value in column {feature_names[j]!r} at {row_label(int(i))} "
+            "(fill it in, or drop such rows / fill with the column mean: "
+            "missing='drop' or 'mean', --missing in the command)"
+        )
+    if missing == "mean" and holes.any():
+        for j in np.flatnonzero(holes.any(axis=0)):
+            present = X[~holes[:, j], j]
+            if not len(present):
+                raise DataError(
+                    f"{where}: column {feature_names[j]!r} has no values to take a mean of"
+                )
+            X[holes[:, j], j] = present.mean()
+        holes = np.zeros_like(holes)
+    if missing != "error":  # rows with a hole left (drop) or without a target go
+        keep = np.flatnonzero(~(holes.any(axis=1) | no_target))
+        if len(keep) < len(frame):
+            if not len(keep):
+                raise DataError(f"{where}: every row has a missing value (missing={missing!r})")
+            X, frame = X[keep], frame.iloc[keep].reset_index(drop=True)
+            original = row_label
+            row_label = lambda i: original(int(keep[i]))  # noqa: E731
+    X = X.astype(np.float32)
     if target_name is None:
         return TabularDataset(
             X, None, features=feature_names, target=None, classes=None, task=None, source=where
@@ -366,6 +414,7 @@ def from_csv(
     features: Sequence[str] | None = None,
     task: Task = "auto",
     delimiter: str = ",",
+    missing: Missing = "error",
 ) -> TabularDataset:
     """Reads a CSV file with a header row into a dataset.
 
@@ -377,6 +426,11 @@ def from_csv(
         task: "classification", "regression", or "auto": text labels and whole numbers
             with at most 20 distinct values are classes, other numbers are regression.
         delimiter: the field separator.
+        missing: what to do with a missing feature value (an empty cell, or NA, NaN, null,
+            ... in a numeric column): "error" (default: refuse, naming the cell), "drop" the
+            row, or fill with the column's "mean". A row whose target is empty is dropped
+            under "drop" and "mean". In the target column only an empty cell is missing (a
+            class may be called "NA").
 
     Returns:
         A `TabularDataset`; for classification `y` holds indices into `classes`.
@@ -417,12 +471,24 @@ def from_csv(
     for name in header:  # pandas would rename a repeated column to "name.1"
         if header.count(name) > 1:
             raise DataError(f"{where}: column name {name!r} appears more than once")
-    frame = pd.read_csv(p, sep=delimiter, encoding="utf-8-sig", skip_blank_lines=True)
+    try:
+        frame = pd.read_csv(
+            p,
+            sep=delimiter,
+            encoding="utf-8-sig",
+            skip_blank_lines=True,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        hint = " (a quote that is never closed?)" if "EOF inside string" in text else ""
+        raise DataError(f"{where}: cannot parse CSV: {text}{hint}") from None
     if len(lines) == len(frame):
         row_label = lambda i: f"line {lines[i]}"  # noqa: E731
     else:  # the two parsers disagree on what a blank line is; fall back to data row numbers
         row_label = lambda i: f"data row {i + 1}"  # noqa: E731
-    return _table_to_dataset(frame, target, features, task, where, row_label)
+    return _table_to_dataset(frame, target, features, task, where, row_label, missing)
 
 
 # --------------------------------------------------------------------------------------------
@@ -467,6 +533,7 @@ def from_json(
     target: str | int | None = -1,
     features: Sequence[str] | None = None,
     task: Task = "auto",
+    missing: Missing = "error",
 ) -> TabularDataset:
     """Reads JSON records into a dataset.
 
@@ -480,6 +547,8 @@ def from_json(
             or None for data without a target.
         features: the feature keys (default: every key except the target).
         task: "classification", "regression" or "auto" (see `from_csv`).
+        missing: what to do with a missing (null) value: "error", "drop" or "mean" (see
+            `from_csv`).
 
     Returns:
         A `TabularDataset`.
@@ -502,7 +571,9 @@ def from_json(
     if not lines_mode:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # JSONDecodeError, or an integer too long to parse
+            if not isinstance(e, json.JSONDecodeError):
+                raise DataError(f"{where}: invalid JSON: {e}") from None
             if e.msg != "Extra data":
                 raise DataError(
                     f"{where} line {e.lineno} column {e.colno}: invalid JSON: {e.msg}"
@@ -518,6 +589,8 @@ def from_json(
                     raise DataError(
                         f"{where} line {n} column {e.colno}: invalid JSON: {e.msg}"
                     ) from None
+                except ValueError as e:  # an integer too long to parse
+                    raise DataError(f"{where} line {n}: invalid JSON: {e}") from None
                 line_of.append(n)
         label = lambda i: f"line {line_of[i]}"  # noqa: E731
         frame = _records_to_frame(records, where, label)
@@ -541,168 +614,19 @@ def from_json(
             f"{where}: expected an array of records, JSON Lines, or an object of columns; "
             f"found a top-level {type(data).__name__}"
         )
-    return _table_to_dataset(frame, target, features, task, where, label)
+    return _table_to_dataset(frame, target, features, task, where, label, missing)
 
 
-# --------------------------------------------------------------------------------------------
-# SQL
-# --------------------------------------------------------------------------------------------
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-
-
-def _as_query(query: str) -> str:
-    """A bare table name becomes SELECT * FROM it; anything else is run as written."""
-    q = query.strip()
-    if _IDENTIFIER.match(q):
-        return "SELECT * FROM " + ".".join(f'"{part}"' for part in q.split("."))
-    return q
-
-
-def _sqlite_path(url: str) -> str | None:
-    """The file of a `sqlite:///FILE` URL (None for in-memory), else raises."""
-    rest = url.split(":", 1)[1]
-    if not rest.startswith("///"):
-        raise DataError(
-            f"{url}: a SQLite URL looks like sqlite:///relative.db or sqlite:////abs.db"
-        )
-    path = unquote(rest[3:].split("?", 1)[0])
-    return None if path in ("", ":memory:") else path
-
-
-def _connect_sqlite_file(path: str) -> sqlite3.Connection:
-    # An absent file would be created empty by sqlite3; say it is missing instead.
-    p = _check_file(path)
-    return sqlite3.connect(f"file:{p.resolve().as_posix()}?mode=ro", uri=True)
-
-
-def _sqlalchemy_url(url: str) -> str:
-    """Picks a PostgreSQL driver that is installed: SQLAlchemy's default is psycopg2."""
-    scheme, sep, rest = url.partition("://")
-    if scheme in ("postgresql", "postgres"):
-        try:
-            importlib.import_module("psycopg2")
-        except ImportError:
-            _require("psycopg", "reading from PostgreSQL")
-            return "postgresql+psycopg://" + rest
-        return "postgresql://" + rest
-    return url
-
-
-def _run_query(query: str, connection: Any) -> tuple[list[str], list[tuple], str]:
-    """Runs the query; returns (column names, rows, a description of the connection)."""
-    q = _as_query(query)
-    if isinstance(connection, os.PathLike) or (
-        isinstance(connection, str) and "://" not in connection
-    ):
-        conn = _connect_sqlite_file(connection)
-        try:
-            return (*_fetch_dbapi(conn, q, str(connection)), str(connection))
-        finally:
-            conn.close()
-    if isinstance(connection, str):
-        shown = _hide_password(connection)
-        if connection.startswith("sqlite:"):
-            path = _sqlite_path(connection)
-            if path is not None:
-                conn = _connect_sqlite_file(path)
-                try:
-                    return (*_fetch_dbapi(conn, q, shown), shown)
-                finally:
-                    conn.close()
-        sa = _require("sqlalchemy", "from_sql with a database URL")
-        try:
-            engine = sa.create_engine(_sqlalchemy_url(connection))
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as e:
-            raise DataError(f"{shown}: not a database URL SQLAlchemy understands: {e}") from None
-        try:
-            return (*_fetch_engine(sa, engine, q, shown), shown)
-        finally:
-            engine.dispose()
-    if hasattr(connection, "exec_driver_sql"):  # a SQLAlchemy Connection
-        raw = connection.connection.dbapi_connection
-        return (*_fetch_dbapi(raw, q, "connection"), "connection")
-    if hasattr(connection, "connect") and hasattr(connection, "dialect"):  # an Engine
-        sa = _require("sqlalchemy", "from_sql with a SQLAlchemy engine")
-        shown = connection.url.render_as_string(hide_password=True)
-        return (*_fetch_engine(sa, connection, q, shown), shown)
-    if hasattr(connection, "cursor"):
-        name = type(connection).__module__.split(".")[0] + " connection"
-        return (*_fetch_dbapi(connection, q, name), name)
-    raise TypeError(
-        "connection must be a database URL (e.g. 'sqlite:///data.db', "
-        "'postgresql://user@host/db'), a SQLite file path, a DB-API connection or a "
-        f"SQLAlchemy engine/connection; got {type(connection).__name__}"
-    )
-
-
-def _fetch_engine(sa: Any, engine: Any, query: str, where: str) -> tuple[list[str], list[tuple]]:
-    # The query goes to the driver's own cursor with no parameters, so a literal `%` (as in
-    # LIKE 'a%') is not read as a placeholder, whatever the driver's paramstyle.
-    try:
-        conn = engine.connect()
-    except sa.exc.DBAPIError as e:
-        reason = str(e.orig).strip().splitlines()[0] if e.orig is not None else str(e)
-        raise DataError(f"{where}: cannot connect: {reason}") from None
-    with conn:
-        return _fetch_dbapi(conn.connection.dbapi_connection, query, where)
-
-
-def _fetch_dbapi(conn: Any, query: str, where: str) -> tuple[list[str], list[tuple]]:
-    cursor = conn.cursor()
-    try:
-        try:
-            cursor.execute(query)
-        except Exception as e:
-            # Every driver has its own classes, all derived from a DB-API `DatabaseError`.
-            if any(c.__name__ == "DatabaseError" for c in type(e).__mro__):
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise DataError(f"{where}: query failed: {first} (query: {query})") from None
-            raise
-        if cursor.description is None:
-            raise DataError(f"{where}: the query returned no result set: {query}")
-        columns = [d[0] for d in cursor.description]
-        return columns, [tuple(r) for r in cursor.fetchall()]
-    finally:
-        cursor.close()
-
-
-def _hide_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
-
-
-def from_sql(
-    query: str,
-    connection: Any,
-    target: str | int | None = -1,
-    features: Sequence[str] | None = None,
-    task: Task = "auto",
-) -> TabularDataset:
-    """Runs a SQL query (or reads a whole table) into a dataset.
+def hide_password(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for messages).
 
     Args:
-        query: a SELECT statement, or a bare table name (read entirely).
-        connection: where to run it: a SQLAlchemy URL (`"postgresql://user@host:5432/db"`,
-            `"sqlite:///data.db"`), a SQLite file path, a DB-API connection (`sqlite3`,
-            `psycopg`, ...) or a SQLAlchemy engine/connection. SQLite needs nothing installed
-            beyond pandas; other databases need SQLAlchemy and a driver (psycopg for
-            PostgreSQL, part of `chainrule[data]`).
-        target: the target column's name or position (default -1: the last), or None.
-        features: the feature columns (default: every column except the target).
-        task: "classification", "regression" or "auto" (see `from_csv`).
+        url: a database URL.
 
     Returns:
-        A `TabularDataset`.
-
-    Raises:
-        DataError: for a failed query, an empty result, a missing target column, NULLs or
-            non-numeric features (naming the column and the 1-based result row).
+        The URL, safe to print.
     """
-    pd = _require("pandas", "from_sql")
-    columns, rows, shown = _run_query(query, connection)
-    where = f"{shown} [{_as_query(query)}]"
-    frame = pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
-    return _table_to_dataset(frame, target, features, task, where, lambda i: f"row {i + 1}")
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 # --------------------------------------------------------------------------------------------
@@ -849,26 +773,12 @@ def _load_builtin(name: str) -> TabularDataset:
     )
 
 
-def _split_url_options(spec: str) -> tuple[str, dict[str, str]]:
-    """`URL?table=T&query=...` -> (URL without our options, {"table": T, ...})."""
-    parts = urlsplit(spec)
-    if not parts.query:
-        return spec, {}
-    ours, theirs = {}, []
-    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
-        if key in ("table", "query"):
-            ours[key] = values[-1]
-        else:
-            theirs.extend(f"{key}={v}" for v in values)
-    base = spec.split("?", 1)[0]
-    return (base + "?" + "&".join(theirs) if theirs else base), ours
-
-
 def load(
     name: str | os.PathLike,
     target: str | int | None = -1,
     features: Sequence[str] | None = None,
     task: Task = "auto",
+    missing: Missing = "error",
 ) -> TabularDataset:
     """Loads a built-in dataset by name, or any source the `chainrule` command accepts.
 
@@ -878,7 +788,9 @@ def load(
 
     Other sources: a `.csv` file, a `.json`/`.jsonl`/`.ndjson` file, or a database URL with
     `?table=NAME` or `?query=SELECT...` (`sqlite:///data.db?table=t`,
-    `postgresql://user@host/db?table=t`).
+    `postgresql://user@host/db?table=t`). Databases are read read-only; a table name is
+    quoted, never run as SQL; everything after `query=` (which must come last) is the SQL
+    exactly as typed, `+`, `&`, `#` and `%` included (see `chainrule.data.sql`).
 
     Args:
         name: the dataset name, file path or URL.
@@ -886,29 +798,29 @@ def load(
             ignored for built-in datasets.
         features: for files and databases, the feature columns (default: all but the target).
         task: for files and databases, "classification", "regression" or "auto".
+        missing: for files and databases, what to do with missing values: "error",
+            "drop" or "mean" (see `from_csv`).
 
     Returns:
         A `TabularDataset`.
 
     Raises:
-        ValueError: for an unknown name or an unsupported file type.
+        ValueError: for an unknown name or an unsupported file type (`DataError`, a
+            `ValueError`, for bad data).
     """
     spec = os.fspath(name)
     if spec in BUILTIN_DATASETS:
         return _load_builtin(spec)
     if "://" in spec:
-        url, options = _split_url_options(spec)
-        query = options.get("query") or options.get("table")
-        if not query:
-            raise ValueError(
-                f"{_hide_password(spec)}: say what to read with ?table=NAME or ?query=SELECT..."
-            )
-        return from_sql(query, url, target=target, features=features, task=task)
+        from chainrule.data.sql import read_url
+
+        return read_url(spec, target, features, task, missing)
     suffix = Path(spec).suffix.lower()
     if suffix in (".csv", ".tsv", ".txt"):
-        return from_csv(spec, target, features, task, delimiter="\t" if suffix == ".tsv" else ",")
+        delimiter = "\t" if suffix == ".tsv" else ","
+        return from_csv(spec, target, features, task, delimiter=delimiter, missing=missing)
     if suffix in (".json", ".jsonl", ".ndjson"):
-        return from_json(spec, target, features, task)
+        return from_json(spec, target, features, task, missing)
     if suffix in (".db", ".sqlite", ".sqlite3"):
         raise ValueError(f"{spec}: for a SQLite file write sqlite:///{spec}?table=NAME")
     raise ValueError(

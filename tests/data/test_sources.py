@@ -118,7 +118,7 @@ def test_csv_line_numbers_count_blank_lines_and_quoted_newlines(tmp_path):
         data.from_csv(path, target="y", features=["x"])
     assert str(e.value) == (
         f"{path}: column 'x' is not numeric: line 6 has 'abc' (convert it to numbers, "
-        "or leave the column out with features=[...])"
+        "or leave the column out by choosing the feature columns)"
     )
 
 
@@ -461,6 +461,44 @@ def test_postgresql_from_sql_url_and_dbapi(postgres):
     with pytest.raises(DataError, match=r"postgres:\*\*\*@127.0.0.1:1/x: cannot connect") as e:
         data.from_sql("animals", bad)
     assert "hunter2" not in str(e.value)
+
+
+def _pg_tables(url):
+    psycopg = pytest.importorskip("psycopg")
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {r[0] for r in rows}
+
+
+def test_postgresql_names_are_quoted_and_sessions_read_only(postgres):
+    """Hardening item 1 on a real server: nothing a URL says runs as anything but a read."""
+    psycopg = pytest.importorskip("psycopg")
+    url = postgres["url"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS victim (v integer)")
+        conn.execute('CREATE TABLE IF NOT EXISTS "odd ""name" (x real, y integer)')
+        conn.execute('INSERT INTO "odd ""name" VALUES (1, 0), (2, 1)')
+    before = _pg_tables(url)
+    assert "victim" in before
+    with pytest.raises(DataError, match="does not exist"):
+        data.load(url + "?table=COMMIT; DROP TABLE victim; SELECT * FROM animals")
+    with pytest.raises(DataError, match="only one SQL statement"):
+        data.load(url + "?query=COMMIT; DROP TABLE victim; SELECT * FROM animals")
+    with pytest.raises(DataError, match="only one SQL statement"):
+        data.load(url + "?query=SELECT E'\\''; DROP TABLE victim; --'")
+    # a data-modifying CTE is a query, but the session is read-only
+    with pytest.raises(DataError, match="read-only transaction"):
+        data.load(url + "?query=WITH d AS (DELETE FROM animals RETURNING *) SELECT * FROM d")
+    assert _pg_tables(url) == before
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM animals").fetchone()[0] == 200
+    ds = data.load(url + '?table=odd "name')
+    np.testing.assert_allclose(sorted(ds.X[:, 0]), [1, 2])
+    ds = data.load(url + "?schema=public&table=odd%20%22name")
+    assert len(ds) == 2
+    ds = data.load(url + "?query=SELECT f1+f2 AS s, label FROM animals WHERE label <> 'a&b'")
+    x = postgres["x"]
+    np.testing.assert_allclose(sorted(ds.X[:, 0]), sorted(x[:, 0] + x[:, 1]), atol=1e-5)
 
 
 def test_postgresql_through_chainrule_train(postgres, tmp_path):
