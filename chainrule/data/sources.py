@@ -244,8 +244,11 @@ def _numeric_column(
                 if isinstance(v, bytes | list | dict | tuple):
                     raise TypeError
                 values[i] = float(v)
-            except OverflowError:
-                values[i] = np.inf if v > 0 else -np.inf
+            except OverflowError:  # an integer of hundreds of digits
+                raise DataError(
+                    f"{where}: value {_short(v)} in column {name!r} at {row_label(i)} is too "
+                    "large for float32 (largest 3.4e38)"
+                ) from None
             except (TypeError, ValueError):
                 raise DataError(
                     f"{where}: column {name!r} is not numeric: {row_label(i)} has "
