@@ -17,46 +17,47 @@ Non-tensor values are limited to JSON types plus tuples, dicts with non-string k
 NumPy scalars, each encoded explicitly; nothing is ever unpickled, so a checkpoint cannot
 run code when loaded.
 
-Writes go to a temporary file in the destination's directory, are flushed to disk
-(``fsync``) and then renamed over the destination (``os.replace``), so a crash or an
-exception mid-write leaves the previous file intact.
+Writes go through :mod:`chainrule.core.io`: a temporary file in the destination's directory,
+flushed to disk (``fsync``) and renamed over the destination (``os.replace``), so a crash or
+an exception mid-write leaves the previous file intact; the file's mode follows the umask,
+and temporaries that a killed process left in the folder are removed first.
+
+Reading validates before it allocates or changes anything: the header against the file's
+size, the model's names, shapes and dtypes against the header (before any tensor is read),
+the optimizer's class, hyper-parameter names and per-parameter state against the optimizer
+given. The ``chainrule`` metadata may nest at most :data:`MAX_DEPTH` levels (saving refuses
+deeper values, loading refuses such files with a ``ValueError``, never a ``RecursionError``).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import random
-import struct
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 
-from chainrule.core.io import atomic_path, atomic_write
+# atomic_write and atomic_path are re-exported for the modules that still import them here.
+from chainrule.core.io import (
+    FileFormatError,
+    TensorInfo,
+    atomic_path,
+    atomic_write,
+    clean_stale_temporaries,
+    json_loads_bounded,
+    read_safetensors,
+    write_safetensors,
+)
 
 __all__ = ["save_checkpoint", "load_checkpoint", "atomic_write", "atomic_path"]
 
 FORMAT = "chainrule.checkpoint"
 VERSION = 1
-_MAX_HEADER = 100 * 1024 * 1024  # a header larger than this is garbage, not a checkpoint
-
-# safetensors dtype names <-> NumPy (little-endian) dtypes.
-_DTYPES = {
-    "BOOL": np.dtype(np.bool_),
-    "U8": np.dtype("<u1"),
-    "I8": np.dtype("<i1"),
-    "U16": np.dtype("<u2"),
-    "I16": np.dtype("<i2"),
-    "F16": np.dtype("<f2"),
-    "U32": np.dtype("<u4"),
-    "I32": np.dtype("<i4"),
-    "F32": np.dtype("<f4"),
-    "U64": np.dtype("<u8"),
-    "I64": np.dtype("<i8"),
-    "F64": np.dtype("<f8"),
-}
-_CODES = {(d.kind, d.itemsize): code for code, d in _DTYPES.items()}
+#: The deepest nesting of JSON arrays and objects the ``chainrule`` metadata may have.
+MAX_DEPTH = 100
 
 
 # ------------------------------------------------------------------- non-tensor encoding
@@ -77,42 +78,68 @@ class _Encoder:
         self.tensors[unique] = value
         return unique
 
-    def encode(self, obj: Any, path: str = "") -> Any:
-        """``obj`` as JSON data; arrays go to ``self.tensors`` and are referenced by name."""
+    def _nest(self, path: str, depth: int) -> int:
+        """The depth of a JSON container made inside ``depth`` others; refuses one too deep."""
+        if depth + 1 > MAX_DEPTH:
+            where = f"{self.prefix}{path}" if path else self.prefix.rstrip(".")
+            raise ValueError(
+                f"save_checkpoint: the value at {where} is nested deeper than {MAX_DEPTH} "
+                "levels (or contains itself), more than a checkpoint stores"
+            )
+        return depth + 1
+
+    def encode(self, obj: Any, path: str = "", depth: int = 1) -> Any:
+        """``obj`` as JSON data; arrays go to ``self.tensors`` and are referenced by name.
+
+        ``depth`` is the number of JSON containers around ``obj`` in the metadata; a value
+        that would nest deeper than :data:`MAX_DEPTH` is refused with a ``ValueError``.
+        """
         sub = f"{path}." if path else ""
         t = type(obj)
         if obj is None or t is bool or t is int or t is str:
             return obj
         if t is float:
+            if math.isfinite(obj):
+                return obj
             # Strict JSON has no NaN/Infinity (the safetensors reader would refuse the header).
-            return obj if math.isfinite(obj) else {"__cr__": "float", "value": repr(obj)}
+            self._nest(path, depth)
+            return {"__cr__": "float", "value": repr(obj)}
         if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":  # np.float64 is a float
+            self._nest(path, depth)
             value = obj.item()
             if isinstance(value, float) and not math.isfinite(value):
                 value = repr(value)
             return {"__cr__": "scalar", "dtype": obj.dtype.str, "value": value}
         if isinstance(obj, (bool, int, float, str)):  # IntEnum and friends: store the value
-            return self.encode(next(b for b in (bool, int, float, str) if isinstance(obj, b))(obj))
+            base = next(b for b in (bool, int, float, str) if isinstance(obj, b))
+            return self.encode(base(obj), path, depth)
         data = getattr(obj, "_data", None)
         if isinstance(data, (np.ndarray, np.generic)) and hasattr(obj, "_set_value"):
             # A chainrule array (0-d results of NumPy arithmetic may hold a NumPy scalar).
+            self._nest(path, depth)
             return {"__cr__": "array", "name": self._tensor(path, np.asarray(data))}
         if isinstance(obj, np.ndarray):
+            self._nest(path, depth)
             return {"__cr__": "ndarray", "name": self._tensor(path, obj)}
         if isinstance(obj, list):
-            return [self.encode(v, f"{sub}{i}") for i, v in enumerate(obj)]
-        if isinstance(obj, tuple):
+            inner = self._nest(path, depth)
+            return [self.encode(v, f"{sub}{i}", inner) for i, v in enumerate(obj)]
+        if isinstance(obj, tuple):  # {"__cr__": "tuple", "items": [...]}: two levels
+            inner = self._nest(path, self._nest(path, depth))
             return {
                 "__cr__": "tuple",
-                "items": [self.encode(v, f"{sub}{i}") for i, v in enumerate(obj)],
+                "items": [self.encode(v, f"{sub}{i}", inner) for i, v in enumerate(obj)],
             }
         if isinstance(obj, dict):
             if all(type(k) is str for k in obj) and "__cr__" not in obj:
-                return {k: self.encode(v, f"{sub}{k}") for k, v in obj.items()}
+                inner = self._nest(path, depth)
+                return {k: self.encode(v, f"{sub}{k}", inner) for k, v in obj.items()}
+            # {"__cr__": "dict", "items": [[key, value], ...]}: three levels
+            inner = self._nest(path, self._nest(path, self._nest(path, depth)))
             return {
                 "__cr__": "dict",
                 "items": [
-                    [self.encode(k, f"{sub}key{i}"), self.encode(v, f"{sub}{k}")]
+                    [self.encode(k, f"{sub}key{i}", inner), self.encode(v, f"{sub}{k}", inner)]
                     for i, (k, v) in enumerate(obj.items())
                 ],
             }
@@ -124,7 +151,11 @@ class _Encoder:
 
 
 def _decode(obj: Any, tensors: dict[str, np.ndarray], where: str) -> Any:
-    """Inverse of :meth:`_Encoder.encode`."""
+    """Inverse of :meth:`_Encoder.encode`.
+
+    Recursive, but over JSON that :func:`json_loads_bounded` has limited to
+    :data:`MAX_DEPTH` levels, so the recursion is bounded too.
+    """
     if isinstance(obj, list):
         return [_decode(v, tensors, where) for v in obj]
     if not isinstance(obj, dict):
@@ -159,122 +190,366 @@ def _decode(obj: Any, tensors: dict[str, np.ndarray], where: str) -> Any:
 # -------------------------------------------------------------------------- file format
 
 
-def _write_tensor(f: IO[bytes], data: np.ndarray) -> None:
-    """Append one tensor's bytes (a module-level function so tests can make it fail)."""
-    f.write(memoryview(data).cast("B") if data.size else b"")
-
-
-def _prepare(name: str, value: np.ndarray) -> tuple[str, np.ndarray]:
-    d = value.dtype
-    code = _CODES.get((d.kind, d.itemsize))
-    if code is None:
-        raise TypeError(
-            f"save_checkpoint: tensor {name!r} has dtype {d}, which a checkpoint cannot hold "
-            f"(supported: {sorted(str(t) for t in _DTYPES.values())})"
-        )
-    # Not np.ascontiguousarray: it turns 0-d arrays into shape (1,).
-    data = np.asarray(value, dtype=_DTYPES[code])
-    return code, data if data.flags.c_contiguous else data.copy(order="C")
-
-
 def _write_file(path: str, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
-    header: dict[str, Any] = {"__metadata__": metadata}
-    blobs, offset = [], 0
-    for name, value in tensors.items():
-        code, data = _prepare(name, value)
-        header[name] = {
-            "dtype": code,
-            "shape": list(data.shape),
-            "data_offsets": [offset, offset + data.nbytes],
-        }
-        offset += data.nbytes
-        blobs.append(data)
-    raw = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8 bytes with spaces
-
-    def write(f: IO[bytes]) -> None:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for data in blobs:
-            _write_tensor(f, data)
-
-    atomic_write(path, write)
+    write_safetensors(path, tensors, metadata, who="save_checkpoint")
 
 
 def _not_a_checkpoint(path: str, why: str) -> ValueError:
-    return ValueError(f"{path}: not a chainrule checkpoint ({why})")
+    return FileFormatError(path, f"not a chainrule checkpoint ({why})")
 
 
-def _read_file(path: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Parse and validate a checkpoint file; returns its tensors and decoded metadata."""
-    with open(path, "rb") as f:
-        buf = f.read()
-    if len(buf) < 8:
-        raise _not_a_checkpoint(path, f"the file has only {len(buf)} bytes")
-    (n,) = struct.unpack("<Q", buf[:8])
-    if n > min(_MAX_HEADER, len(buf) - 8):
-        raise _not_a_checkpoint(
-            path, f"header length {n} does not fit in a file of {len(buf)} bytes"
-        )
-    try:
-        header = json.loads(buf[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _not_a_checkpoint(path, f"the header is not JSON: {e}") from None
-    if not isinstance(header, dict):
-        raise _not_a_checkpoint(path, "the header is not a JSON object")
-    meta = header.pop("__metadata__", None)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _not_a_checkpoint(
-            path,
-            "no 'format': 'chainrule.checkpoint' entry; a weights-only file loads "
-            "with model.load_weights",
-        )
-    version = meta.get("version")
-    if version != str(VERSION):
-        raise ValueError(
-            f"{path}: checkpoint format version {version!r} is not supported (this "
-            f"chainrule reads version {VERSION})"
-        )
-    body = memoryview(buf)[8 + n :]
-    tensors: dict[str, np.ndarray] = {}
-    end = 0
-    entries = []
-    for name, info in header.items():
+def _read_file(path: str, check: Any = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Parse and validate a checkpoint file; returns its tensors and decoded metadata.
+
+    ``check(index, state)``, if given, sees the tensors' declared dtypes and shapes and the
+    decoded ``chainrule`` metadata before any tensor data is read, and may raise.
+    """
+    found: dict[str, Any] = {}
+
+    def check_header(index: dict[str, TensorInfo], meta: dict[str, str] | None) -> None:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise _not_a_checkpoint(
+                path,
+                "no 'format': 'chainrule.checkpoint' entry; a weights-only file loads "
+                "with model.load_weights",
+            )
+        version = meta.get("version")
+        if version != str(VERSION):
+            raise ValueError(
+                f"{path}: checkpoint format version {version!r} is not supported (this "
+                f"chainrule reads version {VERSION})"
+            )
+        text = meta.get("chainrule")
+        if not isinstance(text, str):
+            raise _not_a_checkpoint(path, "no 'chainrule' metadata")
         try:
-            dtype = _DTYPES[info["dtype"]]
-            shape = tuple(int(s) for s in info["shape"])
-            begin, stop = (int(o) for o in info["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise _not_a_checkpoint(path, f"bad entry for tensor {name!r}: {info!r:.200}") from None
-        entries.append((begin, stop, name, dtype, shape))
-    entries.sort()
-    for begin, stop, name, dtype, shape in entries:
-        count = int(np.prod(shape, dtype=np.int64))
-        if min(shape, default=0) < 0 or begin != end or stop - begin != count * dtype.itemsize:
-            raise _not_a_checkpoint(
-                path,
-                f"tensor {name!r} ({dtype} {list(shape)}) has inconsistent offsets "
-                f"[{begin}, {stop}]",
-            )
-        if stop > len(body):
-            raise _not_a_checkpoint(
-                path,
-                f"the file is truncated: tensor {name!r} needs bytes up to {stop} of the "
-                f"data section but only {len(body)} are present",
-            )
-        tensors[name] = (
-            np.frombuffer(body[begin:stop], dtype=dtype, count=count).reshape(shape).copy()
-        )
-        end = stop
-    if end != len(body):
-        raise _not_a_checkpoint(path, f"{len(body) - end} unexpected bytes after the last tensor")
+            state = json_loads_bounded(text, MAX_DEPTH)
+        except ValueError as e:
+            raise _not_a_checkpoint(path, f"unreadable 'chainrule' metadata: {e}") from None
+        if not isinstance(state, dict):
+            raise _not_a_checkpoint(path, "the 'chainrule' metadata is not a JSON object")
+        if check is not None:
+            check(index, state)
+        found["state"] = state
+
+    tensors, _ = read_safetensors(path, check_header, kind="a chainrule checkpoint")
+    return tensors, found["state"]
+
+
+def _kind(dtype: np.dtype) -> str:
+    return {"b": "bool", "i": "integer", "u": "integer", "f": "floating"}.get(dtype.kind, "other")
+
+
+def _check_model(
+    path: str, state: dict[str, Any], index: dict[str, TensorInfo], current: list
+) -> None:
+    """Refuse a checkpoint whose model arrays (names, shapes, dtype kinds) differ."""
     try:
-        state = json.loads(meta["chainrule"])
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise _not_a_checkpoint(path, f"unreadable 'chainrule' metadata: {e}") from None
+        saved_names = [str(n) for n in state["model"]]
+    except (KeyError, TypeError):
+        raise _not_a_checkpoint(path, "no model entry in the metadata") from None
+    have = {name for name, _ in current}
+    saved = set(saved_names)
+    missing = [n for n, _ in current if n not in saved]
+    unexpected = [n for n in saved_names if n not in have]
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: the checkpoint does not match the model: missing {missing[:10]}, "
+            f"unexpected {unexpected[:10]}"
+        )
+    for name, arr in current:
+        info = index.get(f"model.{name}")
+        if info is None:
+            raise _not_a_checkpoint(path, f"tensor 'model.{name}' is listed but absent")
+        if info.shape != tuple(arr.shape):
+            raise ValueError(
+                f"{path}: shape mismatch for {name!r}: checkpoint {info.shape}, model "
+                f"{tuple(arr.shape)}"
+            )
+        mine = np.asarray(arr._data).dtype
+        if _kind(info.dtype) != _kind(mine):
+            raise ValueError(
+                f"{path}: dtype mismatch for {name!r}: checkpoint {info.dtype}, model {mine} "
+                f"({_kind(info.dtype)} values cannot load into a {_kind(mine)} array)"
+            )
+
+
+# ------------------------------------------------------------------ optimizer identity
+
+
+def _qualified(obj: Any) -> str:
+    t = type(obj)
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+def _hyper_kind(value: Any) -> str:
+    """A hyper-parameter's kind: none, bool, number, str, sequence, dict, schedule..."""
+    if value is None:
+        return "none"
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (numbers.Number, np.generic)):
+        return "number"
+    if getattr(value, "size", None) == 1 and hasattr(value, "shape"):
+        return "number"  # a one-element array (a learning rate as an array)
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, (list, tuple)):
+        return "sequence"
+    if isinstance(value, dict):
+        return "dict"
+    if callable(value):
+        return "schedule"
+    return type(value).__name__
+
+
+def _signature(optimizer: Any) -> dict[str, Any]:
+    """The optimizer's identity stored in a checkpoint: class, hyper-parameter kinds, parts."""
+    defaults = getattr(optimizer, "defaults", None)
+    sig: dict[str, Any] = {
+        "class": type(optimizer).__name__,
+        "qualname": _qualified(optimizer),
+        "hyper": {
+            str(k): _hyper_kind(v) for k, v in sorted((defaults or {}).items()) if k != "params"
+        },
+    }
+    parts = getattr(optimizer, "optimizers", None)
+    if isinstance(parts, (list, tuple)):  # MultiOptimizer
+        sig["parts"] = [_signature(o) for o in parts]
+    return sig
+
+
+def _compatible_kinds(saved: Any, mine: str) -> bool:
+    return saved == mine or "none" in (saved, mine)
+
+
+def _check_signature(path: str, saved: dict, optimizer: Any, where: str = "") -> None:
+    """Refuse optimizer state saved by another class or another set of hyper-parameters.
+
+    Checkpoints that predate the ``qualname`` field are compared by class name only.
+    """
+    mine = _signature(optimizer)
+    label = f" (part {where})" if where else ""
+    qualname = saved.get("qualname")
+    same = qualname == mine["qualname"] if qualname is not None else None
+    if same is None and "class" in saved:
+        same = saved["class"] == mine["class"]
+    if same is False:
+        raise ValueError(
+            f"{path}: the checkpoint holds the state of a {saved.get('class')} optimizer "
+            f"({qualname or 'class name only'}){label} but the optimizer given is a "
+            f"{mine['class']} ({mine['qualname']}); build a {saved.get('class')} to resume, "
+            "or pass optimizer=None to load the rest"
+        )
+    hyper = saved.get("hyper")
+    if isinstance(hyper, dict):
+        if set(hyper) != set(mine["hyper"]):
+            raise ValueError(
+                f"{path}: the checkpoint's {mine['class']}{label} has the hyper-parameters "
+                f"{sorted(hyper)} but the optimizer given has {sorted(mine['hyper'])}"
+            )
+        for name, kind in mine["hyper"].items():
+            if name != "lr" and not _compatible_kinds(hyper[name], kind):
+                raise ValueError(
+                    f"{path}: hyper-parameter {name!r} of the checkpoint's {mine['class']}"
+                    f"{label} is a {hyper[name]}, the optimizer given has a {kind}"
+                )
+    parts = saved.get("parts")
+    if isinstance(parts, list) and "parts" in mine:
+        if len(parts) != len(mine["parts"]):
+            raise ValueError(
+                f"{path}: the checkpoint's {mine['class']} combines {len(parts)} optimizers, "
+                f"the one given {len(mine['parts'])}"
+            )
+        for i, (p, o) in enumerate(zip(parts, optimizer.optimizers)):
+            if isinstance(p, dict):
+                _check_signature(path, p, o, f"{where}{i}" if not where else f"{where}.{i}")
+
+
+# ------------------------------------------------------------ optimizer state structure
+
+
+def _shape(value: Any) -> tuple | None:
+    shape = getattr(value, "shape", None)
+    return None if shape is None else tuple(shape)
+
+
+def _expected_state(optimizer: Any, parameter: Any, group: dict | None) -> dict | None:
+    """What ``optimizer.init_single`` creates for ``parameter`` (``None``: unknown)."""
+    init = getattr(optimizer, "init_single", None)
+    if init is None:
+        return None
+    had_group = "_group" in getattr(optimizer, "__dict__", {})
+    previous = optimizer.__dict__.get("_group") if had_group else None
+    expected: dict = {}
+    try:
+        if group is not None and had_group:
+            optimizer._group = group
+        init(parameter, expected)
+    except NotImplementedError:  # an optimizer that does not use init_single
+        return None
+    finally:
+        if had_group:
+            optimizer._group = previous
+    return expected
+
+
+def _check_param_state(
+    path: str,
+    optimizer: Any,
+    parameter: Any,
+    group: dict | None,
+    saved: Any,
+    where: str,
+    torch: bool,
+) -> None:
+    """Refuse per-parameter state that this optimizer would not have created."""
+    cls = type(optimizer).__name__
+    if not isinstance(saved, dict):
+        raise ValueError(
+            f"{path}: the optimizer state of {where} is a {type(saved).__name__}, not the "
+            f"per-parameter dict {cls} keeps"
+        )
+    if torch and "step" not in saved:
+        raise ValueError(f"{path}: the optimizer state of {where} has no 'step' count")
+    expected = _expected_state(optimizer, parameter, group)
+    if expected is None:
+        return
+    missing = [k for k in expected if k not in saved]
+    if missing:
+        raise ValueError(
+            f"{path}: the optimizer state of {where} lacks {missing}, which {cls} keeps (it "
+            f"has {sorted(map(str, saved))}): saved by another optimizer or configuration?"
+        )
+    for key, value in expected.items():
+        if _shape(saved[key]) != _shape(value):
+            raise ValueError(
+                f"{path}: optimizer state {key!r} of {where} has shape {_shape(saved[key])}, "
+                f"{cls} expects {_shape(value)}"
+            )
+    for key, value in saved.items():
+        if key in expected or torch and key == "step":
+            continue
+        # PyTorch-style optimizers may create buffers at their first step (SGD's momentum):
+        # those are accepted when shaped like their parameter; MLX style creates everything
+        # in init_single.
+        if not torch or _shape(value) != _shape(parameter):
+            raise ValueError(
+                f"{path}: the optimizer state of {where} has {key!r}, which {cls} does not "
+                "keep: saved by another optimizer or configuration?"
+            )
+
+
+def _check_torch_state(path: str, optimizer: Any, sd: Any) -> None:
+    """Check a PyTorch-style ``state_dict()`` against the optimizer's groups and parameters."""
+    if not (
+        isinstance(sd, dict)
+        and isinstance(sd.get("state"), dict)
+        and isinstance(sd.get("param_groups"), list)
+    ):
+        raise _not_a_checkpoint(path, "the optimizer state is not a state_dict()")
+    groups, saved_groups = optimizer.param_groups, sd["param_groups"]
+    if len(saved_groups) != len(groups):
+        raise ValueError(
+            f"{path}: the checkpoint's optimizer has {len(saved_groups)} parameter groups, "
+            f"the optimizer given has {len(groups)}"
+        )
+    defaults = getattr(optimizer, "defaults", {}) or {}
+    owner: dict[int, tuple] = {}
+    for gi, (group, saved) in enumerate(zip(groups, saved_groups)):
+        if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
+            raise _not_a_checkpoint(path, f"parameter group {gi} of the optimizer is malformed")
+        if len(saved["params"]) != len(group["params"]):
+            raise ValueError(
+                f"{path}: parameter group {gi} has {len(saved['params'])} parameters in the "
+                f"checkpoint, {len(group['params'])} in the optimizer given"
+            )
+        for name, value in defaults.items():
+            if name == "params":
+                continue
+            if name not in saved:
+                raise ValueError(
+                    f"{path}: parameter group {gi} of the checkpoint lacks the "
+                    f"hyper-parameter {name!r} of {type(optimizer).__name__}"
+                )
+            kind = _hyper_kind(saved[name])
+            if name != "lr" and not _compatible_kinds(kind, _hyper_kind(value)):
+                raise ValueError(
+                    f"{path}: hyper-parameter {name!r} of parameter group {gi} is a {kind} "
+                    f"in the checkpoint, a {_hyper_kind(value)} in the optimizer given"
+                )
+        # the groups' hyper-parameters come from the file (load_state_dict adopts them)
+        probe = {**group, **{k: v for k, v in saved.items() if k != "params"}}
+        for index, parameter in zip(saved["params"], group["params"]):
+            if type(index) is not int:
+                raise _not_a_checkpoint(path, f"parameter index {index!r} is not an integer")
+            owner[index] = (parameter, probe)
+    for index, saved_state in sd["state"].items():
+        if type(index) is not int or index not in owner:
+            raise ValueError(
+                f"{path}: the optimizer state names parameter {index!r}, which no parameter "
+                "group of the checkpoint holds"
+            )
+        parameter, probe = owner[index]
+        _check_param_state(
+            path, optimizer, parameter, probe, saved_state, f"parameter {index}", True
+        )
+
+
+def _check_mlx_state(path: str, optimizer: Any, state: Any, params: Any) -> None:
+    """Check an MLX-style state tree against the optimizer and the model's parameter tree."""
+    parts = getattr(optimizer, "optimizers", None)
+    if isinstance(parts, (list, tuple)):  # MultiOptimizer: {"states": [...]}
+        states = state.get("states") if isinstance(state, dict) else None
+        if not isinstance(states, list) or len(states) != len(parts):
+            raise ValueError(
+                f"{path}: the checkpoint's optimizer state is not {{'states': [...]}} with "
+                f"{len(parts)} states, as the {type(optimizer).__name__} given keeps"
+            )
+        for o, s in zip(parts, states):
+            _check_mlx_state(path, o, s, params)
+        return
+    cls = type(optimizer).__name__
     if not isinstance(state, dict):
-        raise _not_a_checkpoint(path, "the 'chainrule' metadata is not a JSON object")
-    return tensors, state
+        raise _not_a_checkpoint(path, "the optimizer state is not a dict")
+    current = optimizer.state if isinstance(getattr(optimizer, "state", None), dict) else {}
+    params = params if isinstance(params, dict) else {}
+    scalars = {"step", "learning_rate"} | set(getattr(optimizer, "defaults", None) or {})
+    for key in current:
+        if key not in params and key not in state:
+            raise ValueError(f"{path}: the optimizer state lacks {key!r}, which {cls} keeps")
+    group = getattr(optimizer, "defaults", None)
+    for key, value in state.items():
+        if key in params:
+            _walk_mlx(path, optimizer, group, value, params[key], key)
+        elif key not in scalars:
+            raise ValueError(
+                f"{path}: the optimizer state has the entry {key!r}, which is neither a "
+                f"parameter of the model nor a value {cls} keeps"
+            )
+
+
+def _walk_mlx(path: str, optimizer: Any, group: Any, state: Any, params: Any, where: str) -> None:
+    if hasattr(params, "_set_value"):  # a parameter: its own state dict
+        _check_param_state(path, optimizer, params, group, state, repr(where), False)
+    elif isinstance(params, dict):
+        if not isinstance(state, dict):
+            raise ValueError(f"{path}: the optimizer state at {where!r} is not a dict")
+        for key, value in state.items():
+            if key not in params:
+                raise ValueError(
+                    f"{path}: the optimizer state has {where}.{key}, which is not a "
+                    "parameter of the model"
+                )
+            _walk_mlx(path, optimizer, group, value, params[key], f"{where}.{key}")
+    elif isinstance(params, (list, tuple)):
+        if not isinstance(state, (list, tuple)) or len(state) > len(params):
+            raise ValueError(
+                f"{path}: the optimizer state at {where!r} does not match the model's "
+                f"{len(params)} entries there"
+            )
+        for i, value in enumerate(state):
+            _walk_mlx(path, optimizer, group, value, params[i], f"{where}.{i}")
 
 
 # ---------------------------------------------------------------------- model/optimizer glue
@@ -319,6 +594,10 @@ def save_checkpoint(
 ) -> None:
     """Save everything needed to resume training, in one file, atomically.
 
+    The optimizer's state is stored with its identity: its class (qualified name) and the
+    names and kinds of its hyper-parameters, which :func:`load_checkpoint` checks. The file's
+    mode follows the umask; temporaries a killed save left in the folder are removed first.
+
     Args:
         path: The file to write (conventionally ``*.safetensors`` or ``*.ckpt``).
         model: A ``chainrule.nn.Module``.
@@ -332,6 +611,8 @@ def save_checkpoint(
 
     Raises:
         TypeError: If some state cannot be stored without pickle (the message names it).
+        ValueError: If some state nests deeper than :data:`MAX_DEPTH` levels (or contains
+            itself).
     """
     import chainrule.core as mx
 
@@ -349,29 +630,31 @@ def save_checkpoint(
         "python_random": _Encoder("python_random.", tensors).encode(random.getstate()),
         "extra": _Encoder("extra.", tensors).encode(extra),
     }
+    # {"loader": {"state": ...}}: the state sits inside two containers
     if loader is not None:
         state["loader"] = {
             "class": type(loader).__name__,
-            "state": _Encoder("loader.", tensors).encode(loader.state_dict()),
+            "state": _Encoder("loader.", tensors).encode(loader.state_dict(), depth=2),
         }
     if optimizer is not None:
         if is_torch_style(optimizer):
             opt = {"style": "torch", "state": optimizer.state_dict()}
         else:
             opt = {"style": "mlx", "state": optimizer.state}
-        opt["state"] = _Encoder("optimizer.", tensors).encode(opt["state"])
-        opt["class"] = type(optimizer).__name__
+        opt["state"] = _Encoder("optimizer.", tensors).encode(opt["state"], depth=2)
+        opt.update(_signature(optimizer))
         state["optimizer"] = opt
     if scheduler is not None:
         state["scheduler"] = {
             "class": type(scheduler).__name__,
-            "state": _Encoder("scheduler.", tensors).encode(scheduler.state_dict()),
+            "state": _Encoder("scheduler.", tensors).encode(scheduler.state_dict(), depth=2),
         }
     metadata = {
         "format": FORMAT,
         "version": str(VERSION),
         "chainrule": json.dumps(state, separators=(",", ":"), allow_nan=False),
     }
+    clean_stale_temporaries(os.path.dirname(os.path.abspath(path)))
     _write_file(path, tensors, metadata)
 
 
@@ -385,10 +668,21 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Restore a checkpoint written by :func:`save_checkpoint` into existing objects.
 
-    The file is validated first (format, sizes, model names and shapes, optimizer style);
-    only then are the model, optimizer, scheduler and random state changed. Model arrays
-    are updated in place on the model's own handles, so a PyTorch-style optimizer built on
-    ``model.parameters()`` stays bound to them.
+    The file is validated first, and nothing changes unless all of it fits:
+
+    * the format, the header against the file's size, every tensor's extent;
+    * the model's array names, shapes and dtype kinds (floating, integer, bool), before any
+      tensor data is read; a floating array may change precision to the model's dtype;
+    * the optimizer: its class (qualified name; checkpoints written before that field was
+      stored are compared by class name), the names and kinds of its hyper-parameters, its
+      style (MLX or PyTorch), and its state's structure: every per-parameter state holds the
+      entries this optimizer's ``init_single`` creates, shaped as it creates them, for a
+      parameter the model (MLX style) or the parameter groups (PyTorch style) have, and
+      nothing else (PyTorch style also accepts buffers made at the first step, such as
+      SGD's momentum, when they are shaped like their parameter).
+
+    Model arrays are updated in place on the model's own handles, so a PyTorch-style
+    optimizer built on ``model.parameters()`` stays bound to them.
 
     Args:
         path: The checkpoint file.
@@ -403,46 +697,30 @@ def load_checkpoint(
         ``{"epoch": ..., "extra": ...}`` as given to :func:`save_checkpoint`.
 
     Raises:
-        ValueError: If the file is not a chainrule checkpoint, is truncated or corrupt, or
-            does not match the model (missing, unexpected or mis-shaped arrays), or holds no
-            state for a given optimizer, scheduler or loader, or the optimizer's style differs.
+        ValueError: If the file is not a chainrule checkpoint, is truncated or corrupt, nests
+            its metadata deeper than :data:`MAX_DEPTH`, does not match the model (missing,
+            unexpected, mis-shaped or wrongly typed arrays), holds no state for a given
+            optimizer, scheduler or loader, or holds another optimizer's state (another
+            class, style, hyper-parameters or structure); the message names the file.
     """
     import chainrule.core as mx
 
     path = os.fspath(path)
-    tensors, state = _read_file(path)
-    try:
-        saved_names = list(state["model"])
-    except (KeyError, TypeError):
-        raise _not_a_checkpoint(path, "no model entry in the metadata") from None
+    current = named_arrays(model)
+    tensors, state = _read_file(path, lambda index, st: _check_model(path, st, index, current))
 
     # ---- validate everything before touching anything
-    current = named_arrays(model)
-    have = {name for name, _ in current}
-    missing = [n for n, _ in current if n not in set(saved_names)]
-    unexpected = [n for n in saved_names if n not in have]
-    if missing or unexpected:
-        raise ValueError(
-            f"{path}: the checkpoint does not match the model: missing {missing[:10]}, "
-            f"unexpected {unexpected[:10]}"
-        )
-    updates = []
-    for name, arr in current:
-        value = tensors.get(f"model.{name}")
-        if value is None:
-            raise _not_a_checkpoint(path, f"tensor 'model.{name}' is listed but absent")
-        if value.shape != tuple(arr.shape):
-            raise ValueError(
-                f"{path}: shape mismatch for {name!r}: checkpoint {value.shape}, model "
-                f"{tuple(arr.shape)}"
-            )
-        updates.append((arr, value.astype(np.asarray(arr._data).dtype, copy=False)))
+    updates = [
+        (arr, tensors[f"model.{name}"].astype(np.asarray(arr._data).dtype, copy=False))
+        for name, arr in current
+    ]
     opt_state = sched_state = random_state = None
     opt = state.get("optimizer")
     sched = state.get("scheduler")
     if optimizer is not None:
         if not isinstance(opt, dict):
             raise ValueError(f"{path}: the checkpoint holds no optimizer state")
+        _check_signature(path, opt, optimizer)
         style = "torch" if is_torch_style(optimizer) else "mlx"
         if opt.get("style") != style:
             raise ValueError(
@@ -478,7 +756,15 @@ def load_checkpoint(
                 python_state = (python_state[0], tuple(python_state[1]), python_state[2])
                 random.Random().setstate(python_state)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        if isinstance(e, FileFormatError):
+            raise
         raise _not_a_checkpoint(path, f"malformed metadata: {e}") from None
+    if optimizer is not None:
+        if is_torch_style(optimizer):
+            _check_torch_state(path, optimizer, opt_state)
+        else:
+            params = model.parameters()
+            _check_mlx_state(path, optimizer, opt_state, params)
 
     # ---- apply: the loader and the optimizer first, as their load_state_dict may still refuse
     # the state (the loader is put back if the optimizer refuses)

@@ -380,14 +380,10 @@ def _partial_name(path: Path) -> Path:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = _partial_name(path)
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    # the project's one file writer: temporary in the folder, fsync, rename, mode from umask
+    from chainrule.core.io import write_bytes
+
+    write_bytes(path, data)
 
 
 def _run_dot(dot: str, text: str, fmt: str, path: Path) -> None:
