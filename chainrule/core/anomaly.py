@@ -8,7 +8,7 @@ created it.
 
 Switching the mode on costs nothing while it is off:
 
-* forward: ``chainrule.core.ops`` builds nodes by calling the name ``Node``; while the mode is
+* forward: the modules of ``chainrule.core.ops`` build nodes by calling the name ``Node``; while the mode is
   on, that name is bound to a factory that builds the same ``Node``, notes where it was created
   and checks its value. Leaving the mode binds the class back.
 * backward: a checker is appended to ``autograd.OBSERVERS`` (empty otherwise).
@@ -242,18 +242,25 @@ def _checked_node(value, prim, args, params=None, owner=None) -> Node:
 # -- switching the mode ------------------------------------------------------------------------
 
 
+def _bind_node(factory) -> None:
+    # the op modules that build nodes call the name `Node`; rebinding it costs nothing when off
+    for module in ops.MODULES:
+        if "Node" in vars(module):
+            module.Node = factory
+
+
 def _switch(on: bool) -> None:
     global _DEPTH
     with _LOCK:
         if on:
             _DEPTH += 1
             if _DEPTH == 1:
-                ops.Node = _checked_node
+                _bind_node(_checked_node)
                 autograd.OBSERVERS.append(_check_backward)
         elif _DEPTH > 0:
             _DEPTH -= 1
             if _DEPTH == 0:
-                ops.Node = Node
+                _bind_node(Node)
                 if _check_backward in autograd.OBSERVERS:
                     autograd.OBSERVERS.remove(_check_backward)
                 _SITES.clear()

@@ -34,7 +34,7 @@ __all__ = [
     "async_eval",
 ]
 
-_IDENTITY = ops.defprim("identity", lambda g, ans, x: g)
+_IDENTITY = ops.defprim("identity", lambda g, ans, x: g, batch=ops.table.pass_rule)
 
 
 # -- the engine --------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 ``vmap(fun)`` first runs ``fun`` once on the first example with recording on. The example's
 values are a NumPy subclass, ``_Tainted``, that marks every value computed from them. The
 recorded graph is then replayed once on the batch (batch axis first), one batching rule per
-primitive (``_RULES``). The replay is refused, and ``vmap`` falls back to one call per example,
+primitive (``Primitive.batch``, declared with the primitive in the op table). The replay is refused, and ``vmap`` falls back to one call per example,
 when it could differ from that loop:
 
 * a primitive on the path from the inputs has no batching rule (sort, scatter, einsum, a
@@ -53,8 +53,7 @@ _REFUSED_FUNCS = frozenset(
 )
 
 
-class Unbatchable(Exception):
-    """The trace cannot be replayed on the batch; the caller falls back to the loop."""
+Unbatchable = ops.Unbatchable
 
 
 def _plain(x):
@@ -75,8 +74,6 @@ def _mark(x):
     return x
 
 
-# kernels whose branch on the values picks a numerically safer formula, not another graph
-_BENIGN_BRANCHES = frozenset(("logsumexp", "_lse_kernel", "_where_kernel"))
 
 
 def _escape(*_args):
@@ -85,10 +82,9 @@ def _escape(*_args):
 
 def _to_python():
     """A marked value is read into Python: control flow may now depend on the example."""
-    caller = sys._getframe(2)
-    if caller.f_globals.get("__name__") == ops.__name__:
-        if caller.f_code.co_name in _BENIGN_BRANCHES:
-            return
+    # kernels marked ``@value_branch`` in the op table read values only to pick a formula
+    if sys._getframe(2).f_code in ops.VALUE_BRANCHES:
+        return
     _ESCAPED[0] = True
 
 
@@ -113,7 +109,7 @@ class _Tainted(xp.ndarray):
         res = _mark(func(*_plain(args), **{k: _plain(v) for k, v in kwargs.items()}))
         if func is xp.where:
             caller = sys._getframe(1)
-            if caller.f_code is _SHIFT_CODE:
+            if ops.CONSTANT_MAKERS.get(caller.f_code) == "max_shift":
                 res = _shift_marker(res, caller.f_locals)
         return res
 
@@ -163,8 +159,8 @@ class _MaxShift(_Tainted):
 
 
 # softmax and log_softmax subtract a constant computed from their input; it is recognised by
-# where it was made (not by its value), so the replay can recompute it for every example.
-_SHIFT_CODE = getattr(getattr(ops, "_shift_by_max", None), "__code__", None)
+# where it was made (the op table's ``@constant_maker("max_shift")``), not by its value, so
+# the replay can recompute it for every example.
 
 
 def _shift_marker(res, local_vars: dict):
@@ -346,7 +342,7 @@ class _Replay:
                     raise Unbatchable(f"{_name(node)}: its value was computed from the example")
                 memo[key] = (_node_array(node), None)
                 continue
-            rule = _RULES.get(_name(node))
+            rule = node.prim.batch if node.prim is not None else None
             if rule is None:
                 raise Unbatchable(f"no batching rule for {_name(node)}")
             ex_ndim = node.value.ndim
@@ -401,145 +397,6 @@ def _name(node: Node) -> str:
     return node.prim.name if node.prim is not None else "leaf"
 
 
-# -- batching rules ----------------------------------------------------------------------------
-# A rule gets ``[(value, example_ndim or None for unbatched), ...]``, the primitive's params and
-# the example output's ndim; batched values carry the batch axis first.
-
-
-def _nd(v) -> int:
-    return v.ndim if type(v) is array else xp.ndim(v)
-
-
-def _align(v, nd: int | None, target: int):
-    """A batched value with size-one axes after the batch axis up to ``target`` example ndim."""
-    if nd is None or nd >= target:
-        return v
-    return ops.reshape(v, (v.shape[0],) + (1,) * (target - nd) + tuple(v.shape[1:]))
-
-
-def _operand(v, nd):
-    if nd is None and type(v) is not array and isinstance(v, xp.ndarray):
-        return _from_value(v)
-    return v
-
-
-def _elementwise(name: str) -> Callable:
-    fn = getattr(ops, name)
-
-    def rule(args, params, ex_ndim):
-        target = builtins.max(n if n is not None else _nd(v) for v, n in args)
-        return fn(*(_operand(_align(v, n, target), n) for v, n in args))
-
-    return rule
-
-
-def _where_rule(args, params, ex_ndim):
-    target = builtins.max(n if n is not None else _nd(v) for v, n in args)
-    return ops.where(*(_operand(_align(v, n, target), n) for v, n in args))
-
-
-def _reduce(name: str) -> Callable:
-    fn = getattr(ops, name)
-
-    def rule(args, params, ex_ndim):
-        ((x, nd),) = args
-        axes = tuple(a % nd + 1 for a in params["axes"]) if nd else ()
-        return fn(x, axis=axes, keepdims=params["keepdims"])
-
-    return rule
-
-
-def _reshape_rule(args, params, ex_ndim):
-    ((x, _),) = args
-    return ops.reshape(x, (x.shape[0], *params["shape"]))
-
-
-def _transpose_rule(args, params, ex_ndim):
-    ((x, nd),) = args
-    return ops.transpose(x, (0, *(a % nd + 1 for a in params["axes"])))
-
-
-def _broadcast_rule(args, params, ex_ndim):
-    ((x, nd),) = args
-    shape = params["shape"]
-    return ops.broadcast_to(_align(x, nd, len(shape)), (x.shape[0], *shape))
-
-
-def _getitem_rule(args, params, ex_ndim):
-    ((x, _),) = args
-    idx = params["idx"]
-    items = idx if type(idx) is tuple else (idx,)
-    for i in items:
-        if not (i is None or i is Ellipsis or type(i) in (int, slice)):
-            raise Unbatchable("getitem: only ints, slices, None and ... are batched")
-    return ops.getitem(x, (slice(None), *items))
-
-
-def _astype_rule(args, params, ex_ndim):
-    ((x, _),) = args
-    return ops.astype(x, params["dtype"])
-
-
-def _pass_rule(args, params, ex_ndim):
-    return args[0][0]
-
-
-def _concat_rule(args, params, ex_ndim):
-    size = next(v.shape[0] for v, n in args if n is not None)
-    xs = []
-    for v, n in args:
-        v = _operand(v, n) if n is None else v
-        if n is None:
-            v = ops._as(v)
-            v = ops.broadcast_to(ops.expand_dims(v, 0), (size, *v.shape))
-        xs.append(v)
-    return ops.concatenate(xs, axis=params["axis"] + 1)
-
-
-def _vector_as_matrix(v, other_nd: int, row: bool):
-    """A batched vector ``(B, k)`` as ``(B, 1, ..., 1, k)`` (row) or ``(B, 1, ..., k, 1)``."""
-    lead = (1,) * builtins.max(other_nd - 2, 0)
-    tail = (1, v.shape[1]) if row else (v.shape[1], 1)
-    return ops.reshape(v, (v.shape[0], *lead, *tail))
-
-
-def _matmul_rule(args, params, ex_ndim):
-    (a, na), (b, nb) = args
-    a, b = _operand(a, na), _operand(b, nb)
-    ra = na if na is not None else _nd(a)
-    rb = nb if nb is not None else _nd(b)
-    if na is not None and ra == 1:
-        if nb is None and rb <= 2:
-            return ops.matmul(a, b)  # (B, k) @ (k, n) or (k,): rows are the examples
-        if nb is not None and rb == 1:
-            return ops.sum(a * b, axis=-1)
-        return ops.squeeze(ops.matmul(_vector_as_matrix(a, rb, True), b), -2)
-    if nb is not None and rb == 1:
-        return ops.squeeze(ops.matmul(a, _vector_as_matrix(b, ra, False)), -1)
-    r = builtins.max(ra, rb)
-    return ops.matmul(_align(a, na, r), _align(b, nb, r))
-
-
-UNARY = (
-    "negative abs square sqrt rsqrt reciprocal exp expm1 log log1p sin cos tan arcsin arccos "
-    "arctan sinh cosh tanh arcsinh arccosh arctanh sigmoid erf erfinv conj real imag"
-).split()
-BINARY = "add subtract multiply divide power maximum minimum logaddexp remainder arctan2".split()
-
-_RULES: dict[str, Callable] = {
-    name: _elementwise(name) for name in UNARY + BINARY if name in ops.PRIMITIVES
-}
-_RULES.update({name: _reduce(name) for name in ("sum", "prod", "max", "min", "logsumexp")})
-_RULES.update(
-    where=_where_rule,
-    reshape=_reshape_rule,
-    transpose=_transpose_rule,
-    broadcast_to=_broadcast_rule,
-    getitem=_getitem_rule,
-    astype=_astype_rule,
-    identity=_pass_rule,
-    contiguous=_pass_rule,
-    concatenate=_concat_rule,
-    matmul=_matmul_rule,
-)
-BATCHED_PRIMITIVES = frozenset(_RULES)
+def batched_primitives() -> frozenset:
+    """Names of the primitives that have a batching rule (the rest fall back to the loop)."""
+    return frozenset(name for name, prim in ops.PRIMITIVES.items() if prim.batch is not None)

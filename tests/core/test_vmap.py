@@ -154,24 +154,92 @@ def test_unsafe_functions_fall_back_to_the_loop(name):
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-6)
 
 
-ELEMENTWISE = [n for n in batching.UNARY + batching.BINARY if n in ops.PRIMITIVES]
 UNIT = mx.array(RNG.uniform(0.1, 0.9, (B, 4)).astype(np.float32))  # inside every domain
 
+# The op table's primitives that have no batching rule: vmap runs one call per example.
+NO_BATCH_RULE = {
+    "einsum": "each batched operand's subscripts would need a batch letter added",
+    "scatter_add": "an integer index array picks different rows in each example",
+    "index_update": "an integer index array picks different rows in each example",
+    "pad": "the constant fill value is not among the node's params",
+}
 
-@pytest.mark.parametrize("name", ELEMENTWISE)
-def test_every_elementwise_rule(name):
-    assert name in batching.BATCHED_PRIMITIVES
+# A call that records each non-elementwise primitive: (fun, args, in_axes).
+CASES = {
+    "where": (lambda x, p: mx.where(x > 0.5, x, p), (UNIT, POS), (0, 0)),
+    "astype": (lambda x: mx.astype(x, mx.float64) * 2, (UNIT,), (0,)),
+    "broadcast_to": (lambda x: mx.broadcast_to(x, (3, 4)) * 2, (UNIT,), (0,)),
+    "concatenate": (lambda x: mx.concatenate([x, V, x]), (UNIT,), (0,)),
+    "contiguous": (lambda x: mx.contiguous(x) * 2, (UNIT,), (0,)),
+    "cumsum": (lambda m: mx.cumsum(m, axis=-1, reverse=True), (M,), (0,)),
+    "cumprod": (lambda m: mx.cumprod(m, axis=0, inclusive=False), (M,), (0,)),
+    "getitem": (lambda m: m[1:, None, ::2], (M,), (0,)),
+    "identity": (lambda x: mx.grad(lambda y: (y * y * y).sum())(x), (UNIT,), (0,)),
+    "logsumexp": (lambda m: mx.logsumexp(m, axis=0), (M,), (0,)),
+    "max": (lambda m: mx.max(m, axis=-1, keepdims=True), (M,), (0,)),
+    "min": (lambda m: mx.min(m, axis=(0, 1)), (M,), (0,)),
+    "prod": (lambda m: mx.prod(m, axis=1), (M,), (0,)),
+    "sum": (lambda m: mx.sum(m, axis=-2), (M,), (0,)),
+    "matmul": (lambda x: x @ W, (X,), (0,)),
+    "nan_to_num": (
+        lambda x: mx.nan_to_num(mx.where(x > 0.5, x, mx.array(float("nan"))), nan=-1.0),
+        (UNIT,),
+        (0,),
+    ),
+    "reshape": (lambda m: m.reshape(4, 3), (M,), (0,)),
+    "transpose": (lambda m: mx.transpose(m), (M,), (0,)),
+}
+
+
+def _elementwise_case(name):
     op = getattr(mx, name)
-    if name in batching.UNARY:
+    if len(ops.PRIMITIVES[name].vjps) == 1:
         shift = 1.5 if name == "arccosh" else 0.0
-        fun, args, in_axes = (lambda x: op(x + shift)), (UNIT,), (0,)
+        return (lambda x: op(x + shift)), (UNIT,), (0,)
+    other = mx.array(RNG.uniform(0.5, 1.5, (3, 4)).astype(np.float32))
+    return (lambda x, p: op(x, other) + op(p, x)), (UNIT, POS), (0, 0)
+
+
+@pytest.mark.parametrize("name", sorted(ops.PRIMITIVES))
+def test_every_primitive_of_the_table_batches_or_is_listed(name):
+    """Looping over the op table: a primitive without a rule must be listed, with why."""
+    prim = ops.PRIMITIVES[name]
+    if name in NO_BATCH_RULE:
+        assert prim.batch is None, f"{name} has a batching rule now: remove it from the list"
+        return
+    assert prim.batch is not None, (
+        f"{name} has no batching rule: give its defprim a batch= rule or add it to "
+        "NO_BATCH_RULE with the reason"
+    )
+    if getattr(prim.batch, "elementwise", False) and name not in CASES:
+        fun, args, in_axes = _elementwise_case(name)
     else:
-        other = mx.array(RNG.uniform(0.5, 1.5, (3, 4)).astype(np.float32))
-        fun, args, in_axes = (lambda x, p: op(x, other) + op(p, x)), (UNIT, POS), (0, 0)
+        assert name in CASES, f"add a vmap case for {name} to CASES"
+        fun, args, in_axes = CASES[name]
     before = batching.STATS["vectorised"]
     got = mx.vmap(fun, in_axes=in_axes)(*args)
     assert batching.STATS["vectorised"] == before + 1, batching.LAST["reason"]
     np.testing.assert_allclose(np.asarray(got), _loop(fun, args, in_axes), rtol=1e-6, atol=1e-6)
+
+
+def _set_rows(x):
+    y = x * 2.0
+    y[mx.array([1, 3])] = 0.5
+    return y
+
+
+@pytest.mark.parametrize("name", sorted(NO_BATCH_RULE))
+def test_listed_primitives_fall_back_and_agree_with_the_loop(name):
+    fun = {
+        "einsum": lambda x: mx.einsum("i,ij->j", x, W),
+        "scatter_add": lambda x: mx.zeros((3, 4)).at[mx.array([0, 2, 0])].add(x),
+        "index_update": _set_rows,
+        "pad": lambda x: mx.pad(x, 1, constant_values=2.0),
+    }[name]
+    before = dict(batching.STATS)
+    got = mx.vmap(fun)(UNIT)
+    assert batching.STATS["vectorised"] == before["vectorised"]
+    np.testing.assert_allclose(np.asarray(got), _loop(fun, (UNIT,), (0,)), rtol=1e-6)
 
 
 def test_grad_of_vectorised_vmap():

@@ -1,0 +1,570 @@
+"""Indexing, scatters, sorting and the diagonal/triangle helpers."""
+
+from __future__ import annotations
+
+import builtins
+
+from .. import dtypes as _dt
+from ..array import STATE, _from_value, array
+from ..backend import xp
+from ..compile import kernel
+from .table import (
+    Unbatchable,
+    defprim,
+    export,
+)
+
+
+def _clean_index(idx):
+    """Turn chainrule arrays inside an index into backend values."""
+    t = type(idx)
+    if t is array:
+        return idx._data
+    if t is tuple:
+        return tuple(i._data if type(i) is array else i for i in idx)
+    if t is list:
+        return xp.asarray([_clean_index(i) for i in idx])
+    return idx
+
+
+def _is_basic(idx) -> bool:
+    items = idx if type(idx) is tuple else (idx,)
+    for i in items:
+        if not (i is None or i is Ellipsis or type(i) in (int, _slice)):
+            return False
+    return True
+
+
+@kernel
+def _scatter_add_kernel(x, idx, v):
+    out = xp.array(x)
+    if _is_basic(idx):
+        out[idx] += v
+    else:
+        xp.add.at(out, idx, v)
+    return out
+
+
+def _getitem_vjp(g, ans, x, idx):
+    return _scatter_add(zeros(x.shape, g.dtype), idx, g)
+
+
+def _getitem_batch(args, params, ex_ndim):
+    ((x, _),) = args
+    idx = params["idx"]
+    items = idx if type(idx) is tuple else (idx,)
+    for i in items:
+        if not (i is None or i is Ellipsis or type(i) in (int, _slice)):
+            raise Unbatchable("getitem: only ints, slices, None and ... are batched")
+    return getitem(x, (_slice(None), *items))
+
+
+_GETITEM = defprim("getitem", _getitem_vjp, batch=_getitem_batch)
+
+
+@kernel
+def _getitem_kernel(d, idx):
+    return d[idx]
+
+
+def _index(a, idx) -> array:
+    """``a[idx]`` for a cleaned index."""
+    try:
+        out = _getitem_kernel(a._data, idx)
+    except IndexError as e:
+        raise IndexError(f"getitem: {e} (array shape {a.shape})") from None
+    return _rec(_GETITEM, out, (a,), {"idx": idx})
+
+
+@export
+def getitem(a, idx) -> array:
+    """NumPy-style indexing: ints, slices, None, ..., boolean masks and integer arrays."""
+    return _index(_as(a), _clean_index(idx))
+
+
+_SCATTER_ADD = defprim(
+    "scatter_add",
+    lambda g, ans, x, v, idx: g,
+    lambda g, ans, x, v, idx: g[idx],
+)
+
+
+def _scatter_add(x, idx, v) -> array:
+    x, v = _as(x), _as(v)
+    try:
+        out = _scatter_add_kernel(x._data, idx, v._data.astype(x._data.dtype, copy=False))
+    except (ValueError, IndexError) as e:
+        raise ValueError(
+            f"at[].add: cannot add values of shape {v.shape} at {idx!r}: {e}"
+        ) from None
+    return _rec(_SCATTER_ADD, out, (x, v), {"idx": idx})
+
+
+@kernel
+def _index_update_kernel(x, idx, v):
+    out = xp.array(x)
+    out[idx] = v
+    return out
+
+
+_INDEX_UPDATE = defprim(
+    "index_update",
+    lambda g, ans, x, v, idx: _index_update(g, idx, zeros((), g.dtype)),
+    lambda g, ans, x, v, idx: g[idx],
+)
+
+
+def _index_update(x, idx, v) -> array:
+    x, v = _as(x), _as(v)
+    try:
+        out = _index_update_kernel(x._data, idx, v._data.astype(x._data.dtype, copy=False))
+    except (ValueError, IndexError) as e:
+        raise ValueError(
+            f"setitem: cannot assign values of shape {v.shape} to index {idx!r} of an array of "
+            f"shape {x.shape}: {e}"
+        ) from None
+    return _rec(_INDEX_UPDATE, out, (x, v), {"idx": idx})
+
+
+@kernel
+def _at_kernel(ufunc, x, idx, v):
+    out = xp.array(x)
+    ufunc.at(out, idx, v)
+    return out
+
+
+def _ufunc_at(ufunc, x, idx, v):
+    """The value of ``x`` with ``ufunc`` applied at ``idx`` (repeated indices accumulate)."""
+    try:
+        out = _at_kernel(ufunc, x._data, idx, v._data.astype(x._data.dtype, copy=False))
+    except (ValueError, IndexError) as e:
+        raise ValueError(
+            f"at[].{ufunc.__name__}: cannot apply values of shape {v.shape} at {idx!r} of an "
+            f"array of shape {x.shape}: {e}"
+        ) from None
+    return out
+
+
+def _delta(a: array) -> array:
+    """Zero in value with derivative one: lets a constant result carry a chosen gradient."""
+    return a - stop_gradient(a)
+
+
+class _AtIndexer:
+    """``a.at[idx]``: out-of-place updates where repeated indices all take effect (MLX)."""
+
+    __slots__ = ("_a", "_idx")
+
+    def __init__(self, a, idx) -> None:
+        self._a = a
+        self._idx = _clean_index(idx)
+
+    def add(self, v) -> array:
+        """Add ``v`` at the index, accumulating over repeated indices."""
+        return _scatter_add(self._a, self._idx, v)
+
+    def subtract(self, v) -> array:
+        """Subtract ``v`` at the index, accumulating over repeated indices."""
+        return _scatter_add(self._a, self._idx, -_as(v))
+
+    def _scale(self, v, who: str) -> array:
+        a, v = self._a, _as(v)
+        idx = self._idx
+        if v._node is None or not STATE.enabled:
+            return a * _from_value(_ufunc_at(xp.multiply, ones_like(a), idx, v))
+        hits = _ufunc_at(xp.add, zeros_like(a, _dt.int32), idx, _from_value(xp.asarray(1)))
+        if hits.max(initial=0) > 1:
+            raise ValueError(
+                f"at[].{who}: cannot differentiate with respect to the values when indices "
+                "repeat (MLX has no gradient for a scatter product either)"
+            )
+        return a * _index_update(ones_like(a), idx, v)
+
+    def multiply(self, v) -> array:
+        """Multiply by ``v`` at the index, accumulating over repeated indices."""
+        return self._scale(v, "multiply")
+
+    def divide(self, v) -> array:
+        """Divide by ``v`` at the index, accumulating over repeated indices."""
+        return self._scale(reciprocal(_as(v)), "divide")
+
+    def _extreme(self, ufunc, v) -> array:
+        a, v = self._a, _as(v)
+        if a._data.dtype != v._data.dtype and v._data.dtype.kind in "fc":
+            v = astype(v, a.dtype)
+        idx = self._idx
+        out = _from_value(_ufunc_at(ufunc, a, idx, v))
+        if (a._node is None and v._node is None) or not STATE.enabled:
+            return out
+        # MLX's rule: the array keeps the gradient where it still holds the result, and each
+        # update gets it where it equals the result at its index (ties share)
+        res = out + where(out == a, _delta(a), 0)
+        if v._node is not None:
+            hit = _from_value(out._data[idx]) == v
+            res = _scatter_add(res, idx, where(hit, _delta(v), 0))
+        return res
+
+    def maximum(self, v) -> array:
+        """Elementwise maximum with ``v`` at the index (repeated indices all count)."""
+        return self._extreme(xp.maximum, v)
+
+    def minimum(self, v) -> array:
+        """Elementwise minimum with ``v`` at the index (repeated indices all count)."""
+        return self._extreme(xp.minimum, v)
+
+
+class _At:
+    __slots__ = ("_a",)
+
+    def __init__(self, a) -> None:
+        self._a = a
+
+    def __getitem__(self, idx) -> _AtIndexer:
+        return _AtIndexer(self._a, idx)
+
+
+@export(method=True)
+def take(a, indices, axis: int | None = None, stream=None) -> array:
+    """Elements at ``indices`` along ``axis`` (of the flattened array when None)."""
+    a = _as(a)
+    ind = _as(indices)._data if not isinstance(indices, int) else indices
+    if axis is None:
+        return _index(reshape(a, (-1,)), ind)
+    ax = _axes(axis, a.ndim, "take")[0]
+    return _index(a, (_slice(None),) * ax + (ind,))
+
+
+def _along_index(shape, ind, ax):
+    nd = len(shape)
+    idx = []
+    for i in range(nd):
+        if i == ax:
+            idx.append(ind)
+        else:
+            view = [1] * nd
+            view[i] = shape[i]
+            idx.append(xp.arange(shape[i]).reshape(view))
+    return tuple(idx)
+
+
+@export
+def take_along_axis(a, indices, axis: int | None = None, stream=None) -> array:
+    """Gather values at ``indices`` along ``axis``, index shape broadcasting against ``a``."""
+    a = _as(a)
+    ind = _as(indices)._data
+    if axis is None:
+        return _index(reshape(a, (-1,)), ind.reshape(-1))
+    ax = _axes(axis, a.ndim, "take_along_axis")[0]
+    if ind.ndim != a.ndim:
+        raise ValueError(
+            f"take_along_axis: indices of shape {ind.shape} need {a.ndim} dimensions like the "
+            f"array of shape {a.shape}"
+        )
+    shape = list(
+        xp.broadcast_shapes(
+            tuple(1 if i == ax else s for i, s in enumerate(a.shape)),
+            tuple(1 if i == ax else s for i, s in enumerate(ind.shape)),
+        )
+    )
+    shape[ax] = a.shape[ax]
+    return _index(a, _along_index(shape, ind, ax))
+
+
+@export
+def put_along_axis(a, indices, values, axis: int | None = None, stream=None) -> array:
+    """``a`` with ``values`` written at ``indices`` along ``axis``."""
+    a = _as(a)
+    ind = _as(indices)._data
+    if axis is None:
+        return reshape(_index_update(reshape(a, (-1,)), ind.reshape(-1), values), a.shape)
+    ax = _axes(axis, a.ndim, "put_along_axis")[0]
+    return _index_update(a, _along_index(a.shape, ind, ax), values)
+
+
+@export
+def slice(a, start_indices, axes, slice_size, stream=None) -> array:
+    """``mx.slice``: a block of ``slice_size`` starting at ``start_indices`` on ``axes``."""
+    a = _as(a)
+    starts = [int(s) for s in _as(start_indices)._data.reshape(-1)]
+    index = [_slice(None)] * a.ndim
+    for ax, st in zip(axes, starts):
+        index[ax] = _slice(st, st + slice_size[ax])
+    return _index(a, tuple(index))
+
+
+@export
+def slice_update(a, update, start_indices, axes, stream=None) -> array:
+    """``mx.slice_update``: ``a`` with ``update`` written at ``start_indices`` on ``axes``."""
+    a, update = _as(a), _as(update)
+    starts = [int(s) for s in _as(start_indices)._data.reshape(-1)]
+    index = [_slice(None)] * a.ndim
+    for ax, st in zip(axes, starts):
+        index[ax] = _slice(st, st + update.shape[ax])
+    return _index_update(a, tuple(index), update)
+
+
+@export(method=True)
+def flip(a, axis=None, stream=None) -> array:
+    """Reverse the order of elements along ``axis`` (all axes by default)."""
+    a = _as(a)
+    axes = _axes(axis, a.ndim, "flip")
+    index = tuple(_slice(None, None, -1) if i in axes else _slice(None) for i in range(a.ndim))
+    return _index(a, index)
+
+
+@export
+def roll(a, shift, axis=None, stream=None) -> array:
+    """Shift elements cyclically along ``axis``."""
+    a = _as(a)
+    if axis is None:
+        return reshape(roll(reshape(a, (-1,)), shift, 0), a.shape)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    shifts = (shift,) * len(axes) if isinstance(shift, int) else tuple(shift)
+    out = a
+    for ax, s in zip(axes, shifts):
+        ax = _axes(ax, a.ndim, "roll")[0]
+        n = a.shape[ax]
+        ind = (xp.arange(n) - s) % n if n else xp.arange(0)
+        out = take(out, _from_value(ind), ax)
+    return out
+
+
+@export(method=True)
+def repeat(a, repeats: int, axis: int | None = None, stream=None) -> array:
+    """Repeat each element ``repeats`` times along ``axis``."""
+    a = _as(a)
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    ax = _axes(axis, a.ndim, "repeat")[0]
+    return take(a, _from_value(xp.repeat(xp.arange(a.shape[ax]), repeats)), ax)
+
+
+@export(method=True)
+def tile(a, reps, stream=None) -> array:
+    """Repeat the whole array ``reps`` times along each axis."""
+    a = _as(a)
+    reps = (reps,) if isinstance(reps, int) else tuple(reps)
+    nd = builtins.max(a.ndim, len(reps))
+    a = reshape(a, (1,) * (nd - a.ndim) + a.shape)
+    reps = (1,) * (nd - len(reps)) + reps
+    out = a
+    for ax, r in enumerate(reps):
+        if r != 1:
+            n = a.shape[ax]
+            out = take(out, _from_value(xp.tile(xp.arange(n), r)), ax)
+    return out
+
+
+_PAD = defprim(
+    "pad",
+    lambda g, ans, x, width: g[tuple(_slice(lo, lo + n) for (lo, _), n in zip(width, x.shape))],
+)
+
+
+@export
+def pad(a, pad_width, mode: str = "constant", constant_values=0, stream=None) -> array:
+    """Pad with a constant (``mode="constant"``) or the edge values (``mode="edge"``)."""
+    a = _as(a)
+    nd = a.ndim
+    if isinstance(pad_width, int):
+        width = ((pad_width, pad_width),) * nd
+    else:
+        pw = list(pad_width)
+        if builtins.all(isinstance(p, int) for p in pw) and len(pw) in (1, 2):
+            # MLX: one int pads every side alike; one (before, after) pair serves every axis
+            pw = [(pw[0], pw[-1])] * nd
+        else:
+            pw = [(p, p) if isinstance(p, int) else tuple(p) for p in pw]
+            if len(pw) == 1:
+                pw = pw * nd
+        width = tuple((int(lo), int(hi)) for lo, hi in pw)
+    if len(width) != nd:
+        raise ValueError(f"pad: {len(width)} pad widths for an array of {nd} dimensions")
+    if builtins.any(lo < 0 or hi < 0 for lo, hi in width):
+        raise ValueError(f"pad: pad widths must be non-negative, got {width}")
+    if mode == "constant":
+        cv = constant_values._data if type(constant_values) is array else constant_values
+        out = xp.pad(a._data, width, mode="constant", constant_values=cv)
+        return _rec(_PAD, out, (a,), {"width": width})
+    if mode == "edge":
+        out = a
+        for ax, (lo, hi) in enumerate(width):
+            n = a.shape[ax]
+            ind = xp.clip(xp.arange(-lo, n + hi), 0, n - 1)
+            out = take(out, _from_value(ind), ax)
+        return out
+    raise ValueError(f"pad: mode must be 'constant' or 'edge', not {mode!r}")
+
+
+@export(method=True)
+def sort(a, axis: int | None = -1, stream=None) -> array:
+    """Sorted values along ``axis`` (ties keep their order; gradients follow the values)."""
+    a = _as(a)
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    idx = argsort(a, axis)
+    return take_along_axis(a, idx, axis)
+
+
+@export(method=True)
+def argsort(a, axis: int | None = -1, stream=None) -> array:
+    """Indices that sort ``a`` along ``axis`` (stable; uint32)."""
+    d = _as(a)._data
+    if axis is None:
+        d, axis = d.reshape(-1), 0
+    ax = _axes(axis, d.ndim, "argsort")[0]
+    return _from_value(xp.argsort(d, axis=ax, kind="stable").astype(xp.uint32))
+
+
+@export
+def argpartition(a, kth: int, axis: int | None = -1, stream=None) -> array:
+    """Indices that partition ``a`` around its ``kth`` element."""
+    d = _as(a)._data
+    if axis is None:
+        d, axis = d.reshape(-1), 0
+    ax = _axes(axis, d.ndim, "argpartition")[0]
+    return _from_value(xp.argpartition(d, kth, axis=ax).astype(xp.uint32))
+
+
+@export
+def partition(a, kth: int, axis: int | None = -1, stream=None) -> array:
+    """``a`` partitioned around its ``kth`` element along ``axis``."""
+    a = _as(a)
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    return take_along_axis(a, argpartition(a, kth, axis), axis)
+
+
+@export(method=True)
+def topk(a, k: int, axis: int | None = -1, stream=None) -> array:
+    """The ``k`` largest values along ``axis`` (in no guaranteed order, as in MLX)."""
+    a = _as(a)
+    if axis is None:
+        a, axis = reshape(a, (-1,)), 0
+    ax = _axes(axis, a.ndim, "topk")[0]
+    n = a.shape[ax]
+    if not 0 < k <= n:
+        raise ValueError(f"topk: k={k} is not in [1, {n}] for axis {axis} of shape {a.shape}")
+    idx = xp.argpartition(a._data, n - k, axis=ax)
+    idx = xp.take(idx, xp.arange(n - k, n), axis=ax)
+    return take_along_axis(a, _from_value(idx), ax)
+
+
+@export
+def median(a, axis=None, keepdims: bool = False, stream=None) -> array:
+    """Median over ``axis`` (mean of the two middle values for even lengths)."""
+    a = _as(a)
+    if axis is None:
+        out = median(reshape(a, (-1,)), 0)
+        return reshape(out, (1,) * a.ndim) if keepdims else out
+    ax = _axes(axis, a.ndim, "median")[0]
+    s = sort(a, ax)
+    n = a.shape[ax]
+    lo, hi = (n - 1) // 2, n // 2
+    out = (
+        take(s, _from_value(xp.array([lo])), ax) + take(s, _from_value(xp.array([hi])), ax)
+    ) * 0.5
+    return out if keepdims else squeeze(out, ax)
+
+
+@export(method=True)
+def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1, stream=None) -> array:
+    """The diagonal of the ``axis1``/``axis2`` planes, as a last axis."""
+    a = _as(a)
+    a1, a2 = _axes(axis1, a.ndim, "diagonal")[0], _axes(axis2, a.ndim, "diagonal")[0]
+    rest = [i for i in range(a.ndim) if i not in (a1, a2)]
+    t = transpose(a, rest + [a1, a2])
+    n1, n2 = a.shape[a1], a.shape[a2]
+    if offset >= 0:
+        k = builtins.max(0, builtins.min(n1, n2 - offset))
+        r, c = xp.arange(k), xp.arange(k) + offset
+    else:
+        k = builtins.max(0, builtins.min(n1 + offset, n2))
+        r, c = xp.arange(k) - offset, xp.arange(k)
+    return _index(t, (Ellipsis, r, c))
+
+
+@export(method=True)
+def diag(a, k: int = 0, stream=None) -> array:
+    """Extract a diagonal (2-D input) or build a diagonal matrix (1-D input)."""
+    a = _as(a)
+    if a.ndim == 1:
+        n = a.shape[0] + builtins.abs(k)
+        r = xp.arange(a.shape[0]) + builtins.max(0, -k)
+        c = xp.arange(a.shape[0]) + builtins.max(0, k)
+        return _index_update(zeros((n, n), a.dtype), (r, c), a)
+    if a.ndim == 2:
+        return diagonal(a, k)
+    raise ValueError(f"diag: expected a 1-D or 2-D array, got shape {a.shape}")
+
+
+@export(method=True)
+def trace(a, offset: int = 0, axis1: int = 0, axis2: int = 1, dtype=None, stream=None) -> array:
+    """Sum of the diagonal."""
+    out = sum(diagonal(a, offset, axis1, axis2), axis=-1)
+    return astype(out, dtype) if dtype is not None else out
+
+
+@export
+def diff(a, n: int = 1, axis: int = -1, stream=None) -> array:
+    """``n``-th discrete difference along ``axis``."""
+    a = _as(a)
+    ax = _axes(axis, a.ndim, "diff")[0]
+    for _ in range(n):
+        hi = [_slice(None)] * a.ndim
+        lo = [_slice(None)] * a.ndim
+        hi[ax] = _slice(1, None)
+        lo[ax] = _slice(None, -1)
+        a = a[tuple(hi)] - a[tuple(lo)]
+    return a
+
+
+@export
+def meshgrid(*arrays, sparse: bool = False, indexing: str = "xy", stream=None) -> list[array]:
+    """Coordinate grids from 1-D arrays (``indexing="xy"`` or ``"ij"``)."""
+    xs = [reshape(_as(x), (-1,)) for x in arrays]
+    nd = len(xs)
+    shapes = []
+    for i in range(nd):
+        s = [1] * nd
+        s[i] = -1
+        shapes.append(s)
+    if indexing == "xy" and nd >= 2:
+        shapes[0], shapes[1] = list(shapes[0]), list(shapes[1])
+        shapes[0][0], shapes[0][1] = 1, -1
+        shapes[1][0], shapes[1][1] = -1, 1
+    out = [reshape(x, s) for x, s in zip(xs, shapes)]
+    if sparse:
+        return out
+    return broadcast_arrays(*out)
+
+
+@export
+def tri(n: int, m: int | None = None, k: int = 0, dtype=None, stream=None) -> array:
+    """Ones at and below the ``k``-th diagonal."""
+    return _from_value(xp.tri(n, m, k, dtype=_dt.to_np(dtype or _dt.float32)))
+
+
+@export
+def tril(a, k: int = 0, stream=None) -> array:
+    """Zero the elements above the ``k``-th diagonal."""
+    a = _as(a)
+    mask = xp.tri(a.shape[-2], a.shape[-1], k, dtype=bool)
+    return where(_from_value(mask), a, zeros((), a.dtype))
+
+
+@export
+def triu(a, k: int = 0, stream=None) -> array:
+    """Zero the elements below the ``k``-th diagonal."""
+    a = _as(a)
+    mask = xp.tri(a.shape[-2], a.shape[-1], k - 1, dtype=bool)
+    return where(_from_value(mask), zeros((), a.dtype), a)
+
+
+# Names from the other op modules that the functions above call (bound after this
+# module's own definitions, so the modules may call each other).
+from .creation import ones_like, zeros, zeros_like  # noqa: E402
+from .elementwise import astype, reciprocal, stop_gradient, where  # noqa: E402
+from .reductions import _axes, sum  # noqa: E402
+from .shapes import broadcast_arrays, reshape, squeeze, transpose  # noqa: E402
+from .table import _as, _rec, _slice  # noqa: E402

@@ -1,0 +1,356 @@
+"""Shape operations: ``reshape``, ``transpose``, ``broadcast_to``, ``concatenate``, ..."""
+
+from __future__ import annotations
+
+import math
+
+from .. import dtypes as _dt
+from ..array import array
+from ..backend import xp
+from ..compile import kernel
+from .table import (
+    _align,
+    _operand,
+    defprim,
+    export,
+)
+
+
+def _reshape_batch(args, params, ex_ndim):
+    ((x, _),) = args
+    return reshape(x, (x.shape[0], *params["shape"]))
+
+
+_RESHAPE = defprim("reshape", lambda g, ans, x, shape: reshape(g, x.shape), batch=_reshape_batch)
+
+
+@export(method=True)
+def reshape(a, shape, *more, stream=None) -> array:
+    """A view of the values with a new shape (one dimension may be -1)."""
+    a = _as(a)
+    if more or isinstance(shape, int):
+        shape = (shape, *more)
+    shape = tuple(int(s) for s in shape)
+    d = a._data
+    if d.shape == shape:
+        return a
+    try:
+        out = d.reshape(shape)
+    except ValueError:
+        raise ValueError(
+            f"reshape: cannot reshape an array of shape {d.shape} into {shape}"
+        ) from None
+    return _rec(_RESHAPE, out, (a,), {"shape": shape})
+
+
+def _inverse_perm(axes):
+    inv = [0] * len(axes)
+    for i, ax in enumerate(axes):
+        inv[ax] = i
+    return tuple(inv)
+
+
+def _transpose_batch(args, params, ex_ndim):
+    ((x, nd),) = args
+    return transpose(x, (0, *(a % nd + 1 for a in params["axes"])))
+
+
+_TRANSPOSE = defprim(
+    "transpose",
+    lambda g, ans, x, axes: transpose(g, _inverse_perm(axes)),
+    batch=_transpose_batch,
+)
+
+
+_PERMS: dict = {}
+
+
+def _perm(axes, nd: int, shape) -> tuple:
+    """A validated permutation (cached: transposes run in every matmul's backward rule)."""
+    key = (axes, nd)
+    got = _PERMS.get(key)
+    if got is None:
+        if axes is None:
+            got = tuple(range(nd - 1, -1, -1))
+        else:
+            got = tuple(int(ax) % nd if nd else 0 for ax in axes)
+            if sorted(got) != list(range(nd)):
+                raise ValueError(
+                    f"transpose: {got} is not a permutation of the {nd} axes of {shape}"
+                )
+        _PERMS[key] = got
+    return got
+
+
+@export(method=True)
+def transpose(a, axes=None, *more, stream=None) -> array:
+    """Permute the axes (reverse them by default)."""
+    if type(a) is not array:
+        a = _as(a)
+    d = a._data
+    if isinstance(axes, int):
+        axes = (axes, *more)
+    elif axes is not None and type(axes) is not tuple:
+        axes = tuple(axes)
+    axes = _perm(axes, d.ndim, d.shape)
+    return _rec(_TRANSPOSE, d.transpose(axes), (a,), {"axes": axes})
+
+
+@export(method=True)
+def swapaxes(a, axis1: int, axis2: int, stream=None) -> array:
+    """Exchange two axes."""
+    a = _as(a)
+    nd = a._data.ndim
+    key = (axis1, axis2, nd)
+    perm = _SWAPS.get(key)
+    if perm is None:
+        p = list(range(nd))
+        i, j = _axes(axis1, nd, "swapaxes")[0], _axes(axis2, nd, "swapaxes")[0]
+        p[i], p[j] = p[j], p[i]
+        perm = _SWAPS[key] = tuple(p)
+    return transpose(a, perm)
+
+
+_SWAPS: dict = {}
+
+
+@export(method=True)
+def moveaxis(a, source: int, destination: int, stream=None) -> array:
+    """Move one axis to a new position."""
+    a = _as(a)
+    nd = a.ndim
+    s, d = _axes(source, nd, "moveaxis")[0], _axes(destination, nd, "moveaxis")[0]
+    perm = [i for i in range(nd) if i != s]
+    perm.insert(d, s)
+    return transpose(a, perm)
+
+
+def _broadcast_batch(args, params, ex_ndim):
+    ((x, nd),) = args
+    shape = params["shape"]
+    return broadcast_to(_align(x, nd, len(shape)), (x.shape[0], *shape))
+
+
+_BROADCAST = defprim("broadcast_to", lambda g, ans, x, shape: g, batch=_broadcast_batch)
+
+
+@kernel
+def _out_of_range(d, n: int) -> bool:
+    """Whether some integer index in ``d`` lies outside ``[0, n)`` (labels, embedding ids): one
+    boolean, so under ``mx.compile`` one guard that holds for valid data."""
+    return bool(d.min() < 0) or bool(d.max() >= n)
+
+
+@kernel  # writes into a new array: one step under mx.compile
+def _broadcast_kernel(d, shape):
+    if math.prod(shape) <= 4096:
+        # a small filled array costs a microsecond; np.broadcast_to's view costs six
+        out = xp.empty(shape, d.dtype)
+        out[...] = d
+        return out
+    return xp.broadcast_to(d, shape)
+
+
+@export
+def broadcast_to(a, shape, stream=None) -> array:
+    """Broadcast to ``shape`` (its gradient is summed back by the engine)."""
+    a = _as(a)
+    shape = tuple(int(s) for s in shape)
+    if a._data.shape == shape:
+        return a
+    try:
+        out = _broadcast_kernel(a._data, shape)
+    except ValueError:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
+    return _rec(_BROADCAST, out, (a,), {"shape": shape})
+
+
+@export
+def broadcast_arrays(*arrays, stream=None) -> list[array]:
+    """Broadcast arrays against each other."""
+    xs = [_as(x) for x in arrays]
+    try:
+        shape = xp.broadcast_shapes(*[x.shape for x in xs])
+    except ValueError:
+        shapes = " and ".join(str(x.shape) for x in xs)
+        raise ValueError(
+            f"broadcast_arrays: shapes {shapes} cannot be broadcast together"
+        ) from None
+    return [broadcast_to(x, shape) for x in xs]
+
+
+@export(method=True)
+def expand_dims(a, axis, stream=None) -> array:
+    """Insert axes of length one at ``axis`` (an int or a sequence)."""
+    a = _as(a)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    nd = a.ndim + len(axes)
+    axes = _axes(axes, nd, "expand_dims")
+    shape = list(a.shape)
+    for ax in axes:
+        shape.insert(ax, 1)
+    return reshape(a, shape)
+
+
+@export(method=True)
+def squeeze(a, axis=None, stream=None) -> array:
+    """Remove axes of length one (all of them, or those in ``axis``)."""
+    a = _as(a)
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(a.shape) if s == 1)
+    else:
+        axes = _axes(axis, a.ndim, "squeeze")
+        for ax in axes:
+            if a.shape[ax] != 1:
+                raise ValueError(
+                    f"squeeze: axis {ax} of shape {a.shape} has length {a.shape[ax]}, not 1"
+                )
+    return reshape(a, [s for i, s in enumerate(a.shape) if i not in axes])
+
+
+@export(method=True)
+def flatten(a, start_axis: int = 0, end_axis: int = -1, stream=None) -> array:
+    """Merge the axes from ``start_axis`` to ``end_axis`` into one."""
+    a = _as(a)
+    if a.ndim == 0:
+        return reshape(a, (1,))
+    s, e = _axes(start_axis, a.ndim, "flatten")[0], _axes(end_axis, a.ndim, "flatten")[0]
+    if s > e:
+        raise ValueError(f"flatten: start_axis {start_axis} is after end_axis {end_axis}")
+    return reshape(a, a.shape[:s] + (-1,) + a.shape[e + 1 :])
+
+
+@export
+def unflatten(a, axis: int, shape, stream=None) -> array:
+    """Split one axis into ``shape``."""
+    a = _as(a)
+    ax = _axes(axis, a.ndim, "unflatten")[0]
+    return reshape(a, a.shape[:ax] + tuple(shape) + a.shape[ax + 1 :])
+
+
+@export
+def atleast_1d(*arrays, stream=None):
+    """Arrays with at least one dimension."""
+    out = [reshape(x, (1,)) if _as(x).ndim == 0 else _as(x) for x in arrays]
+    return out[0] if len(out) == 1 else out
+
+
+@export
+def atleast_2d(*arrays, stream=None):
+    """Arrays with at least two dimensions."""
+    out = []
+    for x in arrays:
+        x = _as(x)
+        out.append(reshape(x, (1,) * (2 - x.ndim) + x.shape) if x.ndim < 2 else x)
+    return out[0] if len(out) == 1 else out
+
+
+@export
+def atleast_3d(*arrays, stream=None):
+    """Arrays with at least three dimensions."""
+    out = []
+    for x in arrays:
+        x = _as(x)
+        if x.ndim == 0:
+            x = reshape(x, (1, 1, 1))
+        elif x.ndim == 1:
+            x = reshape(x, (1, x.shape[0], 1))
+        elif x.ndim == 2:
+            x = reshape(x, x.shape + (1,))
+        out.append(x)
+    return out[0] if len(out) == 1 else out
+
+
+def _concat_vjp(g, ans, *xs, axis, argnum):
+    start = _sum(x.shape[axis] for x in xs[:argnum])
+    index = [_slice(None)] * g.ndim
+    index[axis] = _slice(start, start + xs[argnum].shape[axis])
+    return g[tuple(index)]
+
+
+def _concat_batch(args, params, ex_ndim):
+    size = next(v.shape[0] for v, n in args if n is not None)
+    xs = []
+    for v, n in args:
+        if n is None:  # an unbatched input: the same for every example
+            v = _as(_operand(v, n))
+            v = broadcast_to(expand_dims(v, 0), (size, *v.shape))
+        xs.append(v)
+    return concatenate(xs, axis=params["axis"] + 1)
+
+
+_CONCAT = defprim("concatenate", _concat_vjp, variadic=True, batch=_concat_batch)
+
+
+@export
+def concatenate(arrays, axis: int | None = 0, stream=None) -> array:
+    """Join arrays along an existing axis (flattened first when ``axis`` is None)."""
+    xs = [_as(x) for x in arrays]
+    if not xs:
+        raise ValueError("concatenate: no arrays given")
+    if axis is None:
+        xs = [reshape(x, (-1,)) for x in xs]
+        axis = 0
+    datas = [x._data for x in xs]
+    dt = datas[0].dtype
+    for d in datas[1:]:
+        if d.dtype != dt:
+            dt = _dt.promote(dt, d.dtype)
+    ax = _axes(axis, xs[0].ndim, "concatenate")[0]
+    try:
+        out = xp.concatenate([d.astype(dt, copy=False) for d in datas], axis=ax)
+    except ValueError:
+        shapes = ", ".join(str(x.shape) for x in xs)
+        raise ValueError(f"concatenate: shapes {shapes} do not match off axis {axis}") from None
+    return _rec(_CONCAT, out, tuple(xs), {"axis": ax})
+
+
+@export
+def stack(arrays, axis: int = 0, stream=None) -> array:
+    """Join arrays along a new axis."""
+    xs = [_as(x) for x in arrays]
+    if not xs:
+        raise ValueError("stack: no arrays given")
+    shapes = {x.shape for x in xs}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all arrays must have one shape, got {sorted(shapes)}")
+    return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
+
+
+@export(method=True)
+def split(a, indices_or_sections, axis: int = 0, stream=None) -> list[array]:
+    """Split into equal sections or at the given indices."""
+    a = _as(a)
+    ax = _axes(axis, a.ndim, "split")[0]
+    n = a.shape[ax]
+    if isinstance(indices_or_sections, int):
+        if n % indices_or_sections:
+            raise ValueError(
+                f"split: axis {axis} of length {n} does not divide into {indices_or_sections} "
+                "equal sections"
+            )
+        step = n // indices_or_sections
+        bounds = list(range(step, n, step))
+    else:
+        bounds = [int(i) for i in indices_or_sections]
+    edges = [0] + bounds + [n]
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        index = [_slice(None)] * a.ndim
+        index[ax] = _slice(lo, hi)
+        out.append(a[tuple(index)])
+    return out
+
+
+@export
+def unstack(a, axis: int = 0, stream=None) -> list[array]:
+    """Split along ``axis`` into arrays with that axis removed."""
+    a = _as(a)
+    ax = _axes(axis, a.ndim, "unstack")[0]
+    return [squeeze(x, ax) for x in split(a, a.shape[ax], ax)]
+
+
+# Names from the other op modules that the functions above call (bound after this
+# module's own definitions, so the modules may call each other).
+from .reductions import _axes  # noqa: E402
+from .table import _as, _rec, _slice, _sum  # noqa: E402

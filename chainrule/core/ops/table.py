@@ -1,0 +1,353 @@
+"""The op table itself: ``Primitive``, ``defprim`` and the helpers that record a call."""
+
+from __future__ import annotations
+
+import builtins
+import math
+
+from .. import dtypes as _dt
+from ..array import STATE, Node, _convert, _from_value, array
+from ..backend import xp
+from ..compile import Traced
+
+_sum = builtins.sum
+_slice = builtins.slice
+_AxisError = xp.exceptions.AxisError
+_ARRAYS = (xp.ndarray, Traced)  # backend arrays, plain or being traced by mx.compile
+
+
+class Primitive:
+    """An entry of the op table.
+
+    Attributes:
+        name: the operation's name, used in error messages and graph pictures.
+        vjps: one rule per input (``None`` where the input is never differentiated), or
+            a single rule for a variadic primitive (called with ``argnum=i``).
+        variadic: whether ``vjps[0]`` serves every input.
+        batch: the batching rule ``rule(args, params, example_ndim) -> value`` that ``vmap``
+            replays the primitive with on a whole batch (``args``: ``[(value, example ndim
+            or None when unbatched), ...]``, batched values carry the batch axis first), or
+            None: ``vmap`` then runs one call per example.
+    """
+
+    __slots__ = ("name", "vjps", "variadic", "batch")
+
+    def __init__(self, name: str, vjps: tuple, variadic: bool = False, batch=None) -> None:
+        self.name = name
+        self.vjps = vjps
+        self.variadic = variadic
+        self.batch = batch
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name})"
+
+
+PRIMITIVES: dict[str, Primitive] = {}
+"""The op table: every primitive by name (the tests loop over it)."""
+
+EXPORTS: dict[str, object] = {}
+"""The public operations (``mx.<name>``), registered where they are defined."""
+
+METHODS: dict[str, object] = {}
+"""The operations that are also ``array`` methods (``a.<name>(...)``)."""
+
+VALUE_BRANCHES: set = set()
+"""Code of kernels that read their input's values only to pick a formula (see ``vmap``)."""
+
+CONSTANT_MAKERS: dict = {}
+"""Code of functions whose NumPy result ``vmap`` recomputes per example, by kind."""
+
+
+def defprim(name: str, *vjps, variadic: bool = False, batch=None) -> Primitive:
+    """Register a primitive: its VJP rules (one per input) and its batching rule.
+
+    Args:
+        name: the primitive's name (unique in ``PRIMITIVES``).
+        *vjps: one rule ``vjp(g, ans, *inputs, **params)`` per input (None: not
+            differentiable in that input), or one rule taking ``argnum=`` if ``variadic``.
+        variadic: whether the single rule serves every input.
+        batch: the batching rule (see ``Primitive.batch``); the elementwise helpers
+            ``_unary``/``_binary`` supply theirs.
+
+    Returns:
+        The registered ``Primitive``.
+    """
+    if name in PRIMITIVES:
+        raise ValueError(f"defprim: a primitive named {name!r} is already registered")
+    prim = Primitive(name, vjps, variadic, batch)
+    PRIMITIVES[name] = prim
+    return prim
+
+
+def export(fn=None, *, method: bool = False, name: str | None = None):
+    """Register a public operation (``mx.<name>``), and optionally an ``array`` method.
+
+    Usable as ``@export``, ``@export(method=True)`` or ``export(fn, name="alias")``.
+
+    Args:
+        fn: the function.
+        method: also install it as ``array.<name>``.
+        name: the public name (default: the function's own).
+
+    Returns:
+        ``fn`` unchanged (or a decorator).
+    """
+
+    def register(f):
+        key = name or f.__name__
+        EXPORTS[key] = f
+        if method:
+            METHODS[key] = f
+        return f
+
+    return register if fn is None else register(fn)
+
+
+def value_branch(fn):
+    """Mark a kernel that reads its input's values only to choose a formula.
+
+    ``vmap`` refuses to batch a trace whose example values reach Python (control flow may
+    depend on them); a kernel marked here (``logsumexp``'s, ``where``'s finiteness test)
+    picks between formulas that give the same graph, so its reads are allowed.
+    """
+    VALUE_BRANCHES.add(fn.__code__)
+    return fn
+
+
+def constant_maker(kind: str):
+    """Mark a function whose NumPy result ``vmap`` knows how to recompute for every example.
+
+    Args:
+        kind: the name ``vmap``'s replay knows the constant by (``"max_shift"``).
+    """
+
+    def register(fn):
+        CONSTANT_MAKERS[fn.__code__] = kind
+        return fn
+
+    return register
+
+
+# -- batching helpers (the rules themselves sit next to their primitives) ------------------
+
+
+class Unbatchable(Exception):
+    """A trace cannot be replayed on the batch; ``vmap`` falls back to one call per example."""
+
+
+def _nd(v) -> int:
+    return v.ndim if type(v) is array else xp.ndim(v)
+
+
+def _align(v, nd: int | None, target: int):
+    """A batched value with size-one axes after the batch axis up to ``target`` example ndim."""
+    if nd is None or nd >= target:
+        return v
+    return v.reshape((v.shape[0],) + (1,) * (target - nd) + tuple(v.shape[1:]))
+
+
+def _operand(v, nd):
+    if nd is None and type(v) is not array and isinstance(v, xp.ndarray):
+        return _from_value(v)
+    return v
+
+
+def pass_rule(args, params, ex_ndim):
+    """The batching rule of a primitive whose value is its input's (identity, contiguous)."""
+    return args[0][0]
+
+
+def _elementwise_rule(fn):
+    """The batching rule of an elementwise primitive: align ranks, call it on the batch."""
+
+    def rule(args, params, ex_ndim):
+        target = builtins.max(n if n is not None else _nd(v) for v, n in args)
+        return fn(*(_operand(_align(v, n, target), n) for v, n in args))
+
+    rule.elementwise = True
+    return rule
+
+
+# -- recording ---------------------------------------------------------------------------------
+
+
+def _rec(prim: Primitive, out, xs: tuple, params: dict | None = None) -> array:
+    """Wrap ``out``; record a node when some input is being differentiated."""
+    if STATE.enabled:
+        for x in xs:
+            if x._node is not None:
+                args = tuple(x._node if x._node is not None else x._data for x in xs)
+                return _from_value(out, Node(out, prim, args, params))
+    return _from_value(out)
+
+
+def _as(x) -> array:
+    """An input as an array (Python data follow MLX's conversion rules)."""
+    if type(x) is array:
+        return x
+    return _from_value(_convert(x))
+
+
+def _scalar_for(s, data):
+    """A Python scalar meeting ``data``: it takes the array's type (MLX's weak scalars)."""
+    t = type(s)
+    kind = data.dtype.kind
+    if t is float:
+        if kind in "fc":
+            return data, s
+        return data.astype(xp.float32), s
+    if t is int:
+        if kind == "b":
+            return data.astype(xp.int32), s
+        if kind in "iu":
+            info = xp.iinfo(data.dtype)
+            if not info.min <= s <= info.max:
+                return data, xp.asarray(s, dtype=xp.promote_types(data.dtype, xp.int64))
+        return data, s
+    if t is bool:
+        return data, s
+    if t is complex:
+        if kind == "c":
+            return data, s
+        return data.astype(xp.complex128 if data.dtype == xp.float64 else xp.complex64), s
+    return None
+
+
+def _prep2(a, b):
+    """Two operands as backend values of one dtype, plus their nodes."""
+    if type(a) is array:
+        da, na = a._data, a._node
+        if type(b) is array:
+            db, nb = b._data, b._node
+            if da.dtype is not db.dtype and da.dtype != db.dtype:
+                t = _dt.promote(da.dtype, db.dtype)
+                da, db = da.astype(t, copy=False), db.astype(t, copy=False)
+            return da, db, na, nb
+        got = _scalar_for(b, da)
+        if got is not None:
+            return got[0], got[1], na, None
+        return _prep2(a, _as(b))
+    if type(b) is array:
+        got = _scalar_for(a, b._data)
+        if got is not None:
+            return got[1], got[0], None, b._node
+        return _prep2(_as(a), b)
+    return _prep2(_as(a), _as(b))
+
+
+def _kernel_error(name: str, da, db, err: Exception) -> ValueError:
+    """The error of a failed elementwise kernel: a shape mismatch, or NumPy's own complaint."""
+    sa, sb = tuple(xp.shape(da)), tuple(xp.shape(db))
+    try:
+        xp.broadcast_shapes(sa, sb)
+    except ValueError:
+        return ValueError(f"{name}: shapes {sa} and {sb} cannot be broadcast together")
+    return ValueError(f"{name}: {err} (shapes {sa} and {sb})")
+
+
+def _unary(name: str, kernel, vjp=None, *, method: bool = False):
+    """Declare an elementwise primitive of one input and return its public function.
+
+    With a ``vjp`` the operation is a primitive of the table (recorded, differentiable,
+    batched by the elementwise rule); without one it is a plain kernel call (no gradient).
+    Either way it is exported as ``mx.<name>`` (and as a method with ``method=True``).
+    """
+    prim = defprim(name, vjp) if vjp is not None else None
+
+    def op(a, stream=None) -> array:
+        if type(a) is not array:
+            a = _as(a)
+        out = kernel(a._data)
+        if prim is not None and a._node is not None and STATE.enabled:
+            return _from_value(out, Node(out, prim, (a._node,)))
+        return _from_value(out)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise ``{name}`` (MLX ``mx.{name}``)."
+    if prim is not None:
+        prim.batch = _elementwise_rule(op)
+    return export(op, method=method)
+
+
+def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
+    """Declare an elementwise, broadcasting primitive of two inputs (see ``_unary``)."""
+    prim = defprim(name, vjp_a, vjp_b) if (vjp_a or vjp_b) else None
+
+    def op(a, b, stream=None) -> array:
+        da, db, na, nb = _prep2(a, b)
+        try:
+            out = kernel(da, db)
+        except ValueError as e:
+            raise _kernel_error(name, da, db, e) from None
+        if prim is None or (na is None and nb is None) or not STATE.enabled:
+            return _from_value(out)
+        return _from_value(
+            out,
+            Node(out, prim, (na if na is not None else da, nb if nb is not None else db)),
+        )
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"Elementwise, broadcasting ``{name}`` (MLX ``mx.{name}``)."
+    if prim is not None:
+        prim.batch = _elementwise_rule(op)
+    return export(op, method=method)
+
+
+def _xpsigmoid(x):
+    # tanh form: stable for every x and never warns of overflow
+    return 0.5 * xp.tanh(0.5 * x) + 0.5
+
+
+_erf_vec = xp.vectorize(math.erf, otypes=[xp.float64])
+
+
+def _erf_fallback(x):
+    return _erf_vec(x)
+
+
+def _erfinv_fallback(y):
+    y64 = xp.asarray(y, dtype=xp.float64)
+    # initial guess (Giles) refined by Newton steps on erf
+    w = -xp.log((1.0 - y64) * (1.0 + y64))
+    x = xp.where(w < 5.0, 0.8862269 * y64 * (1 + 0.2 * w), xp.sign(y64) * xp.sqrt(w))
+    for _ in range(6):
+        err = _erf_vec(x) - y64
+        x = x - err / (2.0 / math.sqrt(math.pi) * xp.exp(-x * x))
+    return xp.where(xp.abs(y64) == 1, xp.sign(y64) * xp.inf, x)
+
+
+_SPECIAL: dict = {}
+
+
+def _special(name: str):
+    """SciPy's exact, vectorised kernel when SciPy is installed (imported on first use, since
+    importing it costs a third of a second), else a NumPy fallback."""
+    fn = _SPECIAL.get(name)
+    if fn is None:
+        try:
+            import scipy.special
+
+            fn = getattr(scipy.special, name)
+        except ImportError:  # pragma: no cover - depends on the environment
+            fn = _erf_fallback if name == "erf" else _erfinv_fallback
+        _SPECIAL[name] = fn
+    return fn
+
+
+def _erf_kernel(x):
+    return _special("erf")(x).astype(x.dtype, copy=False)
+
+
+def _erfinv_kernel(y):
+    return _special("erfinv")(y).astype(y.dtype, copy=False)
+
+
+def _float_kernel(fn):
+    """Kernels of transcendental functions return float32 for integer inputs (MLX)."""
+
+    def kernel(x):
+        if x.dtype.kind in "biu":
+            x = x.astype(xp.float32)
+        return fn(x)
+
+    return kernel
