@@ -7,7 +7,7 @@ import math
 from .. import dtypes as _dt
 from ..array import array
 from ..backend import xp
-from ..compile import kernel
+from ..trace import kernel
 from .table import (
     _align,
     _operand,

@@ -8,7 +8,7 @@ import math
 from .. import dtypes as _dt
 from ..array import STATE, Node, _convert, _from_value, array
 from ..backend import xp
-from ..compile import Traced
+from ..trace import Traced
 
 _sum = builtins.sum
 _slice = builtins.slice
