@@ -336,8 +336,8 @@ def _check_signature(path: str, saved: dict, optimizer: Any, where: str = "") ->
         same = saved["class"] == mine["class"]
     if same is False:
         raise ValueError(
-            f"{path}: the checkpoint holds the state of a {saved.get('class')} optimizer "
-            f"({qualname or 'class name only'}){label} but the optimizer given is a "
+            f"{path}: the checkpoint holds {saved.get('class')} optimizer state "
+            f"({qualname or 'saved without its module'}){label} but the optimizer given is "
             f"{mine['class']} ({mine['qualname']}); build a {saved.get('class')} to resume, "
             "or pass optimizer=None to load the rest"
         )
@@ -433,10 +433,16 @@ def _check_param_state(
         # PyTorch-style optimizers may create buffers at their first step (SGD's momentum):
         # those are accepted when shaped like their parameter; MLX style creates everything
         # in init_single.
-        if not torch or _shape(value) != _shape(parameter):
+        if not torch:
             raise ValueError(
                 f"{path}: the optimizer state of {where} has {key!r}, which {cls} does not "
                 "keep: saved by another optimizer or configuration?"
+            )
+        if _shape(value) != _shape(parameter):
+            raise ValueError(
+                f"{path}: the optimizer state of {where} has {key!r} of shape "
+                f"{_shape(value)}, which {cls} does not keep for a parameter of shape "
+                f"{_shape(parameter)}"
             )
 
 

@@ -1,7 +1,11 @@
 """chainrule.save_checkpoint / load_checkpoint: one file, atomic, no pickle, validated."""
 
+import json
 import os
+import stat
 import struct
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -272,3 +276,288 @@ def test_malformed_metadata_is_refused_before_changes(tmp_path):
     meta["version"] = "99"
     ckpt._write_file(str(path), tensors, meta)
     _check_refused(path, match="version '99' is not supported")
+
+
+# ------------------------------------------------------------------ optimizer identity
+
+
+def _loss(model, x):
+    return (model(x) ** 2).mean()
+
+
+def _mlx_step(model, opt):
+    _, grads = nn.value_and_grad(model, _loss)(model, mx.ones((4, 3)))
+    opt.update(model, grads)
+
+
+def _torch_step(model, opt):
+    opt.zero_grad()
+    _loss(model, mx.ones((4, 3))).backward()
+    opt.step()
+
+
+def _make(style, name, model, **kw):
+    import chainrule.optimizers as optim
+
+    cls = getattr(optim, name)
+    return (
+        cls(learning_rate=0.01, **kw) if style == "mlx" else cls(model.parameters(), lr=0.01, **kw)
+    )
+
+
+def _trained(style, name, **kw):
+    model = Net()
+    opt = _make(style, name, model, **kw)
+    step = _mlx_step if style == "mlx" else _torch_step
+    step(model, opt)
+    step(model, opt)
+    return model, opt
+
+
+def _opt_values(opt):
+    from chainrule.utils import tree_flatten
+
+    state = opt.state_dict()["state"]
+    return {str(k): np.array(v._data) for k, v in tree_flatten(state) if hasattr(v, "_data")}
+
+
+def _rewrite_metadata(path, edit):
+    """Rewrite the 'chainrule' metadata of a checkpoint (as an older or a crafted file)."""
+    tensors, meta = cio.read_safetensors(path)
+    state = json.loads(meta["chainrule"])
+    edit(state)
+    meta["chainrule"] = json.dumps(state)
+    ckpt._write_file(str(path), tensors, meta)
+
+
+@pytest.mark.parametrize("style", ["mlx", "torch"])
+def test_another_optimizers_state_is_refused_naming_both_classes(tmp_path, style):
+    path = tmp_path / "adam.ckpt"
+    model, adam = _trained(style, "Adam")
+    save_checkpoint(path, model, adam)
+    other = Net()
+    sgd = _make(style, "SGD", other, momentum=0.9)
+    before, opt_before = _values(other), _opt_values(sgd)
+    with pytest.raises(ValueError, match=r"holds Adam optimizer state .* given is SGD") as e:
+        load_checkpoint(path, other, sgd)
+    assert str(path) in str(e.value) and "optimizers.Adam" in str(e.value)
+    assert _same(_values(other), before) and _same(_opt_values(sgd), opt_before)
+    # the same class loads, and training continues
+    adam2 = _make(style, "Adam", other)
+    load_checkpoint(path, other, adam2)
+    assert _same(_opt_values(adam2), _opt_values(adam))
+    (_mlx_step if style == "mlx" else _torch_step)(other, adam2)
+
+
+@pytest.mark.parametrize("style", ["mlx", "torch"])
+def test_checkpoints_without_the_qualified_name_are_checked_by_class_and_structure(tmp_path, style):
+    path = tmp_path / "old.ckpt"
+    model, adam = _trained(style, "Adam")
+    save_checkpoint(path, model, adam)
+
+    def old(state):  # as written before the identity fields existed
+        del state["optimizer"]["qualname"], state["optimizer"]["hyper"]
+
+    _rewrite_metadata(path, old)
+    load_checkpoint(path, Net(), _make(style, "Adam", Net()))  # same class: fine
+    with pytest.raises(ValueError, match=r"holds Adam optimizer state \(saved without"):
+        load_checkpoint(path, Net(), _make(style, "SGD", Net(), momentum=0.9))
+    if style == "mlx":  # no class at all: the structure still tells Adam's m from SGD's v
+        _rewrite_metadata(path, lambda s: s["optimizer"].pop("class"))
+        with pytest.raises(ValueError, match=r"has 'm', which SGD does not keep"):
+            load_checkpoint(path, Net(), _make(style, "SGD", Net(), momentum=0.9))
+
+
+def test_hyper_parameter_names_and_kinds_are_checked(tmp_path):
+    path = tmp_path / "c.ckpt"
+    model, opt = _trained("mlx", "Adam")
+    save_checkpoint(path, model, opt)
+    _rewrite_metadata(path, lambda s: s["optimizer"]["hyper"].pop("eps"))
+    with pytest.raises(ValueError, match=r"hyper-parameters \[.*\] but the optimizer given"):
+        load_checkpoint(path, Net(), _make("mlx", "Adam", Net()))
+    save_checkpoint(path, model, opt)
+    _rewrite_metadata(path, lambda s: s["optimizer"]["hyper"].update(eps="str"))
+    with pytest.raises(ValueError, match=r"'eps' of the checkpoint's Adam is a str"):
+        load_checkpoint(path, Net(), _make("mlx", "Adam", Net()))
+
+
+def test_mlx_optimizer_state_structure_is_checked(tmp_path):
+    import chainrule.optimizers as optim
+
+    path = tmp_path / "c.ckpt"
+    model, opt = _trained("mlx", "Adafactor")  # beta_1=None: no first moment
+    save_checkpoint(path, model, opt)
+    with pytest.raises(ValueError, match=r"'fc1.weight' lacks \['exp_avg'\]"):
+        load_checkpoint(path, Net(), optim.Adafactor(learning_rate=0.01, beta_1=0.9))
+
+    model, opt = _trained("mlx", "Adam")
+    save_checkpoint(path, model, opt)
+
+    def misplace(state):
+        st = state["optimizer"]["state"]
+        st["head"] = st.pop("fc2")
+
+    _rewrite_metadata(path, misplace)
+    with pytest.raises(ValueError, match=r"entry 'head', which is neither a parameter"):
+        load_checkpoint(path, Net(), _make("mlx", "Adam", Net()))
+
+    save_checkpoint(path, model, opt)
+
+    def reshape(state):
+        state["optimizer"]["state"]["fc1"]["weight"]["m"]["name"] = "model.fc2.weight"
+
+    _rewrite_metadata(path, reshape)
+    with pytest.raises(ValueError, match=r"'m' of 'fc1.weight' has shape \(2, 5\).*\(5, 3\)"):
+        load_checkpoint(path, Net(), _make("mlx", "Adam", Net()))
+
+
+def test_torch_optimizer_state_structure_is_checked(tmp_path):
+    path = tmp_path / "c.ckpt"
+    model, opt = _trained("torch", "SGD", momentum=0.9)
+    save_checkpoint(path, model, opt)
+    other = Net()
+    sgd = _make("torch", "SGD", other, momentum=0.9)
+    load_checkpoint(path, other, sgd)  # SGD's momentum buffer is made at the first step: fine
+    assert _same(_opt_values(sgd), _opt_values(opt))
+
+    def wrong_shape(state):
+        entry = state["optimizer"]["state"]["state"]["items"][0][1]
+        entry["v"]["name"] = "model.fc2.bias"
+
+    _rewrite_metadata(path, wrong_shape)
+    with pytest.raises(ValueError, match=r"has 'v' of shape \(2,\), which SGD .* shape \(5, 3\)"):
+        load_checkpoint(path, Net(), _make("torch", "SGD", Net(), momentum=0.9))
+
+    model, opt = _trained("torch", "Adam")
+    save_checkpoint(path, model, opt)
+
+    def drop_m(state):
+        del state["optimizer"]["state"]["state"]["items"][0][1]["m"]
+
+    _rewrite_metadata(path, drop_m)
+    with pytest.raises(ValueError, match=r"parameter 0 lacks \['m'\]"):
+        load_checkpoint(path, Net(), _make("torch", "Adam", Net()))
+
+    save_checkpoint(path, model, opt)
+    two = Net()
+    groups = [
+        {"params": [two.fc1.weight, two.fc1.bias]},
+        {"params": [two.fc2.weight, two.fc2.bias]},
+    ]
+    import chainrule.optimizers as optim
+
+    with pytest.raises(ValueError, match=r"1 parameter groups, the optimizer given has 2"):
+        load_checkpoint(path, two, optim.Adam(groups, lr=0.01))
+
+
+def test_multi_optimizer_round_trip_and_parts_are_checked(tmp_path):
+    import chainrule.optimizers as optim
+
+    def multi(first="SGD"):
+        a = getattr(optim, first)(learning_rate=0.1)
+        return optim.MultiOptimizer([a, optim.Adam(learning_rate=0.01)], [lambda p, g: "fc1" in p])
+
+    path = tmp_path / "c.ckpt"
+    model, opt = Net(), multi()
+    _mlx_step(model, opt)
+    save_checkpoint(path, model, opt)
+    other = multi()
+    load_checkpoint(path, Net(), other)
+    _mlx_step(Net(), other)
+    with pytest.raises(ValueError, match=r"holds SGD optimizer state .*\(part 0\).* given is Lion"):
+        load_checkpoint(path, Net(), multi("Lion"))
+
+
+def test_model_dtypes_are_checked_before_any_data_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "c.ckpt"
+    save_checkpoint(path, Net())
+    other = Net()
+    other.fc1.bias = mx.zeros((5,), dtype=mx.int32)
+    before = _values(other)
+
+    def no_reading(*a):
+        raise AssertionError("tensor data was read")
+
+    monkeypatch.setattr(cio, "_read_into", no_reading)
+    with pytest.raises(ValueError, match=r"dtype mismatch for 'fc1.bias': checkpoint float32"):
+        load_checkpoint(path, other)
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_checkpoint(path, Net(hidden=6))
+    assert _same(_values(other), before)
+    monkeypatch.undo()
+    wider = Net()
+    wider.fc1.weight = wider.fc1.weight.astype(mx.float64)  # same kind: loads, cast
+    load_checkpoint(path, wider)
+    assert wider.fc1.weight.dtype == mx.float64
+
+
+# ------------------------------------------------------------------ depth, modes, temporaries
+
+
+def test_deeply_nested_metadata_is_refused_clearly(tmp_path):
+    model = Net()
+    names = json.dumps([k for k, _ in ckpt.named_arrays(model)])
+    tensors = {f"model.{k}": np.zeros(v.shape, np.float32) for k, v in ckpt.named_arrays(model)}
+    deep = "[" * 200_000 + "]" * 200_000
+    meta = {
+        "format": ckpt.FORMAT,
+        "version": "1",
+        "chainrule": f'{{"model": {names}, "random": null, "extra": {deep}}}',
+    }
+    path = tmp_path / "deep.ckpt"
+    ckpt._write_file(str(path), tensors, meta)
+    _check_refused(path, match=f"nested deeper than {ckpt.MAX_DEPTH} levels")
+
+    # the safetensors header itself nested deep
+    header = b"[" * 200_000 + b"]" * 200_000
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    _check_refused(path, match="nested deeper than 16 levels")
+
+
+def test_saving_refuses_values_nested_too_deep_and_the_limit_round_trips(tmp_path):
+    path = tmp_path / "c.ckpt"
+    deep: list = []
+    for _ in range(200_000):
+        deep = [deep]
+    with pytest.raises(ValueError, match=r"extra\.0\.0.* nested deeper than 100 levels"):
+        save_checkpoint(path, Net(), extra=deep)
+    loop: list = []
+    loop.append(loop)
+    with pytest.raises(ValueError, match="contains itself"):
+        save_checkpoint(path, Net(), extra={"loop": loop})
+    assert os.listdir(tmp_path) == []
+
+    def nested(levels, leaf):
+        value = leaf
+        for _ in range(levels):
+            value = [value]
+        return value
+
+    # the state object holds "extra": 98 lists plus a tuple's two levels make 100
+    fits = nested(97, (1.5,))
+    save_checkpoint(path, Net(), extra=fits)
+    assert load_checkpoint(path, Net())["extra"] == fits
+    with pytest.raises(ValueError, match="nested deeper than 100"):
+        save_checkpoint(path, Net(), extra=nested(98, (1.5,)))
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600)])
+def test_checkpoint_mode_follows_the_umask(tmp_path, umask, expected):
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "c.ckpt", Net())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "c.ckpt").st_mode) == expected
+
+
+def test_save_checkpoint_removes_stale_temporaries_only(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a finished process: its pid is no longer running
+    stale = tmp_path / f".c.ckpt.{dead.pid}-0123abcd.tmp.ckpt"
+    live = tmp_path / f".c.ckpt.{os.getpid()}-0123abcd.tmp.ckpt"
+    other = tmp_path / "notes.txt"
+    for p in (stale, live, other):
+        p.write_bytes(b"x")
+    save_checkpoint(tmp_path / "c.ckpt", Net())
+    assert sorted(os.listdir(tmp_path)) == sorted(["c.ckpt", live.name, other.name])

@@ -781,9 +781,9 @@ class Module(dict):
             TypeError: for a ``.safetensors`` file and a dtype it cannot hold (complex).
         """
         path = os.fspath(file)
-        flat = {
-            k: np.ascontiguousarray(np.asarray(v._data)) for k, v in tree_flatten(self.parameters())
-        }
+        # not np.ascontiguousarray, which turns a 0-d parameter into shape (1,); the writers
+        # handle any memory layout
+        flat = {k: np.asarray(v._data) for k, v in tree_flatten(self.parameters())}
         if path.endswith(".npz"):
             writer = _write_npz
         elif path.endswith(".safetensors"):
@@ -1119,7 +1119,7 @@ def _npz_members(path: str, zf: zipfile.ZipFile) -> dict[str, tuple]:
                     raise ValueError(f".npy format version {version} is not supported")
                 offset = m.tell()
         except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error) as e:
-            raise bad(f"not a readable .npy header ({e})") from None
+            raise bad(f"cannot read its .npy header ({e})") from None
         shape, fortran, dtype = header
         if dtype.hasobject:
             raise bad(f"dtype {dtype} holds Python objects, which would need pickle; refused")
