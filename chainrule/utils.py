@@ -18,15 +18,18 @@ tree with :func:`tree_fill`::
     ...
     params = tree_fill(skeleton, pairs)  # empty sub-trees intact
 
+The walks themselves, and the policy of what is a container, are ``chainrule.core.tree``, which
+autograd, ``mx.compile``, modules and optimizers use too; these functions are its public face.
 Walks are iterative or recurse only once per nesting level, so wide trees with many leaves
 never approach Python's recursion limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from itertools import zip_longest
+from collections.abc import Callable
 from typing import Any
+
+from .core import tree as _tree
 
 __all__ = [
     "tree_fill",
@@ -40,14 +43,6 @@ __all__ = [
 ]
 
 FlatTree = list[tuple[str, Any]] | dict[str, Any]
-
-
-def _rebuild_sequence(template: list | tuple, items: list) -> list | tuple:
-    # A namedtuple's constructor takes its fields positionally, not as one iterable; plain
-    # type(template)(items) would fail for it.
-    if isinstance(template, tuple) and hasattr(template, "_fields"):
-        return type(template)(*items)
-    return type(template)(items)
 
 
 def tree_map(
@@ -73,20 +68,7 @@ def tree_map(
     Returns:
         A tree with the structure of ``tree`` holding the values returned by ``fn``.
     """
-    if is_leaf is not None and is_leaf(tree):
-        return fn(tree, *rest)
-    if isinstance(tree, (list, tuple)):
-        items = [
-            tree_map(fn, child, *(r[i] for r in rest), is_leaf=is_leaf)
-            for i, child in enumerate(tree)
-        ]
-        return _rebuild_sequence(tree, items)
-    if isinstance(tree, dict):
-        return {
-            k: tree_map(fn, child, *(r[k] for r in rest), is_leaf=is_leaf)
-            for k, child in tree.items()
-        }
-    return fn(tree, *rest)
+    return _tree.map(fn, tree, *rest, is_leaf=is_leaf)
 
 
 def tree_map_with_path(
@@ -111,43 +93,7 @@ def tree_map_with_path(
     Returns:
         A tree with the structure of ``tree`` holding the values returned by ``fn``.
     """
-    if is_leaf is not None and is_leaf(tree):
-        return fn(path, tree, *rest)
-    prefix = f"{path}." if path else ""
-    if isinstance(tree, (list, tuple)):
-        items = [
-            tree_map_with_path(
-                fn, child, *(r[i] for r in rest), is_leaf=is_leaf, path=f"{prefix}{i}"
-            )
-            for i, child in enumerate(tree)
-        ]
-        return _rebuild_sequence(tree, items)
-    if isinstance(tree, dict):
-        return {
-            k: tree_map_with_path(
-                fn, child, *(r[k] for r in rest), is_leaf=is_leaf, path=f"{prefix}{k}"
-            )
-            for k, child in tree.items()
-        }
-    return fn(path, tree, *rest)
-
-
-def _iter_flat(
-    tree: Any, prefix: str, is_leaf: Callable[[Any], bool] | None
-) -> Iterator[tuple[str, Any]]:
-    """Yield ``(prefixed_key, leaf)`` depth-first, left to right, without recursion."""
-    stack: list[tuple[str, Any]] = [(prefix, tree)]
-    while stack:
-        key, node = stack.pop()
-        # The stack pops from the end, so children are pushed in reverse to come out in order.
-        if is_leaf is not None and is_leaf(node):
-            yield key, node
-        elif isinstance(node, (list, tuple)):
-            stack.extend((f"{key}.{i}", node[i]) for i in reversed(range(len(node))))
-        elif isinstance(node, dict):
-            stack.extend((f"{key}.{k}", child) for k, child in reversed(node.items()))
-        else:
-            yield key, node
+    return _tree.map_with_path(fn, tree, *rest, is_leaf=is_leaf, path=path)
 
 
 def tree_flatten(
@@ -176,10 +122,10 @@ def tree_flatten(
     if destination is None:
         destination = []
     if isinstance(destination, list):
-        for key, leaf in _iter_flat(tree, prefix, is_leaf):
+        for key, leaf in _tree.flatten_with_paths(tree, prefix, is_leaf):
             destination.append((key[1:], leaf))
     elif isinstance(destination, dict):
-        for key, leaf in _iter_flat(tree, prefix, is_leaf):
+        for key, leaf in _tree.flatten_with_paths(tree, prefix, is_leaf):
             destination[key[1:]] = leaf
     else:
         raise ValueError("destination must be a list, a dict or None")
@@ -276,13 +222,9 @@ def tree_reduce(
         The final accumulator (``initializer`` for a tree without leaves).
     """
     accumulator = initializer
-    for _, leaf in _iter_flat(tree, "", is_leaf):
+    for leaf in _tree.leaves(tree, is_leaf):
         accumulator = leaf if accumulator is None else fn(accumulator, leaf)
     return accumulator
-
-
-def _is_empty_tree(tree: Any) -> bool:
-    return isinstance(tree, (dict, list, tuple)) and len(tree) == 0
 
 
 def tree_merge(
@@ -310,26 +252,7 @@ def tree_merge(
     Raises:
         ValueError: If both trees hold a value at the same place and ``merge_fn`` is None.
     """
-    a_absent = tree_a is None or _is_empty_tree(tree_a)
-    b_absent = tree_b is None or _is_empty_tree(tree_b)
-    if a_absent and b_absent:
-        return tree_a if tree_a is not None else tree_b
-    if a_absent:
-        return tree_b
-    if b_absent:
-        return tree_a
-
-    if isinstance(tree_a, (list, tuple)) and isinstance(tree_b, (list, tuple)):
-        items = [tree_merge(a, b, merge_fn) for a, b in zip_longest(tree_a, tree_b)]
-        return _rebuild_sequence(tree_a, items)
-    if isinstance(tree_a, dict) and isinstance(tree_b, dict):
-        keys = list(tree_a) + [k for k in tree_b if k not in tree_a]
-        return {k: tree_merge(tree_a.get(k), tree_b.get(k), merge_fn) for k in keys}
-    if merge_fn is None:
-        raise ValueError(
-            "Trees contain elements at the same locations but no merge function was provided"
-        )
-    return merge_fn(tree_a, tree_b)
+    return _tree.merge(tree_a, tree_b, merge_fn)
 
 
 def tree_structure(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> Any:
@@ -348,15 +271,7 @@ def tree_structure(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> A
     Returns:
         The skeleton, or ``None`` if ``tree`` itself is a leaf.
     """
-    if is_leaf is not None and is_leaf(tree):
-        return None
-    if isinstance(tree, dict):
-        return {k: tree_structure(v, is_leaf) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [tree_structure(v, is_leaf) for v in tree]
-    if isinstance(tree, tuple):
-        return tuple(tree_structure(v, is_leaf) for v in tree)
-    return None
+    return _tree.structure(tree, is_leaf)
 
 
 def tree_fill(structure: Any, tree: FlatTree) -> Any:
