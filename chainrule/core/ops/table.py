@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import sys
 import math
 
 from .. import dtypes as _dt
@@ -263,6 +264,7 @@ def _unary(name: str, kernel, vjp=None, *, method: bool = False):
         return _from_value(out)
 
     op.__name__ = op.__qualname__ = name
+    op.__module__ = sys._getframe(1).f_globals["__name__"]  # where it is declared
     op.__doc__ = f"Elementwise ``{name}`` (MLX ``mx.{name}``)."
     if prim is not None:
         prim.batch = _elementwise_rule(op)
@@ -287,6 +289,7 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
         )
 
     op.__name__ = op.__qualname__ = name
+    op.__module__ = sys._getframe(1).f_globals["__name__"]  # where it is declared
     op.__doc__ = f"Elementwise, broadcasting ``{name}`` (MLX ``mx.{name}``)."
     if prim is not None:
         prim.batch = _elementwise_rule(op)
