@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import builtins
-import sys
 import math
+import sys
 
 from .. import dtypes as _dt
 from ..array import STATE, Node, _convert, _from_value, array
