@@ -320,7 +320,8 @@ def _signature(optimizer: Any) -> dict[str, Any]:
 
 
 def _compatible_kinds(saved: Any, mine: str) -> bool:
-    return saved == mine or "none" in (saved, mine)
+    # None stands for "off" (Adafactor's beta_1), and a bool is a number in Python
+    return saved == mine or "none" in (saved, mine) or {saved, mine} == {"bool", "number"}
 
 
 def _check_signature(path: str, saved: dict, optimizer: Any, where: str = "") -> None:
@@ -518,8 +519,9 @@ def _check_mlx_state(path: str, optimizer: Any, state: Any, params: Any) -> None
     cls = type(optimizer).__name__
     if not isinstance(state, dict):
         raise _not_a_checkpoint(path, "the optimizer state is not a dict")
+    if not isinstance(params, dict):
+        return  # a model without an MLX parameter tree: nothing to walk the state against
     current = optimizer.state if isinstance(getattr(optimizer, "state", None), dict) else {}
-    params = params if isinstance(params, dict) else {}
     scalars = {"step", "learning_rate"} | set(getattr(optimizer, "defaults", None) or {})
     for key in current:
         if key not in params and key not in state:
