@@ -23,6 +23,7 @@ import numpy as np
 from chainrule.core.array import _from_value, array
 from chainrule.utils import tree_flatten, tree_map
 
+from .exits import waiting
 from .gradients import BucketReducer, _unique, broadcast_parameters
 from .group import STATS, Group, _clock, report_and_abort
 from .ops import _mpi, broadcast
@@ -119,7 +120,8 @@ class DataParallel:
             batch = next(it, _END)
             flag[0] = batch is not _END
             t0 = _clock()
-            self.comm.Allreduce(in_place, flag, op=sum_op)
+            with waiting("fit (counting the ranks' batches)", self.group):
+                self.comm.Allreduce(in_place, flag, op=sum_op)
             STATS.seconds += _clock() - t0
             STATS.calls += 1
             if flag[0] == 0:
@@ -218,7 +220,8 @@ class DataParallel:
         """Element-wise sums over the ranks (float64)."""
         buf = np.array(list(values), dtype=np.float64)
         t0 = _clock()
-        self.comm.Allreduce(_mpi().IN_PLACE, buf, op=_mpi().SUM)
+        with waiting("fit (summing figures)", self.group):
+            self.comm.Allreduce(_mpi().IN_PLACE, buf, op=_mpi().SUM)
         STATS.seconds += _clock() - t0
         STATS.calls += 1
         return buf
@@ -233,7 +236,8 @@ class DataParallel:
         if parts:
             local = np.concatenate(parts) if len(parts) > 1 else parts[0]
         t0 = _clock()
-        gathered = self.comm.allgather(local)
+        with waiting("fit (gathering outputs)", self.group):
+            gathered = self.comm.allgather(local)
         STATS.seconds += _clock() - t0
         STATS.calls += 1
         return [p for p in gathered if p is not None]

@@ -15,6 +15,7 @@ import numpy as np
 from chainrule.core.array import _from_value, array
 from chainrule.utils import tree_flatten, tree_map
 
+from .exits import waiting
 from .group import STATS, Group, _clock, _world_or
 from .ops import _mpi, _unwire, broadcast
 
@@ -129,7 +130,8 @@ class BucketReducer:
                 o += n
             if rides:
                 buf[total:] = extra
-            comm.Allreduce(in_place, buf, op=sum_op)
+            with waiting("gradient averaging", self.group):
+                comm.Allreduce(in_place, buf, op=sum_op)
             STATS.calls += 1
             STATS.bytes += buf.nbytes
             if rides:
@@ -139,7 +141,8 @@ class BucketReducer:
         if extra_out is None:
             extra_out = np.array(extra if n_extra else [], dtype=np.float64)
             if n_extra:
-                comm.Allreduce(in_place, extra_out, op=sum_op)
+                with waiting("gradient averaging", self.group):
+                    comm.Allreduce(in_place, extra_out, op=sum_op)
                 STATS.calls += 1
                 STATS.bytes += extra_out.nbytes
         STATS.seconds += _clock() - t0

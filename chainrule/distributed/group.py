@@ -73,7 +73,10 @@ class Group:
         """
         if self._comm is None:
             return Group()
-        return Group(self._comm.Split(int(color), self._rank if key < 0 else int(key)))
+        from .exits import waiting
+
+        with waiting("Group.split", self):
+            return Group(self._comm.Split(int(color), self._rank if key < 0 else int(key)))
 
     def __repr__(self) -> str:
         return f"Group(rank={self._rank}, size={self._size})"
@@ -120,9 +123,11 @@ def init(strict: bool = False, backend: str = "any") -> Group:
     Under ``mpiexec -n N`` (or another MPI launcher) this starts MPI through ``mpi4py`` and
     returns the group of the N processes; otherwise it returns a group of one process, so
     the same script runs anywhere. The first MPI group is kept and returned by later calls.
-    When it has more than one process, an exception that reaches the top of any process
-    prints its traceback and aborts every process (``MPI_Abort``), so no rank waits forever
-    for one that died.
+    When it has more than one process, any end of one process ends the whole job, so no rank
+    waits forever for one that has ended: an exception that reaches the top prints its
+    traceback and aborts every process (``MPI_Abort``), as do ``sys.exit(n)`` with ``n`` not
+    zero and SIGTERM; a rank that ends normally waits for the others to end, and aborts the
+    job if they wait for it instead (see :mod:`chainrule.distributed.exits`).
 
     Args:
         strict: Raise instead of returning a group of one process when MPI cannot be
@@ -134,7 +139,8 @@ def init(strict: bool = False, backend: str = "any") -> Group:
         The :class:`Group`.
 
     Raises:
-        ValueError: For an unknown backend name.
+        ValueError: For an unknown backend name, or, with several processes, a
+            ``CHAINRULE_MPI_EXIT_TIMEOUT`` that is not a number of seconds.
         RuntimeError: If ``strict`` and MPI cannot be started.
     """
     global _WORLD
@@ -163,9 +169,13 @@ def init(strict: bool = False, backend: str = "any") -> Group:
             stacklevel=2,
         )
         return Group()
-    _WORLD = Group(MPI.COMM_WORLD)
-    if _WORLD.size() > 1:
-        _install_excepthook(_WORLD)
+    world = Group(MPI.COMM_WORLD)
+    if world.size() > 1:
+        from .exits import install
+
+        install(world)
+        _install_excepthook(world)
+    _WORLD = world
     return _WORLD
 
 

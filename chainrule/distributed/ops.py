@@ -24,6 +24,7 @@ from chainrule.core.array import _from_value, array
 from chainrule.core.ops import Primitive, _rec
 from chainrule.utils import tree_flatten, tree_map
 
+from .exits import waiting
 from .group import STATS, Group, _clock, _world_or
 
 __all__ = [
@@ -68,10 +69,11 @@ def _unwire(buf: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return (buf != 0) if dtype == np.bool_ else buf.astype(dtype)
 
 
-def _allreduce(group: Group, data: np.ndarray, op: Any) -> np.ndarray:
+def _allreduce(group: Group, data: np.ndarray, op: Any, what: str) -> np.ndarray:
     buf = _wire(data, copy=True)
     t0 = _clock()
-    group.comm.Allreduce(_mpi().IN_PLACE, buf.reshape(-1), op=op)
+    with waiting(what, group):
+        group.comm.Allreduce(_mpi().IN_PLACE, buf.reshape(-1), op=op)
     STATS.seconds += _clock() - t0
     STATS.calls += 1
     STATS.bytes += buf.nbytes
@@ -111,7 +113,7 @@ def all_sum(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     g = _world_or(group)
     if g._size == 1:
         return x
-    return _rec(_ALL_SUM, _allreduce(g, x._data, _mpi().SUM), (x,), {"group": g})
+    return _rec(_ALL_SUM, _allreduce(g, x._data, _mpi().SUM, "all_sum"), (x,), {"group": g})
 
 
 def all_max(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
@@ -127,7 +129,7 @@ def all_max(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     """
     x = _as_array(x, "all_max")
     g = _world_or(group)
-    return x if g._size == 1 else _from_value(_allreduce(g, x._data, _mpi().MAX))
+    return x if g._size == 1 else _from_value(_allreduce(g, x._data, _mpi().MAX, "all_max"))
 
 
 def all_min(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
@@ -143,7 +145,7 @@ def all_min(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     """
     x = _as_array(x, "all_min")
     g = _world_or(group)
-    return x if g._size == 1 else _from_value(_allreduce(g, x._data, _mpi().MIN))
+    return x if g._size == 1 else _from_value(_allreduce(g, x._data, _mpi().MIN, "all_min"))
 
 
 # ---------------------------------------------------------------------------- all_gather
@@ -196,7 +198,8 @@ def all_gather(x: Any, *, group: Group | None = None, stream: Any = None) -> arr
     buf = _wire(data)
     comm = g.comm
     t0 = _clock()
-    metas = comm.allgather((buf.shape, buf.dtype.str))
+    with waiting("all_gather", g):
+        metas = comm.allgather((buf.shape, buf.dtype.str))
     shapes = [tuple(s) for s, _ in metas]
     if len({s[1:] for s in shapes}) > 1 or len({d for _, d in metas}) > 1:
         listing = ", ".join(f"rank {r}: {s} {np.dtype(d).name}" for r, (s, d) in enumerate(metas))
@@ -205,13 +208,14 @@ def all_gather(x: Any, *, group: Group | None = None, stream: Any = None) -> arr
         )
     rows = [s[0] for s in shapes]
     out = np.empty((sum(rows),) + buf.shape[1:], dtype=buf.dtype)
-    if len(set(rows)) == 1:
-        comm.Allgather(buf, out)
-    else:
-        per_row = int(np.prod(buf.shape[1:], dtype=np.int64))
-        counts = [r * per_row for r in rows]
-        displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
-        comm.Allgatherv(buf, [out, counts, displs, _mpi_type(buf.dtype)])
+    with waiting("all_gather", g):
+        if len(set(rows)) == 1:
+            comm.Allgather(buf, out)
+        else:
+            per_row = int(np.prod(buf.shape[1:], dtype=np.int64))
+            counts = [r * per_row for r in rows]
+            displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
+            comm.Allgatherv(buf, [out, counts, displs, _mpi_type(buf.dtype)])
     STATS.seconds += _clock() - t0
     STATS.calls += 1
     STATS.bytes += buf.nbytes
@@ -274,7 +278,8 @@ def broadcast(tree: Any, root: int = 0, *, group: Group | None = None) -> Any:
     else:
         message = None
     t0 = _clock()
-    root_keys, meta = comm.bcast(message, root=root)
+    with waiting("broadcast", g):
+        root_keys, meta = comm.bcast(message, root=root)
     if root_keys != keys:
         mine, theirs = set(keys), set(root_keys)
         raise ValueError(
@@ -297,7 +302,8 @@ def broadcast(tree: Any, root: int = 0, *, group: Group | None = None) -> Any:
                 buf[o : o + n] = (v._data if type(v) is array else v).reshape(-1)
                 o += n
         wire = _wire(buf)
-        comm.Bcast(wire, root=root)
+        with waiting("broadcast", g):
+            comm.Bcast(wire, root=root)
         STATS.bytes += wire.nbytes
         if not is_root:
             buf = _unwire(wire, buf.dtype)
@@ -333,7 +339,8 @@ def barrier(group: Group | None = None) -> None:
     g = _world_or(group)
     if g._size > 1:
         t0 = _clock()
-        g.comm.Barrier()
+        with waiting("barrier", g):
+            g.comm.Barrier()
         STATS.seconds += _clock() - t0
         STATS.calls += 1
 
@@ -366,7 +373,8 @@ def send(x: Any, dst: int, *, group: Group | None = None, stream: Any = None) ->
     dst = _peer(dst, g, "send", "dst")
     buf = _wire(x._data)
     t0 = _clock()
-    g.comm.Send(buf, dest=dst, tag=0)
+    with waiting("send", g, dst):
+        g.comm.Send(buf, dest=dst, tag=0)
     STATS.seconds += _clock() - t0
     STATS.calls += 1
     STATS.bytes += buf.nbytes
@@ -395,7 +403,8 @@ def recv(
     like = zeros(tuple(shape), dtype=dtype)._data
     buf = _wire(np.empty_like(like))
     t0 = _clock()
-    g.comm.Recv(buf, source=src, tag=0)
+    with waiting("recv", g, src):
+        g.comm.Recv(buf, source=src, tag=0)
     STATS.seconds += _clock() - t0
     STATS.calls += 1
     return _from_value(_unwire(buf, like.dtype))

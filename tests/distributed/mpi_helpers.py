@@ -49,20 +49,42 @@ class Run:
         return self.stdout + self.stderr
 
 
-def run_mpi(script: str, *args: str, n: int = 2, timeout: float = TIME_LIMIT) -> Run:
+def run_mpi(script: str, *args: str, n: int = 2, timeout: float = TIME_LIMIT, env=None) -> Run:
     """Run ``scripts/<script>`` in ``n`` processes on this machine and wait (at most
-    ``timeout`` seconds, after which the whole job is killed and the test fails)."""
-    return run_mpi_program([str(SCRIPTS / script), *map(str, args)], n=n, timeout=timeout)
+    ``timeout`` seconds, after which the whole job is killed and the test fails). ``env``:
+    more environment variables."""
+    program = [str(SCRIPTS / script), *map(str, args)]
+    return run_mpi_program(program, n=n, timeout=timeout, env=env)
 
 
-def run_mpi_program(program: list[str], n: int = 2, timeout: float = TIME_LIMIT, cwd=None) -> Run:
+def run_mpi_program(
+    program: list[str], n: int = 2, timeout: float = TIME_LIMIT, cwd=None, env=None
+) -> Run:
     """Run ``program`` (a ``.py`` file, or a command installed with this Python) in ``n``
-    processes, as :func:`run_mpi` does."""
-    cmd = mpiexec_command(n, program)
+    processes, as :func:`run_mpi` does, in the folder ``cwd``."""
+    return _run(mpiexec_command(n, program), timeout, cwd, env)
+
+
+def run_mpi_programs(programs: list[list[str]], timeout: float = TIME_LIMIT, cwd=None) -> Run:
+    """Run one process of each program (rank ``i`` runs ``programs[i]``: Open MPI's
+    ``mpiexec -n 1 A : -n 1 B``), as :func:`run_mpi` does."""
+    # The launcher and its flags for all the processes, then a "-n 1 program" per rank, each
+    # program as mpiexec_command writes it (a path is left as it is: "/" stands for none).
+    head = mpiexec_command(len(programs), ["/"])[:-1]
+    assert head[1:3] == ["-n", str(len(programs))], head
+    cmd = [head[0], *head[3:]]
+    skip = len(mpiexec_command(1, ["/"])) - 1
+    for i, program in enumerate(programs):
+        cmd += ([":"] if i else []) + ["-n", "1", *mpiexec_command(1, program)[skip:]]
+    return _run(cmd, timeout, cwd, None)
+
+
+def _run(cmd: list[str], timeout: float, cwd, extra_env) -> Run:
     env = dict(os.environ)
     # One BLAS thread per process (2 cores here), and MPI's TCP transport (if used at all on
     # one machine) kept on the loopback interface.
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", OMPI_MCA_btl_tcp_if_include="lo")
+    env.update(extra_env or {})
     env.pop("PYTEST_CURRENT_TEST", None)
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -71,6 +93,7 @@ def run_mpi_program(program: list[str], n: int = 2, timeout: float = TIME_LIMIT,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        cwd=cwd,
         start_new_session=True,
     )
     try:
