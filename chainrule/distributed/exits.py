@@ -284,12 +284,12 @@ def install(world: Group) -> None:
     previous_exit = sys.exit
 
     @functools.wraps(previous_exit)
-    def exit(status: Any = None) -> NoReturn:
+    def recording_exit(status: Any = None) -> NoReturn:
         if threading.current_thread() is threading.main_thread():
             watch.status = _status_of(status)
         previous_exit(status)
 
-    sys.exit = exit
+    sys.exit = recording_exit
     if (
         threading.current_thread() is threading.main_thread()
         and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
