@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import batching, ops
+from . import tree as pytree
 from .array import STATE, GradientDtypeError, Node, _from_value, _node_array, array
 from .backend import xp
 
@@ -241,48 +242,6 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False) -> None
 # -- grad and friends --------------------------------------------------------------------------
 
 
-def _is_tree_node(x) -> bool:
-    return isinstance(x, (list, tuple, dict))
-
-
-def _tree_leaves_map(fn, tree):
-    """Map ``fn`` over the leaves of a dict/list/tuple tree (dicts come back as dicts)."""
-    if type(tree) is array:
-        return fn(tree)
-    if isinstance(tree, dict):  # array leaves inline: a parameter tree is mostly leaves
-        return {k: fn(v) if type(v) is array else _tree_leaves_map(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        out = [_tree_leaves_map(fn, v) for v in tree]
-        return (
-            out
-            if isinstance(tree, list)
-            else type(tree)(out)
-            if not hasattr(tree, "_fields")
-            else type(tree)(*out)
-        )
-    return fn(tree)
-
-
-def _tree_leaves(tree) -> list:
-    """The leaves of a dict/list/tuple tree, in order (arrays, and anything else)."""
-    out: list = []
-    _collect_leaves(tree, out)
-    return out
-
-
-def _collect_leaves(tree, out: list) -> None:
-    if type(tree) is array:
-        out.append(tree)
-    elif isinstance(tree, (dict, list, tuple)):
-        for v in tree.values() if isinstance(tree, dict) else tree:
-            if type(v) is array:  # inline: parameter trees are mostly leaves
-                out.append(v)
-            else:
-                _collect_leaves(v, out)
-    else:
-        out.append(tree)
-
-
 class _Tracing:
     """Creates the tracer leaves of one transform and knows which nodes are its targets."""
 
@@ -371,14 +330,14 @@ def _run_traced(fun, args, kwargs, argnums, argnames, who):
     args = list(args)
     traced_pos = {}
     for n in nums:
-        args[n] = _tree_leaves_map(lambda x, n=n: tr.tracer(x, f"argument {n}"), args[n])
+        args[n] = pytree.map(lambda x, n=n: tr.tracer(x, f"argument {n}"), args[n])
         traced_pos[n] = args[n]
     kwargs = dict(kwargs)
     traced_kw = {}
     for name in argnames:
         if name not in kwargs:
             raise ValueError(f"{who}: argnames names {name!r}, which the call did not pass")
-        kwargs[name] = _tree_leaves_map(
+        kwargs[name] = pytree.map(
             lambda x, name=name: tr.tracer(x, f"argument {name!r}"), kwargs[name]
         )
         traced_kw[name] = kwargs[name]
@@ -402,10 +361,10 @@ def _grads_from(tr, loss, single, nums, traced_pos, traced_kw, argnames, create_
     def cot(t):
         return tr.cotangent_of(t, found)
 
-    pos = [_tree_leaves_map(cot, traced_pos[n]) for n in nums]
+    pos = [pytree.map(cot, traced_pos[n]) for n in nums]
     pos_out = pos[0] if single else tuple(pos)
     if argnames:
-        kw = {k: _tree_leaves_map(cot, v) for k, v in traced_kw.items()}
+        kw = {k: pytree.map(cot, v) for k, v in traced_kw.items()}
         return (pos_out if nums else None), kw
     return pos_out
 
@@ -448,7 +407,7 @@ def value_and_grad(
         create = tr.outer or STATE.depth > 0
         grads = _grads_from(tr, loss, single, nums, tp, tk, argnames, create)
         if not create:
-            out = _tree_leaves_map(_detach_leaf, out)
+            out = pytree.map(_detach_leaf, out)
         return out, grads
 
     return wrapper
@@ -461,7 +420,7 @@ def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, 
     transform, an array that is not such a leaf, or one array at two places of the tree)."""
     if STATE.depth:
         return None
-    leaves = _tree_leaves(params)
+    leaves = pytree.leaves(params)
     nodes = set()
     for x in leaves:
         node = x._node if type(x) is array else None
@@ -475,7 +434,7 @@ def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, 
     out = _call_traced(fun, args, kwargs)
     loss = out[0] if isinstance(out, (tuple, list)) else out
     grads = _grads_from(tr, loss, True, (0,), {0: params}, {}, (), False)
-    return _tree_leaves_map(_detach_leaf, out), grads
+    return pytree.map(_detach_leaf, out), grads
 
 
 def _detach_leaf(x):
@@ -687,9 +646,9 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
                 leaf if ax is None else ops.take(ops._as(leaf), i, ax)
                 for leaf, ax in zip(leaves, leaf_axes)
             )
-            call = [_tree_leaves_map(lambda _, it=picked: next(it), a) for a in args]
+            call = [pytree.map(lambda _, it=picked: next(it), a) for a in args]
             results.append(fun(*call))
-        flat = [_tree_leaves(r) for r in results]
+        flat = [pytree.leaves(r) for r in results]
         outs = []
         for j, (_leaf, ax) in enumerate(_match_axes(results[0], out_axes, "output")):
             column = [f[j] for f in flat]
@@ -713,10 +672,10 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
     def build(marked):
         it = iter(marked)
         picked = iter(leaf if ax is None else next(it) for leaf, ax in zip(leaves, leaf_axes))
-        return [_tree_leaves_map(lambda _, p=picked: next(p), a) for a in args]
+        return [pytree.map(lambda _, p=picked: next(p), a) for a in args]
 
     out, positions = batching.run_trace(fun, build, examples)
-    out_leaves = _tree_leaves(out)
+    out_leaves = pytree.leaves(out)
     try:
         results = batching.replay(out_leaves, positions, batched, size)
     except (ValueError, IndexError, TypeError) as e:  # a rule's gap: the loop is always right
@@ -735,8 +694,9 @@ def _match_axes(tree, axes, where: str):
     stack = [(tree, axes)]
     while stack:
         t, ax = stack.pop()
-        if isinstance(t, (list, tuple, dict)):
-            keys = list(t.keys()) if isinstance(t, dict) else list(range(len(t)))
+        node_kind = pytree.kind(t)
+        if node_kind:
+            keys = list(t.keys()) if node_kind == pytree.DICT else list(range(len(t)))
             if ax is None or isinstance(ax, int):
                 subs = [(t[k], ax) for k in keys]
             else:
@@ -757,8 +717,8 @@ def _match_axes(tree, axes, where: str):
 
 
 def _unflatten_all(tree, leaves):
-    it = iter(leaves)
-    return _tree_leaves_map(lambda _: next(it), tree)
+    """``tree`` with its leaves replaced, in order, by ``leaves``."""
+    return pytree.unflatten(pytree.flatten(tree)[1], leaves)
 
 
 def _custom_vmap(fun, args, axes, out_axes, size):
@@ -895,23 +855,23 @@ class custom_function:
     def __call__(self, *args, **kwargs):
         if self._vjp is None and self._jvp is None:
             return self.fun(*args, **kwargs)
-        leaves = _tree_leaves(args)
+        leaves = pytree.leaves(args)
         xs = tuple(x for x in leaves if type(x) is array)
         if not STATE.enabled or all(x._node is None for x in xs):
             return self.fun(*args, **kwargs)
         saved = STATE.enabled
         STATE.enabled = False
         try:
-            out = self.fun(*_tree_leaves_map(_detach_leaf, args), **kwargs)
+            out = self.fun(*pytree.map(_detach_leaf, args), **kwargs)
         finally:
             STATE.enabled = saved
-        out_leaves = _tree_leaves(out)
+        out_leaves = pytree.leaves(out)
         outs = [o for o in out_leaves if type(o) is array]
         name = f"custom:{getattr(self.fun, '__name__', 'fn')}"
         rule = self._make_rule(args, kwargs, out, outs)
         prim = ops.Primitive(name, (rule,), True)
         recorded = iter([ops._rec(prim, o._data, xs, {"k": k}) for k, o in enumerate(outs)])
-        return _tree_leaves_map(lambda o: next(recorded) if type(o) is array else o, out)
+        return pytree.map(lambda o: next(recorded) if type(o) is array else o, out)
 
     def _make_rule(self, args, kwargs, out, outs):
         """The variadic VJP rule shared by the recorded outputs (``k`` picks the output)."""
@@ -945,9 +905,9 @@ class custom_function:
             for i, t in zip(live, ts):
                 full[i] = t
             it = iter(full)
-            tangents = _tree_leaves_map(lambda a: next(it) if type(a) is array else None, primals)
+            tangents = pytree.map(lambda a: next(it) if type(a) is array else None, primals)
             res = self._jvp(primals, tangents)
-            return [o for o in _tree_leaves(res) if type(o) is array]
+            return [o for o in pytree.leaves(res) if type(o) is array]
 
         zeros = [ops.zeros_like(xs[i]) for i in live]
         _, grads = _vjp(tangent_map, zeros, cots, "custom_function", create=STATE.enabled)
@@ -960,13 +920,13 @@ class custom_function:
 def _unflatten_like(tree, arrays):
     """``tree`` with its array leaves replaced, in order, by ``arrays``."""
     it = iter(arrays)
-    return _tree_leaves_map(lambda o: next(it) if type(o) is array else o, tree)
+    return pytree.map(lambda o: next(it) if type(o) is array else o, tree)
 
 
 def _array_leaves_like(primals, got, fun) -> list:
     """The user's cotangents (a tree shaped like ``primals``) for its array leaves, in order."""
-    flat_p = _tree_leaves(primals)
-    flat_g = _tree_leaves(got)
+    flat_p = pytree.leaves(primals)
+    flat_g = pytree.leaves(got)
     arrays = [type(a) is array for a in flat_p]
     if len(flat_g) == len(flat_p):
         return [g for a, g in zip(arrays, flat_g) if a]
@@ -1079,7 +1039,7 @@ def _one_output(fun: Callable) -> Callable:
         out = fun(*xs)
         if type(out) is array:
             return out
-        leaves = [o for o in _tree_leaves(out) if type(o) is array]
+        leaves = [o for o in pytree.leaves(out) if type(o) is array]
         return ops.concatenate([ops.reshape(o, (-1,)) for o in leaves])
 
     return joined

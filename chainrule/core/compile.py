@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as _np
 
+from . import tree as pytree
 from .array import STATE, Node, _from_value, array
 from .program import SettingChanged, build
 from .trace import (
@@ -76,51 +77,51 @@ _DISABLED = [
 # Counters for tests and benchmarks: how calls were served.
 STATS = {"traces": 0, "replays": 0, "eager": 0, "verified": 0, "rejected": 0}
 
-# -- trees ------------------------------------------------------------------------------------
+# -- trees (the policy is chainrule/core/tree.py) ----------------------------------------------
 
 
-def _flatten(tree, arrays: list, key: list) -> None:
-    """Collect the arrays of ``tree`` (depth first, insertion order) and its signature."""
-    t = type(tree)
-    if t is array:
-        d = tree._data
-        arrays.append(tree)
-        key.append((d.shape, d.dtype, tree._grad is None))
-        return
-    if isinstance(tree, dict):
-        key.append(tuple(tree))
-        items = tree.values()
-    elif t is list or t is tuple:
-        key.append(len(tree))
-        items = tree
-    else:
-        if tree is None or t in (int, float, bool, str, complex):
-            key.append((t, tree))
-        else:
-            try:
-                hash(tree)
-                key.append((t, tree))
-            except TypeError:
-                key.append((t, id(tree)))
-        return
-    for v in items:  # arrays inline: most leaves are arrays, and a call costs more than this
+def _signature(tree, arrays: list, key: list) -> None:
+    """Collect the arrays of ``tree`` in tree order and append its signature to ``key``: the
+    structure, then per leaf its shape, dtype and whether it has a ``.grad`` (an array) or its
+    value (anything else; its identity when it cannot be hashed)."""
+    leaves, spec = pytree.flatten(tree)
+    key.append(spec)
+    for v in leaves:
         if type(v) is array:
             d = v._data
             arrays.append(v)
             key.append((d.shape, d.dtype, v._grad is None))
+            continue
+        t = type(v)
+        if v is None or t in (int, float, bool, str, complex):
+            key.append((t, v))
         else:
-            _flatten(v, arrays, key)  # counts and keys come first: no end marker needed
+            try:
+                hash(v)
+                key.append((t, v))
+            except TypeError:
+                key.append((t, id(v)))
 
 
-def _replace(tree, fn, leaf: type = array):
-    """A copy of ``tree`` (tuples, lists and plain dicts) with every ``leaf`` mapped by ``fn``."""
-    t = type(tree)
-    if t is leaf:
-        return fn(tree)
-    if t is dict:
-        return {k: _replace(v, fn, leaf) for k, v in tree.items()}
-    if t is list or t is tuple:
-        return t(_replace(v, fn, leaf) for v in tree)
+def _map_arrays(fn, tree, copies: dict | None = None):
+    """``tree`` with each array leaf mapped by ``fn``; containers keep their types (a module
+    passed as an argument stays a module: a copy, noted in ``copies``)."""
+    return pytree.map_keeping_types(lambda x: fn(x) if type(x) is array else x, tree, copies)
+
+
+def _originals(tree, copies: dict):
+    """``tree`` with the copies made by :func:`_map_arrays` replaced by their originals (a
+    function that returns the module it was given returns the caller's module)."""
+    hit = copies.get(id(tree))
+    if hit is not None:
+        return hit
+    k = pytree.kind(tree)
+    if k == pytree.DICT:
+        return (
+            {key: _originals(v, copies) for key, v in tree.items()} if type(tree) is dict else tree
+        )
+    if k:
+        return pytree.rebuild(tree, [_originals(v, copies) for v in tree])
     return tree
 
 
@@ -133,13 +134,15 @@ class _Out:
 
 def _fill(tmpl, values) -> Any:
     """The result tree of a call: the template's markers filled with fresh arrays."""
-
-    def value(out: _Out) -> array:
-        kind, w = out.where
-        v = values[w] if kind == "slot" else w
-        return _from_value(v if type(v) is _ndarray else _np.asarray(v))
-
-    return _replace(tmpl, value, _Out)
+    spec, leaves = tmpl
+    filled = []
+    for o in leaves:
+        if type(o) is _Out:
+            kind, w = o.where
+            v = values[w] if kind == "slot" else w
+            o = _from_value(v if type(v) is _ndarray else _np.asarray(v))
+        filled.append(o)
+    return pytree.unflatten(spec, filled)
 
 
 # -- compile ----------------------------------------------------------------------------------
@@ -215,21 +218,21 @@ class _Compiled:
             return self.fun(*args, **kwargs)
         arg_arrays: list = []
         key: list = []
-        _flatten((args, kwargs), arg_arrays, key)
+        _signature((args, kwargs), arg_arrays, key)
         for a in arg_arrays:
             if a._node is not None:  # being differentiated from outside: stay eager
                 STATS["eager"] += 1
                 return self.fun(*args, **kwargs)
         state_in: list = []
         n = len(key)
-        _flatten(self.inputs, state_in, key)
+        _signature(self.inputs, state_in, key)
         key.append("|")
         if self.outputs is self.inputs:  # the usual ``inputs=state, outputs=state``
             state_out = state_in
             key += key[n:-1]
         else:
             state_out = []
-            _flatten(self.outputs, state_out, key)
+            _signature(self.outputs, state_out, key)
         try:
             k = tuple(key)
             entry = self.cache.get(k)
@@ -256,6 +259,15 @@ class _Compiled:
         for a in arg_arrays:
             if id(a) not in arg_map:
                 arg_map[id(a)] = _from_value(self._input(tr, a._data))
+        copies: dict = {}
+        try:
+            t_args = _map_arrays(lambda a: arg_map[id(a)], args, copies)
+            t_kwargs = _map_arrays(lambda a: arg_map[id(a)], kwargs, copies)
+        except Exception as e:  # a dict subclass that cannot be copied
+            self.cache[k] = _EAGER
+            STATS["rejected"] += 1
+            self.last_reason = f"the arguments cannot be rebuilt: {type(e).__name__}: {e}"
+            return self.fun(*args, **kwargs)
         for h in _unique(state_in):
             old = h._node
             if old is not None and old.prim is not None:
@@ -267,8 +279,6 @@ class _Compiled:
                 h._node = Node(t, None, (), None, old.owner)
             if h._grad is not None:
                 h._grad = _from_value(self._input(tr, h._grad._data))
-        t_args = _replace(args, lambda a: arg_map[id(a)])
-        t_kwargs = _replace(kwargs, lambda a: arg_map[id(a)])
         rng_real = _random._G.rng
         tr.rng = _RecordingRNG(rng_real)
         _random._G.rng = tr.rng
@@ -314,11 +324,19 @@ class _Compiled:
                 graphs.append(x)
             return x
 
-        _replace(result, graph_check)
-        out_tmpl = _replace(result, lambda x: _Out(where(x._data)))
+        res_leaves, res_spec = pytree.flatten(result)
+        for x in res_leaves:
+            if type(x) is array:
+                graph_check(x)
+        # a replay rebuilds dict nodes as plain dicts: a module among the results (returned as
+        # the object itself, as eagerly) keeps the function eager
+        own = any(isinstance(s, type) and s is not dict and issubclass(s, dict) for s in res_spec)
+        if own:
+            tr.fail("a result holds a dict subclass (a module), which a replay cannot return")
+        out_tmpl = (res_spec, [_Out(where(x._data)) if type(x) is array else x for x in res_leaves])
         post: list = []
         post_key: list = []
-        _flatten(self.outputs, post, post_key)
+        _signature(self.outputs, post, post_key)
         structure_changed = post_key != list(k[k.index("|") + 1 :])
         plan = []
         for pos, h in enumerate(post):
@@ -335,9 +353,11 @@ class _Compiled:
         # Back to plain values everywhere the caller can see. A result with a graph keeps it, as
         # the eager call's would (the traced values inside it compute plainly from now on).
         if graphs:
-            result = _replace(result, lambda x: _from_value(_plain(x._data), x._node))
-        else:
+            result = _map_arrays(lambda x: _from_value(_plain(x._data), x._node), result)
+        elif not own:
             result = _fill(out_tmpl, tr.values)
+        elif copies:
+            result = _originals(result, copies)
         for h in _unique(post):
             _unwrap(h, tr)
         for h, g, _ in saved.values():
@@ -439,7 +459,7 @@ class _Compiled:
         expected = self.fun(*args, **kwargs)
         problem = None if _matches(prog.out_tmpl, values, expected) else "the result"
         post: list = []
-        _flatten(self.outputs, post, [])
+        _signature(self.outputs, post, [])
         if problem is None and len(post) != len(state_out):
             problem = "the number of state arrays"
         for pos, d_where, g_where in prog.state_outs if problem is None else ():
@@ -465,39 +485,29 @@ class _Compiled:
 
 
 def _matches(tmpl, values, expected) -> bool:
-    t = type(tmpl)
-    if t is _Out:
-        if type(expected) is not array:
-            return False
-        kind, w = tmpl.where
-        return _same(values[w] if kind == "slot" else w, expected._data)
-    if t is dict:
-        return (
-            type(expected) is dict
-            and expected.keys() == tmpl.keys()
-            and all(_matches(tmpl[q], values, expected[q]) for q in tmpl)
-        )
-    if t is list or t is tuple:
-        return (
-            type(expected) is t
-            and len(expected) == len(tmpl)
-            and all(_matches(a, values, b) for a, b in zip(tmpl, expected))
-        )
-    try:
-        return bool(tmpl == expected)
-    except Exception:
+    """Whether an eager call's result ``expected`` equals the replayed one (``tmpl``, ``values``)."""
+    spec, leaves = tmpl
+    got, got_spec = pytree.flatten(expected)
+    if got_spec != spec:
         return False
+    for o, e in zip(leaves, got):
+        if type(o) is _Out:
+            if type(e) is not array:
+                return False
+            kind, w = o.where
+            if not _same(values[w] if kind == "slot" else w, e._data):
+                return False
+            continue
+        try:
+            if not bool(o == e):
+                return False
+        except Exception:
+            return False
+    return True
 
 
 def _slots_in(tmpl) -> list:
-    t = type(tmpl)
-    if t is _Out:
-        return [tmpl.where[1]] if tmpl.where[0] == "slot" else []
-    if t is dict:
-        return [s for v in tmpl.values() for s in _slots_in(v)]
-    if t is list or t is tuple:
-        return [s for v in tmpl for s in _slots_in(v)]
-    return []
+    return [o.where[1] for o in tmpl[1] if type(o) is _Out and o.where[0] == "slot"]
 
 
 def _unique(handles: list) -> list:

@@ -276,7 +276,9 @@ def map_with_path(
     return rebuild(tree, items)
 
 
-def map_keeping_types(fn: Callable[[Any], Any], tree: Any) -> Any:
+def map_keeping_types(
+    fn: Callable[[Any], Any], tree: Any, copies: dict[int, Any] | None = None
+) -> Any:
     """:func:`map`, except that dict subclasses come back as their own type.
 
     A dict subclass (an ``nn.Module``) is shallow-copied and its entries replaced, so code that
@@ -286,6 +288,7 @@ def map_keeping_types(fn: Callable[[Any], Any], tree: Any) -> Any:
     Args:
         fn: called as ``fn(leaf)``.
         tree: the tree.
+        copies: if given, receives ``id(copy) -> original`` for every dict subclass copied.
 
     Returns:
         A tree shaped like ``tree`` whose containers have ``tree``'s types.
@@ -297,14 +300,16 @@ def map_keeping_types(fn: Callable[[Any], Any], tree: Any) -> Any:
     if not k:
         return fn(tree)
     if k == DICT:
-        new = {key: map_keeping_types(fn, v) for key, v in tree.items()}
+        new = {key: map_keeping_types(fn, v, copies) for key, v in tree.items()}
         if t is dict:
             return new
         twin = copy.copy(tree)
         for key, v in new.items():
             dict.__setitem__(twin, key, v)
+        if copies is not None:
+            copies[id(twin)] = tree
         return twin
-    return rebuild(tree, [map_keeping_types(fn, v) for v in tree])
+    return rebuild(tree, [map_keeping_types(fn, v, copies) for v in tree])
 
 
 # -- flat form ---------------------------------------------------------------------------------
