@@ -31,6 +31,7 @@ from .sources import (
     from_numpy,
     load,
 )
+from .split import Standardizer, split_indices
 from .sql import from_sql
 
 __all__ = [

@@ -21,7 +21,7 @@ from .callbacks import (
     LearningRateScheduler,
     ModelCheckpoint,
 )
-from .fit import History, evaluate, fit, predict
+from .fit import History, NonFiniteError, evaluate, fit, predict
 from .metrics import (
     accuracy,
     confusion_matrix,
@@ -42,6 +42,7 @@ __all__ = [
     "History",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "NonFiniteError",
     "accuracy",
     "confusion_matrix",
     "evaluate",

@@ -22,7 +22,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from chainrule.checkpoint import atomic_path, is_torch_style, named_arrays, save_checkpoint
+from chainrule.checkpoint import is_torch_style, named_arrays, save_checkpoint
+from chainrule.core.io import atomic_path, clean_stale_temporaries
 
 __all__ = [
     "Callback",
@@ -211,8 +212,11 @@ class EarlyStopping(Callback):
         mode: ``"min"``, ``"max"``, or ``"auto"`` (``"max"`` for accuracy, precision, recall,
             F1 and R^2, ``"min"`` otherwise).
         restore_best: At the end of training, put back the weights of the best epoch (if the
-            last epoch was not the best).
-        verbose: Print a line when training is stopped.
+            last epoch was not the best), and record that epoch in the history's
+            ``params["kept_epoch"]`` (``History.plot`` marks it).
+        verbose: Print a line when training stops early (``early stopping at epoch 20: no
+            val_loss improvement for 5 epochs; keeping epoch 15's weights (val_loss
+            0.1234)``), or when training ends with an earlier epoch's weights put back.
 
     Attributes:
         best: The best value seen.
@@ -265,17 +269,32 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.stop_training = True
             if self.verbose:
+                epochs = "epoch" if self.wait == 1 else "epochs"
                 print(
-                    f"Epoch {epoch + 1}: early stopping ({self.monitor} has not improved on "
-                    f"{self.best:.4f} since epoch {(self.best_epoch or 0) + 1})"
+                    f"early stopping at epoch {epoch + 1}: no {self.monitor} improvement for "
+                    f"{self.wait} {epochs}; {self._kept()}",
+                    flush=True,
                 )
 
+    def _kept(self) -> str:
+        """Which weights training ends with, for the messages."""
+        if self.best_epoch is None:
+            return f"no epoch had a finite {self.monitor}; keeping the last weights"
+        figure = f"({self.monitor} {self.best:.4f})"
+        if self.restore_best:
+            return f"keeping epoch {self.best_epoch + 1}'s weights {figure}"
+        return f"the best was epoch {self.best_epoch + 1} {figure}; keeping the last weights"
+
     def on_train_end(self, logs: dict[str, Any]) -> None:
-        if self.restore_best and self._best_weights and self.best_epoch != self._last_epoch:
+        if not (self.restore_best and self._best_weights):
+            return
+        if self.history is not None and hasattr(self.history, "params"):
+            self.history.params["kept_epoch"] = self.best_epoch
+        if self.best_epoch != self._last_epoch:
             for name, handle in named_arrays(self.model):
                 handle._set_value(self._best_weights[name])
-            if self.verbose:
-                print(f"Restored the weights of epoch {self.best_epoch + 1}")
+            if self.verbose and self.stopped_epoch is None:
+                print(f"end of training: {self._kept()}", flush=True)
 
 
 class ModelCheckpoint(Callback):
@@ -324,6 +343,11 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self, logs: dict[str, Any]) -> None:
         self._tracker = _Monitor(self.monitor, self.mode, 0.0, "ModelCheckpoint")
         self.best = self._tracker.best
+        # A save killed half-way leaves a hidden temporary next to the checkpoints; a dead
+        # process's temporaries are removed here (finished checkpoints are never touched).
+        directory = os.path.dirname(self.path)
+        if "{" not in directory:
+            clean_stale_temporaries(directory or ".")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if self.save_best_only:

@@ -5,6 +5,10 @@ either style, and the ``History`` it returns.
 ``nn.value_and_grad`` and ``optimizer.update(model, grads)``, and a PyTorch-style one (built
 on ``model.parameters()``) with ``zero_grad()``, ``loss.backward()`` and ``step()``. Data may
 be a ``Dataset``, a ``DataLoader`` or a tuple ``(X, y)`` of arrays (chainrule or NumPy).
+
+A NaN or infinite loss (checked every step: it is already a number) or parameter (checked once
+per epoch, and when the loss goes bad, to name the first one) stops ``fit`` with a
+:class:`NonFiniteError` naming the epoch and step, unless ``on_nonfinite`` says otherwise.
 """
 
 from __future__ import annotations
@@ -13,19 +17,21 @@ import io
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 import chainrule.core as mx
-from chainrule.checkpoint import atomic_write, is_torch_style
+from chainrule.checkpoint import is_torch_style, named_arrays
+from chainrule.core.io import atomic_write
 
 from .callbacks import Callback, CallbackList, get_lr
 from .metrics import _resolve_metrics
 from .progress import EpochProgress, resolve_mode
 
-__all__ = ["fit", "evaluate", "predict", "History"]
+__all__ = ["fit", "evaluate", "predict", "History", "NonFiniteError"]
 
 MetricSpec = str | Callable[..., float]
 
@@ -158,11 +164,14 @@ class History:
         path: str | os.PathLike,
         keys: Sequence[str] | None = None,
         title: str | None = None,
+        mark_epoch: int | None = None,
     ) -> str:
         """Draw the loss and metric curves to an image file (PNG by default).
 
         One panel per figure: the training curve and, where logged, its ``val_`` curve;
-        ``lr`` gets its own panel (log scale) when it changes. Uses matplotlib's Agg canvas
+        ``lr`` gets its own panel (log scale) when it changes. The epoch whose weights were
+        kept (``EarlyStopping(restore_best=True)`` records it as ``params["kept_epoch"]``) is
+        marked with a dotted vertical line in every panel. Uses matplotlib's Agg canvas
         directly, so no window is ever opened and pyplot's global state is untouched. In a
         data-parallel ``fit`` (several processes), only rank 0 draws and writes the file.
 
@@ -171,6 +180,7 @@ class History:
             keys: The figures to draw (without ``val_``); default: ``loss``, then every
                 metric, then ``lr``.
             title: A title for the whole figure.
+            mark_epoch: The 0-based epoch to mark (default: ``params["kept_epoch"]``, if any).
 
         Returns:
             ``path`` as a string.
@@ -206,6 +216,10 @@ class History:
         if not keys:
             raise ValueError("History.plot: nothing to plot")
 
+        if mark_epoch is None:
+            mark_epoch = self.params.get("kept_epoch")
+        if mark_epoch is not None and int(mark_epoch) not in self.epoch:
+            mark_epoch = None  # not an epoch of this history (e.g. a resumed run's earlier part)
         fig = Figure(figsize=(4.5 * len(keys), 3.6), layout="constrained")
         FigureCanvasAgg(fig)
         x = [e + 1 for e in self.epoch]
@@ -214,6 +228,13 @@ class History:
             for name, style in ((k, "-"), (f"val_{k}", "--")):
                 if name in self.history and name != "val_lr":
                     ax.plot(x, self.history[name], style, marker="o", markersize=3, label=name)
+            if mark_epoch is not None:
+                ax.axvline(
+                    int(mark_epoch) + 1,
+                    color="grey",
+                    linestyle=":",
+                    label=f"kept: epoch {int(mark_epoch) + 1}",
+                )
             if k == "lr":
                 ax.set_yscale("log")
             ax.set_xlabel("epoch")
@@ -393,6 +414,97 @@ def _check_int(value: Any, name: str, low: int, who: str) -> int:
 # ------------------------------------------------------------------------------- the loop
 
 
+class NonFiniteError(ArithmeticError):
+    """Training produced a NaN or infinite loss or parameter (``fit(on_nonfinite="raise")``).
+
+    Attributes:
+        epoch: The epoch it happened in, 1-based as in the progress lines.
+        step: The step (batch) of that epoch, 1-based.
+        parameter: The dotted name of the first non-finite parameter, or ``None`` if every
+            parameter was still finite.
+        loss: The step's loss (NaN or infinite), or ``None`` if the loss was finite.
+    """
+
+    def __init__(
+        self, message: str, epoch: int, step: int, parameter: str | None, loss: float | None
+    ) -> None:
+        super().__init__(message)
+        self.epoch, self.step, self.parameter, self.loss = epoch, step, parameter, loss
+
+
+NonFinitePolicy = Literal["raise", "warn", "ignore"]
+
+
+class _NonFiniteGuard:
+    """The checks of ``fit(on_nonfinite=...)``: the loss each step, the parameters per epoch."""
+
+    def __init__(self, policy: str, model: Any, epochs: int, steps: int | None) -> None:
+        if policy not in ("raise", "warn", "ignore"):
+            raise ValueError(
+                f"fit: on_nonfinite must be 'raise', 'warn' or 'ignore', got {policy!r}"
+            )
+        self.policy, self.model, self.epochs, self.steps = policy, model, epochs, steps
+        self.active = policy != "ignore"  # a warning is given once, then checks stop
+
+    def _first_bad_parameter(self) -> str | None:
+        try:
+            arrays = named_arrays(self.model)
+        except TypeError:  # a model that lists no named arrays: nothing to name
+            return None
+        for name, handle in arrays:
+            data = getattr(handle, "_data", handle)
+            if np.issubdtype(np.asarray(data).dtype, np.inexact) and not np.isfinite(data).all():
+                return name
+        return None
+
+    def _where(self, epoch: int, step: int) -> str:
+        of_steps = f"/{self.steps}" if self.steps else ""
+        return f"epoch {epoch + 1}/{self.epochs}, step {step + 1}{of_steps}"
+
+    def _report(self, message: str, epoch: int, step: int, name: str | None, loss: Any) -> None:
+        message += (
+            " (lower the learning rate, check the data for extreme values, or pass "
+            "on_nonfinite='warn' or 'ignore' to go on)"
+        )
+        if self.policy == "raise":
+            raise NonFiniteError(message, epoch + 1, step + 1, name, loss)
+        self.active = False
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def check_loss(self, value: float, epoch: int, step: int) -> None:
+        """After a step: stop (or warn) if its loss is NaN or infinite."""
+        if not self.active or math.isfinite(value):
+            return
+        name = self._first_bad_parameter()
+        found = (
+            f"the first non-finite parameter is {name!r}"
+            if name is not None
+            else "the parameters are still finite"
+        )
+        self._report(
+            f"fit: the loss is {value} at {self._where(epoch, step)}; {found}",
+            epoch,
+            step,
+            name,
+            value,
+        )
+
+    def check_parameters(self, epoch: int, last_step: int) -> None:
+        """After an epoch's steps: stop (or warn) if a parameter is NaN or infinite."""
+        if not self.active:
+            return
+        name = self._first_bad_parameter()
+        if name is not None:
+            self._report(
+                f"fit: parameter {name!r} is non-finite after {self._where(epoch, last_step)} "
+                "(the losses were finite)",
+                epoch,
+                last_step,
+                name,
+                None,
+            )
+
+
 def _step_fn(
     model: Any, optimizer: Any, loss_fn: Callable[..., Any], compiled: bool = False
 ) -> Callable[..., Any]:
@@ -452,6 +564,7 @@ def fit(
     initial_epoch: int = 0,
     distributed: Any = None,
     compile: bool = False,
+    on_nonfinite: NonFinitePolicy = "raise",
 ) -> History:
     """Train ``model`` and return the per-epoch figures.
 
@@ -507,6 +620,10 @@ def fit(
         compile: Run the training step through ``mx.compile``: traced once per batch shape,
             then replayed as flat NumPy code (faster on small models; results equal the
             eager ones, see ``docs/performance.md``). Ignored when training data-parallel.
+        on_nonfinite: What a NaN or infinite loss (checked every step) or parameter (checked
+            every epoch) does: ``"raise"`` a :class:`NonFiniteError` naming the epoch, the step
+            and the first non-finite parameter; ``"warn"`` once (a ``RuntimeWarning``) and go
+            on; ``"ignore"`` it.
 
     Returns:
         A :class:`History`.
@@ -514,6 +631,8 @@ def fit(
     Raises:
         ValueError: For bad settings, empty data, mismatched lengths, or metrics that do not
             suit the outputs.
+        NonFiniteError: With ``on_nonfinite="raise"``, when the loss or a parameter becomes
+            NaN or infinite (training stops there; the model keeps its non-finite values).
     """
     who = "fit"
     epochs = _check_int(epochs, "epochs", 0, who)
@@ -539,6 +658,7 @@ def fit(
     except TypeError:
         steps = None
     history = History(params={"epochs": epochs, "batch_size": batch_size, "steps": steps})
+    guard = _NonFiniteGuard(on_nonfinite, model, epochs, steps)
     cbs = CallbackList(callbacks)
     if dp is not None:
         history._writes = dp.rank == 0
@@ -582,6 +702,7 @@ def fit(
                         value, n = float(loss.item()), size
                     else:
                         value, out, n = step(x, y)
+                    guard.check_loss(value, epoch, b)
                     total += value * n
                     count += n
                     if metric_fns and out is not None:
@@ -592,6 +713,7 @@ def fit(
                     cbs.call("on_batch_end", b, {"loss": value, "size": n})
                 if count == 0:
                     raise ValueError("fit: train_data produced no batches")
+                guard.check_parameters(epoch, b)
                 logs = {"loss": total / count}
                 if dp is not None and metric_fns:
                     targets, outputs = dp.gather(targets), dp.gather(outputs)

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-__all__ = ["EpochProgress", "resolve_mode", "format_logs"]
+__all__ = ["EpochProgress", "resolve_mode", "format_logs", "format_duration"]
 
 _MODES = (True, False, None, "bar", "epoch")
 # Seconds between two redraws of a bar: at most a few a second, so fast loops stay fast and
@@ -95,6 +95,27 @@ def format_logs(logs: dict[str, Any]) -> str:
     return " - ".join(parts)
 
 
+def format_duration(seconds: float) -> str:
+    """An epoch's duration, readable at every scale: ``18ms``, ``2.4s``, ``3m07s``.
+
+    (A fixed ``{:.1f}s`` showed ``0.0s`` for every epoch of a small table: those take a few
+    milliseconds.)
+
+    Args:
+        seconds: The duration.
+
+    Returns:
+        Milliseconds below one second, seconds with one decimal below a minute, else minutes
+        and seconds.
+    """
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
 class EpochProgress:
     """The display for one epoch.
 
@@ -157,5 +178,6 @@ class EpochProgress:
             return
         seconds = time.perf_counter() - self.start
         figures = format_logs(logs)
-        line = f"{self.label} - {figures} - {seconds:.1f}s" if figures else self.label
+        duration = format_duration(seconds)
+        line = f"{self.label} - {figures} - {duration}" if figures else self.label
         print(line, file=self.stream, flush=True)

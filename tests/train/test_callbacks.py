@@ -212,6 +212,74 @@ def test_model_checkpoint_keeps_the_best_epoch(data, tmp_path):
     assert not [p for p in os.listdir(tmp_path) if ".tmp" in p]
 
 
+def test_early_stopping_says_when_it_stops_and_which_weights_it_keeps(data, capsys):
+    (X, y), _ = data
+    val = (X, (y + 1) % 3)  # val_loss rises: epoch 1 stays the best
+    stop = EarlyStopping(monitor="val_loss", patience=2, verbose=True)
+    model = make_model()
+    h = fit(
+        model,
+        optim.Adam(learning_rate=0.05),
+        nn.CrossEntropyLoss(),
+        (X, y),
+        val,
+        epochs=20,
+        callbacks=[stop],
+        progress=False,
+    )
+    assert capsys.readouterr().out == (
+        "early stopping at epoch 3: no val_loss improvement for 2 epochs; keeping epoch 1's "
+        f"weights (val_loss {h['val_loss'][0]:.4f})\n"
+    )
+    assert h.params["kept_epoch"] == 0  # History.plot marks it
+
+
+def test_early_stopping_without_a_stop_still_says_it_puts_weights_back(data, capsys):
+    (X, y), _ = data
+    stop = EarlyStopping(monitor="val_loss", patience=5, verbose=True)
+    h = fit(
+        make_model(),
+        optim.Adam(learning_rate=0.05),
+        nn.CrossEntropyLoss(),
+        (X, y),
+        (X, (y + 1) % 3),
+        epochs=3,
+        callbacks=[stop],
+        progress=False,
+    )
+    assert stop.stopped_epoch is None
+    assert capsys.readouterr().out == (
+        f"end of training: keeping epoch 1's weights (val_loss {h['val_loss'][0]:.4f})\n"
+    )
+
+
+def test_model_checkpoint_removes_what_a_killed_save_left(data, tmp_path):
+    import subprocess
+    import sys
+
+    dead = int(
+        subprocess.run(
+            [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+        ).stdout
+    )
+    stale = tmp_path / f".best.ckpt.{dead}-0123abcd.tmp.ckpt"
+    live = tmp_path / f".best.ckpt.{os.getpid()}-89abcdef.tmp.ckpt"  # a save in progress
+    for path in (stale, live):
+        path.write_bytes(b"half a checkpoint")
+    (tmp_path / "old.ckpt").write_bytes(b"a finished checkpoint")
+    model = make_model()
+    fit(
+        model,
+        optim.Adam(learning_rate=0.05),
+        nn.CrossEntropyLoss(),
+        *data,
+        epochs=1,
+        callbacks=[ModelCheckpoint(tmp_path / "best.ckpt")],
+        progress=False,
+    )
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, "old.ckpt", "best.ckpt"])
+
+
 def test_learning_rate_scheduler_with_a_pytorch_scheduler(data):
     train, val = data
     model = make_model()

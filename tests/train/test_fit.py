@@ -7,7 +7,7 @@ from train_helpers import blobs, make_model, weights
 import chainrule.core as mx
 import chainrule.nn as nn
 from chainrule.data import DataLoader, TensorDataset
-from chainrule.train import Callback, evaluate, fit, predict
+from chainrule.train import Callback, NonFiniteError, evaluate, fit, predict
 
 optim = pytest.importorskip("chainrule.optimizers")
 
@@ -336,3 +336,109 @@ def test_compiled_fit_equals_eager_fit(style, data):
         np.testing.assert_allclose(h2[key], h1[key], rtol=1e-5)
     for k in w1:
         np.testing.assert_allclose(w2[k], w1[k], rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------------ NaN and infinity stop fit
+
+
+def _diverging(style, model):
+    if style == "mlx":
+        return optim.SGD(learning_rate=1e30), nn.losses.cross_entropy
+    return optim.SGD(model.parameters(), lr=1e30), nn.CrossEntropyLoss()
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("style", ["mlx", "torch"])
+def test_a_diverging_loss_stops_fit_naming_epoch_step_and_parameter(style, compiled, data):
+    train, val = data
+    model = make_model()
+    opt, loss_fn = _diverging(style, model)
+    with np.errstate(all="ignore"), pytest.raises(NonFiniteError) as info:
+        fit(
+            model,
+            opt,
+            loss_fn,
+            train,
+            val,
+            epochs=3,
+            batch_size=60,
+            progress=False,
+            compile=compiled,
+        )
+    e = info.value
+    assert isinstance(e, ArithmeticError)
+    assert e.epoch == 1 and 2 <= e.step <= 3 and not np.isfinite(e.loss)
+    assert e.parameter in weights(model) and not np.isfinite(weights(model)[e.parameter]).all()
+    text = str(e)
+    assert text.startswith(f"fit: the loss is {e.loss} at epoch 1/3, step {e.step}/3; ")
+    assert f"the first non-finite parameter is {e.parameter!r}" in text
+    assert "on_nonfinite" in text and "\n" not in text
+
+
+def test_warn_and_ignore_let_a_diverging_fit_go_on(data):
+    train, _ = data
+    model = make_model()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="the loss is nan") as seen:
+        h = fit(
+            model,
+            optim.SGD(learning_rate=1e30),
+            nn.CrossEntropyLoss(),
+            train,
+            epochs=3,
+            progress=False,
+            on_nonfinite="warn",
+        )
+    assert len([w for w in seen if "fit:" in str(w.message)]) == 1  # once, not every step
+    assert len(h.epoch) == 3 and np.isnan(h["loss"][-1])
+    import warnings
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = fit(
+            make_model(),
+            optim.SGD(learning_rate=1e30),
+            nn.CrossEntropyLoss(),
+            train,
+            epochs=2,
+            progress=False,
+            on_nonfinite="ignore",
+        )
+    assert len(h.epoch) == 2
+    with pytest.raises(ValueError, match="on_nonfinite must be 'raise', 'warn' or 'ignore'"):
+        fit(
+            make_model(),
+            optim.SGD(learning_rate=0.1),
+            nn.CrossEntropyLoss(),
+            train,
+            epochs=1,
+            progress=False,
+            on_nonfinite="stop",
+        )
+
+
+class _Poison(Callback):
+    """Makes one parameter NaN after the last batch of epoch 1 (the losses stay finite)."""
+
+    def on_batch_end(self, batch, logs):
+        if batch == self.params["steps"] - 1:
+            w = self.model.fc2.bias
+            w._set_value(np.full(w.shape, np.nan, dtype=np.float32))
+
+
+def test_a_parameter_gone_bad_is_caught_at_the_end_of_the_epoch(data):
+    train, _ = data
+    model = make_model()
+    with pytest.raises(NonFiniteError) as info:
+        fit(
+            model,
+            optim.SGD(learning_rate=0.1),
+            nn.CrossEntropyLoss(),
+            train,
+            epochs=3,
+            batch_size=60,
+            callbacks=[_Poison()],
+            progress=False,
+        )
+    e = info.value
+    assert (e.epoch, e.step, e.parameter, e.loss) == (1, 3, "fc2.bias", None)
+    assert str(e).startswith("fit: parameter 'fc2.bias' is non-finite after epoch 1/3, step 3/3")

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from chainrule.train import History
-from chainrule.train.progress import EpochProgress, format_logs, resolve_mode
+from chainrule.train.progress import EpochProgress, format_duration, format_logs, resolve_mode
 
 
 def _history():
@@ -101,13 +101,53 @@ def test_progress_bar_and_epoch_lines():
     line = EpochProgress("epoch", 1, 3, total=2, stream=s)
     line.update(0.5)
     line.close({"loss": 0.5, "lr": 0.001})
-    assert re.fullmatch(r"Epoch 2/3 - loss 0\.5000 - lr 0\.001 - \d+\.\ds\n", s.getvalue())
+    assert re.fullmatch(r"Epoch 2/3 - loss 0\.5000 - lr 0\.001 - \d+(ms|\.\ds)\n", s.getvalue())
     s = _Stream(False)
     quiet = EpochProgress(None, 0, 1, total=1, stream=s)
     quiet.update(1.0)
     quiet.close({"loss": 1.0})
     assert s.getvalue() == ""
     assert format_logs({"loss": 1.0, "name": "x"}) == "loss 1.0000"
+
+
+def test_a_fast_epoch_does_not_show_zero_seconds(monkeypatch):
+    """A small table's epoch takes milliseconds: it used to print "0.0s" every epoch."""
+    from chainrule.train import progress
+
+    clock = iter([100.0, 100.018])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    s = _Stream(False)
+    line = EpochProgress("epoch", 0, 1, total=1, stream=s)
+    line.close({"loss": 0.5})
+    assert s.getvalue() == "Epoch 1/1 - loss 0.5000 - 18ms\n"
+    assert [format_duration(t) for t in (0.0004, 0.25, 1.0, 59.94, 61.4, 3725)] == [
+        "0ms",
+        "250ms",
+        "1.0s",
+        "59.9s",
+        "1m01s",
+        "62m05s",
+    ]
+
+
+def test_plot_marks_the_kept_epoch(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    h = _history()
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text in the SVG
+        h.plot(tmp_path / "plain.svg")
+        h.params["kept_epoch"] = 1
+        h.plot(tmp_path / "marked.svg")
+        h.plot(tmp_path / "other.svg", mark_epoch=2)
+    assert "kept: epoch" not in (tmp_path / "plain.svg").read_text()
+    assert "kept: epoch 2" in (tmp_path / "marked.svg").read_text()
+    assert "kept: epoch 3" in (tmp_path / "other.svg").read_text()
+    again = History.load(_saved(h, tmp_path))
+    assert again.params["kept_epoch"] == 1  # kept in history.json, so a re-plot marks it too
+
+
+def _saved(h, tmp_path):
+    h.save(tmp_path / "h.json")
+    return tmp_path / "h.json"
 
 
 def test_missing_tqdm_names_the_extra(monkeypatch):

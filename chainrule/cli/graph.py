@@ -5,6 +5,9 @@ The script runs as ``python SCRIPT.py`` would (``__name__ == "__main__"``, its f
 ``chainrule.viz.graph``: the global ``model`` (or ``--model NAME``) names the parameters, and
 the script's other global arrays that are not computed (``x``, ``targets``...) are shown by
 their variable names as inputs.
+
+This module is the command's side; the drawing itself is ``chainrule.viz`` (which knows nothing
+of the command).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_script", "main"]
+from .args import HelpFormatter
+from .errors import CommandError
+
+__all__ = ["add_parser", "run", "run_script"]
 
 
 def run_script(path: str, argv: list[str] | None = None) -> dict[str, Any]:
@@ -27,8 +33,6 @@ def run_script(path: str, argv: list[str] | None = None) -> dict[str, Any]:
         CommandError: no such file, a syntax error, a non-zero exit, or an exception in the
             script (whose traceback is printed to stderr first).
     """
-    from chainrule.cli import CommandError
-
     script = Path(path)
     if not script.is_file():
         raise CommandError(f"{path}: no such file; give the path of a Python script")
@@ -61,11 +65,9 @@ def run_script(path: str, argv: list[str] | None = None) -> dict[str, Any]:
     return namespace
 
 
-def _graph_of(namespace: dict[str, Any], args: argparse.Namespace, script: str):
-    from chainrule.cli import CommandError
+def _graph_of(namespace: dict[str, Any], args: argparse.Namespace, script: str) -> Any:
     from chainrule.core import array
-
-    from .capture import graph
+    from chainrule.viz import graph
 
     if args.var not in namespace:
         found = sorted(k for k, v in namespace.items() if type(v) is array and v._node)
@@ -111,15 +113,20 @@ def _graph_of(namespace: dict[str, Any], args: argparse.Namespace, script: str):
         raise CommandError(f"{e} (or pass --no-gradients)") from None
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run ``chainrule graph`` with parsed arguments; print the tree, write the picture."""
+def run(args: argparse.Namespace) -> int:
+    """Run ``chainrule graph`` with parsed arguments; print the tree, write the picture.
+
+    Args:
+        args: the parsed arguments.
+
+    Returns:
+        0 (problems raise CommandError).
+    """
+    out = Path(args.output) if args.output else Path(Path(args.script).stem + "_graph.svg")
+    if not out.parent.exists():  # checked before the script runs (it may take a while)
+        raise CommandError(f"--output {out}: the folder {out.parent} does not exist")
     namespace = run_script(args.script)
     g = _graph_of(namespace, args, args.script)
-    out = Path(args.output) if args.output else Path(Path(args.script).stem + "_graph.svg")
-    from chainrule.cli import CommandError
-
-    if not out.parent.exists():
-        raise CommandError(f"--output {out}: the folder {out.parent} does not exist")
     if not args.quiet:
         print(g.summary())
     try:
@@ -130,8 +137,24 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``chainrule graph`` (kept here so ``chainrule/cli.py`` stays short)."""
+def add_parser(commands: Any) -> None:
+    """Add ``graph`` and its options to the sub-command parsers.
+
+    Args:
+        commands: the object ``add_subparsers`` returned.
+    """
+    parser = commands.add_parser(
+        "graph",
+        help="draw the computational graph of the loss a script computes",
+        description=(
+            "Run a Python script, then draw the graph behind its `loss` variable: one node per "
+            "operation, parameters by name, the gradient norm at each node. Prints a text tree "
+            "and writes an SVG (no Graphviz needed), or PNG/PDF through Graphviz's dot. "
+            "See docs/autodiff.md."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    parser.set_defaults(run=run)
     parser.add_argument("script", metavar="SCRIPT.py", help="a script that computes a loss")
     parser.add_argument(
         "-o",

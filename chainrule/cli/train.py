@@ -1,0 +1,411 @@
+"""`chainrule train`: train a multi-layer perceptron on a table and write a run directory."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .args import (
+    HelpFormatter,
+    add_data_argument,
+    columns,
+    fraction,
+    hidden_sizes,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from .config import CONFIG_FORMAT
+from .errors import CommandError
+from .model import (
+    ACTIVATIONS,
+    DEFAULT_LR,
+    OPTIMIZERS,
+    build_model,
+    check_model_size,
+    epoch_metrics,
+    loss_fn,
+    make_optimizer,
+    report_metrics,
+)
+from .rundir import check_out, clean_stale, default_out, staging_dir, write_json, writing
+from .tables import check_class_count, load_training_data, make_dataset
+
+__all__ = ["add_parser", "run", "version"]
+
+
+def version() -> str:
+    """The installed chainrule's version."""
+    try:
+        from chainrule import __version__
+
+        return __version__
+    except ImportError:  # pragma: no cover
+        return "unknown"
+
+
+def add_parser(commands: Any) -> None:
+    """Add `train` and its options to the sub-command parsers.
+
+    Args:
+        commands: the object `add_subparsers` returned.
+    """
+    train = commands.add_parser(
+        "train",
+        help="train a model and write a run directory",
+        description=(
+            "Load the data, split it into train/validation/test sets (stratified by class "
+            "for classification), standardise the features with the training set's mean "
+            "and standard deviation, train a multi-layer perceptron with early stopping on "
+            "the validation loss (keeping the best epoch's weights), print the test metrics "
+            "and write the run directory: model.safetensors, config.json, history.json, "
+            "history.png, metrics.json. The directory appears only when everything has been "
+            "written."
+        ),
+        formatter_class=HelpFormatter,
+    )
+    add_data_argument(train)
+    train.add_argument(
+        "--target",
+        metavar="COL",
+        help="the column to predict (files and databases; default: the last column)",
+    )
+    train.add_argument(
+        "--features",
+        type=columns,
+        metavar="A,B,...",
+        help="the input columns (default: every column except the target)",
+    )
+    train.add_argument(
+        "--task",
+        choices=("auto", "classification", "regression"),
+        default="auto",
+        help="auto: text labels, and whole numbers with at most 20 distinct values, are "
+        "classes; other numbers are a regression target",
+    )
+    train.add_argument(
+        "--max-classes",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="the most classes a classification target may have (default: 100, and at most "
+        "half the rows: more usually means a continuous column or an identifier)",
+    )
+    train.add_argument(
+        "--hidden",
+        type=hidden_sizes,
+        default=[128, 64],
+        metavar="N,N,...",
+        help="hidden layer sizes, comma-separated ('none' for a linear model)",
+    )
+    train.add_argument("--activation", choices=ACTIVATIONS, default="relu", help="activation")
+    train.add_argument(
+        "--dropout", type=fraction, default=0.1, metavar="P", help="dropout after each hidden layer"
+    )
+    train.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer")
+    train.add_argument(
+        "--lr",
+        type=positive_float,
+        default=None,
+        metavar="LR",
+        help="learning rate (default: 1e-3, or 1e-2 for sgd, which uses momentum 0.9)",
+    )
+    train.add_argument(
+        "--batch-size", type=positive_int, default=32, metavar="N", help="batch size"
+    )
+    train.add_argument(
+        "--epochs", type=positive_int, default=100, metavar="N", help="maximum number of epochs"
+    )
+    train.add_argument(
+        "--val-split",
+        type=fraction,
+        default=0.1,
+        metavar="F",
+        help="fraction of rows for validation",
+    )
+    train.add_argument(
+        "--test-split",
+        type=fraction,
+        default=0.2,
+        metavar="F",
+        help="fraction of rows for the test set",
+    )
+    train.add_argument(
+        "--patience",
+        type=non_negative_int,
+        default=10,
+        metavar="N",
+        help="stop after this many epochs without a lower validation loss (0: never stop early)",
+    )
+    train.add_argument(
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="random seed (splits, weights, order)",
+    )
+    train.add_argument(
+        "--out",
+        metavar="DIR",
+        default=None,
+        help="run directory to create (default: runs/NAME, or runs/NAME-2, ... if taken)",
+    )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists (after success)"
+    )
+    train.add_argument(
+        "--no-progress", action="store_true", help="print no progress (no bar, no epoch lines)"
+    )
+    train.add_argument(
+        "--compile",
+        action="store_true",
+        help="trace the training step once per batch shape and replay it (mx.compile)",
+    )
+    train.set_defaults(run=run)
+
+
+def split_rows(
+    n: int, val_split: float, test_split: float, seed: int, labels: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`chainrule.data.split_indices`, with its complaints in terms of the command's options.
+
+    Raises:
+        CommandError: if the fractions do not fit the data.
+    """
+    from chainrule.data import split_indices
+
+    if val_split + test_split >= 1:
+        raise CommandError(
+            f"--val-split {val_split} and --test-split {test_split} must leave rows for "
+            "training (sum below 1)"
+        )
+    try:
+        return split_indices(n, val_split, test_split, seed, labels)
+    except ValueError as e:
+        message = str(e).replace("val_split", "--val-split").replace("test_split", "--test-split")
+        raise CommandError(message) from None
+
+
+def _check_packages() -> None:
+    # Fail before spending time on training: the run's files need these optional packages.
+    for module, extra, purpose in (
+        ("safetensors", "weights", "model.safetensors"),
+        ("matplotlib", "train", "history.png"),
+    ):
+        if importlib.util.find_spec(module) is None:
+            raise CommandError(
+                f"writing {purpose} needs {module}, which is not installed: "
+                f"pip install 'chainrule[{extra}]'"
+            )
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf (JSON cannot hold them) become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _hide_password(url: str) -> str:
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """`loss 0.1234  accuracy 0.9500 ...` for a metrics dict."""
+    return "  ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `chainrule train` with parsed arguments.
+
+    Args:
+        args: the parsed arguments.
+
+    Returns:
+        0 (problems raise CommandError or a data error).
+    """
+    import chainrule.core as mx
+    import chainrule.distributed as dist
+    from chainrule.data import Standardizer
+    from chainrule.train import EarlyStopping, NonFiniteError, evaluate, fit
+
+    # Under `mpiexec -n N` every rank trains (fit is data-parallel); only rank 0 reports and
+    # writes the run directory.
+    world = dist.init()
+    lead = world.rank() == 0
+
+    _check_packages()
+    out = Path(args.out) if args.out else default_out(args.data)
+    if world.size() > 1:
+        out = Path(dist.broadcast(str(out)))
+    if lead:
+        # What a killed run left next to --out: an interrupted --overwrite is put back, dead
+        # processes' hidden directories and temporaries are removed.
+        for note in clean_stale(out.parent if str(out.parent) else Path(".")):
+            print(f"chainrule: {note}", file=sys.stderr)
+    check_out(out, args.overwrite)
+    ds = load_training_data(args)
+    if ds.X.ndim != 2:
+        raise CommandError(f"{args.data}: expected a table of features, got shape {ds.X.shape}")
+    if ds.task == "classification" and len(ds.classes) < 2:
+        raise CommandError(
+            f"{args.data}: the target {ds.target!r} has a single class ({ds.classes[0]!r}); "
+            "there is nothing to learn"
+        )
+    check_class_count(ds, args.data, args.max_classes)
+    labels = ds.y if ds.task == "classification" else None
+    train_idx, val_idx, test_idx = split_rows(
+        len(ds), args.val_split, args.test_split, args.seed, labels
+    )
+    output_dim = len(ds.classes) if ds.task == "classification" else 1
+    check_model_size(ds.X.shape[1], args.hidden, output_dim, f"--hidden {_hidden_text(args)}")
+    scaler = Standardizer.fit(ds.X[train_idx])
+    X = scaler.transform(ds.X)
+    y = ds.y
+    splits = {
+        name: make_dataset(X[idx], y[idx])
+        for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))
+        if len(idx)
+    }
+    model_config = {
+        "input_dim": X.shape[1],
+        "output_dim": output_dim,
+        "hidden": args.hidden,
+        "activation": args.activation,
+        "dropout": args.dropout,
+    }
+    lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
+    mx.random.seed(args.seed)
+    model = build_model(model_config)
+    optimizer = make_optimizer(args.optimizer, lr)
+    loss = loss_fn(ds.task)
+    monitor = "val_loss" if "val" in splits else "loss"
+    stopper = EarlyStopping(monitor=monitor, patience=args.patience, verbose=lead)
+    callbacks = [stopper] if args.patience > 0 else []
+    if lead:
+        print(
+            f"data: {ds.source}  rows {len(ds)} (train {len(train_idx)}, "
+            f"val {len(val_idx)}, test {len(test_idx)})  features {X.shape[1]}  "
+            + (
+                f"classes {len(ds.classes)}"
+                if ds.task == "classification"
+                else f"regression target {ds.target!r}"
+            ),
+            flush=True,
+        )
+    # The staging directory is made before training, so an --out that cannot be written is
+    # reported now, not after the training time is spent.
+    staging = staging_dir(out, args.overwrite) if lead else contextlib.nullcontext(None)
+    with staging as tmp:
+        # Overflow warnings from NumPy would print before the one-line report of a
+        # divergence; fit checks the loss and parameters itself.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                history = fit(
+                    model,
+                    optimizer,
+                    loss,
+                    splits["train"],
+                    splits.get("val"),
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    metrics=epoch_metrics(ds.task),
+                    callbacks=callbacks,
+                    progress=False if args.no_progress else True,
+                    seed=args.seed,
+                    compile=args.compile,
+                )
+            except NonFiniteError as e:
+                raise CommandError(
+                    str(e)
+                    .replace("fit: ", "training diverged: ", 1)
+                    .replace("pass on_nonfinite='warn' or 'ignore' to go on", "try a lower --lr")
+                ) from None
+            metrics: dict[str, Any] = {}
+            for name in ("train", "val", "test"):
+                if name in splits:
+                    result = evaluate(
+                        model, splits[name], loss, report_metrics(ds.task), batch_size=256
+                    )
+                    metrics[name] = {k: _finite(float(v)) for k, v in result.items()}
+        config = _run_config(args, ds, model_config, scaler, lr, history, labels)
+        config["split"]["sizes"] = {
+            "train": len(train_idx),
+            "val": len(val_idx),
+            "test": len(test_idx),
+        }
+        if tmp is not None:
+            with writing(out / "model.safetensors"):
+                model.save_weights(str(tmp / "model.safetensors"))
+            with writing(out / "config.json"):
+                write_json(tmp / "config.json", config)
+            with writing(out / "history.json"):
+                history.save(tmp / "history.json")
+            with writing(out / "history.png"):
+                history.plot(tmp / "history.png")
+            with writing(out / "metrics.json"):
+                write_json(tmp / "metrics.json", metrics)
+    if not lead:
+        return 0
+    report = metrics.get("test") or metrics.get("val") or metrics["train"]
+    which = "test" if "test" in metrics else "val" if "val" in metrics else "train"
+    print(f"{which}: {format_metrics(report)}")
+    print(f"weights: {out / 'model.safetensors'}")
+    print(f"plot:    {out / 'history.png'}")
+    print(f"run:     {out}  (chainrule evaluate {out} --data ...)")
+    return 0
+
+
+def _hidden_text(args: argparse.Namespace) -> str:
+    return ",".join(map(str, args.hidden)) or "none"
+
+
+def _run_config(
+    args: argparse.Namespace,
+    ds: Any,
+    model_config: dict[str, Any],
+    scaler: Any,
+    lr: float,
+    history: Any,
+    labels: np.ndarray | None,
+) -> dict[str, Any]:
+    return {
+        "format": CONFIG_FORMAT,
+        "chainrule_version": version(),
+        "data": _hide_password(args.data),
+        "task": ds.task,
+        "target": ds.target,
+        "features": ds.features,
+        "classes": ds.classes,
+        "model": model_config,
+        "scaler": scaler.to_dict(),
+        "training": {
+            "optimizer": args.optimizer,
+            "lr": lr,
+            "batch_size": args.batch_size,
+            "epochs": args.epochs,
+            "epochs_run": len(history.epoch),
+            "patience": args.patience,
+            "seed": args.seed,
+            "loss": "cross_entropy" if ds.task == "classification" else "mse",
+            "missing": args.missing,
+        },
+        "split": {
+            "seed": args.seed,
+            "rows": len(ds),
+            "val_split": args.val_split,
+            "test_split": args.test_split,
+            "stratified": labels is not None,
+        },
+    }
