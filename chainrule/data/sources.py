@@ -574,6 +574,8 @@ def from_json(
     if not lines_mode:
         try:
             data = json.loads(text)
+        except RecursionError:
+            raise DataError(f"{where}: invalid JSON: nested too deeply") from None
         except ValueError as e:  # JSONDecodeError, or an integer too long to parse
             if not isinstance(e, json.JSONDecodeError):
                 raise DataError(f"{where}: invalid JSON: {e}") from None
@@ -594,6 +596,8 @@ def from_json(
                     ) from None
                 except ValueError as e:  # an integer too long to parse
                     raise DataError(f"{where} line {n}: invalid JSON: {e}") from None
+                except RecursionError:
+                    raise DataError(f"{where} line {n}: invalid JSON: nested too deeply") from None
                 line_of.append(n)
         label = lambda i: f"line {line_of[i]}"  # noqa: E731
         frame = _records_to_frame(records, where, label)
