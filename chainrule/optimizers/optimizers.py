@@ -41,11 +41,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .. import core as mx
+from ..core import tree as pytree
 from ..core.array import Node, _from_value, _new, array
 from ..core.autograd import enable_grad, no_grad
 from ..core.backend import xp
 from ..core.compile import is_tracing, setting
-from ..utils import tree_flatten, tree_map, tree_merge, tree_unflatten
+from ..utils import tree_flatten, tree_unflatten
 
 __all__ = [
     "AdaDelta",
@@ -88,7 +89,7 @@ def _tree_arrays(tree, who: str) -> list:
     """The arrays of a parameter tree (dict, Module, list, generator), deduplicated, in order."""
     if isinstance(tree, array):
         return [tree]
-    if not isinstance(tree, (dict, list, tuple)):
+    if not pytree.kind(tree):
         tree = list(tree)
     out, seen = [], set()
     for path, leaf in tree_flatten(tree):
@@ -335,15 +336,18 @@ class Optimizer:
         self._initialized = True
 
     def _init_tree(self, params, state):
-        # recursion per nesting level only; the leaves of one level are a loop
-        if isinstance(params, dict):
-            if not isinstance(state, dict):
+        # The state mirrors the parameter tree (core/tree.py's policy) with plain dicts and
+        # lists, which grow when gradients name parameters it has not seen. Recursion per
+        # nesting level only; the leaves of one level are a loop.
+        k = pytree.kind(params)
+        if k == pytree.DICT:
+            if pytree.kind(state) != pytree.DICT:
                 state = {}
-            for k, v in params.items():
-                state[k] = self._init_tree(v, state.get(k))
+            for name, v in params.items():
+                state[name] = self._init_tree(v, state.get(name))
             return state
-        if isinstance(params, (list, tuple)):
-            old = state if isinstance(state, (list, tuple)) else ()
+        if k:
+            old = state if pytree.kind(state) not in (pytree.LEAF, pytree.DICT) else ()
             return [
                 self._init_tree(v, old[i] if i < len(old) else None) for i, v in enumerate(params)
             ]
@@ -393,28 +397,32 @@ class Optimizer:
             return self._walk(gradients, parameters, state)
 
     def _walk(self, grads, params, state):
+        """``grads`` mapped to new parameters, with ``params`` and ``state`` walked in lockstep
+        (core/tree.py's policy; the result is shaped like ``grads``). A ``None`` gradient keeps
+        its parameter; state missing for a parameter is created."""
         if type(grads) is array:
             return _like(self.apply_single(grads, params, state), params)
-        if isinstance(grads, dict):
+        k = pytree.kind(grads)
+        if k == pytree.DICT:
             out = {}
-            for k, g in grads.items():
-                if k not in params:
+            for name, g in grads.items():
+                if name not in params:
                     raise ValueError(
-                        f"{type(self).__name__}: the gradients name {k!r}, which the parameters "
-                        f"do not have (they have {sorted(map(str, params))})"
+                        f"{type(self).__name__}: the gradients name {name!r}, which the "
+                        f"parameters do not have (they have {sorted(map(str, params))})"
                     )
-                sub = state.get(k)
+                sub = state.get(name)
                 if sub is None:
-                    sub = state[k] = self._init_tree(params[k], None)
-                out[k] = self._walk(g, params[k], sub)
+                    sub = state[name] = self._init_tree(params[name], None)
+                out[name] = self._walk(g, params[name], sub)
             return out
-        if isinstance(grads, (list, tuple)):
+        if k:
             out = []
             for i, g in enumerate(grads):
                 if i >= len(state):
                     state.append(self._init_tree(params[i], None))
                 out.append(self._walk(g, params[i], state[i]))
-            return type(grads)(out) if type(grads) in (list, tuple) else out
+            return pytree.rebuild(grads, out)
         if grads is None:
             return params
         raise TypeError(
@@ -548,7 +556,7 @@ class Optimizer:
             return _like(_from_value(new), p)
 
         with no_grad():
-            return tree_map(leaf, gradients, parameters, is_leaf=lambda x: x is None)
+            return pytree.map(leaf, gradients, parameters)  # None is a leaf: fn(None, p)
 
     def state_dict(self) -> dict:
         """The optimizer's state, with parameters replaced by their positions (PyTorch).
@@ -558,7 +566,7 @@ class Optimizer:
             ``{"state": <a copy of the state tree>}``.
         """
         if not self._torch:
-            return {"state": tree_map(lambda x: x, self._state)}
+            return {"state": pytree.map(lambda x: x, self._state)}
         index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
@@ -580,7 +588,7 @@ class Optimizer:
         """
         who = type(self).__name__
         if not self._torch:
-            self.state = tree_map(lambda x: x, state_dict["state"])
+            self.state = pytree.map(lambda x: x, state_dict["state"])
             return
         saved = state_dict["param_groups"]
         if len(saved) != len(self.param_groups):
@@ -1558,7 +1566,7 @@ class MultiOptimizer(Optimizer):
         """Apply each optimizer to its share of ``gradients`` and merge the results."""
         tree: Any = {}
         for o, g in zip(self.optimizers, self._split(gradients)):
-            tree = tree_merge(tree, o.apply_gradients(g, parameters))
+            tree = pytree.merge(tree, o.apply_gradients(g, parameters))
         return tree
 
     def update(self, model: Any, gradients: Any) -> None:
@@ -1623,7 +1631,7 @@ def clip_grad_norm(grads: Any, max_norm: float) -> tuple[Any, array]:
     Returns:
         ``(clipped_grads, total_norm)``: the rescaled tree and the norm before clipping.
     """
-    leaves = [g for _, g in tree_flatten(grads)]
+    leaves = pytree.leaves(grads)
     norm_squared: Any = 0.0
     for g in leaves:
         norm_squared = norm_squared + mx.sum(mx.square(g))
@@ -1634,4 +1642,4 @@ def clip_grad_norm(grads: Any, max_norm: float) -> tuple[Any, array]:
     def clipper(g):
         return mx.where(keep, g, g * normalizer)
 
-    return tree_map(clipper, grads), total_norm
+    return pytree.map(clipper, grads), total_norm
