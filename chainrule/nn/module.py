@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..core import dtypes as _dt
+from ..core import tree as pytree
 from ..core.array import _from_value, array
 from ..core.autograd import no_grad
 from ..core.io import (
@@ -71,18 +72,10 @@ def _drop_leaf(a: array) -> None:
 
 
 def _walk_arrays(value: Any, fn: Callable[[array], None]) -> None:
-    """Apply ``fn`` to the arrays inside nested lists/tuples/dicts, not entering modules."""
-    stack = [value]
-    while stack:
-        v = stack.pop()
+    """Apply ``fn`` to the arrays of the tree ``value`` (core/tree.py), not entering modules."""
+    for v in pytree.leaves(value, Module.is_module):
         if type(v) is array:
             fn(v)
-        elif isinstance(v, Module):
-            continue
-        elif isinstance(v, dict):
-            stack.extend(v.values())
-        elif isinstance(v, (list, tuple)):
-            stack.extend(v)
 
 
 def Parameter(data: Any, requires_grad: bool = True) -> array:
@@ -110,7 +103,7 @@ class ParameterTree(dict):
     """
 
     def __iter__(self):
-        return iter([leaf for _, leaf in tree_flatten(dict(self.items()))])
+        return iter(pytree.leaves(self))  # walks .values(), not this __iter__
 
 
 class Module(dict):
