@@ -33,7 +33,7 @@ def command_wording(message: str) -> str:
     """A data-layer message with its Python hints in the command's terms.
 
     `features=['a', 'b']` (or `features=[...]`) becomes `--features a,b` (`--features
-    A,B,...`).
+    A,B,...`); "choosing the feature columns" gets the option's name.
 
     Args:
         message: the message of a `chainrule.data.DataError`.
@@ -48,7 +48,12 @@ def command_wording(message: str) -> str:
             return "--features A,B,..."
         return "--features " + ",".join(names)
 
-    return _PYTHON_FEATURES.sub(flag, message)
+    message = _PYTHON_FEATURES.sub(flag, message)
+    if "--features" not in message:
+        message = message.replace(
+            "choosing the feature columns", "choosing the feature columns with --features A,B,..."
+        )
+    return message
 
 
 def load_table(spec: str, missing: str, **options: Any) -> Any:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def __getattr__(name: str):
-    # loaded on first use, so that `chainrule --help` (which imports .command) stays fast
+    # loaded on first use, so that importing chainrule.viz stays fast
     if name in __all__:
         value = getattr(_importlib.import_module(f"{__name__}.capture"), name)
         globals()[name] = value

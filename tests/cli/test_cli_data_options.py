@@ -108,6 +108,14 @@ def test_python_hints_in_data_errors_become_options():
     assert command_wording(said).endswith("(leave the column out with --features a,c)")
     assert command_wording("use features=[...]") == "use --features A,B,..."
     assert command_wording("nothing to change") == "nothing to change"
+    said = "(convert it to numbers, or leave the column out by choosing the feature columns)"
+    assert command_wording(said).endswith("feature columns with --features A,B,...)")
+
+
+def test_a_text_column_names_the_features_option(files, capsys):
+    status, _, err = run(["train", "--data", files / "text.csv"], capsys)
+    line = one_error_line(status, err, "column 'b' is not numeric", "--features")
+    assert "features=[" not in line
 
 
 def test_the_command_rewrites_the_hint_of_a_data_error(tmp_path, capsys, monkeypatch):
