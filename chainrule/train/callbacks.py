@@ -268,13 +268,6 @@ class EarlyStopping(Callback):
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             self.stop_training = True
-            if self.verbose:
-                epochs = "epoch" if self.wait == 1 else "epochs"
-                print(
-                    f"early stopping at epoch {epoch + 1}: no {self.monitor} improvement for "
-                    f"{self.wait} {epochs}; {self._kept()}",
-                    flush=True,
-                )
 
     def _kept(self) -> str:
         """Which weights training ends with, for the messages."""
@@ -286,6 +279,14 @@ class EarlyStopping(Callback):
         return f"the best was epoch {self.best_epoch + 1} {figure}; keeping the last weights"
 
     def on_train_end(self, logs: dict[str, Any]) -> None:
+        # Said here, after the last epoch's progress line, not in on_epoch_end before it.
+        if self.verbose and self.stopped_epoch is not None:
+            epochs = "epoch" if self.wait == 1 else "epochs"
+            print(
+                f"early stopping at epoch {self.stopped_epoch + 1}: no {self.monitor} "
+                f"improvement for {self.wait} {epochs}; {self._kept()}",
+                flush=True,
+            )
         if not (self.restore_best and self._best_weights):
             return
         if self.history is not None and hasattr(self.history, "params"):

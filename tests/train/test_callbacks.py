@@ -225,12 +225,15 @@ def test_early_stopping_says_when_it_stops_and_which_weights_it_keeps(data, caps
         val,
         epochs=20,
         callbacks=[stop],
-        progress=False,
+        progress="epoch",
     )
-    assert capsys.readouterr().out == (
+    lines = capsys.readouterr().out.splitlines()
+    # after the last epoch's line, not before it
+    assert [line[:11] for line in lines[:3]] == ["Epoch 1/20 ", "Epoch 2/20 ", "Epoch 3/20 "]
+    assert lines[3:] == [
         "early stopping at epoch 3: no val_loss improvement for 2 epochs; keeping epoch 1's "
-        f"weights (val_loss {h['val_loss'][0]:.4f})\n"
-    )
+        f"weights (val_loss {h['val_loss'][0]:.4f})"
+    ]
     assert h.params["kept_epoch"] == 0  # History.plot marks it
 
 
