@@ -1,8 +1,10 @@
-"""chainrule: a deep-learning framework on NumPy, in the MLX and PyTorch idioms."""
+"""chainrule: a deep-learning framework on NumPy, in the MLX and PyTorch idioms.
+
+``chainrule.save_checkpoint`` and ``chainrule.load_checkpoint`` are loaded on first use, so
+``import chainrule.core`` loads nothing above the core (see chainrule/core/lazy.py).
+"""
 
 __version__ = "0.1.0"
-
-from .checkpoint import load_checkpoint, save_checkpoint
 
 
 def seed(n: int) -> None:
@@ -19,3 +21,12 @@ def seed(n: int) -> None:
     from .core import random
 
     random.seed(n)
+
+
+def __getattr__(name: str):
+    # The lazy aliases are listed in chainrule/core/lazy.py; importing it loads the core, which
+    # every use of chainrule needs anyway, and then serves the name from now on.
+    from .core import lazy
+
+    lazy.attach(__name__, globals())
+    return globals()["__getattr__"](name)

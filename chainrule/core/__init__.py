@@ -83,20 +83,13 @@ inf = float("inf")
 nan = float("nan")
 newaxis = None
 euler_gamma = 0.5772156649015329
-# PyTorch's tensor methods (view, float, unsqueeze, ...) live on the one array class whichever
-# front door is imported first; this must stay last (it wraps methods the op table attached).
-from chainrule.torch._tensor_methods import install as _install_torch_methods  # noqa: E402
-
+# PyTorch's tensor methods (view, float, unsqueeze, dim= reductions, ...) live on the one array
+# class with only the core imported; this must stay last (it wraps methods the op table attached).
+from . import lazy as _lazy  # noqa: E402
 from .conv import *  # noqa: E402, F403  (convolutions, composites of the op table)
+from .tensor_methods import install as _install_tensor_methods  # noqa: E402
 
-_install_torch_methods(array)
+_install_tensor_methods(array)
 
-
-def __getattr__(name: str):
-    # mx.distributed, as MLX spells it, imported on first use (it may start MPI).
-    if name == "distributed":
-        import chainrule.distributed as distributed
-
-        globals()["distributed"] = distributed
-        return distributed
-    raise AttributeError(f"module 'chainrule.core' has no attribute {name!r}")
+# mx.distributed, as MLX spells it, imported on first use (it may start MPI): chainrule/core/lazy.py
+_lazy.attach(__name__, globals())

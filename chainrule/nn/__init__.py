@@ -9,35 +9,13 @@ Models subclass :class:`Module` and train either way: MLX style with
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from . import init, layers, losses, utils
+from ..core import lazy as _lazy
+from . import init, layers, losses, losses_torch, utils
 from .layers import *
 from .losses import *
+from .losses_torch import *
 from .module import Module, Parameter, StateDictError
 from .utils import checkpoint, clip_grad_norm_, clip_grad_value_, value_and_grad
 
-_LAZY = {
-    "optim": "chainrule.optimizers",
-    "optimizers": "chainrule.optimizers",
-    "lr_scheduler": "chainrule.optimizers.lr_scheduler",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name == "average_gradients":  # MLX's mlx.nn.average_gradients
-        from chainrule.distributed import average_gradients
-
-        globals()[name] = average_gradients
-        return average_gradients
-    target = _LAZY.get(name)
-    if target is None:
-        raise AttributeError(f"module 'chainrule.nn' has no attribute {name!r}")
-    module = importlib.import_module(target)
-    globals()[name] = module
-    return module
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | {"average_gradients"})
+# nn.optim, nn.lr_scheduler, nn.average_gradients: imported on first use (chainrule/core/lazy.py)
+_lazy.attach(__name__, globals(), listed=True)

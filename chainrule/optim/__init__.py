@@ -1,9 +1,10 @@
-"""``chainrule.optim``: the optimizers package under PyTorch's name.
+"""``chainrule.optim`` is :mod:`chainrule.optimizers`, under PyTorch's name.
 
-Every object is the one in :mod:`chainrule.optimizers` (``chainrule.optim.Adam is
-chainrule.optimizers.Adam``); ``chainrule.optim.lr_scheduler`` is
-:mod:`chainrule.optimizers.lr_scheduler`.
+Not a copy: ``chainrule.optim is chainrule.optimizers`` and ``chainrule.optim.lr_scheduler is
+chainrule.optimizers.lr_scheduler`` (the module objects themselves, registered under both
+names by :func:`chainrule.core.lazy.alias_module`, the one alias mechanism).
 """
 
-from ..optimizers import *
-from ..optimizers import __all__, lr_scheduler, schedulers
+from chainrule.core.lazy import alias_module
+
+alias_module(__name__)

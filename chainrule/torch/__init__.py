@@ -9,7 +9,8 @@ that also has MLX's ``update``. Submodules: ``nn`` (with ``nn.functional``), ``o
 ``lr_scheduler``), ``utils.data``, ``cuda`` and ``backends``.
 
 This module only binds names: it shadows the builtins ``max``, ``sum``, ``float``, ``int``
-and ``bool``, as ``torch`` does, so the code lives in ``_functions`` and ``_tensor_methods``.
+and ``bool``, as ``torch`` does, so the code lives in ``_creation``, ``_random``, ``_shapes``
+and ``_math`` (and, for what the array's own methods share, ``chainrule.core.tensor_functions``).
 """
 
 from __future__ import annotations
@@ -17,77 +18,86 @@ from __future__ import annotations
 import importlib as _importlib
 
 import chainrule.core as _mx
+from chainrule.core.tensor_functions import device
 
-from . import _tensor_methods
-from ._functions import (
-    Generator,
-    add,
-    allclose,
+from ._creation import (
     arange,
-    argmax,
-    argmin,
-    argsort,
     as_tensor,
-    cat,
-    clamp,
-    clip,
-    concat,
-    concatenate,
-    device,
-    div,
     empty,
     empty_like,
-    equal,
     eye,
-    flatten,
     from_numpy,
     full,
     full_like,
     get_default_dtype,
-    is_floating_point,
     is_tensor,
     linspace,
+    ones,
+    ones_like,
+    tensor,
+    zeros,
+    zeros_like,
+)
+from ._math import (
+    add,
+    allclose,
+    argmax,
+    argmin,
+    argsort,
+    clamp,
+    clip,
+    div,
+    equal,
+    is_floating_point,
     log_softmax,
-    manual_seed,
     max,
     mean,
     min,
     numel,
-    ones,
-    ones_like,
-    permute,
+    relu,
+    softmax,
+    sort,
+    std,
+    sub,
+    sum,
+    topk,
+    var,
+    where,
+)
+from ._random import (
+    Generator,
+    manual_seed,
     rand,
     rand_like,
     randint,
     randn,
     randn_like,
     randperm,
-    relu,
+)
+from ._shapes import (
+    cat,
+    concat,
+    concatenate,
+    flatten,
+    permute,
     reshape,
-    softmax,
-    sort,
     squeeze,
     stack,
-    std,
-    sub,
-    sum,
     swapaxes,
     swapdims,
     t,
-    tensor,
-    topk,
     transpose,
     unsqueeze,
-    var,
-    where,
-    zeros,
-    zeros_like,
 )
 
-_tensor_methods.install(_mx.array)
-
 Tensor = _mx.array
-"""The array class itself: ``isinstance(x, torch.Tensor)`` holds for every chainrule array."""
+"""The array class itself: ``isinstance(x, torch.Tensor)`` holds for every chainrule array.
+
+Its PyTorch-style methods (``view``, ``long``, ``max(dim=1)``, ...) are the core's
+(:mod:`chainrule.core.tensor_methods`). Methods whose PyTorch meaning clashes with MLX's
+(``transpose(0, 1)``, ``max(1)``) keep MLX's here; docs/architecture.md ("The Tensor class")
+describes the subclass that will give them PyTorch's.
+"""
 
 # Autograd switches: the engine's own.
 no_grad = _mx.no_grad

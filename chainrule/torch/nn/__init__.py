@@ -29,8 +29,7 @@ _NOT_PROVIDED = {
     "TransformerDecoderLayer": "its arguments (d_model, nhead, ...) and layouts differ",
     "MultiheadAttention": "chainrule.nn.MultiHeadAttention has MLX's arguments",
 }
-for _name in dir(_cnn):
-    _obj = getattr(_cnn, _name)
+for _name, _obj in list(vars(_cnn).items()):
     if (
         isinstance(_obj, type)
         and _name[0].isupper()

@@ -18,7 +18,7 @@ import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import _from_value, array
 
-from .. import _functions as _tf
+from .. import _math as _tf
 from . import _layers
 
 __all__ = [

@@ -2,11 +2,13 @@
 
 ``torch.optim.SGD is chainrule.optimizers.SGD``: the same class serves MLX's
 ``update(model, grads)`` and PyTorch's ``zero_grad()`` / ``step()``; called PyTorch's way it
-uses PyTorch's defaults and update formulas.
+uses PyTorch's defaults and update formulas. ``torch.optim.lr_scheduler`` is the module
+``chainrule.optimizers.lr_scheduler`` itself (see ``chainrule.core.lazy.MODULE_ALIASES``).
 """
 
 from __future__ import annotations
 
+from chainrule.core.lazy import alias_module
 from chainrule.optimizers import (
     SGD,
     Adadelta,
@@ -20,7 +22,7 @@ from chainrule.optimizers import (
     RMSprop,
 )
 
-from . import lr_scheduler
+lr_scheduler = alias_module(f"{__name__}.lr_scheduler")
 
 __all__ = [
     "SGD",

@@ -1,19 +1,22 @@
-"""PyTorch's tensor methods on the one array class, whichever front door the user came in by.
+"""PyTorch's tensor methods on the one array class, with only ``chainrule.core`` imported.
 
-``install(array)`` adds the methods PyTorch tutorials call (``view``, ``float``, ``long``,
-``unsqueeze``, ``permute``, ``to``, ``clone``, ``eq``, ``masked_fill``, ``data``, ...). It never
-replaces a method the core defines, with one exception: the reductions ``sum, mean, max, min,
-argmax, argmin, softmax, logsumexp, cumsum, cumprod, all, any, squeeze, flatten`` accept
-PyTorch's keywords, and a call that uses ``dim=`` or ``keepdim=`` gets PyTorch's semantics:
+``install(array)`` (run by ``chainrule/core/__init__.py``) adds the methods PyTorch tutorials
+call (``view``, ``float``, ``long``, ``unsqueeze``, ``permute``, ``to``, ``clone``, ``eq``,
+``masked_fill``, ``data``, ...). A method is here when MLX gives its name no meaning, or when
+PyTorch's meaning is selected by a keyword MLX does not have: it never replaces a method the
+core defines, with one exception: the reductions ``sum, mean, max, min, argmax, argmin,
+softmax, logsumexp, cumsum, cumprod, all, any, squeeze, flatten`` accept PyTorch's keywords,
+and a call that uses ``dim=`` or ``keepdim=`` gets PyTorch's semantics:
 
 * ``x.max(dim=1)`` returns ``(values, indices)``; ``x.max(1)`` is MLX's (values only);
 * ``x.argmax(dim=1)`` returns int64; ``x.argmax(1)`` MLX's uint32;
 * ``x.sum(dim=0)`` of integers is int64; ``x.squeeze(dim=0)`` leaves a non-1 dimension alone.
 
-Methods whose PyTorch and MLX meanings clash on positional arguments keep MLX's meaning:
+Methods whose PyTorch and MLX meanings clash on the same call keep MLX's meaning on arrays:
 ``transpose`` (``x.transpose(0, 1)`` permutes all axes in MLX), ``repeat``, ``split``,
-``sort``, ``topk``, ``std``/``var`` (MLX's ``ddof=0``). Use the functions in
-``chainrule.torch`` (``torch.transpose(x, 0, 1)``) for PyTorch's meaning.
+``sort``, ``topk``, ``std``/``var`` (MLX's ``ddof=0``). PyTorch's meanings of those belong to
+``chainrule.torch`` (its functions today, ``torch.transpose(x, 0, 1)``; see "The Tensor
+class" in docs/architecture.md for the subclass that will carry them as methods).
 
 In-place methods exist only where rebinding the handle is the whole effect (``zero_``,
 ``fill_``, assigning ``x.data = ...``); the graph invariants are in docs/architecture.md.
@@ -26,10 +29,10 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
-from chainrule.core import dtypes as _dt
-from chainrule.core.array import _from_value
 
-from . import _functions as F
+from . import dtypes as _dt
+from . import tensor_functions as F
+from .array import _from_value
 
 _MISSING = object()
 
@@ -281,7 +284,7 @@ def _torch_reduction(name: str):
         return lambda x, dim, keepdim, kw: F.squeeze(x, dim)
     if name in ("logsumexp", "all", "any"):
         fn = getattr(mx, name)
-        return lambda x, dim, keepdim, kw: fn(x, F._dims(dim), bool(keepdim))
+        return lambda x, dim, keepdim, kw: fn(x, F.dims(dim), bool(keepdim))
     if name in ("cumsum", "cumprod"):
         fn = getattr(mx, name)
         return lambda x, dim, keepdim, kw: fn(x, int(dim), **kw)

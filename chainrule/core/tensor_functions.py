@@ -1,0 +1,419 @@
+"""PyTorch's meanings of the functions behind the array's PyTorch-style methods.
+
+``x.max(dim=1)``, ``x.sum(dim=0)``, ``x.squeeze(dim=0)``, ``x.to("cpu")`` and the other methods of
+:mod:`chainrule.core.tensor_methods` work with only ``chainrule.core`` imported, so the code
+they run lives here, in core; ``chainrule.torch`` offers the same functions under PyTorch's
+names (``torch.max(x, 1)``). The differences from the MLX functions of the same names are
+PyTorch's: ``dim``/``keepdim`` instead of ``axis``/``keepdims``; index results are int64;
+``max``/``min`` with a ``dim`` return ``(values, indices)``; integers sum to int64;
+``squeeze(x, dim)`` leaves a dimension that is not 1 alone; Python's ``float``/``int`` as a
+dtype mean float64/int64. Inputs are arrays (``chainrule.torch`` converts other data first).
+"""
+
+from __future__ import annotations
+
+import builtins
+import collections
+from typing import Any
+
+import numpy as np
+
+import chainrule.core as mx
+
+from . import dtypes as _dt
+from .array import _from_value, array
+from .devices import Device
+
+_I64 = np.dtype(np.int64)
+
+# torch.return_types.max and friends: named (values, indices) pairs.
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+MinResult = collections.namedtuple("min", ["values", "indices"])
+
+
+# -- devices and dtypes ------------------------------------------------------------------------
+
+
+class device:
+    """A device name, as ``torch.device("cpu")``; only the CPU can hold arrays here.
+
+    Args:
+        type: ``"cpu"``, ``"cuda"``, ``"cuda:0"``, ``"mps"``... (or another ``device``).
+        index: the device index, if not given in ``type``.
+    """
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type: str | device = "cpu", index: int | None = None) -> None:
+        if isinstance(type, device):
+            type, index = type.type, type.index if index is None else index
+        if not isinstance(type, str):
+            raise TypeError(f"device: expected a string such as 'cpu', got {type!r}")
+        name, _, idx = type.partition(":")
+        if idx:
+            if index is not None:
+                raise ValueError(f"device: index given twice in {type!r} and index={index}")
+            index = int(idx)
+        self.type = name
+        self.index = index
+
+    def __repr__(self) -> str:
+        extra = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{extra})"
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            other = device(other)
+        if not isinstance(other, device):
+            return NotImplemented
+        return (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
+
+
+CPU = device("cpu")
+
+
+def check_device(dev: Any, who: str) -> None:
+    """Accept ``None``/"cpu"/``device("cpu")``; refuse any other device clearly.
+
+    Args:
+        dev: a device name, a ``device``, an ``mx.Device`` or ``None``.
+        who: the calling function's name, for the message.
+
+    Raises:
+        ValueError: for a device other than the CPU.
+    """
+    if dev is None:
+        return
+    name = dev.type if isinstance(dev, Device) else device(dev).type
+    if name != "cpu":
+        raise ValueError(
+            f"{who}: device {str(dev)!r} is not available; chainrule computes on the CPU "
+            "through NumPy (torch.cuda.is_available() is False), use device='cpu'"
+        )
+
+
+def to_np_dtype(dtype: Any, default: Any = None):
+    """A dtype argument as a NumPy dtype; Python's ``float``/``int`` mean float64/int64 (PyTorch).
+
+    Args:
+        dtype: a chainrule dtype (``torch.float32``), a Python type, a NumPy dtype or a name.
+        default: returned when ``dtype`` is ``None``.
+
+    Returns:
+        A NumPy dtype (or ``default``).
+    """
+    if dtype is None:
+        return default
+    if dtype is builtins.float:
+        return np.dtype(np.float64)
+    if dtype is builtins.int:
+        return _I64
+    if dtype is builtins.bool:
+        return np.dtype(np.bool_)
+    return np.dtype(_dt.to_np(dtype))
+
+
+def _cast(x: array, dtype: Any) -> array:
+    return x if dtype is None else mx.astype(x, _dt.from_np(to_np_dtype(dtype)))
+
+
+# -- dimensions --------------------------------------------------------------------------------
+
+
+def dims(dim: Any) -> Any:
+    """A ``dim`` argument (``None``, an int or a sequence) as MLX's ``axis`` argument.
+
+    Args:
+        dim: ``None``, an integer or a sequence of integers.
+
+    Returns:
+        ``None``, the integer, or a tuple of ints.
+    """
+    if dim is None or isinstance(dim, (builtins.int, np.integer)):
+        return dim
+    return tuple(int(d) for d in dim)
+
+
+def one_dim(x: array, dim: Any, who: str) -> int:
+    """``dim`` as a non-negative dimension of ``x`` (0 for a 0-d ``x``, as PyTorch allows).
+
+    Args:
+        x: the array.
+        dim: an integer, possibly negative.
+        who: the calling function's name, for the message.
+
+    Returns:
+        The dimension.
+
+    Raises:
+        IndexError: when ``dim`` is out of range.
+    """
+    nd = x.ndim
+    d = int(dim)
+    if not -builtins.max(nd, 1) <= d < builtins.max(nd, 1):
+        raise IndexError(
+            f"{who}: dim {dim} is out of range for a tensor of {nd} dimensions (shape {x.shape})"
+        )
+    return d % nd if nd else 0
+
+
+# -- reductions --------------------------------------------------------------------------------
+
+
+def _indexed_extreme(x: array, dim: Any, keepdim: bool, pick, result, who: str):
+    d = one_dim(x, dim, who)
+    if x.ndim == 0:
+        return result(x, _from_value(np.zeros((), _I64)))
+    if x.shape[d] == 0:
+        raise IndexError(f"{who}: dim {dim} of shape {x.shape} is empty")
+    idx = np.expand_dims(pick(x._data, axis=d), d)
+    # Gather rather than reduce: the gradient goes to the selected element only (PyTorch).
+    values = mx.take_along_axis(x, _from_value(idx), axis=d)
+    if not keepdim:
+        values = mx.squeeze(values, d)
+        idx = np.squeeze(idx, d)
+    return result(values, _from_value(idx.astype(_I64)))
+
+
+def max(input: array, dim: Any = None, keepdim: bool = False):
+    """The largest value; with ``dim``, ``(values, indices)`` along it; with an array, elementwise.
+
+    Args:
+        input: the array.
+        dim: the dimension to reduce; or another array for ``maximum(input, dim)``.
+        keepdim: keep the reduced dimension with length 1.
+
+    Returns:
+        A 0-d array; or a named tuple ``(values, indices)`` (indices int64) when ``dim`` is an
+        int; or the elementwise maximum.
+    """
+    if dim is None:
+        return mx.max(input)
+    if type(dim) is array:
+        return mx.maximum(input, dim)
+    return _indexed_extreme(input, dim, keepdim, np.argmax, MaxResult, "max")
+
+
+def min(input: array, dim: Any = None, keepdim: bool = False):
+    """The smallest value; with ``dim``, ``(values, indices)`` along it; with an array, elementwise.
+
+    Args:
+        input: the array.
+        dim: the dimension to reduce; or another array for ``minimum(input, dim)``.
+        keepdim: keep the reduced dimension with length 1.
+
+    Returns:
+        A 0-d array; or a named tuple ``(values, indices)`` (indices int64) when ``dim`` is an
+        int; or the elementwise minimum.
+    """
+    if dim is None:
+        return mx.min(input)
+    if type(dim) is array:
+        return mx.minimum(input, dim)
+    return _indexed_extreme(input, dim, keepdim, np.argmin, MinResult, "min")
+
+
+def _arg(pick, name):
+    def fn(input: array, dim: int | None = None, keepdim: bool = False) -> array:
+        data = input._data
+        if data.size == 0:
+            raise ValueError(f"{name}: the input of shape {input.shape} is empty")
+        if dim is None:
+            out = np.asarray(pick(data.reshape(-1)))
+            if keepdim:
+                out = out.reshape((1,) * data.ndim)
+        else:
+            d = one_dim(input, dim, name)
+            out = pick(data, axis=d, keepdims=keepdim) if data.ndim else np.asarray(0)
+        return _from_value(np.asarray(out, dtype=_I64))
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"""Index of the {name[3:]}imum along ``dim`` (of the flattened input when None).
+
+    Args:
+        input: the array.
+        dim: the dimension; ``None`` for the flattened input.
+        keepdim: keep the reduced dimension with length 1.
+
+    Returns:
+        An int64 array.
+    """
+    return fn
+
+
+argmax = _arg(np.argmax, "argmax")
+argmin = _arg(np.argmin, "argmin")
+
+
+def sum(input: array, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> array:
+    """Sum over ``dim`` (all dimensions by default); integers and bools sum to int64.
+
+    Args:
+        input: the array.
+        dim: a dimension or a sequence of them.
+        keepdim: keep the reduced dimensions with length 1.
+        dtype: cast the input to this dtype first.
+
+    Returns:
+        The sums.
+    """
+    x = input
+    if dtype is not None:
+        x = _cast(x, dtype)
+    elif x._data.dtype.kind in "biu":
+        x = mx.astype(x, mx.int64)
+    return mx.sum(x, dims(dim), keepdim)
+
+
+def mean(input: array, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> array:
+    """Mean over ``dim`` (all dimensions by default); integer input is averaged as float32.
+
+    Args:
+        input: the array.
+        dim: a dimension or a sequence of them.
+        keepdim: keep the reduced dimensions with length 1.
+        dtype: cast the input to this dtype first.
+
+    Returns:
+        The means.
+    """
+    return mx.mean(_cast(input, dtype), dims(dim), keepdim)
+
+
+# -- shapes ------------------------------------------------------------------------------------
+
+
+def squeeze(input: array, dim: Any = None) -> array:
+    """Remove dimensions of length 1; a ``dim`` whose length is not 1 is left alone (PyTorch).
+
+    Args:
+        input: the array.
+        dim: a dimension or a sequence of them (all length-1 dimensions by default).
+
+    Returns:
+        The reshaped array.
+    """
+    x = input
+    if dim is None:
+        return mx.squeeze(x)
+    ds = (dim,) if isinstance(dim, (builtins.int, np.integer)) else tuple(dim)
+    keep = [one_dim(x, d, "squeeze") for d in ds]
+    drop = tuple(d for d in keep if x.shape[d] == 1) if x.ndim else ()
+    return mx.squeeze(x, drop) if drop else x
+
+
+def t(input: array) -> array:
+    """Transpose a matrix (0-D and 1-D inputs are returned as they are).
+
+    Args:
+        input: an array of at most two dimensions.
+
+    Returns:
+        The transposed array.
+    """
+    if input.ndim > 2:
+        raise ValueError(f"t: expects a tensor of at most 2 dimensions, got shape {input.shape}")
+    return mx.transpose(input) if input.ndim == 2 else input
+
+
+# -- elementwise and friends -------------------------------------------------------------------
+
+
+def softmax(input: array, dim: int, dtype: Any = None) -> array:
+    """``exp(x) / sum(exp(x))`` along ``dim``.
+
+    Args:
+        input: the array.
+        dim: the dimension that sums to one.
+        dtype: cast the input to this dtype first.
+
+    Returns:
+        The probabilities.
+    """
+    return mx.softmax(_cast(input, dtype), axis=dim)
+
+
+def log_softmax(input: array, dim: int, dtype: Any = None) -> array:
+    """``x - logsumexp(x)`` along ``dim``.
+
+    Args:
+        input: the array.
+        dim: the dimension.
+        dtype: cast the input to this dtype first.
+
+    Returns:
+        The log-probabilities.
+    """
+    return mx.log_softmax(_cast(input, dtype), axis=dim)
+
+
+def clamp(input: array, min: Any = None, max: Any = None) -> array:
+    """Limit values to ``[min, max]``.
+
+    Args:
+        input: the array.
+        min: the lower bound (or ``None``).
+        max: the upper bound (or ``None``).
+
+    Returns:
+        The clamped array.
+    """
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return mx.clip(input, min, max)
+
+
+def add(input: Any, other: Any, *, alpha: Any = 1) -> array:
+    """``input + alpha * other``.
+
+    Args:
+        input: the first operand.
+        other: the second operand.
+        alpha: the multiplier of ``other``.
+
+    Returns:
+        The sum.
+    """
+    return mx.add(input, other if alpha == 1 else mx.multiply(other, alpha))
+
+
+def sub(input: Any, other: Any, *, alpha: Any = 1) -> array:
+    """``input - alpha * other``.
+
+    Args:
+        input: the first operand.
+        other: the second operand.
+        alpha: the multiplier of ``other``.
+
+    Returns:
+        The difference.
+    """
+    return mx.subtract(input, other if alpha == 1 else mx.multiply(other, alpha))
+
+
+def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> array:
+    """``input / other``, optionally rounded (``"trunc"`` or ``"floor"``).
+
+    Args:
+        input: the dividend.
+        other: the divisor.
+        rounding_mode: ``None`` (true division), ``"trunc"`` or ``"floor"``.
+
+    Returns:
+        The quotient.
+    """
+    if rounding_mode is None:
+        return mx.divide(input, other)
+    if rounding_mode == "floor":
+        return mx.floor_divide(input, other)
+    if rounding_mode == "trunc":
+        q = mx.divide(input, other)
+        rounded = mx.where(q < 0, mx.ceil(q), mx.floor(q))
+        return mx.astype(rounded, mx.floor_divide(input, other).dtype)
+    raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', not {rounding_mode!r}")

@@ -1,0 +1,395 @@
+"""PyTorch's creation functions (``torch.tensor``, ``zeros``, ``arange``, ...) and its dtype rules.
+
+Python floats become float32, Python ints int64 and bools bool (``mx.array`` makes int32);
+NumPy arrays and chainrule arrays keep their dtype; ``float``/``int`` as a dtype mean
+float64/int64. Every function takes ``device=`` (only the CPU) and ``requires_grad=``.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+import chainrule.core as mx
+from chainrule.core import dtypes as _dt
+from chainrule.core.array import _from_value
+from chainrule.core.tensor_functions import check_device, to_np_dtype
+
+array = mx.array
+_F32 = np.dtype(np.float32)
+_I64 = np.dtype(np.int64)
+
+
+def _size(size: tuple, who: str) -> tuple:
+    """``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` all mean shape ``(2, 3)``."""
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+        size = tuple(size[0])
+    try:
+        shape = tuple(int(s) for s in size)
+    except (TypeError, ValueError):
+        raise TypeError(f"{who}: size must be integers, got {size!r}") from None
+    if builtins.any(s < 0 for s in shape):
+        raise ValueError(f"{who}: negative dimension in size {shape}")
+    return shape
+
+
+def _finish(out: array, requires_grad: bool, dev: Any, who: str) -> array:
+    check_device(dev, who)
+    if requires_grad:
+        out.requires_grad = True
+    return out
+
+
+def _plain(data: Any) -> Any:
+    """Nested Python data with chainrule arrays replaced by their values."""
+    if type(data) is array:
+        return data._data
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    return data
+
+
+def _infer(data: Any) -> np.ndarray:
+    """PyTorch's inference for Python data: floats -> float32, ints -> int64, bools -> bool."""
+    value = np.asarray(_plain(data))
+    kind = value.dtype.kind
+    if kind == "f" and value.dtype == np.float64:
+        return value.astype(np.float32)
+    if kind in "iu":
+        return value.astype(np.int64)
+    if kind == "c":
+        return value.astype(np.complex64)
+    if kind in "bf":
+        return value
+    raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} {data!r:.80}")
+
+
+def tensor(
+    data: Any,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+    pin_memory: bool = False,
+) -> array:
+    """A new array holding a copy of ``data`` (PyTorch's ``torch.tensor``).
+
+    Python floats become float32, Python ints int64, bools bool (PyTorch's rules, unlike
+    ``mx.array``'s int32); NumPy arrays and chainrule arrays keep their dtype.
+
+    Args:
+        data: a scalar, nested sequence, NumPy array or array.
+        dtype: the result dtype.
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+        pin_memory: accepted for PyTorch code.
+
+    Returns:
+        A new array.
+    """
+    if type(data) is array:
+        value = data._data
+    elif isinstance(data, (np.ndarray, np.generic)):
+        value = np.array(data)
+    else:
+        value = _infer(data)
+    if dtype is not None:
+        value = value.astype(to_np_dtype(dtype), copy=False)
+    return _finish(_from_value(value), requires_grad, device, "tensor")
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> array:
+    """``data`` as an array, returning ``data`` itself when it already is one of that dtype.
+
+    Args:
+        data: a scalar, nested sequence, NumPy array or array.
+        dtype: the result dtype.
+        device: only the CPU.
+
+    Returns:
+        An array.
+    """
+    if type(data) is array and (dtype is None or to_np_dtype(dtype) == data._data.dtype):
+        check_device(device, "as_tensor")
+        return data
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(ndarray: np.ndarray) -> array:
+    """An array with the values and dtype of a NumPy array (float64 stays float64).
+
+    Arrays are immutable values here, so the data are copied: changing ``ndarray``
+    afterwards does not change the array (in PyTorch the two share memory).
+
+    Args:
+        ndarray: the NumPy array.
+
+    Returns:
+        A new array.
+    """
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(ndarray).__name__}")
+    _dt.from_np(ndarray.dtype)  # refuses object, string and other unsupported dtypes
+    return _from_value(np.array(ndarray))
+
+
+def _filled(fill, size: tuple, dtype, default, requires_grad, device, who) -> array:
+    shape = _size(size, who)
+    out = _from_value(np.full(shape, fill, dtype=to_np_dtype(dtype, default)))
+    return _finish(out, requires_grad, device, who)
+
+
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> array:
+    """Zeros of shape ``size`` (float32 by default).
+
+    Args:
+        *size: the shape, as integers or one sequence.
+        dtype: the dtype.
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+
+    Returns:
+        A new array.
+    """
+    return _filled(0, size, dtype, _F32, requires_grad, device, "zeros")
+
+
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> array:
+    """Ones of shape ``size`` (float32 by default).
+
+    Args:
+        *size: the shape, as integers or one sequence.
+        dtype: the dtype.
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+
+    Returns:
+        A new array.
+    """
+    return _filled(1, size, dtype, _F32, requires_grad, device, "ones")
+
+
+def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> array:
+    """An array of shape ``size`` (filled with zeros: there is no uninitialised memory here).
+
+    Args:
+        *size: the shape, as integers or one sequence.
+        dtype: the dtype (float32 by default).
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+
+    Returns:
+        A new array.
+    """
+    return _filled(0, size, dtype, _F32, requires_grad, device, "empty")
+
+
+def _scalar_dtype(value: Any):
+    if isinstance(value, builtins.bool):
+        return np.dtype(np.bool_)
+    if isinstance(value, builtins.int):
+        return _I64
+    if isinstance(value, builtins.float):
+        return _F32
+    if isinstance(value, complex):
+        return np.dtype(np.complex64)
+    return np.asarray(_plain(value)).dtype
+
+
+def full(
+    size: Sequence[int],
+    fill_value: Any,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> array:
+    """``fill_value`` everywhere; the dtype follows it (int -> int64, float -> float32).
+
+    Args:
+        size: the shape.
+        fill_value: the value.
+        dtype: the dtype (inferred from ``fill_value`` by default).
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+
+    Returns:
+        A new array.
+    """
+    value = _plain(fill_value)
+    return _filled(value, (size,), dtype, _scalar_dtype(fill_value), requires_grad, device, "full")
+
+
+def _like_filled(fill, name):
+    def like(
+        input: array, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
+    ) -> array:
+        return _filled(fill, (input.shape,), dtype, input._data.dtype, requires_grad, device, name)
+
+    like.__name__ = like.__qualname__ = name
+    like.__doc__ = f"``{name[:-5]}`` with the shape and dtype of ``input``."
+    return like
+
+
+zeros_like = _like_filled(0, "zeros_like")
+ones_like = _like_filled(1, "ones_like")
+empty_like = _like_filled(0, "empty_like")
+
+
+def full_like(
+    input: array,
+    fill_value: Any,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> array:
+    """``fill_value`` with the shape (and dtype) of ``input``.
+
+    Args:
+        input: gives the shape and the default dtype.
+        fill_value: the value.
+        dtype: the dtype.
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+
+    Returns:
+        A new array.
+    """
+    d = input._data.dtype
+    return _filled(fill_value, (input.shape,), dtype, d, requires_grad, device, "full_like")
+
+
+def arange(
+    start: Any,
+    end: Any = None,
+    step: Any = 1,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> array:
+    """Values from ``start`` to ``end`` (excluded) by ``step``: int64 for integers, else float32.
+
+    Args:
+        start: the first value (or ``end`` when ``end`` is omitted, starting at 0).
+        end: the bound, not included.
+        step: the spacing.
+        dtype: the dtype.
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+
+    Returns:
+        A new 1-D array.
+    """
+    if end is None:
+        start, end = 0, start
+    vals = [v.item() if type(v) is array else v for v in (start, end, step)]
+    if vals[2] == 0:
+        raise ValueError("arange: step must be nonzero")
+    floaty = builtins.any(isinstance(v, (builtins.float, np.floating)) for v in vals)
+    d = to_np_dtype(dtype, _F32 if floaty else _I64)
+    out = _from_value(np.arange(*vals, dtype=np.float64 if d.kind == "f" else d).astype(d))
+    return _finish(out, requires_grad, device, "arange")
+
+
+def linspace(
+    start: float,
+    end: float,
+    steps: int,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> array:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive (float32).
+
+    Args:
+        start: the first value.
+        end: the last value.
+        steps: how many values.
+        dtype: the dtype.
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+
+    Returns:
+        A new 1-D array.
+    """
+    if int(steps) < 0:
+        raise ValueError(f"linspace: steps must be >= 0, got {steps}")
+    d = to_np_dtype(dtype, _F32)
+    out = _from_value(np.linspace(float(start), float(end), int(steps)).astype(d))
+    return _finish(out, requires_grad, device, "linspace")
+
+
+def eye(
+    n: int,
+    m: int | None = None,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> array:
+    """The ``n`` by ``m`` identity matrix (float32).
+
+    Args:
+        n: rows.
+        m: columns (``n`` by default).
+        dtype: the dtype.
+        device: only the CPU.
+        requires_grad: make the result a leaf that records operations.
+
+    Returns:
+        A new 2-D array.
+    """
+    out = _from_value(np.eye(int(n), None if m is None else int(m), dtype=to_np_dtype(dtype, _F32)))
+    return _finish(out, requires_grad, device, "eye")
+
+
+def as_array(x: Any) -> array:
+    """``x`` itself when it is an array, else ``tensor(x)`` (PyTorch's dtype rules).
+
+    Args:
+        x: an array or data.
+
+    Returns:
+        An array.
+    """
+    return x if type(x) is array else tensor(x)
+
+
+def takes_tensor(fn: Callable) -> Callable:
+    """``fn`` (a function of :mod:`chainrule.core.tensor_functions`) accepting data as well.
+
+    Args:
+        fn: a function whose first argument is an array.
+
+    Returns:
+        The same function, its first argument converted by :func:`as_array` first.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(input: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(input if type(input) is array else tensor(input), *args, **kwargs)
+
+    return wrapper
+
+
+def is_tensor(obj: Any) -> builtins.bool:
+    """Whether ``obj`` is a chainrule array.
+
+    Args:
+        obj: anything.
+
+    Returns:
+        A Python bool.
+    """
+    return isinstance(obj, array)
+
+
+def get_default_dtype():
+    """The dtype of new floating arrays: float32."""
+    return mx.float32
