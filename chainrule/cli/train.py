@@ -327,10 +327,10 @@ def run(args: argparse.Namespace) -> int:
                     compile=args.compile,
                 )
             except NonFiniteError as e:
+                problem = e.problem.removeprefix("fit: ")
                 raise CommandError(
-                    str(e)
-                    .replace("fit: ", "training diverged: ", 1)
-                    .replace("pass on_nonfinite='warn' or 'ignore' to go on", "try a lower --lr")
+                    f"training diverged: {problem} (try a lower --lr, or check the data for "
+                    "extreme values)"
                 ) from None
             metrics: dict[str, Any] = {}
             for name in ("train", "val", "test"):

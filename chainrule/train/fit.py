@@ -423,12 +423,19 @@ class NonFiniteError(ArithmeticError):
         parameter: The dotted name of the first non-finite parameter, or ``None`` if every
             parameter was still finite.
         loss: The step's loss (NaN or infinite), or ``None`` if the loss was finite.
+        problem: The message without the advice that ends it (for a caller with its own).
     """
 
+    ADVICE = (
+        "lower the learning rate, check the data for extreme values, or pass "
+        "on_nonfinite='warn' or 'ignore' to go on"
+    )
+
     def __init__(
-        self, message: str, epoch: int, step: int, parameter: str | None, loss: float | None
+        self, problem: str, epoch: int, step: int, parameter: str | None, loss: float | None
     ) -> None:
-        super().__init__(message)
+        super().__init__(f"{problem} ({self.ADVICE})")
+        self.problem = problem
         self.epoch, self.step, self.parameter, self.loss = epoch, step, parameter, loss
 
 
@@ -461,15 +468,12 @@ class _NonFiniteGuard:
         of_steps = f"/{self.steps}" if self.steps else ""
         return f"epoch {epoch + 1}/{self.epochs}, step {step + 1}{of_steps}"
 
-    def _report(self, message: str, epoch: int, step: int, name: str | None, loss: Any) -> None:
-        message += (
-            " (lower the learning rate, check the data for extreme values, or pass "
-            "on_nonfinite='warn' or 'ignore' to go on)"
-        )
+    def _report(self, problem: str, epoch: int, step: int, name: str | None, loss: Any) -> None:
+        error = NonFiniteError(problem, epoch + 1, step + 1, name, loss)
         if self.policy == "raise":
-            raise NonFiniteError(message, epoch + 1, step + 1, name, loss)
+            raise error
         self.active = False
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        warnings.warn(str(error), RuntimeWarning, stacklevel=4)
 
     def check_loss(self, value: float, epoch: int, step: int) -> None:
         """After a step: stop (or warn) if its loss is NaN or infinite."""

@@ -169,15 +169,16 @@ class EpochProgress:
         """Finish the epoch: remove the bar and print one line with the epoch's figures.
 
         Args:
-            logs: The epoch's figures (loss, metrics, validation figures, lr).
+            logs: The epoch's figures (loss, metrics, validation figures, lr); empty when the
+                epoch stopped with an exception, and then no line is printed.
         """
         if self.bar is not None:
             self.bar.close()
             self.bar = None
         elif self.mode != "epoch":
             return
-        seconds = time.perf_counter() - self.start
         figures = format_logs(logs)
-        duration = format_duration(seconds)
-        line = f"{self.label} - {figures} - {duration}" if figures else self.label
-        print(line, file=self.stream, flush=True)
+        if not figures:  # the epoch did not finish (an exception): nothing to summarise
+            return
+        duration = format_duration(time.perf_counter() - self.start)
+        print(f"{self.label} - {figures} - {duration}", file=self.stream, flush=True)

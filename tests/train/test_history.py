@@ -114,12 +114,15 @@ def test_a_fast_epoch_does_not_show_zero_seconds(monkeypatch):
     """A small table's epoch takes milliseconds: it used to print "0.0s" every epoch."""
     from chainrule.train import progress
 
-    clock = iter([100.0, 100.018])
+    clock = iter([100.0, 100.018, 200.0])
     monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
     s = _Stream(False)
     line = EpochProgress("epoch", 0, 1, total=1, stream=s)
     line.close({"loss": 0.5})
     assert s.getvalue() == "Epoch 1/1 - loss 0.5000 - 18ms\n"
+    s = _Stream(False)
+    EpochProgress("epoch", 0, 1, total=1, stream=s).close({})  # an epoch cut by an exception
+    assert s.getvalue() == ""
     assert [format_duration(t) for t in (0.0004, 0.25, 1.0, 59.94, 61.4, 3725)] == [
         "0ms",
         "250ms",
