@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 import chainrule.core as mx
-from chainrule.nn import losses
+import chainrule.nn as nn
+from chainrule.nn import losses, losses_torch
 
 # -- NumPy references (float64) -------------------------------------------------------------------
 
@@ -542,14 +543,30 @@ def test_every_loss_is_in_a_table():
     public = set(losses.__all__)
     assert {n for n in public if n[0].islower()} == functions
     assert {n for n in public if n[0].isupper()} == modules
+    assert set(losses_torch.__all__) == modules
+
+
+def test_mlx_functions_and_pytorch_classes_live_apart_and_are_found_where_they_were():
+    import chainrule.torch.nn as tnn
+
+    for name in losses_torch.__all__:
+        cls = getattr(losses_torch, name)
+        assert cls.__module__ == "chainrule.nn.losses_torch"
+        assert getattr(nn, name) is cls and getattr(losses, name) is cls
+        assert getattr(tnn, name) is cls
+        assert issubclass(cls, nn.Module)
+    for name in (n for n in losses.__all__ if n[0].islower()):
+        fn = getattr(losses, name)
+        assert fn.__module__ == "chainrule.nn.losses", name
+        assert getattr(nn, name) is fn
+        assert not hasattr(losses_torch, name), name
 
 
 @pytest.mark.parametrize("case", MODULES, ids=lambda c: c.id)
 def test_module_defaults_are_pytorch(case: Mod):
     loss = case.make(losses)
     assert loss.reduction == "mean"
-    if hasattr(losses, "_Base") and losses._Base.__name__ == "Module":
-        assert isinstance(loss, losses._Base)
+    assert isinstance(loss, nn.Module)
     if case.ref is not None:
         a = _np_args(case, seed=5)
         out = loss(*_mx_args(a))
