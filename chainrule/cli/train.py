@@ -194,16 +194,13 @@ def split_rows(
 
 
 def _check_packages() -> None:
-    # Fail before spending time on training: the run's files need these optional packages.
-    for module, extra, purpose in (
-        ("safetensors", "weights", "model.safetensors"),
-        ("matplotlib", "train", "history.png"),
-    ):
-        if importlib.util.find_spec(module) is None:
-            raise CommandError(
-                f"writing {purpose} needs {module}, which is not installed: "
-                f"pip install 'chainrule[{extra}]'"
-            )
+    # Fail before spending time on training: history.png needs matplotlib (model.safetensors
+    # is written by chainrule.nn itself).
+    if importlib.util.find_spec("matplotlib") is None:
+        raise CommandError(
+            "writing history.png needs matplotlib, which is not installed: "
+            "pip install 'chainrule[train]'"
+        )
 
 
 def _finite(value: Any) -> Any:

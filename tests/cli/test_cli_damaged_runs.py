@@ -9,8 +9,6 @@ import shutil
 import pytest
 from cli_helpers import QUICK, one_error_line, run
 
-pytest.importorskip("safetensors")
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
