@@ -81,26 +81,9 @@ STATS = {"traces": 0, "replays": 0, "eager": 0, "verified": 0, "rejected": 0}
 
 
 def _signature(tree, arrays: list, key: list) -> None:
-    """Collect the arrays of ``tree`` in tree order and append its signature to ``key``: the
-    structure, then per leaf its shape, dtype and whether it has a ``.grad`` (an array) or its
-    value (anything else; its identity when it cannot be hashed)."""
-    leaves, spec = pytree.flatten(tree)
-    key.append(spec)
-    for v in leaves:
-        if type(v) is array:
-            d = v._data
-            arrays.append(v)
-            key.append((d.shape, d.dtype, v._grad is None))
-            continue
-        t = type(v)
-        if v is None or t in (int, float, bool, str, complex):
-            key.append((t, v))
-        else:
-            try:
-                hash(v)
-                key.append((t, v))
-            except TypeError:
-                key.append((t, id(v)))
+    """Collect the arrays of ``tree`` in tree order and append its signature to ``key``
+    (``tree.signature``: structure, shapes, dtypes, which arrays have a ``.grad``, constants)."""
+    key.append(pytree.signature(tree, arrays))
 
 
 def _map_arrays(fn, tree, copies: dict | None = None):

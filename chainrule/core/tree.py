@@ -46,6 +46,7 @@ __all__ = [
     "map_keeping_types",
     "flatten",
     "unflatten",
+    "signature",
     "flatten_with_paths",
     "structure",
     "merge",
@@ -329,33 +330,94 @@ def flatten(tree: Any) -> tuple[list, Spec]:
     """
     out: list = []
     spec: list = []
-    _flatten(tree, out, spec)
+    _flatten(tree, out.append, spec.append)
     return out, tuple(spec)
 
 
-def _flatten(tree: Any, out: list, spec: list) -> None:
+def _flatten(tree: Any, leaf: Callable, note: Callable) -> None:
     # spec, in pre-order: None for a leaf; a container's type, then its keys (a dict) or length.
+    # ``leaf`` and ``note`` are the bound ``append`` methods of the two lists.
     t = type(tree)
     k = _KINDS.get(t)
     if k is None:
         k = _kind_of_type(t)
     if not k:
-        out.append(tree)
-        spec.append(None)
+        leaf(tree)
+        note(None)
         return
-    spec.append(t)
+    note(t)
     if k == DICT:
-        spec.append(tuple(tree))
+        note(tuple(tree))
         items = tree.values()
     else:
-        spec.append(len(tree))
+        note(len(tree))
         items = tree
     for v in items:
         if type(v) is _array:
-            out.append(v)
-            spec.append(None)
+            leaf(v)
+            note(None)
         else:
-            _flatten(v, out, spec)
+            _flatten(v, leaf, note)
+
+
+def signature(tree: Any, arrays: list) -> tuple:
+    """A hashable key for what work on ``tree`` depends on (``mx.compile``'s cache key).
+
+    The containers as in :func:`flatten`, with each leaf's marker replaced by its abstract
+    value: an array by its shape, dtype and whether it has a ``.grad``; anything else by
+    ``(type, value)``, or ``(type, id)`` when it cannot be hashed. One walk, no second pass
+    over the leaves: this runs on every call of a compiled function.
+
+    Args:
+        tree: the tree.
+        arrays: receives the array leaves, in order.
+
+    Returns:
+        The key; equal keys mean equal structures and equal abstract leaves.
+    """
+    key: list = []
+    _signature(tree, arrays.append, key.append)
+    return tuple(key)
+
+
+def _signature(tree: Any, found: Callable, note: Callable) -> None:
+    t = type(tree)
+    k = _KINDS.get(t)
+    if k is None:
+        k = _kind_of_type(t)
+    if not k:
+        if t is _array:
+            found(tree)
+            d = tree._data
+            note((d.shape, d.dtype, tree._grad is None))
+        else:
+            note(_constant_key(tree))
+        return
+    note(t)
+    if k == DICT:
+        note(tuple(tree))
+        items = tree.values()
+    else:
+        note(len(tree))
+        items = tree
+    for v in items:
+        if type(v) is _array:
+            found(v)
+            d = v._data
+            note((d.shape, d.dtype, v._grad is None))
+        else:
+            _signature(v, found, note)
+
+
+def _constant_key(v: Any) -> tuple:
+    t = type(v)
+    if v is None or t in (int, float, bool, str, complex):
+        return (t, v)
+    try:
+        hash(v)
+    except TypeError:
+        return (t, id(v))
+    return (t, v)
 
 
 def unflatten(spec: Spec, values: list) -> Any:
