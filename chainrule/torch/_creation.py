@@ -38,6 +38,8 @@ def _size(size: tuple, who: str) -> tuple:
 
 
 def _finish(out: array, requires_grad: bool, dev: Any, who: str) -> array:
+    # The one exit of every creation function here (and in _random): where the
+    # chainrule.torch.Tensor subclass will be given its class (docs/architecture.md).
     check_device(dev, who)
     if requires_grad:
         out.requires_grad = True
@@ -133,7 +135,7 @@ def from_numpy(ndarray: np.ndarray) -> array:
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(ndarray).__name__}")
     _dt.from_np(ndarray.dtype)  # refuses object, string and other unsupported dtypes
-    return _from_value(np.array(ndarray))
+    return _finish(_from_value(np.array(ndarray)), False, None, "from_numpy")
 
 
 def _filled(fill, size: tuple, dtype, default, requires_grad, device, who) -> array:

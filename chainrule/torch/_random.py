@@ -187,8 +187,10 @@ def randperm(
     check_device(device, "randperm")
     d = to_np_dtype(dtype, _I64)
     if generator is None:
-        return _from_value(mx.random.permutation(int(n))._data.astype(d))
-    return _from_value(generator.rng.permutation(int(n)).astype(d))
+        out = _from_value(mx.random.permutation(int(n))._data.astype(d))
+    else:
+        out = _from_value(generator.rng.permutation(int(n)).astype(d))
+    return _finish(out, False, None, "randperm")
 
 
 def _like(rand_fn):
