@@ -166,3 +166,21 @@ def test_missing_tqdm_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(ImportError, match=r"chainrule\[train\]"):
         EpochProgress("bar", 0, 1, total=1, stream=_Stream(True))
+
+
+def test_history_files_take_their_mode_from_the_umask(tmp_path):
+    """Hardening item 10: History.save and History.plot write through core.io's writer."""
+    import os
+    import stat
+
+    h = _history()
+    for umask, expected in ((0o022, 0o644), (0o077, 0o600)):
+        old = os.umask(umask)
+        try:
+            h.save(tmp_path / f"h{umask}.json")
+            h.plot(tmp_path / f"h{umask}.png")
+        finally:
+            os.umask(old)
+        for suffix in ("json", "png"):
+            mode = stat.S_IMODE(os.stat(tmp_path / f"h{umask}.{suffix}").st_mode)
+            assert mode == expected, (suffix, oct(mode))
