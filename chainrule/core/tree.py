@@ -18,9 +18,10 @@ A *tree* is a nesting of containers; everything else is a *leaf*. The policy is 
 ``spec``) are the fast walks that autograd, ``mx.compile``, modules and optimizers use;
 :mod:`chainrule.utils` is the public face with MLX's ``tree_*`` names and dotted paths.
 
-A container's kind is looked up by its exact type in one dict (computed once per type), so a
-walk costs one dict lookup per node, and array leaves, the common case, are recognised inline.
-Walks recurse once per nesting level, never once per leaf.
+The hot walks test an array (the usual leaf, recognised inline without a call), then
+``isinstance(x, dict)``, then a plain list; anything else has its kind looked up by exact type
+in one dict, computed once per type. They recurse once per nesting level, never once per leaf,
+and cost what the hand-written walks they replaced did.
 """
 
 from __future__ import annotations
@@ -93,6 +94,11 @@ def _kind_of_type(t: type) -> int:
     return k
 
 
+def _kind(x: Any) -> int:
+    k = _KINDS.get(type(x))
+    return _kind_of_type(type(x)) if k is None else k
+
+
 def kind(x: Any) -> int:
     """The kind of node ``x`` is: ``LEAF``, ``DICT``, ``LIST``, ``TUPLE`` or ``NAMEDTUPLE``.
 
@@ -151,14 +157,16 @@ def leaves(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> list:
 
 
 def _leaves(tree: Any, out: list) -> None:
-    t = type(tree)
-    k = _KINDS.get(t)
-    if k is None:
-        k = _kind_of_type(t)
-    if not k:
+    # The hot walks test, in order: an array (the usual leaf), a dict (isinstance: subclasses
+    # such as modules included), a plain list, then the cached kind of anything else.
+    if isinstance(tree, dict):
+        items = tree.values()
+    elif type(tree) is list or _kind(tree):
+        items = tree
+    else:
         out.append(tree)
         return
-    for v in tree.values() if k == DICT else tree:
+    for v in items:
         if type(v) is _array:  # inline: parameter trees are mostly array leaves
             out.append(v)
         else:
@@ -209,16 +217,16 @@ def map(
 
 
 def _map1(fn: Callable[[Any], Any], tree: Any) -> Any:
-    t = type(tree)
-    k = _KINDS.get(t)
-    if k is None:
-        k = _kind_of_type(t)
-    if not k:
+    if type(tree) is _array:
         return fn(tree)
-    if k == DICT:
+    if isinstance(tree, dict):
         return {key: fn(v) if type(v) is _array else _map1(fn, v) for key, v in tree.items()}
-    items = [fn(v) if type(v) is _array else _map1(fn, v) for v in tree]
-    return items if t is list else rebuild(tree, items)
+    t = type(tree)
+    if t is list:
+        return [fn(v) if type(v) is _array else _map1(fn, v) for v in tree]
+    if not _kind(tree):
+        return fn(tree)
+    return rebuild(tree, [fn(v) if type(v) is _array else _map1(fn, v) for v in tree])
 
 
 def _map_full(fn: Callable, tree: Any, rest: tuple, is_leaf: Callable | None) -> Any:
@@ -337,21 +345,18 @@ def flatten(tree: Any) -> tuple[list, Spec]:
 def _flatten(tree: Any, leaf: Callable, note: Callable) -> None:
     # spec, in pre-order: None for a leaf; a container's type, then its keys (a dict) or length.
     # ``leaf`` and ``note`` are the bound ``append`` methods of the two lists.
-    t = type(tree)
-    k = _KINDS.get(t)
-    if k is None:
-        k = _kind_of_type(t)
-    if not k:
+    if isinstance(tree, dict):
+        note(type(tree))
+        note(tuple(tree))
+        items = tree.values()
+    elif type(tree) is list or _kind(tree):
+        note(type(tree))
+        note(len(tree))
+        items = tree
+    else:
         leaf(tree)
         note(None)
         return
-    note(t)
-    if k == DICT:
-        note(tuple(tree))
-        items = tree.values()
-    else:
-        note(len(tree))
-        items = tree
     for v in items:
         if type(v) is _array:
             leaf(v)
@@ -381,25 +386,22 @@ def signature(tree: Any, arrays: list) -> tuple:
 
 
 def _signature(tree: Any, found: Callable, note: Callable) -> None:
-    t = type(tree)
-    k = _KINDS.get(t)
-    if k is None:
-        k = _kind_of_type(t)
-    if not k:
-        if t is _array:
-            found(tree)
-            d = tree._data
-            note((d.shape, d.dtype, tree._grad is None))
-        else:
-            note(_constant_key(tree))
-        return
-    note(t)
-    if k == DICT:
+    if isinstance(tree, dict):
+        note(type(tree))
         note(tuple(tree))
         items = tree.values()
-    else:
+    elif type(tree) is list or _kind(tree):
+        note(type(tree))
         note(len(tree))
         items = tree
+    elif type(tree) is _array:
+        found(tree)
+        d = tree._data
+        note((d.shape, d.dtype, tree._grad is None))
+        return
+    else:
+        note(_constant_key(tree))
+        return
     for v in items:
         if type(v) is _array:
             found(v)
