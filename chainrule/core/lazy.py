@@ -12,8 +12,8 @@ other reference from a layer to a higher one, are listed once, here, in
 anchor serves its entries as attributes through :func:`attach` (a module ``__getattr__``); any
 other module listed imports its entries inside the function that needs them.
 :data:`MODULE_ALIASES` makes one package answer to two names (``chainrule.optim`` *is*
-``chainrule.optimizers``). ``tests/test_layers.py`` holds the code to all of this: it parses
-every module's imports and refuses an upward one that is not listed here.
+``chainrule.optimizers``). ``tests/test_layer_order.py`` enforces all of this: it parses every
+module's imports and refuses an upward one that is not listed here.
 """
 
 from __future__ import annotations
