@@ -385,3 +385,38 @@ def test_tree_fill_mismatch_errors():
         tree_fill(structure, [])
     with pytest.raises(ValueError):
         tree_fill(structure, [("a", 1), ("c", 2)])
+
+
+# the public face of chainrule.core.tree
+
+
+def test_utils_follow_the_core_tree_policy():
+    import chainrule.nn as nn
+
+    tree = sys.modules["chainrule.core.tree"]
+    Point = namedtuple("Point", "x y")
+    data = {"p": Point(1, [2, None]), "d": DictNode(a=(3,)), "n": None}
+    assert tree_flatten(data) == [
+        ("p.0", 1),
+        ("p.1.0", 2),
+        ("p.1.1", None),
+        ("d.a.0", 3),
+        ("n", None),
+    ]
+    assert [leaf for _, leaf in tree_flatten(data)] == tree.leaves(data)
+    assert tree_map(lambda x: x, data) == tree.map(lambda x: x, data)
+    assert type(tree_map(lambda x: x, data)["p"]) is Point
+    assert (
+        tree_structure(data)
+        == tree.structure(data)
+        == {
+            "p": (None, [None, None]),
+            "d": {"a": (None,)},
+            "n": None,
+        }
+    )
+    merged = tree_merge(Point(1, None), Point(None, 2))
+    assert type(merged) is Point and merged == Point(1, 2)
+    model = nn.Linear(2, 3)
+    assert [k for k, _ in tree_flatten(model)] == ["weight", "bias"]
+    assert tree_reduce(lambda a, p: a + p.size, model.parameters(), 0) == 9

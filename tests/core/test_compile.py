@@ -441,3 +441,62 @@ def test_changing_an_mlx_hyper_parameter_traces_again():
 
     for a, b in zip(run(True), run(False)):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_trace_side_stands_without_the_program_side():
+    """``core/trace.py`` (Traced, kernel) imports only NumPy and the standard library, so the op
+    table can use it without the program machinery; compile.py re-exports both names."""
+    import ast
+    from pathlib import Path
+
+    source = Path(C.__file__).with_name("trace.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add("." * node.level + (node.module or ""))
+    # `from . import random` is the one package import (lazily, inside a draw)
+    assert imported <= {
+        "__future__",
+        "functools",
+        "operator",
+        "threading",
+        "weakref",
+        "collections.abc",
+        "typing",
+        "numpy",
+        ".",
+    }, imported
+    trace = sys.modules["chainrule.core.trace"]
+    from chainrule.core.compile import Traced, kernel
+
+    assert Traced is trace.Traced and kernel is trace.kernel
+    assert mx.trace is not trace  # the submodule does not shadow the mx.trace op
+    np.testing.assert_allclose(np.array(mx.trace(mx.eye(3))), 3.0)
+
+
+def test_namedtuple_arguments_are_containers_not_constants():
+    """Namedtuples follow the one tree policy: their arrays are inputs of the program (one trace
+    for every call), and a namedtuple result comes back as one."""
+    from collections import namedtuple
+
+    Batch = namedtuple("Batch", "x y")
+    cf = mx.compile(lambda b: Batch(b.x * b.y, mx.sum(b.y)))
+    before = dict(C.STATS)
+    for seed in range(4):
+        b = Batch(_rand(3, seed=seed), _rand(3, seed=seed + 5))
+        got = cf(b)
+        assert type(got) is Batch
+        np.testing.assert_allclose(np.array(got.x), np.array(b.x * b.y), rtol=1e-6)
+        np.testing.assert_allclose(np.array(got.y), np.array(mx.sum(b.y)), rtol=1e-6)
+    d = _stats_delta(before)
+    assert d["traces"] == 1 and d["replays"] == 2, (d, cf.last_reason)
+
+
+def test_list_and_tuple_arguments_have_different_signatures():
+    cf = mx.compile(lambda t: [v * 2 for v in t] if type(t) is list else tuple(v * 3 for v in t))
+    x = _rand(2)
+    for _ in range(3):
+        assert type(cf([x])) is list and type(cf((x,))) is tuple
+        np.testing.assert_allclose(np.array(cf((x,))[0]), np.array(x * 3), rtol=1e-6)
