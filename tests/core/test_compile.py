@@ -497,6 +497,9 @@ def test_namedtuple_arguments_are_containers_not_constants():
 def test_list_and_tuple_arguments_have_different_signatures():
     cf = mx.compile(lambda t: [v * 2 for v in t] if type(t) is list else tuple(v * 3 for v in t))
     x = _rand(2)
+    before = dict(C.STATS)
     for _ in range(3):
         assert type(cf([x])) is list and type(cf((x,))) is tuple
         np.testing.assert_allclose(np.array(cf((x,))[0]), np.array(x * 3), rtol=1e-6)
+    d = _stats_delta(before)
+    assert d["traces"] == 2 and d["rejected"] == 0 and d["eager"] == 0, d
