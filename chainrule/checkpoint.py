@@ -170,9 +170,9 @@ def _decode(obj: Any, tensors: dict[str, np.ndarray], where: str) -> Any:
         value = tensors[name]
         if kind == "ndarray":
             return value
-        from chainrule.core.array import _from_value
+        from chainrule.core.extend import from_value
 
-        return _from_value(value)
+        return from_value(value)
     if kind == "float":
         return float(obj["value"])
     if kind == "scalar":

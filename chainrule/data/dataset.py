@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
-from chainrule.core.array import _from_value
+from chainrule.core.extend import from_value
 
 __all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "as_rng"]
 
@@ -94,7 +94,7 @@ class TensorDataset(Dataset):
             A tuple with one array per dataset array, each of length ``len(indices)``.
         """
         return tuple(
-            _from_value(t._data[indices]) if t._node is None else t[indices] for t in self.tensors
+            from_value(t._data[indices]) if t._node is None else t[indices] for t in self.tensors
         )
 
 

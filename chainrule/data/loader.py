@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
-from chainrule.core.array import _from_value
+from chainrule.core.extend import from_value
 
 from .dataset import as_rng, permutation
 
@@ -234,16 +234,16 @@ def default_collate(batch: list) -> Any:
     if t is mx.array:
         if any(b._node is not None for b in batch):
             return mx.stack(batch)
-        return _from_value(_stack([b._data for b in batch], "default_collate"))
+        return from_value(_stack([b._data for b in batch], "default_collate"))
     if isinstance(elem, (np.ndarray, np.generic)):
         data = _stack([np.asarray(b) for b in batch], "default_collate")
-        return _from_value(data.astype(np.float32) if data.dtype == np.float64 else data)
+        return from_value(data.astype(np.float32) if data.dtype == np.float64 else data)
     if isinstance(elem, bool):
-        return _from_value(np.asarray(batch, dtype=np.bool_))
+        return from_value(np.asarray(batch, dtype=np.bool_))
     if isinstance(elem, int):
-        return _from_value(np.asarray(batch, dtype=np.int64))
+        return from_value(np.asarray(batch, dtype=np.int64))
     if isinstance(elem, float):
-        return _from_value(np.asarray(batch, dtype=np.float32))
+        return from_value(np.asarray(batch, dtype=np.float32))
     if isinstance(elem, (str, bytes)):
         return list(batch)
     if isinstance(elem, Mapping):

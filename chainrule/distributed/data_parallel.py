@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from chainrule.core.array import _from_value, array
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
 from chainrule.utils import tree_flatten, tree_map
 
 from .exits import waiting
@@ -173,7 +174,7 @@ class DataParallel:
                 extra = np.array([value * n, n] + [d is not None for d in datas], np.float64)
                 grads, sums = reduce(datas, scale=n, factor=_mean_of, extra=extra)
                 for p, gr, present in zip(params, grads, sums[2:]):
-                    p._grad = _from_value(gr) if present > 0 else None
+                    p._grad = from_value(gr) if present > 0 else None
                 optimizer.step()
                 return float(sums[0] / sums[1]), out, int(round(sums[1]))
 
@@ -210,7 +211,7 @@ class DataParallel:
             extra = np.array([value * n, n], np.float64)
             reduced, sums = reduce(datas, scale=n, factor=_mean_of, extra=extra)
             it = iter(reduced)
-            optimizer.update(model, tree_map(lambda _: _from_value(next(it)), template))
+            optimizer.update(model, tree_map(lambda _: from_value(next(it)), template))
             return float(sums[0] / sums[1]), out, int(round(sums[1]))
 
         return mlx_step

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.array import _from_value, array
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
 from chainrule.utils import tree_flatten, tree_map
 
 from .exits import waiting
@@ -222,7 +223,7 @@ def average_gradients(
 
     def leaf(v: Any) -> Any:
         if type(v) is array:
-            return _from_value(next(it))
+            return from_value(next(it))
         if isinstance(v, np.ndarray):
             return next(it)
         return v
@@ -267,7 +268,7 @@ def average_parameter_grads(
     present = np.array([d is not None for d in datas], dtype=np.float64)
     reduced, counts = reducer(datas, factor=1.0 / g._size, extra=present)
     for p, r, c in zip(params, reduced, counts):
-        p._grad = _from_value(r) if c > 0 else None
+        p._grad = from_value(r) if c > 0 else None
 
 
 def broadcast_parameters(model: Any, root: int = 0, group: Group | None = None) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from chainrule.core.array import _from_value, array
-from chainrule.core.ops import Primitive, _rec
+from chainrule.core.array import array
+from chainrule.core.extend import Primitive, from_value, record
 from chainrule.utils import tree_flatten, tree_map
 
 from .exits import waiting
@@ -113,7 +113,7 @@ def all_sum(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     g = _world_or(group)
     if g._size == 1:
         return x
-    return _rec(_ALL_SUM, _allreduce(g, x._data, _mpi().SUM, "all_sum"), (x,), {"group": g})
+    return record(_ALL_SUM, _allreduce(g, x._data, _mpi().SUM, "all_sum"), (x,), {"group": g})
 
 
 def all_max(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
@@ -129,7 +129,7 @@ def all_max(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     """
     x = _as_array(x, "all_max")
     g = _world_or(group)
-    return x if g._size == 1 else _from_value(_allreduce(g, x._data, _mpi().MAX, "all_max"))
+    return x if g._size == 1 else from_value(_allreduce(g, x._data, _mpi().MAX, "all_max"))
 
 
 def all_min(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
@@ -145,7 +145,7 @@ def all_min(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     """
     x = _as_array(x, "all_min")
     g = _world_or(group)
-    return x if g._size == 1 else _from_value(_allreduce(g, x._data, _mpi().MIN, "all_min"))
+    return x if g._size == 1 else from_value(_allreduce(g, x._data, _mpi().MIN, "all_min"))
 
 
 # ---------------------------------------------------------------------------- all_gather
@@ -169,7 +169,7 @@ def _all_gather_adjoint(g: array, group: Group, start: int, stop: int, shape: tu
     # This rank's rows of the gathered cotangent; its own VJP gathers (MLX's JVP rule).
     out = g._data[start:stop].reshape(shape)
     params = {"group": group, "start": start, "stop": stop, "shape": shape}
-    return _rec(_ALL_GATHER_ADJOINT, out, (g,), params)
+    return record(_ALL_GATHER_ADJOINT, out, (g,), params)
 
 
 def all_gather(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
@@ -222,7 +222,7 @@ def all_gather(x: Any, *, group: Group | None = None, stream: Any = None) -> arr
     out = _unwire(out, data.dtype)
     start = sum(rows[: g._rank])
     params = {"group": g, "start": start, "stop": start + rows[g._rank]}
-    return _rec(_ALL_GATHER, out, (x,), params)
+    return record(_ALL_GATHER, out, (x,), params)
 
 
 def _mpi_type(dtype: np.dtype) -> Any:
@@ -322,7 +322,7 @@ def broadcast(tree: Any, root: int = 0, *, group: Group | None = None) -> Any:
         kind, value, _ = meta[i]
         if kind == "o":
             return value
-        return received[i] if kind == "n" else _from_value(received[i])
+        return received[i] if kind == "n" else from_value(received[i])
 
     return tree_map(leaf, tree)
 
@@ -407,7 +407,7 @@ def recv(
         g.comm.Recv(buf, source=src, tag=0)
     STATS.seconds += _clock() - t0
     STATS.calls += 1
-    return _from_value(_unwire(buf, like.dtype))
+    return from_value(_unwire(buf, like.dtype))
 
 
 def recv_like(x: Any, src: int, *, group: Group | None = None, stream: Any = None) -> array:

@@ -12,8 +12,10 @@ from typing import Literal
 
 import numpy as np
 
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
+
 from .. import core as mx
-from ..core.array import _from_value, array
 
 __all__ = [
     "constant",
@@ -220,7 +222,7 @@ def sparse(
         order = mx.argsort(mx.random.uniform(shape=a.shape), axis=1)._data
         values = np.array(mx.random.normal(shape=a.shape, scale=std, loc=mean, dtype=dtype)._data)
         values[np.arange(rows)[:, None], order[:, :num_zeros]] = 0
-        return _from_value(values)
+        return from_value(values)
 
     return initializer
 

@@ -9,9 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core.array import array
+from chainrule.core.extend import from_value, value_and_grad_of_leaves
+
 from .. import core as mx
-from ..core.array import _from_value, array
-from ..core.autograd import _value_and_grad_of_leaves
 from ..utils import tree_flatten
 from .module import Module, _apply_update
 
@@ -43,7 +44,7 @@ def value_and_grad(model: Module, fn: Callable) -> Callable:
         saved = model.trainable_parameters()
         # The common case: the parameters are requires_grad leaves, and their own nodes serve
         # as the targets of the backward pass (nothing is installed into the model).
-        done = _value_and_grad_of_leaves(fn, saved, args, kwargs, "nn.value_and_grad")
+        done = value_and_grad_of_leaves(fn, saved, args, kwargs, "nn.value_and_grad")
         if done is not None:
             return done
         # Otherwise tracers go into the model. The parameters are traced as they are: a leaf
@@ -142,7 +143,7 @@ def clip_grad_norm_(
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0, got {norm_type}")
     params = _grads_of(parameters, "clip_grad_norm_")
     if not params:
-        return _from_value(np.zeros((), np.float32))
+        return from_value(np.zeros((), np.float32))
     grads = [p._grad._data.astype(np.float64, copy=False) for p in params]
     if math.isinf(norm_type):
         total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
@@ -159,8 +160,8 @@ def clip_grad_norm_(
     if coef < 1.0:
         for p in params:
             g = p._grad._data
-            p._grad = _from_value(g * g.dtype.type(coef))
-    return _from_value(np.array(total, dtype=np.float32))
+            p._grad = from_value(g * g.dtype.type(coef))
+    return from_value(np.array(total, dtype=np.float32))
 
 
 def clip_grad_value_(parameters: Any, clip_value: float, foreach: bool | None = None) -> None:
@@ -181,4 +182,4 @@ def clip_grad_value_(parameters: Any, clip_value: float, foreach: bool | None = 
         raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
     for p in _grads_of(parameters, "clip_grad_value_"):
         g = p._grad._data
-        p._grad = _from_value(np.clip(g, -clip_value, clip_value).astype(g.dtype, copy=False))
+        p._grad = from_value(np.clip(g, -clip_value, clip_value).astype(g.dtype, copy=False))

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chainrule.core import autograd as _autograd
 from chainrule.core import dtypes as _dt
-from chainrule.core.array import Node, _from_value, array
+from chainrule.core.array import array
 from chainrule.core.backend import xp
+from chainrule.core.extend import OBSERVERS, Node, backward_pass, from_value
 
 __all__ = ["graph", "Graph", "GraphNode", "GraphvizNotFoundError", "DOT_THRESHOLD"]
 
@@ -558,7 +558,7 @@ def _record_gradients(
                 f"graph: gradients=True needs an output of one element (this one has shape "
                 f"{output.shape}); reduce it (.sum(), .mean()) or pass gradient= of that shape"
             )
-        seed = _from_value(xp.ones(output._data.shape, dtype=output._data.dtype))
+        seed = from_value(xp.ones(output._data.shape, dtype=output._data.dtype))
     else:
         seed = gradient if type(gradient) is array else array(gradient, dtype=output.dtype)
         if seed.shape != output.shape:
@@ -572,11 +572,11 @@ def _record_gradients(
         if k is not None and k not in norms and node not in see_through:
             norms[k] = _norm(cot._data)
 
-    _autograd.OBSERVERS.append(observe)
+    OBSERVERS.append(observe)
     try:
-        found = _autograd.backward_pass(root, seed, {n for n, _ in sources}, False)
+        found = backward_pass(root, seed, {n for n, _ in sources}, False)
     finally:
-        _autograd.OBSERVERS.remove(observe)
+        OBSERVERS.remove(observe)
     for node, cot in found.values():
         norms[index[node]] = _norm(cot._data)
     if root in index and index[root] not in norms:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+from chainrule.core.extend import as_tuple
+
 from ... import core as mx
 from ...core.array import array
-from ...core.conv import _tuple
 from ..module import Module
 
 __all__ = [
@@ -44,19 +45,19 @@ class _ConvNd(Module):
                 f"{who}: in_channels ({in_channels}) and out_channels ({out_channels}) must be "
                 f"divisible by groups ({groups})"
             )
-        kernel = _tuple(kernel_size, nd, "kernel_size", who, 1)
+        kernel = as_tuple(kernel_size, nd, "kernel_size", who, 1)
         scale = math.sqrt(1.0 / (in_channels * math.prod(kernel)))
         self.weight = mx.random.uniform(
             -scale, scale, (out_channels, *kernel, in_channels // groups)
         )
         if bias:
             self.bias = mx.zeros((out_channels,))
-        self.stride = _tuple(stride, nd, "stride", who, 1)
-        self.padding = _tuple(padding, nd, "padding", who, 0)
-        self.dilation = _tuple(dilation, nd, "dilation", who, 1)
+        self.stride = as_tuple(stride, nd, "stride", who, 1)
+        self.padding = as_tuple(padding, nd, "padding", who, 0)
+        self.dilation = as_tuple(dilation, nd, "dilation", who, 1)
         self.groups = groups
         if self._transpose:
-            self.output_padding = _tuple(output_padding, nd, "output_padding", who, 0)
+            self.output_padding = as_tuple(output_padding, nd, "output_padding", who, 0)
         if nd == 1:  # MLX keeps plain ints for the 1-d layers
             self.stride, self.padding, self.dilation = (
                 self.stride[0],

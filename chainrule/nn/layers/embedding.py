@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 
+from chainrule.core.extend import out_of_range
+
 from ... import core as mx
 from ...core.array import array
-from ...core.ops import _out_of_range
 from ..module import Module
 
 __all__ = ["Embedding"]
@@ -48,7 +49,7 @@ class Embedding(Module):
         ):
             raise ValueError(f"Embedding: ids must be integers, got dtype {x.dtype.name}")
         n = self["weight"].shape[0]
-        if x.size and _out_of_range(x._data, n):
+        if x.size and out_of_range(x._data, n):
             raise ValueError(
                 f"Embedding: ids must be in [0, {n}), got values from {int(x._data.min())} to "
                 f"{int(x._data.max())}"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from chainrule.core.extend import sliding_windows
+
 from ... import core as mx
 from ...core.array import array
-from ...core.conv import _sliding_windows
 from ..module import Module
 
 __all__ = [
@@ -63,7 +64,7 @@ class _Pool(Module):
         if any(self._padding):
             width = [(0, 0)] + [(p, p) for p in self._padding] + [(0, 0)]
             x = mx.pad(x, width, constant_values=self._pad_value)
-        windows = _sliding_windows(x, self._kernel_size, self._stride, who=who)
+        windows = sliding_windows(x, self._kernel_size, self._stride, who=who)
         return type(self)._reduce(windows, axis=-2)
 
 

@@ -6,9 +6,11 @@ import math
 
 import numpy as np
 
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
+
 from ... import core as mx
 from ...core import dtypes as _dt
-from ...core.array import _from_value, array
 from ..module import Module
 
 __all__ = ["ALiBi", "RoPE", "SinusoidalPositionalEncoding", "rope"]
@@ -41,8 +43,8 @@ def rope(x: array, dims: int, traditional: bool, base: float, scale: float, offs
     pos = (np.arange(offset, offset + L, dtype=np.float64) * scale)[:, None]
     freqs = np.exp(-np.arange(half, dtype=np.float64) * (math.log(base) / half))[None, :]
     theta = pos * freqs
-    cos = _from_value(np.cos(theta).astype(ftype))
-    sin = _from_value(np.sin(theta).astype(ftype))
+    cos = from_value(np.cos(theta).astype(ftype))
+    sin = from_value(np.sin(theta).astype(ftype))
     rotated, rest = x[..., :dims], x[..., dims:]
     if traditional:
         x1, x2 = rotated[..., 0::2], rotated[..., 1::2]
@@ -113,7 +115,7 @@ class SinusoidalPositionalEncoding(Module):
         if full_turns:
             sigmas = sigmas * (2 * math.pi)
         # A leading underscore keeps the frequencies out of parameters().
-        self._sigmas = _from_value(sigmas.astype(np.float32))
+        self._sigmas = from_value(sigmas.astype(np.float32))
         self.scale = scale or (2 / dims) ** 0.5
         self.cos_first = cos_first
 
@@ -139,7 +141,7 @@ class ALiBi(Module):
     @staticmethod
     def create_alibi_slope(num_heads: int) -> array:
         """Per-head slopes ``2 ** (-8 * (h + 1) / num_heads)``, shape ``(num_heads, 1, 1)``."""
-        return _from_value(ALiBi._slopes(num_heads).astype(np.float32).reshape(num_heads, 1, 1))
+        return from_value(ALiBi._slopes(num_heads).astype(np.float32).reshape(num_heads, 1, 1))
 
     @staticmethod
     def create_alibi_matrix(
@@ -156,7 +158,7 @@ class ALiBi(Module):
         distance = -np.abs(q[:, None] - k[None, :]).astype(np.float64)
         slopes = ALiBi._slopes(num_heads).reshape(1, num_heads, 1, 1)
         bias = distance[None, None] * slopes
-        return _from_value(bias.astype(_dt.to_np(dtype)))
+        return from_value(bias.astype(_dt.to_np(dtype)))
 
     def __call__(self, attention_scores: array, offset: int = 0, mask: array | None = None):
         bias = ALiBi.create_alibi_matrix(

@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
+
 from ... import core as mx
 from ...core import dtypes as _dt
-from ...core.array import _from_value, array
 from ..module import Module
 from ..utils import checkpoint as _checkpoint
 from .activations import relu
@@ -52,7 +54,7 @@ def scaled_dot_product_attention(
                 raise ValueError(f"attention: mask must be 'causal' or an array, got {mask!r}")
             L, S = scores.shape[-2], scores.shape[-1]
             keep = np.tril(np.ones((L, S), dtype=bool), k=S - L)
-            mask = _from_value(keep)
+            mask = from_value(keep)
         elif type(mask) is not array:
             mask = mx.array(mask)
         if mask.dtype == mx.bool_:
@@ -130,7 +132,7 @@ class MultiHeadAttention(Module):
         idx = np.arange(N)
         blocked = idx[:, None] < idx[None, :]
         np_dtype = np.dtype(_dt.to_np(dtype))
-        return _from_value(blocked.astype(np_dtype) * np.finfo(np_dtype).min)
+        return from_value(blocked.astype(np_dtype) * np.finfo(np_dtype).min)
 
 
 class TransformerEncoderLayer(Module):

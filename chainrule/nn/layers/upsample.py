@@ -7,8 +7,10 @@ from typing import Literal
 
 import numpy as np
 
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
+
 from ... import core as mx
-from ...core.array import _from_value, array
 from ..module import Module
 
 __all__ = ["Upsample", "upsample_nearest", "upsample_linear", "upsample_cubic"]
@@ -43,8 +45,8 @@ def _take_axis(x: array, idx: np.ndarray, weights: list, axis: int) -> array:
     shape[axis] = -1
     wdtype = x._data.dtype if x._data.dtype.kind == "f" else np.float32
     for ind, w in zip(idx, weights):
-        term = mx.take(x, _from_value(ind.astype(np.int64)), axis=axis)
-        term = term * _from_value(w.reshape(shape).astype(wdtype))
+        term = mx.take(x, from_value(ind.astype(np.int64)), axis=axis)
+        term = term * from_value(w.reshape(shape).astype(wdtype))
         out = term if out is None else out + term
     return out
 
@@ -68,7 +70,7 @@ def upsample_nearest(x: array, scale_factor: tuple) -> array:
             idx = np.arange(m) // int(s)
         else:
             idx = np.minimum(np.floor(np.arange(m) * (n / m)).astype(np.int64), n - 1)
-        x = mx.take(x, _from_value(idx.astype(np.int64)), axis=d + 1)
+        x = mx.take(x, from_value(idx.astype(np.int64)), axis=d + 1)
     return x
 
 
