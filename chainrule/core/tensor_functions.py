@@ -98,7 +98,7 @@ def check_device(dev: Any, who: str) -> None:
         )
 
 
-def to_np_dtype(dtype: Any, default: Any = None):
+def to_np_dtype(dtype: Any, default: Any = None) -> Any:
     """A dtype argument as a NumPy dtype; Python's ``float``/``int`` mean float64/int64 (PyTorch).
 
     Args:
@@ -181,7 +181,7 @@ def _indexed_extreme(x: array, dim: Any, keepdim: bool, pick, result, who: str):
     return result(values, _from_value(idx.astype(_I64)))
 
 
-def max(input: array, dim: Any = None, keepdim: bool = False):
+def max(input: array, dim: Any = None, keepdim: bool = False) -> array | MaxResult:
     """The largest value; with ``dim``, ``(values, indices)`` along it; with an array, elementwise.
 
     Args:
@@ -200,7 +200,7 @@ def max(input: array, dim: Any = None, keepdim: bool = False):
     return _indexed_extreme(input, dim, keepdim, np.argmax, MaxResult, "max")
 
 
-def min(input: array, dim: Any = None, keepdim: bool = False):
+def min(input: array, dim: Any = None, keepdim: bool = False) -> array | MinResult:
     """The smallest value; with ``dim``, ``(values, indices)`` along it; with an array, elementwise.
 
     Args:

@@ -32,7 +32,7 @@ import chainrule.core as mx
 
 from . import dtypes as _dt
 from . import tensor_functions as F
-from .array import _from_value
+from .array import _from_value, array
 
 _MISSING = object()
 
@@ -53,7 +53,7 @@ def _shape_args(shape: tuple) -> tuple:
     return shape
 
 
-def view(self, *shape: Any):
+def view(self, *shape: Any) -> array:
     """A view with a new shape (``x.view(2, -1)`` or ``x.view((2, -1))``); no dtype views.
 
     Args:
@@ -73,12 +73,12 @@ def view(self, *shape: Any):
     return mx.reshape(self, tuple(int(s) for s in shape))
 
 
-def view_as(self, other):
+def view_as(self, other: array) -> array:
     """``self.view(other.shape)``."""
     return mx.reshape(self, other.shape)
 
 
-def expand(self, *sizes: Any):
+def expand(self, *sizes: Any) -> array:
     """Broadcast to ``sizes`` (``-1`` keeps a dimension).
 
     Args:
@@ -97,39 +97,39 @@ def expand(self, *sizes: Any):
     return mx.broadcast_to(self, shape)
 
 
-def expand_as(self, other):
+def expand_as(self, other: array) -> array:
     """Broadcast to ``other.shape``."""
     return mx.broadcast_to(self, other.shape)
 
 
-def type_as(self, other):
+def type_as(self, other: array) -> array:
     """Cast to ``other``'s dtype."""
     return self if self._data.dtype == other._data.dtype else mx.astype(self, other.dtype)
 
 
-def unsqueeze(self, dim: int):
+def unsqueeze(self, dim: int) -> array:
     """Insert a dimension of length 1 at ``dim``."""
     return mx.expand_dims(self, int(dim))
 
 
-def permute(self, *dims: Any):
+def permute(self, *dims: Any) -> array:
     """Reorder the dimensions (``x.permute(0, 2, 1)``)."""
     return mx.transpose(self, tuple(int(d) for d in _shape_args(dims)))
 
 
-def contiguous(self, memory_format: Any = None):
+def contiguous(self, memory_format: Any = None) -> array:
     """The array itself: values have no memory layout to fix here."""
     return self
 
 
-def clone(self, memory_format: Any = None):
+def clone(self, memory_format: Any = None) -> array:
     """A new handle on the same values; differentiable (the gradient passes through)."""
     if self._node is None:
         return _from_value(self._data)
     return self * 1
 
 
-def to(self, *args: Any, **kwargs: Any):
+def to(self, *args: Any, **kwargs: Any) -> array:
     """Convert dtype and/or device: ``x.to(torch.float64)``, ``x.to("cpu")``, ``x.to(other)``.
 
     Args:
@@ -166,12 +166,12 @@ def to(self, *args: Any, **kwargs: Any):
     return clone(self) if copy else self
 
 
-def cpu(self):
+def cpu(self) -> array:
     """The array itself (it is on the CPU)."""
     return self
 
 
-def cuda(self, device: Any = None, non_blocking: bool = False):
+def cuda(self, device: Any = None, non_blocking: bool = False) -> array:
     """Always refused: there is no GPU backend."""
     F.check_device("cuda", "cuda")
 
@@ -191,13 +191,13 @@ def _data_set(self, value) -> None:
     self._set_value(value)
 
 
-def zero_(self):
+def zero_(self) -> array:
     """Set every element to zero (rebinds the handle: earlier graphs keep the old values)."""
     self._set_value(np.zeros_like(self._data))
     return self
 
 
-def fill_(self, value: Any):
+def fill_(self, value: Any) -> array:
     """Set every element to ``value`` (rebinds the handle, as ``zero_``)."""
     self._set_value(
         np.full_like(self._data, value.item() if isinstance(value, mx.array) else value)
@@ -205,28 +205,28 @@ def fill_(self, value: Any):
     return self
 
 
-def masked_fill(self, mask, value: Any):
+def masked_fill(self, mask: array, value: Any) -> array:
     """``value`` where ``mask`` is true, else ``self``."""
     v = value if isinstance(value, mx.array) else mx.array(value, dtype=self.dtype)
     return mx.where(mask, v, self)
 
 
-def clamp(self, min: Any = None, max: Any = None):
+def clamp(self, min: Any = None, max: Any = None) -> array:
     """Limit values to ``[min, max]``."""
     return F.clamp(self, min, max)
 
 
-def relu(self):
+def relu(self) -> array:
     """``max(x, 0)``."""
     return mx.maximum(self, 0)
 
 
-def log_softmax(self, dim: int, dtype: Any = None):
+def log_softmax(self, dim: int, dtype: Any = None) -> array:
     """Log-probabilities along ``dim``."""
     return F.log_softmax(self, dim, dtype)
 
 
-def t(self):
+def t(self) -> array:
     """Transpose of a matrix."""
     return F.t(self)
 
@@ -240,17 +240,17 @@ def _binary(op, name):
     return method
 
 
-def add(self, other, *, alpha: Any = 1):
+def add(self, other: Any, *, alpha: Any = 1) -> array:
     """``self + alpha * other``."""
     return F.add(self, other, alpha=alpha)
 
 
-def sub(self, other, *, alpha: Any = 1):
+def sub(self, other: Any, *, alpha: Any = 1) -> array:
     """``self - alpha * other``."""
     return F.sub(self, other, alpha=alpha)
 
 
-def div(self, other, *, rounding_mode: str | None = None):
+def div(self, other: Any, *, rounding_mode: str | None = None) -> array:
     """``self / other`` (optionally rounded)."""
     return F.div(self, other, rounding_mode=rounding_mode)
 

@@ -392,6 +392,6 @@ def is_tensor(obj: Any) -> builtins.bool:
     return isinstance(obj, array)
 
 
-def get_default_dtype():
+def get_default_dtype() -> mx.Dtype:
     """The dtype of new floating arrays: float32."""
     return mx.float32

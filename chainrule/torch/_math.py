@@ -118,7 +118,7 @@ def relu(input: array) -> array:
     return mx.maximum(x, 0)
 
 
-def where(condition: array, input: Any = None, other: Any = None):
+def where(condition: array, input: Any = None, other: Any = None) -> array | tuple[array, ...]:
     """``input`` where ``condition`` holds, else ``other``; with one argument, ``nonzero``.
 
     Args:
@@ -201,7 +201,7 @@ def _ordered(x: array, dim: int, descending: bool) -> np.ndarray:
     return idx
 
 
-def sort(input: array, dim: int = -1, descending: bool = False, stable: bool = False):
+def sort(input: array, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
     """Sorted values along ``dim`` and their original positions (int64).
 
     Args:
@@ -239,7 +239,9 @@ def argsort(input: array, dim: int = -1, descending: bool = False, stable: bool 
     return _from_value(_ordered(x, dim, descending).astype(_I64))
 
 
-def topk(input: array, k: int, dim: int = -1, largest: bool = True, sorted: bool = True):
+def topk(
+    input: array, k: int, dim: int = -1, largest: bool = True, sorted: bool = True
+) -> TopkResult:
     """The ``k`` largest (or smallest) values along ``dim``, in order, with their indices.
 
     Args:
