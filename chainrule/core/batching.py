@@ -74,8 +74,6 @@ def _mark(x):
     return x
 
 
-
-
 def _escape(*_args):
     _ESCAPED[0] = True
 

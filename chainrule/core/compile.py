@@ -26,7 +26,7 @@ How it works (docs/performance.md has the measurements):
 ``disable_compile()`` (or the ``MLX_DISABLE_COMPILE`` / ``CHAINRULE_DISABLE_COMPILE``
 environment variables) makes every compiled function run eagerly.
 
-The recording side (``Traced``, ``kernel``, guards, draws) is ``trace.py``; turning a recorded
+The recording side (``Traced``, ``kernel``, guards, draws) is ``tracing.py``; turning a recorded
 trace into code is ``program.py``; this module keys signatures, traces, replays and checks.
 """
 
@@ -42,7 +42,7 @@ import numpy as _np
 from . import tree as pytree
 from .array import STATE, Node, _from_value, array
 from .program import SettingChanged, build
-from .trace import (
+from .tracing import (
     _LOCAL,
     Traced,
     _ndarray,
@@ -57,7 +57,7 @@ from .trace import (
     setting,
 )
 
-# Traced, kernel, is_tracing and setting live in trace.py and are re-exported here.
+# Traced, kernel, is_tracing and setting live in tracing.py and are re-exported here.
 __all__ = [
     "compile",
     "disable_compile",

@@ -47,7 +47,7 @@ from .ops.table import _ARRAYS as BACKEND_ARRAYS
 from .ops.table import Primitive, defprim
 from .ops.table import _as as as_array
 from .ops.table import _rec as record
-from .trace import kernel
+from .tracing import kernel
 
 __all__ = [
     "BACKEND_ARRAYS",

@@ -1,6 +1,6 @@
 """The program side of ``mx.compile``: a recorded trace turned into generated Python code.
 
-:func:`build` takes the steps a :class:`~chainrule.core.trace._Tracer` recorded and the slots
+:func:`build` takes the steps a :class:`~chainrule.core.tracing._Tracer` recorded and the slots
 the caller needs, removes dead steps, finds the last use of every buffer (released with
 ``del`` there), lets elementwise ufuncs write into an input that dies at that step (``out=``),
 and generates one ``_replay`` function: one line per kernel, on plain NumPy arrays. Guards and
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as _np
 
-from .trace import _Draw, _Meth, _Ref, _Tracer
+from .tracing import _Draw, _Meth, _Ref, _Tracer
 
 __all__ = ["GuardFailed", "SettingChanged", "Program", "build"]
 

@@ -444,12 +444,12 @@ def test_changing_an_mlx_hyper_parameter_traces_again():
 
 
 def test_trace_side_stands_without_the_program_side():
-    """``core/trace.py`` (Traced, kernel) imports only NumPy and the standard library, so the op
+    """``core/tracing.py`` (Traced, kernel) imports only NumPy and the standard library, so the op
     table can use it without the program machinery; compile.py re-exports both names."""
     import ast
     from pathlib import Path
 
-    source = Path(C.__file__).with_name("trace.py").read_text()
+    source = Path(C.__file__).with_name("tracing.py").read_text()
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -468,7 +468,7 @@ def test_trace_side_stands_without_the_program_side():
         "numpy",
         ".",
     }, imported
-    trace = sys.modules["chainrule.core.trace"]
+    trace = sys.modules["chainrule.core.tracing"]
     from chainrule.core.compile import Traced, kernel
 
     assert Traced is trace.Traced and kernel is trace.kernel

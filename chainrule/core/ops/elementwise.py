@@ -7,7 +7,7 @@ import math
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
 from ..backend import xp
-from ..trace import kernel
+from ..tracing import kernel
 from .table import (
     _ARRAYS,
     _binary,

@@ -7,7 +7,7 @@ import builtins
 from .. import dtypes as _dt
 from ..array import STATE, _from_value, array
 from ..backend import xp
-from ..trace import kernel
+from ..tracing import kernel
 from .table import (
     Unbatchable,
     defprim,

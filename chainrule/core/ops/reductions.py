@@ -8,7 +8,7 @@ import math
 from .. import dtypes as _dt
 from ..array import _from_value, array
 from ..backend import xp
-from ..trace import kernel
+from ..tracing import kernel
 from .table import (
     defprim,
     export,

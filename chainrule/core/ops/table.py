@@ -9,7 +9,7 @@ import sys
 from .. import dtypes as _dt
 from ..array import STATE, Node, _convert, _from_value, array
 from ..backend import xp
-from ..trace import Traced
+from ..tracing import Traced
 
 _sum = builtins.sum
 _slice = builtins.slice
