@@ -27,7 +27,7 @@ pytest.importorskip("tqdm")
 
 CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f]")  # every control character but "\n"
 EPOCH_LINE = re.compile(
-    r"Epoch (\d+)/(\d+) - loss \d+\.\d{4} - accuracy \d\.\d{4} - lr 0\.1 - \d+\.\ds"
+    r"Epoch (\d+)/(\d+) - loss \d+\.\d{4} - accuracy \d\.\d{4} - lr 0\.1 - (?:\d+ms|\d+\.\ds)"
 )
 
 SCRIPT = """
