@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+from chainrule.core.extend import out_of_range
+
 from .. import core as mx
 from ..core.array import array
 from ..core.backend import xp
-from ..core.ops import _out_of_range
 
 Reduction = Literal["none", "mean", "sum"]
 _REDUCTIONS = ("none", "mean", "sum")
@@ -128,7 +129,7 @@ def _check_indices(who: str, targets: array, num_classes: int) -> None:
             "give targets the logits' shape"
         )
     # one boolean test first: under mx.compile it is a guard that holds for valid labels
-    if d.size and _out_of_range(d, num_classes):
+    if d.size and out_of_range(d, num_classes):
         lo, hi = int(d.min()), int(d.max())
         if lo < 0 or hi >= num_classes:
             bad = lo if lo < 0 else hi

@@ -9,10 +9,11 @@ chainrule.torch.nn.MSELoss``) and run the kernels and checks of
 
 from __future__ import annotations
 
+from chainrule.core.extend import out_of_range
+
 from .. import core as mx
 from ..core.array import array
 from ..core.backend import xp
-from ..core.ops import _out_of_range
 from .losses_checks import (
     _REDUCTIONS,
     _TORCH,
@@ -96,7 +97,7 @@ def _indexed_nll(
     if any_ignored:
         td = xp.where(ignored, 0, td)
         kept = mx.array(~ignored)
-    if td.size and _out_of_range(td, num_classes):
+    if td.size and out_of_range(td, num_classes):
         lo, hi = int(td.min()), int(td.max())
         if lo < 0 or hi >= num_classes:
             bad = lo if lo < 0 else hi

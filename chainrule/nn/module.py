@@ -25,9 +25,11 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
+
 from ..core import dtypes as _dt
 from ..core import tree as pytree
-from ..core.array import _from_value, array
 from ..core.autograd import no_grad
 from ..core.io import (
     FileFormatError,
@@ -88,7 +90,7 @@ def Parameter(data: Any, requires_grad: bool = True) -> array:
     Returns:
         A new array handle on the same (immutable) value.
     """
-    out = _from_value(data._data) if type(data) is array else array(data)
+    out = from_value(data._data) if type(data) is array else array(data)
     if requires_grad:
         out.requires_grad = True
     return out
@@ -634,7 +636,7 @@ class Module(dict):
         """
         for _, p in tree_flatten(self.parameters()):
             if p._grad is not None:
-                p._grad = None if set_to_none else _from_value(np.zeros_like(p._grad._data))
+                p._grad = None if set_to_none else from_value(np.zeros_like(p._grad._data))
 
     def state_dict(self, destination: dict | None = None, prefix: str = "") -> dict:
         """Dotted names mapped to the parameter arrays (PyTorch).

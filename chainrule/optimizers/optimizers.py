@@ -1,52 +1,40 @@
-"""Optimizers with MLX's API and PyTorch's, on one per-parameter code path.
+"""The standard optimizers (SGD, Adam, AdamW, Adamax, RMSprop, Adagrad, AdaDelta, Lion,
+Adafactor, Muon), ``MultiOptimizer`` and ``clip_grad_norm``.
 
-Each optimizer is written once, as MLX writes it: ``init_single(parameter, state)`` creates the
-state of one parameter and ``apply_single(gradient, parameter, state)`` returns its new value.
-The base class :class:`Optimizer` drives that pair from either front door:
-
-* MLX style, ``Adam(learning_rate=1e-3)`` / ``Adam(1e-3)``: ``optimizer.update(model, grads)``
-  maps ``apply_single`` over the gradient tree (:meth:`Optimizer.apply_gradients`) and hands the
-  new arrays to ``model.update``. ``optimizer.state`` is one tree ``{"step", "learning_rate",
-  <parameter tree of per-parameter dicts>}`` and the learning rate may be a schedule.
-* PyTorch style, ``Adam(model.parameters(), lr=1e-3)`` or a list of parameter-group dicts:
-  ``optimizer.step()`` runs ``apply_single`` for every parameter whose ``.grad`` is set and
-  rebinds the parameter's handle to the new value in place (``array._set_value``), so the model,
-  which holds the same handles, sees it and the parameters stay ``requires_grad`` leaves.
-  ``param_groups``, ``state`` (keyed by parameter), ``zero_grad``, ``add_param_group``,
-  ``state_dict`` and ``load_state_dict`` behave as in ``torch.optim``.
-
-The style is chosen by the first argument (a learning rate or a schedule, versus parameters) and
-only sets PyTorch's or MLX's defaults and positional order; where the two libraries' update
-formulas genuinely differ (SGD's first momentum buffer, Adam's bias correction, Adamax,
-Adafactor, Muon) the optimizer reads ``self._torch``. Hyper-parameters live in a group dict
-(``self.defaults`` in MLX style, each of ``param_groups`` in PyTorch style) that ``apply_single``
-reads as ``self._group``, so a scheduler's ``group["lr"] = ...`` takes effect at the next step.
-
-Optimizer maths is not differentiated, so ``apply_single`` works on the NumPy values. Nothing is
-modified in place: new parameter values and new state buffers are fresh arrays, so state
-snapshots (``state_dict()``, ``optimizer.state``) and graphs recorded earlier stay valid.
-
-``optimizer.step`` is both things at once, as ``array.size`` is: MLX's step count (an array)
-that PyTorch code can call, ``optimizer.step(closure=None)``.
+Each is written once, as MLX writes it (``init_single`` / ``apply_single``); the base class in
+``base.py`` drives it from MLX's ``update`` and from PyTorch's ``step``.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import numbers
-import weakref
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
+
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
 
 from .. import core as mx
 from ..core import tree as pytree
-from ..core.array import Node, _from_value, _new, array
-from ..core.autograd import enable_grad, no_grad
+from ..core.autograd import enable_grad
 from ..core.backend import xp
-from ..core.compile import is_tracing, setting
 from ..utils import tree_flatten, tree_unflatten
+from .base import (
+    _IGNORED_FLAGS,
+    _MISSING,
+    _REQUIRED,
+    LearningRate,
+    Optimizer,
+    _as_array,
+    _ascent_and_decay,
+    _check_betas,
+    _check_lr,
+    _looks_like_params,
+    _non_negative,
+    _positive,
+    _unit_interval,
+    _zeros,
+)
 
 __all__ = [
     "AdaDelta",
@@ -64,614 +52,6 @@ __all__ = [
     "SGD",
     "clip_grad_norm",
 ]
-
-LearningRate = float | array | Callable[[array], array]
-
-_MISSING = object()
-_REQUIRED = object()
-# PyTorch's implementation switches: accepted for compatibility, meaningless here.
-_IGNORED_FLAGS = frozenset({"foreach", "fused", "capturable", "differentiable"})
-
-
-def _as_array(x) -> array:
-    return x if isinstance(x, array) else mx.array(x)
-
-
-def _zeros(parameter: array) -> array:
-    return _from_value(xp.zeros_like(parameter._data))
-
-
-def _is_leaf_array(x) -> bool:
-    return isinstance(x, array) and (x._node is None or x._node.prim is None)
-
-
-def _tree_arrays(tree, who: str) -> list:
-    """The arrays of a parameter tree (dict, Module, list, generator), deduplicated, in order."""
-    if isinstance(tree, array):
-        return [tree]
-    if not pytree.kind(tree):
-        tree = list(tree)
-    out, seen = [], set()
-    for path, leaf in tree_flatten(tree):
-        if not isinstance(leaf, array):
-            raise TypeError(
-                f"{who}: parameters must be arrays, got {type(leaf).__name__} at {path!r}"
-            )
-        if id(leaf) not in seen:
-            seen.add(id(leaf))
-            out.append(leaf)
-    return out
-
-
-def _normalise_params(params, who: str) -> list[dict]:
-    """PyTorch's ``params`` argument as a list of parameter-group dicts."""
-    if isinstance(params, array):
-        raise TypeError(
-            f"{who}: params must be an iterable of arrays, a parameter tree or a list of "
-            "parameter groups, got a single array; wrap it in a list"
-        )
-    if isinstance(params, (set, frozenset)):
-        raise TypeError(f"{who}: params must be ordered (a list or a tree), got a set")
-    if isinstance(params, dict):  # a parameter tree, e.g. model.parameters()
-        return [{"params": params}]
-    items = list(params)
-    if not items:
-        raise ValueError(f"{who}: optimizer got an empty parameter list")
-    if all(isinstance(g, dict) and "params" in g for g in items):
-        return [dict(g) for g in items]
-    if all(isinstance(i, tuple) and len(i) == 2 and isinstance(i[0], str) for i in items):
-        # named_parameters(): keep the names as PyTorch does
-        return [{"params": [a for _, a in items], "param_names": [n for n, _ in items]}]
-    return [{"params": items}]
-
-
-def _looks_like_params(first) -> bool:
-    """True when the first argument is parameters (PyTorch), not a learning rate (MLX)."""
-    if first is _MISSING or first is None:
-        return False
-    if isinstance(first, (dict, list, tuple, set, frozenset)):
-        return True
-    if isinstance(first, array):  # a learning rate is one number; a bigger array is a mistake
-        return first._data.size != 1
-    if isinstance(first, (numbers.Number, xp.generic, xp.ndarray)) or callable(first):
-        return False
-    return isinstance(first, Iterable)
-
-
-class _StepCount(array):
-    """MLX's ``optimizer.step`` (the step count, an array) that is also PyTorch's ``step()``."""
-
-    __slots__ = ("_opt",)
-
-    def __call__(self, closure: Callable[[], Any] | None = None):
-        return self._opt._step(closure)
-
-
-def _positive(who: str, name: str, value) -> None:
-    if not value > 0:
-        raise ValueError(f"{who}: invalid {name} {value!r} (must be > 0)")
-
-
-def _non_negative(who: str, name: str, value) -> None:
-    if not value >= 0:
-        raise ValueError(f"{who}: invalid {name} {value!r} (must be >= 0)")
-
-
-def _unit_interval(who: str, name: str, value) -> None:
-    if not 0 <= value < 1:
-        raise ValueError(f"{who}: invalid {name} {value!r} (must be in [0, 1))")
-
-
-def _check_lr(who: str, lr) -> None:
-    if lr is None or callable(lr) and not isinstance(lr, array):
-        return
-    if not float(lr) >= 0:
-        raise ValueError(f"{who}: invalid learning rate {float(lr)!r} (must be >= 0)")
-
-
-def _check_betas(who: str, betas) -> None:
-    if len(betas) != 2:
-        raise ValueError(f"{who}: betas must be a pair (beta1, beta2), got {betas!r}")
-    for i, b in enumerate(betas):
-        _unit_interval(who, f"beta{i + 1}", b)
-
-
-class Optimizer:
-    """The base of all optimizers, serving the MLX and the PyTorch calling styles.
-
-    Subclass it MLX's way (``super().__init__()``, then ``init_single`` and ``apply_single``)
-    or PyTorch's way (``super().__init__(params, defaults)``).
-
-    Args:
-        params: Parameters for PyTorch style (an iterable of arrays, a parameter tree such as
-            ``model.parameters()``, or a list of parameter-group dicts); ``None`` for MLX style.
-        defaults: The hyper-parameters every parameter group starts from.
-        schedulers: MLX's ``{name: schedule}`` for scheduled state entries.
-    """
-
-    def __init__(
-        self,
-        params: Any = None,
-        defaults: dict | None = None,
-        *,
-        schedulers: dict | None = None,
-    ) -> None:
-        object.__setattr__(self, "defaults", dict(defaults or {}))
-        self._torch = params is not None
-        self._initialized = False
-        self._state: dict = {"step": _from_value(xp.asarray(0, dtype=xp.uint64))}
-        self._schedulers = dict(schedulers or {})
-        self._group = self.defaults  # the hyper-parameters apply_single reads
-        self._t = 0  # the step count apply_single reads in MLX style
-        self._steps = 0  # PyTorch-style step() calls
-        self.param_groups: list[dict] = []
-        self._param_state: defaultdict = defaultdict(dict)
-        if params is not None:
-            for group in _normalise_params(params, type(self).__name__):
-                self.add_param_group(group)
-
-    # -- hyper-parameters as attributes (MLX: optimizer.betas, optimizer.momentum = 0.5) ----------
-    def __getattr__(self, name: str):
-        defaults = self.__dict__.get("defaults")
-        if defaults is not None and name in defaults:
-            return defaults[name]
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def __setattr__(self, name: str, value) -> None:
-        defaults = self.__dict__.get("defaults")
-        if defaults is not None and name in defaults:
-            if name == "lr" and not self.__dict__.get("_torch", True):
-                self.learning_rate = value
-                return
-            defaults[name] = value
-            for group in self.__dict__.get("param_groups", ()):
-                group[name] = value
-            return
-        object.__setattr__(self, name, value)
-
-    def __repr__(self) -> str:
-        if not self._torch:
-            hp = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items() if k != "lr")
-            return f"{type(self).__name__}(learning_rate={self._lr_repr()}, {hp})"
-        lines = [f"{type(self).__name__} ("]
-        for i, group in enumerate(self.param_groups):
-            lines.append(f"Parameter Group {i}")
-            lines.extend(f"    {k}: {v}" for k, v in group.items() if k != "params")
-        return "\n".join(lines + [")"])
-
-    def _lr_repr(self) -> str:
-        lr = self._state.get("learning_rate")
-        return "None" if lr is None else f"{float(lr._data):g}"
-
-    # -- the per-parameter maths, written by subclasses -----------------------------------------
-    def init_single(self, parameter: array, state: dict) -> None:
-        """Create the optimizer state of one parameter in ``state`` (a dict).
-
-        Args:
-            parameter: The parameter.
-            state: The parameter's (empty) state dict, filled in place.
-        """
-        raise NotImplementedError
-
-    def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
-        """Return the updated ``parameter`` and store its new state in ``state``.
-
-        Args:
-            gradient: The parameter's gradient.
-            parameter: The parameter.
-            state: The parameter's state dict.
-
-        Returns:
-            The parameter's new value.
-        """
-        raise NotImplementedError
-
-    def _count(self, state: dict) -> int:
-        """The step count of one parameter: per parameter in PyTorch style, global in MLX's."""
-        return state.get("step", self._t)
-
-    # -- MLX style -------------------------------------------------------------------------------
-    @property
-    def state(self):
-        """MLX style: the state tree. PyTorch style: ``{parameter: state dict}``."""
-        return self._param_state if self._torch else self._state
-
-    @state.setter
-    def state(self, state) -> None:
-        if self._torch:
-            self._param_state = defaultdict(dict, state)
-        else:
-            self._initialized = False
-            self._state = state
-
-    @property
-    def step(self) -> _StepCount:
-        """MLX: the number of updates so far (an array). PyTorch: call it, ``step(closure)``."""
-        s = _new(_StepCount)
-        s._data = xp.asarray(self._steps) if self._torch else self._state["step"]._data
-        s._node = None
-        s._grad = None
-        s._opt = self
-        return s
-
-    @property
-    def learning_rate(self):
-        """The learning rate: an array in MLX style, ``param_groups[0]["lr"]`` in PyTorch style.
-
-        Setting it to a number or, in MLX style, to a schedule changes it for every group.
-        """
-        if self._torch:
-            return self.param_groups[0]["lr"]
-        return self._state["learning_rate"]
-
-    @learning_rate.setter
-    def learning_rate(self, value: LearningRate) -> None:
-        if self._torch:
-            _check_lr(type(self).__name__, value)
-            for group in self.param_groups:
-                group["lr"] = value
-            return
-        self._schedulers.pop("learning_rate", None)
-        self._maybe_schedule("learning_rate", value)
-
-    def _maybe_schedule(self, name: str, param: LearningRate) -> None:
-        """Put ``state[name]`` on a schedule when ``param`` is callable (MLX)."""
-        if callable(param) and not isinstance(param, array):
-            self._schedulers[name] = param
-            param = param(self._state["step"])
-        value = _as_array(param)
-        self._state[name] = value
-        if name == "learning_rate" and "lr" in self.defaults:
-            self.defaults["lr"] = float(value._data)
-
-    def init(self, parameters: Any) -> None:
-        """Create the state of every parameter of a tree now rather than at the first update.
-
-        Args:
-            parameters: A tree of parameters, such as ``model.trainable_parameters()``.
-        """
-        if self._torch:
-            return  # PyTorch-style state is created per parameter at its first step
-        self._init_tree(parameters, self._state)
-        self._initialized = True
-
-    def _init_tree(self, params, state):
-        # The state mirrors the parameter tree (core/tree.py's policy) with plain dicts and
-        # lists, which grow when gradients name parameters it has not seen. Recursion per
-        # nesting level only; the leaves of one level are a loop.
-        k = pytree.kind(params)
-        if k == pytree.DICT:
-            if pytree.kind(state) != pytree.DICT:
-                state = {}
-            for name, v in params.items():
-                state[name] = self._init_tree(v, state.get(name))
-            return state
-        if k:
-            old = state if pytree.kind(state) not in (pytree.LEAF, pytree.DICT) else ()
-            return [
-                self._init_tree(v, old[i] if i < len(old) else None) for i, v in enumerate(params)
-            ]
-        if state:
-            return state
-        state = {} if state is None else state
-        if isinstance(params, array):
-            self.init_single(params, state)
-        return state
-
-    def apply_gradients(self, gradients: Any, parameters: Any) -> Any:
-        """Return the parameters updated by ``gradients`` (a tree shaped like ``gradients``).
-
-        Args:
-            gradients: A tree of gradients.
-            parameters: A tree of parameters, a superset of ``gradients``.
-
-        Returns:
-            A tree shaped like ``gradients`` holding the new parameter values (new arrays; a
-            ``requires_grad`` parameter gives a ``requires_grad`` result).
-        """
-        if self._torch:
-            return self._torch_tree(gradients, parameters, in_place=False)
-        if not self._initialized:
-            self.init(gradients)
-        state = self._state
-        step = state["step"]
-        for name, schedule in self._schedulers.items():
-            state[name] = _as_array(schedule(step))
-        # The step count stays an array (as in MLX), and so does the learning rate while
-        # mx.compile traces, so that the program reads them instead of freezing constants.
-        t = xp.asarray(step._data + 1)
-        state["step"] = _from_value(t)
-        self._t = t
-        defaults = self.defaults
-        if "lr" in defaults and "learning_rate" in state:
-            lr = state["learning_rate"]._data
-            defaults["lr"] = lr if is_tracing() else float(lr)
-        for name in self._schedulers:
-            if name != "learning_rate" and name in defaults:
-                defaults[name] = float(state[name]._data)
-        self._group = defaults
-        if is_tracing():  # hyper-parameters other than the learning rate are Python numbers
-            read = functools.partial(_hyper, defaults, ("params", "lr"))
-            setting(read, read())
-        with no_grad():
-            return self._walk(gradients, parameters, state)
-
-    def _walk(self, grads, params, state):
-        """``grads`` mapped to new parameters, with ``params`` and ``state`` walked in lockstep
-        (core/tree.py's policy; the result is shaped like ``grads``). A ``None`` gradient keeps
-        its parameter; state missing for a parameter is created."""
-        if type(grads) is array:
-            return _like(self.apply_single(grads, params, state), params)
-        k = pytree.kind(grads)
-        if k == pytree.DICT:
-            out = {}
-            for name, g in grads.items():
-                if name not in params:
-                    raise ValueError(
-                        f"{type(self).__name__}: the gradients name {name!r}, which the "
-                        f"parameters do not have (they have {sorted(map(str, params))})"
-                    )
-                sub = state.get(name)
-                if sub is None:
-                    sub = state[name] = self._init_tree(params[name], None)
-                out[name] = self._walk(g, params[name], sub)
-            return out
-        if k:
-            out = []
-            for i, g in enumerate(grads):
-                if i >= len(state):
-                    state.append(self._init_tree(params[i], None))
-                out.append(self._walk(g, params[i], state[i]))
-            return pytree.rebuild(grads, out)
-        if grads is None:
-            return params
-        raise TypeError(
-            f"{type(self).__name__}: a gradient must be an array (or None), not "
-            f"{type(grads).__name__}"
-        )
-
-    def update(self, model: Any, gradients: Any) -> None:
-        """Apply ``gradients`` to ``model``'s parameters.
-
-        MLX style: ``model.update(self.apply_gradients(gradients, model))``. PyTorch style: the
-        parameters of this optimizer found in ``model`` are updated in place, as ``step()`` does.
-
-        Args:
-            model: A module (or a tree of parameters with an ``update`` method).
-            gradients: A tree of gradients, e.g. from ``nn.value_and_grad``.
-        """
-        if self._torch:
-            self._torch_tree(gradients, model, in_place=True)
-        else:
-            # apply_gradients already refused names the model lacks (it reads each one)
-            new = self.apply_gradients(gradients, model)
-            if isinstance(model, _module_class()):
-                model.update(new, strict=False)
-            else:
-                model.update(new)
-
-    # -- PyTorch style ---------------------------------------------------------------------------
-    def add_param_group(self, param_group: dict) -> None:
-        """Add a parameter group (a dict with ``"params"`` and optional hyper-parameters).
-
-        Args:
-            param_group: The group; missing hyper-parameters come from ``defaults``.
-        """
-        who = type(self).__name__
-        if not isinstance(param_group, dict):
-            raise TypeError(f"{who}: a parameter group must be a dict, got {param_group!r}")
-        group = dict(param_group)
-        params = _tree_arrays(group["params"], who)
-        for p in params:
-            if not _is_leaf_array(p):
-                raise ValueError(f"{who}: can't optimize a non-leaf array (shape {p.shape})")
-            self._check_param(p)
-        group["params"] = params
-        for k, v in self.defaults.items():
-            group.setdefault(k, v)
-        self._check_hyper(group)
-        taken = {id(p) for g in self.param_groups for p in g["params"]}
-        if any(id(p) in taken for p in params):
-            raise ValueError(f"{who}: some parameters appear in more than one parameter group")
-        self.param_groups.append(group)
-
-    def _check_param(self, parameter: array) -> None:
-        """Refuse a parameter this optimizer cannot handle (subclasses)."""
-
-    def _check_hyper(self, group: dict) -> None:
-        """Refuse invalid hyper-parameters (subclasses)."""
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        """Clear the gradients of every parameter.
-
-        Args:
-            set_to_none: Set ``.grad`` to ``None`` (default) rather than to zeros.
-        """
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p._grad is not None:
-                    p._grad = None if set_to_none else _from_value(xp.zeros_like(p._data))
-
-    def _needs_params(self, what: str) -> None:
-        if not self._torch:
-            raise RuntimeError(
-                f"{type(self).__name__}.{what} needs the parameters: this optimizer was built "
-                f"MLX-style (with a learning rate). Build it as {type(self).__name__}"
-                "(model.parameters(), lr=...), or use optimizer.update(model, grads)"
-            )
-
-    def _advance(self, p: array, g: array, group: dict):
-        """Run ``apply_single`` for one PyTorch-style parameter; return its new backend value."""
-        self._group = group
-        s = self._param_state[p]
-        if not s:
-            s["step"] = 0
-            self.init_single(p, s)
-        s["step"] += 1
-        new = self.apply_single(g, p, s)._data
-        return new if new.dtype == p._data.dtype else new.astype(p._data.dtype)
-
-    def _step(self, closure: Callable[[], Any] | None = None):
-        """One PyTorch-style step: update every parameter that has a ``.grad``."""
-        self._needs_params("step()")
-        loss = None
-        if closure is not None:
-            with enable_grad():
-                loss = closure()
-        self._steps += 1
-        advance = self._advance
-        if is_tracing():
-            self._note_settings()
-        with no_grad():
-            for group in self.param_groups:
-                for p in group["params"]:
-                    if p._grad is not None:
-                        p._set_value(advance(p, p._grad, group))
-        return loss
-
-    def _note_settings(self) -> None:
-        """Under ``mx.compile``: the hyper-parameters the traced step reads as Python numbers
-        (schedulers change ``group["lr"]``) become settings the replay checks."""
-        for group in self.param_groups:
-            setting(functools.partial(_hyper, group), _hyper(group))
-
-    def _torch_tree(self, gradients, parameters, in_place: bool):
-        """PyTorch-style optimizer fed a gradient tree (``update`` / ``apply_gradients``).
-
-        Parameters of the tree that are not in this optimizer's groups are left as they are.
-        """
-        groups = {id(p): group for group in self.param_groups for p in group["params"]}
-        self._steps += 1
-        if is_tracing():
-            self._note_settings()
-
-        def leaf(g, p):
-            group = groups.get(id(p)) if g is not None else None
-            if group is None:
-                return p
-            new = self._advance(p, g, group)
-            if in_place:
-                p._set_value(new)
-                return p
-            return _like(_from_value(new), p)
-
-        with no_grad():
-            return pytree.map(leaf, gradients, parameters)  # None is a leaf: fn(None, p)
-
-    def state_dict(self) -> dict:
-        """The optimizer's state, with parameters replaced by their positions (PyTorch).
-
-        Returns:
-            PyTorch style: ``{"state": {index: {...}}, "param_groups": [...]}``. MLX style:
-            ``{"state": <a copy of the state tree>}``.
-        """
-        if not self._torch:
-            return {"state": pytree.map(lambda x: x, self._state)}
-        index: dict[int, int] = {}
-        groups = []
-        for group in self.param_groups:
-            packed = {k: v for k, v in group.items() if k != "params"}
-            ids = []
-            for p in group["params"]:
-                ids.append(index.setdefault(id(p), len(index)))
-            packed["params"] = ids
-            groups.append(packed)
-        # state arrays are never modified in place, so shallow copies are snapshots
-        state = {index[id(p)]: dict(s) for p, s in self._param_state.items() if id(p) in index}
-        return {"state": state, "param_groups": groups}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a state saved by :meth:`state_dict` (parameters matched by position).
-
-        Args:
-            state_dict: The saved state.
-        """
-        who = type(self).__name__
-        if not self._torch:
-            self.state = pytree.map(lambda x: x, state_dict["state"])
-            return
-        saved = state_dict["param_groups"]
-        if len(saved) != len(self.param_groups):
-            raise ValueError(
-                f"{who}: loaded state dict has {len(saved)} parameter groups, the optimizer "
-                f"has {len(self.param_groups)}"
-            )
-        for i, (g, sg) in enumerate(zip(self.param_groups, saved)):
-            if len(g["params"]) != len(sg["params"]):
-                raise ValueError(
-                    f"{who}: loaded parameter group {i} has {len(sg['params'])} parameters, the "
-                    f"optimizer's has {len(g['params'])}"
-                )
-        by_index = {
-            i: p
-            for g, sg in zip(self.param_groups, saved)
-            for i, p in zip(sg["params"], g["params"])
-        }
-        new_state: defaultdict = defaultdict(dict)
-        for i, s in state_dict["state"].items():
-            p = by_index.get(int(i))
-            if p is None:
-                continue
-            new_state[p] = {k: _cast_state(k, v, p) for k, v in s.items()}
-        self._param_state = new_state
-        for g, sg in zip(self.param_groups, saved):
-            params = g["params"]
-            g.clear()
-            g.update({k: v for k, v in sg.items() if k != "params"})
-            g["params"] = params
-
-
-def _cast_state(key: str, value, parameter: array):
-    """A loaded state entry, as an array of the parameter's floating dtype (PyTorch's rule)."""
-    if key == "step":
-        return int(value) if not isinstance(value, (list, tuple)) else value
-    if isinstance(value, array) or isinstance(value, xp.ndarray):
-        data = value._data if isinstance(value, array) else xp.array(value)
-        if data.dtype.kind == "f":
-            data = data.astype(parameter._data.dtype, copy=False)
-        return _from_value(data)
-    return value
-
-
-def _ascent_and_decay(hp: dict, g, w):
-    """PyTorch's ``maximize`` (ascend) and L2 ``weight_decay`` (added to the gradient), shared
-    by the optimizers that have both."""
-    if hp["maximize"]:
-        g = -g
-    wd = hp["weight_decay"]
-    if wd:
-        g = g + wd * w
-    return g
-
-
-def _hyper(group: dict, skip: tuple = ("params",)) -> dict:
-    """A group's hyper-parameters that are Python values (not its parameters or arrays)."""
-    return {k: v for k, v in group.items() if k not in skip and not isinstance(v, xp.ndarray)}
-
-
-_MODULE: list = []
-
-
-def _module_class() -> type:
-    """``nn.Module``, imported on first use (``chainrule.nn`` imports this package)."""
-    if not _MODULE:
-        from ..nn.module import Module
-
-        _MODULE.append(Module)
-    return _MODULE[0]
-
-
-def _like(new: array, parameter: array) -> array:
-    """``new`` with the parameter's dtype, and a ``requires_grad`` leaf if the parameter was one."""
-    data = new._data
-    if data.dtype != parameter._data.dtype:
-        data = data.astype(parameter._data.dtype)
-    node = parameter._node
-    if node is not None and node.prim is None and data.dtype.kind in "fc":
-        out = _from_value(data)
-        out._node = Node(data, None, (), None, weakref.ref(out))  # requires_grad, as it was
-        return out
-    return new if data is new._data else _from_value(data)
 
 
 # -- the standard optimizers ---------------------------------------------------------------------
@@ -805,13 +185,13 @@ class SGD(_Standard):
                 v = buf._data * mu
                 damp = hp["dampening"]
                 v += g if not damp else (1 - damp) * g
-            state["v"] = _from_value(v)
+            state["v"] = from_value(v)
             g = g + mu * v if hp["nesterov"] else v
         # one fresh buffer: the scaled step, then the new weights written over it
         new = g * hp["lr"]
         if isinstance(new, xp.ndarray) and new.dtype == w.dtype and new.shape == w.shape:
-            return _from_value(xp.subtract(w, new, out=new))
-        return _from_value(w - new)
+            return from_value(xp.subtract(w, new, out=new))
+        return from_value(w - new)
 
 
 class Adam(_Standard):
@@ -886,12 +266,12 @@ class Adam(_Standard):
         tmp *= 1 - b2
         v = state["v"]._data * b2
         v += tmp
-        state["m"] = _from_value(m)
-        state["v"] = _from_value(v)
+        state["m"] = from_value(m)
+        state["v"] = from_value(v)
         if hp["amsgrad"]:
             v_max = state.get("v_max")
             v = v if v_max is None else xp.maximum(v_max._data, v)
-            state["v_max"] = _from_value(v)
+            state["v_max"] = from_value(v)
         denom = xp.sqrt(v, out=tmp)
         if hp["bias_correction"]:
             t = self._count(state)
@@ -900,7 +280,7 @@ class Adam(_Standard):
         denom += hp["eps"]
         xp.divide(m, denom, out=denom)
         denom *= lr
-        return _from_value(w - denom)
+        return from_value(w - denom)
 
 
 class AdamW(Adam):
@@ -970,14 +350,14 @@ class Adamax(_Standard):
         eps = hp["eps"]
         m = state["m"]._data * b1
         m += (1 - b1) * g
-        state["m"] = _from_value(m)
+        state["m"] = from_value(m)
         if self._torch:
             u = xp.maximum(state["v"]._data * b2, xp.abs(g) + eps)
-            state["v"] = _from_value(u)
-            return _from_value(w - (lr / (1 - b1 ** self._count(state))) * (m / u))
+            state["v"] = from_value(u)
+            return from_value(w - (lr / (1 - b1 ** self._count(state))) * (m / u))
         v = xp.maximum(state["v"]._data * b2, xp.abs(g))
-        state["v"] = _from_value(v)
-        return _from_value(w - lr * (m / (v + eps)))
+        state["v"] = from_value(v)
+        return from_value(w - lr * (m / (v + eps)))
 
 
 class RMSprop(_Standard):
@@ -1035,11 +415,11 @@ class RMSprop(_Standard):
         a = hp["alpha"]
         v = state["v"]._data * a
         v += (1 - a) * (g * g)
-        state["v"] = _from_value(v)
+        state["v"] = from_value(v)
         if hp["centered"]:
             g_avg = state.get("g_avg")
             g_avg = (1 - a) * g if g_avg is None else g_avg._data * a + (1 - a) * g
-            state["g_avg"] = _from_value(g_avg)
+            state["g_avg"] = from_value(g_avg)
             avg = xp.sqrt(v - g_avg * g_avg)
         else:
             avg = xp.sqrt(v)
@@ -1051,9 +431,9 @@ class RMSprop(_Standard):
             step = g / avg
             if buf is not None:
                 step += buf._data * mu
-            state["buf"] = _from_value(step)
-            return _from_value(w - lr * step)
-        return _from_value(w - lr * (g / avg))
+            state["buf"] = from_value(step)
+            return from_value(w - lr * step)
+        return from_value(w - lr * (g / avg))
 
 
 class Adagrad(_Standard):
@@ -1099,7 +479,7 @@ class Adagrad(_Standard):
 
     def init_single(self, parameter: array, state: dict) -> None:
         """The accumulator :math:`v`, filled with ``initial_accumulator_value``."""
-        state["v"] = _from_value(
+        state["v"] = from_value(
             xp.full_like(parameter._data, self._group["initial_accumulator_value"])
         )
 
@@ -1112,10 +492,10 @@ class Adagrad(_Standard):
         if hp["lr_decay"]:
             lr = lr / (1 + (self._count(state) - 1) * hp["lr_decay"])
         v = state["v"]._data + g * g
-        state["v"] = _from_value(v)
+        state["v"] = from_value(v)
         denom = xp.sqrt(v)
         denom += hp["eps"]
-        return _from_value(w - lr * (g / denom))
+        return from_value(w - lr * (g / denom))
 
 
 class AdaDelta(_Standard):
@@ -1172,9 +552,9 @@ class AdaDelta(_Standard):
         d *= g
         u = u * rho
         u += (1 - rho) * (d * d)
-        state["v"] = _from_value(v)
-        state["u"] = _from_value(u)
-        return _from_value(w - float(hp["lr"]) * d)
+        state["v"] = from_value(v)
+        state["u"] = from_value(u)
+        return from_value(w - float(hp["lr"]) * d)
 
 
 Adadelta = AdaDelta  # PyTorch's spelling
@@ -1228,10 +608,10 @@ class Lion(_Standard):
         c = m * b1 + (1 - b1) * g
         new_m = m * b2
         new_m += (1 - b2) * g
-        state["m"] = _from_value(new_m)
+        state["m"] = from_value(new_m)
         if hp["weight_decay"] > 0:
             w = w * (1 - lr * hp["weight_decay"])
-        return _from_value(w - lr * xp.sign(c))
+        return from_value(w - lr * xp.sign(c))
 
 
 class Adafactor(_Standard):
@@ -1318,14 +698,14 @@ class Adafactor(_Standard):
         d = parameter._data
         if self._torch:
             if d.ndim > 1:
-                state["row_var"] = _from_value(xp.zeros(d.shape[:-1] + (1,), d.dtype))
-                state["col_var"] = _from_value(xp.zeros(d.shape[:-2] + (1, d.shape[-1]), d.dtype))
+                state["row_var"] = from_value(xp.zeros(d.shape[:-1] + (1,), d.dtype))
+                state["col_var"] = from_value(xp.zeros(d.shape[:-2] + (1, d.shape[-1]), d.dtype))
             else:
                 state["variance"] = _zeros(parameter)
             return
         if d.ndim >= 2:
-            state["exp_avg_sq_row"] = _from_value(xp.zeros(d.shape[:-1], d.dtype))
-            state["exp_avg_sq_col"] = _from_value(xp.zeros(d.shape[:-2] + d.shape[-1:], d.dtype))
+            state["exp_avg_sq_row"] = from_value(xp.zeros(d.shape[:-1], d.dtype))
+            state["exp_avg_sq_col"] = from_value(xp.zeros(d.shape[:-2] + d.shape[-1:], d.dtype))
         else:
             state["exp_avg_sq"] = _zeros(parameter)
         if self._group.get("beta_1") is not None:
@@ -1339,7 +719,7 @@ class Adafactor(_Standard):
             g = -g
         t = int(self._count(state))  # a NumPy integer would make the float32 state float64
         if self._torch:
-            return _from_value(self._torch_update(hp, g, w, t, state))
+            return from_value(self._torch_update(hp, g, w, t, state))
         eps1, eps2 = hp["eps"]
         rms_w = math.sqrt(float(xp.mean(w * w))) if w.size else 0.0
         if hp["relative_step"]:
@@ -1353,24 +733,24 @@ class Adafactor(_Standard):
         if g.ndim >= 2:
             row = state["exp_avg_sq_row"]._data * beta2 + (1 - beta2) * xp.mean(upd, axis=-1)
             col = state["exp_avg_sq_col"]._data * beta2 + (1 - beta2) * xp.mean(upd, axis=-2)
-            state["exp_avg_sq_row"] = _from_value(row)
-            state["exp_avg_sq_col"] = _from_value(col)
+            state["exp_avg_sq_row"] = from_value(row)
+            state["exp_avg_sq_col"] = from_value(col)
             r = 1 / xp.sqrt(row / xp.mean(row, axis=-1, keepdims=True))
             c = 1 / xp.sqrt(col)
             upd = r[..., :, None] * c[..., None, :] * g
         else:
             v = state["exp_avg_sq"]._data * beta2 + (1 - beta2) * upd
-            state["exp_avg_sq"] = _from_value(v)
+            state["exp_avg_sq"] = from_value(v)
             upd = g / xp.sqrt(v)
         rms_u = math.sqrt(float(xp.mean(upd * upd))) if upd.size else 0.0
         upd = upd * (lr / max(1.0, rms_u / hp["clip_threshold"]))
         if hp["beta_1"] is not None:
             b = hp["beta_1"]
             upd = state["exp_avg"]._data * b + (1 - b) * upd
-            state["exp_avg"] = _from_value(upd)
+            state["exp_avg"] = from_value(upd)
         if hp["weight_decay"]:
             w = w - w * (hp["weight_decay"] * lr)
-        return _from_value(w - upd)
+        return from_value(w - upd)
 
     @staticmethod
     def _torch_update(hp: dict, g, w, t: int, state: dict):
@@ -1389,14 +769,14 @@ class Adafactor(_Standard):
             col = state["col_var"]._data
             row = row + one_minus_beta2 * (xp.mean(g2, axis=-1, keepdims=True) - row)
             col = col + one_minus_beta2 * (xp.mean(g2, axis=-2, keepdims=True) - col)
-            state["row_var"] = _from_value(row)
-            state["col_var"] = _from_value(col)
+            state["row_var"] = from_value(row)
+            state["col_var"] = from_value(col)
             var = row @ col
             var /= xp.maximum(xp.mean(row, axis=-2, keepdims=True), eps1)
         else:
             var = state["variance"]._data
             var = var + one_minus_beta2 * (g2 - var)
-            state["variance"] = _from_value(var)
+            state["variance"] = from_value(var)
         upd = g / xp.sqrt(xp.maximum(var, eps1 * eps1))
         denom = max(1.0, float(xp.linalg.norm(upd)) / (math.sqrt(upd.size) * hp["d"]))
         return w - (alpha / denom) * upd
@@ -1501,7 +881,7 @@ class Muon(_Standard):
             g = g + wd * w
         v = state["v"]._data * mu
         v += (1 - mu) * g
-        state["v"] = _from_value(v)
+        state["v"] = from_value(v)
         upd = (1 - mu) * g + mu * v if hp["nesterov"] else v
         scale = 1.0
         if upd.ndim >= 2:
@@ -1521,7 +901,7 @@ class Muon(_Standard):
                 scale = math.sqrt(max(1.0, rows / cols))
         if wd and self._torch:
             w = w * (1 - lr * wd)
-        return _from_value(w - (lr * scale) * upd)
+        return from_value(w - (lr * scale) * upd)
 
 
 # -- combining optimizers ------------------------------------------------------------------------

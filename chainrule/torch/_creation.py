@@ -16,7 +16,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import dtypes as _dt
-from chainrule.core.array import _from_value
+from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import check_device, to_np_dtype
 
 array = mx.array
@@ -100,7 +100,7 @@ def tensor(
         value = _infer(data)
     if dtype is not None:
         value = value.astype(to_np_dtype(dtype), copy=False)
-    return _finish(_from_value(value), requires_grad, device, "tensor")
+    return _finish(from_value(value), requires_grad, device, "tensor")
 
 
 def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> array:
@@ -135,12 +135,12 @@ def from_numpy(ndarray: np.ndarray) -> array:
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(ndarray).__name__}")
     _dt.from_np(ndarray.dtype)  # refuses object, string and other unsupported dtypes
-    return _finish(_from_value(np.array(ndarray)), False, None, "from_numpy")
+    return _finish(from_value(np.array(ndarray)), False, None, "from_numpy")
 
 
 def _filled(fill, size: tuple, dtype, default, requires_grad, device, who) -> array:
     shape = _size(size, who)
-    out = _from_value(np.full(shape, fill, dtype=to_np_dtype(dtype, default)))
+    out = from_value(np.full(shape, fill, dtype=to_np_dtype(dtype, default)))
     return _finish(out, requires_grad, device, who)
 
 
@@ -294,7 +294,7 @@ def arange(
         raise ValueError("arange: step must be nonzero")
     floaty = builtins.any(isinstance(v, (builtins.float, np.floating)) for v in vals)
     d = to_np_dtype(dtype, _F32 if floaty else _I64)
-    out = _from_value(np.arange(*vals, dtype=np.float64 if d.kind == "f" else d).astype(d))
+    out = from_value(np.arange(*vals, dtype=np.float64 if d.kind == "f" else d).astype(d))
     return _finish(out, requires_grad, device, "arange")
 
 
@@ -323,7 +323,7 @@ def linspace(
     if int(steps) < 0:
         raise ValueError(f"linspace: steps must be >= 0, got {steps}")
     d = to_np_dtype(dtype, _F32)
-    out = _from_value(np.linspace(float(start), float(end), int(steps)).astype(d))
+    out = from_value(np.linspace(float(start), float(end), int(steps)).astype(d))
     return _finish(out, requires_grad, device, "linspace")
 
 
@@ -347,7 +347,7 @@ def eye(
     Returns:
         A new 2-D array.
     """
-    out = _from_value(np.eye(int(n), None if m is None else int(m), dtype=to_np_dtype(dtype, _F32)))
+    out = from_value(np.eye(int(n), None if m is None else int(m), dtype=to_np_dtype(dtype, _F32)))
     return _finish(out, requires_grad, device, "eye")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import tensor_functions as _tf
-from chainrule.core.array import _from_value
+from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import add, div, one_dim, sub
 
 from ._creation import _I64, as_array, takes_tensor
@@ -130,7 +130,7 @@ def where(condition: array, input: Any = None, other: Any = None) -> array | tup
         The chosen values; or, given only ``condition``, a tuple of int64 index arrays.
     """
     if input is None and other is None:
-        return tuple(_from_value(i.astype(_I64)) for i in np.nonzero(as_array(condition)._data))
+        return tuple(from_value(i.astype(_I64)) for i in np.nonzero(as_array(condition)._data))
     return mx.where(condition, input, other)
 
 
@@ -215,10 +215,10 @@ def sort(input: array, dim: int = -1, descending: bool = False, stable: bool = F
     """
     x = as_array(input)
     if x.ndim == 0:
-        return SortResult(x, _from_value(np.zeros((), _I64)))
+        return SortResult(x, from_value(np.zeros((), _I64)))
     idx = _ordered(x, dim, descending)
-    values = mx.take_along_axis(x, _from_value(idx), axis=one_dim(x, dim, "sort"))
-    return SortResult(values, _from_value(idx.astype(_I64)))
+    values = mx.take_along_axis(x, from_value(idx), axis=one_dim(x, dim, "sort"))
+    return SortResult(values, from_value(idx.astype(_I64)))
 
 
 def argsort(input: array, dim: int = -1, descending: bool = False, stable: bool = False) -> array:
@@ -235,8 +235,8 @@ def argsort(input: array, dim: int = -1, descending: bool = False, stable: bool 
     """
     x = as_array(input)
     if x.ndim == 0:
-        return _from_value(np.zeros((), _I64))
-    return _from_value(_ordered(x, dim, descending).astype(_I64))
+        return from_value(np.zeros((), _I64))
+    return from_value(_ordered(x, dim, descending).astype(_I64))
 
 
 def topk(
@@ -259,5 +259,5 @@ def topk(
     if not 0 <= k <= (x.shape[d] if x.ndim else 1):
         raise ValueError(f"topk: k={k} is out of range for dim {dim} of shape {x.shape}")
     idx = np.take(_ordered(x, d, largest), np.arange(k), axis=d)
-    values = mx.take_along_axis(x, _from_value(idx), axis=d)
-    return TopkResult(values, _from_value(idx.astype(_I64)))
+    values = mx.take_along_axis(x, from_value(idx), axis=d)
+    return TopkResult(values, from_value(idx.astype(_I64)))

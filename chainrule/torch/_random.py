@@ -13,7 +13,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import dtypes as _dt
-from chainrule.core.array import _from_value
+from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import check_device, to_np_dtype
 
 from ._creation import _F32, _I64, _finish, _size
@@ -94,7 +94,7 @@ def randn(
     if generator is None:
         out = mx.random.normal(shape, dtype=_dt.from_np(d))
     else:
-        out = _from_value(generator.rng.standard_normal(shape).astype(d))
+        out = from_value(generator.rng.standard_normal(shape).astype(d))
     return _finish(out, requires_grad, device, "randn")
 
 
@@ -122,7 +122,7 @@ def rand(
     if generator is None:
         out = mx.random.uniform(0.0, 1.0, shape, dtype=_dt.from_np(d))
     else:
-        out = _from_value(generator.rng.random(shape).astype(d))
+        out = from_value(generator.rng.random(shape).astype(d))
     return _finish(out, requires_grad, device, "rand")
 
 
@@ -164,9 +164,9 @@ def randint(
     d = to_np_dtype(dtype, _I64)
     if generator is None:
         out = mx.random.randint(low, high, shape, dtype=mx.int64)
-        out = out if d == _I64 else _from_value(out._data.astype(d))
+        out = out if d == _I64 else from_value(out._data.astype(d))
     else:
-        out = _from_value(generator.rng.integers(low, high, size=shape).astype(d))
+        out = from_value(generator.rng.integers(low, high, size=shape).astype(d))
     return _finish(out, requires_grad, device, "randint")
 
 
@@ -187,9 +187,9 @@ def randperm(
     check_device(device, "randperm")
     d = to_np_dtype(dtype, _I64)
     if generator is None:
-        out = _from_value(mx.random.permutation(int(n))._data.astype(d))
+        out = from_value(mx.random.permutation(int(n))._data.astype(d))
     else:
-        out = _from_value(generator.rng.permutation(int(n)).astype(d))
+        out = from_value(generator.rng.permutation(int(n)).astype(d))
     return _finish(out, False, None, "randperm")
 
 

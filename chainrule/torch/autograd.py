@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chainrule.core.autograd import backward_pass, enable_grad, no_grad, set_grad_enabled
+from chainrule.core.extend import seed_cotangent
+
 from ..core import anomaly as _anomaly
 from ..core.array import array
-from ..core.autograd import _seed, backward_pass, enable_grad, no_grad, set_grad_enabled
 
 __all__ = [
     "grad",
@@ -80,7 +82,9 @@ def grad(
                 f"torch.autograd.grad: output {i} (shape {o.shape}) does not require grad and "
                 "has no grad_fn: it does not depend on any input that requires grad"
             )
-        found = backward_pass(o._node, _seed(o, go, "torch.autograd.grad"), targets, create_graph)
+        found = backward_pass(
+            o._node, seed_cotangent(o, go, "torch.autograd.grad"), targets, create_graph
+        )
         for key, (_, g) in found.items():
             total[key] = g if key not in total else total[key] + g
     result = []

@@ -16,7 +16,8 @@ import numpy as np
 
 import chainrule.core as mx
 import chainrule.nn as cnn
-from chainrule.core.array import _from_value, array
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
 
 from .. import _math as _tf
 from . import _layers
@@ -324,7 +325,7 @@ def one_hot(tensor: array, num_classes: int = -1) -> array:
             f"one_hot: class values must be in [0, {num_classes}), got "
             f"[{int(data.min())}, {int(data.max())}]"
         )
-    return _from_value((data[..., None] == np.arange(num_classes)).astype(np.int64))
+    return from_value((data[..., None] == np.arange(num_classes)).astype(np.int64))
 
 
 def normalize(input: array, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> array:
