@@ -741,8 +741,9 @@ def test_clip_grad_norm_matches_numpy():
 
 
 def test_optim_is_the_same_package():
-    import chainrule.optim as optim
     import chainrule.optim.lr_scheduler as optim_sched
+
+    import chainrule.optim as optim
     from chainrule.optimizers import lr_scheduler
 
     for name in optimizers.__all__:

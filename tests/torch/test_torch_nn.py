@@ -54,6 +54,7 @@ def test_submodules_are_the_same_objects():
     assert ct.utils.data.TensorDataset is data.TensorDataset
     assert ct.nn.functional is F and ct.nn.utils.clip_grad_norm_ is cnn.utils.clip_grad_norm_
     from chainrule.torch.optim.lr_scheduler import StepLR
+
     from chainrule.torch.utils.data import random_split
 
     assert StepLR is optimizers.lr_scheduler.StepLR and random_split is data.random_split
