@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from chainrule.core.io import clean_stale_temporaries, fsync_dir, write_bytes
+from chainrule.core.io import clean_stale_temporaries, fsync_dir, pid_alive, write_bytes
 
 from .errors import CommandError
 
@@ -83,18 +83,6 @@ def _journal(out: Path) -> Path:
     return _parent(out) / f".{out.name}.overwrite.json"
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # someone else's live process, or a platform that cannot tell: keep
-        return True
-    return True
-
-
 def recover_overwrite(out: Path) -> str | None:
     """Finish or undo an `--overwrite` of `out` that a dead process left half done.
 
@@ -122,7 +110,7 @@ def recover_overwrite(out: Path) -> str | None:
             f"{journal}: unreadable record of an interrupted --overwrite of {out} ({e}); "
             "look for the old run in the hidden .old folder next to it, then delete the file"
         ) from None
-    if pid != os.getpid() and _pid_alive(pid):
+    if pid != os.getpid() and pid_alive(pid):
         return None  # that process is replacing the run right now
     done = None
     if not out.exists() and old.is_dir():
@@ -162,7 +150,7 @@ def clean_stale(folder: Path) -> list[str]:
     for name in os.listdir(folder):
         m = _TEMP_DIR.match(name)
         path = folder / name
-        if m is None or _pid_alive(int(m.group("pid"))):
+        if m is None or pid_alive(int(m.group("pid"))):
             continue
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -42,6 +42,7 @@ __all__ = [
     "write_bytes",
     "clean_stale_temporaries",
     "fsync_dir",
+    "pid_alive",
     "FileFormatError",
     "TensorInfo",
     "json_loads_bounded",
@@ -134,7 +135,15 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs on this machine (True when it cannot be told).
+
+    Args:
+        pid: a process id, as written into a temporary's name.
+
+    Returns:
+        False only when the process is known to be gone.
+    """
     if pid == os.getpid():
         return True
     try:
@@ -165,7 +174,7 @@ def clean_stale_temporaries(directory: str | os.PathLike) -> list[str]:
         return removed
     for name in names:
         m = _TEMP.match(name)
-        if m is None or _pid_alive(int(m.group("pid"))):
+        if m is None or pid_alive(int(m.group("pid"))):
             continue
         full = os.path.join(directory, name)
         if os.path.isfile(full) and not os.path.islink(full):
