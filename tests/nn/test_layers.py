@@ -910,7 +910,8 @@ def test_batchnorm_running_stats_train_and_eval():
     x = rng.standard_normal((16, 3)) * 2 + 5
     bn(mx.array(x))
     np.testing.assert_allclose(bn.running_mean.numpy(), 0.2 * x.mean(0), rtol=1e-5)
-    np.testing.assert_allclose(bn.running_var.numpy(), 0.8 + 0.2 * x.var(0), rtol=1e-5)
+    # the running variance takes the unbiased batch variance (MLX 0.32, PyTorch)
+    np.testing.assert_allclose(bn.running_var.numpy(), 0.8 + 0.2 * x.var(0, ddof=1), rtol=1e-5)
     # the statistics are state: never recorded, never trainable
     assert not bn.running_mean.requires_grad
     assert "running_mean" not in bn.trainable_parameters()
@@ -922,6 +923,28 @@ def test_batchnorm_running_stats_train_and_eval():
     np.testing.assert_array_equal(bn.running_mean.numpy(), before)  # eval does not update
     expect = (x - before) / np.sqrt(bn.running_var.numpy() + 1e-5)
     np.testing.assert_allclose(y, expect, rtol=1e-5)
+
+
+def test_batchnorm_running_var_is_unbiased_as_mlx():
+    # MLX 0.32: BatchNorm(1) on [[0], [2], [4]] keeps running_var 0.9 * 1 + 0.1 * 4 = 1.3
+    bn = nn.BatchNorm(1)
+    bn(mx.array([[0.0], [2.0], [4.0]]))
+    np.testing.assert_allclose(bn.running_var.numpy(), [1.3], rtol=1e-6)
+
+
+def test_gru_without_hidden_state_keeps_the_hidden_bias():
+    # MLX: GRU(1, 1), zero weights and biases but b_hn = 1, zero input:
+    # r = z = 0.5, n = tanh(0.5 * 1), h = 0.5 * tanh(0.5) = 0.231059
+    gru = nn.GRU(1, 1)
+    gru.update(
+        {"Wx": mx.zeros((3, 1)), "Wh": mx.zeros((3, 1)), "b": mx.zeros((3,)), "bhn": mx.ones((1,))}
+    )
+    out = gru(mx.zeros((2, 1)))
+    np.testing.assert_allclose(out.numpy()[0], [0.5 * np.tanh(0.5)], rtol=1e-6)
+    # and the same as an explicit zero initial state, for every step
+    np.testing.assert_allclose(
+        out.numpy(), gru(mx.zeros((2, 1)), mx.zeros((1,))).numpy(), rtol=1e-6
+    )
 
 
 def test_batchnorm_running_stats_match_torch_mean():

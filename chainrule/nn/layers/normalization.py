@@ -162,9 +162,11 @@ class BatchNorm(Module):
     """Batch normalisation over all axes but the last (``NC``, ``NLC`` or ``NHWC`` inputs).
 
     In training mode the batch statistics normalise the input and update the running
-    statistics (``running = (1 - momentum) * running + momentum * batch``, with the biased
-    batch variance as MLX does); the update is not recorded for differentiation. In
-    evaluation mode the running statistics are used.
+    statistics (``running = (1 - momentum) * running + momentum * batch``); the input is
+    normalised with the biased batch variance and the running variance takes the unbiased one
+    (``n / (n - 1)`` times it, ``n`` the values per channel), as MLX 0.32 and PyTorch do. The
+    update is not recorded for differentiation. In evaluation mode the running statistics are
+    used.
 
     Args:
         num_features: the number of channels.
@@ -214,7 +216,8 @@ class BatchNorm(Module):
             mean = mx.mean(x, axis=axes)
             var = mx.var(x, axis=axes)
             if self._training and self.track_running_stats:
-                self._update_running(mean, var)
+                n = x.size // self.num_features  # values per channel
+                self._update_running(mean, var * (n / (n - 1)) if n > 1 else var)
         else:
             mean, var = self["running_mean"], self["running_var"]
         x = (x - mean) * mx.rsqrt(var + self.eps)

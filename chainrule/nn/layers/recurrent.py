@@ -126,6 +126,8 @@ class GRU(Module):
             r, z = rz[..., :H], rz[..., H:]
             if hidden is not None:
                 n = n + r * h_n
+            elif self.bhn is not None:  # no hidden state: W_hn h is zero but b_hn is not
+                n = n + r * self["bhn"]
             n = mx.tanh(n)
             hidden = (1 - z) * n + z * hidden if hidden is not None else (1 - z) * n
             out.append(hidden)

@@ -429,14 +429,9 @@ class _BatchNormNd(cnn.BatchNorm):
             )
         moved = _to_last(x) if x.ndim > 2 else x
         rows = mx.reshape(moved, (-1, moved.shape[-1]))
-        # PyTorch's running variance is unbiased: remember the count for _update_running.
-        object.__setattr__(self, "_rows", rows.shape[0])
+        # the running variance is the unbiased one in both libraries (nn.BatchNorm does it)
         y = mx.reshape(cnn.BatchNorm.__call__(self, rows), moved.shape)
         return _to_first(y) if x.ndim > 2 else y
-
-    def _update_running(self, mean: array, var: array) -> None:
-        n = self._rows
-        super()._update_running(mean, var * (n / (n - 1)) if n > 1 else var)
 
 
 class BatchNorm1d(_BatchNormNd):
