@@ -100,6 +100,9 @@ def cross_entropy(
         raise ValueError(f"{who}: label_smoothing must be in [0, 1), got {label_smoothing}")
     logits, targets = _arr(logits), _arr(targets)
     ax = _class_axis(who, axis, logits.ndim)
+    # The loss depends only on the gaps between logits: shift by the (constant) maximum first,
+    # or a large shared offset rounds the gaps away before the subtraction (as MLX does).
+    logits = logits - mx.stop_gradient(mx.max(logits, axis=ax, keepdims=True))
     if targets.ndim == logits.ndim:
         if targets.shape != logits.shape:
             raise ValueError(
@@ -284,7 +287,8 @@ def triplet_loss(
 ) -> array:
     """Triplet margin loss (MLX ``nn.losses.triplet_loss``).
 
-    Computes ``max(sqrt(sum((a - p)^p) + eps) - sqrt(sum((a - n)^p) + eps) + margin, 0)``.
+    Computes ``max(||a - p||_p - ||a - n||_p + margin, 0)`` with
+    ``||d||_p = (sum(|d|^p) + eps)^(1/p)``.
 
     Args:
         anchors: The anchor samples.
@@ -293,7 +297,7 @@ def triplet_loss(
         axis: The feature axis. Default: ``-1``.
         p: The power in the distance. Default: ``2``.
         margin: The margin. Default: ``1.0``.
-        eps: Added under the square roots. Default: ``1e-6``.
+        eps: Added to the sums before the ``1/p`` power. Default: ``1e-6``.
         reduction: ``"none"`` | ``"mean"`` | ``"sum"``. Default: ``"none"``.
 
     Returns:
@@ -303,8 +307,8 @@ def triplet_loss(
     anchors, positives, negatives = _arr(anchors), _arr(positives), _arr(negatives)
     _same_shape(who, anchors, positives, "anchors", "positives")
     _same_shape(who, anchors, negatives, "anchors", "negatives")
-    pos = mx.sqrt(mx.sum(mx.power(anchors - positives, p), axis=axis) + eps)
-    neg = mx.sqrt(mx.sum(mx.power(anchors - negatives, p), axis=axis) + eps)
+    pos = mx.power(mx.sum(mx.power(mx.abs(anchors - positives), p), axis=axis) + eps, 1.0 / p)
+    neg = mx.power(mx.sum(mx.power(mx.abs(anchors - negatives), p), axis=axis) + eps, 1.0 / p)
     return _reduce(mx.maximum(pos - neg + margin, 0), reduction, who)
 
 

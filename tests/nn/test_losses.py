@@ -191,7 +191,7 @@ FUNCTIONS = [
         [_normal(5, 4), _probs(5, 4)],
         _ce_ref,
         "none",
-        (0, 1),
+        (0,),  # the targets: first order only, see the test below
         torch_ref=lambda T, x, t: T.nn.functional.cross_entropy(x, t, reduction="none"),
     ),
     Fn(
@@ -372,6 +372,27 @@ def test_function_gradients(case: Fn):
         return case.fn(*args, **case.kwargs, reduction="sum")
 
     mx.check_grads(f, [a[i] for i in case.diff], order=2, modes=("rev",))
+
+
+def test_cross_entropy_gradient_with_respect_to_probability_targets():
+    # As MLX, the logits are shifted by their maximum under stop_gradient, so derivatives
+    # off the probability simplex (what finite differences of the targets probe at second
+    # order) see the shift as a constant; the first order is the exact -(logits - max).
+    rng = np.random.default_rng(5)
+    logits = mx.array(rng.standard_normal((5, 4)))
+    targets = mx.array(rng.dirichlet(np.ones(4), size=5))
+    mx.check_grads(lambda t: losses.cross_entropy(logits, t, reduction="sum"), [targets], order=1)
+    g = mx.grad(lambda t: losses.cross_entropy(logits, t, reduction="sum"))(targets)
+    lg = logits.numpy()
+    np.testing.assert_allclose(g.numpy(), -(lg - lg.max(axis=1, keepdims=True)), rtol=1e-6)
+
+
+def test_cross_entropy_is_exact_for_large_shared_offsets():
+    base = mx.array([[2.0, -1.0]])
+    want = losses.cross_entropy(base, mx.array([0])).item()
+    for offset in (1e4, 1e6, 1e20):
+        got = losses.cross_entropy(base + offset, mx.array([0])).item()
+        np.testing.assert_allclose(got, want if offset < 1e20 else np.log(2.0), atol=1e-5)
 
 
 @pytest.mark.parametrize("case", FUNCTIONS, ids=lambda c: c.id)
@@ -769,3 +790,20 @@ def test_float16_losses_stay_float16():
     for out in (losses.mse_loss(p, t), losses.BCELoss()(p, t), losses.BCEWithLogitsLoss()(p, t)):
         assert out.dtype == mx.float16
         assert np.isfinite(out.item())
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_triplet_loss_uses_the_p_norm(p):
+    rng = np.random.default_rng(p)
+    a, pos, neg = (rng.standard_normal((4, 3)) for _ in range(3))
+
+    def norm(d):
+        return (np.sum(np.abs(d) ** p, axis=-1) + 1e-6) ** (1.0 / p)
+
+    want = np.maximum(norm(a - pos) - norm(a - neg) + 1.0, 0)
+    got = losses.triplet_loss(mx.array(a), mx.array(pos), mx.array(neg), p=p)
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-5)
+    torch = pytest.importorskip("torch")
+    t = [torch.tensor(x) for x in (a, pos, neg)]
+    ref = torch.nn.functional.triplet_margin_loss(*t, p=p, reduction="none").numpy()
+    np.testing.assert_allclose(got.numpy(), ref, rtol=1e-4, atol=1e-5)
