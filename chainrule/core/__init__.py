@@ -6,7 +6,7 @@ type also carries PyTorch's tape conveniences (``requires_grad``, ``backward()``
 
 from __future__ import annotations
 
-from . import linalg, random
+from . import fft, linalg, random
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .array import Node, array
 from .autograd import (
