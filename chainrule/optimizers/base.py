@@ -135,12 +135,12 @@ class _StepCount(array):
 
 def _positive(who: str, name: str, value) -> None:
     if not value > 0:
-        raise ValueError(f"{who}: invalid {name} {value!r} (must be > 0)")
+        raise ValueError(f"{who}: invalid {name} {value!r} (must be >0)")
 
 
 def _non_negative(who: str, name: str, value) -> None:
     if not value >= 0:
-        raise ValueError(f"{who}: invalid {name} {value!r} (must be >= 0)")
+        raise ValueError(f"{who}: invalid {name} {value!r} (must be >=0)")
 
 
 def _unit_interval(who: str, name: str, value) -> None:
@@ -149,10 +149,11 @@ def _unit_interval(who: str, name: str, value) -> None:
 
 
 def _check_lr(who: str, lr) -> None:
+    """PyTorch's learning-rate check (MLX checks none: a negative rate ascends)."""
     if lr is None or callable(lr) and not isinstance(lr, array):
         return
     if not float(lr) >= 0:
-        raise ValueError(f"{who}: invalid learning rate {float(lr)!r} (must be >= 0)")
+        raise ValueError(f"{who}: invalid learning rate {float(lr)!r} (must be >=0)")
 
 
 def _check_betas(who: str, betas) -> None:

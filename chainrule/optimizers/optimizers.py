@@ -107,7 +107,7 @@ class _Standard(Optimizer):
         lr = hp["lr"]
         if lr is _REQUIRED:
             raise TypeError(f"{who}() missing required argument: 'learning_rate'")
-        _check_lr(who, lr)
+        object.__setattr__(self, "_torch", torch_style)  # _check_hyper reads the style
         self._check_hyper(hp)
         if torch_style:
             if callable(lr) and not isinstance(lr, array):
@@ -157,7 +157,8 @@ class SGD(_Standard):
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
-        _check_lr(who, hp["lr"])
+        if self._torch:
+            _check_lr(who, hp["lr"])
         _non_negative(who, "momentum", hp["momentum"])
         _non_negative(who, "weight_decay", hp["weight_decay"])
         if hp["nesterov"] and (hp["momentum"] <= 0 or hp["dampening"] != 0):
@@ -232,9 +233,10 @@ class Adam(_Standard):
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
-        _check_lr(who, hp["lr"])
+        if self._torch:
+            _check_lr(who, hp["lr"])
         _check_betas(who, hp["betas"])
-        _positive(who, "eps", hp["eps"])
+        _non_negative(who, "eps", hp["eps"])
         _non_negative(who, "weight_decay", hp["weight_decay"])
 
     def init_single(self, parameter: array, state: dict) -> None:
@@ -397,7 +399,8 @@ class RMSprop(_Standard):
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
-        _check_lr(who, hp["lr"])
+        if self._torch:
+            _check_lr(who, hp["lr"])
         _non_negative(who, "alpha", hp["alpha"])
         _positive(who, "eps", hp["eps"])
         _non_negative(who, "momentum", hp["momentum"])
@@ -471,7 +474,8 @@ class Adagrad(_Standard):
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
-        _check_lr(who, hp["lr"])
+        if self._torch:
+            _check_lr(who, hp["lr"])
         _positive(who, "eps", hp["eps"])
         _non_negative(who, "lr_decay", hp["lr_decay"])
         _non_negative(who, "weight_decay", hp["weight_decay"])
@@ -527,7 +531,8 @@ class AdaDelta(_Standard):
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
-        _check_lr(who, hp["lr"])
+        if self._torch:
+            _check_lr(who, hp["lr"])
         if not 0 <= hp["rho"] <= 1:
             raise ValueError(f"{who}: invalid rho {hp['rho']!r} (must be in [0, 1])")
         _positive(who, "eps", hp["eps"])
@@ -588,7 +593,8 @@ class Lion(_Standard):
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
-        _check_lr(who, hp["lr"])
+        if self._torch:
+            _check_lr(who, hp["lr"])
         _check_betas(who, hp["betas"])
         _non_negative(who, "weight_decay", hp["weight_decay"])
 
@@ -676,7 +682,8 @@ class Adafactor(_Standard):
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
-        _check_lr(who, hp["lr"])
+        if self._torch:
+            _check_lr(who, hp["lr"])
         eps = hp["eps"]
         if len(eps) != 2:
             raise ValueError(f"{who}: eps must be a pair (eps1, eps2), got {eps!r}")
@@ -735,9 +742,7 @@ class Adafactor(_Standard):
             col = state["exp_avg_sq_col"]._data * beta2 + (1 - beta2) * xp.mean(upd, axis=-2)
             state["exp_avg_sq_row"] = from_value(row)
             state["exp_avg_sq_col"] = from_value(col)
-            r = 1 / xp.sqrt(row / xp.mean(row, axis=-1, keepdims=True))
-            c = 1 / xp.sqrt(col)
-            upd = r[..., :, None] * c[..., None, :] * g
+            upd = self._approximate_exp_moving_avg(row, col) * g
         else:
             v = state["exp_avg_sq"]._data * beta2 + (1 - beta2) * upd
             state["exp_avg_sq"] = from_value(v)
@@ -751,6 +756,20 @@ class Adafactor(_Standard):
         if hp["weight_decay"]:
             w = w - w * (hp["weight_decay"] * lr)
         return from_value(w - upd)
+
+    @staticmethod
+    def _approximate_exp_moving_avg(exp_avg_sq_row, exp_avg_sq_col):
+        """MLX's factored estimate of ``1 / sqrt(E[g^2])``: a separable outer product.
+
+        ``r = 1 / sqrt(row / mean(row))`` and ``c = 1 / sqrt(col)`` combine as ``r c^T`` (per
+        leading batch index). Takes and returns NumPy values or chainrule arrays alike.
+        """
+        row = getattr(exp_avg_sq_row, "_data", exp_avg_sq_row)
+        col = getattr(exp_avg_sq_col, "_data", exp_avg_sq_col)
+        r = 1 / xp.sqrt(row / xp.mean(row, axis=-1, keepdims=True))
+        c = 1 / xp.sqrt(col)
+        out = r[..., :, None] * c[..., None, :]
+        return out if row is exp_avg_sq_row else from_value(out)
 
     @staticmethod
     def _torch_update(hp: dict, g, w, t: int, state: dict):
@@ -849,7 +868,8 @@ class Muon(_Standard):
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
-        _check_lr(who, hp["lr"])
+        if self._torch:
+            _check_lr(who, hp["lr"])
         _non_negative(who, "momentum", hp["momentum"])
         _non_negative(who, "weight_decay", hp["weight_decay"])
         _positive(who, "eps", hp["eps"])
@@ -1006,11 +1026,16 @@ def clip_grad_norm(grads: Any, max_norm: float) -> tuple[Any, array]:
 
     Args:
         grads: A tree of gradients.
-        max_norm: The largest allowed global norm.
+        max_norm: The largest allowed global norm (>= 0).
 
     Returns:
         ``(clipped_grads, total_norm)``: the rescaled tree and the norm before clipping.
+
+    Raises:
+        ValueError: for a negative ``max_norm``.
     """
+    if max_norm < 0:
+        raise ValueError(f"clip_grad_norm: max_norm should be >=0, got {max_norm}")
     leaves = pytree.leaves(grads)
     norm_squared: Any = 0.0
     for g in leaves:

@@ -671,12 +671,11 @@ def test_torch_style_update_with_a_gradient_tree():
 
 
 INVALID = [
-    ("SGD", {"lr": -1.0}, "-1.0"),
     ("SGD", {"lr": 0.1, "momentum": -0.5}, "-0.5"),
     ("SGD", {"lr": 0.1, "nesterov": True}, "nesterov"),
     ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "nesterov": True}, "0.1"),
     ("SGD", {"lr": 0.1, "weight_decay": -2.0}, "-2.0"),
-    ("Adam", {"lr": 0.1, "eps": 0.0}, "eps 0.0"),
+    ("Adam", {"lr": 0.1, "eps": -1e-8}, "eps -1e-08"),
     ("Adam", {"lr": 0.1, "betas": (1.0, 0.999)}, "beta1 1.0"),
     ("Adam", {"lr": 0.1, "betas": (0.9, -0.1)}, "beta2 -0.1"),
     ("AdamW", {"lr": 0.1, "eps": -1e-8}, "-1e-08"),
@@ -689,7 +688,6 @@ INVALID = [
     ("AdaDelta", {"lr": 0.1, "eps": 0.0}, "eps 0.0"),
     ("Lion", {"lr": 0.1, "betas": (0.9, 1.0)}, "beta2 1.0"),
     ("Adafactor", {"lr": 0.1, "eps": (1e-30, 0.0)}, "0.0"),
-    ("Adafactor", {"lr": -0.1}, "-0.1"),
     ("Muon", {"lr": 0.1, "momentum": -0.9}, "-0.9"),
     ("Muon", {"lr": 0.1, "eps": 0.0}, "eps 0.0"),
 ]
@@ -704,6 +702,19 @@ def test_invalid_hyper_parameters_are_refused(name, kwargs, value, style):
             cls([_leaf(2, 2)], **kwargs)
         else:
             cls(**{("learning_rate" if k == "lr" else k): v for k, v in kwargs.items()})
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "Adafactor"])
+def test_learning_rates_are_checked_as_each_library_does(name):
+    cls = getattr(optimizers, name)
+    # PyTorch refuses a negative rate; MLX takes it (a negative rate ascends)
+    with pytest.raises(ValueError, match=r"learning rate -1\.0 \(must be >=0\)"):
+        cls([_leaf(2, 2)], lr=-1.0)
+    assert cls(learning_rate=-1.0).learning_rate.item() == -1.0
+    # Adam's eps may be 0 in both (MLX: "should be >=0"); RMSprop's must be >0
+    optimizers.Adam(learning_rate=0.1, eps=0.0)
+    with pytest.raises(ValueError, match=">0"):
+        optimizers.RMSprop(learning_rate=0.1, eps=0.0)
 
 
 def test_muon_torch_style_refuses_non_matrices():

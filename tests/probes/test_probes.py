@@ -179,8 +179,8 @@ PROBES = {
         ValueError,
         "batch_size",
     ),
-    "optimizer: a NaN learning rate": (
-        lambda d: optim.Adam(learning_rate=float("nan")),
+    "optimizer: a NaN learning rate (PyTorch style)": (
+        lambda d: optim.Adam([mx.zeros(2)], lr=float("nan")),
         ValueError,
         "learning rate nan",
     ),
