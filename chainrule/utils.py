@@ -147,6 +147,8 @@ def _finalize(node: _Branch) -> list | dict:
         indexed = sorted((int(k), k) for k in children)
     except ValueError:
         return children
+    if any(str(i) != k for i, k in indexed):  # "01" next to "1": keys, not list indices
+        return children
     if not indexed:
         # No keys at all (empty input): an empty dict is the neutral, Module-friendly answer.
         return {}
@@ -237,8 +239,9 @@ def tree_merge(
     ``None`` and empty containers count as absent, so the other tree's value is taken there;
     lists and tuples merge element-wise (the shorter one padded with ``None``) and keep
     ``tree_a``'s type; dicts merge key-wise into a plain ``dict`` (``tree_a``'s keys first).
-    Unlike MLX, which raises when both sides are absent, that case returns ``tree_a`` so an
-    empty sub-tree survives the merge.
+    Two empty containers of one type merge into an empty one of that type (an empty sub-tree
+    survives, and ``merge_fn`` is not called); of different types (``{}`` and ``[]``) they
+    raise, as in MLX.
 
     Args:
         tree_a: The first tree.
@@ -250,7 +253,8 @@ def tree_merge(
         The merged tree.
 
     Raises:
-        ValueError: If both trees hold a value at the same place and ``merge_fn`` is None.
+        ValueError: If both trees hold a value at the same place and ``merge_fn`` is None, or
+            two empty containers of different types meet.
     """
     return _tree.merge(tree_a, tree_b, merge_fn)
 

@@ -420,3 +420,28 @@ def test_utils_follow_the_core_tree_policy():
     model = nn.Linear(2, 3)
     assert [k for k, _ in tree_flatten(model)] == ["weight", "bias"]
     assert tree_reduce(lambda a, p: a + p.size, model.parameters(), 0) == 9
+
+
+def test_tree_merge_of_empty_containers():
+    # an empty sub-tree survives and merge_fn is not called on it; {} and [] do not merge
+    def never(a, b):
+        raise AssertionError("merge_fn called on empty sub-trees")
+
+    assert tree_merge({}, {}) == {}
+    assert tree_merge({"a": {}}, {"a": {}}, never) == {"a": {}}
+    assert tree_merge({"a": []}, {"a": []}) == {"a": []}
+    assert tree_merge({"a": ()}, {"a": ()}) == {"a": ()}
+    assert tree_merge([{"a": 1}, {}], [{"b": 2}, {}]) == [{"a": 1, "b": 2}, {}]
+    assert tree_merge({"a": 1, "b": {}, "c": {}}, {"a": {}, "b": {}, "c": 2}) == {
+        "a": 1,
+        "b": {},
+        "c": 2,
+    }
+    with pytest.raises(ValueError, match="Cannot merge dict with list"):
+        tree_merge({}, [])
+
+
+def test_tree_unflatten_keeps_non_canonical_integer_keys_apart():
+    tree = tree_unflatten([("01", "a"), ("1", "b"), ("2", "c")])
+    assert tree == {"01": "a", "1": "b", "2": "c"}
+    assert tree_unflatten([("0", "a"), ("1", "b"), ("2", "c")]) == ["a", "b", "c"]

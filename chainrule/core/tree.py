@@ -519,12 +519,17 @@ def merge(tree_a: Any, tree_b: Any, merge_fn: Callable[[Any, Any], Any] | None =
         The merged tree.
 
     Raises:
-        ValueError: both trees hold a value at one place and ``merge_fn`` is ``None``.
+        ValueError: both trees hold a value at one place and ``merge_fn`` is ``None``, or
+            two empty containers of different types meet.
     """
     a_absent = _absent(tree_a)
     b_absent = _absent(tree_b)
     if a_absent and b_absent:
-        return tree_a if tree_a is not None else tree_b
+        if tree_a is None or tree_b is None:
+            return tree_a if tree_a is not None else tree_b
+        if type(tree_a) is not type(tree_b):  # {} and []: two different empty structures
+            raise ValueError(f"Cannot merge {type(tree_a).__name__} with {type(tree_b).__name__}")
+        return type(tree_a)()
     if a_absent:
         return tree_b
     if b_absent:
