@@ -93,7 +93,7 @@ def _check_norm(norm: str, who: str) -> None:
 
 def _cast(a: array, real_input: bool) -> array:
     """The transform's input type: complex64/float32, or complex128/float64 from 64-bit input."""
-    wide = a.dtype in (xp.float64, xp.complex128)
+    wide = a._data.dtype in (xp.float64, xp.complex128)
     if real_input:
         return ops.astype(a, xp.float64 if wide else xp.float32)
     return ops.astype(a, xp.complex128 if wide else xp.complex64)
