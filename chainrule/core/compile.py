@@ -343,6 +343,13 @@ class _Compiled:
             result = _originals(result, copies)
         for h in _unique(post):
             _unwrap(h, tr)
+        if self.inputs is not None and self.outputs is not self.inputs:
+            # arrays the function put into an input-only state (a new step count): plain
+            # values, as the eager call leaves them, never a traced value that outlives the trace
+            post_in: list = []
+            _signature(self.inputs, post_in, [])
+            for h in _unique(post_in):
+                _unwrap(h, tr)
         for h, g, _ in saved.values():
             gd = None if h._grad is None else h._grad._data
             _unwrap(h, tr)

@@ -503,3 +503,21 @@ def test_list_and_tuple_arguments_have_different_signatures():
         np.testing.assert_allclose(np.array(cf((x,))[0]), np.array(x * 3), rtol=1e-6)
     d = _stats_delta(before)
     assert d["traces"] == 2 and d["rejected"] == 0 and d["eager"] == 0, d
+
+
+def test_an_input_only_state_changed_inside_keeps_plain_values():
+    """The optimizer replaces its step count inside the call; the state holds no traced value.
+
+    (MLX's test_update_lr_compiled: a compiled step with ``inputs=optimizer.state`` only, then
+    a new learning rate, which the replay reads from the state.)
+    """
+    import chainrule.optimizers as optim
+
+    params = {"w": mx.ones((5, 5))}
+    grads = {"w": mx.ones((5, 5))}
+    opt = optim.SGD(-1.0)
+    update = mx.compile(lambda g: opt.apply_gradients(g, params), inputs=opt.state)
+    np.testing.assert_allclose(update(grads)["w"].numpy(), 2.0)
+    assert type(opt.state["step"]._data) is np.ndarray
+    opt.learning_rate = -2.0
+    np.testing.assert_allclose(update(grads)["w"].numpy(), 3.0)
