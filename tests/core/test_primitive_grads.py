@@ -101,6 +101,8 @@ TABLE: dict[str, list] = {
     "sigmoid": unary(mx.sigmoid, positive(-4.0, 4.0)),
     "erf": unary(mx.erf),
     "erfinv": unary(mx.erfinv, positive(-0.8, 0.8)),
+    "degrees": unary(mx.degrees),
+    "radians": unary(mx.radians),
     "nan_to_num": unary(lambda x: mx.nan_to_num(x) * x),
     "identity": unary(nested_grad),
     "astype": [
@@ -155,6 +157,25 @@ TABLE: dict[str, list] = {
             [np.array([[2.0, 0.0, 3.0, 0.0, 1.5], [1.0, 2.0, 0.5, -1.0, 0.0]])],
         )
         for rev, inc in itertools.product([False, True], [False, True])
+    ],
+    "logcumsumexp": [
+        (
+            f"{axis}-{rev}",
+            lambda x, a=axis, r=rev: mx.logcumsumexp(x, a, r),
+            [uniform((3, 4))],
+        )
+        for axis, rev in itertools.product([None, 0, -1], [False, True])
+    ]
+    + [
+        ("exclusive", lambda x: mx.logcumsumexp(x, 1, inclusive=False)[:, 1:], [uniform((3, 4))]),
+        ("scalar", lambda x: mx.logcumsumexp(x), [uniform(())]),
+        ("(1,4)", lambda x: mx.logcumsumexp(x, 0), [uniform((1, 4))]),
+    ],
+    "hadamard_transform": [
+        ("(4,)", lambda x: mx.hadamard_transform(x) * x, [uniform((4,))]),
+        ("(3,8)", lambda x: mx.hadamard_transform(x, scale=0.3), [uniform((3, 8))]),
+        ("(1,4)", lambda x: mx.hadamard_transform(x) ** 2, [uniform((1, 4))]),
+        ("scalar", lambda x: mx.hadamard_transform(x, scale=2.0) * x, [uniform(())]),
     ],
     # linear algebra
     "matmul": [
@@ -221,10 +242,21 @@ TABLE: dict[str, list] = {
         ("none", lambda x, y: mx.concatenate([x, y], axis=None), [uniform((2, 2)), uniform((3,))]),
         ("stack", lambda x, y: mx.stack([x, y], axis=1), [uniform((3, 4)), uniform((3, 4))]),
     ],
+    "as_strided": [
+        ("windows", lambda x: mx.as_strided(x, (3, 3), (1, 1)) ** 2, [uniform((5,))]),
+        (
+            "reversed",
+            lambda x: mx.as_strided(x, (12,), (-1,), 11) * x.reshape(-1),
+            [uniform((3, 4))],
+        ),
+        ("overlap", lambda x: mx.as_strided(x, (2, 3), (1, 1), 0), [uniform((1, 4))]),
+    ],
     "pad": [
         ("1d", lambda x: mx.pad(x, (1, 2)), [uniform((4,))]),
         ("2d", lambda x: mx.pad(x, [(0, 1), (2, 0)], constant_values=3.0), [uniform((3, 4))]),
         ("edge", lambda x: mx.pad(x, 2, mode="edge"), [uniform((3, 4))]),
+        ("reflect", lambda x: mx.pad(x, [(5, 2), (1, 3)], mode="reflect"), [uniform((3, 4))]),
+        ("symmetric", lambda x: mx.pad(x, 3, mode="symmetric") ** 2, [uniform((3, 4))]),
     ],
     "getitem": [
         ("int", lambda x: x[1], [uniform((3, 4))]),

@@ -12,13 +12,24 @@ The public operations (``mx.<name>``) and the ``array`` methods are registered w
 are defined (``@export``, ``@export(method=True)``, ``_unary(..., method=True)``); this
 package's ``__all__`` and the methods are read from those registrations. The operations
 live by domain: ``table`` (registration and recording), ``elementwise``, ``products``,
-``reductions``, ``shapes``, ``indexing``, ``creation``; ``methods`` installs the operators.
+``reductions``, ``shapes``, ``indexing``, ``creation``, ``special`` (windows, Hadamard,
+fp8); ``methods`` installs the operators.
 docs/architecture.md walks through adding an operation.
 """
 
 from __future__ import annotations
 
-from . import creation, elementwise, indexing, methods, products, reductions, shapes, table  # noqa: I001
+from . import (  # noqa: I001
+    creation,
+    elementwise,
+    indexing,
+    methods,
+    products,
+    reductions,
+    shapes,
+    special,
+    table,
+)
 from .elementwise import _where_kernel  # noqa: F401  (compile's tests)
 from .shapes import _out_of_range  # noqa: F401  (nn's label checks; see core.extend)
 from .table import (
@@ -36,7 +47,7 @@ from .table import (
     export,
 )
 
-MODULES = (table, elementwise, products, reductions, shapes, indexing, creation, methods)
+MODULES = (table, elementwise, products, reductions, shapes, indexing, creation, special, methods)
 """The op modules, in import order (``detect_anomaly`` rebinds ``Node`` in each)."""
 
 globals().update(EXPORTS)

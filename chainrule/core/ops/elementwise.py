@@ -24,6 +24,29 @@ from .table import (
     value_branch,
 )
 
+
+def _real_only(name: str, fn):
+    """A kernel that refuses complex inputs with MLX's ValueError (no silent real part)."""
+
+    def kernel(x):
+        if x.dtype.kind == "c":
+            raise ValueError(f"{name}: complex inputs are not supported, got {x.dtype}")
+        return fn(x)
+
+    return kernel
+
+
+def _widened(fn):
+    """A kernel that computes half-precision inputs in float32 and rounds once at the end."""
+
+    def kernel(x):
+        if x.dtype.kind == "f" and x.dtype.itemsize < 4:
+            return fn(x.astype(xp.float32)).astype(x.dtype)
+        return fn(x)
+
+    return kernel
+
+
 negative = _unary("negative", xp.negative, lambda g, ans, x: -g)
 abs = _unary("abs", xp.abs, lambda g, ans, x: g * sign(x), method=True)
 sign = _unary("sign", xp.sign)
@@ -39,7 +62,9 @@ reciprocal = _unary(
     "reciprocal", _float_kernel(xp.reciprocal), lambda g, ans, x: -g * ans * ans, method=True
 )
 exp = _unary("exp", _float_kernel(xp.exp), lambda g, ans, x: g * ans, method=True)
-expm1 = _unary("expm1", _float_kernel(xp.expm1), lambda g, ans, x: g * (ans + 1))
+expm1 = _unary(
+    "expm1", _real_only("expm1", _float_kernel(xp.expm1)), lambda g, ans, x: g * (ans + 1)
+)
 log = _unary("log", _float_kernel(xp.log), lambda g, ans, x: g / x, method=True)
 log1p = _unary("log1p", _float_kernel(xp.log1p), lambda g, ans, x: g / (x + 1), method=True)
 sin = _unary("sin", _float_kernel(xp.sin), lambda g, ans, x: g * cos(x), method=True)
@@ -55,19 +80,33 @@ arcsinh = _unary("arcsinh", _float_kernel(xp.arcsinh), lambda g, ans, x: g * rsq
 arccosh = _unary("arccosh", _float_kernel(xp.arccosh), lambda g, ans, x: g * rsqrt(x * x - 1))
 arctanh = _unary("arctanh", _float_kernel(xp.arctanh), lambda g, ans, x: g / (1 - x * x))
 sigmoid = _unary(
-    "sigmoid", _float_kernel(_xpsigmoid), lambda g, ans, x: g * ans * (1 - ans), method=True
+    "sigmoid",
+    _float_kernel(_widened(_xpsigmoid)),
+    lambda g, ans, x: g * ans * (1 - ans),
+    method=True,
 )
 erf = _unary(
     "erf",
-    _float_kernel(_erf_kernel),
+    _real_only("erf", _float_kernel(_erf_kernel)),
     lambda g, ans, x: g * (2.0 / math.sqrt(math.pi)) * exp(-(x * x)),
 )
 erfinv = _unary(
     "erfinv",
-    _float_kernel(_erfinv_kernel),
+    _real_only("erfinv", _float_kernel(_erfinv_kernel)),
     lambda g, ans, x: g * (math.sqrt(math.pi) / 2.0) * exp(ans * ans),
 )
+degrees = _unary(
+    "degrees",
+    _float_kernel(lambda x: x * x.dtype.type(180.0 / math.pi)),
+    lambda g, ans, x: g * (180.0 / math.pi),
+)
+radians = _unary(
+    "radians",
+    _float_kernel(lambda x: x * x.dtype.type(math.pi / 180.0)),
+    lambda g, ans, x: g * (math.pi / 180.0),
+)
 floor = _unary("floor", xp.floor)
+trunc = _unary("trunc", lambda x: x if x.dtype.kind in "biu" else xp.trunc(x))
 ceil = _unary("ceil", xp.ceil)
 isnan = _unary("isnan", xp.isnan)
 isinf = _unary("isinf", xp.isinf)
@@ -125,9 +164,22 @@ divide = _binary(
     lambda g, ans, a, b: g / b,
     lambda g, ans, a, b: -g * ans / b,
 )
+
+
+def _power_kernel(a, b):
+    try:
+        return xp.power(a, b)
+    except ValueError:
+        # integers to negative integer powers: MLX gives 0 (no error, no hang)
+        neg = xp.less(b, 0)
+        return xp.where(neg, 0, xp.power(a, xp.where(neg, 0, b))).astype(
+            xp.result_type(a, b), copy=False
+        )
+
+
 power = _binary(
     "power",
-    xp.power,
+    _power_kernel,
     lambda g, ans, a, b: g * b * power(a, b - 1),
     _power_vjp_b,
 )
@@ -170,6 +222,7 @@ greater = _binary("greater", xp.greater)
 greater_equal = _binary("greater_equal", xp.greater_equal)
 logical_and = _binary("logical_and", xp.logical_and)
 logical_or = _binary("logical_or", xp.logical_or)
+logical_xor = _binary("logical_xor", xp.logical_xor)
 bitwise_and = _binary("bitwise_and", xp.bitwise_and)
 bitwise_or = _binary("bitwise_or", xp.bitwise_or)
 bitwise_xor = _binary("bitwise_xor", xp.bitwise_xor)
@@ -327,7 +380,15 @@ def _shift_by_max(a, axis):
 
 @export(method=True)
 def softmax(a, axis=None, precise: bool = False, stream=None) -> array:
-    """``exp(a) / sum(exp(a))`` over ``axis`` (all axes by default), computed stably."""
+    """``exp(a) / sum(exp(a))`` over ``axis`` (all axes by default), computed stably.
+
+    With ``precise`` a half-precision input is computed in float32 and rounded once.
+    """
+    a = _as(a)
+    if axis is not None and a.ndim == 0:
+        raise ValueError("softmax: an axis was given for a scalar (0-d) array")
+    if precise and a._data.dtype.kind == "f" and a._data.dtype.itemsize < 4:
+        return astype(softmax(astype(a, _dt.float32), axis), a.dtype)
     z, axes = _shift_by_max(a, axis)
     e = exp(z)
     return e / sum(e, axes, keepdims=True)

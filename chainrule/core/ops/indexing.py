@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from operator import index as _as_index
 
 from .. import dtypes as _dt
 from ..array import STATE, _from_value, array
@@ -229,8 +230,15 @@ def take(a, indices, axis: int | None = None, stream=None) -> array:
     a = _as(a)
     ind = _as(indices)._data if not isinstance(indices, int) else indices
     if axis is None:
-        return _index(reshape(a, (-1,)), ind)
-    ax = _axes(axis, a.ndim, "take")[0]
+        a, ax = reshape(a, (-1,)), 0
+    else:
+        ax = _axes(axis, a.ndim, "take")[0]
+    n = a.shape[ax]
+    if n == 0 and xp.size(ind):
+        raise ValueError(f"take: cannot take from axis {ax} of length 0 (shape {a.shape})")
+    if a._data.size == 0 and type(ind) is not int:
+        # nothing to read: NumPy would refuse the out-of-range positions, MLX does not
+        ind = xp.zeros(xp.shape(ind), dtype=xp.intp)
     return _index(a, (_slice(None),) * ax + (ind,))
 
 
@@ -275,6 +283,8 @@ def put_along_axis(a, indices, values, axis: int | None = None, stream=None) -> 
     """``a`` with ``values`` written at ``indices`` along ``axis``."""
     a = _as(a)
     ind = _as(indices)._data
+    if ind.size == 0 and ind.dtype.kind not in "iu":
+        ind = ind.astype(xp.intp)  # an empty index of any dtype selects nothing
     if axis is None:
         return reshape(_index_update(reshape(a, (-1,)), ind.reshape(-1), values), a.shape)
     ax = _axes(axis, a.ndim, "put_along_axis")[0]
@@ -317,9 +327,17 @@ def roll(a, shift, axis=None, stream=None) -> array:
     """Shift elements cyclically along ``axis``."""
     a = _as(a)
     if axis is None:
-        return reshape(roll(reshape(a, (-1,)), shift, 0), a.shape)
+        total = shift if isinstance(shift, int) else builtins.sum(int(s) for s in shift)
+        return reshape(roll(reshape(a, (-1,)), total, 0), a.shape)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     shifts = (shift,) * len(axes) if isinstance(shift, int) else tuple(shift)
+    if len(shifts) != len(axes):  # NumPy's broadcasting of shifts against axes
+        if len(axes) == 1:
+            axes = axes * len(shifts)
+        elif len(shifts) == 1:
+            shifts = shifts * len(axes)
+        else:
+            raise ValueError(f"roll: {len(shifts)} shifts for {len(axes)} axes")
     out = a
     for ax, s in zip(axes, shifts):
         ax = _axes(ax, a.ndim, "roll")[0]
@@ -363,7 +381,8 @@ _PAD = defprim(
 
 @export
 def pad(a, pad_width, mode: str = "constant", constant_values=0, stream=None) -> array:
-    """Pad with a constant (``mode="constant"``) or the edge values (``mode="edge"``)."""
+    """Pad with a constant, the edge values, or a mirror image (``"reflect"``: about the end
+    elements; ``"symmetric"``: including them), as NumPy's modes of those names."""
     a = _as(a)
     nd = a.ndim
     if isinstance(pad_width, int):
@@ -386,14 +405,33 @@ def pad(a, pad_width, mode: str = "constant", constant_values=0, stream=None) ->
         cv = constant_values._data if type(constant_values) is array else constant_values
         out = xp.pad(a._data, width, mode="constant", constant_values=cv)
         return _rec(_PAD, out, (a,), {"width": width})
-    if mode == "edge":
+    if mode in ("edge", "reflect", "symmetric"):
         out = a
         for ax, (lo, hi) in enumerate(width):
+            if lo == 0 and hi == 0:
+                continue
             n = a.shape[ax]
-            ind = xp.clip(xp.arange(-lo, n + hi), 0, n - 1)
+            if n == 0:
+                raise ValueError(f"pad: cannot extend the empty axis {ax} in mode {mode!r}")
+            ind = _pad_positions(xp.arange(-lo, n + hi), n, mode)
             out = take(out, _from_value(ind), ax)
         return out
-    raise ValueError(f"pad: mode must be 'constant' or 'edge', not {mode!r}")
+    raise ValueError(
+        f"pad: mode must be 'constant', 'edge', 'reflect' or 'symmetric', not {mode!r}"
+    )
+
+
+def _pad_positions(i, n: int, mode: str):
+    """The source position of each padded position ``i`` (from ``-before``) on an axis of ``n``."""
+    if mode == "edge" or (mode == "reflect" and n == 1):
+        return xp.clip(i, 0, n - 1)
+    if mode == "reflect":  # mirror about the end elements: period 2 (n - 1)
+        period = 2 * (n - 1)
+        j = i % period
+        return xp.where(j >= n, period - j, j)
+    period = 2 * n  # symmetric: mirror including the end elements
+    j = i % period
+    return xp.where(j >= n, period - 1 - j, j)
 
 
 @export(method=True)
@@ -443,8 +481,15 @@ def topk(a, k: int, axis: int | None = -1, stream=None) -> array:
         a, axis = reshape(a, (-1,)), 0
     ax = _axes(axis, a.ndim, "topk")[0]
     n = a.shape[ax]
-    if not 0 < k <= n:
-        raise ValueError(f"topk: k={k} is not in [1, {n}] for axis {axis} of shape {a.shape}")
+    k = _as_index(k)
+    if not 0 <= k <= n:
+        raise ValueError(f"topk: k={k} is not in [0, {n}] for axis {axis} of shape {a.shape}")
+    if k == 0 or k == n:
+        idx = xp.broadcast_to(
+            xp.arange(n - k, n).reshape([-1 if i == ax else 1 for i in range(a.ndim)]),
+            tuple(k if i == ax else s for i, s in enumerate(a.shape)),
+        )
+        return take_along_axis(a, _from_value(xp.ascontiguousarray(idx)), ax)
     idx = xp.argpartition(a._data, n - k, axis=ax)
     idx = xp.take(idx, xp.arange(n - k, n), axis=ax)
     return take_along_axis(a, _from_value(idx), ax)
@@ -458,12 +503,18 @@ def median(a, axis=None, keepdims: bool = False, stream=None) -> array:
         out = median(reshape(a, (-1,)), 0)
         return reshape(out, (1,) * a.ndim) if keepdims else out
     ax = _axes(axis, a.ndim, "median")[0]
-    s = sort(a, ax)
     n = a.shape[ax]
+    if n == 0:
+        raise ValueError(f"median: cannot take the median of an empty axis (shape {a.shape})")
+    s = sort(a, ax)
     lo, hi = (n - 1) // 2, n // 2
     out = (
         take(s, _from_value(xp.array([lo])), ax) + take(s, _from_value(xp.array([hi])), ax)
     ) * 0.5
+    if a._data.dtype.kind in "fc":
+        # NaN sorts last; a NaN anywhere on the axis makes the median NaN (NumPy, MLX)
+        last = take(s, _from_value(xp.array([n - 1])), ax)
+        out = where(isnan(last), last, out)
     return out if keepdims else squeeze(out, ax)
 
 
@@ -520,7 +571,7 @@ def diff(a, n: int = 1, axis: int = -1, stream=None) -> array:
 
 
 @export
-def meshgrid(*arrays, sparse: bool = False, indexing: str = "xy", stream=None) -> list[array]:
+def meshgrid(*arrays, sparse: bool = False, indexing: str = "xy", stream=None) -> tuple:
     """Coordinate grids from 1-D arrays (``indexing="xy"`` or ``"ij"``)."""
     xs = [reshape(_as(x), (-1,)) for x in arrays]
     nd = len(xs)
@@ -535,8 +586,8 @@ def meshgrid(*arrays, sparse: bool = False, indexing: str = "xy", stream=None) -
         shapes[1][0], shapes[1][1] = -1, 1
     out = [reshape(x, s) for x, s in zip(xs, shapes)]
     if sparse:
-        return out
-    return broadcast_arrays(*out)
+        return tuple(out)
+    return tuple(broadcast_arrays(*out))
 
 
 @export
@@ -564,7 +615,7 @@ def triu(a, k: int = 0, stream=None) -> array:
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
 from .creation import ones_like, zeros, zeros_like  # noqa: E402
-from .elementwise import astype, reciprocal, stop_gradient, where  # noqa: E402
+from .elementwise import astype, isnan, reciprocal, stop_gradient, where  # noqa: E402
 from .reductions import _axes, sum  # noqa: E402
 from .shapes import broadcast_arrays, reshape, squeeze, transpose  # noqa: E402
 from .table import _as, _rec, _slice  # noqa: E402

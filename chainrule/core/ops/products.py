@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import math
 
+from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
 from ..backend import xp
 from .table import (
@@ -82,11 +84,20 @@ def matmul(a, b, stream=None) -> array:
 
 @export
 def addmm(c, a, b, alpha: float = 1.0, beta: float = 1.0, stream=None) -> array:
-    """``alpha * (a @ b) + beta * c``."""
+    """``alpha * (a @ b) + beta * c``; ``c`` must broadcast to the product's shape."""
     prod = matmul(a, b)
+    c = _as(c)
+    try:
+        fits = xp.broadcast_shapes(c.shape, prod.shape) == prod.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"addmm: c of shape {c.shape} does not broadcast to the product's shape {prod.shape}"
+        )
     if alpha != 1.0:
         prod = prod * alpha
-    return prod + (c if beta == 1.0 else _as(c) * beta)
+    return prod + (c if beta == 1.0 else c * beta)
 
 
 @export
@@ -127,8 +138,13 @@ def tensordot(a, b, axes=2, stream=None) -> array:
     k = 1
     for i in ax_a:
         k *= a.shape[i]
-    at = reshape(transpose(a, free_a + ax_a), (-1, k))
-    bt = reshape(transpose(b, ax_b + free_b), (k, -1))
+    m, n = 1, 1
+    for i in free_a:
+        m *= a.shape[i]
+    for i in free_b:
+        n *= b.shape[i]
+    at = reshape(transpose(a, free_a + ax_a), (m, k))
+    bt = reshape(transpose(b, ax_b + free_b), (k, n))
     shape = tuple(a.shape[i] for i in free_a) + tuple(b.shape[i] for i in free_b)
     return reshape(matmul(at, bt), shape)
 
@@ -192,7 +208,22 @@ def _fit_axes(g, shape):
     return g if g.shape == shape else broadcast_to(g, shape)
 
 
-_EINSUM = defprim("einsum", _einsum_vjp, variadic=True)
+def _einsum_batch(args, params, ex_ndim):
+    shapes = [tuple(v.shape[1:]) if n is not None else tuple(_nd_shape(v)) for v, n in args]
+    ins, out = _einsum_parse(params["subscripts"], shapes)
+    used = set("".join(ins) + out)
+    letter = next(c for c in _LETTERS if c not in used)
+    terms = [letter + t if n is not None else t for t, (_, n) in zip(ins, args)]
+    spec = ",".join(terms) + "->" + letter + out
+    return einsum(spec, *(_operand(v, n) for v, n in args))
+
+
+def _nd_shape(v):
+    return v.shape if type(v) is array else xp.shape(v)
+
+
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_EINSUM = defprim("einsum", _einsum_vjp, variadic=True, batch=_einsum_batch)
 
 
 @export
@@ -213,6 +244,172 @@ def einsum(subscripts: str, *operands, stream=None) -> array:
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
+from .elementwise import astype, conj  # noqa: E402
+from .indexing import take  # noqa: E402
 from .reductions import sum  # noqa: E402
 from .shapes import broadcast_to, expand_dims, reshape, squeeze, swapaxes, transpose  # noqa: E402
 from .table import _as, _prep2, _rec  # noqa: E402
+
+
+@export
+def einsum_path(subscripts: str, *operands, stream=None) -> tuple[list, str]:
+    """The contraction order ``einsum`` would use (NumPy's greedy ``einsum_path``).
+
+    Returns:
+        ``(path, report)``: the list of operand-index tuples contracted in turn, and the
+        readable report.
+    """
+    xs = [_as(o) for o in operands]
+    _einsum_parse(subscripts, [x.shape for x in xs])
+    # only the shapes matter: zero-strided stand-ins allocate nothing
+    stand_ins = [xp.broadcast_to(xp.zeros((), x._data.dtype), x.shape) for x in xs]
+    try:
+        path, report = xp.einsum_path(subscripts.replace(" ", ""), *stand_ins, optimize="greedy")
+    except ValueError as e:
+        shapes = ", ".join(str(x.shape) for x in xs)
+        raise ValueError(f"einsum_path: {subscripts!r} does not fit shapes {shapes}: {e}") from None
+    return [tuple(int(i) for i in step) for step in path[1:]], report
+
+
+@export
+def kron(a, b, stream=None) -> array:
+    """The Kronecker product: every element of ``a`` times the whole of ``b``."""
+    a, b = _as(a), _as(b)
+    if a.size == 0 or b.size == 0:
+        raise ValueError(f"kron: empty inputs of shapes {a.shape} and {b.shape}")
+    nd = builtins.max(a.ndim, b.ndim)
+    sa = (1,) * (nd - a.ndim) + a.shape
+    sb = (1,) * (nd - b.ndim) + b.shape
+    ea = reshape(a, tuple(x for s in sa for x in (s, 1)))
+    eb = reshape(b, tuple(x for s in sb for x in (1, s)))
+    return reshape(ea * eb, tuple(x * y for x, y in zip(sa, sb)))
+
+
+@export
+def vecdot(a, b, axis: int = -1, stream=None) -> array:
+    """``sum(conj(a) * b)`` over ``axis`` (the array API's vector dot product)."""
+    a, b = _as(a), _as(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"vecdot: inputs must have at least one dimension, got {a.shape}")
+    nd = builtins.max(a.ndim, b.ndim)
+    if not -nd <= axis < nd:
+        raise ValueError(f"vecdot: axis {axis} is out of range for shapes {a.shape}, {b.shape}")
+    ax = axis % nd - nd  # counted from the end, where the shapes align
+    if -ax > a.ndim or -ax > b.ndim or a.shape[ax] != b.shape[ax]:
+        raise ValueError(f"vecdot: shapes {a.shape} and {b.shape} differ on axis {axis}")
+    if a._data.dtype.kind == "c":
+        a = conj(a)
+    return sum(a * b, axis=ax)
+
+
+def _matmul_operands(a, b, name: str):
+    """``a``, ``b`` as floating matrices (vectors made matrices), with MLX's checks."""
+    a, b = _as(a), _as(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"{name}: inputs must have at least one dimension")
+    if a.ndim == 1:
+        a = expand_dims(a, 0)
+    if b.ndim == 1:
+        b = expand_dims(b, 1)
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not line up")
+    t = _dt.promote(a._data.dtype, b._data.dtype)
+    if xp.dtype(t).kind != "f":
+        raise ValueError(f"{name}: only real floating types are supported, got {t}")
+    return astype(a, t), astype(b, t)
+
+
+def _gather_indices(ind, x, name: str):
+    if ind is None:
+        batch = x.shape[:-2]
+        return xp.arange(int(math.prod(batch)), dtype=xp.uint32).reshape(batch)
+    if type(ind) is array and ind._node is not None and STATE.enabled:
+        raise ValueError(
+            f"{name}: the indices are being differentiated; wrap them in mx.stop_gradient"
+        )
+    d = _as(ind)._data
+    if d.dtype.kind not in "iu":
+        raise ValueError(f"{name}: indices must be integers, got {d.dtype}")
+    return d
+
+
+@export
+def gather_mm(
+    a, b, lhs_indices=None, rhs_indices=None, *, sorted_indices: bool = False, stream=None
+) -> array:
+    """Matrix products of the matrices of ``a`` and ``b`` picked by the (broadcast) indices.
+
+    The indices address the flattened batch axes of each operand; the result has the
+    indices' broadcast shape followed by the product's two axes.
+    """
+    if lhs_indices is None and rhs_indices is None:
+        return matmul(a, b)
+    a_nd, b_nd = _as(a).ndim, _as(b).ndim
+    a, b = _matmul_operands(a, b, "gather_mm")
+    li = _gather_indices(lhs_indices, a, "gather_mm")
+    ri = _gather_indices(rhs_indices, b, "gather_mm")
+    li, ri = xp.broadcast_arrays(li, ri)
+    fa = reshape(a, (-1,) + a.shape[-2:])
+    fb = reshape(b, (-1,) + b.shape[-2:])
+    out = matmul(take(fa, _from_value(li), 0), take(fb, _from_value(ri), 0))
+    drop = ([-2] if a_nd == 1 else []) + ([-1] if b_nd == 1 else [])
+    return squeeze(out, drop) if drop else out
+
+
+def _block_mask(mask, block_size: int, rows: int, cols: int, dtype):
+    """A block mask ``(..., rows / bs, cols / bs)`` spread over elements ``(..., rows, cols)``."""
+    m = expand_dims(_as(mask), (-3, -1))
+    shape = m.shape[:-4] + (m.shape[-4], block_size, m.shape[-2], block_size)
+    m = reshape(broadcast_to(m, shape), shape[:-4] + (shape[-4] * block_size, -1))
+    return astype(m[..., :rows, :cols], dtype)
+
+
+@export
+def block_masked_mm(
+    a, b, block_size: int = 64, mask_out=None, mask_lhs=None, mask_rhs=None, stream=None
+) -> array:
+    """Matrix product with block masks (``block_size`` square blocks) on the operands and
+    on the output; float masks scale their blocks (MLX's ``block_masked_mm``)."""
+    if mask_out is None and mask_lhs is None and mask_rhs is None:
+        return matmul(a, b)
+    if block_size not in (32, 64):
+        raise ValueError(f"block_masked_mm: block_size must be 32 or 64, got {block_size}")
+    a_nd, b_nd = _as(a).ndim, _as(b).ndim
+    a, b = _matmul_operands(a, b, "block_masked_mm")
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if mask_lhs is not None:
+        lhs = _as(mask_lhs)
+        a = a * _block_mask(expand_dims(lhs, -2) if a_nd == 1 else lhs, block_size, m, k, a.dtype)
+    if mask_rhs is not None:
+        rhs = _as(mask_rhs)
+        b = b * _block_mask(expand_dims(rhs, -1) if b_nd == 1 else rhs, block_size, k, n, b.dtype)
+    out = matmul(a, b)
+    if mask_out is not None:
+        mo = _as(mask_out)
+        if a_nd == 1:
+            mo = expand_dims(mo, -2)
+        if b_nd == 1:
+            mo = expand_dims(mo, -1)
+        out = out * _block_mask(mo, block_size, m, n, out.dtype)
+    drop = ([-2] if a_nd == 1 else []) + ([-1] if b_nd == 1 else [])
+    return squeeze(out, drop) if drop else out
+
+
+@export
+def segmented_mm(a, b, segments, stream=None) -> array:
+    """For each ``[start, end)`` pair in ``segments`` (shape ``(..., 2)``), the product of
+    ``a[:, start:end]`` and ``b[start:end, :]``: the result is ``(..., M, N)``."""
+    a, b = _as(a), _as(b)
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(
+            f"segmented_mm: a and b must be matrices (no batch), got {a.shape} and {b.shape}"
+        )
+    a, b = _matmul_operands(a, b, "segmented_mm")
+    seg = _as(segments)._data
+    if seg.ndim < 1 or seg.shape[-1] != 2:
+        raise ValueError(f"segmented_mm: segments must have shape (..., 2), got {seg.shape}")
+    k = xp.arange(a.shape[-1])
+    lo, hi = seg[..., :1].astype(xp.int64), seg[..., 1:].astype(xp.int64)
+    inside = ((k >= lo) & (k < hi)).astype(a._data.dtype)  # (..., K)
+    picked = a * _from_value(inside[..., None, :])  # (..., M, K)
+    return matmul(picked, b)

@@ -161,8 +161,8 @@ def _extreme(prim, kernel, name):
         a = _as(a)
         d = a._data
         axes = _axes(axis, d.ndim, name)
-        if d.size == 0:
-            raise ValueError(f"{name}: cannot reduce an empty array of shape {a.shape}")
+        if d.size == 0 and (not d.ndim or builtins.any(d.shape[ax] == 0 for ax in axes)):
+            raise ValueError(f"{name}: cannot reduce an empty axis of shape {a.shape}")
         out = kernel(d, axis=axes, keepdims=keepdims)
         return _rec(prim, out, (a,), {"axes": axes, "keepdims": keepdims})
 
@@ -318,9 +318,8 @@ def cumsum(a, axis=None, reverse: bool = False, inclusive: bool = True, stream=N
     """Cumulative sum along ``axis`` (the flattened array when ``axis`` is None)."""
     a, ax = _scan_axis(_as(a), axis, "cumsum")
     d = a._data
-    out = _scan(xp.cumsum, d, ax, reverse, inclusive, 0)
-    if d.dtype.kind in "biu":
-        out = out.astype(_int_acc(d))
+    acc = _int_acc(d)
+    out = _scan(lambda v, axis: xp.cumsum(v, axis=axis, dtype=acc), d, ax, reverse, inclusive, 0)
     return _rec(_CUMSUM, out, (a,), {"axis": ax, "reverse": reverse, "inclusive": inclusive})
 
 
@@ -358,7 +357,10 @@ _CUMPROD = defprim(
 def cumprod(a, axis=None, reverse: bool = False, inclusive: bool = True, stream=None) -> array:
     """Cumulative product along ``axis``."""
     a, ax = _scan_axis(_as(a), axis, "cumprod")
-    out = _scan(xp.cumprod, a._data, ax, reverse, inclusive, 1)
+    acc = _int_acc(a._data)  # integers keep their type (and wrap), as in MLX
+    out = _scan(
+        lambda v, axis: xp.cumprod(v, axis=axis, dtype=acc), a._data, ax, reverse, inclusive, 1
+    )
     return _rec(_CUMPROD, out, (a,), {"axis": ax, "reverse": reverse, "inclusive": inclusive})
 
 
@@ -383,7 +385,9 @@ def _cum_extreme(ufunc, name):
         # the gradient reaches that element
         src = xp.flip(d, ax) if reverse else d
         pos = xp.arange(n).reshape([-1 if i == ax else 1 for i in range(d.ndim)])
-        hit = xp.where(src == ufunc.accumulate(src, axis=ax), pos, 0)
+        acc = ufunc.accumulate(src, axis=ax)
+        # a NaN propagates (as in NumPy and MLX): it is the extreme from its place on
+        hit = xp.where((src == acc) | (src != src), pos, 0)
         idx = xp.maximum.accumulate(xp.broadcast_to(hit, d.shape), axis=ax)
         if reverse:
             idx = xp.flip(n - 1 - idx, ax)
@@ -407,10 +411,78 @@ cummax = export(_cum_extreme(xp.maximum, "cummax"), method=True)
 cummin = export(_cum_extreme(xp.minimum, "cummin"), method=True)
 
 
+def _lcse_kernel(d, axis):
+    """The inclusive forward running ``log(sum(exp))`` along ``axis``."""
+    if d.dtype.kind != "c":
+        return xp.logaddexp.accumulate(d, axis=axis)
+    m = xp.max(d.real, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    with xp.errstate(divide="ignore"):
+        return xp.log(xp.cumsum(xp.exp(d - m), axis=axis)) + m
+
+
+def _lcse_vjp(g, ans, x, axis, reverse):
+    # d out_j / d x_k = exp(x_k - out_j) for k in the scan of j; shifted by the (constant)
+    # largest input so the exponentials stay in range
+    shift = stop_gradient(max(x, axis=axis, keepdims=True))
+    shift = where(isfinite(shift), shift, 0)
+    back = cumsum(g * exp(shift - ans), axis=axis, reverse=not reverse)
+    return back * exp(x - shift)
+
+
+def _lcse_batch(args, params, ex_ndim):
+    ((x, nd),) = args
+    return _logcumsumexp_inclusive(x, params["axis"] % nd + 1, params["reverse"])
+
+
+_LCSE = defprim("logcumsumexp", _lcse_vjp, batch=_lcse_batch)
+
+
+def _logcumsumexp_inclusive(a, ax: int, reverse: bool) -> array:
+    d = a._data
+    if d.dtype.kind in "biu":
+        d = d.astype(xp.float32)
+        a = _from_value(d)
+    with xp.errstate(invalid="ignore"):
+        out = xp.flip(_lcse_kernel(xp.flip(d, ax), ax), ax) if reverse else _lcse_kernel(d, ax)
+    return _rec(_LCSE, out, (a,), {"axis": ax, "reverse": reverse})
+
+
+@export(method=True)
+def logcumsumexp(a, axis=None, reverse: bool = False, inclusive: bool = True, stream=None) -> array:
+    """Cumulative ``logsumexp`` along ``axis`` (the flattened array when ``axis`` is None)."""
+    a, ax = _scan_axis(_as(a), axis, "logcumsumexp")
+    out = _logcumsumexp_inclusive(a, ax, reverse)
+    if inclusive or a.shape[ax] == 0:
+        return out
+    n = a.shape[ax]
+    shape = tuple(1 if i == ax else s for i, s in enumerate(out.shape))
+    ident = full(shape, -math.inf, out.dtype)
+    keep = [_slice(None)] * out.ndim
+    keep[ax] = _slice(1, None) if reverse else _slice(None, n - 1)
+    parts = [out[tuple(keep)], ident] if reverse else [ident, out[tuple(keep)]]
+    return concatenate(parts, ax)
+
+
+@export
+def count_nonzero(a, axis=None, keepdims: bool = False, stream=None) -> array:
+    """The number of non-zero elements over ``axis`` (int32)."""
+    a = _as(a)
+    return sum(not_equal(a, 0), axis, keepdims)
+
+
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
 from .creation import full  # noqa: E402
-from .elementwise import astype, exp, sqrt, where  # noqa: E402
+from .elementwise import (  # noqa: E402
+    astype,
+    exp,
+    isfinite,
+    not_equal,
+    sqrt,
+    stop_gradient,
+    where,
+)
 from .indexing import flip, take_along_axis  # noqa: E402
 from .shapes import (  # noqa: E402
     _inverse_perm,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import math
+from operator import index as _index
 
 from .. import dtypes as _dt
 from ..array import array
@@ -30,7 +32,7 @@ def reshape(a, shape, *more, stream=None) -> array:
     a = _as(a)
     if more or isinstance(shape, int):
         shape = (shape, *more)
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(map(_index, shape))  # a float or a string is a TypeError (MLX)
     d = a._data
     if d.shape == shape:
         return a
@@ -163,6 +165,79 @@ def broadcast_to(a, shape, stream=None) -> array:
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
     return _rec(_BROADCAST, out, (a,), {"shape": shape})
+
+
+@export
+def broadcast_shapes(*shapes) -> tuple:
+    """The shape that ``shapes`` broadcast to together (NumPy's rules).
+
+    Raises:
+        ValueError: when no shape is given or two shapes do not broadcast.
+    """
+    if not shapes:
+        raise ValueError("broadcast_shapes: at least one shape is required")
+    try:
+        return tuple(int(s) for s in xp.broadcast_shapes(*[tuple(sh) for sh in shapes]))
+    except ValueError:
+        raise ValueError(
+            f"broadcast_shapes: shapes {' and '.join(map(str, shapes))} cannot be broadcast "
+            "together"
+        ) from None
+
+
+def _as_strided_vjp(g, ans, x, shape, strides, offset):
+    # every output element reads one input element: scatter the cotangent back to them
+    flat = _as_strided_positions(x.size, shape, strides, offset).reshape(-1)
+    back = _scatter_add(zeros((x.size,), g.dtype), flat, reshape(g, (-1,)))
+    return reshape(back, x.shape)
+
+
+def _as_strided_positions(size: int, shape, strides, offset):
+    pos = xp.full(shape, offset, dtype=xp.int64)
+    for ax, (n, st) in enumerate(zip(shape, strides)):
+        view = [1] * len(shape)
+        view[ax] = n
+        pos = pos + (xp.arange(n, dtype=xp.int64) * st).reshape(view)
+    if pos.size and (pos.min() < 0 or pos.max() >= size):
+        raise ValueError(
+            f"as_strided: shape {shape}, strides {strides} and offset {offset} reach outside "
+            f"the {size} elements of the array"
+        )
+    return pos
+
+
+def _as_strided_batch(args, params, ex_ndim):
+    ((x, nd),) = args
+    flat = reshape(x, (x.shape[0], -1))
+    pos = _as_strided_positions(flat.shape[1], params["shape"], params["strides"], params["offset"])
+    return flat[_slice(None), pos]
+
+
+_AS_STRIDED = defprim("as_strided", _as_strided_vjp, batch=_as_strided_batch)
+
+
+@export
+def as_strided(a, shape=None, strides=None, offset: int = 0, stream=None) -> array:
+    """A view of ``a``'s flattened (row-major) elements with ``shape`` and ``strides``.
+
+    Strides and offset count elements, not bytes (MLX).
+    """
+    a = _as(a)
+    shape = a.shape if shape is None else tuple(_index(s) for s in shape)
+    if builtins.any(s < 0 for s in shape):
+        raise ValueError(f"as_strided: shape {shape} has a negative dimension")
+    if strides is None:
+        strides, acc = [], 1
+        for s in reversed(shape):
+            strides.insert(0, acc)
+            acc *= s
+    strides = tuple(_index(s) for s in strides)
+    if len(strides) != len(shape):
+        raise ValueError(f"as_strided: {len(strides)} strides for the shape {shape}")
+    offset = _index(offset)
+    pos = _as_strided_positions(a.size, shape, strides, offset)
+    out = xp.ascontiguousarray(a._data).reshape(-1)[pos]
+    return _rec(_AS_STRIDED, out, (a,), {"shape": shape, "strides": strides, "offset": offset})
 
 
 @export
@@ -324,6 +399,10 @@ def split(a, indices_or_sections, axis: int = 0, stream=None) -> list[array]:
     ax = _axes(axis, a.ndim, "split")[0]
     n = a.shape[ax]
     if isinstance(indices_or_sections, int):
+        if indices_or_sections <= 0:
+            raise ValueError(
+                f"split: the number of sections must be positive, got {indices_or_sections}"
+            )
         if n % indices_or_sections:
             raise ValueError(
                 f"split: axis {axis} of length {n} does not divide into {indices_or_sections} "
@@ -352,5 +431,7 @@ def unstack(a, axis: int = 0, stream=None) -> list[array]:
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
+from .creation import zeros  # noqa: E402
+from .indexing import _scatter_add  # noqa: E402
 from .reductions import _axes  # noqa: E402
 from .table import _as, _rec, _slice, _sum  # noqa: E402
