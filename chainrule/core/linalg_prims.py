@@ -25,6 +25,7 @@ from .array import _from_value, array
 from .backend import xp
 from .ops import _rec, defprim
 from .ops.table import _align, _nd, _operand
+from .tracing import kernel
 
 
 def _t(x: array) -> array:
@@ -196,16 +197,33 @@ _EIGVALSH = defprim("linalg_eigvalsh", _eigvalsh_vjp)
 _EIGH = defprim("linalg_eigh", _eigh_vjp)
 
 
+@kernel
+def _eigh_kernel(a, uplo: str):
+    w, v = xp.linalg.eigh(a, UPLO=uplo)  # a named tuple, which mx.compile's tracer does not follow
+    return w, v
+
+
+@kernel
+def _eigvalsh_kernel(a, uplo: str):
+    return xp.linalg.eigvalsh(a, UPLO=uplo)
+
+
+@kernel
+def _slogdet_kernel(a):
+    sign, logabs = xp.linalg.slogdet(a)
+    return xp.asarray(sign), xp.asarray(logabs)
+
+
 def eigh_both(a: array, UPLO: str) -> tuple[array, array]:
     """Eigenvalues (ascending) and eigenvectors of each Hermitian matrix of ``a``."""
-    w, v = xp.linalg.eigh(a._data, UPLO=UPLO)
+    w, v = _eigh_kernel(a._data, UPLO)
     params = {"UPLO": UPLO}
     return _rec(_EIGVALSH, w, (a,), params), _rec(_EIGH, v, (a,), params)
 
 
 def eigvalsh_prim(a: array, UPLO: str) -> array:
     """Eigenvalues (ascending) of each Hermitian matrix of ``a``."""
-    return _rec(_EIGVALSH, xp.linalg.eigvalsh(a._data, UPLO=UPLO), (a,), {"UPLO": UPLO})
+    return _rec(_EIGVALSH, _eigvalsh_kernel(a._data, UPLO), (a,), {"UPLO": UPLO})
 
 
 def eigh_vectors_prim(a: array, UPLO: str) -> array:
@@ -244,8 +262,8 @@ def det_prim(a: array) -> array:
 
 def slogdet_prim(a: array) -> tuple[array, array]:
     """The sign (a constant) and the log of the magnitude of each determinant of ``a``."""
-    sign, logabs = xp.linalg.slogdet(a._data)
-    return _from_value(xp.asarray(sign)), _rec(_LOGABSDET, xp.asarray(logabs), (a,))
+    sign, logabs = _slogdet_kernel(a._data)
+    return _from_value(sign), _rec(_LOGABSDET, logabs, (a,))
 
 
 # -- LU (not differentiated) ----------------------------------------------------------------

@@ -61,6 +61,17 @@ def reduction(fn_of_axis):
     return cases
 
 
+def well_conditioned(shape):
+    """Matrices with a dominant diagonal (for inverses and solves)."""
+    return uniform(shape, -0.5, 0.5) + 2.0 * np.eye(shape[-1])
+
+
+def spd_plus_noise(shape):
+    """Symmetric positive-definite matrices plus a nonsymmetric part the factor does not read."""
+    a = uniform(shape, -0.5, 0.5)
+    return a @ np.swapaxes(a, -1, -2) + 2.0 * np.eye(shape[-1]) + np.triu(uniform(shape), 1)
+
+
 def complex_mix(x, y):
     """A real function of real inputs that goes through complex values."""
     z = (x + y * 1j) * (0.5 - 2j)
@@ -209,6 +220,60 @@ TABLE: dict[str, list] = {
             ("ij,j->i", [(3, 4), (1,)]),
             ("ij,j->i", [(3, 1), (4,)]),
         ]
+    ],
+    # mx.fft (real parts of transforms of real inputs: every complex convention agrees there)
+    "fft": [
+        ("fft-(4,)", lambda x: mx.real(mx.fft.fft(x)), [uniform((4,))]),
+        ("fft-(1,4)", lambda x: mx.real(mx.fft.fft(x)) * x, [uniform((1, 4))]),
+        ("ifft-axis0", lambda x: mx.real(mx.fft.ifft(x, axis=0, norm="ortho")), [uniform((3, 4))]),
+        ("fftn-s", lambda x: mx.real(mx.fft.fftn(x, s=(4, 3))) ** 2, [uniform((3, 4))]),
+        ("rfft-even", lambda x: mx.real(mx.fft.rfft(x)) * x[:, :3], [uniform((3, 4))]),
+        ("rfft-odd", lambda x: mx.real(mx.fft.rfft(x, n=5)), [uniform((3, 4))]),
+        ("rfft2", lambda x: mx.real(mx.fft.rfft2(x, norm="forward")), [uniform((3, 5))]),
+        ("irfft", lambda x: mx.fft.irfft(x), [uniform((3, 4))]),
+        ("irfft-odd", lambda x: mx.fft.irfft(x, n=7), [uniform((3, 4))]),
+        ("irfftn", lambda x: mx.fft.irfftn(x, axes=(0, 1)), [uniform((3, 4))]),
+    ],
+    # mx.linalg (well-conditioned matrices; the symmetric ones read one triangle only)
+    "linalg_inv": [
+        ("(3,3)", mx.linalg.inv, [well_conditioned((3, 3))]),
+        ("tri", lambda x: mx.linalg.tri_inv(x, upper=True), [well_conditioned((3, 3))]),
+        ("(2,3,3)", mx.linalg.inv, [well_conditioned((2, 3, 3))]),
+    ],
+    "linalg_solve": [
+        (f"{sa}-{sb}", mx.linalg.solve, [well_conditioned(sa), uniform(sb)])
+        for sa, sb in [((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (3,)), ((3, 3), (2, 3, 1))]
+    ]
+    + [
+        (
+            "triangular",
+            lambda a, b: mx.linalg.solve_triangular(a, b, upper=False),
+            [well_conditioned((3, 3)), uniform((3, 2))],
+        )
+    ],
+    "linalg_cholesky": [
+        ("of x x^T", lambda x: mx.linalg.cholesky(x @ x.T + 2 * mx.eye(3)), [uniform((3, 3))]),
+        ("upper", lambda x: mx.linalg.cholesky(x, upper=True), [spd_plus_noise((3, 3)).T]),
+        ("inv", lambda x: mx.linalg.cholesky_inv(mx.linalg.cholesky(x)), [spd_plus_noise((3, 3))]),
+        ("(2,3,3)", mx.linalg.cholesky, [spd_plus_noise((2, 3, 3))]),
+    ],
+    "linalg_eigvalsh": [
+        ("L", mx.linalg.eigvalsh, [uniform((3, 3))]),
+        ("U", lambda x: mx.linalg.eigvalsh(x, UPLO="U"), [uniform((3, 3))]),
+        ("(2,3,3)", lambda x: mx.linalg.eigh(x)[0], [uniform((2, 3, 3))]),
+    ],
+    "linalg_eigh": [
+        ("L", lambda x: mx.linalg.eigh(x)[1] ** 2, [uniform((3, 3))]),
+        ("U", lambda x: mx.linalg.eigh(x, UPLO="U")[1] ** 2, [uniform((3, 3))]),
+        ("(2,3,3)", lambda x: mx.linalg.eigh(x)[1] ** 2, [uniform((2, 3, 3))]),
+    ],
+    "linalg_det": [
+        ("(3,3)", mx.linalg.det, [uniform((3, 3))]),
+        ("(2,3,3)", mx.linalg.det, [uniform((2, 3, 3))]),
+    ],
+    "linalg_logabsdet": [
+        ("(3,3)", lambda x: mx.linalg.slogdet(x)[1], [uniform((3, 3))]),
+        ("(2,3,3)", lambda x: mx.linalg.slogdet(x)[1], [well_conditioned((2, 3, 3))]),
     ],
     # shapes and selection
     "reshape": [
