@@ -108,6 +108,11 @@ class ParameterTree(dict):
         return iter(pytree.leaves(self))  # walks .values(), not this __iter__
 
 
+def _empty_node(x) -> bool:
+    """An empty dict or list in an update: nothing to replace there (as leaf_modules() gives)."""
+    return type(x) in (dict, list) and not x
+
+
 class Module(dict):
     """Base class of layers and models (MLX's ``nn.Module``, usable the PyTorch way too).
 
@@ -440,11 +445,15 @@ class Module(dict):
         """
 
         def apply(dst, new, path):
+            if _empty_node(new):
+                return
             if isinstance(new, dict):
                 for k, v in new.items():
                     where = f"{path}.{k}" if path else str(k)
                     if k in dst:
                         cur = dst[k]
+                        if _empty_node(v):
+                            continue
                         if Module.is_module(cur) and Module.is_module(v):
                             dst[k] = v
                         elif isinstance(cur, (dict, list)):
@@ -460,9 +469,22 @@ class Module(dict):
                             f"{where!r}"
                         )
             elif isinstance(new, list):
-                for i, v in enumerate(new):
+                if not isinstance(dst, list):
+                    if strict:
+                        raise ValueError(
+                            f"update_modules: {path!r} holds a {type(dst).__name__}, "
+                            "received a list"
+                        )
+                    return
+                if len(new) > len(dst) and strict:
+                    raise ValueError(
+                        f"update_modules: {path!r} has {len(dst)} entries, received {len(new)}"
+                    )
+                for i, v in enumerate(new[: len(dst)]):
                     where = f"{path}.{i}"
                     cur = dst[i]
+                    if _empty_node(v):
+                        continue
                     if Module.is_module(cur) and Module.is_module(v):
                         dst[i] = v
                     elif isinstance(cur, (dict, list)):
@@ -505,6 +527,19 @@ class Module(dict):
                     raise KeyError(f"{type(self).__name__} has no member {k!r}")
         return keys
 
+    def _present_keys(self, keys, found: set) -> list:
+        """The ``keys`` this module has (noted in ``found``); a recursive walk's share."""
+        keys = keys if isinstance(keys, list) else [keys]
+        mine = [k for k in keys if k in self]
+        found.update(mine)
+        return mine
+
+    def _check_found(self, keys, found: set, strict: bool) -> None:
+        if strict and keys is not None:
+            missing = [k for k in (keys if isinstance(keys, list) else [keys]) if k not in found]
+            if missing:
+                raise KeyError(f"{type(self).__name__} has no member {missing[0]!r}")
+
     def _set_requires_grad(self, keys, flag: bool) -> None:
         """Switch ``requires_grad`` on the arrays under ``keys`` (dotted, relative to self)."""
         fn = _make_leaf if flag else _drop_leaf
@@ -534,11 +569,13 @@ class Module(dict):
         Args:
             recurse: freeze the sub-modules' parameters too.
             keys: only these names (e.g. ``"bias"``), in every visited module.
-            strict: raise ``KeyError`` if a module lacks one of ``keys``.
+            strict: raise ``KeyError`` if one of ``keys`` is not a member of the module (with
+                ``recurse``, of any module visited).
 
         Returns:
             The module.
         """
+        found: set = set()
 
         def _freeze(_, m):
             local = keys
@@ -553,12 +590,16 @@ class Module(dict):
                         )
                     )
                 ]
-            local = m._validate_keys(local, strict)
+            if keys is not None and recurse:  # a key may be in some sub-modules only
+                local = m._present_keys(local, found)
+            else:
+                local = m._validate_keys(local, strict)
             m._no_grad.update(local)
             m._set_requires_grad(local, False)
 
         if recurse:
             self.apply_to_modules(_freeze)
+            self._check_found(keys, found, strict)
         else:
             _freeze("", self)
         return self
@@ -575,15 +616,19 @@ class Module(dict):
         Args:
             recurse: unfreeze the sub-modules' parameters too.
             keys: only these names.
-            strict: raise ``KeyError`` if a module lacks one of ``keys``.
+            strict: raise ``KeyError`` if one of ``keys`` is not a member of the module (with
+                ``recurse``, of any module visited).
 
         Returns:
             The module.
         """
+        found: set = set()
 
         def _unfreeze(_, m):
             if keys is None:
                 local = list(m._no_grad)
+            elif recurse:
+                local = m._present_keys(keys, found)
             else:
                 local = m._validate_keys(keys, strict)
             local = [k for k in local if k not in m._buffers]
@@ -592,6 +637,7 @@ class Module(dict):
 
         if recurse:
             self.apply_to_modules(_unfreeze)
+            self._check_found(keys, found, strict)
         else:
             _unfreeze("", self)
         return self

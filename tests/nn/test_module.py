@@ -478,3 +478,35 @@ def test_trainable_parameters_fast_path_equals_the_filter(index):
         from chainrule.nn.module import _trainable_tree
 
         assert _trainable_tree(model) is not None
+
+
+def test_recursive_freeze_with_strict_keys_needs_each_key_somewhere():
+    m = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 2))
+    m.freeze(keys="bias", strict=True)
+    assert not any(k.endswith("bias") for k, _ in tree_flatten(m.trainable_parameters()))
+    m.unfreeze(keys="bias", strict=True)
+    assert any(k.endswith("bias") for k, _ in tree_flatten(m.trainable_parameters()))
+    with pytest.raises(KeyError, match="not_a_member"):
+        m.freeze(keys="not_a_member", strict=True)
+    with pytest.raises(KeyError, match="bias"):  # not recursing: this module has no bias
+        m.layers[0].freeze(keys="bias", strict=True, recurse=False)
+
+
+def test_update_modules_skips_empty_nodes_and_checks_lengths():
+    class Holder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stuff = [nn.Linear(2, 2), 0, nn.Linear(2, 2)]
+            self.more = {"hi": nn.Linear(2, 2), "bye": 0}
+
+    h = Holder()
+    h.update_modules(h.leaf_modules())  # the plain 0s come back as {}: nothing to do
+    m = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    m.update_modules({"layers": [{}, nn.Linear(3, 4)]})
+    assert m.layers[1].weight.shape == (4, 3)
+    with pytest.raises(ValueError, match="2 entries, received 3"):
+        m.update_modules({"layers": [{}, {}, nn.Linear(3, 4)]})
+    m.update_modules({"layers": [{}, nn.Linear(3, 5), nn.Linear(5, 5)]}, strict=False)
+    assert len(m.layers) == 2 and m.layers[1].weight.shape == (5, 3)
+    with pytest.raises(ValueError):
+        m.update_modules({"layers": [0, 1]})
