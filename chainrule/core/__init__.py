@@ -71,6 +71,7 @@ from .dtypes import (
     uint64,
     unsignedinteger,
 )
+from .files import load, save, save_gguf, save_safetensors, savez, savez_compressed
 from .ops import *  # noqa: F403  (the op table's public functions)
 from .ops import PRIMITIVES, Primitive, defprim
 

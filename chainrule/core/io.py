@@ -47,7 +47,11 @@ __all__ = [
     "TensorInfo",
     "json_loads_bounded",
     "read_safetensors",
+    "read_safetensors_from",
     "write_safetensors",
+    "write_safetensors_to",
+    "read_gguf",
+    "write_gguf",
     "SAFETENSORS_DTYPES",
 ]
 
@@ -269,21 +273,37 @@ class TensorInfo(NamedTuple):
 
 def _write_tensor(f: IO[bytes], data: np.ndarray) -> None:
     """Append one tensor's bytes (a module-level function so tests can make it fail)."""
-    f.write(memoryview(data.reshape(-1)).cast("B") if data.size else b"")
+    f.write(memoryview(data.reshape(-1).view(np.uint8)) if data.size else b"")
 
 
-def _prepare(name: str, value: np.ndarray, who: str) -> tuple[str, np.ndarray]:
+def _prepare(
+    name: str, value: np.ndarray, who: str, dtypes: dict[str, np.dtype] | None = None
+) -> tuple[str, np.ndarray]:
     value = np.asarray(value)
     d = value.dtype
-    code = _CODES.get((d.kind, d.itemsize)) if d.kind in "biuf" else None
+    if dtypes is None:
+        table, codes = SAFETENSORS_DTYPES, _CODES
+    else:
+        table, codes = dtypes, _codes_of(dtypes)
+    code = codes.get(d) or (codes.get((d.kind, d.itemsize)) if d.kind in "biufc" else None)
     if code is None:
         raise TypeError(
             f"{who}: tensor {name!r} has dtype {d}, which a safetensors file cannot hold "
-            f"(supported: {sorted(str(t) for t in SAFETENSORS_DTYPES.values())})"
+            f"(supported: {sorted({str(t) for t in table.values()})})"
         )
     # Not np.ascontiguousarray: it turns 0-d arrays into shape (1,).
-    data = np.asarray(value, dtype=SAFETENSORS_DTYPES[code])
+    data = np.asarray(value, dtype=table[code])
     return code, data if data.flags.c_contiguous else data.copy(order="C")
+
+
+def _codes_of(dtypes: dict[str, np.dtype]) -> dict:
+    """dtype (and ``(kind, itemsize)`` for the standard kinds) -> the first code naming it."""
+    codes: dict = {}
+    for code, d in dtypes.items():
+        codes.setdefault(d, code)
+        if d.kind in "biufc":
+            codes.setdefault((d.kind, d.itemsize), code)
+    return codes
 
 
 def write_safetensors(
@@ -292,6 +312,7 @@ def write_safetensors(
     metadata: dict[str, str] | None = None,
     *,
     who: str = "write_safetensors",
+    dtypes: dict[str, np.dtype] | None = None,
 ) -> None:
     """Write ``tensors`` (and string ``metadata``) as a safetensors file, atomically.
 
@@ -300,14 +321,41 @@ def write_safetensors(
         tensors: name -> array; the arrays are stored little-endian, C-ordered.
         metadata: the header's ``__metadata__`` (strings to strings), or ``None``.
         who: the caller's name, for error messages.
+        dtypes: the code -> dtype table to write with (default :data:`SAFETENSORS_DTYPES`).
 
     Raises:
         TypeError: if an array's dtype has no safetensors name (complex, object...).
     """
+    raw, blobs = _safetensors_payload(tensors, metadata, who, dtypes)
+    atomic_write(path, lambda f: _write_payload(f, raw, blobs))
+
+
+def write_safetensors_to(
+    f: IO[bytes],
+    tensors: dict[str, np.ndarray],
+    metadata: dict[str, str] | None = None,
+    *,
+    who: str = "write_safetensors",
+    dtypes: dict[str, np.dtype] | None = None,
+) -> None:
+    """Write a safetensors file into an open binary file object (the caller's, not atomic).
+
+    Args:
+        f: a binary file object open for writing.
+        tensors: name -> array.
+        metadata: the header's ``__metadata__`` (strings to strings), or ``None``.
+        who: the caller's name, for error messages.
+        dtypes: the code -> dtype table to write with (default :data:`SAFETENSORS_DTYPES`).
+    """
+    raw, blobs = _safetensors_payload(tensors, metadata, who, dtypes)
+    _write_payload(f, raw, blobs)
+
+
+def _safetensors_payload(tensors, metadata, who, dtypes) -> tuple[bytes, list]:
     header: dict[str, Any] = {} if metadata is None else {"__metadata__": metadata}
     blobs, offset = [], 0
     for name, value in tensors.items():
-        code, data = _prepare(name, value, who)
+        code, data = _prepare(name, value, who, dtypes)
         header[name] = {
             "dtype": code,
             "shape": list(data.shape),
@@ -317,14 +365,14 @@ def write_safetensors(
         blobs.append(data)
     raw = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
     raw += b" " * (-len(raw) % 8)  # safetensors pads the header to 8 bytes with spaces
+    return raw, blobs
 
-    def write(f: IO[bytes]) -> None:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for data in blobs:
-            _write_tensor(f, data)
 
-    atomic_write(path, write)
+def _write_payload(f: IO[bytes], raw: bytes, blobs: list) -> None:
+    f.write(struct.pack("<Q", len(raw)))
+    f.write(raw)
+    for data in blobs:
+        _write_tensor(f, data)
 
 
 def _int(value: Any) -> int:
@@ -333,15 +381,18 @@ def _int(value: Any) -> int:
     return value
 
 
-def _parse_entry(name: str, entry: Any, bad: Callable[[str], Exception]) -> tuple:
+def _parse_entry(
+    name: str, entry: Any, bad: Callable[[str], Exception], table: dict | None = None
+) -> tuple:
+    table = SAFETENSORS_DTYPES if table is None else table
     if not isinstance(entry, dict):
         raise bad(f"the entry of tensor {name!r} is not an object: {entry!r:.100}")
     code = entry.get("dtype")
-    dtype = SAFETENSORS_DTYPES.get(code) if isinstance(code, str) else None
+    dtype = table.get(code) if isinstance(code, str) else None
     if dtype is None:
         raise bad(
             f"tensor {name!r} has the unknown or unsupported dtype {code!r:.40} (known: "
-            f"{', '.join(SAFETENSORS_DTYPES)})"
+            f"{', '.join(table)})"
         )
     try:
         shape = tuple(_int(s) for s in entry["shape"])
@@ -368,6 +419,7 @@ def read_safetensors(
     | None = None,
     *,
     kind: str = "a valid safetensors file",
+    dtypes: dict[str, np.dtype] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
     """Read a safetensors file, validating everything it declares before allocating.
 
@@ -382,6 +434,7 @@ def read_safetensors(
         check: called with ``({name: TensorInfo}, metadata)`` before any data is read; it may
             raise to refuse the file, and returns the names to read (``None``: all).
         kind: what the file should be, for error messages ("<path>: not <kind> (...)").
+        dtypes: the code -> dtype table to accept (default :data:`SAFETENSORS_DTYPES`).
 
     Returns:
         ``(tensors, metadata)``: name -> array in the header's order (only the names
@@ -391,67 +444,101 @@ def read_safetensors(
         FileFormatError: a ``ValueError`` naming the file and what is wrong with it.
     """
     path = os.fspath(path)
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        return _read_safetensors_open(f, 0, size, path, check, kind, dtypes)
 
+
+def read_safetensors_from(
+    f: IO[bytes],
+    check: Callable[[dict[str, TensorInfo], dict[str, str] | None], Iterable[str] | None]
+    | None = None,
+    *,
+    label: str | None = None,
+    kind: str = "a valid safetensors file",
+    dtypes: dict[str, np.dtype] | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
+    """:func:`read_safetensors` for an open, seekable binary file object.
+
+    The file is read from its current position to its end, with the same checks.
+
+    Args:
+        f: a binary file object open for reading (seekable).
+        check: as for :func:`read_safetensors`.
+        label: the name used in error messages (default: ``f.name`` or ``"<stream>"``).
+        kind: what the file should be, for error messages.
+        dtypes: the code -> dtype table to accept (default :data:`SAFETENSORS_DTYPES`).
+
+    Returns:
+        ``(tensors, metadata)`` as :func:`read_safetensors`.
+    """
+    if label is None:
+        label = str(getattr(f, "name", "<stream>"))
+    start = f.tell()
+    size = f.seek(0, os.SEEK_END) - start
+    f.seek(start)
+    return _read_safetensors_open(f, start, size, label, check, kind, dtypes)
+
+
+def _read_safetensors_open(f, start, size, path, check, kind, dtypes):
     def bad(reason: str) -> FileFormatError:
         return FileFormatError(path, f"not {kind} ({reason})")
 
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size < 8:
-            raise bad(f"the file has only {size} bytes, fewer than the 8 of a header length")
-        (n,) = struct.unpack("<Q", f.read(8))
-        if n > size - 8:
-            raise bad(f"header length {n} does not fit in a file of {size} bytes")
-        if n > MAX_HEADER:
-            raise bad(f"header length {n} is over the {MAX_HEADER} bytes a header may have")
-        raw = f.read(n)
-        if len(raw) != n:
-            raise bad(f"the file ended inside its {n}-byte header")
-        try:
-            header = json_loads_bounded(raw.decode("utf-8"), _HEADER_DEPTH)
-        except (UnicodeDecodeError, ValueError) as e:
-            raise bad(f"the header is not JSON: {e}") from None
-        if not isinstance(header, dict):
-            raise bad(f"the header is a JSON {type(header).__name__}, not an object")
-        metadata = header.pop("__metadata__", None)
-        if metadata is not None and not (
-            isinstance(metadata, dict)
-            and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
-        ):
-            raise bad("'__metadata__' must map strings to strings")
-        data_size = size - 8 - n
-        index: dict[str, TensorInfo] = {}
-        spans = []
-        for name, entry in header.items():
-            info, begin, end = _parse_entry(name, entry, bad)
-            if end > data_size:
-                raise bad(
-                    f"tensor {name!r} has data_offsets [{begin}, {end}] beyond the "
-                    f"{data_size} bytes of data in the file (truncated?)"
-                )
-            index[name] = info
-            spans.append((begin, end, name))
-        position = 0
-        for begin, end, name in sorted(spans):
-            if begin < position:
-                raise bad(f"tensor {name!r} overlaps the one before it (offset {begin})")
-            if begin > position:
-                raise bad(f"{begin - position} unused bytes before tensor {name!r}")
-            position = end
-        if position != data_size:
-            raise bad(f"{data_size - position} unexpected bytes after the last tensor")
-        wanted = None if check is None else check(index, metadata)
-        wanted = set(index) if wanted is None else set(wanted)
-        offsets = {name: begin for begin, _, name in spans}
-        tensors = {}
-        for name, info in index.items():
-            if name not in wanted:
-                continue
-            value = np.empty(info.shape, info.dtype)
-            f.seek(8 + n + offsets[name])
-            if _read_into(f, value) != info.nbytes:
-                raise bad(f"the file ended inside tensor {name!r} (did it change meanwhile?)")
-            tensors[name] = value
+    if size < 8:
+        raise bad(f"the file has only {size} bytes, fewer than the 8 of a header length")
+    (n,) = struct.unpack("<Q", f.read(8))
+    if n > size - 8:
+        raise bad(f"header length {n} does not fit in a file of {size} bytes")
+    if n > MAX_HEADER:
+        raise bad(f"header length {n} is over the {MAX_HEADER} bytes a header may have")
+    raw = f.read(n)
+    if len(raw) != n:
+        raise bad(f"the file ended inside its {n}-byte header")
+    try:
+        header = json_loads_bounded(raw.decode("utf-8"), _HEADER_DEPTH)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise bad(f"the header is not JSON: {e}") from None
+    if not isinstance(header, dict):
+        raise bad(f"the header is a JSON {type(header).__name__}, not an object")
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    ):
+        raise bad("'__metadata__' must map strings to strings")
+    data_size = size - 8 - n
+    index: dict[str, TensorInfo] = {}
+    spans = []
+    for name, entry in header.items():
+        info, begin, end = _parse_entry(name, entry, bad, dtypes)
+        if end > data_size:
+            raise bad(
+                f"tensor {name!r} has data_offsets [{begin}, {end}] beyond the "
+                f"{data_size} bytes of data in the file (truncated?)"
+            )
+        index[name] = info
+        spans.append((begin, end, name))
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin < position:
+            raise bad(f"tensor {name!r} overlaps the one before it (offset {begin})")
+        if begin > position:
+            raise bad(f"{begin - position} unused bytes before tensor {name!r}")
+        position = end
+    if position != data_size:
+        raise bad(f"{data_size - position} unexpected bytes after the last tensor")
+    wanted = None if check is None else check(index, metadata)
+    wanted = set(index) if wanted is None else set(wanted)
+    offsets = {name: begin for begin, _, name in spans}
+    tensors = {}
+    for name, info in index.items():
+        if name not in wanted:
+            continue
+        value = np.empty(info.shape, info.dtype)
+        f.seek(start + 8 + n + offsets[name])
+        if _read_into(f, value) != info.nbytes:
+            raise bad(f"the file ended inside tensor {name!r} (did it change meanwhile?)")
+        tensors[name] = value
     return tensors, metadata
 
 
@@ -465,3 +552,281 @@ def _read_into(f: IO[bytes], value: np.ndarray) -> int:
             break
         done += got
     return done
+
+
+# ----------------------------------------------------------------------------------- GGUF
+
+#: GGUF metadata value types (the format's numbering) -> NumPy dtypes, for numbers.
+GGUF_VALUE_DTYPES: dict[int, np.dtype] = {
+    0: np.dtype("<u1"),
+    1: np.dtype("<i1"),
+    2: np.dtype("<u2"),
+    3: np.dtype("<i2"),
+    4: np.dtype("<u4"),
+    5: np.dtype("<i4"),
+    6: np.dtype("<f4"),
+    7: np.dtype(np.bool_),
+    10: np.dtype("<u8"),
+    11: np.dtype("<i8"),
+    12: np.dtype("<f8"),
+}
+_GGUF_STRING, _GGUF_ARRAY = 8, 9
+_GGUF_VALUE_CODES = {d: code for code, d in GGUF_VALUE_DTYPES.items()}
+#: GGML tensor types stored as plain arrays -> NumPy dtypes.
+GGML_PLAIN_DTYPES: dict[int, np.dtype] = {
+    0: np.dtype("<f4"),
+    1: np.dtype("<f2"),
+    24: np.dtype("<i1"),
+    25: np.dtype("<i2"),
+    26: np.dtype("<i4"),
+    27: np.dtype("<i8"),
+    28: np.dtype("<f8"),
+}
+_GGML_CODES = {d: code for code, d in GGML_PLAIN_DTYPES.items()}
+#: (elements per block, bytes per block) of the GGML types known without the ``gguf`` package.
+GGML_BLOCKS: dict[int, tuple[int, int]] = {
+    **{code: (1, d.itemsize) for code, d in GGML_PLAIN_DTYPES.items()},
+    2: (32, 18),  # Q4_0
+    3: (32, 20),  # Q4_1
+    8: (32, 34),  # Q8_0
+    30: (1, 2),  # BF16
+}
+_GGUF_MAGIC = b"GGUF"
+_GGUF_ALIGNMENT = 32
+_GGUF_MAX_DIMS = 8  # gguflib's bound (GGML itself uses 4)
+
+
+class GGUFTensor(NamedTuple):
+    """One tensor of a GGUF file: its GGML type, its shape (outermost axis first, as NumPy
+    orders it; the file stores the reverse) and its data (an array of ``shape`` for the plain
+    types of :data:`GGML_PLAIN_DTYPES`, else the raw bytes as ``uint8``)."""
+
+    ggml_type: int
+    shape: tuple[int, ...]
+    data: np.ndarray
+
+
+def _ggml_block(ggml_type: int) -> tuple[int, int] | None:
+    known = GGML_BLOCKS.get(ggml_type)
+    if known is not None:
+        return known
+    try:  # the other block types' sizes, when the optional ``gguf`` package is installed
+        from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+    except ImportError:
+        return None
+    try:
+        return tuple(GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)])
+    except (KeyError, ValueError):
+        return None
+
+
+class _Cursor:
+    """Bounded reads from a GGUF file: every length is checked against the bytes left."""
+
+    def __init__(self, f: IO[bytes], size: int, bad: Callable[[str], Exception]) -> None:
+        self.f, self.size, self.bad, self.pos = f, size, bad, 0
+
+    def take(self, n: int, what: str) -> bytes:
+        if n > self.size - self.pos:
+            raise self.bad(f"{what} ({n} bytes at offset {self.pos}) runs past the end of the file")
+        raw = self.f.read(n)
+        if len(raw) != n:
+            raise self.bad(f"the file ended inside {what}")
+        self.pos += n
+        return raw
+
+    def unpack(self, fmt: str, what: str) -> Any:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt), what))[0]
+
+    def string(self, what: str) -> str:
+        n = self.unpack("<Q", f"the length of {what}")
+        try:
+            return self.take(n, what).decode("utf-8")
+        except UnicodeDecodeError:
+            raise self.bad(f"{what} is not UTF-8") from None
+
+    def value(self, vtype: int, key: str) -> Any:
+        if vtype == _GGUF_STRING:
+            return self.string(f"the string value of {key!r}")
+        d = GGUF_VALUE_DTYPES.get(vtype)
+        if d is not None:
+            return np.frombuffer(self.take(d.itemsize, f"the value of {key!r}"), d)[0]
+        if vtype != _GGUF_ARRAY:
+            raise self.bad(f"metadata {key!r} has the unknown value type {vtype}")
+        etype = self.unpack("<I", f"the element type of {key!r}")
+        count = self.unpack("<Q", f"the length of {key!r}")
+        if etype == _GGUF_STRING:
+            if count > (self.size - self.pos) // 8:  # each string takes 8 bytes at least
+                raise self.bad(f"metadata {key!r} declares {count} strings, more than fit")
+            return [self.string(f"a string of {key!r}") for _ in range(count)]
+        d = GGUF_VALUE_DTYPES.get(etype)
+        if d is None:
+            raise self.bad(f"metadata {key!r} is an array of type {etype} (nested or unknown)")
+        raw = self.take(count * d.itemsize, f"the array value of {key!r}")
+        return np.frombuffer(raw, d).copy()
+
+
+def read_gguf(
+    path: str | os.PathLike, *, kind: str = "a valid GGUF file"
+) -> tuple[dict[str, GGUFTensor], dict[str, Any]]:
+    """Read a GGUF file (versions 2 and 3, little-endian), validating before allocating.
+
+    Every length, count and tensor extent the file declares is checked against the file's
+    real size before anything of that size is read or allocated.
+
+    Args:
+        path: the file.
+        kind: what the file should be, for error messages.
+
+    Returns:
+        ``(tensors, metadata)``: name -> :class:`GGUFTensor`, and key -> value, where a value
+        is a ``str``, a list of ``str``, a NumPy scalar or a 1-d NumPy array.
+
+    Raises:
+        FileFormatError: a ``ValueError`` naming the file and what is wrong with it.
+    """
+    path = os.fspath(path)
+
+    def bad(reason: str) -> FileFormatError:
+        return FileFormatError(path, f"not {kind} ({reason})")
+
+    with open(path, "rb") as f:
+        c = _Cursor(f, os.fstat(f.fileno()).st_size, bad)
+        if c.take(4, "the magic number") != _GGUF_MAGIC:
+            raise bad("it does not start with 'GGUF'")
+        version = c.unpack("<I", "the version")
+        if version not in (2, 3):
+            raise bad(f"version {version} (2 and 3 are read; a big-endian file?)")
+        n_tensors = c.unpack("<Q", "the tensor count")
+        n_kv = c.unpack("<Q", "the metadata count")
+        if n_kv > c.size // 12 or n_tensors > c.size // 24:  # the smallest entries' sizes
+            raise bad(f"{n_kv} metadata entries and {n_tensors} tensors cannot fit")
+        metadata: dict[str, Any] = {}
+        for _ in range(n_kv):
+            key = c.string("a metadata key")
+            if key in metadata:
+                raise bad(f"metadata {key!r} appears twice")
+            metadata[key] = c.value(c.unpack("<I", f"the type of {key!r}"), key)
+        infos = []
+        for _ in range(n_tensors):
+            name = c.string("a tensor name")
+            ndim = c.unpack("<I", f"the rank of {name!r}")
+            if ndim > _GGUF_MAX_DIMS:
+                raise bad(
+                    f"tensor {name!r} has {ndim} dimensions (at most {_GGUF_MAX_DIMS} are read)"
+                )
+            dims = struct.unpack(f"<{ndim}Q", c.take(8 * ndim, f"the shape of {name!r}"))
+            ggml_type = c.unpack("<I", f"the type of {name!r}")
+            offset = c.unpack("<Q", f"the offset of {name!r}")
+            infos.append((name, tuple(reversed(dims)), ggml_type, offset))
+        alignment = metadata.get("general.alignment", _GGUF_ALIGNMENT)
+        alignment = int(alignment) if np.ndim(alignment) == 0 else 0
+        if alignment <= 0 or alignment & (alignment - 1):
+            raise bad(f"general.alignment {alignment} is not a power of two")
+        data_start = c.pos + (-c.pos % alignment)
+        tensors: dict[str, GGUFTensor] = {}
+        extents = []
+        for name, shape, ggml_type, offset in infos:
+            if name in tensors:
+                raise bad(f"tensor {name!r} appears twice")
+            block = _ggml_block(ggml_type)
+            if block is None:
+                raise bad(
+                    f"tensor {name!r} has GGML type {ggml_type}, unknown here (installing the "
+                    "'gguf' package teaches the other block types)"
+                )
+            count = math.prod(shape)
+            if shape and shape[-1] % block[0] or count % block[0]:
+                raise bad(f"tensor {name!r} of shape {shape} is not whole blocks of {block[0]}")
+            nbytes = count // block[0] * block[1]
+            begin = data_start + offset
+            if begin + nbytes > c.size:
+                raise bad(
+                    f"tensor {name!r} ({nbytes} bytes at offset {offset}) runs past the end "
+                    "of the file (truncated?)"
+                )
+            extents.append((begin, nbytes))
+            tensors[name] = GGUFTensor(ggml_type, shape, np.empty(0, np.uint8))
+        for (name, info), (begin, nbytes) in zip(list(tensors.items()), extents):
+            plain = GGML_PLAIN_DTYPES.get(info.ggml_type)
+            value = np.empty(info.shape if plain is not None else (nbytes,), plain or np.uint8)
+            f.seek(begin)
+            if _read_into(f, value) != nbytes:
+                raise bad(f"the file ended inside tensor {name!r} (did it change meanwhile?)")
+            tensors[name] = info._replace(data=value)
+    return tensors, metadata
+
+
+def _gguf_value(value: Any, key: str) -> bytes:
+    if isinstance(value, str):
+        raw = value.encode("utf-8")
+        return struct.pack("<IQ", _GGUF_STRING, len(raw)) + raw
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        parts = [struct.pack("<IIQ", _GGUF_ARRAY, _GGUF_STRING, len(value))]
+        for v in value:
+            raw = v.encode("utf-8")
+            parts.append(struct.pack("<Q", len(raw)) + raw)
+        return b"".join(parts)
+    arr = np.asarray(value)
+    code = _GGUF_VALUE_CODES.get(
+        arr.dtype.newbyteorder("<") if arr.dtype.kind != "b" else arr.dtype
+    )
+    if code is None or arr.ndim > 1:
+        raise ValueError(
+            f"write_gguf: metadata {key!r} must be a string, a list of strings or a 0-d or 1-d "
+            f"array of a GGUF number type, not {arr.dtype} of shape {arr.shape}"
+        )
+    data = arr.astype(GGUF_VALUE_DTYPES[code], copy=False).tobytes()
+    if arr.ndim == 0:
+        return struct.pack("<I", code) + data
+    return struct.pack("<IIQ", _GGUF_ARRAY, code, arr.size) + data
+
+
+def write_gguf(
+    path: str | os.PathLike,
+    tensors: dict[str, np.ndarray],
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write arrays (and metadata) as a GGUF version 3 file, atomically.
+
+    Args:
+        path: the destination file.
+        tensors: name -> array of a type in :data:`GGML_PLAIN_DTYPES` (at most 8 dimensions).
+        metadata: key -> a ``str``, a list of ``str``, or a 0-d or 1-d NumPy number array.
+
+    Raises:
+        ValueError: for a dtype, rank or metadata value GGUF cannot hold.
+    """
+    kv = [
+        struct.pack("<Q", len(k.encode("utf-8"))) + k.encode("utf-8") + _gguf_value(v, k)
+        for k, v in (metadata or {}).items()
+    ]
+    infos, blobs, offset = [], [], 0
+    for name, value in tensors.items():
+        value = np.asarray(value)
+        d = value.dtype.newbyteorder("<")
+        code = _GGML_CODES.get(d)
+        if code is None or value.ndim > _GGUF_MAX_DIMS:
+            raise ValueError(
+                f"write_gguf: tensor {name!r} ({value.dtype}, {value.ndim} dimensions) cannot "
+                f"be stored (types: {sorted(str(t) for t in _GGML_CODES)}, at most {_GGUF_MAX_DIMS} dimensions)"
+            )
+        data = np.ascontiguousarray(value, dtype=d).reshape(value.shape)
+        raw = name.encode("utf-8")
+        infos.append(
+            struct.pack("<Q", len(raw))
+            + raw
+            + struct.pack(f"<I{value.ndim}QIQ", value.ndim, *reversed(value.shape), code, offset)
+        )
+        blobs.append(data)
+        offset += data.nbytes + (-data.nbytes % _GGUF_ALIGNMENT)
+    head = b"".join([_GGUF_MAGIC, struct.pack("<IQQ", 3, len(tensors), len(kv)), *kv, *infos])
+    head += b"\0" * (-len(head) % _GGUF_ALIGNMENT)
+
+    def write(f: IO[bytes]) -> None:
+        f.write(head)
+        for data in blobs:
+            _write_tensor(f, data)
+            f.write(b"\0" * (-data.nbytes % _GGUF_ALIGNMENT))
+
+    atomic_write(path, write)
