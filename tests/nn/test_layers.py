@@ -1045,3 +1045,40 @@ def test_rnn_unbatched_and_without_state():
         np.testing.assert_allclose(layer(x[None])[0].numpy(), y.numpy(), rtol=1e-6)
     h, c = nn.LSTM(3, 4)(mx.random.normal((5, 3)))
     assert h.shape == c.shape == (5, 4)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda eps: nn.LayerNorm(8, eps=eps),
+        lambda eps: nn.RMSNorm(8, eps=eps),
+        lambda eps: nn.GroupNorm(2, 8, eps=eps),
+        lambda eps: nn.InstanceNorm(8, eps=eps),
+        lambda eps: nn.BatchNorm(8, eps=eps),
+    ],
+)
+def test_normalisation_layers_refuse_an_eps_that_is_not_positive(build):
+    for eps in (-1.0, -1e-30, 0.0):
+        with pytest.raises(ValueError, match="'eps' must be positive"):
+            build(eps)
+    for eps in (1e-30, 1e-5, 1.0):
+        build(eps)
+
+
+def test_group_norm_and_batch_norm_argument_checks():
+    for groups, dims in ((0, 8), (-1, 8), (4, 0), (4, 6)):
+        with pytest.raises(ValueError):
+            nn.GroupNorm(groups, dims)
+    bn = nn.BatchNorm(3)
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        bn(mx.ones((1, 3)))
+    bn.eval()
+    assert bn(mx.ones((1, 3))).shape == (1, 3)  # evaluation uses the running statistics
+
+
+def test_instance_norm_keeps_float16_statistics_finite():
+    board = np.indices((4, 4)).sum(axis=0) % 2
+    x = np.stack([np.where(board, -512, 512), np.where(board, -256, 256)], axis=-1)
+    y = nn.InstanceNorm(dims=2)(mx.array(x.astype(np.float16))[None])
+    assert y.dtype == mx.float16
+    np.testing.assert_allclose(np.asarray(y).astype(np.float32), np.sign(x)[None], atol=1e-3)

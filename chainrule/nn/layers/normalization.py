@@ -10,9 +10,19 @@ __all__ = ["BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
 
 
 def _normalize(x: array, axes, eps: float) -> array:
+    dtype = x.dtype
+    if dtype in (mx.float16, mx.bfloat16):  # statistics in float32, as MLX's kernels keep them
+        x = x.astype(mx.float32)
     mean = mx.mean(x, axis=axes, keepdims=True)
     var = mx.var(x, axis=axes, keepdims=True)
-    return (x - mean) * mx.rsqrt(var + eps)
+    y = (x - mean) * mx.rsqrt(var + eps)
+    return y if y.dtype == dtype else y.astype(dtype)
+
+
+def _check_eps(eps: float, who: str) -> None:
+    # eps sits under a square root: zero gives rsqrt(0) for a constant input, a negative one NaN
+    if not eps > 0.0:
+        raise ValueError(f"[{who}] 'eps' must be positive but got {eps}.")
 
 
 def _check_features(x: array, dims: int, who: str) -> None:
@@ -33,6 +43,7 @@ class InstanceNorm(Module):
 
     def __init__(self, dims: int, eps: float = 1e-5, affine: bool = False) -> None:
         super().__init__()
+        _check_eps(eps, "InstanceNorm")
         if affine:
             self.weight = mx.ones((dims,))
             self.bias = mx.zeros((dims,))
@@ -64,6 +75,7 @@ class LayerNorm(Module):
 
     def __init__(self, dims: int, eps: float = 1e-5, affine: bool = True, bias: bool = True):
         super().__init__()
+        _check_eps(eps, "LayerNorm")
         if affine:
             self.weight = mx.ones((dims,))
             if bias:
@@ -94,6 +106,7 @@ class RMSNorm(Module):
 
     def __init__(self, dims: int, eps: float = 1e-5) -> None:
         super().__init__()
+        _check_eps(eps, "RMSNorm")
         self.weight = mx.ones((dims,))
         self.eps = eps
 
@@ -128,6 +141,11 @@ class GroupNorm(Module):
         pytorch_compatible: bool = False,
     ) -> None:
         super().__init__()
+        _check_eps(eps, "GroupNorm")
+        if num_groups <= 0:
+            raise ValueError(f"GroupNorm: num_groups must be a positive integer, got {num_groups}")
+        if dims <= 0:
+            raise ValueError(f"GroupNorm: dims must be a positive integer, got {dims}")
         if dims % num_groups:
             raise ValueError(f"GroupNorm: dims={dims} must be divisible by num_groups={num_groups}")
         if affine:
@@ -186,6 +204,7 @@ class BatchNorm(Module):
         track_running_stats: bool = True,
     ) -> None:
         super().__init__()
+        _check_eps(eps, "BatchNorm")
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
@@ -212,6 +231,11 @@ class BatchNorm(Module):
             )
         _check_features(x, self.num_features, "BatchNorm")
         axes = tuple(range(x.ndim - 1))
+        if self._training and x.size // max(self.num_features, 1) == 1:
+            raise ValueError(
+                f"BatchNorm: training needs more than one value per channel, got input shape "
+                f"{x.shape}"
+            )
         if self._training or not self.track_running_stats:
             mean = mx.mean(x, axis=axes)
             var = mx.var(x, axis=axes)
