@@ -444,8 +444,18 @@ def _ref_sinusoidal(torch, layer, xs, kw):
     return np.concatenate([np.sin(y), np.cos(y)], axis=-1) * np.sqrt(2 / dims)
 
 
+def _ref_quantized_linear(torch, layer, xs, kw):
+    # unpack MLX's 4-bit little-endian words by hand, independently of mx.dequantize
+    words = np.asarray(layer.weight.numpy(), dtype=np.uint64)
+    q = ((words[..., None] >> (4 * np.arange(8, dtype=np.uint64))) & 15).reshape(len(words), -1)
+    gs = layer.group_size
+    s, b = layer.scales.numpy(), layer.biases.numpy()
+    w = (q.reshape(len(q), -1, gs) * s[..., None] + b[..., None]).reshape(len(q), -1)
+    return xs[0] @ w.T + layer.bias.numpy()
+
+
 _IDENTITY_REF = lambda torch, layer, xs, kw: xs[0]  # noqa: E731
-_NUMPY_REFS = {_ref_rope, _ref_alibi, _ref_sinusoidal, _IDENTITY_REF}
+_NUMPY_REFS = {_ref_rope, _ref_alibi, _ref_sinusoidal, _IDENTITY_REF, _ref_quantized_linear}
 
 
 @dataclass(frozen=True)
@@ -700,6 +710,22 @@ CASES = [
         _ref_rope,
         kwargs={"offset": 3},
     ),
+    Case(
+        "QuantizedLinear",
+        lambda: nn.QuantizedLinear(64, 3, group_size=32, bits=4),
+        _normal(2, 4, 64),
+        (2, 4, 3),
+        _ref_quantized_linear,
+    ),
+    Case(
+        "QuantizedEmbedding",
+        lambda: nn.QuantizedEmbedding(10, 64, group_size=32, bits=8),
+        lambda r: (r.integers(0, 10, (2, 3)),),
+        (2, 3, 64),
+        grad=False,
+    ),
+    # quantizes its float32/float16 input (qqmm refuses float64), so no float64 gradient check
+    Case("QQLinear", lambda: nn.QQLinear(32, 3, mode="mxfp8"), _normal(2, 32), (2, 3), grad=False),
     Case("ALiBi", lambda: nn.ALiBi(), _normal(2, 3, 4, 5), (2, 3, 4, 5), _ref_alibi),
     Case(
         "SinusoidalPositionalEncoding",
@@ -1032,9 +1058,22 @@ def test_upsample_integer_input_and_bad_mode():
         nn.Upsample(2, "area")
 
 
-def test_pool_padding_too_large_is_refused():
+def test_pool_padding_as_each_library_allows():
+    # MLX takes any padding (padded windows of -inf or zeros); PyTorch refuses more than half
+    x = mx.arange(8, dtype=mx.float32).reshape(1, 8, 1)
+    y = nn.MaxPool1d(3, stride=3, padding=2)(x)
+    np.testing.assert_array_equal(np.asarray(y)[0, :, 0], [0, 3, 6, 7])
+    import chainrule.torch as torch
+
     with pytest.raises(ValueError, match="padding"):
-        nn.MaxPool2d(2, padding=2)
+        torch.nn.MaxPool2d(2, padding=2)
+
+
+def test_max_pool_pads_integers_with_their_minimum():
+    x = mx.array([[[0, 1], [2, 3], [4, 5]]])  # int32
+    y = nn.MaxPool1d(kernel_size=2, stride=2, padding=1)(x)
+    assert y.dtype == mx.int32
+    np.testing.assert_array_equal(np.asarray(y), [[[0, 1], [4, 5]]])
 
 
 def test_rnn_unbatched_and_without_state():
@@ -1082,3 +1121,12 @@ def test_instance_norm_keeps_float16_statistics_finite():
     y = nn.InstanceNorm(dims=2)(mx.array(x.astype(np.float16))[None])
     assert y.dtype == mx.float16
     np.testing.assert_allclose(np.asarray(y).astype(np.float32), np.sign(x)[None], atol=1e-3)
+
+
+def test_sinusoidal_encoding_dims_as_mlx():
+    y = nn.SinusoidalPositionalEncoding(2)(mx.arange(10))
+    assert y.shape == (10, 2)
+    for dims in (0, 1, 3):
+        with pytest.raises(ValueError, match="positive and even"):
+            nn.SinusoidalPositionalEncoding(dims)
+    assert nn.SinusoidalPositionalEncoding(4, scale=0.0)(mx.arange(3)).abs().max().item() == 0.0

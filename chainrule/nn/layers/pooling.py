@@ -44,12 +44,6 @@ class _Pool(Module):
         self._kernel_size = _ints(kernel_size, nd, "kernel_size", who, 1)
         self._stride = self._kernel_size if stride is None else _ints(stride, nd, "stride", who, 1)
         self._padding = _ints(padding, nd, "padding", who, 0)
-        for p, k in zip(self._padding, self._kernel_size):
-            if p > k // 2:
-                raise ValueError(
-                    f"{who}: padding {self._padding} must be at most half the kernel size "
-                    f"{self._kernel_size}"
-                )
 
     def _extra_repr(self) -> str:
         return f"kernel_size={self._kernel_size}, stride={self._stride}, padding={self._padding}"
@@ -63,7 +57,10 @@ class _Pool(Module):
             )
         if any(self._padding):
             width = [(0, 0)] + [(p, p) for p in self._padding] + [(0, 0)]
-            x = mx.pad(x, width, constant_values=self._pad_value)
+            value = self._pad_value
+            if value == float("-inf") and not mx.issubdtype(x.dtype, mx.inexact):
+                value = mx.iinfo(x.dtype).min if x.dtype != mx.bool_ else False
+            x = mx.pad(x, width, constant_values=value)
         windows = sliding_windows(x, self._kernel_size, self._stride, who=who)
         return type(self)._reduce(windows, axis=-2)
 

@@ -16,11 +16,14 @@ from ..module import Module
 __all__ = ["ALiBi", "RoPE", "SinusoidalPositionalEncoding", "rope"]
 
 
-def rope(x: array, dims: int, traditional: bool, base: float, scale: float, offset: int) -> array:
+def rope(
+    x: array, dims: int, traditional: bool, base: float, scale: float, offset: int | array
+) -> array:
     """Rotary positional encoding of the first ``dims`` features of ``(..., L, D)`` inputs.
 
     Position ``p = (offset + i) * scale`` rotates feature pair ``j`` by ``p * base**(-2j/dims)``.
-    Pairs are ``(j, j + dims/2)`` by default, ``(2j, 2j + 1)`` when ``traditional``.
+    Pairs are ``(j, j + dims/2)`` by default, ``(2j, 2j + 1)`` when ``traditional``. This is
+    :func:`chainrule.core.fast.rope`, which also accepts 2-d ``(L, D)`` inputs here.
 
     Args:
         x: ``(..., L, D)`` with ``D >= dims``.
@@ -28,7 +31,7 @@ def rope(x: array, dims: int, traditional: bool, base: float, scale: float, offs
         traditional: pair neighbouring features.
         base: the frequency base.
         scale: multiplies the positions.
-        offset: the position of the first row.
+        offset: the position of the first row (or one per example, an array).
 
     Returns:
         An array like ``x``.
@@ -37,25 +40,10 @@ def rope(x: array, dims: int, traditional: bool, base: float, scale: float, offs
         raise ValueError(
             f"RoPE: dims ({dims}) must be even and at most the feature size of {x.shape}"
         )
-    L = x.shape[-2]
-    half = dims // 2
-    ftype = x._data.dtype if x._data.dtype.kind == "f" else np.float32
-    pos = (np.arange(offset, offset + L, dtype=np.float64) * scale)[:, None]
-    freqs = np.exp(-np.arange(half, dtype=np.float64) * (math.log(base) / half))[None, :]
-    theta = pos * freqs
-    cos = from_value(np.cos(theta).astype(ftype))
-    sin = from_value(np.sin(theta).astype(ftype))
-    rotated, rest = x[..., :dims], x[..., dims:]
-    if traditional:
-        x1, x2 = rotated[..., 0::2], rotated[..., 1::2]
-        r1, r2 = x1 * cos - x2 * sin, x1 * sin + x2 * cos
-        out = mx.reshape(mx.stack([r1, r2], axis=-1), rotated.shape)
-    else:
-        x1, x2 = rotated[..., :half], rotated[..., half:]
-        out = mx.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
-    if dims < x.shape[-1]:
-        out = mx.concatenate([out, rest], axis=-1)
-    return out
+    lift = 3 - x.ndim if x.ndim < 3 else 0
+    y = mx.reshape(x, (1,) * lift + x.shape) if lift else x
+    y = mx.fast.rope(y, dims, traditional=traditional, base=base, scale=scale, offset=offset)
+    return mx.reshape(y, x.shape) if lift else y
 
 
 class RoPE(Module):
@@ -80,7 +68,7 @@ class RoPE(Module):
     def _extra_repr(self) -> str:
         return f"{self.dims}, traditional={self.traditional}"
 
-    def __call__(self, x: array, offset: int = 0) -> array:
+    def __call__(self, x: array, offset: int | array = 0) -> array:
         return rope(x, self.dims, self.traditional, self.base, self.scale, offset)
 
 
@@ -108,6 +96,10 @@ class SinusoidalPositionalEncoding(Module):
         full_turns: bool = False,
     ) -> None:
         super().__init__()
+        if dims <= 0 or dims % 2:
+            raise ValueError(
+                f"[SinusoidalPositionalEncoding] dims must be positive and even but got {dims}."
+            )
         half = dims // 2
         one_zero = 1 - np.arange(half) / max(half - 1, 1)
         lo, hi = math.log(min_freq), math.log(max_freq)
@@ -116,7 +108,7 @@ class SinusoidalPositionalEncoding(Module):
             sigmas = sigmas * (2 * math.pi)
         # A leading underscore keeps the frequencies out of parameters().
         self._sigmas = from_value(sigmas.astype(np.float32))
-        self.scale = scale or (2 / dims) ** 0.5
+        self.scale = scale if scale is not None else (2 / dims) ** 0.5
         self.cos_first = cos_first
 
     def __call__(self, x: array) -> array:

@@ -279,6 +279,12 @@ def _pool(base: type, nd: int, kind: str) -> type:
                 f"{name}: only count_include_pad=True and divisor_override=None are supported"
             )
         base.__init__(self, kernel_size, stride, padding)
+        for p, k in zip(self._padding, self._kernel_size):  # PyTorch's limit; MLX has none
+            if p > k // 2:
+                raise ValueError(
+                    f"{name}: padding {self._padding} must be at most half the kernel size "
+                    f"{self._kernel_size}"
+                )
 
     doc = (
         f"{nd}-d {kind} pooling over channels-first inputs ``(N, C, {_SPATIAL[nd]})``.\n\n"
