@@ -195,3 +195,9 @@ def test_glu_needs_even_axis():
 
 def test_relu_derivative_at_zero_is_zero():
     assert mx.grad(lambda x: nn.relu(x).sum())(mx.array([0.0])).item() == 0.0
+
+
+def test_step_is_inclusive_at_the_threshold():
+    x = mx.array([-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(np.asarray(nn.step(x)), [0, 1, 1])
+    np.testing.assert_array_equal(np.asarray(nn.Step(threshold=1.0)(x)), [0, 0, 1])

@@ -246,13 +246,13 @@ def log_softmax(x: array, axis: int = -1) -> array:
 
 
 def step(x: array, threshold: float = 0.0) -> array:
-    """1 where ``x > threshold``, else 0 (integers; no useful gradient).
+    """1 where ``x >= threshold``, else 0 (integers; no useful gradient), as MLX.
 
     Args:
         x: input.
-        threshold: the threshold.
+        threshold: the threshold (inclusive).
     """
-    return mx.where(x > threshold, 1, 0)
+    return mx.where(x >= threshold, 1, 0)
 
 
 def prelu(x: array, alpha: array) -> array:
