@@ -85,6 +85,9 @@ def _st_dtypes() -> dict[str, np.dtype]:
 def _to_array(value: np.ndarray, label: str, name: str | None = None) -> array:
     """A loaded NumPy array as a chainrule array, refusing dtypes MLX has not."""
     d = value.dtype
+    if d.kind == "V" and d.itemsize == 2 and d.names is None and d.subdtype is None:
+        value = value.view(_bf16_dtype())  # MLX writes bfloat16 as "<V2" (NumPy: "|V2")
+        d = value.dtype
     if d == _BF16_RAW:
         value = (value.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
         d = value.dtype

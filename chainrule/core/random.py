@@ -1,9 +1,18 @@
 """Random numbers with MLX's names: a global seedable state, and explicit keys.
 
-A key is a ``uint32`` array of shape ``(2,)``. Every function takes ``key=``; without it
-the draw comes from the global generator, which ``seed(n)`` resets so that every later
-draw is reproducible. ``seed(n)`` also seeds NumPy's global generator (``np.random.*``) and
-Python's ``random`` module, so one call fixes every draw a training script usually makes.
+A key is a ``uint32`` array of shape ``(2,)`` (``key(s)`` holds the high and low 32 bits of
+``s``). Every function takes ``key=``: the same key always gives the same draw. Without it the
+draw comes from the global generator, which ``seed(n)`` resets so that every later draw is
+reproducible. ``seed(n)`` also seeds NumPy's global generator (``np.random.*``) and Python's
+``random`` module, so one call fixes every draw a training script usually makes.
+
+``state`` is MLX's ``mx.random.state``: a list holding the global generator's key. Pass it to
+``mx.compile(inputs=mx.random.state, outputs=mx.random.state)`` so that a compiled function
+draws fresh numbers on every call; ``seed(n)`` puts ``key(n)`` there, and putting a key there
+yourself (``mx.random.state[0] = k``) reseeds the global generator from ``k``, as ``seed``
+would. The generator itself is NumPy's (PCG64): draws are not bit-identical to MLX's threefry
+draws, and a draw does not replace ``state[0]`` (``get_state``/``set_state`` save and restore
+the generator mid-stream, as checkpoints do).
 
 A ``DataLoader`` worker thread draws from a generator of its own, seeded for each batch from
 the loader's seed and the batch's position (``use_thread_generator``), so the numbers a batch
@@ -14,7 +23,9 @@ from __future__ import annotations
 
 import math
 import random as _py_random
+import secrets
 import threading
+from typing import Any
 
 from . import dtypes as _dt
 from . import ops
@@ -22,6 +33,7 @@ from .array import _from_value, array
 from .backend import xp
 
 __all__ = [
+    "state",
     "seed",
     "key",
     "split",
@@ -37,23 +49,50 @@ __all__ = [
     "laplace",
 ]
 
+_SQRT2 = math.sqrt(2.0)
+
+
+def _key_value(s: int):
+    return xp.array([(s >> 32) & 0xFFFFFFFF, s & 0xFFFFFFFF], dtype=xp.uint32)
+
 
 class _Global:
-    __slots__ = ("rng",)
+    __slots__ = ("rng", "key")
 
     def __init__(self) -> None:
-        self.rng = xp.random.default_rng()
+        s = secrets.randbits(64)
+        self.rng = xp.random.default_rng(s)
+        self.key = _from_value(_key_value(s))
 
 
 _G = _Global()
+state: list = [_G.key]
+"""The global random state, as MLX's ``mx.random.state``: a list holding one key."""
 # A DataLoader worker thread's own generator (see ``use_thread_generator``).
 _LOCAL = threading.local()
+
+
+def _sync() -> None:
+    """Reseed the global generator from ``state[0]`` when someone put a new key there."""
+    if not state:  # emptied by hand: the generator goes on as it was
+        state.append(_G.key)
+        return
+    k = state[0]
+    if k is _G.key:
+        return
+    hi, lo = _key_words(k, "random.state")
+    _G.rng = xp.random.default_rng((hi << 32) | lo)
+    _G.key = k
 
 
 def _current():
     """The generator that draws without ``key=``: the thread's own, else the global one."""
     rng = getattr(_LOCAL, "rng", None)
-    return _G.rng if rng is None else rng
+    if rng is not None:
+        return rng
+    if not state or state[0] is not _G.key:
+        _sync()
+    return _G.rng
 
 
 def seed(s: int) -> None:
@@ -61,7 +100,8 @@ def seed(s: int) -> None:
 
     Resets chainrule's global generator (initialisation, dropout, ``DataLoader`` shuffling),
     NumPy's global generator (``np.random.rand`` and friends) and Python's ``random`` module,
-    so that a script run twice with the same seed draws the same numbers.
+    so that a script run twice with the same seed draws the same numbers. ``state[0]``
+    becomes ``key(s)``.
 
     Args:
         s: A non-negative integer.
@@ -70,6 +110,11 @@ def seed(s: int) -> None:
     if s < 0:
         raise ValueError(f"seed: the seed must be a non-negative integer, got {s}")
     _G.rng = xp.random.default_rng(s)
+    _G.key = _from_value(_key_value(s))
+    if state:
+        state[0] = _G.key
+    else:
+        state.append(_G.key)
     # NumPy's legacy global generator takes at most 32 bits: larger seeds are hashed down.
     xp.random.seed(s if s < 2**32 else xp.random.SeedSequence(s).generate_state(4))
     _py_random.seed(s)
@@ -85,6 +130,7 @@ def set_state(state: dict) -> None:
     rng = xp.random.default_rng()
     rng.bit_generator.state = state
     if getattr(_LOCAL, "rng", None) is None:
+        _current()  # take in a key put into ``state`` first, so it does not override this
         _G.rng = rng
     else:
         _LOCAL.rng = rng
@@ -102,114 +148,382 @@ def use_thread_generator(rng) -> None:
     _LOCAL.rng = rng
 
 
-def key(s: int) -> array:
-    """A key for explicit, reproducible draws."""
-    s = int(s)
-    return _from_value(xp.array([(s >> 32) & 0xFFFFFFFF, s & 0xFFFFFFFF], dtype=xp.uint32))
+def key(seed: int) -> array:
+    """A key for explicit, reproducible draws: ``uint32`` ``[seed >> 32, seed & 0xFFFFFFFF]``.
+
+    Args:
+        seed: an integer (taken modulo 2**64).
+
+    Returns:
+        The key, shape ``(2,)``.
+    """
+    return _from_value(_key_value(int(seed)))
 
 
-def _rng(k):
+def _key_words(k: Any, who: str) -> tuple[int, int]:
+    data = ops._as(k)._data
+    if data.dtype != xp.uint32:
+        raise ValueError(f"[{who}] Expected key type uint32 but received {data.dtype}.")
+    if data.shape != (2,):
+        raise ValueError(f"[{who}] Expected key shape (2) but received {data.shape}.")
+    return int(data[0]), int(data[1])
+
+
+def _rng(k, who: str = "random"):
     if k is None:
-        rng = getattr(_LOCAL, "rng", None)
-        return _G.rng if rng is None else rng
-    data = ops._as(k)._data.astype(xp.uint64).reshape(-1)
-    return xp.random.default_rng([int(v) for v in data])
+        return _current()
+    return xp.random.default_rng(list(_key_words(k, who)))
 
 
-def split(k, num: int = 2) -> array:
-    """``num`` new keys derived from ``k`` (shape ``(num, 2)``)."""
-    r = _rng(k)
+def split(key: array, num: int = 2, stream: Any = None) -> array:
+    """Split a key into ``num`` new keys (the same key always splits the same way).
+
+    Args:
+        key: the key to split.
+        num: how many keys.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The keys, shape ``(num, 2)``.
+    """
+    r = _rng(key, "split")
     return _from_value(r.integers(0, 2**32, size=(num, 2), dtype=xp.uint64).astype(xp.uint32))
 
 
-def _shape(shape) -> tuple:
+# -------------------------------------------------------------------------------- helpers
+
+
+def _shape(shape, who: str) -> tuple:
     if shape is None:
         return ()
-    if isinstance(shape, int):
-        return (shape,)
-    return tuple(int(s) for s in shape)
+    shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"[{who}] Negative dimensions are not allowed: {shape}.")
+    return shape
 
 
-def _float_dtype(dtype):
+def _is_float(d) -> bool:
+    return d.kind == "f" or (_dt.bfloat16 is not _dt.float32 and d == _dt.bfloat16.np)
+
+
+def _float_dtype(dtype, who: str):
     d = _dt.to_np(dtype if dtype is not None else _dt.float32)
-    if d.kind != "f":
-        raise ValueError(f"random: dtype must be floating, not {d}")
+    if not _is_float(d):
+        raise ValueError(f"[{who}] dtype must be a real floating type, not {d}")
     return d
 
 
-def uniform(low=0.0, high=1.0, shape=(), dtype=None, key=None, stream=None) -> array:
-    """Uniform draws in ``[low, high)``."""
-    d = _float_dtype(dtype)
-    lo, hi = ops._as(low)._data, ops._as(high)._data
-    shape = _shape(shape) if shape != () else xp.broadcast_shapes(xp.shape(lo), xp.shape(hi))
-    u = _rng(key).random(size=shape, dtype=xp.float64 if d == xp.float64 else xp.float32)
-    return _from_value((lo + (hi - lo) * u).astype(d, copy=False))
+def _work(d):
+    """The precision to draw in for a result of dtype ``d``."""
+    return xp.float64 if d == xp.float64 else xp.float32
 
 
-def normal(shape=(), dtype=None, loc=0.0, scale=1.0, key=None, stream=None) -> array:
-    """Normal draws with mean ``loc`` and standard deviation ``scale``."""
-    d = _float_dtype(dtype)
-    z = _rng(key).standard_normal(
-        size=_shape(shape), dtype=xp.float64 if d == xp.float64 else xp.float32
-    )
-    if loc != 0.0 or scale != 1.0:
-        z = z * ops._as(scale)._data + ops._as(loc)._data
+def _below_one(d) -> float:
+    """The largest value of dtype ``d`` below 1 (uniform draws stay below ``high``)."""
+    bits = {2: 11, 4: 24, 8: 53}[d.itemsize] if d.kind == "f" else 8  # bfloat16: 8 bits
+    return 1.0 - 2.0**-bits
+
+
+def _cast(x, d):
+    return ops._as(x)._data.astype(d, copy=False)
+
+
+def _check_broadcast(shape: tuple, *shapes: tuple, who: str) -> None:
+    try:
+        out = xp.broadcast_shapes(shape, *shapes)
+    except ValueError:
+        out = None
+    if out != shape:
+        raise ValueError(
+            f"[{who}] Cannot generate random values of shape {shape} from broadcasted shapes "
+            f"{list(shapes)}."
+        )
+
+
+# ---------------------------------------------------------------------------- distributions
+
+
+def uniform(
+    low: Any = 0.0,
+    high: Any = 1.0,
+    shape: Any = (),
+    dtype: Any = None,
+    key: array | None = None,
+    stream: Any = None,
+) -> array:
+    """Uniform draws in ``[low, high)``.
+
+    Args:
+        low: the lower bound (a scalar or an array broadcastable to ``shape``).
+        high: the upper bound.
+        shape: the result's shape (default: the shape ``low`` and ``high`` broadcast to).
+        dtype: a real floating type (float32 by default).
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The draws.
+    """
+    d = _float_dtype(dtype, "uniform")
+    lo, hi = _cast(low, d), _cast(high, d)
+    bshape = xp.broadcast_shapes(lo.shape, hi.shape)
+    shape = _shape(shape, "uniform")
+    if shape == ():
+        shape = bshape
+    _check_broadcast(shape, bshape, who="uniform")
+    u = _rng(key, "uniform").random(size=shape, dtype=_work(d))
+    u = xp.minimum(u, _below_one(d)).astype(d, copy=False)
+    return _from_value(xp.asarray(lo + (hi - lo) * u).astype(d, copy=False))
+
+
+def normal(
+    shape: Any = (),
+    dtype: Any = None,
+    loc: Any = None,
+    scale: Any = None,
+    key: array | None = None,
+    stream: Any = None,
+) -> array:
+    """Normal draws with mean ``loc`` and standard deviation ``scale``.
+
+    ``complex64`` draws a standard complex normal (real and imaginary parts each of variance
+    1/2); ``loc`` may then be complex.
+
+    Args:
+        shape: the draws' shape (``loc``/``scale`` broadcast against it).
+        dtype: a real floating type or complex64 (float32 by default).
+        loc: the mean (a scalar or an array), 0 by default.
+        scale: the standard deviation, 1 by default.
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The draws.
+    """
+    shape = _shape(shape, "normal")
+    d = _dt.to_np(dtype if dtype is not None else _dt.float32)
+    r = _rng(key, "normal")
+    if d == xp.complex64:
+        z = r.standard_normal(size=shape + (2,), dtype=xp.float32) / xp.float32(_SQRT2)
+        z = xp.ascontiguousarray(z).view(xp.complex64)[..., 0]
+        if scale is not None:
+            z = ops._as(scale)._data * z
+        if loc is not None:
+            z = ops._as(loc)._data + z
+        return _from_value(xp.asarray(z).astype(xp.complex64, copy=False))
+    if not _is_float(d):
+        raise ValueError(f"[normal] Only floating point and complex64 types are supported, not {d}")
+    z = r.standard_normal(size=shape, dtype=_work(d)).astype(d, copy=False)
+    if scale is not None:
+        z = z * _cast(scale, d)
+    if loc is not None:
+        z = z + _cast(loc, d)
     return _from_value(xp.asarray(z).astype(d, copy=False))
 
 
-def randint(low, high, shape=(), dtype=None, key=None, stream=None) -> array:
-    """Integer draws in ``[low, high)`` (int32 by default)."""
+def laplace(
+    shape: Any = (),
+    dtype: Any = None,
+    loc: float = 0.0,
+    scale: float = 1.0,
+    key: array | None = None,
+    stream: Any = None,
+) -> array:
+    """Laplace draws (by the inverse CDF of a uniform draw, as MLX).
+
+    Args:
+        shape: the draws' shape.
+        dtype: a real floating type (float32 by default).
+        loc: the location.
+        scale: the scale.
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The draws.
+    """
+    d = _float_dtype(dtype, "laplace")
+    u = _rng(key, "laplace").uniform(
+        -_below_one(xp.dtype(xp.float64)), 1.0, size=_shape(shape, "laplace")
+    )
+    z = (xp.sign(u) * xp.log1p(-xp.abs(u))).astype(d)
+    if scale != 1.0:
+        z = z * _cast(scale, d)
+    if loc != 0.0:
+        z = z + _cast(loc, d)
+    return _from_value(xp.asarray(z).astype(d, copy=False))
+
+
+def randint(
+    low: Any,
+    high: Any,
+    shape: Any = (),
+    dtype: Any = None,
+    key: array | None = None,
+    stream: Any = None,
+) -> array:
+    """Integer draws in ``[low, high)`` (int32 by default); ``low`` where ``high <= low``.
+
+    Args:
+        low: the lower bound, included (a scalar or an array).
+        high: the upper bound, excluded.
+        shape: the result's shape (default: the shape ``low`` and ``high`` broadcast to).
+        dtype: an integer type or bool.
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The draws.
+    """
     d = _dt.to_np(dtype if dtype is not None else _dt.int32)
+    if d.kind not in "biu":
+        raise ValueError("[randint] randint only accepts integer dtypes and bool.")
     lo, hi = ops._as(low)._data, ops._as(high)._data
-    shape = _shape(shape) if shape != () else xp.broadcast_shapes(xp.shape(lo), xp.shape(hi))
-    return _from_value(_rng(key).integers(lo, hi, size=shape).astype(d))
+    lo = (xp.floor(lo) if lo.dtype.kind == "f" else lo).astype(xp.int64)
+    hi = (xp.ceil(hi) if hi.dtype.kind == "f" else hi).astype(xp.int64)
+    bshape = xp.broadcast_shapes(lo.shape, hi.shape)
+    shape = _shape(shape, "randint")
+    if shape == ():
+        shape = bshape
+    _check_broadcast(shape, bshape, who="randint")
+    empty = hi <= lo
+    draws = _rng(key, "randint").integers(lo, xp.where(empty, lo + 1, hi), size=shape)
+    if empty.any():
+        draws = xp.where(empty, lo, draws)
+    return _from_value(xp.asarray(draws).astype(d))
 
 
-def bernoulli(p=0.5, shape=None, key=None, stream=None) -> array:
-    """Boolean draws that are true with probability ``p``."""
+def bernoulli(
+    p: Any = 0.5, shape: Any = None, key: array | None = None, stream: Any = None
+) -> array:
+    """Boolean draws that are true with probability ``p``.
+
+    Args:
+        p: the probability, a float or a floating array (broadcastable to ``shape``).
+        shape: the result's shape (default: ``p``'s).
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The draws, bool.
+    """
+    if isinstance(p, (bool, int)):
+        raise ValueError("[bernoulli] bernoulli probability `p` must be a float type.")
     pd = ops._as(p)._data
-    shape = xp.shape(pd) if shape is None else _shape(shape)
-    return _from_value(_rng(key).random(size=shape) < pd)
+    if not _is_float(pd.dtype):
+        raise ValueError("[bernoulli] bernoulli probability `p` must be a float type.")
+    shape = pd.shape if shape is None else _shape(shape, "bernoulli")
+    _check_broadcast(shape, pd.shape, who="bernoulli")
+    return _from_value(_rng(key, "bernoulli").random(size=shape) < pd)
 
 
-def truncated_normal(lower, upper, shape=None, dtype=None, key=None, stream=None) -> array:
-    """Standard normal draws truncated to ``[lower, upper]``."""
-    d = _float_dtype(dtype)
-    lo, hi = ops._as(lower)._data.astype(xp.float64), ops._as(upper)._data.astype(xp.float64)
-    shape = xp.broadcast_shapes(lo.shape, hi.shape) if shape is None else _shape(shape)
-    erf = xp.vectorize(math.erf)
-    a, b = erf(lo / math.sqrt(2)), erf(hi / math.sqrt(2))
-    u = _rng(key).uniform(size=shape)
-    v = a + (b - a) * u
-    out = ops.erfinv(_from_value(xp.clip(v, -1 + 1e-12, 1 - 1e-12)))._data * math.sqrt(2)
-    return _from_value(xp.clip(out, lo, hi).astype(d))
+def truncated_normal(
+    lower: Any,
+    upper: Any,
+    shape: Any = None,
+    dtype: Any = None,
+    key: array | None = None,
+    stream: Any = None,
+) -> array:
+    """Standard normal draws truncated to ``[lower, upper]`` (``lower`` where they cross).
+
+    Args:
+        lower: the lower bound (a scalar or an array).
+        upper: the upper bound.
+        shape: the result's shape (default: the bounds' broadcast shape).
+        dtype: a real floating type (float32 by default).
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The draws.
+    """
+    d = _float_dtype(dtype, "truncated_normal")
+    lo, hi = _cast(lower, d), _cast(upper, d)
+    bshape = xp.broadcast_shapes(lo.shape, hi.shape)
+    shape = bshape if shape is None else _shape(shape, "truncated_normal")
+    _check_broadcast(shape, bshape, who="truncated_normal")
+    erf = xp.vectorize(math.erf, otypes=[xp.float64])
+    a = erf(lo.astype(xp.float64) / _SQRT2)
+    b = erf(hi.astype(xp.float64) / _SQRT2)
+    u = _rng(key, "truncated_normal").uniform(size=shape)
+    v = xp.clip(a + (b - a) * u, -1 + 1e-12, 1 - 1e-12)
+    out = (ops.erfinv(_from_value(v))._data * _SQRT2).astype(d)
+    return _from_value(xp.asarray(xp.maximum(xp.minimum(hi, out), lo)).astype(d, copy=False))
 
 
-def gumbel(shape=(), dtype=None, key=None, stream=None) -> array:
-    """Standard Gumbel draws."""
-    d = _float_dtype(dtype)
-    u = _rng(key).random(size=_shape(shape))
+def gumbel(
+    shape: Any = (), dtype: Any = None, key: array | None = None, stream: Any = None
+) -> array:
+    """Standard Gumbel draws (``-log(-log(u))`` of a uniform ``u``).
+
+    Args:
+        shape: the draws' shape.
+        dtype: a real floating type (float32 by default).
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The draws.
+    """
+    d = _float_dtype(dtype, "gumbel")
+    u = _rng(key, "gumbel").random(size=_shape(shape, "gumbel"))
     return _from_value((-xp.log(-xp.log(xp.clip(u, 1e-20, 1.0)))).astype(d))
 
 
-def categorical(logits, axis: int = -1, shape=None, num_samples=None, key=None, stream=None):
-    """Class draws from unnormalised log-probabilities along ``axis``."""
+def categorical(
+    logits: Any,
+    axis: int = -1,
+    shape: Any = None,
+    num_samples: int | None = None,
+    key: array | None = None,
+    stream: Any = None,
+) -> array:
+    """Class draws from unnormalised log-probabilities along ``axis``.
+
+    Args:
+        logits: the log-probabilities (any real dtype).
+        axis: the class axis.
+        shape: the draws' shape (broadcast-compatible with ``logits`` less ``axis``).
+        num_samples: draws per distribution (the result gets a last axis of that length);
+            exclusive with ``shape``.
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        Class indices, uint32.
+    """
+    if shape is not None and num_samples is not None:
+        raise ValueError("[categorical] At most one of shape or num_samples can be specified.")
     lg = ops._as(logits)._data
+    if not -lg.ndim <= axis < lg.ndim:
+        raise ValueError(f"[categorical] Invalid axis {axis} for logits with {lg.ndim} dimensions.")
     ax = axis % lg.ndim
     batch = lg.shape[:ax] + lg.shape[ax + 1 :]
     if num_samples is not None:
-        shape = batch + (num_samples,)
+        shape = batch + (int(num_samples),)
         lg_b = xp.expand_dims(xp.moveaxis(lg, ax, -1), -2)
     else:
-        shape = batch if shape is None else _shape(shape)
+        shape = batch if shape is None else _shape(shape, "categorical")
+        _check_broadcast(shape, batch, who="categorical")
         lg_b = xp.moveaxis(lg, ax, -1)
-    g = _rng(key).gumbel(size=tuple(shape) + (lg.shape[ax],))
+    g = _rng(key, "categorical").gumbel(size=tuple(shape) + (lg.shape[ax],))
     return _from_value(xp.argmax(lg_b + g, axis=-1).astype(xp.uint32))
 
 
-def permutation(x, axis: int = 0, key=None, stream=None) -> array:
-    """A random permutation of ``range(x)`` (int) or of ``x`` along ``axis``."""
-    r = _rng(key)
+def permutation(x: Any, axis: int = 0, key: array | None = None, stream: Any = None) -> array:
+    """A random permutation of ``range(x)`` (an int) or of ``x``'s entries along ``axis``.
+
+    Args:
+        x: an int, or an array.
+        axis: the axis to permute along.
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        The permutation (int32 for an int), or ``x`` permuted.
+    """
+    r = _rng(key, "permutation")
     if isinstance(x, int):
         return _from_value(r.permutation(x).astype(xp.int32))
     a = ops._as(x)
@@ -217,15 +531,45 @@ def permutation(x, axis: int = 0, key=None, stream=None) -> array:
     return ops.take(a, _from_value(idx), axis)
 
 
-def laplace(shape=(), dtype=None, loc=0.0, scale=1.0, key=None, stream=None) -> array:
-    """Laplace draws."""
-    d = _float_dtype(dtype)
-    return _from_value(_rng(key).laplace(loc, scale, size=_shape(shape)).astype(d))
+def multivariate_normal(
+    mean: Any,
+    cov: Any,
+    shape: Any = (),
+    dtype: Any = None,
+    key: array | None = None,
+    stream: Any = None,
+) -> array:
+    """Multivariate normal draws (``cov``'s square root by an SVD, as MLX).
 
+    Args:
+        mean: the means, shape ``(..., n)``.
+        cov: the covariance matrices, shape ``(..., n, n)``.
+        shape: the batch shape, broadcast with the batch shapes of ``mean`` and ``cov``.
+        dtype: float32 (float64 is also accepted).
+        key: a key for an explicit draw.
+        stream: accepted for MLX compatibility.
 
-def multivariate_normal(mean, cov, shape=(), dtype=None, key=None, stream=None) -> array:
-    """Multivariate normal draws."""
-    d = _float_dtype(dtype)
+    Returns:
+        The draws, shape ``broadcast(shape, batch shapes) + (n,)``.
+    """
+    d = _dt.to_np(dtype if dtype is not None else _dt.float32)
+    if d not in (xp.dtype(xp.float32), xp.dtype(xp.float64)):
+        raise ValueError("[multivariate_normal] dtype must be float32.")
     m, c = ops._as(mean)._data, ops._as(cov)._data
-    out = _rng(key).multivariate_normal(m, c, size=_shape(shape) or None)
-    return _from_value(out.astype(d))
+    if m.ndim < 1:
+        raise ValueError("[multivariate_normal] mean must have at least one dimension.")
+    if c.ndim < 2:
+        raise ValueError("[multivariate_normal] cov must have at least two dimensions.")
+    n = m.shape[-1]
+    if c.shape[-1] != c.shape[-2]:
+        raise ValueError("[multivariate_normal] last two dimensions of cov must be equal.")
+    if n != c.shape[-1]:
+        raise ValueError("[multivariate_normal] mean and cov must have compatible shapes.")
+    out_shape = xp.broadcast_shapes(
+        c.shape[:-2], m.shape[:-1], _shape(shape, "multivariate_normal")
+    )
+    u, s, vh = xp.linalg.svd(c.astype(xp.float64))
+    std = (u * xp.sqrt(s)[..., None, :]) @ vh
+    z = _rng(key, "multivariate_normal").standard_normal(size=out_shape + (n,))
+    out = m + (z[..., None, :] @ std)[..., 0, :]
+    return _from_value(xp.asarray(out).astype(d))

@@ -304,3 +304,14 @@ def test_written_files_are_atomic(tmp_path, monkeypatch):
         mx.save_gguf(tmp_path / "g.gguf", {"x": mx.zeros(5)})
     assert (tmp_path / "w.safetensors").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+
+
+def test_bfloat16_npy_is_v2_as_mlx_writes_it(tmp_path):
+    bits = (np.array([1.5, -2.25], np.float32).view(np.uint32) >> 16).astype("<u2")
+    np.save(tmp_path / "v2.npy", bits.view("V2"))
+    out = mx.load(tmp_path / "v2.npy")
+    assert out.dtype == mx.bfloat16 and out.astype(mx.float32).tolist() == [1.5, -2.25]
+    x = mx.array([0.5, 3.0], dtype=mx.bfloat16)
+    mx.save(tmp_path / "b.npy", x)
+    back = mx.load(tmp_path / "b.npy")
+    assert back.dtype == mx.bfloat16 and back.astype(mx.float32).tolist() == [0.5, 3.0]
