@@ -6,7 +6,7 @@ type also carries PyTorch's tape conveniences (``requires_grad``, ``backward()``
 
 from __future__ import annotations
 
-from . import fft, linalg, random
+from . import fast, fft, linalg, random
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .array import Node, array
 from .autograd import (
@@ -88,6 +88,7 @@ euler_gamma = 0.5772156649015329
 # class with only the core imported; this must stay last (it wraps methods the op table attached).
 from . import lazy as _lazy  # noqa: E402
 from .conv import *  # noqa: E402, F403  (convolutions, composites of the op table)
+from .quantized import *  # noqa: E402, F403  (quantize, dequantize, quantized products)
 from .tensor_methods import install as _install_tensor_methods  # noqa: E402
 
 _install_tensor_methods(array)

@@ -9,6 +9,7 @@ from .linear import *
 from .normalization import *
 from .pooling import *
 from .positional_encoding import *
+from .quantized import *
 from .recurrent import *
 from .transformer import *
 from .upsample import *

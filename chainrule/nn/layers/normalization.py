@@ -88,12 +88,7 @@ class LayerNorm(Module):
 
     def __call__(self, x: array) -> array:
         _check_features(x, self.dims, "LayerNorm")
-        x = _normalize(x, -1, self.eps)
-        if "weight" in self:
-            x = self["weight"] * x
-            if "bias" in self:
-                x = x + self["bias"]
-        return x
+        return mx.fast.layer_norm(x, self.get("weight"), self.get("bias"), self.eps)
 
 
 class RMSNorm(Module):
@@ -115,8 +110,7 @@ class RMSNorm(Module):
 
     def __call__(self, x: array) -> array:
         _check_features(x, self["weight"].shape[0], "RMSNorm")
-        ms = mx.mean(mx.square(x), axis=-1, keepdims=True)
-        return self["weight"] * (x * mx.rsqrt(ms + self.eps))
+        return mx.fast.rms_norm(x, self["weight"], self.eps)
 
 
 class GroupNorm(Module):

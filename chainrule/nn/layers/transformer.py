@@ -47,6 +47,8 @@ def scaled_dot_product_attention(
     Returns:
         ``(..., L, D_v)``.
     """
+    if queries.ndim == keys.ndim == values.ndim == 4:
+        return mx.fast.scaled_dot_product_attention(queries, keys, values, scale=scale, mask=mask)
     scores = (queries * scale) @ mx.swapaxes(keys, -1, -2)
     if mask is not None:
         if isinstance(mask, str):
@@ -121,7 +123,9 @@ class MultiHeadAttention(Module):
             return mx.transpose(mx.unflatten(t, -1, (h, -1)), (0, 2, 1, 3))
 
         q, k, v = heads(queries), heads(keys), heads(values)
-        out = scaled_dot_product_attention(q, k, v, scale=math.sqrt(1 / q.shape[-1]), mask=mask)
+        out = mx.fast.scaled_dot_product_attention(
+            q, k, v, scale=math.sqrt(1 / q.shape[-1]), mask=mask
+        )
         out = mx.flatten(mx.transpose(out, (0, 2, 1, 3)), -2, -1)
         return self.out_proj(out)
 
@@ -344,25 +348,34 @@ class Transformer(Module):
         checkpoint: bool = False,
     ) -> None:
         super().__init__()
-        self.encoder = custom_encoder or TransformerEncoder(
-            num_encoder_layers,
-            dims,
-            num_heads,
-            mlp_dims,
-            dropout,
-            activation,
-            norm_first,
-            checkpoint,
+        # `is None`, not `or`: a module without parameters (an empty dict) is still a module
+        self.encoder = (
+            custom_encoder
+            if custom_encoder is not None
+            else TransformerEncoder(
+                num_encoder_layers,
+                dims,
+                num_heads,
+                mlp_dims,
+                dropout,
+                activation,
+                norm_first,
+                checkpoint,
+            )
         )
-        self.decoder = custom_decoder or TransformerDecoder(
-            num_decoder_layers,
-            dims,
-            num_heads,
-            mlp_dims,
-            dropout,
-            activation,
-            norm_first,
-            checkpoint,
+        self.decoder = (
+            custom_decoder
+            if custom_decoder is not None
+            else TransformerDecoder(
+                num_decoder_layers,
+                dims,
+                num_heads,
+                mlp_dims,
+                dropout,
+                activation,
+                norm_first,
+                checkpoint,
+            )
         )
 
     def __call__(self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None) -> array:

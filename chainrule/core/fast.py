@@ -1,0 +1,381 @@
+"""``mx.fast``: MLX's fused layers (RMS norm, layer norm, RoPE, attention), as composites.
+
+MLX ships these as hand-written kernels with their own VJPs; on the CPU it runs the same
+mathematics as a graph of ordinary operations, which is what this module does. Every function
+here is written with the op table's primitives, so ``grad``, ``grad(grad(...))``, ``jvp``,
+``vmap`` and ``mx.compile`` go through them with no rule of their own.
+
+Half-precision inputs are computed in float32 (as MLX's kernels accumulate) and the results
+cast back; float32 and float64 inputs are computed in their own precision, so gradient
+checks in float64 stay exact.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from . import dtypes as _dt
+from . import ops
+from .array import array
+
+__all__ = [
+    "cuda_kernel",
+    "layer_norm",
+    "metal_kernel",
+    "rms_norm",
+    "rope",
+    "scaled_dot_product_attention",
+]
+
+
+def _arr(x: Any) -> array:
+    return x if isinstance(x, array) else ops._as(x)
+
+
+def _promote(t1: _dt.Dtype, t2: _dt.Dtype) -> _dt.Dtype:
+    """MLX's promotion of two dtypes."""
+    return _dt.from_np(_dt.promote(_dt.to_np(t1), _dt.to_np(t2)))
+
+
+def _is_float(dtype: _dt.Dtype) -> bool:
+    return _dt.issubdtype(dtype, _dt.floating)
+
+
+def _compute_type(dtype: _dt.Dtype) -> _dt.Dtype:
+    """The precision a computation runs in: at least float32."""
+    return _dt.float64 if dtype == _dt.float64 else _dt.float32
+
+
+def _check_vector(v: array, size: int, name: str, who: str) -> None:
+    if v.ndim != 1:
+        raise ValueError(f"[{who}] {name} must have 1 dimension but has {v.ndim} dimensions.")
+    if v.shape[0] != size:
+        raise ValueError(
+            f"[{who}] {name} must have the same size as the last dimension of x ({size}) "
+            f"but has {v.shape[0]} elements."
+        )
+
+
+def rms_norm(x: array, weight: array | None, eps: float, *, stream: Any = None) -> array:
+    """Root-mean-square normalisation over the last axis: ``weight * x / sqrt(mean(x^2) + eps)``.
+
+    Args:
+        x: the input (at least one dimension).
+        weight: ``(x.shape[-1],)`` scale, or ``None`` for none.
+        eps: added to the mean square.
+        stream: accepted for MLX compatibility (the CPU is the only device).
+
+    Returns:
+        An array shaped like ``x`` of type ``result_type(x, weight)``.
+    """
+    x = _arr(x)
+    if x.ndim == 0:
+        raise ValueError("[rms_norm] Input must have at least 1 dimension but got 0 dimensions.")
+    out_type = x.dtype
+    if weight is not None:
+        weight = _arr(weight)
+        _check_vector(weight, x.shape[-1], "weight", "rms_norm")
+        out_type = _promote(x.dtype, weight.dtype)
+    if not _is_float(out_type):
+        raise ValueError(f"[rms_norm] Received unsupported type {out_type}.")
+    y = ops.astype(x, _compute_type(out_type))
+    y = y * ops.rsqrt(ops.mean(ops.square(y), axis=-1, keepdims=True) + eps)
+    y = ops.astype(y, out_type)
+    if weight is not None:
+        y = y * ops.astype(weight, out_type)
+    return y
+
+
+def layer_norm(
+    x: array, weight: array | None, bias: array | None, eps: float, *, stream: Any = None
+) -> array:
+    """Layer normalisation over the last axis, then ``* weight + bias`` when given.
+
+    Args:
+        x: the input (at least one dimension).
+        weight: ``(x.shape[-1],)`` scale, or ``None``.
+        bias: ``(x.shape[-1],)`` shift, or ``None``.
+        eps: added to the variance.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        An array shaped like ``x`` of type ``result_type(x, weight, bias)``.
+    """
+    x = _arr(x)
+    if x.ndim == 0:
+        raise ValueError("[layer_norm] Input must have at least 1 dimension but got 0 dimensions.")
+    out_type = x.dtype
+    if weight is not None:
+        weight = _arr(weight)
+        _check_vector(weight, x.shape[-1], "weight", "layer_norm")
+        out_type = _promote(out_type, weight.dtype)
+    if bias is not None:
+        bias = _arr(bias)
+        _check_vector(bias, x.shape[-1], "bias", "layer_norm")
+        if weight is not None:
+            out_type = _promote(out_type, bias.dtype)
+    if not _is_float(out_type):
+        raise ValueError(f"[layer_norm] Received unsupported type {out_type}.")
+    y = ops.astype(x, _compute_type(out_type))
+    yc = y - ops.mean(y, axis=-1, keepdims=True)
+    var = ops.mean(ops.square(yc), axis=-1, keepdims=True)
+    y = ops.astype(yc * ops.rsqrt(var + eps), out_type)
+    if weight is not None:
+        y = y * ops.astype(weight, out_type)
+    if bias is not None:
+        y = y + ops.astype(bias, out_type)
+    return y
+
+
+def _rope_angles(
+    T: int,
+    half: int,
+    base: float | None,
+    scale: float,
+    offset: array,
+    freqs: array | None,
+    at: _dt.Dtype,
+) -> array:
+    """``theta`` of shape ``(T, half)`` or ``(B, 1, T, half)`` (one offset per example), in
+    ``at`` (float32 as MLX; float64 for float64 inputs)."""
+    pos = ops.arange(T, dtype=at)
+    if offset.size > 1:
+        pos = ops.reshape(ops.astype(offset, at), (-1, 1, 1)) + pos
+    else:
+        pos = ops.astype(ops.reshape(offset, ()), at) + pos
+    pos = pos * float(scale)
+    if freqs is not None:
+        inv = ops.reciprocal(ops.astype(freqs, at))
+    else:
+        step = ops.astype(ops.arange(0, -half, -1), at)
+        inv = ops.exp(step * (math.log(base) / half))
+    theta = ops.expand_dims(pos, -1) * inv
+    return ops.expand_dims(theta, 1) if theta.ndim == 3 else theta
+
+
+def rope(
+    a: array,
+    dims: int,
+    *,
+    traditional: bool,
+    base: float | None,
+    scale: float,
+    offset: int | array,
+    freqs: array | None = None,
+    stream: Any = None,
+) -> array:
+    """Rotary positional encoding of the first ``dims`` features of ``(B, *, T, D)`` inputs.
+
+    Position ``p = (offset + t) * scale`` rotates feature pair ``j`` by
+    ``p * base**(-2j / dims)`` (or ``p / freqs[j]``). Pairs are ``(j, j + dims/2)``, or
+    neighbours ``(2j, 2j + 1)`` when ``traditional``.
+
+    Args:
+        a: the input, at least 3-d, floating.
+        dims: how many features to rotate (positive, even, at most ``D``).
+        traditional: rotate neighbouring pairs.
+        base: the frequency base (exactly one of ``base`` and ``freqs`` is given).
+        scale: multiplies the positions.
+        offset: the first position: an int, a scalar array or one per example ``(B,)``.
+        freqs: ``(dims // 2,)`` frequencies used instead of ``base``.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        An array like ``a``.
+    """
+    x = _arr(a)
+    if x.ndim < 3:
+        raise ValueError(
+            f"[rope] Input must have at least 3 dimensions but got input with {x.ndim} dimensions."
+        )
+    if not _is_float(x.dtype):
+        raise ValueError(f"[rope] Input must be a floating type but got {x.dtype}.")
+    off = _arr(offset)
+    if off.ndim > 1:
+        raise ValueError(
+            f"[rope] offset must have at most one dimension but has shape {off.shape}."
+        )
+    if off.size != 1 and off.size != x.shape[0]:
+        raise ValueError(
+            f"[rope] offset must be a scalar or vector with {x.shape[0]} elements but has "
+            f"shape {off.shape}."
+        )
+    if not _dt.issubdtype(off.dtype, _dt.integer):
+        raise ValueError(f"[rope] offset must be an integer but got type {off.dtype}.")
+    dims = int(dims)
+    if dims <= 0:
+        raise ValueError(f"[rope] dims must be positive but got {dims}.")
+    if dims % 2:
+        raise ValueError(f"[rope] dims must be even but got {dims}.")
+    if dims > x.shape[-1]:
+        raise ValueError(
+            f"[rope] dims must not exceed the input's last dimension ({x.shape[-1]}) but got {dims}."
+        )
+    if freqs is not None:
+        freqs = _arr(freqs)
+        if base is not None:
+            raise ValueError("[rope] Only one of base or freqs can have a value.")
+        if freqs.ndim != 1 or freqs.shape[0] != dims // 2:
+            raise ValueError(
+                f"[rope] freqs must be one dimensional with size {dims // 2} but got shape "
+                f"{freqs.shape}."
+            )
+    elif base is None:
+        raise ValueError("[rope] Neither base nor freqs has a value.")
+
+    shape = x.shape
+    if x.ndim == 3:
+        x = ops.expand_dims(x, 1)
+    elif x.ndim > 4:
+        x = ops.flatten(x, 1, x.ndim - 3)
+    half = dims // 2
+    theta = _rope_angles(x.shape[-2], half, base, scale, off, freqs, _compute_type(x.dtype))
+    t = x.dtype
+    cos, sin = ops.astype(ops.cos(theta), t), ops.astype(ops.sin(theta), t)
+    if traditional:
+        x1, x2 = x[..., 0:dims:2], x[..., 1:dims:2]
+        out = ops.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
+        parts = [ops.reshape(out, (*out.shape[:-2], dims))]
+    else:
+        x1, x2 = x[..., :half], x[..., half:dims]
+        parts = [x1 * cos - x2 * sin, x1 * sin + x2 * cos]
+    if dims < x.shape[-1]:
+        parts.append(x[..., dims:])
+    out = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+    return ops.reshape(out, shape)
+
+
+def _causal_mask(qL: int, kL: int) -> array:
+    """``True`` where query ``i`` may see key ``j`` (lower right aligned, as MLX)."""
+    return ops._as(np.tril(np.ones((qL, kL), dtype=bool), k=kL - qL))
+
+
+def scaled_dot_product_attention(
+    q: array,
+    k: array,
+    v: array,
+    *,
+    scale: float,
+    mask: None | str | array = None,
+    sinks: array | None = None,
+    force_fused: bool = False,
+    stream: Any = None,
+) -> array:
+    """``softmax(scale * q @ k.T + mask) @ v`` with grouped-query heads (MLX's ``mx.fast``).
+
+    Args:
+        q: ``(B, N_q, L, D)`` queries.
+        k: ``(B, N_kv, S, D)`` keys; ``N_q`` must be a multiple of ``N_kv``.
+        v: ``(B, N_kv, S, D_v)`` values.
+        scale: multiplies the scores (usually ``1 / sqrt(D)``).
+        mask: ``None``; ``"causal"`` (lower right aligned); a boolean array (``True`` may
+            attend) or an additive one, broadcastable to ``(B, N_q, L, S)``.
+        sinks: ``(N_q,)`` attention sinks: one extra logit per head that takes probability
+            but contributes no value.
+        force_fused: accepted for MLX compatibility; fused kernels need a GPU, so ``True``
+            raises.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        ``(B, N_q, L, D_v)`` of the inputs' common type.
+    """
+    who = "[scaled_dot_product_attention]"
+    q, k, v = _arr(q), _arr(k), _arr(v)
+    for t in (q, k, v):
+        if t.ndim != 4:
+            raise ValueError(f"{who} input with shape {t.shape} expected to be rank 4")
+    if force_fused:
+        raise ValueError(f"{who} fused attention kernels require a GPU.")
+    B, n_q, qL, D = q.shape
+    if k.shape[0] != B or v.shape[0] != B:
+        raise ValueError(f"{who} mismatching batch dimension for inputs {k.shape}, {v.shape}.")
+    if k.shape[-1] != D:
+        raise ValueError(
+            f"{who} query, keys expected to have matching last dimension; found query shape "
+            f"{q.shape} for keys shape {k.shape}."
+        )
+    n_kv, kL = k.shape[1], k.shape[2]
+    if v.shape[1] != n_kv or v.shape[2] != kL:
+        raise ValueError(f"{who} keys {k.shape} and values {v.shape} do not match.")
+    if n_q % n_kv:
+        raise ValueError(
+            f"{who} n_heads must be a multiple of n_kv_heads, found n_heads {n_q} for "
+            f"n_kv_heads {n_kv}."
+        )
+    final = _promote(_promote(q.dtype, k.dtype), v.dtype)
+    if not _is_float(final):
+        raise ValueError(f"{who} Received unsupported type {final}.")
+    if isinstance(mask, str):
+        if mask != "causal":
+            raise ValueError(f"{who} invalid mask option {mask!r}. Must be 'causal', or an array.")
+        mask = _causal_mask(qL, kL)
+    elif mask is not None:
+        mask = _arr(mask)
+        if mask.ndim > 4:
+            raise ValueError(
+                f"{who} the mask with shape {mask.shape} expected to have at most rank 4."
+            )
+        if _promote(mask.dtype, final) != final:
+            raise ValueError(f"{who} Mask type must promote to output type {final}.")
+        target = (B, n_q, qL, kL)[4 - mask.ndim :]
+        if any(m not in (1, t) for m, t in zip(mask.shape, target)):
+            raise ValueError(
+                f"{who} mask of shape {mask.shape} cannot be broadcast to the scores' shape "
+                f"{(B, n_q, qL, kL)}."
+            )
+    if sinks is not None:
+        sinks = _arr(sinks)
+        if _promote(sinks.dtype, final) != final:
+            raise ValueError(f"{who} Type of sinks must promote to output type {final}.")
+        if sinks.ndim != 1 or sinks.shape[0] != n_q:
+            raise ValueError(f"{who} Received invalid shape for sinks {sinks.shape}.")
+
+    ct = _compute_type(final)
+    rep = n_q // n_kv
+    q = ops.astype(q, ct) * float(scale)
+    k, v = ops.astype(k, ct), ops.astype(v, ct)
+    if rep > 1:  # group the query heads that share a key/value head: no copies of k and v
+        q = ops.unflatten(q, 1, (n_kv, rep))
+        k, v = ops.expand_dims(k, 2), ops.expand_dims(v, 2)
+    scores = ops.matmul(q, ops.swapaxes(k, -1, -2))
+    if mask is not None:
+        if rep > 1 and mask.ndim >= 3:
+            if mask.shape[-3] == 1:
+                mask = ops.expand_dims(mask, -3)
+            else:
+                mask = ops.unflatten(mask, -3, (n_kv, rep))
+        if mask.dtype == _dt.bool_:
+            scores = ops.where(mask, scores, float(np.finfo(_dt.to_np(ct)).min))
+        else:
+            scores = scores + ops.astype(mask, ct)
+    if sinks is not None:
+        s = ops.astype(sinks, ct)
+        s = ops.reshape(s, (1, n_kv, rep, 1, 1) if rep > 1 else (1, n_q, 1, 1))
+        s = ops.broadcast_to(s, (*scores.shape[:-1], 1))
+        probs = ops.softmax(ops.concatenate([s, scores], axis=-1), axis=-1, precise=True)
+        probs = probs[..., 1:]
+    else:
+        probs = ops.softmax(scores, axis=-1, precise=True)
+    out = ops.matmul(probs, v)
+    if rep > 1:
+        out = ops.flatten(out, 1, 2)
+    return ops.astype(out, final)
+
+
+def _no_gpu_kernel(kind: str):
+    def make(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(
+            f"mx.fast.{kind}: custom {kind.split('_')[0].capitalize()} kernels need a GPU; "
+            "chainrule runs on the CPU only (write the computation with mx operations instead)"
+        )
+
+    make.__name__ = make.__qualname__ = kind
+    make.__doc__ = f"MLX's ``mx.fast.{kind}``: unavailable (no GPU); raises ``RuntimeError``."
+    return make
+
+
+metal_kernel = _no_gpu_kernel("metal_kernel")
+cuda_kernel = _no_gpu_kernel("cuda_kernel")
