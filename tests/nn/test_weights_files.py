@@ -15,7 +15,7 @@ import pytest
 import chainrule.core as mx
 import chainrule.core.io as cio
 import chainrule.nn as nn
-import chainrule.nn.module as module
+import chainrule.nn.weights_files as weights_files
 from chainrule.utils import tree_flatten
 
 EXTS = [".npz", ".safetensors"]
@@ -194,7 +194,7 @@ def test_implausible_compression_ratio_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "w.npz"
     _bomb(path, [(k, v.shape) for k, v in _values(Small()).items()])
     Small().load_weights(str(path))  # zeros compress well, but are honest
-    monkeypatch.setattr(module, "_MAX_NPZ_RATIO", 2)
+    monkeypatch.setattr(weights_files, "_MAX_NPZ_RATIO", 2)
     _refused(path, r"member 'fc1\.weight\.npy'.*more than 2 times as many")
 
 
@@ -202,7 +202,7 @@ def test_overlapping_members_are_refused(tmp_path, monkeypatch):
     path = tmp_path / "w.npz"
     Small().save_weights(path)
     real = os.path.getsize
-    monkeypatch.setattr(module.os.path, "getsize", lambda p: real(p) // 4)
+    monkeypatch.setattr(weights_files.os.path, "getsize", lambda p: real(p) // 4)
     _refused(path, "overlapping members")
 
 
