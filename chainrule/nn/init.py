@@ -240,7 +240,9 @@ def orthogonal(gain: float = 1.0, dtype: mx.Dtype = mx.float32) -> Initializer:
 
     def initializer(a: array) -> array:
         if a.ndim != 2:
-            raise ValueError(f"orthogonal: needs a 2-d array, got shape {a.shape}")
+            raise ValueError(
+                f"orthogonal: needs a 2D array, got a {a.ndim}D array of shape {a.shape}"
+            )
         rows, cols = a.shape
         n = max(rows, cols)
         q, r = mx.linalg.qr(mx.random.normal(shape=(n, n)))

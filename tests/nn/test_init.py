@@ -80,3 +80,8 @@ def test_initialiser_feeds_a_layer():
     lin = nn.Linear(4, 3)
     lin.weight = nn.init.constant(0.0)(lin.weight)
     assert lin.weight.requires_grad and np.all(lin(mx.ones((1, 4))).numpy() == lin.bias.numpy())
+
+
+def test_orthogonal_names_the_dimensions_it_got():
+    with pytest.raises(ValueError, match="got a 3D array of shape"):
+        nn.init.orthogonal()(mx.zeros((2, 3, 4)))
