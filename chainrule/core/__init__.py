@@ -11,8 +11,6 @@ from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detec
 from .array import Node, array
 from .autograd import (
     async_eval,
-    check_grads,
-    custom_function,
     enable_grad,
     eval,
     grad,
@@ -22,25 +20,34 @@ from .autograd import (
     set_grad_enabled,
     value_and_grad,
     vjp,
-    vmap,
 )
 from .compile import compile, disable_compile, enable_compile
+from .custom import checkpoint, custom_function
 from .devices import (
     Device,
     DeviceType,
     Stream,
+    StreamContext,
+    ThreadLocalStream,
+    clear_streams,
     cpu,
     cuda,
     default_device,
     default_stream,
+    device_count,
+    device_info,
     gpu,
     is_available,
     metal,
     new_stream,
+    new_thread_local_stream,
+    new_thread_unsafe_stream,
     set_default_device,
+    set_default_stream,
     stream,
     synchronize,
 )
+from .dot import export_to_dot
 from .dtypes import (
     Dtype,
     DtypeCategory,
@@ -72,8 +79,20 @@ from .dtypes import (
     unsignedinteger,
 )
 from .files import load, save, save_gguf, save_safetensors, savez, savez_compressed
+from .gradcheck import check_grads
+from .memory import (
+    clear_cache,
+    get_active_memory,
+    get_cache_memory,
+    get_peak_memory,
+    reset_peak_memory,
+    set_cache_limit,
+    set_memory_limit,
+    set_wired_limit,
+)
 from .ops import *  # noqa: F403  (the op table's public functions)
 from .ops import PRIMITIVES, Primitive, defprim
+from .vmapping import vmap
 
 AxisError = __import__("numpy").exceptions.AxisError
 """Raised for an axis out of range: both a ``ValueError`` and an ``IndexError``."""

@@ -10,12 +10,13 @@ cotangents are summed back to each input's shape here and nowhere else.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from . import batching, ops
+from . import memory, ops
 from . import tree as pytree
-from .array import STATE, GradientDtypeError, Node, _from_value, _node_array, array
+from .array import STATE, Node, _from_value, _node_array, array
 from .backend import xp
 
 __all__ = [
@@ -24,13 +25,10 @@ __all__ = [
     "value_and_grad",
     "vjp",
     "jvp",
-    "vmap",
     "no_grad",
     "enable_grad",
     "set_grad_enabled",
     "is_grad_enabled",
-    "custom_function",
-    "check_grads",
     "eval",
     "async_eval",
 ]
@@ -188,7 +186,7 @@ def backward_pass(
                     gi = _sum_to_shape(gi, pv.shape)
                     gd = gi._data
                 if gd.dtype != pv.dtype:
-                    gi = ops.astype(gi, pv.dtype)
+                    gi = _cast(gi, pv.dtype)
                 if OBSERVERS:  # debugging hooks (detect_anomaly, chainrule.viz); usually empty
                     for observe in OBSERVERS:
                         observe(node, g, i, gi)
@@ -200,6 +198,18 @@ def backward_pass(
 
 
 _NO_PARAMS: dict = {}
+
+
+# A cotangent cast to its input's dtype is recorded even where `astype` records nothing (to or
+# from an integer type), so that `jvp` (two reverse passes) sees through the cast.
+_CAST = ops.Primitive("cast_cotangent", (lambda g, ans, x, dtype: g,), batch=ops.table.pass_rule)
+
+
+def _cast(g: array, dtype) -> array:
+    """``g`` as ``dtype``, recorded when the backward pass itself is being recorded."""
+    if dtype.kind in "fc" and g._data.dtype.kind in "fc":
+        return ops.astype(g, dtype)
+    return ops._rec(_CAST, g._data.astype(dtype), (g,), {"dtype": dtype})
 
 
 def _seed(out: array, cotangent, who: str) -> array:
@@ -242,6 +252,12 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False) -> None
 # -- grad and friends --------------------------------------------------------------------------
 
 
+class ArgumentError(TypeError, ValueError):
+    """A transform was given something it cannot differentiate (a non-array where arrays
+    belong, a function returning no array, bad ``argnums``). A ``ValueError`` as in MLX, and a
+    ``TypeError`` since it is about what kind of object was given."""
+
+
 class _Tracing:
     """Creates the tracer leaves of one transform and knows which nodes are its targets."""
 
@@ -255,23 +271,18 @@ class _Tracing:
         # (``x[1:3] = v``, ``x += y``), after which ``handle._node`` is no longer the target
         self.origin: dict = {}
 
-    def tracer(self, x, where: str):
+    def tracer(self, x, where: str, numbers: bool = False):
+        """A tracer for ``x``; ``None`` stays ``None``; Python numbers only with ``numbers``."""
         if type(x) is not array:
-            if isinstance(x, (float, int)) and not isinstance(x, bool):
-                x = array(float(x))
-            elif x is None:
+            if x is None:
                 return None
+            if numbers and isinstance(x, (float, int)) and not isinstance(x, bool):
+                x = array(float(x))
             else:
-                raise TypeError(
+                raise ArgumentError(
                     f"{self.who}: {where} must be an array or a tree of arrays, "
                     f"not {type(x).__name__}"
                 )
-        if x._data.dtype.kind not in "fc":
-            raise GradientDtypeError(
-                f"{self.who}: cannot differentiate with respect to {where} of integer or "
-                f"boolean dtype {x.dtype.name}; cast it to a float dtype first, for example "
-                "x.astype(mx.float32)"
-            )
         parent = x._node
         if parent is not None:
             # a computed input may be differentiated again through this pass (tape style);
@@ -300,16 +311,60 @@ class _Tracing:
         return hit[1]
 
 
-def _normalise_argnums(argnums, nargs: int, who: str):
-    single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)
+def _check_argnums(argnums, argnames, who: str) -> tuple[bool, tuple, tuple]:
+    """MLX's checks when the transform is made: ``(single, argnums, argnames)``."""
+    if isinstance(argnames, str):
+        argnames = (argnames,)
+    argnames = tuple(argnames)
+    for name in argnames:
+        if not isinstance(name, str):
+            raise ArgumentError(f"{who}: argnames must be strings, not {type(name).__name__}")
+    if argnums is None:
+        argnums = () if argnames else 0
+    if isinstance(argnums, bool) or not isinstance(argnums, (int, list, tuple)):
+        raise ArgumentError(
+            f"{who}: argnums must be an int or a sequence of ints, not {type(argnums).__name__}"
+        )
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
     for n in nums:
-        if not isinstance(n, int) or not -nargs <= n < nargs:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ArgumentError(f"{who}: argnums must hold ints, not {type(n).__name__}")
+    if not nums and not argnames:
+        raise ValueError(f"{who}: gradient with respect to no argument requested")
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"{who}: argnums {argnums!r} names an argument twice")
+    # as in MLX, one argument number (an int or a sequence of one) gives its gradient alone
+    return len(nums) == 1, nums, argnames
+
+
+def _resolve_argnums(nums: tuple, nargs: int, who: str) -> tuple:
+    out = []
+    for n in nums:
+        if not -nargs <= n < nargs:
             raise ValueError(
-                f"{who}: argnums {argnums!r} is out of range for a function called with "
-                f"{nargs} positional argument(s)"
+                f"{who}: argnums {n} is out of range for a function called with {nargs} "
+                "positional argument(s)"
             )
-    return single, tuple(n % nargs for n in nums)
+        out.append(n % nargs)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{who}: argnums {nums!r} names an argument twice")
+    return tuple(out)
+
+
+class _Forward:
+    """The ``jvp`` calls running their function, innermost last (``custom_function`` reads it).
+
+    Each entry is ``(tracing, injections)`` for a ``jvp``, or ``None`` for a reverse transform
+    started inside one (a ``custom_function`` then follows its reverse rules again).
+    """
+
+    __slots__ = ("stack",)
+
+    def __init__(self) -> None:
+        self.stack: list = []
+
+
+FORWARD = _Forward()
 
 
 def _call_traced(fun, args, kwargs):
@@ -317,42 +372,122 @@ def _call_traced(fun, args, kwargs):
     saved = STATE.enabled
     STATE.enabled = True
     STATE.depth += 1
+    inside_jvp = bool(FORWARD.stack)
+    if inside_jvp:
+        FORWARD.stack.append(None)
     try:
         return fun(*args, **kwargs)
     finally:
+        if inside_jvp:
+            FORWARD.stack.pop()
         STATE.depth -= 1
         STATE.enabled = saved
 
 
-def _run_traced(fun, args, kwargs, argnums, argnames, who):
+def _fill(tree, traced, undo: list):
+    """Put the tracers of ``traced`` into ``tree``: lists and dicts in place (as MLX does, so
+    the function sees the caller's containers; each change is noted in ``undo``), tuples
+    rebuilt. Returns what to pass for ``tree``."""
+    if type(tree) is array:
+        return traced
+    k = pytree.kind(tree)
+    if not k:
+        return traced if type(traced) is array else tree  # a Python number made a tracer
+    if k == pytree.DICT:
+        for key, v in list(tree.items()):
+            new = _fill(v, traced[key], undo)
+            if new is not v:
+                dict.__setitem__(tree, key, new)
+                undo.append((tree, key, new, v))
+        return tree
+    if k == pytree.LIST:
+        for i, v in enumerate(tree):
+            new = _fill(v, traced[i], undo)
+            if new is not v:
+                list.__setitem__(tree, i, new)
+                undo.append((tree, i, new, v))
+        return tree
+    items = [_fill(v, t, undo) for v, t in zip(tree, traced)]
+    if all(a is b for a, b in zip(items, tree)):
+        return tree
+    return pytree.rebuild(tree, items)
+
+
+def _unfill(undo: list) -> None:
+    """Put the caller's arrays back where the function left a tracer (what it wrote stays)."""
+    for container, key, new, old in reversed(undo):
+        try:
+            current = (dict.get if isinstance(container, dict) else list.__getitem__)(
+                container, key
+            )
+        except (IndexError, KeyError):
+            continue
+        if current is new:
+            (dict.__setitem__ if isinstance(container, dict) else list.__setitem__)(
+                container, key, old
+            )
+
+
+def _run_traced(fun, args, kwargs, nums, argnames, who):
+    """Trace the differentiated arguments, call ``fun``, put the caller's arrays back."""
     tr = _Tracing(who)
-    single, nums = _normalise_argnums(argnums, len(args), who) if argnums != () else (False, ())
-    args = list(args)
+    nums = _resolve_argnums(nums, len(args), who)
+    call_args = list(args)
+    call_kwargs = dict(kwargs)
     traced_pos = {}
-    for n in nums:
-        args[n] = pytree.map(lambda x, n=n: tr.tracer(x, f"argument {n}"), args[n])
-        traced_pos[n] = args[n]
-    kwargs = dict(kwargs)
     traced_kw = {}
-    for name in argnames:
-        if name not in kwargs:
-            raise ValueError(f"{who}: argnames names {name!r}, which the call did not pass")
-        kwargs[name] = pytree.map(
-            lambda x, name=name: tr.tracer(x, f"argument {name!r}"), kwargs[name]
+    undo: list = []
+    try:
+        for n in nums:
+            a = args[n]
+            if isinstance(a, (int, float)) and not isinstance(a, bool):
+                traced_pos[n] = tr.tracer(a, f"argument {n}", numbers=True)  # grad(f)(3.0)
+            else:
+                traced_pos[n] = pytree.map(lambda x, n=n: tr.tracer(x, f"argument {n}"), a)
+        for name in argnames:
+            if name not in kwargs:
+                raise ValueError(
+                    f"{who}: argnames names {name!r}, which the call did not pass (keyword "
+                    f"arguments given: {sorted(kwargs)})"
+                )
+            traced_kw[name] = pytree.map(
+                lambda x, name=name: tr.tracer(x, f"argument {name!r}"), kwargs[name]
+            )
+        for n in nums:
+            call_args[n] = _fill(args[n], traced_pos[n], undo)
+        for name in argnames:
+            call_kwargs[name] = _fill(kwargs[name], traced_kw[name], undo)
+        out = _call_traced(fun, call_args, call_kwargs)
+    finally:
+        _unfill(undo)
+    return tr, nums, traced_pos, traced_kw, out
+
+
+def _loss_of(out, who: str, aux: bool):
+    """The scalar to differentiate: ``out`` itself, or with ``aux`` the first item of a tuple."""
+    loss = out
+    if type(out) is not array:
+        if not aux:
+            raise ArgumentError(
+                f"{who}: the function must return a scalar array, not {type(out).__name__} "
+                "(use value_and_grad for a function that also returns other values)"
+            )
+        if not isinstance(out, (tuple, list)) or not out or type(out[0]) is not array:
+            got = type(out[0] if isinstance(out, (tuple, list)) and out else out).__name__
+            raise ArgumentError(
+                f"{who}: the function must return a scalar array or a tuple whose first item "
+                f"is one, not {got}"
+            )
+        loss = out[0]
+    if loss._data.ndim != 0:
+        raise ValueError(
+            f"{who}: the output has shape {loss.shape}: reduce it to a scalar (for example "
+            ".sum() or .mean()) or pass a cotangent with mx.vjp; grad needs a scalar output"
         )
-        traced_kw[name] = kwargs[name]
-    out = _call_traced(fun, args, kwargs)
-    return tr, single, nums, traced_pos, traced_kw, out
+    return loss
 
 
 def _grads_from(tr, loss, single, nums, traced_pos, traced_kw, argnames, create_graph):
-    if type(loss) is not array:
-        raise TypeError(f"{tr.who}: the function must return an array, not {type(loss).__name__}")
-    if loss._data.size != 1:
-        raise ValueError(
-            f"{tr.who}: the output has shape {loss.shape}: reduce it (for example .sum() or "
-            ".mean()) or pass a cotangent (with mx.vjp); grad needs an output of one element"
-        )
     if loss._node is not None:
         found = backward_pass(loss._node, _seed(loss, None, tr.who), tr.targets, create_graph)
     else:
@@ -362,10 +497,10 @@ def _grads_from(tr, loss, single, nums, traced_pos, traced_kw, argnames, create_
         return tr.cotangent_of(t, found)
 
     pos = [pytree.map(cot, traced_pos[n]) for n in nums]
-    pos_out = pos[0] if single else tuple(pos)
+    pos_out = (pos[0] if single else tuple(pos)) if nums else None
     if argnames:
         kw = {k: pytree.map(cot, v) for k, v in traced_kw.items()}
-        return (pos_out if nums else None), kw
+        return pos_out, kw
     return pos_out
 
 
@@ -377,35 +512,40 @@ def value_and_grad(
 ) -> Callable:
     """Return a function computing ``fun``'s value and its gradient (MLX's ``value_and_grad``).
 
+    The differentiated arguments may be arrays or trees of arrays (``None`` leaves give
+    ``None``); their lists and dicts are handed to ``fun`` themselves, holding the tracers
+    during the call, so what ``fun`` writes into them stays (as in MLX).
+
     Args:
-        fun: returns a scalar array, or a tuple/list whose first element is one.
+        fun: returns a scalar array, or a tuple whose first item is one (the rest is returned
+            with the value, untouched by differentiation).
         argnums: which positional arguments to differentiate (default 0, or none when
-            ``argnames`` is given).
+            ``argnames`` is given); negative numbers count from the end.
         argnames: keyword arguments to differentiate.
 
     Returns:
         A function returning ``(value, grads)``; ``grads`` has the structure of the
-        differentiated arguments (a tuple for several ``argnums``; with ``argnames``,
-        ``(positional_grads, keyword_grads)``).
+        differentiated argument (a tuple of them for several ``argnums``; with ``argnames``,
+        ``(positional_grads or None, keyword_grads)``).
+
+    Raises:
+        ValueError: (when made) no argument to differentiate, or one named twice; (when
+            called) ``argnums`` out of range, a missing keyword, a non-array leaf in a
+            differentiated argument, an output that is not a scalar array.
+        TypeError: argnums that are not ints.
     """
-    if isinstance(argnames, str):
-        argnames = (argnames,)
-    argnames = tuple(argnames)
-    if argnums is None:
-        argnums = () if argnames else 0
-    if not isinstance(argnums, int):
-        argnums = tuple(argnums)
-        if not argnums and not argnames:
-            raise ValueError(f"{_who}: gradient with respect to no argument requested")
+    return _value_and_grad(fun, argnums, argnames, _who, aux=True)
+
+
+def _value_and_grad(fun, argnums, argnames, who: str, aux: bool) -> Callable:
+    single, nums, argnames = _check_argnums(argnums, argnames, who)
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
-        if argnums != () and not args:
-            raise ValueError(f"{_who}: argnums {argnums!r} given, but no positional arguments")
-        tr, single, nums, tp, tk, out = _run_traced(fun, args, kwargs, argnums, argnames, _who)
-        loss = out[0] if isinstance(out, (tuple, list)) else out
+        tr, res, tp, tk, out = _run_traced(fun, args, kwargs, nums, argnames, who)
+        loss = _loss_of(out, who, aux)
         create = tr.outer or STATE.depth > 0
-        grads = _grads_from(tr, loss, single, nums, tp, tk, argnames, create)
+        grads = _grads_from(tr, loss, single, res, tp, tk, argnames, create)
         if not create:
             out = pytree.map(_detach_leaf, out)
         return out, grads
@@ -432,7 +572,7 @@ def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, 
     tr = _Tracing(who)
     tr.targets = nodes
     out = _call_traced(fun, args, kwargs)
-    loss = out[0] if isinstance(out, (tuple, list)) else out
+    loss = _loss_of(out, who, aux=True)
     grads = _grads_from(tr, loss, True, (0,), {0: params}, {}, (), False)
     return pytree.map(_detach_leaf, out), grads
 
@@ -447,14 +587,17 @@ def grad(
     """Return a function computing the gradient of scalar-valued ``fun`` (MLX's ``grad``).
 
     Args:
-        fun: returns a scalar array (or a tuple whose first element is one).
-        argnums: positional arguments to differentiate (default 0).
+        fun: returns a scalar array (use ``value_and_grad`` for a function that also returns
+            other values).
+        argnums: positional arguments to differentiate (default 0); one number, as an int or
+            a sequence of one, gives that argument's gradient alone.
         argnames: keyword arguments to differentiate.
 
     Returns:
-        A function with ``fun``'s signature returning the gradient(s).
+        A function with ``fun``'s signature returning the gradient(s), structured as
+        ``value_and_grad`` describes.
     """
-    vg = value_and_grad(fun, argnums, argnames, _who="grad")
+    vg = _value_and_grad(fun, argnums, argnames, "grad", aux=False)
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
@@ -481,15 +624,8 @@ def _vjp(fun, primals, cotangents, who: str, create: bool | None = None):
     """``vjp``; ``create`` forces (or forbids) recording the backward pass."""
     primals = list(primals)
     tr = _Tracing(who)
-    traced = [tr.tracer(p, f"primal {i}") for i, p in enumerate(primals)]
-    saved = STATE.enabled
-    STATE.enabled = True
-    STATE.depth += 1
-    try:
-        out = fun(*traced)
-    finally:
-        STATE.depth -= 1
-        STATE.enabled = saved
+    traced = [tr.tracer(p, f"primal {i}", numbers=True) for i, p in enumerate(primals)]
+    out = _call_traced(fun, traced, {})
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     cots = list(cotangents)
     if len(cots) != len(outs):
@@ -532,19 +668,24 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
         if tuple(xp.shape(p._data if type(p) is array else p)) != t.shape:
             raise ValueError(f"jvp: tangent {i} has shape {t.shape}, primal {i} has {xp.shape(p)}")
     outer = _Tracing("jvp")
-    traced = [outer.tracer(p, f"primal {i}") for i, p in enumerate(primals)]
+    traced = [outer.tracer(p, f"primal {i}", numbers=True) for i, p in enumerate(primals)]
     saved = STATE.enabled
     STATE.enabled = True
     STATE.depth += 1
+    injections: list = []  # (tracer, tangent): a custom jvp rule's part that no tangent scales
+    FORWARD.stack.append((outer, injections))
     try:
-        out = fun(*traced)
+        try:
+            out = fun(*traced)
+        finally:
+            FORWARD.stack.pop()
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
         us = []
         utr = _Tracing("jvp")
         total = None
         for o in outs:
-            if type(o) is not array or o._data.dtype.kind not in "fc":
-                us.append(None)  # integer outputs have zero tangents
+            if type(o) is not array or o._data.dtype.kind == "b":
+                us.append(None)  # boolean outputs (comparisons) have zero tangents
                 continue
             u = utr.tracer(ops.zeros_like(o), "cotangent")
             us.append(u)
@@ -561,6 +702,11 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
                     continue
                 term = ops.sum(hit[1] * tr_)
                 dots = term if dots is None else dots + term
+            for e, c in injections:
+                hit = found.get(id(outer.node_of(e)))
+                if hit is not None:
+                    term = ops.sum(hit[1] * c)
+                    dots = term if dots is None else dots + term
         if dots is None or dots._node is None:
             found2 = {}
         else:
@@ -570,7 +716,8 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
         STATE.depth -= 1
         STATE.enabled = saved
     results = [
-        ops.zeros_like(o) if u is None else utr.cotangent_of(u, found2) for o, u in zip(outs, us)
+        _zero_tangent(o, tangents) if u is None else utr.cotangent_of(u, found2)
+        for o, u in zip(outs, us)
     ]
     if not (outer.outer or STATE.depth > 0):
         outs = [_detach_leaf(o) for o in outs]
@@ -578,165 +725,13 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
     return outs, results
 
 
-# -- vmap --------------------------------------------------------------------------------------
-
-
-def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
-    """Vectorise ``fun`` over an axis of its inputs (MLX's ``vmap``).
-
-    ``fun`` runs once on the first example with recording on, and the recorded graph is
-    replayed on the whole batch with one batching rule per primitive (``batching.py``). When
-    the replay could differ from a per-example loop (a primitive without a rule, a constant
-    computed from the example, values read into Python, random draws), ``fun`` instead runs
-    once per example and the results are stacked; ``batching.STATS`` counts both paths.
-    Gradients flow through either (``grad`` of a ``vmap`` and ``vmap`` of a ``grad``). A
-    ``custom_function`` with a ``.vmap`` rule is batched by that rule.
-
-    Args:
-        fun: a function of arrays or trees of arrays, returning an array or a tree of arrays.
-        in_axes: the mapped axis of each argument: an int, ``None`` for unmapped, or a tuple
-            with one entry per argument (each an int, ``None`` or a tree matching the argument).
-        out_axes: where the mapped axis goes in the outputs (an int, or a tree matching them).
-
-    Returns:
-        The vectorised function.
-    """
-
-    @functools.wraps(fun)
-    def wrapper(*args):
-        if isinstance(in_axes, (tuple, list)) and not (len(args) == 1 and len(in_axes) != 1):
-            axes = tuple(in_axes)
-        else:
-            axes = (in_axes,) * len(args) if not isinstance(in_axes, (tuple, list)) else (in_axes,)
-        if len(axes) != len(args):
-            raise ValueError(f"vmap: in_axes has {len(axes)} entries for {len(args)} arguments")
-        leaves, leaf_axes = [], []
-        for i, (a, ax) in enumerate(zip(args, axes)):
-            for leaf, lax in _match_axes(a, ax, f"argument {i}"):
-                leaves.append(leaf)
-                leaf_axes.append(lax)
-        size = None
-        for leaf, ax in zip(leaves, leaf_axes):
-            if ax is None:
-                continue
-            shape = ops._as(leaf).shape
-            if not -len(shape) <= ax < len(shape):
-                raise ValueError(
-                    f"vmap: in_axes {ax} is out of range for an input of shape {shape}"
-                )
-            n = shape[ax]
-            if size is not None and n != size:
-                raise ValueError(f"vmap: mapped axes have different sizes {size} and {n}")
-            size = n
-        if size is None:
-            raise ValueError("vmap: at least one argument must be mapped (in_axes not all None)")
-        if isinstance(fun, custom_function) and fun._vmap is not None:
-            return _custom_vmap(fun, args, axes, out_axes, size)
-        try:
-            out = _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size)
-        except batching.Unbatchable as e:
-            batching.STATS["fallback"] += 1
-            batching.LAST["reason"] = str(e)
-        else:
-            batching.STATS["vectorised"] += 1
-            return out
-        results = []
-        for i in range(size):
-            picked = iter(
-                leaf if ax is None else ops.take(ops._as(leaf), i, ax)
-                for leaf, ax in zip(leaves, leaf_axes)
-            )
-            call = [pytree.map(lambda _, it=picked: next(it), a) for a in args]
-            results.append(fun(*call))
-        flat = [pytree.leaves(r) for r in results]
-        outs = []
-        for j, (_leaf, ax) in enumerate(_match_axes(results[0], out_axes, "output")):
-            column = [f[j] for f in flat]
-            outs.append(ops.stack(column, axis=0 if ax is None else ax))
-        return _unflatten_all(results[0], outs)
-
-    return wrapper
-
-
-def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
-    """One traced call on the first example, replayed on the batch (``batching.py``)."""
-    examples, batched = [], []
-    for leaf, ax in zip(leaves, leaf_axes):
-        if ax is None:
-            continue
-        a = ops._as(leaf)
-        ax %= a.ndim
-        examples.append(xp.take(a._data, 0, axis=ax))
-        batched.append(a if ax == 0 else ops.moveaxis(a, ax, 0))
-
-    def build(marked):
-        it = iter(marked)
-        picked = iter(leaf if ax is None else next(it) for leaf, ax in zip(leaves, leaf_axes))
-        return [pytree.map(lambda _, p=picked: next(p), a) for a in args]
-
-    out, positions = batching.run_trace(fun, build, examples)
-    out_leaves = pytree.leaves(out)
-    try:
-        results = batching.replay(out_leaves, positions, batched, size)
-    except (ValueError, IndexError, TypeError) as e:  # a rule's gap: the loop is always right
-        raise batching.Unbatchable(f"the replay failed: {e}") from None
-    moved = []
-    for r, (_leaf, ax) in zip(results, _match_axes(out, out_axes, "output")):
-        if ax is not None and ax % r.ndim != 0:
-            r = ops.moveaxis(r, 0, ax)
-        moved.append(r)
-    return _unflatten_all(out, moved)
-
-
-def _match_axes(tree, axes, where: str):
-    """Pairs ``(leaf, axis)`` for the leaves of ``tree``; ``axes`` is an int/None or a prefix tree."""
-    out = []
-    stack = [(tree, axes)]
-    while stack:
-        t, ax = stack.pop()
-        node_kind = pytree.kind(t)
-        if node_kind:
-            keys = list(t.keys()) if node_kind == pytree.DICT else list(range(len(t)))
-            if ax is None or isinstance(ax, int):
-                subs = [(t[k], ax) for k in keys]
-            else:
-                try:
-                    subs = [(t[k], ax[k]) for k in keys]
-                except (KeyError, IndexError, TypeError):
-                    raise ValueError(
-                        f"vmap: the axes {ax!r} do not match the structure of the {where}"
-                    ) from None
-            stack.extend(reversed(subs))
-        else:
-            if ax is not None and not isinstance(ax, int):
-                raise ValueError(
-                    f"vmap: axis {ax!r} for a leaf of the {where} must be an int or None"
-                )
-            out.append((t, ax))
-    return out
-
-
-def _unflatten_all(tree, leaves):
-    """``tree`` with its leaves replaced, in order, by ``leaves``."""
-    return pytree.unflatten(pytree.flatten(tree)[1], leaves)
-
-
-def _custom_vmap(fun, args, axes, out_axes, size):
-    """Batch a ``custom_function`` with its own rule, then move axes to ``out_axes``."""
-    inputs = args[0] if len(args) == 1 else tuple(args)
-    in_ax = axes[0] if len(args) == 1 else tuple(axes)
-    outs, got_axes = fun._vmap(inputs, in_ax)
-    pairs = _match_axes(outs, got_axes, "custom vmap output")
-    wanted = [ax for _, ax in _match_axes(outs, out_axes, "output")]
-    moved = []
-    for (o, have), want in zip(pairs, wanted):
-        o = ops._as(o)
-        if have is None:
-            o = ops.stack([o] * size, axis=0)
-            have = 0
-        want = 0 if want is None else want
-        moved.append(ops.moveaxis(o, have, want) if have != want % o.ndim else o)
-    return _unflatten_all(outs, moved)
+def _zero_tangent(out, tangents: list) -> array:
+    """The tangent of an output that does not vary: zeros shaped like it, of the tangents'
+    dtype for a boolean output (as MLX's comparisons), else of the output's."""
+    dtype = out._data.dtype if type(out) is array else None
+    if dtype is None or dtype.kind == "b":
+        dtype = next((t._data.dtype for t in tangents if t._data.dtype.kind != "b"), xp.float32)
+    return _from_value(xp.zeros(xp.shape(out._data if type(out) is array else out), dtype))
 
 
 # -- recording switches ------------------------------------------------------------------------
@@ -799,247 +794,39 @@ def is_grad_enabled() -> bool:
     return STATE.enabled
 
 
-def eval(*trees) -> None:
-    """Accepted for MLX code: arrays are computed eagerly, so there is nothing to do."""
-    return None
+class _Mapping(threading.local):
+    """How many per-example ``vmap`` loops the calling thread is inside (``async_eval``)."""
+
+    def __init__(self) -> None:
+        self.depth = 0
 
 
-def async_eval(*trees) -> None:
-    """Accepted for MLX code: arrays are computed eagerly."""
-    return None
+MAPPING = _Mapping()
 
 
-# -- custom functions --------------------------------------------------------------------------
+def eval(*args: Any) -> None:
+    """Compute ``args`` (arrays or trees; other leaves are ignored), as MLX's ``mx.eval``.
 
-
-class custom_function:
-    """A function with user-defined derivatives (MLX's ``mx.custom_function``).
-
-    Decorate a function, then register rules with the decorators below; each is optional and
-    an undefined one falls back to differentiating the function itself. As in MLX, the rules
-    receive the positional arguments as ``primals`` (the array itself for a one-argument
-    function, else a tuple; trees of arrays are allowed), keyword arguments are passed through
-    unchanged, and arrays the function captures are constants.
-
-    * ``@f.vjp``: ``(primals, cotangents, outputs, **kwargs) -> cotangents`` shaped like
-      ``primals``. Used by every reverse-mode transform, and by ``jvp`` (which is derived from
-      reverse passes here).
-    * ``@f.jvp``: ``(primals, tangents) -> output tangent(s)``. Without a ``vjp`` rule, the
-      reverse rule is its transpose (a JVP rule is linear in the tangents), so both modes use it.
-    * ``@f.vmap``: ``(inputs, axes) -> (outputs, out_axes)``. Used when ``mx.vmap`` is applied
-      to ``f`` directly; elsewhere ``vmap`` maps examples one at a time.
+    Arrays are computed when they are made, so this only waits for nothing; once memory
+    accounting is on (``mx.get_peak_memory`` and friends) it takes a sample for the peak.
     """
-
-    def __init__(self, fun: Callable) -> None:
-        functools.update_wrapper(self, fun)
-        self.fun = fun
-        self._vjp = None
-        self._jvp = None
-        self._vmap = None
-
-    def vjp(self, fn: Callable) -> Callable:
-        """Register the VJP rule ``(primals, cotangents, outputs) -> cotangents``."""
-        self._vjp = fn
-        return fn
-
-    def jvp(self, fn: Callable) -> Callable:
-        """Register the JVP rule ``(primals, tangents) -> tangents of the outputs``."""
-        self._jvp = fn
-        return fn
-
-    def vmap(self, fn: Callable) -> Callable:
-        """Register the vmap rule ``(inputs, axes) -> (outputs, output axes)``."""
-        self._vmap = fn
-        return fn
-
-    def __call__(self, *args, **kwargs):
-        if self._vjp is None and self._jvp is None:
-            return self.fun(*args, **kwargs)
-        leaves = pytree.leaves(args)
-        xs = tuple(x for x in leaves if type(x) is array)
-        if not STATE.enabled or all(x._node is None for x in xs):
-            return self.fun(*args, **kwargs)
-        saved = STATE.enabled
-        STATE.enabled = False
-        try:
-            out = self.fun(*pytree.map(_detach_leaf, args), **kwargs)
-        finally:
-            STATE.enabled = saved
-        out_leaves = pytree.leaves(out)
-        outs = [o for o in out_leaves if type(o) is array]
-        name = f"custom:{getattr(self.fun, '__name__', 'fn')}"
-        rule = self._make_rule(args, kwargs, out, outs)
-        prim = ops.Primitive(name, (rule,), True)
-        recorded = iter([ops._rec(prim, o._data, xs, {"k": k}) for k, o in enumerate(outs)])
-        return pytree.map(lambda o: next(recorded) if type(o) is array else o, out)
-
-    def _make_rule(self, args, kwargs, out, outs):
-        """The variadic VJP rule shared by the recorded outputs (``k`` picks the output)."""
-        n_out = len(outs)
-        last: list = [None, None, None]  # (k, g, cotangents) of the latest call
-
-        def rule(g, ans, *xs, argnum, k):
-            # the engine asks once per input; the user's rule runs once per output cotangent
-            if last[0] != k or last[1] is not g:
-                cots = [g if j == k else ops.zeros_like(outs[j]) for j in range(n_out)]
-                primals = _unflatten_like(args, xs)
-                primals = primals[0] if len(primals) == 1 else primals
-                if self._vjp is not None:
-                    got = self._vjp(
-                        primals, _unflatten_like(out, cots), _unflatten_like(out, outs), **kwargs
-                    )
-                    got = _array_leaves_like(primals, got, self.fun)
-                else:
-                    got = self._transpose_jvp(primals, xs, cots)
-                last[0], last[1], last[2] = k, g, got
-            return last[2][argnum]
-
-        return rule
-
-    def _transpose_jvp(self, primals, xs, cots) -> list:
-        """VJP from the JVP rule: ``t -> jvp(t)`` is linear, so its VJP is the transpose."""
-        live = [i for i, x in enumerate(xs) if x._data.dtype.kind in "fc"]
-
-        def tangent_map(*ts):
-            full = [None] * len(xs)
-            for i, t in zip(live, ts):
-                full[i] = t
-            it = iter(full)
-            tangents = pytree.map(lambda a: next(it) if type(a) is array else None, primals)
-            res = self._jvp(primals, tangents)
-            return [o for o in pytree.leaves(res) if type(o) is array]
-
-        zeros = [ops.zeros_like(xs[i]) for i in live]
-        _, grads = _vjp(tangent_map, zeros, cots, "custom_function", create=STATE.enabled)
-        out = [None] * len(xs)
-        for i, g in zip(live, grads):
-            out[i] = g
-        return out
+    if memory.ACCOUNTING.on:
+        memory.sample()
 
 
-def _unflatten_like(tree, arrays):
-    """``tree`` with its array leaves replaced, in order, by ``arrays``."""
-    it = iter(arrays)
-    return pytree.map(lambda o: next(it) if type(o) is array else o, tree)
-
-
-def _array_leaves_like(primals, got, fun) -> list:
-    """The user's cotangents (a tree shaped like ``primals``) for its array leaves, in order."""
-    flat_p = pytree.leaves(primals)
-    flat_g = pytree.leaves(got)
-    arrays = [type(a) is array for a in flat_p]
-    if len(flat_g) == len(flat_p):
-        return [g for a, g in zip(arrays, flat_g) if a]
-    if len(flat_g) == sum(arrays):
-        return flat_g
-    raise ValueError(
-        f"custom_function {getattr(fun, '__name__', '')}: the vjp returned {len(flat_g)} "
-        f"cotangents for {sum(arrays)} array inputs"
-    )
-
-
-# -- numerical gradient checks -----------------------------------------------------------------
-
-
-def _flat(x) -> xp.ndarray:
-    return xp.asarray(x._data if type(x) is array else x, dtype=xp.float64).reshape(-1)
-
-
-def check_grads(
-    fun: Callable,
-    args: Sequence,
-    order: int = 2,
-    modes: Sequence[str] = ("fwd", "rev"),
-    eps: float = 1e-6,
-    rtol: float = 1e-5,
-    atol: float = 1e-6,
-    seed: int = 0,
-) -> None:
-    """Compare analytic derivatives with float64 central differences along random directions.
-
-    Forward mode compares ``jvp`` with the difference quotient along a random tangent; reverse
-    mode compares ``<u, J t>`` from the difference quotient with ``<vjp(u), t>``. Each further
-    order repeats both checks on the function ``x -> vjp(f)(x, v)`` for a random ``v``.
-
-    Args:
-        fun: a function of ``args`` returning an array (or a tree of arrays, checked together).
-        args: the point (arrays are converted to float64 copies).
-        order: check derivatives up to this order.
-        modes: ``"rev"`` checks VJPs, ``"fwd"`` checks JVPs.
-        eps: finite-difference step.
-        rtol: relative tolerance.
-        atol: absolute tolerance.
-        seed: seed of the random directions.
+def async_eval(*args: Any) -> None:
+    """Start computing ``args`` (arrays or trees), as MLX's ``mx.async_eval``.
 
     Raises:
-        AssertionError: naming the mode, the order and the largest error found.
+        ValueError: inside a transform (``grad``, ``vjp``, ``jvp``, ``vmap``) for an array it
+            is tracing, as in MLX.
     """
-    for m in modes:
-        if m not in ("fwd", "rev"):
-            raise ValueError(f"check_grads: modes must be 'fwd' or 'rev', not {m!r}")
-    rng = xp.random.default_rng(seed)
-    args = [
-        _from_value(xp.array(a._data if type(a) is array else a, dtype=xp.float64)) for a in args
-    ]
-
-    def fresh(xs):
-        # new handles for every call: the function may rebind its arguments (``x += y``)
-        return [_from_value(x._data) for x in xs]
-
-    def numeric_dir(f, xs, ts, level):
-        plus = f(*[_from_value(x._data + eps * t._data) for x, t in zip(xs, ts)])
-        minus = f(*[_from_value(x._data - eps * t._data) for x, t in zip(xs, ts)])
-        num = (_flat(plus) - _flat(minus)) / (2 * eps)
-        if not xp.all(xp.isfinite(num)):
-            raise AssertionError(
-                f"check_grads: the finite differences of order {level} are not finite; the "
-                "function is not finite (or not smooth) near the point"
-            )
-        return num
-
-    def check(f, xs, level):
-        ts = [_from_value(rng.standard_normal(x.shape)) for x in xs]
-        num = numeric_dir(f, xs, ts, level)
-        if "fwd" in modes:
-            _, (ana,) = jvp(f, xs, ts)
-            _compare(num, _flat(ana), "fwd", level)
-        if "rev" in modes:
-            out = f(*fresh(xs))
-            u = _from_value(rng.standard_normal(out.shape))
-            _, vjps = vjp(f, xs, [u])
-            lhs = float(xp.dot(_flat(u), num))
-            rhs = float(xp.sum([xp.dot(_flat(g), _flat(t)) for g, t in zip(vjps, ts)]))
-            _compare(xp.array([lhs]), xp.array([rhs]), "rev", level)
-        if level < order:
-            v = _from_value(rng.standard_normal(f(*fresh(xs)).shape))
-
-            def dir_fun(*ys):
-                _, g = vjp(f, ys, [v])
-                return ops.concatenate([ops.reshape(gi, (-1,)) for gi in g])
-
-            check(dir_fun, xs, level + 1)
-
-    def _compare(num, ana, mode, level):
-        err = xp.abs(num - ana)
-        tol = atol + rtol * xp.abs(num)
-        if xp.any(err > tol) or not xp.all(xp.isfinite(ana)):
-            worst = int(xp.argmax(xp.where(xp.isfinite(err), err - tol, xp.inf)))
-            raise AssertionError(
-                f"check_grads: {mode}-mode derivative of order {level} is off: largest error "
-                f"{float(err[worst]):.3g} (numeric {num[worst]:.6g}, analytic {ana[worst]:.6g})"
-            )
-
-    check(_one_output(fun), args, 1)
-
-
-def _one_output(fun: Callable) -> Callable:
-    """``fun`` with a tree of outputs joined into one flat array."""
-
-    def joined(*xs):
-        out = fun(*xs)
-        if type(out) is array:
-            return out
-        leaves = [o for o in pytree.leaves(out) if type(o) is array]
-        return ops.concatenate([ops.reshape(o, (-1,)) for o in leaves])
-
-    return joined
+    if MAPPING.depth or STATE.depth:
+        for x in pytree.leaves(args):
+            if type(x) is array and (MAPPING.depth or x._node is not None):
+                raise ValueError(
+                    "async_eval: not allowed inside a function transformation (grad, vjp, "
+                    "jvp, vmap) on an array the transformation is tracing; use mx.eval"
+                )
+    if memory.ACCOUNTING.on:
+        memory.sample()

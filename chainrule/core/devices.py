@@ -1,6 +1,47 @@
-"""Devices as MLX names them. The CPU is the only device here, and we say so."""
+"""Devices and streams as MLX names them. The CPU is the only device here, and we say so.
+
+Streams follow MLX's rules even though work is eager (each operation has finished when it
+returns): every stream has its own index; a stream made by :func:`new_stream` belongs to the
+thread that made it, and entering ``mx.stream(s)`` on another thread raises ``RuntimeError``
+as evaluating on it does in MLX; :func:`new_thread_local_stream` gives a handle that stands for
+one stream per thread, and :func:`new_thread_unsafe_stream` one stream usable anywhere;
+:func:`clear_streams` forgets the calling thread's streams. Asking for the GPU (its default
+stream, a new stream on it, making it the default device) raises ``ValueError``, as MLX's CPU
+build does.
+"""
 
 from __future__ import annotations
+
+import itertools
+import platform
+import threading
+
+from . import memory
+
+__all__ = [
+    "DeviceType",
+    "Device",
+    "cpu",
+    "gpu",
+    "is_available",
+    "device_count",
+    "device_info",
+    "default_device",
+    "set_default_device",
+    "Stream",
+    "ThreadLocalStream",
+    "StreamContext",
+    "default_stream",
+    "set_default_stream",
+    "new_stream",
+    "new_thread_local_stream",
+    "new_thread_unsafe_stream",
+    "clear_streams",
+    "stream",
+    "synchronize",
+    "metal",
+    "cuda",
+]
 
 
 class DeviceType:
@@ -44,6 +85,13 @@ def _device(d) -> Device:
     return d if isinstance(d, Device) else Device(d)
 
 
+def _no_gpu(who: str) -> ValueError:
+    return ValueError(
+        f"{who}: chainrule runs on the CPU through NumPy; no GPU backend is available "
+        "(mx.is_available(mx.gpu) is False)"
+    )
+
+
 def is_available(device: Device) -> bool:
     """Whether ``device`` (a ``Device`` or a ``DeviceType``) can run: true only for the CPU.
 
@@ -56,24 +104,72 @@ def is_available(device: Device) -> bool:
     return _device(device).type == DeviceType.cpu
 
 
+def device_count(device: Device | str) -> int:
+    """How many devices of ``device``'s type there are: one CPU, no GPU.
+
+    Args:
+        device: ``mx.cpu``, ``mx.gpu`` or a ``DeviceType``.
+
+    Returns:
+        1 for the CPU, 0 for the GPU.
+    """
+    return 1 if _device(device).type == DeviceType.cpu else 0
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name") and ": " in line:
+                    return line.split(": ", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+_INFO: dict = {}
+
+
+def device_info(device: Device | str | None = None) -> dict:
+    """What is known of a device: ``device_name`` and ``architecture`` for the CPU.
+
+    Args:
+        device: the device (default: the default device).
+
+    Returns:
+        A new dict.
+
+    Raises:
+        ValueError: for the GPU, which is not available.
+    """
+    d = default_device() if device is None else _device(device)
+    if d.type != DeviceType.cpu:
+        raise _no_gpu("device_info")
+    if not _INFO:
+        _INFO.update(device_name=_cpu_name(), architecture=platform.machine() or "unknown")
+    return dict(_INFO)
+
+
 def default_device() -> Device:
     """The device new arrays are computed on (always the CPU)."""
     return _DEFAULT[0]
 
 
 def set_default_device(device: Device) -> None:
-    """Choose the default device; asking for the GPU raises a clear error."""
+    """Choose the default device; asking for the GPU raises ``ValueError``."""
     device = _device(device)
     if not is_available(device):
-        raise ValueError(
-            "set_default_device: chainrule runs on the CPU through NumPy; no GPU backend is "
-            "available (mx.is_available(mx.gpu) is False)"
-        )
+        raise _no_gpu("set_default_device")
     _DEFAULT[0] = device
 
 
+# -- streams -----------------------------------------------------------------------------------
+
+
 class Stream:
-    """A stream on a device (accepted for MLX code)."""
+    """A stream on a device: work submitted to it runs in order (here: eagerly)."""
+
+    __slots__ = ("device", "index")
 
     def __init__(self, device: Device = cpu, index: int = 0) -> None:
         self.device = _device(device)
@@ -83,43 +179,216 @@ class Stream:
         return f"Stream({self.device}, {self.index})"
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, Stream) and (self.device, self.index) == (
-            other.device,
-            other.index,
+        return (
+            isinstance(other, Stream) and self.index == other.index and self.device == other.device
         )
 
     def __hash__(self) -> int:
         return hash((self.device, self.index))
 
 
-def default_stream(device: Device = cpu) -> Stream:
-    """The default stream of ``device``."""
-    return Stream(device)
+class ThreadLocalStream:
+    """A handle that stands for one stream per thread (``mx.new_thread_local_stream``)."""
+
+    __slots__ = ("device", "index")
+
+    def __init__(self, device: Device, index: int) -> None:
+        self.device = _device(device)
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"ThreadLocalStream({self.device}, {self.index})"
+
+    def __eq__(self, other) -> bool:
+        return (
+            isinstance(other, ThreadLocalStream)
+            and self.index == other.index
+            and self.device == other.device
+        )
+
+    def __hash__(self) -> int:
+        return hash(("thread-local", self.device, self.index))
 
 
-def new_stream(device: Device = cpu) -> Stream:
-    """A new stream (work still runs in order on the CPU)."""
-    return Stream(device)
+_STREAM_INDEX = itertools.count()  # next() on a count is atomic under the GIL
+_LOCAL_INDEX = itertools.count()
+_SHARED: set = set()  # indices of streams usable on any thread (new_thread_unsafe_stream)
 
 
-def synchronize(stream: Stream | None = None) -> None:
-    """Nothing to wait for: work is eager."""
+class _ThreadStreams(threading.local):
+    """The calling thread's streams: those it made, its defaults, its thread-local mapping."""
+
+    def __init__(self) -> None:
+        self.owned: set = set()
+        self.defaults: dict = {}
+        self.local: dict = {}
+        self.current: list = []  # streams entered with `mx.stream`, innermost last
 
 
-class stream:
-    """``with mx.stream(mx.cpu):`` (accepted; work runs on the CPU)."""
+_THREAD = _ThreadStreams()
+
+
+def _make(device: Device, who: str) -> Stream:
+    device = _device(device)
+    if not is_available(device):
+        raise _no_gpu(who)
+    s = Stream(device, next(_STREAM_INDEX))
+    _THREAD.owned.add(s.index)
+    return s
+
+
+def default_stream(device: Device | str) -> Stream:
+    """The calling thread's default stream of ``device``.
+
+    Args:
+        device: ``mx.cpu`` (``mx.gpu`` raises ``ValueError``: no GPU here).
+
+    Returns:
+        The stream.
+    """
+    device = _device(device)
+    s = _THREAD.defaults.get(device)
+    if s is None:
+        s = _THREAD.defaults[device] = _make(device, "default_stream")
+    return s
+
+
+def set_default_stream(stream: Stream) -> None:
+    """Make ``stream`` its device's default stream on the calling thread.
+
+    Args:
+        stream: a stream usable on this thread.
+    """
+    _check_usable(_resolve(stream, "set_default_stream"))
+    _THREAD.defaults[stream.device] = stream
+
+
+def new_stream(device: Device | str) -> Stream:
+    """A new stream on ``device``, usable on the calling thread only (as in MLX).
+
+    Args:
+        device: ``mx.cpu`` (``mx.gpu`` raises ``ValueError``).
+
+    Returns:
+        The stream.
+    """
+    return _make(device, "new_stream")
+
+
+def new_thread_unsafe_stream(device: Device | str) -> Stream:
+    """A new stream usable on any thread.
+
+    Args:
+        device: ``mx.cpu`` (``mx.gpu`` raises ``ValueError``).
+
+    Returns:
+        The stream.
+    """
+    s = _make(device, "new_thread_unsafe_stream")
+    _SHARED.add(s.index)
+    return s
+
+
+def new_thread_local_stream(device: Device | str) -> ThreadLocalStream:
+    """A handle standing for one stream per thread: each thread using it gets its own.
+
+    Args:
+        device: ``mx.cpu`` (``mx.gpu`` raises ``ValueError``).
+
+    Returns:
+        The handle, usable with ``mx.stream`` on any thread.
+    """
+    device = _device(device)
+    if not is_available(device):
+        raise _no_gpu("new_thread_local_stream")
+    return ThreadLocalStream(device, next(_LOCAL_INDEX))
+
+
+def clear_streams() -> None:
+    """Forget every stream the calling thread made (its defaults are made again on demand)."""
+    _THREAD.owned.clear()
+    _THREAD.defaults.clear()
+    _THREAD.local.clear()
+
+
+def _resolve(s, who: str) -> Stream:
+    """The stream that ``s`` (a stream, thread-local handle, device or device type) means."""
+    if isinstance(s, ThreadLocalStream):
+        got = _THREAD.local.get(s)
+        if got is None:
+            got = _THREAD.local[s] = _make(s.device, who)
+        return got
+    if isinstance(s, Stream):
+        return s
+    if s is None:
+        raise ValueError(f"{who}: give a stream or a device")
+    return default_stream(s)
+
+
+def _check_usable(s: Stream) -> None:
+    if s.index not in _THREAD.owned and s.index not in _SHARED:
+        raise RuntimeError(
+            f"There is no {s} in the current thread: a stream from mx.new_stream belongs to "
+            "the thread that made it; use mx.new_thread_local_stream (one stream per thread) "
+            "or mx.new_thread_unsafe_stream to share one"
+        )
+
+
+def current_stream() -> Stream:
+    """The stream operations run on: the innermost ``mx.stream`` context's, else the default.
+
+    Returns:
+        The stream.
+    """
+    if _THREAD.current:
+        return _THREAD.current[-1]
+    return default_stream(default_device())
+
+
+class StreamContext:
+    """``with mx.stream(s):`` makes ``s`` (a stream, or a device's default stream) current.
+
+    The default device becomes the stream's device inside and is restored after.
+    """
 
     def __init__(self, s) -> None:
-        if isinstance(s, Stream):
-            s = s.device
-        if not is_available(s):
-            raise ValueError("stream: the GPU is not available in chainrule")
+        if s is None:
+            raise ValueError("stream: give a stream or a device")
+        self._s = s
+        self._saved: Device | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> StreamContext:
+        s = _resolve(self._s, "stream")
+        _check_usable(s)
+        self._saved = _DEFAULT[0]
+        _DEFAULT[0] = s.device
+        _THREAD.current.append(s)
         return self
 
     def __exit__(self, *exc) -> None:
-        return None
+        if _THREAD.current:
+            _THREAD.current.pop()
+        if self._saved is not None:
+            _DEFAULT[0] = self._saved
+            self._saved = None
+
+
+def stream(s) -> StreamContext:
+    """A context manager running the operations inside on ``s`` (a stream or a device).
+
+    Args:
+        s: a ``Stream``, a ``ThreadLocalStream``, ``mx.cpu`` or a ``DeviceType``.
+
+    Returns:
+        The context manager.
+    """
+    return StreamContext(s)
+
+
+def synchronize(stream: Stream | None = None) -> None:
+    """Wait for the work submitted to ``stream`` (all streams by default): work is eager, so
+    there is nothing to wait for. Takes a memory sample when accounting is on."""
+    memory.sample_if_on()
 
 
 class metal:
@@ -134,6 +403,16 @@ class metal:
     def device_info() -> dict:
         """Empty: there is no Metal device."""
         return {}
+
+    # MLX's older spellings of the memory functions (``mx.metal.get_peak_memory()``)
+    get_active_memory = staticmethod(memory.get_active_memory)
+    get_peak_memory = staticmethod(memory.get_peak_memory)
+    reset_peak_memory = staticmethod(memory.reset_peak_memory)
+    get_cache_memory = staticmethod(memory.get_cache_memory)
+    clear_cache = staticmethod(memory.clear_cache)
+    set_memory_limit = staticmethod(memory.set_memory_limit)
+    set_cache_limit = staticmethod(memory.set_cache_limit)
+    set_wired_limit = staticmethod(memory.set_wired_limit)
 
 
 class cuda:
