@@ -49,11 +49,30 @@ LAST: dict[str, Any] = {"reason": None}
 _ESCAPED = [False]
 # results that NumPy hands back as fresh, unmarked arrays or Python data
 _REFUSED_FUNCS = frozenset(
-    ("argmax", "argmin", "argsort", "argpartition", "nonzero", "flatnonzero", "argwhere")
+    (
+        "argmax",
+        "argmin",
+        "argsort",
+        "argpartition",
+        "nonzero",
+        "flatnonzero",
+        "argwhere",
+        "searchsorted",
+    )
 )
 
 
 Unbatchable = ops.Unbatchable
+Mapped = ops.indexing.Mapped
+
+
+class MappedOperandError(ValueError):
+    """An operation refuses a mapped operand under ``vmap`` (MLX raises; no loop is tried)."""
+
+
+def is_mapped(value) -> bool:
+    """Whether a backend value came from the example ``vmap`` is tracing."""
+    return isinstance(value, _Tainted)
 
 
 def _plain(x):
@@ -227,6 +246,8 @@ def run_trace(fun: Callable, build_args: Callable, examples: list) -> tuple[Any,
         setattr(array, name, _guarded(method))
     try:
         out = fun(*build_args(leaves))
+    except MappedOperandError:
+        raise
     except Exception as e:  # the loop re-raises it with the user's own example
         raise Unbatchable(f"fun raised {type(e).__name__} on the traced example") from None
     finally:
@@ -335,6 +356,10 @@ class _Replay:
                     val, nd = a, None
                 any_batched = any_batched or nd is not None
                 args.append((val, nd))
+            params = node.params or {}
+            if "idx" in params and _holds_marked(params["idx"]):
+                params, mapped = self.index(params, _name(node))
+                any_batched = any_batched or mapped
             if not any_batched:
                 if isinstance(node.value, _Tainted):
                     raise Unbatchable(f"{_name(node)}: its value was computed from the example")
@@ -344,8 +369,26 @@ class _Replay:
             if rule is None:
                 raise Unbatchable(f"no batching rule for {_name(node)}")
             ex_ndim = node.value.ndim
-            memo[key] = (rule(args, node.params or {}, ex_ndim), ex_ndim)
+            memo[key] = (rule(args, params, ex_ndim), ex_ndim)
         return memo[id(root)]
+
+    def index(self, params: dict, name: str) -> tuple[dict, bool]:
+        """``params`` with the index arrays computed from the example replaced by their
+        batched values (``ops.indexing.Mapped``), and whether any was."""
+        idx = params["idx"]
+        items = idx if type(idx) is tuple else (idx,)
+        out, mapped = [], False
+        for item in items:
+            if isinstance(item, _Tainted):
+                val, nd = self.constant(item, f"an index of {name}")
+                raw = val._data if type(val) is array else val
+                if nd is not None:
+                    mapped = True
+                    item = Mapped(raw)
+                else:
+                    item = _plain(raw)
+            out.append(item)
+        return dict(params, idx=tuple(out) if type(idx) is tuple else out[0]), mapped
 
     def constant(self, value, where: str) -> tuple:
         """A constant computed from the example (a mask ``x > 0``), recomputed per example.
@@ -383,6 +426,12 @@ class _Replay:
             done[key] = (fn(*raw), target if batched else None)
         val, nd = done[id(value)]
         return _from_value(xp.asarray(val)), nd
+
+
+def _holds_marked(idx) -> bool:
+    if type(idx) is tuple:
+        return builtins.any(isinstance(i, _Tainted) for i in idx)
+    return isinstance(idx, _Tainted)
 
 
 def _align_raw(v, nd: int, target: int):

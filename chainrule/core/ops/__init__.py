@@ -12,8 +12,8 @@ The public operations (``mx.<name>``) and the ``array`` methods are registered w
 are defined (``@export``, ``@export(method=True)``, ``_unary(..., method=True)``); this
 package's ``__all__`` and the methods are read from those registrations. The operations
 live by domain: ``table`` (registration and recording), ``elementwise``, ``products``,
-``reductions``, ``shapes``, ``indexing``, ``creation``, ``special`` (windows, Hadamard,
-fp8); ``methods`` installs the operators.
+``reductions``, ``shapes``, ``indexing``, ``creation``, ``special`` (windows,
+Hadamard); ``methods`` installs the operators.
 docs/architecture.md walks through adding an operation.
 """
 

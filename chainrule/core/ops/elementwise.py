@@ -40,7 +40,7 @@ def _widened(fn):
     """A kernel that computes half-precision inputs in float32 and rounds once at the end."""
 
     def kernel(x):
-        if x.dtype.kind == "f" and x.dtype.itemsize < 4:
+        if x.dtype.kind in "fV" and x.dtype.itemsize < 4:  # float16, bfloat16
             return fn(x.astype(xp.float32)).astype(x.dtype)
         return fn(x)
 
@@ -81,7 +81,7 @@ arccosh = _unary("arccosh", _float_kernel(xp.arccosh), lambda g, ans, x: g * rsq
 arctanh = _unary("arctanh", _float_kernel(xp.arctanh), lambda g, ans, x: g / (1 - x * x))
 sigmoid = _unary(
     "sigmoid",
-    _float_kernel(_widened(_xpsigmoid)),
+    _real_only("sigmoid", _float_kernel(_widened(_xpsigmoid))),
     lambda g, ans, x: g * ans * (1 - ans),
     method=True,
 )
@@ -195,9 +195,17 @@ minimum = _binary(
     lambda g, ans, a, b: where(a < b, g, 0),
     lambda g, ans, a, b: where(a < b, 0, g),
 )
+
+
+def _arctan2_kernel(a, b):
+    if xp.iscomplexobj(a) or xp.iscomplexobj(b):
+        raise ValueError("arctan2: complex inputs are not supported")
+    return xp.arctan2(a, b)
+
+
 arctan2 = _binary(
     "arctan2",
-    xp.arctan2,
+    _arctan2_kernel,
     lambda g, ans, a, b: g * b / (a * a + b * b),
     lambda g, ans, a, b: -g * a / (a * a + b * b),
 )
@@ -387,7 +395,7 @@ def softmax(a, axis=None, precise: bool = False, stream=None) -> array:
     a = _as(a)
     if axis is not None and a.ndim == 0:
         raise ValueError("softmax: an axis was given for a scalar (0-d) array")
-    if precise and a._data.dtype.kind == "f" and a._data.dtype.itemsize < 4:
+    if precise and a._data.dtype.kind in "fV" and a._data.dtype.itemsize < 4:
         return astype(softmax(astype(a, _dt.float32), axis), a.dtype)
     z, axes = _shift_by_max(a, axis)
     e = exp(z)

@@ -6,13 +6,14 @@ import builtins
 from operator import index as _as_index
 
 from .. import dtypes as _dt
-from ..array import STATE, _from_value, array
+from ..array import STATE, Node, _from_value, array
 from ..backend import xp
 from ..tracing import kernel
 from .table import (
     Unbatchable,
     defprim,
     export,
+    value_branch,
 )
 
 
@@ -36,7 +37,10 @@ def _is_basic(idx) -> bool:
     return True
 
 
+# The indexing kernels read a traced index's values (NumPy asks for ``__index__``): vmap's
+# replay batches over the index itself (it is in the node's params), so the reads are allowed.
 @kernel
+@value_branch
 def _scatter_add_kernel(x, idx, v):
     out = xp.array(x)
     if _is_basic(idx):
@@ -50,20 +54,150 @@ def _getitem_vjp(g, ans, x, idx):
     return _scatter_add(zeros(x.shape, g.dtype), idx, g)
 
 
-def _getitem_batch(args, params, ex_ndim):
-    ((x, _),) = args
-    idx = params["idx"]
+class Mapped:
+    """An index component that differs between the examples of a ``vmap``: its batched value
+    (batch axis first). ``vmap``'s replay puts these into the ``idx`` of the indexing
+    primitives when an index array was computed from the mapped inputs."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+
+def _is_array_item(i) -> bool:
+    return type(i) is Mapped or isinstance(i, xp.ndarray)
+
+
+def _batch_index(idx, x_ndim: int, size: int):
+    """``(bidx, perm)``: ``transpose(xb[bidx], perm)`` is every example's ``x[idx]``, batch
+    first, for ``xb`` the batched ``x`` (``perm`` None when no transpose is needed)."""
+    items = list(idx) if type(idx) is tuple else [idx]
+    consumed = 0
+    for i in items:
+        if i is None or i is Ellipsis:
+            continue
+        if type(i) is Mapped:
+            if i.value.dtype == xp.bool_:
+                raise Unbatchable("an index mask that differs between examples")
+            consumed += 1
+        elif isinstance(i, xp.ndarray) and i.dtype == xp.bool_:
+            consumed += i.ndim
+        else:
+            consumed += 1
+    for k, i in enumerate(items):
+        if i is Ellipsis:
+            items[k : k + 1] = [_slice(None)] * (x_ndim - consumed)
+            break
+    flat = []
+    for i in items:  # a constant mask is its integer positions
+        if isinstance(i, xp.ndarray) and i.dtype == xp.bool_:
+            flat.extend(xp.nonzero(i))
+        else:
+            flat.append(i)
+    items = flat
+    if not builtins.any(_is_array_item(i) for i in items):
+        return (_slice(None), *items), None
+    adv = [
+        k for k, i in enumerate(items) if _is_array_item(i) or not (i is None or type(i) is _slice)
+    ]
+    shapes = [
+        i.value.shape[1:] if type(i) is Mapped else xp.shape(i) for i in (items[k] for k in adv)
+    ]
+    adv_nd = len(xp.broadcast_shapes(*shapes))
+    adjacent = adv == list(range(adv[0], adv[0] + len(adv)))
+    before = builtins.sum(1 for i in items[: adv[0]] if i is None or type(i) is _slice)
+    n_rest = builtins.sum(1 for i in items if i is None or type(i) is _slice)
+    n_rest += x_ndim - builtins.sum(1 for i in items if i is not None)
+    bidx = [xp.arange(size).reshape((size,) + (1,) * adv_nd)]
+    for i in items:
+        if type(i) is Mapped:
+            v = i.value
+            i = v.reshape((size,) + (1,) * (adv_nd - (v.ndim - 1)) + v.shape[1:])
+        bidx.append(i)
+    p = before if adjacent else 0
+    if p == 0:
+        return tuple(bidx), None
+    rest = [1 + adv_nd + j for j in range(n_rest)]
+    perm = [0, *rest[:p], *range(1, 1 + adv_nd), *rest[p:]]
+    return tuple(bidx), tuple(perm)
+
+
+def _batched_operand(x, nd, size: int, x_ndim: int):
+    """``x`` with a batch axis first (an unbatched ``x`` is repeated ``size`` times)."""
+    if nd is not None:
+        return x
+    x = _as(_operand(x, nd))
+    return broadcast_to(reshape(x, (1, *x.shape)), (size, *x.shape))
+
+
+def _index_size(args, idx) -> int:
+    for v, n in args:
+        if n is not None:
+            return v.shape[0]
+    items = idx if type(idx) is tuple else (idx,)
+    return next(i.value.shape[0] for i in items if type(i) is Mapped)
+
+
+def _traced_index(idx) -> bool:
+    """Whether the index holds a value that ``vmap`` is tracing (a marked ndarray subclass)."""
     items = idx if type(idx) is tuple else (idx,)
     for i in items:
-        if not (i is None or i is Ellipsis or type(i) in (int, _slice)):
-            raise Unbatchable("getitem: only ints, slices, None and ... are batched")
-    return getitem(x, (_slice(None), *items))
+        if isinstance(i, xp.ndarray) and type(i) is not xp.ndarray:
+            return True
+    return False
+
+
+def _rec_indexed(prim, out, xs: tuple, params: dict) -> array:
+    """``_rec``, but also recorded when only the index comes from a traced ``vmap`` example:
+    the replay then batches over the index."""
+    if STATE.depth and STATE.enabled and _traced_index(params["idx"]):
+        if builtins.all(x._node is None for x in xs):
+            return _from_value(out, Node(out, prim, tuple(x._data for x in xs), params))
+    return _rec(prim, out, xs, params)
+
+
+def _getitem_batch(args, params, ex_ndim):
+    ((x, nx),) = args
+    idx = params["idx"]
+    size = _index_size(args, idx)
+    x_ndim = nx if nx is not None else _as(_operand(x, nx)).ndim
+    bidx, perm = _batch_index(idx, x_ndim, size)
+    out = _index(_batched_operand(x, nx, size, x_ndim), bidx)
+    return out if perm is None else transpose(out, perm)
+
+
+def _update_batch(update):
+    """The batching rule of ``index_update`` / ``scatter_add`` (``update(x, idx, v)``)."""
+
+    def rule(args, params, ex_ndim):
+        (x, nx), (v, nv) = args
+        idx = params["idx"]
+        size = _index_size(args, idx)
+        x_ndim = nx if nx is not None else _as(_operand(x, nx)).ndim
+        xb = _batched_operand(x, nx, size, x_ndim)
+        bidx, perm = _batch_index(idx, x_ndim, size)
+        layout = xp.broadcast_to(xp.zeros((), bool), xb.shape)[bidx].shape  # NumPy's order
+        inv = None
+        if perm is not None:
+            inv = _inverse_perm(perm)
+            layout = tuple(layout[k] for k in perm)
+        v = _as(_operand(v, nv))
+        if nv is not None:
+            v = reshape(v, (size,) + (1,) * (len(layout) - 1 - nv) + v.shape[1:])
+        v = broadcast_to(v, layout)
+        if inv is not None:
+            v = transpose(v, inv)
+        return update(xb, bidx, v)
+
+    return rule
 
 
 _GETITEM = defprim("getitem", _getitem_vjp, batch=_getitem_batch)
 
 
 @kernel
+@value_branch
 def _getitem_kernel(d, idx):
     return d[idx]
 
@@ -74,7 +208,7 @@ def _index(a, idx) -> array:
         out = _getitem_kernel(a._data, idx)
     except IndexError as e:
         raise IndexError(f"getitem: {e} (array shape {a.shape})") from None
-    return _rec(_GETITEM, out, (a,), {"idx": idx})
+    return _rec_indexed(_GETITEM, out, (a,), {"idx": idx})
 
 
 @export
@@ -87,6 +221,7 @@ _SCATTER_ADD = defprim(
     "scatter_add",
     lambda g, ans, x, v, idx: g,
     lambda g, ans, x, v, idx: g[idx],
+    batch=_update_batch(lambda x, idx, v: _scatter_add(x, idx, v)),
 )
 
 
@@ -98,10 +233,11 @@ def _scatter_add(x, idx, v) -> array:
         raise ValueError(
             f"at[].add: cannot add values of shape {v.shape} at {idx!r}: {e}"
         ) from None
-    return _rec(_SCATTER_ADD, out, (x, v), {"idx": idx})
+    return _rec_indexed(_SCATTER_ADD, out, (x, v), {"idx": idx})
 
 
 @kernel
+@value_branch
 def _index_update_kernel(x, idx, v):
     out = xp.array(x)
     out[idx] = v
@@ -112,6 +248,7 @@ _INDEX_UPDATE = defprim(
     "index_update",
     lambda g, ans, x, v, idx: _index_update(g, idx, zeros((), g.dtype)),
     lambda g, ans, x, v, idx: g[idx],
+    batch=_update_batch(lambda x, idx, v: _index_update(x, idx, v)),
 )
 
 
@@ -124,7 +261,7 @@ def _index_update(x, idx, v) -> array:
             f"setitem: cannot assign values of shape {v.shape} to index {idx!r} of an array of "
             f"shape {x.shape}: {e}"
         ) from None
-    return _rec(_INDEX_UPDATE, out, (x, v), {"idx": idx})
+    return _rec_indexed(_INDEX_UPDATE, out, (x, v), {"idx": idx})
 
 
 @kernel
@@ -373,9 +510,17 @@ def tile(a, reps, stream=None) -> array:
     return out
 
 
+def _pad_batch(args, params, ex_ndim):
+    ((x, _),) = args
+    return pad(x, ((0, 0), *params["width"]), constant_values=params["value"])
+
+
 _PAD = defprim(
     "pad",
-    lambda g, ans, x, width: g[tuple(_slice(lo, lo + n) for (lo, _), n in zip(width, x.shape))],
+    lambda g, ans, x, width, value: g[
+        tuple(_slice(lo, lo + n) for (lo, _), n in zip(width, x.shape))
+    ],
+    batch=_pad_batch,
 )
 
 
@@ -403,8 +548,15 @@ def pad(a, pad_width, mode: str = "constant", constant_values=0, stream=None) ->
         raise ValueError(f"pad: pad widths must be non-negative, got {width}")
     if mode == "constant":
         cv = constant_values._data if type(constant_values) is array else constant_values
+        if STATE.depth and type(constant_values) is array:
+            from .. import batching
+
+            if batching.is_mapped(cv):
+                raise batching.MappedOperandError(
+                    "pad: vmap over the constant value is not supported"
+                )
         out = xp.pad(a._data, width, mode="constant", constant_values=cv)
-        return _rec(_PAD, out, (a,), {"width": width})
+        return _rec(_PAD, out, (a,), {"width": width, "value": cv})
     if mode in ("edge", "reflect", "symmetric"):
         out = a
         for ax, (lo, hi) in enumerate(width):
@@ -496,6 +648,31 @@ def topk(a, k: int, axis: int | None = -1, stream=None) -> array:
 
 
 @export
+def searchsorted(a, v, side: str = "left", stream=None) -> array:
+    """Where each value of ``v`` would go in the sorted 1-D ``a`` to keep it sorted (uint32).
+
+    ``side="left"`` gives the first such place, ``"right"`` the last; NaN sorts last.
+    Under ``vmap`` only ``v`` may be mapped.
+    """
+    if side not in ("left", "right"):
+        raise ValueError(f"searchsorted: side must be 'left' or 'right', not {side!r}")
+    da, dv = _as(a)._data, _as(v)._data
+    if da.ndim != 1:
+        raise ValueError(f"searchsorted: the sorted array must be 1-D, got shape {da.shape}")
+    if STATE.depth:
+        from .. import batching
+
+        if batching.is_mapped(da):
+            raise batching.MappedOperandError(
+                "searchsorted: vmap over the sorted array is not supported (map the values)"
+            )
+    if da.dtype != dv.dtype:
+        t = _dt.to_np(_dt.promote(da.dtype, dv.dtype))
+        da, dv = da.astype(t), dv.astype(t)
+    return _from_value(xp.asarray(xp.searchsorted(da, dv, side=side), dtype=xp.uint32))
+
+
+@export
 def median(a, axis=None, keepdims: bool = False, stream=None) -> array:
     """Median over ``axis`` (mean of the two middle values for even lengths)."""
     a = _as(a)
@@ -511,10 +688,10 @@ def median(a, axis=None, keepdims: bool = False, stream=None) -> array:
     out = (
         take(s, _from_value(xp.array([lo])), ax) + take(s, _from_value(xp.array([hi])), ax)
     ) * 0.5
-    if a._data.dtype.kind in "fc":
+    if a._data.dtype.kind in "fcV":  # V: bfloat16
         # NaN sorts last; a NaN anywhere on the axis makes the median NaN (NumPy, MLX)
-        last = take(s, _from_value(xp.array([n - 1])), ax)
-        out = where(isnan(last), last, out)
+        hit = _from_value(xp.isnan(a._data).any(axis=ax, keepdims=True))
+        out = where(hit, float("nan"), out)
     return out if keepdims else squeeze(out, ax)
 
 
@@ -615,7 +792,14 @@ def triu(a, k: int = 0, stream=None) -> array:
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
 from .creation import ones_like, zeros, zeros_like  # noqa: E402
-from .elementwise import astype, isnan, reciprocal, stop_gradient, where  # noqa: E402
+from .elementwise import astype, reciprocal, stop_gradient, where  # noqa: E402
 from .reductions import _axes, sum  # noqa: E402
-from .shapes import broadcast_arrays, reshape, squeeze, transpose  # noqa: E402
-from .table import _as, _rec, _slice  # noqa: E402
+from .shapes import (  # noqa: E402
+    _inverse_perm,
+    broadcast_arrays,
+    broadcast_to,
+    reshape,
+    squeeze,
+    transpose,
+)
+from .table import _as, _operand, _rec, _slice  # noqa: E402

@@ -314,7 +314,7 @@ def _matmul_operands(a, b, name: str):
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(f"{name}: shapes {a.shape} and {b.shape} do not line up")
     t = _dt.promote(a._data.dtype, b._data.dtype)
-    if xp.dtype(t).kind != "f":
+    if xp.dtype(t).kind not in "fV":  # V: bfloat16
         raise ValueError(f"{name}: only real floating types are supported, got {t}")
     return astype(a, t), astype(b, t)
 

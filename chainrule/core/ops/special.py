@@ -1,5 +1,5 @@
-"""Odds and ends of MLX's API: window functions, the Hadamard transform, fp8 conversion,
-``depends`` and ``empty_like``."""
+"""Odds and ends of MLX's API: window functions, the Hadamard transform, ``depends`` and
+``empty_like`` (fp8 conversion lives with the quantization in ``core/quantized.py``)."""
 
 from __future__ import annotations
 
@@ -92,53 +92,11 @@ def hadamard_transform(a, scale: float | None = None, stream=None) -> array:
         raise ValueError(
             f"hadamard_transform: the last axis has length {n}; only powers of two are supported"
         )
-    if d.dtype.kind not in "fc":
+    if d.dtype.kind not in "fcV":  # V: bfloat16
         d = d.astype(xp.float32)
         a = _from_value(d)
     scale = 1.0 / math.sqrt(n) if scale is None else float(scale)
     return _rec(_HADAMARD, _fwht(d, scale), (a,), {"scale": scale})
-
-
-# -- fp8 (e4m3: 1 sign, 4 exponent (bias 7), 3 mantissa bits; no infinities) ----------------
-
-_FP8_MAX = 448.0
-
-
-@export
-def to_fp8(a, stream=None) -> array:
-    """Round to the nearest fp8 e4m3 value (saturating at +-448), as its uint8 bit pattern."""
-    d = _as(a)._data.astype(xp.float32)
-    sign = (xp.signbit(d)).astype(xp.uint8) << 7
-    nan = xp.isnan(d)
-    m = xp.minimum(xp.where(nan, 0.0, xp.abs(d)), _FP8_MAX)
-    with xp.errstate(divide="ignore", invalid="ignore"):
-        e = xp.floor(xp.log2(xp.where(m > 0, m, 1.0)))
-    e = xp.clip(e, -6, 8)  # below 2**-6 the values are subnormal (step 2**-9)
-    q = xp.round(m / xp.exp2(e - 3))  # mantissa with its leading one, in eighths
-    up = q >= 16  # rounding carried into the next binade
-    e = xp.where(up, e + 1, e)
-    q = xp.where(up, q / 2, q)
-    normal = q >= 8
-    exp_bits = xp.where(normal, e + 7, 0).astype(xp.uint8)
-    man_bits = xp.where(normal, q - 8, q).astype(xp.uint8)
-    bits = sign | (exp_bits << 3) | man_bits
-    bits = xp.where(nan, xp.uint8(0x7F) | sign, bits).astype(xp.uint8)
-    return _from_value(bits)
-
-
-@export
-def from_fp8(a, dtype=None, stream=None) -> array:
-    """The values of fp8 e4m3 bit patterns (uint8) as ``dtype`` (bfloat16 by default)."""
-    b = _as(a)._data.astype(xp.uint8)
-    sign = xp.where(b & 0x80, -1.0, 1.0)
-    exp_bits = ((b >> 3) & 0xF).astype(xp.int32)
-    man = (b & 0x7).astype(xp.float64)
-    mag = xp.where(
-        exp_bits == 0, man * 2.0**-9, (1.0 + man / 8.0) * xp.exp2(exp_bits.astype(float) - 7)
-    )
-    mag = xp.where((b & 0x7F) == 0x7F, xp.nan, mag)
-    target = _dt.to_np(_dt.bfloat16 if dtype is None else dtype)
-    return _from_value((sign * mag).astype(target))
 
 
 # -- graph helpers ----------------------------------------------------------------------------
