@@ -202,6 +202,8 @@ def conv_general(
 
 def _conv_nd(nd, input, weight, stride, padding, dilation, groups, who):
     x = input if type(input) is array else array(input)
+    if x.ndim != nd + 2 and x.ndim >= 3 and getattr(weight, "ndim", None) == x.ndim:
+        nd = x.ndim - 2  # as MLX: the spatial axes come from the input, as in conv_general
     if x.ndim != nd + 2:
         raise ValueError(
             f"{who}: input must have {nd + 2} dimensions (N, {'spatial, ' * nd}C), "

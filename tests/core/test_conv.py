@@ -155,3 +155,14 @@ def test_errors_name_the_problem():
         mx.conv_transpose1d(mx.zeros((1, 4, 3)), mx.zeros((2, 3, 3)), stride=2, output_padding=2)
     with pytest.raises(ValueError, match="groups"):
         mx.conv1d(mx.zeros((1, 5, 4)), mx.zeros((3, 3, 2)), groups=2)
+
+
+def test_conv1d_of_a_4d_input_is_a_2d_convolution_as_mlx():
+    rng = np.random.default_rng(0)
+    x = mx.array(rng.standard_normal((1, 5, 5, 2)).astype(np.float32))
+    w = mx.array(rng.standard_normal((2, 3, 3, 1)).astype(np.float32))
+    np.testing.assert_allclose(
+        np.asarray(mx.conv1d(x, w, groups=2)), np.asarray(mx.conv2d(x, w, groups=2)), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="input must have 3 dimensions"):
+        mx.conv1d(mx.zeros((5, 2)), mx.zeros((2, 3, 2)))
