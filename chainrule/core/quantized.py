@@ -98,6 +98,29 @@ def _unpack(words: np.ndarray, bits: int) -> np.ndarray:
     return ((chunk[..., None] >> shifts) & np.uint64(mask)).astype(np.uint8).reshape(*lead, -1)
 
 
+def _unpack_float(words: np.ndarray, bits: int, dtype, table: np.ndarray | None = None):
+    """Unpacked values written straight into a float array (``table[value]`` when given).
+
+    The same numbers as ``_unpack(words, bits)`` (looked up in ``table``), without the
+    intermediate integer array: each value position of a byte is shifted out and stored in
+    one strided NumPy operation.
+    """
+    lead = words.shape[:-1]
+    by = np.ascontiguousarray(words, dtype="<u4").view(np.uint8)
+    per_byte = 8 // bits if 8 % bits == 0 else 0
+    if not per_byte:
+        q = _unpack(words, bits)
+        return (q if table is None else table[q]).astype(dtype, copy=False)
+    out = np.empty((*lead, by.shape[-1], per_byte), dtype=dtype)
+    mask = np.uint8((1 << bits) - 1)
+    for i in range(per_byte):
+        v = by >> np.uint8(bits * i) if i else by
+        if bits * (i + 1) < 8:
+            v = v & mask
+        out[..., i] = v if table is None else table[v]
+    return out.reshape(*lead, -1)
+
+
 def _to_fp8_codes(x: np.ndarray) -> np.ndarray:
     """Round to FP8 E4M3 (nearest, ties to even; saturating at 448), as MLX's ``ToFP8``."""
     f = np.ascontiguousarray(x, dtype=np.float32)
@@ -343,10 +366,10 @@ def _dequantize(
 ) -> array:
     """The dequantized matrix; differentiable in affine scales and biases."""
     nt = _dt.to_np(out_type)
-    q = _unpack(np.asarray(w._data), bits)
-    lead = q.shape[:-1]
+    words = np.asarray(w._data)
+    lead = words.shape[:-1]
     if mode == "affine":
-        qf = q.reshape(*lead, -1, group_size).astype(nt)
+        qf = _unpack_float(words, bits, nt).reshape(*lead, -1, group_size)
         if STATE.enabled and (scales._node is not None or biases._node is not None):
             s = ops.expand_dims(ops.astype(scales, out_type), -1)
             b = ops.expand_dims(ops.astype(biases, out_type), -1)
@@ -354,7 +377,8 @@ def _dequantize(
         qf *= np.asarray(scales._data, dtype=nt)[..., None]
         qf += np.asarray(biases._data, dtype=nt)[..., None]
         return _from_value(qf.reshape(*lead, -1))
-    vals = (_FP4 if bits == 4 else _FP8)[q].astype(nt).reshape(*lead, -1, group_size)
+    vals = _unpack_float(words, bits, nt, _FP4 if bits == 4 else _FP8)
+    vals = vals.reshape(*lead, -1, group_size)
     codes = np.asarray(scales._data)
     if group_size == 16:
         sc = _FP8[codes].astype(nt)
