@@ -20,6 +20,7 @@ from . import ops
 from .array import array
 
 __all__ = [
+    "convolve",
     "conv1d",
     "conv2d",
     "conv3d",
@@ -411,3 +412,41 @@ def conv_transpose3d(
     return _conv_transpose_nd(
         3, input, weight, stride, padding, dilation, output_padding, groups, "conv_transpose3d"
     )
+
+
+def convolve(a: array, v: array, mode: str = "full", stream=None) -> array:
+    """The discrete convolution of two 1-d arrays (``mx.convolve``, NumPy's ``np.convolve``).
+
+    Args:
+        a: the first 1-d array.
+        v: the second 1-d array.
+        mode: "full" (length ``M + N - 1``), "same" (length ``max(M, N)``, centred as NumPy)
+            or "valid" (length ``max(M, N) - min(M, N) + 1``).
+
+    Returns:
+        The convolution, a 1-d array; differentiable in both inputs.
+
+    Raises:
+        ValueError: for inputs that are not 1-d or empty, or another ``mode``.
+    """
+    a = a if type(a) is array else array(a)
+    v = v if type(v) is array else array(v)
+    if a.ndim != 1 or v.ndim != 1:
+        raise ValueError(f"convolve: inputs must be 1-d, got shapes {a.shape} and {v.shape}")
+    if a.size == 0 or v.size == 0:
+        raise ValueError("convolve: inputs cannot be empty")
+    if mode not in ("full", "same", "valid"):
+        raise ValueError(f"convolve: mode must be 'full', 'same' or 'valid', got {mode!r}")
+    if v.size > a.size:
+        a, v = v, a
+    m, n = a.size, v.size
+    full = conv_general(
+        ops.reshape(a, (1, m, 1)), ops.reshape(v, (1, n, 1)), padding=n - 1, flip=True
+    )
+    full = ops.reshape(full, (m + n - 1,))
+    if mode == "full":
+        return full
+    if mode == "same":
+        start = (n - 1) // 2
+        return full[start : start + m]
+    return full[n - 1 : m]

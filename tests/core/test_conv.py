@@ -166,3 +166,24 @@ def test_conv1d_of_a_4d_input_is_a_2d_convolution_as_mlx():
     )
     with pytest.raises(ValueError, match="input must have 3 dimensions"):
         mx.conv1d(mx.zeros((5, 2)), mx.zeros((2, 3, 2)))
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize(("m", "n"), [(1, 1), (25, 5), (24, 4), (4, 24), (5, 25)])
+def test_convolve_matches_numpy(m, n, mode):
+    rng = np.random.default_rng(m * 100 + n)
+    a, v = rng.random(m), rng.random(n)
+    got = mx.convolve(mx.array(a, dtype=mx.float64), mx.array(v, dtype=mx.float64), mode=mode)
+    np.testing.assert_allclose(np.asarray(got), np.convolve(a, v, mode=mode), rtol=1e-12)
+
+
+def test_convolve_gradients_and_errors():
+    rng = np.random.default_rng(1)
+    a = mx.array(rng.random(7), dtype=mx.float64)
+    v = mx.array(rng.random(3), dtype=mx.float64)
+    for mode in ("full", "same", "valid"):
+        mx.check_grads(lambda a, v, mode=mode: mx.convolve(a, v, mode=mode), [a, v], order=2)
+    with pytest.raises(ValueError, match="mode"):
+        mx.convolve(a, v, mode="wrap")
+    with pytest.raises(ValueError, match="1-d"):
+        mx.convolve(mx.zeros((2, 2)), v)
