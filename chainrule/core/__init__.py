@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import fast, fft, linalg, random
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
-from .array import Node, array
+from .array import Node, PrintOptions, array, get_printoptions, printoptions, set_printoptions
 from .autograd import (
     async_eval,
     enable_grad,
@@ -53,6 +53,7 @@ from .dtypes import (
     DtypeCategory,
     bfloat16,
     bool_,
+    can_cast,
     complex64,
     complex128,
     complexfloating,
@@ -69,8 +70,11 @@ from .dtypes import (
     int32,
     int64,
     integer,
+    isdtype,
     issubdtype,
     number,
+    promote_types,
+    result_type,
     signedinteger,
     uint8,
     uint16,
@@ -94,6 +98,7 @@ from .ops import *  # noqa: F403  (the op table's public functions)
 from .ops import PRIMITIVES, Primitive, defprim
 from .vmapping import vmap
 
+__version__ = __import__("chainrule").__version__
 AxisError = __import__("numpy").exceptions.AxisError
 """Raised for an axis out of range: both a ``ValueError`` and an ``IndexError``."""
 

@@ -10,13 +10,15 @@ earlier still sees the old value (docs/architecture.md, invariant 1).
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import weakref
 
 from . import dtypes as _dt
 from .backend import ndarray as _ndarray
 from .backend import xp
 
-__all__ = ["array", "Node"]
+__all__ = ["array", "Node", "PrintOptions", "printoptions", "set_printoptions", "get_printoptions"]
 
 
 class _State:
@@ -81,78 +83,304 @@ def _node_array(node: Node) -> array:
     return _from_value(node.value, node)
 
 
-def _infer_np_dtype(value):
-    """MLX's dtype rules for Python data: float -> float32, int -> int32, bool -> bool."""
-    if isinstance(value, _ndarray):
-        kind = value.dtype.kind
-        if value.dtype == xp.float64:
-            return xp.float32
-        if kind in "biufc":
-            return None
-        raise TypeError(f"array: unsupported NumPy dtype {value.dtype}")
-    if isinstance(value, xp.generic):
-        return xp.float32 if value.dtype == xp.float64 else None
-    if isinstance(value, bool):
-        return xp.bool_
-    if isinstance(value, int):
-        return xp.int32 if -(2**31) <= value < 2**31 else xp.int64
-    if isinstance(value, float):
-        return xp.float32
-    if isinstance(value, complex):
-        return xp.complex64
-    return "infer"
+class ConversionError(TypeError, ValueError):
+    """A value that cannot become an array (a string, ``None``, an unsupported NumPy dtype):
+    MLX's ``ValueError``, and a ``TypeError`` as it is about the value's type."""
+
+
+_F64, _C128 = xp.dtype(xp.float64), xp.dtype(xp.complex128)
+_F32, _C64 = xp.dtype(xp.float32), xp.dtype(xp.complex64)
+_INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_SCALARS = (bool, int, float, complex)
+_NON_UNIFORM = "Initialization encountered non-uniform length."
+
+
+def _default_of(np_dtype):
+    """The dtype an array of ``np_dtype`` becomes (float64 -> float32, complex128 -> complex64).
+
+    Raises:
+        ConversionError: for a dtype MLX has no counterpart of (strings, objects, dates).
+    """
+    if np_dtype == _F64:
+        return _F32
+    if np_dtype == _C128:
+        return _C64
+    d = _dt._BY_NP.get(np_dtype)
+    if d is None:
+        if not np_dtype.isnative:
+            return _default_of(np_dtype.newbyteorder("="))
+        raise ConversionError(f"array: cannot convert a NumPy array of dtype {np_dtype}")
+    return d.np
+
+
+def _cast(data, target):
+    """``data`` as ``target`` (complex to real keeps the real part, as MLX's ``astype``)."""
+    if data.dtype == target:
+        return data
+    if data.dtype.kind == "c" and _dt.kind(target) != "c":
+        data = data.real
+    return data.astype(target)
+
+
+def _from_ndarray(nd, dtype=None):
+    """A copy of a NumPy array under MLX's rules (float64 becomes float32 unless asked)."""
+    for d in nd.shape:
+        _dt.check_dim(d)
+    target = _default_of(nd.dtype) if dtype is None else _dt.to_np(dtype)
+    if nd.dtype == target:
+        return xp.array(nd)  # copy: the caller's NumPy array may be changed later
+    return _cast(nd, target)
+
+
+def _int_dtype(v: int):
+    return xp.int32 if _INT32_MIN <= v <= _INT32_MAX else xp.int64
+
+
+def _from_scalar(v, dtype):
+    """A Python scalar as MLX makes it: int32 (int64 past int32), float32, bool, complex64.
+
+    A float becomes float64 exactly when asked for float64; with any other dtype it goes
+    through float32 (MLX's rounding). An int given a dtype wraps into it (C's cast).
+    """
+    if isinstance(v, bool):
+        return xp.asarray(v, dtype=xp.bool_ if dtype is None else _dt.to_np(dtype))
+    if isinstance(v, int):
+        if dtype is None:
+            return xp.asarray(v, dtype=_int_dtype(v))
+        target = _dt.to_np(dtype)
+        if 0 <= v <= 2**64 - 1 and v > 2**63 - 1:
+            return xp.asarray(v, dtype=xp.uint64).astype(target)
+        return xp.asarray(v, dtype=xp.int64).astype(target)
+    if isinstance(v, float):
+        if dtype is None:
+            return xp.asarray(v, dtype=_F32)
+        target = _dt.to_np(dtype)
+        if target == _F64:
+            return xp.asarray(v, dtype=_F64)
+        return _cast(xp.asarray(v, dtype=_C64 if _dt.kind(target) == "c" else _F32), target)
+    out = xp.asarray(v, dtype=_C64)  # complex
+    return out if dtype is None else _cast(out, _dt.to_np(dtype))
+
+
+def _scan(seq) -> int:
+    """What a nested list holds: 0 Python scalars only, 1 NumPy data too, 2 arrays too."""
+    found = 0
+    for v in seq:
+        t = type(v)
+        if t is float or t is int or t is bool or t is complex:
+            continue
+        if t is list or t is tuple:
+            f = _scan(v)
+        elif t is array or isinstance(v, array):
+            return 2
+        elif isinstance(v, (_ndarray, xp.generic)):
+            f = 1
+        else:
+            continue  # a type error, reported with the element's type by the conversion
+        if f > found:
+            if f == 2:
+                return 2
+            found = f
+    return found
+
+
+def _bad_element(seq):
+    """The first element of a nested list that is no Python scalar, list, tuple or array."""
+    for v in seq:
+        if isinstance(v, (list, tuple)):
+            bad = _bad_element(v)
+            if bad is not None:
+                return bad
+        elif not isinstance(v, (*_SCALARS, array, _ndarray, xp.generic)):
+            return v
+    return None
+
+
+def _from_list(seq, dtype):
+    """A nested list or tuple of scalars (and NumPy data) under MLX's inference rules.
+
+    Python data: bool < int < float < complex decides the type (int32, or int64 when an int
+    does not fit; float32; complex64); an empty list is float32. NumPy arrays inside keep
+    their dtypes (float64 still becomes float32).
+    """
+    kind_of_data = _scan(seq)
+    for d in _dt_shape_of(seq):
+        _dt.check_dim(d)
+    try:
+        data = xp.asarray(seq)
+    except (ValueError, TypeError) as e:
+        bad = _bad_element(seq)
+        if bad is not None:
+            raise ConversionError(
+                f"Invalid type {type(bad).__module__}.{type(bad).__qualname__} received in "
+                "array initialization."
+            ) from None
+        raise ValueError(_NON_UNIFORM) from e
+    kind = data.dtype.kind
+    if kind not in "biufc":
+        bad = _bad_element(seq)
+        name = type(bad).__qualname__ if bad is not None else str(data.dtype)
+        raise ConversionError(f"Invalid type {name} received in array initialization.")
+    if dtype is not None:
+        target = _dt.to_np(dtype)
+        if kind == "f" and target != _F64 and _dt.kind(target) != "c":
+            data = data.astype(_F32)  # MLX reads Python floats as float32 first
+        return _cast(data, target)
+    if kind_of_data == 1:
+        return _cast(data, _default_of(data.dtype))
+    if kind == "f":
+        return data.astype(_F32)
+    if kind in "iu":
+        if data.size == 0:
+            return data.astype(xp.int32)
+        small = data.min() >= _INT32_MIN and data.max() <= _INT32_MAX
+        return data.astype(xp.int32 if small else xp.int64)
+    if kind == "c":
+        return data.astype(_C64)
+    return data
+
+
+def _dt_shape_of(seq) -> list:
+    """The shape a nested list claims along its first elements (for the int32 check)."""
+    shape = []
+    while isinstance(seq, (list, tuple)):
+        shape.append(len(seq))
+        if not seq:
+            break
+        seq = seq[0]
+    return shape
+
+
+def _shape_of(v) -> tuple:
+    if type(v) is array:
+        return v._data.shape
+    if isinstance(v, (list, tuple)):
+        inner = {_shape_of(u) for u in v}
+        if len(inner) > 1:
+            raise ValueError(_NON_UNIFORM)
+        return (len(v),) + (inner.pop() if inner else ())
+    return xp.shape(v)
+
+
+def _stack_with_arrays(seq, dtype) -> array:
+    """A nested list holding arrays: each element converted, then stacked (MLX: the graph is
+    kept, so ``mx.array([x, y])`` is differentiable in ``x``; dtypes promote as MLX's)."""
+    from .ops import astype, stack
+
+    _shape_of(seq)  # uniform lengths, else MLX's error
+    parts = []
+    for v in seq:
+        if type(v) is array:
+            parts.append(v if dtype is None else astype(v, dtype))
+        elif isinstance(v, (list, tuple)) and _scan(v) == 2:
+            parts.append(_stack_with_arrays(v, dtype))
+        else:
+            parts.append(_from_value(_convert(v, dtype)))
+    t = parts[0]._data.dtype
+    for p in parts[1:]:
+        t = _dt.promote(t, p._data.dtype)
+    return stack([p if p._data.dtype == t else astype(p, _dt.from_np(t)) for p in parts])
+
+
+def _torch_bfloat16(value):
+    """A PyTorch bfloat16 tensor's values (NumPy's DLPack import does not know the type)."""
+    torch = sys.modules.get("torch")
+    if torch is None or getattr(value, "dtype", None) is not torch.bfloat16:
+        return None
+    bits = xp.from_dlpack(value.detach().cpu().view(torch.int16))
+    return bits.view(_dt.BFLOAT16_NP)
+
+
+def _from_dlpack_object(value, copy=None):
+    """A NumPy view of an object exporting DLPack (PyTorch, JAX, ...), or None if it cannot."""
+    bf = _torch_bfloat16(value)
+    if bf is not None:
+        return bf
+    detach = getattr(value, "detach", None)  # PyTorch refuses to export a tensor needing grad
+    if detach is not None and getattr(value, "requires_grad", False):
+        value = detach()
+    try:
+        return xp.from_dlpack(value)
+    except (BufferError, RuntimeError, TypeError, ValueError) as e:
+        raise ConversionError(f"array: cannot import {type(value).__name__}: {e}") from None
+
+
+def _convert_node(value, dtype=None):
+    """``value`` as a backend array, and the node to keep (a list of arrays keeps its graph)."""
+    t = type(value)
+    if t is array:
+        data = value._data
+        if dtype is None:
+            return data, value._node
+        target = _dt.to_np(dtype)
+        if data.dtype == target:
+            return data, value._node
+        from .ops import astype
+
+        out = astype(value, dtype)
+        return out._data, out._node
+    if (t is list or t is tuple) and value and _scan(value) == 2:
+        out = _stack_with_arrays(value, dtype)
+        return out._data, out._node
+    return _convert(value, dtype), None
 
 
 def _convert(value, dtype=None):
-    """Build a backend array from Python scalars, nested lists, NumPy arrays or arrays."""
-    if type(value) is array:
+    """Build a backend array from Python scalars, nested lists, NumPy arrays, buffers, DLPack
+    exporters or arrays, with MLX's dtype rules (``mx.array``)."""
+    t = type(value)
+    if t is array:
         data = value._data
-        return data if dtype is None else data.astype(_dt.to_np(dtype), copy=False)
-    if dtype is not None:
-        if isinstance(value, (list, tuple)):
-            value = [_as_plain(v, [False]) for v in value]
-        return xp.asarray(value, dtype=_dt.to_np(dtype))
-    target = _infer_np_dtype(value)
-    if target == "infer":
-        typed = [False]  # whether the data holds arrays, whose dtypes are kept
-        if isinstance(value, (list, tuple)):
-            value = [_as_plain(v, typed) for v in value]
-        elif hasattr(value, "__array__"):
-            typed[0] = True
-        try:
-            data = xp.asarray(value)
-        except (ValueError, TypeError) as e:
-            raise ValueError(
-                f"array: cannot make an array from {type(value).__name__}: {e}"
-            ) from None
-        kind = data.dtype.kind
-        if kind == "f":
-            return data.astype(xp.float32) if data.dtype == xp.float64 or not typed[0] else data
-        if kind in "iu":
-            if typed[0]:
-                return data
-            small = data.size == 0 or (data.min() >= -(2**31) and data.max() < 2**31)
-            return data.astype(xp.int32 if small else xp.int64)
-        if kind == "c":
-            return data if typed[0] else data.astype(xp.complex64)
-        if kind == "b":
-            return data
-        raise TypeError(f"array: cannot make an array from {type(value).__name__} {value!r:.80}")
-    if target is None:
-        return xp.array(value)  # copy: the caller's NumPy array may be changed later
-    return xp.asarray(value, dtype=target)
+        return data if dtype is None else _cast(data, _dt.to_np(dtype))
+    if t is list or t is tuple:
+        if value and _scan(value) == 2:
+            return _stack_with_arrays(value, dtype)._data
+        return _from_list(value, dtype)
+    if t in _SCALARS:
+        return _from_scalar(value, dtype)
+    if isinstance(value, _ndarray):
+        return _from_ndarray(value, dtype)
+    if isinstance(value, _SCALARS):  # np.float64 and np.complex128 are Python scalars too
+        return _from_scalar(value, dtype)
+    if isinstance(value, xp.generic):
+        return _from_ndarray(xp.asarray(value), dtype)
+    if isinstance(value, array):
+        return _convert(_from_value(value._data), dtype)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _from_ndarray(xp.asarray(memoryview(value)), dtype)
+    mlx_array = getattr(value, "__mlx_array__", None)
+    if mlx_array is not None:
+        return _convert(mlx_array(), dtype)
+    if hasattr(value, "__dlpack__") and hasattr(value, "__dlpack_device__"):
+        return _from_ndarray(_from_dlpack_object(value), dtype)
+    if hasattr(value, "__array__") or hasattr(value, "__array_interface__"):
+        return _from_ndarray(xp.asarray(value), dtype)
+    raise ConversionError(
+        f"Invalid type {t.__module__}.{t.__qualname__} received in array initialization."
+    )
 
 
-def _as_plain(v, typed):
-    """Inside a nested list, chainrule arrays become their values (``typed`` notes arrays)."""
-    if type(v) is array:
-        typed[0] = True
-        return v._data
-    if isinstance(v, (list, tuple)):
-        return [_as_plain(u, typed) for u in v]
-    if isinstance(v, (_ndarray, xp.generic)):
-        typed[0] = True
-    return v
+_DLPACK_CPU = 1
+
+
+class _Owner:
+    """Lends an array's buffer to NumPy: the view NumPy makes keeps the owner, which keeps the
+    array, alive (``np.array(a, copy=False)``; MLX's views count as references too)."""
+
+    __slots__ = ("array", "__array_interface__")
+
+    def __init__(self, a, data) -> None:
+        self.array = a
+        self.__array_interface__ = data.__array_interface__
+
+
+def _owned_view(a, data):
+    if data.dtype == _dt.BFLOAT16_NP:
+        return data.view()
+    view = xp.asarray(_Owner(a, data))
+    if not data.flags.writeable:
+        view.flags.writeable = False
+    return view
 
 
 class array:
@@ -168,9 +396,8 @@ class array:
 
     def __init__(self, value=None, dtype=None, requires_grad: bool = False) -> None:
         if value is None:
-            raise TypeError("array: a value is required")
-        self._data = _convert(value, dtype)
-        self._node = None
+            raise ConversionError("array: a value is required, not None")
+        self._data, self._node = _convert_node(value, dtype)
         self._grad = None
         if requires_grad:
             self.requires_grad = True
@@ -221,7 +448,9 @@ class array:
     def item(self):
         """The single element as a Python scalar."""
         if self._data.size != 1:
-            raise ValueError(f"item: only arrays of one element convert, shape is {self.shape}")
+            raise ValueError(
+                f"item: only arrays of one element convert to Python scalars, shape is {self.shape}"
+            )
         return self._data.item()
 
     def tolist(self):
@@ -233,12 +462,59 @@ class array:
         return xp.array(self._data)
 
     def __array__(self, dtype=None, copy=None):
+        """The values for NumPy: the array's own buffer, a copy (``copy=True``), or with
+        ``copy=False`` a view that keeps this array alive (MLX's zero-copy conversion)."""
         data = self._data
         if not isinstance(data, _ndarray):
             data = xp.asarray(data)
         if dtype is not None and data.dtype != dtype:
+            if copy is False:
+                raise ValueError(
+                    f"__array__: cannot convert {self.dtype} to {dtype} without a copy"
+                )
             return data.astype(dtype)
-        return xp.array(data) if copy else data
+        if copy:
+            return xp.array(data)
+        if copy is False:
+            return _owned_view(self, data)
+        return data
+
+    def __array_namespace__(self, api_version: str | None = None):
+        """The module with the array API functions (``chainrule.core``, as MLX's)."""
+        if api_version is not None:
+            raise ValueError("__array_namespace__: choosing an api_version is not implemented")
+        return sys.modules[__package__]
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        """Export the values through DLPack (``np.from_dlpack(a)``, ``torch.from_dlpack(a)``).
+
+        bfloat16 has no DLPack export here (NumPy, which makes the capsule, lacks the type).
+        """
+        if dl_device is not None and tuple(dl_device)[0] != _DLPACK_CPU:
+            raise BufferError(
+                f"__dlpack__: only the CPU device (1, 0) is available, not {dl_device}"
+            )
+        data = self._data
+        if data.dtype == _dt.BFLOAT16_NP:
+            raise BufferError("__dlpack__: bfloat16 arrays cannot be exported through DLPack")
+        if not isinstance(data, _ndarray):
+            data = xp.asarray(data)
+        if not data.flags.writeable:  # DLPack before 1.0 cannot say read-only
+            data = xp.array(data)
+        kwargs = {"max_version": max_version} if max_version is not None else {}
+        if copy:
+            data = xp.array(data)
+        return data.__dlpack__(stream=stream, **kwargs)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """The DLPack device: ``(1, 0)``, the CPU (Metal's would be 8)."""
+        return (_DLPACK_CPU, 0)
+
+    def __bytes__(self) -> bytes:
+        return self._data.tobytes()
+
+    def __complex__(self) -> complex:
+        return complex(self.item())
 
     def __array_function__(self, func, types, args, kwargs):
         # NumPy functions (np.mean, np.concatenate, ...) compute on the values and return NumPy
@@ -308,7 +584,7 @@ class array:
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
         if flag:
-            if self._data.dtype.kind not in "fc":
+            if _dt.kind(self._data.dtype) not in "fc":
                 raise GradientDtypeError(
                     f"requires_grad: only floating-point arrays can require gradients, "
                     f"not {self.dtype.name}; cast it to a float dtype first, for example "
@@ -418,22 +694,64 @@ def _to_numpy_tree(t):
     return t
 
 
+class PrintOptions:
+    """How arrays print: ``precision`` digits after the point (fixed notation), or -1 for
+    C++'s default of six significant digits (MLX's ``mx.PrintOptions``)."""
+
+    __slots__ = ("precision",)
+
+    def __init__(self, precision: int = -1) -> None:
+        self.precision = int(precision)
+
+    def __repr__(self) -> str:
+        return f"PrintOptions(precision={self.precision})"
+
+
+_PRINT = PrintOptions()
+
+
+def set_printoptions(precision: int = -1) -> None:
+    """Set how many digits after the point arrays print with (-1: six significant digits)."""
+    _PRINT.precision = int(precision)
+
+
+def get_printoptions() -> PrintOptions:
+    """The print options in force (a copy)."""
+    return PrintOptions(_PRINT.precision)
+
+
+@contextlib.contextmanager
+def printoptions(precision: int = -1):
+    """Print with ``precision`` digits after the point inside a ``with`` block."""
+    old = _PRINT.precision
+    _PRINT.precision = int(precision)
+    try:
+        yield get_printoptions()
+    finally:
+        _PRINT.precision = old
+
+
+def _format_float(x: float, p: int) -> str:
+    return f"{x:g}" if p < 0 else f"{x:.{p}f}"
+
+
 def _format_scalar(v, kind: str) -> str:
     """One element as MLX prints it (C++ stream defaults: six significant digits)."""
     if kind == "b":
         return "True" if v else "False"
     if kind in "iu":
         return str(int(v))
+    p = _PRINT.precision
     if kind == "c":
         re, im = float(v.real), float(v.imag)
         sign = "-" if im < 0 else "+"
-        return f"{re:g}{sign}{abs(im):g}j"
-    return f"{float(v):g}"
+        return f"{_format_float(re, p)}{sign}{_format_float(abs(im), p)}j"
+    return _format_float(float(v), p)
 
 
 def _format_values(data) -> str:
     """MLX's layout: ``[1, 2.5, 3]``, rows on new lines, at most 3 + ... + 3 items per axis."""
-    kind = data.dtype.kind
+    kind = _dt.kind(data.dtype)
     if data.ndim == 0:
         return _format_scalar(data[()], kind)
 

@@ -65,7 +65,7 @@ def test_construction_copies_numpy_input():
 def test_construction_errors():
     with pytest.raises(TypeError):
         mx.array("abc")
-    with pytest.raises(ValueError, match="array"):
+    with pytest.raises(ValueError, match="non-uniform length"):
         mx.array([[1, 2], [3]])
     with pytest.raises(TypeError):
         mx.array(None)

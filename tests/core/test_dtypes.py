@@ -35,10 +35,6 @@ def test_every_dtype_has_its_size_and_makes_arrays(name, size):
     assert mx.array([1, 0], dtype=dt).astype(mx.float32).tolist() == [1.0, 0.0]
 
 
-def test_bfloat16_is_an_alias():
-    assert mx.zeros(2, dtype=mx.bfloat16).dtype == mx.float32
-
-
 def test_finfo_and_iinfo():
     f32 = mx.finfo(mx.float32)
     assert f32.eps == pytest.approx(np.finfo(np.float32).eps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import dtypes as _dt
 from ..array import array
 from ..backend import xp
 from .elementwise import (
@@ -21,9 +22,7 @@ from .elementwise import (
     left_shift,
     less,
     less_equal,
-    logical_and,
     logical_not,
-    logical_or,
     multiply,
     negative,
     not_equal,
@@ -50,47 +49,61 @@ def _r(op):
 
 def _install() -> None:
     A = array
-    A.__add__, A.__radd__ = add, _r(add)
-    A.__sub__, A.__rsub__ = subtract, _r(subtract)
-    A.__mul__, A.__rmul__ = multiply, _r(multiply)
-    A.__truediv__, A.__rtruediv__ = divide, _r(divide)
-    A.__floordiv__, A.__rfloordiv__ = floor_divide, _r(floor_divide)
-    A.__mod__, A.__rmod__ = remainder, _r(remainder)
-    A.__pow__, A.__rpow__ = power, _r(power)
+    add_, sub_, mul_ = add.operator, subtract.operator, multiply.operator
+    div_, fdiv_, mod_, pow_ = (
+        divide.operator,
+        floor_divide.operator,
+        remainder.operator,
+        power.operator,
+    )
+    and_, or_, xor_ = (
+        bitwise_and.operator,
+        bitwise_or.operator,
+        bitwise_xor.operator,
+    )
+    lsh_, rsh_ = left_shift.operator, right_shift.operator
+    A.__add__, A.__radd__ = add_, _r(add_)
+    A.__sub__, A.__rsub__ = sub_, _r(sub_)
+    A.__mul__, A.__rmul__ = mul_, _r(mul_)
+    A.__truediv__, A.__rtruediv__ = div_, _r(div_)
+    A.__floordiv__, A.__rfloordiv__ = fdiv_, _r(fdiv_)
+    A.__mod__, A.__rmod__ = mod_, _r(mod_)
+    A.__pow__, A.__rpow__ = pow_, _r(pow_)
     A.__matmul__, A.__rmatmul__ = matmul, _r(matmul)
-    A.__and__, A.__rand__ = _logic(bitwise_and, logical_and), _r(_logic(bitwise_and, logical_and))
-    A.__or__, A.__ror__ = _logic(bitwise_or, logical_or), _r(_logic(bitwise_or, logical_or))
-    A.__xor__, A.__rxor__ = bitwise_xor, _r(bitwise_xor)
-    A.__lshift__, A.__rlshift__ = left_shift, _r(left_shift)
-    A.__rshift__, A.__rrshift__ = right_shift, _r(right_shift)
+    A.__and__, A.__rand__ = and_, _r(and_)
+    A.__or__, A.__ror__ = or_, _r(or_)
+    A.__xor__, A.__rxor__ = xor_, _r(xor_)
+    A.__lshift__, A.__rlshift__ = lsh_, _r(lsh_)
+    A.__rshift__, A.__rrshift__ = rsh_, _r(rsh_)
     A.__neg__ = negative
     A.__pos__ = lambda self: self
     A.__abs__ = abs
     A.__invert__ = _invert
     A.__eq__, A.__ne__ = _eq, _ne
     for name, op in (
-        ("add", add),
-        ("sub", subtract),
-        ("mul", multiply),
+        ("add", add_),
+        ("sub", sub_),
+        ("mul", mul_),
         ("truediv", _itruediv),
-        ("floordiv", floor_divide),
-        ("mod", remainder),
-        ("pow", power),
+        ("floordiv", fdiv_),
+        ("mod", mod_),
+        ("pow", pow_),
         ("matmul", matmul),
-        ("and", _logic(bitwise_and, logical_and)),
-        ("or", _logic(bitwise_or, logical_or)),
-        ("xor", bitwise_xor),
-        ("lshift", left_shift),
-        ("rshift", right_shift),
+        ("and", and_),
+        ("or", or_),
+        ("xor", xor_),
+        ("lshift", lsh_),
+        ("rshift", rsh_),
     ):
         setattr(A, f"__i{name}__", _inplace(op))
     A.__format__ = _format
-    A.__lt__, A.__le__, A.__gt__, A.__ge__ = less, less_equal, greater, greater_equal
+    A.__lt__, A.__le__ = less.operator, less_equal.operator
+    A.__gt__, A.__ge__ = greater.operator, greater_equal.operator
     A.__hash__ = lambda self: id(self)
     A.__divmod__ = divmod
     A.__getitem__ = getitem
     A.__setitem__ = _setitem
-    A.at = property(lambda self: _At(self), doc="Indexed updates: ``a.at[idx].add(v)``.")
+    A.at = property(lambda self: _ArrayAt(self), doc="Indexed updates: ``a.at[idx].add(v)``.")
     A.T = property(lambda self: transpose(self), doc="The transposed array.")
     A.mT = property(lambda self: swapaxes(self, -1, -2), doc="Transpose of the last two axes.")
     A.real = property(lambda self: real(self), doc="The real part.")
@@ -99,13 +112,32 @@ def _install() -> None:
         setattr(A, name, fn)
 
 
+def _comparable(b) -> bool:
+    """Whether ``a == b`` compares values: MLX compares arrays, scalars and array-likes, and
+    says False for anything else (a list, a tuple, a string, None)."""
+    return type(b) is array or isinstance(b, _COMPARABLE) or hasattr(b, "__mlx_array__")
+
+
+_COMPARABLE = (array, int, float, complex, xp.ndarray, xp.generic)
+
+
 def _eq(a, b):
-    # ``a == None`` (or a string) is False, not an error, as in MLX
-    return False if b is None or type(b) is str else equal(a, b)
+    return equal.operator(a, b) if _comparable(b) else False
 
 
 def _ne(a, b):
-    return True if b is None or type(b) is str else not_equal(a, b)
+    return not_equal.operator(a, b) if _comparable(b) else True
+
+
+class _ArrayAt(_At):
+    """``a.at``: indexed with ``a.at[idx]``; its update methods need the index first."""
+
+    __slots__ = ()
+
+    def _no_index(self, *args):
+        raise ValueError("Must give indices to array.at (e.g. `x.at[0].add(4)`).")
+
+    add = subtract = multiply = divide = maximum = minimum = _no_index
 
 
 def _invert(a):
@@ -133,9 +165,9 @@ def _inplace(op):
 
 
 def _itruediv(a, b):
-    if a._data.dtype.kind not in "fc":
+    if _dt.kind(a._data.dtype) not in "fc":
         raise ValueError(f"/=: in-place division of a {a.dtype} array cannot keep its dtype")
-    return divide(a, b)
+    return divide.operator(a, b)
 
 
 def _format(a, spec: str) -> str:
@@ -145,16 +177,6 @@ def _format(a, spec: str) -> str:
     if a._data.ndim == 0:
         return format(a._data.item(), spec)
     raise TypeError(f"unsupported format string {spec!r} for an array of shape {a.shape}")
-
-
-def _logic(bitwise, logical):
-    def op(a, b):
-        da = a._data if type(a) is array else xp.asarray(a)
-        if da.dtype == xp.bool_:
-            return logical(a, b)
-        return bitwise(a, b)
-
-    return op
 
 
 def _setitem(self: array, idx, value) -> None:

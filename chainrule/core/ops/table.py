@@ -7,7 +7,7 @@ import math
 import sys
 
 from .. import dtypes as _dt
-from ..array import STATE, Node, _convert, _from_value, array
+from ..array import STATE, Node, _convert_node, _from_value, array
 from ..backend import xp
 from ..tracing import Traced
 
@@ -183,39 +183,100 @@ def _rec(prim: Primitive, out, xs: tuple, params: dict | None = None) -> array:
 
 
 def _as(x) -> array:
-    """An input as an array (Python data follow MLX's conversion rules)."""
+    """An input as an array (Python data follow MLX's conversion rules; a list holding arrays
+    keeps their graph, as ``mx.array([x, y])`` does)."""
     if type(x) is array:
         return x
-    return _from_value(_convert(x))
+    data, node = _convert_node(x)
+    return _from_value(data, node)
+
+
+class DtypeError(TypeError, ValueError):
+    """An operation given a dtype it does not support (MLX's ``ValueError``; a ``TypeError``
+    too, as NumPy raises for the same inputs)."""
+
+
+_INT_RANGE = {
+    xp.dtype(t): (int(xp.iinfo(t).min), int(xp.iinfo(t).max))
+    for t in (xp.int8, xp.int16, xp.int32, xp.uint8, xp.uint16, xp.uint32)
+}
+"""The integer dtypes narrower than 64 bits that a Python int must fit (MLX's check)."""
+
+_U64 = xp.dtype(xp.uint64)
+_F64 = xp.dtype(xp.float64)
+_BF16 = _dt.BFLOAT16_NP
+_PY_SCALARS = (bool, int, float, complex)
+
+
+def _int_overflow(s: int, dtype) -> ValueError:
+    return ValueError(f"Converting {s} to {_dt.from_np(dtype).name} would result in overflow.")
 
 
 def _scalar_for(s, data):
-    """A Python scalar meeting ``data``: it takes the array's type (MLX's weak scalars)."""
+    """A Python scalar meeting ``data``: it takes the array's type (MLX's weak scalars).
+
+    A float makes an integer or boolean array float32; an int makes a boolean one int32 and
+    must fit an integer one narrower than 64 bits (else ``ValueError``, as MLX); a complex
+    makes a real array complex64 (complex128 for float64). Returns ``(data, scalar)`` or None for a non-scalar.
+    """
     t = type(s)
     kind = data.dtype.kind
     if t is float:
         if kind in "fc":
             return data, s
+        if kind == "V":  # bfloat16: NumPy would widen for a value it cannot hold exactly
+            return data, xp.asarray(s, dtype=data.dtype)
         return data.astype(xp.float32), s
     if t is int:
-        if kind == "b":
-            return data.astype(xp.int32), s
         if kind in "iu":
-            info = xp.iinfo(data.dtype)
-            if not info.min <= s <= info.max:
-                return data, xp.asarray(s, dtype=xp.promote_types(data.dtype, xp.int64))
+            r = _INT_RANGE.get(data.dtype)
+            if r is not None:
+                if not r[0] <= s <= r[1]:
+                    raise _int_overflow(s, data.dtype)
+            elif s < 0 and data.dtype == _U64:
+                return data, xp.asarray(s, dtype=xp.int64).astype(_U64)  # wraps, as C's cast
+            return data, s
+        if kind == "b":
+            return data.astype(xp.int32 if -(2**31) <= s < 2**31 else xp.int64), s
+        if kind == "V":
+            return data, xp.asarray(s, dtype=data.dtype)
         return data, s
     if t is bool:
+        if kind == "V":
+            return data, xp.asarray(s, dtype=data.dtype)
         return data, s
     if t is complex:
         if kind == "c":
             return data, s
-        return data.astype(xp.complex128 if data.dtype == xp.float64 else xp.complex64), s
+        return data.astype(xp.complex128 if data.dtype == _F64 else xp.complex64), s
+    if isinstance(s, _PY_SCALARS) and not isinstance(s, (xp.generic, xp.ndarray)):
+        for base in (bool, int, float, complex):  # subclasses (IntEnum, ...) are weak too
+            if isinstance(s, base):
+                return _scalar_for(base(s), data)
+    if isinstance(s, xp.generic) and isinstance(s, (float, complex)):
+        return _scalar_for(float(s) if isinstance(s, float) else complex(s), data)
     return None
 
 
-def _prep2(a, b):
-    """Two operands as backend values of one dtype, plus their nodes."""
+def _strict_operand(x, op: str):
+    """An operator's other operand, refused unless it is array-like (MLX: ``a + [1, 2]`` and
+    ``a < "s"`` raise ``ValueError``; NumPy arrays and DLPack exporters are accepted)."""
+    if isinstance(x, (xp.ndarray, xp.generic, *_PY_SCALARS)) or hasattr(x, "__mlx_array__"):
+        return _as(x)
+    if hasattr(x, "__dlpack__") or (
+        hasattr(x, "__array__") and not isinstance(x, (list, tuple, str, bytes))
+    ):
+        return _as(x)
+    t = type(x)
+    raise ValueError(f"Cannot perform {op} on an array and {t.__module__}.{t.__qualname__}")
+
+
+def _prep2(a, b, op: str | None = None):
+    """Two operands as backend values of one dtype (MLX's promotion), plus their nodes.
+
+    ``op`` names the operator when called for one (``a + b``): then only arrays, scalars and
+    array-likes are accepted as operands, as MLX's operators do.
+    """
     if type(a) is array:
         da, na = a._data, a._node
         if type(b) is array:
@@ -227,12 +288,14 @@ def _prep2(a, b):
         got = _scalar_for(b, da)
         if got is not None:
             return got[0], got[1], na, None
-        return _prep2(a, _as(b))
+        return _prep2(a, _as(b) if op is None else _strict_operand(b, op))
     if type(b) is array:
         got = _scalar_for(a, b._data)
         if got is not None:
             return got[1], got[0], None, b._node
-        return _prep2(_as(a), b)
+        return _prep2(_as(a) if op is None else _strict_operand(a, op), b)
+    if op is not None:
+        return _prep2(_strict_operand(a, op), _strict_operand(b, op))
     return _prep2(_as(a), _as(b))
 
 
@@ -246,19 +309,49 @@ def _kernel_error(name: str, da, db, err: Exception) -> ValueError:
     return ValueError(f"{name}: {err} (shapes {sa} and {sb})")
 
 
+def _dtype_name(x) -> str:
+    dt = getattr(x, "dtype", None)
+    return _dt.from_np(dt).name if dt is not None and dt in _dt._BY_NP else type(x).__name__
+
+
+def _retry_in_float(name: str, kernel, xs: tuple, err: TypeError):
+    """A kernel that refused its inputs' dtype (NumPy's TypeError): integer, boolean and
+    bfloat16 inputs are computed in float32 (bfloat16 results rounded back); any other
+    refusal is MLX's ``ValueError``."""
+    arrays = [x for x in xs if hasattr(x, "dtype")]
+    widen = [x.dtype.kind in "biu" or x.dtype == _BF16 for x in arrays]
+    if arrays and all(widen):
+        ys = [x.astype(xp.float32) if hasattr(x, "dtype") else x for x in xs]
+        try:
+            out = kernel(*ys)
+        except TypeError:
+            pass
+        else:
+            if any(x.dtype == _BF16 for x in arrays) and out.dtype == xp.float32:
+                out = out.astype(_BF16)
+            return out
+    dtypes = " and ".join(_dtype_name(x) for x in xs)
+    raise DtypeError(f"{name}: inputs of dtype {dtypes} are not supported ({err})") from None
+
+
 def _unary(name: str, kernel, vjp=None, *, method: bool = False):
     """Declare an elementwise primitive of one input and return its public function.
 
     With a ``vjp`` the operation is a primitive of the table (recorded, differentiable,
     batched by the elementwise rule); without one it is a plain kernel call (no gradient).
     Either way it is exported as ``mx.<name>`` (and as a method with ``method=True``).
+    A kernel refusing an integer, boolean or bfloat16 input is retried in float32; any
+    other dtype it refuses raises ``DtypeError`` (a ``ValueError``, as MLX).
     """
     prim = defprim(name, vjp) if vjp is not None else None
 
     def op(a, stream=None) -> array:
         if type(a) is not array:
             a = _as(a)
-        out = kernel(a._data)
+        try:
+            out = kernel(a._data)
+        except TypeError as e:
+            out = _retry_in_float(name, kernel, (a._data,), e)
         if prim is not None and a._node is not None and STATE.enabled:
             return _from_value(out, Node(out, prim, (a._node,)))
         return _from_value(out)
@@ -272,22 +365,33 @@ def _unary(name: str, kernel, vjp=None, *, method: bool = False):
 
 
 def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
-    """Declare an elementwise, broadcasting primitive of two inputs (see ``_unary``)."""
+    """Declare an elementwise, broadcasting primitive of two inputs (see ``_unary``).
+
+    The public function accepts any array-like operands; ``op.operator`` (what the array's
+    ``+``, ``<``, ... call) accepts only arrays, scalars and array-likes, as MLX's operators.
+    """
     prim = defprim(name, vjp_a, vjp_b) if (vjp_a or vjp_b) else None
 
-    def op(a, b, stream=None) -> array:
-        da, db, na, nb = _prep2(a, b)
-        try:
-            out = kernel(da, db)
-        except ValueError as e:
-            raise _kernel_error(name, da, db, e) from None
-        if prim is None or (na is None and nb is None) or not STATE.enabled:
-            return _from_value(out)
-        return _from_value(
-            out,
-            Node(out, prim, (na if na is not None else da, nb if nb is not None else db)),
-        )
+    def make(op_name: str | None):
+        def op(a, b, stream=None) -> array:
+            da, db, na, nb = _prep2(a, b, op_name)
+            try:
+                out = kernel(da, db)
+            except ValueError as e:
+                raise _kernel_error(name, da, db, e) from None
+            except TypeError as e:
+                out = _retry_in_float(name, kernel, (da, db), e)
+            if prim is None or (na is None and nb is None) or not STATE.enabled:
+                return _from_value(out)
+            return _from_value(
+                out,
+                Node(out, prim, (na if na is not None else da, nb if nb is not None else db)),
+            )
 
+        return op
+
+    op = make(None)
+    op.operator = make(name)
     op.__name__ = op.__qualname__ = name
     op.__module__ = sys._getframe(1).f_globals["__name__"]  # where it is declared
     op.__doc__ = f"Elementwise, broadcasting ``{name}`` (MLX ``mx.{name}``)."
@@ -345,12 +449,48 @@ def _erfinv_kernel(y):
     return _special("erfinv")(y).astype(y.dtype, copy=False)
 
 
+_FLOAT_UP = {
+    xp.dtype(t): None
+    for t in (
+        xp.bool_,
+        xp.int8,
+        xp.int16,
+        xp.int32,
+        xp.int64,
+        xp.uint8,
+        xp.uint16,
+        xp.uint32,
+        xp.uint64,
+    )
+}
+_FLOAT_UP[_BF16] = _BF16
+
+
 def _float_kernel(fn):
-    """Kernels of transcendental functions return float32 for integer inputs (MLX)."""
+    """A kernel of a floating-point function, as MLX computes it: integer and boolean inputs
+    in float32 (float32 result), bfloat16 in float32 rounded back to bfloat16."""
 
     def kernel(x):
-        if x.dtype.kind in "biu":
-            x = x.astype(xp.float32)
-        return fn(x)
+        if x.dtype not in _FLOAT_UP:
+            return fn(x)
+        back = _FLOAT_UP[x.dtype]
+        out = fn(x.astype(xp.float32))
+        return out if back is None else out.astype(back)
+
+    return kernel
+
+
+def _float_kernel2(fn):
+    """``_float_kernel`` for a function of two inputs (either may be a Python scalar)."""
+
+    def kernel(a, b):
+        ta, tb = getattr(a, "dtype", None), getattr(b, "dtype", None)
+        if ta not in _FLOAT_UP and tb not in _FLOAT_UP:
+            return fn(a, b)
+        back = _BF16 if _BF16 in (ta, tb) else None
+        a = a.astype(xp.float32) if ta in _FLOAT_UP else a
+        b = b.astype(xp.float32) if tb in _FLOAT_UP else b
+        out = fn(a, b)
+        return out if back is None else out.astype(back)
 
     return kernel
