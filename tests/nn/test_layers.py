@@ -1130,3 +1130,33 @@ def test_sinusoidal_encoding_dims_as_mlx():
         with pytest.raises(ValueError, match="positive and even"):
             nn.SinusoidalPositionalEncoding(dims)
     assert nn.SinusoidalPositionalEncoding(4, scale=0.0)(mx.arange(3)).abs().max().item() == 0.0
+
+
+@pytest.mark.parametrize("mode", ["linear", "cubic"])
+@pytest.mark.parametrize(("size", "scale"), [((8, 8), 0.5), ((12, 12), 0.25), ((8, 8), 2.0)])
+def test_antialiased_upsample_matches_torch(mode, size, scale):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, *size, 3)).astype(np.float32)
+    got = nn.Upsample(scale_factor=scale, mode=mode, antialias=True)(mx.array(x))
+    want = torch.nn.functional.interpolate(
+        torch.from_numpy(x.transpose(0, 3, 1, 2)),
+        scale_factor=scale,
+        mode={"linear": "bilinear", "cubic": "bicubic"}[mode],
+        align_corners=False,
+        antialias=True,
+    ).permute(0, 2, 3, 1)
+    np.testing.assert_allclose(np.asarray(got), want.numpy(), atol=1e-5)
+
+
+def test_antialiased_upsample_arguments_and_gradient():
+    with pytest.raises(ValueError, match="nearest"):
+        nn.Upsample(2.0, mode="nearest", antialias=True)
+    with pytest.raises(ValueError, match="align_corners"):
+        nn.Upsample(2.0, mode="linear", align_corners=True, antialias=True)
+    up = nn.Upsample(0.5, mode="linear", antialias=True)
+    x = mx.array(np.random.default_rng(1).standard_normal((1, 8, 1)))
+    mx.check_grads(lambda x: up(x), [x], order=2)
+    # shrinking by 2 with the triangle filter averages neighbours: no input is skipped
+    y = up(mx.arange(8, dtype=mx.float32).reshape(1, 8, 1))
+    assert y.shape == (1, 4, 1)

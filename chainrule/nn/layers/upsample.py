@@ -13,7 +13,13 @@ from chainrule.core.extend import from_value
 from ... import core as mx
 from ..module import Module
 
-__all__ = ["Upsample", "upsample_nearest", "upsample_linear", "upsample_cubic"]
+__all__ = [
+    "Upsample",
+    "upsample_nearest",
+    "upsample_linear",
+    "upsample_cubic",
+    "upsample_antialiased",
+]
 
 
 def _check(x: array, scale_factor: tuple, who: str) -> int:
@@ -130,6 +136,62 @@ def upsample_cubic(x: array, scale_factor: tuple, align_corners: bool = False) -
     return x
 
 
+def _aa_filter(mode: str, t: np.ndarray) -> np.ndarray:
+    """The antialiasing kernels: a triangle (linear) or Keys' cubic with ``a = -0.5``."""
+    t = np.abs(t)
+    if mode == "linear":
+        return np.maximum(1 - t, 0.0)
+    a = -0.5
+    near = ((a + 2) * t - (a + 3)) * t * t + 1
+    far = (((t - 5) * t + 8) * t - 4) * a
+    return np.where(t < 1, near, np.where(t < 2, far, 0.0))
+
+
+def _aa_matrix(n: int, scale_factor: float, mode: str) -> np.ndarray:
+    """``(m, n)`` weights of an antialiased resampling of one axis (PyTorch's and PIL's).
+
+    Each output position averages the inputs under a kernel widened by the downscaling ratio
+    (so every input contributes when shrinking), normalised to sum to one.
+    """
+    m = int(scale_factor * n)
+    ratio = 1.0 / scale_factor  # input pixels per output pixel
+    widen = max(ratio, 1.0)
+    support = (1.0 if mode == "linear" else 2.0) * widen
+    w = np.zeros((m, n))
+    for i in range(m):
+        center = ratio * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n)
+        taps = _aa_filter(mode, (np.arange(lo, hi) - center + 0.5) / widen)
+        total = taps.sum()
+        w[i, lo:hi] = taps / total if total != 0 else taps
+    return w
+
+
+def upsample_antialiased(x: array, scale_factor: tuple, mode: str) -> array:
+    """Linear or cubic resampling with an antialiasing filter (``antialias=True``).
+
+    Matches PyTorch's ``interpolate(..., antialias=True)`` (bilinear / bicubic with
+    ``align_corners=False``): when shrinking, the kernel widens with the ratio so no input is
+    skipped; when enlarging, linear equals plain linear interpolation and cubic uses Keys'
+    ``a = -0.5`` (plain cubic uses ``-0.75``).
+
+    Args:
+        x: ``(N, *spatial, C)``.
+        scale_factor: one scale per spatial axis.
+        mode: ``"linear"`` or ``"cubic"``.
+
+    Returns:
+        ``(N, *(int(s * n)), C)``; differentiable in ``x``.
+    """
+    dims = _check(x, scale_factor, "upsample_antialiased")
+    wdtype = x._data.dtype if x._data.dtype.kind == "f" else np.float32
+    for d in range(dims):
+        w = from_value(_aa_matrix(x.shape[d + 1], scale_factor[d], mode).T.astype(wdtype))
+        x = mx.moveaxis(mx.moveaxis(x, d + 1, -1) @ w, -1, d + 1)
+    return x
+
+
 class Upsample(Module):
     """Upsample the spatial axes of ``(N, *spatial, C)`` inputs.
 
@@ -138,6 +200,8 @@ class Upsample(Module):
         mode: ``"nearest"``, ``"linear"`` (bi-/trilinear) or ``"cubic"``.
         align_corners: for ``"linear"`` and ``"cubic"``, map the corner pixels of input and
             output onto each other.
+        antialias: for ``"linear"`` and ``"cubic"``, filter while shrinking so that every
+            input contributes (PyTorch's ``antialias=True``; not with ``align_corners``).
     """
 
     def __init__(
@@ -145,10 +209,18 @@ class Upsample(Module):
         scale_factor: float | tuple,
         mode: Literal["nearest", "linear", "cubic"] = "nearest",
         align_corners: bool = False,
+        antialias: bool = False,
     ) -> None:
         super().__init__()
         if mode not in ("nearest", "linear", "cubic"):
             raise ValueError(f"Upsample: mode must be 'nearest', 'linear' or 'cubic', got {mode!r}")
+        if antialias and mode == "nearest":
+            raise ValueError("Upsample: antialiasing is not supported for nearest neighbours")
+        if antialias and align_corners:
+            raise ValueError(
+                "Upsample: antialias=True with align_corners=True is not supported; use "
+                "align_corners=False"
+            )
         if isinstance(scale_factor, (list, tuple)):
             scale_factor = tuple(float(s) for s in scale_factor)
             bad = [s for s in scale_factor if not s > 0 or math.isinf(s)]
@@ -160,12 +232,14 @@ class Upsample(Module):
         self.scale_factor = scale_factor
         self.mode = mode
         self.align_corners = align_corners
+        self.antialias = antialias
 
     def _extra_repr(self) -> str:
-        return (
+        text = (
             f"scale_factor={self.scale_factor}, mode={self.mode!r}, "
             f"align_corners={self.align_corners}"
         )
+        return text + (", antialias=True" if self.antialias else "")
 
     def __call__(self, x: array) -> array:
         dims = x.ndim - 2
@@ -173,6 +247,8 @@ class Upsample(Module):
         scale = sf if isinstance(sf, tuple) else (sf,) * max(dims, 0)
         if self.mode == "nearest":
             return upsample_nearest(x, scale)
+        if self.antialias:
+            return upsample_antialiased(x, scale, self.mode)
         if self.mode == "linear":
             return upsample_linear(x, scale, self.align_corners)
         return upsample_cubic(x, scale, self.align_corners)
