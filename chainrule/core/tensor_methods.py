@@ -54,14 +54,31 @@ def _shape_args(shape: tuple) -> tuple:
 
 
 def view(self, *shape: Any) -> array:
-    """A view with a new shape (``x.view(2, -1)`` or ``x.view((2, -1))``); no dtype views.
+    """A view with a new shape (``x.view(2, -1)``), or the same bytes as another dtype.
+
+    ``x.view(mx.complex64)`` (MLX, and PyTorch's ``view(dtype)``) reinterprets the bytes: the
+    last axis is scaled by the ratio of the item sizes, as NumPy's ``view`` does. The
+    result is a new constant (bit reinterpretation is not differentiated).
 
     Args:
-        *shape: the new shape; one entry may be -1.
+        *shape: the new shape (one entry may be -1), or a single dtype.
 
     Returns:
-        The reshaped array.
+        The reshaped or reinterpreted array.
     """
+    if len(shape) == 1 and isinstance(shape[0], (_dt.Dtype, np.dtype, type)):
+        target = _dt.to_np(shape[0])
+        data = self._data
+        if data.ndim == 0 and target.itemsize != data.dtype.itemsize:
+            raise ValueError(
+                f"view: a 0-d {self.dtype} array cannot be viewed as {shape[0]} (item sizes "
+                f"{data.dtype.itemsize} and {target.itemsize})"
+            )
+        try:
+            out = np.ascontiguousarray(data).view(target)
+        except ValueError as e:
+            raise ValueError(f"view: cannot view shape {self.shape} as {shape[0]}: {e}") from None
+        return _from_value(out)
     if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
         shape = tuple(shape[0])
     for s in shape:

@@ -123,8 +123,19 @@ def test_view_refuses_bad_shapes():
     x = ct.zeros(2, 3)
     with pytest.raises(ValueError, match="reshape"):
         x.view(4, 2)
+    with pytest.raises(ValueError, match="cannot view shape"):
+        x.view(ct.float64)  # 3 float32s per row are not a whole number of float64s
     with pytest.raises(TypeError, match="integers"):
-        x.view(ct.float64)
+        x.view(2.5, 3)
+
+
+def test_view_as_another_dtype_reinterprets_the_bytes():
+    x = ct.tensor([[1.0, 2.0], [3.0, 4.0]])
+    bits = x.view(ct.int32)
+    assert bits.dtype == ct.int32 and bits.shape == (2, 2)
+    np.testing.assert_array_equal(np.asarray(bits), np.asarray(x).view(np.int32))
+    z = x.view(ct.complex64)
+    assert z.shape == (2, 1) and complex(z[1, 0].item()) == 3 + 4j
 
 
 def test_to_cpu_cuda_and_device():
