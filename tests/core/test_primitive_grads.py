@@ -358,6 +358,20 @@ TABLE: dict[str, list] = {
             [uniform((3, 4)), uniform((3, 1))],
         ),
     ],
+    "masked_scatter": [
+        (
+            "rows",
+            lambda x, v: _setitem(x, mx.array([[True, False, True, True], [False] * 4]), v),
+            [uniform((2, 4)), uniform((4,))],
+        ),
+        ("fill", lambda x, v: _setitem(x, x > 0.3, v), [uniform((3, 4)), uniform(())]),
+        (
+            "row-blocks",
+            lambda x, v: _setitem(x, mx.array([True, False, True]), v),
+            [uniform((3, 4)), uniform((2, 4))],
+        ),
+        ("(1,4)", lambda x, v: _setitem(x, x < 0, v), [uniform((1, 4)), uniform((4,))]),
+    ],
     "scatter_add": [
         ("repeat", lambda x, v: x.at[INT_IDX].add(v), [uniform((3, 2)), uniform((4, 2))]),
         ("bcast", lambda x, v: x.at[INT_IDX].add(v), [uniform((3, 2)), uniform(())]),

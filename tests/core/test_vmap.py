@@ -199,6 +199,7 @@ CASES = {
     "scatter_add": (lambda x: mx.zeros((3, 4)).at[mx.array([0, 2, 0])].add(x), (UNIT,), (0,)),
     "index_update": (lambda x: _set_rows(x), (UNIT,), (0,)),
     "pad": (lambda m: mx.pad(m, ((1, 0), (2, 1)), constant_values=2.0), (M,), (0,)),
+    "masked_scatter": (lambda m, x: _masked_set(m, x), (M, X), (0, 0)),
     "einsum": (lambda m, x: mx.einsum("ij,j,kj->ik", m, x, W.T[:3]), (M, X), (0, 0)),
     "logcumsumexp": (lambda m: mx.logcumsumexp(m, axis=0, reverse=True), (M,), (0,)),
     "as_strided": (lambda m: mx.as_strided(m, (4, 3), (2, 1), 1), (M,), (0,)),
@@ -251,6 +252,12 @@ def test_every_primitive_of_the_table_batches_or_is_listed(name):
 
 # For each primitive of NO_BATCH_RULE, a call that records it (it must take the loop).
 LISTED_CASES: dict = {}
+
+
+def _masked_set(m, x):
+    y = m * 1.0
+    y[m > 0] = mx.concatenate([x, x, x])  # as many rows as MLX needs, used in order
+    return y
 
 
 def _set_rows(x):

@@ -254,6 +254,9 @@ _INDEX_UPDATE = defprim(
 
 def _index_update(x, idx, v) -> array:
     x, v = _as(x), _as(v)
+    if isinstance(idx, xp.ndarray) and idx.dtype == xp.bool_ and 0 < idx.ndim <= x.ndim:
+        if idx.shape == x.shape[: idx.ndim]:
+            return _masked_scatter(x, idx, v)
     try:
         out = _index_update_kernel(x._data, idx, v._data.astype(x._data.dtype, copy=False))
     except (ValueError, IndexError) as e:
@@ -262,6 +265,88 @@ def _index_update(x, idx, v) -> array:
             f"shape {x.shape}: {e}"
         ) from None
     return _rec_indexed(_INDEX_UPDATE, out, (x, v), {"idx": idx})
+
+
+@kernel
+@value_branch  # counts the mask to check it; vmap's rule recounts every example's
+def _masked_scatter_kernel(x, mask, v):
+    rest = x.shape[mask.ndim :]
+    if v.ndim <= len(rest):
+        return xp.where(mask.reshape(mask.shape + (1,) * len(rest)), v, x)
+    count = int(mask.sum())
+    if v.shape[0] < count:
+        raise ValueError(
+            f"setitem: {count} masked positions but only {v.shape[0]} values of shape {v.shape}"
+        )
+    out = xp.array(x)
+    out[mask] = v[:count]
+    return out
+
+
+def _masked_scatter_vjp_v(g, ans, x, v, idx):
+    rest = x.shape[idx.ndim :]
+    if v.ndim <= len(rest):
+        return where(_from_value(idx.reshape(idx.shape + (1,) * len(rest))), g, 0)
+    picked = g[idx]  # the masked positions in order: rows 0 .. count-1 of v
+    count = picked.shape[0]
+    pad_rows = [(0, v.shape[0] - count)] + [(0, 0)] * (picked.ndim - 1)
+    return pad(picked, pad_rows) if v.shape[0] > count else picked
+
+
+def _masked_scatter_batch(args, params, ex_ndim):
+    (x, nx), (v, nv) = args
+    mask = params["idx"]
+    size = _index_size(args, mask)
+    x_ndim = nx if nx is not None else _as(_operand(x, nx)).ndim
+    xb = _batched_operand(x, nx, size, x_ndim)
+    m = mask.value if type(mask) is Mapped else xp.broadcast_to(mask, (size, *mask.shape))
+    rest = xb.shape[m.ndim :]
+    full = _from_value(m.reshape(m.shape + (1,) * len(rest)))
+    v = _as(_operand(v, nv))
+    v_rest_nd = (nv if nv is not None else v.ndim) - len(rest)
+    if v_rest_nd <= 0:  # no row axis: a broadcast fill
+        if nv is not None:
+            v = reshape(v, (size,) + (1,) * (len(xb.shape) - 1 - nv) + v.shape[1:])
+        return where(full, v, xb)
+    flat = m.reshape(size, -1)
+    if flat.sum(axis=1).max(initial=0) > (v.shape[1] if nv is not None else v.shape[0]):
+        raise ValueError("setitem: more masked positions than values")
+    pos = xp.maximum(xp.cumsum(flat, axis=1) - 1, 0)  # (B, positions): the row each takes
+    if nv is None:
+        rows = take(v, _from_value(pos), 0)  # (B, positions, *rest)
+    else:
+        rows = v[_from_value(xp.arange(size)[:, None]), _from_value(pos)]
+    rows = reshape(rows, m.shape + tuple(rows.shape[2:]))
+    return where(full, rows, xb)
+
+
+_MASKED_SCATTER = defprim(
+    "masked_scatter",
+    lambda g, ans, x, v, idx: where(
+        _from_value(idx.reshape(idx.shape + (1,) * (x.ndim - idx.ndim))), 0, g
+    ),
+    _masked_scatter_vjp_v,
+    batch=_masked_scatter_batch,
+)
+
+
+def _masked_scatter(x, mask, v) -> array:
+    """``x[mask] = v`` as MLX: ``v``'s rows fill the masked positions in order (``v`` may
+    have more rows than there are positions), or ``v`` is broadcast when it has no row axis."""
+    rest = x.shape[mask.ndim :]
+    if v.ndim > len(rest) + 1:
+        raise ValueError(
+            f"setitem: values of shape {v.shape} do not fit the masked positions of shape {rest}"
+        )
+    d = v._data.astype(x._data.dtype, copy=False)
+    try:
+        out = _masked_scatter_kernel(x._data, mask, d)
+    except (ValueError, IndexError) as e:
+        raise ValueError(
+            f"setitem: cannot assign values of shape {v.shape} to a mask of shape {mask.shape} "
+            f"of an array of shape {x.shape}: {e}"
+        ) from None
+    return _rec_indexed(_MASKED_SCATTER, out, (x, v), {"idx": mask})
 
 
 @kernel
@@ -491,6 +576,7 @@ def repeat(a, repeats: int, axis: int | None = None, stream=None) -> array:
     if axis is None:
         a, axis = reshape(a, (-1,)), 0
     ax = _axes(axis, a.ndim, "repeat")[0]
+    _check_dims((a.shape[ax] * repeats,), "repeat")
     return take(a, _from_value(xp.repeat(xp.arange(a.shape[ax]), repeats)), ax)
 
 
@@ -795,6 +881,7 @@ from .creation import ones_like, zeros, zeros_like  # noqa: E402
 from .elementwise import astype, reciprocal, stop_gradient, where  # noqa: E402
 from .reductions import _axes, sum  # noqa: E402
 from .shapes import (  # noqa: E402
+    _check_dims,
     _inverse_perm,
     broadcast_arrays,
     broadcast_to,

@@ -247,7 +247,15 @@ def einsum(subscripts: str, *operands, stream=None) -> array:
 from .elementwise import astype, conj  # noqa: E402
 from .indexing import take  # noqa: E402
 from .reductions import sum  # noqa: E402
-from .shapes import broadcast_to, expand_dims, reshape, squeeze, swapaxes, transpose  # noqa: E402
+from .shapes import (  # noqa: E402
+    _check_dims,
+    broadcast_to,
+    expand_dims,
+    reshape,
+    squeeze,
+    swapaxes,
+    transpose,
+)
 from .table import _as, _prep2, _rec  # noqa: E402
 
 
@@ -280,6 +288,7 @@ def kron(a, b, stream=None) -> array:
     nd = builtins.max(a.ndim, b.ndim)
     sa = (1,) * (nd - a.ndim) + a.shape
     sb = (1,) * (nd - b.ndim) + b.shape
+    _check_dims(tuple(x * y for x, y in zip(sa, sb)), "kron")
     ea = reshape(a, tuple(x for s in sa for x in (s, 1)))
     eb = reshape(b, tuple(x for s in sb for x in (1, s)))
     return reshape(ea * eb, tuple(x * y for x, y in zip(sa, sb)))

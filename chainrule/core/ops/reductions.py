@@ -146,13 +146,24 @@ def sum(a, axis=None, keepdims: bool = False, stream=None) -> array:
     return _rec(_SUM, out, (a,), {"axes": axes, "keepdims": keepdims})
 
 
+def _prod_acc(d):
+    """Products of small integers accumulate in 32 bits (MLX): bool and int8/16 as int32,
+    uint8/16 as uint32; wider types keep theirs."""
+    kind = d.dtype.kind
+    if kind == "b" or (kind == "i" and d.dtype.itemsize < 4):
+        return xp.int32
+    if kind == "u" and d.dtype.itemsize < 4:
+        return xp.uint32
+    return _int_acc(d)
+
+
 @export(method=True)
 def prod(a, axis=None, keepdims: bool = False, stream=None) -> array:
     """Product over ``axis``."""
     a = _as(a)
     d = a._data
     axes = _axes(axis, d.ndim, "prod")
-    out = xp.prod(d, axis=axes, keepdims=keepdims, dtype=_int_acc(d))
+    out = xp.prod(d, axis=axes, keepdims=keepdims, dtype=_prod_acc(d))
     return _rec(_PROD, out, (a,), {"axes": axes, "keepdims": keepdims})
 
 
@@ -230,7 +241,11 @@ def var(a, axis=None, keepdims: bool = False, ddof: int = 0, stream=None) -> arr
     for ax in axes:
         n *= a.shape[ax]
     centred = a - mean(a, axes, keepdims=True)
-    return sum(centred * centred, axes, keepdims) * (
+    if a._data.dtype.kind == "c":  # |x - mean|^2: a real variance (MLX, NumPy)
+        squares = real(centred * conj(centred))
+    else:
+        squares = centred * centred
+    return sum(squares, axes, keepdims) * (
         1.0 / builtins.max(n - ddof, 0) if n - ddof > 0 else math.inf
     )
 
@@ -476,9 +491,11 @@ def count_nonzero(a, axis=None, keepdims: bool = False, stream=None) -> array:
 from .creation import full  # noqa: E402
 from .elementwise import (  # noqa: E402
     astype,
+    conj,
     exp,
     isfinite,
     not_equal,
+    real,
     sqrt,
     stop_gradient,
     where,

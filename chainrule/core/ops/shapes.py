@@ -17,6 +17,16 @@ from .table import (
     export,
 )
 
+_INT32_MAX = 2**31 - 1
+
+
+def _check_dims(shape: tuple, name: str) -> tuple:
+    """``shape``, refused with MLX's OverflowError when a dimension does not fit in int32."""
+    for s in shape:
+        if not -_INT32_MAX - 1 <= s <= _INT32_MAX:
+            raise OverflowError(f"{name}: the dimension {s} does not fit in a 32-bit integer")
+    return shape
+
 
 def _reshape_batch(args, params, ex_ndim):
     ((x, _),) = args
@@ -36,6 +46,7 @@ def reshape(a, shape, *more, stream=None) -> array:
     d = a._data
     if d.shape == shape:
         return a
+    _check_dims(shape, "reshape")
     try:
         out = d.reshape(shape)
     except ValueError:
@@ -160,6 +171,7 @@ def broadcast_to(a, shape, stream=None) -> array:
     shape = tuple(int(s) for s in shape)
     if a._data.shape == shape:
         return a
+    _check_dims(shape, "broadcast_to")
     try:
         out = _broadcast_kernel(a._data, shape)
     except ValueError:
@@ -372,6 +384,8 @@ def concatenate(arrays, axis: int | None = 0, stream=None) -> array:
         if d.dtype != dt:
             dt = _dt.promote(dt, d.dtype)
     ax = _axes(axis, xs[0].ndim, "concatenate")[0]
+    if len(datas) > 1:
+        _check_dims((_sum(d.shape[ax] for d in datas if d.ndim > ax),), "concatenate")
     try:
         out = xp.concatenate([d.astype(dt, copy=False) for d in datas], axis=ax)
     except ValueError:
