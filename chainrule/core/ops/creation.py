@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import builtins
+import math
 
 from .. import dtypes as _dt
-from ..array import _from_value, array
+from ..array import _convert, _from_dlpack_object, _from_ndarray, _from_value, array
 from ..backend import xp
 from .table import (
     export,
@@ -17,9 +18,10 @@ def _np_dtype(dtype, default=_dt.float32):
 
 
 def _shape(shape) -> tuple:
+    """A shape as a tuple of ints, each checked against int32 (MLX's ``OverflowError``)."""
     if isinstance(shape, int) or hasattr(shape, "__index__"):
-        return (int(shape),)
-    return tuple(int(s) for s in shape)
+        return (_dt.check_dim(shape),)
+    return tuple(_dt.check_dim(s) for s in shape)
 
 
 @export
@@ -34,16 +36,33 @@ def ones(shape, dtype=None, stream=None) -> array:
     return _from_value(xp.ones(_shape(shape), dtype=_np_dtype(dtype)))
 
 
+def _fill_value(vals, dtype) -> array:
+    """``full``'s value as an array of ``dtype``: a Python float asked to be float64 is read
+    exactly (never through float32); an int must fit a narrow integer dtype (MLX)."""
+    if dtype is None:
+        return _as(vals)
+    target = _dt.to_np(dtype)
+    if type(vals) is int and target in _INT_RANGE:
+        lo, hi = _INT_RANGE[target]
+        if not lo <= vals <= hi:
+            raise ValueError(
+                f"Converting {vals} to {_dt.from_np(target).name} would result in overflow."
+            )
+    if isinstance(vals, (bool, int, float, complex)) and not isinstance(vals, xp.generic):
+        return _from_value(_convert(vals, dtype))
+    v = _as(vals)
+    return v if v._data.dtype == target else astype(v, dtype)
+
+
 @export
 def full(shape, vals, dtype=None, stream=None) -> array:
     """``vals`` broadcast to ``shape`` (its dtype unless ``dtype`` is given)."""
-    v = _as(vals)
-    if dtype is not None:
-        v = astype(v, dtype)
+    shape = _shape(shape)
+    v = _fill_value(vals, dtype)
     return (
-        broadcast_to(v, _shape(shape)) * 1
+        broadcast_to(v, shape) * 1
         if v._node is not None
-        else _from_value(xp.array(xp.broadcast_to(v._data, _shape(shape))))
+        else _from_value(xp.array(xp.broadcast_to(v._data, shape)))
     )
 
 
@@ -61,31 +80,169 @@ def ones_like(a, dtype=None, stream=None) -> array:
     return _from_value(xp.ones(d.shape, dtype=d.dtype if dtype is None else _dt.to_np(dtype)))
 
 
+export(zeros, name="empty")  # MLX's empty and empty_like are zeros and zeros_like
+export(zeros_like, name="empty_like")
+
+
 @export
 def full_like(a, fill_value, dtype=None, stream=None) -> array:
     """``fill_value`` with the shape (and dtype) of ``a``."""
     d = _as(a)._data
-    return _from_value(
-        xp.full(d.shape, fill_value, dtype=d.dtype if dtype is None else _dt.to_np(dtype))
-    )
+    return full(d.shape, fill_value, _dt.from_np(d.dtype) if dtype is None else dtype)
+
+
+_MISSING = object()
+
+
+def _scalar_dtype(v):
+    """MLX's dtype of a Python number in ``arange``: int32 (int64 past it), float32, bool."""
+    if isinstance(v, bool):
+        return xp.dtype(xp.bool_)
+    if isinstance(v, int) or (isinstance(v, xp.integer)):
+        return xp.dtype(xp.int32 if -(2**31) <= int(v) < 2**31 else xp.int64)
+    if isinstance(v, (float, xp.floating)):
+        return xp.dtype(xp.float32)
+    raise TypeError(f"arange: expected int or float bounds, not {type(v).__name__}")
 
 
 @export
-def arange(start, stop=None, step=None, dtype=None, stream=None) -> array:
-    """Evenly spaced values in ``[start, stop)``; int32 for integer arguments, else float32."""
-    if stop is None:
-        start, stop = 0, start
-    if step is None:
-        step = 1
-    floaty = builtins.any(isinstance(v, float) for v in (start, stop, step))
-    default = _dt.float32 if floaty else _dt.int32
-    return _from_value(xp.arange(start, stop, step, dtype=_np_dtype(dtype, default)))
+def arange(*args, start=_MISSING, stop=_MISSING, step=None, dtype=None, stream=None) -> array:
+    """Evenly spaced values in ``[start, stop)`` (MLX's two forms: ``arange(stop, step=None,
+    dtype=None)`` and ``arange(start, stop, step=None, dtype=None)``).
+
+    The dtype is int32 for int bounds (int64 when one does not fit int32), float32 when one
+    is a float. As in NumPy the increment used is ``dtype(start + step) - dtype(start)``.
+
+    Raises:
+        ValueError: for NaN or infinite bounds, a zero step, a bool dtype, or more than
+            2**31 - 1 values.
+        TypeError: without ``stop``.
+    """
+    if len(args) > 4:
+        raise TypeError(f"arange: at most 4 positional arguments, got {len(args)}")
+    if len(args) >= 2 or (args and stop is not _MISSING) or start is not _MISSING:
+        names = ("start", "stop", "step", "dtype")
+        given = dict(zip(names, args))
+        for name, v in (("start", start), ("stop", stop)):
+            if v is not _MISSING:
+                if name in given:
+                    raise TypeError(f"arange: got {name} twice")
+                given[name] = v
+        if "stop" not in given or "start" not in given:
+            raise TypeError("arange: stop is required")
+        start, stop = given["start"], given["stop"]
+        step = given.get("step", step)
+        dtype = given.get("dtype", dtype)
+        if stop is None:
+            start, stop = 0, start
+    else:
+        if not args and stop is _MISSING:
+            raise TypeError("arange: stop is required")
+        names = ("stop", "step", "dtype")
+        given = dict(zip(names, args))
+        stop = given.get("stop", stop)
+        step = given.get("step", step)
+        dtype = given.get("dtype", dtype)
+        start = None  # not part of the dtype inference in this form
+    if dtype is None:
+        t = _scalar_dtype(stop)
+        if step is not None:
+            t = _dt.promote(t, _scalar_dtype(step))
+        if start is not None:
+            t = _dt.promote(_scalar_dtype(start), t)
+    else:
+        t = _dt.to_np(dtype)
+    return _from_value(_arange_values(0 if start is None else start, stop, step, t))
+
+
+def _arange_values(start, stop, step, t):
+    if t == xp.bool_:
+        raise ValueError("arange: bool is not supported")
+    start, stop = float(start), float(stop)
+    step = 1.0 if step is None else float(step)
+    if math.isnan(start) or math.isnan(stop) or math.isnan(step):
+        raise ValueError("arange: cannot compute the length of a range with a NaN")
+    if math.isinf(start) or math.isinf(stop):
+        raise ValueError("arange: cannot compute the length of an infinite range")
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    if math.isinf(step):
+        n = 1 if (step > 0 and start < stop) or (step < 0 and start > stop) else 0
+        return xp.full(n, start).astype(t)
+    else:
+        real = math.ceil((stop - start) / step)
+        if real > 2**31 - 1:
+            raise ValueError(f"arange: {real} values exceed the maximum size (2**31 - 1)")
+        n = builtins.max(real, 0)
+    if _dt.kind(t) in "iu":
+        first = int(start)  # NumPy's (and MLX's) increment: dtype(start + step) - dtype(start)
+        inc = int(start + step) - first if n > 1 else 0
+        out = first + inc * xp.arange(n, dtype=xp.int64)
+        return out.astype(t)
+    return (start + step * xp.arange(n, dtype=xp.float64)).astype(t)
 
 
 @export
-def linspace(start, stop, num: int = 50, dtype=None, stream=None) -> array:
-    """``num`` evenly spaced values from ``start`` to ``stop`` inclusive (float32)."""
-    return _from_value(xp.linspace(start, stop, num, dtype=_np_dtype(dtype)))
+def linspace(start, stop, num: int = 50, endpoint: bool = True, dtype=None, stream=None) -> array:
+    """``num`` evenly spaced values from ``start`` to ``stop`` (inclusive unless not
+    ``endpoint``), float32 by default; computed in float64 when asked for float64."""
+    num = int(num)
+    if num < 0:
+        raise ValueError(f"linspace: the number of samples, {num}, must be non-negative")
+    t = _np_dtype(dtype)
+    if num == 1:
+        return _from_value(xp.asarray([start], dtype=xp.float64).astype(t))
+    inner = xp.float64 if t == xp.float64 else xp.float32
+    frac = xp.arange(num, dtype=inner) / inner(num - 1 if endpoint else num)
+    out = (inner(1) - frac) * inner(start) + frac * inner(stop)
+    return _from_value(out.astype(t))
+
+
+@export
+def asarray(a, dtype=None, *, copy: bool | None = None) -> array:
+    """``a`` as an array (MLX's ``mx.asarray``): arrays pass through (the same values),
+    anything else converts as ``mx.array`` does.
+
+    Args:
+        a: an array, Python data, a NumPy array, a buffer or a DLPack exporter.
+        dtype: the dtype wanted (default: the input's, or MLX's inference).
+        copy: ``True`` always copies; ``None`` copies only when it must; ``False`` never
+            copies, which chainrule cannot promise for any input (arrays hold values
+            nothing else may change), so it raises.
+
+    Raises:
+        ValueError: for ``copy=False``.
+    """
+    if copy is False:
+        raise ValueError(
+            "asarray: copy=False cannot be honoured: an array never shares its buffer with "
+            "other objects (values are immutable)"
+        )
+    return array(a, dtype)
+
+
+@export
+def from_dlpack(x, *, copy: bool | None = None) -> array:
+    """An array from an object exporting DLPack (a NumPy array, a PyTorch tensor, ...).
+
+    ``float64`` imports as float32 and ``complex128`` as complex64, as MLX; the values are
+    copied (``copy=False`` raises, see ``asarray``).
+
+    Raises:
+        ValueError: for ``copy=False``, a dtype MLX has no counterpart of, or negative
+            strides (as MLX).
+    """
+    if copy is False:
+        raise ValueError("from_dlpack: copy=False cannot be honoured (values are immutable)")
+    if isinstance(x, xp.ndarray):
+        nd = x
+    else:
+        if not hasattr(x, "__dlpack__"):
+            raise TypeError(f"from_dlpack: {type(x).__name__} does not export DLPack")
+        nd = _from_dlpack_object(x)
+    if builtins.any(s < 0 for s in nd.strides):
+        raise ValueError("from_dlpack: arrays with negative strides cannot be imported")
+    return _from_value(_from_ndarray(nd))
 
 
 @export
@@ -110,4 +267,4 @@ def size(a) -> int:
 # module's own definitions, so the modules may call each other).
 from .elementwise import astype  # noqa: E402
 from .shapes import broadcast_to  # noqa: E402
-from .table import _as  # noqa: E402
+from .table import _INT_RANGE, _as  # noqa: E402

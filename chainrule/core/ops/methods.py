@@ -32,9 +32,9 @@ from .elementwise import (
     right_shift,
     subtract,
 )
-from .indexing import _At, _clean_index, _index_update, getitem
+from .indexing import _At, _AtIndexer, _clean_index, _index_update, getitem
 from .products import matmul
-from .shapes import swapaxes, transpose
+from .shapes import reshape, swapaxes, transpose
 from .table import (
     METHODS,
 )
@@ -129,10 +129,55 @@ def _ne(a, b):
     return not_equal.operator(a, b) if _comparable(b) else True
 
 
+def _squeeze_leading(v):
+    """An update without its leading size-one axes (MLX drops them before broadcasting, so
+    ``a[0] = mx.array([[[1]]])`` and ``x.at[0:1].add(u[None, None])`` work)."""
+    shape = getattr(v, "shape", None)
+    if not shape or shape[0] != 1:
+        return v
+    s = 0
+    while s < len(shape) and shape[s] == 1:
+        s += 1
+    return reshape(v if type(v) is array else array(v), tuple(shape[s:]))
+
+
+class _Updates(_AtIndexer):
+    """``a.at[idx]``: each update kind with MLX's handling of the update's leading axes."""
+
+    __slots__ = ()
+
+    def add(self, v) -> array:
+        """Add ``v`` at the index, accumulating over repeated indices."""
+        return super().add(_squeeze_leading(v))
+
+    def subtract(self, v) -> array:
+        """Subtract ``v`` at the index, accumulating over repeated indices."""
+        return super().subtract(_squeeze_leading(v))
+
+    def multiply(self, v) -> array:
+        """Multiply by ``v`` at the index, accumulating over repeated indices."""
+        return super().multiply(_squeeze_leading(v))
+
+    def divide(self, v) -> array:
+        """Divide by ``v`` at the index, accumulating over repeated indices."""
+        return super().divide(_squeeze_leading(v))
+
+    def maximum(self, v) -> array:
+        """Elementwise maximum with ``v`` at the index (repeated indices all count)."""
+        return super().maximum(_squeeze_leading(v))
+
+    def minimum(self, v) -> array:
+        """Elementwise minimum with ``v`` at the index (repeated indices all count)."""
+        return super().minimum(_squeeze_leading(v))
+
+
 class _ArrayAt(_At):
     """``a.at``: indexed with ``a.at[idx]``; its update methods need the index first."""
 
     __slots__ = ()
+
+    def __getitem__(self, idx) -> _Updates:
+        return _Updates(self._a, idx)
 
     def _no_index(self, *args):
         raise ValueError("Must give indices to array.at (e.g. `x.at[0].add(4)`).")
@@ -181,7 +226,7 @@ def _format(a, spec: str) -> str:
 
 def _setitem(self: array, idx, value) -> None:
     """``a[idx] = v``: the handle takes the updated value (recorded when differentiated)."""
-    new = _index_update(self, _clean_index(idx), value)
+    new = _index_update(self, _clean_index(idx), _squeeze_leading(value))
     self._set_value(new._data, new._node)
 
 
