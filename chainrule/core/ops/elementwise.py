@@ -150,7 +150,7 @@ _PY_SCALARS = (int, float, bool, complex)
 
 def _divide_kernel(a, b):
     # after _prep2 at most one side is a Python scalar; the other carries the dtype
-    if (b if type(a) in _PY_SCALARS else a).dtype.kind in "fc":
+    if (b if type(a) in _PY_SCALARS else a).dtype.kind in "fcV":  # V: bfloat16
         return xp.true_divide(a, b)
     return xp.true_divide(a, b, dtype=xp.float32)  # MLX: int / int is float32
 
