@@ -111,8 +111,8 @@ ceil = _unary("ceil", xp.ceil)
 isnan = _unary("isnan", xp.isnan)
 isinf = _unary("isinf", xp.isinf)
 isfinite = _unary("isfinite", xp.isfinite)
-isposinf = _unary("isposinf", xp.isposinf)
-isneginf = _unary("isneginf", xp.isneginf)
+isposinf = _unary("isposinf", lambda x: x == xp.inf if x.dtype.kind == "c" else xp.isposinf(x))
+isneginf = _unary("isneginf", lambda x: x == -xp.inf if x.dtype.kind == "c" else xp.isneginf(x))
 logical_not = _unary("logical_not", xp.logical_not)
 bitwise_invert = _unary("bitwise_invert", xp.invert)
 conj = _unary("conj", xp.conj, lambda g, ans, x: conj(g), method=True)
@@ -209,9 +209,20 @@ arctan2 = _binary(
     lambda g, ans, a, b: g * b / (a * a + b * b),
     lambda g, ans, a, b: -g * a / (a * a + b * b),
 )
+
+
+def _logaddexp_kernel(a, b):
+    if not (xp.iscomplexobj(a) or xp.iscomplexobj(b)):
+        return xp.logaddexp(a, b)
+    # complex: shift by the operand of larger real part, as the real formula does
+    m = xp.where(xp.real(a) >= xp.real(b), a, b)
+    with xp.errstate(invalid="ignore", over="ignore"):
+        return m + xp.log(xp.exp(a - m) + xp.exp(b - m))
+
+
 logaddexp = _binary(
     "logaddexp",
-    xp.logaddexp,
+    _logaddexp_kernel,
     lambda g, ans, a, b: g * exp(a - ans),
     lambda g, ans, a, b: g * exp(b - ans),
 )
