@@ -45,7 +45,8 @@ def render() -> str:
         f"{len(ops.__all__)} public operations, {len(ops.PRIMITIVES)} primitives. A *primitive* "
         "has its own VJP rule (and, when *batched*, its own `vmap` rule); a *composite* is "
         "written with primitives and differentiates through them. Convolutions, `linalg`, "
-        "`fft` and `random` are documented in their modules.",
+        "`fft`, `random`, `fast`, quantization and the file functions are documented in "
+        "their modules.",
         "",
         "| operation | module | kind | array method | summary |",
         "|---|---|---|---|---|",
