@@ -1,4 +1,5 @@
-"""Writes docs/ops.md, the list of operations, from the op table's registrations.
+"""Writes docs/ops.md, the list of operations, from the op table's registrations, and its
+dtypes section (each dtype, and what each operation gives for inputs of each).
 
 Run ``python docs/make_ops_list.py`` after adding an operation; tests/core/test_ops_doc.py
 fails while the file is out of date.
@@ -7,7 +8,10 @@ fails while the file is out of date.
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import ops
@@ -56,8 +60,87 @@ def render() -> str:
         + ", ".join(f"`{n}`" for n in other)
         + ".",
         "",
+        render_dtypes(),
     ]
     return "\n".join(lines)
+
+
+_SHORT = {
+    "bool": "b",
+    "uint8": "u8",
+    "uint16": "u16",
+    "uint32": "u32",
+    "uint64": "u64",
+    "int8": "i8",
+    "int16": "i16",
+    "int32": "i32",
+    "int64": "i64",
+    "float16": "f16",
+    "bfloat16": "bf16",
+    "float32": "f32",
+    "float64": "f64",
+    "complex64": "c64",
+    "complex128": "c128",
+}
+_SKIP_MODULES = {"creation"}  # made from shapes and scalars, not from an input array
+
+
+def _probe(fn, dtype, arity: int) -> str:
+    """The dtype ``fn`` returns for inputs of ``dtype`` (short name), or ``-`` if it refuses."""
+    x = mx.array([[1, 2, 3], [4, 5, 6]]).astype(dtype)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            out = fn(*([x] * arity))
+    except Exception:  # noqa: BLE001 (any refusal counts as "not accepted")
+        return "-"
+    while isinstance(out, (tuple, list)) and out:
+        out = out[0]
+    dt = getattr(out, "dtype", None)
+    return _SHORT.get(getattr(dt, "name", ""), "?")
+
+
+def render_dtypes() -> str:
+    """The dtypes section: every dtype, and what each operation gives for inputs of each.
+
+    Returns:
+        Markdown: a table of the dtypes, then one row per operation of one or two array
+        inputs (found by calling it on float32 data), with the result's dtype per input
+        dtype (``-``: refused).
+    """
+    dtypes = [d for d in mx.dtypes.ALL]
+    head = [
+        "## Data types",
+        "",
+        "MLX's dtypes, each a real NumPy dtype (`bfloat16` is `ml_dtypes.bfloat16`; its math "
+        "runs in float32 and is rounded back). `complex128` is chainrule's own (MLX has none).",
+        "",
+        "| dtype | bytes | category | NumPy dtype |",
+        "|---|---|---|---|",
+        *(
+            f"| `mx.{'bool_' if d.name == 'bool' else d.name}` ({_SHORT[d.name]}) | {d.size} "
+            f"| {d.category.name} | `{d.np}` |"
+            for d in dtypes
+        ),
+        "",
+        "Which inputs each operation accepts: the dtype of its result for inputs of each dtype "
+        "(both inputs of that dtype for operations of two), `-` where it refuses them. Found "
+        "by calling each operation; operations that need other arguments are not listed.",
+        "",
+        "| operation | " + " | ".join(_SHORT[d.name] for d in dtypes) + " |",
+        "|---|" + "---|" * len(dtypes),
+    ]
+    rows = []
+    for name in ops.__all__:
+        fn = ops.EXPORTS[name]
+        if getattr(fn, "__module__", "").rsplit(".", 1)[-1] in _SKIP_MODULES:
+            continue
+        for arity in (1, 2):
+            if _probe(fn, mx.float32, arity) != "-":
+                cells = [_probe(fn, d, arity) for d in dtypes]
+                rows.append(f"| `mx.{name}` | " + " | ".join(cells) + " |")
+                break
+    return "\n".join([*head, *rows, ""])
 
 
 def main() -> int:

@@ -80,8 +80,7 @@ def ones_like(a, dtype=None, stream=None) -> array:
     return _from_value(xp.ones(d.shape, dtype=d.dtype if dtype is None else _dt.to_np(dtype)))
 
 
-export(zeros, name="empty")  # MLX's empty and empty_like are zeros and zeros_like
-export(zeros_like, name="empty_like")
+export(zeros, name="empty")  # MLX's empty is zeros (empty_like: ops/special.py)
 
 
 @export
@@ -107,10 +106,10 @@ def _scalar_dtype(v):
 
 @export
 def arange(*args, start=_MISSING, stop=_MISSING, step=None, dtype=None, stream=None) -> array:
-    """Evenly spaced values in ``[start, stop)`` (MLX's two forms: ``arange(stop, step=None,
-    dtype=None)`` and ``arange(start, stop, step=None, dtype=None)``).
+    """Evenly spaced values in ``[start, stop)``, int32 or float32 by default.
 
-    The dtype is int32 for int bounds (int64 when one does not fit int32), float32 when one
+    MLX's two forms: ``arange(stop, step=None, dtype=None)`` and ``arange(start, stop,
+    step=None, dtype=None)``. The dtype is int32 for int bounds (int64 when one does not fit int32), float32 when one
     is a float. As in NumPy the increment used is ``dtype(start + step) - dtype(start)``.
 
     Raises:

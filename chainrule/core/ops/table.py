@@ -315,9 +315,10 @@ def _dtype_name(x) -> str:
 
 
 def _retry_in_float(name: str, kernel, xs: tuple, err: TypeError):
-    """A kernel that refused its inputs' dtype (NumPy's TypeError): integer, boolean and
-    bfloat16 inputs are computed in float32 (bfloat16 results rounded back); any other
-    refusal is MLX's ``ValueError``."""
+    """A kernel that refused its inputs' dtype (NumPy's TypeError): integer and bfloat16
+    inputs are computed in float32 (bfloat16 results rounded back), boolean ones too when
+    the answer is boolean (``isneginf``); any other refusal is MLX's ``ValueError``
+    (``negative`` of a boolean, ``floor`` of a complex)."""
     arrays = [x for x in xs if hasattr(x, "dtype")]
     widen = [x.dtype.kind in "biu" or x.dtype == _BF16 for x in arrays]
     if arrays and all(widen):
@@ -329,7 +330,8 @@ def _retry_in_float(name: str, kernel, xs: tuple, err: TypeError):
         else:
             if any(x.dtype == _BF16 for x in arrays) and out.dtype == xp.float32:
                 out = out.astype(_BF16)
-            return out
+            if out.dtype == xp.bool_ or not all(x.dtype == xp.bool_ for x in arrays):
+                return out
     dtypes = " and ".join(_dtype_name(x) for x in xs)
     raise DtypeError(f"{name}: inputs of dtype {dtypes} are not supported ({err})") from None
 
