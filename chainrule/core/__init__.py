@@ -10,6 +10,7 @@ from . import fast, fft, linalg, random
 from .anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from .array import Node, PrintOptions, array, get_printoptions, printoptions, set_printoptions
 from .autograd import (
+    IntegerGradientWarning,
     async_eval,
     enable_grad,
     eval,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -283,6 +284,14 @@ class _Tracing:
                     f"{self.who}: {where} must be an array or a tree of arrays, "
                     f"not {type(x).__name__}"
                 )
+        if x._data.dtype.kind in "biu" and where != "cotangent":
+            warnings.warn(
+                f"{self.who}: {where} has dtype {x.dtype}: as in MLX, its gradient comes back "
+                f"in {x.dtype} (fractions are truncated); cast it to a float dtype first for "
+                "exact gradients, for example x.astype(mx.float32)",
+                IntegerGradientWarning,
+                stacklevel=4,
+            )
         parent = x._node
         if parent is not None:
             # a computed input may be differentiated again through this pass (tape style);
@@ -309,6 +318,10 @@ class _Tracing:
         if hit is None:
             return _from_value(xp.zeros(node.value.shape, node.value.dtype))
         return hit[1]
+
+
+class IntegerGradientWarning(UserWarning):
+    """Differentiating with respect to an integer or boolean array (allowed, as in MLX)."""
 
 
 def _check_argnums(argnums, argnames, who: str) -> tuple[bool, tuple, tuple]:
@@ -481,8 +494,8 @@ def _loss_of(out, who: str, aux: bool):
         loss = out[0]
     if loss._data.ndim != 0:
         raise ValueError(
-            f"{who}: the output has shape {loss.shape}: reduce it to a scalar (for example "
-            ".sum() or .mean()) or pass a cotangent with mx.vjp; grad needs a scalar output"
+            f"{who}: the output has shape {loss.shape}: reduce it (for example .sum() or "
+            ".mean()) or pass a cotangent (with mx.vjp); grad needs a scalar (0-d) output"
         )
     return loss
 
