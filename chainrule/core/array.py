@@ -16,6 +16,7 @@ import weakref
 
 from . import dtypes as _dt
 from .backend import ndarray as _ndarray
+from .backend import numpy as _numpy  # NumPy's module: its constructors as mx.compile patches them
 from .backend import xp
 
 __all__ = ["array", "Node", "PrintOptions", "printoptions", "set_printoptions", "get_printoptions"]
@@ -122,13 +123,23 @@ def _cast(data, target):
     return data.astype(target)
 
 
+_DEFAULT_OF = {d.np: (_F32 if d.np == _F64 else _C64 if d.np == _C128 else d.np) for d in _dt.ALL}
+"""Each supported NumPy dtype and the dtype arrays of it become (``_default_of``'s fast path)."""
+
+
 def _from_ndarray(nd, dtype=None):
     """A copy of a NumPy array under MLX's rules (float64 becomes float32 unless asked)."""
-    for d in nd.shape:
-        _dt.check_dim(d)
-    target = _default_of(nd.dtype) if dtype is None else _dt.to_np(dtype)
+    if not 0 < nd.size <= _INT32_MAX:  # a dimension past int32 makes a large (or empty) array
+        for d in nd.shape:
+            _dt.check_dim(d)
+    if dtype is None:
+        target = _DEFAULT_OF.get(nd.dtype)
+        if target is None:
+            target = _default_of(nd.dtype)
+    else:
+        target = _dt.to_np(dtype)
     if nd.dtype == target:
-        return xp.array(nd)  # copy: the caller's NumPy array may be changed later
+        return _numpy.array(nd)  # copy: the caller's NumPy array may be changed later
     return _cast(nd, target)
 
 
@@ -143,17 +154,17 @@ def _from_scalar(v, dtype):
     through float32 (MLX's rounding). An int given a dtype wraps into it (C's cast).
     """
     if isinstance(v, bool):
-        return xp.asarray(v, dtype=xp.bool_ if dtype is None else _dt.to_np(dtype))
+        return _numpy.asarray(v, dtype=xp.bool_ if dtype is None else _dt.to_np(dtype))
     if isinstance(v, int):
         if dtype is None:
-            return xp.asarray(v, dtype=_int_dtype(v))
+            return _numpy.asarray(v, dtype=_int_dtype(v))
         target = _dt.to_np(dtype)
         if 0 <= v <= 2**64 - 1 and v > 2**63 - 1:
             return xp.asarray(v, dtype=xp.uint64).astype(target)
         return xp.asarray(v, dtype=xp.int64).astype(target)
     if isinstance(v, float):
         if dtype is None:
-            return xp.asarray(v, dtype=_F32)
+            return _numpy.asarray(v, dtype=_F32)
         target = _dt.to_np(dtype)
         if target == _F64:
             return xp.asarray(v, dtype=_F64)
@@ -319,6 +330,10 @@ def _convert_node(value, dtype=None):
 
         out = astype(value, dtype)
         return out._data, out._node
+    if t is _ndarray:
+        return _from_ndarray(value, dtype), None
+    if t is float and dtype is None:
+        return _numpy.asarray(value, dtype=_F32), None
     if (t is list or t is tuple) and value and _scan(value) == 2:
         out = _stack_with_arrays(value, dtype)
         return out._data, out._node
@@ -584,7 +599,7 @@ class array:
     @requires_grad.setter
     def requires_grad(self, flag: bool) -> None:
         if flag:
-            if _dt.kind(self._data.dtype) not in "fc":
+            if self._data.dtype.kind not in "fc" and _dt.kind(self._data.dtype) != "f":
                 raise GradientDtypeError(
                     f"requires_grad: only floating-point arrays can require gradients, "
                     f"not {self.dtype.name}; cast it to a float dtype first, for example "

@@ -25,6 +25,8 @@ BFLOAT16 = numpy.dtype(ml_dtypes.bfloat16)
 """The backend dtype of ``mx.bfloat16``."""
 
 ndarray = numpy.ndarray
+# ``numpy`` itself is importable from here too: ``numpy.array(x)`` reads the constructor as it
+# is at the call (patched by ``mx.compile`` while tracing) without ``xp.array``'s extra call.
 
 
 def _is_bf16(x) -> bool:
