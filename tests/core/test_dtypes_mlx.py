@@ -374,3 +374,13 @@ def test_item_and_tolist_give_python_scalars(name):
     assert type(a[0].item()) is want and type(a.tolist()[0]) is want
     assert a.tolist() == [want(1), want(0)]
     assert mx.array(1, dtype=dt).tolist() == want(1)
+
+
+def test_bfloat16_sums_products_and_einsum_stay_bfloat16_with_float32_accumulation():
+    ones = mx.ones((10000,), dtype=mx.bfloat16)
+    # float32 running sums, rounded once (a bfloat16 accumulator would stop at 256)
+    assert mx.sum(ones).item() == 9984.0 and mx.sum(ones).dtype == mx.bfloat16
+    assert mx.cumsum(ones)[-1].item() == 9984.0
+    a = mx.ones((2, 3), dtype=mx.bfloat16)
+    assert (a @ a.T).dtype == mx.bfloat16
+    assert mx.einsum("ij,kj->ik", a, a).dtype == mx.bfloat16

@@ -75,6 +75,8 @@ def matmul(a, b, stream=None) -> array:
         raise ValueError(
             f"matmul: shapes {tuple(xp.shape(da))} and {tuple(xp.shape(db))} do not line up"
         ) from None
+    if out.dtype != da.dtype and da.dtype.kind == "V":  # bfloat16 in, bfloat16 out (MLX)
+        out = out.astype(da.dtype)
     if (na is None and nb is None) or not STATE.enabled:
         return _from_value(out)
     return _from_value(
@@ -234,8 +236,14 @@ def einsum(subscripts: str, *operands, stream=None) -> array:
     """
     xs = tuple(_as(o) for o in operands)
     _einsum_parse(subscripts, [x.shape for x in xs])
+    datas = [x._data for x in xs]
+    low = next((d.dtype for d in datas if d.dtype.kind == "V"), None)
+    if low is not None:  # bfloat16: NumPy's einsum refuses it; compute in float32, round once
+        datas = [d.astype(xp.float32) if d.dtype.kind == "V" else d for d in datas]
     try:
-        out = xp.einsum(subscripts, *[x._data for x in xs], optimize=len(xs) > 2)
+        out = xp.einsum(subscripts, *datas, optimize=len(xs) > 2)
+        if low is not None and out.dtype == xp.float32:
+            out = out.astype(low)
     except ValueError as e:
         shapes = ", ".join(str(x.shape) for x in xs)
         raise ValueError(f"einsum: {subscripts!r} does not fit shapes {shapes}: {e}") from None

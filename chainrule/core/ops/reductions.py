@@ -139,8 +139,11 @@ def sum(a, axis=None, keepdims: bool = False, stream=None) -> array:
     a = _as(a)
     d = a._data
     axes = _axes(axis, d.ndim, "sum")
-    if d.dtype.kind in "fc":
+    kind = d.dtype.kind
+    if kind in "fc":
         out = _add_reduce(d, axes, None, None, keepdims)
+    elif kind == "V":  # bfloat16 accumulates in float32 (MLX), then rounds once
+        out = _add_reduce(d, axes, xp.float32, None, keepdims).astype(d.dtype)
     else:
         out = _add_reduce(d, axes, _int_acc(d), None, keepdims)
     return _rec(_SUM, out, (a,), {"axes": axes, "keepdims": keepdims})
@@ -333,8 +336,10 @@ def cumsum(a, axis=None, reverse: bool = False, inclusive: bool = True, stream=N
     """Cumulative sum along ``axis`` (the flattened array when ``axis`` is None)."""
     a, ax = _scan_axis(_as(a), axis, "cumsum")
     d = a._data
-    acc = _int_acc(d)
+    acc = _int_acc(d) if d.dtype.kind != "V" else xp.float32  # bfloat16: float32 running sums
     out = _scan(lambda v, axis: xp.cumsum(v, axis=axis, dtype=acc), d, ax, reverse, inclusive, 0)
+    if out.dtype != d.dtype and d.dtype.kind == "V":
+        out = out.astype(d.dtype)
     return _rec(_CUMSUM, out, (a,), {"axis": ax, "reverse": reverse, "inclusive": inclusive})
 
 

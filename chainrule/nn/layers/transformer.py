@@ -136,7 +136,8 @@ class MultiHeadAttention(Module):
         idx = np.arange(N)
         blocked = idx[:, None] < idx[None, :]
         np_dtype = np.dtype(_dt.to_np(dtype))
-        return from_value(blocked.astype(np_dtype) * np.finfo(np_dtype).min)
+        lowest = np.asarray(mx.finfo(dtype).min, dtype=np_dtype)  # bfloat16 included
+        return from_value(blocked.astype(np_dtype) * lowest)
 
 
 class TransformerEncoderLayer(Module):
