@@ -115,3 +115,14 @@ def test_vmap_of_gathers_and_scatters_is_vectorised():
     np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError):
         mx.vmap(lambda a, v: mx.pad(a, 1, constant_values=v))(m, mx.arange(4.0))
+
+
+def test_divmod_is_not_differentiated_and_indices_must_fit_int32():
+    # MLX: divmod has zero tangents for both outputs; Python ints past int32 in an index raise
+    _, (dq, dr) = mx.jvp(lambda x: mx.divmod(x, mx.array(3.0)), [mx.array(7.0)], [mx.array(1.0)])
+    assert dq.item() == 0.0 and dr.item() == 0.0
+    x = mx.array([0, 1, 2])
+    for bad in (lambda: x[: 2**32], lambda: x[2**32], lambda: x[0, -(2**40)]):
+        with pytest.raises(ValueError, match="int32 range"):
+            bad()
+    assert x[:2].tolist() == [0, 1]

@@ -251,8 +251,8 @@ right_shift = _binary("right_shift", xp.right_shift)
 
 @export
 def divmod(a, b, stream=None) -> tuple[array, array]:
-    """``(floor_divide(a, b), remainder(a, b))``."""
-    return floor_divide(a, b), remainder(a, b)
+    """``(floor_divide(a, b), remainder(a, b))``; not differentiated (zero gradients, as MLX)."""
+    return stop_gradient(floor_divide(a, b)), stop_gradient(remainder(a, b))
 
 
 _WHERE = defprim(

@@ -16,13 +16,32 @@ from .table import (
     value_branch,
 )
 
+_INT32 = 2**31 - 1
+
+
+def _check_int32(i) -> None:
+    """Python ints in an index must fit int32, as MLX's indices do (ValueError otherwise)."""
+    t = type(i)
+    if t is int:
+        if not -_INT32 - 1 <= i <= _INT32:
+            raise ValueError(f"getitem: index {i} is outside the int32 range")
+    elif t is _slice:
+        for v in (i.start, i.stop, i.step):
+            if type(v) is int and not -_INT32 - 1 <= v <= _INT32:
+                raise ValueError(f"getitem: slice bound {v} is outside the int32 range")
+
 
 def _clean_index(idx):
     """Turn chainrule arrays inside an index into backend values."""
     t = type(idx)
     if t is array:
         return idx._data
+    if t is int or t is _slice:
+        _check_int32(idx)
+        return idx
     if t is tuple:
+        for i in idx:
+            _check_int32(i)
         return tuple(i._data if type(i) is array else i for i in idx)
     if t is list:
         return xp.asarray([_clean_index(i) for i in idx])
