@@ -173,6 +173,13 @@ def backward_pass(
                             _from_value(a.value) if type(a) is Node else _const(a, node.value)
                             for a in args
                         ]
+                    vdt = node.value.dtype
+                    if vdt is not _F32 and vdt is not _F64 and prim.holomorphic and vdt.kind == "c":
+                        # MLX's convention for complex values: the VJP of a holomorphic f is
+                        # g * conj(f'(z)). The rules are written g * f'(z) with real
+                        # coefficients, so they give it when fed the conjugated point.
+                        ans = ops.conj(ans)
+                        xs = [_conj_point(x) for x in xs]
                 if prim.variadic:
                     gi = prim.vjps[0](g, ans, *xs, argnum=i, **params)
                 else:
@@ -203,6 +210,20 @@ _NO_PARAMS: dict = {}
 
 # A cotangent cast to its input's dtype is recorded even where `astype` records nothing (to or
 # from an integer type), so that `jvp` (two reverse passes) sees through the cast.
+_F32, _F64 = xp.dtype(xp.float32), xp.dtype(xp.float64)  # the usual, real, value dtypes
+
+
+def _conj_point(x):
+    """The complex conjugate of an input of a rule (arrays, backend values, Python numbers)."""
+    if type(x) is array:
+        return ops.conj(x) if x._data.dtype.kind == "c" else x
+    if isinstance(x, complex):
+        return x.conjugate()
+    if getattr(getattr(x, "dtype", None), "kind", None) == "c":
+        return xp.conj(x)
+    return x
+
+
 _CAST = ops.Primitive("cast_cotangent", (lambda g, ans, x, dtype: g,), batch=ops.table.pass_rule)
 
 
@@ -713,7 +734,9 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
                 hit = found.get(id(outer.node_of(t)))
                 if hit is None:
                     continue
-                term = ops.sum(hit[1] * tr_)
+                # with MLX's convention the reverse pass gives J^H u; the gradient of
+                # <J^H u, conj(t)> with respect to u is conj(J t), conjugated back below
+                term = ops.sum(hit[1] * (ops.conj(tr_) if tr_._data.dtype.kind == "c" else tr_))
                 dots = term if dots is None else dots + term
             for e, c in injections:
                 hit = found.get(id(outer.node_of(e)))
@@ -729,7 +752,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
         STATE.depth -= 1
         STATE.enabled = saved
     results = [
-        _zero_tangent(o, tangents) if u is None else utr.cotangent_of(u, found2)
+        _zero_tangent(o, tangents) if u is None else _conj_point(utr.cotangent_of(u, found2))
         for o, u in zip(outs, us)
     ]
     if not (outer.outer or STATE.depth > 0):

@@ -76,7 +76,7 @@ class custom_function:
         outs = [o for o in out_leaves if type(o) is array]
         name = f"custom:{getattr(self.fun, '__name__', 'fn')}"
         rule = self._make_rule(args, kwargs, out, outs, forward is not None)
-        prim = ops.Primitive(name, (rule,), True)
+        prim = ops.Primitive(name, (rule,), True, holomorphic=False)  # the user's own rule
         recorded = [ops._rec(prim, o._data, xs, {"k": k}) for k, o in enumerate(outs)]
         if forward is not None:
             recorded = self._offsets(forward, args, recorded)
@@ -218,7 +218,9 @@ def checkpoint(fun: Callable) -> Callable:
             STATE.enabled = saved
         outs = [o for o in pytree.leaves(out) if type(o) is array]
         kinds = [(o._data.shape, o._data.dtype) for o in outs]
-        prim = ops.Primitive(f"checkpoint:{name}", (_recompute_rule(call, kinds),), True)
+        prim = ops.Primitive(
+            f"checkpoint:{name}", (_recompute_rule(call, kinds),), True, holomorphic=False
+        )
         recorded = iter([ops._rec(prim, o._data, xs, {"k": k}) for k, o in enumerate(outs)])
         return pytree.map(lambda o: next(recorded) if type(o) is array else o, out)
 

@@ -48,7 +48,9 @@ def _widened(fn):
 
 
 negative = _unary("negative", xp.negative, lambda g, ans, x: -g)
-abs = _unary("abs", xp.abs, lambda g, ans, x: g * sign(x), method=True)
+# abs, conj, real and imag are not holomorphic: their rules are written for complex inputs
+# directly (the gradient is d/dRe + i d/dIm, as MLX and PyTorch define it).
+abs = _unary("abs", xp.abs, lambda g, ans, x: g * sign(x), method=True, holomorphic=False)
 sign = _unary("sign", xp.sign)
 square = _unary("square", xp.square, lambda g, ans, x: g * (x * 2), method=True)
 sqrt = _unary("sqrt", _float_kernel(xp.sqrt), lambda g, ans, x: g * 0.5 / ans, method=True)
@@ -115,10 +117,12 @@ isposinf = _unary("isposinf", lambda x: x == xp.inf if x.dtype.kind == "c" else 
 isneginf = _unary("isneginf", lambda x: x == -xp.inf if x.dtype.kind == "c" else xp.isneginf(x))
 logical_not = _unary("logical_not", xp.logical_not)
 bitwise_invert = _unary("bitwise_invert", xp.invert)
-conj = _unary("conj", xp.conj, lambda g, ans, x: conj(g), method=True)
+conj = _unary("conj", xp.conj, lambda g, ans, x: conj(g), method=True, holomorphic=False)
 conjugate = export(conj, name="conjugate")
-real = _unary("real", xp.real, lambda g, ans, x: astype(g, x.dtype))
-imag = _unary("imag", xp.imag, lambda g, ans, x: multiply(astype(g, x.dtype), -1j))
+real = _unary("real", xp.real, lambda g, ans, x: astype(g, x.dtype), holomorphic=False)
+imag = _unary(
+    "imag", xp.imag, lambda g, ans, x: multiply(astype(g, x.dtype), 1j), holomorphic=False
+)
 
 
 @export(method=True)

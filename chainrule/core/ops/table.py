@@ -31,13 +31,16 @@ class Primitive:
             None: ``vmap`` then runs one call per example.
     """
 
-    __slots__ = ("name", "vjps", "variadic", "batch")
+    __slots__ = ("name", "vjps", "variadic", "batch", "holomorphic")
 
-    def __init__(self, name: str, vjps: tuple, variadic: bool = False, batch=None) -> None:
+    def __init__(
+        self, name: str, vjps: tuple, variadic: bool = False, batch=None, holomorphic: bool = True
+    ) -> None:
         self.name = name
         self.vjps = vjps
         self.variadic = variadic
         self.batch = batch
+        self.holomorphic = holomorphic
 
     def __repr__(self) -> str:
         return f"Primitive({self.name})"
@@ -59,7 +62,9 @@ CONSTANT_MAKERS: dict = {}
 """Code of functions whose NumPy result ``vmap`` recomputes per example, by kind."""
 
 
-def defprim(name: str, *vjps, variadic: bool = False, batch=None) -> Primitive:
+def defprim(
+    name: str, *vjps, variadic: bool = False, batch=None, holomorphic: bool = True
+) -> Primitive:
     """Register a primitive: its VJP rules (one per input) and its batching rule.
 
     Args:
@@ -75,7 +80,7 @@ def defprim(name: str, *vjps, variadic: bool = False, batch=None) -> Primitive:
     """
     if name in PRIMITIVES:
         raise ValueError(f"defprim: a primitive named {name!r} is already registered")
-    prim = Primitive(name, vjps, variadic, batch)
+    prim = Primitive(name, vjps, variadic, batch, holomorphic)
     PRIMITIVES[name] = prim
     return prim
 
@@ -336,7 +341,7 @@ def _retry_in_float(name: str, kernel, xs: tuple, err: TypeError):
     raise DtypeError(f"{name}: inputs of dtype {dtypes} are not supported ({err})") from None
 
 
-def _unary(name: str, kernel, vjp=None, *, method: bool = False):
+def _unary(name: str, kernel, vjp=None, *, method: bool = False, holomorphic: bool = True):
     """Declare an elementwise primitive of one input and return its public function.
 
     With a ``vjp`` the operation is a primitive of the table (recorded, differentiable,
@@ -345,7 +350,7 @@ def _unary(name: str, kernel, vjp=None, *, method: bool = False):
     A kernel refusing an integer, boolean or bfloat16 input is retried in float32; any
     other dtype it refuses raises ``DtypeError`` (a ``ValueError``, as MLX).
     """
-    prim = defprim(name, vjp) if vjp is not None else None
+    prim = defprim(name, vjp, holomorphic=holomorphic) if vjp is not None else None
 
     def op(a, stream=None) -> array:
         if type(a) is not array:
