@@ -64,3 +64,11 @@ def test_real_functions_through_complex_values_match_torch():
     f(torch, tx, ty).backward()
     np.testing.assert_allclose(np.asarray(gx), tx.grad.numpy(), rtol=1e-4)
     np.testing.assert_allclose(np.asarray(gy), ty.grad.numpy(), rtol=1e-4)
+
+
+def test_prod_and_multiply_give_the_same_complex_vjp_to_the_bit():
+    p, g = _c(2, 6), _c(6)
+    _, (vp,) = mx.vjp(lambda x: x.prod(axis=0), [p], [g])
+    _, vm = mx.vjp(mx.multiply, [p[0], p[1]], [g])
+    assert np.array_equal(np.asarray(vp), np.asarray(mx.stack(vm)))
+    assert np.array_equal(np.asarray(vp[0]), np.asarray(mx.conj(p[1]) * g))

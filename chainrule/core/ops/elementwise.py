@@ -161,7 +161,9 @@ def _divide_kernel(a, b):
 
 add = _binary("add", xp.add, lambda g, ans, a, b: g, lambda g, ans, a, b: g)
 subtract = _binary("subtract", xp.subtract, lambda g, ans, a, b: g, lambda g, ans, a, b: -g)
-multiply = _binary("multiply", xp.multiply, lambda g, ans, a, b: g * b, lambda g, ans, a, b: g * a)
+# (b * g, not g * b: NumPy's complex product is not commutative to the last bit, and MLX's
+# prod and multiply agree exactly in this order)
+multiply = _binary("multiply", xp.multiply, lambda g, ans, a, b: b * g, lambda g, ans, a, b: a * g)
 divide = _binary(
     "divide",
     _divide_kernel,

@@ -87,7 +87,7 @@ def _reduce_vjp_prod(g, ans, x, axes, keepdims):
             flat, -1, reverse=True, inclusive=False
         )
         others = transpose(reshape(others, moved.shape), _inverse_perm(rest + list(axes)))
-    return _expand_back(g, x.shape, axes, keepdims) * others
+    return others * _expand_back(g, x.shape, axes, keepdims)
 
 
 def _reduce_vjp_lse(g, ans, x, axes, keepdims):
