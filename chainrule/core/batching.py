@@ -90,6 +90,8 @@ def _mark(x):
         return xp.asarray(x).view(_Tainted)
     if type(x) in (tuple, list):
         return type(x)(_mark(i) for i in x)
+    if isinstance(x, tuple):  # NumPy's named results (SVDResult, EighResult, ...): every part
+        return tuple(_mark(i) for i in x)
     return x
 
 

@@ -248,6 +248,19 @@ def svd(a, compute_uv: bool = True, stream=None):
     """
     a = _matrix(a, "svd", complex_ok=True)
     d = a._data
+    wide = {"f": xp.float64, "c": xp.complex128}.get(d.dtype.kind)
+    if wide is not None and d.dtype.itemsize < xp.dtype(wide).itemsize:
+        # single precision: factor in double and round once, so U diag(S) Vt reproduces the
+        # input to float32 rounding (LAPACK's single-precision SVD is off by a few ulps more)
+        work = d.astype(wide)
+        if compute_uv:
+            u, s, vt = xp.linalg.svd(work, full_matrices=True)
+            return (
+                _from_value(u.astype(d.dtype)),
+                _from_value(s.astype(xp.float32)),
+                _from_value(vt.astype(d.dtype)),
+            )
+        return _from_value(xp.linalg.svd(work, compute_uv=False).astype(xp.float32))
     if compute_uv:
         return tuple(_from_value(o) for o in xp.linalg.svd(d, full_matrices=True))
     return _from_value(xp.linalg.svd(d, compute_uv=False))

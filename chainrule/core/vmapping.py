@@ -130,6 +130,10 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
         raise batching.Unbatchable(f"the replay failed: {e}") from None
     moved = []
     for r, (_leaf, ax) in zip(results, _match_axes(out, out_axes, "output")):
+        if ax is not None and not -r.ndim <= ax < r.ndim:
+            raise ValueError(
+                f"vmap: out_axes {ax} is out of range for an output of {r.ndim - 1} dimensions"
+            )
         if ax is not None and ax % r.ndim != 0:
             r = ops.moveaxis(r, 0, ax)
         moved.append(r)

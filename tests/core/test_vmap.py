@@ -368,3 +368,22 @@ def test_nn_layers_vectorise():
     got = mx.vmap(model)(X)
     assert batching.STATS["vectorised"] == before + 1, batching.LAST["reason"]
     np.testing.assert_allclose(np.asarray(got), np.asarray(model(X)), rtol=1e-6, atol=1e-6)
+
+
+def test_named_numpy_results_are_never_taken_for_constants():
+    # NumPy's svd returns a named tuple; its parts come from the example and must not be
+    # broadcast from the first example (they once were, silently)
+    a = mx.array(RNG.uniform(size=(3, 4, 2)).astype(np.float32))
+    us, ss, vts = mx.vmap(lambda x: mx.linalg.svd(x))(a)
+    for i in range(3):
+        u, s, vt = mx.linalg.svd(a[i])
+        np.testing.assert_array_equal(np.asarray(us[i]), np.asarray(u))
+        np.testing.assert_array_equal(np.asarray(ss[i]), np.asarray(s))
+        np.testing.assert_array_equal(np.asarray(vts[i]), np.asarray(vt))
+
+
+def test_out_axes_out_of_range_is_an_error_on_both_paths():
+    with pytest.raises(ValueError, match="out_axes"):
+        mx.vmap(mx.exp, out_axes=2)(mx.array([0.0, 1.0]))  # batched path
+    with pytest.raises(ValueError):
+        mx.vmap(lambda x: x.sum() if x.item() > 0 else x, out_axes=2)(mx.array([0.0, 1.0]))
