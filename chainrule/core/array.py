@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 import weakref
 
 from . import dtypes as _dt
@@ -22,10 +23,12 @@ from .backend import xp
 __all__ = ["array", "Node", "PrintOptions", "printoptions", "set_printoptions", "get_printoptions"]
 
 
-class _State:
-    """Process-wide recording switches, read on every operation (one attribute load)."""
+class _State(threading.local):
+    """The recording switches, one set per thread, read on every operation.
 
-    __slots__ = ("enabled", "depth")
+    Per thread, so that a ``no_grad`` block or a transform in one thread never switches
+    recording off (or on) in another (MLX's test_concurrent_transforms).
+    """
 
     def __init__(self) -> None:
         self.enabled = True  # False inside no_grad()
