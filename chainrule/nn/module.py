@@ -106,6 +106,58 @@ def _empty_node(x) -> bool:
     return type(x) in (dict, list) and not x
 
 
+def _update_modules(dst, new, path: str, strict: bool, owner: str) -> None:
+    """``Module.update_modules``'s walk (a plain function: a recursive closure would hold the
+    module in a reference cycle until the garbage collector ran)."""
+    if _empty_node(new):
+        return
+    if isinstance(new, dict):
+        for k, v in new.items():
+            where = f"{path}.{k}" if path else str(k)
+            if k in dst:
+                cur = dst[k]
+                if _empty_node(v):
+                    continue
+                if Module.is_module(cur) and Module.is_module(v):
+                    dst[k] = v
+                elif isinstance(cur, (dict, list)):
+                    _update_modules(cur, v, where, strict, owner)
+                elif strict:
+                    raise ValueError(
+                        f"update_modules: {where!r} holds a {type(cur).__name__}, "
+                        f"received a {type(v).__name__}"
+                    )
+            elif strict:
+                raise ValueError(f"update_modules: {owner} has no sub-module named {where!r}")
+    elif isinstance(new, list):
+        if not isinstance(dst, list):
+            if strict:
+                raise ValueError(
+                    f"update_modules: {path!r} holds a {type(dst).__name__}, received a list"
+                )
+            return
+        if len(new) > len(dst) and strict:
+            raise ValueError(
+                f"update_modules: {path!r} has {len(dst)} entries, received {len(new)}"
+            )
+        for i, v in enumerate(new[: len(dst)]):
+            where = f"{path}.{i}"
+            cur = dst[i]
+            if _empty_node(v):
+                continue
+            if Module.is_module(cur) and Module.is_module(v):
+                dst[i] = v
+            elif isinstance(cur, (dict, list)):
+                _update_modules(cur, v, where, strict, owner)
+            elif strict:
+                raise ValueError(
+                    f"update_modules: {where!r} holds a {type(cur).__name__}, "
+                    f"received a {type(v).__name__}"
+                )
+    elif strict:
+        raise ValueError(f"update_modules: received invalid type {type(new).__name__}")
+
+
 class Module(dict):
     """Base class of layers and models (MLX's ``nn.Module``, usable the PyTorch way too).
 
@@ -437,60 +489,7 @@ class Module(dict):
             The module.
         """
 
-        def apply(dst, new, path):
-            if _empty_node(new):
-                return
-            if isinstance(new, dict):
-                for k, v in new.items():
-                    where = f"{path}.{k}" if path else str(k)
-                    if k in dst:
-                        cur = dst[k]
-                        if _empty_node(v):
-                            continue
-                        if Module.is_module(cur) and Module.is_module(v):
-                            dst[k] = v
-                        elif isinstance(cur, (dict, list)):
-                            apply(cur, v, where)
-                        elif strict:
-                            raise ValueError(
-                                f"update_modules: {where!r} holds a {type(cur).__name__}, "
-                                f"received a {type(v).__name__}"
-                            )
-                    elif strict:
-                        raise ValueError(
-                            f"update_modules: {type(self).__name__} has no sub-module named "
-                            f"{where!r}"
-                        )
-            elif isinstance(new, list):
-                if not isinstance(dst, list):
-                    if strict:
-                        raise ValueError(
-                            f"update_modules: {path!r} holds a {type(dst).__name__}, "
-                            "received a list"
-                        )
-                    return
-                if len(new) > len(dst) and strict:
-                    raise ValueError(
-                        f"update_modules: {path!r} has {len(dst)} entries, received {len(new)}"
-                    )
-                for i, v in enumerate(new[: len(dst)]):
-                    where = f"{path}.{i}"
-                    cur = dst[i]
-                    if _empty_node(v):
-                        continue
-                    if Module.is_module(cur) and Module.is_module(v):
-                        dst[i] = v
-                    elif isinstance(cur, (dict, list)):
-                        apply(cur, v, where)
-                    elif strict:
-                        raise ValueError(
-                            f"update_modules: {where!r} holds a {type(cur).__name__}, "
-                            f"received a {type(v).__name__}"
-                        )
-            elif strict:
-                raise ValueError(f"update_modules: received invalid type {type(new).__name__}")
-
-        apply(self, modules, "")
+        _update_modules(self, modules, "", strict, type(self).__name__)
         return self
 
     def set_dtype(

@@ -510,3 +510,14 @@ def test_update_modules_skips_empty_nodes_and_checks_lengths():
     assert len(m.layers) == 2 and m.layers[1].weight.shape == (5, 3)
     with pytest.raises(ValueError):
         m.update_modules({"layers": [0, 1]})
+
+
+def test_update_modules_leaves_no_reference_cycle():
+    import weakref
+
+    m = nn.Linear(8, 4)
+    m.update_modules({})
+    m.update_modules({"weight": {}}, strict=False)
+    ref = weakref.ref(m)
+    del m
+    assert ref() is None  # freed at once, without waiting for the garbage collector
