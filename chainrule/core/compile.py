@@ -21,7 +21,15 @@ How it works (docs/performance.md has the measurements):
 * **A safety net.** The first replay of a signature is checked against an eager call on the
   same inputs (with the random state restored in between); any difference, any value the
   tracer could not follow, or any error turns compilation off for that signature, and the
-  function then simply runs eagerly. Results therefore always equal the eager ones.
+  function then simply runs eagerly. Results therefore always equal the eager ones, with
+  MLX's one exception: a closure holding only data (arrays, constants, lists, tuples and dicts
+  of them) keeps the values the trace saw ("closures are not updated"), and the check then
+  runs the eager call on those values.
+* **Shapeless** (``shapeless=True``): signatures keep each array's number of dimensions and
+  dtype, not its shape; each new shape's first replay is checked the same way, a shape the
+  program cannot take runs eagerly, and a reshape to a size traced from other shapes raises
+  ``ValueError`` as in MLX. Arguments other than trees of arrays and constants raise
+  ``ValueError`` (MLX's rule).
 
 ``disable_compile()`` (or the ``MLX_DISABLE_COMPILE`` / ``CHAINRULE_DISABLE_COMPILE``
 environment variables) makes every compiled function run eagerly.
@@ -183,10 +191,11 @@ def _same(a, b) -> bool:
 class _Compiled:
     """The function ``mx.compile`` returns."""
 
-    def __init__(self, fun: Callable, inputs, outputs) -> None:
+    def __init__(self, fun: Callable, inputs, outputs, shapeless: bool = False) -> None:
         self.fun = fun
         self.inputs = inputs
         self.outputs = outputs
+        self.shapeless = shapeless
         self.cache: dict = {}
         self.last_reason: str | None = None  # why the latest signature runs eagerly
         functools.update_wrapper(self, fun)
@@ -217,23 +226,35 @@ class _Compiled:
             state_out = []
             _signature(self.outputs, state_out, key)
         try:
-            k = tuple(key)
+            k = concrete = tuple(key)
+            if self.shapeless:
+                k = _ranks(k)
             entry = self.cache.get(k)
         except TypeError:
             STATS["eager"] += 1
             return self.fun(*args, **kwargs)
         if entry is None:
-            return self._trace(k, args, kwargs, arg_arrays, state_in, state_out)
+            return self._trace(k, args, kwargs, arg_arrays, state_in, state_out, concrete)
         if entry is _EAGER:
             STATS["eager"] += 1
             return self.fun(*args, **kwargs)
-        return self._replay(k, entry, args, kwargs, arg_arrays, state_in, state_out)
+        if self.shapeless and concrete in entry.eager_shapes:
+            STATS["eager"] += 1
+            return self.fun(*args, **kwargs)
+        return self._replay(k, entry, args, kwargs, arg_arrays, state_in, state_out, concrete)
 
     # -- tracing --------------------------------------------------------------------------------
-    def _trace(self, k, args, kwargs, arg_arrays, state_in, state_out):
+    def _trace(self, k, args, kwargs, arg_arrays, state_in, state_out, concrete):
         from . import random as _random
 
+        _check_arguments(args, kwargs)
         STATS["traces"] += 1
+        # MLX keeps what a closure held when the function was traced ("closures are not
+        # updated"): the program holds those values as constants, and the checked first
+        # replay compares it with an eager call on the same closure (see _verify)
+        captured = (
+            None if self.inputs is not None or self.outputs is not None else _captured(self.fun)
+        )
         tr = _Tracer()
         # (handle, grad, input slot): not the value or its node, which the trace must not keep
         # alive once the function has replaced it (the eager call would have freed it)
@@ -320,7 +341,7 @@ class _Compiled:
         post: list = []
         post_key: list = []
         _signature(self.outputs, post, post_key)
-        structure_changed = post_key != list(k[k.index("|") + 1 :])
+        structure_changed = post_key != list(concrete[concrete.index("|") + 1 :])
         plan = []
         for pos, h in enumerate(post):
             graph_check(h)
@@ -372,6 +393,11 @@ class _Compiled:
             for i, h in enumerate(state_in):
                 firsts.setdefault(id(h), i)
             prog.in_pos = sorted(firsts.values())
+            prog.captured = captured
+            if self.shapeless:
+                prog.traced_shapes = concrete
+                prog.shapes = set()
+                prog.eager_shapes = set()
             self.cache[k] = prog
         elif not structure_changed:
             self.cache[k] = _EAGER
@@ -386,7 +412,7 @@ class _Compiled:
         return t
 
     # -- replaying ------------------------------------------------------------------------------
-    def _replay(self, k, prog, args, kwargs, arg_arrays, state_in, state_out):
+    def _replay(self, k, prog, args, kwargs, arg_arrays, state_in, state_out, concrete):
         from . import random as _random
 
         inputs = [a._data for a in _unique(arg_arrays)] if len(arg_arrays) > 1 else []
@@ -410,16 +436,26 @@ class _Compiled:
         except Exception as e:
             if rng_state is not None:
                 _random._G.rng.bit_generator.state = rng_state
-            self.cache[k] = _EAGER
             STATS["rejected"] += 1
             self.last_reason = f"replay failed: {type(e).__name__}: {e}"
+            if self.shapeless and concrete != prog.traced_shapes:
+                if isinstance(e, ValueError) and _failed_reshape(prog, e):
+                    # as MLX: a reshape to a size computed from the traced shapes that these
+                    # shapes cannot take is an error; any other failure runs these eagerly
+                    raise ValueError(
+                        "[compile] the shapeless program traced for other shapes cannot take"
+                        f" these inputs: {e}"
+                    ) from e
+                prog.eager_shapes.add(concrete)
+            else:
+                self.cache[k] = _EAGER
             return self.fun(*args, **kwargs)
-        if not prog.verified:
+        if not prog.verified or (self.shapeless and concrete not in prog.shapes):
             # keep fingerprints, not the results, while the eager call runs: checking must not
             # hold a second copy of the model and optimizer state
             prints = {slot: _Fingerprint(v) for slot, v in values.items()}
             del values
-            return self._verify(k, prog, prints, rng_state, args, kwargs, state_out)
+            return self._verify(k, prog, prints, rng_state, args, kwargs, state_out, concrete)
         STATS["replays"] += 1
         return self._apply(prog, values, state_out)
 
@@ -441,12 +477,22 @@ class _Compiled:
                 h._grad = _from_value(values[w] if kind == "slot" else w)
         return _fill(prog.out_tmpl, values)
 
-    def _verify(self, k, prog, values, rng_state, args, kwargs, state_out):
+    def _verify(self, k, prog, values, rng_state, args, kwargs, state_out, concrete):
         from . import random as _random
 
         if rng_state is not None:
             _random._G.rng.bit_generator.state = rng_state
-        expected = self.fun(*args, **kwargs)
+        # a closure that changed since the trace: the replay keeps the traced values (MLX's
+        # semantics), so the eager call it is checked against runs on them too
+        now = None
+        if prog.captured is not None and not _unchanged(prog.captured):
+            now = _recapture(prog.captured)
+            _put(prog.captured)
+        try:
+            expected = self.fun(*args, **kwargs)
+        finally:
+            if now is not None:
+                _put(now)
         problem = None if _matches(prog.out_tmpl, values, expected) else "the result"
         post: list = []
         _signature(self.outputs, post, [])
@@ -466,11 +512,18 @@ class _Compiled:
                 break
         if problem is None:
             prog.verified = True
+            if self.shapeless:
+                prog.shapes.add(concrete)
             STATS["verified"] += 1
+            return expected
+        if self.shapeless and concrete != prog.traced_shapes:
+            prog.eager_shapes.add(concrete)  # other shapes keep the program
         else:
             self.cache[k] = _EAGER
-            STATS["rejected"] += 1
-            self.last_reason = f"the replay did not match an eager call: {problem} differs"
+        STATS["rejected"] += 1
+        self.last_reason = f"the replay did not match an eager call: {problem} differs"
+        # (after a changed closure, this call's eager result saw the traced closure, as MLX's
+        # would; the next calls run eagerly on the current one)
         return expected
 
 
@@ -494,6 +547,140 @@ def _matches(tmpl, values, expected) -> bool:
         except Exception:
             return False
     return True
+
+
+def _failed_reshape(prog, e: BaseException) -> bool:
+    """Whether the replay failed in a reshape with an inferred (-1) dimension."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        if tb.tb_frame.f_code.co_filename == "<string>":
+            break
+        tb = tb.tb_next
+    if tb is None or tb.tb_frame.f_code.co_filename != "<string>":
+        return False
+    lines = prog.source.splitlines()
+    line = lines[tb.tb_lineno - 1] if 0 < tb.tb_lineno <= len(lines) else ""
+    return ".reshape(" in line and "-1" in line
+
+
+def _ranks(key: tuple) -> tuple:
+    """A signature with each array's shape replaced by its number of dimensions (``shapeless``)."""
+    return tuple(
+        tuple(
+            (len(e[0]), e[1], e[2])
+            if type(e) is tuple and len(e) == 3 and isinstance(e[1], _np.dtype)
+            else e
+            for e in part
+        )
+        if type(part) is tuple
+        else part
+        for part in key
+    )
+
+
+_CONSTANTS = (bool, int, float, complex, str, _np.generic)
+
+
+def _check_arguments(args, kwargs) -> None:
+    """MLX's rule: arguments are trees (lists, tuples, dicts) of arrays and constants."""
+    for leaf in pytree.flatten((args, kwargs))[0]:
+        if leaf is not None and type(leaf) is not array and not isinstance(leaf, _CONSTANTS):
+            raise ValueError(
+                "[compile] Function arguments must be trees of arrays or constants (floats,"
+                f" ints, strings, or None), but received type {type(leaf).__name__}."
+            )
+
+
+_CAPTURE_LIMIT = 10_000  # closures larger than this are not kept (changes then run eagerly)
+_DATA = (bool, int, float, complex, str, _np.generic, _np.ndarray, type(None))
+
+
+def _captured(fun) -> list | None:
+    """What ``fun``'s closure holds, ``[(cell, value, contents)]`` (:func:`_contents`), when it
+    holds only data (arrays, constants, and lists, tuples and dicts of them), which a call
+    cannot change behind the closure's back; otherwise None (objects, modules, functions)."""
+    while True:
+        if isinstance(fun, functools.partial):
+            fun = fun.func
+        elif hasattr(fun, "__func__"):
+            fun = fun.__func__
+        else:
+            break
+    budget = [_CAPTURE_LIMIT]
+    out = []
+    for cell in getattr(fun, "__closure__", None) or ():
+        try:
+            v = cell.cell_contents
+        except ValueError:  # not bound yet
+            continue
+        out.append((cell, v, _contents(v, budget)))
+    return None if budget[0] < 0 else out
+
+
+def _contents(v, budget: list):
+    """What a value of a closure holds that may change in place: an array's value, the items
+    of a list or dict (recursively), the items' contents of a tuple. Anything that is not
+    data spends the whole budget."""
+    budget[0] -= 1
+    t = type(v)
+    if t is array:
+        return v._data
+    if budget[0] < 0:
+        return None
+    if t is dict:
+        return [(key, x, _contents(x, budget)) for key, x in v.items()]
+    if t is list or t is tuple:
+        return [(None, x, _contents(x, budget)) for x in v]
+    if not isinstance(v, _DATA):
+        budget[0] = -1
+    return None
+
+
+def _unchanged(captured: list) -> bool:
+    return all(c.cell_contents is v and _same_contents(v, w) for c, v, w in captured)
+
+
+def _same_contents(v, w) -> bool:
+    t = type(v)
+    if t is array:
+        return v._data is w
+    if t is dict:
+        return len(v) == len(w) and all(
+            v.get(key, w) is x and _same_contents(x, sub) for key, x, sub in w
+        )
+    if t is list or t is tuple:
+        return len(v) == len(w) and all(
+            a is x and _same_contents(x, sub) for a, (_, x, sub) in zip(v, w)
+        )
+    return True
+
+
+def _recapture(captured: list) -> list:
+    budget = [_CAPTURE_LIMIT * 10]
+    return [(c, c.cell_contents, _contents(c.cell_contents, budget)) for c, _, _ in captured]
+
+
+def _put(captured: list) -> None:
+    """Give a closure the values :func:`_captured` noted."""
+    for cell, v, w in captured:
+        cell.cell_contents = v
+        _put_contents(v, w)
+
+
+def _put_contents(v, w) -> None:
+    t = type(v)
+    if t is array:
+        v._data = w
+        return
+    if t is dict:
+        v.clear()
+        v.update((key, x) for key, x, _ in w)
+    elif t is list:
+        v[:] = [x for _, x, _ in w]
+    elif t is not tuple:
+        return
+    for _, x, sub in w:
+        _put_contents(x, sub)
 
 
 def _slots_in(tmpl) -> list:
@@ -540,14 +727,17 @@ def compile(
         inputs: trees of arrays the function reads implicitly (e.g. ``[model.state,
             optimizer.state]``).
         outputs: trees of arrays the function updates implicitly (usually the same trees).
-        shapeless: accepted for MLX code; programs are traced per shape.
+        shapeless: as in MLX, a new shape (same number of dimensions and dtypes) replays the
+            program traced for other shapes instead of tracing again; a program that cannot
+            take the new shapes raises ``ValueError``. Each new shape's first replay is checked
+            against an eager call (and runs eagerly from then on if they differ).
 
     Returns:
         A callable with ``fun``'s signature and results.
     """
     if isinstance(fun, _Compiled):
         return fun
-    return _Compiled(fun, inputs, outputs)
+    return _Compiled(fun, inputs, outputs, shapeless)
 
 
 def disable_compile() -> None:

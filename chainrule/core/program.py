@@ -39,10 +39,15 @@ class Program:
         "has_rng",
         "verified",
         "in_pos",
+        "captured",
+        "traced_shapes",
+        "shapes",
+        "eager_shapes",
     )
 
     def __init__(self) -> None:
         self.verified = False
+        self.captured = None
 
 
 def build(tr: _Tracer, result_slots: list) -> Program:

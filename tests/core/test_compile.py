@@ -521,3 +521,118 @@ def test_an_input_only_state_changed_inside_keeps_plain_values():
     assert type(opt.state["step"]._data) is np.ndarray
     opt.learning_rate = -2.0
     np.testing.assert_allclose(update(grads)["w"].numpy(), 3.0)
+
+
+# -- MLX's rules for arguments, closures and shapeless programs (issue 16) ---------------------
+
+
+def test_arguments_other_than_trees_of_arrays_and_constants_raise():
+    class Holder:
+        value = 1
+
+    f = mx.compile(lambda x, y: x + y.value)
+    with pytest.raises(ValueError, match="trees of arrays or constants"):
+        f(mx.array(0.0), Holder())
+    with pytest.raises(ValueError, match="trees of arrays or constants"):
+        f(mx.array(0.0), y=Holder())
+    g = mx.compile(lambda x, t: x + t["a"][0] + (0 if t["b"] is None else 1) + len(t["c"]))
+    assert g(mx.array(1.0), {"a": [2.0], "b": None, "c": "xy"}).item() == 5.0
+
+
+def test_closure_values_are_those_of_the_trace():
+    """MLX: "closures are not updated". The first replay is still checked, against an eager
+    call that sees the closure as the trace saw it."""
+    y = 1.0
+    d = {"a": mx.array(1.0)}
+
+    def fun(x):
+        return x + y + d["a"]
+
+    f = mx.compile(fun)
+    before = dict(C.STATS)
+    assert f(mx.array(0.0)).item() == 2.0
+    y = 5.0
+    d["a"] = mx.array([4.0, 5.0])
+    assert f(mx.array(1.0)).item() == 3.0  # traced y and d["a"]; verified
+    assert f(mx.array(2.0)).item() == 4.0
+    delta = _stats_delta(before)
+    assert delta["traces"] == 1 and delta["verified"] == 1 and delta["rejected"] == 0
+    assert y == 5.0 and d["a"].shape == (2,)  # the closure itself is left as the caller set it
+
+
+def test_closure_holding_an_object_still_runs_eagerly_when_it_changes():
+    class Box:
+        v = 1.0
+
+    box = Box()
+    f = mx.compile(lambda x: x + box.v)
+    assert f(mx.array(0.0)).item() == 1.0
+    box.v = 3.0
+    assert f(mx.array(0.0)).item() == 3.0  # not data: the checked replay notices, eagerly
+    assert f(mx.array(1.0)).item() == 4.0
+
+
+def test_a_wrong_replay_is_rejected_even_when_the_closure_changed():
+    """A program that does not follow its argument (a Python value read from it is a guard
+    that fails here) runs eagerly: the answer is right for the argument."""
+    z = 1.0
+
+    def fun(x):
+        return x * 2 + z if x.item() > 0 else x - z
+
+    f = mx.compile(fun)
+    assert f(mx.array(1.0)).item() == 3.0
+    z = 10.0
+    assert f(mx.array(-1.0)).item() == -11.0
+
+
+def test_shapeless_replays_new_shapes_without_tracing():
+    y = 1
+
+    def fun(x):
+        return x * x.sum(-1, keepdims=True) + y
+
+    f = mx.compile(fun, shapeless=True)
+    before = dict(C.STATS)
+    a = mx.array([[1, 2], [3, 4], [5, 6]])
+    assert np.array_equal(np.array(f(a)), np.array(fun(a)))
+    y = 2  # the traced value stays, as in MLX
+    b = mx.array([[1, 2, 3]])
+    assert np.array_equal(np.array(f(b)), np.array(b * b.sum(-1, keepdims=True) + 1))
+    assert _stats_delta(before)["traces"] == 1
+    f(mx.array([1, 2]))  # a new number of dimensions traces again
+    f(mx.array([[1.0, 2.0]]))  # and so does a new dtype
+    assert _stats_delta(before)["traces"] == 3
+
+
+def test_shapeless_never_returns_a_shape_frozen_into_the_program():
+    """Shapes baked into the program (a constant made from x.shape) cannot silently apply to
+    other shapes: those shapes run eagerly, others keep the program."""
+
+    def fun(x):
+        return x + mx.ones(x.shape) * x.shape[0]
+
+    f = mx.compile(fun, shapeless=True)
+    for n in (2, 3, 2, 3, 4):
+        x = mx.arange(n).astype(mx.float32)
+        assert np.array_equal(np.array(f(x)), np.array(fun(x)))
+
+
+def test_shapeless_reshape_to_a_traced_size_raises_as_in_mlx():
+    f = mx.compile(lambda x: x.reshape(x.shape[0] * x.shape[1], -1), shapeless=True)
+    assert f(mx.zeros((2, 3, 4))).shape == (6, 4)
+    assert f(mx.zeros((2, 3, 8))).shape == (6, 8)
+    with pytest.raises(ValueError):
+        f(mx.zeros((5, 5, 5)))
+
+
+def test_shapeless_gradient_of_a_broadcasting_matmul():
+    def loss(args):
+        return (args[0] @ args[1]).sum()
+
+    g = mx.compile(mx.grad(loss), shapeless=True)
+    for a, b in (((2, 1, 4, 2), (3, 2, 5)), ((3, 1, 4, 2), (2, 2, 5))):
+        args = (mx.ones(a), mx.ones(b))
+        out, want = g(args), mx.grad(loss)(args)
+        for o, w in zip(out, want):
+            assert o.shape == w.shape and np.allclose(np.array(o), np.array(w))
