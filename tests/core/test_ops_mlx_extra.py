@@ -126,3 +126,9 @@ def test_divmod_is_not_differentiated_and_indices_must_fit_int32():
         with pytest.raises(ValueError, match="int32 range"):
             bad()
     assert x[:2].tolist() == [0, 1]
+
+
+def test_broadcast_to_never_drops_dimensions():
+    with pytest.raises(ValueError, match=r"cannot broadcast shape \(1, 1, 1\) to \(2, 2\)"):
+        mx.broadcast_to(mx.ones((1, 1, 1)), (2, 2))
+    assert mx.broadcast_to(mx.ones((1, 2)), (3, 1, 2)).shape == (3, 1, 2)

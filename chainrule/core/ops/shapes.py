@@ -156,6 +156,8 @@ def _out_of_range(d, n: int) -> bool:
 
 @kernel  # writes into a new array: one step under mx.compile
 def _broadcast_kernel(d, shape):
+    if d.ndim > len(shape):  # an assignment would drop leading ones; broadcasting never does
+        raise ValueError("more dimensions than the target shape")
     if math.prod(shape) <= 4096:
         # a small filled array costs a microsecond; np.broadcast_to's view costs six
         out = xp.empty(shape, d.dtype)
