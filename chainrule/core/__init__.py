@@ -83,6 +83,7 @@ from .dtypes import (
     uint64,
     unsignedinteger,
 )
+from .export import export_function, exporter, import_function
 from .files import load, save, save_gguf, save_safetensors, savez, savez_compressed
 from .gradcheck import check_grads
 from .memory import (
