@@ -43,7 +43,13 @@ import numpy as np
 from . import dtypes as _dt
 from .array import STATE, _from_value, array
 from .autograd import no_grad
-from .io import FileFormatError, json_loads_bounded, read_safetensors, write_safetensors
+from .io import (
+    MLX_SAFETENSORS_DTYPES,
+    FileFormatError,
+    json_loads_bounded,
+    read_safetensors,
+    write_safetensors,
+)
 from .tracing import _LOCAL, Traced, _ndarray, _ndview, _patch_numpy, _Ref, _resolve_view, _Tracer
 from .tracing import _call as _tr_call
 from .tracing import kernel as _kernel
@@ -105,24 +111,8 @@ def _dtype_name(d: np.dtype) -> str:
     return name
 
 
-# safetensors codes of the constants
-_TENSOR_CODES = {
-    "BOOL": np.dtype(np.bool_),
-    "U8": np.dtype("<u1"),
-    "I8": np.dtype("<i1"),
-    "U16": np.dtype("<u2"),
-    "I16": np.dtype("<i2"),
-    "F16": np.dtype("<f2"),
-    "U32": np.dtype("<u4"),
-    "I32": np.dtype("<i4"),
-    "F32": np.dtype("<f4"),
-    "U64": np.dtype("<u8"),
-    "I64": np.dtype("<i8"),
-    "F64": np.dtype("<f8"),
-    "C64": np.dtype("<c8"),
-    "C128": np.dtype("<c16"),
-    "BF16": np.dtype(_dt.BFLOAT16_NP),
-}
+# safetensors codes of the constants (complex128 too: an export keeps float64 programs exact)
+_TENSOR_CODES = {**MLX_SAFETENSORS_DTYPES, "C128": np.dtype("<c16")}
 
 
 # -- encoding (export side) ----------------------------------------------------------------

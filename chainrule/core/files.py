@@ -29,7 +29,7 @@ from . import dtypes as _dt
 from .array import _from_value, array
 from .io import (
     GGML_PLAIN_DTYPES,
-    SAFETENSORS_DTYPES,
+    MLX_SAFETENSORS_DTYPES,
     FileFormatError,
     atomic_write,
     read_gguf,
@@ -45,7 +45,6 @@ __all__ = ["save", "load", "savez", "savez_compressed", "save_safetensors", "sav
 
 # A safetensors BF16 tensor read while chainrule has no distinct bfloat16: its raw 16 bits,
 # widened to float32 after reading (bfloat16 is float32's upper half).
-_BF16_RAW = np.dtype([("bf16", "<u2")])
 _CHUNK = 1 << 20
 
 
@@ -66,30 +65,19 @@ def _label(file: Any) -> str:
     return str(getattr(file, "name", "<stream>"))
 
 
-def _bf16_dtype() -> np.dtype:
-    b = _dt.bfloat16
-    return b.np if b is not _dt.float32 and b.size == 2 else _BF16_RAW
-
-
-def _st_dtypes() -> dict[str, np.dtype]:
-    """The safetensors codes MLX reads and writes (fp8 codes read as uint8, as MLX does)."""
-    return {
-        **SAFETENSORS_DTYPES,
-        "C64": np.dtype("<c8"),
-        "BF16": _bf16_dtype(),
-        "F8_E4M3": np.dtype(np.uint8),
-        "F8_E8M0": np.dtype(np.uint8),
-    }
+# the safetensors codes MLX reads and writes (fp8 codes read as uint8, as MLX does)
+_ST_DTYPES = {
+    **MLX_SAFETENSORS_DTYPES,
+    "F8_E4M3": np.dtype(np.uint8),
+    "F8_E8M0": np.dtype(np.uint8),
+}
 
 
 def _to_array(value: np.ndarray, label: str, name: str | None = None) -> array:
     """A loaded NumPy array as a chainrule array, refusing dtypes MLX has not."""
     d = value.dtype
     if d.kind == "V" and d.itemsize == 2 and d.names is None and d.subdtype is None:
-        value = value.view(_bf16_dtype())  # MLX writes bfloat16 as "<V2" (NumPy: "|V2")
-        d = value.dtype
-    if d == _BF16_RAW:
-        value = (value.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
+        value = value.view(_dt.BFLOAT16_NP)  # MLX writes bfloat16 as "<V2" (NumPy: "|V2")
         d = value.dtype
     what = "the array" if name is None else f"array {name!r}"
     if d.hasobject:
@@ -313,10 +301,10 @@ def save_safetensors(
                 data,
                 metadata,
                 who="save_safetensors",
-                dtypes=_st_dtypes(),
+                dtypes=_ST_DTYPES,
             )
         elif hasattr(file, "write"):
-            write_safetensors_to(file, data, metadata, who="save_safetensors", dtypes=_st_dtypes())
+            write_safetensors_to(file, data, metadata, who="save_safetensors", dtypes=_ST_DTYPES)
         else:
             raise ValueError("[save_safetensors] file must be a path or a binary file object")
     except TypeError as e:
@@ -325,9 +313,9 @@ def save_safetensors(
 
 def _load_safetensors(file: Any, label: str) -> tuple[dict[str, array], dict[str, str]]:
     if _is_path(file):
-        tensors, meta = read_safetensors(file, dtypes=_st_dtypes())
+        tensors, meta = read_safetensors(file, dtypes=_ST_DTYPES)
     else:
-        tensors, meta = read_safetensors_from(file, label=label, dtypes=_st_dtypes())
+        tensors, meta = read_safetensors_from(file, label=label, dtypes=_ST_DTYPES)
     return {k: _to_array(v, label, k) for k, v in tensors.items()}, dict(meta or {})
 
 

@@ -36,6 +36,8 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
+from . import dtypes as _dt
+
 __all__ = [
     "atomic_path",
     "atomic_write",
@@ -241,6 +243,13 @@ SAFETENSORS_DTYPES: dict[str, np.dtype] = {
     "F64": np.dtype("<f8"),
 }
 _CODES = {(d.kind, d.itemsize): code for code, d in SAFETENSORS_DTYPES.items()}
+
+#: The codes MLX's files add: complex64 and bfloat16 (``mx.save_safetensors``, exports).
+MLX_SAFETENSORS_DTYPES: dict[str, np.dtype] = {
+    **SAFETENSORS_DTYPES,
+    "C64": np.dtype("<c8"),
+    "BF16": np.dtype(_dt.BFLOAT16_NP),
+}
 MAX_HEADER = 100 * 1024 * 1024  # a safetensors header larger than this is garbage
 _HEADER_DEPTH = 16  # a safetensors header nests 3 levels deep
 
