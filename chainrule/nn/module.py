@@ -106,6 +106,21 @@ def _empty_node(x) -> bool:
     return type(x) in (dict, list) and not x
 
 
+def _update_entry(dst, key, v, where: str, strict: bool, owner: str) -> None:
+    """Put module ``v`` at ``dst[key]``, or update the container there with it."""
+    if _empty_node(v):
+        return
+    cur = dst[key]
+    if Module.is_module(cur) and Module.is_module(v):
+        dst[key] = v
+    elif isinstance(cur, (dict, list)):
+        _update_modules(cur, v, where, strict, owner)
+    elif strict:
+        raise ValueError(
+            f"update_modules: {where!r} holds a {type(cur).__name__}, received a {type(v).__name__}"
+        )
+
+
 def _update_modules(dst, new, path: str, strict: bool, owner: str) -> None:
     """``Module.update_modules``'s walk (a plain function: a recursive closure would hold the
     module in a reference cycle until the garbage collector ran)."""
@@ -115,18 +130,7 @@ def _update_modules(dst, new, path: str, strict: bool, owner: str) -> None:
         for k, v in new.items():
             where = f"{path}.{k}" if path else str(k)
             if k in dst:
-                cur = dst[k]
-                if _empty_node(v):
-                    continue
-                if Module.is_module(cur) and Module.is_module(v):
-                    dst[k] = v
-                elif isinstance(cur, (dict, list)):
-                    _update_modules(cur, v, where, strict, owner)
-                elif strict:
-                    raise ValueError(
-                        f"update_modules: {where!r} holds a {type(cur).__name__}, "
-                        f"received a {type(v).__name__}"
-                    )
+                _update_entry(dst, k, v, where, strict, owner)
             elif strict:
                 raise ValueError(f"update_modules: {owner} has no sub-module named {where!r}")
     elif isinstance(new, list):
@@ -141,19 +145,7 @@ def _update_modules(dst, new, path: str, strict: bool, owner: str) -> None:
                 f"update_modules: {path!r} has {len(dst)} entries, received {len(new)}"
             )
         for i, v in enumerate(new[: len(dst)]):
-            where = f"{path}.{i}"
-            cur = dst[i]
-            if _empty_node(v):
-                continue
-            if Module.is_module(cur) and Module.is_module(v):
-                dst[i] = v
-            elif isinstance(cur, (dict, list)):
-                _update_modules(cur, v, where, strict, owner)
-            elif strict:
-                raise ValueError(
-                    f"update_modules: {where!r} holds a {type(cur).__name__}, "
-                    f"received a {type(v).__name__}"
-                )
+            _update_entry(dst, i, v, f"{path}.{i}", strict, owner)
     elif strict:
         raise ValueError(f"update_modules: received invalid type {type(new).__name__}")
 
