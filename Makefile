@@ -16,9 +16,9 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install '$(TORCH)' || echo "torch $(TORCH) not installable here: torch comparisons will be skipped"
 	touch $@
 
-# The demo needs only the data, train and weights extras (no test tools, no torch).
+# The demo needs only the data and train extras (no test tools, no torch).
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -e '.[data,train,weights]'
+	$(BIN)/pip install -e '.[data,train]'
 	touch $@
 
 venv: $(VENV)/.installed-test

@@ -201,3 +201,22 @@ def test_read_safetensors_errors_are_file_format_errors(tmp_path):
         cio.read_safetensors(path, kind="a test file")
     assert e.value.path == str(path) and isinstance(e.value, ValueError)
     assert str(e.value).startswith(f"{path}: not a test file (header length")
+
+
+def test_files_are_read_and_written_by_the_safetensors_library(tmp_path):
+    # chainrule writes the format itself: the reference library must agree, both ways
+    st = pytest.importorskip("safetensors.numpy")
+    import chainrule.core as mx
+    import chainrule.nn as nn
+
+    model = nn.Linear(3, 2)
+    model.save_weights(str(tmp_path / "w.safetensors"))
+    theirs = st.load_file(str(tmp_path / "w.safetensors"))
+    np.testing.assert_array_equal(theirs["weight"], np.asarray(model.weight))
+    np.testing.assert_array_equal(theirs["bias"], np.asarray(model.bias))
+    st.save_file(
+        {"weight": np.ones((2, 3), np.float32), "bias": np.zeros(2, np.float32)},
+        str(tmp_path / "theirs.safetensors"),
+    )
+    model.load_weights(str(tmp_path / "theirs.safetensors"))
+    np.testing.assert_array_equal(np.asarray(model(mx.ones((1, 3)))), [[3.0, 3.0]])
