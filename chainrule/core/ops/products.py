@@ -75,7 +75,7 @@ def matmul(a, b, stream=None) -> array:
         raise ValueError(
             f"matmul: shapes {tuple(xp.shape(da))} and {tuple(xp.shape(db))} do not line up"
         ) from None
-    if out.dtype != da.dtype and da.dtype.kind == "V":  # bfloat16 in, bfloat16 out (MLX)
+    if out.dtype is not da.dtype and da.dtype.kind == "V":  # bfloat16 in, bfloat16 out (MLX)
         out = out.astype(da.dtype)
     if (na is None and nb is None) or not STATE.enabled:
         return _from_value(out)
