@@ -429,6 +429,10 @@ INITS = [
 ]
 
 
+BOUNDED_INITS = {"uniform_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_"}
+BOUNDED_INITS |= {"xavier_uniform_", "kaiming_uniform_"}
+
+
 @pytest.mark.parametrize("name, f", INITS, ids=[c[0] for c in INITS])
 def test_init_functions_fill_in_place_with_pytorch_statistics(name, f):
     assert set(nn.init.__all__) >= {c[0] for c in INITS}
@@ -446,9 +450,16 @@ def test_init_functions_fill_in_place_with_pytorch_statistics(name, f):
     ref = ref.numpy()
     np.testing.assert_allclose(ours.mean(), ref.mean(), atol=0.02 * max(1, abs(ref.mean())))
     np.testing.assert_allclose(ours.std(), ref.std(), rtol=0.05, atol=1e-6)
+    # Quantiles, not extremes: the min and max of 120,000 normal draws vary by 20% between runs.
+    q = [1, 10, 50, 90, 99]
+    spread = max(ref.std(), 1e-6)
     np.testing.assert_allclose(
-        [ours.min(), ours.max()], [ref.min(), ref.max()], rtol=0.1, atol=0.05
+        np.percentile(ours, q), np.percentile(ref, q), rtol=0.05, atol=0.05 * spread
     )
+    if name in BOUNDED_INITS:  # bounded distributions: the extremes are the bounds
+        np.testing.assert_allclose(
+            [ours.min(), ours.max()], [ref.min(), ref.max()], rtol=0.02, atol=0.01 * spread
+        )
 
 
 def test_init_is_reproducible_and_accepts_generators():
