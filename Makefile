@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 # PyTorch is used only as a reference in tests; pin the CPU build so pip never pulls a CUDA wheel.
 TORCH := torch==2.13.0
+# Real MLX (CPU wheel) is the other reference (tests/oracle/); pinned to the version of ../shared/mlx_tests' baseline.
+MLX := mlx[cpu]==0.32.4
 
 .PHONY: test demo lint format clean venv bench
 
@@ -14,6 +16,7 @@ $(BIN)/python:
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -e '.[test,distributed]'
 	$(BIN)/pip install '$(TORCH)' || echo "torch $(TORCH) not installable here: torch comparisons will be skipped"
+	$(BIN)/pip install '$(MLX)' || echo "mlx $(MLX) not installable here: MLX comparisons will be skipped"
 	touch $@
 
 # The demo needs only the data and train extras (no test tools, no torch).
