@@ -27,15 +27,15 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 venv: $(VENV)/.installed-test
 
 lint: venv
-	$(BIN)/ruff check chainrule tests benchmarks
-	$(BIN)/ruff format --check chainrule tests benchmarks
+	$(BIN)/ruff check chainrule tests benchmarks examples
+	$(BIN)/ruff format --check chainrule tests benchmarks examples
 
 test: venv lint
 	$(BIN)/python -m pytest -q
 
 format: venv
-	$(BIN)/ruff format chainrule tests benchmarks
-	$(BIN)/ruff check --fix chainrule tests benchmarks
+	$(BIN)/ruff format chainrule tests benchmarks examples
+	$(BIN)/ruff check --fix chainrule tests benchmarks examples
 
 # Train an MLP on scikit-learn's bundled digits (no download); prints the test metrics and
 # where the weights and the training plot are. Re-running replaces runs/digits.
