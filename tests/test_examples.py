@@ -76,6 +76,15 @@ MLX_TRAINING = [
         0.3,
         id="mnist_mlp-adam",
     ),
+    pytest.param(
+        "mlx/cifar_resnet.py",
+        ["--steps", "8", "--batch_size", "16"],
+        0.7,
+        id="cifar_resnet",
+        marks=xfail("chainrule lacks nn.utils.average_gradients"),
+    ),
+    pytest.param("mlx/transformer_lm.py", ["--steps", "30"], 0.6, id="transformer_lm"),
+    pytest.param("mlx/gcn.py", ["--steps", "30"], 0.3, id="gcn"),
 ]
 
 
