@@ -56,7 +56,7 @@ class Node:
             ``.grad`` receives its cotangent in ``backward()``.
     """
 
-    __slots__ = ("value", "prim", "args", "params", "owner")
+    __slots__ = ("value", "prim", "args", "params", "owner", "__weakref__")  # weak: hooks
 
     def __init__(self, value, prim, args, params=None, owner=None) -> None:
         self.value = value

@@ -30,6 +30,7 @@ import numpy as np
 
 import chainrule.core as mx
 
+from . import autograd as _autograd
 from . import dtypes as _dt
 from . import tensor_functions as F
 from .array import _from_value, array
@@ -181,6 +182,22 @@ def to(self, *args: Any, **kwargs: Any) -> array:
         if target != self._data.dtype:
             return mx.astype(self, _dt.from_np(target))
     return clone(self) if copy else self
+
+
+def detach_(self) -> array:
+    """Cut this handle off its graph in place (PyTorch's ``detach_``) and return it."""
+    self._node = None
+    return self
+
+
+def register_hook(self, hook: Any) -> Any:
+    """PyTorch's ``Tensor.register_hook`` (see ``chainrule.core.autograd.register_hook``)."""
+    return _autograd.register_hook(self, hook)
+
+
+def retain_grad(self) -> None:
+    """Keep this non-leaf's gradient in ``.grad`` during backward passes (PyTorch)."""
+    _autograd.retain_grad(self)
 
 
 def cpu(self) -> array:
@@ -392,6 +409,9 @@ _NEW_METHODS = {
     "clone": clone,
     "to": to,
     "cpu": cpu,
+    "detach_": detach_,
+    "register_hook": register_hook,
+    "retain_grad": retain_grad,
     "cuda": cuda,
     "zero_": zero_,
     "fill_": fill_,
@@ -421,6 +441,7 @@ _NEW_PROPERTIES = {
     "data": property(_data_get, _data_set, doc=_data_get.__doc__),
     "device": property(_device, doc=_device.__doc__),
     "is_cuda": property(lambda self: False, doc="Always False: arrays live on the CPU."),
+    "retains_grad": property(_autograd.retains_grad, doc=_autograd.retains_grad.__doc__),
 }
 _DIM_METHODS = (
     "sum",
