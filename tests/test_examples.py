@@ -67,28 +67,59 @@ def xfail(reason: str):
     return pytest.mark.xfail(strict=True, reason=reason)
 
 
-# (program, arguments, factor): the last loss must fall below factor * the first loss.
+# (program, arguments, factor, expected): the last loss must fall below factor * the first
+# loss, and every ``name value`` in ``expected`` must be printed exactly so.
 MLX_TRAINING = [
-    pytest.param("mlx/mnist_mlp.py", ["--steps", "30"], 0.8, id="mnist_mlp-sgd"),
+    pytest.param("mlx/mnist_mlp.py", ["--steps", "30"], 0.8, {}, id="mnist_mlp-sgd"),
     pytest.param(
         "mlx/mnist_mlp.py",
         ["--steps", "20", "--optimizer", "adam", "--lr", "1e-2"],
         0.3,
+        {},
         id="mnist_mlp-adam",
     ),
     pytest.param(
         "mlx/cifar_resnet.py",
         ["--steps", "8", "--batch_size", "16"],
         0.7,
+        {},
         id="cifar_resnet",
         marks=xfail("chainrule lacks nn.utils.average_gradients"),
     ),
-    pytest.param("mlx/transformer_lm.py", ["--steps", "30"], 0.6, id="transformer_lm"),
-    pytest.param("mlx/gcn.py", ["--steps", "30"], 0.3, id="gcn"),
+    pytest.param("mlx/transformer_lm.py", ["--steps", "30"], 0.6, {}, id="transformer_lm"),
+    pytest.param("mlx/gcn.py", ["--steps", "30"], 0.3, {}, id="gcn"),
+    pytest.param(
+        "mlx/vae.py",
+        ["--steps", "20"],
+        0.6,
+        # 16 samples of 16x16x1 in (0, 1); the saved weights decode identically.
+        {"sample_shape": "16x16x16x1", "reload_max_diff": 0.0},
+        id="vae",
+    ),
+    pytest.param(
+        "mlx/lora.py",
+        ["--steps", "30"],
+        0.7,
+        # 2 layers x 7 projections + lm_head quantized; q and v adapters (a, b) in 2 layers
+        # are all that train, all that change and all that the adapter file holds.
+        {
+            "quantized_linears": 15.0,
+            "trainable_tensors": 8.0,
+            "lora_tensors": 8.0,
+            "frozen_changed": 0.0,
+            "adapter_tensors": 8.0,
+            "reload_max_diff": 0.0,
+        },
+        id="lora",
+    ),
 ]
 
 
-@pytest.mark.parametrize("program, args, factor", MLX_TRAINING)
-def test_mlx_training_example(program, args, factor, tmp_path):
+@pytest.mark.parametrize("program, args, factor, expected", MLX_TRAINING)
+def test_mlx_training_example(program, args, factor, expected, tmp_path):
     out = run_program(EXAMPLES / program, args, tmp_path)
     check_training(out, factor, program)
+    for name, value in expected.items():
+        assert out.get(name) == value, f"{program}: {name} is {out.get(name)}, expected {value}"
+    if "sample_min" in out:
+        assert 0.0 < out["sample_min"] <= out["sample_max"] < 1.0, out
