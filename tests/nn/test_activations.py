@@ -19,6 +19,7 @@ ROWS = [
     ("sigmoid", {}, lambda: nn.Sigmoid(), lambda F, x: F.sigmoid(x)),
     ("relu", {}, lambda: nn.ReLU(), lambda F, x: F.relu(x)),
     ("relu6", {}, lambda: nn.ReLU6(), lambda F, x: F.relu6(x)),
+    ("relu2", {}, lambda: nn.ReLU2(), ("np", lambda x: np.maximum(x, 0) ** 2)),
     (
         "leaky_relu",
         {"negative_slope": 0.2},

@@ -67,7 +67,10 @@ def _ref_linear(torch, layer, xs, kw):
 def _ref_bilinear(torch, layer, xs, kw):
     p = _params(layer)
     return torch.nn.functional.bilinear(
-        _t(torch, xs[0]), _t(torch, xs[1]), _t(torch, p["weight"]), _t(torch, p["bias"])
+        _t(torch, xs[0]),
+        _t(torch, xs[1]),
+        _t(torch, p["weight"].transpose(0, 2, 1)),  # MLX's (out, in2, in1) -> PyTorch's
+        _t(torch, p["bias"]),
     ).numpy()
 
 

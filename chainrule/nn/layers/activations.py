@@ -33,6 +33,7 @@ __all__ = [
     "mish",
     "prelu",
     "relu",
+    "relu2",
     "relu6",
     "selu",
     "sigmoid",
@@ -59,6 +60,7 @@ __all__ = [
     "Mish",
     "PReLU",
     "ReLU",
+    "ReLU2",
     "ReLU6",
     "SELU",
     "SiLU",
@@ -89,6 +91,11 @@ def relu(x: array) -> array:
     return mx.maximum(x, 0)
 
 
+def relu2(x: array) -> array:
+    """``max(x, 0) ** 2``, elementwise (MLX's ReLU squared)."""
+    return mx.square(mx.maximum(x, 0))
+
+
 def relu6(x: array) -> array:
     """``min(max(x, 0), 6)``, elementwise."""
     return mx.minimum(mx.maximum(x, 0), 6)
@@ -101,7 +108,8 @@ def leaky_relu(x: array, negative_slope: float = 0.01) -> array:
         x: input.
         negative_slope: slope for negative inputs.
     """
-    return mx.where(x > 0, x, x * negative_slope)
+    # MLX's form: at 0 the tie sends the gradient to x (derivative 1, PyTorch's is the slope).
+    return mx.maximum(x * negative_slope, x)
 
 
 def elu(x: array, alpha: float = 1.0) -> array:
@@ -112,8 +120,9 @@ def elu(x: array, alpha: float = 1.0) -> array:
         alpha: scale of the negative part.
     """
     # exp of the clipped input: exp(x) of a large positive x would overflow in the branch
-    # that where() discards and poison its gradient with inf * 0.
-    return mx.where(x > 0, x, (mx.exp(mx.minimum(x, 0)) - 1) * alpha)
+    # that where() discards and poison its gradient with inf * 0. The clip is a where(), not
+    # minimum(x, 0), so x = 0 keeps the derivative alpha (MLX's and PyTorch's).
+    return mx.where(x > 0, x, (mx.exp(mx.where(x > 0, 0, x)) - 1) * alpha)
 
 
 def selu(x: array) -> array:
@@ -262,7 +271,8 @@ def prelu(x: array, alpha: array) -> array:
         x: input.
         alpha: the negative slopes.
     """
-    return mx.maximum(x, 0) + alpha * mx.minimum(x, 0)
+    # MLX's argument order: at 0 both ties send the gradient to x (derivative 1 + alpha).
+    return mx.maximum(0, x) + alpha * mx.minimum(0, x)
 
 
 def glu(x: array, axis: int = -1) -> array:
@@ -338,6 +348,7 @@ def _make_activation_module(fn: Callable, name: str) -> type:
 
 Sigmoid = _make_activation_module(sigmoid, "Sigmoid")
 ReLU = _make_activation_module(relu, "ReLU")
+ReLU2 = _make_activation_module(relu2, "ReLU2")
 ReLU6 = _make_activation_module(relu6, "ReLU6")
 LeakyReLU = _make_activation_module(leaky_relu, "LeakyReLU")
 ELU = _make_activation_module(elu, "ELU")

@@ -92,7 +92,10 @@ class Linear(Module):
 
 
 class Bilinear(Module):
-    """``y = x1 @ W @ x2 + b`` with ``W`` of shape ``(output_dims, input1_dims, input2_dims)``.
+    """``y[o] = sum_ij x1[i] W[o, j, i] x2[j] + b[o]``, ``W`` of shape ``(output_dims, input2_dims, input1_dims)``.
+
+    The weight's layout is MLX's (PyTorch's ``nn.Bilinear`` stores ``(out, in1, in2)``: its
+    weight is this one with the last two axes swapped).
 
     Args:
         input1_dims: size of the first input's last axis (PyTorch: ``in1_features``).
@@ -117,24 +120,24 @@ class Bilinear(Module):
         input2_dims = _dims(input2_dims, in2_features, "input2_dims", "in2_features", "Bilinear")
         output_dims = _dims(output_dims, out_features, "output_dims", "out_features", "Bilinear")
         scale = math.sqrt(1.0 / input1_dims) if input1_dims else 0.0
-        self.weight = mx.random.uniform(-scale, scale, (output_dims, input1_dims, input2_dims))
+        self.weight = mx.random.uniform(-scale, scale, (output_dims, input2_dims, input1_dims))
         if bias:
             self.bias = mx.random.uniform(-scale, scale, (output_dims,))
 
     def _extra_repr(self) -> str:
-        o, i1, i2 = self["weight"].shape
+        o, i2, i1 = self["weight"].shape
         return f"input1_dims={i1}, input2_dims={i2}, output_dims={o}, bias={'bias' in self}"
 
     def __call__(self, x1: array, x2: array) -> array:
         w = self["weight"]
-        o, i1, i2 = w.shape
+        o, i2, i1 = w.shape
         if x1.shape[-1] != i1 or x2.shape[-1] != i2 or x1.shape[:-1] != x2.shape[:-1]:
             raise ValueError(
                 f"Bilinear: inputs of shapes {x1.shape} and {x2.shape} do not fit a weight of "
                 f"shape {w.shape} (expected (..., {i1}) and (..., {i2}) with equal batch axes)"
             )
         lead = x1.shape[:-1]
-        y = mx.einsum("mi,oij,mj->mo", x1.reshape(-1, i1), w, x2.reshape(-1, i2))
+        y = mx.einsum("mi,oji,mj->mo", x1.reshape(-1, i1), w, x2.reshape(-1, i2))
         y = y.reshape(*lead, o)
         if "bias" in self:
             y = y + self["bias"]
