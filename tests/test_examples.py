@@ -88,6 +88,7 @@ MLX_TRAINING = [
     ),
     pytest.param("mlx/transformer_lm.py", ["--steps", "30"], 0.6, {}, id="transformer_lm"),
     pytest.param("mlx/gcn.py", ["--steps", "30"], 0.3, {}, id="gcn"),
+    pytest.param("mlx/kwt.py", ["--steps", "15"], 0.7, {}, id="kwt"),
     pytest.param(
         "mlx/vae.py",
         ["--steps", "20"],
@@ -123,3 +124,17 @@ def test_mlx_training_example(program, args, factor, expected, tmp_path):
         assert out.get(name) == value, f"{program}: {name} is {out.get(name)}, expected {value}"
     if "sample_min" in out:
         assert 0.0 < out["sample_min"] <= out["sample_max"] < 1.0, out
+
+
+@pytest.mark.parametrize("temp", ["1.0", "0"])
+def test_llm_inference_example(temp, tmp_path):
+    program = "mlx/llm_inference.py"
+    out = run_program(EXAMPLES / program, ["--steps", "12", "--temp", temp], tmp_path)
+    assert out["generated_tokens"] == 12
+    assert out["logits_shape"] == "1x12x32"  # batch 1, 12 tokens, a 32-character vocabulary
+    assert 0 <= out["token_min"] <= out["token_max"] < 32
+    # The cached one-token passes give the logits of one full pass over the sequence.
+    assert out["cache_max_diff"] < 1e-4
+    assert out["mean_log_prob"] < 0
+    if temp == "0":
+        assert out["argmax_agree"] == 1.0  # greedy decoding picks the argmax every time
