@@ -22,6 +22,7 @@ from . import ops
 from .array import array
 
 __all__ = [
+    "cross_entropy",
     "cuda_kernel",
     "layer_norm",
     "metal_kernel",
@@ -246,6 +247,37 @@ def rope(
         parts.append(x[..., dims:])
     out = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
     return ops.reshape(out, shape)
+
+
+def cross_entropy(logits: array, targets: array, *, stream: Any = None) -> array:
+    """``logsumexp(logits, axis=-1) - logits[..., targets]``, per element, in float32.
+
+    As MLX's CPU path: the reduction runs in the logits' dtype and the result is cast to
+    float32.
+
+    Args:
+        logits: unnormalised scores; the classes are the last axis.
+        targets: integer class indices, shaped like ``logits`` without its last axis.
+        stream: accepted for MLX compatibility (one CPU stream).
+
+    Returns:
+        The loss of each element, float32, shaped like ``targets``.
+    """
+    logits, targets = _arr(logits), _arr(targets)
+    if logits.ndim < 1 or tuple(targets.shape) != tuple(logits.shape[:-1]):
+        shape = ",".join(str(d) for d in targets.shape)
+        lshape = ",".join(str(d) for d in logits.shape)
+        raise ValueError(
+            f"[cross_entropy] targets shape ({shape}) does not match logits shape ({lshape}) "
+            "with the last axis removed."
+        )
+    if not _dt.issubdtype(targets.dtype, _dt.integer):
+        raise ValueError(
+            f"[cross_entropy] targets must be integer class indices but got {targets.dtype}."
+        )
+    picked = ops.take_along_axis(logits, ops.expand_dims(targets, -1), axis=-1)
+    loss = ops.logsumexp(logits, axis=-1) - ops.squeeze(picked, -1)
+    return loss.astype(_dt.float32)
 
 
 def _causal_mask(qL: int, kL: int) -> array:

@@ -291,8 +291,8 @@ def _fp_quantize(w: np.ndarray, group_size: int, bits: int, global_scale: np.nda
                 enc = (np.float32(448.0 * 6.0) / global_scale.astype(np.float32)).reshape(())
             codes = _to_fp8_codes(scales * enc)
             g = (g / _FP8[codes].astype(wt)) * enc
-        else:  # E8M0: a power of two
-            e = np.where(scales == 0, 0, np.round(np.log2(scales))).astype(np.int32)
+        else:  # E8M0: the power of two at or above amax / max_value (MLX's), so nothing clips
+            e = np.where(scales == 0, 0, np.ceil(np.log2(scales))).astype(np.int32)
             g = g / np.power(wt.type(2.0), e).astype(wt)
             codes = (e + 127).astype(np.uint8)
     lead = w.shape[:-1]
