@@ -450,9 +450,10 @@ class _Reader:
                 if idx not in self.memo:
                     raise self.bad(f"data.pkl reads memo entry {idx}, which it never stored")
                 push(self.memo[idx])
+            elif op == b"b":
+                self.build(self.pop())
             else:
                 names = {
-                    b"b": "BUILD",
                     b"\x81": "NEWOBJ",
                     b"\x92": "NEWOBJ_EX",
                     b"i": "INST",
@@ -464,6 +465,23 @@ class _Reader:
                 if op in names:
                     raise self.refuse(f"pickle opcode {names[op]}", "it builds arbitrary objects")
                 raise self.bad(f"unsupported pickle opcode {op!r} at offset {self.pos - 1}")
+
+    def build(self, state: Any) -> None:
+        """``BUILD``: only PyTorch's ``state_dict._metadata`` on an ordered dict."""
+        target = self.top()
+        if not (
+            type(target) is OrderedDict
+            and type(state) is dict
+            and set(state) <= {"_metadata"}
+            and type(state.get("_metadata", {})) in (dict, OrderedDict)
+        ):
+            raise self.refuse(
+                "pickle opcode BUILD",
+                f"it sets attributes of a {type(target).__name__} (only a state dict's "
+                "_metadata is allowed)",
+            )
+        if "_metadata" in state:
+            target._metadata = state["_metadata"]
 
     def top(self) -> Any:
         if not self.stack or (self.marks and self.marks[-1] == len(self.stack)):
