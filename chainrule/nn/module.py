@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-from collections import namedtuple
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,9 +31,11 @@ from ..core.io import (
     clean_stale_temporaries,
 )
 from ..utils import tree_flatten
+from . import module_state
+from .module_tree import _apply_update, _check_update, _update_modules
 from .weights_files import check_names_and_shapes, read_weights, write_npz, write_safetensors_file
 
-__all__ = ["Module", "Parameter", "StateDictError"]
+__all__ = ["Buffer", "Module", "Parameter", "StateDictError"]
 
 _osetattr = object.__setattr__
 _dict_get = dict.__getitem__
@@ -46,7 +47,7 @@ class StateDictError(ValueError, RuntimeError):
     ``RuntimeError`` for PyTorch code, which catches that)."""
 
 
-_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+_IncompatibleKeys = module_state.IncompatibleKeys
 
 
 def _is_float(a: array) -> bool:
@@ -73,20 +74,56 @@ def _walk_arrays(value: Any, fn: Callable[[array], None]) -> None:
             fn(v)
 
 
-def Parameter(data: Any, requires_grad: bool = True) -> array:
+def Parameter(data: Any = None, requires_grad: bool = True) -> array:
     """A trainable array, as PyTorch's ``nn.Parameter`` (an ordinary array that requires grad).
 
+    With ``requires_grad=False`` the module it is assigned to keeps it as a frozen parameter
+    (listed by ``named_parameters()``, left out of ``trainable_parameters()``).
+
     Args:
-        data: an array or anything ``mx.array`` accepts.
+        data: an array or anything ``mx.array`` accepts (an empty array by default).
         requires_grad: whether ``backward()`` should fill its ``.grad``.
 
     Returns:
         A new array handle on the same (immutable) value.
     """
-    out = from_value(data._data) if type(data) is array else array(data)
+    if data is None:
+        data = np.empty((0,), np.float32)
+    out = from_value(data._data) if isinstance(data, array) else array(data)
     if requires_grad:
         out.requires_grad = True
+    else:
+        module_state.mark(out, "frozen")
     return out
+
+
+def Buffer(data: Any, persistent: bool = True) -> array:
+    """An array that a module registers as a buffer when it is assigned (PyTorch's
+    ``nn.Buffer``): ``self.steps = nn.Buffer(torch.zeros(()))``.
+
+    Args:
+        data: an array or anything ``mx.array`` accepts.
+        persistent: whether ``state_dict()`` includes it.
+
+    Returns:
+        A new array handle on the same (immutable) value.
+    """
+    out = from_value(data._data) if isinstance(data, array) else array(data)
+    return module_state.mark(out, "buffer" if persistent else "buffer_np")
+
+
+def _take_mark(module: Module, key: str, val: array) -> None:
+    """Register ``val`` as a buffer or a frozen parameter if ``Buffer``/``Parameter`` said so."""
+    kind = module_state.marked(val)
+    if kind is None:
+        return
+    module._no_grad.add(key)
+    if kind.startswith("buffer"):
+        module._buffers.add(key)
+        if kind == "buffer_np":
+            module._non_persistent.add(key)
+        else:
+            module._non_persistent.discard(key)
 
 
 class ParameterTree(dict):
@@ -99,55 +136,6 @@ class ParameterTree(dict):
 
     def __iter__(self):
         return iter(pytree.leaves(self))  # walks .values(), not this __iter__
-
-
-def _empty_node(x) -> bool:
-    """An empty dict or list in an update: nothing to replace there (as leaf_modules() gives)."""
-    return type(x) in (dict, list) and not x
-
-
-def _update_entry(dst, key, v, where: str, strict: bool, owner: str) -> None:
-    """Put module ``v`` at ``dst[key]``, or update the container there with it."""
-    if _empty_node(v):
-        return
-    cur = dst[key]
-    if Module.is_module(cur) and Module.is_module(v):
-        dst[key] = v
-    elif isinstance(cur, (dict, list)):
-        _update_modules(cur, v, where, strict, owner)
-    elif strict:
-        raise ValueError(
-            f"update_modules: {where!r} holds a {type(cur).__name__}, received a {type(v).__name__}"
-        )
-
-
-def _update_modules(dst, new, path: str, strict: bool, owner: str) -> None:
-    """``Module.update_modules``'s walk (a plain function: a recursive closure would hold the
-    module in a reference cycle until the garbage collector ran)."""
-    if _empty_node(new):
-        return
-    if isinstance(new, dict):
-        for k, v in new.items():
-            where = f"{path}.{k}" if path else str(k)
-            if k in dst:
-                _update_entry(dst, k, v, where, strict, owner)
-            elif strict:
-                raise ValueError(f"update_modules: {owner} has no sub-module named {where!r}")
-    elif isinstance(new, list):
-        if not isinstance(dst, list):
-            if strict:
-                raise ValueError(
-                    f"update_modules: {path!r} holds a {type(dst).__name__}, received a list"
-                )
-            return
-        if len(new) > len(dst) and strict:
-            raise ValueError(
-                f"update_modules: {path!r} has {len(dst)} entries, received {len(new)}"
-            )
-        for i, v in enumerate(new[: len(dst)]):
-            _update_entry(dst, i, v, f"{path}.{i}", strict, owner)
-    elif strict:
-        raise ValueError(f"update_modules: received invalid type {type(new).__name__}")
 
 
 class Module(dict):
@@ -165,6 +153,7 @@ class Module(dict):
         # Names that stay frozen through unfreeze() (PyTorch's buffers, BatchNorm's running
         # statistics).
         _osetattr(self, "_buffers", set())
+        _osetattr(self, "_non_persistent", set())
         return self
 
     def __init__(self) -> None:
@@ -216,12 +205,14 @@ class Module(dict):
             d = self.__dict__
             if key in d:
                 del d[key]
+            if module_state._MARKED and isinstance(val, array):
+                _take_mark(self, key, val)
             if not key.startswith("_") and key not in self._no_grad:
                 if type(val) is array:
                     _make_leaf(val)
                 else:
                     _walk_arrays(val, _make_leaf)
-            self[key] = val
+            dict.__setitem__(self, key, val)
         else:
             _osetattr(self, key, val)
             if key in self:
@@ -298,7 +289,7 @@ class Module(dict):
         return self._extra_repr()
 
     def __repr__(self) -> str:
-        children = tree_flatten(self.children(), is_leaf=self.is_module)
+        children = tree_flatten(Module.children(self), is_leaf=self.is_module)
         text = f"{type(self).__name__}({self._extra_repr()}"
         for k, v in children:
             text += "\n" + textwrap.indent(f"({k}): {v!r}", prefix="  ")
@@ -382,7 +373,7 @@ class Module(dict):
         """The sub-modules that contain no other module, as a tree."""
 
         def is_leaf(m, k, v):
-            return isinstance(v, Module) and not tree_flatten(v.children())
+            return isinstance(v, Module) and not tree_flatten(Module.children(v))
 
         return self.filter_and_map(self.valid_child_filter, is_leaf_fn=is_leaf)
 
@@ -400,7 +391,9 @@ class Module(dict):
             prefix, mod = stack.pop()
             apply_fn(prefix, mod)
             children = tree_flatten(
-                mod.children(), prefix="." + prefix if prefix else "", is_leaf=Module.is_module
+                Module.children(mod),
+                prefix="." + prefix if prefix else "",
+                is_leaf=Module.is_module,
             )
             stack.extend(reversed(children))
         return self
@@ -411,10 +404,24 @@ class Module(dict):
         self.apply_to_modules(lambda k, m: out.append(m))
         return out
 
-    def named_modules(self) -> list:
-        """``(dotted_name, module)`` for every module, ``("", self)`` included."""
+    def named_modules(
+        self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> list:
+        """``(dotted_name, module)`` for every module, ``("", self)`` included, in pre-order.
+
+        Args:
+            memo: modules to leave out (PyTorch); filled with those listed.
+            prefix: prepended to every name.
+            remove_duplicate: list a module reached twice only once (PyTorch).
+        """
         out = []
-        self.apply_to_modules(lambda k, m: out.append((k, m)))
+        seen = set() if memo is None else memo
+        for k, m in _named_modules_list(self):
+            if remove_duplicate:
+                if m in seen:
+                    continue
+                seen.add(m)
+            out.append((prefix + ("." if prefix and k else "") + k, m))
         return out
 
     # -- replacing parameters and modules ------------------------------------------------------
@@ -626,26 +633,92 @@ class Module(dict):
             _unfreeze("", self)
         return self
 
-    # -- PyTorch habits ------------------------------------------------------------------------
-    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple]:
-        """Yield ``(dotted_name, array)`` for every parameter (PyTorch).
+    # -- PyTorch habits (PyTorch's meaning; module_state.py reads the tree PyTorch's way) -----
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple]:
+        """Yield ``(dotted_name, array)`` for every parameter, buffers excluded (PyTorch).
 
         Args:
             prefix: prepended to every name.
             recurse: include the sub-modules' parameters.
-
-        Yields:
-            Name and array pairs.
+            remove_duplicate: yield an array shared by several modules once.
         """
-        tree = self.parameters()
-        if not recurse:
-            tree = {k: v for k, v in tree.items() if not Module.is_module(self[k])}
-        for k, v in tree_flatten(tree):
-            yield (f"{prefix}.{k}" if prefix else k), v
+        yield from module_state.named_members(self, ("param",), prefix, recurse, remove_duplicate)
+
+    def named_buffers(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple]:
+        """Yield ``(dotted_name, array)`` for every buffer, persistent or not (PyTorch).
+
+        Args:
+            prefix: prepended to every name.
+            recurse: include the sub-modules' buffers.
+            remove_duplicate: yield an array shared by several modules once.
+        """
+        yield from module_state.named_members(
+            self, ("buffer", "buffer_np"), prefix, recurse, remove_duplicate
+        )
+
+    def buffers(self, recurse: bool = True) -> Iterator[array]:
+        """Yield every buffer (PyTorch)."""
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
 
     def named_children(self) -> Iterator[tuple]:
-        """Yield ``(dotted_name, module)`` for the direct sub-modules (PyTorch)."""
-        yield from tree_flatten(self.children(), is_leaf=Module.is_module)
+        """Yield ``(name, module)`` for the direct sub-modules (PyTorch)."""
+        yield from tree_flatten(Module.children(self), is_leaf=Module.is_module)
+
+    def get_submodule(self, target: str) -> Module:
+        """The sub-module at the dotted path ``target`` (``""`` is the module itself).
+
+        Raises:
+            AttributeError: naming the part of the path that is missing or not a module.
+        """
+        mod: Any = self
+        if target == "":
+            return mod
+        for item in target.split("."):
+            nxt = _entry(mod, item)
+            if nxt is _MISSING:
+                raise AttributeError(f"{type(mod).__name__} has no attribute `{item}`")
+            if not isinstance(nxt, (Module, list, tuple)) and not isinstance(nxt, dict):
+                raise AttributeError(f"`{item}` is not an nn.Module")
+            mod = nxt
+        if not isinstance(mod, Module):
+            raise AttributeError(f"`{target}` is not an nn.Module")
+        return mod
+
+    def get_parameter(self, target: str) -> array:
+        """The parameter at the dotted path ``target`` (PyTorch).
+
+        Raises:
+            AttributeError: if there is none (a buffer is not a parameter).
+        """
+        return self._get_array(target, "parameter")
+
+    def get_buffer(self, target: str) -> array:
+        """The buffer at the dotted path ``target`` (PyTorch).
+
+        Raises:
+            AttributeError: if there is none.
+        """
+        return self._get_array(target, "buffer")
+
+    def _get_array(self, target: str, what: str) -> array:
+        path, _, name = target.rpartition(".")
+        owner: Any = self
+        for item in path.split(".") if path else ():
+            owner = _entry(owner, item)
+            if owner is _MISSING:
+                raise AttributeError(f"{type(self).__name__} has no attribute `{item}`")
+        value = _entry(owner, name)
+        if value is _MISSING:
+            raise AttributeError(f"{type(owner).__name__} has no attribute `{name}`")
+        is_buffer = isinstance(owner, Module) and name in owner._buffers
+        if not isinstance(value, array) or is_buffer != (what == "buffer"):
+            raise AttributeError(f"`{name}` is not a {what}")
+        return value
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (``False``) or unfreeze (``True``) every parameter (PyTorch).
@@ -664,98 +737,152 @@ class Module(dict):
         Args:
             set_to_none: set ``.grad`` to ``None`` (default) or to a new array of zeros.
         """
-        for _, p in tree_flatten(self.parameters()):
+        for _, p in tree_flatten(Module.parameters(self)):
             if p._grad is not None:
                 p._grad = None if set_to_none else from_value(np.zeros_like(p._grad._data))
 
-    def state_dict(self, destination: dict | None = None, prefix: str = "") -> dict:
-        """Dotted names mapped to the parameter arrays (PyTorch).
+    def state_dict(
+        self, *args: Any, destination: dict | None = None, prefix: str = "", keep_vars: bool = False
+    ) -> dict:
+        """Dotted names mapped to the parameters and persistent buffers (PyTorch's names and
+        order: module by module, its parameters, then its buffers).
 
-        The values are the live parameter handles, as PyTorch's are: an optimizer step shows
-        through them. Take ``copy.deepcopy`` for a snapshot.
+        The values are the live handles, as PyTorch's share their storage: an optimizer step
+        shows through them. Take ``copy.deepcopy`` for a snapshot.
 
         Args:
-            destination: a dict to fill (a new one by default).
+            destination: a dict to fill (a new ``OrderedDict`` by default).
             prefix: prepended to every name.
+            keep_vars: accepted for PyTorch code (the handles are returned either way).
 
         Returns:
             The dict.
         """
-        out = {} if destination is None else destination
-        for k, v in tree_flatten(self.parameters()):
-            out[prefix + k] = v
-        return out
+        if args:  # PyTorch's deprecated positional form (destination, prefix, keep_vars)
+            destination = args[0]
+            prefix = args[1] if len(args) > 1 else prefix
+        return module_state.state_dict(self, destination, prefix, keep_vars)
 
-    def load_state_dict(self, state_dict: dict, strict: bool = True):
-        """Copy values from ``state_dict`` into the parameters, in place (PyTorch).
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False):
+        """Copy values from ``state_dict`` into the parameters and buffers (PyTorch).
 
-        Names and shapes are checked first; nothing changes when the check fails. Values are
-        cast to each parameter's dtype and written into the existing arrays, so optimizers
-        bound to them stay bound.
+        Names and shapes are checked first and nothing changes when the check fails (PyTorch
+        copies the entries that fit before raising). Values are cast to each array's dtype and
+        written into the existing handles, so optimizers bound to them stay bound; with
+        ``assign=True`` the given arrays replace them (keeping their own dtype).
 
         Args:
-            state_dict: dotted names mapped to arrays (or anything ``mx.array`` accepts).
+            state_dict: dotted names mapped to arrays, NumPy arrays or tensor-like objects.
             strict: refuse missing and unexpected names.
+            assign: replace the arrays instead of copying into them.
 
         Returns:
-            ``(missing_keys, unexpected_keys)``.
+            ``_IncompatibleKeys(missing_keys=[...], unexpected_keys=[...])``.
 
         Raises:
-            StateDictError: a ``ValueError`` and ``RuntimeError`` naming the keys or shapes.
+            StateDictError: a ``RuntimeError`` (and ``ValueError``) with PyTorch's message.
         """
-        current = dict(tree_flatten(self.parameters()))
-        given = {k: _to_value(v, k) for k, v in dict(state_dict).items()}
-        missing = sorted(current.keys() - given.keys())
-        unexpected = sorted(given.keys() - current.keys())
-        errors = []
-        if strict and unexpected:
-            errors.append("unexpected key(s): " + ", ".join(unexpected))
-        if strict and missing:
-            errors.append("missing key(s): " + ", ".join(missing))
-        for k, v in given.items():
-            if k in current and tuple(v.shape) != current[k].shape:
-                errors.append(
-                    f"size mismatch for {k}: the checkpoint has shape {tuple(v.shape)}, the "
-                    f"model has {current[k].shape}"
-                )
-        if errors:
-            raise StateDictError(
-                f"Error(s) in loading state_dict for {type(self).__name__}: " + "; ".join(errors)
-            )
-        for k, v in given.items():
-            if k in current:
-                p = current[k]
-                p._set_value(v.astype(p._data.dtype, copy=False))
-        return _IncompatibleKeys(missing, unexpected)
+        return module_state.load_state_dict(self, state_dict, strict, assign, StateDictError)
 
     def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
         """Store a non-trainable array (PyTorch's buffer): a frozen entry of the module.
 
+        Buffers are entries of the MLX tree (``parameters()`` lists them, as MLX lists
+        BatchNorm's running statistics) but never trainable; PyTorch's methods
+        (``named_parameters``, ``named_buffers``, ``state_dict``) tell them apart.
+
         Args:
             name: attribute name.
-            tensor: the array (``None`` stores nothing).
-            persistent: accepted for PyTorch code; buffers are always saved.
+            tensor: the array, or ``None`` (the attribute reads ``None`` until an array is
+                assigned, which then becomes the buffer).
+            persistent: whether ``state_dict()`` includes it.
         """
-        if tensor is None:
-            return
+        _check_name(self, name, "register_buffer", "buffer")
         self._no_grad.add(name)
         self._buffers.add(name)
-        setattr(self, name, tensor if type(tensor) is array else array(tensor))
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+        if tensor is None:
+            setattr(self, name, None)
+            return
+        if not isinstance(tensor, array):
+            raise TypeError(
+                f"register_buffer: cannot assign '{type(tensor).__name__}' object to buffer "
+                f"'{name}' (torch Tensor or None required)"
+            )
+        setattr(self, name, tensor)
 
     def register_parameter(self, name: str, param: Any) -> None:
-        """Store a trainable array under ``name`` (PyTorch)."""
-        if param is not None:
+        """Store a trainable array under ``name`` (PyTorch); ``None`` makes the attribute
+        read ``None``."""
+        _check_name(self, name, "register_parameter", "parameter")
+        if param is None:
+            setattr(self, name, None)
+        elif not isinstance(param, array):
+            raise TypeError(
+                f"register_parameter: cannot assign '{type(param).__name__}' object to parameter "
+                f"'{name}' (torch.nn.Parameter or None required)"
+            )
+        else:
             setattr(self, name, param)
 
     def add_module(self, name: str, module: Module | None) -> None:
         """Store a sub-module under ``name`` (PyTorch)."""
-        if module is not None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(
+                f"{type(module).__module__}.{type(module).__name__} is not a Module subclass"
+            )
+        _check_name(self, name, "add_module", "module")
+        if module is None:
+            setattr(self, name, None)
+        else:
             setattr(self, name, module)
 
     register_module = add_module
 
+    def register_forward_pre_hook(
+        self, hook: Callable, *, prepend: bool = False, with_kwargs: bool = False
+    ) -> module_state.RemovableHandle:
+        """Run ``hook(module, args)`` before every call; a non-``None`` result replaces the
+        arguments (PyTorch). Modules without hooks pay nothing per call.
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook.
+        """
+        return module_state.add_hook(self, "_forward_pre_hooks", hook, prepend, with_kwargs)
+
+    def register_forward_hook(
+        self,
+        hook: Callable,
+        *,
+        prepend: bool = False,
+        with_kwargs: bool = False,
+        always_call: bool = False,
+    ) -> module_state.RemovableHandle:
+        """Run ``hook(module, args, output)`` after every call; a non-``None`` result
+        replaces the output (PyTorch).
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook.
+        """
+        return module_state.add_hook(self, "_forward_hooks", hook, prepend, with_kwargs)
+
+    def register_full_backward_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> module_state.RemovableHandle:
+        """Run ``hook(module, grad_input, grad_output)`` when the gradients with respect to
+        the module's inputs are computed; a non-``None`` result replaces ``grad_input``.
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook.
+        """
+        return module_state.add_hook(self, "_backward_hooks", hook, prepend, False)
+
     def to(self, *args: Any, **kwargs: Any) -> Module:
-        """PyTorch's ``module.to(device_or_dtype)``: casts floating parameters in place.
+        """PyTorch's ``module.to(device_or_dtype)``: casts floating parameters and buffers in
+        place.
 
         Only the CPU exists, so a device argument is accepted and otherwise ignored.
 
@@ -772,7 +899,7 @@ class Module(dict):
 
     def _cast_in_place(self, dtype: _dt.Dtype) -> Module:
         np_dtype = _dt.to_np(dtype)
-        for _, p in tree_flatten(self.parameters()):
+        for _, p in tree_flatten(Module.parameters(self)):
             if p._data.dtype.kind == "f" and p._data.dtype != np_dtype:
                 p._set_value(p._data.astype(np_dtype))
         return self
@@ -808,7 +935,7 @@ class Module(dict):
         path = os.fspath(file)
         # not np.ascontiguousarray, which turns a 0-d parameter into shape (1,); the writers
         # handle any memory layout
-        flat = {k: np.asarray(v._data) for k, v in tree_flatten(self.parameters())}
+        flat = {k: np.asarray(v._data) for k, v in tree_flatten(Module.parameters(self))}
         if path.endswith(".npz"):
             writer = write_npz
         elif path.endswith(".safetensors"):
@@ -848,7 +975,7 @@ class Module(dict):
             ValueError: naming the unexpected, missing or mis-shaped keys, or the file and
                 what is wrong with it.
         """
-        current = dict(tree_flatten(self.parameters()))
+        current = dict(tree_flatten(Module.parameters(self)))
         if isinstance(file_or_weights, (str, os.PathLike)):
             path = os.fspath(file_or_weights)
             weights = list(read_weights(path, current, strict).items())
@@ -875,7 +1002,7 @@ def _own_call(cls: type) -> Callable | None:
     """The nearest ``__call__`` a class defines itself (not Module's dispatch to forward)."""
     for c in cls.__mro__:
         f = c.__dict__.get("__call__")
-        if f is not None and f is not Module.__call__:
+        if f is not None and f is not Module.__call__ and not hasattr(f, "hook_wrapper"):
             return f if c is not dict and c is not object else None
     return None
 
@@ -958,76 +1085,29 @@ def _trainable_tree(m: Module) -> dict | None:
     return out
 
 
-def _check_update(dst, new, path: str, problems: list) -> None:
-    """Collect the reasons a strict update would fail (unknown names, wrong types)."""
-    if isinstance(new, (dict, list)) and not new:
-        return  # an empty placeholder (MLX's trees keep {} for non-parameter entries)
-    if isinstance(new, dict):
-        if not isinstance(dst, dict):
-            problems.append(f"{path!r} is a {type(dst).__name__}, received a dict")
-            return
-        for k, v in new.items():
-            where = f"{path}.{k}" if path else str(k)
-            if k not in dst:
-                problems.append(f'the module has no parameter named "{where}"')
-                continue
-            cur = dst[k]
-            if type(cur) is array:
-                if type(v) is not array:
-                    problems.append(
-                        f"parameter {where!r} must be replaced by an array, received "
-                        f"{type(v).__name__}"
-                    )
-            else:
-                _check_update(cur, v, where, problems)
-    elif isinstance(new, list):
-        if not isinstance(dst, list):
-            problems.append(f"{path!r} is a {type(dst).__name__}, received a list")
-            return
-        if len(new) > len(dst):
-            problems.append(f"{path!r} has {len(dst)} entries, received {len(new)}")
-            return
-        for i, v in enumerate(new):
-            where = f"{path}.{i}"
-            cur = dst[i]
-            if type(cur) is array:
-                if type(v) is not array:
-                    problems.append(
-                        f"parameter {where!r} must be replaced by an array, received "
-                        f"{type(v).__name__}"
-                    )
-            else:
-                _check_update(cur, v, where, problems)
-    elif not (isinstance(new, tuple) and not new):
-        problems.append(f"received invalid type {type(new).__name__} at {path or 'the top'!r}")
+def _entry(node: Any, key: str) -> Any:
+    """``node[key]`` for a module, dict, list or tuple (a dotted path's step), or _MISSING."""
+    if isinstance(node, dict):
+        return node.get(key, _MISSING)
+    if isinstance(node, (list, tuple)) and key.lstrip("-").isdigit():
+        i = int(key)
+        return node[i] if -len(node) <= i < len(node) else _MISSING
+    return _MISSING
 
 
-def _replace(container, key, cur, new) -> None:
-    if type(new) is array and new._node is None and type(cur) is array:
-        node = cur._node
-        if node is not None and node.prim is None and new._data.dtype.kind in "fc":
-            new.requires_grad = True
-    container[key] = new
+def _check_name(module: Module, name: Any, who: str, what: str) -> None:
+    """PyTorch's checks of a name given to register_buffer / register_parameter / add_module."""
+    if not isinstance(name, str):
+        raise TypeError(f"{who}: {what} name should be a string. Got {type(name).__name__}")
+    if "." in name:
+        raise KeyError(f'{what} name can\'t contain ".", got: {name}')
+    if name == "":
+        raise KeyError(f'{what} name can\'t be empty string ""')
+    if name not in module and hasattr(type(module), name):
+        raise KeyError(f"attribute '{name}' already exists")
 
 
-def _apply_update(dst, new) -> None:
-    if isinstance(new, dict) and isinstance(dst, dict):
-        for k, v in new.items():
-            if k in dst:
-                cur = dst[k]
-                if type(cur) is array:
-                    if type(v) is array:
-                        if v._node is None:  # _replace, inline: this runs every step
-                            _replace(dst, k, cur, v)
-                        else:
-                            dst[k] = v
-                else:
-                    _apply_update(cur, v)
-    elif isinstance(new, list) and isinstance(dst, list):
-        for i, v in enumerate(new[: len(dst)]):
-            cur = dst[i]
-            if type(cur) is array:
-                if type(v) is array:
-                    _replace(dst, i, cur, v)
-            else:
-                _apply_update(cur, v)
+def _named_modules_list(root: Module) -> list:
+    out = []
+    root.apply_to_modules(lambda k, m: out.append((k, m)))
+    return out
