@@ -195,7 +195,7 @@ def backward_pass(
                 if gi is None:
                     continue
                 pv = p.value
-                if type(gi) is not array:
+                if type(gi) is not array and not isinstance(gi, array):
                     gi = _from_value(xp.asarray(gi, dtype=pv.dtype))
                 gd = gi._data
                 if gd.shape != pv.shape:
@@ -349,7 +349,7 @@ def _run_hooks(node: Node, g: array) -> array:
             r = hook(g)
             if r is None:
                 continue
-            if type(r) is not array:
+            if not isinstance(r, array):
                 r = array(r, dtype=g.dtype)
             if r.shape != g.shape:
                 raise RuntimeError(
@@ -376,7 +376,7 @@ _F32, _F64 = xp.dtype(xp.float32), xp.dtype(xp.float64)  # the usual, real, valu
 
 def _conj_point(x):
     """The complex conjugate of an input of a rule (arrays, backend values, Python numbers)."""
-    if type(x) is array:
+    if isinstance(x, array):
         return ops.conj(x) if x._data.dtype.kind == "c" else x
     if isinstance(x, complex):
         return x.conjugate()
@@ -407,7 +407,7 @@ def _seed(out: array, cotangent, who: str) -> array:
         if d.ndim == 0:
             return _from_value(xp.array(1, dtype=d.dtype))  # np.ones costs a microsecond more
         return _from_value(xp.ones(d.shape, dtype=d.dtype))
-    c = cotangent if type(cotangent) is array else array(cotangent, dtype=out.dtype)
+    c = cotangent if isinstance(cotangent, array) else array(cotangent, dtype=out.dtype)
     if c.shape != out.shape:
         raise ValueError(f"{who}: cotangent of shape {c.shape} for an output of shape {out.shape}")
     return c
@@ -456,7 +456,7 @@ class _Tracing:
 
     def tracer(self, x, where: str, numbers: bool = False):
         """A tracer for ``x``; ``None`` stays ``None``; Python numbers only with ``numbers``."""
-        if type(x) is not array:
+        if not isinstance(x, array):
             if x is None:
                 return None
             if numbers and isinstance(x, (float, int)) and not isinstance(x, bool):
@@ -583,11 +583,11 @@ def _fill(tree, traced, undo: list):
     """Put the tracers of ``traced`` into ``tree``: lists and dicts in place (as MLX does, so
     the function sees the caller's containers; each change is noted in ``undo``), tuples
     rebuilt. Returns what to pass for ``tree``."""
-    if type(tree) is array:
+    if isinstance(tree, array):
         return traced
     k = pytree.kind(tree)
     if not k:
-        return traced if type(traced) is array else tree  # a Python number made a tracer
+        return traced if isinstance(traced, array) else tree  # a Python number made a tracer
     if k == pytree.DICT:
         for key, v in list(tree.items()):
             new = _fill(v, traced[key], undo)
@@ -661,13 +661,13 @@ def _run_traced(fun, args, kwargs, nums, argnames, who):
 def _loss_of(out, who: str, aux: bool):
     """The scalar to differentiate: ``out`` itself, or with ``aux`` the first item of a tuple."""
     loss = out
-    if type(out) is not array:
+    if not isinstance(out, array):
         if not aux:
             raise ArgumentError(
                 f"{who}: the function must return a scalar array, not {type(out).__name__} "
                 "(use value_and_grad for a function that also returns other values)"
             )
-        if not isinstance(out, (tuple, list)) or not out or type(out[0]) is not array:
+        if not isinstance(out, (tuple, list)) or not out or not isinstance(out[0], array):
             got = type(out[0] if isinstance(out, (tuple, list)) and out else out).__name__
             raise ArgumentError(
                 f"{who}: the function must return a scalar array or a tuple whose first item "
@@ -758,7 +758,7 @@ def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, 
     leaves = pytree.leaves(params)
     nodes = set()
     for x in leaves:
-        node = x._node if type(x) is array else None
+        node = x._node if isinstance(x, array) else None
         if node is None or node.prim is not None or node.owner is None:
             return None
         nodes.add(node)
@@ -773,7 +773,7 @@ def _value_and_grad_of_leaves(fun: Callable, params, args: tuple, kwargs: dict, 
 
 
 def _detach_leaf(x):
-    return _from_value(x._data) if type(x) is array and x._node is not None else x
+    return _from_value(x._data) if isinstance(x, array) and x._node is not None else x
 
 
 def grad(
@@ -829,7 +829,7 @@ def _vjp(fun, primals, cotangents, who: str, create: bool | None = None):
         create = tr.outer or STATE.depth > 0
     total: dict[int, tuple[Node, array]] = {}
     for o, c in zip(outs, cots):
-        if type(o) is not array or o._node is None:
+        if not isinstance(o, array) or o._node is None:
             continue
         found = backward_pass(o._node, _seed(o, c, who), tr.targets, create)
         for k, (n, g) in found.items():
@@ -856,11 +856,11 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
         ``(outputs, jvps)``: lists of the outputs and one tangent per output.
     """
     primals = list(primals)
-    tangents = [t if type(t) is array else array(t) for t in tangents]
+    tangents = [t if isinstance(t, array) else array(t) for t in tangents]
     if len(tangents) != len(primals):
         raise ValueError(f"jvp: {len(tangents)} tangents for {len(primals)} primals")
     for i, (p, t) in enumerate(zip(primals, tangents)):
-        if tuple(xp.shape(p._data if type(p) is array else p)) != t.shape:
+        if tuple(xp.shape(p._data if isinstance(p, array) else p)) != t.shape:
             raise ValueError(f"jvp: tangent {i} has shape {t.shape}, primal {i} has {xp.shape(p)}")
     outer = _Tracing("jvp")
     traced = [outer.tracer(p, f"primal {i}", numbers=True) for i, p in enumerate(primals)]
@@ -879,7 +879,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
         utr = _Tracing("jvp")
         total = None
         for o in outs:
-            if type(o) is not array or o._data.dtype.kind == "b":
+            if not isinstance(o, array) or o._data.dtype.kind == "b":
                 us.append(None)  # boolean outputs (comparisons) have zero tangents
                 continue
             u = utr.tracer(ops.zeros_like(o), "cotangent")
@@ -925,10 +925,10 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
 def _zero_tangent(out, tangents: list) -> array:
     """The tangent of an output that does not vary: zeros shaped like it, of the tangents'
     dtype for a boolean output (as MLX's comparisons), else of the output's."""
-    dtype = out._data.dtype if type(out) is array else None
+    dtype = out._data.dtype if isinstance(out, array) else None
     if dtype is None or dtype.kind == "b":
         dtype = next((t._data.dtype for t in tangents if t._data.dtype.kind != "b"), xp.float32)
-    return _from_value(xp.zeros(xp.shape(out._data if type(out) is array else out), dtype))
+    return _from_value(xp.zeros(xp.shape(out._data if isinstance(out, array) else out), dtype))
 
 
 # -- recording switches ------------------------------------------------------------------------
@@ -1020,7 +1020,7 @@ def async_eval(*args: Any) -> None:
     """
     if MAPPING.depth or STATE.depth:
         for x in pytree.leaves(args):
-            if type(x) is array and (MAPPING.depth or x._node is not None):
+            if isinstance(x, array) and (MAPPING.depth or x._node is not None):
                 raise ValueError(
                     "async_eval: not allowed inside a function transformation (grad, vjp, "
                     "jvp, vmap) on an array the transformation is tracing; use mx.eval"

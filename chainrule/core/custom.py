@@ -7,11 +7,31 @@ from collections.abc import Callable
 
 from . import ops
 from . import tree as pytree
-from .array import STATE, _from_value, array
+from .array import STATE, Node, _from_value, array
 from .autograd import FORWARD, _detach_leaf, _vjp
 from .backend import xp
 
-__all__ = ["custom_function", "checkpoint"]
+__all__ = ["custom_function", "checkpoint", "record_custom"]
+
+
+def record_custom(name: str, parents: tuple, values: list, rule: Callable) -> list:
+    """Record ``values`` as the outputs of one user-defined operation (the engine's custom-rule
+    mechanism, shared by ``custom_function`` and ``chainrule.torch.autograd.Function``).
+
+    Args:
+        name: the operation's name (graph pictures, error messages).
+        parents: one entry per input: its ``Node`` when it is differentiated, else its backend
+            value. Taken as given, so a caller may capture the inputs' nodes before running a
+            forward that rebinds them in place.
+        values: the outputs' backend values.
+        rule: ``rule(g, ans, *xs, argnum, k)``: the cotangent of input ``argnum`` given the
+            cotangent ``g`` of output ``k`` (the engine asks once per input and output).
+
+    Returns:
+        One ``Node`` per output value.
+    """
+    prim = ops.Primitive(name, (rule,), True, holomorphic=False)  # the user's own rule
+    return [Node(v, prim, parents, {"k": k}) for k, v in enumerate(values)]
 
 
 class custom_function:
@@ -63,7 +83,7 @@ class custom_function:
         if self._vjp is None and self._jvp is None:
             return self.fun(*args, **kwargs)
         leaves = pytree.leaves(args)
-        xs = tuple(x for x in leaves if type(x) is array)
+        xs = tuple(x for x in leaves if isinstance(x, array))
         if not STATE.enabled or all(x._node is None for x in xs):
             return self.fun(*args, **kwargs)
         saved = STATE.enabled
@@ -73,7 +93,7 @@ class custom_function:
         finally:
             STATE.enabled = saved
         out_leaves = pytree.leaves(out)
-        outs = [o for o in out_leaves if type(o) is array]
+        outs = [o for o in out_leaves if isinstance(o, array)]
         name = f"custom:{getattr(self.fun, '__name__', 'fn')}"
         rule = self._make_rule(args, kwargs, out, outs, forward is not None)
         prim = ops.Primitive(name, (rule,), True, holomorphic=False)  # the user's own rule
@@ -81,7 +101,7 @@ class custom_function:
         if forward is not None:
             recorded = self._offsets(forward, args, recorded)
         it = iter(recorded)
-        return pytree.map(lambda o: next(it) if type(o) is array else o, out)
+        return pytree.map(lambda o: next(it) if isinstance(o, array) else o, out)
 
     def _offsets(self, forward, args, recorded: list) -> list:
         """Under ``jvp``: the part of the jvp rule's result that no tangent scales (its value
@@ -94,8 +114,10 @@ class custom_function:
         try:
             primals = pytree.map(_detach_leaf, args)
             primals = primals[0] if len(primals) == 1 else primals
-            zeros = pytree.map(lambda a: ops.zeros_like(a) if type(a) is array else None, primals)
-            parts = [o for o in pytree.leaves(self._jvp(primals, zeros)) if type(o) is array]
+            zeros = pytree.map(
+                lambda a: ops.zeros_like(a) if isinstance(a, array) else None, primals
+            )
+            parts = [o for o in pytree.leaves(self._jvp(primals, zeros)) if isinstance(o, array)]
         finally:
             STATE.enabled = saved
         out = []
@@ -139,9 +161,9 @@ class custom_function:
             for i, t in zip(live, ts):
                 full[i] = t
             it = iter(full)
-            tangents = pytree.map(lambda a: next(it) if type(a) is array else None, primals)
+            tangents = pytree.map(lambda a: next(it) if isinstance(a, array) else None, primals)
             res = self._jvp(primals, tangents)
-            return [o for o in pytree.leaves(res) if type(o) is array]
+            return [o for o in pytree.leaves(res) if isinstance(o, array)]
 
         zeros = [ops.zeros_like(xs[i]) for i in live]
         _, grads = _vjp(tangent_map, zeros, cots, "custom_function", create=STATE.enabled)
@@ -154,14 +176,14 @@ class custom_function:
 def _unflatten_like(tree, arrays):
     """``tree`` with its array leaves replaced, in order, by ``arrays``."""
     it = iter(arrays)
-    return pytree.map(lambda o: next(it) if type(o) is array else o, tree)
+    return pytree.map(lambda o: next(it) if isinstance(o, array) else o, tree)
 
 
 def _array_leaves_like(primals, got, fun) -> list:
     """The user's cotangents (a tree shaped like ``primals``) for its array leaves, in order."""
     flat_p = pytree.leaves(primals)
     flat_g = pytree.leaves(got)
-    arrays = [type(a) is array for a in flat_p]
+    arrays = [isinstance(a, array) for a in flat_p]
     if len(flat_g) == len(flat_p):
         return [g for a, g in zip(arrays, flat_g) if a]
     if len(flat_g) == sum(arrays):
@@ -198,7 +220,7 @@ def checkpoint(fun: Callable) -> Callable:
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
         flat, spec = pytree.flatten((args, kwargs))
-        where = [i for i, v in enumerate(flat) if type(v) is array]
+        where = [i for i, v in enumerate(flat) if isinstance(v, array)]
         xs = [flat[i] for i in where]
         if not STATE.enabled or all(x._node is None for x in xs):
             return fun(*args, **kwargs)
@@ -216,13 +238,13 @@ def checkpoint(fun: Callable) -> Callable:
             out = call(*[_from_value(x._data) for x in xs])
         finally:
             STATE.enabled = saved
-        outs = [o for o in pytree.leaves(out) if type(o) is array]
+        outs = [o for o in pytree.leaves(out) if isinstance(o, array)]
         kinds = [(o._data.shape, o._data.dtype) for o in outs]
         prim = ops.Primitive(
             f"checkpoint:{name}", (_recompute_rule(call, kinds),), True, holomorphic=False
         )
         recorded = iter([ops._rec(prim, o._data, xs, {"k": k}) for k, o in enumerate(outs)])
-        return pytree.map(lambda o: next(recorded) if type(o) is array else o, out)
+        return pytree.map(lambda o: next(recorded) if isinstance(o, array) else o, out)
 
     return wrapper
 
@@ -236,7 +258,7 @@ def _recompute_rule(call: Callable, kinds: list) -> Callable:
     last: list = [None, None, None]  # (k, g, cotangents) of the latest rerun
 
     def outputs(*arrays):
-        return [o for o in pytree.leaves(call(*arrays)) if type(o) is array]
+        return [o for o in pytree.leaves(call(*arrays)) if isinstance(o, array)]
 
     def rule(g, ans, *xs, argnum, k):
         if last[0] != k or last[1] is not g:

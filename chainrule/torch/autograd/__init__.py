@@ -1,17 +1,26 @@
-"""``torch.autograd`` names over chainrule's one engine: ``grad``, ``backward``, the grad-mode
-switches and anomaly detection (``chainrule.core.anomaly``)."""
+"""``torch.autograd`` names over chainrule's one engine: ``grad``, ``backward``, ``Function``
+(user-written backward passes, ``function.py``), ``functional`` (``jacobian``, ``hessian``,
+``vjp``, ``jvp``), the grad-mode switches and anomaly detection (``chainrule.core.anomaly``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from chainrule.core import anomaly as _anomaly
+from chainrule.core.array import array
 from chainrule.core.autograd import backward_pass, enable_grad, no_grad, set_grad_enabled
 from chainrule.core.extend import seed_cotangent
 
-from ..core import anomaly as _anomaly
-from ..core.array import array
+from . import function, functional
+from .function import Function, FunctionCtx, InplaceFunction, once_differentiable
 
 __all__ = [
+    "Function",
+    "FunctionCtx",
+    "InplaceFunction",
+    "once_differentiable",
+    "function",
+    "functional",
     "grad",
     "backward",
     "detect_anomaly",
@@ -24,7 +33,7 @@ __all__ = [
 
 
 def _as_list(x, what: str) -> list:
-    if type(x) is array:
+    if isinstance(x, array):
         return [x]
     if isinstance(x, (list, tuple)):
         return list(x)
@@ -63,7 +72,7 @@ def grad(
     if grad_outputs is None:
         gos = [None] * len(outs)
     else:
-        gos = [grad_outputs] if type(grad_outputs) is array else list(grad_outputs)
+        gos = [grad_outputs] if isinstance(grad_outputs, array) else list(grad_outputs)
     if len(gos) != len(outs):
         raise ValueError(
             f"torch.autograd.grad: got {len(gos)} grad_outputs for {len(outs)} outputs"
@@ -92,7 +101,7 @@ def grad(
         g = total.get(id(x._node))
         if g is None:
             if materialize_grads:
-                from ..core import ops
+                from chainrule.core import ops
 
                 g = ops.zeros_like(x)
             elif not (allow_unused or materialize_grads):
