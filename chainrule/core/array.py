@@ -322,7 +322,7 @@ def _from_dlpack_object(value, copy=None):
 def _convert_node(value, dtype=None):
     """``value`` as a backend array, and the node to keep (a list of arrays keeps its graph)."""
     t = type(value)
-    if t is array:
+    if t is array or (t is not _ndarray and isinstance(value, array)):
         data = value._data
         if dtype is None:
             return data, value._node
@@ -347,7 +347,7 @@ def _convert(value, dtype=None):
     """Build a backend array from Python scalars, nested lists, NumPy arrays, buffers, DLPack
     exporters or arrays, with MLX's dtype rules (``mx.array``)."""
     t = type(value)
-    if t is array:
+    if t is array or (t is not _ndarray and isinstance(value, array)):
         data = value._data
         return data if dtype is None else _cast(data, _dt.to_np(dtype))
     if t is list or t is tuple:

@@ -97,7 +97,7 @@ def _signature(tree, arrays: list, key: list) -> None:
 def _map_arrays(fn, tree, copies: dict | None = None):
     """``tree`` with each array leaf mapped by ``fn``; containers keep their types (a module
     passed as an argument stays a module: a copy, noted in ``copies``)."""
-    return pytree.map_keeping_types(lambda x: fn(x) if type(x) is array else x, tree, copies)
+    return pytree.map_keeping_types(lambda x: fn(x) if isinstance(x, array) else x, tree, copies)
 
 
 def _originals(tree, copies: dict):
@@ -330,14 +330,17 @@ class _Compiled:
 
         res_leaves, res_spec = pytree.flatten(result)
         for x in res_leaves:
-            if type(x) is array:
+            if isinstance(x, array):
                 graph_check(x)
         # a replay rebuilds dict nodes as plain dicts: a module among the results (returned as
         # the object itself, as eagerly) keeps the function eager
         own = any(isinstance(s, type) and s is not dict and issubclass(s, dict) for s in res_spec)
         if own:
             tr.fail("a result holds a dict subclass (a module), which a replay cannot return")
-        out_tmpl = (res_spec, [_Out(where(x._data)) if type(x) is array else x for x in res_leaves])
+        out_tmpl = (
+            res_spec,
+            [_Out(where(x._data)) if isinstance(x, array) else x for x in res_leaves],
+        )
         post: list = []
         post_key: list = []
         _signature(self.outputs, post, post_key)
@@ -503,7 +506,7 @@ class _Compiled:
             for w, now in ((d_where, h._data), (g_where, h._grad)):
                 if w is None:
                     continue
-                if type(now) is array:
+                if isinstance(now, array):
                     now = now._data
                 if now is None or not _same(values[w[1]] if w[0] == "slot" else w[1], now):
                     problem = f"state array {pos} (shape {_np.shape(now)})"
@@ -535,7 +538,7 @@ def _matches(tmpl, values, expected) -> bool:
         return False
     for o, e in zip(leaves, got):
         if type(o) is _Out:
-            if type(e) is not array:
+            if not isinstance(e, array):
                 return False
             kind, w = o.where
             if not _same(values[w] if kind == "slot" else w, e._data):
@@ -584,7 +587,7 @@ _CONSTANTS = (bool, int, float, complex, str, _np.generic)
 def _check_arguments(args, kwargs) -> None:
     """MLX's rule: arguments are trees (lists, tuples, dicts) of arrays and constants."""
     for leaf in pytree.flatten((args, kwargs))[0]:
-        if leaf is not None and type(leaf) is not array and not isinstance(leaf, _CONSTANTS):
+        if leaf is not None and not isinstance(leaf, array) and not isinstance(leaf, _CONSTANTS):
             raise ValueError(
                 "[compile] Function arguments must be trees of arrays or constants (floats,"
                 f" ints, strings, or None), but received type {type(leaf).__name__}."
@@ -623,7 +626,7 @@ def _contents(v, budget: list):
     data spends the whole budget."""
     budget[0] -= 1
     t = type(v)
-    if t is array:
+    if isinstance(v, array):
         return v._data
     if budget[0] < 0:
         return None
@@ -642,7 +645,7 @@ def _unchanged(captured: list) -> bool:
 
 def _same_contents(v, w) -> bool:
     t = type(v)
-    if t is array:
+    if isinstance(v, array):
         return v._data is w
     if t is dict:
         return len(v) == len(w) and all(
@@ -669,7 +672,7 @@ def _put(captured: list) -> None:
 
 def _put_contents(v, w) -> None:
     t = type(v)
-    if t is array:
+    if isinstance(v, array):
         v._data = w
         return
     if t is dict:

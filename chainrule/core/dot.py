@@ -99,11 +99,11 @@ def export_to_dot(file: Any, *args: Any, **kwargs: Any) -> None:
     outputs = pytree.leaves((args, kwargs))
     names: dict[int, str] = {}
     for key, value in kwargs.items():
-        if type(value) is array:
+        if isinstance(value, array):
             names[id(value._node if value._node is not None else value._data)] = str(key)
     roots = []
     for o in outputs:
-        if type(o) is array:
+        if isinstance(o, array):
             roots.append(o._node if o._node is not None else o._data)
     text = _graph(roots, names)
     if isinstance(file, (str, os.PathLike)):

@@ -14,7 +14,7 @@ __all__ = ["check_grads"]
 
 
 def _flat(x) -> xp.ndarray:
-    return xp.asarray(x._data if type(x) is array else x, dtype=xp.float64).reshape(-1)
+    return xp.asarray(x._data if isinstance(x, array) else x, dtype=xp.float64).reshape(-1)
 
 
 def check_grads(
@@ -51,7 +51,8 @@ def check_grads(
             raise ValueError(f"check_grads: modes must be 'fwd' or 'rev', not {m!r}")
     rng = xp.random.default_rng(seed)
     args = [
-        _from_value(xp.array(a._data if type(a) is array else a, dtype=xp.float64)) for a in args
+        _from_value(xp.array(a._data if isinstance(a, array) else a, dtype=xp.float64))
+        for a in args
     ]
 
     def fresh(xs):
@@ -109,9 +110,9 @@ def _one_output(fun: Callable) -> Callable:
 
     def joined(*xs):
         out = fun(*xs)
-        if type(out) is array:
+        if isinstance(out, array):
             return out
-        leaves = [o for o in pytree.leaves(out) if type(o) is array]
+        leaves = [o for o in pytree.leaves(out) if isinstance(o, array)]
         return ops.concatenate([ops.reshape(o, (-1,)) for o in leaves])
 
     return joined

@@ -59,7 +59,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
         for leaf, ax in zip(leaves, leaf_axes):
             if ax is None:
                 continue
-            if type(leaf) is not array:
+            if not isinstance(leaf, array):
                 raise ArgumentError(
                     f"vmap: the mapped arguments must hold only arrays, not {type(leaf).__name__}"
                 )

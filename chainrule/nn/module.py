@@ -138,6 +138,42 @@ class ParameterTree(dict):
         return iter(pytree.leaves(self))  # walks .values(), not this __iter__
 
 
+def _subclass_door(call: Callable) -> Callable:
+    """A layer's ``__call__`` that hands its code plain arrays and gives its results the class
+    of the array subclass it was called with (``chainrule.torch.Tensor``, whose methods have
+    PyTorch's meanings; layers are written with MLX's). Plain arrays pass at the cost of one
+    type test per positional argument."""
+
+    def door(self, *args: Any, **kwargs: Any) -> Any:
+        for a in args:
+            if type(a) is not array and isinstance(a, array):
+                break
+        else:
+            return call(self, *args, **kwargs)
+        cls = type(a)
+        args = tuple(from_value(x._data, x._node) if type(x) is cls else x for x in args)
+        if kwargs:
+            kwargs = {
+                k: from_value(v._data, v._node) if type(v) is cls else v for k, v in kwargs.items()
+            }
+        return _with_class(call(self, *args, **kwargs), cls)
+
+    door.__wrapped_call__ = call
+    door.__name__, door.__qualname__, door.__doc__ = call.__name__, call.__qualname__, call.__doc__
+    return door
+
+
+def _with_class(r: Any, cls: type) -> Any:
+    """``r`` with its fresh arrays (also in tuples and lists) given class ``cls``."""
+    t = type(r)
+    if t is array:
+        r.__class__ = cls
+        return r
+    if t is tuple or t is list:
+        return t(_with_class(v, cls) for v in r)
+    return r
+
+
 class Module(dict):
     """Base class of layers and models (MLX's ``nn.Module``, usable the PyTorch way too).
 
@@ -165,6 +201,11 @@ class Module(dict):
         # forward() run, not the inherited __call__.
         if "forward" in cls.__dict__ and "__call__" not in cls.__dict__:
             cls.__call__ = Module.__call__
+        # chainrule's own layers compute on plain arrays: see _subclass_door.
+        call = cls.__dict__.get("__call__")
+        if call is not None and cls.__module__.startswith("chainrule."):
+            if not hasattr(call, "__wrapped_call__"):
+                cls.__call__ = _subclass_door(call)
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -20,6 +20,7 @@ import importlib as _importlib
 import chainrule.core as _mx
 from chainrule.core.tensor_functions import device
 
+from . import _tensor_class
 from ._creation import (
     arange,
     as_tensor,
@@ -89,15 +90,8 @@ from ._shapes import (
     transpose,
     unsqueeze,
 )
-
-Tensor = _mx.array
-"""The array class itself: ``isinstance(x, torch.Tensor)`` holds for every chainrule array.
-
-Its PyTorch-style methods (``view``, ``long``, ``max(dim=1)``, ...) are the core's
-(:mod:`chainrule.core.tensor_methods`). Methods whose PyTorch meaning clashes with MLX's
-(``transpose(0, 1)``, ``max(1)``) keep MLX's here; docs/architecture.md ("The Tensor class")
-describes the subclass that will give them PyTorch's.
-"""
+from ._tensor_class import Tensor
+from .serialization import load, save
 
 # Autograd switches: the engine's own.
 no_grad = _mx.no_grad
@@ -172,6 +166,11 @@ complex128 = cdouble = _mx.complex128
 dtype = _mx.Dtype
 
 _SUBMODULES = ("nn", "optim", "utils", "cuda", "backends", "autograd")
+
+
+# Every public function above returns tensors (and hands its implementation plain arrays):
+# keep this the last binding of the module (chainrule/torch/_tensor_class.py, "the doors").
+_tensor_class.install_doors(globals())
 
 
 def __getattr__(name: str):

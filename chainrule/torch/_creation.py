@@ -48,7 +48,7 @@ def _finish(out: array, requires_grad: bool, dev: Any, who: str) -> array:
 
 def _plain(data: Any) -> Any:
     """Nested Python data with chainrule arrays replaced by their values."""
-    if type(data) is array:
+    if isinstance(data, array):
         return data._data
     if isinstance(data, (list, tuple)):
         return [_plain(v) for v in data]
@@ -92,7 +92,7 @@ def tensor(
     Returns:
         A new array.
     """
-    if type(data) is array:
+    if isinstance(data, array):
         value = data._data
     elif isinstance(data, (np.ndarray, np.generic)):
         value = np.array(data)
@@ -114,7 +114,7 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> array:
     Returns:
         An array.
     """
-    if type(data) is array and (dtype is None or to_np_dtype(dtype) == data._data.dtype):
+    if isinstance(data, array) and (dtype is None or to_np_dtype(dtype) == data._data.dtype):
         check_device(device, "as_tensor")
         return data
     return tensor(data, dtype=dtype, device=device)
@@ -289,7 +289,7 @@ def arange(
     """
     if end is None:
         start, end = 0, start
-    vals = [v.item() if type(v) is array else v for v in (start, end, step)]
+    vals = [v.item() if isinstance(v, array) else v for v in (start, end, step)]
     if vals[2] == 0:
         raise ValueError("arange: step must be nonzero")
     floaty = builtins.any(isinstance(v, (builtins.float, np.floating)) for v in vals)
@@ -360,7 +360,7 @@ def as_array(x: Any) -> array:
     Returns:
         An array.
     """
-    return x if type(x) is array else tensor(x)
+    return x if isinstance(x, array) else tensor(x)
 
 
 def takes_tensor(fn: Callable) -> Callable:
@@ -375,7 +375,7 @@ def takes_tensor(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def wrapper(input: Any, *args: Any, **kwargs: Any) -> Any:
-        return fn(input if type(input) is array else tensor(input), *args, **kwargs)
+        return fn(input if isinstance(input, array) else tensor(input), *args, **kwargs)
 
     return wrapper
 

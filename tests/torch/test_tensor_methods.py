@@ -102,7 +102,7 @@ def test_methods_match_pytorch(name, f):
 
 
 def test_positional_calls_keep_mlx_meaning():
-    x = ct.tensor(_x())
+    x = mx.array(_x())  # an MLX array: positional calls keep MLX's meanings
     assert x.max(1).tolist() == [3.0, 5.0]  # MLX: values only
     assert x.argmax(1).dtype == mx.uint32  # MLX: uint32
     assert x.sum(0, True).shape == (1, 4)  # MLX: keepdims positional

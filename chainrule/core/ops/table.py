@@ -192,6 +192,8 @@ def _as(x) -> array:
     keeps their graph, as ``mx.array([x, y])`` does)."""
     if type(x) is array:
         return x
+    if isinstance(x, array):  # a subclass (chainrule.torch.Tensor): a plain handle, same node
+        return _from_value(x._data, x._node)
     data, node = _convert_node(x)
     return _from_value(data, node)
 
