@@ -1,18 +1,21 @@
-"""``torch.nn``: chainrule.nn's modules and PyTorch-named losses, with PyTorch's layouts.
+"""``torch.nn``: chainrule.nn's modules with PyTorch's arguments, layouts and meanings.
 
-``nn.Module``, ``nn.Linear``, ``nn.Sequential``, the activations and the losses are the
-chainrule.nn classes themselves (``nn.Linear(in_features, out_features)`` works on the one
-class). Layers whose PyTorch form is channels-first or has other arguments (``Conv2d``,
-``MaxPool2d``, ``BatchNorm2d``, ``LayerNorm``, ``Softmax(dim)``...) are thin subclasses in
-``_layers``. PyTorch names with no faithful equivalent yet (``LSTM``, ``MultiheadAttention``,
-``TransformerEncoderLayer``...) raise an ``AttributeError`` that says what to use instead.
+Every module class here is a thin subclass of the chainrule.nn class of the same name and of
+``torch.nn.Module`` (``_module.py``), which gives the names MLX and PyTorch both use
+(``parameters``, ``children``, ``apply``, ``repr``) PyTorch's meaning; ``isinstance(m,
+torch.nn.Module)`` holds for every chainrule module. Layers whose PyTorch form is
+channels-first or has other arguments or layouts (``Conv2d``, ``BatchNorm2d``, ``Linear``,
+``LayerNorm``, ``Softmax(dim)``...) are written out in ``_layers``; the losses are the
+chainrule.nn classes themselves. PyTorch names with no faithful equivalent yet (``LSTM``,
+``MultiheadAttention``, ``TransformerEncoderLayer``...) raise an ``AttributeError`` that says
+what to use instead.
 """
 
 from __future__ import annotations
 
 import chainrule.nn as _cnn
 
-from . import _layers, functional, init, utils
+from . import _layers, _module, functional, init, utils
 from ._layers import *
 
 # Every class of chainrule.nn under its own name, unless PyTorch's class of that name has
@@ -29,6 +32,18 @@ _NOT_PROVIDED = {
     "TransformerDecoderLayer": "its arguments (d_model, nhead, ...) and layouts differ",
     "MultiheadAttention": "chainrule.nn.MultiHeadAttention has MLX's arguments",
 }
+_SAME_CLASS = ("chainrule.nn.losses_torch",)  # one class for both doors (PyTorch's already)
+
+
+def _torch_flavour(name: str, cls: type) -> type:
+    """``cls`` with PyTorch's meanings for the clashing Module names (_module.Module)."""
+    return type(
+        name,
+        (cls, _module.Module),
+        {"__module__": __name__, "__qualname__": name, "__doc__": cls.__doc__},
+    )
+
+
 for _name, _obj in list(vars(_cnn).items()):
     if (
         isinstance(_obj, type)
@@ -37,11 +52,13 @@ for _name, _obj in list(vars(_cnn).items()):
         and _name not in _NOT_PROVIDED
         and _obj.__module__.startswith("chainrule.")
     ):
+        if issubclass(_obj, _cnn.Module) and _obj.__module__ not in _SAME_CLASS:
+            _obj = _torch_flavour(_name, _obj)
         globals()[_name] = _obj
 del _name, _obj
 
-Module = _cnn.Module
 Parameter = _cnn.Parameter
+Buffer = _cnn.module.Buffer
 
 
 def __getattr__(name: str):

@@ -1,21 +1,25 @@
-"""Layers whose PyTorch form differs from chainrule.nn's (MLX's) only in layout or arguments.
+"""``torch.nn`` layers: chainrule.nn's layers with PyTorch's arguments, layouts and meanings.
 
-Each is a thin subclass of the chainrule.nn layer: it takes PyTorch's arguments and its
-channels-first inputs (``(N, C, L)``, ``(N, C, H, W)``, ``(N, C, D, H, W)``), moves the channel
-axis last, runs the MLX layer and moves it back. The parameters keep the chainrule.nn layer's
-shapes (a convolution weight is ``(C_out, KH, KW, C_in)``, MLX's layout), so the same
-optimizers, checkpoints and ``nn.value_and_grad`` serve both front doors.
+Each is a thin subclass of the chainrule.nn layer and of ``torch.nn.Module`` (``_module.py``):
+it takes PyTorch's arguments and channels-first inputs (``(N, C, L)``, ``(N, C, H, W)``,
+``(N, C, D, H, W)``), moves the channel axis last and runs the shared kernel. Parameters have
+PyTorch's shapes (a convolution weight is ``(C_out, C_in // groups, *K)``, a transposed one
+``(C_in, C_out // groups, *K)``, LayerNorm's ``normalized_shape``), BatchNorm keeps PyTorch's
+buffers (``num_batches_tracked`` too), and ``repr`` prints PyTorch's text, so ``state_dict``
+and ``print(model)`` match PyTorch's.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import array
+
+from ._module import Module, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 
 __all__ = [
     "AdaptiveAvgPool1d",
@@ -32,6 +36,7 @@ __all__ = [
     "ConvTranspose1d",
     "ConvTranspose2d",
     "ConvTranspose3d",
+    "Dropout",
     "Dropout1d",
     "Dropout2d",
     "Dropout3d",
@@ -40,12 +45,18 @@ __all__ = [
     "InstanceNorm1d",
     "InstanceNorm2d",
     "InstanceNorm3d",
+    "Embedding",
     "LayerNorm",
+    "Linear",
     "MaxPool1d",
     "MaxPool2d",
     "MaxPool3d",
+    "Module",
     "ModuleDict",
     "ModuleList",
+    "ParameterDict",
+    "ParameterList",
+    "Sequential",
     "Softmax",
     "LogSoftmax",
     "Softmin",
@@ -88,24 +99,11 @@ def _channels_first_call(base_call, nd: int, who: str, unbatched: bool = True):
     return __call__
 
 
-def _channels_first(base: type, nd: int, name: str, doc: str) -> type:
-    return type(
-        name,
-        (base,),
-        {
-            "__call__": _channels_first_call(base.__call__, nd, name),
-            "__doc__": doc,
-            "__module__": __name__,
-            "__qualname__": name,
-        },
-    )
+_CONV_DOC = """{nd}-d {what} over channels-first inputs ``(N, C_in, {spatial})`` (PyTorch).
 
-
-_CONV_DOC = """{nd}-d convolution over channels-first inputs ``(N, C_in, {spatial})``.
-
-    The weight keeps chainrule.nn's layout ``(C_out, {kernel}, C_in // groups)``; the
-    initialisation (``U(-s, s)``, ``s = 1/sqrt(fan_in)``) is the one PyTorch's default draws
-    from for the weight; the bias starts at zero.
+    The weight has PyTorch's layout, ``{layout}``, and PyTorch's initialisation (weight and
+    bias ``U(-s, s)``, ``s = 1/sqrt(fan_in)``), so ``state_dict`` exchanges with PyTorch; the
+    call hands the shared kernel MLX's channels-last layout.
 
     Args:
         in_channels: input channels.
@@ -122,19 +120,79 @@ _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 _KERNEL = {1: "K", 2: "KH, KW", 3: "KD, KH, KW"}
 
 
-def _conv_doc(nd: int, transpose: bool = False) -> str:
-    doc = _CONV_DOC.format(nd=nd, spatial=_SPATIAL[nd], kernel=_KERNEL[nd])
-    return doc.replace("convolution", "transposed convolution") if transpose else doc
-
-
 def _refuse_padding_mode(who: str, padding_mode: str) -> None:
     if padding_mode != "zeros":
         raise ValueError(f"{who}: only padding_mode='zeros' is supported, got {padding_mode!r}")
 
 
-class Conv1d(cnn.Conv1d):
-    __doc__ = _conv_doc(1)
-    __call__ = _channels_first_call(cnn.Conv1d.__call__, 1, "Conv1d")
+def _tuple(v: Any, nd: int) -> tuple:
+    return tuple(v) if isinstance(v, Iterable) else (v,) * nd
+
+
+def _mlx_weight(w: array, groups: int, transpose: bool) -> array:
+    """PyTorch's conv weight as the shared kernel's ``(C_out, *K, C_in // groups)``."""
+    if not transpose:  # (out, in/g, *k)
+        return mx.moveaxis(w, 1, -1)
+    c_in, out_g, *k = w.shape  # (in, out/g, *k)
+    w = mx.reshape(w, (groups, c_in // groups, out_g, *k))
+    return mx.reshape(mx.moveaxis(w, 1, -1), (groups * out_g, *k, c_in // groups))
+
+
+class _TorchConv:
+    """What the PyTorch convolutions share (mixed into the chainrule.nn layer)."""
+
+    _nd = 0
+    _transpose = False
+
+    def _torch_setup(self, c_in, c_out, kernel_size, groups, bias, padding_mode, extra):
+        who = type(self).__name__
+        nd = self._nd
+        _refuse_padding_mode(who, padding_mode)
+        if not isinstance(groups, int) or groups < 1 or c_in % groups or c_out % groups:
+            raise ValueError(
+                f"{who}: in_channels ({c_in}) and out_channels ({c_out}) must be divisible by "
+                f"groups ({groups})"
+            )
+        k = _tuple(kernel_size, nd)
+        shape = (c_in, c_out // groups, *k) if self._transpose else (c_out, c_in // groups, *k)
+        bound = 1.0 / math.sqrt(shape[1] * math.prod(k))
+        object.__setattr__(self, "groups", groups)
+        self.weight = mx.random.uniform(-bound, bound, shape)
+        if bias:
+            self.bias = mx.random.uniform(-bound, bound, (c_out,))
+        args = {"in": c_in, "out": c_out, "kernel_size": k, "groups": groups, "bias": bias}
+        args.update({key: _tuple(v, nd) for key, v in extra.items()})
+        object.__setattr__(self, "_torch_args", args)
+
+    def extra_repr(self) -> str:
+        """PyTorch's text: the non-default arguments."""
+        a, nd = self._torch_args, self._nd
+        text = f"{a['in']}, {a['out']}, kernel_size={a['kernel_size']}, stride={a['stride']}"
+        for key, default in (("padding", 0), ("dilation", 1), ("output_padding", 0)):
+            if key in a and a[key] != (default,) * nd:
+                text += f", {key}={a[key]}"
+        if a["groups"] != 1:
+            text += f", groups={a['groups']}"
+        return text + ("" if a["bias"] else ", bias=False")
+
+    def __call__(self, x: array) -> array:
+        who = type(self).__name__
+        single = _check_rank(x, self._nd, who)
+        if single:
+            x = mx.expand_dims(x, 0)
+        w = _mlx_weight(self["weight"], self.groups, self._transpose)
+        args = (self.stride, self.padding, self.dilation)
+        if self._transpose:
+            args += (self.output_padding,)
+        y = type(self)._fn(_to_last(x), w, *args, self.groups)
+        if "bias" in self:
+            y = y + self["bias"]
+        y = _to_first(y)
+        return mx.squeeze(y, 0) if single else y
+
+
+def _conv(base: type, nd: int) -> type:
+    name = base.__name__
 
     def __init__(
         self,
@@ -150,58 +208,31 @@ class Conv1d(cnn.Conv1d):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        _refuse_padding_mode("Conv1d", padding_mode)
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
+        base.__init__(
+            self,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            bias=bias,
         )
+        extra = {"stride": stride, "padding": padding, "dilation": dilation}
+        self._torch_setup(in_channels, out_channels, kernel_size, groups, bias, padding_mode, extra)
 
-
-class Conv2d(cnn.Conv2d):
-    __doc__ = _conv_doc(2)
-    __call__ = _channels_first_call(cnn.Conv2d.__call__, 2, "Conv2d")
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _refuse_padding_mode("Conv2d", padding_mode)
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias
-        )
-
-
-class Conv3d(cnn.Conv3d):
-    __doc__ = _conv_doc(3)
-    __call__ = _channels_first_call(cnn.Conv3d.__call__, 3, "Conv3d")
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        _refuse_padding_mode("Conv3d", padding_mode)
-        if groups != 1:
-            raise ValueError(f"Conv3d: only groups=1 is supported, got {groups}")
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, bias)
+    return _torch_class(
+        name,
+        (_TorchConv, base),
+        __init__,
+        _CONV_DOC.format(
+            nd=nd,
+            what="convolution",
+            spatial=_SPATIAL[nd],
+            layout=f"(C_out, C_in // groups, {_KERNEL[nd]})",
+        ),
+        _nd=nd,
+    )
 
 
 def _conv_transpose(base: type, nd: int) -> type:
@@ -222,35 +253,51 @@ def _conv_transpose(base: type, nd: int) -> type:
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        _refuse_padding_mode(name, padding_mode)
-        if groups != 1:
-            raise ValueError(f"{name}: only groups=1 is supported, got {groups}")
-        # the chainrule.nn layer's own order of arguments (MLX's)
         base.__init__(
             self,
             in_channels,
             out_channels,
             kernel_size,
-            stride,
-            padding,
-            dilation,
-            output_padding,
-            bias,
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            output_padding=output_padding,
+            bias=bias,
         )
+        extra = {
+            "stride": stride,
+            "padding": padding,
+            "output_padding": output_padding,
+            "dilation": dilation,
+        }
+        self._torch_setup(in_channels, out_channels, kernel_size, groups, bias, padding_mode, extra)
 
-    return type(
+    return _torch_class(
         name,
-        (base,),
-        {
-            "__init__": __init__,
-            "__call__": _channels_first_call(base.__call__, nd, name),
-            "__doc__": _conv_doc(nd, transpose=True),
-            "__module__": __name__,
-            "__qualname__": name,
-        },
+        (_TorchConv, base),
+        __init__,
+        _CONV_DOC.format(
+            nd=nd,
+            what="transposed convolution",
+            spatial=_SPATIAL[nd],
+            layout=f"(C_in, C_out // groups, {_KERNEL[nd]})",
+        ),
+        _nd=nd,
+        _transpose=True,
     )
 
 
+def _torch_class(name: str, bases: tuple, init: Any, doc: str, **attrs: Any) -> type:
+    """A class of this module: ``bases`` + PyTorch's ``Module`` meanings."""
+    init.__doc__ = f"Build a {name} with PyTorch's arguments."
+    body = {"__init__": init, "__doc__": doc, "__module__": __name__, "__qualname__": name}
+    body.update(attrs)
+    return type(name, (*bases, Module), body)
+
+
+Conv1d = _conv(cnn.Conv1d, 1)
+Conv2d = _conv(cnn.Conv2d, 2)
+Conv3d = _conv(cnn.Conv3d, 3)
 ConvTranspose1d = _conv_transpose(cnn.ConvTranspose1d, 1)
 ConvTranspose2d = _conv_transpose(cnn.ConvTranspose2d, 2)
 ConvTranspose3d = _conv_transpose(cnn.ConvTranspose3d, 3)
@@ -279,6 +326,11 @@ def _pool(base: type, nd: int, kind: str) -> type:
                 f"{name}: only count_include_pad=True and divisor_override=None are supported"
             )
         base.__init__(self, kernel_size, stride, padding)
+        args = {"kernel_size": kernel_size, "stride": kernel_size if stride is None else stride}
+        args["padding"] = padding
+        if kind == "max":
+            args.update(dilation=dilation, ceil_mode=ceil_mode)
+        object.__setattr__(self, "_torch_args", args)
         for p, k in zip(self._padding, self._kernel_size):  # PyTorch's limit; MLX has none
             if p > k // 2:
                 raise ValueError(
@@ -293,17 +345,19 @@ def _pool(base: type, nd: int, kind: str) -> type:
         "        stride: the step between windows (default: ``kernel_size``).\n"
         "        padding: added on both sides of each spatial axis (at most half the window).\n"
     )
-    return type(
+    return _torch_class(
         name,
         (base,),
-        {
-            "__init__": __init__,
-            "__call__": _channels_first_call(base.__call__, nd, name),
-            "__doc__": doc,
-            "__module__": __name__,
-            "__qualname__": name,
-        },
+        __init__,
+        doc,
+        __call__=_channels_first_call(base.__call__, nd, name),
+        extra_repr=_args_repr,
     )
+
+
+def _args_repr(self) -> str:
+    """PyTorch's text for layers that print their arguments as ``name=value``."""
+    return ", ".join(f"{k}={v}" for k, v in self._torch_args.items())
 
 
 MaxPool1d = _pool(cnn.MaxPool1d, 1, "max")
@@ -342,7 +396,7 @@ def _adaptive_avg(x: array, output_size: tuple, who: str) -> array:
     return x
 
 
-class _AdaptiveAvgPool(cnn.Module):
+class _AdaptiveAvgPool(Module):
     _nd = 0
 
     def __init__(self, output_size: Any) -> None:
@@ -407,8 +461,10 @@ def _flatten_channels(base_call, who: str, ranks: tuple):
     return __call__
 
 
-class _BatchNormNd(cnn.BatchNorm):
+class _BatchNormNd(cnn.BatchNorm, Module):
     _ranks: tuple = ()
+    # PyTorch fills a missing num_batches_tracked (older checkpoints) instead of reporting it
+    _optional_state = ("num_batches_tracked",)
 
     def __init__(
         self,
@@ -420,11 +476,34 @@ class _BatchNormNd(cnn.BatchNorm):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        if momentum is None:
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(
-                f"{type(self).__name__}: momentum=None (a cumulative average) is not supported"
+                f"{type(self).__name__}: momentum must be in [0, 1] or None, got {momentum}"
             )
-        super().__init__(num_features, eps, momentum, affine, track_running_stats)
+        super().__init__(num_features, eps, 0.1, affine, track_running_stats)
+        object.__setattr__(self, "momentum", momentum)  # None: a cumulative average
+        if track_running_stats:
+            self.register_buffer("num_batches_tracked", mx.array(0, dtype=mx.int64))
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        affine = "weight" in self
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={affine}, "
+            f"bias={affine}, track_running_stats={self.track_running_stats}"
+        )
+
+    def _update_running(self, mean: array, var: array) -> None:
+        # PyTorch's rule: count the batch, then weight it by momentum (or 1 / count when
+        # momentum is None); the handles are rebound, never mutated
+        count = self["num_batches_tracked"]
+        count._set_value(count._data + 1)
+        m = 1.0 / float(count._data) if self.momentum is None else self.momentum
+        for key, batch in (("running_mean", mean), ("running_var", var)):
+            run = self[key]
+            old = run._data
+            new = (1 - m) * old + m * batch._data.astype(old.dtype, copy=False)
+            run._set_value(new.astype(old.dtype, copy=False))
 
     def __call__(self, x: array) -> array:
         who = type(self).__name__
@@ -482,7 +561,7 @@ class BatchNorm3d(_BatchNormNd):
     _ranks = (5,)
 
 
-class GroupNorm(cnn.GroupNorm):
+class GroupNorm(cnn.GroupNorm, Module):
     """Group normalisation of ``(N, C, *)`` inputs, consecutive channels per group (PyTorch).
 
     Args:
@@ -502,6 +581,11 @@ class GroupNorm(cnn.GroupNorm):
         dtype: Any = None,
     ) -> None:
         super().__init__(num_groups, num_channels, eps, affine, pytorch_compatible=True)
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        affine = "weight" in self
+        return f"{self.num_groups}, {self.dims}, eps={self.eps}, affine={affine}, bias={affine}"
 
     def __call__(self, x: array) -> array:
         if x.ndim < 2:
@@ -527,6 +611,13 @@ def _instance_norm(nd: int) -> type:
         if track_running_stats:
             raise ValueError(f"{name}: track_running_stats=True is not supported")
         cnn.InstanceNorm.__init__(self, num_features, eps, affine)
+        object.__setattr__(self, "momentum", momentum)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.dims}, eps={self.eps}, momentum={self.momentum}, affine={'weight' in self}, "
+            f"bias={'weight' in self}, track_running_stats=False"
+        )
 
     doc = (
         f"Instance normalisation of ``(N, C, {_SPATIAL[nd]})`` inputs (PyTorch's layout).\n\n"
@@ -536,16 +627,13 @@ def _instance_norm(nd: int) -> type:
         "        momentum: accepted (no running statistics are kept).\n"
         "        affine: learn a per-channel scale and shift (off by default, as in PyTorch).\n"
     )
-    return type(
+    return _torch_class(
         name,
         (cnn.InstanceNorm,),
-        {
-            "__init__": __init__,
-            "__call__": _channels_first_call(cnn.InstanceNorm.__call__, nd, name),
-            "__doc__": doc,
-            "__module__": __name__,
-            "__qualname__": name,
-        },
+        __init__,
+        doc,
+        __call__=_channels_first_call(cnn.InstanceNorm.__call__, nd, name),
+        extra_repr=extra_repr,
     )
 
 
@@ -554,11 +642,10 @@ InstanceNorm2d = _instance_norm(2)
 InstanceNorm3d = _instance_norm(3)
 
 
-class LayerNorm(cnn.LayerNorm):
+class LayerNorm(cnn.LayerNorm, Module):
     """Normalise over the trailing ``normalized_shape`` dimensions (PyTorch's ``LayerNorm``).
 
-    For a shape of several dimensions the scale and shift are kept flat, of
-    ``prod(normalized_shape)`` entries.
+    The scale and shift have the shape ``normalized_shape``, as in PyTorch.
 
     Args:
         normalized_shape: the trailing shape to normalise over (an int or a sequence).
@@ -583,6 +670,17 @@ class LayerNorm(cnn.LayerNorm):
         )
         super().__init__(math.prod(shape), eps, elementwise_affine, bias)
         object.__setattr__(self, "normalized_shape", shape)
+        for key in ("weight", "bias"):
+            if key in self:
+                setattr(self, key, mx.reshape(self[key], shape))
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        affine = "weight" in self
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={affine}, "
+            f"bias={'bias' in self}"
+        )
 
     def __call__(self, x: array) -> array:
         k = len(self.normalized_shape)
@@ -591,30 +689,31 @@ class LayerNorm(cnn.LayerNorm):
                 f"LayerNorm: expected an input ending in {self.normalized_shape}, got shape "
                 f"{x.shape}"
             )
-        if k == 1:
-            return cnn.LayerNorm.__call__(self, x)
-        flat = mx.reshape(x, x.shape[: x.ndim - k] + (-1,))
-        return mx.reshape(cnn.LayerNorm.__call__(self, flat), x.shape)
+        flat = mx.reshape(x, x.shape[: x.ndim - k] + (-1,)) if k > 1 else x
+        w, b = self.get("weight"), self.get("bias")
+        if k > 1:
+            w = None if w is None else mx.reshape(w, (-1,))
+            b = None if b is None else mx.reshape(b, (-1,))
+        y = mx.fast.layer_norm(flat, w, b, self.eps)
+        return mx.reshape(y, x.shape) if k > 1 else y
 
 
 def _channel_dropout(base: type, name: str, nd: int) -> type:
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         base.__init__(self, p)
+        object.__setattr__(self, "_torch_args", {"p": p, "inplace": inplace})
 
-    return type(
+    return _torch_class(
         name,
         (base,),
-        {
-            "__init__": __init__,
-            "__call__": _channels_first_call(base.__call__, nd, name),
-            "__doc__": (
-                f"Zero whole channels of ``(N, C, {_SPATIAL[nd]})`` inputs with probability "
-                "``p`` in training, scaling the rest by ``1 / (1 - p)``.\n\n    Args:\n"
-                "        p: the probability of zeroing a channel.\n"
-            ),
-            "__module__": __name__,
-            "__qualname__": name,
-        },
+        __init__,
+        (
+            f"Zero whole channels of ``(N, C, {_SPATIAL[nd]})`` inputs with probability "
+            "``p`` in training, scaling the rest by ``1 / (1 - p)``.\n\n    Args:\n"
+            "        p: the probability of zeroing a channel.\n"
+        ),
+        __call__=_channels_first_call(base.__call__, nd, name),
+        extra_repr=_args_repr,
     )
 
 
@@ -623,7 +722,7 @@ Dropout2d = _channel_dropout(cnn.Dropout2d, "Dropout2d", 2)
 Dropout3d = _channel_dropout(cnn.Dropout3d, "Dropout3d", 3)
 
 
-class Upsample(cnn.Upsample):
+class Upsample(cnn.Upsample, Module):
     """Upsample ``(N, C, *spatial)`` inputs by ``scale_factor`` (PyTorch's layout).
 
     Args:
@@ -648,6 +747,12 @@ class Upsample(cnn.Upsample):
         if mode not in modes:
             raise ValueError(f"Upsample: mode must be one of {sorted(modes)}, got {mode!r}")
         super().__init__(scale_factor, modes[mode], bool(align_corners))
+        factor = float(scale_factor) if not isinstance(scale_factor, Iterable) else scale_factor
+        object.__setattr__(self, "_torch_args", {"scale_factor": factor, "mode": repr(mode)})
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return _args_repr(self)
 
     def __call__(self, x: array) -> array:
         if x.ndim < 3:
@@ -659,19 +764,17 @@ def _softmax_module(base: type, name: str) -> type:
     def __init__(self, dim: int | None = None) -> None:
         base.__init__(self, axis=-1 if dim is None else dim)
         object.__setattr__(self, "dim", dim)
+        object.__setattr__(self, "_torch_args", {"dim": dim})
 
-    return type(
+    return _torch_class(
         name,
         (base,),
-        {
-            "__init__": __init__,
-            "__doc__": (
-                f"{base.__doc__.splitlines()[0]}\n\n    Args:\n        dim: the axis "
-                "(the last one when omitted).\n"
-            ),
-            "__module__": __name__,
-            "__qualname__": name,
-        },
+        __init__,
+        (
+            f"{base.__doc__.splitlines()[0]}\n\n    Args:\n        dim: the axis "
+            "(the last one when omitted).\n"
+        ),
+        extra_repr=_args_repr,
     )
 
 
@@ -680,7 +783,7 @@ LogSoftmax = _softmax_module(cnn.LogSoftmax, "LogSoftmax")
 Softmin = _softmax_module(cnn.Softmin, "Softmin")
 
 
-class Flatten(cnn.Module):
+class Flatten(Module):
     """Merge dimensions ``start_dim`` to ``end_dim`` (from the second one by default).
 
     Args:
@@ -700,7 +803,7 @@ class Flatten(cnn.Module):
         return mx.flatten(x, self.start_dim, self.end_dim)
 
 
-class Unflatten(cnn.Module):
+class Unflatten(Module):
     """Split dimension ``dim`` into ``unflattened_size``.
 
     Args:
@@ -720,36 +823,85 @@ class Unflatten(cnn.Module):
         return mx.unflatten(x, self.dim, self.unflattened_size)
 
 
-class ModuleList(list):
-    """A list of modules that a parent ``Module`` registers (PyTorch's ``nn.ModuleList``).
-
-    Modules are dicts of their children here, so a plain list attribute already holds
-    sub-modules; this class adds PyTorch's spelling and ``append``/``extend``/``insert``.
+class Linear(cnn.Linear, Module):
+    """``y = x W^T + b`` with PyTorch's arguments; weight ``(out_features, in_features)``.
 
     Args:
-        modules: the initial modules.
+        in_features: input size.
+        out_features: output size.
+        bias: learn a bias.
     """
 
-    def __init__(self, modules: Iterable[Any] | None = None) -> None:
-        super().__init__(modules or ())
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(in_features, out_features, bias, dtype=dtype)
 
-    def __getitem__(self, index):
-        out = list.__getitem__(self, index)
-        return ModuleList(out) if isinstance(index, slice) else out
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("ModuleList is not callable: iterate over it and call each module")
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        out_f, in_f = self["weight"].shape
+        return f"in_features={in_f}, out_features={out_f}, bias={'bias' in self}"
 
 
-class ModuleDict(dict):
-    """A dict of named modules that a parent ``Module`` registers (PyTorch's ``nn.ModuleDict``).
+class Embedding(cnn.Embedding, Module):
+    """A lookup table of ``num_embeddings`` vectors drawn from ``N(0, 1)`` (PyTorch).
 
     Args:
-        modules: the initial name-to-module mapping (or pairs).
+        num_embeddings: the table's rows.
+        embedding_dim: the vectors' size.
+        padding_idx: not supported (its gradient masking is not implemented).
     """
 
-    def __init__(self, modules: Mapping[str, Any] | Iterable | None = None) -> None:
-        super().__init__(modules or ())
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        _weight: Any = None,
+        _freeze: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        if padding_idx is not None or max_norm is not None or scale_grad_by_freq or sparse:
+            raise ValueError(
+                "Embedding: padding_idx, max_norm, scale_grad_by_freq and sparse are not "
+                f"supported, got padding_idx={padding_idx!r}, max_norm={max_norm!r}"
+            )
+        super().__init__(num_embeddings, embedding_dim)
+        self.weight = (
+            mx.random.normal((num_embeddings, embedding_dim))
+            if _weight is None
+            else cnn.Parameter(_weight)
+        )
+        if _freeze:
+            self.freeze(keys="weight")
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("ModuleDict is not callable: index it by name and call the module")
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return "{}, {}".format(*self["weight"].shape)
+
+
+class Dropout(cnn.Dropout, Module):
+    """Zero entries with probability ``p`` in training, scaling the rest by ``1 / (1 - p)``.
+
+    Args:
+        p: the probability of zeroing an entry.
+        inplace: accepted for PyTorch code (arrays are values).
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        super().__init__(p)
+        object.__setattr__(self, "_torch_args", {"p": p, "inplace": inplace})
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return _args_repr(self)
