@@ -728,7 +728,8 @@ def load_checkpoint(
     if optimizer is not None:
         if not isinstance(opt, dict):
             raise ValueError(f"{path}: the checkpoint holds no optimizer state")
-        _check_signature(path, opt, optimizer)
+        # the style first: the two styles' hyper-parameters differ (PyTorch's groups hold
+        # PyTorch's keys), and the style is what the user has to change
         style = "torch" if is_torch_style(optimizer) else "mlx"
         if opt.get("style") != style:
             raise ValueError(
@@ -736,6 +737,7 @@ def load_checkpoint(
                 f"({opt.get('class')}) but the optimizer given is {style}-style "
                 f"({type(optimizer).__name__})"
             )
+        _check_signature(path, opt, optimizer)
     if scheduler is not None and not isinstance(sched, dict):
         raise ValueError(f"{path}: the checkpoint holds no scheduler state")
     saved_loader = state.get("loader")

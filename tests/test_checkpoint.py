@@ -422,20 +422,22 @@ def test_torch_optimizer_state_structure_is_checked(tmp_path):
 
     def wrong_shape(state):
         entry = state["optimizer"]["state"]["state"]["items"][0][1]
-        entry["v"]["name"] = "model.fc2.bias"
+        entry["momentum_buffer"]["name"] = "model.fc2.bias"  # PyTorch's state names
 
     _rewrite_metadata(path, wrong_shape)
-    with pytest.raises(ValueError, match=r"has 'v' of shape \(2,\), which SGD .* shape \(5, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"has 'momentum_buffer' of shape \(2,\), which SGD .* shape \(5, 3\)"
+    ):
         load_checkpoint(path, Net(), _make("torch", "SGD", Net(), momentum=0.9))
 
     model, opt = _trained("torch", "Adam")
     save_checkpoint(path, model, opt)
 
     def drop_m(state):
-        del state["optimizer"]["state"]["state"]["items"][0][1]["m"]
+        del state["optimizer"]["state"]["state"]["items"][0][1]["exp_avg"]
 
     _rewrite_metadata(path, drop_m)
-    with pytest.raises(ValueError, match=r"parameter 0 lacks \['m'\]"):
+    with pytest.raises(ValueError, match=r"parameter 0 lacks \['exp_avg'\]"):
         load_checkpoint(path, Net(), _make("torch", "Adam", Net()))
 
     save_checkpoint(path, model, opt)

@@ -43,6 +43,7 @@ from chainrule.core.array import array
 from chainrule.core.extend import Node, from_value, new_array
 
 from .. import core as mx
+from ..core import dtypes
 from ..core import tree as pytree
 from ..core.autograd import enable_grad, no_grad
 from ..core.backend import xp
@@ -163,6 +164,13 @@ def _check_betas(who: str, betas) -> None:
         _unit_interval(who, f"beta{i + 1}", b)
 
 
+class _Names(dict):
+    """State-entry names: MLX's own name (the key) unless this style renames it."""
+
+    def __missing__(self, key: str) -> str:
+        return key
+
+
 class Optimizer:
     """The base of all optimizers, serving the MLX and the PyTorch calling styles.
 
@@ -176,6 +184,12 @@ class Optimizer:
         schedulers: MLX's ``{name: schedule}`` for scheduled state entries.
     """
 
+    #: MLX's names of per-parameter state entries -> PyTorch's (``{"m": "exp_avg"}``): a
+    #: PyTorch-style optimizer keeps its state under PyTorch's names, so ``state[p]`` and
+    #: ``state_dict()`` read as in ``torch.optim``. ``init_single``/``apply_single`` write
+    #: ``state[self._k["m"]]``.
+    _torch_names: dict = {}
+
     def __init__(
         self,
         params: Any = None,
@@ -185,6 +199,7 @@ class Optimizer:
     ) -> None:
         object.__setattr__(self, "defaults", dict(defaults or {}))
         self._torch = params is not None
+        self._k = _Names(self._torch_names if self._torch else {})
         self._initialized = False
         self._state: dict = {"step": from_value(xp.asarray(0, dtype=xp.uint64))}
         self._schedulers = dict(schedulers or {})
@@ -494,6 +509,8 @@ class Optimizer:
         if not s:
             s["step"] = 0
             self.init_single(p, s)
+        elif "step" not in s:  # PyTorch's SGD state has no step count
+            s["step"] = 0
         s["step"] += 1
         new = self.apply_single(g, p, s)._data
         return new if new.dtype == p._data.dtype else new.astype(p._data.dtype)
@@ -564,8 +581,13 @@ class Optimizer:
             packed["params"] = ids
             groups.append(packed)
         # state arrays are never modified in place, so shallow copies are snapshots
-        state = {index[id(p)]: dict(s) for p, s in self._param_state.items() if id(p) in index}
-        return {"state": state, "param_groups": groups}
+        state = {}
+        for p, s in self._param_state.items():
+            if id(p) in index:
+                state[index[id(p)]] = {
+                    k: _step_tensor(v, p) if k == "step" else v for k, v in s.items()
+                }
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore a state saved by :meth:`state_dict` (parameters matched by position).
@@ -604,20 +626,40 @@ class Optimizer:
         for g, sg in zip(self.param_groups, saved):
             params = g["params"]
             g.clear()
-            g.update({k: v for k, v in sg.items() if k != "params"})
+            g.update({k: _copy_hyper(v) for k, v in sg.items() if k != "params"})
+            for k, v in self.defaults.items():  # files from older versions lack newer keys
+                g.setdefault(k, v)
             g["params"] = params
 
 
 def _cast_state(key: str, value, parameter: array):
-    """A loaded state entry, as an array of the parameter's floating dtype (PyTorch's rule)."""
+    """A loaded state entry, as an array of the parameter's floating dtype (PyTorch's rule:
+    floating state follows a floating parameter's dtype; ``step`` becomes a count)."""
     if key == "step":
-        return int(value) if not isinstance(value, (list, tuple)) else value
+        if isinstance(value, (array, xp.ndarray, xp.generic, numbers.Real)):
+            data = value._data if isinstance(value, array) else xp.asarray(value)
+            return int(data.item()) if data.size == 1 else value
+        return value
     if isinstance(value, array) or isinstance(value, xp.ndarray):
         data = value._data if isinstance(value, array) else xp.array(value)
-        if data.dtype.kind == "f":
+        if dtypes.kind(data.dtype) in "fV" and dtypes.kind(parameter._data.dtype) in "fV":
             data = data.astype(parameter._data.dtype, copy=False)
         return from_value(data)
     return value
+
+
+def _step_tensor(step, parameter: array) -> array:
+    """A step count as PyTorch keeps it: a 0-d float32 tensor (float64 for float64 parameters,
+    whose state chainrule keeps in float64 throughout)."""
+    if isinstance(step, array):
+        return step
+    dtype = xp.float64 if parameter._data.dtype == xp.float64 else xp.float32
+    return from_value(xp.asarray(step, dtype=dtype))
+
+
+def _copy_hyper(value):
+    """A loaded hyper-parameter, with lists copied (the saved dict stays the caller's)."""
+    return list(value) if isinstance(value, list) else value
 
 
 def _ascent_and_decay(hp: dict, g, w):

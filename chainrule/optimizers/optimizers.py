@@ -96,7 +96,7 @@ class _Standard(Optimizer):
         for key, value in kwargs.items():
             if key == "learning_rate":
                 key = "lr"
-            if key in _IGNORED_FLAGS:
+            if key in _IGNORED_FLAGS and key not in hp:
                 continue
             if key not in hp and key not in other:
                 raise TypeError(f"{who}() got an unexpected keyword argument {key!r}")
@@ -153,7 +153,8 @@ class SGD(_Standard):
         "nesterov": False,
         "maximize": False,
     }
-    _torch_defaults = _mlx_defaults
+    _torch_defaults = {**_mlx_defaults, "foreach": None, "differentiable": False, "fused": None}
+    _torch_names = {"v": "momentum_buffer"}
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
@@ -169,24 +170,26 @@ class SGD(_Standard):
 
     def init_single(self, parameter: array, state: dict) -> None:
         """MLX: a zero momentum buffer. PyTorch: none until the first step."""
+        k = self._k
         if not self._torch:
-            state["v"] = _zeros(parameter)
+            state[k["v"]] = _zeros(parameter)
 
     def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
         """Return the SGD update of ``parameter``; keeps the momentum in ``state["v"]``."""
+        k = self._k
         hp = self._group
         g, w = gradient._data, parameter._data
         g = _ascent_and_decay(hp, g, w)
         mu = hp["momentum"]
         if mu:
-            buf = state.get("v")
+            buf = state.get(k["v"])
             if buf is None:
                 v = g  # PyTorch starts the buffer at the first gradient (never mutated later)
             else:
                 v = buf._data * mu
                 damp = hp["dampening"]
                 v += g if not damp else (1 - damp) * g
-            state["v"] = from_value(v)
+            state[k["v"]] = from_value(v)
             g = g + mu * v if hp["nesterov"] else v
         # one fresh buffer: the scaled step, then the new weights written over it
         new = g * hp["lr"]
@@ -229,7 +232,16 @@ class Adam(_Standard):
         "amsgrad": False,
         "maximize": False,
     }
-    _torch_defaults = {**_mlx_defaults, "betas": (0.9, 0.999), "bias_correction": True}
+    _torch_defaults = {
+        **{k: v for k, v in _mlx_defaults.items() if k != "bias_correction"},
+        "betas": (0.9, 0.999),
+        "foreach": None,
+        "capturable": False,
+        "differentiable": False,
+        "fused": None,
+        "decoupled_weight_decay": False,
+    }
+    _torch_names = {"m": "exp_avg", "v": "exp_avg_sq", "v_max": "max_exp_avg_sq"}
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
@@ -241,13 +253,15 @@ class Adam(_Standard):
 
     def init_single(self, parameter: array, state: dict) -> None:
         """Zero first and second moments (and their running maximum with ``amsgrad``)."""
-        state["m"] = _zeros(parameter)
-        state["v"] = _zeros(parameter)
+        k = self._k
+        state[k["m"]] = _zeros(parameter)
+        state[k["v"]] = _zeros(parameter)
         if self._group.get("amsgrad"):
-            state["v_max"] = _zeros(parameter)
+            state[k["v_max"]] = _zeros(parameter)
 
     def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
         """Return the Adam update of ``parameter``; keeps ``m`` and ``v`` in ``state``."""
+        k = self._k
         hp = self._group
         g, w = gradient._data, parameter._data
         if hp["maximize"]:
@@ -256,26 +270,26 @@ class Adam(_Standard):
         b1, b2 = hp["betas"]
         wd = hp["weight_decay"]
         if wd:
-            if self._decoupled:
+            if hp.get("decoupled_weight_decay", self._decoupled):
                 w = w * (1 - lr * wd)
             else:
                 g = g + wd * w
         # fresh buffers (state arrays are never written in place); temporaries reuse ``tmp``
         tmp = g * (1 - b1)
-        m = state["m"]._data * b1
+        m = state[k["m"]]._data * b1
         m += tmp
         xp.multiply(g, g, out=tmp)
         tmp *= 1 - b2
-        v = state["v"]._data * b2
+        v = state[k["v"]]._data * b2
         v += tmp
-        state["m"] = from_value(m)
-        state["v"] = from_value(v)
+        state[k["m"]] = from_value(m)
+        state[k["v"]] = from_value(v)
         if hp["amsgrad"]:
-            v_max = state.get("v_max")
+            v_max = state.get(k["v_max"])
             v = v if v_max is None else xp.maximum(v_max._data, v)
-            state["v_max"] = from_value(v)
+            state[k["v_max"]] = from_value(v)
         denom = xp.sqrt(v, out=tmp)
-        if hp["bias_correction"]:
+        if self._torch or hp["bias_correction"]:
             t = self._count(state)
             denom /= (1 - b2**t) ** 0.5
             lr = lr / (1 - b1**t)
@@ -307,7 +321,7 @@ class AdamW(Adam):
     _decoupled = True
     _mlx_args = ("betas", "eps", "weight_decay", "bias_correction")
     _mlx_defaults = {**Adam._mlx_defaults, "weight_decay": 0.01}
-    _torch_defaults = {**Adam._torch_defaults, "weight_decay": 0.01}
+    _torch_defaults = {**Adam._torch_defaults, "weight_decay": 0.01, "decoupled_weight_decay": True}
 
 
 class Adamax(_Standard):
@@ -332,33 +346,42 @@ class Adamax(_Standard):
     _mlx_args = ("betas", "eps")
     _torch_args = ("betas", "eps", "weight_decay")
     _mlx_defaults = {"betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.0, "maximize": False}
-    _torch_defaults = {**_mlx_defaults, "betas": (0.9, 0.999)}
+    _torch_defaults = {
+        **_mlx_defaults,
+        "betas": (0.9, 0.999),
+        "foreach": None,
+        "differentiable": False,
+        "capturable": False,
+    }
     _torch_lr = 2e-3
+    _torch_names = {"m": "exp_avg", "v": "exp_inf"}
 
     _check_hyper = Adam._check_hyper
 
     def init_single(self, parameter: array, state: dict) -> None:
         """Zero first moment and infinity norm."""
-        state["m"] = _zeros(parameter)
-        state["v"] = _zeros(parameter)
+        k = self._k
+        state[k["m"]] = _zeros(parameter)
+        state[k["v"]] = _zeros(parameter)
 
     def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
         """Return the Adamax update of ``parameter``; keeps ``m`` and ``v`` in ``state``."""
+        k = self._k
         hp = self._group
         g, w = gradient._data, parameter._data
         g = _ascent_and_decay(hp, g, w)
         lr = hp["lr"]  # a float (PyTorch style) or a 0-d array (MLX style)
         b1, b2 = hp["betas"]
         eps = hp["eps"]
-        m = state["m"]._data * b1
+        m = state[k["m"]]._data * b1
         m += (1 - b1) * g
-        state["m"] = from_value(m)
+        state[k["m"]] = from_value(m)
         if self._torch:
-            u = xp.maximum(state["v"]._data * b2, xp.abs(g) + eps)
-            state["v"] = from_value(u)
+            u = xp.maximum(state[k["v"]]._data * b2, xp.abs(g) + eps)
+            state[k["v"]] = from_value(u)
             return from_value(w - (lr / (1 - b1 ** self._count(state))) * (m / u))
-        v = xp.maximum(state["v"]._data * b2, xp.abs(g))
-        state["v"] = from_value(v)
+        v = xp.maximum(state[k["v"]]._data * b2, xp.abs(g))
+        state[k["v"]] = from_value(v)
         return from_value(w - lr * (m / (v + eps)))
 
 
@@ -394,8 +417,14 @@ class RMSprop(_Standard):
         "centered": False,
         "maximize": False,
     }
-    _torch_defaults = _mlx_defaults
+    _torch_defaults = {
+        **_mlx_defaults,
+        "capturable": False,
+        "foreach": None,
+        "differentiable": False,
+    }
     _torch_lr = 1e-2
+    _torch_names = {"v": "square_avg", "g_avg": "grad_avg", "buf": "momentum_buffer"}
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
@@ -408,21 +437,28 @@ class RMSprop(_Standard):
 
     def init_single(self, parameter: array, state: dict) -> None:
         """Zero second moment (plus momentum and mean-gradient buffers when used)."""
-        state["v"] = _zeros(parameter)
+        k = self._k
+        state[k["v"]] = _zeros(parameter)
+        if self._torch:  # PyTorch makes them at once; MLX has neither
+            if self._group["momentum"] > 0:
+                state[k["buf"]] = _zeros(parameter)
+            if self._group["centered"]:
+                state[k["g_avg"]] = _zeros(parameter)
 
     def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
         """Return the RMSprop update of ``parameter``; keeps ``v`` in ``state``."""
+        k = self._k
         hp = self._group
         g, w = gradient._data, parameter._data
         g = _ascent_and_decay(hp, g, w)
         a = hp["alpha"]
-        v = state["v"]._data * a
+        v = state[k["v"]]._data * a
         v += (1 - a) * (g * g)
-        state["v"] = from_value(v)
+        state[k["v"]] = from_value(v)
         if hp["centered"]:
-            g_avg = state.get("g_avg")
+            g_avg = state.get(k["g_avg"])
             g_avg = (1 - a) * g if g_avg is None else g_avg._data * a + (1 - a) * g
-            state["g_avg"] = from_value(g_avg)
+            state[k["g_avg"]] = from_value(g_avg)
             avg = xp.sqrt(v - g_avg * g_avg)
         else:
             avg = xp.sqrt(v)
@@ -430,11 +466,11 @@ class RMSprop(_Standard):
         lr = float(hp["lr"])
         mu = hp["momentum"]
         if mu > 0:
-            buf = state.get("buf")
+            buf = state.get(k["buf"])
             step = g / avg
             if buf is not None:
                 step += buf._data * mu
-            state["buf"] = from_value(step)
+            state[k["buf"]] = from_value(step)
             return from_value(w - lr * step)
         return from_value(w - lr * (g / avg))
 
@@ -469,8 +505,15 @@ class Adagrad(_Standard):
         "initial_accumulator_value": 0.0,
         "maximize": False,
     }
-    _torch_defaults = {**_mlx_defaults, "eps": 1e-10}
+    _torch_defaults = {
+        **_mlx_defaults,
+        "eps": 1e-10,
+        "foreach": None,
+        "differentiable": False,
+        "fused": None,
+    }
     _torch_lr = 1e-2
+    _torch_names = {"v": "sum"}
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
@@ -483,20 +526,22 @@ class Adagrad(_Standard):
 
     def init_single(self, parameter: array, state: dict) -> None:
         """The accumulator :math:`v`, filled with ``initial_accumulator_value``."""
-        state["v"] = from_value(
+        k = self._k
+        state[k["v"]] = from_value(
             xp.full_like(parameter._data, self._group["initial_accumulator_value"])
         )
 
     def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
         """Return the Adagrad update of ``parameter``; keeps ``v`` in ``state``."""
+        k = self._k
         hp = self._group
         g, w = gradient._data, parameter._data
         g = _ascent_and_decay(hp, g, w)
         lr = float(hp["lr"])
         if hp["lr_decay"]:
             lr = lr / (1 + (self._count(state) - 1) * hp["lr_decay"])
-        v = state["v"]._data + g * g
-        state["v"] = from_value(v)
+        v = state[k["v"]]._data + g * g
+        state[k["v"]] = from_value(v)
         denom = xp.sqrt(v)
         denom += hp["eps"]
         return from_value(w - lr * (g / denom))
@@ -526,8 +571,14 @@ class AdaDelta(_Standard):
     _mlx_args = ("rho", "eps")
     _torch_args = ("rho", "eps", "weight_decay")
     _mlx_defaults = {"rho": 0.9, "eps": 1e-6, "weight_decay": 0.0, "maximize": False}
-    _torch_defaults = _mlx_defaults
+    _torch_defaults = {
+        **_mlx_defaults,
+        "capturable": False,
+        "foreach": None,
+        "differentiable": False,
+    }
     _torch_lr = 1.0
+    _torch_names = {"v": "square_avg", "u": "acc_delta"}
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
@@ -540,25 +591,27 @@ class AdaDelta(_Standard):
 
     def init_single(self, parameter: array, state: dict) -> None:
         """Zero running averages of squared gradients ``v`` and squared updates ``u``."""
-        state["v"] = _zeros(parameter)
-        state["u"] = _zeros(parameter)
+        k = self._k
+        state[k["v"]] = _zeros(parameter)
+        state[k["u"]] = _zeros(parameter)
 
     def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
         """Return the AdaDelta update of ``parameter``; keeps ``v`` and ``u`` in ``state``."""
+        k = self._k
         hp = self._group
         g, w = gradient._data, parameter._data
         g = _ascent_and_decay(hp, g, w)
         rho, eps = hp["rho"], hp["eps"]
-        u = state["u"]._data
-        v = state["v"]._data * rho
+        u = state[k["u"]]._data
+        v = state[k["v"]]._data * rho
         v += (1 - rho) * (g * g)
         d = xp.sqrt(u + eps)
         d /= xp.sqrt(v + eps)
         d *= g
         u = u * rho
         u += (1 - rho) * (d * d)
-        state["v"] = from_value(v)
-        state["u"] = from_value(u)
+        state[k["v"]] = from_value(v)
+        state[k["u"]] = from_value(u)
         return from_value(w - float(hp["lr"]) * d)
 
 
@@ -590,6 +643,7 @@ class Lion(_Standard):
     _mlx_defaults = {"betas": [0.9, 0.99], "weight_decay": 0.0, "maximize": False}
     _torch_defaults = {**_mlx_defaults, "betas": (0.9, 0.99)}
     _torch_lr = 1e-4
+    _torch_names = {"m": "exp_avg"}
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
@@ -600,21 +654,23 @@ class Lion(_Standard):
 
     def init_single(self, parameter: array, state: dict) -> None:
         """Zero momentum ``m``."""
-        state["m"] = _zeros(parameter)
+        k = self._k
+        state[k["m"]] = _zeros(parameter)
 
     def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
         """Return the Lion update of ``parameter``; keeps ``m`` in ``state``."""
+        k = self._k
         hp = self._group
         g, w = gradient._data, parameter._data
         if hp["maximize"]:
             g = -g
         lr = hp["lr"]  # a float (PyTorch style) or a 0-d array (MLX style)
         b1, b2 = hp["betas"]
-        m = state["m"]._data
+        m = state[k["m"]]._data
         c = m * b1 + (1 - b1) * g
         new_m = m * b2
         new_m += (1 - b2) * g
-        state["m"] = from_value(new_m)
+        state[k["m"]] = from_value(new_m)
         if hp["weight_decay"] > 0:
             w = w * (1 - lr * hp["weight_decay"])
         return from_value(w - lr * xp.sign(c))
@@ -865,6 +921,7 @@ class Muon(_Standard):
         "adjust_lr_fn": None,
     }
     _torch_defaults = {**_mlx_defaults, "weight_decay": 0.1}
+    _torch_names = {"v": "momentum_buffer"}
 
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
@@ -889,19 +946,21 @@ class Muon(_Standard):
 
     def init_single(self, parameter: array, state: dict) -> None:
         """Zero momentum buffer ``v``."""
-        state["v"] = _zeros(parameter)
+        k = self._k
+        state[k["v"]] = _zeros(parameter)
 
     def apply_single(self, gradient: array, parameter: array, state: dict) -> array:
         """Return the Muon update of ``parameter``; keeps the momentum in ``state["v"]``."""
+        k = self._k
         hp = self._group
         g, w = gradient._data, parameter._data
         lr = float(hp["lr"])
         mu, wd = hp["momentum"], hp["weight_decay"]
         if wd and not self._torch:
             g = g + wd * w
-        v = state["v"]._data * mu
+        v = state[k["v"]]._data * mu
         v += (1 - mu) * g
-        state["v"] = from_value(v)
+        state[k["v"]] = from_value(v)
         upd = (1 - mu) * g + mu * v if hp["nesterov"] else v
         scale = 1.0
         if upd.ndim >= 2:

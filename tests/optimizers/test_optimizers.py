@@ -558,7 +558,8 @@ def test_construction_forms():
     assert optimizers.Adam({"layer": {"w": w, "b": b}}, lr=0.1).param_groups[0]["params"] == [w, b]
     assert optimizers.Adam(1e-3, [0.5, 0.6]).betas == [0.5, 0.6]
     assert optimizers.Adam(learning_rate=1e-3).defaults["bias_correction"] is False
-    assert optimizers.Adam([w], lr=1e-3).defaults["bias_correction"] is True
+    # PyTorch style always corrects the bias, and its groups hold PyTorch's keys only
+    assert "bias_correction" not in optimizers.Adam([w], lr=1e-3).defaults
     assert optimizers.Adam(lr=0.25).learning_rate.item() == 0.25
     named = optimizers.Adam([("w", w), ("b", b)], lr=0.1)
     assert named.param_groups[0]["param_names"] == ["w", "b"]
