@@ -18,6 +18,7 @@ from typing import Any
 
 from . import memory, ops
 from . import tree as pytree
+from . import versions as _versions
 from .array import STATE, Node, _from_value, _node_array, array
 from .backend import xp
 
@@ -144,6 +145,7 @@ def backward_pass(
     found: dict[int, tuple[Node, array]] = {}
     owner_mode = targets is None
     hooked = _HOOKS.on  # tensor hooks and retain_grad: one truth test per node when none
+    versioned = bool(_versions.VERSIONS)  # values replaced in place (PyTorch's version check)
     saved = STATE.enabled
     STATE.enabled = create_graph
     try:
@@ -161,6 +163,8 @@ def backward_pass(
                     g = ops.contiguous(g)
                 found[id(node)] = (node, g)
                 continue
+            if versioned:
+                _versions.check(node, live)
             prim = node.prim
             args = node.args
             params = node.params or _NO_PARAMS

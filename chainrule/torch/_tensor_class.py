@@ -35,6 +35,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core.extend import from_value, new_array
+from chainrule.core.versions import replaced, version
 
 array = mx.array
 
@@ -85,6 +86,11 @@ class Tensor(array, metaclass=_TensorMeta):
         return tensor_repr(self)
 
     __str__ = __repr__
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor has had (PyTorch's version counter)."""
+        return version(self)
 
     def __reduce_ex__(self, protocol: int):
         raise TypeError("chainrule tensors are not pickled; use torch.save (a safe zip format)")
@@ -180,6 +186,13 @@ def _in_place(fn: Callable) -> Callable:
     return call
 
 
+def _setitem(self, index: Any, value: Any) -> None:
+    """``x[index] = value``: in place, counted as PyTorch counts it (see core/versions.py)."""
+    old = self._node
+    array.__setitem__(self, index, value)
+    replaced(self, old)
+
+
 def _method(fn: Callable) -> Callable:
     """Wrap a method with no side effect: it runs on a plain handle; results become tensors."""
 
@@ -240,6 +253,7 @@ def _wrap_array_methods() -> None:
             )
             setattr(Tensor, name, (_in_place if in_place else _method)(attr))
     Tensor.__iter__ = _iterate
+    Tensor.__setitem__ = _setitem
 
 
 def _static(cls: type, name: str) -> Any:
