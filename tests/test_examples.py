@@ -149,18 +149,20 @@ def test_llm_inference_example(temp, tmp_path):
         assert out["argmax_agree"] == 1.0  # greedy decoding picks the argmax every time
 
 
-# (program, arguments, factor, expected, same): as for MLX_TRAINING; ``same`` names printed
-# values that must equal those of the same program run by real PyTorch (rtol 1e-4, atol 1e-6):
-# only programs that start from the same values (no random draws) can be compared so.
+# (program, arguments, factor, expected, same): as for MLX_TRAINING; ``same`` maps printed
+# values to the (relative, absolute) tolerance within which they must equal those of the same
+# program run by real PyTorch: values that do not depend on random draws (a start from fixed
+# values, a fit run to convergence, shapes and counts).
+EXACT = (1e-4, 1e-6)
 TORCH_TRAINING = [
-    pytest.param("torch/polynomial_tensor.py", ["--steps", "200"], 0.1, {}, [], id="tensor"),
-    pytest.param("torch/polynomial_autograd.py", ["--steps", "200"], 0.1, {}, [], id="autograd"),
+    pytest.param("torch/polynomial_tensor.py", ["--steps", "200"], 0.1, {}, {}, id="tensor"),
+    pytest.param("torch/polynomial_autograd.py", ["--steps", "200"], 0.1, {}, {}, id="autograd"),
     pytest.param(
         "torch/polynomial_custom_function.py",
         ["--steps", "200"],
         0.5,
         {},
-        ["first_loss", "last_loss", "a", "b", "c", "d"],
+        dict.fromkeys(["first_loss", "last_loss", "a", "b", "c", "d"], EXACT),
         id="custom_function",
     ),
     pytest.param(
@@ -168,19 +170,27 @@ TORCH_TRAINING = [
         ["--steps", "200"],
         0.2,
         {"output_shape": 2000.0},  # Flatten(0, 1) turns (2000, 1) into (2000,)
-        ["output_shape"],
+        {"output_shape": EXACT},
         id="nn",
     ),
-    pytest.param("torch/polynomial_optim.py", ["--steps", "200"], 0.2, {}, [], id="optim"),
+    pytest.param(
+        "torch/polynomial_optim.py",
+        ["--steps", "2000"],
+        0.01,
+        {},
+        # RMSprop runs to the least-squares cubic of sin on [-pi, pi], whatever the start.
+        {"last_loss": (1e-2, 0), **dict.fromkeys(["bias", "w1", "w2", "w3"], (0, 2e-3))},
+        id="optim",
+    ),
     pytest.param(
         "torch/polynomial_module.py",
         ["--steps", "200"],
         0.1,
         {"num_parameters": 4.0},
-        ["num_parameters"],
+        {"num_parameters": EXACT},
         id="module",
     ),
-    pytest.param("torch/dynamic_net.py", ["--steps", "300"], 0.1, {}, [], id="dynamic_net"),
+    pytest.param("torch/dynamic_net.py", ["--steps", "300"], 0.1, {}, {}, id="dynamic_net"),
     pytest.param(
         "torch/dynamic_net.py",
         # With seed 2 the first forward pass uses no x^4 term, so `e` has no gradient until a
@@ -188,7 +198,7 @@ TORCH_TRAINING = [
         ["--steps", "300", "--seed", "2"],
         0.1,
         {},
-        [],
+        {},
         id="dynamic_net-late_grad",
         marks=xfail("chainrule's SGD(momentum) fails on a parameter whose first grad is late"),
     ),
@@ -197,7 +207,7 @@ TORCH_TRAINING = [
         ["--steps", "300"],
         0.2,
         {},
-        [],
+        {},
         id="regression",
         marks=xfail("needs Tensor.add_ (issue 15)"),
     ),
@@ -208,7 +218,7 @@ TORCH_TRAINING = [
         0.9,
         # StepLR(step_size=1, gamma=0.7) after two epochs; the saved state_dict reloads exactly.
         {"final_lr": 0.49, "reload_max_diff": 0.0},
-        [],
+        {},
         id="mnist",
     ),
 ]
@@ -234,7 +244,7 @@ def test_torch_training_example(program, args, factor, expected, same, tmp_path)
         EXAMPLES / program, args, ref_dir, source=source.replace("chainrule.torch", "torch")
     )
     check_training(ref, factor, f"{program} under PyTorch")
-    for name in same:
-        assert out[name] == pytest.approx(ref[name], rel=1e-4, abs=1e-6), (
+    for name, (rel, abs_) in same.items():
+        assert out[name] == pytest.approx(ref[name], rel=rel, abs=abs_), (
             f"{program}: {name} is {out[name]} in chainrule, {ref[name]} in PyTorch"
         )

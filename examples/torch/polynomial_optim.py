@@ -61,5 +61,8 @@ print(
     f"Result: y = {linear_layer.bias.item()} + {linear_layer.weight[:, 0].item()} x + "
     f"{linear_layer.weight[:, 1].item()} x^2 + {linear_layer.weight[:, 2].item()} x^3"
 )
+print(f"bias {linear_layer.bias.item()}")
+for i in range(3):
+    print(f"w{i + 1} {linear_layer.weight[:, i].item()}")
 print(f"first_loss {losses[0]}")
 print(f"last_loss {losses[-1]}")
