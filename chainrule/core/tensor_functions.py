@@ -21,10 +21,13 @@ import numpy as np
 import chainrule.core as mx
 
 from . import dtypes as _dt
-from .array import _from_value, array
+from .array import _from_value, _Size, array
 from .devices import Device
 
 _I64 = np.dtype(np.int64)
+
+Size = _Size
+"""``torch.Size``: the tuple ``x.size()`` returns, with ``numel()``."""
 
 # torch.return_types.max and friends: named (values, indices) pairs.
 MaxResult = collections.namedtuple("max", ["values", "indices"])
@@ -76,6 +79,21 @@ class device:
 
 
 CPU = device("cpu")
+
+
+class layout:
+    """A memory layout, as ``torch.layout``; arrays here are always ``strided``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"torch.{self.name}"
+
+
+strided = layout("strided")
 
 
 def check_device(dev: Any, who: str) -> None:

@@ -18,8 +18,12 @@ Methods whose PyTorch and MLX meanings clash on the same call keep MLX's meaning
 ``chainrule.torch`` (its functions today, ``torch.transpose(x, 0, 1)``; see "The Tensor
 class" in docs/architecture.md for the subclass that will carry them as methods).
 
-In-place methods exist only where rebinding the handle is the whole effect (``zero_``,
-``fill_``, assigning ``x.data = ...``); the graph invariants are in docs/architecture.md.
+In-place methods (``add_``, ``mul_``, ``clamp_``, ``scatter_``, ``uniform_``...) compute the
+out-of-place result and rebind the handle to it through one helper, :func:`_inplace`, which
+refuses what PyTorch refuses (an in-place change of a leaf that requires grad while recording,
+a result of another shape, a float result into an integer array); graphs recorded before keep
+the old value (docs/architecture.md). ``zero_``, ``fill_`` and assigning ``x.data = ...``
+rebind directly. The bulk of the methods is listed in :mod:`chainrule.core.tensor_methods_more`.
 """
 
 from __future__ import annotations
@@ -33,9 +37,79 @@ import chainrule.core as mx
 from . import autograd as _autograd
 from . import dtypes as _dt
 from . import tensor_functions as F
+from . import versions as _versions
 from .array import _from_value, array
+from .autograd import is_grad_enabled
 
 _MISSING = object()
+
+# PyTorch's ordering of dtype kinds for in-place results: a result may be cast to the array's
+# dtype only when its kind is not higher (a float result cannot go into an integer array).
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "V": 2, "c": 3}
+_KIND_NAME = {"b": "Bool", "u": "Int", "i": "Long", "f": "Float", "V": "Float", "c": "ComplexFloat"}
+
+
+def _inplace(self: array, result: Any, reshape: bool = False) -> array:
+    """Rebind ``self`` to ``result`` (cast to ``self``'s dtype) and return ``self``.
+
+    The one path of every in-place method. It raises PyTorch's errors: an in-place operation
+    on a leaf that requires grad while recording, a result whose broadcast shape differs from
+    ``self``'s (unless ``reshape``, for ``unsqueeze_`` and friends), and a result whose dtype
+    cannot be cast to ``self``'s (a float result into an integer array).
+
+    Args:
+        self: the array changed in place.
+        result: the out-of-place result (an array or a number).
+        reshape: allow a new shape (the view methods ``t_``, ``squeeze_``...).
+
+    Returns:
+        ``self``.
+    """
+    node = self._node
+    if node is not None and node.prim is None and node.owner is not None and is_grad_enabled():
+        raise RuntimeError(
+            "a leaf Variable that requires grad is being used in an in-place operation."
+        )
+    if not isinstance(result, array):
+        result = mx.array(result, dtype=self.dtype)
+    if not reshape and tuple(result.shape) != tuple(self.shape):
+        raise RuntimeError(
+            f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+            f"{list(result.shape)}"
+        )
+    mine, theirs = self._data.dtype, result._data.dtype
+    if theirs != mine:
+        k_mine, k_theirs = _dt.kind(mine), _dt.kind(theirs)
+        if _KIND_RANK.get(k_theirs, 0) > _KIND_RANK.get(k_mine, 0):
+            raise RuntimeError(
+                f"result type {_KIND_NAME.get(k_theirs, theirs)} can't be cast to the desired "
+                f"output type {_KIND_NAME.get(k_mine, mine)}"
+            )
+        result = mx.astype(result, self.dtype)
+    _versions.replaced(self, self._node)  # PyTorch's version counter
+    self._set_value(result._data, result._node)
+    return self
+
+
+def make_inplace(name: str, fn: Any = None):
+    """The method ``name_``: the result of ``fn`` (default: the method ``name``) put in place.
+
+    Args:
+        name: the out-of-place method's name.
+        fn: the function to call with ``self`` first; by default the class's method ``name``,
+            looked up at each call so subclasses' meanings are used.
+
+    Returns:
+        The in-place method.
+    """
+
+    def method(self, *args, **kwargs):
+        f = getattr(type(self), name) if fn is None else fn
+        return _inplace(self, f(self, *args, **kwargs))
+
+    method.__name__ = method.__qualname__ = name + "_"
+    method.__doc__ = f"In-place ``{name}``: rebinds this array to the result and returns it."
+    return method
 
 
 def _astype(dtype):
@@ -481,4 +555,18 @@ def install(cls: type | None = None) -> None:
             setattr(cls, name, _with_dim(name, mlx_method))
     if "flatten" in cls.__dict__:
         cls.flatten = _flatten_with_dims(cls.__dict__["flatten"])
+    from . import tensor_methods_more as more
+
+    for name, fn in more.METHODS.items():
+        if name not in cls.__dict__:
+            setattr(cls, name, fn)
+    for name in more.INPLACE:
+        if name + "_" not in cls.__dict__:
+            setattr(cls, name + "_", make_inplace(name))
+    for name, fn in more.INPLACE_SPECIAL.items():
+        if name not in cls.__dict__:
+            setattr(cls, name, make_inplace(name[:-1], fn))
+    for name, prop in more.PROPERTIES.items():
+        if name not in cls.__dict__:
+            setattr(cls, name, prop)
     cls._torch_methods_installed = True

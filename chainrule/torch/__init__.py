@@ -165,6 +165,14 @@ complex64 = cfloat = _mx.complex64
 complex128 = cdouble = _mx.complex128
 dtype = _mx.Dtype
 
+# PyTorch's breadth (elementwise, reductions, products, indexing, shapes; chainrule/torch/_ops.py
+# and the core modules it binds): these replace the plain MLX bindings above where PyTorch's
+# arguments differ (tril's diagonal=, logsumexp's dim=, round's integers...).
+from . import _ops as _ops  # noqa: E402
+
+globals().update(_ops.EXPORTS)
+globals().update(_ops.INPLACE)
+
 _SUBMODULES = ("nn", "optim", "utils", "cuda", "backends", "autograd")
 
 
@@ -178,4 +186,9 @@ def __getattr__(name: str):
     # first use so that `import chainrule.torch` stays cheap and import cycles cannot form.
     if name in _SUBMODULES:
         return _importlib.import_module(f"{__name__}.{name}")
+    if name in _ops.NN_ALIASES:
+        # torch.conv2d, torch.dropout, ...: torch.nn.functional's function of the same name.
+        functional = _importlib.import_module(f"{__name__}.nn.functional")
+        if hasattr(functional, name):
+            return getattr(functional, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
