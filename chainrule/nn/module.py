@@ -845,8 +845,9 @@ class Module(dict):
             self._non_persistent.discard(name)
         else:
             self._non_persistent.add(name)
-        if tensor is None:
-            setattr(self, name, None)
+        if tensor is None:  # an entry, so the buffer keeps its place in PyTorch's order
+            self.__dict__.pop(name, None)
+            dict.__setitem__(self, name, None)
             return
         if not isinstance(tensor, array):
             raise TypeError(
