@@ -49,6 +49,12 @@ LAZY_ALIASES: dict[str, dict[str, str]] = {
         "lr_scheduler": "chainrule.optimizers.lr_scheduler",  # the seeds' nn.lr_scheduler
         "average_gradients": "chainrule.distributed:average_gradients",  # MLX's nn.average_...
     },
+    # imported inside a function: MLX's sharded linear layers take the process group, and
+    # sum over it, on demand
+    "chainrule.nn.layers.distributed": {
+        "init": "chainrule.distributed:init",
+        "all_sum": "chainrule.distributed:all_sum",
+    },
     # imported inside a function: fit(distributed=...) starts data parallelism on demand
     "chainrule.train.fit": {
         "DataParallel": "chainrule.distributed:DataParallel",

@@ -23,14 +23,8 @@ import chainrule.nn as cnn  # noqa: E402
 
 from .bridge import assert_trees_close, copy_params, to_cx, to_mlx, to_numpy  # noqa: E402
 
-# MLX's distributed layers need a process group: they are tested with the distributed package.
-DISTRIBUTED = {
-    "AllToShardedLinear",
-    "ShardedToAllLinear",
-    "QuantizedAllToShardedLinear",
-    "QuantizedShardedToAllLinear",
-    "FullyShardedModule",
-}
+# MLX's FSDP wrapper (gathers parameter shards around each call) is not in chainrule.nn yet.
+DISTRIBUTED = {"FullyShardedModule"}
 # Base classes and containers, exercised through the cases below (Sequential) or abstract.
 NOT_LAYERS = {"Module"}
 # MLX's QQLinear quantizes activations as well as weights to nvfp4/mxfp8, kernels its CPU
@@ -203,6 +197,15 @@ CASES: list[Case] = [
     Case("QuantizedEmbedding", lambda nn: nn.QuantizedEmbedding(10, 64), _ints(10, 2, 3), input_grad=False),
     Case("QuantizedEmbedding", lambda nn: nn.QuantizedEmbedding(10, 64, group_size=32, bits=4),
          _x(2, 64), call=lambda m, x: m.as_linear(x), tag="as_linear"),
+    # the sharded layers in a group of one process (both sides' default group here)
+    Case("AllToShardedLinear", lambda nn: nn.AllToShardedLinear(6, 4), _x(3, 6)),
+    Case("AllToShardedLinear", lambda nn: nn.AllToShardedLinear.from_linear(nn.Linear(6, 6, bias=False), segments=3), _x(2, 6), tag="from_linear-segments"),
+    Case("ShardedToAllLinear", lambda nn: nn.ShardedToAllLinear(6, 4), _x(3, 6)),
+    Case("ShardedToAllLinear", lambda nn: nn.layers.distributed.shard_linear(nn.Linear(6, 4), "sharded-to-all"), _x(3, 6), tag="shard_linear"),
+    Case("QuantizedAllToShardedLinear", lambda nn: nn.QuantizedAllToShardedLinear(64, 8), _x(2, 64)),
+    Case("QuantizedAllToShardedLinear", lambda nn: nn.QuantizedAllToShardedLinear.from_quantized_linear(nn.QuantizedLinear(64, 8, bits=3)), _x(2, 64), tag="from_quantized_linear"),
+    Case("QuantizedShardedToAllLinear", lambda nn: nn.QuantizedShardedToAllLinear(64, 8, bias=False, group_size=32, bits=8), _x(2, 64)),
+    Case("QuantizedShardedToAllLinear", lambda nn: nn.layers.distributed.shard_linear(nn.QuantizedLinear(64, 8), "sharded-to-all"), _x(2, 64), tag="shard_linear"),
     Case("Sequential", lambda nn: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), _x(3, 4)),
 ] + [_activation_case(name) for name in ACTIVATIONS]  # fmt: skip
 

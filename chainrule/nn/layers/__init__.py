@@ -3,6 +3,7 @@
 from .activations import *
 from .containers import *
 from .convolution import *
+from .distributed import *
 from .dropout import *
 from .embedding import *
 from .linear import *
