@@ -35,6 +35,8 @@ def test_every_class_is_a_chainrule_nn_class_or_a_thin_subclass():
     for name, cls in classes.items():
         if issubclass(cls, Exception):
             continue
+        if name in nn._ADAPTED and name not in _layers.__all__:
+            continue  # PyTorch's forms, checked in tests/torch/test_nn_layers_breadth.py
         assert issubclass(cls, cnn.Module), name
         if name in _layers.__all__:
             continue
@@ -404,7 +406,7 @@ def test_dropout_function_defaults_to_training():
 
 def test_softmax_without_dim_uses_pytorch_implicit_choice_and_warns():
     x = ct.tensor(_rand(2, 3))
-    with pytest.warns(UserWarning, match="implicit dimension"):
+    with pytest.warns(UserWarning, match="(?i)implicit dimension"):
         y = F.softmax(x)
     np.testing.assert_allclose(y.numpy().sum(1), 1, rtol=1e-6)
     with warnings.catch_warnings():

@@ -21,6 +21,23 @@ from ._layers import *
 # Every class of chainrule.nn under its own name, unless PyTorch's class of that name has
 # another meaning (those are adapted in _layers or listed in _NOT_PROVIDED).
 _ADAPTED = set(_layers.__all__)
+# PyTorch's forms of the activations, losses, pooling/padding and other layers (issue 15);
+# they shadow chainrule.nn's classes of the same names.
+from . import (  # noqa: E402
+    _activations,
+    _losses,
+    _misc,
+    _pool_pad,
+    attention,
+    common_types,
+    grad,
+    modules,
+    parallel,
+    parameter,
+)
+
+_BREADTH = (_activations, _losses, _misc, _pool_pad)
+_ADAPTED |= {_n for _m in _BREADTH for _n in _m.__all__}
 _NOT_PROVIDED = {
     "RNN": "its inputs are sequence-first by default and it returns (output, h_n)",
     "GRU": "its inputs are sequence-first by default and it returns (output, h_n)",
@@ -56,6 +73,9 @@ for _name, _obj in list(vars(_cnn).items()):
             _obj = _torch_flavour(_name, _obj)
         globals()[_name] = _obj
 del _name, _obj
+for _m in _BREADTH:
+    globals().update({_n: getattr(_m, _n) for _n in _m.__all__})
+del _m
 
 Parameter = _cnn.Parameter
 Buffer = _cnn.module.Buffer

@@ -1,0 +1,430 @@
+"""PyTorch's normalisation, dropout, embedding, lazy and wrapper modules missing from
+chainrule.nn (or whose chainrule.nn form takes other arguments), over ``F``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chainrule.core as mx
+import chainrule.nn as cnn
+from chainrule.core.array import array
+
+from . import _layers
+from . import functional_misc as M
+
+__all__ = [
+    "AlphaDropout",
+    "CrossMapLRN2d",
+    "DataParallel",
+    "Dropout",
+    "Embedding",
+    "EmbeddingBag",
+    "FeatureAlphaDropout",
+    "LazyBatchNorm1d",
+    "LazyBatchNorm2d",
+    "LazyBatchNorm3d",
+    "LazyConv1d",
+    "LazyConv2d",
+    "LazyConv3d",
+    "LazyConvTranspose1d",
+    "LazyConvTranspose2d",
+    "LazyConvTranspose3d",
+    "LazyInstanceNorm1d",
+    "LazyInstanceNorm2d",
+    "LazyInstanceNorm3d",
+    "LazyLinear",
+    "LocalResponseNorm",
+    "SyncBatchNorm",
+    "UninitializedBuffer",
+    "UninitializedParameter",
+]
+
+
+class LocalResponseNorm(cnn.Module):
+    """Normalise each channel by its ``size`` neighbours' squares (see ``F``)."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, input: array) -> array:
+        """Normalise."""
+        return M.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
+
+
+class CrossMapLRN2d(LocalResponseNorm):
+    """Local response normalisation of 4-d inputs across channels (legacy form)."""
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1):
+        super().__init__(size, alpha, beta, k)
+
+    def forward(self, input: array) -> array:
+        """Normalise a ``(N, C, H, W)`` input."""
+        if input.ndim != 4:
+            raise ValueError(
+                f"CrossMapLRN2d: expected a 4D input (N, C, H, W), got shape {tuple(input.shape)}"
+            )
+        return super().forward(input)
+
+
+class Dropout(cnn.Module):
+    """Zero elements with probability ``p`` in training, scaling the rest by ``1 / (1 - p)``."""
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: dropout probability has to be between 0 and 1, got {p}")
+        self.p, self.inplace = p, inplace
+
+    def forward(self, input: array) -> array:
+        """Drop (in training mode only)."""
+        return M.dropout(input, self.p, self.training, self.inplace)
+
+
+class AlphaDropout(Dropout):
+    """Dropout that keeps SELU's self-normalising statistics."""
+
+    def forward(self, input: array) -> array:
+        """Drop (in training mode only)."""
+        return M.alpha_dropout(input, self.p, self.training, self.inplace)
+
+
+class FeatureAlphaDropout(Dropout):
+    """Alpha dropout of whole channels."""
+
+    def forward(self, input: array) -> array:
+        """Drop (in training mode only)."""
+        return M.feature_alpha_dropout(input, self.p, self.training, self.inplace)
+
+
+class Embedding(cnn.Embedding):
+    """A lookup table ``(num_embeddings, embedding_dim)`` with PyTorch's arguments.
+
+    Args:
+        num_embeddings: the table's rows.
+        embedding_dim: the table's columns.
+        padding_idx: a row that gets zeros at init and no gradient.
+        max_norm: renormalise looked-up rows to at most this norm.
+        norm_type: the norm for ``max_norm``.
+        scale_grad_by_freq: scale gradients by the inverse frequency in the batch.
+        sparse: accepted (gradients are dense).
+        _weight: an initial table.
+        _freeze: keep the table frozen.
+        device: accepted (CPU only).
+        dtype: the table's dtype.
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        padding_idx: int | None = None,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        sparse: bool = False,
+        _weight: array | None = None,
+        _freeze: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        cnn.Module.__init__(self)
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(
+                    f"Embedding: padding_idx {padding_idx} must be within num_embeddings "
+                    f"{num_embeddings}"
+                )
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
+        self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
+        if _weight is None:
+            w = mx.random.normal((num_embeddings, embedding_dim)).astype(dtype or mx.float32)
+            if padding_idx is not None:
+                w[padding_idx] = 0
+        else:
+            w = _weight
+        self.weight = w
+        if _freeze:
+            self.freeze(keys=["weight"])
+
+    @classmethod
+    def from_pretrained(cls, embeddings: array, freeze: bool = True, **kwargs: Any) -> Embedding:
+        """An embedding whose table is ``embeddings`` (frozen unless ``freeze=False``)."""
+        rows, cols = embeddings.shape
+        return cls(rows, cols, _weight=embeddings, _freeze=freeze, **kwargs)
+
+    def forward(self, input: array) -> array:
+        """Look up rows."""
+        return M.embedding(
+            input,
+            self.weight,
+            self.padding_idx,
+            self.max_norm,
+            self.norm_type,
+            self.scale_grad_by_freq,
+            self.sparse,
+        )
+
+
+class EmbeddingBag(Embedding):
+    """Sums, means or maxima of bags of embeddings (see ``F.embedding_bag``)."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        max_norm: float | None = None,
+        norm_type: float = 2.0,
+        scale_grad_by_freq: bool = False,
+        mode: str = "mean",
+        sparse: bool = False,
+        _weight: array | None = None,
+        include_last_offset: bool = False,
+        padding_idx: int | None = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(
+            num_embeddings,
+            embedding_dim,
+            padding_idx,
+            max_norm,
+            norm_type,
+            scale_grad_by_freq,
+            sparse,
+            _weight,
+            False,
+            device,
+            dtype,
+        )
+        self.mode, self.include_last_offset = mode, include_last_offset
+
+    @classmethod
+    def from_pretrained(cls, embeddings: array, freeze: bool = True, **kwargs: Any) -> Any:
+        """A bag whose table is ``embeddings`` (frozen unless ``freeze=False``)."""
+        rows, cols = embeddings.shape
+        bag = cls(rows, cols, _weight=embeddings, **kwargs)
+        if freeze:
+            bag.freeze(keys=["weight"])
+        return bag
+
+    def forward(
+        self, input: array, offsets: array | None = None, per_sample_weights: array | None = None
+    ) -> array:
+        """Reduce each bag."""
+        return M.embedding_bag(
+            input,
+            self.weight,
+            offsets,
+            self.max_norm,
+            self.norm_type,
+            self.scale_grad_by_freq,
+            self.mode,
+            self.sparse,
+            per_sample_weights,
+            self.include_last_offset,
+            self.padding_idx,
+        )
+
+
+class SyncBatchNorm(cnn.Module):
+    """Batch normalisation over any ``(N, C, *)`` input; one process, so plain batch norm.
+
+    Args:
+        num_features: ``C``.
+        eps: added to the variance.
+        momentum: the running estimates' update rate.
+        affine: learn a scale and a shift.
+        track_running_stats: keep running estimates.
+        process_group: accepted (a single process).
+        device: accepted (CPU only).
+        dtype: the parameters' dtype.
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        process_group: Any = None,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        dt = dtype or mx.float32
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = mx.ones((num_features,), dtype=dt)
+            self.bias = mx.zeros((num_features,), dtype=dt)
+        if track_running_stats:
+            self.register_buffer("running_mean", mx.zeros((num_features,), dtype=dt))
+            self.register_buffer("running_var", mx.ones((num_features,), dtype=dt))
+
+    def forward(self, input: array) -> array:
+        """Normalise (batch statistics in training or without running estimates)."""
+        if input.ndim < 2 or input.shape[1] != self.num_features:
+            raise ValueError(
+                f"SyncBatchNorm: expected an input (N, {self.num_features}, *), got shape "
+                f"{tuple(input.shape)}"
+            )
+        use_batch = self.training or not self.track_running_stats
+        rm = self.get("running_mean") if self.track_running_stats else None
+        rv = self.get("running_var") if self.track_running_stats else None
+        momentum = 0.1 if self.momentum is None else self.momentum
+        return M.batch_norm(
+            input, rm, rv, self.get("weight"), self.get("bias"), use_batch, momentum, self.eps
+        )
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module: Any, process_group: Any = None) -> Any:
+        """Return ``module`` unchanged (one process: batch norm is already synchronised)."""
+        return module
+
+
+class DataParallel(cnn.Module):
+    """Single-device wrapper: ``DataParallel(m)(x) == m(x)``; the model is ``.module``."""
+
+    def __init__(
+        self, module: Any, device_ids: Any = None, output_device: Any = None, dim: int = 0
+    ) -> None:
+        super().__init__()
+        self.module = module
+        self.device_ids, self.output_device, self.dim = device_ids, output_device, dim
+
+    def forward(self, *inputs: Any, **kwargs: Any) -> Any:
+        """Run the wrapped module."""
+        return self.module(*inputs, **kwargs)
+
+
+class UninitializedParameter:
+    """Placeholder type of a lazy module's parameters before their first call."""
+
+    cls_to_become = None
+
+
+class UninitializedBuffer(UninitializedParameter):
+    """Placeholder type of a lazy module's buffers before their first call."""
+
+
+class _Lazy(cnn.Module):
+    """Builds ``_target(features, *args, **kwargs)`` on the first call and becomes it."""
+
+    _target: Any = None
+    _features_axis: int = 1
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        object.__setattr__(self, "_lazy_args", (args, kwargs))
+
+    def has_uninitialized_params(self) -> bool:
+        """True until the first call."""
+        return True
+
+    def initialize_parameters(self, input: array) -> None:
+        """Infer the input features from ``input`` and become the concrete module."""
+        target = type(self)._target
+        axis = self._features_axis
+        if axis == 1 and input.ndim == self._unbatched_ndim():
+            axis = 0
+        features = input.shape[axis]
+        args, kwargs = self._lazy_args
+        real = target(features, *args, **kwargs)
+        training = self.training
+        object.__setattr__(self, "__class__", target)
+        self.__dict__.update(real.__dict__)
+        dict.update(self, real)
+        if not training:
+            self.eval()
+
+    def _unbatched_ndim(self) -> int:
+        return -1
+
+    def forward(self, input: array, *rest: Any) -> Any:
+        """Materialise on the first call, then run the concrete module."""
+        self.initialize_parameters(input)
+        return self(input, *rest)
+
+
+def _lazy(name: str, target: type, axis: int, unbatched: int, doc: str) -> type:
+    return type(
+        name,
+        (_Lazy,),
+        {
+            "_target": target,
+            "_features_axis": axis,
+            "_unbatched_ndim": lambda self: unbatched,
+            "cls_to_become": target,
+            "__doc__": doc,
+            "__module__": __name__,
+            "__qualname__": name,
+        },
+    )
+
+
+_DOC = "``{0}`` whose input features are read from the first input (``{1}``)."
+LazyLinear = _lazy(
+    "LazyLinear",
+    getattr(_layers, "Linear", cnn.Linear),
+    -1,
+    -1,
+    _DOC.format("Linear", "in_features"),
+)
+LazyConv1d = _lazy("LazyConv1d", _layers.Conv1d, 1, 2, _DOC.format("Conv1d", "in_channels"))
+LazyConv2d = _lazy("LazyConv2d", _layers.Conv2d, 1, 3, _DOC.format("Conv2d", "in_channels"))
+LazyConv3d = _lazy("LazyConv3d", _layers.Conv3d, 1, 4, _DOC.format("Conv3d", "in_channels"))
+LazyConvTranspose1d = _lazy(
+    "LazyConvTranspose1d",
+    _layers.ConvTranspose1d,
+    1,
+    2,
+    _DOC.format("ConvTranspose1d", "in_channels"),
+)
+LazyConvTranspose2d = _lazy(
+    "LazyConvTranspose2d",
+    _layers.ConvTranspose2d,
+    1,
+    3,
+    _DOC.format("ConvTranspose2d", "in_channels"),
+)
+LazyConvTranspose3d = _lazy(
+    "LazyConvTranspose3d",
+    _layers.ConvTranspose3d,
+    1,
+    4,
+    _DOC.format("ConvTranspose3d", "in_channels"),
+)
+LazyBatchNorm1d = _lazy(
+    "LazyBatchNorm1d", _layers.BatchNorm1d, 1, -1, _DOC.format("BatchNorm1d", "num_features")
+)
+LazyBatchNorm2d = _lazy(
+    "LazyBatchNorm2d", _layers.BatchNorm2d, 1, -1, _DOC.format("BatchNorm2d", "num_features")
+)
+LazyBatchNorm3d = _lazy(
+    "LazyBatchNorm3d", _layers.BatchNorm3d, 1, -1, _DOC.format("BatchNorm3d", "num_features")
+)
+LazyInstanceNorm1d = _lazy(
+    "LazyInstanceNorm1d",
+    _layers.InstanceNorm1d,
+    1,
+    2,
+    _DOC.format("InstanceNorm1d", "num_features"),
+)
+LazyInstanceNorm2d = _lazy(
+    "LazyInstanceNorm2d",
+    _layers.InstanceNorm2d,
+    1,
+    3,
+    _DOC.format("InstanceNorm2d", "num_features"),
+)
+LazyInstanceNorm3d = _lazy(
+    "LazyInstanceNorm3d",
+    _layers.InstanceNorm3d,
+    1,
+    4,
+    _DOC.format("InstanceNorm3d", "num_features"),
+)

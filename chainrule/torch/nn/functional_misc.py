@@ -1,0 +1,948 @@
+"""Convolutions, normalisation, embeddings, dropout and attention of ``torch.nn.functional``.
+
+Convolutions run the shared kernels of ``chainrule/core/conv.py`` (channels-last, MLX's weight
+layout) on PyTorch's layouts: the input's channel axis and the weight's
+``(C_out, C_in // groups, *k)`` (transposed: ``(C_in, C_out // groups, *k)``) are moved there
+and back, so the gradients flow to PyTorch-shaped weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import chainrule.core as mx
+from chainrule.core.array import array
+from chainrule.core.extend import from_value
+
+from .functional_pool import ntuple
+
+__all__ = [
+    "alpha_dropout",
+    "batch_norm",
+    "bilinear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_tbc",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "dropout",
+    "dropout1d",
+    "dropout2d",
+    "dropout3d",
+    "embedding",
+    "embedding_bag",
+    "feature_alpha_dropout",
+    "group_norm",
+    "instance_norm",
+    "layer_norm",
+    "linear",
+    "local_response_norm",
+    "normalize",
+    "one_hot",
+    "rms_norm",
+    "scaled_dot_product_attention",
+]
+
+
+# -- linear and convolutions -------------------------------------------------------------------
+
+
+def linear(input: array, weight: array, bias: array | None = None) -> array:
+    """``input @ weight.T + bias`` with ``weight`` of shape ``(out_features, in_features)``.
+
+    Args:
+        input: ``(*, in_features)``.
+        weight: ``(out_features, in_features)`` (or ``(in_features,)``).
+        bias: ``(out_features,)`` or ``None``.
+
+    Returns:
+        ``(*, out_features)``.
+    """
+    if weight.ndim not in (1, 2) or input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
+        raise ValueError(
+            f"linear: input of shape {tuple(input.shape)} does not match a weight of shape "
+            f"{tuple(weight.shape)} (out_features, in_features)"
+        )
+    y = mx.matmul(input, mx.transpose(weight) if weight.ndim == 2 else weight)
+    return y if bias is None else y + bias
+
+
+def bilinear(input1: array, input2: array, weight: array, bias: array | None = None) -> array:
+    """``y_k = x1 @ weight[k] @ x2 + bias_k``.
+
+    Args:
+        input1: ``(*, in1)``.
+        input2: ``(*, in2)``.
+        weight: ``(out, in1, in2)``.
+        bias: ``(out,)`` or ``None``.
+
+    Returns:
+        ``(*, out)``.
+    """
+    if (
+        weight.ndim != 3
+        or input1.shape[-1] != weight.shape[1]
+        or input2.shape[-1] != weight.shape[2]
+        or tuple(input1.shape[:-1]) != tuple(input2.shape[:-1])
+    ):
+        raise ValueError(
+            f"bilinear: inputs of shapes {tuple(input1.shape)} and {tuple(input2.shape)} do not "
+            f"match a weight of shape {tuple(weight.shape)} (out, in1, in2)"
+        )
+    y = mx.einsum("...i,kij,...j->...k", input1, weight, input2)
+    return y if bias is None else y + bias
+
+
+def _same_padding(x: array, nd: int, weight: array, dilation: tuple, who: str) -> array:
+    width = [(0, 0), (0, 0)]
+    for k, d in zip(weight.shape[2:], dilation):
+        total = d * (k - 1)
+        width.append((total // 2, total - total // 2))
+    return mx.pad(x, width)
+
+
+def _conv(nd: int, input, weight, bias, stride, padding, dilation, groups, who):
+    unbatched = input.ndim == nd + 1
+    x = mx.expand_dims(input, 0) if unbatched else input
+    if x.ndim != nd + 2 or weight.ndim != nd + 2:
+        raise ValueError(
+            f"{who}: expected a channels-first input (N, C_in, *spatial) of {nd + 2} dimensions "
+            f"and a weight (C_out, C_in // groups, *kernel) of {nd + 2} dimensions, got input "
+            f"{tuple(input.shape)} and weight {tuple(weight.shape)}"
+        )
+    if x.shape[1] != weight.shape[1] * groups:
+        raise ValueError(
+            f"{who}: input of shape {tuple(input.shape)} has {x.shape[1]} channels, but the "
+            f"weight of shape {tuple(weight.shape)} with groups={groups} expects "
+            f"{weight.shape[1] * groups}"
+        )
+    d = ntuple(dilation, nd, "dilation", who)
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = 0
+        elif padding == "same":
+            if any(s != 1 for s in ntuple(stride, nd, "stride", who)):
+                raise ValueError(f"{who}: padding='same' is not supported for strided convolutions")
+            x = _same_padding(x, nd, weight, d, who)
+            padding = 0
+        else:
+            raise ValueError(
+                f"{who}: padding must be a number, a tuple, 'valid' or 'same', got {padding!r}"
+            )
+    fn = (mx.conv1d, mx.conv2d, mx.conv3d)[nd - 1]
+    y = fn(mx.moveaxis(x, 1, -1), mx.moveaxis(weight, 1, -1), stride, padding, d, groups)
+    if bias is not None:
+        y = y + bias
+    y = mx.moveaxis(y, -1, 1)
+    return y[0] if unbatched else y
+
+
+def _conv_doc(nd: int, fn):
+    fn.__doc__ = (
+        f"{nd}-d convolution of a channels-first input with a weight "
+        "``(C_out, C_in // groups, *kernel)``.\n\n"
+        "    Args:\n        input: ``(N, C_in, *spatial)`` or ``(C_in, *spatial)``.\n"
+        "        weight: the filters, PyTorch's layout.\n        bias: ``(C_out,)`` or ``None``.\n"
+        "        stride: step between windows.\n"
+        "        padding: zeros on both sides, ``'valid'`` or ``'same'``.\n"
+        "        dilation: spacing between taps.\n        groups: channel groups.\n\n"
+        "    Returns:\n        ``(N, C_out, *spatial_out)``."
+    )
+    return fn
+
+
+def conv1d(
+    input: array,
+    weight: array,
+    bias: array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> array:
+    """1-d convolution of ``(N, C_in, L)`` with a weight ``(C_out, C_in // groups, K)``."""
+    return _conv(1, input, weight, bias, stride, padding, dilation, groups, "conv1d")
+
+
+def conv2d(
+    input: array,
+    weight: array,
+    bias: array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> array:
+    """2-d convolution of ``(N, C_in, H, W)`` with a weight ``(C_out, C_in // groups, KH, KW)``."""
+    return _conv(2, input, weight, bias, stride, padding, dilation, groups, "conv2d")
+
+
+def conv3d(
+    input: array,
+    weight: array,
+    bias: array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> array:
+    """3-d convolution of ``(N, C_in, D, H, W)`` with a weight ``(C_out, C_in // groups, *k)``."""
+    return _conv(3, input, weight, bias, stride, padding, dilation, groups, "conv3d")
+
+
+for _f, _n in ((conv1d, 1), (conv2d, 2), (conv3d, 3)):
+    _conv_doc(_n, _f)
+
+
+def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    who = f"conv_transpose{nd}d"
+    unbatched = input.ndim == nd + 1
+    x = mx.expand_dims(input, 0) if unbatched else input
+    if x.ndim != nd + 2 or weight.ndim != nd + 2 or x.shape[1] != weight.shape[0]:
+        raise ValueError(
+            f"{who}: expected a channels-first input (N, C_in, *spatial) and a weight "
+            f"(C_in, C_out // groups, *kernel) of {nd + 2} dimensions with matching C_in, got "
+            f"input {tuple(input.shape)} and weight {tuple(weight.shape)}"
+        )
+    if weight.shape[0] % groups:
+        raise ValueError(
+            f"{who}: weight of shape {tuple(weight.shape)} has {weight.shape[0]} input "
+            f"channels, not divisible by groups={groups}"
+        )
+    cin_g = weight.shape[0] // groups
+    cout_g = weight.shape[1]
+    k = tuple(weight.shape[2:])
+    w = mx.reshape(weight, (groups, cin_g, cout_g) + k)
+    w = mx.transpose(w, (0, 2) + tuple(range(3, 3 + nd)) + (1,))
+    w = mx.reshape(w, (groups * cout_g,) + k + (cin_g,))
+    fn = (mx.conv_transpose1d, mx.conv_transpose2d, mx.conv_transpose3d)[nd - 1]
+    y = fn(mx.moveaxis(x, 1, -1), w, stride, padding, dilation, output_padding, groups)
+    if bias is not None:
+        y = y + bias
+    y = mx.moveaxis(y, -1, 1)
+    return y[0] if unbatched else y
+
+
+def conv_transpose1d(
+    input: array,
+    weight: array,
+    bias: array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> array:
+    """1-d transposed convolution with a weight ``(C_in, C_out // groups, K)``.
+
+    Args:
+        input: ``(N, C_in, L)`` or ``(C_in, L)``.
+        weight: PyTorch's transposed layout.
+        bias: ``(C_out,)`` or ``None``.
+        stride: upsampling step.
+        padding: removed from both ends of the full output.
+        output_padding: added to one end of the output.
+        groups: channel groups.
+        dilation: spacing between taps.
+
+    Returns:
+        ``(N, C_out, L_out)``.
+    """
+    return _conv_transpose(
+        1, input, weight, bias, stride, padding, output_padding, groups, dilation
+    )
+
+
+def conv_transpose2d(
+    input: array,
+    weight: array,
+    bias: array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> array:
+    """2-d transposed convolution (see :func:`conv_transpose1d`)."""
+    return _conv_transpose(
+        2, input, weight, bias, stride, padding, output_padding, groups, dilation
+    )
+
+
+def conv_transpose3d(
+    input: array,
+    weight: array,
+    bias: array | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> array:
+    """3-d transposed convolution (see :func:`conv_transpose1d`)."""
+    return _conv_transpose(
+        3, input, weight, bias, stride, padding, output_padding, groups, dilation
+    )
+
+
+def conv_tbc(input: array, weight: array, bias: array, pad: int = 0) -> array:
+    """1-d convolution of a time-batch-channel input ``(T, N, C_in)`` with ``(K, C_in, C_out)``.
+
+    Args:
+        input: ``(T, N, C_in)``.
+        weight: ``(K, C_in, C_out)``.
+        bias: ``(C_out,)``.
+        pad: zeros on both ends of the time axis.
+
+    Returns:
+        ``(T_out, N, C_out)``.
+    """
+    if input.ndim != 3 or weight.ndim != 3 or input.shape[2] != weight.shape[1]:
+        raise ValueError(
+            f"conv_tbc: expected input (T, N, C_in) and weight (K, C_in, C_out), got "
+            f"{tuple(input.shape)} and {tuple(weight.shape)}"
+        )
+    x = mx.transpose(input, (1, 2, 0))
+    w = mx.transpose(weight, (2, 1, 0))
+    return mx.transpose(conv1d(x, w, bias, 1, pad), (2, 0, 1))
+
+
+# -- normalisation -----------------------------------------------------------------------------
+
+
+def _channel_shape(x: array) -> tuple:
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def batch_norm(
+    input: array,
+    running_mean: array | None,
+    running_var: array | None,
+    weight: array | None = None,
+    bias: array | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> array:
+    """Normalise each channel (dimension 1) by batch statistics or running estimates.
+
+    In training the running estimates are updated in place (rebound) with ``momentum`` and the
+    unbiased batch variance, as PyTorch does.
+
+    Args:
+        input: ``(N, C, *)``.
+        running_mean: ``(C,)`` or ``None``.
+        running_var: ``(C,)`` or ``None``.
+        weight: the scale ``(C,)`` or ``None``.
+        bias: the shift ``(C,)`` or ``None``.
+        training: use batch statistics.
+        momentum: the running estimates' update rate.
+        eps: added to the variance.
+
+    Returns:
+        The normalised array.
+    """
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected at least a 2D input, got {tuple(input.shape)}")
+    c = input.shape[1]
+    shape = _channel_shape(input)
+    axes = (0,) + tuple(range(2, input.ndim))
+    if training:
+        count = input.size // c
+        if count <= 1:
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when training, got input "
+                f"size {tuple(input.shape)}"
+            )
+        mean = mx.mean(input, axis=axes, keepdims=True)
+        var = mx.var(input, axis=axes, keepdims=True)
+        if running_mean is not None:
+            m = mx.reshape(mx.stop_gradient(mean), (c,))
+            new = (1 - momentum) * running_mean + momentum * m
+            running_mean._set_value(mx.stop_gradient(new).astype(running_mean.dtype)._data)
+        if running_var is not None:
+            unbiased = mx.reshape(mx.stop_gradient(var), (c,)) * (count / (count - 1))
+            new = (1 - momentum) * running_var + momentum * unbiased
+            running_var._set_value(mx.stop_gradient(new).astype(running_var.dtype)._data)
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are needed in evaluation")
+        mean = mx.reshape(running_mean, shape)
+        var = mx.reshape(running_var, shape)
+    y = (input - mean) * mx.rsqrt(var + eps)
+    if weight is not None:
+        y = y * mx.reshape(weight, shape)
+    if bias is not None:
+        y = y + mx.reshape(bias, shape)
+    return y
+
+
+def instance_norm(
+    input: array,
+    running_mean: array | None = None,
+    running_var: array | None = None,
+    weight: array | None = None,
+    bias: array | None = None,
+    use_input_stats: bool = True,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> array:
+    """Normalise each sample's channel over its spatial dimensions.
+
+    Args:
+        input: ``(N, C, *spatial)``.
+        running_mean: updated with the batch-averaged statistics when given.
+        running_var: likewise.
+        weight: the scale ``(C,)`` or ``None``.
+        bias: the shift ``(C,)`` or ``None``.
+        use_input_stats: use the sample's statistics (else the running estimates).
+        momentum: the running estimates' update rate.
+        eps: added to the variance.
+
+    Returns:
+        The normalised array.
+    """
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected at least a 3D input, got {tuple(input.shape)}")
+    n, c = input.shape[:2]
+    shape = _channel_shape(input)
+    axes = tuple(range(2, input.ndim))
+    if use_input_stats:
+        mean = mx.mean(input, axis=axes, keepdims=True)
+        var = mx.var(input, axis=axes, keepdims=True)
+        count = math.prod(input.shape[2:])
+        if running_mean is not None:
+            m = mx.mean(mx.reshape(mx.stop_gradient(mean), (n, c)), axis=0)
+            running_mean._set_value(((1 - momentum) * running_mean + momentum * m)._data)
+        if running_var is not None:
+            v = mx.reshape(mx.stop_gradient(var), (n, c)) * (count / max(count - 1, 1))
+            v = mx.mean(v, axis=0)
+            running_var._set_value(((1 - momentum) * running_var + momentum * v)._data)
+    else:
+        mean = mx.reshape(running_mean, shape)
+        var = mx.reshape(running_var, shape)
+    y = (input - mean) * mx.rsqrt(var + eps)
+    if weight is not None:
+        y = y * mx.reshape(weight, shape)
+    if bias is not None:
+        y = y + mx.reshape(bias, shape)
+    return y
+
+
+def _trailing(input: array, normalized_shape: Any, who: str) -> tuple:
+    shape = (
+        (int(normalized_shape),)
+        if isinstance(normalized_shape, (int, np.integer))
+        else tuple(int(v) for v in normalized_shape)
+    )
+    if tuple(input.shape[input.ndim - len(shape) :]) != shape or len(shape) > input.ndim:
+        raise ValueError(
+            f"{who}: expected an input whose trailing dimensions are normalized_shape={shape}, "
+            f"got shape {tuple(input.shape)}"
+        )
+    return tuple(range(input.ndim - len(shape), input.ndim))
+
+
+def layer_norm(
+    input: array,
+    normalized_shape: Sequence[int],
+    weight: array | None = None,
+    bias: array | None = None,
+    eps: float = 1e-5,
+) -> array:
+    """Normalise over the trailing ``normalized_shape`` dimensions, then scale and shift.
+
+    Args:
+        input: the array.
+        normalized_shape: the trailing shape.
+        weight: the scale (shape ``normalized_shape``) or ``None``.
+        bias: the shift or ``None``.
+        eps: added to the variance.
+
+    Returns:
+        The normalised array.
+    """
+    axes = _trailing(input, normalized_shape, "layer_norm")
+    mean = mx.mean(input, axis=axes, keepdims=True)
+    var = mx.var(input, axis=axes, keepdims=True)
+    y = (input - mean) * mx.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return y
+
+
+def rms_norm(
+    input: array,
+    normalized_shape: Sequence[int],
+    weight: array | None = None,
+    eps: float | None = None,
+) -> array:
+    """Divide by the root mean square over the trailing ``normalized_shape`` dimensions.
+
+    Args:
+        input: the array.
+        normalized_shape: the trailing shape.
+        weight: the scale or ``None``.
+        eps: added to the mean square (default: the dtype's machine epsilon).
+
+    Returns:
+        The normalised array.
+    """
+    axes = _trailing(input, normalized_shape, "rms_norm")
+    if eps is None:
+        eps = float(np.finfo(np.float64 if input.dtype == mx.float64 else np.float32).eps)
+    y = input * mx.rsqrt(mx.mean(input * input, axis=axes, keepdims=True) + eps)
+    return y if weight is None else y * weight
+
+
+def group_norm(
+    input: array,
+    num_groups: int,
+    weight: array | None = None,
+    bias: array | None = None,
+    eps: float = 1e-5,
+) -> array:
+    """Normalise each sample over groups of channels (and all spatial positions).
+
+    Args:
+        input: ``(N, C, *)``.
+        num_groups: divides ``C``.
+        weight: the scale ``(C,)`` or ``None``.
+        bias: the shift ``(C,)`` or ``None``.
+        eps: added to the variance.
+
+    Returns:
+        The normalised array.
+    """
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise ValueError(
+            f"group_norm: expected an input (N, C, *) with C divisible by num_groups="
+            f"{num_groups}, got shape {tuple(input.shape)}"
+        )
+    n, c = input.shape[:2]
+    g = mx.reshape(input, (n, num_groups, -1))
+    mean = mx.mean(g, axis=-1, keepdims=True)
+    var = mx.var(g, axis=-1, keepdims=True)
+    y = mx.reshape((g - mean) * mx.rsqrt(var + eps), input.shape)
+    shape = _channel_shape(input)
+    if weight is not None:
+        y = y * mx.reshape(weight, shape)
+    if bias is not None:
+        y = y + mx.reshape(bias, shape)
+    return y
+
+
+def local_response_norm(
+    input: array, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> array:
+    """Normalise each channel by the squares of its ``size`` neighbouring channels.
+
+    Args:
+        input: ``(N, C, *)`` with at least 3 dimensions.
+        size: the number of neighbouring channels.
+        alpha: the scale.
+        beta: the exponent.
+        k: the additive constant.
+
+    Returns:
+        ``input / (k + alpha * mean of squares) ** beta``.
+    """
+    if input.ndim < 3:
+        raise ValueError(
+            f"local_response_norm: expected a 3D or higher input, got shape {tuple(input.shape)}"
+        )
+    if input.size == 0:
+        return input
+    sq = input * input
+    width = [(0, 0)] * input.ndim
+    width[1] = (size // 2, (size - 1) // 2)
+    padded = mx.pad(sq, width)
+    c = input.shape[1]
+    total = None
+    for i in range(size):
+        part = padded[:, i : i + c]
+        total = part if total is None else total + part
+    div = (total / size) * alpha + k
+    return input / div**beta
+
+
+def normalize(
+    input: array, p: float = 2.0, dim: int = 1, eps: float = 1e-12, out: Any = None
+) -> array:
+    """Divide by the ``p``-norm along ``dim`` (at least ``eps``).
+
+    Args:
+        input: the array.
+        p: the norm's exponent.
+        dim: the dimension.
+        eps: the smallest divisor.
+        out: not supported (must be ``None``).
+
+    Returns:
+        The normalised array.
+    """
+    if out is not None:
+        raise ValueError("normalize: out= is not supported (chainrule arrays are values)")
+    if p == 2:
+        norm = mx.sqrt(mx.sum(input * input, axis=dim, keepdims=True))
+    elif p == 1:
+        norm = mx.sum(mx.abs(input), axis=dim, keepdims=True)
+    elif p == math.inf:
+        norm = mx.max(mx.abs(input), axis=dim, keepdims=True)
+    else:
+        norm = mx.power(mx.sum(mx.power(mx.abs(input), p), axis=dim, keepdims=True), 1.0 / p)
+    return input / mx.maximum(norm, eps)
+
+
+# -- embeddings ---------------------------------------------------------------------------------
+
+
+def _renorm(weight: array, ids: np.ndarray, max_norm: float, norm_type: float) -> None:
+    """PyTorch's in-place ``embedding_renorm_``: rescale the looked-up rows above ``max_norm``."""
+    w = np.array(weight._data)
+    rows = np.unique(ids.reshape(-1))
+    norms = np.linalg.norm(w[rows].astype(np.float64), ord=norm_type, axis=1)
+    scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+    w[rows] = (w[rows] * scale[:, None]).astype(w.dtype)
+    weight._set_value(w)
+
+
+def _indices(input: Any, who: str, n: int) -> tuple[array, np.ndarray]:
+    ids = np.asarray(input)
+    if ids.dtype.kind not in "iu":
+        raise ValueError(f"{who}: expected integer indices (Long or Int), got dtype {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        raise IndexError(
+            f"{who}: index out of range in self: indices span [{int(ids.min())}, "
+            f"{int(ids.max())}] but the weight has {n} rows"
+        )
+    return (input if isinstance(input, array) else mx.array(ids)), ids
+
+
+def embedding(
+    input: array,
+    weight: array,
+    padding_idx: int | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2.0,
+    scale_grad_by_freq: bool = False,
+    sparse: bool = False,
+) -> array:
+    """Rows of ``weight`` at the integer indices ``input``.
+
+    Args:
+        input: integer indices.
+        weight: ``(num_embeddings, embedding_dim)``.
+        padding_idx: this row receives no gradient.
+        max_norm: rows looked up are first renormalised (in place) to at most this norm.
+        norm_type: the norm for ``max_norm``.
+        scale_grad_by_freq: divide each row's gradient by its count in the batch.
+        sparse: accepted (gradients are dense).
+
+    Returns:
+        ``input.shape + (embedding_dim,)``.
+    """
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2D, got shape {tuple(weight.shape)}")
+    idx, ids = _indices(input, "embedding", weight.shape[0])
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += weight.shape[0]
+    if max_norm is not None:
+        _renorm(weight, ids, max_norm, norm_type)
+    rows = mx.take(weight, idx.astype(mx.int64), axis=0)
+    scale = None
+    if padding_idx is not None:
+        scale = (ids != padding_idx).astype(np.float64)
+    if scale_grad_by_freq:
+        _, inv, counts = np.unique(ids.reshape(-1), return_inverse=True, return_counts=True)
+        freq = (1.0 / counts[inv]).reshape(ids.shape)
+        scale = freq if scale is None else scale * freq
+    if scale is None:
+        return rows
+    s = mx.array(scale[..., None]).astype(rows.dtype)
+    # value unchanged, gradient scaled: rows * s + stop_gradient(rows * (1 - s))
+    return rows * s + mx.stop_gradient(rows - rows * s)
+
+
+def embedding_bag(
+    input: array,
+    weight: array,
+    offsets: array | None = None,
+    max_norm: float | None = None,
+    norm_type: float = 2,
+    scale_grad_by_freq: bool = False,
+    mode: str = "mean",
+    sparse: bool = False,
+    per_sample_weights: array | None = None,
+    include_last_offset: bool = False,
+    padding_idx: int | None = None,
+) -> array:
+    """Sums, means or maxima of bags of embeddings.
+
+    Args:
+        input: ``(B, N)`` bags of fixed size, or a 1-D index list cut by ``offsets``.
+        weight: ``(num_embeddings, embedding_dim)``.
+        offsets: starts of the bags in a 1-D ``input``.
+        max_norm: renormalise looked-up rows first (in place).
+        norm_type: the norm for ``max_norm``.
+        scale_grad_by_freq: not supported with ``mode="max"``.
+        mode: ``"sum"``, ``"mean"`` or ``"max"``.
+        sparse: accepted (gradients are dense).
+        per_sample_weights: weights of each index (``mode="sum"`` only).
+        include_last_offset: ``offsets`` has one more entry, the end of the last bag.
+        padding_idx: entries equal to it are left out of their bag.
+
+    Returns:
+        ``(B, embedding_dim)``; empty bags give zeros.
+    """
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode has to be one of sum, mean or max, got {mode!r}")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(
+            f"embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+            f"supported for mode='sum' (got mode={mode!r})"
+        )
+    n = weight.shape[0]
+    ids = np.asarray(input).astype(np.int64)
+    if ids.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: offsets must be None for a 2D input")
+        bags = ids.shape[0]
+        starts = np.arange(bags) * ids.shape[1]
+        ends = starts + ids.shape[1]
+        flat = ids.reshape(-1)
+        psw = None if per_sample_weights is None else mx.reshape(per_sample_weights, (-1,))
+    elif ids.ndim == 1:
+        if offsets is None:
+            raise ValueError("embedding_bag: offsets has to be a 1D tensor for a 1D input")
+        off = np.asarray(offsets).astype(np.int64).reshape(-1)
+        if include_last_offset:
+            starts, ends = off[:-1], off[1:]
+        else:
+            starts, ends = off, np.append(off[1:], ids.size)
+        flat = ids
+        psw = per_sample_weights
+    else:
+        raise ValueError(f"embedding_bag: input has to be 1D or 2D, got shape {ids.shape}")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += n
+    if max_norm is not None:
+        _renorm(weight, flat, max_norm, norm_type)
+    _indices(flat, "embedding_bag", n)
+    rows = mx.take(weight, mx.array(flat), axis=0)
+    if psw is not None:
+        rows = rows * mx.expand_dims(psw, 1)
+    keep = np.ones(flat.shape, bool) if padding_idx is None else flat != padding_idx
+    out = []
+    d = weight.shape[1]
+    for a, b in zip(starts, ends):
+        sel = np.arange(a, b)[keep[a:b]]
+        if sel.size == 0:
+            out.append(mx.zeros((d,), dtype=weight.dtype))
+            continue
+        part = mx.take(rows, mx.array(sel), axis=0)
+        if mode == "sum":
+            out.append(mx.sum(part, axis=0))
+        elif mode == "mean":
+            out.append(mx.mean(part, axis=0))
+        else:
+            arg = mx.argmax(part, axis=0, keepdims=True)
+            out.append(mx.take_along_axis(part, arg, axis=0)[0])
+    if not out:
+        return mx.zeros((0, d), dtype=weight.dtype)
+    return mx.stack(out)
+
+
+def one_hot(tensor: array, num_classes: int = -1) -> array:
+    """Class indices as one-hot rows (int64), with ``max + 1`` classes when not given.
+
+    Args:
+        tensor: integer class indices.
+        num_classes: the number of classes.
+
+    Returns:
+        ``tensor.shape + (num_classes,)``, int64.
+    """
+    data = np.asarray(tensor)
+    if data.dtype.kind not in "iu":
+        raise ValueError(
+            f"one_hot: one_hot is only applicable to index tensor, got dtype {data.dtype}"
+        )
+    if num_classes == -1:
+        if data.size == 0:
+            raise ValueError("one_hot: can not infer total number of classes from empty tensor")
+        num_classes = int(data.max()) + 1
+    if data.size and (data.min() < 0 or data.max() >= num_classes):
+        raise ValueError(
+            f"one_hot: class values must be in [0, {num_classes}), got "
+            f"[{int(data.min())}, {int(data.max())}]"
+        )
+    return from_value((data[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
+# -- dropout -----------------------------------------------------------------------------------
+
+
+def _check_p(p: float, who: str) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(
+            f"{who}: dropout probability has to be between 0 and 1 (p must be in [0, 1]), got {p}"
+        )
+
+
+def _rebind(input: array, out: array, inplace: bool) -> array:
+    if inplace:
+        input._set_value(out._data, out._node)
+        return input
+    return out
+
+
+def dropout(input: array, p: float = 0.5, training: bool = True, inplace: bool = False) -> array:
+    """Zero elements with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    Args:
+        input: the array.
+        p: the probability of zeroing an element.
+        training: drop only when true (PyTorch's function form defaults to true).
+        inplace: rebind ``input`` to the result.
+
+    Returns:
+        The result.
+    """
+    _check_p(p, "dropout")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _rebind(input, input * 0, inplace)
+    keep = mx.random.bernoulli(1.0 - p, input.shape)
+    return _rebind(input, mx.where(keep, input * (1.0 / (1.0 - p)), 0.0), inplace)
+
+
+def _feature_dropout(input, p, training, inplace, nd, who):
+    _check_p(p, who)
+    if input.ndim not in (nd + 1, nd + 2):
+        raise ValueError(
+            f"{who}: expected a {nd + 1}D (unbatched) or {nd + 2}D (batched) input, got shape "
+            f"{tuple(input.shape)}"
+        )
+    if not training or p == 0.0:
+        return input
+    lead = input.ndim - nd
+    mask_shape = tuple(input.shape[:lead]) + (1,) * nd
+    keep = mx.random.bernoulli(1.0 - p, mask_shape)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    return _rebind(input, mx.where(keep, input * scale, 0.0), inplace)
+
+
+def dropout1d(input: array, p: float = 0.5, training: bool = True, inplace: bool = False) -> array:
+    """Zero whole channels of ``(N, C, L)`` (or ``(C, L)``) with probability ``p``."""
+    return _feature_dropout(input, p, training, inplace, 1, "dropout1d")
+
+
+def dropout2d(input: array, p: float = 0.5, training: bool = True, inplace: bool = False) -> array:
+    """Zero whole channels of ``(N, C, H, W)`` (or ``(C, H, W)``) with probability ``p``."""
+    return _feature_dropout(input, p, training, inplace, 2, "dropout2d")
+
+
+def dropout3d(input: array, p: float = 0.5, training: bool = True, inplace: bool = False) -> array:
+    """Zero whole channels of ``(N, C, D, H, W)`` (or ``(C, D, H, W)``) with probability ``p``."""
+    return _feature_dropout(input, p, training, inplace, 3, "dropout3d")
+
+
+_SELU_NEG = -1.0507009873554804934193349852946 * 1.6732632423543772848170429916717
+
+
+def _alpha(input, p, training, inplace, mask_shape, who):
+    _check_p(p, who)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return _rebind(input, input * 0, inplace)
+    keep = mx.random.bernoulli(1.0 - p, mask_shape).astype(input.dtype)
+    a = 1.0 / math.sqrt((_SELU_NEG**2 * p + 1) * (1 - p))
+    b = -a * _SELU_NEG * p
+    out = (input * keep + _SELU_NEG * (1 - keep)) * a + b
+    return _rebind(input, out, inplace)
+
+
+def alpha_dropout(
+    input: array, p: float = 0.5, training: bool = False, inplace: bool = False
+) -> array:
+    """Dropout that keeps SELU's zero mean and unit variance (dropped values saturate)."""
+    return _alpha(input, p, training, inplace, input.shape, "alpha_dropout")
+
+
+def feature_alpha_dropout(
+    input: array, p: float = 0.5, training: bool = False, inplace: bool = False
+) -> array:
+    """:func:`alpha_dropout` of whole channels (dimension 1)."""
+    shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
+    return _alpha(input, p, training, inplace, shape, "feature_alpha_dropout")
+
+
+# -- attention ---------------------------------------------------------------------------------
+
+
+def scaled_dot_product_attention(
+    query: array,
+    key: array,
+    value: array,
+    attn_mask: array | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> array:
+    """``softmax(q @ k^T * scale + mask) @ v`` over the last two dimensions.
+
+    Args:
+        query: ``(..., L, E)``.
+        key: ``(..., S, E)``.
+        value: ``(..., S, Ev)``.
+        attn_mask: boolean (true = attend) or additive float, broadcast to ``(..., L, S)``.
+        dropout_p: dropout on the attention weights.
+        is_causal: mask out future positions (no ``attn_mask`` then).
+        scale: default ``1 / sqrt(E)``.
+        enable_gqa: repeat key/value heads (dimension -3) to match the query's.
+
+    Returns:
+        ``(..., L, Ev)``.
+    """
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2 or query.shape[-1] != key.shape[-1]:
+        raise ValueError(
+            f"scaled_dot_product_attention: query {tuple(query.shape)}, key "
+            f"{tuple(key.shape)} and value {tuple(value.shape)} must be (..., L, E), "
+            "(..., S, E) and (..., S, Ev)"
+        )
+    if is_causal and attn_mask is not None:
+        raise ValueError(
+            "scaled_dot_product_attention: _scaled_dot_product_attention: Explicit attn_mask "
+            "should not be set when is_causal=True"
+        )
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        rep = query.shape[-3] // key.shape[-3]
+        key = mx.repeat(key, rep, axis=-3)
+        value = mx.repeat(value, rep, axis=-3)
+    length, source = query.shape[-2], key.shape[-2]
+    s = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    scores = mx.matmul(query, mx.swapaxes(key, -1, -2)) * s
+    if is_causal:
+        causal = np.tril(np.ones((length, source), bool))
+        scores = mx.where(mx.array(causal), scores, -math.inf)
+    if attn_mask is not None:
+        if attn_mask.dtype == mx.bool_:
+            scores = mx.where(attn_mask, scores, -math.inf)
+        else:
+            scores = scores + attn_mask
+    weights = mx.softmax(scores, axis=-1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p, True)
+    return mx.matmul(weights, value)
