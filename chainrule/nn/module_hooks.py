@@ -10,6 +10,7 @@ hooks run there (``hook(module, grad_input, grad_output)``) and a tuple they ret
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from chainrule.core.array import array
@@ -77,6 +78,13 @@ def wrap_inputs(module: Any, args: tuple) -> tuple[tuple, dict]:
     return tuple(new), state
 
 
+_NO_INPUT_GRAD = (
+    "Full backward hook is firing when gradients are computed with respect to module outputs "
+    "since no inputs require gradients. See https://docs.pytorch.org/docs/main/generated/"
+    "torch.nn.Module.html#torch.nn.Module.register_full_backward_hook for more details."
+)
+
+
 def wrap_outputs(module: Any, out: Any, state: dict) -> Any:
     """Pass the array outputs through identities whose VJPs note ``grad_output``."""
     single = not isinstance(out, tuple)
@@ -93,6 +101,7 @@ def wrap_outputs(module: Any, out: Any, state: dict) -> Any:
                 state["grad_output"] = tuple(got.get(j) for j in range(len(outs)))
                 got.clear()
                 if not state["positions"]:
+                    warnings.warn(_NO_INPUT_GRAD, stacklevel=2)
                     _run_hooks(module, (None,) * state["n_args"], state["grad_output"])
             return g
 
