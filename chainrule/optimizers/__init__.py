@@ -14,6 +14,7 @@ PyTorch style::
 """
 
 from . import lr_scheduler, schedulers
+from .adam_variants import NAdam, RAdam
 from .optimizers import (
     SGD,
     AdaDelta,
@@ -49,7 +50,9 @@ __all__ = [
     "Lion",
     "MultiOptimizer",
     "Muon",
+    "NAdam",
     "Optimizer",
+    "RAdam",
     "RMSprop",
     "SGD",
     "clip_grad_norm",

@@ -154,6 +154,66 @@ def ref_muon(g, w, s, t, lr, momentum=0.95, weight_decay=0.01, nesterov=True, ns
     return w - lr * math.sqrt(max(1.0, u.shape[0] / u.shape[1])) * _ns5(u, ns_steps)
 
 
+def _decay(g, w, lr, weight_decay, decoupled_weight_decay):
+    if decoupled_weight_decay:
+        return g, w * (1 - lr * weight_decay)
+    return g + weight_decay * w, w
+
+
+def ref_nadam(
+    g,
+    w,
+    s,
+    t,
+    lr,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    momentum_decay=4e-3,
+    decoupled_weight_decay=False,
+    maximize=False,
+):
+    """PyTorch's NAdam (Dozat 2016), its mu_product kept in float32 as torch keeps it."""
+    g = -g if maximize else g
+    g, w = _decay(g, w, lr, weight_decay, decoupled_weight_decay)
+    b1, b2 = betas
+    s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * g
+    s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * g * g
+    mu = b1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+    mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+    s["mu"] = float(np.float32(s.get("mu", 1.0)) * np.float32(mu))
+    denom = np.sqrt(s["v"] / (1 - b2**t)) + eps
+    step = lr * (1 - mu) / (1 - s["mu"]) * g + lr * mu_next / (1 - s["mu"] * mu_next) * s["m"]
+    return w - step / denom
+
+
+def ref_radam(
+    g,
+    w,
+    s,
+    t,
+    lr,
+    betas=(0.9, 0.999),
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+):
+    """PyTorch's RAdam (Liu et al. 2019): SGD with momentum until the variance is tractable."""
+    g = -g if maximize else g
+    g, w = _decay(g, w, lr, weight_decay, decoupled_weight_decay)
+    b1, b2 = betas
+    s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * g
+    s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * g * g
+    m_hat = s["m"] / (1 - b1**t)
+    rho_inf = 2 / (1 - b2) - 1
+    rho = rho_inf - 2 * t * b2**t / (1 - b2**t)
+    if rho <= 5:
+        return w - lr * m_hat
+    r = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+    return w - lr * m_hat * r * math.sqrt(1 - b2**t) / (np.sqrt(s["v"]) + eps)
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 
@@ -273,6 +333,36 @@ CASES = [
         [{"lr": 0.02}, {"lr": 0.02, "nesterov": False, "adjust_lr_fn": "match_rms_adamw"}],
         "Muon",
         only_2d=True,
+    ),
+    Case(
+        "NAdam",
+        "NAdam",
+        ref_nadam,
+        [
+            {"learning_rate": 0.03125},
+            {"learning_rate": 0.03125, "weight_decay": 0.1, "momentum_decay": 0.01},
+        ],
+        [
+            {},
+            {"lr": 0.05, "betas": (0.8, 0.9), "weight_decay": 0.1, "momentum_decay": 0.01},
+            {"lr": 0.05, "weight_decay": 0.2, "decoupled_weight_decay": True, "maximize": True},
+        ],
+        "NAdam",
+    ),
+    Case(
+        "RAdam",
+        "RAdam",
+        ref_radam,
+        [
+            {"learning_rate": 0.03125},
+            {"learning_rate": 0.03125, "betas": [0.5, 0.75], "weight_decay": 0.1},
+        ],
+        [
+            {},
+            {"lr": 0.05, "betas": (0.5, 0.75), "weight_decay": 0.1},
+            {"lr": 0.05, "betas": (0.6, 0.7), "weight_decay": 0.2, "decoupled_weight_decay": True},
+        ],
+        "RAdam",
     ),
 ]
 

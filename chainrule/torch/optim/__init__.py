@@ -18,7 +18,9 @@ from chainrule.optimizers import (
     Adamax,
     AdamW,
     Lion,
+    NAdam,
     Optimizer,
+    RAdam,
     RMSprop,
 )
 
@@ -33,7 +35,9 @@ __all__ = [
     "AdamW",
     "Adamax",
     "Lion",
+    "NAdam",
     "Optimizer",
+    "RAdam",
     "RMSprop",
     "lr_scheduler",
 ]
