@@ -18,6 +18,7 @@ show the loss falling by a comparable amount.
 
 from __future__ import annotations
 
+import ast
 import math
 import os
 import re
@@ -249,3 +250,33 @@ def test_torch_training_example(program, args, factor, expected, same, tmp_path)
         assert out[name] == pytest.approx(ref[name], rel=rel, abs=abs_), (
             f"{program}: {name} is {out[name]} in chainrule, {ref[name]} in PyTorch"
         )
+
+
+# Each style's programs reach chainrule only through the modules that mirror their anchor, so
+# that changing the imports back gives the anchor's own program.
+MIRRORS = {
+    "mlx": {"chainrule.core", "chainrule.nn", "chainrule.optimizers", "chainrule.utils"},
+    "torch": {"chainrule.torch"},
+}
+
+
+@pytest.mark.parametrize("style", sorted(MIRRORS))
+def test_examples_import_only_the_mirrored_modules(style):
+    programs = sorted((EXAMPLES / style).glob("*.py"))
+    assert len(programs) >= 8, f"examples/{style} has only {len(programs)} programs"
+    for path in programs:
+        source = path.read_text(encoding="utf-8")
+        assert "--steps" in source, f"{path.name} takes no --steps"
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] != "chainrule":
+                    continue
+                assert any(name == m or name.startswith(m + ".") for m in MIRRORS[style]), (
+                    f"{path.name} imports {name}, which {style} has no counterpart of"
+                )
