@@ -85,7 +85,9 @@ MLX_TRAINING = [
         0.7,
         {},
         id="cifar_resnet",
-        marks=xfail("chainrule lacks nn.utils.average_gradients"),
+        marks=xfail(
+            "chainrule lacks nn.utils.average_gradients (MLX has it there and as nn.average_gradients)"
+        ),
     ),
     pytest.param("mlx/transformer_lm.py", ["--steps", "30"], 0.6, {}, id="transformer_lm"),
     pytest.param("mlx/gcn.py", ["--steps", "30"], 0.3, {}, id="gcn"),
