@@ -19,7 +19,8 @@ import numpy as np
 
 from . import dtypes as _dt
 from . import ops
-from .array import array
+from .array import _from_value, array
+from .tracing import kernel as _kernel
 
 __all__ = [
     "cross_entropy",
@@ -409,5 +410,151 @@ def _no_gpu_kernel(kind: str):
     return make
 
 
-metal_kernel = _no_gpu_kernel("metal_kernel")
 cuda_kernel = _no_gpu_kernel("cuda_kernel")
+
+_NO_METAL = "[metal_kernel] No Metal back-end."
+_MATH_MODES = ("safe", "relaxed", "fast")
+
+
+def _exporting() -> bool:
+    """Whether ``mx.export_function`` is tracing right now."""
+    from .export import _ExportTracer
+    from .tracing import _LOCAL
+
+    return isinstance(_LOCAL.tr, _ExportTracer)
+
+
+@_kernel
+def _metal_kernel_step(
+    name: str, source: str, header: str, shape: tuple, dtype: Any, *inputs: Any
+) -> Any:
+    """One output of a custom Metal kernel: the step an export records for it.
+
+    While ``export_function`` traces, the kernel cannot run (no Metal here), so the step gives
+    zeros of the output's shape and dtype as the trace's placeholder; run anywhere else (an
+    imported function called) it raises MLX's ``No Metal back-end`` error.
+    """
+    from .tracing import _LOCAL
+
+    if _LOCAL.tr is None:
+        raise RuntimeError(_NO_METAL)
+    return np.zeros(shape, dtype)
+
+
+class _MetalKernel:
+    """A custom Metal kernel from :func:`metal_kernel`: callable, but never run on the CPU."""
+
+    def __init__(
+        self,
+        name: str,
+        input_names: Any,
+        output_names: Any,
+        source: str,
+        header: str,
+        compile_options: dict | None,
+    ) -> None:
+        self.name, self.source, self.header = name, source, header
+        self.input_names, self.output_names = list(input_names), list(output_names)
+        self.compile_options = dict(compile_options or {})
+
+    def __call__(
+        self,
+        *,
+        inputs: Any,
+        output_shapes: Any,
+        output_dtypes: Any,
+        grid: tuple,
+        threadgroup: tuple,
+        template: Any = None,
+        init_value: float | None = None,
+        verbose: bool = False,
+        stream: Any = None,
+    ) -> list:
+        """Run the kernel: MLX's ``No Metal back-end`` error here, except inside
+        ``mx.export_function``, which records it (for a GPU stream) without running it.
+
+        Raises:
+            ValueError: exporting a call on the CPU stream (the kernel only runs on a GPU),
+                or inputs/outputs that do not match the kernel's names.
+            RuntimeError: any call outside an export (there is no Metal back-end).
+        """
+        from . import devices
+
+        if not _exporting():
+            raise RuntimeError(_NO_METAL)
+        if len(inputs) != len(self.input_names):
+            raise ValueError(
+                f"[metal_kernel] Expected {len(self.input_names)} inputs ({self.input_names}) "
+                f"but got {len(inputs)}."
+            )
+        if len(output_shapes) != len(self.output_names) or len(output_dtypes) != len(
+            self.output_names
+        ):
+            raise ValueError(
+                f"[metal_kernel] Expected {len(self.output_names)} output shapes and dtypes "
+                f"({self.output_names}) but got {len(output_shapes)} and {len(output_dtypes)}."
+            )
+        dev = getattr(stream, "device", stream)  # a Stream, a Device or a DeviceType
+        if dev is None:
+            dev = devices.default_device()
+        if getattr(dev, "type", dev) == devices.DeviceType.cpu:
+            raise ValueError("[metal_kernel] Only supports the GPU.")
+        data = [_arr(x)._data for x in inputs]
+        return [
+            _from_value(
+                _metal_kernel_step(
+                    self.name, self.source, self.header, tuple(shape), _dt.to_np(dtype), *data
+                )
+            )
+            for shape, dtype in zip(output_shapes, output_dtypes)
+        ]
+
+
+def metal_kernel(
+    name: str,
+    input_names: Any,
+    output_names: Any,
+    source: str,
+    header: str = "",
+    ensure_row_contiguous: bool = True,
+    atomic_outputs: bool = False,
+    compile_options: dict | None = None,
+) -> _MetalKernel:
+    """MLX's custom Metal kernel (``mx.fast.metal_kernel``).
+
+    There is no Metal back-end here: calling the kernel raises ``RuntimeError`` as MLX's CPU
+    build does, but ``mx.export_function`` can record a call on the GPU stream (without
+    running it), as MLX exports one without evaluating it.
+
+    Args:
+        name: the kernel's name.
+        input_names: the parameter names of the inputs.
+        output_names: the parameter names of the outputs.
+        source: the body of the Metal function.
+        header: source placed before the function.
+        ensure_row_contiguous: accepted for MLX compatibility.
+        atomic_outputs: accepted for MLX compatibility.
+        compile_options: ``{"math_mode": "safe" | "relaxed" | "fast"}``.
+
+    Returns:
+        The kernel, called as ``kernel(inputs=..., grid=..., threadgroup=...,
+        output_shapes=..., output_dtypes=..., stream=...)``.
+    """
+    for arg, value in (("name", name), ("source", source), ("header", header)):
+        if not isinstance(value, str):
+            raise TypeError(f"metal_kernel: {arg} must be a str, got {type(value).__name__}")
+    for arg, value in (("input_names", input_names), ("output_names", output_names)):
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise TypeError(f"metal_kernel: {arg} must be a sequence of str, got {value!r}")
+    if compile_options is not None:
+        if not isinstance(compile_options, dict):
+            raise TypeError(
+                f"metal_kernel: compile_options must be a dict, got {type(compile_options).__name__}"
+            )
+        mode = compile_options.get("math_mode")
+        if mode is not None and mode not in _MATH_MODES:
+            raise ValueError(
+                f"metal_kernel: compile_options['math_mode'] must be one of {_MATH_MODES}, "
+                f"got {mode!r}"
+            )
+    return _MetalKernel(name, input_names, output_names, source, header, compile_options)

@@ -154,3 +154,51 @@ def test_quantized_matmul_and_its_gradient_match_mlx(
     )(mlx_core.array(x))
     gc = cx.grad(lambda a: (cx.quantized_matmul(a, *qc, **kw) * cx.array(cot)).sum())(cx.array(x))
     np.testing.assert_allclose(np.array(gc), np.array(gm), rtol=1e-4, atol=1e-4)
+
+
+def _kernel_call(lib: Any, kernel: Any, stream: Any) -> Callable:
+    def call(a: Any) -> Any:
+        return kernel(
+            inputs=[a],
+            grid=(a.size, 1, 1),
+            threadgroup=(min(a.size, 256), 1, 1),
+            output_shapes=[a.shape, (2,)],
+            output_dtypes=[a.dtype, lib.int32],
+            stream=stream,
+        )[0]
+
+    return call
+
+
+@pytest.mark.parametrize("lib_name", ["mlx", "chainrule"])
+def test_metal_kernel_without_metal_behaves_as_mlx_cpu(lib_name: str, tmp_path: Any) -> None:
+    """No Metal here: a call raises RuntimeError, an export on the GPU stream is written
+    without running the kernel, an export on the CPU stream is a ValueError; the same on both
+    sides. chainrule's imported function raises MLX's error when called."""
+    lib = mlx_core if lib_name == "mlx" else cx
+    kernel = lib.fast.metal_kernel(
+        name="copy",
+        input_names=["a"],
+        output_names=["out", "count"],
+        source="uint i = thread_position_in_grid.x; out[i] = a[i];",
+        compile_options={"math_mode": "safe"},
+    )
+    a = lib.zeros((2, 2))
+    for stream in (None, lib.cpu, lib.gpu):
+        with pytest.raises(RuntimeError, match="No Metal back-end"):
+            _kernel_call(lib, kernel, stream)(a)
+    with pytest.raises(RuntimeError, match="No Metal back-end"):
+        lib.eval(lib.compile(_kernel_call(lib, kernel, lib.gpu))(a))
+    path = tmp_path / "k.mlxfn"
+    lib.export_function(str(path), _kernel_call(lib, kernel, lib.gpu), a)
+    assert path.stat().st_size > 0
+    with pytest.raises(ValueError, match="Only supports the GPU"):
+        lib.export_function(str(tmp_path / "cpu.mlxfn"), _kernel_call(lib, kernel, lib.cpu), a)
+    if lib is cx:
+        imported = cx.import_function(str(path))
+        with pytest.raises(RuntimeError, match="No Metal back-end"):
+            imported(a)
+        with pytest.raises(ValueError, match="math_mode"):
+            cx.fast.metal_kernel("k", ["a"], ["o"], "", compile_options={"math_mode": "exact"})
+        with pytest.raises(TypeError):
+            cx.fast.metal_kernel(3, ["a"], ["o"], "")
