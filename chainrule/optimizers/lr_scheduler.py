@@ -84,6 +84,7 @@ class LRScheduler:
         self.last_epoch = last_epoch
         self._step_count = 0
         self._is_initial = True
+        self._get_lr_called_within_step = False  # PyTorch's flag, kept for its state_dict
         try:
             self.step()
         finally:
@@ -423,10 +424,10 @@ class OneCycleLR(LRScheduler):
             raise ValueError(
                 f"OneCycleLR: anneal_strategy must be 'cos' or 'linear', got {anneal_strategy!r}"
             )
-        self.anneal_strategy = anneal_strategy
+        self._anneal_func_type = anneal_strategy  # PyTorch's names, for its state_dict
         n = self.total_steps
         if three_phase:
-            self._phases = [
+            phases = [
                 (float(pct_start * n) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                 (
                     float(2 * pct_start * n) - 2,
@@ -438,10 +439,12 @@ class OneCycleLR(LRScheduler):
                 (n - 1, "initial_lr", "min_lr", "max_momentum", "max_momentum"),
             ]
         else:
-            self._phases = [
+            phases = [
                 (float(pct_start * n) - 1, "initial_lr", "max_lr", "max_momentum", "base_momentum"),
                 (n - 1, "max_lr", "min_lr", "base_momentum", "max_momentum"),
             ]
+        names = ("end_step", "start_lr", "end_lr", "start_momentum", "end_momentum")
+        self._schedule_phases = [dict(zip(names, phase)) for phase in phases]
         groups = optimizer.param_groups
         if last_epoch == -1:
             for group, peak in zip(groups, _per_group("max_lr", optimizer, max_lr)):
@@ -471,8 +474,13 @@ class OneCycleLR(LRScheduler):
         else:
             group["momentum"] = value
 
+    @property
+    def anneal_strategy(self) -> str:
+        """``"cos"`` or ``"linear"``."""
+        return self._anneal_func_type
+
     def _anneal(self, start: float, end: float, pct: float) -> float:
-        if self.anneal_strategy == "cos":
+        if self._anneal_func_type == "cos":
             return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
         return (end - start) * pct + start
 
@@ -486,8 +494,11 @@ class OneCycleLR(LRScheduler):
         lrs = []
         for group in self.optimizer.param_groups:
             start = 0.0
-            for i, (end, lr0, lr1, m0, m1) in enumerate(self._phases):
-                if step <= end or i == len(self._phases) - 1:
+            phases = self._schedule_phases
+            for i, phase in enumerate(phases):
+                end, lr0, lr1 = phase["end_step"], phase["start_lr"], phase["end_lr"]
+                m0, m1 = phase["start_momentum"], phase["end_momentum"]
+                if step <= end or i == len(phases) - 1:
                     pct = (step - start) / (end - start)
                     lrs.append(self._anneal(group[lr0], group[lr1], pct))
                     if self.cycle_momentum:

@@ -35,7 +35,7 @@ import struct
 import sys
 import zipfile
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -196,6 +196,7 @@ class _Reader:
             ("torch._utils", "_rebuild_parameter"): self._rebuild_parameter,
             ("torch._utils", "_rebuild_parameter_with_state"): self._rebuild_parameter,
             ("collections", "OrderedDict"): OrderedDict,
+            ("collections", "Counter"): Counter,
             ("torch", "Size"): _size,
             ("torch", "device"): _device,
             ("_codecs", "encode"): _encode,
@@ -803,6 +804,10 @@ class _Writer:
                     for v in obj:
                         self.save(v, depth + 1)
                     self.w(b"e")
+            elif isinstance(obj, Counter):  # MultiStepLR's milestones
+                self.glob("collections", "Counter")
+                self.container(dict(obj), depth)
+                self.w(b"\x85R")
             elif isinstance(obj, (set, frozenset)):
                 self.glob("__builtin__", type(obj).__name__)
                 self.container(list(obj), depth)
