@@ -35,8 +35,10 @@ def _need(x: array, nd: int, who: str, name: str = "input") -> None:
 def _scaled(beta: Any, x: array, alpha: Any, prod: array) -> array:
     term = prod if alpha == 1 else prod * alpha
     if beta == 0:
-        # PyTorch ignores input then (NaN in it does not propagate); only its shape counts.
-        return mx.broadcast_to(term, np.broadcast_shapes(x.shape, term.shape))
+        # PyTorch ignores input then (NaN in it does not propagate; its gradient is zero).
+        shape = np.broadcast_shapes(x.shape, term.shape)
+        never = _const(np.zeros(shape, bool))
+        return mx.where(never, mx.astype(x, term.dtype), mx.broadcast_to(term, shape))
     return (x if beta == 1 else x * beta) + term
 
 
@@ -189,7 +191,18 @@ def inverse(input: array) -> array:
 
 
 def pinverse(input: array, rcond: float = 1e-15) -> array:
-    """The Moore-Penrose pseudo-inverse."""
+    """The Moore-Penrose pseudo-inverse.
+
+    Of full rank: ``(A^H A)^-1 A^H`` or ``A^H (A A^H)^-1`` (differentiable through ``inv``);
+    rank-deficient input goes through the SVD (values only).
+    """
+    m, n = input.shape[-2:]
+    rank = np.linalg.matrix_rank(input._data) if input.size else 0
+    if np.all(np.asarray(rank) == builtins.min(m, n)) and input.size:
+        ah = adjoint(input)
+        if m >= n:
+            return mx.matmul(mx.linalg.inv(mx.matmul(ah, input)), ah)
+        return mx.matmul(ah, mx.linalg.inv(mx.matmul(input, ah)))
     return mx.linalg.pinv(input)
 
 
