@@ -44,6 +44,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core import dtypes as _dtypes
 from chainrule.core.io import atomic_write
+from chainrule.core.tensor_functions import Size
 
 __all__ = ["save", "load", "DEFAULT_PROTOCOL", "UnpicklingError", "get_default_load_endianness"]
 
@@ -546,11 +547,11 @@ class _Reader:
 
 
 def _size(dims: Any = ()) -> tuple:
-    """``torch.Size`` as a tuple of ints (chainrule's shapes are tuples)."""
+    """``torch.Size``: chainrule's (a tuple of ints)."""
     dims = tuple(dims)
     if not all(type(d) is int for d in dims):
         raise TypeError(f"torch.Size takes ints, got {dims!r:.60}")
-    return dims
+    return Size(dims)
 
 
 def _device(kind: Any = "cpu", index: Any = None) -> Any:
@@ -771,6 +772,10 @@ class _Writer:
             self.w(b"R")
         elif isinstance(obj, mx.Dtype):
             self.glob("torch", _torch_name(np.dtype(_dtypes.to_np(obj))))
+        elif isinstance(obj, Size):
+            self.glob("torch", "Size")
+            self.container(tuple(int(d) for d in obj), depth)
+            self.w(b"\x85R")
         elif isinstance(obj, (list, tuple, dict, set, frozenset)):
             self.container(obj, depth)
         elif type(obj).__name__ == "device" and hasattr(obj, "type"):

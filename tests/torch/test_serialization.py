@@ -94,6 +94,22 @@ def test_round_trip_containers_and_scalars(tmp_path):
     assert out["dtype"] == torch.float16 and out["neg"] == -123456
 
 
+def test_sizes_and_tensors_keep_their_classes():
+    x = torch.ones(2, 3)
+    out = _save_load({"size": x.size(), "x": x})
+    assert type(out["size"]) is type(x.size()) and out["size"] == (2, 3)
+    assert type(out["x"]) is type(x)
+
+
+def test_real_torch_reads_our_sizes():
+    torch_ref = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.save([torch.ones(2, 3).size()], buf)
+    buf.seek(0)
+    (size,) = torch_ref.load(buf, weights_only=True)
+    assert type(size) is torch_ref.Size and size == (2, 3)
+
+
 def test_requires_grad_is_kept():
     x = torch.ones(2, requires_grad=True)
     assert _save_load([x])[0].requires_grad
@@ -191,7 +207,7 @@ def test_real_torch_objects_come_back(tmp_path):
     path = tmp_path / "o.pt"
     torch_ref.save(obj, path)
     out = torch.load(path, map_location="cpu", weights_only=True)
-    assert out["size"] == (2, 3)
+    assert out["size"] == (2, 3) and type(out["size"]) is type(torch.ones(2, 3).size())
     assert type(out["od"]) is OrderedDict
     assert out["param"].requires_grad and out["param"].shape == (3,)
     assert out["dtype"] == torch.bfloat16
