@@ -173,7 +173,18 @@ from . import _ops as _ops  # noqa: E402
 globals().update(_ops.EXPORTS)
 globals().update(_ops.INPLACE)
 
-_SUBMODULES = ("nn", "optim", "utils", "cuda", "backends", "autograd")
+_SUBMODULES = (
+    "nn",
+    "optim",
+    "utils",
+    "cuda",
+    "backends",
+    "autograd",
+    "func",
+    "distributions",
+    "amp",
+    "accelerator",
+)
 
 
 # Every public function above returns tensors (and hands its implementation plain arrays):
