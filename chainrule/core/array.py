@@ -33,6 +33,7 @@ class _State(threading.local):
     def __init__(self) -> None:
         self.enabled = True  # False inside no_grad()
         self.depth = 0  # active grad/vjp/jvp transforms, so nested backward passes record
+        self.doors = 0  # inside a chainrule.torch door: nested doors pass straight through
 
 
 STATE = _State()

@@ -20,6 +20,9 @@ Adding an operation (see docs/architecture.md, "Adding an operation"):
     ``kernel`` marks a function that must be one step under ``mx.compile``;
     ``out_of_range(d, n)`` is the compile-safe range check of integer labels.
 
+The recording state: ``STATE`` (per thread: ``enabled``, ``depth`` of transforms, ``doors``,
+the depth of calls through the tensor doors of chainrule.torch and the layers).
+
 The graph:
     ``Node`` (a recorded value: ``value``, ``prim``, ``args``, ``params``),
     ``backward_pass(root, cotangent, targets, retain)``, ``seed_cotangent(out, cotangent, who)``,
@@ -33,7 +36,7 @@ Convolution helpers: ``as_tuple(value, n, name, who, minimum)``,
 
 from __future__ import annotations
 
-from .array import Node, array
+from .array import STATE, Node, array
 from .array import _from_value as from_value
 from .array import _new as new_array
 from .autograd import OBSERVERS, backward_pass
@@ -51,6 +54,7 @@ from .tracing import kernel
 
 __all__ = [
     "BACKEND_ARRAYS",
+    "STATE",
     "Node",
     "OBSERVERS",
     "Primitive",

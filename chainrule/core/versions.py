@@ -11,6 +11,7 @@ A node needs a replaced value when its rule reads it: the rules of the linear pr
 no input (``add``, ``reshape``, ``sum``...), the products read only the other operand
 (``multiply``, ``matmul``, ``einsum``), the primitives listed in ``SAVES_OUTPUT`` read their
 own result, and every other rule reads its inputs — PyTorch's choices for the same operations.
+A user's own rule (``torch.autograd.Function``) reads only what it saved.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import weakref
 
 from .array import Node
+from .ops.table import PRIMITIVES
 
 LINEAR = frozenset(
     {
@@ -77,7 +79,10 @@ def version(handle) -> int:
 def check(node: Node, live) -> None:
     """Raise PyTorch's error when ``node``'s rule needs a value that was replaced in place."""
     nodes = VERSIONS.nodes
-    name = node.prim.name
+    prim = node.prim
+    name = prim.name
+    if PRIMITIVES.get(name) is not prim:
+        return  # a user's own rule (torch.autograd.Function) reads only what it saved
     if name in SAVES_OUTPUT and node in nodes:
         raise _error(node, nodes[node])
     if name in LINEAR:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.array import array
-from chainrule.core.extend import from_value
+from chainrule.core.extend import STATE, from_value
 
 from ..core import dtypes as _dt
 from ..core import tree as pytree
@@ -142,7 +142,8 @@ def _subclass_door(call: Callable) -> Callable:
     """A layer's ``__call__`` that hands its code plain arrays and gives its results the class
     of the array subclass it was called with (``chainrule.torch.Tensor``, whose methods have
     PyTorch's meanings; layers are written with MLX's). Plain arrays pass at the cost of one
-    type test per positional argument."""
+    type test per positional argument. Containers that call the user's modules set
+    ``passes_tensors = True`` and get no door (the user's ``forward`` sees tensors)."""
 
     def door(self, *args: Any, **kwargs: Any) -> Any:
         for a in args:
@@ -150,13 +151,21 @@ def _subclass_door(call: Callable) -> Callable:
                 break
         else:
             return call(self, *args, **kwargs)
+        state = STATE
+        if state.doors:
+            return call(self, *args, **kwargs)
         cls = type(a)
         args = tuple(from_value(x._data, x._node) if type(x) is cls else x for x in args)
         if kwargs:
             kwargs = {
                 k: from_value(v._data, v._node) if type(v) is cls else v for k, v in kwargs.items()
             }
-        return _with_class(call(self, *args, **kwargs), cls)
+        state.doors = 1
+        try:
+            out = call(self, *args, **kwargs)
+        finally:
+            state.doors = 0
+        return _with_class(out, cls)
 
     door.__wrapped_call__ = call
     door.__name__, door.__qualname__, door.__doc__ = call.__name__, call.__qualname__, call.__doc__
@@ -202,10 +211,13 @@ class Module(dict):
         if "forward" in cls.__dict__ and "__call__" not in cls.__dict__:
             cls.__call__ = Module.__call__
         # chainrule's own layers compute on plain arrays: see _subclass_door.
-        call = cls.__dict__.get("__call__")
-        if call is not None and cls.__module__.startswith("chainrule."):
-            if not hasattr(call, "__wrapped_call__"):
-                cls.__call__ = _subclass_door(call)
+        call = cls.__call__  # its own or inherited (a factory may set it after the class)
+        if (
+            cls.__module__.startswith("chainrule.")
+            and not getattr(cls, "passes_tensors", False)
+            and not hasattr(call, "__wrapped_call__")
+        ):
+            cls.__call__ = _subclass_door(call)
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

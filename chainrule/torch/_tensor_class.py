@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import threading
 import types
 from collections.abc import Callable
 from typing import Any
@@ -34,20 +33,10 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
-from chainrule.core.extend import from_value, new_array
+from chainrule.core.extend import STATE, from_value, new_array
 from chainrule.core.versions import replaced, version
 
 array = mx.array
-
-
-class _Depth(threading.local):
-    """How many door calls are active in this thread (nested calls pass straight through)."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-
-_DEPTH = _Depth()
 
 
 class _TensorMeta(type):
@@ -154,16 +143,16 @@ def door(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        depth = _DEPTH
-        if depth.n:
+        state = STATE
+        if state.doors:
             return fn(*args, **kwargs)
         keep: list = []
         args, kwargs = plain(args, kwargs, keep)
-        depth.n = 1
+        state.doors = 1
         try:
             r = fn(*args, **kwargs)
         finally:
-            depth.n = 0
+            state.doors = 0
         inputs = [a for a in args if type(a) is array]
         if inputs and type(r) is array:
             for a in inputs:
@@ -198,20 +187,53 @@ def _method(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def call(self, *args: Any, **kwargs: Any) -> Any:
-        depth = _DEPTH
-        if depth.n:
+        state = STATE
+        if state.doors:
             return fn(self, *args, **kwargs)
         p = from_value(self._data, self._node)
         keep = [(p, self)]
         args, kwargs = plain(args, kwargs, keep)
-        depth.n = 1
+        state.doors = 1
         try:
             r = fn(p, *args, **kwargs)
         finally:
-            depth.n = 0
+            state.doors = 0
         return tensors(r, keep)
 
     return call
+
+
+def _operator(fn: Callable) -> Callable:
+    """Wrap an operator (``x + y``, ``x[i]``, ``-x``): the hot case, without the depth count
+    (an operator's implementation calls no door)."""
+
+    @functools.wraps(fn)
+    def call(self, other: Any = _NONE) -> Any:
+        p = from_value(self._data, self._node)
+        if other is _NONE:
+            r = fn(p)
+        else:
+            if type(other) is Tensor:
+                other = from_value(other._data, other._node)
+            elif type(other) is tuple and any(type(v) is Tensor for v in other):
+                other = tuple(_plain1(v, []) for v in other)
+            r = fn(p, other)
+        if type(r) is array:
+            r.__class__ = Tensor
+            return r
+        return tensors(r, [(p, self)])
+
+    return call
+
+
+_NONE = object()
+_OPERATORS = {
+    "__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+    "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__pow__",
+    "__rpow__", "__matmul__", "__rmatmul__", "__neg__", "__pos__", "__abs__", "__invert__",
+    "__and__", "__rand__", "__or__", "__ror__", "__xor__", "__rxor__", "__lshift__",
+    "__rshift__", "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__getitem__",
+}  # fmt: skip
 
 
 def _iterate(self):
@@ -251,7 +273,10 @@ def _wrap_array_methods() -> None:
             in_place = (name.endswith("_") and not name.endswith("__")) or (
                 name in _ON_SELF or name.startswith("__i")
             )
-            setattr(Tensor, name, (_in_place if in_place else _method)(attr))
+            if name in _OPERATORS:
+                setattr(Tensor, name, _operator(attr))
+            else:
+                setattr(Tensor, name, (_in_place if in_place else _method)(attr))
     Tensor.__iter__ = _iterate
     Tensor.__setitem__ = _setitem
 

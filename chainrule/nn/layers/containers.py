@@ -20,6 +20,8 @@ class Sequential(Module):
         *modules: the modules or plain functions to apply.
     """
 
+    passes_tensors = True  # calls the user's modules with the caller's tensors (no door)
+
     def __init__(self, *modules: Callable) -> None:
         super().__init__()
         self.layers = list(modules)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import chainrule.nn as _cnn
 
+from .._tensor_class import install_doors as _install_doors
 from . import _layers, _module, functional, init, utils
 from ._layers import *
 
@@ -76,6 +77,9 @@ del _name, _obj
 for _m in _BREADTH:
     globals().update({_n: getattr(_m, _n) for _n in _m.__all__})
 del _m
+
+# torch.nn.functional's functions return tensors for tensors (docs/torch_differences.md).
+_install_doors(vars(functional))
 
 Parameter = _cnn.Parameter
 Buffer = _cnn.module.Buffer
