@@ -335,6 +335,9 @@ def _hooked_class(base: type) -> type:
             {
                 "__call__": __call__,
                 "_hooked_base": base,
+                # the base's own __call__ already hands layers plain arrays (module.py's door);
+                # hooks see what the caller passed, as in PyTorch
+                "passes_tensors": True,
                 "__module__": base.__module__,
                 "__qualname__": base.__qualname__,
                 "__doc__": base.__doc__,

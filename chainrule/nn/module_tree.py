@@ -74,8 +74,8 @@ def _check_update(dst, new, path: str, problems: list) -> None:
                 problems.append(f'the module has no parameter named "{where}"')
                 continue
             cur = dst[k]
-            if type(cur) is array:
-                if type(v) is not array:
+            if isinstance(cur, array):
+                if not isinstance(v, array):
                     problems.append(
                         f"parameter {where!r} must be replaced by an array, received "
                         f"{type(v).__name__}"
@@ -92,8 +92,8 @@ def _check_update(dst, new, path: str, problems: list) -> None:
         for i, v in enumerate(new):
             where = f"{path}.{i}"
             cur = dst[i]
-            if type(cur) is array:
-                if type(v) is not array:
+            if isinstance(cur, array):
+                if not isinstance(v, array):
                     problems.append(
                         f"parameter {where!r} must be replaced by an array, received "
                         f"{type(v).__name__}"
@@ -105,7 +105,7 @@ def _check_update(dst, new, path: str, problems: list) -> None:
 
 
 def _replace(container, key, cur, new) -> None:
-    if type(new) is array and new._node is None and type(cur) is array:
+    if isinstance(new, array) and new._node is None and isinstance(cur, array):
         node = cur._node
         if node is not None and node.prim is None and new._data.dtype.kind in "fc":
             new.requires_grad = True
@@ -117,8 +117,8 @@ def _apply_update(dst, new) -> None:
         for k, v in new.items():
             if k in dst:
                 cur = dst[k]
-                if type(cur) is array:
-                    if type(v) is array:
+                if isinstance(cur, array):
+                    if isinstance(v, array):
                         if v._node is None:  # _replace, inline: this runs every step
                             _replace(dst, k, cur, v)
                         else:
@@ -128,8 +128,8 @@ def _apply_update(dst, new) -> None:
     elif isinstance(new, list) and isinstance(dst, list):
         for i, v in enumerate(new[: len(dst)]):
             cur = dst[i]
-            if type(cur) is array:
-                if type(v) is array:
+            if isinstance(cur, array):
+                if isinstance(v, array):
                     _replace(dst, i, cur, v)
             else:
                 _apply_update(cur, v)

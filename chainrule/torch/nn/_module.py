@@ -211,6 +211,10 @@ class Sequential(_Indexed):
         *args: the modules, or one ordered mapping of names to modules.
     """
 
+    passes_tensors = True  # calls the user's modules with the caller's tensors (no door)
+
+    passes_tensors = True  # calls the user's modules with the caller's tensors
+
     def __init__(self, *args: Any) -> None:
         super().__init__()
         if len(args) == 1 and isinstance(args[0], Mapping) and not isinstance(args[0], cnn.Module):
@@ -305,7 +309,10 @@ class ParameterList(_Indexed):
             self.extend(values)
 
     def _check_item(self, item: Any) -> Any:
-        return item if isinstance(item, (array, cnn.Module)) else cnn.Parameter(item)
+        # PyTorch turns plain tensors into Parameters; parameters (leaves) are kept
+        if isinstance(item, cnn.Module) or (isinstance(item, array) and item.requires_grad):
+            return item
+        return cnn.Parameter(item)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError("ParameterList is not callable")
@@ -332,7 +339,8 @@ class ParameterDict(Module):
             self.update(parameters)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        value = value if isinstance(value, array) else cnn.Parameter(value)
+        if not (isinstance(value, array) and value.requires_grad):
+            value = cnn.Parameter(value)
         self.register_parameter(key, value)
 
     def update(self, parameters: Any, strict: bool = True) -> ParameterDict:
