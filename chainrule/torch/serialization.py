@@ -51,6 +51,11 @@ __all__ = ["save", "load", "DEFAULT_PROTOCOL", "UnpicklingError", "get_default_l
 DEFAULT_PROTOCOL = 2
 UnpicklingError = pickle.UnpicklingError
 _ALIGNMENT = 64
+# load refuses files whose tensors would take more than _EXPANSION times their storages' bytes
+# plus _SLACK (PyTorch files hold each tensor's storage once; views and shared storages rarely
+# add more than one copy)
+_EXPANSION = 8
+_SLACK = 1 << 26
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
 # -- dtypes: PyTorch's storage class names and dtype names ------------------------------------
@@ -161,13 +166,18 @@ class _Reader:
     """A pickle-opcode interpreter that builds only allow-listed values (never imports or calls
     anything named by the file)."""
 
-    def __init__(self, data: bytes, where: str, storage: Callable, weights_only: bool) -> None:
+    def __init__(
+        self, data: bytes, where: str, storage: Callable, weights_only: bool, budget: int
+    ) -> None:
         self.data = data
         self.pos = 0
         self.where = where
         self.storage = storage
         self.weights_only = weights_only
         self.globals = self._allowed()
+        # the bytes the tensors may take: a few times the storages, so that a small file
+        # cannot expand one storage (stride 0, or many references) into a memory bomb
+        self.budget = budget
 
     # -- errors
     def bad(self, reason: str) -> pickle.UnpicklingError:
@@ -267,6 +277,12 @@ class _Reader:
                     f"element {last} of a storage of {flat.size} elements"
                 )
             item = flat.itemsize
+            self.budget -= numel * item
+            if self.budget < 0:
+                raise self.bad(
+                    f"its tensors expand to far more bytes than its storages hold (a tensor "
+                    f"of size {size} and stride {stride} over {flat.size} elements): refused"
+                )
             view = np.lib.stride_tricks.as_strided(
                 flat[offset:], size, tuple(st * item for st in stride), writeable=False
             )
@@ -649,7 +665,9 @@ def _load_zip(zf: zipfile.ZipFile, where: str, weights_only: bool) -> Any:
         storages[key] = out = _Storage(data)
         return out
 
-    reader = _Reader(member("data.pkl", "data.pkl"), where, storage, weights_only)
+    held = sum(i.file_size for n, i in infos.items() if n.startswith(prefix + "data/"))
+    budget = _EXPANSION * held + _SLACK
+    reader = _Reader(member("data.pkl", "data.pkl"), where, storage, weights_only, budget)
     return reader.run()
 
 

@@ -375,6 +375,22 @@ def test_storage_sizes_offsets_and_strides_are_checked():
         torch.load(_archive(_tensor_pkl(6, (2, 3), (3, 1)), {}))
 
 
+def test_a_small_file_cannot_expand_into_a_memory_bomb():
+    raw = np.arange(6, dtype=np.float32).tobytes()
+    # stride 0: 2**40 elements over a 6-element storage
+    with pytest.raises(pickle.UnpicklingError, match="expand to far more bytes"):
+        torch.load(_archive(_tensor_pkl(6, (2**40,), (0,)), {"0": raw}))
+    # one 256 KiB storage referenced 400 times (100 MiB of copies from a 20 KiB pickle)
+    big = np.zeros(2**16, np.float32).tobytes()
+    one = _tensor_pkl(2**16, (2**16,), (1,))[2:-1]
+    pkl = b"\x80\x02]" + b"(" + one * 400 + b"e."
+    with pytest.raises(pickle.UnpicklingError, match="expand to far more bytes"):
+        torch.load(_archive(pkl, {"0": big}))
+    # a shared storage used a few times is fine
+    pkl = b"\x80\x02](" + _tensor_pkl(6, (6,), (1,))[2:-1] * 3 + b"e."
+    assert len(torch.load(_archive(pkl, {"0": raw}))) == 3
+
+
 def test_bad_files_name_the_file_and_the_problem(tmp_path):
     path = tmp_path / "junk.pt"
     path.write_bytes(b"not a zip at all")
