@@ -554,12 +554,14 @@ class _Reader:
     def persistent(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise self.bad(f"persistent id {pid!r:.80} is not a storage")
-        _, kind, key, _location, numel = pid
+        _, kind, key, location, numel = pid
         if not isinstance(kind, _StorageType):
             raise self.bad(f"storage type {kind!r:.60} is not a storage class")
         if not isinstance(key, str) or type(numel) is not int or numel < 0:
             raise self.bad(f"storage id {pid!r:.80} is malformed")
-        return self.storage(kind, key, numel)
+        if not isinstance(location, str):
+            raise self.bad(f"storage location {location!r:.40} is not a string")
+        return self.storage(kind, key, numel, location)
 
 
 def _size(dims: Any = ()) -> tuple:
@@ -604,7 +606,7 @@ def _open_zip(f: Any, where: str) -> zipfile.ZipFile:
         ) from None
 
 
-def _load_zip(zf: zipfile.ZipFile, where: str, weights_only: bool) -> Any:
+def _load_zip(zf: zipfile.ZipFile, where: str, weights_only: bool, mapped: bool) -> Any:
     names = zf.namelist()
     pkls = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
     if not pkls:
@@ -641,7 +643,14 @@ def _load_zip(zf: zipfile.ZipFile, where: str, weights_only: bool) -> Any:
         swap = order != sys.byteorder
     storages: dict[str, _Storage] = {}
 
-    def storage(kind: _StorageType, key: str, numel: int) -> _Storage:
+    def storage(kind: _StorageType, key: str, numel: int, location: str) -> _Storage:
+        if not mapped and location.split(":")[0] not in ("cpu", "meta"):
+            raise RuntimeError(  # PyTorch's error on a machine without that device
+                f"Attempting to deserialize object on a {location.split(':')[0].upper()} "
+                f"device ({where}) but chainrule runs on the CPU only. If you are running on "
+                "a CPU-only machine, please use torch.load with "
+                "map_location=torch.device('cpu') to map your storages to the CPU."
+            )
         name = f"data/{key}"
         info = infos.get(prefix + name)
         if info is None or "/" in key:
@@ -671,6 +680,21 @@ def _load_zip(zf: zipfile.ZipFile, where: str, weights_only: bool) -> Any:
     return reader.run()
 
 
+def _check_map_location(map_location: Any) -> bool:
+    """Whether ``map_location`` moves storages (to the CPU); refuse another device."""
+    if map_location is None:
+        return False
+    if isinstance(map_location, dict) or callable(map_location):
+        return True
+    name = str(map_location)
+    if name.split(":")[0] != "cpu":
+        raise RuntimeError(
+            f"torch.load: map_location={name!r}: chainrule runs on the CPU only; use "
+            "map_location='cpu'"
+        )
+    return True
+
+
 def load(
     f: str | os.PathLike | IO[bytes],
     map_location: Any = None,
@@ -689,7 +713,10 @@ def load(
 
     Args:
         f: A path or a binary file object (seekable).
-        map_location: Accepted for PyTorch code; tensors load on the CPU, the only device.
+        map_location: Where storages go: ``"cpu"``, ``torch.device("cpu")``, a dict of
+            locations or a function; every tensor loads on the CPU, the only device. Without
+            it, storages saved on another device (``"cuda:0"``) raise, as PyTorch does on a
+            machine without that device.
         pickle_module: Must be ``None``: chainrule never uses a pickle module to read.
         weights_only: ``True``/``None`` (PyTorch's default). ``False`` is accepted but reads
             the same way: chainrule never unpickles code.
@@ -710,18 +737,19 @@ def load(
             "own restricted reader and never unpickles code"
         )
     strict = weights_only is not False
+    mapped = _check_map_location(map_location)
     if isinstance(f, (str, os.PathLike)):
         where = os.fspath(f)
         with open(where, "rb") as fh:
             with _open_zip(fh, where) as zf:
-                return _load_zip(zf, where, strict)
+                return _load_zip(zf, where, strict, mapped)
     if not hasattr(f, "read") or not hasattr(f, "seek"):
         raise TypeError(
             f"torch.load: f must be a path or a seekable binary file, got {type(f).__name__}"
         )
     where = str(getattr(f, "name", None) or f"<{type(f).__name__}>")
     zf = _open_zip(f, where)
-    return _load_zip(zf, where, strict)
+    return _load_zip(zf, where, strict, mapped)
 
 
 # -- writing ---------------------------------------------------------------------------------

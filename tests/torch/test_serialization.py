@@ -375,6 +375,18 @@ def test_storage_sizes_offsets_and_strides_are_checked():
         torch.load(_archive(_tensor_pkl(6, (2, 3), (3, 1)), {}))
 
 
+def test_storages_saved_on_another_device_need_map_location():
+    raw = np.arange(6, dtype=np.float32).tobytes()
+    pkl = _tensor_pkl(6, (6,), (1,)).replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+    with pytest.raises(RuntimeError, match="on a CUDA device"):
+        torch.load(_archive(pkl, {"0": raw}))
+    for where in ("cpu", torch.device("cpu"), {"cuda:0": "cpu"}, lambda s, loc: s):
+        out = torch.load(_archive(pkl, {"0": raw}), map_location=where)
+        np.testing.assert_array_equal(_np(out), np.arange(6, dtype=np.float32))
+    with pytest.raises(RuntimeError, match="CPU only"):
+        torch.load(_archive(pkl, {"0": raw}), map_location="cuda")
+
+
 def test_a_small_file_cannot_expand_into_a_memory_bomb():
     raw = np.arange(6, dtype=np.float32).tobytes()
     # stride 0: 2**40 elements over a 6-element storage
