@@ -46,7 +46,17 @@ from chainrule.core import dtypes as _dtypes
 from chainrule.core.io import atomic_write
 from chainrule.core.tensor_functions import Size
 
-__all__ = ["save", "load", "DEFAULT_PROTOCOL", "UnpicklingError", "get_default_load_endianness"]
+__all__ = [
+    "DEFAULT_PROTOCOL",
+    "UnpicklingError",
+    "add_safe_globals",
+    "clear_safe_globals",
+    "get_default_load_endianness",
+    "get_safe_globals",
+    "load",
+    "safe_globals",
+    "save",
+]
 
 DEFAULT_PROTOCOL = 2
 UnpicklingError = pickle.UnpicklingError
@@ -110,6 +120,53 @@ def _np_dtype(name: str) -> np.dtype:
 def _torch_name(np_dtype: np.dtype) -> str:
     name = str(_dtypes.from_np(np_dtype))
     return "bool" if name == "bool_" else name
+
+
+_SAFE_GLOBALS: list = []
+
+
+def _qualname(obj: Any) -> str:
+    if isinstance(obj, tuple) and len(obj) == 2:
+        obj = obj[0]
+    if isinstance(obj, str):
+        return obj
+    return f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def add_safe_globals(safe_globals: list) -> None:
+    """PyTorch's way to let ``weights_only`` loads build other classes: recorded, not obeyed.
+
+    chainrule's reader builds only its fixed allow-list and never constructs other objects,
+    so a file holding an object of a class given here is still refused; the refusal says so.
+
+    Args:
+        safe_globals: Classes or functions (or ``(obj, "module.name")`` pairs).
+    """
+    _SAFE_GLOBALS.extend(safe_globals)
+
+
+def get_safe_globals() -> list:
+    """The globals given to :func:`add_safe_globals`."""
+    return list(_SAFE_GLOBALS)
+
+
+def clear_safe_globals() -> None:
+    """Forget the globals given to :func:`add_safe_globals`."""
+    _SAFE_GLOBALS.clear()
+
+
+class safe_globals:  # noqa: N801 - PyTorch's name
+    """``with torch.serialization.safe_globals([...]):`` (recorded within the block only)."""
+
+    def __init__(self, safe_globals: list) -> None:
+        self.safe_globals = list(safe_globals)
+
+    def __enter__(self) -> None:
+        self._before = list(_SAFE_GLOBALS)
+        _SAFE_GLOBALS.extend(self.safe_globals)
+
+    def __exit__(self, *exc: Any) -> None:
+        _SAFE_GLOBALS[:] = self._before
 
 
 def get_default_load_endianness() -> None:
@@ -225,7 +282,13 @@ class _Reader:
     def find(self, module: str, name: str) -> Any:
         value = self.globals.get((module, name))
         if value is None:
-            raise self.refuse(f"{module}.{name}", "it is not on the allow-list")
+            why = "it is not on the allow-list"
+            if f"{module}.{name}" in {_qualname(g) for g in _SAFE_GLOBALS}:
+                why += (
+                    ", which add_safe_globals does not extend: chainrule builds no objects of "
+                    "other classes"
+                )
+            raise self.refuse(f"{module}.{name}", why)
         return value
 
     # -- tensors

@@ -359,6 +359,22 @@ def _tensor_pkl(numel: int, size: tuple, stride: tuple, offset: int = 0) -> byte
     return b"\x80\x02" + w.out.getvalue()
 
 
+class Config:
+    pass
+
+
+def test_safe_globals_are_recorded_but_never_build_objects():
+    f = _archive(b"\x80\x02c" + Config.__module__.encode() + b"\nConfig\n)R.")
+    with torch.serialization.safe_globals([Config]):
+        assert Config in torch.serialization.get_safe_globals()
+        with pytest.raises(pickle.UnpicklingError, match="add_safe_globals does not extend"):
+            torch.load(f)
+    assert Config not in torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([Config])
+    torch.serialization.clear_safe_globals()
+    assert torch.serialization.get_safe_globals() == []
+
+
 def test_storage_sizes_offsets_and_strides_are_checked():
     raw = np.arange(6, dtype=np.float32).tobytes()
     ok = torch.load(_archive(_tensor_pkl(6, (2, 3), (3, 1)), {"0": raw}))
