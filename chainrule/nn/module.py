@@ -70,7 +70,7 @@ def _drop_leaf(a: array) -> None:
 def _walk_arrays(value: Any, fn: Callable[[array], None]) -> None:
     """Apply ``fn`` to the arrays of the tree ``value`` (core/tree.py), not entering modules."""
     for v in pytree.leaves(value, Module.is_module):
-        if type(v) is array:
+        if isinstance(v, array):
             fn(v)
 
 
@@ -261,7 +261,7 @@ class Module(dict):
             if module_state._MARKED and isinstance(val, array):
                 _take_mark(self, key, val)
             if not key.startswith("_") and key not in self._no_grad:
-                if type(val) is array:
+                if isinstance(val, array):
                     _make_leaf(val)
                 else:
                     _walk_arrays(val, _make_leaf)

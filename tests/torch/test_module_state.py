@@ -380,3 +380,30 @@ def test_full_backward_hook_as_pytorch():
     xo = ct.tensor(x, requires_grad=True)
     m(xo).sum().backward()
     assert float(mx.abs(xo.grad).sum()) == 0.0 and m.weight.grad is not None
+
+
+def test_parameters_to_vector_and_back_as_pytorch():
+    torch_ref = _ref()
+    ours, ref = nn.Linear(3, 2), torch_ref.nn.Linear(3, 2)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    vec = nn.utils.parameters_to_vector(ours.parameters())
+    want = torch_ref.nn.utils.parameters_to_vector(ref.parameters())
+    np.testing.assert_array_equal(vec.numpy(), want.detach().numpy())
+    w = ours.weight
+    nn.utils.vector_to_parameters(ct.arange(8, dtype=ct.float32), ours.parameters())
+    torch_ref.nn.utils.vector_to_parameters(torch_ref.arange(8.0), ref.parameters())
+    assert ours.weight is w and w.requires_grad
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[k].numpy(), v.numpy())
+    with pytest.raises(TypeError, match="expected torch.Tensor"):
+        nn.utils.vector_to_parameters([1.0], ours.parameters())
+    with pytest.raises(RuntimeError, match="invalid for input of size"):
+        nn.utils.vector_to_parameters(ct.zeros(3), ours.parameters())
+    assert isinstance(nn.utils.skip_init(nn.Linear, 2, 3, device="cpu"), nn.Linear)
+
+
+def test_tensor_attributes_become_trainable_parameters():
+    m = nn.Linear(2, 2)
+    m.bias = ct.tensor([1.0, 2.0])
+    m(ct.ones(1, 2)).sum().backward()
+    np.testing.assert_array_equal(m.bias.grad.numpy(), [1.0, 1.0])
