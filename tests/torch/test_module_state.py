@@ -226,6 +226,8 @@ def test_repr_matches_pytorch():
                     tnn.GroupNorm(2, 4),
                     tnn.Identity(),
                     tnn.Dropout2d(0.25),
+                    tnn.AdaptiveAvgPool2d(1),
+                    tnn.AdaptiveAvgPool1d(3),
                     tnn.Upsample(scale_factor=2),
                 )
                 self.blocks = tnn.ModuleList(

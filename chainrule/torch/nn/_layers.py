@@ -409,7 +409,8 @@ class _AdaptiveAvgPool(Module):
                 f"{type(self).__name__}: output_size must be an int or {nd} ints, "
                 f"got {output_size!r}"
             )
-        self.output_size = size
+        object.__setattr__(self, "output_size", output_size)  # as given, as PyTorch keeps it
+        object.__setattr__(self, "_size", size)
 
     def _extra_repr(self) -> str:
         return f"output_size={self.output_size}"
@@ -419,7 +420,7 @@ class _AdaptiveAvgPool(Module):
         single = _check_rank(x, self._nd, who)
         if single:
             x = mx.expand_dims(x, 0)
-        y = _adaptive_avg(x, self.output_size, who)
+        y = _adaptive_avg(x, self._size, who)
         return mx.squeeze(y, 0) if single else y
 
 
