@@ -595,6 +595,7 @@ CASES = [
         _normal(2, 4, 3),
         (2, 6, 3),
         _ref_upsample,
+        float16=False,  # MLX's float32 interpolation weights: half in, float32 out
     ),
     Case(
         "Upsample-bilinear",
@@ -602,6 +603,7 @@ CASES = [
         _normal(1, 3, 2, 2),
         (1, 6, 6, 2),
         _ref_upsample,
+        float16=False,  # MLX's float32 interpolation weights: half in, float32 out
     ),
     Case(
         "Upsample-bilinear-corners",
@@ -609,6 +611,7 @@ CASES = [
         _normal(1, 3, 3, 2),
         (1, 6, 6, 2),
         _ref_upsample,
+        float16=False,  # MLX's float32 interpolation weights: half in, float32 out
     ),
     Case(
         "Upsample-trilinear",
@@ -616,6 +619,7 @@ CASES = [
         _normal(1, 2, 2, 3, 1),
         (1, 4, 4, 6, 1),
         _ref_upsample,
+        float16=False,  # MLX's float32 interpolation weights: half in, float32 out
     ),
     Case(
         "Upsample-bicubic",
@@ -623,6 +627,7 @@ CASES = [
         _normal(1, 4, 3, 2),
         (1, 8, 6, 2),
         _ref_upsample,
+        float16=False,  # MLX's float32 interpolation weights: half in, float32 out
     ),
     Case(
         "Upsample-bicubic-corners",
@@ -630,6 +635,7 @@ CASES = [
         _normal(1, 3, 3, 1),
         (1, 6, 6, 1),
         _ref_upsample,
+        float16=False,  # MLX's float32 interpolation weights: half in, float32 out
     ),
     Case(
         "MultiHeadAttention",

@@ -349,3 +349,46 @@ def test_activation_function_matches_mlx(name: str) -> None:
     for g, w, what in zip(got, want, ("value", "grad x", "grad alpha")):
         assert g.dtype == w.dtype and g.shape == w.shape, (what, g.dtype, w.dtype, g.shape, w.shape)
         np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5, err_msg=f"{name} {what}")
+
+
+HALF_SKIP = {"QuantizedLinear-mxfp4"}  # MLX: mxfp4 scales in half precision are not supported
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.id not in HALF_SKIP], ids=lambda c: c.id)
+def test_layer_half_precision_matches_mlx(case: Case, dtype: str) -> None:
+    """``set_dtype(half)`` and half inputs: the same output dtypes as MLX, values within half
+    precision (forward only)."""
+    mlx_core.random.seed(3)
+    m_model, c_model = case.build(mlx_nn), case.build(cnn)
+    copy_params(m_model, c_model)
+    m_model.set_dtype(getattr(mlx_core, dtype))
+    c_model.set_dtype(getattr(cx, dtype))
+    raw = case.inputs()
+    m_in = [
+        mlx_core.array(a).astype(getattr(mlx_core, dtype))
+        if isinstance(a, np.ndarray) and a.dtype == np.float32
+        else to_mlx(a)
+        for a in raw
+    ]
+    c_in = [
+        cx.array(a).astype(getattr(cx, dtype))
+        if isinstance(a, np.ndarray) and a.dtype == np.float32
+        else to_cx(a)
+        for a in raw
+    ]
+    for model in (m_model, c_model):
+        model.train(True)
+        for _ in range(case.warmup):
+            case.call(model, *(m_in if model is m_model else c_in))
+        model.train(case.train)
+    want, got = case.call(m_model, *m_in), case.call(c_model, *c_in)
+    want = want if isinstance(want, (tuple, list)) else (want,)
+    got = got if isinstance(got, (tuple, list)) else (got,)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert str(g.dtype).split(".")[-1] == str(w.dtype).split(".")[-1], (g.dtype, w.dtype)
+        assert g.shape == w.shape
+        gv, wv = np.array(g.astype(cx.float32)), np.array(w.astype(mlx_core.float32))
+        scale = max(1.0, float(np.abs(wv).max()))
+        np.testing.assert_allclose(gv, wv, rtol=0.05, atol=0.05 * scale)

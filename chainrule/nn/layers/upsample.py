@@ -49,7 +49,8 @@ def _take_axis(x: array, idx: np.ndarray, weights: list, axis: int) -> array:
     out = None
     shape = [1] * x.ndim
     shape[axis] = -1
-    wdtype = x._data.dtype if x._data.dtype.kind == "f" else np.float32
+    # the weights are float32 (float64 for float64 inputs), as MLX's: half inputs give float32
+    wdtype = np.float64 if x._data.dtype == np.float64 else np.float32
     for ind, w in zip(idx, weights):
         term = mx.take(x, from_value(ind.astype(np.int64)), axis=axis)
         term = term * from_value(w.reshape(shape).astype(wdtype))
@@ -185,7 +186,8 @@ def upsample_antialiased(x: array, scale_factor: tuple, mode: str) -> array:
         ``(N, *(int(s * n)), C)``; differentiable in ``x``.
     """
     dims = _check(x, scale_factor, "upsample_antialiased")
-    wdtype = x._data.dtype if x._data.dtype.kind == "f" else np.float32
+    # the weights are float32 (float64 for float64 inputs), as MLX's: half inputs give float32
+    wdtype = np.float64 if x._data.dtype == np.float64 else np.float32
     for d in range(dims):
         w = from_value(_aa_matrix(x.shape[d + 1], scale_factor[d], mode).T.astype(wdtype))
         x = mx.moveaxis(mx.moveaxis(x, d + 1, -1) @ w, -1, d + 1)

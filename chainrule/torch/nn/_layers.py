@@ -758,7 +758,13 @@ class Upsample(cnn.Upsample, Module):
     def __call__(self, x: array) -> array:
         if x.ndim < 3:
             raise ValueError(f"Upsample: expected an input (N, C, *spatial), got shape {x.shape}")
-        return _to_first(cnn.Upsample.__call__(self, _to_last(x)))
+        y = _to_first(cnn.Upsample.__call__(self, _to_last(x)))
+        # MLX's layer gives float32 for half inputs (float32 weights); PyTorch keeps the dtype
+        return (
+            y
+            if y.dtype == x.dtype or not mx.issubdtype(x.dtype, mx.floating)
+            else y.astype(x.dtype)
+        )
 
 
 def _softmax_module(base: type, name: str) -> type:
