@@ -775,7 +775,7 @@ def load(
     class) is refused by name with a :class:`pickle.UnpicklingError`, before it could run.
 
     Args:
-        f: A path or a binary file object (seekable).
+        f: A path or a binary file object (a stream that cannot seek is read whole first).
         map_location: Where storages go: ``"cpu"``, ``torch.device("cpu")``, a dict of
             locations or a function; every tensor loads on the CPU, the only device. Without
             it, storages saved on another device (``"cuda:0"``) raise, as PyTorch does on a
@@ -806,11 +806,11 @@ def load(
         with open(where, "rb") as fh:
             with _open_zip(fh, where) as zf:
                 return _load_zip(zf, where, strict, mapped)
-    if not hasattr(f, "read") or not hasattr(f, "seek"):
-        raise TypeError(
-            f"torch.load: f must be a path or a seekable binary file, got {type(f).__name__}"
-        )
+    if not hasattr(f, "read"):
+        raise TypeError(f"torch.load: f must be a path or a binary file, got {type(f).__name__}")
     where = str(getattr(f, "name", None) or f"<{type(f).__name__}>")
+    if not getattr(f, "seekable", lambda: False)():
+        f = io.BytesIO(f.read())  # a stream: read it whole, as PyTorch does
     zf = _open_zip(f, where)
     return _load_zip(zf, where, strict, mapped)
 

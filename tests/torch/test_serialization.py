@@ -110,6 +110,41 @@ def test_real_torch_reads_our_sizes():
     assert type(size) is torch_ref.Size and size == (2, 3)
 
 
+class _Stream(io.RawIOBase):
+    """A binary stream that cannot seek (a pipe, a socket)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._buf = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        chunk = self._buf.read(len(b))
+        b[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def test_streams_that_cannot_seek_both_ways():
+    class Sink(io.RawIOBase):
+        def __init__(self):
+            self.data = b""
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            self.data += bytes(b)
+            return len(b)
+
+    sink = Sink()
+    torch.save({"x": torch.arange(4)}, sink)
+    out = torch.load(_Stream(sink.data))
+    np.testing.assert_array_equal(_np(out["x"]), np.arange(4))
+    with pytest.raises(TypeError, match="path or a binary file"):
+        torch.load(12)
+
+
 def test_requires_grad_is_kept():
     x = torch.ones(2, requires_grad=True)
     assert _save_load([x])[0].requires_grad
