@@ -160,3 +160,39 @@ def test_bad_reduction_is_a_value_error_as_mlx(name: str) -> None:
         getattr(mlx_losses, name)(*to_mlx(args), reduction="median")
     with pytest.raises(ValueError, match="median"):
         getattr(cnn.losses, name)(*to_cx(args), reduction="median")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize(
+    "name,tag,make_args,kw",
+    [
+        pytest.param(n, t, a, k, id=f"{n}-{t or 'default'}")
+        for n, cs in CASES.items()
+        for t, a, k in cs
+    ],
+)
+def test_loss_half_precision_matches_mlx(
+    name: str, tag: str, make_args: Callable, kw: dict, dtype: str
+) -> None:
+    """Half-precision float arguments: the same result dtype as MLX, values within half precision."""
+    args = make_args()
+    m_args = [
+        mlx_core.array(a).astype(getattr(mlx_core, dtype))
+        if a.dtype == np.float32
+        else mlx_core.array(a)
+        for a in args
+    ]
+    c_args = [
+        cx.array(a).astype(getattr(cx, dtype)) if a.dtype == np.float32 else cx.array(a)
+        for a in args
+    ]
+    for red in ("none", "mean"):
+        want = getattr(mlx_losses, name)(*m_args, **kw, reduction=red)
+        got = getattr(cnn.losses, name)(*c_args, **kw, reduction=red)
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], (
+            red,
+            got.dtype,
+            want.dtype,
+        )
+        w, g = np.array(want.astype(mlx_core.float32)), np.array(got.astype(cx.float32))
+        np.testing.assert_allclose(g, w, rtol=0.03, atol=0.03 * max(1.0, float(np.abs(w).max())))
