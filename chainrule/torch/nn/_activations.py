@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import chainrule.core as mx
-import chainrule.nn as cnn
 from chainrule.core.array import array
 
 from . import functional_act as F
+from ._module import Module
 
 __all__ = [
     "CELU",
@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-class _Activation(cnn.Module):
+class _Activation(Module):
     """Base: ``forward`` applies ``_fn`` with the stored keyword arguments."""
 
     _fn: Any = None
@@ -65,7 +65,7 @@ def _simple(name: str, fn: Any, doc: str, keys: tuple = (), **defaults: Any) -> 
     params = list(defaults.items())
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        cnn.Module.__init__(self)
+        Module.__init__(self)
         if len(args) > len(params):
             raise TypeError(f"{name}() takes at most {len(params)} arguments, got {len(args)}")
         values = dict(defaults)
@@ -183,7 +183,7 @@ class Threshold(_Activation):
         self.inplace = inplace
 
 
-class RReLU(cnn.Module):
+class RReLU(Module):
     """Randomised leaky ReLU: random slopes in training, their mean in evaluation.
 
     Args:
@@ -203,7 +203,7 @@ class RReLU(cnn.Module):
         return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
 
 
-class PReLU(cnn.Module):
+class PReLU(Module):
     """``x`` above 0, else ``weight * x``, with learned slopes (one, or one per channel).
 
     Args:
@@ -226,7 +226,7 @@ class PReLU(cnn.Module):
         return F.prelu(input, self.weight)
 
 
-class Softmax2d(cnn.Module):
+class Softmax2d(Module):
     """Softmax over the channels of ``(N, C, H, W)`` or ``(C, H, W)``."""
 
     def forward(self, input: array) -> array:

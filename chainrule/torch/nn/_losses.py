@@ -16,8 +16,10 @@ import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import array
 
+from . import _layers, _module
 from . import functional_act as A
 from . import functional_loss as F
+from ._module import Module
 
 __all__ = [
     "AdaptiveLogSoftmaxWithLoss",
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 
-class _Loss(cnn.Module):
+class _Loss(Module):
     """Base: keeps ``reduction`` (from PyTorch's deprecated flags too)."""
 
     def __init__(self, size_average: Any = None, reduce: Any = None, reduction: str = "mean"):
@@ -268,7 +270,7 @@ class CTCLoss(_Loss):
 NLLLoss2d = cnn.NLLLoss
 
 
-class CosineSimilarity(cnn.Module):
+class CosineSimilarity(Module):
     """Cosine similarity along ``dim`` (norms at least ``eps``)."""
 
     def __init__(self, dim: int = 1, eps: float = 1e-8) -> None:
@@ -280,7 +282,7 @@ class CosineSimilarity(cnn.Module):
         return F.cosine_similarity(x1, x2, self.dim, self.eps)
 
 
-class PairwiseDistance(cnn.Module):
+class PairwiseDistance(Module):
     """``p``-norm of ``x1 - x2 + eps`` over the last dimension."""
 
     def __init__(self, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> None:
@@ -310,7 +312,7 @@ class LinearCrossEntropyOptions:
         self.acc_dtype = acc_dtype
 
 
-class LinearCrossEntropyLoss(cnn.Module):
+class LinearCrossEntropyLoss(Module):
     """A linear projection to class logits followed by cross entropy.
 
     Args:
@@ -345,7 +347,7 @@ class LinearCrossEntropyLoss(cnn.Module):
         super().__init__()
         if tuple(out_features):
             raise NotImplementedError("LinearCrossEntropyLoss: out_features is not supported")
-        lin = cnn.Linear(in_features, num_classes, bias=bias)
+        lin = _layers.Linear(in_features, num_classes, bias=bias)
         self.weight = lin.weight if dtype is None else lin.weight.astype(dtype)
         if bias:
             self.bias = lin.bias if dtype is None else lin.bias.astype(dtype)
@@ -367,7 +369,7 @@ class LinearCrossEntropyLoss(cnn.Module):
         )
 
 
-class AdaptiveLogSoftmaxWithLoss(cnn.Module):
+class AdaptiveLogSoftmaxWithLoss(Module):
     """Efficient softmax over many classes (Grave et al., 2016): a head and tail clusters.
 
     Args:
@@ -412,17 +414,18 @@ class AdaptiveLogSoftmaxWithLoss(cnn.Module):
         self.shortlist_size = self.cutoffs[0]
         self.n_clusters = len(self.cutoffs) - 1
         self.head_size = self.shortlist_size + self.n_clusters
-        self.head = cnn.Linear(in_features, self.head_size, bias=head_bias)
+        self.head = _layers.Linear(in_features, self.head_size, bias=head_bias)
         tail = []
         for i in range(self.n_clusters):
             hsz = int(in_features // (div_value ** (i + 1)))
             osz = self.cutoffs[i + 1] - self.cutoffs[i]
             tail.append(
-                cnn.Sequential(
-                    cnn.Linear(in_features, hsz, bias=False), cnn.Linear(hsz, osz, bias=False)
+                _module.Sequential(
+                    _layers.Linear(in_features, hsz, bias=False),
+                    _layers.Linear(hsz, osz, bias=False),
                 )
             )
-        self.tail = tail
+        self.tail = _module.ModuleList(tail)
 
     def log_prob(self, input: array) -> array:
         """Log-probabilities of every class, ``(N, n_classes)``."""

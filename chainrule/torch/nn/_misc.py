@@ -11,6 +11,7 @@ from chainrule.core.array import array
 
 from . import _layers
 from . import functional_misc as M
+from ._module import Module
 
 __all__ = [
     "AlphaDropout",
@@ -37,10 +38,11 @@ __all__ = [
     "SyncBatchNorm",
     "UninitializedBuffer",
     "UninitializedParameter",
+    "factory_kwargs",
 ]
 
 
-class LocalResponseNorm(cnn.Module):
+class LocalResponseNorm(Module):
     """Normalise each channel by its ``size`` neighbours' squares (see ``F``)."""
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0):
@@ -67,7 +69,7 @@ class CrossMapLRN2d(LocalResponseNorm):
         return super().forward(input)
 
 
-class Dropout(cnn.Module):
+class Dropout(Module):
     """Zero elements with probability ``p`` in training, scaling the rest by ``1 / (1 - p)``."""
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
@@ -97,7 +99,7 @@ class FeatureAlphaDropout(Dropout):
         return M.feature_alpha_dropout(input, self.p, self.training, self.inplace)
 
 
-class Embedding(cnn.Embedding):
+class Embedding(cnn.Embedding, Module):
     """A lookup table ``(num_embeddings, embedding_dim)`` with PyTorch's arguments.
 
     Args:
@@ -128,7 +130,7 @@ class Embedding(cnn.Embedding):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        cnn.Module.__init__(self)
+        Module.__init__(self)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(
@@ -229,7 +231,7 @@ class EmbeddingBag(Embedding):
         )
 
 
-class SyncBatchNorm(cnn.Module):
+class SyncBatchNorm(Module):
     """Batch normalisation over any ``(N, C, *)`` input; one process, so plain batch norm.
 
     Args:
@@ -286,7 +288,7 @@ class SyncBatchNorm(cnn.Module):
         return module
 
 
-class DataParallel(cnn.Module):
+class DataParallel(Module):
     """Single-device wrapper: ``DataParallel(m)(x) == m(x)``; the model is ``.module``."""
 
     def __init__(
@@ -311,7 +313,7 @@ class UninitializedBuffer(UninitializedParameter):
     """Placeholder type of a lazy module's buffers before their first call."""
 
 
-class _Lazy(cnn.Module):
+class _Lazy(Module):
     """Builds ``_target(features, *args, **kwargs)`` on the first call and becomes it."""
 
     _target: Any = None
@@ -428,3 +430,28 @@ LazyInstanceNorm3d = _lazy(
     4,
     _DOC.format("InstanceNorm3d", "num_features"),
 )
+
+
+def factory_kwargs(kwargs: dict | None) -> dict:
+    """The ``device`` / ``dtype`` / ``memory_format`` keywords of ``kwargs`` as one dict.
+
+    Args:
+        kwargs: keyword arguments, possibly with a nested ``factory_kwargs`` dict.
+
+    Returns:
+        The factory keywords.
+    """
+    if kwargs is None:
+        return {}
+    simple = {"device", "dtype", "memory_format"}
+    unexpected = set(kwargs) - simple - {"factory_kwargs"}
+    if unexpected:
+        raise TypeError(f"factory_kwargs: unexpected kwargs {unexpected}")
+    out = dict(kwargs.get("factory_kwargs", {}))
+    for k in simple & set(kwargs):
+        if k in out:
+            raise TypeError(
+                f"factory_kwargs: {k} specified twice, in **kwargs and in factory_kwargs"
+            )
+        out[k] = kwargs[k]
+    return out

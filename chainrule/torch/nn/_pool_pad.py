@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import chainrule.nn as cnn
 from chainrule.core.array import array
 
 from . import functional_pool as P
 from . import functional_resample as R
+from ._module import Module
 
 __all__ = [
     "AdaptiveAvgPool3d",
@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 
-class AdaptiveAvgPool3d(cnn.Module):
+class AdaptiveAvgPool3d(Module):
     """Average-pool ``(N, C, D, H, W)`` to ``output_size``."""
 
     def __init__(self, output_size: Any) -> None:
@@ -65,7 +65,7 @@ def _adaptive_max(nd: int) -> type:
     fn = getattr(P, f"adaptive_max_pool{nd}d")
 
     def __init__(self, output_size: Any, return_indices: bool = False) -> None:
-        cnn.Module.__init__(self)
+        Module.__init__(self)
         self.output_size, self.return_indices = output_size, return_indices
 
     def forward(self, input: array) -> Any:
@@ -75,7 +75,7 @@ def _adaptive_max(nd: int) -> type:
     name = f"AdaptiveMaxPool{nd}d"
     return type(
         name,
-        (cnn.Module,),
+        (Module,),
         {
             "__init__": __init__,
             "forward": forward,
@@ -97,7 +97,7 @@ def _lp(nd: int) -> type:
     def __init__(
         self, norm_type: float, kernel_size: Any, stride: Any = None, ceil_mode: bool = False
     ) -> None:
-        cnn.Module.__init__(self)
+        Module.__init__(self)
         self.norm_type, self.kernel_size = norm_type, kernel_size
         self.stride, self.ceil_mode = stride, ceil_mode
 
@@ -108,7 +108,7 @@ def _lp(nd: int) -> type:
     name = f"LPPool{nd}d"
     return type(
         name,
-        (cnn.Module,),
+        (Module,),
         {
             "__init__": __init__,
             "forward": forward,
@@ -128,7 +128,7 @@ def _unpool(nd: int) -> type:
     fn = getattr(P, f"max_unpool{nd}d")
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
-        cnn.Module.__init__(self)
+        Module.__init__(self)
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
         self.padding = padding
@@ -140,7 +140,7 @@ def _unpool(nd: int) -> type:
     name = f"MaxUnpool{nd}d"
     return type(
         name,
-        (cnn.Module,),
+        (Module,),
         {
             "__init__": __init__,
             "forward": forward,
@@ -167,7 +167,7 @@ def _fractional(nd: int) -> type:
         return_indices: bool = False,
         _random_samples: Any = None,
     ) -> None:
-        cnn.Module.__init__(self)
+        Module.__init__(self)
         if output_size is None and output_ratio is None:
             raise ValueError(
                 f"FractionalMaxPool{nd}d requires specifying either an output "
@@ -193,7 +193,7 @@ def _fractional(nd: int) -> type:
     name = f"FractionalMaxPool{nd}d"
     return type(
         name,
-        (cnn.Module,),
+        (Module,),
         {
             "__init__": __init__,
             "forward": forward,
@@ -210,7 +210,7 @@ FractionalMaxPool3d = _fractional(3)
 
 def _pad(name: str, nd: int, mode: str, with_value: bool) -> type:
     def __init__(self, padding: Any, value: float = 0.0) -> None:
-        cnn.Module.__init__(self)
+        Module.__init__(self)
         p = (int(padding),) * (2 * nd) if isinstance(padding, int) else tuple(padding)
         if len(p) != 2 * nd:
             raise ValueError(f"{name}: padding must be an int or {2 * nd} ints, got {padding!r}")
@@ -232,7 +232,7 @@ def _pad(name: str, nd: int, mode: str, with_value: bool) -> type:
 
     return type(
         name,
-        (cnn.Module,),
+        (Module,),
         {
             "__init__": init,
             "forward": forward,
@@ -260,7 +260,7 @@ CircularPad2d = _pad("CircularPad2d", 2, "circular", False)
 CircularPad3d = _pad("CircularPad3d", 3, "circular", False)
 
 
-class PixelShuffle(cnn.Module):
+class PixelShuffle(Module):
     """``(*, C * r^2, H, W)`` to ``(*, C, H * r, W * r)``."""
 
     def __init__(self, upscale_factor: int) -> None:
@@ -272,7 +272,7 @@ class PixelShuffle(cnn.Module):
         return R.pixel_shuffle(input, self.upscale_factor)
 
 
-class PixelUnshuffle(cnn.Module):
+class PixelUnshuffle(Module):
     """``(*, C, H * r, W * r)`` to ``(*, C * r^2, H, W)``."""
 
     def __init__(self, downscale_factor: int) -> None:
@@ -284,7 +284,7 @@ class PixelUnshuffle(cnn.Module):
         return R.pixel_unshuffle(input, self.downscale_factor)
 
 
-class ChannelShuffle(cnn.Module):
+class ChannelShuffle(Module):
     """Interleave ``groups`` groups of channels."""
 
     def __init__(self, groups: int) -> None:
@@ -296,7 +296,7 @@ class ChannelShuffle(cnn.Module):
         return R.channel_shuffle(input, self.groups)
 
 
-class Unfold(cnn.Module):
+class Unfold(Module):
     """Sliding local blocks (im2col) of ``(N, C, H, W)``."""
 
     def __init__(self, kernel_size: Any, dilation: Any = 1, padding: Any = 0, stride: Any = 1):
@@ -309,7 +309,7 @@ class Unfold(cnn.Module):
         return R.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
 
 
-class Fold(cnn.Module):
+class Fold(Module):
     """Sum sliding local blocks into an image (col2im)."""
 
     def __init__(
@@ -331,7 +331,7 @@ class Fold(cnn.Module):
         )
 
 
-class UpsamplingNearest2d(cnn.Module):
+class UpsamplingNearest2d(Module):
     """Nearest-neighbour upsampling of ``(N, C, H, W)``."""
 
     def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
@@ -343,7 +343,7 @@ class UpsamplingNearest2d(cnn.Module):
         return R.interpolate(input, self.size, self.scale_factor, mode="nearest")
 
 
-class UpsamplingBilinear2d(cnn.Module):
+class UpsamplingBilinear2d(Module):
     """Bilinear upsampling of ``(N, C, H, W)`` with ``align_corners=True``."""
 
     def __init__(self, size: Any = None, scale_factor: Any = None) -> None:

@@ -11,6 +11,8 @@ import math
 import warnings
 from typing import Any
 
+import numpy as np
+
 import chainrule.core as mx
 from chainrule.core.array import array
 
@@ -57,6 +59,7 @@ __all__ = [
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
+_SIXTH = float(np.float32(1.0 / 6.0))
 
 
 def _rebind(input: array, out: array) -> array:
@@ -225,7 +228,9 @@ def hardswish(input: array, inplace: bool = False) -> array:
 def hardsigmoid(input: array, inplace: bool = False) -> array:
     """``relu6(x + 3) / 6`` (gradient ``1/6`` strictly inside ``(-3, 3)``)."""
     inside = (input > -3) & (input < 3)
-    out = mx.where(inside, input / 6 + 0.5, mx.where(input >= 3, 1.0, 0.0).astype(input.dtype))
+    # PyTorch's backward uses the slope 1/6 rounded to float32, whatever the dtype
+    ramp = input * _SIXTH + mx.stop_gradient(input / 6 - input * _SIXTH) + 0.5
+    out = mx.where(inside, ramp, mx.where(input >= 3, 1.0, 0.0).astype(input.dtype))
     return _rebind(input, out) if inplace else out
 
 

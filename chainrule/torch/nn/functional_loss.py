@@ -796,6 +796,17 @@ def gaussian_nll_loss(
     return reduce_loss(loss, reduction, "gaussian_nll_loss")
 
 
+def _logsumexp0(x: array) -> array:
+    """``logsumexp`` over axis 0 that is ``-inf`` with a zero (not NaN) gradient where every
+    term is ``-inf`` (unreachable CTC states)."""
+    m = mx.stop_gradient(mx.max(x, axis=0))
+    m = mx.where(mx.isfinite(m), m, mx.zeros_like(m))
+    total = mx.sum(mx.exp(x - m), axis=0)
+    ok = total > 0
+    safe = mx.where(ok, total, mx.ones_like(total))
+    return mx.where(ok, mx.log(safe) + m, mx.full(total.shape, -math.inf, dtype=total.dtype))
+
+
 def ctc_loss(
     log_probs: array,
     targets: array,
@@ -860,9 +871,9 @@ def ctc_loss(
             a1 = mx.concatenate([fill, alpha[:-1]]) if s > 1 else fill
             a2 = mx.concatenate([fill2, alpha[:-2]]) if s > 2 else mx.full((s,), neg_inf, lp.dtype)
             a2 = mx.where(skip_mask, a2, mx.full((s,), neg_inf, dtype=lp.dtype))
-            alpha = mx.logsumexp(mx.stack([alpha, a1, a2]), axis=0) + emit[t]
+            alpha = _logsumexp0(mx.stack([alpha, a1, a2])) + emit[t]
         tail = alpha[-2:] if s > 1 else alpha[-1:]
-        losses.append(-mx.logsumexp(tail, axis=0))
+        losses.append(-_logsumexp0(tail))
     loss = mx.stack(losses)
     if zero_infinity:
         loss = mx.where(mx.isinf(loss), mx.zeros_like(loss), loss)

@@ -18,7 +18,7 @@ import chainrule.core as mx
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 
-from .functional_pool import ntuple
+from .functional_pool import const, ntuple
 
 __all__ = [
     "alpha_dropout",
@@ -667,7 +667,7 @@ def embedding(
         scale = freq if scale is None else scale * freq
     if scale is None:
         return rows
-    s = mx.array(scale[..., None]).astype(rows.dtype)
+    s = const(scale[..., None], rows)
     # value unchanged, gradient scaled: rows * s + stop_gradient(rows * (1 - s))
     return rows * s + mx.stop_gradient(rows - rows * s)
 

@@ -17,6 +17,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core.array import array
+from chainrule.core.extend import from_value
 
 __all__ = [
     "adaptive_avg_pool1d",
@@ -48,6 +49,11 @@ __all__ = [
     "max_unpool2d",
     "max_unpool3d",
 ]
+
+
+def const(values: np.ndarray, like: array) -> array:
+    """``values`` as a constant array of ``like``'s dtype (float64 stays float64)."""
+    return from_value(np.asarray(values, dtype=like._data.dtype))
 
 
 def ntuple(value: Any, n: int, name: str, who: str) -> tuple:
@@ -226,7 +232,7 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
         y = total / divisor
     else:
         div = _avg_divisor(x.shape[2:], k, s, p, out, count_include_pad)
-        y = total / mx.array(div.astype(np.float64)).astype(x.dtype)
+        y = total / const(div, x)
     return _unbatch(y, added)
 
 
@@ -341,7 +347,7 @@ def _bounds(size: int, out: int) -> list[tuple[int, int]]:
 
 def along_axis(x: array, matrix: np.ndarray, axis: int) -> array:
     """Apply ``matrix`` (``(out, in)``) to ``x`` along ``axis``."""
-    m = mx.array(matrix).astype(x.dtype)
+    m = const(matrix, x)
     y = mx.matmul(mx.moveaxis(x, axis, -1), mx.transpose(m))
     return mx.moveaxis(y, -1, axis)
 

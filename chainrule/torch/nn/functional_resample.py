@@ -18,7 +18,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core.array import array
 
-from .functional_pool import along_axis, batched, ntuple, windows
+from .functional_pool import along_axis, batched, const, ntuple, windows
 
 __all__ = [
     "affine_grid",
@@ -111,8 +111,8 @@ def pad(
     for axis, (lo, hi) in enumerate(width):
         if mode == "reflect" and (lo >= input.shape[axis] or hi >= input.shape[axis]):
             raise ValueError(
-                f"pad: padding ({lo}, {hi}) should be less than the dimension {axis} of size "
-                f"{input.shape[axis]} of the input {tuple(input.shape)} (mode 'reflect')"
+                f"pad: reflect padding ({lo}, {hi}) should be less than the dimension {axis} of "
+                f"size {input.shape[axis]} of the input {tuple(input.shape)}"
             )
     return mx.pad(input, width, mode="reflect" if mode == "reflect" else "edge")
 
@@ -474,7 +474,7 @@ def affine_grid(theta: array, size: Sequence[int], align_corners: bool | None = 
     mesh = np.meshgrid(*axes, indexing="ij")
     coords = [mesh[-1], mesh[-2]] + ([mesh[0]] if nd == 3 else [])  # x, y, z
     base = np.stack(coords + [np.ones_like(mesh[0])], axis=-1).reshape(-1, nd + 1)
-    b = mx.array(base).astype(theta.dtype)
+    b = const(base, theta)
     grid = mx.matmul(b, mx.swapaxes(theta, 1, 2))  # (N, P, nd)
     return mx.reshape(grid, (size[0], *spatial, nd))
 

@@ -39,33 +39,25 @@ def _vjp(nd, wrt, fixed, shape, grad_output, stride, padding, dilation, groups):
 
 def _make(nd: int, wrt: str):
     def fn(
-        input_or_weight_size: Sequence[int] | array,
-        weight_or_input: array,
+        first: Sequence[int] | array,
+        second: Sequence[int] | array,
         grad_output: array,
         stride: Any = 1,
         padding: Any = 0,
         dilation: Any = 1,
         groups: int = 1,
     ) -> array:
-        return _vjp(
-            nd,
-            wrt,
-            weight_or_input,
-            input_or_weight_size,
-            grad_output,
-            stride,
-            padding,
-            dilation,
-            groups,
-        )
+        # conv*_input(input_size, weight, ...) and conv*_weight(input, weight_size, ...)
+        shape, fixed = (first, second) if wrt == "input" else (second, first)
+        return _vjp(nd, wrt, fixed, shape, grad_output, stride, padding, dilation, groups)
 
     name = f"conv{nd}d_{wrt}"
     other = "weight" if wrt == "input" else "input"
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = (
         f"Gradient of ``conv{nd}d`` with respect to its {wrt}.\n\n    Args:\n"
-        f"        input_or_weight_size: the {wrt}'s shape.\n"
-        f"        weight_or_input: the {other}.\n"
+        f"        first: the input's shape (or the input, for the weight's gradient).\n"
+        f"        second: the weight (or the weight's shape); the {other} is given.\n"
         "        grad_output: the output's cotangent.\n        stride: as in the convolution.\n"
         "        padding: as in the convolution.\n        dilation: as in the convolution.\n"
         f"        groups: as in the convolution.\n\n    Returns:\n        The {wrt}'s gradient."
