@@ -137,6 +137,13 @@ class ParameterTree(dict):
     def __iter__(self):
         return iter(pytree.leaves(self))  # walks .values(), not this __iter__
 
+    def __next__(self) -> array:
+        # PyTorch's parameters() is a generator: next(model.parameters()) is its first array
+        it = self.__dict__.get("_cursor")
+        if it is None:
+            it = self._cursor = iter(self)
+        return next(it)
+
 
 def _subclass_door(call: Callable) -> Callable:
     """A layer's ``__call__`` that hands its code plain arrays and gives its results the class
@@ -274,6 +281,10 @@ class Module(dict):
     def __delattr__(self, key: str) -> None:
         if key in self:
             del self[key]
+            if key in self._buffers:  # PyTorch: deleting a buffer unregisters it
+                self._buffers.discard(key)
+                self._non_persistent.discard(key)
+                self._no_grad.discard(key)
         else:
             object.__delattr__(self, key)
 
@@ -969,6 +980,25 @@ class Module(dict):
     def half(self) -> Module:
         """Cast floating parameters to float16 in place (PyTorch)."""
         return self._cast_in_place(_dt.float16)
+
+    def bfloat16(self) -> Module:
+        """Cast floating parameters to bfloat16 in place (PyTorch)."""
+        return self._cast_in_place(_dt.bfloat16)
+
+    def cpu(self) -> Module:
+        """The module itself: the CPU is the only device (PyTorch)."""
+        return self
+
+    def register_full_backward_pre_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> module_state.RemovableHandle:
+        """Run ``hook(module, grad_output)`` when the gradients with respect to the module's
+        outputs are known; a non-``None`` result replaces ``grad_output`` (PyTorch).
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook.
+        """
+        return module_state.add_hook(self, "_backward_pre_hooks", hook, prepend, False)
 
     # -- weights files ---------------------------------------------------------------------------
     def save_weights(self, file: str | os.PathLike) -> None:

@@ -97,13 +97,19 @@ def wrap_outputs(module: Any, out: Any, state: dict) -> Any:
     def noter(i: int):
         def on_cotangent(g: array) -> array:
             got[i] = g
-            if len(got) == len(which):
-                state["grad_output"] = tuple(got.get(j) for j in range(len(outs)))
-                got.clear()
-                if not state["positions"]:
-                    warnings.warn(_NO_INPUT_GRAD, stacklevel=2)
-                    _run_hooks(module, (None,) * state["n_args"], state["grad_output"])
-            return g
+            if len(got) < len(which):
+                return g
+            grad_output = tuple(got.get(j) for j in range(len(outs)))
+            got.clear()
+            for hook in list(module.__dict__.get("_backward_pre_hooks", {}).values()):
+                res = hook(module, grad_output)
+                if res is not None:
+                    grad_output = tuple(res) if isinstance(res, (tuple, list)) else (res,)
+            state["grad_output"] = grad_output
+            if not state["positions"] and module.__dict__.get("_backward_hooks"):
+                warnings.warn(_NO_INPUT_GRAD, stacklevel=2)
+                _run_hooks(module, (None,) * state["n_args"], grad_output)
+            return grad_output[i]
 
         return on_cotangent
 

@@ -409,3 +409,26 @@ def test_tensor_attributes_become_trainable_parameters():
     m.bias = ct.tensor([1.0, 2.0])
     m(ct.ones(1, 2)).sum().backward()
     np.testing.assert_array_equal(m.bias.grad.numpy(), [1.0, 1.0])
+
+
+def test_backward_pre_hook_and_small_pytorch_habits():
+    torch_ref = _ref()
+    ours, ref = nn.Linear(3, 2), torch_ref.nn.Linear(3, 2)
+    ours.load_state_dict({k: v.detach().numpy() for k, v in ref.state_dict().items()})
+    ours.register_full_backward_pre_hook(lambda m, go: (go[0] * 3,))
+    ref.register_full_backward_pre_hook(lambda m, go: (go[0] * 3,))
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    xo, xt = ct.tensor(x, requires_grad=True), torch_ref.tensor(x, requires_grad=True)
+    ours(xo).sum().backward()
+    ref(xt).sum().backward()
+    np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.weight.grad.numpy(), ref.weight.grad.numpy(), rtol=1e-6)
+    # next(model.parameters()) as PyTorch code writes it
+    assert next(ours.parameters()) is ours.weight
+    assert ours.cpu() is ours and ours.bfloat16().weight.dtype == mx.bfloat16
+    m = nn.Module()
+    m.register_buffer("b", mx.zeros(1))
+    del m.b
+    m.b = mx.zeros(1)  # a plain parameter again, as in PyTorch
+    assert _names(m.named_parameters()) == ["b"] and _names(m.named_buffers()) == []
+    assert m.b.requires_grad
