@@ -169,3 +169,49 @@ def test_clip_grad_norm_matches_mlx(max_norm: float) -> None:
     np.testing.assert_allclose(np.array(nc), np.array(nm), rtol=1e-6)
     for k, v in flat(gm, mlx_utils).items():
         np.testing.assert_allclose(flat(gc)[k], v, rtol=1e-6, atol=1e-7)
+
+
+# bfloat16: chainrule's optimizers compute on raw NumPy values, where a bfloat16 array times a
+# Python float gives float32, so the state (and some parameters) turn float32; MLX keeps
+# bfloat16. chainrule/optimizers/* belongs to another part of the project: reported there.
+_BF16_STATE = pytest.mark.xfail(
+    strict=True,
+    reason="optimizer state of bfloat16 parameters becomes float32 (MLX keeps bfloat16): "
+    "chainrule/optimizers/optimizers.py computes on raw NumPy bfloat16 values",
+)
+HALF_PARAMS = [
+    pytest.param(name, make, dtype, id=f"{name}-{dtype}", marks=(
+        _BF16_STATE if dtype == "bfloat16" and name not in ("SGD", "Adagrad") else ()
+    ))
+    for dtype in ("float16", "bfloat16")
+    for name, make in OPTIMIZERS
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name,make,dtype", HALF_PARAMS)
+def test_optimizer_half_precision_matches_mlx(name: str, make: Callable, dtype: str) -> None:
+    """Half-precision parameters and gradients: after three steps the parameters and state
+    have MLX's dtypes, and values within half precision."""
+
+    def run(lib: Any, opt_mod: Any, utils: Any) -> tuple:
+        half = getattr(lib, dtype)
+        params = utils.tree_map(lambda a: lib.array(a).astype(half), _tree(0))
+        opt = make(opt_mod)
+        for step in range(3):
+            grads = utils.tree_map(lambda a: lib.array(a).astype(half), _tree(100 + step))
+            params = opt.apply_gradients(grads, params)
+        p = {k: v for k, v in utils.tree_flatten(params)}
+        s = {k: v for k, v in utils.tree_flatten(opt.state)}
+        return p, s
+
+    pm, sm = run(mlx_core, mlx_opt, mlx_utils)
+    pc, sc = run(cx, copt, cutils)
+    assert sorted(pc) == sorted(pm) and sorted(sc) == sorted(sm)
+    for got, want in ((pc, pm), (sc, sm)):
+        for k in want:
+            w, g = want[k], got[k]
+            assert str(g.dtype).split(".")[-1] == str(w.dtype).split(".")[-1], (k, g.dtype, w.dtype)
+            wv, gv = np.array(w.astype(mlx_core.float32)), np.array(g.astype(cx.float32))
+            np.testing.assert_allclose(
+                gv, wv, rtol=0.05, atol=0.02 * max(1.0, float(np.abs(wv).max())), err_msg=k
+            )
