@@ -17,8 +17,17 @@ import platform
 import threading
 
 from . import memory
+from .backend import xp
+
+_F32 = xp.dtype(xp.float32)
 
 __all__ = [
+    "DeviceUnavailableError",
+    "TORCH_DEVICE_TYPES",
+    "TORCH_DEFAULT",
+    "set_torch_default_device",
+    "AUTOCAST",
+    "autocast_arrays",
     "DeviceType",
     "Device",
     "cpu",
@@ -42,6 +51,37 @@ __all__ = [
     "metal",
     "cuda",
 ]
+
+
+class DeviceUnavailableError(RuntimeError, ValueError, AssertionError):
+    """A device that exists in PyTorch's or MLX's vocabulary but not here (``cuda``, ``mps``,
+    the GPU): PyTorch raises ``RuntimeError`` (``AssertionError`` for CUDA on a CPU-only
+    build), MLX ``ValueError``; this is all three."""
+
+
+TORCH_DEVICE_TYPES = (
+    "cpu",
+    "cuda",
+    "ipu",
+    "xpu",
+    "mkldnn",
+    "opengl",
+    "opencl",
+    "ideep",
+    "hip",
+    "ve",
+    "fpga",
+    "maia",
+    "xla",
+    "lazy",
+    "vulkan",
+    "mps",
+    "meta",
+    "hpu",
+    "mtia",
+    "privateuseone",
+)
+"""The device types ``torch.device`` accepts (PyTorch's list); only ``cpu`` holds arrays."""
 
 
 class DeviceType:
@@ -161,6 +201,57 @@ def set_default_device(device: Device) -> None:
     if not is_available(device):
         raise _no_gpu("set_default_device")
     _DEFAULT[0] = device
+
+
+TORCH_DEFAULT: list = [None]
+"""PyTorch's default device (``torch.set_default_device``): ``None`` or a CPU ``device``."""
+
+
+def set_torch_default_device(dev) -> None:
+    """``torch.set_default_device``: ``None`` or the CPU; any other device is refused.
+
+    Raises:
+        DeviceUnavailableError: for a device other than the CPU (``cuda``, ``mps``...).
+        RuntimeError: for a device name PyTorch does not know.
+    """
+    from .tensor_functions import check_device, device
+
+    if dev is None:
+        TORCH_DEFAULT[0] = None
+        return
+    d = dev if isinstance(dev, device) else device(dev)
+    check_device(d, "set_default_device")
+    TORCH_DEFAULT[0] = d
+
+
+class _Autocast(threading.local):
+    """PyTorch's CPU autocast state, per thread: the dtype matmul-like operations compute in
+    (``None`` when off). Set by ``chainrule.torch.amp.autocast``."""
+
+    def __init__(self) -> None:
+        self.dtype = None  # a chainrule Dtype, or None
+
+
+AUTOCAST = _Autocast()
+
+
+def autocast_arrays(*xs):
+    """``xs`` with each float32 array cast to the autocast dtype (float64 and integer arrays
+    pass through, as in PyTorch's CPU autocast); the cast is recorded, so gradients flow back
+    in float32. Operations that autocast (matmul, linear, convolutions) call this first when
+    ``AUTOCAST.dtype`` is set; it costs one attribute read when autocast is off."""
+    dtype = AUTOCAST.dtype
+    if dtype is None:
+        return xs
+    from . import ops
+    from .array import array
+
+    out = []
+    for x in xs:
+        if isinstance(x, array) and x._data.dtype == _F32:
+            x = ops.astype(x, dtype)
+        out.append(x)
+    return tuple(out)
 
 
 # -- streams -----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import chainrule.core as mx
 
 from . import dtypes as _dt
 from .array import _from_value, _Size, array
-from .devices import Device
+from .devices import TORCH_DEVICE_TYPES, Device, DeviceUnavailableError
 
 _I64 = np.dtype(np.int64)
 
@@ -45,20 +45,47 @@ class device:
         index: the device index, if not given in ``type``.
     """
 
-    __slots__ = ("type", "index")
+    __slots__ = ("type", "index", "_saved")
 
     def __init__(self, type: str | device = "cpu", index: int | None = None) -> None:
         if isinstance(type, device):
             type, index = type.type, type.index if index is None else index
+        if isinstance(type, builtins.int) and not isinstance(type, builtins.bool):
+            raise DeviceUnavailableError(
+                f"device: device({type}) names accelerator {type}; none is available (chainrule "
+                "computes on the CPU through NumPy)"
+            )
         if not isinstance(type, str):
             raise TypeError(f"device: expected a string such as 'cpu', got {type!r}")
-        name, _, idx = type.partition(":")
-        if idx:
+        name, colon, idx = type.partition(":")
+        if name not in TORCH_DEVICE_TYPES:
+            raise RuntimeError(
+                f"device: Expected one of {', '.join(TORCH_DEVICE_TYPES)} device type at start "
+                f"of device string: {type}"
+            )
+        if colon:
+            if not idx.isdigit():
+                raise RuntimeError(f"device: Invalid device string: {type!r}")
             if index is not None:
                 raise ValueError(f"device: index given twice in {type!r} and index={index}")
-            index = int(idx)
+            index = builtins.int(idx)
+        if index is not None and index < 0:
+            raise RuntimeError(f"device: Device index must not be negative, got {index}")
         self.type = name
         self.index = index
+
+    def __enter__(self) -> device:
+        """``with torch.device("cpu"):`` makes it the default device inside."""
+        from chainrule.core import devices as _devices
+
+        self._saved = _devices.TORCH_DEFAULT[0]
+        _devices.set_torch_default_device(self)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from chainrule.core import devices as _devices
+
+        _devices.TORCH_DEFAULT[0] = self._saved
 
     def __repr__(self) -> str:
         extra = "" if self.index is None else f", index={self.index}"
@@ -104,13 +131,14 @@ def check_device(dev: Any, who: str) -> None:
         who: the calling function's name, for the message.
 
     Raises:
-        ValueError: for a device other than the CPU.
+        DeviceUnavailableError: (a ``RuntimeError`` and ``ValueError``) for a device other than
+            the CPU; ``RuntimeError`` for a device name PyTorch does not know.
     """
     if dev is None:
         return
     name = dev.type if isinstance(dev, Device) else device(dev).type
     if name != "cpu":
-        raise ValueError(
+        raise DeviceUnavailableError(
             f"{who}: device {str(dev)!r} is not available; chainrule computes on the CPU "
             "through NumPy (torch.cuda.is_available() is False), use device='cpu'"
         )

@@ -30,11 +30,14 @@ from ._creation import (
     from_numpy,
     full,
     full_like,
+    get_default_device,
     get_default_dtype,
     is_tensor,
     linspace,
     ones,
     ones_like,
+    set_default_device,
+    set_default_dtype,
     tensor,
     zeros,
     zeros_like,
@@ -91,6 +94,7 @@ from ._shapes import (
     unsqueeze,
 )
 from ._tensor_class import Tensor
+from .amp import autocast, get_autocast_dtype, is_autocast_enabled
 from .serialization import load, save
 
 # Autograd switches: the engine's own.

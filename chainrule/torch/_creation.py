@@ -21,6 +21,24 @@ from chainrule.core.tensor_functions import check_device, to_np_dtype
 
 array = mx.array
 _F32 = np.dtype(np.float32)
+_DEFAULT_FLOAT = [_F32]  # torch.set_default_dtype's choice
+
+
+def _float() -> np.dtype:
+    """The default floating dtype (``torch.get_default_dtype``), as a NumPy dtype."""
+    return _DEFAULT_FLOAT[0]
+
+
+def _complex(who: str = "tensor") -> np.dtype:
+    """The complex dtype paired with the default floating dtype (PyTorch's)."""
+    d = _DEFAULT_FLOAT[0]
+    if d == np.float64:
+        return np.dtype(np.complex128)
+    if d == np.float32 or d == np.float16:
+        return np.dtype(np.complex64)  # PyTorch's complex32 has no NumPy counterpart
+    raise RuntimeError(f"{who}: invalid default scalar type for complex (default dtype {d})")
+
+
 _I64 = np.dtype(np.int64)
 
 
@@ -60,11 +78,11 @@ def _infer(data: Any) -> np.ndarray:
     value = np.asarray(_plain(data))
     kind = value.dtype.kind
     if kind == "f" and value.dtype == np.float64:
-        return value.astype(np.float32)
+        return value.astype(_float())
     if kind in "iu":
         return value.astype(np.int64)
     if kind == "c":
-        return value.astype(np.complex64)
+        return value.astype(_complex())
     if kind in "bf":
         return value
     raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} {data!r:.80}")
@@ -156,7 +174,7 @@ def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     Returns:
         A new array.
     """
-    return _filled(0, size, dtype, _F32, requires_grad, device, "zeros")
+    return _filled(0, size, dtype, _float(), requires_grad, device, "zeros")
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> array:
@@ -171,7 +189,7 @@ def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool 
     Returns:
         A new array.
     """
-    return _filled(1, size, dtype, _F32, requires_grad, device, "ones")
+    return _filled(1, size, dtype, _float(), requires_grad, device, "ones")
 
 
 def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> array:
@@ -186,7 +204,7 @@ def empty(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     Returns:
         A new array.
     """
-    return _filled(0, size, dtype, _F32, requires_grad, device, "empty")
+    return _filled(0, size, dtype, _float(), requires_grad, device, "empty")
 
 
 def _scalar_dtype(value: Any):
@@ -195,9 +213,9 @@ def _scalar_dtype(value: Any):
     if isinstance(value, builtins.int):
         return _I64
     if isinstance(value, builtins.float):
-        return _F32
+        return _float()
     if isinstance(value, complex):
-        return np.dtype(np.complex64)
+        return _complex("full")
     return np.asarray(_plain(value)).dtype
 
 
@@ -293,7 +311,7 @@ def arange(
     if vals[2] == 0:
         raise ValueError("arange: step must be nonzero")
     floaty = builtins.any(isinstance(v, (builtins.float, np.floating)) for v in vals)
-    d = to_np_dtype(dtype, _F32 if floaty else _I64)
+    d = to_np_dtype(dtype, _float() if floaty else _I64)
     out = from_value(np.arange(*vals, dtype=np.float64 if d.kind == "f" else d).astype(d))
     return _finish(out, requires_grad, device, "arange")
 
@@ -322,7 +340,7 @@ def linspace(
     """
     if int(steps) < 0:
         raise ValueError(f"linspace: steps must be >= 0, got {steps}")
-    d = to_np_dtype(dtype, _F32)
+    d = to_np_dtype(dtype, _float())
     out = from_value(np.linspace(float(start), float(end), int(steps)).astype(d))
     return _finish(out, requires_grad, device, "linspace")
 
@@ -347,7 +365,9 @@ def eye(
     Returns:
         A new 2-D array.
     """
-    out = from_value(np.eye(int(n), None if m is None else int(m), dtype=to_np_dtype(dtype, _F32)))
+    out = from_value(
+        np.eye(int(n), None if m is None else int(m), dtype=to_np_dtype(dtype, _float()))
+    )
     return _finish(out, requires_grad, device, "eye")
 
 
@@ -393,5 +413,45 @@ def is_tensor(obj: Any) -> builtins.bool:
 
 
 def get_default_dtype() -> mx.Dtype:
-    """The dtype of new floating arrays: float32."""
-    return mx.float32
+    """The dtype of new floating tensors made from Python data or without a dtype (float32
+    unless ``set_default_dtype`` chose another)."""
+    return _dt.from_np(_DEFAULT_FLOAT[0])
+
+
+def set_default_dtype(d: Any) -> None:
+    """Choose the dtype of new floating tensors (PyTorch's ``torch.set_default_dtype``):
+    ``torch.tensor([1.0])``, ``zeros``, ``ones``, ``empty``, ``full`` of a float, ``arange``
+    of floats, ``linspace``, ``eye`` (and complex data: complex128 under float64).
+
+    Args:
+        d: ``torch.float32``, ``torch.float64``, ``torch.float16`` or ``torch.bfloat16``.
+
+    Raises:
+        TypeError: for a dtype that is not floating point.
+    """
+    try:
+        np_d = to_np_dtype(d)
+    except (TypeError, ValueError, KeyError):
+        np_d = None
+    if np_d is None or _dt.kind(np_d) != "f":
+        raise TypeError(
+            f"set_default_dtype: only floating-point types are supported as the default type, "
+            f"got {d!r}"
+        )
+    _DEFAULT_FLOAT[0] = np.dtype(np_d)
+
+
+def get_default_device() -> Any:
+    """The default device of new tensors: ``device(type='cpu')``."""
+    from chainrule.core import devices as _devices
+    from chainrule.core.tensor_functions import CPU
+
+    return _devices.TORCH_DEFAULT[0] or CPU
+
+
+def set_default_device(device: Any) -> None:
+    """``torch.set_default_device``: ``None`` or ``"cpu"``; other devices are refused at once
+    (a ``RuntimeError``/``ValueError`` naming the device), as none is available here."""
+    from chainrule.core import devices as _devices
+
+    _devices.set_torch_default_device(device)
