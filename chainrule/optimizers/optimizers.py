@@ -515,6 +515,16 @@ class Adagrad(_Standard):
     _torch_lr = 1e-2
     _torch_names = {"v": "sum"}
 
+    def __init__(self, params_or_learning_rate: Any = _MISSING, /, *args: Any, **kwargs: Any):
+        super().__init__(params_or_learning_rate, *args, **kwargs)
+        if self._torch:  # PyTorch's Adagrad makes every parameter's state at once
+            for group in self.param_groups:
+                self._group = group
+                for p in group["params"]:
+                    state = self._param_state[p]
+                    state["step"] = 0
+                    self.init_single(p, state)
+
     def _check_hyper(self, hp: dict) -> None:
         who = type(self).__name__
         if self._torch:
@@ -731,6 +741,7 @@ class Adafactor(_Standard):
         "eps": (None, 1e-3),
         "d": 1.0,
         "weight_decay": 0.0,
+        "foreach": None,
         "maximize": False,
     }
     _mlx_lr = None

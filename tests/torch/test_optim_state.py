@@ -124,6 +124,27 @@ def test_our_state_loads_in_torch_and_training_continues_alike(tmp_path, name, k
             np.testing.assert_allclose(a, r, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.parametrize("name", ["Adagrad", "Adafactor", "Muon"])
+def test_state_and_groups_of_other_optimizers(name):
+    torch_ref = pytest.importorskip("torch")
+    w_ref = torch_ref.tensor(W0, requires_grad=True)
+    w = torch.tensor(W0, requires_grad=True)
+    o_ref, o = getattr(torch_ref.optim, name)([w_ref]), getattr(torch.optim, name)([w])
+    # PyTorch's Adagrad makes its state in the constructor, the others at the first step
+    assert sorted(o.state_dict()["state"]) == sorted(o_ref.state_dict()["state"])
+    for _ in range(2):
+        for opt, p in ((o_ref, w_ref), (o, w)):
+            opt.zero_grad()
+            (p * p).sum().backward()
+            opt.step()
+    theirs, ours = o_ref.state_dict(), o.state_dict()
+    assert set(theirs["state"][0]) <= set(ours["state"][0]) <= set(theirs["state"][0]) | {"step"}
+    for key, ref in theirs["state"][0].items():
+        assert tuple(ours["state"][0][key].shape) == tuple(ref.shape), key
+    g, ref = ours["param_groups"][0], theirs["param_groups"][0]
+    assert {k: _norm(v) for k, v in g.items()} == {k: _norm(v) for k, v in ref.items()}
+
+
 def test_plain_sgd_state_from_torch_is_empty_and_loads():
     torch_ref = pytest.importorskip("torch")
     p_ref, o_ref = _make(torch_ref, "SGD", {"lr": 0.1})
