@@ -885,6 +885,12 @@ class _Writer:
             self.glob("torch", "Size")
             self.container(tuple(int(d) for d in obj), depth)
             self.w(b"\x85R")
+        elif isinstance(obj, dict) and callable(getattr(obj, "state_dict", None)):
+            raise TypeError(
+                f"torch.save: cannot save the module {type(obj).__name__} itself (PyTorch would "
+                "pickle its class, which torch.load(weights_only=True) refuses); save "
+                "model.state_dict() and load it with model.load_state_dict(torch.load(path))"
+            )
         elif isinstance(obj, (list, tuple, dict, set, frozenset)):
             self.container(obj, depth)
         elif type(obj).__name__ == "device" and hasattr(obj, "type"):
@@ -903,7 +909,7 @@ class _Writer:
             raise ValueError("torch.save: the object contains itself (a reference cycle)")
         self.active.add(id(obj))
         try:
-            if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
+            if isinstance(obj, tuple):  # a namedtuple too, as a plain tuple
                 if not obj:
                     self.w(b")")
                     return

@@ -156,6 +156,8 @@ def test_save_refuses_what_the_format_cannot_hold(tmp_path):
         torch.save({"a": np.ones(2)}, io.BytesIO())
     with pytest.raises(TypeError, match="cannot save a builtins.function"):
         torch.save([lambda: 0], io.BytesIO())
+    with pytest.raises(TypeError, match=r"module Linear itself.*state_dict\(\)"):
+        torch.save(torch.nn.Linear(2, 3), io.BytesIO())
     cycle: list = []
     cycle.append(cycle)
     with pytest.raises(ValueError, match="contains itself"):
