@@ -432,3 +432,25 @@ def test_backward_pre_hook_and_small_pytorch_habits():
     m.b = mx.zeros(1)  # a plain parameter again, as in PyTorch
     assert _names(m.named_parameters()) == ["b"] and _names(m.named_buffers()) == []
     assert m.b.requires_grad
+
+
+def test_torch_module_mixes_with_abc():
+    import abc
+
+    class Base(nn.Module, abc.ABC):
+        @abc.abstractmethod
+        def forward(self, x): ...
+
+    class Impl(Base):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(x)
+
+    with pytest.raises(TypeError, match="abstract"):
+        Base()
+    m = Impl()
+    assert m(ct.ones(1, 2)).shape == (1, 2) and isinstance(m, nn.Module)
+    assert list(m.state_dict()) == ["fc.weight", "fc.bias"]

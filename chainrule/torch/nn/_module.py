@@ -13,6 +13,7 @@ for every chainrule module.
 
 from __future__ import annotations
 
+from abc import ABCMeta
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -31,8 +32,9 @@ __all__ = [
 ]
 
 
-class _ModuleMeta(type):
-    """``isinstance(x, torch.nn.Module)`` is true for every chainrule module."""
+class _ModuleMeta(ABCMeta):
+    """``isinstance(x, torch.nn.Module)`` is true for every chainrule module. (An ``ABCMeta``
+    so that ``class Base(nn.Module, abc.ABC)`` works, as it does in PyTorch.)"""
 
     def __instancecheck__(cls, obj: Any) -> bool:
         if cls is Module:
@@ -61,6 +63,17 @@ class Module(cnn.Module, metaclass=_ModuleMeta):
     """Base class of PyTorch-style models: ``chainrule.nn.Module`` with PyTorch's meaning for
     the names MLX uses otherwise (``parameters()`` without buffers, ``children()`` an iterator
     of modules, ``apply(fn)`` calling ``fn`` on every module, PyTorch's ``repr``)."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Module:
+        abstract = cls.__abstractmethods__
+        if abstract:  # dict.__new__ skips object's check of abc.abstractmethod
+            names = ", ".join(sorted(abstract))
+            plural = "s" if len(abstract) > 1 else ""
+            raise TypeError(
+                f"Can't instantiate abstract class {cls.__name__} with abstract "
+                f"method{plural} {names}"
+            )
+        return super().__new__(cls, *args, **kwargs)
 
     def parameters(self, recurse: bool = True) -> ParameterTree:
         """The parameters, buffers excluded (PyTorch), as a tree that iterates its arrays.
