@@ -10,6 +10,14 @@ Typical use::
 """
 
 from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split
+from .iterable import (
+    ChainDataset,
+    DistributedSampler,
+    IterableDataset,
+    StackDataset,
+    WeightedRandomSampler,
+    default_convert,
+)
 from .loader import (
     BatchSampler,
     DataLoader,
@@ -37,7 +45,13 @@ from .sql import from_sql
 __all__ = [
     "BUILTIN_DATASETS",
     "BatchSampler",
+    "ChainDataset",
     "ConcatDataset",
+    "DistributedSampler",
+    "IterableDataset",
+    "StackDataset",
+    "WeightedRandomSampler",
+    "default_convert",
     "DataLoader",
     "Dataset",
     "RandomSampler",

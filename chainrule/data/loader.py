@@ -475,7 +475,25 @@ class DataLoader:
         worker_type: str | None = None,
         multiprocessing_context: Any = None,
     ) -> None:
-        if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
+        iterable = getattr(dataset, "_iterable_dataset", False)
+        if iterable:
+            # A stream (IterableDataset): batched in order, read in the calling thread.
+            if shuffle:
+                raise ValueError(
+                    "DataLoader with IterableDataset: expected unspecified shuffle option, but "
+                    f"got shuffle={shuffle}"
+                )
+            if sampler is not None:
+                raise ValueError(
+                    "DataLoader with IterableDataset: expected unspecified sampler option, but "
+                    f"got sampler={sampler}"
+                )
+            if num_workers:
+                raise ValueError(
+                    "DataLoader: num_workers > 0 with an IterableDataset is not supported (each "
+                    "worker would replay the whole stream); use num_workers=0"
+                )
+        elif not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
             raise TypeError(
                 f"DataLoader: dataset must define __getitem__ and __len__, "
                 f"{type(dataset).__name__} does not"
@@ -530,7 +548,7 @@ class DataLoader:
         self._rng = rng
         self._epochs = 0  # epochs started: part of the state, it varies the workers' seeds
         self.generator = generator
-        if sampler is None:
+        if sampler is None and not iterable:
             sampler = (
                 RandomSampler(dataset, generator=rng) if shuffle else SequentialSampler(dataset)
             )
@@ -579,7 +597,7 @@ class DataLoader:
 
     # -- sizes ---------------------------------------------------------------------------------
     def __len__(self) -> int:
-        n = len(self.sampler)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         if self.batch_size is None:
             return n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
@@ -605,6 +623,8 @@ class DataLoader:
         return [order[s : s + b] for s in range(0, stop, b)]
 
     def __iter__(self) -> Iterator[Any]:
+        if self.sampler is None:  # an IterableDataset
+            return _stream_batches(self.dataset, self.batch_size, self.drop_last, self.collate_fn)
         batches = self._batches()
         epoch = self._epochs
         self._epochs += 1
@@ -659,6 +679,23 @@ class DataLoader:
             initializer=_thread_init,
             initargs=(self.dataset, n, seed, itertools.count(), self.worker_init_fn),
         )
+
+
+def _stream_batches(dataset: Any, batch_size: int | None, drop_last: bool, collate_fn: Any):
+    """Batches of a stream's samples, in order (PyTorch's loader over an IterableDataset)."""
+    collate = default_collate if collate_fn is None else collate_fn
+    if batch_size is None:
+        for sample in dataset:
+            yield _convert(sample) if collate_fn is None else collate_fn(sample)
+        return
+    batch: list = []
+    for sample in dataset:
+        batch.append(sample)
+        if len(batch) == batch_size:
+            yield collate(batch)
+            batch = []
+    if batch and not drop_last:
+        yield collate(batch)
 
 
 class _Epoch:
