@@ -489,6 +489,8 @@ class _Tracing:
             node = Node(x._data, _IDENTITY, (x._data,))
         self.targets.add(node)
         t = _from_value(x._data, node)
+        if type(x) is not array:
+            t.__class__ = type(x)  # a subclass's tracer keeps its meanings (chainrule.torch)
         self.origin[id(t)] = node
         return t
 

@@ -19,6 +19,8 @@ import chainrule.core as mx
 from chainrule.core.extend import array, from_value, xp
 from chainrule.utils import tree_flatten
 
+from ._tensor_class import tensors
+
 __all__ = [
     "grad",
     "grad_and_value",
@@ -105,7 +107,7 @@ def grad_and_value(func: Callable, argnums: int | tuple = 0, has_aux: bool = Fal
         elif not single:
             grads = tuple(grads)
         value = value.reshape(()) if value.ndim else value
-        return (grads, (value, box[0])) if has_aux else (grads, value)
+        return tensors(grads), (tensors((value, box[0])) if has_aux else tensors(value))
 
     return wrapper
 
@@ -160,8 +162,9 @@ def vjp(func: Callable, *primals: Any, has_aux: bool = False) -> tuple:
         cts = (cotangents, *more) if more else cotangents
         cts = list(cts) if isinstance(output, tuple) else [cts]
         _, grads = mx.vjp(inner, list(primals), cts)
-        return tuple(grads)
+        return tensors(tuple(grads))
 
+    output = tensors(output)
     return (output, vjp_fn, aux) if has_aux else (output, vjp_fn)
 
 
@@ -209,6 +212,7 @@ def jvp(
         res = (tuple(outs), tuple(ts))
     else:
         res = (outs[0], ts[0])
+    res = tensors(res)
     return (*res, box[0]) if has_aux else res
 
 
@@ -247,7 +251,7 @@ def vmap(
                 *args
             )
         out = mapped(*args)
-        return tuple(out) if isinstance(out, list) else out
+        return tensors(tuple(out) if isinstance(out, list) else out)
 
     return wrapper
 
@@ -304,7 +308,7 @@ def jacrev(
                 mx.stack(rows[i]).reshape(o.shape + sel[i].shape) for i in range(len(nums))
             )
             table.append(blocks[0] if single else blocks)
-        res = tuple(table) if multi else table[0]
+        res = tensors(tuple(table) if multi else table[0])
         return (res, box[0]) if has_aux else res
 
     return wrapper
@@ -351,7 +355,7 @@ def jacfwd(
                 stacked = mx.stack([t[k] for t in cols[i]], axis=-1)
                 blocks.append(stacked.reshape(o.shape + x.shape))
             table.append(blocks[0] if single else tuple(blocks))
-        res = tuple(table) if multi[0] else table[0]
+        res = tensors(tuple(table) if multi[0] else table[0])
         return (res, box[0]) if has_aux else res
 
     return wrapper

@@ -160,3 +160,16 @@ def test_functional_call_replaces_parameters_for_one_call():
     _close(run(torch, m), run(torch_ref, rm))
     with pytest.raises(ValueError, match="unexpected key"):
         torch.func.functional_call(m, {"nope": torch.ones(1)}, (torch.tensor(x),))
+
+
+def test_results_are_tensors_and_traced_tensors_keep_pytorch_meanings():
+    x = torch.ones(2, 3)
+    # inside the transform the argument is still a Tensor: transpose(0, 1) swaps two dims
+    g = torch.func.grad(lambda a: a.transpose(0, 1).sum(0)[0])(x)
+    np.testing.assert_array_equal(np.array(g), [[1, 1, 1], [0, 0, 0]])
+    assert type(g) is torch.Tensor
+    assert type(torch.func.vmap(lambda a: a * 2)(x)) is torch.Tensor
+    out, fn = torch.func.vjp(lambda a: a.exp(), x)
+    assert type(out) is torch.Tensor and type(fn(torch.ones(2, 3))[0]) is torch.Tensor
+    (h,) = torch.autograd.grad((x.requires_grad_() * 2).sum(), x)
+    assert type(h) is torch.Tensor

@@ -11,6 +11,7 @@ from chainrule.core.array import array
 from chainrule.core.autograd import backward_pass, enable_grad, no_grad, set_grad_enabled
 from chainrule.core.extend import seed_cotangent
 
+from .._tensor_class import tensors
 from . import function, functional
 from .function import Function, FunctionCtx, InplaceFunction, once_differentiable
 
@@ -110,7 +111,7 @@ def grad(
                     "the outputs; pass allow_unused=True to get None for it"
                 )
         result.append(g)
-    return tuple(result)
+    return tensors(tuple(result))
 
 
 def backward(

@@ -15,6 +15,8 @@ from typing import Any
 import chainrule.core as mx
 from chainrule.core.extend import array, from_value, xp
 
+from .._tensor_class import tensors
+
 __all__ = ["vjp", "jvp", "jacobian", "hessian", "vhp", "hvp"]
 
 
@@ -108,7 +110,7 @@ def vjp(
     vs = _check_v(v, outs, "vjp", "output")
     gs = _finish(_grad(outs, ins, vs, create_graph, xs), create_graph)
     outs = _finish(outs, create_graph)
-    return (outs if out_tuple else outs[0]), (gs if is_tuple else gs[0])
+    return tensors(((outs if out_tuple else outs[0]), (gs if is_tuple else gs[0])))
 
 
 def jvp(
@@ -148,7 +150,7 @@ def jvp(
     res = tuple(from_value(xp.zeros_like(o._data)) if r is None else r for r, o in zip(res, outs))
     res = _finish(res, create_graph)
     outs = _finish(outs, create_graph)
-    return (outs if out_tuple else outs[0]), (res if out_tuple else res[0])
+    return tensors(((outs if out_tuple else outs[0]), (res if out_tuple else res[0])))
 
 
 def jacobian(
@@ -203,8 +205,8 @@ def jacobian(
         table.append(tuple(blocks))
     if not out_tuple:
         row = table[0]
-        return row if is_tuple else row[0]
-    return tuple(row if is_tuple else row[0] for row in table)
+        return tensors(row if is_tuple else row[0])
+    return tensors(tuple(row if is_tuple else row[0] for row in table))
 
 
 def hessian(
@@ -254,7 +256,7 @@ def vhp(
     res = _grad(tuple(p[0] for p in pairs), ins, tuple(p[1] for p in pairs), create_graph, xs)
     res = _finish(res, create_graph)
     out = _finish(outs, create_graph)[0]
-    return out, (res if is_tuple else res[0])
+    return tensors((out, (res if is_tuple else res[0])))
 
 
 def hvp(

@@ -16,6 +16,7 @@ from chainrule.core.extend import array, from_value
 from . import constraints
 from .distribution import (
     Distribution,
+    _const,
     _draw,
     _finfo,
     _rng,
@@ -97,7 +98,7 @@ class Bernoulli(Distribution):
         return _bce_with_logits(self.logits, self.probs)
 
     def enumerate_support(self, expand: bool = True) -> array:
-        values = from_value(np.arange(2, dtype=np.dtype(self._param._data.dtype)))
+        values = _const(np.arange(2, dtype=np.dtype(self._param._data.dtype)))
         values = values.reshape((-1,) + (1,) * len(self._batch_shape))
         return mx.broadcast_to(values, (2,) + self._batch_shape) if expand else values
 
@@ -167,7 +168,7 @@ class Categorical(Distribution):
         cdf = np.broadcast_to(cdf, shape + (self._num_events,))
         u = _rng().random(shape + (1,)) * cdf[..., -1:]
         idx = np.minimum((cdf <= u).sum(-1), self._num_events - 1)
-        return from_value(idx.astype(np.int64))
+        return _const(idx.astype(np.int64))
 
     def log_prob(self, value: Any) -> array:
         if self._validate_args:
@@ -185,7 +186,7 @@ class Categorical(Distribution):
         return -mx.sum(logits * self.probs, axis=-1)
 
     def enumerate_support(self, expand: bool = True) -> array:
-        values = from_value(np.arange(self._num_events, dtype=np.int64))
+        values = _const(np.arange(self._num_events, dtype=np.int64))
         values = values.reshape((-1,) + (1,) * len(self._batch_shape))
         return (
             mx.broadcast_to(values, (self._num_events,) + self._batch_shape) if expand else values

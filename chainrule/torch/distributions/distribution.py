@@ -67,7 +67,15 @@ def _rng() -> np.random.Generator:
 
 
 def _draw(values: np.ndarray, like: array) -> array:
-    return from_value(np.asarray(values).astype(np.dtype(like._data.dtype)))
+    """Drawn (or constant) values as a tensor of ``like``'s dtype."""
+    return _const(np.asarray(values).astype(np.dtype(like._data.dtype)))
+
+
+def _const(values: np.ndarray) -> array:
+    """A backend value as a ``chainrule.torch.Tensor`` (what PyTorch code receives)."""
+    from .._tensor_class import tensors
+
+    return tensors(from_value(values))
 
 
 def _finfo(t: array):
