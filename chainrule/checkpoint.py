@@ -569,9 +569,12 @@ def named_arrays(model: Any) -> list[tuple[str, Any]]:
     Uses MLX's ``model.parameters()`` tree; the handles are the ones the model (and any
     PyTorch-style optimizer bound to it) holds, so values can be set on them in place.
     """
+    from chainrule.nn import Module
     from chainrule.utils import tree_flatten
 
-    params = model.parameters()
+    # Module.parameters is MLX's whole tree (buffers too); torch.nn modules' own
+    # parameters() leaves the buffers out, as PyTorch's does
+    params = Module.parameters(model) if isinstance(model, Module) else model.parameters()
     if not isinstance(params, dict):  # a PyTorch-style iterator of parameters
         state = getattr(model, "state_dict", None)
         if state is None:

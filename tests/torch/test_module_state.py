@@ -454,3 +454,18 @@ def test_torch_module_mixes_with_abc():
     m = Impl()
     assert m(ct.ones(1, 2)).shape == (1, 2) and isinstance(m, nn.Module)
     assert list(m.state_dict()) == ["fc.weight", "fc.bias"]
+
+
+def test_checkpoints_keep_torch_buffers(tmp_path):
+    import chainrule
+
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    opt = ct.optim.SGD(model.parameters(), lr=0.1)
+    model(ct.randn(8, 2))
+    path = tmp_path / "run.ckpt"
+    chainrule.save_checkpoint(str(path), model, opt)
+    other = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    chainrule.load_checkpoint(str(path), other, ct.optim.SGD(other.parameters(), lr=0.1))
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(other.state_dict()[k].numpy(), v.numpy(), err_msg=k)
+    assert int(other[1].num_batches_tracked.item()) == 1
