@@ -46,7 +46,9 @@ class _ConvNd(Module):
                 f"divisible by groups ({groups})"
             )
         kernel = as_tuple(kernel_size, nd, "kernel_size", who, 1)
-        scale = math.sqrt(1.0 / (in_channels * math.prod(kernel)))
+        # MLX's fan-in: one group's input channels (a transposed convolution: all of them)
+        fan_in = in_channels if self._transpose else in_channels // groups
+        scale = math.sqrt(1.0 / (fan_in * math.prod(kernel)))
         self.weight = mx.random.uniform(
             -scale, scale, (out_channels, *kernel, in_channels // groups)
         )
