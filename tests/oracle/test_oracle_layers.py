@@ -140,6 +140,12 @@ CASES: list[Case] = [
     Case("GRU", lambda nn: nn.GRU(3, 4, bias=False), _x(5, 3), tag="nobias-unbatched"),
     Case("LSTM", lambda nn: nn.LSTM(3, 4), _x(2, 5, 3)),
     Case("LSTM", lambda nn: nn.LSTM(3, 4, bias=False), _x(5, 3), tag="nobias-unbatched"),
+    Case("RNN", lambda nn: nn.RNN(3, 4), lambda: (normal(2, 5, 3), normal(2, 4, seed=1)),
+         call=lambda m, x, h: m(x, hidden=h), tag="hidden"),
+    Case("GRU", lambda nn: nn.GRU(3, 4), lambda: (normal(2, 5, 3), normal(2, 4, seed=1)),
+         call=lambda m, x, h: m(x, hidden=h), tag="hidden"),
+    Case("LSTM", lambda nn: nn.LSTM(3, 4), lambda: (normal(2, 5, 3), normal(2, 4, seed=1), normal(2, 4, seed=2)),
+         call=lambda m, x, h, c: m(x, hidden=h, cell=c), tag="hidden-cell"),
     Case("MultiHeadAttention", lambda nn: nn.MultiHeadAttention(8, 2),
          lambda: (normal(2, 4, 8), normal(2, 5, 8, seed=1), normal(2, 5, 8, seed=2), None),
          call=_mha_call),
@@ -395,3 +401,13 @@ def test_layer_half_precision_matches_mlx(case: Case, dtype: str) -> None:
         scale = max(1.0, float(np.abs(wv[finite]).max())) if finite.any() else 1.0
         gv, wv = np.where(finite, gv, 0), np.where(finite, wv, 0)
         np.testing.assert_allclose(gv, wv, rtol=0.05, atol=0.05 * scale)
+
+
+@pytest.mark.parametrize("n", [1, 4, 7])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_additive_causal_mask_matches_mlx(n: int, dtype: str) -> None:
+    """``MultiHeadAttention.create_additive_causal_mask``: same values and dtype."""
+    want = mlx_nn.MultiHeadAttention.create_additive_causal_mask(n, getattr(mlx_core, dtype))
+    got = cnn.MultiHeadAttention.create_additive_causal_mask(n, getattr(cx, dtype))
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+    np.testing.assert_array_equal(np.array(got), np.array(want))
