@@ -653,17 +653,20 @@ class array:
         """The same values, cut off from any graph."""
         return _from_value(self._data)
 
-    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False) -> None:
+    def backward(
+        self, gradient=None, retain_graph=None, create_graph: bool = False, inputs=None
+    ) -> None:
         """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires it.
 
         Args:
             gradient: the cotangent; may be omitted for an array of one element.
             retain_graph: accepted for PyTorch code; graphs are always kept.
             create_graph: record the backward pass so the gradients can be differentiated.
+            inputs: accumulate only into these tensors' ``.grad`` (PyTorch's ``inputs=``).
         """
         from .autograd import tape_backward
 
-        tape_backward(self, gradient, create_graph)
+        tape_backward(self, gradient, create_graph, inputs)
 
     def _set_value(self, data, node=None) -> None:
         """Point the handle at a new value (optimizers, ``a[i] = v``).

@@ -417,8 +417,10 @@ def _seed(out: array, cotangent, who: str) -> array:
     return c
 
 
-def tape_backward(out: array, gradient=None, create_graph: bool = False) -> None:
-    """``out.backward()``: add the cotangent of every ``requires_grad`` leaf into its ``.grad``."""
+def tape_backward(out: array, gradient=None, create_graph: bool = False, inputs=None) -> None:
+    """``out.backward()``: add the cotangent of every ``requires_grad`` leaf into its ``.grad``
+    (only of ``inputs`` when given: leaves, or computed arrays, which then retain their grad as
+    PyTorch's ``backward(inputs=...)`` does)."""
     node = out._node
     if node is None:
         raise RuntimeError(
@@ -426,6 +428,9 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False) -> None
             "parameters) before computing it, and do not compute it under no_grad()."
         )
     seed = _seed(out, gradient, "backward")
+    if inputs is not None:
+        _backward_to(node, seed, inputs, create_graph)
+        return
     found = backward_pass(node, seed, None, create_graph or STATE.depth > 0)
     for leaf, g in found.values():
         owner = leaf.owner()
@@ -434,6 +439,30 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False) -> None
         if not create_graph:
             g = _from_value(g._data)
         owner._grad = g if owner._grad is None else owner._grad + g
+
+
+def _backward_to(node: Node, seed: array, inputs, create_graph: bool) -> None:
+    """``backward(inputs=...)``: accumulate into the ``.grad`` of ``inputs`` only."""
+    ins = [inputs] if isinstance(inputs, array) else list(inputs)
+    if not ins:
+        raise RuntimeError("backward: `inputs` argument to `backward()` cannot be empty.")
+    for i, x in enumerate(ins):
+        if not isinstance(x, array):
+            raise TypeError(f"backward: inputs[{i}] must be a tensor, not {type(x).__name__}")
+        if x._node is None:
+            raise RuntimeError(
+                f"backward: inputs[{i}] (shape {x.shape}) does not require grad: can't "
+                "retain_grad on Tensor that has requires_grad=False"
+            )
+        if x._node.prim is not None:
+            retain_grad(x)  # the retain hook stores its gradient during the pass
+    found = backward_pass(node, seed, {x._node for x in ins}, create_graph or STATE.depth > 0)
+    for x in ins:
+        hit = found.get(id(x._node))
+        if hit is None or x._node.prim is not None:
+            continue
+        g = hit[1] if create_graph else _from_value(hit[1]._data)
+        x._grad = g if x._grad is None else x._grad + g
 
 
 # -- grad and friends --------------------------------------------------------------------------

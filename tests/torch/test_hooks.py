@@ -165,3 +165,28 @@ def test_mlx_grad_runs_hooks_on_intermediates():
     g = mx.grad(f)(mx.array([1.0, 3.0]))
     np.testing.assert_allclose(np.array(g), [4.0, 12.0])
     np.testing.assert_allclose(seen[0], [1.0, 1.0])
+
+
+def test_backward_inputs_accumulates_only_into_them():
+    torch_ref = pytest.importorskip("torch")
+    out = []
+    for lib in (torch, torch_ref):
+        x = lib.tensor(V, requires_grad=True)
+        w = lib.tensor(V[::-1].copy(), requires_grad=True)
+        z = lib.ones(3, requires_grad=True)
+        h = x * w
+        y = (h * h).sum()
+        y.backward(inputs=[x], retain_graph=True)
+        assert w.grad is None
+        y.backward(inputs=[h], retain_graph=True)
+        assert h.retains_grad
+        y.backward(inputs=[z], retain_graph=True)  # unused: no error, no grad
+        assert z.grad is None
+        lib.autograd.backward([y], inputs=x)
+        out.append((x.grad, h.grad))
+        with pytest.raises(RuntimeError, match="cannot be empty"):
+            y.backward(inputs=[])
+        with pytest.raises(RuntimeError, match="requires_grad=False"):
+            y.backward(inputs=[lib.ones(3)])
+    for a, b in zip(*out):
+        _close(a, b)

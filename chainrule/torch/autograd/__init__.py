@@ -119,12 +119,15 @@ def backward(
     grad_tensors: array | Sequence[array | None] | None = None,
     retain_graph: bool | None = None,
     create_graph: bool = False,
+    grad_variables: None = None,
+    inputs: array | Sequence[array] | None = None,
 ) -> None:
-    """``torch.autograd.backward``: ``t.backward(g)`` for each tensor, summing into ``.grad``."""
+    """``torch.autograd.backward``: ``t.backward(g)`` for each tensor, summing into ``.grad``
+    (of ``inputs`` only, when given)."""
     ts = _as_list(tensors, "tensors")
     gs = [None] * len(ts) if grad_tensors is None else _as_list(grad_tensors, "grad_tensors")
     for t, g in zip(ts, gs):
-        t.backward(g, create_graph=create_graph)
+        t.backward(g, create_graph=create_graph, inputs=inputs)
 
 
 def detect_anomaly(check_nan: bool = True):
