@@ -469,3 +469,23 @@ def test_checkpoints_keep_torch_buffers(tmp_path):
     for k, v in model.state_dict().items():
         np.testing.assert_array_equal(other.state_dict()[k].numpy(), v.numpy(), err_msg=k)
     assert int(other[1].num_batches_tracked.item()) == 1
+
+
+def test_shared_modules_and_parameters_listed_once_as_pytorch():
+    torch_ref = _ref()
+
+    def build(lib):
+        shared = lib.nn.Linear(2, 2)
+        return lib.nn.Sequential(shared, lib.nn.ReLU(), shared)
+
+    ours, ref = build(ct), build(torch_ref)
+    assert _names(ours.named_modules()) == _names(ref.named_modules())
+    assert len(ours.modules()) == len(list(ref.modules()))
+    assert _names(ours.named_parameters()) == _names(ref.named_parameters())
+    assert _names(ours.named_parameters(remove_duplicate=False)) == _names(
+        ref.named_parameters(remove_duplicate=False)
+    )
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    assert _names(ours.named_modules(remove_duplicate=False)) == _names(
+        ref.named_modules(remove_duplicate=False)
+    )

@@ -86,6 +86,10 @@ class Module(cnn.Module, metaclass=_ModuleMeta):
             tree = {k: v for k, v in tree.items() if isinstance(v, array)}
         return ParameterTree(tree)
 
+    def modules(self) -> list:
+        """Every module, this one first, in pre-order; a module reached twice once (PyTorch)."""
+        return [m for _, m in self.named_modules()]
+
     def children(self) -> Iterator[cnn.Module]:
         """Yield the direct sub-modules (PyTorch)."""
         for _, m in self.named_children():
