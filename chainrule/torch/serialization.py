@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import reprlib
 import struct
 import sys
 import zipfile
@@ -65,6 +66,7 @@ _ALIGNMENT = 64
 # plus _SLACK (PyTorch files hold each tensor's storage once; views and shared storages rarely
 # add more than one copy)
 _EXPANSION = 8
+_MAX_NESTING = 1000
 _SLACK = 1 << 26
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
@@ -206,16 +208,18 @@ class _Call:
         self.fn = fn
 
 
-class _Mark:
-    __slots__ = ()
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 40, 40
 
 
-_MARK = _Mark()
+def _short(value: Any) -> str:
+    """A bounded repr of a value read from a file (never deep, never long)."""
+    return _REPR.repr(value)
 
 
 def _ints(value: Any, what: str, bad: Callable[[str], Exception]) -> tuple:
     if not isinstance(value, tuple) or not all(type(v) is int for v in value):
-        raise bad(f"{what} must be a tuple of ints, got {value!r:.80}")
+        raise bad(f"{what} must be a tuple of ints, got {_short(value)}")
     return value
 
 
@@ -301,7 +305,7 @@ class _Reader:
         self, storage, offset, size, stride, requires_grad, hooks, dtype, metadata=None
     ):
         if not isinstance(dtype, mx.Dtype):
-            raise self.bad(f"_rebuild_tensor_v3 got dtype {dtype!r:.60}")
+            raise self.bad(f"_rebuild_tensor_v3 got dtype {_short(dtype)}")
         return self._tensor(storage, offset, size, stride, requires_grad, dtype)
 
     def _rebuild_tensor(self, storage, offset, size, stride):
@@ -318,7 +322,7 @@ class _Reader:
         if not isinstance(storage, _Storage):
             raise self.bad(f"a tensor's storage is a {type(storage).__name__}")
         if type(offset) is not int or offset < 0:
-            raise self.bad(f"storage offset {offset!r:.40} is not a non-negative int")
+            raise self.bad(f"storage offset {_short(offset)} is not a non-negative int")
         size = _ints(size, "a tensor's size", self.bad)
         stride = _ints(stride, "a tensor's stride", self.bad)
         if len(size) != len(stride) or any(s < 0 for s in size + stride):
@@ -397,6 +401,9 @@ class _Reader:
         self.stack: list = []
         self.marks: list[int] = []
         self.memo: dict[int, Any] = {}
+        # nesting depth of the tuples and frozensets built (hashing one recurses in C with no
+        # depth check: a million levels crash the interpreter), each kept alive with its depth
+        self.depths: dict[int, tuple[Any, int]] = {}
         u = struct.unpack
         while True:
             if self.pos >= len(self.data):
@@ -473,10 +480,10 @@ class _Reader:
             elif op == b")":
                 push(())
             elif op == b"t":
-                push(tuple(self.pop_mark()))
+                push(self.nested(tuple(self.pop_mark())))
             elif op in (b"\x85", b"\x86", b"\x87"):
                 n = op[0] - 0x84
-                push((self.pop(),) if n == 1 else tuple(self.pop(n)))
+                push(self.nested((self.pop(),) if n == 1 else tuple(self.pop(n))))
             elif op == b"}":
                 push({})
             elif op == b"d":
@@ -494,7 +501,7 @@ class _Reader:
                 items = self.pop_mark()
                 self.container(set).update(self.hashable(i) for i in items)
             elif op == b"\x91":
-                push(frozenset(self.hashable(i) for i in self.pop_mark()))
+                push(self.nested(frozenset(self.hashable(i) for i in self.pop_mark())))
             elif op == b"c":
                 module = self.text(self.line())
                 name = self.text(self.line())
@@ -587,6 +594,15 @@ class _Reader:
             raise self.bad(f"data.pkl adds items to a {type(target).__name__}")
         return target
 
+    def nested(self, value: tuple | frozenset) -> Any:
+        """Record a new tuple's or frozenset's nesting depth; refuse one nested too deeply."""
+        depths = self.depths
+        depth = 1 + max((depths.get(id(v), (None, 0))[1] for v in value), default=0)
+        if depth > _MAX_NESTING:
+            raise self.bad(f"tuples nest more than {_MAX_NESTING} levels deep")
+        depths[id(value)] = (value, depth)
+        return value
+
     def hashable(self, key: Any) -> Any:
         try:
             hash(key)
@@ -607,23 +623,28 @@ class _Reader:
             raise self.refuse(str(what), "it is not a callable this reader allows")
         if not isinstance(args, tuple):
             raise self.bad(f"{fn.qualname} called with {type(args).__name__} arguments")
+        if fn.fn in (set, frozenset, Counter, OrderedDict):  # they hash what they are given
+            for arg in args:
+                for item in arg if isinstance(arg, (list, tuple)) else ():
+                    self.hashable(item[0] if fn.fn is OrderedDict and type(item) is tuple else item)
         try:
-            return fn.fn(*args)
+            out = fn.fn(*args)
+            return self.nested(out) if fn.fn is frozenset else out
         except pickle.UnpicklingError:
             raise
         except (TypeError, ValueError, OverflowError) as e:
-            raise self.bad(f"{fn.qualname}{args!r:.80}: {e}") from None
+            raise self.bad(f"{fn.qualname}{_short(args)}: {e}") from None
 
     def persistent(self, pid: Any) -> _Storage:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise self.bad(f"persistent id {pid!r:.80} is not a storage")
+            raise self.bad(f"persistent id {_short(pid)} is not a storage")
         _, kind, key, location, numel = pid
         if not isinstance(kind, _StorageType):
-            raise self.bad(f"storage type {kind!r:.60} is not a storage class")
+            raise self.bad(f"storage type {_short(kind)} is not a storage class")
         if not isinstance(key, str) or type(numel) is not int or numel < 0:
-            raise self.bad(f"storage id {pid!r:.80} is malformed")
+            raise self.bad(f"storage id {_short(pid)} is malformed")
         if not isinstance(location, str):
-            raise self.bad(f"storage location {location!r:.40} is not a string")
+            raise self.bad(f"storage location {_short(location)} is not a string")
         return self.storage(kind, key, numel, location)
 
 
@@ -631,7 +652,7 @@ def _size(dims: Any = ()) -> tuple:
     """``torch.Size``: chainrule's (a tuple of ints)."""
     dims = tuple(dims)
     if not all(type(d) is int for d in dims):
-        raise TypeError(f"torch.Size takes ints, got {dims!r:.60}")
+        raise TypeError(f"torch.Size takes ints, got {_short(dims)}")
     return Size(dims)
 
 
@@ -639,7 +660,7 @@ def _device(kind: Any = "cpu", index: Any = None) -> Any:
     from chainrule.core.tensor_functions import device
 
     if not isinstance(kind, str) or index is not None and type(index) is not int:
-        raise TypeError(f"torch.device({kind!r:.40}, {index!r:.20})")
+        raise TypeError(f"torch.device({_short(kind)}, {_short(index)})")
     try:
         return device(kind if index is None else f"{kind}:{index}")
     except (TypeError, ValueError, RuntimeError):
@@ -648,7 +669,7 @@ def _device(kind: Any = "cpu", index: Any = None) -> Any:
 
 def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise TypeError(f"_codecs.encode({type(text).__name__}, {encoding!r:.20})")
+        raise TypeError(f"_codecs.encode({type(text).__name__}, {_short(encoding)})")
     return text.encode("latin1")
 
 
@@ -702,7 +723,7 @@ def _load_zip(zf: zipfile.ZipFile, where: str, weights_only: bool, mapped: bool)
     if prefix + "byteorder" in infos:
         order = member("byteorder", "byteorder").decode("ascii", "replace").strip()
         if order not in ("little", "big"):
-            raise pickle.UnpicklingError(f"torch.load: {where} has byte order {order!r:.20}")
+            raise pickle.UnpicklingError(f"torch.load: {where} has byte order {_short(order)}")
         swap = order != sys.byteorder
     storages: dict[str, _Storage] = {}
 
@@ -718,7 +739,7 @@ def _load_zip(zf: zipfile.ZipFile, where: str, weights_only: bool, mapped: bool)
         info = infos.get(prefix + name)
         if info is None or "/" in key:
             raise pickle.UnpicklingError(
-                f"torch.load: {where} names storage {key!r:.40}, which it does not hold"
+                f"torch.load: {where} names storage {_short(key)}, which it does not hold"
             )
         dtype = kind.dtype if kind.dtype is not None else np.dtype(np.uint8)
         wanted = numel * dtype.itemsize
@@ -740,7 +761,12 @@ def _load_zip(zf: zipfile.ZipFile, where: str, weights_only: bool, mapped: bool)
     held = sum(i.file_size for n, i in infos.items() if n.startswith(prefix + "data/"))
     budget = _EXPANSION * held + _SLACK
     reader = _Reader(member("data.pkl", "data.pkl"), where, storage, weights_only, budget)
-    return reader.run()
+    try:
+        return reader.run()
+    except RecursionError:  # hashing or comparing a value nested thousands deep
+        raise pickle.UnpicklingError(
+            f"torch.load: {where} is not a valid file: its values nest too deeply"
+        ) from None
 
 
 def _check_map_location(map_location: Any) -> bool:

@@ -456,6 +456,29 @@ def test_a_small_file_cannot_expand_into_a_memory_bomb():
     assert len(torch.load(_archive(pkl, {"0": raw}))) == 3
 
 
+def test_deeply_nested_tuples_are_refused_before_anything_hashes_them():
+    # {((((...)))): None}: hashing a tuple nested a million deep would crash the interpreter
+    pkl = b"\x80\x02})" + b"\x85" * 1_000_000 + b"Ns."
+    with pytest.raises(pickle.UnpicklingError, match="nest more than 1000 levels"):
+        torch.load(_archive(pkl))
+    pkl = b"\x80\x02" + b"(" * 2000 + b"\x91" * 2000 + b"."  # nested frozensets
+    with pytest.raises(pickle.UnpicklingError, match="nest more than 1000 levels"):
+        torch.load(_archive(pkl))
+    # through REDUCE: frozenset([frozenset([...])]) and {(((...))): 1} as OrderedDict's pairs
+    fs = b"c__builtin__\nfrozenset\n"
+    pkl = b"\x80\x02" + (fs + b"(") * 1200 + fs + b"]\x85R" + b"l\x85R" * 1200 + b"."
+    with pytest.raises(pickle.UnpicklingError, match="nest more than 1000 levels"):
+        torch.load(_archive(pkl))
+    shallow = b"\x80\x02})" + b"\x85" * 50 + b"Ns."
+    (key,) = torch.load(_archive(shallow))
+    assert isinstance(key, tuple)
+    # errors quote what they read only briefly
+    nested = b"\x80\x02ctorch\nSize\n" + b"]" * 50 + b"\x85R."
+    with pytest.raises(pickle.UnpicklingError) as e:
+        torch.load(_archive(nested))
+    assert len(str(e.value)) < 400
+
+
 def test_bad_files_name_the_file_and_the_problem(tmp_path):
     path = tmp_path / "junk.pt"
     path.write_bytes(b"not a zip at all")
