@@ -131,22 +131,57 @@ MLX_TRAINING = [
 ]
 
 
+def as_mlx(program: str) -> str:
+    """The program's text with chainrule's MLX-mirroring imports changed back to MLX's."""
+    source = (EXAMPLES / program).read_text(encoding="utf-8")
+    for ours, theirs in [
+        ("chainrule.core", "mlx.core"),
+        ("chainrule.nn", "mlx.nn"),
+        ("chainrule.optimizers", "mlx.optimizers"),
+        ("chainrule.utils", "mlx.utils"),
+    ]:
+        source = source.replace(ours, theirs)
+    left = re.findall(r"^\s*(?:import|from)\s+chainrule\b.*$", source, re.MULTILINE)
+    assert not left, f"{program} still imports chainrule with MLX's imports: {left}"
+    return source
+
+
+def check_mlx_outputs(out: dict, expected: dict, where: str) -> None:
+    """The values a program reports about itself are the expected ones."""
+    for name, value in expected.items():
+        assert out.get(name) == value, f"{where}: {name} is {out.get(name)}, expected {value}"
+    if "inverse_max_err" in out:  # the flow's inverse undoes its forward map
+        assert out["inverse_max_err"] < 1e-4, f"{where}: {out}"
+    if "sample_min" in out:
+        assert 0.0 < out["sample_min"] <= out["sample_max"] < 1.0, f"{where}: {out}"
+
+
 @pytest.mark.parametrize("program, args, factor, expected", MLX_TRAINING)
 def test_mlx_training_example(program, args, factor, expected, tmp_path):
     out = run_program(EXAMPLES / program, args, tmp_path)
     check_training(out, factor, program)
-    for name, value in expected.items():
-        assert out.get(name) == value, f"{program}: {name} is {out.get(name)}, expected {value}"
-    if "inverse_max_err" in out:  # the flow's inverse undoes its forward map
-        assert out["inverse_max_err"] < 1e-4, out
-    if "sample_min" in out:
-        assert 0.0 < out["sample_min"] <= out["sample_max"] < 1.0, out
+    check_mlx_outputs(out, expected, program)
+    # The same text with MLX's imports is an MLX program (issue 16: the examples run with only
+    # the imports changed). Two steps show it runs and reports the same facts about itself.
+    pytest.importorskip("mlx.core")
+    short = [*args]
+    short[short.index("--steps") + 1] = "2"
+    ref_dir = tmp_path / "mlx"
+    ref_dir.mkdir()
+    ref = run_program(EXAMPLES / program, short, ref_dir, source=as_mlx(program))
+    check_training(ref, math.inf, f"{program} under MLX")
+    check_mlx_outputs(ref, expected, f"{program} under MLX")
 
 
+@pytest.mark.parametrize("backend", ["chainrule", "mlx"])
 @pytest.mark.parametrize("temp", ["1.0", "0"])
-def test_llm_inference_example(temp, tmp_path):
+def test_llm_inference_example(temp, backend, tmp_path):
     program = "mlx/llm_inference.py"
-    out = run_program(EXAMPLES / program, ["--steps", "12", "--temp", temp], tmp_path)
+    source = None
+    if backend == "mlx":  # the same program with MLX's imports must behave the same
+        pytest.importorskip("mlx.core")
+        source = as_mlx(program)
+    out = run_program(EXAMPLES / program, ["--steps", "12", "--temp", temp], tmp_path, source)
     assert out["generated_tokens"] == 12
     assert out["logits_shape"] == "1x12x32"  # batch 1, 12 tokens, a 32-character vocabulary
     assert 0 <= out["token_min"] <= out["token_max"] < 32

@@ -1,8 +1,8 @@
 """Train an MLP on handwritten digits, written as ml-explore/mlx-examples' ``mnist`` is.
 
 The data are scikit-learn's bundled 8x8 digits (no download), flattened to 64 features and
-scaled to [0, 1]. The training step is compiled with the model's state as its inputs and
-outputs, as in MLX's example.
+scaled to [0, 1]. The training step is compiled with the model's and the optimizer's
+state as its inputs and outputs, as in MLX's examples.
 
     .venv/bin/python examples/mlx/mnist_mlp.py --steps 50
 """
@@ -69,7 +69,9 @@ def main(args):
         optimizer = optim.Adam(learning_rate=args.lr)
     loss_and_grad_fn = nn.value_and_grad(model, loss_fn)
 
-    @partial(mx.compile, inputs=model.state, outputs=model.state)
+    state = [model.state, optimizer.state]
+
+    @partial(mx.compile, inputs=state, outputs=state)
     def step(X, y):
         loss, grads = loss_and_grad_fn(model, X, y)
         optimizer.update(model, grads)
@@ -85,7 +87,7 @@ def main(args):
     while it < args.steps:
         for X, y in batch_iterate(args.batch_size, train_images, train_labels):
             loss = step(X, y)
-            mx.eval(model.state)
+            mx.eval(state)
             losses.append(loss.item())
             it += 1
             if it % 10 == 0 or it == args.steps:
