@@ -199,7 +199,8 @@ class Optimizer:
     ) -> None:
         object.__setattr__(self, "defaults", dict(defaults or {}))
         self._torch = params is not None
-        self._k = _Names(self._torch_names if self._torch else {})
+        names = self._torch_names
+        self._k = _Names(names if self._torch else {k: k for k in names})  # plain dict hits
         self._initialized = False
         self._state: dict = {"step": from_value(xp.asarray(0, dtype=xp.uint64))}
         self._schedulers = dict(schedulers or {})
