@@ -958,7 +958,16 @@ class Module(dict):
         for a in args:
             if isinstance(a, _dt.Dtype):
                 dtype = a
+            elif isinstance(a, array):  # to(other_tensor): its dtype
+                dtype = a.dtype
         if dtype is not None:
+            if not _dt.issubdtype(dtype, _dt.floating) and not _dt.issubdtype(
+                dtype, _dt.complexfloating
+            ):
+                raise TypeError(
+                    f"nn.Module.to only accepts floating point or complex dtypes, but got "
+                    f"desired dtype={dtype}"
+                )
             self._cast_in_place(dtype)
         return self
 

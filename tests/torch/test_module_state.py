@@ -489,3 +489,19 @@ def test_shared_modules_and_parameters_listed_once_as_pytorch():
     assert _names(ours.named_modules(remove_duplicate=False)) == _names(
         ref.named_modules(remove_duplicate=False)
     )
+
+
+def test_to_and_train_check_their_arguments_as_pytorch():
+    torch_ref = _ref()
+    ours, ref = nn.Linear(2, 2), torch_ref.nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="only accepts floating point or complex dtypes"):
+        ours.to(ct.int64)
+    with pytest.raises(TypeError, match="only accepts floating point or complex dtypes"):
+        ref.to(torch_ref.int64)
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        ours.train(1)
+    with pytest.raises(ValueError, match="training mode is expected to be boolean"):
+        ref.train(1)
+    assert ours.to(ct.zeros(1, dtype=ct.float64)).weight.dtype == mx.float64
+    assert ref.to(torch_ref.zeros(1, dtype=torch_ref.float64)).weight.dtype == torch_ref.float64
+    assert ours.to("cpu") is ours

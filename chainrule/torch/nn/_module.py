@@ -90,6 +90,12 @@ class Module(cnn.Module, metaclass=_ModuleMeta):
         """Every module, this one first, in pre-order; a module reached twice once (PyTorch)."""
         return [m for _, m in self.named_modules()]
 
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode on this module and every sub-module (PyTorch checks ``mode``)."""
+        if not isinstance(mode, bool):
+            raise ValueError("training mode is expected to be boolean")
+        return super().train(mode)
+
     def children(self) -> Iterator[cnn.Module]:
         """Yield the direct sub-modules (PyTorch)."""
         for _, m in self.named_children():
