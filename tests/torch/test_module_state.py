@@ -118,6 +118,9 @@ def test_sequential_and_containers_index_as_pytorch():
     assert list(named.state_dict()) == ["fc.weight", "fc.bias"] and named[1] is named.act
     seq.append(nn.Sigmoid())
     assert len(seq) == 4 and isinstance(seq[3], nn.Sigmoid)
+    both = seq + nn.Sequential(nn.Linear(1, 1))
+    assert isinstance(both, nn.Sequential) and len(both) == 5 and both[4].weight.shape == (1, 1)
+    assert seq.pop(3) is not None and len(seq) == 3
     with pytest.raises(TypeError, match="is not a Module subclass"):
         nn.Sequential(lambda x: x)
     ml = nn.ModuleList([nn.Linear(1, 1)])

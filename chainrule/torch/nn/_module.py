@@ -254,6 +254,9 @@ class Sequential(_Indexed):
             return list(dict.values(self))[self._index(idx)]
         return dict.__getitem__(self, idx)
 
+    def __add__(self, other: Iterable) -> Sequential:
+        return Sequential(*self, *other)
+
     def forward(self, x: Any) -> Any:
         """Feed ``x`` through the modules in order."""
         for module in dict.values(self):
