@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import array
@@ -12,6 +14,7 @@ from chainrule.core.array import array
 from . import _layers
 from . import functional_misc as M
 from ._module import Module
+from .functional_pool import const
 
 __all__ = [
     "AlphaDropout",
@@ -66,7 +69,38 @@ class CrossMapLRN2d(LocalResponseNorm):
             raise ValueError(
                 f"CrossMapLRN2d: expected a 4D input (N, C, H, W), got shape {tuple(input.shape)}"
             )
-        return super().forward(input)
+        c = input.shape[1]
+        # PyTorch's running window: channel c sums the squares of channels [c - pre + 1,
+        # c + pre - 1], except that channel 0 is never dropped from it (its recurrence starts
+        # dropping at c = pre + 1 with channel 1)
+        pre = (self.size - 1) // 2 + 1
+        counts = np.zeros((c, c))
+        counts[0, : min(pre, c)] = 1
+        for ch in range(1, c):
+            counts[ch] = counts[ch - 1]
+            if ch < c - pre + 1:
+                counts[ch, ch + pre - 1] += 1
+            if ch > pre:
+                counts[ch, ch - pre] -= 1
+        x = mx.stop_gradient(input)
+        sq = mx.moveaxis(x * x, 1, -1)
+        window = mx.moveaxis(mx.matmul(sq, mx.transpose(const(counts, input))), -1, 1)
+        scale = window * (self.alpha / self.size) + self.k
+        out = x * scale ** (-self.beta)
+        # PyTorch's backward is its own formula (a symmetric window of size ``size`` starting
+        # ``size - (size - 1) / 2`` channels back), not the derivative of the forward above:
+        # ``L`` below has exactly that vector-Jacobian product.
+        back = int(self.size - (self.size - 1) / 2)
+        acc = np.zeros((c, c))
+        for ch in range(c):
+            lo, hi = ch - back, ch + self.size - 1 - back
+            acc[ch, max(lo, 0) : min(hi, c - 1) + 1] = 1
+        ratio = out / scale
+        sq_all = mx.moveaxis(input * input, 1, -1)
+        spread = mx.moveaxis(mx.matmul(sq_all, const(acc, input)), -1, 1)
+        c2 = self.alpha * self.beta / self.size
+        lin = scale ** (-self.beta) * input - c2 * ratio * spread
+        return out + lin - mx.stop_gradient(lin)
 
 
 class Dropout(Module):
@@ -266,6 +300,7 @@ class SyncBatchNorm(Module):
         if track_running_stats:
             self.register_buffer("running_mean", mx.zeros((num_features,), dtype=dt))
             self.register_buffer("running_var", mx.ones((num_features,), dtype=dt))
+            self.register_buffer("num_batches_tracked", mx.array(0, dtype=mx.int64))
 
     def forward(self, input: array) -> array:
         """Normalise (batch statistics in training or without running estimates)."""
@@ -277,7 +312,12 @@ class SyncBatchNorm(Module):
         use_batch = self.training or not self.track_running_stats
         rm = self.get("running_mean") if self.track_running_stats else None
         rv = self.get("running_var") if self.track_running_stats else None
-        momentum = 0.1 if self.momentum is None else self.momentum
+        momentum = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            count = self["num_batches_tracked"]
+            count._set_value(count._data + 1)
+            if self.momentum is None:  # a cumulative moving average
+                momentum = 1.0 / float(count.item())
         return M.batch_norm(
             input, rm, rv, self.get("weight"), self.get("bias"), use_batch, momentum, self.eps
         )
@@ -409,23 +449,85 @@ LazyBatchNorm2d = _lazy(
 LazyBatchNorm3d = _lazy(
     "LazyBatchNorm3d", _layers.BatchNorm3d, 1, -1, _DOC.format("BatchNorm3d", "num_features")
 )
+
+
+def _tracked_instance_norm(base: type, nd: int) -> type:
+    """``base`` (an ``InstanceNorm{nd}d``) that can also keep running statistics.
+
+    PyTorch's lazy instance norms default to ``affine=True, track_running_stats=True``; the
+    shared class keeps no statistics, so this subclass adds them (PyTorch's buffer names).
+    """
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        base.__init__(self, num_features, eps, momentum, affine, False, device, dtype)
+        object.__setattr__(self, "track_running_stats", track_running_stats)
+        if track_running_stats:
+            self.register_buffer("running_mean", mx.zeros((num_features,)))
+            self.register_buffer("running_var", mx.ones((num_features,)))
+            self.register_buffer("num_batches_tracked", mx.array(0, dtype=mx.int64))
+
+    def __call__(self, input: array) -> array:
+        if not self.track_running_stats:
+            return base.__call__(self, input)
+        unbatched = input.ndim == nd + 1
+        x = mx.expand_dims(input, 0) if unbatched else input
+        if x.ndim != nd + 2:
+            raise ValueError(
+                f"{base.__name__}: expected a {nd + 1}D or {nd + 2}D input, got shape "
+                f"{tuple(input.shape)}"
+            )
+        # PyTorch's instance norms leave num_batches_tracked at 0
+        y = M.instance_norm(
+            x,
+            self["running_mean"],
+            self["running_var"],
+            self.get("weight"),
+            self.get("bias"),
+            self.training,
+            self.momentum,
+            self.eps,
+        )
+        return y[0] if unbatched else y
+
+    return type(
+        base.__name__,
+        (base,),
+        {
+            "__init__": __init__,
+            "__call__": __call__,
+            "__doc__": base.__doc__,
+            "__module__": base.__module__,
+            "__qualname__": base.__name__,
+        },
+    )
+
+
 LazyInstanceNorm1d = _lazy(
     "LazyInstanceNorm1d",
-    _layers.InstanceNorm1d,
+    _tracked_instance_norm(_layers.InstanceNorm1d, 1),
     1,
     2,
     _DOC.format("InstanceNorm1d", "num_features"),
 )
 LazyInstanceNorm2d = _lazy(
     "LazyInstanceNorm2d",
-    _layers.InstanceNorm2d,
+    _tracked_instance_norm(_layers.InstanceNorm2d, 2),
     1,
     3,
     _DOC.format("InstanceNorm2d", "num_features"),
 )
 LazyInstanceNorm3d = _lazy(
     "LazyInstanceNorm3d",
-    _layers.InstanceNorm3d,
+    _tracked_instance_norm(_layers.InstanceNorm3d, 3),
     1,
     4,
     _DOC.format("InstanceNorm3d", "num_features"),

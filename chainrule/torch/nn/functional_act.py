@@ -131,7 +131,8 @@ def hardtanh(
             f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})"
         )
     inside = (input > min_val) & (input < max_val)
-    clipped = mx.where(input <= min_val, min_val, max_val).astype(input.dtype)
+    lo = mx.full(input.shape, min_val, dtype=input.dtype)
+    clipped = mx.where(input <= min_val, lo, mx.full(input.shape, max_val, dtype=input.dtype))
     out = mx.where(inside, input, clipped)
     return _rebind(input, out) if inplace else out
 
