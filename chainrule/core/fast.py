@@ -25,6 +25,7 @@ from .tracing import kernel as _kernel
 __all__ = [
     "cross_entropy",
     "cuda_kernel",
+    "gated_delta_update",
     "layer_norm",
     "metal_kernel",
     "rms_norm",
@@ -279,6 +280,102 @@ def cross_entropy(logits: array, targets: array, *, stream: Any = None) -> array
     picked = ops.take_along_axis(logits, ops.expand_dims(targets, -1), axis=-1)
     loss = ops.logsumexp(logits, axis=-1) - ops.squeeze(picked, -1)
     return loss.astype(_dt.float32)
+
+
+def _check_gdu(q: array, k: array, v: array, gamma: array, beta: array, state, mask) -> None:
+    who = "[gated_delta_update]"
+    if q.ndim != 4 or k.shape != q.shape:
+        raise ValueError(
+            f"{who} q and k must have the same shape [B, T, Hk, Dk], got {q.shape} and {k.shape}."
+        )
+    B, T, Hk, Dk = q.shape
+    if v.ndim != 4 or v.shape[:2] != (B, T) or v.shape[2] % Hk:
+        raise ValueError(
+            f"{who} v must be [B, T, Hv, Dv] with B={B}, T={T} and Hv a multiple of Hk={Hk}, "
+            f"got {v.shape}."
+        )
+    Hv, Dv = v.shape[2], v.shape[3]
+    if gamma.shape not in ((B, T, Hv), (B, T, Hv, Dk)):
+        raise ValueError(
+            f"{who} gamma must be [B, T, Hv] = {(B, T, Hv)} or [B, T, Hv, Dk], got {gamma.shape}."
+        )
+    if beta.shape != (B, T, Hv):
+        raise ValueError(f"{who} beta must be [B, T, Hv] = {(B, T, Hv)}, got {beta.shape}.")
+    if state is not None and state.shape != (B, Hv, Dv, Dk):
+        raise ValueError(
+            f"{who} initial_state must be [B, Hv, Dv, Dk] = {(B, Hv, Dv, Dk)}, got {state.shape}."
+        )
+    if mask is not None and mask.shape != (B, T):
+        raise ValueError(f"{who} mask must be [B, T] = {(B, T)}, got {mask.shape}.")
+
+
+def gated_delta_update(
+    q: array,
+    k: array,
+    v: array,
+    gamma: array,
+    beta: array,
+    initial_state: array | None = None,
+    mask: array | None = None,
+    stream: Any = None,
+) -> list:
+    """The gated delta rule over a sequence (MLX's ``mx.fast.gated_delta_update``).
+
+    For each batch row and value head ``h`` (key/query head ``h // (Hv // Hk)``), with a state
+    ``S`` of shape ``(Dv, Dk)``, step ``t`` computes::
+
+        S = gamma_t * S                      # a scalar, or one decay per key dimension
+        S = S + beta_t * (v_t - S @ k_t) k_t^T
+        o_t = S @ q_t
+
+    Masked steps (``mask[b, t]`` false) leave the state as it is and output zeros. Written
+    with primitives, so it is differentiable in every argument.
+
+    Args:
+        q: queries ``[B, T, Hk, Dk]``.
+        k: keys ``[B, T, Hk, Dk]``.
+        v: values ``[B, T, Hv, Dv]``.
+        gamma: decays ``[B, T, Hv]`` or ``[B, T, Hv, Dk]`` (linear, not log, space).
+        beta: update rates ``[B, T, Hv]``.
+        initial_state: the state before step 0, ``[B, Hv, Dv, Dk]`` (zeros if ``None``).
+        mask: ``[B, T]``, which steps count.
+        stream: accepted for MLX compatibility.
+
+    Returns:
+        ``[outputs [B, T, Hv, Dv] in the inputs' dtype, final state [B, Hv, Dv, Dk] in float32]``.
+    """
+    q, k, v, gamma, beta = (_arr(a) for a in (q, k, v, gamma, beta))
+    state = None if initial_state is None else _arr(initial_state)
+    mask = None if mask is None else _arr(mask)
+    _check_gdu(q, k, v, gamma, beta, state, mask)
+    B, T, Hk, Dk = q.shape
+    Hv, Dv = v.shape[2], v.shape[3]
+    out_dtype = _promote(_promote(q.dtype, k.dtype), v.dtype)
+    ct = _dt.float64 if out_dtype == _dt.float64 else _dt.float32
+    rep = Hv // Hk
+    if rep > 1:
+        q, k = ops.repeat(q, rep, axis=2), ops.repeat(k, rep, axis=2)
+    q, k, v, gamma, beta = (a.astype(ct) for a in (q, k, v, gamma, beta))
+    S = ops.zeros((B, Hv, Dv, Dk), dtype=ct) if state is None else state.astype(ct)
+    keep = None if mask is None else mask.astype(_dt.bool_)
+    outs = []
+    for t in range(T):
+        g = gamma[:, t]
+        g = g[:, :, None, None] if g.ndim == 2 else g[:, :, None, :]
+        kt, qt = k[:, t], q[:, t]  # (B, Hv, Dk)
+        new = S * g
+        mem = (new @ kt[..., None])[..., 0]  # (B, Hv, Dv)
+        delta = (v[:, t] - mem) * beta[:, t][..., None]
+        new = new + delta[..., None] * kt[:, :, None, :]
+        o = (new @ qt[..., None])[..., 0]
+        if keep is not None:
+            m = keep[:, t]
+            new = ops.where(m[:, None, None, None], new, S)
+            o = ops.where(m[:, None, None], o, ops.zeros_like(o))
+        S = new
+        outs.append(o)
+    out = ops.stack(outs, axis=1) if outs else ops.zeros((B, 0, Hv, Dv), dtype=ct)
+    return [out.astype(out_dtype), S.astype(_dt.float32 if ct == _dt.float32 else ct)]
 
 
 def _causal_mask(qL: int, kL: int) -> array:

@@ -202,3 +202,80 @@ def test_metal_kernel_without_metal_behaves_as_mlx_cpu(lib_name: str, tmp_path: 
             cx.fast.metal_kernel("k", ["a"], ["o"], "", compile_options={"math_mode": "exact"})
         with pytest.raises(TypeError):
             cx.fast.metal_kernel(3, ["a"], ["o"], "")
+
+
+GDU = [
+    # (B, T, Hk, Hv, Dk, Dv, vector gamma, initial state, mask)
+    (1, 3, 1, 2, 4, 3, False, False, False),
+    (2, 5, 2, 4, 8, 6, False, True, False),
+    (2, 4, 1, 2, 3, 2, True, False, False),
+    (2, 5, 2, 2, 4, 4, True, True, True),
+]
+
+
+@pytest.mark.parametrize("case", GDU, ids=[f"case{i}" for i in range(len(GDU))])
+def test_gated_delta_update_matches_mlx(case: tuple) -> None:
+    """Outputs, final state and gradients of every float argument equal MLX's."""
+    B, T, Hk, Hv, Dk, Dv, vec, init, masked = case
+    r = np.random.default_rng(0)
+    args = [
+        _n(B, T, Hk, Dk, seed=1),
+        _n(B, T, Hk, Dk, seed=2) * 0.5,
+        _n(B, T, Hv, Dv, seed=3),
+        r.uniform(0.5, 1.0, (B, T, Hv, Dk) if vec else (B, T, Hv)).astype(np.float32),
+        r.uniform(0.0, 1.0, (B, T, Hv)).astype(np.float32),
+    ]
+    kw_np = {}
+    if init:
+        kw_np["initial_state"] = _n(B, Hv, Dv, Dk, seed=4)
+    if masked:
+        kw_np["mask"] = r.random((B, T)) > 0.4
+    cot_o, cot_s = _n(B, T, Hv, Dv, seed=5), _n(B, Hv, Dv, Dk, seed=6)
+
+    def run(lib: Any, convert: Callable) -> tuple:
+        kw = {key: convert(val) for key, val in kw_np.items()}
+        outs = lib.fast.gated_delta_update(*convert(args), **kw)
+
+        def loss(*a: Any) -> Any:
+            o, s = lib.fast.gated_delta_update(*a, **kw)
+            return (o * lib.array(cot_o)).sum() + (s * lib.array(cot_s)).sum()
+
+        grads = lib.grad(loss, argnums=(0, 1, 2, 3, 4))(*convert(args))
+        return [np.array(o) for o in outs], [np.array(g) for g in grads], [o.dtype for o in outs]
+
+    (wo, ws), wg, wd = run(mlx_core, to_mlx)
+    (go, gs), gg, gd = run(cx, to_cx)
+    assert [str(d).split(".")[-1] for d in gd] == [str(d).split(".")[-1] for d in wd]
+    np.testing.assert_allclose(go, wo, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(gs, ws, rtol=1e-4, atol=1e-5)
+    for i, (g, w) in enumerate(zip(gg, wg)):
+        np.testing.assert_allclose(g, w, rtol=1e-3, atol=1e-4, err_msg=f"d/d arg {i}")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_gated_delta_update_dtypes_match_mlx(dtype: str) -> None:
+    """Half inputs: outputs in the inputs' dtype, the state in float32, as MLX."""
+    shapes = [(1, 3, 1, 4), (1, 3, 1, 4), (1, 3, 2, 3), (1, 3, 2), (1, 3, 2)]
+    arrays = [np.abs(_n(*s, seed=i)) * 0.5 for i, s in enumerate(shapes)]
+    wo, ws = mlx_core.fast.gated_delta_update(
+        *[mlx_core.array(a).astype(getattr(mlx_core, dtype)) for a in arrays]
+    )
+    go, gs = cx.fast.gated_delta_update(*[cx.array(a).astype(getattr(cx, dtype)) for a in arrays])
+    assert str(go.dtype).split(".")[-1] == str(wo.dtype).split(".")[-1]
+    assert str(gs.dtype).split(".")[-1] == str(ws.dtype).split(".")[-1]
+    np.testing.assert_allclose(
+        np.array(go.astype(cx.float32)), np.array(wo.astype(mlx_core.float32)), rtol=2e-2, atol=2e-2
+    )
+
+
+def test_gated_delta_update_refuses_bad_shapes() -> None:
+    """Shapes that do not fit are a ValueError naming the op and the argument."""
+    q = cx.zeros((1, 3, 1, 4))
+    v, g, b = cx.zeros((1, 3, 2, 3)), cx.zeros((1, 3, 2)), cx.zeros((1, 3, 2))
+    with pytest.raises(ValueError, match="gated_delta_update.*v must be"):
+        q2 = cx.zeros((1, 3, 2, 4))  # 2 key heads cannot serve 3 value heads
+        cx.fast.gated_delta_update(q2, q2, cx.zeros((1, 3, 3, 3)), cx.zeros((1, 3, 3)), b)
+    with pytest.raises(ValueError, match="initial_state"):
+        cx.fast.gated_delta_update(q, q, v, g, b, initial_state=cx.zeros((1, 2, 4, 3)))
+    with pytest.raises(ValueError, match="q and k"):
+        cx.fast.gated_delta_update(q, cx.zeros((1, 3, 1, 5)), v, g, b)
