@@ -411,3 +411,35 @@ def test_additive_causal_mask_matches_mlx(n: int, dtype: str) -> None:
     got = cnn.MultiHeadAttention.create_additive_causal_mask(n, getattr(cx, dtype))
     assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
     np.testing.assert_array_equal(np.array(got), np.array(want))
+
+
+@pytest.mark.parametrize(
+    "name,shape,channel_axes",
+    [
+        ("Dropout", (64, 512), ()),
+        ("Dropout2d", (8, 4, 4, 256), (1, 2)),
+        ("Dropout3d", (4, 2, 3, 3, 256), (1, 2, 3)),
+    ],
+)
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropout_training_matches_mlx(
+    name: str, shape: tuple, channel_axes: tuple, p: float
+) -> None:
+    """In training: kept values are ``x / (1 - p)`` exactly, whole channels drop together for
+    the 2-d/3-d forms, and the kept share agrees with MLX's within 6 standard errors."""
+    x = np.abs(normal(*shape)) + 0.5  # no zeros of its own
+    shares = []
+    for lib, nn in ((mlx_core, mlx_nn), (cx, cnn)):
+        lib.random.seed(5)
+        layer = getattr(nn, name)(p)
+        layer.train(True)
+        y = np.array(layer(lib.array(x)))
+        kept = y != 0
+        np.testing.assert_allclose(y[kept], (x / (1 - p))[kept], rtol=1e-6)
+        if channel_axes:  # a channel is kept or dropped as a whole
+            assert np.all(kept.all(axis=channel_axes) | (~kept).all(axis=channel_axes))
+            shares.append(kept.all(axis=channel_axes).mean())
+        else:
+            shares.append(kept.mean())
+    n = np.prod([d for i, d in enumerate(shape) if i not in channel_axes])
+    assert abs(shares[1] - shares[0]) <= 6 * np.sqrt(2 * p * (1 - p) / n), shares
