@@ -112,20 +112,6 @@ def Buffer(data: Any, persistent: bool = True) -> array:
     return module_state.mark(out, "buffer" if persistent else "buffer_np")
 
 
-def _take_mark(module: Module, key: str, val: array) -> None:
-    """Register ``val`` as a buffer or a frozen parameter if ``Buffer``/``Parameter`` said so."""
-    kind = module_state.marked(val)
-    if kind is None:
-        return
-    module._no_grad.add(key)
-    if kind.startswith("buffer"):
-        module._buffers.add(key)
-        if kind == "buffer_np":
-            module._non_persistent.add(key)
-        else:
-            module._non_persistent.discard(key)
-
-
 class ParameterTree(dict):
     """A module's parameter tree: a plain MLX dict tree whose iteration yields the arrays.
 
@@ -266,7 +252,7 @@ class Module(dict):
             if key in d:
                 del d[key]
             if module_state._MARKED and isinstance(val, array):
-                _take_mark(self, key, val)
+                module_state.take_mark(self, key, val)
             if not key.startswith("_") and key not in self._no_grad:
                 if isinstance(val, array):
                     _make_leaf(val)
@@ -480,7 +466,7 @@ class Module(dict):
         """
         out = []
         seen = set() if memo is None else memo
-        for k, m in _named_modules_list(self):
+        for k, m in module_state.named_modules_list(self):
             if remove_duplicate:
                 if m in seen:
                     continue
@@ -743,8 +729,8 @@ class Module(dict):
         if target == "":
             return mod
         for item in target.split("."):
-            nxt = _entry(mod, item)
-            if nxt is _MISSING:
+            nxt = module_state.entry(mod, item)
+            if nxt is module_state.MISSING:
                 raise AttributeError(f"{type(mod).__name__} has no attribute `{item}`")
             if not isinstance(nxt, (Module, list, tuple)) and not isinstance(nxt, dict):
                 raise AttributeError(f"`{item}` is not an nn.Module")
@@ -770,19 +756,7 @@ class Module(dict):
         return self._get_array(target, "buffer")
 
     def _get_array(self, target: str, what: str) -> array:
-        path, _, name = target.rpartition(".")
-        owner: Any = self
-        for item in path.split(".") if path else ():
-            owner = _entry(owner, item)
-            if owner is _MISSING:
-                raise AttributeError(f"{type(self).__name__} has no attribute `{item}`")
-        value = _entry(owner, name)
-        if value is _MISSING:
-            raise AttributeError(f"{type(owner).__name__} has no attribute `{name}`")
-        is_buffer = isinstance(owner, Module) and name in owner._buffers
-        if not isinstance(value, array) or is_buffer != (what == "buffer"):
-            raise AttributeError(f"`{name}` is not a {what}")
-        return value
+        return module_state.get_array(self, target, what)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         """Freeze (``False``) or unfreeze (``True``) every parameter (PyTorch).
@@ -861,7 +835,7 @@ class Module(dict):
                 assigned, which then becomes the buffer).
             persistent: whether ``state_dict()`` includes it.
         """
-        _check_name(self, name, "register_buffer", "buffer")
+        module_state.check_name(self, name, "register_buffer", "buffer")
         self._no_grad.add(name)
         self._buffers.add(name)
         if persistent:
@@ -882,7 +856,7 @@ class Module(dict):
     def register_parameter(self, name: str, param: Any) -> None:
         """Store a trainable array under ``name`` (PyTorch); ``None`` makes the attribute
         read ``None``."""
-        _check_name(self, name, "register_parameter", "parameter")
+        module_state.check_name(self, name, "register_parameter", "parameter")
         if param is None:
             setattr(self, name, None)
         elif not isinstance(param, array):
@@ -899,7 +873,7 @@ class Module(dict):
             raise TypeError(
                 f"{type(module).__module__}.{type(module).__name__} is not a Module subclass"
             )
-        _check_name(self, name, "add_module", "module")
+        module_state.check_name(self, name, "add_module", "module")
         if module is None:
             setattr(self, name, None)
         else:
@@ -1175,32 +1149,4 @@ def _trainable_tree(m: Module) -> dict | None:
             out[k] = items
         elif isinstance(v, (dict, list)):
             return None
-    return out
-
-
-def _entry(node: Any, key: str) -> Any:
-    """``node[key]`` for a module, dict, list or tuple (a dotted path's step), or _MISSING."""
-    if isinstance(node, dict):
-        return node.get(key, _MISSING)
-    if isinstance(node, (list, tuple)) and key.lstrip("-").isdigit():
-        i = int(key)
-        return node[i] if -len(node) <= i < len(node) else _MISSING
-    return _MISSING
-
-
-def _check_name(module: Module, name: Any, who: str, what: str) -> None:
-    """PyTorch's checks of a name given to register_buffer / register_parameter / add_module."""
-    if not isinstance(name, str):
-        raise TypeError(f"{who}: {what} name should be a string. Got {type(name).__name__}")
-    if "." in name:
-        raise KeyError(f'{what} name can\'t contain ".", got: {name}')
-    if name == "":
-        raise KeyError(f'{what} name can\'t be empty string ""')
-    if name not in module and hasattr(type(module), name):
-        raise KeyError(f"attribute '{name}' already exists")
-
-
-def _named_modules_list(root: Module) -> list:
-    out = []
-    root.apply_to_modules(lambda k, m: out.append((k, m)))
     return out

@@ -250,6 +250,71 @@ def state_dict(module: Any, destination: dict | None, prefix: str, keep_vars: bo
     return out
 
 
+# -- small helpers of Module's PyTorch methods -------------------------------------------------
+MISSING = object()
+
+
+def take_mark(module: Any, key: str, val: array) -> None:
+    """Register ``val`` as a buffer or a frozen parameter if ``Buffer``/``Parameter`` said so."""
+    kind = marked(val)
+    if kind is None:
+        return
+    module._no_grad.add(key)
+    if kind.startswith("buffer"):
+        module._buffers.add(key)
+        if kind == "buffer_np":
+            module._non_persistent.add(key)
+        else:
+            module._non_persistent.discard(key)
+
+
+def entry(node: Any, key: str) -> Any:
+    """``node[key]`` for a module, dict, list or tuple (a dotted path's step), or MISSING."""
+    if isinstance(node, dict):
+        return node.get(key, MISSING)
+    if isinstance(node, (list, tuple)) and key.lstrip("-").isdigit():
+        i = int(key)
+        return node[i] if -len(node) <= i < len(node) else MISSING
+    return MISSING
+
+
+def check_name(module: Any, name: Any, who: str, what: str) -> None:
+    """PyTorch's checks of a name given to register_buffer / register_parameter / add_module."""
+    if not isinstance(name, str):
+        raise TypeError(f"{who}: {what} name should be a string. Got {type(name).__name__}")
+    if "." in name:
+        raise KeyError(f'{what} name can\'t contain ".", got: {name}')
+    if name == "":
+        raise KeyError(f'{what} name can\'t be empty string ""')
+    if name not in module and hasattr(type(module), name):
+        raise KeyError(f"attribute '{name}' already exists")
+
+
+def named_modules_list(root: Any) -> list:
+    """``(dotted_name, module)`` for every module under ``root`` (MLX's walk order)."""
+    out = []
+    root.apply_to_modules(lambda k, m: out.append((k, m)))
+    return out
+
+
+def get_array(self: Any, target: str, what: str) -> array:
+    """The parameter or buffer at the dotted path ``target`` (``Module.get_parameter`` /
+    ``get_buffer``)."""
+    path, _, name = target.rpartition(".")
+    owner: Any = self
+    for item in path.split(".") if path else ():
+        owner = entry(owner, item)
+        if owner is MISSING:
+            raise AttributeError(f"{type(self).__name__} has no attribute `{item}`")
+    value = entry(owner, name)
+    if value is MISSING:
+        raise AttributeError(f"{type(owner).__name__} has no attribute `{name}`")
+    is_buffer = _is_module(owner) and name in owner._buffers
+    if not isinstance(value, array) or is_buffer != (what == "buffer"):
+        raise AttributeError(f"`{name}` is not a {what}")
+    return value
+
+
 # -- hooks -------------------------------------------------------------------------------------
 class RemovableHandle:
     """What ``register_*_hook`` returns: ``remove()`` takes the hook away (PyTorch)."""
