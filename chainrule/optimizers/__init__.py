@@ -15,6 +15,7 @@ PyTorch style::
 
 from . import lr_scheduler, schedulers
 from .adam_variants import NAdam, RAdam
+from .classic import ASGD, Rprop
 from .optimizers import (
     SGD,
     AdaDelta,
@@ -40,6 +41,7 @@ from .schedulers import (
 )
 
 __all__ = [
+    "ASGD",
     "AdaDelta",
     "Adadelta",
     "Adafactor",
@@ -54,6 +56,7 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "SGD",
     "clip_grad_norm",
     "cosine_decay",

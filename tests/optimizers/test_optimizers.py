@@ -214,6 +214,28 @@ def ref_radam(
     return w - lr * m_hat * r * math.sqrt(1 - b2**t) / (np.sqrt(s["v"]) + eps)
 
 
+def ref_rprop(g, w, s, t, lr, etas=(0.5, 1.2), step_sizes=(1e-6, 50), maximize=False):
+    """PyTorch's Rprop: sign-driven per-weight step sizes."""
+    g = -g if maximize else g
+    sign = np.sign(g * s.get("prev", np.zeros_like(g)))
+    factor = np.where(sign > 0, etas[1], np.where(sign < 0, etas[0], 1.0))
+    s["size"] = np.clip(s.get("size", np.full_like(g, lr)) * factor, *step_sizes)
+    s["prev"] = g = np.where(sign < 0, 0.0, g)
+    return w - np.sign(g) * s["size"]
+
+
+def ref_asgd(g, w, s, t, lr, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False):
+    """PyTorch's ASGD, its eta and mu rounded to float32 as torch keeps them."""
+    g = -g if maximize else g
+    g = g + weight_decay * w
+    eta, mu = s.get("eta", float(np.float32(lr))), s.get("mu", 1.0)
+    w = w * (1 - lambd * eta) - eta * g
+    s["ax"] = s["ax"] + (w - s["ax"]) * mu if mu != 1 else w
+    s["eta"] = float(np.float32(lr / (1 + lambd * lr * t) ** alpha))
+    s["mu"] = float(np.float32(1 / max(1.0, t - t0)))
+    return w
+
+
 # -- the table ----------------------------------------------------------------------------------
 
 
@@ -363,6 +385,30 @@ CASES = [
             {"lr": 0.05, "betas": (0.6, 0.7), "weight_decay": 0.2, "decoupled_weight_decay": True},
         ],
         "RAdam",
+    ),
+    Case(
+        "Rprop",
+        "Rprop",
+        ref_rprop,
+        [{"learning_rate": 0.03125}, {"learning_rate": 0.03125, "etas": [0.25, 1.5]}],
+        [
+            {},
+            {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.08)},
+            {"lr": 0.05, "maximize": True},
+        ],
+        "Rprop",
+    ),
+    Case(
+        "ASGD",
+        "ASGD",
+        ref_asgd,
+        [{"learning_rate": 0.03125}, {"learning_rate": 0.03125, "t0": 2, "lambd": 0.1}],
+        [
+            {},
+            {"lr": 0.05, "lambd": 0.01, "alpha": 0.5, "t0": 2, "weight_decay": 0.1},
+            {"lr": 0.05, "t0": 0, "maximize": True},
+        ],
+        "ASGD",
     ),
 ]
 

@@ -29,6 +29,8 @@ OPTIMIZERS = [
     ("Adamax", {"lr": 0.01}),
     ("NAdam", {"lr": 0.01}),
     ("RAdam", {"lr": 0.01}),
+    ("Rprop", {"lr": 0.01, "etas": (0.4, 1.3)}),
+    ("ASGD", {"lr": 0.05, "t0": 1, "lambd": 0.01}),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(OPTIMIZERS)]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from chainrule.core.lazy import alias_module
 from chainrule.optimizers import (
+    ASGD,
     SGD,
     Adadelta,
     Adafactor,
@@ -23,11 +24,13 @@ from chainrule.optimizers import (
     Optimizer,
     RAdam,
     RMSprop,
+    Rprop,
 )
 
 lr_scheduler = alias_module(f"{__name__}.lr_scheduler")
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
     "Adafactor",
@@ -41,5 +44,6 @@ __all__ = [
     "Optimizer",
     "RAdam",
     "RMSprop",
+    "Rprop",
     "lr_scheduler",
 ]
