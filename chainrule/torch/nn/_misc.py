@@ -18,6 +18,7 @@ from .functional_pool import const
 
 __all__ = [
     "AlphaDropout",
+    "Bilinear",
     "CrossMapLRN2d",
     "DataParallel",
     "Dropout",
@@ -38,6 +39,7 @@ __all__ = [
     "LazyInstanceNorm3d",
     "LazyLinear",
     "LocalResponseNorm",
+    "RMSNorm",
     "SyncBatchNorm",
     "UninitializedBuffer",
     "UninitializedParameter",
@@ -557,3 +559,70 @@ def factory_kwargs(kwargs: dict | None) -> dict:
             )
         out[k] = kwargs[k]
     return out
+
+
+class Bilinear(cnn.Bilinear, Module):
+    """``y = x1 @ weight[k] @ x2 + bias[k]`` with PyTorch's arguments and initialisation.
+
+    Args:
+        in1_features: the first input's last dimension.
+        in2_features: the second input's last dimension.
+        out_features: the output's last dimension.
+        bias: learn a bias.
+        device: accepted (CPU only).
+        dtype: the parameters' dtype.
+    """
+
+    def __init__(
+        self,
+        in1_features: int,
+        in2_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        Module.__init__(self)
+        self.in1_features, self.in2_features = in1_features, in2_features
+        self.out_features = out_features
+        bound = 1.0 / in1_features**0.5
+        dt = dtype or mx.float32
+        shape = (out_features, in1_features, in2_features)
+        self.weight = mx.random.uniform(-bound, bound, shape).astype(dt)
+        if bias:
+            self.bias = mx.random.uniform(-bound, bound, (out_features,)).astype(dt)
+
+    def forward(self, input1: array, input2: array) -> array:
+        """The bilinear map."""
+        return M.bilinear(input1, input2, self.weight, self.get("bias"))
+
+
+class RMSNorm(cnn.RMSNorm, Module):
+    """Divide by the root mean square over the trailing ``normalized_shape`` dimensions.
+
+    Args:
+        normalized_shape: the trailing shape.
+        eps: added to the mean square (default: the dtype's machine epsilon).
+        elementwise_affine: learn a scale of shape ``normalized_shape``.
+        device: accepted (CPU only).
+        dtype: the scale's dtype.
+    """
+
+    def __init__(
+        self,
+        normalized_shape: Any,
+        eps: float | None = None,
+        elementwise_affine: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        Module.__init__(self)
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+        self.normalized_shape = tuple(int(v) for v in shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        if elementwise_affine:
+            self.weight = mx.ones(self.normalized_shape, dtype=dtype or mx.float32)
+
+    def forward(self, input: array) -> array:
+        """Normalise."""
+        return M.rms_norm(input, self.normalized_shape, self.get("weight"), self.eps)
