@@ -60,12 +60,12 @@ def _sum_to_shape(g: array, shape: tuple) -> array:
     return ops.reshape(g, shape)
 
 
-def _toposort(root: Node, targets: set | None) -> tuple[list, set]:
+def _toposort(root: Node, targets: set | None, through: bool = False) -> tuple[list, set]:
     """The nodes between ``root`` and the targets, parents before children, and that set.
 
     Iterative, so a chain of any length is fine. Targets (members of ``targets``, or leaves with
-    an owner when it is ``None``) are not expanded further; nodes from which no target can be
-    reached are left out.
+    an owner when it is ``None``) are not expanded further unless ``through`` is set (a target
+    computed from another target); nodes from which no target can be reached are left out.
     """
     order: list = []
     live: set = set()
@@ -78,6 +78,9 @@ def _toposort(root: Node, targets: set | None) -> tuple[list, set]:
     while stack:
         node, done = pop()
         if done:
+            if node in live:  # a target expanded with ``through``
+                order_append(node)
+                continue
             for p in node.args:
                 if type(p) is _Node and p in live:
                     live_add(node)
@@ -89,7 +92,13 @@ def _toposort(root: Node, targets: set | None) -> tuple[list, set]:
         visit(node)
         if (node.owner is not None) if owner_mode else (node in targets):
             live_add(node)
-            order_append(node)
+            if not through or node.prim is None:
+                order_append(node)
+                continue
+            push((node, True))  # expanded too; already live, so ordered after its parents
+            for p in node.args:
+                if type(p) is _Node and p not in visited:
+                    push((p, False))
             continue
         push((node, True))
         for p in node.args:
@@ -125,6 +134,7 @@ def backward_pass(
     cotangent: array,
     targets: set | None = None,
     create_graph: bool = False,
+    through: bool = False,
 ) -> dict[int, tuple[Node, array]]:
     """Propagate ``cotangent`` from ``root`` back to every target node.
 
@@ -134,11 +144,14 @@ def backward_pass(
         targets: the nodes to stop at and report; ``None`` means every leaf with an owner
             (the ``requires_grad`` leaves of the tape style).
         create_graph: record the pass so its results can be differentiated again.
+        through: also propagate through targets to the targets they were computed from
+            (PyTorch's ``autograd.grad(y, [x, f(x)])``: ``x`` gets both paths). Tracers of
+            the transforms never need it, so the walk stops at them.
 
     Returns:
         ``{id(node): (node, cotangent)}`` for each target reached.
     """
-    order, live = _toposort(root, targets)
+    order, live = _toposort(root, targets, through)
     if not order:
         return {}
     cots: dict = {root: cotangent}
@@ -162,7 +175,8 @@ def backward_pass(
                 if type(gd) in ops._ARRAYS and not gd.flags.c_contiguous and gd.ndim > 1:
                     g = ops.contiguous(g)
                 found[id(node)] = (node, g)
-                continue
+                if not through or node.prim is None:
+                    continue
             if versioned:
                 _versions.check(node, live)
             prim = node.prim
@@ -456,7 +470,10 @@ def _backward_to(node: Node, seed: array, inputs, create_graph: bool) -> None:
             )
         if x._node.prim is not None:
             retain_grad(x)  # the retain hook stores its gradient during the pass
-    found = backward_pass(node, seed, {x._node for x in ins}, create_graph or STATE.depth > 0)
+    through = sum(x._node.prim is not None for x in ins) > 0 and len(ins) > 1
+    found = backward_pass(
+        node, seed, {x._node for x in ins}, create_graph or STATE.depth > 0, through
+    )
     for x in ins:
         hit = found.get(id(x._node))
         if hit is None or x._node.prim is not None:

@@ -336,3 +336,66 @@ def test_functional_create_graph_and_errors():
         with pytest.raises(RuntimeError, match="v can only be None"):
             lib.autograd.functional.vjp(lambda t: t * 2, x)
     _close(*out)
+
+
+# -- saved outputs, gradcheck ----------------------------------------------------------------
+
+
+def _exp_fn(base):
+    class MyExp(base):
+        @staticmethod
+        def forward(ctx, x):
+            out = x.exp()
+            ctx.save_for_backward(out)
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            (out,) = ctx.saved_tensors
+            return g * out
+
+    return MyExp
+
+
+def test_saved_output_double_backward_matches_pytorch():
+    torch_ref = pytest.importorskip("torch")
+    res = []
+    for lib in (torch, torch_ref):
+        E = _exp_fn(lib.autograd.Function)
+        x = lib.tensor(V.astype(np.float64), requires_grad=True)
+        (g,) = lib.autograd.grad((E.apply(x) * x).sum(), x, create_graph=True)
+        (h,) = lib.autograd.grad(g.sum(), x)
+        res.append((g, h))
+    for a, b in zip(*res):
+        _close(a, b, rtol=1e-10)
+
+
+def test_gradcheck_and_gradgradcheck_like_pytorch():
+    torch_ref = pytest.importorskip("torch")
+    for lib in (torch, torch_ref):
+        x = lib.tensor(V.astype(np.float64), requires_grad=True)
+        P3 = _legendre(lib.autograd.Function)
+        assert lib.autograd.gradcheck(P3.apply, (x,))
+        assert lib.autograd.gradgradcheck(P3.apply, (x,))
+        y = lib.tensor(V[::-1].astype(np.float64), requires_grad=True)
+        assert lib.autograd.gradcheck(lambda a, b: (a * b.sin(), a.exp()), (x, y))
+        Bad = _wrong_factor(lib)
+        with pytest.raises(RuntimeError, match="Jacobian mismatch for output 0 with respect"):
+            lib.autograd.gradcheck(Bad.apply, (x,))
+        assert lib.autograd.gradcheck(Bad.apply, (x,), raise_exception=False) is False
+        Once = _once_cls(lib, lib.autograd.function.once_differentiable)
+        with pytest.raises(RuntimeError):  # second derivatives of a once-differentiable rule
+            lib.autograd.gradgradcheck(Once.apply, (x,))
+
+
+def _wrong_factor(lib):
+    class Bad(lib.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 3
+
+    return Bad

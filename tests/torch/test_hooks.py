@@ -190,3 +190,18 @@ def test_backward_inputs_accumulates_only_into_them():
             y.backward(inputs=[lib.ones(3)])
     for a, b in zip(*out):
         _close(a, b)
+
+
+def test_grad_with_respect_to_an_input_and_a_tensor_computed_from_it():
+    torch_ref = pytest.importorskip("torch")
+    out = []
+    for lib in (torch, torch_ref):
+        x = lib.tensor(V, requires_grad=True)
+        h = x.exp()
+        y = (h * x).sum()
+        a = lib.autograd.grad(y, [x, h], retain_graph=True)
+        b = lib.autograd.grad(y, [h, x], retain_graph=True)
+        y.backward(inputs=[x, h])
+        out.append((*a, *b, x.grad, h.grad))
+    for a, b in zip(*out):
+        _close(a, b)

@@ -13,9 +13,13 @@ from chainrule.core.extend import seed_cotangent
 
 from .._tensor_class import tensors
 from . import function, functional
+from .checks import GradcheckError, gradcheck, gradgradcheck
 from .function import Function, FunctionCtx, InplaceFunction, once_differentiable
 
 __all__ = [
+    "GradcheckError",
+    "gradcheck",
+    "gradgradcheck",
     "Function",
     "FunctionCtx",
     "InplaceFunction",
@@ -85,6 +89,8 @@ def grad(
                 "create it with requires_grad=True or call .requires_grad_()"
             )
     targets = {x._node for x in ins}
+    # an input computed from another input passes its cotangent on (PyTorch sums both paths)
+    through = len(targets) > 1 and any(x._node.prim is not None for x in ins)
     total: dict = {}
     for i, (o, go) in enumerate(zip(outs, gos)):
         if o._node is None:
@@ -93,7 +99,7 @@ def grad(
                 "has no grad_fn: it does not depend on any input that requires grad"
             )
         found = backward_pass(
-            o._node, seed_cotangent(o, go, "torch.autograd.grad"), targets, create_graph
+            o._node, seed_cotangent(o, go, "torch.autograd.grad"), targets, create_graph, through
         )
         for key, (_, g) in found.items():
             total[key] = g if key not in total else total[key] + g

@@ -277,8 +277,10 @@ def once_differentiable(fn: Callable) -> Callable:
         if not mx.is_grad_enabled():
             return outputs
         parents = tuple(g._node for g in grads if isinstance(g, array) and g._node is not None)
-        if not parents:
+        if not parents:  # PyTorch: only when a gradient output itself requires grad
             return outputs
+        live = ctx._live[0] if ctx._live is not None else ()
+        parents += tuple(x._node for x in live if isinstance(x, array) and x._node is not None)
         single = not isinstance(outputs, tuple)
         items = (outputs,) if single else outputs
         wrapped = tuple(
