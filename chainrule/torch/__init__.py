@@ -176,6 +176,19 @@ from . import _ops as _ops  # noqa: E402
 
 globals().update(_ops.EXPORTS)
 globals().update(_ops.INPLACE)
+from chainrule.core.tensor_functions import Size, layout, strided  # noqa: E402
+
+from . import _more as _more  # noqa: E402
+from . import _more_creation as _more_creation  # noqa: E402
+from . import return_types  # noqa: E402
+
+globals().update(_more.EXPORTS)
+globals().update({_n: getattr(_more_creation, _n) for _n in _more_creation.__all__})
+finfo = _mx.finfo
+iinfo = _mx.iinfo
+uint16 = _mx.uint16
+uint32 = _mx.uint32
+uint64 = _mx.uint64
 
 _SUBMODULES = (
     "nn",
@@ -201,6 +214,9 @@ def __getattr__(name: str):
     # first use so that `import chainrule.torch` stays cheap and import cycles cannot form.
     if name in _SUBMODULES:
         return _importlib.import_module(f"{__name__}.{name}")
+    if name in _ops.LAZY_ALIASES:
+        module, attr = _ops.LAZY_ALIASES[name]
+        return getattr(_importlib.import_module(f"{__name__}.{module}"), attr)
     if name in _ops.NN_ALIASES:
         # torch.conv2d, torch.dropout, ...: torch.nn.functional's function of the same name.
         functional = _importlib.import_module(f"{__name__}.nn.functional")

@@ -686,6 +686,9 @@ def fill(input: array, value: Any) -> array:
 
 EXPORTS["fill"] = fill
 
+LAZY_ALIASES = {"vmap": ("func", "vmap")}
+"""``torch.<name>`` that is another submodule's function (resolved on first use)."""
+
 NN_ALIASES = """conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d
 conv_tbc dropout alpha_dropout feature_alpha_dropout celu selu prelu rrelu hardshrink
 pixel_shuffle pixel_unshuffle channel_shuffle native_channel_shuffle cosine_similarity

@@ -20,6 +20,9 @@ from ._creation import _F32, _I64, _finish, _size
 
 array = mx.array
 
+SEED: dict = {"initial": None}
+"""The seed last given to ``manual_seed`` (or ``torch.seed``), for ``torch.initial_seed``."""
+
 
 class Generator:
     """A private random stream (``torch.Generator``), usable by ``randn``, ``DataLoader``...
@@ -68,6 +71,7 @@ def manual_seed(seed: int) -> None:
             initialisations) repeat exactly.
     """
     mx.random.seed(int(seed))
+    SEED["initial"] = int(seed)
 
 
 def randn(

@@ -376,3 +376,179 @@ def test_grad_switches():
 def test_unknown_attribute_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'not_a_function'"):
         ct.not_a_function  # noqa: B018
+
+
+# -- issue 15: torch.* breadth (chainrule/torch/_more.py, _more_creation.py) --------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["bartlett_window", "blackman_window", "hamming_window", "hann_window", "kaiser_window"]
+)
+@pytest.mark.parametrize("periodic", [True, False])
+def test_windows_match_pytorch(name, periodic):
+    torch = _torch()
+    for n in (0, 1, 2, 7):
+        ours = getattr(ct, name)(n, periodic=periodic)
+        theirs = getattr(torch, name)(n, periodic=periodic)
+        assert _name(ours.dtype) == _name(theirs.dtype)
+        np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_creation_breadth_matches_pytorch():
+    torch = _torch()
+    pairs = [
+        (ct.logspace(-1, 2, 5), torch.logspace(-1, 2, 5)),
+        (
+            ct.logspace(0, 3, 4, base=2, dtype=ct.float64),
+            torch.logspace(0, 3, 4, base=2, dtype=torch.float64),
+        ),
+        (ct.range(1, 4), torch.range(1, 4)),
+        (ct.range(0, 1, 0.25), torch.range(0, 1, 0.25)),
+        (ct.scalar_tensor(3), torch.scalar_tensor(3)),
+        (ct.tril_indices(3, 4, 1), torch.tril_indices(3, 4, 1)),
+        (ct.triu_indices(4, 3, -1), torch.triu_indices(4, 3, -1)),
+        (ct.empty_strided((2, 3), (3, 1)).shape, torch.empty_strided((2, 3), (3, 1)).shape),
+        (ct.asarray([1, 2]), torch.asarray([1, 2])),
+        (
+            ct.frombuffer(bytearray(b"\x01\x00\x02\x00"), dtype=ct.int16),
+            torch.frombuffer(bytearray(b"\x01\x00\x02\x00"), dtype=torch.int16),
+        ),
+    ]
+    for ours, theirs in pairs:
+        if isinstance(theirs, tuple):
+            assert tuple(ours) == tuple(theirs)
+            continue
+        assert _name(ours.dtype) == _name(theirs.dtype)
+        np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), rtol=1e-6)
+
+
+def test_random_breadth():
+    ct.manual_seed(3)
+    assert ct.initial_seed() == 3
+    state = ct.get_rng_state()
+    a = ct.normal(ct.zeros(4), ct.ones(4))
+    ct.set_rng_state(state)
+    assert np.array_equal(np.asarray(ct.normal(ct.zeros(4), ct.ones(4))), np.asarray(a))
+    assert ct.normal(2.0, 3.0, size=(2, 3)).shape == (2, 3)
+    m = ct.zeros(3, requires_grad=True)
+    ct.normal(m, 1.0).sum().backward()
+    assert np.array_equal(np.asarray(m.grad), np.ones(3))
+    b = ct.bernoulli(ct.full((1000,), 0.3))
+    assert 0.2 < float(b.mean()) < 0.4 and set(np.unique(np.asarray(b))) <= {0.0, 1.0}
+    p = ct.poisson(ct.full((2000,), 4.0))
+    assert abs(float(p.mean()) - 4) < 0.3 and str(p.dtype).endswith("float32")
+    k = ct.binomial(ct.full((2000,), 10.0), ct.full((2000,), 0.2))
+    assert abs(float(k.mean()) - 2) < 0.2
+    idx = ct.multinomial(ct.tensor([0.0, 1.0, 1.0]), 2)
+    assert sorted(np.asarray(idx).tolist()) == [1, 2] and str(idx.dtype).endswith("int64")
+    r = ct.randint_like(ct.zeros(2, 3), 5)
+    assert r.shape == (2, 3) and int(r.max()) < 5
+
+
+def test_type_helpers_match_pytorch():
+    torch = _torch()
+    names = [
+        "bool",
+        "uint8",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "float16",
+        "bfloat16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+    ]
+    for a in names:
+        for b in names:
+            theirs = torch.promote_types(getattr(torch, a), getattr(torch, b))
+            assert _name(ct.promote_types(getattr(ct, a), getattr(ct, b))) == _name(theirs), (a, b)
+            assert ct.can_cast(getattr(ct, a), getattr(ct, b)) == torch.can_cast(
+                getattr(torch, a), getattr(torch, b)
+            ), (a, b)
+    assert ct.typename(ct.ones(2)) == torch.typename(torch.ones(2))
+    assert ct.typename(ct.ones(2, dtype=ct.int64)) == torch.typename(torch.ones(2).long())
+    assert isinstance(ct.ones(2), ct.FloatTensor) and not isinstance(ct.ones(2), ct.LongTensor)
+    x = ct.LongTensor([1, 2])
+    assert _name(x.dtype) == "int64" and ct.FloatTensor(2, 3).shape == (2, 3)
+    s = ct.sort(ct.tensor([3.0, 1.0]))
+    assert isinstance(s, ct.return_types.sort) and s.indices.tolist() == [1, 0]
+    assert isinstance(ct.ones(2, 3).size(), ct.Size) and ct.Size([2, 3]).numel() == 6
+    assert ct.finfo(ct.float32).eps == torch.finfo(torch.float32).eps
+    assert repr(ct.strided) == repr(torch.strided) and ct.ones(1).layout is ct.strided
+
+
+def test_switches_and_control_flow():
+    torch = _torch()
+    ct.set_num_threads(3)
+    assert ct.get_num_threads() == 3
+    with pytest.raises(RuntimeError):
+        ct.set_num_threads(0)
+    ct.use_deterministic_algorithms(True, warn_only=True)
+    assert ct.are_deterministic_algorithms_enabled() and ct.get_deterministic_debug_mode() == 1
+    ct.set_deterministic_debug_mode("default")
+    assert not ct.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError):
+        ct.set_float32_matmul_precision("fast")
+    x = ct.tensor([1.0, 2.0])
+    assert ct.cond(x.sum() > 0, lambda v: v * 2, lambda v: v, (x,)).tolist() == [2.0, 4.0]
+    out = ct.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 2), (0, x))
+    theirs = torch.while_loop(
+        lambda i, v: i < 3, lambda i, v: (i + 1, v * 2), (torch.tensor(0), torch.tensor([1.0, 2.0]))
+    )
+    assert out[1].tolist() == theirs[1].tolist()
+    assert ct.wait(ct.fork(lambda a: a + 1, 1)) == 2
+    assert ct.sym_max(2, 5) == 5 and ct.sym_int(2.7) == 2 and ct.sym_ite(False, 1, 2) == 2
+
+
+def test_compile_over_mx_compile():
+    f = ct.compile(lambda a, b: (a * b).sum())
+    assert float(f(ct.ones(3), ct.ones(3))) == 3.0
+    g = ct.compile(mode="reduce-overhead")(lambda a: a + 1)
+    assert g(ct.zeros(2)).tolist() == [1.0, 1.0]
+    h = ct.compile(lambda a: a, disable=True)
+    assert h(1) == 1
+    with pytest.raises(ValueError, match="backend"):
+        ct.compile(lambda a: a, backend="tvm-nope")
+    with pytest.raises(RuntimeError, match="mode"):
+        ct.compile(lambda a: a, mode="turbo")
+    model = ct.nn.Linear(3, 2)
+    cm = ct.compile(model)
+    x = ct.ones(4, 3)
+    np.testing.assert_allclose(np.asarray(cm(x)), np.asarray(model(x)), rtol=1e-6)
+    assert cm.weight is model.weight and cm._orig_mod is model
+
+
+def test_small_functions_match_pytorch():
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((3, 4)).astype(np.float32)
+    ours, theirs = ct.tensor(v), torch.tensor(v)
+    np.testing.assert_allclose(
+        np.asarray(ct.norm_except_dim(ours, 2, 0)),
+        torch.norm_except_dim(theirs, 2, 0).numpy(),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        np.asarray(ct.frobenius_norm(ours, (0, 1))),
+        torch.frobenius_norm(theirs, (0, 1)).numpy(),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        np.asarray(ct.nuclear_norm(ours)), torch.nuclear_norm(theirs).numpy(), rtol=1e-5
+    )
+    data = rng.standard_normal((6, 2)).astype(np.float32)
+    lengths = np.array([2, 0, 3, 1])
+    for red in ("sum", "mean", "max", "min", "prod"):
+        a = ct.segment_reduce(ct.tensor(data), red, lengths=ct.tensor(lengths))
+        b = torch.segment_reduce(torch.tensor(data), red, lengths=torch.tensor(lengths))
+        np.testing.assert_allclose(np.asarray(a), b.numpy(), rtol=1e-5, equal_nan=True, err_msg=red)
+    pts = rng.standard_normal((20, 2)).astype(np.float32)
+    a = ct.histogramdd(ct.tensor(pts), bins=[3, 4])
+    b = torch.histogramdd(torch.tensor(pts), bins=[3, 4])
+    np.testing.assert_allclose(np.asarray(a.hist), b.hist.numpy())
+    for e1, e2 in zip(a.bin_edges, b.bin_edges):
+        np.testing.assert_allclose(np.asarray(e1), e2.numpy(), rtol=1e-5)
+    assert ct.get_device(ours) == torch.get_device(theirs) == -1
