@@ -241,3 +241,21 @@ def test_categorical_sample_frequencies_and_support():
         se = np.sqrt(SIMPLEX[b] * (1 - SIMPLEX[b]) / 30000)
         np.testing.assert_array_less(np.abs(freq - SIMPLEX[b]), 6 * se)
     assert tuple(d.enumerate_support().shape) == (3, 2)
+
+
+@pytest.mark.parametrize("name", ["Normal", "LogNormal", "Laplace", "Uniform", "Exponential"])
+def test_cdf_icdf_mode_and_expand_match_pytorch(name):
+    torch_ref = pytest.importorskip("torch")
+    args, values = CASES[name]
+    d, _ = _make(torch, name, args)
+    rd, _ = _make(torch_ref, name, args)
+    v, rv = torch.tensor(values), torch_ref.tensor(values)
+    _cmp(d.cdf(v), rd.cdf(rv))
+    q = np.array([0.1, 0.5, 0.8])
+    _cmp(d.icdf(torch.tensor(q)), rd.icdf(torch_ref.tensor(q)))
+    if name != "Uniform":  # PyTorch's Uniform has no mode
+        _cmp(d.mode, rd.mode)
+    e, re = d.expand((2, 3)), rd.expand((2, 3))
+    assert tuple(e.batch_shape) == tuple(re.batch_shape) == (2, 3)
+    _cmp(e.log_prob(v), re.log_prob(rv))
+    assert tuple(e.sample((4,)).shape) == tuple(re.sample((4,)).shape)

@@ -102,6 +102,14 @@ class LogNormal(Distribution):
         s2 = self.scale**2
         return mx.expm1(s2) * mx.exp(2 * self.loc + s2)
 
+    def expand(self, batch_shape: Any, _instance: Any = None) -> LogNormal:
+        shape = tuple(batch_shape)
+        return LogNormal(
+            mx.broadcast_to(self.loc, shape),
+            mx.broadcast_to(self.scale, shape),
+            validate_args=False,
+        )
+
     def rsample(self, sample_shape: Any = ()) -> array:
         return mx.exp(self.base_dist.rsample(sample_shape))
 
