@@ -279,3 +279,66 @@ def test_gated_delta_update_refuses_bad_shapes() -> None:
         cx.fast.gated_delta_update(q, q, v, g, b, initial_state=cx.zeros((1, 2, 4, 3)))
     with pytest.raises(ValueError, match="q and k"):
         cx.fast.gated_delta_update(q, cx.zeros((1, 3, 1, 5)), v, g, b)
+
+
+def _quant_model(nn: Any) -> Any:
+    return nn.Sequential(
+        nn.Embedding(16, 64), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 32), nn.LayerNorm(32)
+    )
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"group_size": 32, "bits": 8},
+        {"mode": "mxfp4"},
+        {"class_predicate": lambda path, m: path == "layers.1"},
+        {
+            "class_predicate": lambda path, m: (
+                {"group_size": 32, "bits": 2} if path == "layers.3" else hasattr(m, "to_quantized")
+            )
+        },
+    ],
+    ids=["default", "g32-b8", "mxfp4", "predicate", "predicate-dict"],
+)
+def test_nn_quantize_model_matches_mlx(kw: dict) -> None:
+    """``nn.quantize(model, ...)``: the same layers swapped, the same packed parameters, the
+    same outputs."""
+    import mlx.nn as mnn
+    import mlx.utils as mutils
+
+    import chainrule.nn as cnn
+    import chainrule.utils as cutils
+
+    from .bridge import copy_params, flat
+
+    mlx_core.random.seed(2)
+    m, c = _quant_model(mnn), _quant_model(cnn)
+    copy_params(m, c)
+    mnn.quantize(m, **kw)
+    cnn.quantize(c, **kw)
+    assert [type(x).__name__ for x in c.layers] == [type(x).__name__ for x in m.layers]
+    fm, fc = flat(m.parameters(), mutils), flat(c.parameters(), cutils)
+    assert sorted(fc) == sorted(fm)
+    for k, v in fm.items():
+        assert fc[k].dtype == v.dtype and fc[k].shape == v.shape, k
+        np.testing.assert_array_equal(fc[k], v, err_msg=k)
+    ids = np.array([[1, 5, 9], [0, 15, 3]], np.int32)
+    # mxfp4's embedding gives bfloat16 rows, whose products both sides round to bfloat16 (MLX
+    # with its own accumulation order): agreement to bfloat16's precision there
+    tol = 2e-2 if kw.get("mode") == "mxfp4" else 1e-4
+    got, want = c(cx.array(ids)), m(mlx_core.array(ids))
+    assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1]
+    np.testing.assert_allclose(np.array(got), np.array(want), rtol=tol, atol=tol)
+
+
+def test_nn_quantize_refuses_what_mlx_refuses() -> None:
+    """A predicate that selects a layer with no quantized form: ValueError on both sides."""
+    import mlx.nn as mnn
+
+    import chainrule.nn as cnn
+
+    for nn in (mnn, cnn):
+        with pytest.raises(ValueError, match="quantize"):
+            nn.quantize(_quant_model(nn), class_predicate=lambda path, m: True)
