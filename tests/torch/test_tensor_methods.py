@@ -196,3 +196,217 @@ def test_methods_exist_after_importing_only_the_core():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["(6,)", "int64", "int64", "cpu"]
+
+
+# -- issue 15: in-place methods, creation from a tensor, the rest of the breadth ---------------
+
+
+def _ref():
+    return pytest.importorskip("torch")
+
+
+def _pair(values, dtype="float32"):
+    torch_ref = _ref()
+    v = np.asarray(values, dtype=dtype)
+    return ct.tensor(v), torch_ref.tensor(v)
+
+
+def test_inplace_refuses_what_pytorch_refuses():
+    torch_ref = _ref()
+    for lib in (ct, torch_ref):
+        leaf = lib.ones(3, requires_grad=True)
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            leaf.add_(1)
+        with lib.no_grad():
+            assert leaf.add_(1) is leaf
+        assert leaf.tolist() == [2.0, 2.0, 2.0]
+        with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+            lib.ones(3).add_(lib.ones(2, 3))
+        with pytest.raises(RuntimeError, match="can't be cast to the desired output type"):
+            lib.tensor([1, 2]).mul_(1.5)
+    a, b = ct.tensor([1, 2]), torch_ref.tensor([1, 2])
+    a.add_(True), b.add_(True)
+    assert a.tolist() == b.tolist() and _name(a.dtype) == _name(b.dtype)
+    x, y = ct.tensor([0.5, 2.0]), torch_ref.tensor([0.5, 2.0])
+    x.gt_(1.0), y.gt_(1.0)  # a bool result is written into the float tensor
+    assert x.tolist() == y.tolist() and _name(x.dtype) == "float32"
+
+
+def test_inplace_keeps_graphs_recorded_before():
+    w = ct.tensor([1.0, 2.0], requires_grad=True)
+    h = w * 3
+    saved = h * 1
+    h.mul_(2)  # h is not a leaf: rebinding is allowed, the graph follows
+    h.sum().backward()
+    assert w.grad.tolist() == [6.0, 6.0]
+    assert saved.tolist() == [3.0, 6.0]
+
+
+def test_shape_changing_inplace_methods():
+    torch_ref = _ref()
+    v = np.arange(6, dtype=np.float32).reshape(2, 1, 3)
+    for name, args in [
+        ("unsqueeze_", (0,)),
+        ("squeeze_", (1,)),
+        ("transpose_", (0, 2)),
+        ("swapdims_", (1, 2)),
+        ("t_", ()),
+    ]:
+        ours, theirs = (
+            ct.tensor(v if name != "t_" else v[:, 0]),
+            torch_ref.tensor(v if name != "t_" else v[:, 0]),
+        )
+        assert getattr(ours, name)(*args) is ours
+        getattr(theirs, name)(*args)
+        assert ours.shape == tuple(theirs.shape) and ours.tolist() == theirs.tolist()
+
+
+def test_new_methods_and_types_match_pytorch():
+    _ref()
+    ours, theirs = _pair([[1, 2], [3, 4]], "int32")
+    for call in [
+        lambda t: t.new_zeros(2, 3),
+        lambda t: t.new_ones((2,)),
+        lambda t: t.new_full((2, 2), 7),
+        lambda t: t.new_empty(3).shape,
+        lambda t: t.new_tensor([1.5, 2.5]),
+        lambda t: t.new_zeros(2, dtype=t.float().dtype),
+        lambda t: t.type(),
+        lambda t: t.element_size(),
+        lambda t: t.stride(),
+        lambda t: t.stride(1),
+        lambda t: t.is_contiguous(),
+        lambda t: t.is_signed(),
+        lambda t: t.is_complex(),
+        lambda t: t.get_device(),
+        lambda t: t.dim_order(),
+    ]:
+        a, b = call(ours), call(theirs)
+        if hasattr(b, "numpy"):
+            assert _name(a.dtype) == _name(b.dtype) and a.tolist() == b.tolist()
+        else:
+            assert (tuple(a) if isinstance(a, tuple) else a) == (
+                tuple(b) if isinstance(b, tuple) else b
+            )
+    assert _name(ours.type(ct.float64).dtype) == "float64"
+    assert _name(ours.type("torch.LongTensor").dtype) == "int64"
+    assert ct.ones(1).is_nonzero() and ours.is_same_size(ours * 2)
+    with pytest.raises(RuntimeError):
+        ct.ones(2).is_nonzero()
+
+
+def test_copy_fill_apply_map():
+    torch_ref = _ref()
+    ours, theirs = _pair(np.zeros((2, 3)))
+    ours.copy_(ct.tensor([1, 2, 3])), theirs.copy_(torch_ref.tensor([1, 2, 3]))
+    assert ours.tolist() == theirs.tolist() and _name(ours.dtype) == "float32"
+    ours, theirs = _pair(np.zeros((3, 3)))
+    ours.fill_diagonal_(5), theirs.fill_diagonal_(5)
+    assert ours.tolist() == theirs.tolist()
+    ours, theirs = _pair(np.zeros((7, 3)))
+    ours.fill_diagonal_(1, wrap=True), theirs.fill_diagonal_(1, wrap=True)
+    assert ours.tolist() == theirs.tolist()
+    ours, theirs = _pair([1.0, 2.0])
+    ours.apply_(lambda v: v * 10), theirs.apply_(lambda v: v * 10)
+    assert ours.tolist() == theirs.tolist()
+    ours.map_(ct.tensor([1.0, 1.0]), lambda a, b: a + b)
+    assert ours.tolist() == [11.0, 21.0]
+
+
+@pytest.mark.parametrize(
+    "name,args,check",
+    [
+        ("uniform_", (2.0, 3.0), lambda v: (v >= 2).all() and (v < 3).all()),
+        ("normal_", (5.0, 0.1), lambda v: abs(v.mean() - 5) < 0.05),
+        (
+            "bernoulli_",
+            (0.25,),
+            lambda v: set(np.unique(v)) <= {0, 1} and abs(v.mean() - 0.25) < 0.1,
+        ),
+        ("exponential_", (2.0,), lambda v: (v >= 0).all() and abs(v.mean() - 0.5) < 0.1),
+        ("geometric_", (0.5,), lambda v: (v >= 1).all() and abs(v.mean() - 2) < 0.3),
+        ("log_normal_", (0.0, 0.25), lambda v: (v > 0).all()),
+        ("cauchy_", (0.0, 1.0), lambda v: abs(np.median(v)) < 0.2),
+        ("random_", (0, 10), lambda v: (v == np.floor(v)).all() and v.min() >= 0 and v.max() < 10),
+    ],
+)
+def test_random_inplace_methods(name, args, check):
+    ct.manual_seed(0)
+    x = ct.zeros(2000)
+    assert getattr(x, name)(*args) is x
+    assert check(np.asarray(x))
+    ct.manual_seed(0)
+    y = getattr(ct.zeros(2000), name)(*args)
+    assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_matrix_methods_match_pytorch():
+    torch_ref = _ref()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((4, 4)) + 4 * np.eye(4)
+    spd = a @ a.T
+    ours, theirs = ct.tensor(spd), torch_ref.tensor(spd)
+    for call in [
+        lambda t: t.cholesky(),
+        lambda t: t.cholesky_inverse(),
+        lambda t: t.inverse(),
+        lambda t: t.det(),
+        lambda t: t.logdet(),
+        lambda t: t.slogdet(),
+        lambda t: t.mH,
+        lambda t: t.adjoint(),
+        lambda t: t.H,
+        lambda t: t.matrix_power(-2),
+        lambda t: t.cholesky_solve(t.cholesky()),
+        lambda t: t.triangular_solve(t.triu()).solution,
+        lambda t: t.qr().R.abs(),
+        lambda t: t.svd().S,
+    ]:
+        x, y = call(ours), call(theirs)
+        xs = x if isinstance(x, tuple) else (x,)
+        ys = y if isinstance(y, tuple) else (y,)
+        for p, q in zip(xs, ys):
+            np.testing.assert_allclose(np.asarray(p), q.numpy(), rtol=1e-6, atol=1e-8)
+    lu, piv = ours.lu()
+    lu_t, piv_t = theirs.lu()
+    np.testing.assert_allclose(np.asarray(lu), lu_t.numpy(), rtol=1e-6)
+    assert np.asarray(piv).tolist() == piv_t.tolist()
+    b = rng.standard_normal((4, 2))
+    np.testing.assert_allclose(
+        np.asarray(ct.tensor(b).lu_solve(lu, piv)),
+        torch_ref.tensor(b).lu_solve(lu_t, piv_t).numpy(),
+        rtol=1e-6,
+    )
+    p, l_, u = ct.lu_unpack(lu, piv)
+    pt, lt, ut = torch_ref.lu_unpack(lu_t, piv_t)
+    for m1, m2 in ((p, pt), (l_, lt), (u, ut)):
+        np.testing.assert_allclose(np.asarray(m1), m2.numpy(), rtol=1e-6, atol=1e-12)
+    with pytest.raises(RuntimeError, match="removed"):
+        ours.lstsq(ours)
+
+
+def test_more_shape_methods_match_pytorch():
+    torch_ref = _ref()
+    v = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    ours, theirs = ct.tensor(v), torch_ref.tensor(v)
+    for call in [
+        lambda t: t.unfold(2, 2, 1),
+        lambda t: t.unfold(1, 2, 2),
+        lambda t: t.sum_to_size(1, 3, 1),
+        lambda t: t.nonzero_static(size=30),
+        lambda t: t.narrow_copy(2, 1, 2),
+        lambda t: t.split_with_sizes([1, 3], 2),
+        lambda t: t.unsafe_chunk(2, 2),
+        lambda t: t.dsplit(2),
+        lambda t: t.swapdims(0, 2),
+        lambda t: t.broadcast_to((2, 2, 3, 4)),
+        lambda t: t.diff(dim=0, prepend=t[:1]),
+        lambda t: t.logit(0.1),
+    ]:
+        x, y = call(ours), call(theirs)
+        xs = x if isinstance(x, tuple) else (x,)
+        ys = y if isinstance(y, tuple) else (y,)
+        assert len(xs) == len(ys)
+        for p, q in zip(xs, ys):
+            assert tuple(p.shape) == tuple(q.shape) and _name(p.dtype) == _name(q.dtype)
+            np.testing.assert_allclose(np.asarray(p), q.numpy(), rtol=1e-6)
