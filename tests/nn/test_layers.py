@@ -733,6 +733,35 @@ CASES = [
         (2, 3, 64),
         grad=False,
     ),
+    # MLX's sharded layers in a group of one process: the plain linear maps
+    Case(
+        "AllToShardedLinear",
+        lambda: nn.AllToShardedLinear(5, 4),
+        _normal(2, 5),
+        (2, 4),
+        _ref_linear,
+    ),
+    Case(
+        "ShardedToAllLinear",
+        lambda: nn.ShardedToAllLinear(5, 4),
+        _normal(2, 5),
+        (2, 4),
+        _ref_linear,
+    ),
+    Case(
+        "QuantizedAllToShardedLinear",
+        lambda: nn.QuantizedAllToShardedLinear(64, 3, group_size=32, bits=4),
+        _normal(2, 64),
+        (2, 3),
+        _ref_quantized_linear,
+    ),
+    Case(
+        "QuantizedShardedToAllLinear",
+        lambda: nn.QuantizedShardedToAllLinear(64, 3, group_size=64, bits=4),
+        _normal(2, 64),
+        (2, 3),
+        _ref_quantized_linear,
+    ),
     # quantizes its float32/float16 input (qqmm refuses float64), so no float64 gradient check
     Case("QQLinear", lambda: nn.QQLinear(32, 3, mode="mxfp8"), _normal(2, 32), (2, 3), grad=False),
     Case("ALiBi", lambda: nn.ALiBi(), _normal(2, 3, 4, 5), (2, 3, 4, 5), _ref_alibi),
