@@ -37,6 +37,11 @@ __all__ = [
 ]
 
 
+def _show(v: Any) -> str:
+    """A bound as PyTorch's f-strings show it (a 0-d tensor as its number)."""
+    return str(v.item()) if isinstance(v, mx.array) and v.ndim == 0 else str(v)
+
+
 class Constraint:
     """A region of values; ``event_dim`` is how many rightmost dimensions form one event."""
 
@@ -118,7 +123,7 @@ class _IntegerInterval(Constraint):
         return (value % 1 == 0) & (self.lower_bound <= value) & (value <= self.upper_bound)
 
     def __repr__(self) -> str:
-        return f"IntegerInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+        return f"IntegerInterval(lower_bound={_show(self.lower_bound)}, upper_bound={_show(self.upper_bound)})"
 
 
 class _IntegerGreaterThan(Constraint):
@@ -131,7 +136,7 @@ class _IntegerGreaterThan(Constraint):
         return (value % 1 == 0) & (value >= self.lower_bound)
 
     def __repr__(self) -> str:
-        return f"IntegerGreaterThan(lower_bound={self.lower_bound})"
+        return f"IntegerGreaterThan(lower_bound={_show(self.lower_bound)})"
 
 
 class _Real(Constraint):
@@ -147,7 +152,7 @@ class _GreaterThan(Constraint):
         return self.lower_bound < value
 
     def __repr__(self) -> str:
-        return f"GreaterThan(lower_bound={self.lower_bound})"
+        return f"GreaterThan(lower_bound={_show(self.lower_bound)})"
 
 
 class _GreaterThanEq(_GreaterThan):
@@ -155,7 +160,7 @@ class _GreaterThanEq(_GreaterThan):
         return self.lower_bound <= value
 
     def __repr__(self) -> str:
-        return f"GreaterThanEq(lower_bound={self.lower_bound})"
+        return f"GreaterThanEq(lower_bound={_show(self.lower_bound)})"
 
 
 class _LessThan(Constraint):
@@ -166,7 +171,7 @@ class _LessThan(Constraint):
         return value < self.upper_bound
 
     def __repr__(self) -> str:
-        return f"LessThan(upper_bound={self.upper_bound})"
+        return f"LessThan(upper_bound={_show(self.upper_bound)})"
 
 
 class _Interval(Constraint):
@@ -178,7 +183,7 @@ class _Interval(Constraint):
         return (self.lower_bound <= value) & (value <= self.upper_bound)
 
     def __repr__(self) -> str:
-        return f"Interval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+        return f"Interval(lower_bound={_show(self.lower_bound)}, upper_bound={_show(self.upper_bound)})"
 
 
 class _HalfOpenInterval(_Interval):
@@ -186,7 +191,7 @@ class _HalfOpenInterval(_Interval):
         return (self.lower_bound <= value) & (value < self.upper_bound)
 
     def __repr__(self) -> str:
-        return f"HalfOpenInterval(lower_bound={self.lower_bound}, upper_bound={self.upper_bound})"
+        return f"HalfOpenInterval(lower_bound={_show(self.lower_bound)}, upper_bound={_show(self.upper_bound)})"
 
 
 class _Simplex(Constraint):

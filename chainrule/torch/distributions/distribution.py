@@ -209,7 +209,7 @@ class Distribution:
                     raise ValueError(
                         f"Expected parameter {param} ({type(value).__name__} of shape "
                         f"{tuple(value.shape)}) of distribution {self!r} to satisfy the "
-                        f"constraint {constraint!r}, but found invalid values:\n{value}"
+                        f"constraint {constraint!r}, but found invalid values:\n{_value(value)}"
                     )
 
     @property
@@ -323,13 +323,25 @@ class Distribution:
             raise ValueError(
                 f"Expected value argument ({type(value).__name__} of shape {tuple(value.shape)}) "
                 f"to be within the support ({support!r}) of the distribution {self!r}, but found "
-                f"invalid values:\n{value}"
+                f"invalid values:\n{_value(value)}"
             )
 
     def __repr__(self) -> str:
         names = [k for k in self.arg_constraints if k in self.__dict__]
-        args = ", ".join(
-            f"{p}: {tuple(self.__dict__[p].shape) if self.__dict__[p].ndim else self.__dict__[p]}"
-            for p in names
-        )
+        args = ", ".join(f"{p}: {_short(self.__dict__[p])}" for p in names)
         return f"{type(self).__name__}({args})"
+
+
+def _value(v: Any) -> str:
+    """A tensor as PyTorch's f-strings show it (a 0-d tensor as its number)."""
+    return str(v.item()) if isinstance(v, array) and v.ndim == 0 else str(v)
+
+
+def _short(v: Any) -> str:
+    """How PyTorch's messages show a tensor: a one-element tensor by value (0-d as a number),
+    a larger one by its size."""
+    if not isinstance(v, array):
+        return str(v)
+    if v.size == 1:
+        return str(v.item()) if v.ndim == 0 else str(v)
+    return f"torch.Size({list(v.shape)})"
