@@ -49,16 +49,22 @@ class _Activation(Module):
     _fn: Any = None
     _keys: tuple = ()
 
-    def _extra_repr(self) -> str:
-        return ", ".join(f"{k}={getattr(self, k)!r}" for k in self._keys)
-
     def extra_repr(self) -> str:
-        """The arguments shown by ``repr``."""
-        return self._extra_repr()
+        """PyTorch's text: the arguments, with ``inplace=True`` only when set."""
+        parts = [f"{k}={getattr(self, k)!r}" for k in self._keys if k != "inplace"]
+        if "inplace" in self._keys and self.inplace:
+            parts.append("inplace=True")
+        return ", ".join(parts)
 
     def forward(self, input: array) -> array:
         """Apply the activation."""
         return type(self)._fn(input, **{k: getattr(self, k) for k in self._keys})
+
+
+class _Shrink(_Activation):
+    def extra_repr(self) -> str:
+        """PyTorch's text: the threshold alone."""
+        return str(self.lambd)
 
 
 def _simple(name: str, fn: Any, doc: str, keys: tuple = (), **defaults: Any) -> type:
@@ -79,7 +85,7 @@ def _simple(name: str, fn: Any, doc: str, keys: tuple = (), **defaults: Any) -> 
 
     return type(
         name,
-        (_Activation,),
+        (_Shrink if keys == ("lambd",) else _Activation,),
         {
             "__init__": __init__,
             "_fn": staticmethod(fn),
@@ -198,6 +204,12 @@ class RReLU(Module):
         self.upper = upper
         self.inplace = inplace
 
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return f"lower={self.lower}, upper={self.upper}" + (
+            ", inplace=True" if self.inplace else ""
+        )
+
     def forward(self, input: array) -> array:
         """Apply the activation (random only in training mode)."""
         return F.rrelu(input, self.lower, self.upper, self.training, self.inplace)
@@ -220,6 +232,10 @@ class PReLU(Module):
         self.num_parameters = num_parameters
         self.init = init
         self.weight = mx.full((num_parameters,), init, dtype=dtype or mx.float32)
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return f"num_parameters={self.num_parameters}"
 
     def forward(self, input: array) -> array:
         """Apply the activation."""

@@ -51,8 +51,8 @@ class _Loss(Module):
         self.reduction = F.legacy_reduction(size_average, reduce, reduction)
 
     def extra_repr(self) -> str:
-        """The arguments shown by ``repr``."""
-        return f"reduction={self.reduction!r}"
+        """Nothing, as PyTorch's losses."""
+        return ""
 
 
 class CosineEmbeddingLoss(_Loss):

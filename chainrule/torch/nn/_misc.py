@@ -54,6 +54,10 @@ class LocalResponseNorm(Module):
         super().__init__()
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
     def forward(self, input: array) -> array:
         """Normalise."""
         return M.local_response_norm(input, self.size, self.alpha, self.beta, self.k)
@@ -113,6 +117,10 @@ class Dropout(Module):
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: dropout probability has to be between 0 and 1, got {p}")
         self.p, self.inplace = p, inplace
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return f"p={self.p}, inplace={self.inplace}"
 
     def forward(self, input: array) -> array:
         """Drop (in training mode only)."""
@@ -186,6 +194,26 @@ class Embedding(cnn.Embedding, Module):
         self.weight = w
         if _freeze:
             self.freeze(keys=["weight"])
+
+    def extra_repr(self) -> str:
+        """PyTorch's text: the sizes, then the arguments that differ from the defaults."""
+        bag = getattr(self, "mode", None) is not None
+        s = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None and not bag:
+            s += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            s += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            s += f", norm_type={self.norm_type}"
+        if self.scale_grad_by_freq:
+            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
+        if self.sparse:
+            s += ", sparse=True"
+        if bag:
+            s += f", mode={self.mode!r}"
+            if self.padding_idx is not None:
+                s += f", padding_idx={self.padding_idx}"
+        return s
 
     @classmethod
     def from_pretrained(cls, embeddings: array, freeze: bool = True, **kwargs: Any) -> Embedding:
@@ -303,6 +331,14 @@ class SyncBatchNorm(Module):
             self.register_buffer("running_mean", mx.zeros((num_features,), dtype=dt))
             self.register_buffer("running_var", mx.ones((num_features,), dtype=dt))
             self.register_buffer("num_batches_tracked", mx.array(0, dtype=mx.int64))
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.affine}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
 
     def forward(self, input: array) -> array:
         """Normalise (batch statistics in training or without running estimates)."""
@@ -592,6 +628,13 @@ class Bilinear(cnn.Bilinear, Module):
         if bias:
             self.bias = mx.random.uniform(-bound, bound, (out_features,)).astype(dt)
 
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return (
+            f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+            f"out_features={self.out_features}, bias={'bias' in self}"
+        )
+
     def forward(self, input1: array, input2: array) -> array:
         """The bilinear map."""
         return M.bilinear(input1, input2, self.weight, self.get("bias"))
@@ -622,6 +665,12 @@ class RMSNorm(cnn.RMSNorm, Module):
         self.eps, self.elementwise_affine = eps, elementwise_affine
         if elementwise_affine:
             self.weight = mx.ones(self.normalized_shape, dtype=dtype or mx.float32)
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
 
     def forward(self, input: array) -> array:
         """Normalise."""

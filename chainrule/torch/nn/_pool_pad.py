@@ -56,6 +56,10 @@ class AdaptiveAvgPool3d(Module):
         super().__init__()
         self.output_size = output_size
 
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return f"output_size={self.output_size}"
+
     def forward(self, input: array) -> array:
         """Pool."""
         return P.adaptive_avg_pool3d(input, self.output_size)
@@ -79,6 +83,7 @@ def _adaptive_max(nd: int) -> type:
         {
             "__init__": __init__,
             "forward": forward,
+            "extra_repr": lambda self: f"output_size={self.output_size}",
             "__doc__": f"Max-pool a {nd}-d channels-first input to ``output_size``.",
             "__module__": __name__,
             "__qualname__": name,
@@ -112,6 +117,10 @@ def _lp(nd: int) -> type:
         {
             "__init__": __init__,
             "forward": forward,
+            "extra_repr": lambda self: (
+                f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, ceil_mode={self.ceil_mode}"
+            ),
             "__doc__": f"Power-average pooling over {nd}-d windows.",
             "__module__": __name__,
             "__qualname__": name,
@@ -144,6 +153,11 @@ def _unpool(nd: int) -> type:
         {
             "__init__": __init__,
             "forward": forward,
+            "extra_repr": lambda self: (
+                f"kernel_size={P.ntuple(self.kernel_size, nd, 'kernel_size', name)}, "
+                f"stride={P.ntuple(self.stride, nd, 'stride', name)}, "
+                f"padding={P.ntuple(self.padding, nd, 'padding', name)}"
+            ),
             "__doc__": f"Partial inverse of {nd}-d max pooling.",
             "__module__": __name__,
             "__qualname__": name,
@@ -230,12 +244,18 @@ def _pad(name: str, nd: int, mode: str, with_value: bool) -> type:
         def init(self, padding: Any) -> None:  # noqa: E306
             __init__(self, padding)
 
+    def extra_repr(self) -> str:
+        if with_value:
+            return f"padding={self.padding}, value={self.value}"
+        return f"{self.padding}"
+
     return type(
         name,
         (Module,),
         {
             "__init__": init,
             "forward": forward,
+            "extra_repr": extra_repr,
             "__doc__": f"Pad the last {nd} dimensions (mode {mode!r}).",
             "__module__": __name__,
             "__qualname__": name,
@@ -267,6 +287,10 @@ class PixelShuffle(Module):
         super().__init__()
         self.upscale_factor = upscale_factor
 
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return f"upscale_factor={self.upscale_factor}"
+
     def forward(self, input: array) -> array:
         """Rearrange."""
         return R.pixel_shuffle(input, self.upscale_factor)
@@ -278,6 +302,10 @@ class PixelUnshuffle(Module):
     def __init__(self, downscale_factor: int) -> None:
         super().__init__()
         self.downscale_factor = downscale_factor
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return f"downscale_factor={self.downscale_factor}"
 
     def forward(self, input: array) -> array:
         """Rearrange."""
@@ -291,6 +319,10 @@ class ChannelShuffle(Module):
         super().__init__()
         self.groups = groups
 
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return f"groups={self.groups}"
+
     def forward(self, input: array) -> array:
         """Shuffle."""
         return R.channel_shuffle(input, self.groups)
@@ -303,6 +335,13 @@ class Unfold(Module):
         super().__init__()
         self.kernel_size, self.dilation = kernel_size, dilation
         self.padding, self.stride = padding, stride
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return (
+            f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
+            f"padding={self.padding}, stride={self.stride}"
+        )
 
     def forward(self, input: array) -> array:
         """Extract the blocks."""
@@ -324,11 +363,26 @@ class Fold(Module):
         self.output_size, self.kernel_size = output_size, kernel_size
         self.dilation, self.padding, self.stride = dilation, padding, stride
 
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return (
+            f"output_size={self.output_size}, kernel_size={self.kernel_size}, "
+            f"dilation={self.dilation}, padding={self.padding}, stride={self.stride}"
+        )
+
     def forward(self, input: array) -> array:
         """Fold the blocks."""
         return R.fold(
             input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride
         )
+
+
+def _upsample_repr(module: Any, mode: str) -> str:
+    if module.scale_factor is not None:
+        sf = module.scale_factor
+        sf = tuple(float(v) for v in sf) if isinstance(sf, (tuple, list)) else float(sf)
+        return f"scale_factor={sf!r}, mode={mode!r}"
+    return f"size={module.size!r}, mode={mode!r}"
 
 
 class UpsamplingNearest2d(Module):
@@ -337,6 +391,10 @@ class UpsamplingNearest2d(Module):
     def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
         super().__init__()
         self.size, self.scale_factor = size, scale_factor
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return _upsample_repr(self, "nearest")
 
     def forward(self, input: array) -> array:
         """Resize."""
@@ -349,6 +407,10 @@ class UpsamplingBilinear2d(Module):
     def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
         super().__init__()
         self.size, self.scale_factor = size, scale_factor
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return _upsample_repr(self, "bilinear")
 
     def forward(self, input: array) -> array:
         """Resize."""
