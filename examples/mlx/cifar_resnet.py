@@ -143,6 +143,11 @@ def main(args):
     world = mx.distributed.init()
 
     model = globals()[args.arch]()
+    if args.init_weights:
+        model.load_weights(args.init_weights)
+    mx.eval(model.parameters())
+    if args.save_init:
+        model.save_weights(args.save_init)
     print(f"Number of params: {model.num_params() / 1e6:0.04f} M")
     optimizer = optim.Adam(learning_rate=args.lr)
 
@@ -202,6 +207,8 @@ parser.add_argument("--batch_size", type=int, default=32, help="batch size")
 parser.add_argument("--num_train", type=int, default=512, help="synthetic training images")
 parser.add_argument("--lr", type=float, default=1e-3, help="learning rate")
 parser.add_argument("--seed", type=int, default=0, help="random seed")
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())

@@ -107,7 +107,11 @@ def main(args):
         dropout=args.dropout,
         bias=args.bias,
     )
+    if args.init_weights:
+        gcn.load_weights(args.init_weights)
     mx.eval(gcn.parameters())
+    if args.save_init:
+        gcn.save_weights(args.save_init)
 
     optimizer = optim.Adam(learning_rate=args.lr)
 
@@ -166,6 +170,8 @@ parser.add_argument("--lr", type=float, default=0.01)
 parser.add_argument("--weight_decay", type=float, default=0.0)
 parser.add_argument("--steps", type=int, default=100)
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())

@@ -157,7 +157,12 @@ def eval_fn(model, x, y):
 def main(args):
     mx.random.seed(args.seed)
     np.random.seed(args.seed)
-    model = kwt_tiny(emb_dropout=0.1)
+    model = kwt_tiny(emb_dropout=args.emb_dropout)
+    if args.init_weights:
+        model.load_weights(args.init_weights)
+    mx.eval(model.parameters())
+    if args.save_init:
+        model.save_weights(args.save_init)
     print(f"Number of params: {model.num_params() / 1e6:0.04f} M")
     optimizer = optim.SGD(learning_rate=args.lr, momentum=0.9, weight_decay=1e-4)
 
@@ -213,7 +218,10 @@ parser = argparse.ArgumentParser(add_help=True)
 parser.add_argument("--batch_size", type=int, default=32, help="batch size")
 parser.add_argument("--steps", type=int, default=100, help="training steps")
 parser.add_argument("--lr", type=float, default=3e-2, help="learning rate")
+parser.add_argument("--emb_dropout", type=float, default=0.1, help="embedding dropout")
 parser.add_argument("--seed", type=int, default=0, help="random seed")
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())

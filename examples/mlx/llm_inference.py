@@ -156,7 +156,11 @@ class Llama(nn.Module):
 def main(args):
     mx.random.seed(args.seed)
     model = Llama(args.num_layers, len(VOCAB), args.dims, args.mlp_dims, args.num_heads)
+    if args.init_weights:
+        model.load_weights(args.init_weights)
     mx.eval(model.parameters())
+    if args.save_init:
+        model.save_weights(args.save_init)
 
     prompt = mx.array([[VOCAB.index(c) for c in args.prompt.lower() if c in VOCAB]])
     print(args.prompt, end="", flush=True)
@@ -186,6 +190,7 @@ def main(args):
     argmax_agree = mx.mean(mx.argmax(cached_logits, axis=-1) == mx.stack(tokens, axis=1))
 
     print(f"generated_tokens {len(tokens)}")
+    print(f"tokens {','.join(str(t.item()) for t in tokens)}")
     print(f"token_min {min(t.item() for t in tokens)}")
     print(f"token_max {max(t.item() for t in tokens)}")
     print(f"logits_shape {'x'.join(str(d) for d in cached_logits.shape)}")
@@ -204,6 +209,8 @@ parser.add_argument("--dims", type=int, default=64)
 parser.add_argument("--mlp_dims", type=int, default=128)
 parser.add_argument("--num_heads", type=int, default=4)
 parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())

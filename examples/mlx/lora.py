@@ -199,6 +199,11 @@ def main(args):
     for layer in model.model.layers[len(model.model.layers) - args.lora_layers :]:
         layer.self_attn.q_proj = LoRALinear.from_linear(layer.self_attn.q_proj)
         layer.self_attn.v_proj = LoRALinear.from_linear(layer.self_attn.v_proj)
+    if args.init_weights:
+        model.load_weights(args.init_weights)
+    mx.eval(model.parameters())
+    if args.save_init:
+        model.save_weights(args.save_init)
 
     p = sum(v.size for _, v in tree_flatten(model.parameters())) / 10**6
     print(f"Total parameters {p:.3f}M")
@@ -268,6 +273,8 @@ parser.add_argument(
     help="Save path for the trained adapter weights.",
 )
 parser.add_argument("--seed", type=int, default=0, help="The PRNG seed")
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())

@@ -61,7 +61,11 @@ def main(args):
     train_images, train_labels, test_images, test_labels = map(mx.array, digits())
 
     model = MLP(args.num_layers, train_images.shape[-1], args.hidden_dim, 10)
+    if args.init_weights:
+        model.load_weights(args.init_weights)
     mx.eval(model.parameters())
+    if args.save_init:
+        model.save_weights(args.save_init)
 
     if args.optimizer == "sgd":
         optimizer = optim.SGD(learning_rate=args.lr, momentum=0.9)
@@ -114,6 +118,8 @@ parser.add_argument("--hidden_dim", type=int, default=32, help="Hidden width.")
 parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
 parser.add_argument("--lr", type=float, default=1e-1, help="Learning rate.")
 parser.add_argument("--seed", type=int, default=0, help="Random seed.")
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())

@@ -134,7 +134,11 @@ def main(args):
     x = get_moons_dataset(n_samples=10_000, noise=args.noise, seed=args.seed)
 
     model = RealNVP(args.n_transforms, args.d_params, args.d_hidden, args.n_layers)
+    if args.init_weights:
+        model.load_weights(args.init_weights)
     mx.eval(model.parameters())
+    if args.save_init:
+        model.save_weights(args.save_init)
 
     def loss_fn(model, x):
         return -mx.mean(model(x))
@@ -180,6 +184,8 @@ parser.add_argument("--n_layers", type=int, default=2, help="Conditioner hidden 
 parser.add_argument("--learning_rate", type=float, default=3e-4, help="Adam learning rate.")
 parser.add_argument("--noise", type=float, default=0.06, help="Noise of the moons.")
 parser.add_argument("--seed", type=int, default=0, help="Random seed.")
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())

@@ -72,7 +72,7 @@ def iterate_batches(batch_size, context_size, dataset):
     s = 0
     while True:
         if s == 0:
-            perm = mx.random.permutation(inputs.shape[0])
+            perm = mx.array(np.random.permutation(inputs.shape[0]))
         ids = perm[s : s + batch_size]
         yield inputs[ids]
         s += batch_size
@@ -82,13 +82,18 @@ def iterate_batches(batch_size, context_size, dataset):
 
 def main(args):
     mx.random.seed(args.seed)
+    np.random.seed(args.seed)
     batch_size = args.batch_size
     context_size = args.context_size
 
     vocab, train, valid = load_dataset(2000, args.seed)
 
     model = TransformerLM(len(vocab), args.num_blocks, args.dim, args.num_heads, args.checkpoint)
+    if args.init_weights:
+        model.load_weights(args.init_weights)
     mx.eval(model.parameters())
+    if args.save_init:
+        model.save_weights(args.save_init)
     nparams = sum(x.size for k, x in tree_flatten(model.parameters()) if "embedding" not in k)
     print(f"Training a transformer with {nparams / 1024**2:.3f} M parameters")
 
@@ -158,6 +163,8 @@ parser.add_argument("--learning_rate", type=float, default=3e-3, help="AdamW pea
 parser.add_argument("--weight_decay", type=float, default=1e-5, help="AdamW weight decay.")
 parser.add_argument("--lr_warmup", type=int, default=10, help="Linear warm-up iterations.")
 parser.add_argument("--steps_per_report", type=int, default=10, help="Steps between reports.")
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())

@@ -151,7 +151,11 @@ def main(args):
     images = digits_16x16()
 
     model = CVAE(args.latent_dims, img_size, args.max_filters)
+    if args.init_weights:
+        model.load_weights(args.init_weights)
     mx.eval(model.parameters())
+    if args.save_init:
+        model.save_weights(args.save_init)
     num_params = sum(x.size for _, x in tree_flatten(model.trainable_parameters()))
     print(f"Number of trainable params: {num_params / 1e6:0.04f} M")
 
@@ -213,6 +217,8 @@ parser.add_argument("--max-filters", type=int, default=32, help="Most filters in
 parser.add_argument("--lr", type=float, default=1e-3, help="Learning rate")
 parser.add_argument("--latent-dims", type=int, default=8, help="Number of latent dimensions")
 parser.add_argument("--save-dir", type=str, default="models/", help="Where to save weights")
+parser.add_argument("--init-weights", type=str, default=None, help="Start from these weights.")
+parser.add_argument("--save-init", type=str, default=None, help="Save the starting weights here.")
 
 if __name__ == "__main__":
     main(parser.parse_args())
