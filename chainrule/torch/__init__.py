@@ -95,6 +95,7 @@ from ._shapes import (
 )
 from ._tensor_class import Tensor
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled
+from .func import vmap
 from .serialization import load, save
 
 # Autograd switches: the engine's own.

@@ -9,6 +9,8 @@ answer the same; the calls that need a device raise ``DeviceUnavailableError`` (
 
 from __future__ import annotations
 
+import types
+import warnings
 from typing import Any
 
 from chainrule.core import backend as _backend
@@ -120,3 +122,37 @@ def memory_reserved(device: Any = None) -> int:
 def is_bf16_supported(including_emulation: bool = True) -> bool:
     """False: no CUDA device."""
     return False
+
+
+def _cuda_autocast(enabled: bool = True, dtype: Any = None, cache_enabled: bool = True) -> Any:
+    """``torch.cuda.amp.autocast`` (deprecated in PyTorch): ``torch.amp.autocast("cuda")``,
+    which warns and stays off here."""
+    import chainrule.torch as _torch
+
+    from .amp import autocast
+
+    warnings.warn(
+        "`torch.cuda.amp.autocast(args...)` is deprecated. Please use "
+        "`torch.amp.autocast('cuda', args...)` instead.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return autocast("cuda", dtype=_torch.float16 if dtype is None else dtype, enabled=enabled)
+
+
+def _cuda_grad_scaler(*args: Any, **kwargs: Any) -> Any:
+    """``torch.cuda.amp.GradScaler`` (deprecated in PyTorch): ``torch.amp.GradScaler("cuda")``,
+    disabled here with a warning."""
+    from .amp import GradScaler
+
+    warnings.warn(
+        "`torch.cuda.amp.GradScaler(args...)` is deprecated. Please use "
+        "`torch.amp.GradScaler('cuda', args...)` instead.",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return GradScaler("cuda", *args, **kwargs)
+
+
+amp = types.SimpleNamespace(autocast=_cuda_autocast, GradScaler=_cuda_grad_scaler)
+"""``torch.cuda.amp``: PyTorch's deprecated spellings of ``torch.amp`` for CUDA."""

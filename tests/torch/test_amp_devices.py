@@ -240,3 +240,18 @@ def test_grad_scaler_on_cpu_matches_pytorch(torch_ref):
         np.testing.assert_allclose(g1, g2, rtol=1e-6)
         assert s1 == s2
     assert sd == rsd
+
+
+def test_deprecated_cuda_amp_spellings_warn_and_stay_off(torch_ref):
+    for lib in (torch, torch_ref):
+        with pytest.warns(FutureWarning, match="deprecated"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                scaler = lib.cuda.amp.GradScaler()
+        assert not scaler.is_enabled()
+        with pytest.warns(FutureWarning, match="deprecated"):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                with lib.cuda.amp.autocast():
+                    assert not lib.is_autocast_enabled("cpu")
+    assert torch.vmap is torch.func.vmap
