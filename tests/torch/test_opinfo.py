@@ -72,6 +72,11 @@ def _idx(rng, high, shape):
     return rng.integers(0, high, size=shape).astype(np.int64)
 
 
+def _with(make, value):
+    """``make(rng, dtype, value)`` as a two-argument maker (binds a loop value)."""
+    return lambda rng, dtype: make(rng, dtype, value)
+
+
 def _scatter_reduce_case(reduce, include_self):
     def make(rng, dtype):
         index = np.array([[0, 0, 2], [1, 3, 3], [2, 2, 2]])
@@ -635,6 +640,258 @@ OPS = [
         method=False,
     ),
     Op("cummax", lambda r, d: ((_draw(r, (6,), d),), {"dim": 0}), method=False),
+]
+
+OPS += [
+    # second batch: more arguments and more functions
+    Op(
+        "polygamma",
+        lambda r, d: ((2, _draw(r, (3, 4), d, -2.7, 5)), {}),
+        method=False,
+        grad_args=(1,),
+        rtol=1e-4,
+        atol=1e-4,
+    ),
+    Op(
+        "polygamma",
+        lambda r, d: ((3, _draw(r, (5,), d, 0.3, 30)), {}),
+        method=False,
+        grad_args=(1,),
+        rtol=1e-4,
+        atol=1e-4,
+    ),
+    *[
+        Op(
+            "quantile",
+            _with(lambda r, d, m: ((_draw(r, (3, 5), d), 0.4), {"dim": 1, "interpolation": m}), m),
+            grad=False,
+        )
+        for m in ("lower", "higher", "nearest", "midpoint")
+    ],
+    Op("quantile", lambda r, d: ((_draw(r, (3, 5), d), np.array([0.1, 0.5], d)), {})),
+    *[
+        Op("norm", _with(lambda r, d, p: ((_draw(r, (3, 4), d),), {"p": p, "dim": 0}), p))
+        for p in (1, float("inf"), -float("inf"))
+    ],
+    Op("norm", lambda r, d: ((_draw(r, (3, 4), d),), {"p": "fro", "dim": (0, 1)})),
+    Op("norm", lambda r, d: ((_draw(r, (3, 4), d),), {"p": 0}), grad=False),
+    Op("msort", lambda r, d: ((_draw(r, (4, 3), d),), {}), dtypes=ALL),
+    Op(
+        "unique",
+        lambda r, d: ((r.integers(0, 2, (5, 2)).astype(d),), {"dim": 0}),
+        grad=False,
+        dtypes=ALL,
+    ),
+    Op(
+        "trapezoid",
+        lambda r, d: ((_draw(r, (3, 5), d), np.sort(_draw(r, (5,), d))), {}),
+        method=False,
+        grad_args=(0, 1),
+    ),
+    Op("cumulative_trapezoid", lambda r, d: ((_draw(r, (3, 5), d),), {"dx": 2.0}), method=False),
+    Op(
+        "view_as_real",
+        lambda r, d: ((_draw(r, (3,), d) + 1j * _draw(r, (3,), d),), {}),
+        grad=False,
+        method=False,
+    ),
+    Op("view_as_complex", lambda r, d: ((_draw(r, (3, 2), d),), {}), grad=False, method=False),
+    Op(
+        "complex",
+        lambda r, d: ((_draw(r, (3,), d), _draw(r, (3,), d)), {}),
+        grad=False,
+        method=False,
+    ),
+    Op(
+        "polar",
+        lambda r, d: ((_draw(r, (3,), d, 0, 2), _draw(r, (3,), d)), {}),
+        grad=False,
+        method=False,
+    ),
+    Op("frexp", lambda r, d: ((_draw(r, (3, 4), d, -100, 100),), {}), grad=False),
+    Op("hardshrink", lambda r, d: ((_draw(r, (3, 4), d),), {"lambd": 0.7})),
+    Op("threshold", lambda r, d: ((_draw(r, (3, 4), d), 0.3, -1.0), {}), method=False),
+    Op(
+        "rsub",
+        lambda r, d: ((_draw(r, (3, 4), d), _draw(r, (4,), d)), {"alpha": 2}),
+        method=False,
+        grad_args=(0, 1),
+    ),
+    Op(
+        "broadcast_tensors",
+        lambda r, d: ((_draw(r, (3, 1), d), _draw(r, (4,), d)), {}),
+        method=False,
+        grad_args=(0, 1),
+    ),
+    Op("atleast_2d", lambda r, d: ((_draw(r, (3,), d),), {}), method=False),
+    Op(
+        "hstack",
+        lambda r, d: (([_draw(r, (2, 3), d), _draw(r, (2, 1), d)],), {}),
+        grad=False,
+        method=False,
+    ),
+    Op(
+        "vstack",
+        lambda r, d: (([_draw(r, (3,), d), _draw(r, (2, 3), d)],), {}),
+        grad=False,
+        method=False,
+    ),
+    Op(
+        "row_stack",
+        lambda r, d: (([_draw(r, (3,), d), _draw(r, (3,), d)],), {}),
+        grad=False,
+        method=False,
+    ),
+    Op(
+        "meshgrid",
+        lambda r, d: ((_draw(r, (3,), d), _draw(r, (2,), d)), {"indexing": "xy"}),
+        method=False,
+        grad_args=(0, 1),
+    ),
+    Op(
+        "unravel_index",
+        lambda r, d: ((np.array([0, 5, 11]), (3, 4)), {}),
+        grad=False,
+        method=False,
+        dtypes=(I64,),
+    ),
+    Op("gradient", lambda r, d: ((_draw(r, (4, 5), d),), {"spacing": 2.0, "dim": 1}), method=False),
+    Op("gradient", lambda r, d: ((_draw(r, (5,), d),), {"edge_order": 2}), method=False),
+    Op(
+        "index_reduce",
+        lambda r, d: (
+            (_draw(r, (3, 4), d), 0, np.array([0, 2, 0]), _draw(r, (3, 4), d), "prod"),
+            {"include_self": False},
+        ),
+        grad=False,
+    ),
+    Op(
+        "index_reduce",
+        lambda r, d: (
+            (_draw(r, (3, 4), d), 1, np.array([0, 2, 0, 1]), _draw(r, (3, 4), d), "mean"),
+            {},
+        ),
+        grad=False,
+    ),
+    Op(
+        "put",
+        lambda r, d: ((_draw(r, (3, 4), d), np.array([1, 7, -1]), _draw(r, (3,), d)), {}),
+        grad_args=(0, 2),
+    ),
+    Op(
+        "index_put",
+        lambda r, d: ((_draw(r, (3, 4), d), (np.array([0, 2]),), _draw(r, (4,), d)), {}),
+        grad_args=(0, 2),
+    ),
+    Op("take_along_dim", lambda r, d: ((_draw(r, (3, 4), d), _idx(r, 12, (5,))), {})),
+    Op(
+        "searchsorted",
+        lambda r, d: ((_draw(r, (2, 6), d), _draw(r, (2, 3), d)), {"side": "right"}),
+        grad=False,
+        method=False,
+    ),
+    Op(
+        "searchsorted",
+        lambda r, d: (
+            (_draw(r, (6,), d), _draw(r, (3,), d)),
+            {"sorter": np.argsort(_draw(np.random.default_rng(5), (6,), d))},
+        ),
+        grad=False,
+        method=False,
+    ),
+    Op(
+        "bucketize",
+        lambda r, d: (
+            (_draw(r, (2, 3), d), np.sort(_draw(r, (6,), d))),
+            {"right": True, "out_int32": True},
+        ),
+        grad=False,
+        method=False,
+    ),
+    Op("diag_embed", lambda r, d: ((_draw(r, (2, 3), d),), {"offset": 1, "dim1": 0, "dim2": 2})),
+    Op("amax", lambda r, d: ((np.array([[1, 3, 3], [2, 2, 0]], d),), {"dim": 1})),
+    Op(
+        "median", lambda r, d: ((np.array([[1, np.nan, 3], [2, 2, 0]], d),), {"dim": 1}), grad=False
+    ),
+    Op(
+        "count_nonzero",
+        lambda r, d: ((r.integers(0, 2, (3, 4)).astype(d),), {}),
+        grad=False,
+        dtypes=ALL,
+    ),
+    Op(
+        "std_mean",
+        lambda r, d: ((_draw(r, (3, 4), d),), {"dim": (0, 1), "keepdim": True}),
+        method=False,
+    ),
+    Op(
+        "tensordot",
+        lambda r, d: ((_draw(r, (3, 4, 2), d), _draw(r, (2, 3, 5), d)), {"dims": ([0, 2], [1, 0])}),
+        grad_args=(0, 1),
+        method=False,
+    ),
+    Op(
+        "chain_matmul",
+        lambda r, d: ((_draw(r, (2, 3), d), _draw(r, (3, 4), d), _draw(r, (4, 2), d)), {}),
+        grad_args=(0, 1, 2),
+        method=False,
+    ),
+    *[
+        Op(
+            "cdist",
+            _with(lambda r, d, p: ((_draw(r, (3, 4), d), _draw(r, (2, 4), d)), {"p": p}), p),
+            grad_args=(0, 1),
+            method=False,
+        )
+        for p in (1.0, 3.0, float("inf"))
+    ],
+    Op(
+        "cov",
+        lambda r, d: (
+            (_draw(r, (2, 6), d),),
+            {"fweights": r.integers(1, 3, (6,)), "aweights": _draw(r, (6,), d, 0.5, 1)},
+        ),
+        method=True,
+    ),
+    Op(
+        "addmv",
+        lambda r, d: (
+            (_draw(r, (3,), d), _draw(r, (3, 4), d), _draw(r, (4,), d)),
+            {"beta": 0, "alpha": -1},
+        ),
+        grad_args=(0, 1, 2),
+    ),
+    Op(
+        "clamp",
+        lambda r, d: (
+            (_draw(r, (3, 4), d), _draw(r, (4,), d, -1, 0), _draw(r, (3, 1), d, 0, 1)),
+            {},
+        ),
+        grad_args=(0, 1, 2),
+    ),
+    Op(
+        "where",
+        lambda r, d: ((r.random((3, 4)) < 0.5, _draw(r, (3, 4), d), _draw(r, (4,), d)), {}),
+        grad_args=(1, 2),
+        method=False,
+        dtypes=ALL,
+    ),
+    Op("diagonal_copy", lambda r, d: ((_draw(r, (3, 4), d),), {"offset": 1}), method=False),
+    Op(
+        "slice_copy",
+        lambda r, d: ((_draw(r, (5, 4), d),), {"dim": 0, "start": 1, "end": 4, "step": 2}),
+        method=False,
+    ),
+    Op("permute_copy", lambda r, d: ((_draw(r, (2, 3, 4), d), (2, 0, 1)), {}), method=False),
+    Op("unbind_copy", lambda r, d: ((_draw(r, (2, 3), d),), {"dim": 1}), method=False),
+    Op("expand_copy", lambda r, d: ((_draw(r, (3, 1), d), (2, 3, 4)), {}), method=False),
+    Op(
+        "isin",
+        lambda r, d: ((r.integers(0, 5, (3, 4)).astype(d), np.array([1, 3], d)), {"invert": True}),
+        grad=False,
+        method=False,
+        dtypes=ALL,
+    ),
 ]
 
 IDS = [f"{i}-{op.name}" for i, op in enumerate(OPS)]
