@@ -11,6 +11,7 @@ from __future__ import annotations
 from chainrule.core.lazy import alias_module
 from chainrule.optimizers import (
     ASGD,
+    LBFGS,
     SGD,
     Adadelta,
     Adafactor,
@@ -38,6 +39,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "Adamax",
+    "LBFGS",
     "Lion",
     "Muon",
     "NAdam",
