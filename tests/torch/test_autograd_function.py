@@ -399,3 +399,20 @@ def _wrong_factor(lib):
             return g * 3
 
     return Bad
+
+
+def test_a_function_graph_is_freed_without_the_cycle_collector():
+    import gc
+    import weakref
+
+    P3 = _legendre(Function)
+    x = torch.tensor(V, requires_grad=True)
+    gc.disable()
+    try:
+        y = P3.apply(x)
+        ref = weakref.ref(y._node)
+        y.sum().backward()
+        del y
+        assert ref() is None
+    finally:
+        gc.enable()

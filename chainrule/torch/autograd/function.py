@@ -15,6 +15,7 @@ tensor operations differentiates again, unless it is decorated with ``once_diffe
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -163,7 +164,7 @@ class Function:
         diff = [not _is(o, ctx._non_diff) and _floating(o) for o in outs]
         rule = _make_rule(cls, ctx, args, pos, xs, outs, diff)
         nodes = record_custom(f"{cls.__name__}Backward", parents, [o._data for o in outs], rule)
-        ctx._nodes = nodes
+        ctx._nodes = [weakref.ref(n) for n in nodes]  # weak: no cycle ctx <-> graph
         made = []
         for o, node, d in zip(outs, nodes, diff):
             if _is(o, ctx._dirty) and d:
@@ -204,10 +205,10 @@ def _make_rule(cls, ctx: FunctionCtx, args: tuple, pos: list, xs: list, outs: li
     def rule(g, ans, *rxs, argnum, k):
         if last[0] != k or last[1] is not g:
             recording = mx.is_grad_enabled()
-            nodes = ctx._nodes
-            live_outs = [
-                from_value(v, n) if recording else from_value(v) for v, n in zip(out_vals, nodes)
-            ]
+            live_outs = []
+            for v, ref in zip(out_vals, ctx._nodes):
+                n = ref() if recording else None
+                live_outs.append(from_value(v) if n is None else from_value(v, n))
             grads = []
             for j, v in enumerate(out_vals):
                 if j == k:
