@@ -36,6 +36,8 @@ class Polynomial3(torch.nn.Module):
 parser = argparse.ArgumentParser(description="Fit sin(x) with a custom Module.")
 parser.add_argument("--steps", type=int, default=2000, help="optimizer steps")
 parser.add_argument("--seed", type=int, default=0, help="random seed")
+parser.add_argument("--init-weights", type=str, default=None, help="start from this state_dict")
+parser.add_argument("--save-init", type=str, default=None, help="save the starting state_dict")
 args = parser.parse_args()
 torch.manual_seed(args.seed)
 
@@ -45,6 +47,10 @@ y = torch.sin(x)
 
 # Construct our model by instantiating the class defined above
 model = Polynomial3()
+if args.init_weights:
+    model.load_state_dict(torch.load(args.init_weights))
+if args.save_init:
+    torch.save(model.state_dict(), args.save_init)
 
 # Construct our loss function and an Optimizer. The call to model.parameters() in the SGD
 # constructor will contain the learnable parameters (defined with torch.nn.Parameter) which

@@ -16,6 +16,8 @@ import chainrule.torch as torch
 parser = argparse.ArgumentParser(description="Fit sin(x) with nn.Linear over (x, x^2, x^3).")
 parser.add_argument("--steps", type=int, default=2000, help="gradient steps")
 parser.add_argument("--seed", type=int, default=0, help="random seed")
+parser.add_argument("--init-weights", type=str, default=None, help="start from this state_dict")
+parser.add_argument("--save-init", type=str, default=None, help="save the starting state_dict")
 args = parser.parse_args()
 torch.manual_seed(args.seed)
 
@@ -31,6 +33,10 @@ xx = x.unsqueeze(-1).pow(p)
 # nn.Sequential applies its modules in order; Flatten turns the (2000, 1) output into the
 # shape of y.
 model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0, 1))
+if args.init_weights:
+    model.load_state_dict(torch.load(args.init_weights))
+if args.save_init:
+    torch.save(model.state_dict(), args.save_init)
 
 # Mean Squared Error, summed.
 loss_fn = torch.nn.MSELoss(reduction="sum")

@@ -15,6 +15,8 @@ import chainrule.torch as torch
 parser = argparse.ArgumentParser(description="Fit sin(x) with nn.Linear and RMSprop.")
 parser.add_argument("--steps", type=int, default=2000, help="optimizer steps")
 parser.add_argument("--seed", type=int, default=0, help="random seed")
+parser.add_argument("--init-weights", type=str, default=None, help="start from this state_dict")
+parser.add_argument("--save-init", type=str, default=None, help="save the starting state_dict")
 args = parser.parse_args()
 torch.manual_seed(args.seed)
 
@@ -28,6 +30,10 @@ xx = x.unsqueeze(-1).pow(p)
 
 # Use the nn package to define our model and loss function.
 model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0, 1))
+if args.init_weights:
+    model.load_state_dict(torch.load(args.init_weights))
+if args.save_init:
+    torch.save(model.state_dict(), args.save_init)
 loss_fn = torch.nn.MSELoss(reduction="sum")
 
 # Use the optim package to define an Optimizer that will update the weights of the model for
