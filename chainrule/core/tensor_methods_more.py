@@ -230,6 +230,16 @@ def map_(self, tensor: array, callable: Any) -> array:
     return _inplace(self, _const(np.asarray(flat, self._data.dtype).reshape(self.shape)))
 
 
+def map2_(self, x: array, y: array, callable: Any) -> array:
+    """Replace each element by ``callable(self_element, x_element, y_element)``."""
+    from .tensor_methods import _inplace
+
+    xs = np.broadcast_to(x._data, self.shape).reshape(-1).tolist()
+    ys = np.broadcast_to(y._data, self.shape).reshape(-1).tolist()
+    flat = [callable(a, b, c) for a, b, c in zip(self._data.reshape(-1).tolist(), xs, ys)]
+    return _inplace(self, _const(np.asarray(flat, self._data.dtype).reshape(self.shape)))
+
+
 def fill_diagonal_(self, fill_value: Any, wrap: bool = False) -> array:
     """Set the main diagonal (of a matrix, or of equal-sized dims) to ``fill_value``."""
     from .tensor_methods import _inplace
@@ -511,6 +521,8 @@ METHODS = {
     "hardshrink": _hardshrink,
     "prelu": _prelu,
     "frexp": M.frexp,
+    "hash_tensor": M.hash_tensor,
+    "reinforce": _removed("reinforce", "torch.distributions"),
     # elementwise, binary
     "subtract": F.sub,
     "multiply": mx.multiply,
@@ -690,6 +702,7 @@ METHODS = {
     "cfloat": lambda self: mx.astype(self, mx.complex64),
     "apply_": apply_,
     "map_": map_,
+    "map2_": map2_,
     "fill_diagonal_": fill_diagonal_,
     # random
     "uniform_": uniform_,
@@ -724,7 +737,7 @@ logical_or logical_xor eq ne lt le gt ge greater greater_equal less less_equal n
 addcmul addcdiv clamp clip clamp_min clamp_max masked_fill renorm
 addmm addmv addr addbmm baddbmm
 scatter scatter_add scatter_reduce index_add index_copy index_fill index_put index_reduce
-masked_scatter put tril triu
+masked_scatter put tril triu round
 """.split()
 
 # In-place variants whose first argument is not the array itself.
@@ -739,6 +752,7 @@ PROPERTIES = {
     "is_inference": lambda self: False,
     "layout": property(lambda self: F.strided, doc="Always ``torch.strided``."),
     "output_nr": property(lambda self: 0, doc="0: each recorded node has one output here."),
+    "grad_dtype": property(lambda self: self.dtype, doc="The dtype of ``.grad``: the array's."),
     "name": property(lambda self: None, doc="None (PyTorch's attribute for tracing tools)."),
     "volatile": property(lambda self: False, doc="False: removed from PyTorch, kept for old code."),
 }

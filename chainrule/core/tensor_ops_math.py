@@ -870,6 +870,18 @@ def bincount(input: array, weights: array | None = None, minlength: int = 0) -> 
     return out.at[_const(data)].add(w)
 
 
+def hash_tensor(input: array, dim: Any = None, *, keepdim: bool = False, mode: int = 0) -> array:
+    """XOR of the elements' 64-bit patterns (floats as float64, integers as int64), uint64."""
+    if mode != 0:
+        raise RuntimeError(f"hash_tensor: only mode=0 (xor reduction) is supported, got {mode}")
+    data = input._data
+    wide = data.astype(np.float64) if _is_float(input) else data.astype(np.int64)
+    bits = np.ascontiguousarray(wide).view(np.uint64)
+    axis = None if dim is None else _tf.dims(dim)
+    out = np.bitwise_xor.reduce(bits, axis=axis, keepdims=keepdim) if bits.ndim else bits
+    return _const(np.asarray(out, np.uint64))
+
+
 def histogram(
     input: array, bins: Any = 100, *, range: Any = None, weight: Any = None, density: bool = False
 ):

@@ -429,6 +429,7 @@ _UNARY = {
     "diff": M.diff,
     "histc": M.histc,
     "histogram": M.histogram,
+    "hash_tensor": M.hash_tensor,
     "bincount": M.bincount,
     # matrices
     "det": L.det,

@@ -894,6 +894,18 @@ OPS += [
     ),
 ]
 
+OPS += [
+    Op("hash_tensor", lambda r, d: ((_draw(r, (3, 4), d),), {}), grad=False, dtypes=ALL),
+    Op("hash_tensor", lambda r, d: ((_draw(r, (3, 4), d),), {"dim": 1}), grad=False, dtypes=ALL),
+    Op(
+        "round",
+        lambda r, d: ((_draw(r, (3, 4), d, -5, 5),), {}),
+        grad=False,
+        inplace=True,
+        method=False,
+    ),
+]
+
 IDS = [f"{i}-{op.name}" for i, op in enumerate(OPS)]
 
 
