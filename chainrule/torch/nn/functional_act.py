@@ -63,8 +63,14 @@ _SIXTH = float(np.float32(1.0 / 6.0))
 
 
 def _rebind(input: array, out: array) -> array:
+    """Rebind ``input`` to ``out`` (PyTorch's in-place update) and return the result.
+
+    The result is returned as its own handle: ``torch.nn.functional``'s tensor door hands
+    this function a fresh handle on the caller's tensor, so returning ``input`` would give
+    the caller its old value back.
+    """
     input._set_value(out._data, out._node)
-    return input
+    return out
 
 
 def relu(input: array, inplace: bool = False) -> array:

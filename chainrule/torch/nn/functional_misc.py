@@ -39,6 +39,7 @@ __all__ = [
     "embedding_bag",
     "feature_alpha_dropout",
     "group_norm",
+    "grouped_mm",
     "instance_norm",
     "layer_norm",
     "linear",
@@ -311,6 +312,75 @@ def conv_tbc(input: array, weight: array, bias: array, pad: int = 0) -> array:
     x = mx.transpose(input, (1, 2, 0))
     w = mx.transpose(weight, (2, 1, 0))
     return mx.transpose(conv1d(x, w, bias, 1, pad), (2, 0, 1))
+
+
+def grouped_mm(
+    mat_a: array,
+    mat_b: array,
+    *,
+    offs: array | None = None,
+    bias: array | None = None,
+    out_dtype: Any = None,
+) -> array:
+    """Matrix products of groups (Mixture-of-Experts layers), PyTorch's four layouts.
+
+    ``offs`` holds the (exclusive) end of each group along the jagged dimension of a 2-D
+    operand; elements past ``offs[-1]`` are ignored (their output rows or columns are zero).
+
+    Args:
+        mat_a: ``(M, K)`` (rows cut by ``offs``, or columns when ``mat_b`` is 2-D too) or
+            ``(G, M, K)``.
+        mat_b: ``(G, K, N)`` or ``(K, N)`` (rows cut by ``offs`` with a 2-D ``mat_a``, columns
+            with a 3-D one).
+        offs: group ends (needed when an operand is 2-D).
+        bias: added to each group's product.
+        out_dtype: the result's dtype (default: the inputs').
+
+    Returns:
+        ``(M, N)`` for 2-D x 3-D, ``(G, M, N)`` for 3-D x 3-D and 2-D x 2-D, ``(M, N)`` for
+        3-D x 2-D (columns cut by ``offs``).
+    """
+    a, b = mat_a, mat_b
+    if a.dtype not in (mx.float32, mx.bfloat16, mx.float16):
+        raise RuntimeError(
+            f"grouped_mm: Expected mat_a to be Float32, BFloat16 or Float16 matrix, got {a.dtype}"
+        )
+    if a.ndim not in (2, 3) or b.ndim not in (2, 3):
+        raise ValueError(
+            f"grouped_mm: expected 2D or 3D operands, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if (a.ndim == 2 or b.ndim == 2) and offs is None:
+        raise ValueError(
+            f"grouped_mm: offs is required when an operand is 2D (got {tuple(a.shape)} and "
+            f"{tuple(b.shape)})"
+        )
+    ends = [] if offs is None else [int(v) for v in np.asarray(offs).reshape(-1)]
+    starts = [0] + ends[:-1]
+    if a.ndim == 3 and b.ndim == 3:
+        y = mx.matmul(a, b)
+        if bias is not None:
+            y = y + mx.expand_dims(bias, -2)
+    elif a.ndim == 2 and b.ndim == 3:
+        parts = [mx.matmul(a[s:e], b[g]) for g, (s, e) in enumerate(zip(starts, ends))]
+        if bias is not None:
+            parts = [p + bias[g] for g, p in enumerate(parts)]
+        rest = a.shape[0] - (ends[-1] if ends else 0)
+        if rest:
+            parts.append(mx.zeros((rest, b.shape[-1]), dtype=parts[0].dtype))
+        y = mx.concatenate(parts, axis=0)
+    elif a.ndim == 2 and b.ndim == 2:
+        y = mx.stack([mx.matmul(a[:, s:e], b[s:e]) for s, e in zip(starts, ends)])
+        if bias is not None:
+            y = y + mx.expand_dims(bias, -2)
+    else:
+        parts = [mx.matmul(a[g], b[:, s:e]) for g, (s, e) in enumerate(zip(starts, ends))]
+        if bias is not None:
+            parts = [p + bias[g] for g, p in enumerate(parts)]
+        rest = b.shape[1] - (ends[-1] if ends else 0)
+        if rest:
+            parts.append(mx.zeros((a.shape[1], rest), dtype=parts[0].dtype))
+        y = mx.concatenate(parts, axis=1)
+    return y if out_dtype is None else y.astype(out_dtype)
 
 
 # -- normalisation -----------------------------------------------------------------------------
@@ -799,9 +869,9 @@ def _check_p(p: float, who: str) -> None:
 
 
 def _rebind(input: array, out: array, inplace: bool) -> array:
+    # the result is returned as its own handle (see functional_act._rebind)
     if inplace:
         input._set_value(out._data, out._node)
-        return input
     return out
 
 

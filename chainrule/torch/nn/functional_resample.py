@@ -506,6 +506,16 @@ def _source(coord: array, n: int, align: bool, padding_mode: str) -> array:
     return x
 
 
+def _tap(pos: array, n: int, align: bool, padding_mode: str) -> array:
+    """A bicubic tap's position after the padding mode (``zeros`` leaves it to the mask)."""
+    if padding_mode == "border":
+        return mx.clip(pos, 0, n - 1)
+    if padding_mode == "reflection":
+        pos = _reflect(pos, 0, n - 1) if align else _reflect(pos, -0.5, n - 0.5)
+        return mx.clip(pos, 0, n - 1)
+    return pos
+
+
 def grid_sample(
     input: array,
     grid: array,
@@ -519,7 +529,7 @@ def grid_sample(
         input: ``(N, C, H, W)`` or ``(N, C, D, H, W)``.
         grid: ``(N, H_out, W_out, 2)`` or ``(N, D_out, H_out, W_out, 3)`` in ``[-1, 1]``,
             ordered ``(x, y[, z])``.
-        mode: ``"bilinear"`` or ``"nearest"``.
+        mode: ``"bilinear"``, ``"nearest"`` or ``"bicubic"`` (4-D inputs).
         padding_mode: ``"zeros"``, ``"border"`` or ``"reflection"``.
         align_corners: ``-1`` and ``1`` are the corner pixels' centres (else their edges).
 
@@ -537,9 +547,10 @@ def grid_sample(
             f"grid_sample: grid of shape {tuple(grid.shape)} and input of shape "
             f"{tuple(input.shape)} have different batch sizes"
         )
-    if mode not in ("bilinear", "nearest"):
+    if mode not in ("bilinear", "nearest", "bicubic") or (mode == "bicubic" and nd != 2):
         raise NotImplementedError(
-            f"grid_sample: mode must be 'bilinear' or 'nearest', got {mode!r}"
+            f"grid_sample: mode must be 'bilinear', 'nearest' or (for 4D inputs) 'bicubic', got "
+            f"{mode!r} for an input of shape {tuple(input.shape)}"
         )
     if padding_mode not in ("zeros", "border", "reflection"):
         raise ValueError(
@@ -572,6 +583,20 @@ def grid_sample(
     if mode == "nearest":
         idx = [mx.stop_gradient(mx.round(s)) for s in src]
         y = gather(idx)
+    elif mode == "bicubic":
+        # 4 x 4 taps around the unpadded source; the padding mode moves each tap
+        raw = [_unnormalize(pts[..., nd - 1 - a], spatial[a], align) for a in range(nd)]
+        base = [mx.stop_gradient(mx.floor(r)) for r in raw]
+        weights = [_cubic(r - b) for r, b in zip(raw, base)]
+        y = None
+        for i in range(4):
+            for j in range(4):
+                idx = [
+                    mx.stop_gradient(_tap(base[a] + (i, j)[a] - 1, spatial[a], align, padding_mode))
+                    for a in range(nd)
+                ]
+                term = gather(idx) * mx.expand_dims(weights[0][i] * weights[1][j], 1)
+                y = term if y is None else y + term
     else:
         lo = [mx.stop_gradient(mx.floor(s)) for s in src]
         frac = [s - f for s, f in zip(src, lo)]
