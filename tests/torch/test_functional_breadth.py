@@ -292,6 +292,16 @@ CASES = {
         [_n(2, 3, 9, 7)],
         lambda F, x, a: F.interpolate(x[0], size=(4, 3), mode="area"),
     ),
+    "interp_bilinear_antialias": (
+        [_n(2, 3, 17, 13)],
+        lambda F, x, a: F.interpolate(x[0], scale_factor=0.37, mode="bilinear", antialias=True),
+    ),
+    "interp_bicubic_antialias": (
+        [_n(2, 3, 11, 9)],
+        lambda F, x, a: F.interpolate(
+            x[0], size=(4, 5), mode="bicubic", align_corners=True, antialias=True
+        ),
+    ),
     "upsample_bilinear": (
         [_n(2, 3, 4, 5)],
         lambda F, x, a: F.upsample_bilinear(x[0], scale_factor=2),

@@ -299,6 +299,12 @@ CASES = {
         lambda m, x, a: m(a(IDX10)),
         {},
     ),
+    "Embedding_max_norm": (
+        lambda nn, a: nn.Embedding(10, 4, max_norm=1.0, norm_type=3.0),
+        [],
+        lambda m, x, a: m(a(IDX10)),
+        {"randomize_weight": 3.0},
+    ),
     "EmbeddingBag": (
         lambda nn, a: nn.EmbeddingBag(10, 4, mode="sum"),
         [_n(9)],
@@ -468,6 +474,9 @@ def test_layer_matches_pytorch(name, dtype):
             for b in tm.buffers():
                 if b.dtype.is_floating_point:
                     b.copy_(torch_ref.tensor(rng.random(tuple(b.shape)) + 0.5))
+    if opts.get("randomize_weight"):
+        with torch_ref.no_grad():
+            tm.weight.mul_(opts["randomize_weight"])  # some rows above max_norm
     if opts.get("eval"):
         tm.eval()
         cm.eval()

@@ -170,6 +170,39 @@ def _matrix(mode: str, n_in: int, n_out: int, align: bool, scale: float | None) 
     return m
 
 
+def _antialias_matrix(
+    kind: str, n_in: int, n_out: int, align: bool, scale: float | None
+) -> np.ndarray:
+    """PyTorch's anti-aliased resampling: the filter widens by the downscaling factor."""
+    if align:
+        s = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    else:
+        s = (1.0 / scale) if scale else n_in / n_out
+    size = 2 if kind == "linear" else 4
+    support = size * 0.5 * s if s >= 1.0 else size * 0.5
+    inv = 1.0 / s if s >= 1.0 else 1.0
+
+    def filt(x: np.ndarray) -> np.ndarray:
+        x = np.abs(x)
+        if kind == "linear":
+            return np.where(x < 1.0, 1.0 - x, 0.0)
+        a = -0.5
+        near = ((a + 2) * x - (a + 3)) * x * x + 1
+        far = ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+        return np.where(x < 1.0, near, np.where(x < 2.0, far, 0.0))
+
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        center = s * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n_in)
+        j = np.arange(lo, hi)
+        w = filt((j - center + 0.5) * inv)
+        total = w.sum()
+        m[i, lo:hi] = w / total if total != 0 else w
+    return m
+
+
 _MODE_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
 
 
@@ -193,7 +226,7 @@ def interpolate(
         align_corners: map corner pixels' centres onto each other (linear and cubic modes).
         recompute_scale_factor: compute the scale from the sizes rather than use
             ``scale_factor``.
-        antialias: not supported (``True`` raises).
+        antialias: widen the filter when downsampling (bilinear and bicubic modes).
 
     Returns:
         The resized array.
@@ -217,8 +250,11 @@ def interpolate(
             "interpolate: align_corners option can only be set with the interpolating modes: "
             "linear | bilinear | bicubic | trilinear"
         )
-    if antialias:
-        raise NotImplementedError("interpolate: antialias=True is not supported")
+    if antialias and mode not in ("bilinear", "bicubic"):
+        raise ValueError(
+            f"interpolate: anti-alias option is restricted to bilinear and bicubic modes and "
+            f"requires a 4-D tensor as input, got mode {mode!r}"
+        )
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: either size or scale_factor should be defined (not both)")
     spatial = input.shape[2:]
@@ -248,7 +284,10 @@ def interpolate(
         return x
     x = input
     for i in range(nd):
-        m = _matrix(kind, spatial[i], out[i], bool(align_corners), scales[i])
+        if antialias:
+            m = _antialias_matrix(kind, spatial[i], out[i], bool(align_corners), scales[i])
+        else:
+            m = _matrix(kind, spatial[i], out[i], bool(align_corners), scales[i])
         x = along_axis(x, m, 2 + i)
     return x
 
