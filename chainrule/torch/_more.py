@@ -22,6 +22,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import dtypes as _dt
+from chainrule.core.extend import from_value
 
 array = mx.array
 
@@ -586,6 +587,88 @@ def segment_reduce(
         fn = {"sum": mx.sum, "mean": mx.mean, "max": mx.max, "min": mx.min, "prod": mx.prod}
         parts.append(fn[reduce](seg, ax))
     return mx.stack(parts, axis=ax)
+
+
+# -- functions over torch.nn.functional and the linear-algebra methods ---------------------------
+
+
+def _functional() -> Any:
+    import importlib
+
+    return importlib.import_module("chainrule.torch.nn.functional")
+
+
+def lu(A: array, pivot: bool = True, get_infos: bool = False) -> tuple:
+    """``(LU, pivots)`` (and ``infos``) of the LU factorisation, pivots 1-based int32."""
+    if not pivot:
+        raise RuntimeError("lu: LU without pivoting is not implemented on the CPU (as PyTorch)")
+    return A.lu(pivot=pivot, get_infos=get_infos)
+
+
+def lu_solve(b: array, LU_data: array, LU_pivots: array) -> array:
+    """Solve ``A x = b`` from ``lu``'s factors."""
+    return b.lu_solve(LU_data, LU_pivots)
+
+
+def conj_physical_(input: array) -> array:
+    """In-place ``conj_physical``."""
+    return input.conj_physical_()
+
+
+def constant_pad_nd(input: array, pad: Any, value: float = 0) -> array:
+    """Pad the last dimensions with ``value`` (``pad`` as in ``nn.functional.pad``)."""
+    return _functional().pad(input, list(pad), "constant", value)
+
+
+def convolution(
+    input: array,
+    weight: array,
+    bias: array | None,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    transposed: bool,
+    output_padding: Any,
+    groups: int,
+) -> array:
+    """N-d convolution (or transposed convolution) with every argument explicit."""
+    nd = input.ndim - 2
+    if nd not in (1, 2, 3):
+        raise RuntimeError(
+            f"convolution: expected a 3-D, 4-D or 5-D input, got shape {input.shape}"
+        )
+    f = _functional()
+    if transposed:
+        fn = getattr(f, f"conv_transpose{nd}d")
+        return fn(input, weight, bias, stride, padding, output_padding, groups, dilation)
+    return getattr(f, f"conv{nd}d")(input, weight, bias, stride, padding, dilation, groups)
+
+
+def native_dropout(input: array, p: float, train: bool | None) -> tuple:
+    """``(output, mask)``: dropout that also returns the bool mask of kept elements."""
+    if not train:
+        return input, from_value(np.ones(input.shape, bool))
+    keep = mx.random.uniform(0.0, 1.0, input.shape, dtype=mx.float64)._data >= p
+    scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
+    mask = from_value(keep)
+    return input * mx.astype(mask, input.dtype) * scale, mask
+
+
+def native_layer_norm(
+    input: array, normalized_shape: Any, weight: array | None, bias: array | None, eps: float
+) -> tuple:
+    """``(output, mean, rstd)`` of layer normalisation (statistics keep reduced dims)."""
+    n = len(tuple(normalized_shape))
+    axes = tuple(builtins.range(input.ndim - n, input.ndim))
+    mean = mx.mean(input, axes, True)
+    var = mx.var(input, axes, True)
+    rstd = mx.rsqrt(var + eps)
+    out = (input - mean) * rstd
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out, mean, rstd
 
 
 EXPORTS: dict[str, Any] = {

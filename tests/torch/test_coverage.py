@@ -104,7 +104,7 @@ EXCLUDED_TORCH = {
     ),
     **_cat(
         STORAGE,
-        "as_strided as_strided_ as_strided_copy as_strided_scatter is_storage from_file "
+        "as_strided as_strided_ as_strided_copy as_strided_scatter is_storage from_file resize_as_ "
         "storage Storage StorageBase TypedStorage UntypedStorage BFloat16Storage BoolStorage "
         "ByteStorage CharStorage ComplexDoubleStorage ComplexFloatStorage DoubleStorage "
         "FloatStorage HalfStorage IntStorage LongStorage ShortStorage",

@@ -552,3 +552,38 @@ def test_small_functions_match_pytorch():
     for e1, e2 in zip(a.bin_edges, b.bin_edges):
         np.testing.assert_allclose(np.asarray(e1), e2.numpy(), rtol=1e-5)
     assert ct.get_device(ours) == torch.get_device(theirs) == -1
+
+
+def test_functional_aliases_match_pytorch():
+    torch = _torch()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3)).astype(np.float32)
+    wt = rng.standard_normal((3, 4, 3)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    for lib_args in [
+        lambda L: (L.tensor(x), L.tensor(w), L.tensor(b), [2], [1], [1], False, [0], 1),
+        lambda L: (L.tensor(x), L.tensor(wt), None, [2], [1], [1], True, [1], 1),
+    ]:
+        a, r = ct.convolution(*lib_args(ct)), torch.convolution(*lib_args(torch))
+        np.testing.assert_allclose(np.asarray(a), r.numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(ct.constant_pad_nd(ct.tensor(x), [1, 2], 3.0)),
+        torch.constant_pad_nd(torch.tensor(x), [1, 2], 3.0).numpy(),
+    )
+    ours = ct.native_layer_norm(ct.tensor(x), [8], None, None, 1e-5)
+    theirs = torch.native_layer_norm(torch.tensor(x), [8], None, None, 1e-5)
+    for p, q in zip(ours, theirs):
+        np.testing.assert_allclose(np.asarray(p), q.numpy(), rtol=1e-5, atol=1e-6)
+    out, mask = ct.native_dropout(ct.ones(1000), 0.25, True)
+    assert _name(mask.dtype) == "bool" and set(np.unique(np.asarray(out))) <= {0.0, 1 / 0.75}
+    a = rng.standard_normal((3, 3))
+    rhs = rng.standard_normal((3, 2))
+    lu, piv = ct.lu(ct.tensor(a))
+    lu_t, piv_t = torch.lu(torch.tensor(a))
+    np.testing.assert_allclose(np.asarray(lu), lu_t.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(ct.lu_solve(ct.tensor(rhs), lu, piv)),
+        torch.lu_solve(torch.tensor(rhs), lu_t, piv_t).numpy(),
+        rtol=1e-10,
+    )
