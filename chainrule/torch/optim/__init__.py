@@ -30,6 +30,8 @@ from chainrule.optimizers import (
 
 lr_scheduler = alias_module(f"{__name__}.lr_scheduler")
 
+from . import swa_utils  # noqa: E402 - after the alias, as lr_scheduler is imported by it
+
 __all__ = [
     "ASGD",
     "SGD",
@@ -48,4 +50,5 @@ __all__ = [
     "RMSprop",
     "Rprop",
     "lr_scheduler",
+    "swa_utils",
 ]
