@@ -6,6 +6,7 @@ PyTorch (``probs_to_logits`` clamps probabilities away from 0 and 1).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -383,3 +384,76 @@ class Binomial(Distribution):
         values = _draw(np.arange(1 + total), self._param)
         values = values.reshape((-1,) + (1,) * len(self._batch_shape))
         return mx.broadcast_to(values, (1 + total,) + self._batch_shape) if expand else values
+
+
+class Multinomial(Distribution):
+    """Counts of ``total_count`` draws from ``K`` categories (event shape ``(K,)``)."""
+
+    arg_constraints = {
+        "probs": constraints.simplex,
+        "logits": constraints.independent(constraints.real, 1),
+    }
+
+    def __init__(
+        self,
+        total_count: int = 1,
+        probs: Any = None,
+        logits: Any = None,
+        validate_args: bool | None = None,
+    ) -> None:
+        if not isinstance(total_count, int):
+            raise NotImplementedError("inhomogeneous total_count is not supported")
+        self.total_count = total_count
+        self._categorical = Categorical(probs=probs, logits=logits, validate_args=False)
+        batch_shape = self._categorical.batch_shape
+        event_shape = (self._categorical.param_shape[-1],)
+        super().__init__(batch_shape, event_shape, validate_args=validate_args)
+
+    @property
+    def probs(self) -> array:
+        return self._categorical.probs
+
+    @property
+    def logits(self) -> array:
+        return self._categorical.logits
+
+    @constraints.dependent_property(is_discrete=True, event_dim=1)
+    def support(self) -> Any:
+        return constraints.independent(constraints.integer_interval(0, self.total_count), 1)
+
+    @property
+    def mean(self) -> array:
+        return self.probs * self.total_count
+
+    @property
+    def variance(self) -> array:
+        return self.total_count * self.probs * (1 - self.probs)
+
+    def sample(self, sample_shape: Any = ()) -> array:
+        shape = self._extended_shape(sample_shape)
+        p = np.asarray(self.probs, np.float64)
+        p = np.broadcast_to(p / p.sum(-1, keepdims=True), shape)
+        draws = _rng().multinomial(self.total_count, p.reshape(-1, shape[-1]))
+        return _draw(draws.reshape(shape), self.probs)
+
+    def log_prob(self, value: Any) -> array:
+        if self._validate_args:
+            self._validate_sample(value)
+        logits = self.logits
+        shape = np.broadcast_shapes(tuple(logits.shape), tuple(value.shape))
+        logits = mx.broadcast_to(logits, shape)
+        value = mx.broadcast_to(value, shape)
+        log_factorial_n = lgamma(mx.sum(value, axis=-1) + 1)
+        log_factorial_xs = mx.sum(lgamma(value + 1), axis=-1)
+        safe = mx.where((value == 0) & mx.isinf(logits), mx.zeros_like(logits), logits)
+        log_powers = mx.sum(safe * value, axis=-1)
+        return log_factorial_n - log_factorial_xs + log_powers
+
+    def entropy(self) -> array:
+        n = self.total_count
+        term1 = n * self._categorical.entropy() - math.lgamma(n + 1)
+        binom = Binomial(n, self.probs, validate_args=False)
+        dtype = np.dtype(self.probs._data.dtype)
+        support = _const(np.arange(1, n + 1, dtype=dtype)).reshape((n,) + (1,) * self.probs.ndim)
+        weights = mx.exp(binom.log_prob(support)) * lgamma(support + 1)
+        return term1 + mx.sum(mx.sum(weights, axis=0), axis=-1)

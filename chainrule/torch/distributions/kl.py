@@ -17,6 +17,7 @@ from .continuous import Beta, Exponential, Gamma, Laplace, LogNormal, Normal, Un
 from .discrete import Bernoulli, Binomial, Categorical, OneHotCategorical, Poisson
 from .distribution import Distribution, digamma, lgamma, softplus, xlogy
 from .multivariate import Dirichlet, Independent, MultivariateNormal
+from .univariate import Cauchy, Geometric, Gumbel, HalfNormal
 
 __all__ = ["kl_divergence", "register_kl"]
 
@@ -207,3 +208,34 @@ def _kl_independent_independent(p, q):
     for _ in range(p.reinterpreted_batch_ndims):
         result = mx.sum(result, axis=-1)
     return result
+
+
+@register_kl(Gumbel, Gumbel)
+def _kl_gumbel_gumbel(p, q):
+    ct1 = p.scale / q.scale
+    ct2 = q.loc / q.scale
+    ct3 = p.loc / q.scale
+    t1 = -mx.log(ct1) - ct2 + ct3
+    t2 = ct1 * _EULER
+    t3 = mx.exp(ct2 + lgamma(1 + ct1) - ct3)
+    return t1 + t2 + t3 - (1 + _EULER)
+
+
+@register_kl(Geometric, Geometric)
+def _kl_geometric_geometric(p, q):
+    return -p.entropy() - mx.log1p(-q.probs) / p.probs - q.logits
+
+
+@register_kl(HalfNormal, HalfNormal)
+def _kl_halfnormal_halfnormal(p, q):
+    return _kl_normal_normal(p.base_dist, q.base_dist)
+
+
+@register_kl(Cauchy, Cauchy)
+def _kl_cauchy_cauchy(p, q):
+    t1 = mx.log((p.scale + q.scale) ** 2 + (p.loc - q.loc) ** 2)
+    t2 = mx.log(4 * p.scale * q.scale)
+    return t1 - t2
+
+
+_EULER = 0.57721566490153286060
