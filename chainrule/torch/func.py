@@ -31,6 +31,7 @@ __all__ = [
     "jacfwd",
     "hessian",
     "functional_call",
+    "stack_module_state",
 ]
 
 
@@ -442,3 +443,33 @@ def _put(module: Any, name: str, value: Any) -> None:
         obj[int(last)] = value
     else:
         dict.__setitem__(obj, last, value)
+
+
+def stack_module_state(models: Sequence[Any]) -> tuple[dict, dict]:
+    """``torch.func.stack_module_state``: the parameters and buffers of same-shaped models,
+    stacked along a new first dimension (for ``vmap`` over ``functional_call``); the stacked
+    parameters are new leaves that require grad, as in PyTorch.
+
+    Raises:
+        RuntimeError: for no models, or models with different parameter names.
+    """
+    models = list(models)
+    if not models:
+        raise RuntimeError("stack_module_state: Expected at least one model, got 0.")
+    names = [k for k, _ in models[0].named_parameters()]
+    bnames = (
+        [k for k, _ in models[0].named_buffers()] if hasattr(models[0], "named_buffers") else []
+    )
+    for m in models[1:]:
+        if [k for k, _ in m.named_parameters()] != names:
+            raise RuntimeError(
+                "stack_module_state: Expected all models to have the same parameters"
+            )
+    params = {}
+    for k in names:
+        stacked = mx.stack([dict(m.named_parameters())[k] for m in models])
+        params[k] = from_value(stacked._data).requires_grad_()
+    buffers = {}
+    for k in bnames:
+        buffers[k] = from_value(mx.stack([dict(m.named_buffers())[k] for m in models])._data)
+    return tensors(params), tensors(buffers)

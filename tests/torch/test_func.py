@@ -173,3 +173,64 @@ def test_results_are_tensors_and_traced_tensors_keep_pytorch_meanings():
     assert type(out) is torch.Tensor and type(fn(torch.ones(2, 3))[0]) is torch.Tensor
     (h,) = torch.autograd.grad((x.requires_grad_() * 2).sum(), x)
     assert type(h) is torch.Tensor
+
+
+def _mlp_params(rng):
+    return {
+        "fc1.weight": rng.standard_normal((6, 4)).astype(np.float32) * 0.5,
+        "fc1.bias": rng.standard_normal(6).astype(np.float32) * 0.1,
+        "fc2.weight": rng.standard_normal((3, 6)).astype(np.float32) * 0.5,
+        "fc2.bias": rng.standard_normal(3).astype(np.float32) * 0.1,
+    }
+
+
+def _mlp(nn):
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(4, 6)
+            self.fc2 = nn.Linear(6, 3)
+
+        def __call__(self, x):
+            return self.fc2(self.fc1(x).tanh())
+
+        forward = __call__
+
+    return MLP
+
+
+def test_per_sample_gradients_tutorial_matches_pytorch():
+    torch_ref = _ref()
+    rng = np.random.default_rng(0)
+    values = _mlp_params(rng)
+    data = rng.standard_normal((5, 4)).astype(np.float32)
+    labels = np.array([0, 2, 1, 1, 0])
+    results = []
+    for lib, nn in ((torch, chainrule.nn), (torch_ref, torch_ref.nn)):
+        model = _mlp(nn)()
+        params = {k: lib.tensor(v) for k, v in values.items()}
+
+        def loss(p, sample, target, lib=lib, model=model):
+            logits = lib.func.functional_call(model, p, (sample.unsqueeze(0),))
+            logp = logits - logits.exp().sum(-1, keepdim=True).log()
+            return -(logp[0] * (lib.arange(3) == target)).sum()
+
+        per = lib.func.vmap(lib.func.grad(loss), in_dims=(None, 0, 0))(
+            params, lib.tensor(data), lib.tensor(labels)
+        )
+        results.append(tuple(per[k] for k in sorted(values)))
+    _close(results[0], results[1])
+
+
+def test_stack_module_state():
+    torch_ref = _ref()
+    out = []
+    for lib, nn in ((torch, chainrule.nn), (torch_ref, torch_ref.nn)):
+        models = [nn.Linear(3, 2) for _ in range(4)]
+        params, buffers = lib.func.stack_module_state(models)
+        assert sorted(params) == ["bias", "weight"] and buffers == {}
+        assert params["weight"].requires_grad and params["weight"].is_leaf
+        out.append(tuple(params["weight"].shape))
+        w = params["weight"]
+        np.testing.assert_allclose(np.array(w.detach()[2]), np.array(models[2].weight.detach()))
+    assert out[0] == out[1] == (4, 2, 3)
