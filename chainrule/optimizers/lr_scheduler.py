@@ -19,14 +19,20 @@ from typing import Any
 from .optimizers import Optimizer
 
 __all__ = [
+    "ChainedScheduler",
+    "ConstantLR",
     "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
     "ExponentialLR",
     "LRScheduler",
     "LambdaLR",
     "LinearLR",
     "MultiStepLR",
+    "MultiplicativeLR",
     "OneCycleLR",
+    "PolynomialLR",
     "ReduceLROnPlateau",
+    "SequentialLR",
     "StepLR",
 ]
 
@@ -82,9 +88,13 @@ class LRScheduler:
                     )
         self.base_lrs: list = [group["initial_lr"] for group in groups]
         self.last_epoch = last_epoch
+        self._get_lr_called_within_step = False  # PyTorch's flag, kept for its state_dict
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """Reset the step count and take the initial step (``last_epoch`` becomes 0)."""
         self._step_count = 0
         self._is_initial = True
-        self._get_lr_called_within_step = False  # PyTorch's flag, kept for its state_dict
         try:
             self.step()
         finally:
@@ -104,6 +114,10 @@ class LRScheduler:
             epoch: Deprecated in PyTorch; jumps to this epoch using the closed form.
         """
         self._step_count += 1
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        """Advance ``last_epoch`` (or set it to ``epoch``) and write the learning rates."""
         self._get_lr_called_within_step = True  # get_lr called by the user may warn
         try:
             if epoch is None:
@@ -627,3 +641,294 @@ class ReduceLROnPlateau(LRScheduler):
             new = max(old * self.factor, floor)
             if old - new > self.eps:
                 group["lr"] = new
+
+
+class MultiplicativeLR(LambdaLR):
+    """Multiply each group's learning rate by ``lr_lambda(epoch)`` every epoch.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        lr_lambda: A function of the epoch giving the factor, or one per parameter group.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        functions = lr_lambda if isinstance(lr_lambda, (list, tuple)) else [lr_lambda]
+        for f in functions:
+            if not callable(f):
+                raise TypeError(f"lr_lambda should be a function, but got {type(f).__name__}")
+        super().__init__(optimizer, lr_lambda, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """The current learning rates times each group's factor."""
+        if self._is_initial:
+            return self._current()
+        return [lr * f(self.last_epoch) for f, lr in zip(self.lr_lambdas, self._current())]
+
+
+class ConstantLR(LRScheduler):
+    """Multiply the learning rate by ``factor`` until epoch ``total_iters``.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        factor: The factor, in ``[0, 1]``. Default: ``1/3``.
+        total_iters: The epoch at which the factor is removed. Default: ``5``.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        factor: float = 1.0 / 3,
+        total_iters: int = 5,
+        last_epoch: int = -1,
+    ) -> None:
+        if factor > 1.0 or factor < 0:
+            raise ValueError(
+                f"ConstantLR: the constant multiplicative factor must be in [0, 1], got {factor}"
+            )
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """Scale by ``factor`` at epoch 0 and back at ``total_iters``."""
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._current()]
+        if self.last_epoch != self.total_iters:
+            return self._current()
+        return [lr * (1.0 / self.factor) for lr in self._current()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        done = self.last_epoch >= self.total_iters
+        return [base * (self.factor + done * (1 - self.factor)) for base in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the learning rate as ``(1 - epoch / total_iters) ** power`` until ``total_iters``.
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        total_iters: The length of the decay. Default: ``5``.
+        power: The power of the polynomial. Default: ``1``.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0, last_epoch: int = -1
+    ) -> None:
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """The next learning rates of the (recursive) polynomial decay."""
+        if self._is_initial or self.last_epoch > self.total_iters:
+            return self._current()
+        t, n = self.last_epoch, self.total_iters
+        factor = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
+        return [lr * factor for lr in self._current()]
+
+    def _get_closed_form_lr(self) -> list[float]:
+        frac = min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base * (1.0 - frac) ** self.power for base in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    r"""Cosine annealing with warm restarts (SGDR): the cosine restarts from the initial rate
+    after ``T_0`` epochs, then after ``T_0 * T_mult``, ``T_0 * T_mult**2``, ...
+
+    Args:
+        optimizer: A PyTorch-style optimizer.
+        T_0: The length of the first period (a positive int).
+        T_mult: The growth factor of the periods (an int, at least 1). Default: ``1``.
+        eta_min: The lowest learning rate. Default: ``0``.
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        T_0: int,
+        T_mult: int = 1,
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
+        if not isinstance(T_0, int) or T_0 <= 0:
+            raise ValueError(f"Expected positive integer T_0, but got {T_0}")
+        if not isinstance(T_mult, int) or T_mult < 1:
+            raise ValueError(f"Expected integer T_mult >= 1, but got {T_mult}")
+        if not isinstance(eta_min, (float, int)):
+            raise ValueError(
+                f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}"
+            )
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        """``eta_min + (base - eta_min) (1 + cos(pi T_cur / T_i)) / 2`` per group."""
+        lo = self.eta_min
+        cos = math.cos(math.pi * self.T_cur / self.T_i)
+        return [lo + (base - lo) * (1 + cos) / 2 for base in self.base_lrs]
+
+    def step(self, epoch: float | None = None) -> None:
+        """Advance one epoch, or go to ``epoch`` (fractions allowed: call it every batch).
+
+        Args:
+            epoch: The (fractional) epoch to jump to.
+        """
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur = self.T_cur + 1
+            if self.T_cur >= self.T_i:
+                self.T_cur = self.T_cur % self.T_i
+                self.T_i = self.T_i * self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(f"Expected non-negative epoch, but got {epoch}")
+            if epoch >= self.T_0:
+                if self.T_mult == 1:
+                    self.T_cur = epoch % self.T_0
+                else:
+                    n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                    self.T_cur = epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1)
+                    self.T_i = self.T_0 * self.T_mult**n
+            else:
+                self.T_i = self.T_0
+                self.T_cur = epoch
+        self.last_epoch = math.floor(epoch)
+        self._get_lr_called_within_step = True
+        try:
+            values = self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = self._current()
+
+
+def _check_schedulers(who: str, schedulers: list, optimizer: Optimizer | None) -> Optimizer:
+    if len(schedulers) < 1:
+        raise ValueError(f"{who} expects at least one scheduler, but got no scheduler.")
+    optimizer = optimizer or schedulers[0].optimizer
+    for i, scheduler in enumerate(schedulers):
+        if not hasattr(scheduler, "optimizer"):
+            raise TypeError(f"{who} at index {i} should have `optimizer` as its attribute.")
+        if isinstance(scheduler, ReduceLROnPlateau):
+            raise ValueError(
+                f"{who} does not support `ReduceLROnPlateau` scheduler as it requires "
+                "additional kwargs to be specified when calling `step`, but got one at index "
+                f"{i} in the given schedulers sequence."
+            )
+        if scheduler.optimizer is not optimizer:
+            raise ValueError(
+                f"{who} expects all schedulers to belong to the same optimizer, but got "
+                f"scheduler {type(scheduler).__name__} at index {i} with another optimizer"
+            )
+    return optimizer
+
+
+class _Composite(LRScheduler):
+    """State of a scheduler made of schedulers: theirs nested under ``_schedulers``."""
+
+    _schedulers: list
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every attribute except the optimizer, the parts' own state dicts nested."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore attributes and each part's state saved by :meth:`state_dict`."""
+        state = dict(state_dict)
+        parts = state.pop("_schedulers")
+        self.__dict__.update(state)
+        for scheduler, saved in zip(self._schedulers, parts):
+            scheduler.load_state_dict(saved)
+
+
+class SequentialLR(_Composite):
+    """Run ``schedulers`` one after another, switching at the ``milestones`` epochs.
+
+    Args:
+        optimizer: The optimizer all the schedulers drive.
+        schedulers: The schedulers, in order.
+        milestones: The epochs at which the next scheduler takes over (one fewer).
+        last_epoch: The index of the last epoch.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        schedulers: list[LRScheduler],
+        milestones: list[int],
+        last_epoch: int = -1,
+    ) -> None:
+        _check_schedulers("SequentialLR", schedulers, optimizer)
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(
+                "Sequential Schedulers expects number of schedulers provided to be one more "
+                f"than the number of milestone points, but got number of schedulers "
+                f"{len(schedulers)} and the number of milestones to be equal to {len(milestones)}"
+            )
+        self._schedulers = list(schedulers)
+        self._milestones = list(milestones)
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+        for group in optimizer.param_groups:  # undo the parts' initial steps
+            group["lr"] = group["initial_lr"]
+        self._undo(self)
+        index = bisect_right(self._milestones, 0)
+        self._schedulers[index]._initial_step()
+        self._last_lr = self._schedulers[index].get_last_lr()
+
+    def _undo(self, scheduler: Any) -> None:
+        if hasattr(scheduler, "_schedulers"):
+            for s in scheduler._schedulers:
+                self._undo(s)
+        elif hasattr(scheduler, "last_epoch"):
+            scheduler.last_epoch -= 1
+
+    def step(self) -> None:  # type: ignore[override]
+        """Advance one epoch with the scheduler in charge (restarting it at a milestone)."""
+        self.last_epoch += 1
+        index = bisect_right(self._milestones, self.last_epoch)
+        scheduler = self._schedulers[index]
+        if index > 0 and self._milestones[index - 1] == self.last_epoch:
+            scheduler._update_lr(0)
+        else:
+            scheduler.step()
+        self._last_lr = scheduler.get_last_lr()
+
+
+class ChainedScheduler(_Composite):
+    """Step several schedulers together, each applying its change to the learning rates.
+
+    Args:
+        schedulers: The schedulers (of one optimizer).
+        optimizer: The optimizer (default: the schedulers').
+    """
+
+    def __init__(self, schedulers: list[LRScheduler], optimizer: Optimizer | None = None) -> None:
+        optimizer = _check_schedulers("ChainedScheduler", schedulers, optimizer)
+        self._schedulers = list(schedulers)
+        self.optimizer = optimizer
+        self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]
+
+    def step(self) -> None:  # type: ignore[override]
+        """Step every scheduler in order."""
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]

@@ -208,16 +208,29 @@ SCHEDULERS = [
     ("CosineAnnealingLR", {"T_max": 5, "eta_min": 0.001}),
     ("LinearLR", {"start_factor": 0.25, "total_iters": 4}),
     ("LambdaLR", {"lr_lambda": lambda e: 0.5**e}),
+    ("MultiplicativeLR", {"lr_lambda": lambda e: 0.9}),
+    ("ConstantLR", {"factor": 0.5, "total_iters": 3}),
+    ("PolynomialLR", {"total_iters": 6, "power": 2.0}),
+    ("CosineAnnealingWarmRestarts", {"T_0": 3, "T_mult": 2, "eta_min": 0.01}),
     ("OneCycleLR", {"max_lr": 1.0, "total_steps": 12}),
     ("ReduceLROnPlateau", {"patience": 1, "factor": 0.5}),
+    ("SequentialLR", "sequential"),
+    ("ChainedScheduler", "chained"),
 ]
-METRICS = [1.0, 0.9, 0.9, 0.9, 0.95, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
+METRICS = [1.0, 0.9, 0.9, 0.9, 0.95, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.8]
 
 
 def _sched(lib, name, kwargs):
     w = lib.tensor(np.zeros(2, np.float32), requires_grad=True)
     opt = lib.optim.SGD([w], lr=0.1, momentum=0.9)
-    return opt, getattr(lib.optim.lr_scheduler, name)(opt, **kwargs)
+    sched = lib.optim.lr_scheduler
+    if kwargs == "sequential":
+        parts = [sched.LinearLR(opt, 0.2, total_iters=3), sched.ExponentialLR(opt, 0.8)]
+        return opt, sched.SequentialLR(opt, parts, milestones=[3])
+    if kwargs == "chained":
+        parts = [sched.ConstantLR(opt, 0.5, total_iters=4), sched.ExponentialLR(opt, 0.9)]
+        return opt, sched.ChainedScheduler(parts, optimizer=opt)
+    return opt, getattr(sched, name)(opt, **kwargs)
 
 
 def _advance(sched, name, steps, start=0):
