@@ -23,6 +23,7 @@ from . import tensor_functions as F
 from . import tensor_ops_index as I
 from . import tensor_ops_linalg as L
 from . import tensor_ops_math as M
+from . import tensor_ops_spectral as S
 from .array import _from_value, array
 
 
@@ -522,6 +523,8 @@ METHODS = {
     "prelu": _prelu,
     "frexp": M.frexp,
     "hash_tensor": M.hash_tensor,
+    "stft": S.stft,
+    "istft": S.istft,
     "reinforce": _removed("reinforce", "torch.distributions"),
     # elementwise, binary
     "subtract": F.sub,

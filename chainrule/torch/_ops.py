@@ -26,6 +26,7 @@ from chainrule.core import tensor_functions as _tf
 from chainrule.core import tensor_ops_index as I
 from chainrule.core import tensor_ops_linalg as L
 from chainrule.core import tensor_ops_math as M
+from chainrule.core import tensor_ops_spectral as S
 from chainrule.core.extend import from_value
 
 from ._creation import _I64, takes_tensor, tensor
@@ -430,6 +431,8 @@ _UNARY = {
     "histc": M.histc,
     "histogram": M.histogram,
     "hash_tensor": M.hash_tensor,
+    "stft": S.stft,
+    "istft": S.istft,
     "bincount": M.bincount,
     # matrices
     "det": L.det,

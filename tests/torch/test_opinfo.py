@@ -906,6 +906,48 @@ OPS += [
     ),
 ]
 
+OPS += [
+    Op(
+        "stft",
+        lambda r, d: (
+            (_draw(r, (40,), d), 16),
+            {"hop_length": 4, "window": np.hanning(16).astype(d), "return_complex": False},
+        ),
+        rtol=1e-4,
+        atol=1e-5,
+    ),
+    Op(
+        "stft",
+        lambda r, d: (
+            (_draw(r, (2, 30), d), 8),
+            {"center": False, "return_complex": False, "normalized": True},
+        ),
+        rtol=1e-4,
+        atol=1e-5,
+    ),
+    Op(
+        "stft",
+        lambda r, d: (
+            (_draw(r, (30,), d), 8),
+            {"pad_mode": "constant", "onesided": False, "return_complex": True},
+        ),
+        grad=False,
+        rtol=1e-4,
+        atol=1e-5,
+    ),
+    Op(
+        "istft",
+        lambda r, d: (
+            (_draw(r, (9, 7), d) + 1j * _draw(r, (9, 7), d), 16),
+            {"hop_length": 4, "window": np.hanning(16).astype(d) + 0.1, "length": 30},
+        ),
+        grad=False,
+        dtypes=(F64,),
+        rtol=1e-5,
+        atol=1e-6,
+    ),
+]
+
 IDS = [f"{i}-{op.name}" for i, op in enumerate(OPS)]
 
 
