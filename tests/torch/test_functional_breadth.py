@@ -686,3 +686,35 @@ def test_pytorch_also_refuses_those_inputs():
     with pytest.raises(RuntimeError):
         TF.glu(torch_ref.ones(2, 3))
     assert math.isfinite(float(TF.mse_loss(torch_ref.ones(2), torch_ref.ones(2))))
+
+
+def _params(fn):
+    import inspect
+
+    fn = getattr(fn, "__wrapped_door__", fn)
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def _functions():
+    import inspect
+
+    names = []
+    for name in sorted(F.__all__):
+        ref = getattr(TF, name, None)
+        if ref is None or isinstance(ref, type) or not callable(ref):
+            continue
+        try:
+            params = _params(ref)
+        except (TypeError, ValueError):
+            continue
+        if [p[1] for p in params] != [
+            inspect.Parameter.VAR_POSITIONAL,
+            inspect.Parameter.VAR_KEYWORD,
+        ]:
+            names.append(name)  # PyTorch's boolean_dispatch wrappers show (*args, **kwargs)
+    return names
+
+
+@pytest.mark.parametrize("name", _functions())
+def test_function_has_pytorch_signature(name):
+    assert _params(getattr(F, name)) == _params(getattr(TF, name))

@@ -613,3 +613,26 @@ def test_submodules_exist_with_pytorch_names():
 def test_bad_input_is_refused_with_a_clear_message(call, kind, pattern):
     with pytest.raises(kind, match=pattern):
         call()
+
+
+def _params(fn):
+    import inspect
+
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+_BREADTH_CLASSES = sorted(
+    n
+    for m in (cnn._activations, cnn._losses, cnn._misc, cnn._pool_pad)
+    for n in m.__all__
+    if isinstance(getattr(torch_ref.nn, n, None), type)
+)
+# the shared BatchNorm*/InstanceNorm* classes (chainrule/torch/nn/_layers.py) have no ``bias``
+_NO_BIAS_YET = {f"Lazy{k}Norm{d}d" for k in ("Batch", "Instance") for d in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("name", _BREADTH_CLASSES)
+def test_constructor_has_pytorch_signature(name):
+    if name in _NO_BIAS_YET:
+        pytest.xfail("the shared BatchNorm/InstanceNorm classes take no bias= argument yet")
+    assert _params(getattr(cnn, name).__init__) == _params(getattr(torch_ref.nn, name).__init__)

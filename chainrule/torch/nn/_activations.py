@@ -6,6 +6,8 @@ shadow chainrule.nn's generated classes of the same names in ``chainrule.torch.n
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Any
 
 import chainrule.core as mx
@@ -83,6 +85,15 @@ def _simple(name: str, fn: Any, doc: str, keys: tuple = (), **defaults: Any) -> 
         for k, v in values.items():
             object.__setattr__(self, k, v)
 
+    kind = inspect.Parameter
+    __init__.__signature__ = inspect.Signature(
+        [kind("self", kind.POSITIONAL_OR_KEYWORD)]
+        + (
+            [kind(k, kind.POSITIONAL_OR_KEYWORD, default=v) for k, v in params]
+            if params
+            else [kind("args", kind.VAR_POSITIONAL), kind("kwargs", kind.VAR_KEYWORD)]
+        )
+    )
     return type(
         name,
         (_Shrink if keys == ("lambd",) else _Activation,),
@@ -137,15 +148,6 @@ LeakyReLU = _simple(
     negative_slope=0.01,
     inplace=False,
 )
-Hardtanh = _simple(
-    "Hardtanh",
-    F.hardtanh,
-    "Clamp to ``[min_val, max_val]``.",
-    ("min_val", "max_val", "inplace"),
-    min_val=-1.0,
-    max_val=1.0,
-    inplace=False,
-)
 Softplus = _simple(
     "Softplus",
     F.softplus,
@@ -168,6 +170,50 @@ GELU = _simple(
     ("approximate",),
     approximate="none",
 )
+
+
+class Hardtanh(_Activation):
+    """Clamp to ``[min_val, max_val]``.
+
+    Args:
+        min_val: the lower bound.
+        max_val: the upper bound.
+        inplace: rebind the input to the result.
+        min_value: deprecated name of ``min_val``.
+        max_value: deprecated name of ``max_val``.
+    """
+
+    _fn = staticmethod(F.hardtanh)
+    _keys = ("min_val", "max_val", "inplace")
+
+    def __init__(
+        self,
+        min_val: float = -1.0,
+        max_val: float = 1.0,
+        inplace: bool = False,
+        min_value: float | None = None,
+        max_value: float | None = None,
+    ) -> None:
+        super().__init__()
+        if min_value is not None:
+            warnings.warn(
+                "keyword argument `min_value` is deprecated and rename to `min_val`",
+                FutureWarning,
+                stacklevel=2,
+            )
+            min_val = min_value
+        if max_value is not None:
+            warnings.warn(
+                "keyword argument `max_value` is deprecated and rename to `max_val`",
+                FutureWarning,
+                stacklevel=2,
+            )
+            max_val = max_value
+        if max_val <= min_val:
+            raise ValueError(
+                f"Hardtanh: max_val ({max_val}) must be greater than min_val ({min_val})"
+            )
+        self.min_val, self.max_val, self.inplace = min_val, max_val, inplace
 
 
 class Threshold(_Activation):
@@ -244,6 +290,9 @@ class PReLU(Module):
 
 class Softmax2d(Module):
     """Softmax over the channels of ``(N, C, H, W)`` or ``(C, H, W)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
 
     def forward(self, input: array) -> array:
         """Apply softmax over dimension -3."""

@@ -3,6 +3,7 @@ chainrule.nn (or whose chainrule.nn form takes other arguments), over ``F``."""
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -307,6 +308,7 @@ class SyncBatchNorm(Module):
         process_group: accepted (a single process).
         device: accepted (CPU only).
         dtype: the parameters' dtype.
+        bias: learn the shift (with ``affine``).
     """
 
     def __init__(
@@ -319,6 +321,8 @@ class SyncBatchNorm(Module):
         process_group: Any = None,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         dt = dtype or mx.float32
@@ -326,7 +330,8 @@ class SyncBatchNorm(Module):
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = mx.ones((num_features,), dtype=dt)
-            self.bias = mx.zeros((num_features,), dtype=dt)
+            if bias:
+                self.bias = mx.zeros((num_features,), dtype=dt)
         if track_running_stats:
             self.register_buffer("running_mean", mx.zeros((num_features,), dtype=dt))
             self.register_buffer("running_var", mx.ones((num_features,), dtype=dt))
@@ -336,7 +341,7 @@ class SyncBatchNorm(Module):
         """PyTorch's text."""
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, bias={self.affine}, "
+            f"affine={self.affine}, bias={'bias' in self}, "
             f"track_running_stats={self.track_running_stats}"
         )
 
@@ -431,10 +436,18 @@ class _Lazy(Module):
 
 
 def _lazy(name: str, target: type, axis: int, unbatched: int, doc: str) -> type:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        _Lazy.__init__(self, *args, **kwargs)
+
+    # the target's arguments less the inferred first one
+    sig = inspect.signature(target.__init__)
+    params = list(sig.parameters.values())
+    __init__.__signature__ = sig.replace(parameters=[params[0]] + params[2:])
     return type(
         name,
         (_Lazy,),
         {
+            "__init__": __init__,
             "_target": target,
             "_features_axis": axis,
             "_unbatched_ndim": lambda self: unbatched,

@@ -238,10 +238,14 @@ def _pad(name: str, nd: int, mode: str, with_value: bool) -> type:
             input, self.padding, mode, getattr(self, "value", None) if with_value else None
         )
 
-    init = __init__
-    if not with_value:
+    if with_value:
 
-        def init(self, padding: Any) -> None:  # noqa: E306
+        def init(self, padding: Any, value: float) -> None:
+            __init__(self, padding, value)
+
+    else:
+
+        def init(self, padding: Any) -> None:
             __init__(self, padding)
 
     def extra_repr(self) -> str:

@@ -78,8 +78,8 @@ def boolean_dispatch(
     default: bool,
     if_true: Callable,
     if_false: Callable,
-    module_name: str | None = None,
-    func_name: str | None = None,
+    module_name: str | None,
+    func_name: str | None,
 ) -> Callable:
     """A function calling ``if_true`` or ``if_false`` by the boolean argument ``arg_name``."""
 

@@ -430,7 +430,7 @@ def softmin(input: array, dim: int | None = None, _stacklevel: int = 3, dtype: A
 
 
 def gumbel_softmax(
-    logits: array, tau: float = 1.0, hard: bool = False, eps: float = 1e-10, dim: int = -1
+    logits: array, tau: float = 1, hard: bool = False, eps: float = 1e-10, dim: int = -1
 ) -> array:
     """Samples from the Gumbel-softmax distribution (straight-through one-hot when ``hard``).
 
