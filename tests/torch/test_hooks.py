@@ -205,3 +205,13 @@ def test_grad_with_respect_to_an_input_and_a_tensor_computed_from_it():
         out.append((*a, *b, x.grad, h.grad))
     for a, b in zip(*out):
         _close(a, b)
+
+
+def test_legacy_variable():
+    torch_ref = pytest.importorskip("torch")
+    for lib in (torch, torch_ref):
+        t = lib.ones(2)
+        v = lib.autograd.Variable(t, requires_grad=True)
+        assert v.requires_grad and v.is_leaf and v is not t and not t.requires_grad
+        (v * 3).sum().backward()
+        _close(v.grad, torch_ref.full((2,), 3.0))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from chainrule.core import anomaly as _anomaly
 from chainrule.core.array import array
 from chainrule.core.autograd import backward_pass, enable_grad, no_grad, set_grad_enabled
-from chainrule.core.extend import seed_cotangent
+from chainrule.core.extend import from_value, seed_cotangent
 
 from .._tensor_class import tensors
 from . import function, functional
@@ -28,6 +28,7 @@ __all__ = [
     "functional",
     "grad",
     "backward",
+    "Variable",
     "detect_anomaly",
     "set_detect_anomaly",
     "is_anomaly_enabled",
@@ -134,6 +135,17 @@ def backward(
     gs = [None] * len(ts) if grad_tensors is None else _as_list(grad_tensors, "grad_tensors")
     for t, g in zip(ts, gs):
         t.backward(g, create_graph=create_graph, inputs=inputs)
+
+
+def Variable(data: array, requires_grad: bool = False, volatile: bool = False) -> array:  # noqa: N802
+    """PyTorch's legacy ``Variable(tensor, requires_grad=...)``: a new tensor on the same
+    values (a leaf requiring grad when asked)."""
+    if not isinstance(data, array):
+        raise TypeError(f"Variable data has to be a tensor, but got {type(data).__name__}")
+    out = tensors(from_value(data._data))
+    if requires_grad:
+        out.requires_grad_()
+    return out
 
 
 def detect_anomaly(check_nan: bool = True):
