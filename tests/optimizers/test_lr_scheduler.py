@@ -24,6 +24,13 @@ def _lambda(epoch):
     return 1.0 / (1.0 + epoch)
 
 
+def _warm_restarts(base, epoch, t0, mult, eta_min):
+    """SGDR's closed form: the period holding ``epoch`` and the position in it."""
+    n = 0 if epoch < t0 else int(math.log(epoch / t0 * (mult - 1) + 1, mult))
+    t_cur = epoch - t0 * (mult**n - 1) / (mult - 1)
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * t_cur / (t0 * mult**n))) / 2
+
+
 CASES = [
     ("StepLR", {"step_size": 3, "gamma": 0.5}, lambda b, e: b * 0.5 ** (e // 3)),
     (
@@ -42,6 +49,14 @@ CASES = [
         "LinearLR",
         {"start_factor": 0.25, "total_iters": 6},
         lambda b, e: b * (0.25 + 0.75 * min(e, 6) / 6),
+    ),
+    ("MultiplicativeLR", {"lr_lambda": lambda e: 0.9}, None),  # no closed form in PyTorch
+    ("ConstantLR", {"factor": 0.5, "total_iters": 3}, lambda b, e: b * (0.5 if e < 3 else 1)),
+    ("PolynomialLR", {"total_iters": 6, "power": 2.0}, lambda b, e: b * (1 - min(e, 6) / 6) ** 2),
+    (
+        "CosineAnnealingWarmRestarts",
+        {"T_0": 3, "T_mult": 2, "eta_min": 0.001},
+        lambda b, e: _warm_restarts(b, e, 3, 2, 0.001),
     ),
     ("OneCycleLR", {"max_lr": 0.5, "total_steps": 20}, None),
     (
@@ -86,6 +101,8 @@ def _train(opt, params, scheduler, grad):
 
 def test_every_scheduler_is_in_the_table():
     tested = {name for name, _, _ in CASES} | {"ReduceLROnPlateau", "LRScheduler"}
+    # made of other schedulers: compared with PyTorch in tests/torch/test_optim_state.py
+    tested |= {"SequentialLR", "ChainedScheduler"}
     assert set(lr_scheduler.__all__) == tested
 
 
