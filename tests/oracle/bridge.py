@@ -17,6 +17,17 @@ import chainrule.utils as cutils
 F32 = {"rtol": 2e-4, "atol": 2e-5}
 
 
+def np_value(a: Any) -> np.ndarray:
+    """A NumPy copy of one array; MLX's bfloat16 (no buffer format NumPy reads) goes through
+    float32 to ``ml_dtypes.bfloat16``, exactly."""
+    if str(getattr(a, "dtype", "")).endswith("bfloat16") and not isinstance(a, cx.array):
+        import ml_dtypes
+        import mlx.core as mx
+
+        return np.array(a.astype(mx.float32)).astype(ml_dtypes.bfloat16)
+    return np.array(a)
+
+
 def to_numpy(value: Any) -> Any:
     """A NumPy copy of an MLX or chainrule array; trees (lists, tuples, dicts) mapped through."""
     if isinstance(value, dict):
@@ -25,7 +36,7 @@ def to_numpy(value: Any) -> Any:
         return type(value)(to_numpy(v) for v in value)
     if value is None or isinstance(value, (int, float, bool, str)):
         return value
-    return np.array(value)
+    return np_value(value)
 
 
 def to_mlx(value: Any) -> Any:
@@ -54,7 +65,7 @@ def to_cx(value: Any) -> Any:
 
 def flat(tree: Any, utils: Any = cutils) -> dict[str, np.ndarray]:
     """``{dotted.key: numpy value}`` of a parameter tree (either side's ``tree_flatten``)."""
-    return {k: np.array(v) for k, v in utils.tree_flatten(tree)}
+    return {k: np_value(v) for k, v in utils.tree_flatten(tree)}
 
 
 def copy_params(mlx_module: Any, cx_module: Any) -> None:
@@ -79,7 +90,7 @@ def assert_trees_close(got: Any, want: Any, what: str, **tol: float) -> None:
         g = flat(got)
         w = flat(want, mutils)
     else:
-        g, w = {"": np.array(got)}, {"": np.array(want)}
+        g, w = {"": np_value(got)}, {"": np_value(want)}
     assert sorted(g) == sorted(w), f"{what}: keys differ: cx {sorted(g)} mlx {sorted(w)}"
     for k in w:
         assert g[k].shape == w[k].shape, f"{what}[{k}]: cx {g[k].shape} mlx {w[k].shape}"

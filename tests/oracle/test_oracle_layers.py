@@ -27,8 +27,8 @@ from .bridge import assert_trees_close, copy_params, to_cx, to_mlx, to_numpy  # 
 DISTRIBUTED = {"FullyShardedModule"}
 # Base classes and containers, exercised through the cases below (Sequential) or abstract.
 NOT_LAYERS = {"Module"}
-# MLX's QQLinear quantizes activations as well as weights to nvfp4/mxfp8, kernels its CPU
-# build does not have ("[QQMatmul] Not implemented on CPU"), so there is nothing to compare.
+# MLX's CPU build cannot evaluate QQLinear's product ("[QQMatmul] NYI for the general case"):
+# its parameters in both modes are compared in test_qqlinear_modes_match_mlx.
 NO_MLX_CPU = {"QQLinear"}
 
 
@@ -443,3 +443,41 @@ def test_dropout_training_matches_mlx(
             shares.append(kept.mean())
     n = np.prod([d for i, d in enumerate(shape) if i not in channel_axes])
     assert abs(shares[1] - shares[0]) <= 6 * np.sqrt(2 * p * (1 - p) / n), shares
+
+
+@pytest.mark.parametrize("mode", ["nvfp4", "mxfp8", "mxfp4"])
+def test_qqlinear_modes_match_mlx(mode: str) -> None:
+    """``eval()`` packs the weight as MLX does (same words, scales, trainable keys and repr);
+    ``train()`` restores MLX's dequantized (bfloat16) weight. (MLX's CPU build cannot
+    evaluate the product itself, so outputs are not compared.)"""
+    import mlx.utils as mutils
+
+    import chainrule.utils as cutils
+
+    from .bridge import flat
+
+    mlx_core.random.seed(4)
+    m = mlx_nn.QQLinear.from_linear(mlx_nn.Linear(64, 16, bias=False), mode=mode)
+    c = cnn.QQLinear.from_linear(cnn.Linear(64, 16, bias=False), mode=mode)
+    copy_params(m, c)
+    for step in ("eval", "train", "eval"):
+        getattr(m, step)()
+        getattr(c, step)()
+        fm, fc = flat(m.parameters(), mutils), flat(c.parameters(), cutils)
+        assert sorted(fc) == sorted(fm), step
+        for k, v in fm.items():
+            assert fc[k].dtype == v.dtype and fc[k].shape == v.shape, (
+                step,
+                k,
+                fc[k].dtype,
+                v.dtype,
+            )
+            np.testing.assert_array_equal(fc[k], v, err_msg=f"{step} {k}")
+        assert sorted(k for k, _ in cutils.tree_flatten(c.trainable_parameters())) == sorted(
+            k for k, _ in mutils.tree_flatten(m.trainable_parameters())
+        )
+        assert repr(c).split("(", 1)[1] == repr(m).split("(", 1)[1]
+    x = cx.array(normal(3, 64))
+    w = cx.dequantize(c["weight"], c["scales"], mode=mode)
+    # the packed weight gives what its dequantized values give
+    np.testing.assert_allclose(np.array(c(x)), np.array(cx.qqmm(x, w, mode=mode)), rtol=1e-6)

@@ -186,9 +186,10 @@ class QuantizedEmbedding(Module):
 class QQLinear(Module):
     """A bias-free linear layer whose weight *and* input are quantized (``mx.qqmm``).
 
-    The weight is kept in full precision and trainable; each call quantizes both operands
-    (gradients pass straight through the rounding), which is what MLX's layer computes in
-    training mode, and numerically what it computes in evaluation mode.
+    As MLX's: in training mode the weight is kept in full precision (trainable; each call
+    quantizes both operands and gradients pass straight through the rounding); ``eval()``
+    replaces it by its packed form and ``scales`` (``quantize()``), ``train()`` by the
+    dequantized values again (``dequantize()``).
 
     Args:
         input_dims: the input size.
@@ -216,14 +217,57 @@ class QQLinear(Module):
 
     def _extra_repr(self) -> str:
         out_dims, in_dims = self["weight"].shape
+        if self["weight"].dtype == mx.uint32:  # packed (evaluation mode)
+            in_dims = in_dims * 32 // self.bits
         return (
             f"input_dims={in_dims}, output_dims={out_dims}, group_size={self.group_size}, "
             f"bits={self.bits}, mode={self.mode}"
         )
 
+    # ``Module.train`` sets ``_training`` on every module; on this layer the flag is a property
+    # whose setter also switches the weight's form, as MLX's ``_set_training_mode`` does.
+    @property
+    def _training(self) -> bool:
+        return self.__dict__.get("_qq_training", True)
+
+    @_training.setter
+    def _training(self, mode: bool) -> None:
+        self.__dict__["_qq_training"] = bool(mode)
+        if "weight" in self:
+            if mode:
+                self.dequantize()
+            else:
+                self.quantize()
+
+    def quantize(self) -> None:
+        """Store the weight packed (``weight`` uint32 and ``scales``), as for evaluation."""
+        if not self.__dict__.get("_quantized", False):
+            self.weight, self.scales = mx.quantize(
+                self["weight"], self.group_size, self.bits, mode=self.mode
+            )
+            self.__dict__["_quantized"] = True
+
+    def dequantize(self) -> None:
+        """Store the weight in full precision again (trainable), dropping ``scales``."""
+        if self.__dict__.get("_quantized", False):
+            self.weight = mx.dequantize(
+                self["weight"],
+                scales=self["scales"],
+                group_size=self.group_size,
+                bits=self.bits,
+                mode=self.mode,
+            )
+            del self["scales"]
+            self.__dict__["_quantized"] = False
+
     def __call__(self, x: array) -> array:
         return mx.qqmm(
-            x, self["weight"], group_size=self.group_size, bits=self.bits, mode=self.mode
+            x,
+            self["weight"],
+            scales=self.get("scales"),
+            group_size=self.group_size,
+            bits=self.bits,
+            mode=self.mode,
         )
 
     @classmethod
