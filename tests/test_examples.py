@@ -120,8 +120,8 @@ MLX_TRAINING = [
     ),
     pytest.param(
         "mlx/transformer_lm.py",
-        ["--steps", "30"],
-        0.6,
+        ["--steps", "20"],
+        0.7,
         {},
         {"first_loss": EXACT, "last_loss": TRAINED, "val_loss": TRAINED},
         id="transformer_lm",
@@ -137,7 +137,7 @@ MLX_TRAINING = [
     ),
     pytest.param(
         "mlx/kwt.py",
-        ["--steps", "15", "--emb_dropout", "0"],
+        ["--steps", "10", "--emb_dropout", "0"],
         0.7,
         {},
         {"first_loss": EXACT, "last_loss": TRAINED, "val_accuracy": ACCURACY},
@@ -145,7 +145,7 @@ MLX_TRAINING = [
     ),
     pytest.param(
         "mlx/vae.py",
-        ["--steps", "20"],
+        ["--steps", "12"],
         0.6,
         # 16 samples of 16x16x1 in (0, 1); the saved weights decode identically.
         {"sample_shape": "16x16x16x1", "reload_max_diff": 0.0},
