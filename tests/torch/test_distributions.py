@@ -308,3 +308,32 @@ def test_transformed_distributions_match_pytorch():
         assert squashed.has_rsample and tuple(squashed.rsample((5,)).shape) == (5, 3)
     for a, b in zip(*res):
         _cmp(a, b, rtol=1e-6, atol=1e-8)
+
+
+def test_mvn_parametrisations_expand_and_utils_match_pytorch():
+    torch_ref = pytest.importorskip("torch")
+    prec = np.linalg.inv(COV)
+    tril = np.linalg.cholesky(COV)
+    x = np.stack([REAL, POS])
+    res = []
+    for lib in (torch, torch_ref):
+        Dl = lib.distributions
+        a = Dl.MultivariateNormal(lib.tensor(REAL), precision_matrix=lib.tensor(prec))
+        b = Dl.MultivariateNormal(lib.tensor(REAL), scale_tril=lib.tensor(tril))
+        c = Dl.Categorical(logits=lib.tensor(SIMPLEX)).expand((4, 2))
+        assert tuple(c.batch_shape) == (4, 2)
+        u = lib.distributions.utils
+        res.append(
+            (
+                a.log_prob(lib.tensor(x)),
+                b.log_prob(lib.tensor(x)),
+                a.covariance_matrix,
+                b.precision_matrix,
+                a.entropy(),
+                c.log_prob(lib.tensor([[0, 2]] * 4)),
+                u.probs_to_logits(lib.tensor(PROB), is_binary=True),
+                u.clamp_probs(lib.tensor([0.0, 1.0], dtype=lib.float32)),
+            )
+        )
+    for p, q in zip(*res):
+        _cmp(p, q, rtol=1e-6, atol=1e-8)

@@ -11,7 +11,7 @@ Continuous (``Normal``, ``LogNormal``, ``Laplace``, ``Uniform``, ``Exponential``
 
 from __future__ import annotations
 
-from . import constraints
+from . import constraints, transforms, utils
 from .continuous import Beta, Exponential, Gamma, Laplace, LogNormal, Normal, Uniform
 from .discrete import Bernoulli, Binomial, Categorical, Multinomial, OneHotCategorical, Poisson
 from .distribution import Distribution
@@ -64,6 +64,8 @@ __all__ = [
     "Poisson",
     "Uniform",
     "constraints",
+    "transforms",
+    "utils",
     "kl_divergence",
     "register_kl",
 ]
