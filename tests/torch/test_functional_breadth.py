@@ -676,8 +676,48 @@ def test_nn_grad_matches_pytorch():
     ],
 )
 def test_bad_input_is_refused_with_a_clear_message(call, kind, pattern):
-    with pytest.raises(kind, match=pattern):
+    with pytest.raises(kind, match=pattern) as info:
         call()
+    name = pattern.split(":")[0].split("\\")[0]
+    if name in _TORCH_RUNTIME_ERRORS:  # PyTorch raises RuntimeError there: so does chainrule
+        assert isinstance(info.value, RuntimeError), name
+
+
+_TORCH_RUNTIME_ERRORS = {
+    "conv2d",
+    "linear",
+    "max_pool2d",
+    "glu",
+    "pixel_shuffle",
+    "group_norm",
+    "layer_norm",
+    "grid_sample",
+}
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("conv2d", ((1, 3, 5, 5), (4, 2, 3, 3))),
+        ("linear", ((2, 3), (4, 5))),
+        ("glu", ((2, 3),)),
+        ("pdist", ((2, 3, 4),)),
+        ("channel_shuffle", ((1, 3, 2, 2), 2)),
+        ("pixel_shuffle", ((1, 3, 2, 2), 2)),
+        ("unfold", ((1, 1, 2, 2), 3)),
+        ("conv_transpose2d", ((1, 3, 5, 5), (4, 2, 3, 3))),
+    ],
+)
+def test_error_kind_is_pytorchs(name, args):
+    def build(lib):
+        return [lib.ones(*a) if isinstance(a, tuple) else a for a in args]
+
+    with pytest.raises(Exception) as ref:
+        getattr(TF, name)(*build(torch_ref))
+    with pytest.raises(Exception) as ours:
+        getattr(F, name)(*build(ct))
+    assert isinstance(ours.value, type(ref.value)), (type(ours.value), type(ref.value))
+    assert name.split("_")[0] in str(ours.value)
 
 
 def test_pytorch_also_refuses_those_inputs():

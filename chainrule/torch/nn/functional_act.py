@@ -17,6 +17,7 @@ import chainrule.core as mx
 from chainrule.core.array import array
 
 from .. import _math as _tf
+from .functional_pool import InputError
 
 __all__ = [
     "celu",
@@ -209,7 +210,7 @@ def gelu(input: array, approximate: str = "none") -> array:
     if approximate == "tanh":
         inner = math.sqrt(2.0 / math.pi) * (input + 0.044715 * input * input * input)
         return 0.5 * input * (1 + mx.tanh(inner))
-    raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    raise InputError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
 
 
 def silu(input: array, inplace: bool = False) -> array:
@@ -309,9 +310,9 @@ def glu(input: array, dim: int = -1) -> array:
         The result.
     """
     if input.ndim == 0:
-        raise ValueError("glu: does not support scalars because halving size must be even")
+        raise InputError("glu: does not support scalars because halving size must be even")
     if input.shape[dim] % 2:
-        raise ValueError(
+        raise InputError(
             f"glu: halving dimension must be even, but dimension {dim} of input shape "
             f"{input.shape} is size {input.shape[dim]}"
         )
@@ -333,7 +334,7 @@ def prelu(input: array, weight: array) -> array:
     if n != 1:
         channels = input.shape[1] if input.ndim >= 2 else (input.shape[0] if input.ndim else 1)
         if n != channels:
-            raise ValueError(
+            raise InputError(
                 f"prelu: weight of shape {weight.shape} has {n} slopes but the input of shape "
                 f"{input.shape} has {channels} channels (dimension 1)"
             )

@@ -18,6 +18,7 @@ import chainrule.nn as cnn
 from chainrule.core.array import array
 
 from . import functional_act as _act
+from .functional_pool import InputError
 
 __all__ = [
     "binary_cross_entropy",
@@ -391,7 +392,7 @@ def pdist(input: array, p: float = 2.0) -> array:
         ``(N * (N - 1) / 2,)``.
     """
     if input.ndim != 2:
-        raise ValueError(f"pdist: only supports 2D tensors, got shape {tuple(input.shape)}")
+        raise InputError(f"pdist: only supports 2D tensors, got shape {tuple(input.shape)}")
     n = input.shape[0]
     i, j = np.triu_indices(n, 1)
     diff = mx.take(input, mx.array(i), axis=0) - mx.take(input, mx.array(j), axis=0)
@@ -431,12 +432,12 @@ def cosine_embedding_loss(
     """
     reduction = legacy_reduction(size_average, reduce, reduction)
     if input1.ndim not in (1, 2) or tuple(input1.shape) != tuple(input2.shape):
-        raise ValueError(
+        raise InputError(
             f"cosine_embedding_loss: expected 1D or 2D inputs of one shape, got "
             f"{tuple(input1.shape)} and {tuple(input2.shape)}"
         )
     if target.ndim != input1.ndim - 1:
-        raise ValueError(
+        raise InputError(
             f"cosine_embedding_loss: expected a {input1.ndim - 1}D target for inputs of shape "
             f"{tuple(input1.shape)}, got shape {tuple(target.shape)}"
         )
@@ -480,7 +481,7 @@ def margin_ranking_loss(
     """``max(0, -target * (input1 - input2) + margin)``."""
     reduction = legacy_reduction(size_average, reduce, reduction)
     if not (input1.ndim == input2.ndim == target.ndim):
-        raise ValueError(
+        raise InputError(
             f"margin_ranking_loss: all input tensors should have the same dimension, got "
             f"input1 {tuple(input1.shape)}, input2 {tuple(input2.shape)} and target "
             f"{tuple(target.shape)}"
@@ -562,7 +563,7 @@ def multi_margin_loss(
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: only p == 1 and p == 2 are supported, got {p}")
     if input.ndim not in (1, 2) or target.size != (input.shape[0] if input.ndim == 2 else 1):
-        raise ValueError(
+        raise InputError(
             f"multi_margin_loss: expected input (N, C) or (C,) and target (N,) or (), got "
             f"input {tuple(input.shape)} and target {tuple(target.shape)}"
         )
@@ -603,7 +604,7 @@ def multilabel_margin_loss(
     """
     reduction = legacy_reduction(size_average, reduce, reduction)
     if input.ndim not in (1, 2) or tuple(target.shape) != tuple(input.shape):
-        raise ValueError(
+        raise InputError(
             f"multilabel_margin_loss: expected input (N, C) or (C,) and a target of the same "
             f"shape, got input {tuple(input.shape)} and target {tuple(target.shape)}"
         )
@@ -616,7 +617,7 @@ def multilabel_margin_loss(
             if j < 0:
                 break
             if j >= c:
-                raise ValueError(f"multilabel_margin_loss: target {j} is out of range [0, {c})")
+                raise InputError(f"multilabel_margin_loss: target {j} is out of range [0, {c})")
             counts[row, j] += 1
     is_target = (counts > 0).astype(np.float64)
     cnt = mx.array(counts).astype(x.dtype)
@@ -660,7 +661,7 @@ def triplet_margin_loss(
     """
     reduction = legacy_reduction(size_average, reduce, reduction)
     if not (anchor.ndim == positive.ndim == negative.ndim):
-        raise ValueError(
+        raise InputError(
             f"triplet_margin_loss: anchor {tuple(anchor.shape)}, positive "
             f"{tuple(positive.shape)} and negative {tuple(negative.shape)} must have the same "
             "number of dimensions"

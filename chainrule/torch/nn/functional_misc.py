@@ -18,7 +18,7 @@ import chainrule.core as mx
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 
-from .functional_pool import const, ntuple
+from .functional_pool import InputError, const, ntuple
 
 __all__ = [
     "alpha_dropout",
@@ -66,7 +66,7 @@ def linear(input: array, weight: array, bias: array | None = None) -> array:
         ``(*, out_features)``.
     """
     if weight.ndim not in (1, 2) or input.ndim == 0 or input.shape[-1] != weight.shape[-1]:
-        raise ValueError(
+        raise InputError(
             f"linear: input of shape {tuple(input.shape)} does not match a weight of shape "
             f"{tuple(weight.shape)} (out_features, in_features)"
         )
@@ -92,7 +92,7 @@ def bilinear(input1: array, input2: array, weight: array, bias: array | None = N
         or input2.shape[-1] != weight.shape[2]
         or tuple(input1.shape[:-1]) != tuple(input2.shape[:-1])
     ):
-        raise ValueError(
+        raise InputError(
             f"bilinear: inputs of shapes {tuple(input1.shape)} and {tuple(input2.shape)} do not "
             f"match a weight of shape {tuple(weight.shape)} (out, in1, in2)"
         )
@@ -112,13 +112,13 @@ def _conv(nd: int, input, weight, bias, stride, padding, dilation, groups, who):
     unbatched = input.ndim == nd + 1
     x = mx.expand_dims(input, 0) if unbatched else input
     if x.ndim != nd + 2 or weight.ndim != nd + 2:
-        raise ValueError(
+        raise InputError(
             f"{who}: expected a channels-first input (N, C_in, *spatial) of {nd + 2} dimensions "
             f"and a weight (C_out, C_in // groups, *kernel) of {nd + 2} dimensions, got input "
             f"{tuple(input.shape)} and weight {tuple(weight.shape)}"
         )
     if x.shape[1] != weight.shape[1] * groups:
-        raise ValueError(
+        raise InputError(
             f"{who}: input of shape {tuple(input.shape)} has {x.shape[1]} channels, but the "
             f"weight of shape {tuple(weight.shape)} with groups={groups} expects "
             f"{weight.shape[1] * groups}"
@@ -129,11 +129,11 @@ def _conv(nd: int, input, weight, bias, stride, padding, dilation, groups, who):
             padding = 0
         elif padding == "same":
             if any(s != 1 for s in ntuple(stride, nd, "stride", who)):
-                raise ValueError(f"{who}: padding='same' is not supported for strided convolutions")
+                raise InputError(f"{who}: padding='same' is not supported for strided convolutions")
             x = _same_padding(x, nd, weight, d, who)
             padding = 0
         else:
-            raise ValueError(
+            raise InputError(
                 f"{who}: padding must be a number, a tuple, 'valid' or 'same', got {padding!r}"
             )
     fn = (mx.conv1d, mx.conv2d, mx.conv3d)[nd - 1]
@@ -206,13 +206,13 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     unbatched = input.ndim == nd + 1
     x = mx.expand_dims(input, 0) if unbatched else input
     if x.ndim != nd + 2 or weight.ndim != nd + 2 or x.shape[1] != weight.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"{who}: expected a channels-first input (N, C_in, *spatial) and a weight "
             f"(C_in, C_out // groups, *kernel) of {nd + 2} dimensions with matching C_in, got "
             f"input {tuple(input.shape)} and weight {tuple(weight.shape)}"
         )
     if weight.shape[0] % groups:
-        raise ValueError(
+        raise InputError(
             f"{who}: weight of shape {tuple(weight.shape)} has {weight.shape[0]} input "
             f"channels, not divisible by groups={groups}"
         )
@@ -305,7 +305,7 @@ def conv_tbc(input: array, weight: array, bias: array, pad: int = 0) -> array:
         ``(T_out, N, C_out)``.
     """
     if input.ndim != 3 or weight.ndim != 3 or input.shape[2] != weight.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"conv_tbc: expected input (T, N, C_in) and weight (K, C_in, C_out), got "
             f"{tuple(input.shape)} and {tuple(weight.shape)}"
         )
@@ -512,7 +512,7 @@ def _trailing(input: array, normalized_shape: Any, who: str) -> tuple:
         else tuple(int(v) for v in normalized_shape)
     )
     if tuple(input.shape[input.ndim - len(shape) :]) != shape or len(shape) > input.ndim:
-        raise ValueError(
+        raise InputError(
             f"{who}: expected an input whose trailing dimensions are normalized_shape={shape}, "
             f"got shape {tuple(input.shape)}"
         )
@@ -593,7 +593,7 @@ def group_norm(
         The normalised array.
     """
     if input.ndim < 2 or input.shape[1] % num_groups:
-        raise ValueError(
+        raise InputError(
             f"group_norm: expected an input (N, C, *) with C divisible by num_groups="
             f"{num_groups}, got shape {tuple(input.shape)}"
         )
@@ -843,15 +843,15 @@ def one_hot(tensor: array, num_classes: int = -1) -> array:
     """
     data = np.asarray(tensor)
     if data.dtype.kind not in "iu":
-        raise ValueError(
+        raise InputError(
             f"one_hot: one_hot is only applicable to index tensor, got dtype {data.dtype}"
         )
     if num_classes == -1:
         if data.size == 0:
-            raise ValueError("one_hot: can not infer total number of classes from empty tensor")
+            raise InputError("one_hot: can not infer total number of classes from empty tensor")
         num_classes = int(data.max()) + 1
     if data.size and (data.min() < 0 or data.max() >= num_classes):
-        raise ValueError(
+        raise InputError(
             f"one_hot: class values must be in [0, {num_classes}), got "
             f"[{int(data.min())}, {int(data.max())}]"
         )
@@ -987,13 +987,13 @@ def scaled_dot_product_attention(
         ``(..., L, Ev)``.
     """
     if query.ndim < 2 or key.ndim < 2 or value.ndim < 2 or query.shape[-1] != key.shape[-1]:
-        raise ValueError(
+        raise InputError(
             f"scaled_dot_product_attention: query {tuple(query.shape)}, key "
             f"{tuple(key.shape)} and value {tuple(value.shape)} must be (..., L, E), "
             "(..., S, E) and (..., S, Ev)"
         )
     if is_causal and attn_mask is not None:
-        raise ValueError(
+        raise InputError(
             "scaled_dot_product_attention: _scaled_dot_product_attention: Explicit attn_mask "
             "should not be set when is_causal=True"
         )

@@ -51,6 +51,11 @@ __all__ = [
 ]
 
 
+class InputError(ValueError, RuntimeError):
+    """Bad input to a ``torch.nn.functional`` function: PyTorch raises ``RuntimeError`` there,
+    chainrule's convention is ``ValueError``; this is both."""
+
+
 def const(values: np.ndarray, like: array) -> array:
     """``values`` as a constant array of ``like``'s dtype (float64 stays float64)."""
     return from_value(np.asarray(values, dtype=like._data.dtype))
@@ -75,7 +80,7 @@ def batched(x: array, nd: int, who: str) -> tuple[array, bool]:
     if x.ndim == nd + 1:
         return mx.expand_dims(x, 0), True
     spatial = {1: "L", 2: "H, W", 3: "D, H, W"}[nd]
-    raise ValueError(
+    raise InputError(
         f"{who}: expected a {nd + 1}D (C, {spatial}) or {nd + 2}D (N, C, {spatial}) input, "
         f"got shape {tuple(x.shape)}"
     )
@@ -127,7 +132,7 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     d = ntuple(dilation, nd, "dilation", who)
     for kk, pp in zip(k, p):
         if pp * 2 > kk:
-            raise ValueError(
+            raise InputError(
                 f"{who}: pad should be at most half of effective kernel size, but got "
                 f"pad={pp} and kernel_size={kk}"
             )
@@ -152,7 +157,7 @@ def _pool_out(spatial, kernel, stride, padding, dilation, ceil_mode, who) -> tup
         if ceil_mode and (o - 1) * s >= size + p:
             o -= 1
         if o < 1:
-            raise ValueError(
+            raise InputError(
                 f"{who}: the input of spatial size {tuple(spatial)} is too small for kernel "
                 f"{tuple(kernel)} (stride {tuple(stride)}, padding {tuple(padding)}, "
                 f"dilation {tuple(dilation)}): the output size would be {o}"
@@ -220,12 +225,12 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
     p = ntuple(padding, nd, "padding", who)
     for kk, pp in zip(k, p):
         if pp * 2 > kk:
-            raise ValueError(
+            raise InputError(
                 f"{who}: pad should be at most half of effective kernel size, but got "
                 f"pad={pp} and kernel_size={kk}"
             )
     if divisor is not None and divisor == 0:
-        raise ValueError(f"{who}: divisor_override must be non-zero")
+        raise InputError(f"{who}: divisor_override must be non-zero")
     out = _pool_out(x.shape[2:], k, s, p, (1,) * nd, ceil_mode, who)
     total = mx.sum(windows(x, k, s, p, (1,) * nd, out, 0.0), axis=-1)
     if divisor is not None:
@@ -452,12 +457,12 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size):
         for i in range(nd):
             lo, hi = default[i] - s[i], default[i] + s[i]
             if not lo < out[i] < hi:
-                raise ValueError(
+                raise InputError(
                     f"{who}: invalid output_size {tuple(output_size)} (dim {i} must be between "
                     f"{lo} and {hi})"
                 )
     if tuple(indices.shape) != tuple(input.shape):
-        raise ValueError(
+        raise InputError(
             f"{who}: expected indices of the input's shape {tuple(input.shape)}, got "
             f"{tuple(indices.shape)}"
         )
@@ -466,7 +471,7 @@ def _max_unpool(nd, input, indices, kernel_size, stride, padding, output_size):
     total = math.prod(out)
     idx_np = np.asarray(idx)
     if idx_np.size and (idx_np.min() < 0 or idx_np.max() >= total):
-        raise ValueError(f"{who}: found an invalid max index {int(idx_np.max())} (output {out})")
+        raise InputError(f"{who}: found an invalid max index {int(idx_np.max())} (output {out})")
     zeros = mx.zeros((n, c, total), dtype=x.dtype)
     y = mx.put_along_axis(zeros, idx.astype(mx.int64), mx.reshape(x, (n, c, -1)), axis=2)
     return _unbatch(mx.reshape(y, (n, c) + out), added)
@@ -538,7 +543,7 @@ def _fractional(nd, input, kernel_size, output_size, output_ratio, return_indice
     spatial = x.shape[2:]
     if output_size is None:
         if output_ratio is None:
-            raise ValueError(f"{who}: requires specifying either an output_size or output_ratio")
+            raise InputError(f"{who}: requires specifying either an output_size or output_ratio")
         r = (output_ratio,) * nd if isinstance(output_ratio, (int, float)) else output_ratio
         ratio = tuple(float(v) for v in r)
         out = tuple(int(spatial[i] * ratio[i]) for i in range(nd))
@@ -546,7 +551,7 @@ def _fractional(nd, input, kernel_size, output_size, output_ratio, return_indice
         out = ntuple(output_size, nd, "output_size", who)
     for i in range(nd):
         if out[i] + k[i] - 1 > spatial[i]:
-            raise ValueError(
+            raise InputError(
                 f"{who}: output_size {out} and kernel_size {k} are too large for the input of "
                 f"shape {tuple(x.shape)}"
             )

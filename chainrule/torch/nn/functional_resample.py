@@ -18,7 +18,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core.array import array
 
-from .functional_pool import along_axis, batched, const, ntuple, windows
+from .functional_pool import InputError, along_axis, batched, const, ntuple, windows
 
 __all__ = [
     "affine_grid",
@@ -110,7 +110,7 @@ def pad(
         return x
     for axis, (lo, hi) in enumerate(width):
         if mode == "reflect" and (lo >= input.shape[axis] or hi >= input.shape[axis]):
-            raise ValueError(
+            raise InputError(
                 f"pad: reflect padding ({lo}, {hi}) should be less than the dimension {axis} of "
                 f"size {input.shape[axis]} of the input {tuple(input.shape)}"
             )
@@ -340,7 +340,7 @@ def unfold(
     for n, kk, dd, pp, ss in zip(x.shape[2:], k, d, p, s):
         o = (n + 2 * pp - dd * (kk - 1) - 1) // ss + 1
         if o < 1:
-            raise ValueError(
+            raise InputError(
                 f"unfold: the input of shape {tuple(input.shape)} is too small for kernel {k} "
                 f"(dilation {d}, padding {p}, stride {s})"
             )
@@ -374,7 +374,7 @@ def fold(
     """
     added = input.ndim == 2
     if input.ndim not in (2, 3):
-        raise ValueError(f"fold: expected a 2D or 3D input, got shape {tuple(input.shape)}")
+        raise InputError(f"fold: expected a 2D or 3D input, got shape {tuple(input.shape)}")
     x = mx.expand_dims(input, 0) if added else input
     size = ntuple(output_size, 2, "output_size", "fold")
     k = ntuple(kernel_size, 2, "kernel_size", "fold")
@@ -385,7 +385,7 @@ def fold(
     blocks = [(size[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
     n, ck, length = x.shape
     if ck % kk or length != blocks[0] * blocks[1]:
-        raise ValueError(
+        raise InputError(
             f"fold: input of shape {tuple(input.shape)} does not match kernel_size {k} and "
             f"output_size {size}: expected (N, C * {kk}, {blocks[0] * blocks[1]})"
         )
@@ -417,7 +417,7 @@ def pixel_shuffle(input: array, upscale_factor: int) -> array:
     """
     r = int(upscale_factor)
     if input.ndim < 3 or r <= 0 or input.shape[-3] % (r * r):
-        raise ValueError(
+        raise InputError(
             f"pixel_shuffle: expected an input with at least 3 dimensions whose channels "
             f"(dimension -3) are divisible by upscale_factor^2 = {r * r}, got shape "
             f"{tuple(input.shape)}"
@@ -441,7 +441,7 @@ def pixel_unshuffle(input: array, downscale_factor: int) -> array:
     """
     r = int(downscale_factor)
     if input.ndim < 3 or r <= 0 or input.shape[-1] % r or input.shape[-2] % r:
-        raise ValueError(
+        raise InputError(
             f"pixel_unshuffle: expected an input with at least 3 dimensions whose height and "
             f"width are divisible by downscale_factor {r}, got shape {tuple(input.shape)}"
         )
@@ -462,7 +462,7 @@ def channel_shuffle(input: array, groups: int) -> array:
         The shuffled array.
     """
     if input.ndim < 3 or groups <= 0 or input.shape[1] % groups:
-        raise ValueError(
+        raise InputError(
             f"channel_shuffle: expected an input of at least 3 dimensions whose channels are "
             f"divisible by groups={groups}, got shape {tuple(input.shape)}"
         )
@@ -577,12 +577,12 @@ def grid_sample(
     """
     nd = input.ndim - 2
     if nd not in (2, 3) or grid.ndim != input.ndim or grid.shape[-1] != nd:
-        raise ValueError(
+        raise InputError(
             f"grid_sample: expected a 4D input with a grid (N, H, W, 2) or a 5D input with a "
             f"grid (N, D, H, W, 3), got input {tuple(input.shape)} and grid {tuple(grid.shape)}"
         )
     if grid.shape[0] != input.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"grid_sample: grid of shape {tuple(grid.shape)} and input of shape "
             f"{tuple(input.shape)} have different batch sizes"
         )
@@ -592,7 +592,7 @@ def grid_sample(
             f"{mode!r} for an input of shape {tuple(input.shape)}"
         )
     if padding_mode not in ("zeros", "border", "reflection"):
-        raise ValueError(
+        raise InputError(
             f"grid_sample: padding_mode must be 'zeros', 'border' or 'reflection', got "
             f"{padding_mode!r}"
         )
