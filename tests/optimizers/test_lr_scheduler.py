@@ -58,6 +58,13 @@ CASES = [
         {"T_0": 3, "T_mult": 2, "eta_min": 0.001},
         lambda b, e: _warm_restarts(b, e, 3, 2, 0.001),
     ),
+    ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3, "mode": "triangular2"}, None),
+    (
+        "CyclicLR",
+        {"base_lr": [0.01, 0.001], "max_lr": 0.2, "step_size_up": 2, "step_size_down": 5},
+        None,
+    ),
+    ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.1, "mode": "exp_range", "gamma": 0.9}, None),
     ("OneCycleLR", {"max_lr": 0.5, "total_steps": 20}, None),
     (
         "OneCycleLR",

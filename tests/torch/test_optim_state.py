@@ -213,6 +213,7 @@ SCHEDULERS = [
     ("PolynomialLR", {"total_iters": 6, "power": 2.0}),
     ("CosineAnnealingWarmRestarts", {"T_0": 3, "T_mult": 2, "eta_min": 0.01}),
     ("OneCycleLR", {"max_lr": 1.0, "total_steps": 12}),
+    ("CyclicLR", {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2, "mode": "triangular2"}),
     ("ReduceLROnPlateau", {"patience": 1, "factor": 0.5}),
     ("SequentialLR", "sequential"),
     ("ChainedScheduler", "chained"),
