@@ -206,9 +206,28 @@ def pinverse(input: array, rcond: float = 1e-15) -> array:
     return mx.linalg.pinv(input)
 
 
+def hermitian_view(input: array, lower: bool = True) -> array:
+    """The Hermitian matrix read from one triangle of ``input``, differentiated as PyTorch's
+    Hermitian decompositions are: the gradient is symmetrised, ``(G + G^H) / 2``.
+
+    Args:
+        input: (batches of) square matrices.
+        lower: read the lower triangle (else the upper).
+
+    Returns:
+        The Hermitian matrices, with the symmetrising gradient.
+    """
+    t = mx.tril(input) if lower else mx.triu(input)
+    strict = mx.tril(input, -1) if lower else mx.triu(input, 1)
+    st = mx.swapaxes(strict, -1, -2)
+    full = t + (mx.conj(st) if input._data.dtype.kind == "c" else st)
+    sym = (input + adjoint(input)) / 2
+    return sym + mx.stop_gradient(full - sym)
+
+
 def cholesky(input: array, upper: bool = False) -> array:
-    """The Cholesky factor (lower by default)."""
-    return mx.linalg.cholesky(input, upper)
+    """The Cholesky factor (lower by default) of the matrix read from the lower triangle."""
+    return mx.linalg.cholesky(hermitian_view(input), upper)
 
 
 def cholesky_inverse(input: array, upper: bool = False) -> array:

@@ -202,6 +202,7 @@ _SUBMODULES = (
     "distributions",
     "amp",
     "accelerator",
+    "linalg",
 )
 
 
