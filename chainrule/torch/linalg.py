@@ -25,6 +25,7 @@ from chainrule.core import tensor_ops_math as _M
 from chainrule.core.extend import from_value
 
 from ._creation import tensor
+from ._tensor_class import install_doors as _install_doors
 
 array = mx.array
 
@@ -433,3 +434,8 @@ def tensorsolve(A: Any, B: Any, dims: Sequence[int] | None = None) -> array:
     x_shape = A.shape[B.ndim :]
     m = mx.reshape(A, (int(np.prod(B.shape)), -1))
     return mx.reshape(solve(m, mx.reshape(B, (-1,))), x_shape)
+
+
+# Every public function returns tensors and hands its implementation plain arrays (the doors of
+# chainrule/torch/_tensor_class.py); keep this the last statement of the module.
+_install_doors(globals())
