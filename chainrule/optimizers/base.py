@@ -50,7 +50,7 @@ from ..core.backend import xp
 from ..core.compile import is_tracing, setting
 from ..utils import tree_flatten
 
-__all__ = ["Optimizer", "LearningRate"]
+__all__ = ["Optimizer", "LearningRate", "RemovableHandle"]
 
 LearningRate = float | array | Callable[[array], array]
 
@@ -131,7 +131,32 @@ class _StepCount(array):
     __slots__ = ("_opt",)
 
     def __call__(self, closure: Callable[[], Any] | None = None):
-        return self._opt._step(closure)
+        opt = self._opt
+        hooks = opt.__dict__
+        if hooks.get("_hooks_step_pre") or hooks.get("_hooks_step_post"):
+            return opt._hooked_step(closure)
+        return opt._step(closure)
+
+
+class RemovableHandle:
+    """What a ``register_*_hook`` returns: ``handle.remove()`` unregisters the hook."""
+
+    _next = 0
+
+    def __init__(self, hooks: dict) -> None:
+        self.hooks = hooks
+        RemovableHandle._next += 1
+        self.id = RemovableHandle._next
+
+    def remove(self) -> None:
+        """Unregister the hook (a second call does nothing)."""
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
 
 
 def _positive(who: str, name: str, value) -> None:
@@ -563,6 +588,118 @@ class Optimizer:
         with no_grad():
             return pytree.map(leaf, gradients, parameters)  # None is a leaf: fn(None, p)
 
+    # -- PyTorch's hooks ---------------------------------------------------------------------
+    def _register(self, kind: str, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        hooks = self.__dict__.setdefault(f"_hooks_{kind}", {})
+        handle = RemovableHandle(hooks)
+        if prepend:  # first to run; the dict is reordered in place (handles hold it)
+            rest = list(hooks.items())
+            hooks.clear()
+            hooks[handle.id] = hook
+            hooks.update(rest)
+        else:
+            hooks[handle.id] = hook
+        return handle
+
+    def _run(self, kind: str) -> list:
+        return list(self.__dict__.get(f"_hooks_{kind}", {}).values())
+
+    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs)`` before each ``step()`` (``args`` starts with the
+        optimizer, as in PyTorch); it may return new ``(args, kwargs)``.
+
+        Args:
+            hook: The hook.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return self._register("step_pre", hook)
+
+    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
+        """``hook(optimizer, args, kwargs)`` after each ``step()``.
+
+        Args:
+            hook: The hook.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return self._register("step_post", hook)
+
+    def register_state_dict_pre_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(optimizer)`` before ``state_dict()`` builds the state.
+
+        Args:
+            hook: The hook.
+            prepend: Run it before the hooks already registered.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return self._register("state_dict_pre", hook, prepend)
+
+    def register_state_dict_post_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(optimizer, state_dict)`` after ``state_dict()``; it may return a new dict.
+
+        Args:
+            hook: The hook.
+            prepend: Run it before the hooks already registered.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return self._register("state_dict_post", hook, prepend)
+
+    def register_load_state_dict_pre_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(optimizer, state_dict)`` before ``load_state_dict``; it may return a new dict.
+
+        Args:
+            hook: The hook.
+            prepend: Run it before the hooks already registered.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return self._register("load_state_dict_pre", hook, prepend)
+
+    def register_load_state_dict_post_hook(
+        self, hook: Callable, prepend: bool = False
+    ) -> RemovableHandle:
+        """``hook(optimizer)`` after ``load_state_dict``.
+
+        Args:
+            hook: The hook.
+            prepend: Run it before the hooks already registered.
+
+        Returns:
+            A handle whose ``remove()`` unregisters it.
+        """
+        return self._register("load_state_dict_post", hook, prepend)
+
+    def _hooked_step(self, closure: Callable[[], Any] | None):
+        args: tuple = (self,) if closure is None else (self, closure)  # PyTorch's: self first
+        kwargs: dict = {}
+        for hook in self._run("step_pre"):
+            result = hook(self, args, kwargs)
+            if result is not None:
+                if not (isinstance(result, tuple) and len(result) == 2):
+                    raise RuntimeError(
+                        "hook must return None or a tuple of (new_args, new_kwargs), but got "
+                        f"{result!r:.80}."
+                    )
+                args, kwargs = result
+        out = self._step(*args[1:], **kwargs)
+        for hook in self._run("step_post"):
+            hook(self, args, kwargs)
+        return out
+
     def state_dict(self) -> dict:
         """The optimizer's state, with parameters replaced by their positions (PyTorch).
 
@@ -570,6 +707,30 @@ class Optimizer:
             PyTorch style: ``{"state": {index: {...}}, "param_groups": [...]}``. MLX style:
             ``{"state": <a copy of the state tree>}``.
         """
+        for hook in self._run("state_dict_pre"):
+            hook(self)
+        out = self._state_dict()
+        for hook in self._run("state_dict_post"):
+            result = hook(self, out)
+            if result is not None:
+                out = result
+        return out
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a state saved by :meth:`state_dict` (parameters matched by position).
+
+        Args:
+            state_dict: The saved state.
+        """
+        for hook in self._run("load_state_dict_pre"):
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        self._load_state_dict(state_dict)
+        for hook in self._run("load_state_dict_post"):
+            hook(self)
+
+    def _state_dict(self) -> dict:
         if not self._torch:
             return {"state": pytree.map(lambda x: x, self._state)}
         index: dict[int, int] = {}
@@ -590,12 +751,7 @@ class Optimizer:
                 }
         return {"state": dict(sorted(state.items())), "param_groups": groups}
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a state saved by :meth:`state_dict` (parameters matched by position).
-
-        Args:
-            state_dict: The saved state.
-        """
+    def _load_state_dict(self, state_dict: dict) -> None:
         who = type(self).__name__
         if not self._torch:
             self.state = pytree.map(lambda x: x, state_dict["state"])
