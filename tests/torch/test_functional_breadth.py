@@ -519,6 +519,31 @@ def test_matches_pytorch(name, dtype):
 # -- random functions: statistics and shapes, not draws -----------------------------------------
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "mode", ["nearest", "nearest-exact", "bilinear", "bicubic", "area", "bilinear-ac"]
+)
+def test_interpolate_sweep_of_sizes_and_scales(mode, dtype):
+    rng = np.random.default_rng(5)
+    kw = {"align_corners": True} if mode.endswith("-ac") else {}
+    mode = mode.removesuffix("-ac")
+    tol = 2e-5 if dtype == np.float32 else 1e-9
+    for h in (3, 7, 13, 31):
+        for sf in (0.3, 0.77, 1.0, 1.3, 2.0, 2.7, 1 / 3):
+            for recompute in (None, True):
+                x = rng.standard_normal((1, 2, h, h + 2)).astype(dtype)
+                args = dict(scale_factor=sf, mode=mode, recompute_scale_factor=recompute, **kw)
+                try:
+                    ref = TF.interpolate(torch_ref.tensor(x), **args).numpy()
+                except RuntimeError:
+                    with pytest.raises(RuntimeError, match="greater than 0"):
+                        F.interpolate(ct.tensor(x), **args)
+                    continue
+                got = np.asarray(F.interpolate(ct.tensor(x), **args))
+                assert got.shape == ref.shape, (h, sf, recompute)
+                np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=f"{h} {sf}")
+
+
 def test_dropouts_keep_the_scale_and_zero_whole_channels():
     ct.manual_seed(0)
     x = ct.ones(400, 8, 6)

@@ -132,15 +132,29 @@ def _cubic(t: np.ndarray) -> list[np.ndarray]:
     return [far(t + 1), near(t), near(1 - t), far(2 - t)]
 
 
-def _matrix(mode: str, n_in: int, n_out: int, align: bool, scale: float | None) -> np.ndarray:
-    """The ``(n_out, n_in)`` interpolation matrix of one axis."""
+def _matrix(
+    mode: str, n_in: int, n_out: int, align: bool, scale: float | None, wide: bool = False
+) -> np.ndarray:
+    """The ``(n_out, n_in)`` interpolation matrix of one axis (``wide``: a float64 input, whose
+    nearest indices PyTorch computes in float64 rather than float32)."""
     m = np.zeros((n_out, n_in))
     rows = np.arange(n_out)
     dst = rows.astype(np.float64)
+    if n_in == n_out and mode in ("nearest", "linear"):
+        return np.eye(n_in)  # PyTorch copies an axis whose size does not change
+    if mode == "nearest" and n_out == 2 * n_in:
+        m[rows, rows // 2] = 1.0
+        return m
     if mode in ("nearest", "nearest-exact"):
         s = (1.0 / scale) if scale else n_in / n_out
         offset = 0.5 if mode == "nearest-exact" else 0.0
-        src = np.minimum(np.floor((dst + offset) * np.float32(s)).astype(np.int64), n_in - 1)
+        # PyTorch's index arithmetic: float32 for a float32 input; for a float64 input the
+        # product is taken in float64 and rounded to float32 before the floor
+        if wide:
+            pos = ((dst + offset) * s).astype(np.float32)
+        else:
+            pos = (dst.astype(np.float32) + np.float32(offset)) * np.float32(s)
+        src = np.minimum(np.floor(pos).astype(np.int64), n_in - 1)
         m[rows, src] = 1.0
         return m
     if mode == "area":
@@ -275,6 +289,11 @@ def interpolate(
         out = tuple(int(math.floor(n * f)) for n, f in zip(spatial, sf))
         if not recompute_scale_factor:
             scales = sf
+    if mode != "area" and (any(o < 1 for o in out) or any(n < 1 for n in spatial)):
+        raise InputError(
+            f"interpolate: input and output sizes should be greater than 0, but got input "
+            f"{tuple(spatial)} and output {tuple(out)}"
+        )
     kind = {"bilinear": "linear", "trilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
     if kind == "area":
         x = input
@@ -287,7 +306,8 @@ def interpolate(
         if antialias:
             m = _antialias_matrix(kind, spatial[i], out[i], bool(align_corners), scales[i])
         else:
-            m = _matrix(kind, spatial[i], out[i], bool(align_corners), scales[i])
+            wide = input.dtype == mx.float64
+            m = _matrix(kind, spatial[i], out[i], bool(align_corners), scales[i], wide)
         x = along_axis(x, m, 2 + i)
     return x
 
