@@ -1080,6 +1080,9 @@ def save(
     if not _use_new_zipfile_serialization:
         raise ValueError("torch.save: chainrule writes only PyTorch's zip format")
     if isinstance(f, (str, os.PathLike)):
+        parent = os.path.dirname(os.path.abspath(os.fspath(f)))
+        if not os.path.isdir(parent):
+            raise RuntimeError(f"Parent directory {parent} does not exist.")  # PyTorch's error
         atomic_write(f, lambda fh: _write_archive(fh, obj))
         return
     if not hasattr(f, "write"):

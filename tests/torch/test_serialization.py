@@ -164,6 +164,11 @@ def test_save_refuses_what_the_format_cannot_hold(tmp_path):
         torch.save(cycle, io.BytesIO())
 
 
+def test_save_into_a_missing_folder_is_pytorchs_error(tmp_path):
+    with pytest.raises(RuntimeError, match="Parent directory .*missing does not exist"):
+        torch.save({}, tmp_path / "missing" / "m.pt")
+
+
 def test_a_failed_save_leaves_the_previous_file(tmp_path):
     path = tmp_path / "m.pt"
     torch.save({"a": torch.ones(2)}, path)
