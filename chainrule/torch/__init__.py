@@ -203,6 +203,7 @@ _SUBMODULES = (
     "amp",
     "accelerator",
     "linalg",
+    "special",
 )
 
 
