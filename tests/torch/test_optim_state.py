@@ -273,3 +273,35 @@ def test_scheduler_state_dicts_go_both_ways(tmp_path, name, kwargs):
     np.testing.assert_allclose(_advance(ours2, name, 6, start=4), expect, rtol=1e-12)
     np.testing.assert_allclose(_advance(ref2, name, 6, start=4), expect, rtol=1e-12)
     np.testing.assert_allclose(_advance(ours, name, 6, start=4), expect, rtol=1e-12)
+
+
+def test_swap_in_optimizer_params_and_state_matches_torch():
+    torch_ref = pytest.importorskip("torch")
+
+    def run(lib):
+        live, opt = _make(lib, "Adam", {"lr": 0.01})
+        _train(lib, opt, live, 2)
+        before = [_np(p).copy() for p in live]
+        other = [lib.tensor(W0 * 2, requires_grad=True), lib.tensor(B0 * 2, requires_grad=True)]
+        saved = copy.deepcopy(opt.state_dict())
+        saved["param_groups"][0]["lr"] = 0.5
+        with lib.optim.swap_in_optimizer_params_and_state(
+            opt, {"w": other[0], "b": other[1]}, saved
+        ):
+            _loss(lib, *other).backward()
+            opt.step()
+            assert opt.param_groups[0]["lr"] == 0.5
+        assert opt.param_groups[0]["lr"] == 0.01
+        for p, b in zip(live, before):  # the live parameters did not move
+            np.testing.assert_array_equal(_np(p), b)
+        return [_np(p) for p in other], saved["state"][0]
+
+    (ours, our_state), (theirs, their_state) = run(torch), run(torch_ref)
+    for a, r in zip(ours, theirs):
+        np.testing.assert_allclose(a, r, rtol=2e-5, atol=1e-6)
+    assert float(our_state["step"].item()) == float(their_state["step"].item()) == 3.0
+    np.testing.assert_allclose(_np(our_state["exp_avg"]), _np(their_state["exp_avg"]), rtol=2e-5)
+    fresh = torch.optim.Adam([torch.zeros(2, requires_grad=True)])
+    with pytest.raises(RuntimeError, match="initialized optimizer state"):
+        with torch.optim.swap_in_optimizer_params_and_state(fresh, {}, fresh.state_dict()):
+            pass

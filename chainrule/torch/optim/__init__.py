@@ -31,6 +31,7 @@ from chainrule.optimizers import (
 lr_scheduler = alias_module(f"{__name__}.lr_scheduler")
 
 from . import swa_utils  # noqa: E402 - after the alias, as lr_scheduler is imported by it
+from ._stateless import swap_in_optimizer_params_and_state  # noqa: E402
 
 __all__ = [
     "ASGD",
@@ -51,4 +52,5 @@ __all__ = [
     "Rprop",
     "lr_scheduler",
     "swa_utils",
+    "swap_in_optimizer_params_and_state",
 ]
