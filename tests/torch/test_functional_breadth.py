@@ -9,6 +9,7 @@ cotangent, as PyTorch's OpInfo tests do.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -184,6 +185,34 @@ CASES = {
             a(np.array([[1, 2, 2], [3, 1, 0]])),
             a(np.array([7, 6])),
             a(np.array([3, 2])),
+        ),
+    ),
+    "ctc_loss_zero_infinity": (
+        [_n(4, 2, 5)],
+        lambda F, x, a: F.ctc_loss(
+            F.log_softmax(x[0], 2),
+            a(np.array([[1, 2, 2, 3], [1, 1, 0, 0]])),
+            a(np.array([4, 4])),
+            a(np.array([4, 2])),
+            reduction="none",
+            zero_infinity=True,
+        ),
+    ),
+    "ctc_loss_unbatched": (
+        [_n(6, 5)],
+        lambda F, x, a: F.ctc_loss(
+            F.log_softmax(x[0], 1), a(np.array([1, 2])), a(np.array([6])), a(np.array([2]))
+        ),
+    ),
+    "embedding_bag_last_offset_max_norm": (
+        [_n(10, 4)],
+        lambda F, x, a: F.embedding_bag(
+            a(BAG_IDX),
+            x[0] * 3,
+            a(np.append(BAG_OFF, 9)),
+            max_norm=1.5,
+            mode="mean",
+            include_last_offset=True,
         ),
     ),
     # distances
@@ -542,6 +571,36 @@ def test_interpolate_sweep_of_sizes_and_scales(mode, dtype):
                 got = np.asarray(F.interpolate(ct.tensor(x), **args))
                 assert got.shape == ref.shape, (h, sf, recompute)
                 np.testing.assert_allclose(got, ref, rtol=tol, atol=tol, err_msg=f"{h} {sf}")
+
+
+@pytest.mark.parametrize("name", ["max_pool1d", "avg_pool1d", "lp_pool1d"])
+def test_pooling_sweep_of_windows(name):
+    """Every kernel / stride / padding / ceil_mode / dilation combination on short signals:
+    the same output sizes, values and indices as PyTorch, and the same refusals."""
+    rng = np.random.default_rng(3)
+    for length, k, s, ceil, d in itertools.product(
+        (4, 5, 7, 10), (1, 2, 3, 4), (1, 2, 3), (False, True), (1, 2)
+    ):
+        for p in range(k // 2 + 1):
+            x = rng.standard_normal((2, 3, length))
+            if name == "lp_pool1d":
+                if p or d > 1:
+                    continue
+                args, kw = (2.0, k, s, ceil), {}
+            elif name == "max_pool1d":
+                args, kw = (k, s, p), {"dilation": d, "ceil_mode": ceil, "return_indices": True}
+            else:
+                args, kw = (k, s, p), {"ceil_mode": ceil, "count_include_pad": d == 1}
+            try:
+                ref = getattr(TF, name)(torch_ref.tensor(x), *args, **kw)
+            except RuntimeError:
+                with pytest.raises(RuntimeError):
+                    getattr(F, name)(ct.tensor(x), *args, **kw)
+                continue
+            got = getattr(F, name)(ct.tensor(x), *args, **kw)
+            for r, g in zip(_outputs(ref), _outputs(got)):
+                assert tuple(r.shape) == tuple(g.shape), (length, k, s, p, ceil, d)
+                np.testing.assert_allclose(np.asarray(g), r.numpy(), rtol=1e-9, atol=1e-9)
 
 
 def test_dropouts_keep_the_scale_and_zero_whole_channels():

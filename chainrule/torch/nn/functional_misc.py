@@ -675,14 +675,23 @@ def normalize(
 # -- embeddings ---------------------------------------------------------------------------------
 
 
-def _renorm(weight: array, ids: np.ndarray, max_norm: float, norm_type: float) -> None:
-    """PyTorch's in-place ``embedding_renorm_``: rescale the looked-up rows above ``max_norm``."""
+def _renorm(weight: array, ids: np.ndarray, max_norm: float, norm_type: float) -> array:
+    """PyTorch's ``embedding_renorm_``: rescale the looked-up rows above ``max_norm``.
+
+    A leaf (a module's table) is updated in place, as PyTorch does; a computed table keeps its
+    graph and is returned with the new values, whose gradient is the identity (PyTorch renorms
+    in place without recording it).
+    """
     w = np.array(weight._data)
     rows = np.unique(ids.reshape(-1))
     norms = np.linalg.norm(w[rows].astype(np.float64), ord=norm_type, axis=1)
     scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
     w[rows] = (w[rows] * scale[:, None]).astype(w.dtype)
-    weight._set_value(w)
+    node = weight._node
+    if node is None or node.prim is None:
+        weight._set_value(w)
+        return weight
+    return weight + mx.stop_gradient(from_value(w) - weight)
 
 
 def _indices(input: Any, who: str, n: int) -> tuple[array, np.ndarray]:
@@ -726,7 +735,7 @@ def embedding(
     if padding_idx is not None and padding_idx < 0:
         padding_idx += weight.shape[0]
     if max_norm is not None:
-        _renorm(weight, ids, max_norm, norm_type)
+        weight = _renorm(weight, ids, max_norm, norm_type)
     rows = mx.take(weight, idx.astype(mx.int64), axis=0)
     scale = None
     if padding_idx is not None:
@@ -805,7 +814,7 @@ def embedding_bag(
     if padding_idx is not None and padding_idx < 0:
         padding_idx += n
     if max_norm is not None:
-        _renorm(weight, flat, max_norm, norm_type)
+        weight = _renorm(weight, flat, max_norm, norm_type)
     _indices(flat, "embedding_bag", n)
     rows = mx.take(weight, mx.array(flat), axis=0)
     if psw is not None:
