@@ -114,9 +114,6 @@ MLX_TRAINING = [
         {},
         {},
         id="cifar_resnet",
-        marks=xfail(
-            "chainrule lacks nn.utils.average_gradients (MLX has it there and as nn.average_gradients)"
-        ),
     ),
     pytest.param(
         "mlx/transformer_lm.py",
@@ -331,10 +328,7 @@ TORCH_TRAINING = [
         0.2,
         {},
         {},
-        id="regression",
-        # PyTorch's param.data shares the parameter's storage, so add_ on it updates the
-        # parameter; chainrule's param.data.add_ leaves the parameter as it was.
-        marks=xfail("needs param.data.add_ to update the parameter (issue 15)"),
+        id="regression",  # param.data.add_ updates the parameter (PyTorch's shared storage)
     ),
     pytest.param(
         "torch/mnist.py",

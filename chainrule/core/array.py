@@ -672,13 +672,61 @@ class array:
         """Point the handle at a new value (optimizers, ``a[i] = v``).
 
         A ``requires_grad`` leaf stays a leaf: it gets a fresh leaf node, so graphs recorded
-        before keep seeing the previous value.
+        before keep seeing the previous value. A handle linked to others by ``x.data``
+        (PyTorch's shared storage, ``DATA_LINKS``) passes the new value on to them.
         """
         old = self._node
         if node is None and old is not None and old.prim is None:
             node = Node(data, None, (), None, old.owner)
         self._data = data
         self._node = node
+        if DATA_LINKS.links:
+            DATA_LINKS.share(self, data)
+
+
+class _DataLinks:
+    """Handles that share one value as PyTorch's ``x.data`` shares storage with ``x``.
+
+    ``link(view, owner)`` pairs them (weakly, by identity); when either is given a new value
+    in place (``p.data.add_(1)``, ``p.data.zero_()``, an optimizer's step on ``p``), the other
+    gets it too, without a graph. Empty unless PyTorch code reads ``.data``; then
+    ``_set_value`` pays one dictionary lookup.
+    """
+
+    def __init__(self) -> None:
+        self.links: dict[int, list] = {}
+
+    def link(self, view: array, owner: array) -> None:
+        """Make ``view`` and ``owner`` share their value from now on."""
+        for a, b in ((view, owner), (owner, view)):
+            key = id(a)
+            entry = self.links.get(key)
+            if entry is None or entry[0]() is not a:
+                entry = [weakref.ref(a, self._forget(key))]
+                self.links[key] = entry
+            entry.append(weakref.ref(b))
+
+    def _forget(self, key: int):
+        def gone(_ref) -> None:
+            self.links.pop(key, None)
+
+        return gone
+
+    def share(self, handle: array, data) -> None:
+        """Give ``data`` to every live handle linked to ``handle``."""
+        entry = self.links.get(id(handle))
+        if entry is None or entry[0]() is not handle:
+            return
+        for ref in entry[1:]:
+            other = ref()
+            if other is not None and other._data is not data:
+                node = other._node
+                if node is not None and node.prim is None:  # a leaf stays a leaf
+                    other._node = Node(data, None, (), None, node.owner)
+                other._data = data  # a recorded value keeps its graph, as in PyTorch
+
+
+DATA_LINKS = _DataLinks()
 
 
 class _SizeInt(int):

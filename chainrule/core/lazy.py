@@ -49,6 +49,9 @@ LAZY_ALIASES: dict[str, dict[str, str]] = {
         "lr_scheduler": "chainrule.optimizers.lr_scheduler",  # the seeds' nn.lr_scheduler
         "average_gradients": "chainrule.distributed:average_gradients",  # MLX's nn.average_...
     },
+    "chainrule.nn.utils": {
+        "average_gradients": "chainrule.distributed:average_gradients",  # MLX's nn.utils.
+    },
     # imported inside a function: MLX's sharded linear layers take the process group, and
     # sum over it, on demand
     "chainrule.nn.layers.distributed": {

@@ -38,7 +38,7 @@ from . import autograd as _autograd
 from . import dtypes as _dt
 from . import tensor_functions as F
 from . import versions as _versions
-from .array import _from_value, array
+from .array import DATA_LINKS, _from_value, array
 from .autograd import is_grad_enabled
 
 _MISSING = object()
@@ -290,8 +290,11 @@ def _device(self) -> F.device:
 
 
 def _data_get(self):
-    """The values without the graph (PyTorch's ``.data``); assign to it to replace them."""
-    return _from_value(self._data)
+    """The values without the graph (PyTorch's ``.data``), sharing them with ``self``: an
+    in-place change of either (``p.data.add_(1)``) is seen by both; assign to replace them."""
+    view = _from_value(self._data)
+    DATA_LINKS.link(view, self)
+    return view
 
 
 def _data_set(self, value) -> None:

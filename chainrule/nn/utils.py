@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import lazy as _lazy
 from chainrule.core.array import array
 from chainrule.core.extend import from_value, value_and_grad_of_leaves
 
@@ -183,3 +184,8 @@ def clip_grad_value_(parameters: Any, clip_value: float, foreach: bool | None = 
     for p in _grads_of(parameters, "clip_grad_value_"):
         g = p._grad._data
         p._grad = from_value(np.clip(g, -clip_value, clip_value).astype(g.dtype, copy=False))
+
+
+# MLX's nn.utils.average_gradients lives in chainrule.distributed (a higher layer): imported on
+# first use (chainrule/core/lazy.py).
+_lazy.attach(__name__, globals(), listed=True)

@@ -296,6 +296,14 @@ others (``shape``, ``requires_grad``, ``retains_grad``...) are read from the ten
 def _wrap_property(name: str, prop: property) -> property:
     if name not in _ARRAY_PROPERTIES and name != "grad":
         return prop
+    if name == "data":  # read on the tensor itself: the view shares its value (DATA_LINKS)
+
+        def get_data(self):
+            view = prop.fget(self)
+            view.__class__ = Tensor
+            return view
+
+        return property(get_data, prop.fset, prop.fdel, prop.__doc__)
     if name == "grad":
 
         def get_grad(self):

@@ -179,11 +179,6 @@ def test_autocast_unsupported_requests_warn_and_disable(torch_ref):
             lib.autocast("foo")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the matmul kernel (chainrule/core/ops/products.py) does not call "
-    "chainrule.core.devices.autocast_arrays yet",
-)
 def test_autocast_matmul_and_linear_compute_in_bfloat16(torch_ref):
     a, b = np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)
     for lib in (torch, torch_ref):

@@ -233,3 +233,19 @@ def test_repr_is_pytorchs(i):
     torch_ref = pytest.importorskip("torch")
     assert repr(REPRS[i](torch)) == repr(REPRS[i](torch_ref))
     assert str(REPRS[i](torch)) == str(REPRS[i](torch_ref))
+
+
+def test_data_shares_the_value_both_ways_as_pytorchs_storage():
+    torch_ref = pytest.importorskip("torch")
+    for lib in (torch, torch_ref):
+        p = lib.nn.Parameter(lib.zeros(2))
+        p.data.add_(1.0)  # pytorch/examples regression's update
+        assert p.detach().numpy().tolist() == [1.0, 1.0] and p.requires_grad and p.is_leaf
+        t = lib.ones(3)
+        d = t.data
+        t.add_(1)
+        assert d.numpy().tolist() == [2.0, 2.0, 2.0]
+        x = lib.ones(2, requires_grad=True)
+        (x * 3).sum().backward()
+        x.grad.data.zero_()
+        assert x.grad.numpy().tolist() == [0.0, 0.0]

@@ -68,6 +68,8 @@ _MATMUL = defprim("matmul", _matmul_vjp_a, _matmul_vjp_b, batch=_matmul_batch)
 @export
 def matmul(a, b, stream=None) -> array:
     """Matrix product with NumPy's broadcasting of leading (batch) dimensions."""
+    if AUTOCAST.dtype is not None:  # torch.autocast: compute in its dtype (recorded casts)
+        a, b = autocast_arrays(a, b)
     da, db, na, nb = _prep2(a, b)
     try:
         out = xp.matmul(da, db)
@@ -252,6 +254,7 @@ def einsum(subscripts: str, *operands, stream=None) -> array:
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
+from ..devices import AUTOCAST, autocast_arrays  # noqa: E402
 from .elementwise import astype, conj  # noqa: E402
 from .indexing import take  # noqa: E402
 from .reductions import sum  # noqa: E402
