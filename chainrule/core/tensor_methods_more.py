@@ -424,6 +424,17 @@ def _lu_solve(self, LU_data: array, LU_pivots: array) -> array:
     return mx.linalg.solve_triangular(upper, y, upper=True)
 
 
+def _float_power_(self, exponent: Any) -> array:
+    from .tensor_methods import _inplace
+
+    if self._data.dtype not in (np.float64, np.complex128):
+        raise RuntimeError(
+            f"the base given to float_power_ has dtype {self.dtype} but the operation's result "
+            "requires dtype Double"
+        )
+    return _inplace(self, M.float_power(self, exponent))
+
+
 def _hardshrink(self, lambd: float = 0.5) -> array:
     return mx.where(mx.abs(self) > lambd, self, mx.zeros_like(self))
 
@@ -535,6 +546,7 @@ METHODS = {
     "fmod": M.fmod,
     "remainder": M.remainder,
     "float_power": M.float_power,
+    "float_power_": _float_power_,
     "atan2": mx.arctan2,
     "arctan2": mx.arctan2,
     "copysign": M.copysign,
@@ -734,7 +746,7 @@ ceil floor trunc fix frac cos cosh sin sinh tan tanh erf erfc erfinv exp exp2 ex
 negative sign sgn deg2rad rad2deg lgamma digamma mvlgamma i0 logit nan_to_num sqrt rsqrt
 square sigmoid relu reciprocal log log10 log1p log2 logical_not bitwise_not conj_physical
 add sub subtract mul multiply div divide true_divide floor_divide fmod remainder pow
-float_power atan2 arctan2 copysign hypot xlogy ldexp lerp nextafter gcd lcm heaviside
+atan2 arctan2 copysign hypot xlogy ldexp lerp nextafter gcd lcm heaviside
 bitwise_and bitwise_or bitwise_xor bitwise_left_shift bitwise_right_shift logical_and
 logical_or logical_xor eq ne lt le gt ge greater greater_equal less less_equal not_equal
 addcmul addcdiv clamp clip clamp_min clamp_max masked_fill renorm

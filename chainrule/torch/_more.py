@@ -615,6 +615,9 @@ def conj_physical_(input: array) -> array:
     return input.conj_physical_()
 
 
+conj_physical_.__wrapped_door__ = True  # rebinds the caller's handle (see _ops.INPLACE)
+
+
 def constant_pad_nd(input: array, pad: Any, value: float = 0) -> array:
     """Pad the last dimensions with ``value`` (``pad`` as in ``nn.functional.pad``)."""
     return _functional().pad(input, list(pad), "constant", value)

@@ -666,6 +666,9 @@ def _inplace_fn(name: str) -> Callable:
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"``input.{name}(...)``: in place, returns ``input``."
+    # Not wrapped by the tensor doors: the method must rebind the caller's own handle (the
+    # method itself goes through the tensor class's in-place door).
+    fn.__wrapped_door__ = True
     return fn
 
 

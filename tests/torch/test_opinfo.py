@@ -1061,7 +1061,10 @@ def test_gradients_match_pytorch(op, dtype):
         )
 
 
-INPLACE_OPS = [op for op in OPS if op.inplace]
+# Every method with an in-place variant in PyTorch is checked, not only those flagged.
+INPLACE_OPS = [
+    op for op in OPS if op.inplace or (op.method and hasattr(torch_ref.Tensor, op.name + "_"))
+]
 
 
 @pytest.mark.parametrize(
@@ -1086,3 +1089,40 @@ def test_inplace_variant_matches(op):
             continue
         assert not isinstance(ours, tuple), f"{op.name}_ ({dtype}) raised, PyTorch did not"
         _check_same(ours, theirs, op, f"{op.name}_ ({dtype})")
+
+
+MODULE_INPLACE_ARGS = {
+    "clamp_": (0.3, 0.6),
+    "clip_": (0.3, 0.6),
+    "clamp_max_": (0.5,),
+    "clamp_min_": (0.5,),
+    "fill_": (2.0,),
+    "xlogy_": (2.0,),
+    "ldexp_": ("float_tensor",),
+    "addmv_": None,
+    "index_put_": None,
+    "lcm_": None,
+    "gcd_": None,
+}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(__import__("chainrule.torch._ops", fromlist=["INPLACE"]).INPLACE)
+)
+def test_module_level_inplace_functions(name):
+    if not hasattr(torch_ref, name) or MODULE_INPLACE_ARGS.get(name, ()) is None:
+        pytest.skip(
+            f"torch.{name} needs arguments checked elsewhere, or PyTorch has no torch.{name}"
+        )
+    v = np.random.default_rng(0).uniform(0.1, 0.9, (2, 3)).astype(np.float32)
+    out = []
+    for lib in (ct, torch_ref):
+        x = lib.tensor(v)
+        args = [
+            lib.tensor(np.ones(3, np.float32)) if a == "float_tensor" else a
+            for a in MODULE_INPLACE_ARGS.get(name, ())
+        ]
+        r = getattr(lib, name)(x, *args)
+        assert r is x
+        out.append(np.asarray(x.detach() if hasattr(x, "detach") else x))
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-5, atol=1e-6)
