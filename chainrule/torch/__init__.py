@@ -1,18 +1,19 @@
-"""``chainrule.torch``: PyTorch's names over chainrule's arrays, modules and optimizers.
+"""``chainrule.torch``: PyTorch's names and meanings over chainrule's one engine.
 
-``import chainrule.torch as torch`` gives the functions a PyTorch training loop uses
-(``torch.tensor``, ``torch.randn``, ``torch.max(x, 1)``, ``torch.no_grad()``...) with PyTorch's
-signatures, defaults and dtypes (Python ints become int64, index results are int64). The
-objects are the same as in the MLX front door: ``torch.Tensor is chainrule.core.array``,
-``torch.nn.Linear is chainrule.nn.Linear``, and ``torch.optim.SGD`` is the optimizer class
-that also has MLX's ``update``. Submodules: ``nn`` (with ``nn.functional``), ``optim`` (with
-``lr_scheduler``), ``utils.data``, ``cuda`` and ``backends``.
+``import chainrule.torch as torch`` gives what PyTorch programs use (``torch.tensor``,
+``torch.randn``, ``torch.max(x, 1)``, ``torch.no_grad()``, ``torch.save``...) with PyTorch's
+signatures, defaults and dtypes (Python ints become int64, index results are int64).
+Everything it makes is a ``torch.Tensor``: a thin subclass of chainrule's array whose methods
+have PyTorch's meanings where MLX's differ (``x.transpose(0, 1)`` swaps two dimensions;
+docs/torch_differences.md lists them). Submodules: ``nn`` (PyTorch's layouts and module state,
+with ``nn.functional``), ``optim`` (the shared optimizers, with ``lr_scheduler``), ``autograd``,
+``func``, ``distributions``, ``amp``, ``utils.data``, ``cuda``, ``backends``, ``accelerator``.
 
 This module only binds names: it shadows the builtins ``max``, ``sum``, ``float``, ``int``
-and ``bool``, as ``torch`` does, so the code lives in ``_creation``, ``_random``, ``_shapes``
-and ``_math`` (and, for what the array's own methods share, ``chainrule.core.tensor_functions``).
+and ``bool``, as ``torch`` does, so the code lives in its private modules (and, for what the
+array's own methods share, ``chainrule.core.tensor_functions``). Every public function bound
+here is wrapped as a "door" at the end (``_tensor_class.install_doors``).
 """
-
 from __future__ import annotations
 
 import importlib as _importlib

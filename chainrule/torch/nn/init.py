@@ -4,8 +4,8 @@ Each one rebinds the array's handle to new values (``array._set_value``), so a p
 stays the same object (and stays a ``requires_grad`` leaf) and graphs recorded earlier keep
 the old values. Draws come from the global random state (``torch.manual_seed``) or a
 ``generator``. Fans follow PyTorch: ``fan_in = shape[1] * prod(shape[2:])``,
-``fan_out = shape[0] * prod(shape[2:])``; for chainrule.nn's channels-last convolution
-weights ``(C_out, *kernel, C_in)`` the ``fan_in`` is the same product, ``fan_out`` is not.
+``fan_out = shape[0] * prod(shape[2:])``, which is exact for ``chainrule.torch.nn``'s
+convolution weights (PyTorch's ``(out, in/groups, *k)`` layout).
 """
 
 from __future__ import annotations
