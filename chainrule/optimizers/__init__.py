@@ -16,7 +16,6 @@ PyTorch style::
 from . import lr_scheduler, schedulers
 from .adam_variants import NAdam, RAdam
 from .classic import ASGD, Rprop
-from .lbfgs import LBFGS  # PyTorch style only (a closure), so not in __all__ with the others
 from .optimizers import (
     SGD,
     AdaDelta,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from chainrule.core.lazy import alias_module
 from chainrule.optimizers import (
     ASGD,
-    LBFGS,
     SGD,
     Adadelta,
     Adafactor,
@@ -27,6 +26,7 @@ from chainrule.optimizers import (
     RMSprop,
     Rprop,
 )
+from chainrule.optimizers.lbfgs import LBFGS  # PyTorch style only: not in chainrule.optimizers
 
 lr_scheduler = alias_module(f"{__name__}.lr_scheduler")
 
