@@ -24,6 +24,16 @@ refuses what PyTorch refuses (an in-place change of a leaf that requires grad wh
 a result of another shape, a float result into an integer array); graphs recorded before keep
 the old value (docs/architecture.md). ``zero_``, ``fill_`` and assigning ``x.data = ...``
 rebind directly. The bulk of the methods is listed in :mod:`chainrule.core.tensor_methods_more`.
+
+Memory: PyTorch's ``x.numpy()``, ``torch.from_numpy(a)``, ``torch.asarray(a)`` and
+``torch.frombuffer(b)`` share memory with NumPy; here they copy, because an array is a value
+that recorded graphs read (invariant 1 of ../shared/DESIGN.md): a NumPy view written in place
+would change what a graph saw. ``np.asarray(x)`` (``__array__``, MLX's zero-copy conversion)
+and ``__dlpack__`` do share the buffer; NumPy leaves that view writeable today, and writing
+through it is not refused (it would break the invariant). Within chainrule, methods PyTorch calls
+views (``view``, ``narrow``, ``select``, ``unfold``, ``t``...) return new handles on the values;
+an in-place method on one of them rebinds that handle only (PyTorch would write through to the
+base tensor).
 """
 
 from __future__ import annotations

@@ -142,6 +142,9 @@ def type_(self, dtype: Any = None, non_blocking: bool = False, **_: Any) -> Any:
     }
     if dtype is None:
         return f"torch.{names.get(self.dtype.name, self.dtype.name)}Tensor"
+    legacy = getattr(dtype, "_dtype_name", None)  # torch.FloatTensor and friends
+    if isinstance(legacy, str):
+        dtype = f"torch.{names[legacy]}Tensor"
     if isinstance(dtype, str):
         inverse = {f"torch.{v}Tensor": k for k, v in names.items()}
         if dtype not in inverse:
