@@ -63,6 +63,8 @@ BAG_OFF = np.array([0, 2, 2, 6])
 MASK = R.random((4, 5)) > 0.3
 MASK[:, 0] = True
 WEIGHT5 = R.random(5) + 0.5
+R1D = R.standard_normal((2, 3, 9))
+R3D = R.standard_normal((1, 2, 4, 6, 5))
 SIGN43 = np.sign(R.standard_normal((4, 3)))
 
 # id: (inputs, call)
@@ -96,6 +98,20 @@ CASES = {
     "mish": ([_n(3, 4)], lambda F, x, a: F.mish(x[0])),
     "sigmoid": ([_n(3, 4)], lambda F, x, a: F.sigmoid(x[0])),
     "tanh": ([_n(3, 4)], lambda F, x, a: F.tanh(x[0])),
+    "relu_": ([_away(3, 4)], lambda F, x, a: F.relu_(x[0] * 1)),
+    "elu_": ([_away(3, 4)], lambda F, x, a: F.elu_(x[0] * 1, 0.5)),
+    "celu_": ([_away(3, 4)], lambda F, x, a: F.celu_(x[0] * 1, 2.0)),
+    "selu_": ([_away(3, 4)], lambda F, x, a: F.selu_(x[0] * 1)),
+    "leaky_relu_": ([_away(3, 4)], lambda F, x, a: F.leaky_relu_(x[0] * 1, 0.3)),
+    "threshold_": ([_away(3, 4)], lambda F, x, a: F.threshold_(x[0] * 1, 0.5, -1.0)),
+    "rrelu_": ([_away(3, 4)], lambda F, x, a: F.rrelu_(x[0] * 1, 0.1, 0.2)),
+    "hardtanh_": ([_away(3, 4)], lambda F, x, a: F.hardtanh_(x[0] * 1)),
+    "feature_alpha_dropout_eval": (
+        [_n(2, 3, 4)],
+        lambda F, x, a: F.feature_alpha_dropout(x[0], 0.3),
+    ),
+    "alpha_dropout_eval": ([_n(2, 3, 4)], lambda F, x, a: F.alpha_dropout(x[0], 0.3)),
+    "dropout_eval": ([_n(2, 3, 4)], lambda F, x, a: F.dropout(x[0], 0.3, training=False)),
     # losses
     "l1_loss": ([_n(4, 3), _n(4, 3)], lambda F, x, a: F.l1_loss(x[0], x[1])),
     "mse_loss": ([_n(4, 3), _n(4, 3)], lambda F, x, a: F.mse_loss(x[0], x[1], reduction="sum")),
@@ -215,6 +231,12 @@ CASES = {
             include_last_offset=True,
         ),
     ),
+    "linear_cross_entropy": (
+        [_n(6, 4), _n(5, 4), _n(5)],
+        lambda F, x, a: F.linear_cross_entropy(
+            x[0], x[1], a(np.array([0, 1, 4, 2, 2, 3])), linear_bias=x[2], label_smoothing=0.1
+        ),
+    ),
     # distances
     "cosine_similarity": ([_n(4, 6), _n(1, 6)], lambda F, x, a: F.cosine_similarity(x[0], x[1])),
     "pairwise_distance": (
@@ -256,6 +278,44 @@ CASES = {
     "adaptive_max_pool2d": (
         [_n(2, 3, 7, 9)],
         lambda F, x, a: F.adaptive_max_pool2d_with_indices(x[0], (3, 4)),
+    ),
+    "adaptive_max_pool2d_plain": ([_n(2, 3, 7, 9)], lambda F, x, a: F.adaptive_max_pool2d(x[0], 4)),
+    "adaptive_max_pool1d_wi": (
+        [_n(2, 3, 10)],
+        lambda F, x, a: F.adaptive_max_pool1d_with_indices(x[0], 3),
+    ),
+    "adaptive_max_pool3d_wi": (
+        [_n(1, 2, 4, 5, 6)],
+        lambda F, x, a: F.adaptive_max_pool3d_with_indices(x[0], (2, 3, 3)),
+    ),
+    "max_pool1d_wi": (
+        [_n(2, 3, 9)],
+        lambda F, x, a: F.max_pool1d_with_indices(x[0], 2, 2, 1, 1, True),
+    ),
+    "max_pool3d_wi": ([_n(1, 2, 5, 6, 5)], lambda F, x, a: F.max_pool3d_with_indices(x[0], 2, 1)),
+    "fractional_max_pool2d_wi": (
+        [_n(2, 3, 9, 11)],
+        lambda F, x, a: F.fractional_max_pool2d_with_indices(
+            x[0], (2, 3), output_size=(4, 5), _random_samples=a(SAMPLES2)
+        ),
+    ),
+    "fractional_max_pool3d_wi": (
+        [_n(2, 2, 7, 8, 9)],
+        lambda F, x, a: F.fractional_max_pool3d_with_indices(
+            x[0], 2, output_size=(3, 4, 4), _random_samples=a(SAMPLES3)
+        ),
+    ),
+    "max_unpool1d": (
+        [_n(2, 3, 4)],
+        lambda F, x, a: F.max_unpool1d(
+            x[0], F.max_pool1d(a(R1D), 2, return_indices=True)[1], 2, output_size=(9,)
+        ),
+    ),
+    "max_unpool3d": (
+        [_n(1, 2, 2, 3, 2)],
+        lambda F, x, a: F.max_unpool3d(
+            x[0], F.max_pool3d(a(R3D), 2, return_indices=True)[1], 2, output_size=(4, 6, 5)
+        ),
     ),
     "adaptive_max_pool3d": (
         [_n(1, 2, 5, 6, 7)],
@@ -331,6 +391,12 @@ CASES = {
             x[0], size=(4, 5), mode="bicubic", align_corners=True, antialias=True
         ),
     ),
+    "upsample": ([_n(2, 3, 4, 5)], lambda F, x, a: F.upsample(x[0], size=(6, 7), mode="bicubic")),
+    "upsample_nearest": (
+        [_n(2, 3, 4, 5)],
+        lambda F, x, a: F.upsample_nearest(x[0], scale_factor=2),
+    ),
+    "native_channel_shuffle": ([_n(2, 6, 3)], lambda F, x, a: F.native_channel_shuffle(x[0], 2)),
     "upsample_bilinear": (
         [_n(2, 3, 4, 5)],
         lambda F, x, a: F.upsample_bilinear(x[0], scale_factor=2),
@@ -488,6 +554,8 @@ CASES = {
 }
 
 
+# PyTorch has no gradient for these: values only
+VALUES_ONLY = {"native_channel_shuffle"}
 # PyTorch's grouped_mm refuses float64
 FLOAT32_ONLY = {"grouped_mm_2d_3d", "grouped_mm_3d_3d", "grouped_mm_2d_2d", "grouped_mm_3d_2d"}
 
@@ -528,6 +596,8 @@ def test_matches_pytorch(name, dtype):
         c_np = np.asarray(c)
         assert t_np.dtype == c_np.dtype, (name, t_np.dtype, c_np.dtype)
         np.testing.assert_allclose(c_np, t_np, rtol=tol, atol=tol, err_msg=name)
+    if name in VALUES_ONLY:
+        return
     w = rng.standard_normal(ty[0].shape).astype(dtype)
     (ty[0] * torch_ref.tensor(w)).sum().backward()
     (cy[0] * ct.tensor(w)).sum().backward()

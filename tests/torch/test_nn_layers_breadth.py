@@ -49,6 +49,8 @@ IDX10 = R.integers(0, 10, (4, 3))
 PM1 = np.where(R.random(4) > 0.5, 1.0, -1.0)
 ML_TARGET = np.array([[3, 0, -1, 1, 2], [1, 4, 2, -1, 0], [0, -1, 0, 0, 0], [4, 3, 2, 1, 0]])
 SAMPLES = R.random((2, 3, 2))
+SAMPLES3 = R.random((2, 2, 3))
+IDX_2D = R.integers(0, 5, (2, 3, 2))
 BAG_IDX = R.integers(0, 10, (9,))
 BAG_OFF = np.array([0, 2, 2, 6])
 WEIGHT5 = R.random(5) + 0.5
@@ -225,6 +227,38 @@ CASES = {
         lambda nn, a: nn.FractionalMaxPool2d(2, output_size=(4, 5), _random_samples=a(SAMPLES)),
         [_n(2, 3, 9, 11)],
         _call,
+        {},
+    ),
+    "FractionalMaxPool3d": (
+        lambda nn, a: nn.FractionalMaxPool3d(
+            2, output_ratio=(0.5, 0.6, 0.5), return_indices=True, _random_samples=a(SAMPLES3)
+        ),
+        [_n(2, 2, 7, 8, 9)],
+        _call,
+        {},
+    ),
+    "MaxUnpool1d": (
+        lambda nn, a: nn.MaxUnpool1d(3, 2, 1),
+        [_n(2, 3, 5)],
+        lambda m, x, a: m(x[0], a(_pool_indices_1d())),
+        {},
+    ),
+    "MaxUnpool3d": (
+        lambda nn, a: nn.MaxUnpool3d(2),
+        [_n(1, 2, 2, 3, 2)],
+        lambda m, x, a: m(x[0], a(_pool_indices_3d()), output_size=(5, 6, 5)),
+        {},
+    ),
+    "LinearCrossEntropyLoss": (
+        lambda nn, a: nn.LinearCrossEntropyLoss(4, 5, bias=True, reduction="sum"),
+        [_n(6, 4)],
+        lambda m, x, a: m(x[0], a(np.array([0, 1, 4, 2, 2, 3]))),
+        {},
+    ),
+    "NLLLoss2d": (
+        lambda nn, a: nn.NLLLoss2d(),
+        [_n(2, 5, 3, 2)],
+        lambda m, x, a: m(x[0], a(IDX_2D)),
         {},
     ),
     "Fold": (lambda nn, a: nn.Fold((5, 6), (2, 3), padding=1, stride=2), [_n(2, 18, 9)], _call, {}),
@@ -412,6 +446,16 @@ CASES = {
         {"lazy": True},
     ),
 }
+
+
+def _pool_indices_1d():
+    src = torch_ref.tensor(POOL_SRC[:, :, 0, :])
+    return torch_ref.nn.functional.max_pool1d(src, 3, 2, 1, return_indices=True)[1].numpy()
+
+
+def _pool_indices_3d():
+    src = torch_ref.tensor(np.resize(POOL_SRC, (1, 2, 5, 6, 5)))
+    return torch_ref.nn.functional.max_pool3d(src, 2, return_indices=True)[1].numpy()
 
 
 def _pool_indices():

@@ -267,7 +267,11 @@ class CTCLoss(_Loss):
         )
 
 
-NLLLoss2d = cnn.NLLLoss
+class NLLLoss2d(cnn.NLLLoss):
+    """PyTorch's deprecated name of :class:`NLLLoss` for ``(N, C, H, W)`` inputs."""
+
+    def __repr__(self) -> str:
+        return "NLLLoss2d()"
 
 
 class CosineSimilarity(Module):
@@ -347,21 +351,29 @@ class LinearCrossEntropyLoss(Module):
         super().__init__()
         if tuple(out_features):
             raise NotImplementedError("LinearCrossEntropyLoss: out_features is not supported")
-        lin = _layers.Linear(in_features, num_classes, bias=bias)
-        self.weight = lin.weight if dtype is None else lin.weight.astype(dtype)
-        if bias:
-            self.bias = lin.bias if dtype is None else lin.bias.astype(dtype)
+        self.in_features, self.num_classes = in_features, num_classes
+        self.out_features, self.bias = tuple(out_features), bias
+        self.linear = _layers.Linear(in_features, num_classes, bias=bias, dtype=dtype)
         self.reduction, self.ignore_index = reduction, ignore_index
         self.label_smoothing, self.options = label_smoothing, options
         object.__setattr__(self, "_class_weight", weight)
+
+    def extra_repr(self) -> str:
+        """PyTorch's text."""
+        return (
+            f"in_features={self.in_features}, num_classes={self.num_classes}, "
+            f"out_features={self.out_features}, bias={self.bias}, reduction={self.reduction}, "
+            f"ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}, "
+            f"options={self.options}"
+        )
 
     def forward(self, input: array, target: array) -> array:
         """The loss."""
         return F.linear_cross_entropy(
             input,
-            self.weight,
+            self.linear.weight,
             target,
-            linear_bias=self.get("bias"),
+            linear_bias=self.linear.get("bias"),
             weight=self._class_weight,
             reduction=self.reduction,
             ignore_index=self.ignore_index,
