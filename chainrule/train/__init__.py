@@ -34,6 +34,7 @@ from .metrics import (
     r2,
     recall,
 )
+from .tensorboard import SummaryWriter, TensorBoard
 
 __all__ = [
     "Callback",
@@ -57,4 +58,6 @@ __all__ = [
     "predict",
     "r2",
     "recall",
+    "SummaryWriter",
+    "TensorBoard",
 ]
