@@ -912,3 +912,12 @@ def _functions():
 @pytest.mark.parametrize("name", _functions())
 def test_function_has_pytorch_signature(name):
     assert _params(getattr(F, name)) == _params(getattr(TF, name))
+
+
+@pytest.mark.parametrize("name", ["upsample", "upsample_nearest", "upsample_bilinear"])
+def test_deprecated_upsample_functions_warn_as_pytorch(name):
+    x = np.ones((1, 1, 2, 2))
+    with pytest.warns(UserWarning, match=f"`nn.functional.{name}` is deprecated"):
+        getattr(TF, name)(torch_ref.tensor(x), scale_factor=2)
+    with pytest.warns(UserWarning, match=f"`nn.functional.{name}` is deprecated"):
+        getattr(F, name)(ct.tensor(x), scale_factor=2)

@@ -10,6 +10,7 @@ a gradient as well.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -319,17 +320,32 @@ def upsample(
     mode: str = "nearest",
     align_corners: bool | None = None,
 ) -> array:
-    """Deprecated spelling of :func:`interpolate`."""
+    """Deprecated spelling of :func:`interpolate` (warns, as PyTorch)."""
+    warnings.warn(
+        "`nn.functional.upsample` is deprecated. Use `nn.functional.interpolate` instead.",
+        UserWarning,
+        stacklevel=2,
+    )
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 def upsample_nearest(input: array, size: Any = None, scale_factor: Any = None) -> array:
-    """Deprecated: ``interpolate(..., mode="nearest")``."""
+    """Deprecated: ``interpolate(..., mode="nearest")`` (warns, as PyTorch)."""
+    warnings.warn(
+        "`nn.functional.upsample_nearest` is deprecated. Use `nn.functional.interpolate` instead.",
+        UserWarning,
+        stacklevel=2,
+    )
     return interpolate(input, size, scale_factor, mode="nearest")
 
 
 def upsample_bilinear(input: array, size: Any = None, scale_factor: Any = None) -> array:
-    """Deprecated: ``interpolate(..., mode="bilinear", align_corners=True)``."""
+    """Deprecated: ``interpolate(..., mode="bilinear", align_corners=True)`` (warns)."""
+    warnings.warn(
+        "`nn.functional.upsample_bilinear` is deprecated. Use `nn.functional.interpolate` instead.",
+        UserWarning,
+        stacklevel=2,
+    )
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
