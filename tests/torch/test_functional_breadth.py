@@ -921,3 +921,37 @@ def test_deprecated_upsample_functions_warn_as_pytorch(name):
         getattr(TF, name)(torch_ref.tensor(x), scale_factor=2)
     with pytest.warns(UserWarning, match=f"`nn.functional.{name}` is deprecated"):
         getattr(F, name)(ct.tensor(x), scale_factor=2)
+
+
+def _warnings_of(call):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return sorted(str(w.message)[:60] for w in caught)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_warns_like_pytorch(name):
+    makers, call = CASES[name]
+    if name in FLOAT32_ONLY:
+        pytest.skip("covered by test_matches_pytorch")
+    rng = np.random.default_rng(0)
+    xs = [np.asarray(m(rng), dtype=np.float32) for m in makers]
+    ref = _warnings_of(
+        lambda: call(TF, [torch_ref.tensor(x) for x in xs], _aux(torch_ref, np.float32))
+    )
+    ours = _warnings_of(lambda: call(F, [ct.tensor(x) for x in xs], _aux(ct, np.float32)))
+    assert ours == ref
+
+
+def test_grid_functions_warn_without_align_corners():
+    theta = np.eye(2, 3, dtype=np.float32)[None]
+    ref = _warnings_of(lambda: TF.affine_grid(torch_ref.tensor(theta), (1, 1, 2, 2)))
+    ours = _warnings_of(lambda: F.affine_grid(ct.tensor(theta), (1, 1, 2, 2)))
+    assert ours == ref and len(ref) == 1
+    grid = np.zeros((1, 1, 1, 2), np.float32)
+    ref = _warnings_of(lambda: TF.grid_sample(torch_ref.ones(1, 1, 2, 2), torch_ref.tensor(grid)))
+    ours = _warnings_of(lambda: F.grid_sample(ct.ones(1, 1, 2, 2), ct.tensor(grid)))
+    assert ours == ref and len(ref) == 1

@@ -532,7 +532,7 @@ def affine_grid(theta: array, size: Sequence[int], align_corners: bool | None = 
         ``(N, H, W, 2)`` or ``(N, D, H, W, 3)`` normalised coordinates ``(x, y[, z])``.
     """
     size = tuple(int(v) for v in size)
-    align = bool(align_corners)
+    align = _align_default(align_corners)
     nd = len(size) - 2
     if nd not in (2, 3) or theta.ndim != 3 or tuple(theta.shape[1:]) != (nd, nd + 1):
         raise ValueError(
@@ -552,6 +552,19 @@ def affine_grid(theta: array, size: Sequence[int], align_corners: bool | None = 
     b = const(base, theta)
     grid = mx.matmul(b, mx.swapaxes(theta, 1, 2))  # (N, P, nd)
     return mx.reshape(grid, (size[0], *spatial, nd))
+
+
+def _align_default(align_corners: bool | None) -> bool:
+    if align_corners is None:
+        warnings.warn(
+            "Default grid_sample and affine_grid behavior has changed to align_corners=False "
+            "since 1.3.0. Please specify align_corners=True if the old behavior is desired. See "
+            "the documentation of grid_sample for details.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return False
+    return bool(align_corners)
 
 
 def _unnormalize(coord: array, n: int, align: bool) -> array:
@@ -632,7 +645,7 @@ def grid_sample(
             f"grid_sample: padding_mode must be 'zeros', 'border' or 'reflection', got "
             f"{padding_mode!r}"
         )
-    align = bool(align_corners)
+    align = _align_default(align_corners)
     n, c = input.shape[:2]
     spatial = input.shape[2:]  # (D,) H, W
     out = grid.shape[1:-1]
