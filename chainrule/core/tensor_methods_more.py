@@ -20,6 +20,7 @@ import chainrule.core as mx
 
 from . import dtypes as _dt
 from . import tensor_functions as F
+from . import tensor_ops_gamma as G
 from . import tensor_ops_index as I
 from . import tensor_ops_linalg as L
 from . import tensor_ops_math as M
@@ -550,6 +551,8 @@ METHODS = {
     "remainder": M.remainder,
     "float_power": M.float_power,
     "float_power_": _float_power_,
+    "igamma": G.igamma,
+    "igammac": G.igammac,
     "atan2": mx.arctan2,
     "arctan2": mx.arctan2,
     "copysign": M.copysign,
@@ -755,7 +758,7 @@ logical_or logical_xor eq ne lt le gt ge greater greater_equal less less_equal n
 addcmul addcdiv clamp clip clamp_min clamp_max masked_fill renorm
 addmm addmv addr addbmm baddbmm
 scatter scatter_add scatter_reduce index_add index_copy index_fill index_put index_reduce
-masked_scatter put tril triu round
+masked_scatter put tril triu round igamma igammac
 """.split()
 
 # In-place variants whose first argument is not the array itself.

@@ -23,6 +23,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import tensor_functions as _tf
+from chainrule.core import tensor_ops_gamma as G
 from chainrule.core import tensor_ops_index as I
 from chainrule.core import tensor_ops_linalg as L
 from chainrule.core import tensor_ops_math as M
@@ -533,6 +534,8 @@ _BINARY = {
     "ldexp": M.ldexp,
     "lerp": M.lerp,
     "nextafter": M.nextafter,
+    "igamma": G.igamma,
+    "igammac": G.igammac,
     "gcd": M.gcd,
     "lcm": M.lcm,
     "heaviside": M.heaviside,

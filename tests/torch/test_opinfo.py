@@ -948,6 +948,20 @@ OPS += [
     ),
 ]
 
+OPS += [
+    *[
+        Op(
+            n,
+            lambda r, d: ((_draw(r, (3, 4), d, 0.2, 6), _draw(r, (4,), d, 0.1, 8)), {}),
+            grad_args=(1,),
+            rtol=1e-5,
+            atol=1e-6,
+            inplace=True,
+        )
+        for n in ("igamma", "igammac")
+    ],
+]
+
 IDS = [f"{i}-{op.name}" for i, op in enumerate(OPS)]
 
 

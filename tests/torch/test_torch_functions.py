@@ -588,3 +588,11 @@ def test_functional_aliases_match_pytorch():
         torch.lu_solve(torch.tensor(rhs), lu_t, piv_t).numpy(),
         rtol=1e-10,
     )
+
+
+def test_igamma_derivative_in_input_is_refused_as_in_pytorch():
+    torch = _torch()
+    for lib in (ct, torch):
+        a = lib.tensor([2.0], requires_grad=True)
+        with pytest.raises(NotImplementedError, match="igamma: input"):
+            lib.igamma(a, lib.tensor([1.5])).sum().backward()
