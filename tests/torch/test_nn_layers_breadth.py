@@ -680,3 +680,27 @@ def test_constructor_has_pytorch_signature(name):
     if name in _NO_BIAS_YET:
         pytest.xfail("the shared BatchNorm/InstanceNorm classes take no bias= argument yet")
     assert _params(getattr(cnn, name).__init__) == _params(getattr(torch_ref.nn, name).__init__)
+
+
+def _warnings_of(call):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return sorted((w.category.__name__, str(w.message)[:60]) for w in caught)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_layer_warns_like_pytorch(name):
+    make, makers, call, opts = CASES[name]
+    rng = np.random.default_rng(0)
+    xs = [np.asarray(m(rng), dtype=np.float32) for m in makers]
+
+    def run(lib, nn):
+        layer = make(nn, _aux(lib, np.float32))
+        if opts.get("eval"):
+            layer.eval()
+        call(layer, [lib.tensor(x) for x in xs], _aux(lib, np.float32))
+
+    assert _warnings_of(lambda: run(ct, cnn)) == _warnings_of(lambda: run(torch_ref, torch_ref.nn))

@@ -7,6 +7,7 @@ The losses chainrule.nn already has under PyTorch's names (``MSELoss``, ``CrossE
 from __future__ import annotations
 
 import collections
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -269,6 +270,16 @@ class CTCLoss(_Loss):
 
 class NLLLoss2d(cnn.NLLLoss):
     """PyTorch's deprecated name of :class:`NLLLoss` for ``(N, C, H, W)`` inputs."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        warnings.warn(
+            "`NLLLoss2d` has been deprecated. Please use `NLLLoss` instead as a drop-in "
+            "replacement and see https://pytorch.org/docs/main/nn.html#torch.nn.NLLLoss for "
+            "more details.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        super().__init__(*args, **kwargs)
 
     def __repr__(self) -> str:
         return "NLLLoss2d()"
