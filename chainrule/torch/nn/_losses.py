@@ -271,7 +271,14 @@ class CTCLoss(_Loss):
 class NLLLoss2d(cnn.NLLLoss):
     """PyTorch's deprecated name of :class:`NLLLoss` for ``(N, C, H, W)`` inputs."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        weight: array | None = None,
+        size_average: Any = None,
+        ignore_index: int = -100,
+        reduce: Any = None,
+        reduction: str = "mean",
+    ) -> None:
         warnings.warn(
             "`NLLLoss2d` has been deprecated. Please use `NLLLoss` instead as a drop-in "
             "replacement and see https://pytorch.org/docs/main/nn.html#torch.nn.NLLLoss for "
@@ -279,7 +286,7 @@ class NLLLoss2d(cnn.NLLLoss):
             FutureWarning,
             stacklevel=2,
         )
-        super().__init__(*args, **kwargs)
+        super().__init__(weight, size_average, ignore_index, reduce, reduction)
 
     def __repr__(self) -> str:
         return "NLLLoss2d()"
