@@ -962,6 +962,48 @@ OPS += [
     ],
 ]
 
+OPS += [
+    unary("absolute", dtypes=ALL),
+    unary("arccosh", low=1.1, high=3),
+    *[
+        binary(n, low=0, high=3, grad=False, dtypes=(I64,))
+        for n in ("bitwise_left_shift", "bitwise_right_shift")
+    ],
+    Op("atleast_1d", lambda r, d: ((np.array(1.5, d),), {}), grad=False, method=False),
+    Op("histogram", lambda r, d: ((_draw(r, (20,), d),), {"bins": 4}), grad=False),
+    Op("trapz", lambda r, d: ((_draw(r, (3, 5), d),), {"dim": 0}), method=False),
+    *[
+        Op(
+            n,
+            lambda r, d: ((_draw(r, (3,), d) + 1j * _draw(r, (3,), d),), {}),
+            grad=False,
+            method=False,
+        )
+        for n in ("conj", "conj_physical", "real", "imag", "resolve_conj", "resolve_neg")
+    ],
+    *[
+        Op(n, lambda r, d: ((_draw(r, (3, 4), d),), {}), grad=False, method=False)
+        for n in ("alias_copy", "detach_copy", "t_copy")
+    ],
+    Op("select_copy", lambda r, d: ((_draw(r, (3, 4), d), 1, 2), {}), method=False),
+    Op("split_copy", lambda r, d: ((_draw(r, (5, 4), d), 2), {}), method=False),
+    Op("split_with_sizes_copy", lambda r, d: ((_draw(r, (5, 4), d), [1, 4]), {}), method=False),
+    Op("squeeze_copy", lambda r, d: ((_draw(r, (3, 1, 4), d), 1), {}), method=False),
+    Op("transpose_copy", lambda r, d: ((_draw(r, (3, 4), d), 0, 1), {}), method=False),
+    Op("unfold_copy", lambda r, d: ((_draw(r, (3, 6), d), 1, 2, 2), {}), method=False),
+    Op("unsqueeze_copy", lambda r, d: ((_draw(r, (3, 4), d), -1), {}), method=False),
+    Op("view_copy", lambda r, d: ((_draw(r, (3, 4), d), (4, 3)), {}), method=False),
+    Op(
+        "view_as_real_copy",
+        lambda r, d: ((_draw(r, (3,), d) + 1j * _draw(r, (3,), d),), {}),
+        grad=False,
+        method=False,
+    ),
+    Op("view_as_complex_copy", lambda r, d: ((_draw(r, (3, 2), d),), {}), grad=False, method=False),
+    Op("unsafe_split", lambda r, d: ((_draw(r, (5, 4), d), 2), {})),
+    Op("unsafe_split_with_sizes", lambda r, d: ((_draw(r, (5, 4), d), [2, 3]), {})),
+]
+
 IDS = [f"{i}-{op.name}" for i, op in enumerate(OPS)]
 
 
@@ -1006,7 +1048,7 @@ def _check_same(ours, theirs, op, where):
         for i, (a, b) in enumerate(zip(ours, theirs)):
             _check_same(a, b, op, f"{where}[{i}]")
         return
-    expected = theirs.detach().numpy()
+    expected = theirs.detach().resolve_conj().resolve_neg().numpy()
     got = np.asarray(ours.detach().numpy())
     assert str(ours.dtype).replace("torch.", "") == str(theirs.dtype).replace("torch.", ""), (
         f"{where}: dtype {ours.dtype}, PyTorch {theirs.dtype}"
