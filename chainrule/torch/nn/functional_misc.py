@@ -820,24 +820,38 @@ def embedding_bag(
     if psw is not None:
         rows = rows * mx.expand_dims(psw, 1)
     keep = np.ones(flat.shape, bool) if padding_idx is None else flat != padding_idx
-    out = []
     d = weight.shape[1]
-    for a, b in zip(starts, ends):
-        sel = np.arange(a, b)[keep[a:b]]
-        if sel.size == 0:
-            out.append(mx.zeros((d,), dtype=weight.dtype))
-            continue
-        part = mx.take(rows, mx.array(sel), axis=0)
-        if mode == "sum":
-            out.append(mx.sum(part, axis=0))
-        elif mode == "mean":
-            out.append(mx.mean(part, axis=0))
-        else:
-            arg = mx.argmax(part, axis=0, keepdims=True)
-            out.append(mx.take_along_axis(part, arg, axis=0)[0])
-    if not out:
+    bags = len(starts)
+    if bags == 0:
         return mx.zeros((0, d), dtype=weight.dtype)
-    return mx.stack(out)
+    # the (bag, position) of every kept entry: bags are contiguous runs of the index list
+    bag_of = np.full(flat.shape, -1, np.int64)
+    lengths = np.maximum(np.asarray(ends) - np.asarray(starts), 0)
+    bag_of[int(starts[0]) : int(starts[0]) + int(lengths.sum())] = np.repeat(
+        np.arange(bags), lengths
+    )
+    sel = np.nonzero(keep & (bag_of >= 0))[0]
+    counts = np.bincount(bag_of[sel], minlength=bags)
+    if mode in ("sum", "mean"):
+        picked = mx.take(rows, mx.array(sel), axis=0)
+        total = mx.zeros((bags, d), dtype=rows.dtype).at[mx.array(bag_of[sel])].add(picked)
+        if mode == "sum":
+            return total
+        return total / const(np.maximum(counts, 1)[:, None], total)
+    # max: a (bags, longest) table of entries, padded with -inf, then the first maximum
+    longest = max(int(counts.max()), 1)
+    slot = np.zeros((bags, longest), np.int64)
+    valid = np.zeros((bags, longest), bool)
+    ids = bag_of[sel]  # non-decreasing: bags are consecutive runs
+    pos = np.arange(sel.size) - np.searchsorted(ids, np.arange(bags))[ids]
+    slot[ids, pos] = sel
+    valid[ids, pos] = True
+    table = mx.take(rows, mx.array(slot.reshape(-1)), axis=0).reshape(bags, longest, d)
+    mask = const(valid[..., None], table) > 0
+    table = mx.where(mask, table, -math.inf)
+    arg = mx.argmax(table, axis=1, keepdims=True)
+    best = mx.take_along_axis(table, arg, axis=1)[:, 0]
+    return mx.where(const((counts > 0)[:, None], best) > 0, best, mx.zeros_like(best))
 
 
 def one_hot(tensor: array, num_classes: int = -1) -> array:
