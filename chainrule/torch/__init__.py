@@ -14,6 +14,7 @@ and ``bool``, as ``torch`` does, so the code lives in its private modules (and, 
 array's own methods share, ``chainrule.core.tensor_functions``). Every public function bound
 here is wrapped as a "door" at the end (``_tensor_class.install_doors``).
 """
+
 from __future__ import annotations
 
 import importlib as _importlib
