@@ -397,21 +397,25 @@ def _adaptive_max(nd: int, input: array, output_size: Any, return_indices: bool)
     n, c = x.shape[:2]
     flat = mx.reshape(x, (n, c, -1))
     strides = np.cumprod((1,) + tuple(spatial[::-1]))[:-1][::-1]
-    regions = [_bounds(spatial[i], sizes[i]) for i in range(nd)]
-    values, indices = [], []
-    for cell in itertools.product(*regions):
-        grid = np.zeros((1,), np.int64)
-        for (a, b), st in zip(cell, strides):
-            grid = (grid[:, None] + np.arange(a, b)[None, :] * st).reshape(-1)
-        taps = mx.take(flat, mx.array(grid), axis=2)
-        arg = mx.argmax(taps, axis=-1, keepdims=True)
-        values.append(mx.take_along_axis(taps, arg, axis=-1))
-        indices.append(grid[np.asarray(arg).astype(np.int64)])
-    out = mx.reshape(mx.concatenate(values, axis=-1), (n, c) + sizes)
+    # per axis: each output position's window, padded to the longest with a repeated tap
+    # (a repeat cannot change a maximum, and argmax keeps the first one)
+    table = np.zeros((1, 1), np.int64)
+    for axis in range(nd):
+        bounds = _bounds(spatial[axis], sizes[axis])
+        width = max(b - a for a, b in bounds)
+        taps = np.array([[min(a + k, b - 1) for k in range(width)] for a, b in bounds])
+        table = (table[:, None, :, None] + taps[None, :, None, :] * int(strides[axis])).reshape(
+            table.shape[0] * taps.shape[0], table.shape[1] * taps.shape[1]
+        )
+    gathered = mx.take(flat, mx.array(table.reshape(-1)), axis=2)
+    gathered = mx.reshape(gathered, (n, c) + table.shape)
+    arg = mx.argmax(gathered, axis=-1, keepdims=True)
+    out = mx.reshape(mx.take_along_axis(gathered, arg, axis=-1), (n, c) + sizes)
     out = _unbatch(out, added)
     if not return_indices:
         return out
-    idx = np.concatenate(indices, axis=-1).reshape((n, c) + sizes)
+    a = np.asarray(arg)[..., 0].astype(np.int64)
+    idx = table[np.arange(table.shape[0])[None, None, :], a].reshape((n, c) + sizes)
     return out, _unbatch(mx.array(idx), added)
 
 
