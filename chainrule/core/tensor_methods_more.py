@@ -235,6 +235,23 @@ def map_(self, tensor: array, callable: Any) -> array:
     return _inplace(self, _const(np.asarray(flat, self._data.dtype).reshape(self.shape)))
 
 
+def module_load(self, other: array, assign: bool = False) -> array:
+    """What ``load_state_dict`` stores for this parameter: ``other`` detached when
+    ``assign``, else this array with ``other``'s values copied in, detached."""
+    if assign:
+        return other.detach()
+    return copy_(self, other).detach()
+
+
+def as_subclass(self, cls: type) -> array:
+    """A handle of class ``cls`` (a subclass of the array) on the same value and graph node."""
+    if not (isinstance(cls, type) and issubclass(cls, array)):
+        raise TypeError(f"as_subclass: cls must be a subclass of Tensor, got {cls!r}")
+    out = _from_value(self._data, self._node)
+    out.__class__ = cls
+    return out
+
+
 def map2_(self, x: array, y: array, callable: Any) -> array:
     """Replace each element by ``callable(self_element, x_element, y_element)``."""
     from .tensor_methods import _inplace
@@ -724,6 +741,8 @@ METHODS = {
     "apply_": apply_,
     "map_": map_,
     "map2_": map2_,
+    "module_load": module_load,
+    "as_subclass": as_subclass,
     "fill_diagonal_": fill_diagonal_,
     # random
     "uniform_": uniform_,

@@ -410,3 +410,21 @@ def test_more_shape_methods_match_pytorch():
         for p, q in zip(xs, ys):
             assert tuple(p.shape) == tuple(q.shape) and _name(p.dtype) == _name(q.dtype)
             np.testing.assert_allclose(np.asarray(p), q.numpy(), rtol=1e-6)
+
+
+def test_module_load_and_as_subclass_match_pytorch():
+    torch_ref = _ref()
+    # Parameters are arrays (made by the shared modules): module_load is called on them.
+    for lib, make in ((ct, lambda: mx.zeros(2)), (torch_ref, lambda: torch_ref.zeros(2))):
+        p = make()
+        out = p.module_load(lib.ones(2))
+        assert out.tolist() == [1.0, 1.0] and p.tolist() == [1.0, 1.0]
+        other = lib.full((2,), 3.0)
+        assert p.module_load(other, assign=True).tolist() == [3.0, 3.0]
+        assert p.tolist() == [1.0, 1.0]
+    x = ct.ones(2, requires_grad=True)
+    y = x.as_subclass(ct.Tensor)
+    (y * 2).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+    with pytest.raises(TypeError, match="as_subclass"):
+        x.as_subclass(int)
