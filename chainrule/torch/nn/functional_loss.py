@@ -19,7 +19,7 @@ import chainrule.nn as cnn
 from chainrule.core.array import array
 
 from . import functional_act as _act
-from .functional_pool import InputError
+from .functional_pool import InputError, const
 
 __all__ = [
     "binary_cross_entropy",
@@ -860,32 +860,35 @@ def ctc_loss(
             offset += tg_len[b]
         else:
             rows.append(tg[b, : tg_len[b]])
-    losses = []
-    neg_inf = -math.inf
-    for b in range(n):
-        labels = rows[b]
-        ext = np.full(2 * len(labels) + 1, blank, np.int64)
-        ext[1::2] = labels
-        s = len(ext)
-        skip = np.zeros(s, bool)
-        for i in range(2, s):
-            skip[i] = ext[i] != blank and ext[i] != ext[i - 2]
-        idx = mx.array(ext)
-        emit = mx.take(lp[:, b, :], idx, axis=1)  # (T, S)
-        init = np.full(s, neg_inf)
-        init[:2] = 0.0
-        alpha = emit[0] + mx.array(init[:s]).astype(lp.dtype)
-        fill = mx.full((1,), neg_inf, dtype=lp.dtype)
-        fill2 = mx.full((2,), neg_inf, dtype=lp.dtype)
-        skip_mask = mx.array(skip)
-        for t in range(1, int(in_len[b])):
-            a1 = mx.concatenate([fill, alpha[:-1]]) if s > 1 else fill
-            a2 = mx.concatenate([fill2, alpha[:-2]]) if s > 2 else mx.full((s,), neg_inf, lp.dtype)
-            a2 = mx.where(skip_mask, a2, mx.full((s,), neg_inf, dtype=lp.dtype))
-            alpha = _logsumexp0(mx.stack([alpha, a1, a2])) + emit[t]
-        tail = alpha[-2:] if s > 1 else alpha[-1:]
-        losses.append(-_logsumexp0(tail))
-    loss = mx.stack(losses)
+    # every sample at once: labels extended with blanks, padded to the longest
+    s_max = 2 * max((len(r) for r in rows), default=0) + 1
+    ext = np.full((n, s_max), blank, np.int64)
+    for b, labels in enumerate(rows):
+        ext[b, 1 : 2 * len(labels) : 2] = labels
+    skip = np.zeros((n, s_max), bool)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    emit = mx.take_along_axis(  # (N, T, S): each state's log-probability at each step
+        mx.transpose(lp, (1, 0, 2)),
+        mx.array(np.ascontiguousarray(np.broadcast_to(ext[:, None, :], (n, t_max, s_max)))),
+        axis=2,
+    )
+    init = np.full((n, s_max), -math.inf)
+    init[:, :2] = 0.0
+    alpha = emit[:, 0] + const(init, emit)
+    blocked = const(np.where(skip, 0.0, -math.inf), emit)
+    pad1 = mx.full((n, 1), -math.inf, dtype=emit.dtype)
+    pad2 = mx.full((n, 2), -math.inf, dtype=emit.dtype)
+    for t in range(1, int(in_len.max(initial=1))):
+        a1 = mx.concatenate([pad1, alpha[:, :-1]], axis=1)
+        a2 = mx.concatenate([pad2, alpha[:, :-2]], axis=1)[:, :s_max] + blocked
+        new = _logsumexp0(mx.stack([alpha, a1, a2])) + emit[:, t]
+        alpha = mx.where(const((t < in_len)[:, None], emit) > 0, new, alpha)
+    last = np.array([2 * len(r) for r in rows])
+    ends = np.stack([last, np.maximum(last - 1, 0)], axis=1)
+    tails = mx.take_along_axis(alpha, mx.array(ends), axis=1)
+    tails = tails + const(np.where(np.stack([last >= 0, last >= 1], 1), 0.0, -math.inf), tails)
+    losses = -_logsumexp0(mx.transpose(tails))
+    loss = losses
     if zero_infinity:
         loss = mx.where(mx.isinf(loss), mx.zeros_like(loss), loss)
     if reduction == "mean":
