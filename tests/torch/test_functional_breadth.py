@@ -955,3 +955,24 @@ def test_grid_functions_warn_without_align_corners():
     ref = _warnings_of(lambda: TF.grid_sample(torch_ref.ones(1, 1, 2, 2), torch_ref.tensor(grid)))
     ours = _warnings_of(lambda: F.grid_sample(ct.ones(1, 1, 2, 2), ct.tensor(grid)))
     assert ours == ref and len(ref) == 1
+
+
+def test_ctc_loss_random_batches_match_pytorch():
+    """Ragged input and target lengths (empty targets and impossible alignments included)."""
+    rng = np.random.default_rng(11)
+    for _ in range(12):
+        n, steps, classes = rng.integers(1, 5), rng.integers(1, 10), rng.integers(2, 6)
+        target_len = rng.integers(0, max(1, steps // 2) + 2, n)
+        input_len = rng.integers(max(1, steps // 2), steps + 1, n)
+        input_len[0] = steps
+        targets = rng.integers(1, classes, (n, max(1, target_len.max())))
+        x = rng.standard_normal((steps, n, classes))
+        args = (targets, input_len, target_len)
+        tx = torch_ref.tensor(x, requires_grad=True)
+        ref = TF.ctc_loss(tx.log_softmax(2), *map(torch_ref.tensor, args), zero_infinity=True)
+        ref.backward()
+        cx = ct.tensor(x, requires_grad=True)
+        got = F.ctc_loss(cx.log_softmax(2), *map(ct.tensor, args), zero_infinity=True)
+        got.backward()
+        np.testing.assert_allclose(float(got.item()), ref.item(), rtol=1e-9)
+        np.testing.assert_allclose(np.asarray(cx.grad), tx.grad.numpy(), atol=1e-9)
