@@ -206,6 +206,7 @@ _SUBMODULES = (
     "accelerator",
     "linalg",
     "special",
+    "onnx",
 )
 
 

@@ -567,8 +567,13 @@ class _Exporter:
                 gathers.append((axis, item, out_axis))
                 out_axis += item.ndim
             else:
+                what = (
+                    f"{item.dtype} array of shape {item.shape}"
+                    if isinstance(item, np.ndarray)
+                    else repr(item)
+                )
                 raise OnnxExportError(
-                    f"onnx export: the index {type(item).__name__} of 'getitem' is not mapped (slices, "
+                    f"onnx export: the index {what} of 'getitem' is not mapped (slices, "
                     "integers, None, ... and one integer array are)"
                 )
             axis += 1
@@ -580,13 +585,29 @@ class _Exporter:
                 raise OnnxExportError(
                     "onnx export: an integer-array index mixed with integers or None is not mapped"
                 )
-            ind_name = self.value.get(("data", id(ind))) or g.init(ind.astype(np.int64))
+            ind_name = self.value.get(("data", id(ind)))
+            if ind_name is None:
+                self.check_index(node, ind)
+                ind_name = g.init(ind.astype(np.int64))
             x = g.op("Gather", [x, ind_name], axis=ax)
         if squeeze:
             x = g.op("Squeeze", [x, g.ints(squeeze)])
         if unsqueeze:
             x = g.op("Unsqueeze", [x, g.ints(unsqueeze)])
         return x
+
+    def check_index(self, node: Node, ind: np.ndarray) -> None:
+        """Refuse an index array the model computed from its input (it would be frozen)."""
+        i = self.pos[id(node)]
+        for r in self.runs[1:]:
+            other = r.order[i].params["idx"]
+            other = other if isinstance(other, tuple) else (other,)
+            arrays = [o for o in other if isinstance(o, np.ndarray)]
+            if not arrays or arrays[0].shape != ind.shape or not np.array_equal(arrays[0], ind):
+                raise OnnxExportError(
+                    f"onnx export: 'getitem' takes an index of shape {ind.shape} computed from the "
+                    "input outside the recorded operations (an argmax?); ONNX export cannot follow it"
+                )
 
     def build(self) -> None:
         for node in self.base.order:

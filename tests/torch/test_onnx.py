@@ -1,0 +1,195 @@
+"""ONNX export: the file passes onnx.checker and onnxruntime gives chainrule's outputs."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import chainrule.core as mx
+import chainrule.nn as cnn
+import chainrule.torch as torch
+from chainrule.torch.onnx import OnnxExportError
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+
+def _session(model, args, **kw):
+    buf = io.BytesIO()
+    torch.onnx.export(model, args, buf, **kw)
+    proto = onnx.load_from_string(buf.getvalue())
+    onnx.checker.check_model(proto, full_check=True)
+    return ort.InferenceSession(buf.getvalue()), proto
+
+
+def _eager(model, *xs):
+    if hasattr(model, "eval"):
+        model.eval()
+    with mx.no_grad():
+        out = model(*xs)
+    return [np.asarray(o) for o in (out if isinstance(out, tuple) else (out,))]
+
+
+def _compare(sess, model, xs, names=None):
+    names = names or [i.name for i in sess.get_inputs()]
+    got = sess.run(None, {n: np.asarray(x) for n, x in zip(names, xs)})
+    want = _eager(model, *xs)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        assert np.abs(w).max() > 0  # a real output, not zeros
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_with_dynamic_batch():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.GELU(),
+        torch.nn.Dropout(0.5), torch.nn.Linear(16, 3), torch.nn.LogSoftmax(dim=-1),
+    )  # fmt: skip
+    x = torch.randn(2, 4)
+    sess, proto = _session(
+        model,
+        (x,),
+        input_names=["x"],
+        output_names=["logp"],
+        dynamic_axes={"x": {0: "batch"}, "logp": {0: "batch"}},
+    )
+    assert [i.name for i in proto.graph.input] == ["x"]
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert proto.graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert model.training  # the export ran in eval mode and restored training mode
+    # weights are initializers named as in the state_dict
+    assert {"0.weight", "0.bias", "5.weight"} <= {t.name for t in proto.graph.initializer}
+    for n in (2, 7, 1):
+        _compare(sess, model, [torch.randn(n, 4)])
+
+
+def test_fixed_batch_refuses_another_batch_size():
+    model = torch.nn.Linear(3, 2)
+    x = torch.randn(4, 3)
+    sess, proto = _session(model, x)
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [4, 3]
+    _compare(sess, model, [x])
+    with pytest.raises(Exception, match="(?i)dimension|shape"):
+        sess.run(None, {"input": np.zeros((5, 3), np.float32)})
+
+
+def test_cnn_nchw_with_batch_norm_and_pooling(tmp_path):
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2), torch.nn.Conv2d(8, 4, 3, stride=2, padding=1, groups=4),
+        torch.nn.AvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(4, 5),
+    )  # fmt: skip
+    bn = model[1]
+    bn.running_mean = torch.randn(8) * 0.1
+    bn.running_var = torch.rand(8) + 0.5
+    path = tmp_path / "cnn.onnx"
+    torch.onnx.export(model, (torch.randn(2, 3, 8, 8),), str(path), dynamic_axes={"input": [0]})
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    assert "1.running_mean" in {t.name for t in proto.graph.initializer}
+    sess = ort.InferenceSession(str(path))
+    for n in (2, 3):
+        _compare(sess, model, [torch.randn(n, 3, 8, 8)])
+
+
+def test_lstm_with_dynamic_batch():
+    mx.random.seed(0)
+    lstm = cnn.LSTM(4, 6)
+    sess, _ = _session(lstm, mx.random.normal((2, 5, 4)), dynamic_axes={"input": {0: "N"}})
+    assert [o.name for o in sess.get_outputs()] == ["output_0", "output_1"]  # hidden, cell
+    for n in (2, 4):
+        _compare(sess, lstm, [mx.random.normal((n, 5, 4))])
+
+
+def test_transformer_encoder_with_dynamic_batch():
+    mx.random.seed(0)
+    enc = cnn.TransformerEncoder(2, 16, 4, mlp_dims=32)
+    enc.eval()
+    fn = lambda x: enc(x, None)  # noqa: E731
+    sess, _ = _session(fn, mx.random.normal((2, 6, 16)), dynamic_axes={"input": {0: "batch"}})
+    for n in (2, 3):
+        _compare(sess, fn, [mx.random.normal((n, 6, 16))])
+
+
+def test_two_inputs_and_opset_13():
+    torch.manual_seed(2)
+    lin = torch.nn.Linear(3, 3)
+
+    def fn(a, b):
+        return torch.softmax(lin(a) * b, dim=1).sum(dim=0), torch.amax(torch.tanh(a), dim=1)
+
+    sess, proto = _session(fn, (torch.randn(2, 3), torch.randn(2, 3)), opset_version=13)
+    assert proto.opset_import[0].version == 13
+    assert [i.name for i in proto.graph.input] == ["input_0", "input_1"]
+    _compare(sess, fn, [torch.randn(2, 3), torch.randn(2, 3)])
+
+
+def test_unmapped_primitive_is_named():
+    def fn(x):
+        return mx.linalg.inv(x @ x.T + mx.eye(3))
+
+    with pytest.raises(OnnxExportError, match="'linalg_inv'"):
+        torch.onnx.export(fn, (mx.random.normal((3, 3)),), io.BytesIO())
+
+
+def test_value_read_from_the_input_is_refused():
+    def fn(x):
+        return x - mx.array(np.sort(np.asarray(x), axis=1))  # NumPy outside the graph
+
+    with pytest.raises(OnnxExportError, match="outside the recorded operations"):
+        torch.onnx.export(fn, (mx.random.normal((2, 3)),), io.BytesIO())
+
+
+def test_bad_arguments_are_named():
+    model = torch.nn.Linear(3, 2)
+    x = torch.randn(2, 3)
+    with pytest.raises(OnnxExportError, match="opset_version"):
+        torch.onnx.export(model, (x,), io.BytesIO(), opset_version=7)
+    with pytest.raises(OnnxExportError, match="'nope'"):
+        torch.onnx.export(model, (x,), io.BytesIO(), dynamic_axes={"nope": [0]})
+    with pytest.raises(OnnxExportError, match="dynamic axis 2"):
+        torch.onnx.export(model, (x,), io.BytesIO(), dynamic_axes={"input": [2]})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        torch.onnx.export(model, (x,), "/nonexistent/folder/m.onnx")
+
+
+def test_is_in_onnx_export():
+    seen = []
+
+    def fn(x):
+        seen.append(torch.onnx.is_in_onnx_export())
+        return x * 2
+
+    assert torch.onnx.is_in_onnx_export() is False
+    torch.onnx.export(fn, (torch.randn(2),), io.BytesIO())
+    assert seen and all(seen)
+    assert torch.onnx.is_in_onnx_export() is False
+
+
+def test_training_mode_matches_real_pytorch():
+    torch_ref = pytest.importorskip("torch")
+    ref = {k: int(v) for k, v in torch_ref.onnx.TrainingMode.__members__.items()}
+    assert {m.name: int(m) for m in torch.onnx.TrainingMode} == ref
+    assert torch_ref.onnx.is_in_onnx_export() is torch.onnx.is_in_onnx_export() is False
+
+
+def test_training_mode_keeps_dropout():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5))
+    model.eval()
+    _, proto = _session(model, torch.randn(2, 3), training=torch.onnx.TrainingMode.PRESERVE)
+    assert not model.training
+    ops = {n.op_type for n in proto.graph.node}
+    assert "MatMul" in ops and "Mul" not in ops  # eval: dropout is the identity
+
+
+def test_index_computed_from_the_input_is_refused():
+    def fn(x):
+        return x.max(dim=1).values  # gathers at argmax positions: indices read from the input
+
+    with pytest.raises(OnnxExportError, match="(?i)index"):
+        torch.onnx.export(fn, (torch.randn(3, 4),), io.BytesIO())
