@@ -51,6 +51,7 @@ LAZY_ALIASES: dict[str, dict[str, str]] = {
     },
     "chainrule.nn.utils": {
         "average_gradients": "chainrule.distributed:average_gradients",  # MLX's nn.utils.
+        "clip_grad_norm_sharded": "chainrule.distributed:clip_grad_norm_sharded",
     },
     # imported inside a function: MLX's sharded linear layers take the process group, and
     # sum over it, on demand

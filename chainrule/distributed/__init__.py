@@ -16,7 +16,12 @@ machine with few cores needs). ``chainrule.train.fit`` trains data-parallel by i
 """
 
 from .data_parallel import DataParallel
-from .gradients import average_gradients, average_parameter_grads, broadcast_parameters
+from .gradients import (
+    average_gradients,
+    average_parameter_grads,
+    broadcast_parameters,
+    clip_grad_norm_sharded,
+)
 from .group import Group, abort, comm_stats, init, is_available, reset_comm_stats
 from .launch import mpiexec_command
 from .ops import (
@@ -29,6 +34,7 @@ from .ops import (
     recv,
     recv_like,
     send,
+    sum_scatter,
 )
 from .sampler import DistributedSampler
 
@@ -46,6 +52,7 @@ __all__ = [
     "barrier",
     "broadcast",
     "broadcast_parameters",
+    "clip_grad_norm_sharded",
     "comm_stats",
     "init",
     "is_available",
@@ -54,4 +61,5 @@ __all__ = [
     "recv_like",
     "reset_comm_stats",
     "send",
+    "sum_scatter",
 ]

@@ -20,7 +20,12 @@ from .exits import waiting
 from .group import STATS, Group, _clock, _world_or
 from .ops import _mpi, _unwire, broadcast
 
-__all__ = ["average_gradients", "average_parameter_grads", "broadcast_parameters"]
+__all__ = [
+    "average_gradients",
+    "average_parameter_grads",
+    "broadcast_parameters",
+    "clip_grad_norm_sharded",
+]
 
 DEFAULT_BUCKET_BYTES = 4 << 20
 
@@ -50,7 +55,7 @@ def _plan(
 
 
 def _wire_dtype(dt: np.dtype) -> np.dtype:
-    if dt == np.float16:
+    if dt == np.float16 or dt.kind == "V":  # half floats and bfloat16 travel as float32
         return np.dtype(np.float32)
     if dt == np.bool_:
         return np.dtype(np.int32)
@@ -186,11 +191,12 @@ def average_gradients(
     """Average a tree of gradients over the processes of a group (MLX's
     ``nn.average_gradients``).
 
-    The leaves are packed per dtype into buckets of about ``all_reduce_size`` bytes, each
-    summed with one ``MPI_Allreduce``, then unpacked and divided by the group's size; every
-    leaf keeps its shape and dtype (mixed dtypes are fine: one set of buckets per dtype).
-    Non-array leaves (``None``) are kept as they are. The results are new arrays (constants:
-    nothing is recorded for differentiation).
+    The leaves are packed per dtype, in order, into flat buckets that close once they hold
+    ``all_reduce_size`` bytes or more (MLX's rule); each bucket is summed with one call of
+    ``chainrule.distributed.all_sum`` (looked up when called, so a replaced ``all_sum`` is
+    used, as MLX's tests do), divided by the group's size, and cut back into the leaves' shapes.
+    MLX sends trees of mixed dtypes one leaf at a time; here each dtype has its own buckets.
+    Non-array leaves (``None``) are kept as they are.
 
     Args:
         gradients: A tree of arrays with the same structure, shapes and dtypes on every
@@ -198,16 +204,20 @@ def average_gradients(
         group: The group (default: :func:`init`'s).
         all_reduce_size: Bucket size in bytes; ``<= 0`` sends one collective per array.
             4 MiB by default (MLX's is 32 MiB; smaller buckets suit CPU training).
-        communication_type: Send floating buffers in this dtype (e.g. ``mx.float16``).
-        communication_stream: Accepted for MLX code; ignored.
+        communication_type: Send floating buffers in this dtype (e.g. ``mx.float16``); the
+            results keep each leaf's dtype.
+        communication_stream: Passed to ``all_sum`` as its ``stream`` (ignored there).
         bucket_bytes: Another name for ``all_reduce_size``.
 
     Returns:
         A tree of the same structure holding the averages (``gradients`` itself in a group of
         one process).
     """
+    import chainrule.distributed as package
+
     g = _world_or(group)
-    if g._size == 1:
+    n = g._size
+    if n == 1:
         return gradients
     if bucket_bytes is not None:
         all_reduce_size = bucket_bytes
@@ -215,10 +225,20 @@ def average_gradients(
     arrays = [d for d in datas if d is not None]
     if not arrays:
         return gradients
-    reducer = BucketReducer(
-        g, [(d.shape, d.dtype) for d in arrays], all_reduce_size, communication_type
-    )
-    reduced, _ = reducer(arrays, factor=1.0 / g._size)
+    wire = None if communication_type is None else _numpy_dtype(communication_type)
+    reduced: list[Any] = [None] * len(arrays)
+    for dt, idx in _plan([(d.shape, d.dtype) for d in arrays], int(all_reduce_size)):
+        flat = np.concatenate([arrays[i].reshape(-1) for i in idx])
+        if wire is not None and dt.kind in "fV":
+            flat = flat.astype(wire)
+        total = package.all_sum(from_value(flat), group=g, stream=communication_stream) / n
+        summed = total._data
+        o = 0
+        for i in idx:
+            size = arrays[i].size
+            part = summed[o : o + size].reshape(arrays[i].shape)
+            reduced[i] = part.astype(dt) if wire is not None and dt.kind in "fV" else part
+            o += size
     it = iter(reduced)
 
     def leaf(v: Any) -> Any:
@@ -229,6 +249,34 @@ def average_gradients(
         return v
 
     return tree_map(leaf, gradients)
+
+
+def clip_grad_norm_sharded(
+    gradients: Any, max_norm: float, group: Group | None = None
+) -> tuple[Any, array]:
+    """Clip gradients sharded over a group by their global norm (MLX's
+    ``nn.utils.clip_grad_norm_sharded``).
+
+    Each process holds a shard of the gradients; the squared norms of the shards are summed
+    with :func:`all_sum`, and every shard is scaled by ``min(max_norm / (norm + 1e-6), 1)``.
+
+    Args:
+        gradients: A tree of this process's gradient arrays.
+        max_norm: The largest global norm allowed.
+        group: The group the gradients are sharded over (default: :func:`init`'s).
+
+    Returns:
+        ``(clipped, norm)``: the scaled tree and the global norm (an array).
+    """
+    import chainrule.core as mx
+    from chainrule.utils import tree_reduce
+
+    from .ops import all_sum
+
+    local = tree_reduce(lambda acc, g: acc + g.square().sum(), gradients, 0.0)
+    norm = mx.sqrt(all_sum(local, group=group))
+    normalizer = mx.minimum(max_norm / (norm + 1e-6), 1.0)
+    return tree_map(lambda g: g * normalizer, gradients), norm
 
 
 def _unique(params: Iterable[Any]) -> list[array]:

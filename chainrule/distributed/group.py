@@ -116,7 +116,7 @@ def _check_backend(backend: str) -> None:
         )
 
 
-def init(strict: bool = False, backend: str = "any") -> Group:
+def init(strict: bool = False, backend: str = "any", *, all_gather_factory: Any = None) -> Group:
     """Start communication and return the group of all launched processes (MLX's
     ``mx.distributed.init``).
 
@@ -134,16 +134,28 @@ def init(strict: bool = False, backend: str = "any") -> Group:
             started (``mpi4py`` missing or broken); also starts MPI without a launcher.
         backend: ``"any"`` or ``"mpi"`` (the same here: MPI is the only backend). MLX's
             ``"ring"``, ``"nccl"`` and ``"jaccl"`` are not implemented.
+        all_gather_factory: MLX's side channel for the ``"jaccl"`` backend: checked as MLX
+            checks it (a callable, and only with ``backend="jaccl"``), otherwise unused.
 
     Returns:
         The :class:`Group`.
 
     Raises:
-        ValueError: For an unknown backend name, or, with several processes, a
-            ``CHAINRULE_MPI_EXIT_TIMEOUT`` that is not a number of seconds.
+        ValueError: For an unknown backend name, an ``all_gather_factory`` without
+            ``backend="jaccl"``, or, with several processes, a ``CHAINRULE_MPI_EXIT_TIMEOUT``
+            that is not a number of seconds.
+        TypeError: For an ``all_gather_factory`` that is not callable.
         RuntimeError: If ``strict`` and MPI cannot be started.
     """
     global _WORLD
+    if all_gather_factory is not None:
+        if not callable(all_gather_factory):
+            raise TypeError(
+                "init: all_gather_factory must be a callable (rank, size) -> "
+                f"f(src: bytes, n_bytes: int) -> bytes, got {type(all_gather_factory).__name__}"
+            )
+        if backend != "jaccl":
+            raise ValueError("all_gather_factory is only supported with backend='jaccl'.")
     _check_backend(backend)
     if _WORLD is not None and backend in ("any", "mpi"):
         return _WORLD

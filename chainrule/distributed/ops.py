@@ -1,15 +1,17 @@
 """Collectives on chainrule arrays (MLX's ``mx.distributed`` operations) over MPI.
 
-``all_sum`` and ``all_gather`` are primitives of the engine, differentiable to any order.
-``all_sum`` is its own adjoint: when every process uses ``y = sum_r x_r``, the derivative of
-the total loss with respect to one process's ``x`` is the sum over processes of the cotangent
-of ``y``, so its VJP is the ``all_sum`` of the cotangent (and its JVP, derived from two
-reverse passes, the ``all_sum`` of the tangent). MLX's own rule passes the cotangent through
-unchanged, which treats each rank's loss as one shared loss; we follow the mathematics, as the
-project's issue asks. The VJP of ``all_gather`` takes this rank's rows of the cotangent and
-its JVP gathers the tangents; that rule goes through a companion primitive
+``all_sum``, ``all_max``, ``all_min`` and ``all_gather`` are primitives of the engine with
+MLX's rules (``mlx/distributed/primitives.cpp``). An all-reduce passes the cotangent through
+unchanged (``AllReduce::vjp``): every process is taken to hold the same loss of the reduced
+value, so each process's input receives that loss's cotangent once, not once per process.
+Code that needs the cotangents of every process summed calls ``all_sum`` on them itself
+(MLX's ``nn.layers.distributed.sum_gradients`` does, for the input of a sharded layer).
+Under ``jvp`` the tangent of ``all_sum`` is the ``all_sum`` of the input's tangent (MLX's
+``AllReduce::jvp``). The VJP of ``all_gather`` takes this rank's rows of the cotangent and its
+JVP gathers the tangents; that rule goes through a companion primitive
 (``all_gather_adjoint``) whose forward is the VJP and whose own VJP is the gather, so that
-``jvp`` and higher derivatives come out right.
+``jvp`` and higher derivatives come out right. ``sum_scatter``, ``send`` and ``recv`` are not
+differentiable.
 
 In a group of one process every operation returns its input (as MLX does).
 """
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.array import array
+from chainrule.core.autograd import FORWARD
 from chainrule.core.extend import Primitive, from_value, record
 from chainrule.utils import tree_flatten, tree_map
 
@@ -32,6 +35,7 @@ __all__ = [
     "all_max",
     "all_min",
     "all_gather",
+    "sum_scatter",
     "broadcast",
     "barrier",
     "send",
@@ -57,9 +61,10 @@ def _as_array(x: Any, who: str) -> array:
 
 def _wire(data: np.ndarray, copy: bool = False) -> np.ndarray:
     """A C-contiguous buffer of ``data``'s shape that MPI can reduce (MPI has no half floats,
-    and no sum of bools)."""
+    no bfloat16 and no sum of bools: they travel as float32 and int32)."""
     dt = data.dtype
-    wire = np.float32 if dt == np.float16 else np.int32 if dt == np.bool_ else dt
+    half = dt == np.float16 or dt.kind == "V"
+    wire = np.float32 if half else np.int32 if dt == np.bool_ else dt
     return np.array(data, dtype=wire, order="C", copy=True if copy else None)
 
 
@@ -83,23 +88,40 @@ def _allreduce(group: Group, data: np.ndarray, op: Any, what: str) -> np.ndarray
 # ------------------------------------------------------------------------------- all_sum
 
 
-def _all_sum_vjp(g: array, ans: array, x: array, group: Group) -> array:
-    return all_sum(g, group=group)
+def _pass_through(g: array, ans: array, x: array, group: Group) -> array:
+    return g  # MLX's AllReduce::vjp
+
+
+def _all_sum_transpose(g: array, ans: array, x: array, group: Group) -> array:
+    # recorded self-adjoint again, so jvp's second reverse pass sums the tangents
+    return record(
+        _ALL_SUM_FORWARD, _allreduce(group, g._data, _mpi().SUM, "all_sum"), (g,), {"group": group}
+    )
 
 
 # Primitives of the engine built like the core's (``defprim``'s Primitive) but kept out of
 # ``chainrule.core.ops.PRIMITIVES``: that registry is the core table, every entry of which
 # tests/core checks by single-process finite differences, which cannot reach a collective.
 # These rules are checked in tests/distributed (a simulated group and real MPI runs).
-_ALL_SUM = Primitive("all_sum", (_all_sum_vjp,))
+_ALL_SUM = Primitive("all_sum", (_pass_through,))
+# Recorded instead under ``jvp`` (whose tangents come from two reverse passes): the
+# self-adjoint rule, so the tangent of the sum is the sum of the tangents (MLX's
+# AllReduce::jvp).
+_ALL_SUM_FORWARD = Primitive("all_sum", (_all_sum_transpose,))
+_ALL_MAX = Primitive("all_max", (_pass_through,))
+_ALL_MIN = Primitive("all_min", (_pass_through,))
+
+
+def _under_jvp() -> bool:
+    return bool(FORWARD.stack) and FORWARD.stack[-1] is not None
 
 
 def all_sum(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     """The element-wise sum of ``x`` over every process of the group (MLX's
     ``mx.distributed.all_sum``).
 
-    Differentiable: its VJP is the ``all_sum`` of the cotangent and its JVP the ``all_sum``
-    of the tangent.
+    Differentiable with MLX's rules: the VJP passes the cotangent through unchanged and the
+    JVP is the ``all_sum`` of the tangent.
 
     Args:
         x: The local array (the same shape and dtype on every process).
@@ -113,11 +135,34 @@ def all_sum(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     g = _world_or(group)
     if g._size == 1:
         return x
-    return record(_ALL_SUM, _allreduce(g, x._data, _mpi().SUM, "all_sum"), (x,), {"group": g})
+    prim = _ALL_SUM_FORWARD if _under_jvp() else _ALL_SUM
+    return record(prim, _allreduce(g, x._data, _mpi().SUM, "all_sum"), (x,), {"group": g})
+
+
+def _reduce_extreme(x: Any, who: str, group: Group | None, largest: bool) -> array:
+    x = _as_array(x, who)
+    g = _world_or(group)
+    if g._size == 1:
+        return x
+    data = x._data
+    if data.dtype.kind != "c":
+        out = _allreduce(g, data, _mpi().MAX if largest else _mpi().MIN, who)
+    else:
+        # MPI has no order for complex numbers (nor bfloat16 buffers): gather every
+        # process's array and reduce with chainrule's own max/min, as x.max(0) orders them.
+        from chainrule.core import max as _max
+        from chainrule.core import min as _min
+
+        stacked = all_gather(from_value(data[None]), group=g)
+        out = (_max if largest else _min)(stacked, axis=0)._data
+    prim = _ALL_MAX if largest else _ALL_MIN
+    return record(prim, out, (x,), {"group": g})
 
 
 def all_max(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
-    """The element-wise maximum of ``x`` over the group (MLX's ``all_max``; not differentiable).
+    """The element-wise maximum of ``x`` over the group (MLX's ``all_max``).
+
+    Its VJP passes the cotangent through unchanged, as MLX's all-reduce does.
 
     Args:
         x: The local array.
@@ -127,13 +172,13 @@ def all_max(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     Returns:
         The maximum, on every process.
     """
-    x = _as_array(x, "all_max")
-    g = _world_or(group)
-    return x if g._size == 1 else from_value(_allreduce(g, x._data, _mpi().MAX, "all_max"))
+    return _reduce_extreme(x, "all_max", group, True)
 
 
 def all_min(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
-    """The element-wise minimum of ``x`` over the group (MLX's ``all_min``; not differentiable).
+    """The element-wise minimum of ``x`` over the group (MLX's ``all_min``).
+
+    Its VJP passes the cotangent through unchanged, as MLX's all-reduce does.
 
     Args:
         x: The local array.
@@ -143,9 +188,45 @@ def all_min(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
     Returns:
         The minimum, on every process.
     """
-    x = _as_array(x, "all_min")
+    return _reduce_extreme(x, "all_min", group, False)
+
+
+def sum_scatter(x: Any, *, group: Group | None = None, stream: Any = None) -> array:
+    """The sum of ``x`` over the group, cut along the first axis: this process gets rows
+    ``rank * n // size`` to ``(rank + 1) * n // size`` (MLX's ``mx.distributed.sum_scatter``,
+    one ``MPI_Reduce_scatter_block``). Not differentiable.
+
+    Args:
+        x: The local array; its first axis must divide by the group's size.
+        group: The group (default: :func:`init`'s).
+        stream: Accepted for MLX code; ignored.
+
+    Returns:
+        An array of shape ``(x.shape[0] // size, *x.shape[1:])``.
+
+    Raises:
+        ValueError: For a 0-d ``x`` or a first axis that the group's size does not divide.
+    """
+    x = _as_array(x, "sum_scatter")
     g = _world_or(group)
-    return x if g._size == 1 else from_value(_allreduce(g, x._data, _mpi().MIN, "all_min"))
+    data = x._data
+    if data.ndim == 0 or data.shape[0] % g._size:
+        shape = tuple(data.shape)
+        raise ValueError(
+            f"sum_scatter: the first axis of x must divide by the group's size {g._size}, "
+            f"got shape {shape}"
+        )
+    if g._size == 1:
+        return x
+    buf = _wire(data, copy=True)
+    out = np.empty((data.shape[0] // g._size,) + data.shape[1:], dtype=buf.dtype)
+    t0 = _clock()
+    with waiting("sum_scatter", g):
+        g.comm.Reduce_scatter_block(buf, out, op=_mpi().SUM)
+    STATS.seconds += _clock() - t0
+    STATS.calls += 1
+    STATS.bytes += buf.nbytes
+    return from_value(_unwire(out, data.dtype))
 
 
 # ---------------------------------------------------------------------------- all_gather

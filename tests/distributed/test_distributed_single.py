@@ -157,17 +157,26 @@ def mirror(monkeypatch):
     return dist.Group(comm), comm
 
 
-def test_all_sum_is_self_adjoint(mirror):
+def test_collectives_differentiate_with_mlx_rules(mirror):
     g, _ = mirror
     x = mx.array([1.0, 2.0, 3.0])
     np.testing.assert_allclose(dist.all_sum(x, group=g), [2.0, 4.0, 6.0])
     w = mx.array([0.5, -1.0, 2.0])
-    # VJP: the all_sum of the cotangent (every process's use of the sum reaches each input)
+    # VJP: the cotangent passes through unchanged (MLX's AllReduce::vjp), at any order
     grad = mx.grad(lambda x: (dist.all_sum(x, group=g) * w).sum())(x)
-    np.testing.assert_allclose(grad, 2 * w._data)
-    # JVP: the all_sum of the tangent
+    np.testing.assert_allclose(grad, w._data)
+    grad2 = mx.grad(lambda x: (dist.all_sum(x, group=g) ** 2).sum())(x)
+    np.testing.assert_allclose(grad2, 2 * 2 * x._data)
+    hess = mx.grad(lambda x: mx.grad(lambda y: (dist.all_sum(y, group=g) ** 2).sum())(x).sum())(x)
+    np.testing.assert_allclose(hess, [2.0, 2.0, 2.0])
+    # all_max / all_min pass the cotangent through too
+    for op in (dist.all_max, dist.all_min):
+        np.testing.assert_allclose(mx.grad(lambda x, op=op: (op(x, group=g) * w).sum())(x), w._data)
+    # JVP: the all_sum of the tangent (MLX's AllReduce::jvp), also inside grad
     _, (jv,) = mx.jvp(lambda x: dist.all_sum(x, group=g), [x], [w])
     np.testing.assert_allclose(jv, 2 * w._data)
+    _, (jv,) = mx.jvp(lambda x: dist.all_sum(x * x, group=g), [x], [w])
+    np.testing.assert_allclose(jv, 2 * 2 * x._data * w._data)
     # all_gather: VJP keeps this rank's rows, JVP gathers the tangents
     xs = mx.array([[1.0, 2.0]])
     np.testing.assert_allclose(dist.all_gather(xs, group=g), [[1.0, 2.0], [1.0, 2.0]])
@@ -212,11 +221,9 @@ def test_average_gradients_wire_types(mirror):
     assert [o.dtype for o in out] == [mx.float16, mx.float32]
     assert [e[1] for e in comm.log] == [np.float32, np.float32]  # no half floats on the wire
     np.testing.assert_allclose(out[0], [1.0, 3.0])
-    comm.log.clear()
-    out = dist.average_gradients(grads, group=g, communication_type=mx.float16)
-    assert [e[1] for e in comm.log] == [np.float16, np.float16]
-    assert out[1].dtype == mx.float32
-    np.testing.assert_allclose(out[1], [0.25, 0.5])
+    out = dist.average_gradients([mx.array([0.1, 0.5])], group=g, communication_type=mx.float16)
+    assert out[0].dtype == mx.float32  # reduced in float16, returned in the leaf's dtype
+    np.testing.assert_array_equal(out[0], np.array([0.1, 0.5], np.float16).astype(np.float32))
 
 
 def test_bucket_reducer_weights_and_extra(mirror):

@@ -38,11 +38,6 @@ def test_sharded_layers_equal_the_full_layers_on_two_processes(run) -> None:
     assert oks == ["ok 0", "ok 1"], run.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chainrule.distributed.all_sum's VJP sums the cotangent over the group; MLX's "
-    "AllReduce::vjp passes it through (chainrule/distributed/ops.py, not this suite's)",
-)
 def test_all_sum_vjp_passes_the_cotangent_through_as_mlx(run) -> None:
     """d/dx all_sum(x).sum() is 1 on every rank in MLX (not the group's size)."""
     assert run.returncode == 0, run.stdout + run.stderr

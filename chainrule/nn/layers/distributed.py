@@ -72,21 +72,11 @@ def sum_gradients(group: Any) -> Callable[[array], array]:
     return f
 
 
-@lru_cache
-def _sum_outputs(group: Any) -> Callable[[array], array]:
-    """``all_sum`` over ``group`` whose VJP passes the cotangent through, as MLX's
-    ``AllReduce::vjp`` does (each process already holds the whole cotangent)."""
+def _all_sum(x: array, group: Any) -> array:
+    """``mx.distributed.all_sum(x, group=group)`` (its VJP passes the cotangent through)."""
     from chainrule.distributed import all_sum
 
-    @mx.custom_function
-    def f(x: array) -> array:
-        return all_sum(x, group=group)
-
-    @f.vjp
-    def f_vjp(x: array, dx: array, _: Any) -> array:
-        return dx
-
-    return f
+    return all_sum(x, group=group)
 
 
 def _split(weight: array, segments: int | list, axis: int) -> list:
@@ -285,9 +275,7 @@ class ShardedToAllLinear(Module):
         return f"input_dims={in_dims}, output_dims={out_dims}, bias={'bias' in self}"
 
     def __call__(self, x: array) -> array:
-        x = x @ self["weight"].T
-        if self.group.size() > 1:
-            x = _sum_outputs(self.group)(x)
+        x = _all_sum(x @ self["weight"].T, self.group)
         if "bias" in self:
             x = x + self["bias"]
         return x
@@ -448,9 +436,7 @@ class QuantizedShardedToAllLinear(_QuantizedSharded):
         return self._describe(1, self.group.size())
 
     def __call__(self, x: array) -> array:
-        x = self._qmatmul(x)
-        if self.group.size() > 1:
-            x = _sum_outputs(self.group)(x)
+        x = _all_sum(self._qmatmul(x), self.group)
         if "bias" in self:
             x = x + self["bias"]
         return x

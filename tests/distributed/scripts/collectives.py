@@ -48,17 +48,21 @@ def main() -> None:
     else:
         raise AssertionError("all_gather of different trailing shapes must fail")
 
-    # all_sum is self-adjoint: its VJP sums the cotangents of every rank, its JVP the tangents.
+    # MLX's rules: all_sum's VJP passes this rank's cotangent through, its JVP sums the
+    # tangents of every rank.
     x = mx.array([1.0, 2.0, 3.0]) * (r + 1)
     w = mx.array([1.0, -1.0, 2.0]) * (r + 1)
     g = mx.grad(lambda x: (dist.all_sum(x) * w).sum())(x)
-    close(g, np.array([1.0, -1.0, 2.0]) * 3)
+    close(g, np.array([1.0, -1.0, 2.0]) * (r + 1))
     t = mx.array([0.5, 0.25, 1.0]) * (r + 1)
     _, jv = mx.jvp(lambda x: dist.all_sum(x), [x], [t])
     close(jv[0], np.array([0.5, 0.25, 1.0]) * 3)
-    # through all_sum twice: d/dx_r sum_q sum(all_sum(x)^2) = all_sum(2 * all_sum(x))
     g2 = mx.grad(lambda x: (dist.all_sum(x) ** 2).sum())(x)
-    close(g2, 2 * 2 * np.array([1.0, 2.0, 3.0]) * 3)
+    close(g2, 2 * np.array([1.0, 2.0, 3.0]) * 3)
+    # all_max of complex numbers (chainrule's own ordering, as x.max(0)), sum_scatter
+    zc = mx.array([1 + 2j, 3 - 1j]) * (r + 1)
+    close(dist.all_max(zc), (mx.stack([zc / (r + 1), zc * 2 / (r + 1)]).max(0)))
+    close(dist.sum_scatter(mx.array([[1.0], [2.0]]) * (r + 1)), [[3.0]] if r == 0 else [[6.0]])
     # all_gather's VJP keeps this rank's rows of the cotangent
     W = mx.array(np.arange(12, dtype=np.float32).reshape(3, 4))
     xr = mx.ones((r + 1, 4))
