@@ -704,3 +704,44 @@ def test_layer_warns_like_pytorch(name):
         call(layer, [lib.tensor(x) for x in xs], _aux(lib, np.float32))
 
     assert _warnings_of(lambda: run(ct, cnn)) == _warnings_of(lambda: run(torch_ref, torch_ref.nn))
+
+
+def test_nn_modules_submodules_hold_pytorchs_names():
+    import importlib
+    import pkgutil
+
+    import torch.nn.modules as ref_modules
+
+    for info in pkgutil.iter_modules(ref_modules.__path__):
+        ref = importlib.import_module(f"torch.nn.modules.{info.name}")
+        names = [n for n in getattr(ref, "__all__", []) if hasattr(cnn, n)]
+        if not names:
+            continue
+        ours = importlib.import_module(f"chainrule.torch.nn.modules.{info.name}")
+        for name in names:
+            assert getattr(ours, name) is getattr(cnn, name), (info.name, name)
+
+
+def test_nn_modules_utils_and_loss_bases_behave_as_pytorch():
+    from torch.nn.modules import utils as ref_utils
+
+    from chainrule.torch.nn.modules import utils
+    from chainrule.torch.nn.modules.loss import _WeightedLoss
+
+    for name in ("_single", "_pair", "_triple", "_quadruple"):
+        for value in (3, (1, 2)):
+            assert getattr(utils, name)(value) == getattr(ref_utils, name)(value)
+    assert utils._reverse_repeat_tuple((1, 2), 2) == ref_utils._reverse_repeat_tuple((1, 2), 2)
+    state, ref_state = {"module.a": 1, "b": 2}, {"module.a": 1, "b": 2}
+    utils.consume_prefix_in_state_dict_if_present(state, "module.")
+    ref_utils.consume_prefix_in_state_dict_if_present(ref_state, "module.")
+    assert state == ref_state
+
+    class Weighted(_WeightedLoss):
+        def forward(self, x, y):
+            return ((x - y) ** 2 * self.weight).sum()
+
+    loss = Weighted(ct.tensor([1.0, 2.0]), reduction="sum")
+    assert loss.reduction == "sum" and list(loss.state_dict()) == ["weight"]
+    assert float(loss(ct.ones(2), ct.zeros(2)).item()) == 3.0
+    assert repr(loss) == "Weighted()"

@@ -1,0 +1,18 @@
+"""``torch.nn.modules.batchnorm``: the names PyTorch defines there, from ``chainrule.torch.nn``."""
+
+from __future__ import annotations
+
+import sys as _sys
+
+_NAMES = (
+    "BatchNorm1d",
+    "LazyBatchNorm1d",
+    "BatchNorm2d",
+    "LazyBatchNorm2d",
+    "BatchNorm3d",
+    "LazyBatchNorm3d",
+    "SyncBatchNorm",
+)
+_nn = _sys.modules["chainrule.torch.nn"]
+globals().update({n: getattr(_nn, n) for n in _NAMES if n not in globals() and hasattr(_nn, n)})
+__all__ = [n for n in _NAMES if n in globals() and not n.startswith("_")]
