@@ -1,5 +1,5 @@
 """The `chainrule` command's parser and entry point; each sub-command lives in its own module
-(`train`, `evaluate`, `predict`, `graph`) and adds its own parser."""
+(`train`, `evaluate`, `predict`, `export`, `graph`) and adds its own parser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from . import evaluate, graph, predict, train
+from . import evaluate, export, graph, predict, train
 from .args import Parser
 from .errors import EXIT_BAD_INPUT, CommandError, one_line
 from .tables import command_wording
@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
             "  chainrule train --data 'sqlite:///shop.db?table=orders' --target returned\n"
             "  chainrule evaluate runs/digits --data digits --split test\n"
             "  chainrule predict runs/h --data new_houses.csv --output predictions.csv\n"
+            "  chainrule export runs/h --onnx h.onnx\n"
             "  chainrule graph two_layer.py -o two_layer.svg\n\n"
             "Bad arguments or bad data stop the command with exit status 2 and one line on\n"
             "stderr naming the problem."
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {train.version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-    for command in (train, evaluate, predict, graph):
+    for command in (train, evaluate, predict, export, graph):
         command.add_parser(commands)
     return parser
 

@@ -168,6 +168,13 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="trace the training step once per batch shape and replay it (mx.compile)",
     )
+    train.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        default=None,
+        help="also write TensorBoard event files of every epoch's figures to DIR "
+        "(needs: pip install 'chainrule[tensorboard]')",
+    )
     train.set_defaults(run=run)
 
 
@@ -290,6 +297,8 @@ def run(args: argparse.Namespace) -> int:
     monitor = "val_loss" if "val" in splits else "loss"
     stopper = EarlyStopping(monitor=monitor, patience=args.patience, verbose=lead)
     callbacks = [stopper] if args.patience > 0 else []
+    if args.tensorboard is not None and lead:
+        callbacks.append(_tensorboard(args.tensorboard))
     if lead:
         print(
             f"data: {ds.source}  rows {len(ds)} (train {len(train_idx)}, "
@@ -362,6 +371,21 @@ def run(args: argparse.Namespace) -> int:
     print(f"plot:    {out / 'history.png'}")
     print(f"run:     {out}  (chainrule evaluate {out} --data ...)")
     return 0
+
+
+def _tensorboard(folder: str) -> Any:
+    """The TensorBoard callback of --tensorboard DIR, checked before training starts."""
+    from chainrule.train import TensorBoard
+
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"--tensorboard {folder} is a file; give a folder for the event files")
+    try:
+        return TensorBoard(path)
+    except ImportError:
+        raise CommandError(
+            "--tensorboard needs the tensorboard package: pip install 'chainrule[tensorboard]'"
+        ) from None
 
 
 def _hidden_text(args: argparse.Namespace) -> str:

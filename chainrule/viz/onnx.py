@@ -705,6 +705,8 @@ def export_onnx(
     opset_version: int | None = None,
     training: bool = False,
     doc_string: str = "",
+    names_from: Any = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> Any:
     """Export ``model(*args)`` as an ONNX model; write it to ``f`` when given.
 
@@ -720,6 +722,8 @@ def export_onnx(
         opset_version: the ONNX opset (13 to the installed onnx's newest; default 18).
         training: run the model in training mode (default: eval mode, restored afterwards).
         doc_string: the model's description.
+        names_from: the module whose ``state_dict`` names the initializers (default: ``model``).
+        metadata: strings stored in the model's ``metadata_props``.
 
     Returns:
         The ``onnx.ModelProto``, checked by ``onnx.checker``.
@@ -778,7 +782,7 @@ def export_onnx(
                 "onnx export: the model records different operations for other input values or "
                 "sizes (control flow that depends on the input), which one ONNX graph cannot hold"
             )
-    handles, data = _state_names(model)
+    handles, data = _state_names(model if names_from is None else names_from)
     dims = _Dims(symbols, [int(np.shape(args[i]._data)[axis]) for i, axis in symbols])
     ex = _Exporter(runs, dims, ins, handles, data, opset)
     ex.build()
@@ -815,6 +819,8 @@ def export_onnx(
         producer_version=_version(),
     )
     proto.ir_version = min(proto.ir_version, 10)
+    if metadata:
+        helper.set_model_props(proto, {str(k): str(v) for k, v in metadata.items()})
     onnx.checker.check_model(proto)
     if f is not None:
         _write(proto, f)
