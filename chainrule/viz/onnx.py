@@ -388,9 +388,9 @@ class _Exporter:
                 return rebuilt
             raise OnnxExportError(
                 f"onnx export: the model computes a {value.dtype} value of shape {value.shape} from "
-                f"its input outside the recorded operations (argument {j} of "
-                f"'{node.prim.name}'); ONNX export cannot follow it. Write that computation "
-                "with chainrule operations on the input."
+                f"its input outside the recorded operations, or draws it at random (argument "
+                f"{j} of '{node.prim.name}'); ONNX export cannot follow it. Write that "
+                "computation with chainrule operations on the input (and export in eval mode)."
             )
         if dtype is not None and value.dtype != dtype and value.dtype.kind in "biuf":
             value = value.astype(dtype)

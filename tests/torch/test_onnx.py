@@ -193,3 +193,45 @@ def test_index_computed_from_the_input_is_refused():
 
     with pytest.raises(OnnxExportError, match="(?i)index"):
         torch.onnx.export(fn, (torch.randn(3, 4),), io.BytesIO())
+
+
+def test_cnn_agrees_with_real_pytorch_on_the_same_weights():
+    torch_ref = pytest.importorskip("torch")
+
+    def build(nn):
+        return nn.Sequential(
+            nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 4, 3, stride=2), nn.Flatten(), nn.Linear(16, 3),
+        )  # fmt: skip
+
+    torch.manual_seed(3)
+    mine = build(torch.nn)
+    ref = build(torch_ref.nn)
+    mine[1].running_mean = torch.randn(6) * 0.2
+    mine[1].running_var = torch.rand(6) + 0.5
+    ref.load_state_dict(
+        {k: torch_ref.from_numpy(np.array(v)) for k, v in mine.state_dict().items()}
+    )
+    ref.eval()
+    buf = io.BytesIO()
+    torch.onnx.export(mine, (torch.randn(2, 2, 10, 10),), buf, dynamic_axes={"input": {0: "n"}})
+    sess = ort.InferenceSession(buf.getvalue())
+    x = np.random.default_rng(0).normal(size=(5, 2, 10, 10)).astype(np.float32)
+    with torch_ref.no_grad():
+        want = ref(torch_ref.from_numpy(x)).numpy()
+    np.testing.assert_allclose(sess.run(None, {"input": x})[0], want, rtol=1e-5, atol=1e-5)
+
+
+def test_add_graph_of_a_torch_model(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from chainrule.torch.utils.tensorboard import SummaryWriter
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(8, 1))
+    with SummaryWriter(tmp_path) as w:
+        w.add_graph(model, torch.randn(1, 1, 4, 4))
+    ea = EventAccumulator(str(tmp_path))
+    ea.Reload()
+    names = {n.name for n in ea.Graph().node}
+    assert {"0/weight", "2/bias", "input_0", "output_0"} <= names
