@@ -67,7 +67,9 @@ def has_torch_function(relevant_args: Any) -> bool:
 has_torch_function_unary = has_torch_function_variadic = has_torch_function
 
 
-def handle_torch_function(public_api: Callable, relevant_args: Any, *args: Any, **kwargs: Any):
+def handle_torch_function(
+    public_api: Callable, relevant_args: Any, *args: Any, **kwargs: Any
+) -> Any:
     """Call ``public_api`` (no ``__torch_function__`` overrides exist in chainrule)."""
     return public_api(*args, **kwargs)
 

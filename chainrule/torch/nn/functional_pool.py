@@ -90,7 +90,15 @@ def _unbatch(x: array, added: bool) -> array:
     return x[0] if added else x
 
 
-def windows(x: array, kernel, stride, padding, dilation, out, value: float) -> array:
+def windows(
+    x: array,
+    kernel: tuple,
+    stride: tuple,
+    padding: tuple,
+    dilation: tuple,
+    out: tuple,
+    value: float,
+) -> array:
     """``(N, C, *out, prod(kernel))``: the windows of a channels-first ``x`` padded with ``value``."""
     width = [(0, 0), (0, 0)]
     for size, k, s, p, d, o in zip(x.shape[2:], kernel, stride, padding, dilation, out):
