@@ -443,6 +443,29 @@ CASES = {
             x[0], x[1], mode="bicubic", padding_mode="reflection", align_corners=True
         ),
     ),
+    "grid_sample_3d_nearest_border": (
+        [_n(1, 2, 3, 4, 5), _unif(-1.3, 1.3, 1, 2, 3, 4, 3)],
+        lambda F, x, a: F.grid_sample(
+            x[0], x[1], mode="nearest", padding_mode="border", align_corners=True
+        ),
+    ),
+    "grid_sample_3d_reflection": (
+        [_n(1, 2, 3, 4, 5), _unif(-2.3, 2.3, 1, 2, 3, 4, 3)],
+        lambda F, x, a: F.grid_sample(x[0], x[1], padding_mode="reflection", align_corners=False),
+    ),
+    "avg_pool2d_unbatched": ([_n(3, 7, 8)], lambda F, x, a: F.avg_pool2d(x[0], 2, 1, 1)),
+    "max_pool3d_unbatched": (
+        [_n(2, 4, 5, 4)],
+        lambda F, x, a: F.max_pool3d(x[0], 2, 2, 1, return_indices=True),
+    ),
+    "conv2d_unbatched": (
+        [_n(4, 7, 8), _n(6, 4, 3, 2)],
+        lambda F, x, a: F.conv2d(x[0], x[1], padding=(1, 0)),
+    ),
+    "adaptive_avg_pool2d_unbatched": (
+        [_n(3, 7, 9)],
+        lambda F, x, a: F.adaptive_avg_pool2d(x[0], (2, 4)),
+    ),
     "grid_sample_3d": (
         [_n(1, 2, 3, 4, 5), _unif(-1, 1, 1, 2, 3, 4, 3)],
         lambda F, x, a: F.grid_sample(x[0], x[1], align_corners=False),
