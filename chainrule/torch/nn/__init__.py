@@ -29,6 +29,7 @@ from . import (  # noqa: E402
     _losses,
     _misc,
     _pool_pad,
+    _rnn,
     attention,
     common_types,
     grad,
@@ -37,12 +38,9 @@ from . import (  # noqa: E402
     parameter,
 )
 
-_BREADTH = (_activations, _losses, _misc, _pool_pad)
+_BREADTH = (_activations, _losses, _misc, _pool_pad, _rnn)
 _ADAPTED |= {_n for _m in _BREADTH for _n in _m.__all__}
 _NOT_PROVIDED = {
-    "RNN": "its inputs are sequence-first by default and it returns (output, h_n)",
-    "GRU": "its inputs are sequence-first by default and it returns (output, h_n)",
-    "LSTM": "its inputs are sequence-first by default and it returns (output, (h_n, c_n))",
     "Transformer": "its arguments (d_model, nhead, ...) and layouts differ",
     "TransformerEncoder": "its arguments and layouts differ",
     "TransformerEncoderLayer": "its arguments (d_model, nhead, ...) and layouts differ",

@@ -74,3 +74,6 @@ def skip_init(module_cls: type, *args: Any, **kwargs: Any) -> Any:
     the meta device; here the module is built and initialised as usual)."""
     kwargs.pop("device", None)
     return module_cls(*args, **kwargs)
+
+
+from . import rnn  # noqa: E402  (torch.nn.utils.rnn)
