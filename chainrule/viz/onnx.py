@@ -90,8 +90,7 @@ class _Run:
         finally:
             _FLAG.on = prev
         self.leaves = leaves
-        self.tuple_out = isinstance(out, (tuple, list))
-        outs = list(out) if self.tuple_out else [out]
+        outs = _flatten(out)
         for i, o in enumerate(outs):
             if not isinstance(o, array):
                 raise OnnxExportError(
@@ -102,6 +101,13 @@ class _Run:
 
     def signature(self) -> list:
         return [(n.prim.name if n.prim else "leaf", len(n.args)) for n in self.order]
+
+
+def _flatten(out: Any) -> list:
+    """The outputs in order, nested tuples and lists flattened (as PyTorch's exporter does)."""
+    if isinstance(out, (tuple, list)):
+        return [o for item in out for o in _flatten(item)]
+    return [out]
 
 
 def _topological(roots: list[Node]) -> list[Node]:
@@ -265,28 +271,44 @@ _SUPPORTED = sorted(
 
 
 class _Dims:
-    """Shapes as ``k * size(symbols)``: what the longer-axis runs say about each entry."""
+    """Sizes as ``k * size(symbols) + c``: what the longer-axis runs say about each entry."""
 
     def __init__(self, symbols: list[tuple[int, int]], base_sizes: list[int]) -> None:
         self.symbols = symbols  # (input index, axis)
         self.base = base_sizes
 
     def solve(self, where: str, base: Sequence[int], bumped: list[Sequence[int]]) -> list:
-        """Each entry: an int, or ``(k, [symbol indices])`` when it grows with the inputs."""
+        """Each entry: an int, or ``(k, [symbols], c)`` for ``k * prod(sizes) + c`` when it
+        grows with the dynamic axes (checked against every run with a longer axis)."""
         out: list = []
         for j, d in enumerate(base):
-            grows = [s for s, b in enumerate(bumped) if int(b[j]) != int(d)]
-            if not grows or int(d) == -1:
-                out.append(int(d))
+            d = int(d)
+            grows = [s for s, b in enumerate(bumped) if int(b[j]) != d]
+            if not grows or d == -1:
+                out.append(d)
                 continue
+            entry = None
             size = int(np.prod([self.base[s] for s in grows]))
-            if size == 0 or int(d) % size:
+            if size and d % size == 0:  # k * B (* T ...): a reshape to (B * T, D)
+                entry = (d // size, grows, 0)
+            if (entry is None or not self.fits(entry, j, bumped)) and len(grows) == 1:
+                k = int(bumped[grows[0]][j]) - d  # k * B + c: a slice end t * B + B
+                entry = (k, grows, d - k * self.base[grows[0]])
+            if entry is None or not self.fits(entry, j, bumped):
                 raise OnnxExportError(
-                    f"onnx export: {where}: size {d} of entry {j} changes with the dynamic axes but "
-                    "is not a multiple of their sizes"
+                    f"onnx export: {where}: entry {j} ({d}) changes with the dynamic axes in a "
+                    "way that is not k * size + c"
                 )
-            out.append((int(d) // size, grows))
+            out.append(entry)
         return out
+
+    def fits(self, entry: tuple, j: int, bumped: list[Sequence[int]]) -> bool:
+        k, syms, c = entry
+        for s, b in enumerate(bumped):
+            sizes = [self.base[t] + (t == s) for t in syms]
+            if int(b[j]) != k * int(np.prod(sizes)) + c:
+                return False
+        return True
 
 
 def _dtype_of(v: Any) -> np.dtype:
@@ -342,12 +364,14 @@ class _Exporter:
             if isinstance(e, int):
                 parts.append(self.g.ints([e]))
                 continue
-            k, syms = e
+            k, syms, c = e
             v = self.symbol(syms[0])
             for s in syms[1:]:
                 v = self.g.op("Mul", [v, self.symbol(s)])
             if k != 1:
                 v = self.g.op("Mul", [v, self.g.ints([k])])
+            if c:
+                v = self.g.op("Add", [v, self.g.ints([c])])
             parts.append(v)
         return self.g.op("Concat", parts, axis=0)
 
@@ -383,7 +407,7 @@ class _Exporter:
             return self.value[("data", id(a))]
         value = np.asarray(a)
         if self.changing(node, j):
-            rebuilt = self.rebuild(node, j)
+            rebuilt = self.rebuild(node, j, dtype)
             if rebuilt is not None:
                 return rebuilt
             raise OnnxExportError(
@@ -411,7 +435,7 @@ class _Exporter:
             first = v
         return True
 
-    def rebuild(self, node: Node, j: int) -> str | None:
+    def rebuild(self, node: Node, j: int, dtype: np.dtype | None = None) -> str | None:
         """A constant computed from the input, rebuilt from the graph when it is recognised."""
         c = np.asarray(node.args[j])
         others = [a for k, a in enumerate(node.args) if k != j]
@@ -421,10 +445,17 @@ class _Exporter:
             rest = np.broadcast_shapes(
                 *[np.shape(a.value if type(a) is Node else a) for a in others]
             )
+            first = c.reshape(-1)[:1].reshape(())
+            scalar = self.g.init(first if dtype is None else first.astype(dtype))
             if name in _BINARY or name == "where":
                 if np.broadcast_shapes(rest, ()) == np.shape(node.value):
                     dtype = node.value.dtype if name != "where" or j else np.dtype(bool)
                     return self.g.init(np.asarray(c.reshape(-1)[0], dtype=dtype))
+            # elsewhere (a zero initial state fed to a matmul): expanded to its shape at run time
+            i = self.pos[id(node)]
+            bumped = [np.shape(r.order[i].args[j]) for r in self.runs[2:]]
+            entries = self.dims.solve(f"a constant of shape {c.shape}", c.shape, bumped)
+            return self.g.op("Expand", [scalar, self.shape_input(entries)])
         # softmax's shift: the maximum of the value it is subtracted from
         if name == "subtract" and j == 1 and type(node.args[0]) is Node:
             x = np.asarray(node.args[0].value)
@@ -530,55 +561,19 @@ class _Exporter:
     def getitem(self, node: Node) -> str:
         g = self.g
         x = self.arg(node, 0)
-        shape = np.shape(node.args[0].value if type(node.args[0]) is Node else node.args[0])
-        idx = node.params["idx"]
-        idx = idx if isinstance(idx, tuple) else (idx,)
-        used = sum(1 for i in idx if i is not None and i is not Ellipsis)
-        if any(i is Ellipsis for i in idx):
-            k = idx.index(Ellipsis)
-            idx = idx[:k] + (slice(None),) * (len(shape) - used) + idx[k + 1 :]
-        idx = idx + (slice(None),) * (len(shape) - sum(1 for i in idx if i is not None))
-        starts, ends, axes, steps, squeeze, unsqueeze, gathers = [], [], [], [], [], [], []
-        axis = 0
-        out_axis = 0
-        for item in idx:
-            if item is None:
-                unsqueeze.append(out_axis)
-                out_axis += 1
-                continue
-            if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-                starts.append(int(item))
-                ends.append(int(item) + 1 if int(item) != -1 else np.iinfo(np.int64).max)
-                axes.append(axis)
-                steps.append(1)
-                squeeze.append(axis)
-            elif isinstance(item, slice):
-                if item != slice(None):
-                    step = 1 if item.step is None else int(item.step)
-                    big = np.iinfo(np.int64).max
-                    start = item.start if item.start is not None else (0 if step > 0 else big)
-                    end = item.stop if item.stop is not None else (big if step > 0 else -big - 1)
-                    starts.append(int(start))
-                    ends.append(int(end))
-                    axes.append(axis)
-                    steps.append(step)
-                out_axis += 1
-            elif isinstance(item, np.ndarray) and item.dtype.kind in "iu" and not gathers:
-                gathers.append((axis, item, out_axis))
-                out_axis += item.ndim
-            else:
-                what = (
-                    f"{item.dtype} array of shape {item.shape}"
-                    if isinstance(item, np.ndarray)
-                    else repr(item)
-                )
-                raise OnnxExportError(
-                    f"onnx export: the index {what} of 'getitem' is not mapped (slices, "
-                    "integers, None, ... and one integer array are)"
-                )
-            axis += 1
+        plan = _slice_plan(node)
+        starts, ends, axes, steps, squeeze, unsqueeze, gathers = plan
         if axes:
-            x = g.op("Slice", [x, g.ints(starts), g.ints(ends), g.ints(axes), g.ints(steps)])
+            k = self.pos[id(node)]
+            others = [_slice_plan(r.order[k]) for r in self.runs[2:]]
+            if any(o[2:4] != plan[2:4] or o[4:6] != plan[4:6] for o in others):
+                raise OnnxExportError(
+                    "onnx export: 'getitem' indexes differently when a dynamic axis grows"
+                )
+            where = f"'getitem' {node.params['idx']}"
+            begin = self.shape_input(self.dims.solve(where, starts, [o[0] for o in others]))
+            end = self.shape_input(self.dims.solve(where, ends, [o[1] for o in others]))
+            x = g.op("Slice", [x, begin, end, g.ints(axes), g.ints(steps)])
         if gathers:
             ax, ind, _ = gathers[0]
             if squeeze and any(s < ax for s in squeeze) or unsqueeze:
@@ -619,6 +614,57 @@ class _Exporter:
                 self.value[id(node)] = self.g.init(np.asarray(node.value), name or "parameter")
                 continue
             self.value[id(node)] = self.emit(node)
+
+
+def _slice_plan(node: Node) -> tuple:
+    """``getitem``'s index as ONNX Slice/Squeeze/Unsqueeze/Gather arguments."""
+    shape = np.shape(node.args[0].value if type(node.args[0]) is Node else node.args[0])
+    idx = node.params["idx"]
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    used = sum(1 for i in idx if i is not None and i is not Ellipsis)
+    if any(i is Ellipsis for i in idx):
+        k = idx.index(Ellipsis)
+        idx = idx[:k] + (slice(None),) * (len(shape) - used) + idx[k + 1 :]
+    idx = idx + (slice(None),) * (len(shape) - sum(1 for i in idx if i is not None))
+    starts, ends, axes, steps, squeeze, unsqueeze, gathers = [], [], [], [], [], [], []
+    big = int(np.iinfo(np.int64).max)
+    axis = out_axis = 0
+    for item in idx:
+        if item is None:
+            unsqueeze.append(out_axis)
+            out_axis += 1
+            continue
+        if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            starts.append(int(item))
+            ends.append(int(item) + 1 if int(item) != -1 else big)
+            axes.append(axis)
+            steps.append(1)
+            squeeze.append(axis)
+        elif isinstance(item, slice):
+            if item != slice(None):
+                step = 1 if item.step is None else int(item.step)
+                start = item.start if item.start is not None else (0 if step > 0 else big)
+                end = item.stop if item.stop is not None else (big if step > 0 else -big - 1)
+                starts.append(int(start))
+                ends.append(int(end))
+                axes.append(axis)
+                steps.append(step)
+            out_axis += 1
+        elif isinstance(item, np.ndarray) and item.dtype.kind in "iu" and not gathers:
+            gathers.append((axis, item, out_axis))
+            out_axis += item.ndim
+        else:
+            what = (
+                f"{item.dtype} array of shape {item.shape}"
+                if isinstance(item, np.ndarray)
+                else repr(item)
+            )
+            raise OnnxExportError(
+                f"onnx export: the index {what} of 'getitem' is not mapped (slices, integers, "
+                "None, ... and one integer array are)"
+            )
+        axis += 1
+    return starts, ends, axes, steps, squeeze, unsqueeze, gathers
 
 
 # -- the public function ---------------------------------------------------------------------

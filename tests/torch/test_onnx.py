@@ -235,3 +235,34 @@ def test_add_graph_of_a_torch_model(tmp_path):
     ea.Reload()
     names = {n.name for n in ea.Graph().node}
     assert {"0/weight", "2/bias", "input_0", "output_0"} <= names
+
+
+def test_sizes_that_grow_with_the_batch_axis():
+    # a slice ending at B - 1, a reshape to (B * 3, 2) and a zero state of the batch's size
+    w = mx.random.normal((2, 2))
+    w.requires_grad = True
+
+    def fn(x):
+        n = x.shape[0]
+        h = mx.zeros((n * 3, 2)) @ w + x.reshape(n * 3, 2)
+        return h[: n * 3 - 1] * 2
+
+    sess, _ = _session(fn, mx.random.normal((2, 6)), dynamic_axes={"input": {0: "b"}})
+    for n in (2, 4, 5):
+        _compare(sess, fn, [mx.random.normal((n, 6))])
+
+
+def test_torch_lstm_when_present():
+    if not hasattr(torch.nn, "LSTM"):
+        pytest.skip("chainrule.torch.nn.LSTM is not there yet")
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(4, 6, num_layers=2, batch_first=True)
+    sess, proto = _session(lstm, torch.randn(2, 5, 4), dynamic_axes={"input": {0: "b"}})
+    assert len(proto.graph.output) == 3  # output, (h_n, c_n) flattened as PyTorch does
+    for n in (2, 3):
+        x = torch.randn(n, 5, 4)
+        got = sess.run(None, {"input": np.asarray(x)})
+        with mx.no_grad():
+            out, (h, c) = lstm(x)
+        for g, w in zip(got, (out, h, c)):
+            np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-5)
