@@ -999,3 +999,38 @@ def test_ctc_loss_random_batches_match_pytorch():
         got.backward()
         np.testing.assert_allclose(float(got.item()), ref.item(), rtol=1e-9)
         np.testing.assert_allclose(np.asarray(cx.grad), tx.grad.numpy(), atol=1e-9)
+
+
+DOUBLE_BACKWARD = {
+    "conv2d": (lambda F, x, w: F.conv2d(x, w, padding=1), [(2, 3, 5, 5), (4, 3, 3, 3)]),
+    "max_pool2d": (lambda F, x, w: F.max_pool2d(x * w.sum(), 2), [(2, 3, 6, 6), (1,)]),
+    "avg_pool2d": (lambda F, x, w: F.avg_pool2d(x, 3, 2, 1) * w.sum(), [(2, 3, 6, 6), (1,)]),
+    "interpolate": (
+        lambda F, x, w: F.interpolate(x * w.sum(), scale_factor=1.5, mode="bicubic"),
+        [(2, 3, 4, 4), (1,)],
+    ),
+    "grid_sample": (
+        lambda F, x, w: F.grid_sample(x, w * 0.5, align_corners=False),
+        [(1, 2, 4, 5), (1, 3, 3, 2)],
+    ),
+    "layer_norm": (lambda F, x, w: F.layer_norm(x, (5,), w), [(3, 5), (5,)]),
+    "gelu": (lambda F, x, w: F.gelu(x) * w.sum(), [(3, 5), (1,)]),
+    "softplus": (lambda F, x, w: F.softplus(x * w.sum(), 2.0, 3.0), [(3, 5), (1,)]),
+    "sdpa": (lambda F, x, w: F.scaled_dot_product_attention(x, x, w), [(2, 3, 4), (2, 3, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DOUBLE_BACKWARD))
+def test_double_backward_matches_pytorch(name):
+    """A gradient penalty: differentiate the norm of an input gradient (create_graph=True)."""
+    f, shapes = DOUBLE_BACKWARD[name]
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(s) for s in shapes]
+    tx = [torch_ref.tensor(a, requires_grad=True) for a in arrays]
+    (g_ref,) = torch_ref.autograd.grad(f(TF, *tx).sum(), tx[0], create_graph=True)
+    (g_ref**2).sum().backward()
+    cx = [ct.tensor(a, requires_grad=True) for a in arrays]
+    (g,) = ct.autograd.grad(f(F, *cx).sum(), cx[0], create_graph=True)
+    (g**2).sum().backward()
+    np.testing.assert_allclose(np.asarray(g), g_ref.detach().numpy(), atol=1e-9)
+    np.testing.assert_allclose(np.asarray(cx[1].grad), tx[1].grad.numpy(), atol=1e-8)
