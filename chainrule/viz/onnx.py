@@ -435,6 +435,33 @@ class _Exporter:
             first = v
         return True
 
+    def size_number(self, node: Node, j: int, dtype: np.dtype) -> str | None:
+        """A scalar equal to ``k * size + c`` or its reciprocal in every run, if it is one."""
+        i = self.pos[id(node)]
+        values = [np.asarray(r.order[i].args[j]) for r in self.runs]
+        if len(values) < 3 or any(v.ndim or v.dtype.kind not in "iuf" for v in values):
+            return None
+        if values[1] != values[0]:  # changes with the input's values, not its sizes
+            return None
+        for inverse in (False, True):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ns = [1.0 / float(v) if inverse else float(v) for v in values]
+            if not all(np.isfinite(n) and abs(n - round(n)) < 1e-6 * max(1.0, abs(n)) for n in ns):
+                continue
+            ints = [int(round(n)) for n in ns]
+            try:
+                entries = self.dims.solve("a size", [ints[0]], [[n] for n in ints[2:]])
+            except OnnxExportError:
+                continue
+            if isinstance(entries[0], int):
+                continue
+            to = self.g.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+            v = self.g.op("Cast", [self.shape_input(entries)], to=to)
+            if inverse:
+                v = self.g.op("Reciprocal", [v])
+            return self.g.op("Reshape", [v, self.g.ints([])])
+        return None
+
     def rebuild(self, node: Node, j: int, dtype: np.dtype | None = None) -> str | None:
         """A constant computed from the input, rebuilt from the graph when it is recognised."""
         c = np.asarray(node.args[j])
@@ -456,6 +483,10 @@ class _Exporter:
             bumped = [np.shape(r.order[i].args[j]) for r in self.runs[2:]]
             entries = self.dims.solve(f"a constant of shape {c.shape}", c.shape, bumped)
             return self.g.op("Expand", [scalar, self.shape_input(entries)])
+        # a number made from sizes of dynamic axes (a mean's 1 / T): computed from the shape
+        size = self.size_number(node, j, dtype or c.dtype)
+        if size is not None:
+            return size
         # softmax's shift: the maximum of the value it is subtracted from
         if name == "subtract" and j == 1 and type(node.args[0]) is Node:
             x = np.asarray(node.args[0].value)

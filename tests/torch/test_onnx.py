@@ -266,3 +266,25 @@ def test_torch_lstm_when_present():
             out, (h, c) = lstm(x)
         for g, w in zip(got, (out, h, c)):
             np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
+class _Bag(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(10, 4)
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, ids):
+        return self.lin(self.emb(ids)).mean(dim=1)  # the mean's 1 / T follows the input
+
+
+def test_token_ids_embedding_and_a_mean_over_a_dynamic_axis():
+    torch.manual_seed(0)
+    model = _Bag()
+    ids = torch.tensor([[1, 2, 3], [4, 5, 9]])
+    sess, proto = _session(model, (ids,), dynamic_axes={"input": {0: "batch", 1: "time"}})
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "time"]
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    for x in (ids, torch.tensor([[0, 7], [3, 3], [9, 1]]), torch.tensor([[2, 4, 6, 8, 1]])):
+        _compare(sess, model, [x])
