@@ -106,14 +106,14 @@ def test_lstm_with_dynamic_batch():
         _compare(sess, lstm, [mx.random.normal((n, 5, 4))])
 
 
-def test_transformer_encoder_with_dynamic_batch():
+def test_transformer_encoder_with_dynamic_batch_and_length():
     mx.random.seed(0)
-    enc = cnn.TransformerEncoder(2, 16, 4, mlp_dims=32)
+    enc = cnn.TransformerEncoder(2, 16, 4, mlp_dims=32, activation=cnn.gelu)
     enc.eval()
     fn = lambda x: enc(x, None)  # noqa: E731
-    sess, _ = _session(fn, mx.random.normal((2, 6, 16)), dynamic_axes={"input": {0: "batch"}})
-    for n in (2, 3):
-        _compare(sess, fn, [mx.random.normal((n, 6, 16))])
+    sess, _ = _session(fn, mx.random.normal((2, 6, 16)), dynamic_axes={"input": {0: "b", 1: "t"}})
+    for shape in ((2, 6, 16), (3, 4, 16), (1, 9, 16)):
+        _compare(sess, fn, [mx.random.normal(shape)])
 
 
 def test_two_inputs_and_opset_13():
