@@ -97,3 +97,32 @@ def test_tensorboard_folder_that_is_a_file(files, capsys):
     argv = ["train", "--data", files / "good.csv", "--tensorboard", files / "good.csv", *QUICK]
     status, _, err = run(argv, capsys)
     one_error_line(status, err, "--tensorboard", "is a file")
+
+
+@pytest.mark.parametrize(
+    "activation", ["relu", "gelu", "silu", "tanh", "sigmoid", "leaky_relu", "elu"]
+)
+def test_every_activation_of_the_command_exports(activation):
+    import io
+
+    import chainrule.core as mx
+    from chainrule.cli.model import build_model
+    from chainrule.viz.onnx import export_onnx
+
+    config = {
+        "input_dim": 3,
+        "output_dim": 2,
+        "hidden": [8, 8],
+        "activation": activation,
+        "dropout": 0.1,
+    }
+    model = build_model(config)
+    model.eval()
+    buf = io.BytesIO()
+    export_onnx(model, (mx.random.normal((4, 3)),), buf, dynamic_axes={"input": {0: "n"}})
+    sess = ort.InferenceSession(buf.getvalue())
+    x = mx.random.normal((7, 3))
+    with mx.no_grad():
+        want = np.asarray(model(x))
+    got = sess.run(None, {"input": np.asarray(x)})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
