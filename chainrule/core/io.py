@@ -152,6 +152,9 @@ def pid_alive(pid: int) -> bool:
     """
     if pid == os.getpid():
         return True
+    if os.name == "nt":
+        # os.kill(pid, 0) is no probe on Windows: 0 is CTRL_C_EVENT, any other signal kills.
+        return _windows_pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -159,6 +162,37 @@ def pid_alive(pid: int) -> bool:
     except (PermissionError, OSError):
         return True  # someone else's live process, or a platform that cannot tell: keep
     return True
+
+
+def _windows_pid_alive(
+    pid: int, kernel32: Any = None, last_error: Callable[[], int] | None = None
+) -> bool:
+    """``pid_alive`` on Windows: open the process and ask whether it has exited.
+
+    Args:
+        pid: the process id.
+        kernel32: the Windows API (a stand-in in tests); loaded when None.
+        last_error: ``ctypes.get_last_error`` (a stand-in in tests).
+    """
+    import ctypes
+
+    if kernel32 is None or last_error is None:  # pragma: no cover - Windows only
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined]
+        last_error = ctypes.get_last_error  # type: ignore[attr-defined]
+        kernel32.OpenProcess.restype = ctypes.c_void_p
+        kernel32.GetExitCodeProcess.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong)]
+        kernel32.CloseHandle.argtypes = [ctypes.c_void_p]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        # ERROR_ACCESS_DENIED (5): someone else's live process; otherwise there is none.
+        return last_error() == 5
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def clean_stale_temporaries(directory: str | os.PathLike) -> list[str]:
