@@ -311,12 +311,6 @@ class _Dims:
         return True
 
 
-def _dtype_of(v: Any) -> np.dtype:
-    if isinstance(v, (bool, np.bool_)):
-        return np.dtype(bool)
-    return np.asarray(v).dtype
-
-
 class _Exporter:
     def __init__(
         self,
@@ -344,7 +338,6 @@ class _Exporter:
             else:
                 self.data_names[id(leaf._data)] = name
                 self.value[("data", id(leaf._data))] = name
-        self.inputs_by_index = input_names
         self.pos = {id(n): i for i, n in enumerate(self.base.order)}
 
     # -- symbolic sizes ------------------------------------------------------------------------
