@@ -205,7 +205,8 @@ def _image_hwc(img: np.ndarray, dataformats: str) -> np.ndarray:
     if img.shape[2] not in (3, 4):
         raise ValueError(f"add_image: {img.shape[2]} channels (1, 3 or 4 can be shown)")
     if img.dtype != np.uint8:
-        img = np.clip(img.astype(np.float64) * 255.0, 0, 255).astype(np.uint8)  # truncated, as PyTorch
+        # scaled by 255 and truncated, as PyTorch does
+        img = np.clip(img.astype(np.float64) * 255.0, 0, 255).astype(np.uint8)
     return img
 
 
