@@ -744,7 +744,13 @@ class _SizeInt(int):
 
 
 class _Size(tuple):
-    """A shape that also answers ``numel()`` (PyTorch's ``torch.Size``)."""
+    """A shape that also answers ``numel()`` (PyTorch's ``torch.Size``, printed as PyTorch
+    prints it: ``torch.Size([2, 3])``)."""
+
+    def __repr__(self) -> str:
+        return f"torch.Size({list(self)!r})"
+
+    __str__ = __repr__
 
     def numel(self) -> int:
         n = 1

@@ -372,7 +372,7 @@ def _run_hooks(node: Node, g: array) -> array:
             if r.shape != g.shape:
                 raise RuntimeError(
                     f"register_hook: hook {getattr(hook, '__name__', hook)!r} has changed the "
-                    f"size of the gradient from {g.shape} to {r.shape}"
+                    f"size of the gradient from {tuple(g.shape)} to {tuple(r.shape)}"
                 )
             g = r
     ref = _HOOKS.retain.get(node)

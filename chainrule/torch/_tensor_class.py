@@ -34,6 +34,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core.extend import STATE, from_value, new_array
+from chainrule.core.tensor_functions import Size
 from chainrule.core.versions import replaced, version
 
 array = mx.array
@@ -75,6 +76,11 @@ class Tensor(array, metaclass=_TensorMeta):
         return tensor_repr(self)
 
     __str__ = __repr__
+
+    @property
+    def shape(self) -> Size:
+        """The shape as a ``torch.Size`` (a tuple that prints as PyTorch prints it)."""
+        return Size(self._data.shape)
 
     @property
     def _version(self) -> int:
@@ -256,7 +262,7 @@ _PASS = {
 # Methods that act on the handle itself (its value, its hooks, where its gradient goes).
 _ON_SELF = {
     "__setitem__", "__delitem__", "retain_grad", "register_hook",
-    "register_post_accumulate_grad_hook",
+    "register_post_accumulate_grad_hook", "module_load",
 }  # fmt: skip
 
 
@@ -402,7 +408,10 @@ def tensor_of(x: array) -> Tensor:
     return t
 
 
-_NOT_DOORS = {"compile", "vmap", "is_tensor", "is_grad_enabled", "manual_seed", "seed"}
+_NOT_DOORS = {
+    "compile", "vmap", "cond", "while_loop", "fork", "is_tensor", "is_grad_enabled",
+    "manual_seed", "seed",
+}  # fmt: skip
 """Functions of ``chainrule.torch`` left unwrapped: those taking a function (it must see the
 caller's tensors) and those that never return arrays."""
 
