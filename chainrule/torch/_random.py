@@ -16,7 +16,7 @@ from chainrule.core import dtypes as _dt
 from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import check_device, to_np_dtype
 
-from ._creation import _F32, _I64, _finish, _size
+from ._creation import _I64, _finish, _float, _size
 
 array = mx.array
 
@@ -94,7 +94,7 @@ def randn(
         A new array of shape ``size``.
     """
     shape = _size(size, "randn")
-    d = to_np_dtype(dtype, _F32)
+    d = to_np_dtype(dtype, _float())
     if generator is None:
         out = mx.random.normal(shape, dtype=_dt.from_np(d))
     else:
@@ -122,7 +122,7 @@ def rand(
         A new array of shape ``size``.
     """
     shape = _size(size, "rand")
-    d = to_np_dtype(dtype, _F32)
+    d = to_np_dtype(dtype, _float())
     if generator is None:
         out = mx.random.uniform(0.0, 1.0, shape, dtype=_dt.from_np(d))
     else:

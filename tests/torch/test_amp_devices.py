@@ -128,11 +128,8 @@ def test_set_default_dtype_changes_what_pytorch_changes(torch_ref, float64_defau
     assert torch.get_default_dtype() == torch.float64
 
 
-@pytest.mark.xfail(
-    strict=True, reason="chainrule/torch/_random.py does not read get_default_dtype() yet"
-)
 def test_set_default_dtype_reaches_random_draws(float64_default):
-    assert torch.randn(2).dtype == torch.float64
+    assert torch.randn(2).dtype == torch.float64 and torch.rand(2).dtype == torch.float64
 
 
 def test_set_default_dtype_refuses_non_float(torch_ref):
