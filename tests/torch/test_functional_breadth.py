@@ -63,6 +63,9 @@ BAG_OFF = np.array([0, 2, 2, 6])
 MASK = R.random((4, 5)) > 0.3
 MASK[:, 0] = True
 WEIGHT5 = R.random(5) + 0.5
+KPM = R.random((3, 5)) > 0.7
+KPM[:, 0] = False
+FLOAT_MASK = R.standard_normal((4, 5))
 R1D = R.standard_normal((2, 3, 9))
 R3D = R.standard_normal((1, 2, 4, 6, 5))
 SIGN43 = np.sign(R.standard_normal((4, 3)))
@@ -555,6 +558,69 @@ CASES = {
     "embedding_bag_mean_pad": (
         [_n(10, 4)],
         lambda F, x, a: F.embedding_bag(a(BAG_IDX), x[0], a(BAG_OFF), padding_idx=int(BAG_IDX[0])),
+    ),
+    "multi_head_attention": (
+        [_n(4, 3, 8), _n(5, 3, 8), _n(5, 3, 8), _n(24, 8), _n(24), _n(8, 8), _n(8)],
+        lambda F, x, a: F.multi_head_attention_forward(
+            x[0],
+            x[1],
+            x[2],
+            8,
+            2,
+            x[3],
+            x[4],
+            None,
+            None,
+            False,
+            0.0,
+            x[5],
+            x[6],
+            key_padding_mask=a(KPM),
+            attn_mask=a(~MASK),
+            average_attn_weights=False,
+        ),
+    ),
+    "multi_head_attention_separate_zero_attn": (
+        [_n(4, 3, 8), _n(5, 3, 6), _n(5, 3, 7), _n(8, 8), _n(8, 6), _n(8, 7), _n(8, 8)],
+        lambda F, x, a: F.multi_head_attention_forward(
+            x[0],
+            x[1],
+            x[2],
+            8,
+            4,
+            None,
+            None,
+            None,
+            None,
+            True,
+            0.0,
+            x[6],
+            None,
+            attn_mask=a(FLOAT_MASK),
+            use_separate_proj_weight=True,
+            q_proj_weight=x[3],
+            k_proj_weight=x[4],
+            v_proj_weight=x[5],
+        ),
+    ),
+    "multi_head_attention_bias_kv_unbatched": (
+        [_n(4, 8), _n(5, 8), _n(5, 8), _n(24, 8), _n(1, 1, 8), _n(1, 1, 8), _n(8, 8)],
+        lambda F, x, a: F.multi_head_attention_forward(
+            x[0],
+            x[1],
+            x[2],
+            8,
+            2,
+            x[3],
+            None,
+            x[4],
+            x[5],
+            False,
+            0.0,
+            x[6],
+            None,
+            key_padding_mask=a(KPM[0]),
+        ),
     ),
     "sdpa": (
         [_n(2, 3, 4, 8), _n(2, 3, 5, 8), _n(2, 3, 5, 6)],

@@ -23,6 +23,7 @@ from chainrule.core.array import array as Tensor
 
 from . import (
     functional_act,
+    functional_attention,
     functional_loss,
     functional_misc,
     functional_pool,
@@ -30,6 +31,7 @@ from . import (
     grad,
 )
 from .functional_act import *  # noqa: F403
+from .functional_attention import *  # noqa: F403
 from .functional_loss import *  # noqa: F403
 from .functional_misc import *  # noqa: F403
 from .functional_pool import *  # noqa: F403
@@ -40,6 +42,7 @@ GRID_SAMPLE_PADDING_MODES = {"zeros": 0, "border": 1, "reflection": 2}
 
 __all__ = sorted(
     set(functional_act.__all__)
+    | set(functional_attention.__all__)
     | set(functional_loss.__all__)
     | set(functional_misc.__all__)
     | set(functional_pool.__all__)
