@@ -53,6 +53,12 @@ def check_config(config: Any, where: Path) -> None:
 
     if not isinstance(config, dict) or config.get("format") != CONFIG_FORMAT:
         raise CommandError(f"{where}: not a config.json written by chainrule train")
+    if isinstance(config.get("input"), dict) and config["input"].get("kind") == "image":
+        from .images import check_image_config
+
+        check_image_config(config, where)
+        if config["model"].get("kind", "mlp") != "mlp":
+            return
     model = config.get("model")
     if not isinstance(model, dict):
         raise bad("no 'model' entry (the network's layer sizes)")
@@ -86,6 +92,8 @@ def check_config(config: Any, where: Path) -> None:
     features = config.get("features")
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
         raise bad("no 'features' list (the input column names)")
+    if "input" in config:  # an MLP on images: the pixels are the features, scaled per channel
+        return
     if len(features) != model["input_dim"]:
         raise bad(f"{len(features)} features for a model of {model['input_dim']} inputs")
     if not (config.get("target") is None or isinstance(config.get("target"), str)):
@@ -189,5 +197,11 @@ def read_run(run_dir: str) -> tuple[dict[str, Any], Any, Any]:
             message = f"{weights}: {message}"
         raise CommandError(f"cannot load the weights: {message}") from None
     model.eval()
+    if "input" in config:  # an image run: per-channel scaling (flattened for an MLP)
+        from .images import ImageScaler
+
+        info = config["input"]
+        flatten = config["model"].get("kind", "mlp") == "mlp"
+        return config, model, ImageScaler(info["mean"], info["std"], flatten)
     scaler = Standardizer(config["scaler"]["mean"], config["scaler"]["std"])
     return config, model, scaler

@@ -69,13 +69,18 @@ def build_model(config: dict[str, Any]) -> Any:
     """The MLP a run's config describes (fresh weights).
 
     Args:
-        config: `input_dim`, `output_dim`, `hidden`, `activation`, `dropout`.
+        config: `input_dim`, `output_dim`, `hidden`, `activation`, `dropout`; or, for an
+            image network, `kind` ("cnn" or "resnet"), `input_shape`, `output_dim`, `dropout`.
 
     Returns:
-        A `chainrule.nn.Sequential`.
+        A `chainrule.nn.Sequential` (a `chainrule.nn.Module` for an image network).
     """
     import chainrule.nn as nn
 
+    if config.get("kind", "mlp") != "mlp":
+        from .image_models import build_image_model
+
+        return build_image_model(config)
     activation = {
         "relu": nn.ReLU,
         "gelu": nn.GELU,

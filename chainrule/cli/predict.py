@@ -37,6 +37,15 @@ def add_parser(commands: Any) -> None:
     )
     predict.add_argument("run_dir", metavar="DIR", help="a directory written by chainrule train")
     add_data_argument(predict)
+    for action in predict._actions:
+        if "--data" in action.option_strings:
+            action.required = False  # image runs also take image files one by one
+    predict.add_argument(
+        "images",
+        nargs="*",
+        metavar="IMAGE",
+        help="image files to classify (a run trained on images), instead of --data",
+    )
     predict.add_argument(
         "--output", default="-", metavar="FILE.csv", help="where to write (- for stdout)"
     )
@@ -85,7 +94,16 @@ def run(args: argparse.Namespace) -> int:
     out = _check_output(args.output)
     pd = _pandas()
     config, model, scaler = read_run(args.run_dir)
-    ds, _ = load_for_run(args.data, config, with_target=False, missing=args.missing)
+    if "input" in config:  # an image run: --data FOLDER|LIST.csv|IMAGE, or image files
+        from .images import load_for_image_run
+
+        if (args.data is None) == (not args.images):
+            raise CommandError("give either --data (a folder or a CSV list) or image files")
+        ds, _ = load_for_image_run(args.data, config, False, files=args.images)
+    else:
+        if args.images or args.data is None:
+            raise CommandError("--data is required; image files are for runs trained on images")
+        ds, _ = load_for_run(args.data, config, with_target=False, missing=args.missing)
     X = scaler.transform(ds.X)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         outputs = predict(model, make_dataset(X, None), batch_size=args.batch_size)
@@ -93,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         probs = np.asarray(mx.softmax(outputs, axis=-1).numpy(), dtype=np.float64)
         classes = config["classes"]
         table = pd.DataFrame({"prediction": [classes[i] for i in probs.argmax(axis=1)]})
+        if "input" in config:
+            table.insert(0, "path", ds.paths)
         for j, c in enumerate(classes):
             table[f"prob_{c}"] = probs[:, j]
     else:

@@ -172,6 +172,10 @@ def load_for_run(
     """
     from chainrule.data import BUILTIN_DATASETS, from_numpy
 
+    if "input" in config:  # an image run
+        from .images import load_for_image_run
+
+        return load_for_image_run(spec, config, with_target)
     if spec in BUILTIN_DATASETS:
         ds = load_table(spec, missing)
         if ds.features != config["features"]:

@@ -31,12 +31,11 @@ from .model import (
     build_model,
     check_model_size,
     epoch_metrics,
-    loss_fn,
-    make_optimizer,
     report_metrics,
 )
 from .rundir import check_out, clean_stale, default_out, staging_dir, write_json, writing
-from .tables import check_class_count, load_training_data, make_dataset
+from .tables import check_class_count, make_dataset
+from .train_options import add_options
 
 __all__ = ["add_parser", "run", "version"]
 
@@ -72,6 +71,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=HelpFormatter,
     )
     add_data_argument(train)
+    add_options(train)
     train.add_argument(
         "--target",
         metavar="COL",
@@ -241,14 +241,26 @@ def run(args: argparse.Namespace) -> int:
     """
     import chainrule.core as mx
     import chainrule.distributed as dist
-    from chainrule.data import Standardizer
-    from chainrule.train import EarlyStopping, NonFiniteError, evaluate, fit
+    from chainrule import load_checkpoint
+    from chainrule.data import DataLoader, Standardizer
+    from chainrule.train import NonFiniteError, evaluate, fit
+
+    from . import train_options as opts
+    from .images import ImageScaler
 
     # Under `mpiexec -n N` every rank trains (fit is data-parallel); only rank 0 reports and
     # writes the run directory.
     world = dist.init()
     lead = world.rank() == 0
 
+    checkpoint = None
+    if args.resume is not None:
+        args, checkpoint = opts.resumed_args(args)
+    elif args.data is None:
+        raise CommandError(
+            "the following arguments are required: --data (or --resume DIR to continue a "
+            "stopped run); see chainrule train --help"
+        )
     _check_packages()
     out = Path(args.out) if args.out else default_out(args.data)
     if world.size() > 1:
@@ -259,8 +271,10 @@ def run(args: argparse.Namespace) -> int:
         for note in clean_stale(out.parent if str(out.parent) else Path(".")):
             print(f"chainrule: {note}", file=sys.stderr)
     check_out(out, args.overwrite)
-    ds = load_training_data(args)
-    if ds.X.ndim != 2:
+    ds = opts.training_data(args)
+    images = opts.is_images(ds)
+    opts.check_metric(args, ds.task)
+    if ds.X.ndim != 2 and not images:
         raise CommandError(f"{args.data}: expected a table of features, got shape {ds.X.shape}")
     if ds.task == "classification" and len(ds.classes) < 2:
         raise CommandError(
@@ -273,8 +287,15 @@ def run(args: argparse.Namespace) -> int:
         len(ds), args.val_split, args.test_split, args.seed, labels
     )
     output_dim = len(ds.classes) if ds.task == "classification" else 1
-    check_model_size(ds.X.shape[1], args.hidden, output_dim, f"--hidden {_hidden_text(args)}")
-    scaler = Standardizer.fit(ds.X[train_idx])
+    model_config = opts.model_config(args, ds, output_dim)
+    if args.model == "mlp":
+        check_model_size(
+            model_config["input_dim"], args.hidden, output_dim, f"--hidden {_hidden_text(args)}"
+        )
+    if images:
+        scaler = ImageScaler.fit(ds.X[train_idx], flatten=args.model == "mlp")
+    else:
+        scaler = Standardizer.fit(ds.X[train_idx])
     X = scaler.transform(ds.X)
     y = ds.y
     splits = {
@@ -282,27 +303,27 @@ def run(args: argparse.Namespace) -> int:
         for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))
         if len(idx)
     }
-    model_config = {
-        "input_dim": X.shape[1],
-        "output_dim": output_dim,
-        "hidden": args.hidden,
-        "activation": args.activation,
-        "dropout": args.dropout,
-    }
+    if args.augment and "train" in splits:
+        splits["train"] = opts.AugmentedImages(X[train_idx], y[train_idx])
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     mx.random.seed(args.seed)
     model = build_model(model_config)
-    optimizer = make_optimizer(args.optimizer, lr)
-    loss = loss_fn(ds.task)
-    monitor = "val_loss" if "val" in splits else "loss"
-    stopper = EarlyStopping(monitor=monitor, patience=args.patience, verbose=lead)
-    callbacks = [stopper] if args.patience > 0 else []
+    optimizer = opts.make_optimizer(args, lr)
+    loss = opts.make_loss(args, ds.task, y[train_idx], output_dim)
+    monitor = ("val_" if "val" in splits else "") + args.metric
+    stopper = opts.ResumableEarlyStopping(monitor=monitor, patience=args.patience, verbose=lead)
+    schedule = opts.Schedule(
+        args.lr_schedule, lr, args.epochs, args.warmup, monitor, max(1, args.patience // 2)
+    )
+    callbacks = [schedule] + ([stopper] if args.patience > 0 else [])
     if args.tensorboard is not None and lead:
         callbacks.append(_tensorboard(args.tensorboard))
     if lead:
         print(
             f"data: {ds.source}  rows {len(ds)} (train {len(train_idx)}, "
-            f"val {len(val_idx)}, test {len(test_idx)})  features {X.shape[1]}  "
+            f"val {len(val_idx)}, test {len(test_idx)})  "
+            + (f"images {'x'.join(map(str, ds.X.shape[1:]))}  " if images else "")
+            + f"features {int(np.prod(X.shape[1:]))}  "
             + (
                 f"classes {len(ds.classes)}"
                 if ds.task == "classification"
@@ -313,6 +334,24 @@ def run(args: argparse.Namespace) -> int:
     # The staging directory is made before training, so an --out that cannot be written is
     # reported now, not after the training time is spent.
     staging = staging_dir(out, args.overwrite) if lead else contextlib.nullcontext(None)
+    train_data = splits["train"]
+    if world.size() == 1:  # an explicit loader, so that its state can be saved and restored
+        train_data = DataLoader(train_data, batch_size=args.batch_size, shuffle=True)
+    prior: dict[str, Any] = {"epoch": [], "history": {}}
+    first_epoch = 0
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, model, optimizer, loader=train_data)
+        first_epoch, prior = state["epoch"], state["extra"]["history"]
+        stopper.load_state_dict(state["extra"]["parts"]["stopper"])
+        schedule.load_state_dict(state["extra"]["parts"]["schedule"])
+        if lead:
+            print(f"resuming {out} after epoch {first_epoch}", flush=True)
+    if lead:
+        folder = opts.resume_dir(out)
+        if checkpoint is None:
+            opts.save_args(folder, args)
+        parts = {"stopper": stopper, "schedule": schedule}
+        callbacks.append(opts.EpochCheckpoint(folder / "checkpoint.safetensors", prior, parts))
     with staging as tmp:
         # Overflow warnings from NumPy would print before the one-line report of a
         # divergence; fit checks the loss and parameters itself.
@@ -322,16 +361,22 @@ def run(args: argparse.Namespace) -> int:
                     model,
                     optimizer,
                     loss,
-                    splits["train"],
+                    train_data,
                     splits.get("val"),
                     epochs=args.epochs,
                     batch_size=args.batch_size,
-                    metrics=epoch_metrics(ds.task),
+                    metrics=opts.epoch_metric_names(epoch_metrics(ds.task), args.metric),
                     callbacks=callbacks,
                     progress=False if args.no_progress else True,
-                    seed=args.seed,
+                    seed=args.seed if checkpoint is None else None,
+                    initial_epoch=first_epoch,
                     compile=args.compile,
                 )
+                history = opts.combined_history(prior, history)
+            except KeyboardInterrupt:
+                if lead:
+                    opts.say_interrupted(out)
+                raise
             except NonFiniteError as e:
                 problem = e.problem.removeprefix("fit: ")
                 raise CommandError(
@@ -346,6 +391,7 @@ def run(args: argparse.Namespace) -> int:
                     )
                     metrics[name] = {k: _finite(float(v)) for k, v in result.items()}
         config = _run_config(args, ds, model_config, scaler, lr, history, labels)
+        opts.add_run_config(config, args, ds, scaler)
         config["split"]["sizes"] = {
             "train": len(train_idx),
             "val": len(val_idx),
@@ -364,6 +410,7 @@ def run(args: argparse.Namespace) -> int:
                 write_json(tmp / "metrics.json", metrics)
     if not lead:
         return 0
+    opts.finish_resume(out)
     report = metrics.get("test") or metrics.get("val") or metrics["train"]
     which = "test" if "test" in metrics else "val" if "val" in metrics else "train"
     print(f"{which}: {format_metrics(report)}")

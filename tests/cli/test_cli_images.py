@@ -1,0 +1,170 @@
+"""`chainrule train|evaluate|predict` on images: a folder of class folders (the digits written
+out as PNG files), a CSV list of image paths, the built-in digits as images; the CNN and the
+small ResNet; and the errors for unreadable images, mixed sizes and empty class folders."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+from cli_helpers import one_error_line, run
+
+pytest.importorskip("PIL")
+pytest.importorskip("sklearn")
+pd = pytest.importorskip("pandas")
+
+
+def write_digits(folder, limit=None):
+    """scikit-learn's digits as 8x8 grey PNG files, one sub-folder per class."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    n = len(digits.images) if limit is None else limit
+    for i in range(n):
+        klass = folder / str(digits.target[i])
+        klass.mkdir(parents=True, exist_ok=True)
+        pixels = np.round(digits.images[i] * 255 / 16).astype(np.uint8)
+        Image.fromarray(pixels, mode="L").save(klass / f"{i:04d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def digit_pngs(tmp_path_factory):
+    return write_digits(tmp_path_factory.mktemp("digits") / "digits")
+
+
+@pytest.fixture(scope="module")
+def cnn_run(digit_pngs, tmp_path_factory):
+    """The done-when run: `chainrule train --data DIR --model cnn` on the digits PNG folder."""
+    out = tmp_path_factory.mktemp("runs") / "cnn"
+    start = time.perf_counter()
+    from chainrule import cli
+
+    status = cli.main(
+        ["train", "--data", str(digit_pngs), "--model", "cnn", "--out", str(out)]
+        + ["--epochs", "20", "--patience", "5", "--no-progress", "--seed", "0"]
+    )
+    seconds = time.perf_counter() - start
+    print(f"cnn on the digits PNG folder: {seconds:.1f} s")  # reported, never asserted
+    assert status == 0
+    return out
+
+
+def test_cnn_on_a_png_folder_reaches_097(cnn_run):
+    metrics = json.loads((cnn_run / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.97, metrics["test"]
+    config = json.loads((cnn_run / "config.json").read_text())
+    assert config["input"]["shape"] == [8, 8, 1]
+    assert config["input"]["mode"] == "L"
+    assert config["model"]["kind"] == "cnn"
+    assert config["classes"] == [str(d) for d in range(10)]
+
+
+def test_evaluate_and_predict_on_the_folder_and_files(cnn_run, digit_pngs, capsys, tmp_path):
+    status, out, err = run(
+        ["evaluate", cnn_run, "--data", digit_pngs, "--split", "test", "--json"], capsys
+    )
+    assert status == 0, err
+    figures = json.loads(out)
+    saved = json.loads((cnn_run / "metrics.json").read_text())["test"]
+    assert figures["accuracy"] == pytest.approx(saved["accuracy"])
+    files = [digit_pngs / "3" / "0003.png", digit_pngs / "7" / "0007.png"]
+    status, out, err = run(["predict", cnn_run, *files, "--output", tmp_path / "p.csv"], capsys)
+    assert status == 0, err
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert list(table.columns[:2]) == ["path", "prediction"]
+    assert [c for c in table.columns if c.startswith("prob_")] == [f"prob_{d}" for d in range(10)]
+    assert table["path"].tolist() == [str(f) for f in files]
+    assert table["prediction"].tolist() == [3, 7]
+    probs = table[[f"prob_{d}" for d in range(10)]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    status, out, err = run(["predict", cnn_run, "--data", digit_pngs / "3"], capsys)
+    assert status == 0, err
+    table = pd.read_csv(pd.io.common.StringIO(out))
+    assert len(table) == len(list((digit_pngs / "3").iterdir()))
+    assert (table["prediction"] == 3).mean() > 0.9
+
+
+def test_resnet_and_mlp_on_digits_as_images(tmp_path, capsys):
+    for model in ("resnet", "mlp"):
+        out = tmp_path / model
+        argv = ["train", "--data", "digits", "--model", model, "--out", out]
+        argv += ["--epochs", "1", "--no-progress", "--hidden", "16"]
+        if model == "mlp":
+            # digits stays a table for the MLP; as images it needs a folder
+            argv[2] = write_digits(tmp_path / "few", limit=200)
+        status, _, err = run(argv, capsys)
+        assert status == 0, err
+        config = json.loads((out / "config.json").read_text())
+        assert config["model"]["kind"] == model
+        status, text, err = run(["evaluate", out, "--data", argv[2], "--json"], capsys)
+        assert status == 0, err
+        assert 0 <= json.loads(text)["accuracy"] <= 1
+
+
+def test_csv_list_of_images_with_resizing(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    rows = []
+    (tmp_path / "img").mkdir()
+    for i in range(40):
+        bright = i % 2
+        size = (10, 12) if i % 3 else (14, 9)  # mixed sizes: --image-size resizes
+        pixels = (rng.uniform(0, 0.3, size) + 0.6 * bright) * 255
+        Image.fromarray(pixels.astype(np.uint8), mode="L").convert("RGB").save(
+            tmp_path / "img" / f"{i}.jpg"
+        )
+        rows.append({"file": f"img/{i}.jpg", "label": "light" if bright else "dark"})
+    pd.DataFrame(rows).to_csv(tmp_path / "list.csv", index=False)
+    argv = ["train", "--data", tmp_path / "list.csv", "--model", "cnn", "--out", tmp_path / "r"]
+    argv += ["--epochs", "2", "--no-progress"]
+    status, _, err = run(argv, capsys)
+    one_error_line(status, err, "images of different sizes", "--image-size")
+    status, _, err = run([*argv, "--image-size", "8x6"], capsys)
+    assert status == 0, err
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["input"]["shape"] == [8, 6, 3]
+    assert config["input"]["mode"] == "RGB"
+    assert config["classes"] == ["dark", "light"]
+
+
+def test_image_errors_name_the_file_and_the_fix(tmp_path, capsys):
+    folder = write_digits(tmp_path / "d", limit=30)
+    (folder / "3" / "broken.png").write_bytes(b"not a png at all")
+    argv = ["train", "--data", folder, "--model", "cnn", "--out", tmp_path / "r", "--epochs", "1"]
+    status, _, err = run(argv, capsys)
+    one_error_line(status, err, "broken.png", "cannot read the image")
+    (folder / "3" / "broken.png").unlink()
+    (folder / "empty").mkdir()
+    status, _, err = run(argv, capsys)
+    one_error_line(status, err, "empty", "holds no images")
+    (folder / "empty").rmdir()
+    status, _, err = run(["train", "--data", "iris", "--model", "cnn"], capsys)
+    one_error_line(status, err, "--model cnn takes images")
+    status, _, err = run(["train", "--data", folder, "--image-size", "0"], capsys)
+    one_error_line(status, err, "--image-size")
+    status, _, err = run(["train", "--model", "cnn"], capsys)
+    one_error_line(status, err, "arguments are required: --data")
+
+
+def test_augment_is_seeded_and_off_for_evaluation():
+    import chainrule.core as mx
+    from chainrule.cli.images import AugmentedImages
+
+    X = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8, 1)
+    data = AugmentedImages(X, np.array([0, 1]))
+    mx.random.seed(3)
+    a, _ = data.get_batch(np.array([0, 1]))
+    mx.random.seed(3)
+    b, _ = data.get_batch(np.array([0, 1]))
+    c, _ = data.get_batch(np.array([0, 1]))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert not np.array_equal(np.asarray(b), np.asarray(c))
+    assert not np.array_equal(np.asarray(a), X)
+    # every augmented pixel is one of the image's own values (crop, flip and rotation move
+    # pixels, never invent them)
+    assert set(np.asarray(a)[0].ravel()) <= set(X[0].ravel())
