@@ -2,6 +2,30 @@
 
 The names follow Apple MLX (``mx.array``, ``mx.grad``, ``mx.value_and_grad``...); the array
 type also carries PyTorch's tape conveniences (``requires_grad``, ``backward()``, ``.grad``).
+
+Examples:
+    A function's gradient, and its gradient again (MLX style):
+
+    >>> import chainrule.core as mx
+    >>> def f(x):
+    ...     return mx.sum(x**3)
+    >>> x = mx.array([1.0, 2.0, 3.0])
+    >>> mx.grad(f)(x)
+    array([3, 12, 27], dtype=float32)
+    >>> mx.value_and_grad(f)(x)
+    (array(36, dtype=float32), array([3, 12, 27], dtype=float32))
+    >>> mx.grad(lambda x: mx.grad(f)(x).sum())(x)
+    array([6, 12, 18], dtype=float32)
+
+    The same array recorded on a tape (PyTorch style):
+
+    >>> w = mx.array([0.5, -1.0], requires_grad=True)
+    >>> (w**2).sum().backward()
+    >>> w.grad
+    array([1, -2], dtype=float32)
+    >>> with mx.no_grad():
+    ...     (w * 2).requires_grad
+    False
 """
 
 from __future__ import annotations

@@ -737,6 +737,17 @@ def compile(
 
     Returns:
         A callable with ``fun``'s signature and results.
+
+    Examples:
+        >>> import chainrule.core as mx
+        >>> def step(x, y):
+        ...     return mx.value_and_grad(lambda x: ((x - y) ** 2).sum())(x)
+        >>> fast = mx.compile(step)  # traced on the first call, replayed after
+        >>> x, y = mx.array([1.0, 2.0]), mx.array([0.0, 4.0])
+        >>> fast(x, y)
+        (array(5, dtype=float32), array([2, -4], dtype=float32))
+        >>> fast(x + 1, y)
+        (array(5, dtype=float32), array([4, -2], dtype=float32))
     """
     if isinstance(fun, _Compiled):
         return fun

@@ -45,6 +45,21 @@ def check_grads(
 
     Raises:
         AssertionError: naming the mode, the order and the largest error found.
+
+    Examples:
+        >>> import chainrule.core as mx
+        >>> mx.check_grads(lambda x: mx.sin(x) * x, [mx.array([0.5, -1.0])])  # passes silently
+        >>> @mx.custom_function
+        ... def wrong(x):
+        ...     return x**2
+        >>> @wrong.vjp
+        ... def wrong_vjp(primals, cotangent, output):
+        ...     return (cotangent * primals[0],)  # should be 2 x
+        >>> try:
+        ...     mx.check_grads(wrong, [mx.array([1.5])], modes=("rev",))
+        ... except AssertionError as e:
+        ...     print("caught:", str(e).split(":")[0])  # doctest: +ELLIPSIS
+        caught: ...
     """
     for m in modes:
         if m not in ("fwd", "rev"):

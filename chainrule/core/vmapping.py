@@ -40,6 +40,16 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
 
     Returns:
         The vectorised function.
+
+    Examples:
+        >>> import chainrule.core as mx
+        >>> xs = mx.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+        >>> mx.vmap(lambda x: x @ x)(xs)  # one dot product per row
+        array([5, 25, 61], dtype=float32)
+        >>> mx.vmap(mx.grad(lambda x: (x**3).sum()))(xs)  # per-example gradients
+        array([[3, 12],
+               [27, 48],
+               [75, 108]], dtype=float32)
     """
 
     @functools.wraps(fun)

@@ -7,6 +7,16 @@ Typical use::
     train, val = random_split(TensorDataset(X, y), [0.8, 0.2])
     for xb, yb in DataLoader(train, batch_size=64, shuffle=True):
         ...
+
+Examples:
+    >>> import numpy as np
+    >>> from chainrule.data import DataLoader, TensorDataset, random_split
+    >>> X, y = np.arange(20.0).reshape(10, 2), np.arange(10) % 2
+    >>> train, val = random_split(TensorDataset(X, y), [0.8, 0.2])
+    >>> len(train), len(val)
+    (8, 2)
+    >>> [tuple(xb.shape) for xb, yb in DataLoader(train, batch_size=3)]
+    [(3, 2), (3, 2), (2, 2)]
 """
 
 from .dataset import ConcatDataset, Dataset, Subset, TensorDataset, random_split

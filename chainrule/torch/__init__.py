@@ -13,6 +13,30 @@ This module only binds names: it shadows the builtins ``max``, ``sum``, ``float`
 and ``bool``, as ``torch`` does, so the code lives in its private modules (and, for what the
 array's own methods share, ``chainrule.core.tensor_functions``). Every public function bound
 here is wrapped as a "door" at the end (``_tensor_class.install_doors``).
+
+Examples:
+    >>> import chainrule.torch as torch
+    >>> x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    >>> (x**2).sum().backward()
+    >>> x.grad
+    tensor([2., 4., 6.])
+    >>> torch.tensor([1, 2]).dtype == torch.int64  # Python ints become int64
+    True
+    >>> torch.arange(6).reshape(2, 3).transpose(0, 1).shape
+    torch.Size([3, 2])
+    >>> torch.max(torch.tensor([[1.0, 5.0], [7.0, 2.0]]), 1)
+    max(values=tensor([5., 7.]), indices=tensor([1, 0]))
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Linear(2, 1)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.02)
+    >>> x, y = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[1.0], [2.0]])
+    >>> for _ in range(200):
+    ...     optimizer.zero_grad()
+    ...     loss = torch.nn.functional.mse_loss(model(x), y)
+    ...     loss.backward()
+    ...     optimizer.step()
+    >>> loss.item() < 0.05
+    True
 """
 
 from __future__ import annotations
@@ -207,6 +231,7 @@ _SUBMODULES = (
     "linalg",
     "special",
     "onnx",
+    "distributed",
 )
 
 
