@@ -1100,3 +1100,23 @@ def test_double_backward_matches_pytorch(name):
     (g**2).sum().backward()
     np.testing.assert_allclose(np.asarray(g), g_ref.detach().numpy(), atol=1e-9)
     np.testing.assert_allclose(np.asarray(cx[1].grad), tx[1].grad.numpy(), atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_sweep_with_negative_and_too_large_amounts(mode):
+    """Values and refusals as PyTorch's, cropping included (negative amounts)."""
+    rng = np.random.default_rng(8)
+    pads = [(1, 1), (0, 2), (-1, 2), (2, -1), (3, 3), (4, 0), (1, 2, 1, 0), (-1, 0, 1, 1)]
+    pads += [(1, 1, 1, 1, 1, 1), (-2, 1), (0, -4), (-3, 0)]
+    for shape in [(2, 3, 4), (2, 3, 4, 5), (3, 4)]:
+        for pad in pads:
+            x = rng.standard_normal(shape)
+            try:
+                ref = TF.pad(torch_ref.tensor(x), pad, mode=mode).numpy()
+            except Exception as err:  # noqa: BLE001 - the kind is compared below
+                with pytest.raises(type(err)):
+                    F.pad(ct.tensor(x), pad, mode=mode)
+                continue
+            got = np.asarray(F.pad(ct.tensor(x), pad, mode=mode))
+            assert got.shape == ref.shape, (shape, pad)
+            np.testing.assert_array_equal(got, ref)

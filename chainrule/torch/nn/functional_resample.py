@@ -78,7 +78,7 @@ def pad(
     """
     pad = tuple(int(p) for p in pad)
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
-        raise ValueError(
+        raise InputError(
             f"pad: padding {pad} must hold pairs for at most {input.ndim} dimensions "
             f"(input shape {tuple(input.shape)})"
         )
@@ -86,13 +86,15 @@ def pad(
     width = [(0, 0)] * input.ndim
     for i in range(npairs):
         width[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    # negative amounts crop first (every mode); the positive ones then pad the cropped array
+    signed = list(width)
+    crop = [slice(max(0, -lo), n - max(0, -hi)) for (lo, hi), n in zip(width, input.shape)]
+    cropped = input[tuple(crop)] if any(lo < 0 or hi < 0 for lo, hi in width) else input
+    width = [(max(0, lo), max(0, hi)) for lo, hi in width]
     if mode == "constant":
-        crop = [slice(max(0, -lo), n - max(0, -hi)) for (lo, hi), n in zip(width, input.shape)]
-        x = input[tuple(crop)] if any(lo < 0 or hi < 0 for lo, hi in width) else input
-        pos = [(max(0, lo), max(0, hi)) for lo, hi in width]
-        if all(p == (0, 0) for p in pos):
-            return x
-        return mx.pad(x, pos, constant_values=0.0 if value is None else value)
+        if all(p == (0, 0) for p in width):
+            return cropped
+        return mx.pad(cropped, width, constant_values=0.0 if value is None else value)
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(
             f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}"
@@ -105,17 +107,31 @@ def pad(
             f"(got padding {pad} for an input of shape {tuple(input.shape)}, mode {mode!r})"
         )
     if mode == "circular":
-        x = input
+        x = cropped
         for axis in range(input.ndim - npairs, input.ndim):
             x = _circular(x, axis, *width[axis])
         return x
+    # reflect / replicate map each output position onto the original input (PyTorch's
+    # kernels), so they pad the original and crop afterwards
     for axis, (lo, hi) in enumerate(width):
-        if mode == "reflect" and (lo >= input.shape[axis] or hi >= input.shape[axis]):
+        n = input.shape[axis]
+        if mode == "reflect" and (lo >= n or hi >= n):
             raise InputError(
                 f"pad: reflect padding ({lo}, {hi}) should be less than the dimension {axis} of "
-                f"size {input.shape[axis]} of the input {tuple(input.shape)}"
+                f"size {n} of the input {tuple(input.shape)}"
             )
-    return mx.pad(input, width, mode="reflect" if mode == "reflect" else "edge")
+        if cropped.shape[axis] + lo + hi < 1:
+            raise InputError(
+                f"pad: padding {pad} gives dimension {axis} of the input {tuple(input.shape)} a "
+                "size below 1"
+            )
+    x = input
+    if any(p != (0, 0) for p in width):
+        x = mx.pad(input, width, mode="reflect" if mode == "reflect" else "edge")
+    if cropped is input:
+        return x
+    shifted = [slice(max(0, -lo), x.shape[i] - max(0, -hi)) for i, (lo, hi) in enumerate(signed)]
+    return x[tuple(shifted)]
 
 
 # -- interpolate -------------------------------------------------------------------------------
