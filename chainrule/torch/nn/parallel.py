@@ -1,19 +1,15 @@
-"""``torch.nn.parallel``: single-device forms of PyTorch's data-parallel wrappers."""
+"""``torch.nn.parallel``: ``DataParallel`` (single device) and ``DistributedDataParallel``
+(processes over MPI, ``chainrule/torch/distributed/ddp.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from chainrule.torch.distributed.ddp import DistributedDataParallel
+
 from ._misc import DataParallel
 
 __all__ = ["DataParallel", "DistributedDataParallel", "data_parallel"]
-
-
-class DistributedDataParallel(DataParallel):
-    """One process: runs the wrapped module as it is (gradients need no all-reduce)."""
-
-    def __init__(self, module: Any, device_ids: Any = None, *args: Any, **kwargs: Any) -> None:
-        super().__init__(module, device_ids)
 
 
 def data_parallel(

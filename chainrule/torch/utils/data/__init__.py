@@ -14,7 +14,6 @@ from chainrule.data import (
     ConcatDataset,
     DataLoader,
     Dataset,
-    DistributedSampler,
     IterableDataset,
     RandomSampler,
     Sampler,
@@ -41,6 +40,7 @@ from .datapipes.decorators import (
     runtime_validation,
     runtime_validation_disabled,
 )
+from .distributed import DistributedSampler
 
 __all__ = [
     "BatchSampler",
