@@ -17,6 +17,7 @@ numpy.add``), and the array constructors are looked up on NumPy at each call, so
 from __future__ import annotations
 
 import types
+from typing import Any
 
 import ml_dtypes
 import numpy
@@ -124,7 +125,7 @@ def _namespace() -> types.ModuleType:
     return ns
 
 
-xp = _namespace()
+xp: Any = _namespace()  # a module built at run time: NumPy plus the overrides above
 """The array namespace the kernels call (``xp.add``, ``xp.matmul``, ...)."""
 
 
