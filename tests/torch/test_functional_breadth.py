@@ -1120,3 +1120,33 @@ def test_pad_sweep_with_negative_and_too_large_amounts(mode):
             got = np.asarray(F.pad(ct.tensor(x), pad, mode=mode))
             assert got.shape == ref.shape, (shape, pad)
             np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_conv1d_sweep_of_arguments(transposed):
+    """Stride, padding (numbers, 'same', 'valid'), dilation, groups and output_padding: values
+    and refusals (their kinds too) as PyTorch's."""
+    rng = np.random.default_rng(4)
+    paddings = [0, 1, 2] if transposed else [0, 1, 2, "same", "valid"]
+    extra = [0, 1, 2] if transposed else [None]
+    for length, k, s, p, d, g, op in itertools.product(
+        (5, 8), (1, 2, 3, 4), (1, 2, 3), paddings, (1, 2), (1, 2), extra
+    ):
+        x = rng.standard_normal((2, 4, length))
+        if transposed:
+            w = rng.standard_normal((4, 6 // g, k))
+            args = (None, s, p, op, g, d)
+            name = "conv_transpose1d"
+        else:
+            w = rng.standard_normal((6, 4 // g, k))
+            args = (None, s, p, d, g)
+            name = "conv1d"
+        try:
+            ref = getattr(TF, name)(torch_ref.tensor(x), torch_ref.tensor(w), *args).numpy()
+        except Exception as err:  # noqa: BLE001 - the kind is compared below
+            with pytest.raises(type(err)):
+                getattr(F, name)(ct.tensor(x), ct.tensor(w), *args)
+            continue
+        got = np.asarray(getattr(F, name)(ct.tensor(x), ct.tensor(w), *args))
+        assert got.shape == ref.shape, (length, k, s, p, d, g, op)
+        np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)

@@ -137,7 +137,12 @@ def _conv(nd: int, input, weight, bias, stride, padding, dilation, groups, who):
                 f"{who}: padding must be a number, a tuple, 'valid' or 'same', got {padding!r}"
             )
     fn = (mx.conv1d, mx.conv2d, mx.conv3d)[nd - 1]
-    y = fn(mx.moveaxis(x, 1, -1), mx.moveaxis(weight, 1, -1), stride, padding, d, groups)
+    try:
+        y = fn(mx.moveaxis(x, 1, -1), mx.moveaxis(weight, 1, -1), stride, padding, d, groups)
+    except InputError:
+        raise
+    except ValueError as err:  # the shared kernel's checks: PyTorch raises RuntimeError
+        raise InputError(str(err)) from None
     if bias is not None:
         y = y + bias
     y = mx.moveaxis(y, -1, 1)
@@ -223,7 +228,12 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     w = mx.transpose(w, (0, 2) + tuple(range(3, 3 + nd)) + (1,))
     w = mx.reshape(w, (groups * cout_g,) + k + (cin_g,))
     fn = (mx.conv_transpose1d, mx.conv_transpose2d, mx.conv_transpose3d)[nd - 1]
-    y = fn(mx.moveaxis(x, 1, -1), w, stride, padding, dilation, output_padding, groups)
+    try:
+        y = fn(mx.moveaxis(x, 1, -1), w, stride, padding, dilation, output_padding, groups)
+    except InputError:
+        raise
+    except ValueError as err:  # the shared kernel's checks: PyTorch raises RuntimeError
+        raise InputError(str(err)) from None
     if bias is not None:
         y = y + bias
     y = mx.moveaxis(y, -1, 1)
