@@ -64,10 +64,13 @@ def test_submodules_are_the_same_objects():
     assert StepLR is optimizers.lr_scheduler.StepLR and random_split is data.random_split
 
 
-@pytest.mark.parametrize("name", ["MultiheadAttention", "Transformer"])
-def test_layers_with_other_pytorch_semantics_say_what_to_use(name):
-    with pytest.raises(AttributeError, match=f"chainrule.torch.nn.{name} is not provided"):
-        getattr(nn, name)
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN", "MultiheadAttention", "Transformer"])
+def test_layers_with_other_pytorch_semantics_are_pytorchs_own(name):
+    # PyTorch's forms (tests/torch/test_rnn_layers.py, test_transformer_layers.py), not
+    # chainrule.nn's MLX classes under PyTorch's names
+    cls = getattr(nn, name)
+    assert cls.__module__.startswith("chainrule.torch.nn.")
+    assert cls is not getattr(cnn, name, None)
     with pytest.raises(AttributeError, match="no attribute 'Nonsense'"):
         nn.Nonsense  # noqa: B018
 

@@ -6,9 +6,10 @@ Every module class here is a thin subclass of the chainrule.nn class of the same
 torch.nn.Module)`` holds for every chainrule module. Layers whose PyTorch form is
 channels-first or has other arguments or layouts (``Conv2d``, ``BatchNorm2d``, ``Linear``,
 ``LayerNorm``, ``Softmax(dim)``...) are written out in ``_layers``; the losses are the
-chainrule.nn classes themselves. PyTorch names with no faithful equivalent yet (``LSTM``,
-``MultiheadAttention``, ``TransformerEncoderLayer``...) raise an ``AttributeError`` that says
-what to use instead.
+chainrule.nn classes themselves. The recurrent layers (``_rnn``: ``LSTM``...) and the attention
+and Transformer layers (``_transformer``) have PyTorch's layouts, arguments and parameter names.
+PyTorch names listed in ``_NOT_PROVIDED`` raise an ``AttributeError`` that says what to use
+instead.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from . import (  # noqa: E402
     _misc,
     _pool_pad,
     _rnn,
+    _transformer,
     attention,
     common_types,
     grad,
@@ -38,16 +40,9 @@ from . import (  # noqa: E402
     parameter,
 )
 
-_BREADTH = (_activations, _losses, _misc, _pool_pad, _rnn)
+_BREADTH = (_activations, _losses, _misc, _pool_pad, _rnn, _transformer)
 _ADAPTED |= {_n for _m in _BREADTH for _n in _m.__all__}
-_NOT_PROVIDED = {
-    "Transformer": "its arguments (d_model, nhead, ...) and layouts differ",
-    "TransformerEncoder": "its arguments and layouts differ",
-    "TransformerEncoderLayer": "its arguments (d_model, nhead, ...) and layouts differ",
-    "TransformerDecoder": "its arguments and layouts differ",
-    "TransformerDecoderLayer": "its arguments (d_model, nhead, ...) and layouts differ",
-    "MultiheadAttention": "chainrule.nn.MultiHeadAttention has MLX's arguments",
-}
+_NOT_PROVIDED: dict = {}  # names PyTorch has that chainrule.torch.nn does not (why)
 _SAME_CLASS = ("chainrule.nn.losses_torch",)  # one class for both doors (PyTorch's already)
 
 
