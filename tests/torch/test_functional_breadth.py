@@ -1150,3 +1150,63 @@ def test_conv1d_sweep_of_arguments(transposed):
         got = np.asarray(getattr(F, name)(ct.tensor(x), ct.tensor(w), *args))
         assert got.shape == ref.shape, (length, k, s, p, d, g, op)
         np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
+
+
+_LOSS_X = np.random.default_rng(21).standard_normal((4, 5))
+_LOSS_Y = np.random.default_rng(22).standard_normal((4, 5))
+_LOSS_P = np.random.default_rng(23).random((4, 5)) * 0.9 + 0.05
+_LOSS_PM = np.where(np.random.default_rng(24).random((4, 5)) > 0.5, 1.0, -1.0)
+_LOSSES = {
+    "l1_loss": lambda F, t, kw: F.l1_loss(t(_LOSS_X), t(_LOSS_Y), **kw),
+    "mse_loss": lambda F, t, kw: F.mse_loss(t(_LOSS_X), t(_LOSS_Y), **kw),
+    "cross_entropy": lambda F, t, kw: F.cross_entropy(t(_LOSS_X), t(IDX5), **kw),
+    "nll_loss": lambda F, t, kw: F.nll_loss(t(_LOSS_X), t(IDX5), **kw),
+    "binary_cross_entropy": lambda F, t, kw: F.binary_cross_entropy(
+        t(_LOSS_P), t(_LOSS_P.T.copy().reshape(4, 5)), **kw
+    ),
+    "bce_with_logits": lambda F, t, kw: F.binary_cross_entropy_with_logits(
+        t(_LOSS_X), t(_LOSS_P), **kw
+    ),
+    "kl_div": lambda F, t, kw: F.kl_div(t(_LOSS_X), t(_LOSS_P), **kw),
+    "smooth_l1_loss": lambda F, t, kw: F.smooth_l1_loss(t(_LOSS_X), t(_LOSS_Y), **kw),
+    "soft_margin_loss": lambda F, t, kw: F.soft_margin_loss(t(_LOSS_X), t(_LOSS_PM), **kw),
+    "multilabel_soft_margin_loss": lambda F, t, kw: F.multilabel_soft_margin_loss(
+        t(_LOSS_X), t((_LOSS_P > 0.5) * 1.0), **kw
+    ),
+    "multi_margin_loss": lambda F, t, kw: F.multi_margin_loss(t(_LOSS_X), t(IDX5), **kw),
+    "multilabel_margin_loss": lambda F, t, kw: F.multilabel_margin_loss(
+        t(_LOSS_X), t(ML_TARGET), **kw
+    ),
+    "cosine_embedding_loss": lambda F, t, kw: F.cosine_embedding_loss(
+        t(_LOSS_X), t(_LOSS_Y), t(PM1), **kw
+    ),
+    "hinge_embedding_loss": lambda F, t, kw: F.hinge_embedding_loss(t(_LOSS_X), t(_LOSS_PM), **kw),
+    "triplet_margin_loss": lambda F, t, kw: F.triplet_margin_loss(
+        t(_LOSS_X), t(_LOSS_Y), t(_LOSS_P), **kw
+    ),
+    "poisson_nll_loss": lambda F, t, kw: F.poisson_nll_loss(t(_LOSS_X), t(_LOSS_P), **kw),
+}
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"reduction": "none"},
+        {"reduction": "mean"},
+        {"reduction": "sum"},
+        {"size_average": False},
+        {"reduce": False},
+        {"size_average": True, "reduce": True},
+    ],
+    ids=["none", "mean", "sum", "size_average=False", "reduce=False", "legacy-mean"],
+)
+@pytest.mark.parametrize("name", sorted(_LOSSES))
+def test_loss_reductions_and_legacy_flags(name, flags):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PyTorch's deprecation notes for the legacy flags
+        ref = _LOSSES[name](TF, torch_ref.tensor, dict(flags)).numpy()
+        got = np.asarray(_LOSSES[name](F, ct.tensor, dict(flags)))
+    assert got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-9)
