@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("chainrule", "chainrule.core", "chainrule.utils"),
     ("chainrule.nn",),
     ("chainrule.optimizers", "chainrule.optim"),
-    ("chainrule.data", "chainrule.train", "chainrule.checkpoint"),
+    ("chainrule.data", "chainrule.vision", "chainrule.train", "chainrule.checkpoint"),
     ("chainrule.distributed", "chainrule.viz"),
     ("chainrule.cli",),
     ("chainrule.torch",),
@@ -71,6 +71,7 @@ LAZY_ALIASES: dict[str, dict[str, str]] = {
 MODULE_ALIASES: dict[str, str] = {
     "chainrule.optim": "chainrule.optimizers",
     "chainrule.torch.optim.lr_scheduler": "chainrule.optimizers.lr_scheduler",
+    "chainrule.torch.vision": "chainrule.vision",  # torchvision's spelling
 }
 """Module names that are the same module object as another (submodules included)."""
 
