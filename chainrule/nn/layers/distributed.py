@@ -112,8 +112,11 @@ def _shard(parameters: dict, predicate: Callable, group: Any = None) -> dict:
                 "shard: the sharding function should return int or tuple[int, list], "
                 f"got {type(s).__name__} for {path!r}"
             )
-        parts = [_split(part, n, axis)[r] for part in _split(weight, segments, axis)]
-        return mx.contiguous(mx.concatenate(parts, axis=axis))
+        # unrecorded: the shard is a parameter of its own (a leaf), not a function of the
+        # unsharded layer's weight that a backward pass would reach through
+        with mx.no_grad():
+            parts = [_split(part, n, axis)[r] for part in _split(weight, segments, axis)]
+            return mx.contiguous(mx.concatenate(parts, axis=axis))
 
     return tree_map_with_path(shard_fn, parameters)
 
