@@ -86,7 +86,13 @@ _METHODS = frozenset(
 _ATTRS = frozenset("T mT real imag".split())
 _KERNEL_CODE = _kernel(lambda: None).__code__  # the wrapper every ``@kernel`` function shares
 _ITEM_CODES = frozenset(c for c in Traced.item.__code__.co_consts if isinstance(c, types.CodeType))
-_PY_GUARDS = {"bool": bool, "int": int, "float": float, "complex": complex, "index": operator.index}
+_PY_GUARDS: dict[str, Callable] = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "complex": complex,
+    "index": operator.index,
+}
 _PY_GUARD_NAMES = {v: k for k, v in _PY_GUARDS.items()}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _ATTRGETTER = re.compile(r"operator\.attrgetter\('([A-Za-z_]+)'\)\Z")
@@ -253,7 +259,7 @@ def _resolve_fn(spec: Any, guard: bool) -> Callable:
         return _PY_GUARDS.get(name, _item)
     mod, _, attr = name.rpartition(".")
     if kind == "np" and mod in _NP_MODULES and _IDENT.match(attr) and not attr.startswith("_"):
-        obj = getattr(_NP_MODULES[mod], attr, None) if attr not in _NP_DENIED else None
+        obj: Any = getattr(_NP_MODULES[mod], attr, None) if attr not in _NP_DENIED else None
         if callable(obj) and not isinstance(obj, (type, types.ModuleType)):
             return obj
     if kind == "kernel" and mod.startswith("chainrule.core.") and _IDENT.match(attr):
@@ -335,7 +341,7 @@ def _fill(x: Any, values: dict) -> Any:
 # recorded as one step (the whole ``conv_general`` on plain arrays) it serves inputs of any
 # shape, which a shapeless export needs.
 
-_HOOK = {"depth": 0, "orig": None}
+_HOOK: dict[str, Any] = {"depth": 0, "orig": None}
 _HOOK_LOCK = threading.Lock()
 
 
@@ -393,7 +399,7 @@ def _conv_hook(
 
 
 def _hook_conv(on: bool) -> None:
-    _conv = importlib.import_module(f"{__package__}.conv")  # ``mx.conv`` is the function
+    _conv: Any = importlib.import_module(f"{__package__}.conv")  # ``mx.conv`` is the function
 
     with _HOOK_LOCK:
         if on:
@@ -414,6 +420,12 @@ class _Trace:
     """One traced signature: its inputs, its steps and its outputs (encoded or decoded)."""
 
     __slots__ = ("n_args", "kwarg_keys", "inputs", "steps", "outputs", "effects")
+    n_args: int
+    kwarg_keys: list
+    inputs: list
+    steps: list
+    outputs: Any
+    effects: Any
 
     def matches(self, args: list, kwargs: dict, shapeless: bool) -> bool:
         if len(args) != self.n_args or sorted(kwargs) != self.kwarg_keys:
@@ -473,7 +485,7 @@ def _trace(fun: Callable, args: list, kwargs: dict, consts: _Constants) -> tuple
 
     def inp(a: array) -> array:
         t = tr.new(a._data)
-        tr.inputs.append(t._slot)
+        tr.inputs.append(t._slot)  # type: ignore[arg-type]  # set by new()
         return _from_value(t)
 
     t_args = [inp(a) for a in args]
@@ -705,7 +717,7 @@ class FunctionExporter:
     ) -> None:
         if metadata is not None and not isinstance(metadata, str):
             raise TypeError(f"export_function: metadata must be a str, not {type(metadata)}")
-        self._callback = None if isinstance(file, (str, os.PathLike)) else file
+        self._callback: Any = None if isinstance(file, (str, os.PathLike)) else file
         if self._callback is not None:
             if not callable(file):
                 raise TypeError("export_function: the file must be a path or a callback")
@@ -714,7 +726,7 @@ class FunctionExporter:
                     "[export_function] The metadata argument is only supported when exporting "
                     "to a file, not when using a callback."
                 )
-        self._path = None if self._callback is not None else os.fspath(file)
+        self._path: Any = None if self._callback is not None else os.fspath(file)  # type: ignore[arg-type]
         self._fun = fun
         self._shapeless = bool(shapeless)
         self._metadata = metadata or ""
