@@ -426,3 +426,32 @@ def test_transformer_encoder_language_model_trains_like_pytorch():
         losses[lib] = seen
     np.testing.assert_allclose(losses[ct], losses[torch_ref], rtol=1e-4)
     assert losses[ct][-1] < losses[ct][0]
+
+
+def test_attention_dropout_acts_in_training_only():
+    torch_ref = _ref()
+    ours, ref = _build(torch_ref, "MultiheadAttention", "float32", 4, 2, dropout=0.5)
+    x = ct.tensor(np.random.default_rng(6).normal(size=(5, 2, 4)).astype("float32"))
+    for need_weights in (True, False):
+        a = ours(x, x, x, need_weights=need_weights)[0].numpy()
+        b = ours(x, x, x, need_weights=need_weights)[0].numpy()
+        assert not np.allclose(a, b)  # weights dropped at random
+    ours.eval()
+    ref.eval()
+    xt = torch_ref.tensor(x.numpy())
+    _close(ours(x, x, x)[0], ref(xt, xt, xt)[0], "float32", "evaluation")
+
+
+def test_layers_work_without_pytorch_installed():
+    layer = nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True)
+    x = ct.randn(2, 3, 4, requires_grad=True)
+    out = layer(x, src_mask=nn.Transformer.generate_square_subsequent_mask(3))
+    assert type(out) is ct.Tensor and out.shape == (2, 3, 4)
+    out.sum().backward()
+    assert x.grad.shape == (2, 3, 4) and layer.self_attn.in_proj_weight.grad is not None
+    # causality: the first position does not see the later ones
+    y = x.detach().numpy().copy()
+    y[:, 1:] += 1.0
+    out2 = layer(ct.tensor(y), src_mask=nn.Transformer.generate_square_subsequent_mask(3))
+    np.testing.assert_allclose(out2.numpy()[:, 0], out.detach().numpy()[:, 0], rtol=1e-6)
+    assert not np.allclose(out2.numpy()[:, 1:], out.detach().numpy()[:, 1:])
