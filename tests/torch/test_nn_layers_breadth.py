@@ -745,3 +745,21 @@ def test_nn_modules_utils_and_loss_bases_behave_as_pytorch():
     assert loss.reduction == "sum" and list(loss.state_dict()) == ["weight"]
     assert float(loss(ct.ones(2), ct.zeros(2)).item()) == 3.0
     assert repr(loss) == "Weighted()"
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CASES if CASES[n][3].get("lazy")))
+def test_lazy_layer_materialises_from_a_state_dict(name):
+    """Loading a state into an unused lazy layer infers its input features, as PyTorch does."""
+    make, makers, call, _ = CASES[name]
+    rng = np.random.default_rng(6)
+    xs = [np.asarray(m(rng), dtype=np.float32) for m in makers]
+    ref = make(torch_ref.nn, _aux(torch_ref, np.float32))
+    call(ref, [torch_ref.tensor(x) for x in xs], _aux(torch_ref, np.float32))  # materialise
+    ours = make(cnn, _aux(ct, np.float32))
+    ours.load_state_dict({k: ct.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()})
+    assert type(ours).__name__ == type(ref).__name__
+    ref.eval()
+    ours.eval()
+    want = call(ref, [torch_ref.tensor(x) for x in xs], _aux(torch_ref, np.float32))
+    got = call(ours, [ct.tensor(x) for x in xs], _aux(ct, np.float32))
+    np.testing.assert_allclose(np.asarray(got), want.detach().numpy(), rtol=1e-5, atol=1e-5)

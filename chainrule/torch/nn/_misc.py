@@ -412,11 +412,42 @@ class _Lazy(Module):
 
     def initialize_parameters(self, input: array) -> None:
         """Infer the input features from ``input`` and become the concrete module."""
-        target = type(self)._target
         axis = self._features_axis
         if axis == 1 and input.ndim == self._unbatched_ndim():
             axis = 0
-        features = input.shape[axis]
+        self._become(input.shape[axis])
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, **kwargs: Any) -> Any:
+        """Materialise from the shapes in ``state_dict`` (as PyTorch's lazy modules), then load."""
+        features = self._features_from_state(state_dict)
+        if features is None:
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: the state holds no weight or running "
+                f"statistics to infer the input features from (keys {sorted(state_dict)})"
+            )
+        self._become(features)
+        return self.load_state_dict(state_dict, strict, **kwargs)
+
+    def _features_from_state(self, state: Any) -> int | None:
+        target = type(self)._target.__name__
+        shape = lambda k: tuple(state[k].shape) if k in state else None  # noqa: E731
+        if target == "Linear":
+            w = shape("weight")
+            return None if w is None else w[1]
+        if target.startswith("ConvTranspose"):
+            w = shape("weight")
+            return None if w is None else w[0]
+        if target.startswith("Conv"):
+            w = shape("weight")
+            groups = self._lazy_args[1].get("groups", 1)
+            return None if w is None else w[1] * groups
+        for key in ("running_mean", "weight", "bias"):
+            if shape(key) is not None:
+                return shape(key)[0]
+        return None
+
+    def _become(self, features: int) -> None:
+        target = type(self)._target
         args, kwargs = self._lazy_args
         real = target(features, *args, **kwargs)
         training = self.training
