@@ -231,10 +231,14 @@ def default_collate(batch: list) -> Any:
         raise ValueError("default_collate: the batch is empty")
     elem = batch[0]
     t = type(elem)
-    if t is mx.array:
+    if isinstance(elem, mx.array):
         if any(b._node is not None for b in batch):
-            return mx.stack(batch)
-        return from_value(_stack([b._data for b in batch], "default_collate"))
+            out = mx.stack(batch)
+        else:
+            out = from_value(_stack([b._data for b in batch], "default_collate"))
+        if t is not mx.array:
+            out.__class__ = t  # a subclass's samples (chainrule.torch's tensors) stay one
+        return out
     if isinstance(elem, (np.ndarray, np.generic)):
         data = _stack([np.asarray(b) for b in batch], "default_collate")
         return from_value(data.astype(np.float32) if data.dtype == np.float64 else data)
