@@ -407,3 +407,21 @@ def test_lstm_language_model_trains_like_pytorch():
         losses[lib] = seen
     np.testing.assert_allclose(losses[ct], losses[torch_ref], rtol=1e-4)
     assert losses[ct][-1] < losses[ct][0]
+
+
+def test_packed_batch_equals_each_sequence_alone_without_pytorch():
+    """Each sequence of a packed batch gets what it gets run alone (both directions): the
+    recurrence stops at its own length and the reverse direction starts at its last step."""
+    lstm = nn.LSTM(3, 4, num_layers=2, bidirectional=True, proj_size=2)
+    rng = np.random.default_rng(8)
+    seqs = [rng.normal(size=(n, 3)).astype("float32") for n in (2, 5, 3)]
+    packed = ours_rnn.pack_sequence([ct.tensor(s) for s in seqs], enforce_sorted=False)
+    out, (h, c) = lstm(packed)
+    padded, lengths = ours_rnn.pad_packed_sequence(out, batch_first=True)
+    assert lengths.numpy().tolist() == [2, 5, 3]
+    for b, s in enumerate(seqs):
+        alone, (h1, c1) = lstm(ct.tensor(s))
+        np.testing.assert_allclose(padded.numpy()[b, : len(s)], alone.numpy(), atol=1e-6)
+        assert not padded.numpy()[b, len(s) :].any()
+        np.testing.assert_allclose(h.numpy()[:, b], h1.numpy(), atol=1e-6)
+        np.testing.assert_allclose(c.numpy()[:, b], c1.numpy(), atol=1e-6)
