@@ -159,6 +159,10 @@ def door(fn: Callable) -> Callable:
             r = fn(*args, **kwargs)
         finally:
             state.doors = 0
+        for p, orig in keep:  # an in-place function (F.relu_, running statistics) wrote p
+            if p._data is not orig._data or p._node is not orig._node:
+                replaced(orig, orig._node)
+                orig._set_value(p._data, p._node)
         inputs = [a for a in args if type(a) is array]
         if inputs and type(r) is array:
             for a in inputs:
