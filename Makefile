@@ -26,9 +26,12 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed-test
 
+# mypy checks the files listed under [tool.mypy] in pyproject.toml (chainrule/core and every
+# package's public entry point).
 lint: venv
 	$(BIN)/ruff check chainrule tests benchmarks examples
 	$(BIN)/ruff format --check chainrule tests benchmarks examples
+	$(BIN)/mypy
 
 test: venv lint
 	$(BIN)/python -m pytest -q

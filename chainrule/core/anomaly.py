@@ -26,6 +26,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from . import autograd, ops
 from .array import Node
@@ -121,7 +122,7 @@ def _prune() -> None:
 
 def _user_site() -> tuple[str, int] | None:
     """The innermost frame outside the chainrule package: the user's line."""
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back
     if frame is None:
@@ -218,7 +219,7 @@ def _check_backward(node: Node, g, i: int, gi) -> None:
     else:
         cause = f"from an incoming gradient that already held {incoming}"
     raise AnomalyError(
-        f"detect_anomaly: the backward of {name} produced {kind} ({_count(gd, kind)}) in the "
+        f"detect_anomaly: the backward of {name} produced {kind} ({_count(gd, kind)}) in the "  # type: ignore[arg-type]
         f"gradient of its input {i} {cause} (inputs: {_shapes_text(shapes)}), {created}",
         name,
         "backward",

@@ -90,7 +90,7 @@ def _toposort(root: Node, targets: set | None, through: bool = False) -> tuple[l
         if node in visited:
             continue
         visit(node)
-        if (node.owner is not None) if owner_mode else (node in targets):
+        if (node.owner is not None) if owner_mode else (node in targets):  # type: ignore[operator]
             live_add(node)
             if not through or node.prim is None:
                 order_append(node)
@@ -168,7 +168,7 @@ def backward_pass(
                 continue
             if hooked:
                 g = _run_hooks(node, g)
-            if (node.owner is not None) if owner_mode else (node in targets):
+            if (node.owner is not None) if owner_mode else (node in targets):  # type: ignore[operator]
                 # Gradients come back laid out like their parameters: transposes in the rules
                 # leave column-major views, and an optimizer mixing layouts runs 2-4x slower.
                 gd = g._data
@@ -927,7 +927,7 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
         finally:
             FORWARD.stack.pop()
         outs = list(out) if isinstance(out, (list, tuple)) else [out]
-        us = []
+        us: list = []
         utr = _Tracing("jvp")
         total = None
         for o in outs:

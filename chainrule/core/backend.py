@@ -52,7 +52,7 @@ def _ordering(name: str, values: bool):
 
     wrapped.__name__ = wrapped.__qualname__ = name
     wrapped.__doc__ = f"``numpy.{name}``, with bfloat16 ordered as float32 (NaNs last)."
-    wrapped.__wrapped__ = fn
+    wrapped.__wrapped__ = fn  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -104,7 +104,7 @@ def _constructor(name: str):
 
 
 def _namespace() -> types.ModuleType:
-    ns = types.ModuleType("chainrule.core.backend.xp", "NumPy, bfloat16-aware (see backend).")
+    ns: Any = types.ModuleType("chainrule.core.backend.xp", "NumPy, bfloat16-aware (see backend).")
     ns.__dict__.update((k, v) for k, v in vars(numpy).items() if not k.startswith("__"))
     for name in ("sort", "partition", "unique", "median", "nanmedian", "msort"):
         if hasattr(numpy, name):

@@ -148,6 +148,7 @@ class _Fingerprint:
     element (the sum, to 1e-8 of the sum of magnitudes) or in any row (the samples)."""
 
     __slots__ = ("full", "sample", "total", "scale", "shape", "dtype")
+    full: Any
 
     def __init__(self, v) -> None:
         a = _np.asarray(v)
@@ -411,7 +412,7 @@ class _Compiled:
     @staticmethod
     def _input(tr: _Tracer, d):
         t = tr.new(d)
-        tr.inputs.append(t._slot)
+        tr.inputs.append(t._slot)  # type: ignore[arg-type]  # set by new()
         return t
 
     # -- replaying ------------------------------------------------------------------------------

@@ -57,9 +57,9 @@ class custom_function:
     def __init__(self, fun: Callable) -> None:
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self._vjp = None
-        self._jvp = None
-        self._vmap = None
+        self._vjp: Callable | None = None
+        self._jvp: Callable | None = None
+        self._vmap: Callable | None = None
 
     def vjp(self, fn: Callable) -> Callable:
         """Register the VJP rule ``(primals, cotangents, outputs) -> cotangents``."""
@@ -117,7 +117,7 @@ class custom_function:
             zeros = pytree.map(
                 lambda a: ops.zeros_like(a) if isinstance(a, array) else None, primals
             )
-            parts = [o for o in pytree.leaves(self._jvp(primals, zeros)) if isinstance(o, array)]
+            parts = [o for o in pytree.leaves(self._jvp(primals, zeros)) if isinstance(o, array)]  # type: ignore[misc]
         finally:
             STATE.enabled = saved
         out = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import platform
 import threading
+from typing import Any
 
 from . import memory
 from .backend import xp
@@ -96,9 +97,9 @@ class Device:
 
     __slots__ = ("type", "index")
 
-    def __init__(self, type, index: int = 0) -> None:
+    def __init__(self, type: Any, index: int = 0) -> None:
         if isinstance(type, Device):
-            type = type.type
+            type = type.type  # type: ignore[has-type]
         if type not in (DeviceType.cpu, DeviceType.gpu):
             raise ValueError(f"Device: type must be 'cpu' or 'gpu', not {type!r}")
         self.type = type
@@ -363,7 +364,7 @@ def new_stream(device: Device | str) -> Stream:
     Returns:
         The stream.
     """
-    return _make(device, "new_stream")
+    return _make(device, "new_stream")  # type: ignore[arg-type]
 
 
 def new_thread_unsafe_stream(device: Device | str) -> Stream:
@@ -375,7 +376,7 @@ def new_thread_unsafe_stream(device: Device | str) -> Stream:
     Returns:
         The stream.
     """
-    s = _make(device, "new_thread_unsafe_stream")
+    s = _make(device, "new_thread_unsafe_stream")  # type: ignore[arg-type]
     _SHARED.add(s.index)
     return s
 

@@ -11,6 +11,8 @@ complex128, where MLX (without complex128) gives complex64.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .backend import BFLOAT16 as _BF16_NP
 from .backend import xp
 
@@ -33,7 +35,7 @@ class Dtype:
         self.np = xp.dtype(np_dtype)
         self.size = self.np.itemsize
         self.kind = kind or self.np.kind
-        self.category = None  # set below, once the categories exist
+        self.category: Any = None  # set below, once the categories exist
 
     def __repr__(self) -> str:
         return f"chainrule.core.{self.name}"

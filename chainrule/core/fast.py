@@ -154,7 +154,7 @@ def _rope_angles(
         inv = ops.reciprocal(ops.astype(freqs, at))
     else:
         step = ops.astype(ops.arange(0, -half, -1), at)
-        inv = ops.exp(step * (math.log(base) / half))
+        inv = ops.exp(step * (math.log(base) / half))  # type: ignore[arg-type]
     theta = ops.expand_dims(pos, -1) * inv
     return ops.expand_dims(theta, 1) if theta.ndim == 3 else theta
 
@@ -477,7 +477,7 @@ def scaled_dot_product_attention(
                 mask = ops.expand_dims(mask, -3)
             else:
                 mask = ops.unflatten(mask, -3, (n_kv, rep))
-        if mask.dtype == _dt.bool_:
+        if mask.dtype == _dt.bool_:  # type: ignore[union-attr]
             scores = ops.where(mask, scores, float(np.finfo(_dt.to_np(ct)).min))
         else:
             scores = scores + ops.astype(mask, ct)

@@ -107,7 +107,7 @@ def _np_of(a: Any) -> np.ndarray:
 
 def _read_exact(f: IO[bytes], out: np.ndarray, limit: int | None) -> int:
     """Fill a C-contiguous array from ``f``; returns the bytes read."""
-    view = memoryview(out.reshape(-1).view(np.uint8)) if out.size else memoryview(b"")
+    view = memoryview(out.reshape(-1).view(np.uint8)) if out.size else memoryview(b"")  # type: ignore[arg-type]
     done = 0
     readinto = getattr(f, "readinto", None)
     while done < len(view):
@@ -193,11 +193,11 @@ def save(file: str | os.PathLike | IO[bytes], arr: Any) -> None:
     data = _np_of(arr)
     if _is_path(file):
         atomic_write(
-            _with_suffix(file, ".npy"),
+            _with_suffix(file, ".npy"),  # type: ignore[arg-type]
             lambda f: np.lib.format.write_array(f, data, allow_pickle=False),
         )
     elif hasattr(file, "write"):
-        np.lib.format.write_array(file, data, allow_pickle=False)
+        np.lib.format.write_array(file, data, allow_pickle=False)  # type: ignore[arg-type]
     else:
         raise ValueError("[save] file must be a path or a binary file object")
 
@@ -297,14 +297,14 @@ def save_safetensors(
     try:
         if _is_path(file):
             write_safetensors(
-                _with_suffix(file, ".safetensors"),
+                _with_suffix(file, ".safetensors"),  # type: ignore[arg-type]
                 data,
                 metadata,
                 who="save_safetensors",
                 dtypes=_ST_DTYPES,
             )
         elif hasattr(file, "write"):
-            write_safetensors_to(file, data, metadata, who="save_safetensors", dtypes=_ST_DTYPES)
+            write_safetensors_to(file, data, metadata, who="save_safetensors", dtypes=_ST_DTYPES)  # type: ignore[arg-type]
         else:
             raise ValueError("[save_safetensors] file must be a path or a binary file object")
     except TypeError as e:
@@ -507,9 +507,9 @@ def load(
         raise ValueError(f"[load] metadata not supported for format {format}")
     if format == "npy":
         if _is_path(file):
-            with open(os.fspath(file), "rb") as f:
+            with open(os.fspath(file), "rb") as f:  # type: ignore[arg-type]
                 return _read_npy(f, label)
-        return _read_npy(file, label)
+        return _read_npy(file, label)  # type: ignore[arg-type]
     if format == "npz":
         return _load_npz(file, label)
     if format == "safetensors":

@@ -118,7 +118,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     fsync_dir(directory)
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> None:
     """Write a file atomically: ``write(f)`` fills a temporary file that then replaces ``path``.
 
     Args:
@@ -207,7 +207,7 @@ def clean_stale_temporaries(directory: str | os.PathLike) -> list[str]:
     Returns:
         The paths removed.
     """
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except (FileNotFoundError, NotADirectoryError):
@@ -316,7 +316,7 @@ class TensorInfo(NamedTuple):
 
 def _write_tensor(f: IO[bytes], data: np.ndarray) -> None:
     """Append one tensor's bytes (a module-level function so tests can make it fail)."""
-    f.write(memoryview(data.reshape(-1).view(np.uint8)) if data.size else b"")
+    f.write(memoryview(data.reshape(-1).view(np.uint8)) if data.size else b"")  # type: ignore[arg-type]
 
 
 def _prepare(
@@ -328,7 +328,7 @@ def _prepare(
         table, codes = SAFETENSORS_DTYPES, _CODES
     else:
         table, codes = dtypes, _codes_of(dtypes)
-    code = codes.get(d) or (codes.get((d.kind, d.itemsize)) if d.kind in "biufc" else None)
+    code = codes.get(d) or (codes.get((d.kind, d.itemsize)) if d.kind in "biufc" else None)  # type: ignore[call-overload]
     if code is None:
         raise TypeError(
             f"{who}: tensor {name!r} has dtype {d}, which a safetensors file cannot hold "
@@ -587,10 +587,10 @@ def _read_safetensors_open(f, start, size, path, check, kind, dtypes):
 
 def _read_into(f: IO[bytes], value: np.ndarray) -> int:
     """Fill a C-contiguous array from ``f``; returns the number of bytes read."""
-    view = memoryview(value.reshape(-1).view(np.uint8))
+    view = memoryview(value.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
     done = 0
     while done < len(view):
-        got = f.readinto(view[done:])
+        got = f.readinto(view[done:])  # type: ignore[attr-defined]
         if not got:
             break
         done += got
@@ -658,7 +658,7 @@ def _ggml_block(ggml_type: int) -> tuple[int, int] | None:
     except ImportError:
         return None
     try:
-        return tuple(GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)])
+        return tuple(GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)])  # type: ignore[return-value]
     except (KeyError, ValueError):
         return None
 

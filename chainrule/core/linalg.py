@@ -127,6 +127,7 @@ def norm(a, ord=None, axis=None, keepdims: bool = False, stream=None) -> array:
     if axis is None:
         if ord is None:
             return _sum_abs_sq(a, tuple(range(a.ndim)), keepdims)
+        axes: tuple[int, ...]
         if a.ndim == 1:
             axes = (0,)
         elif a.ndim == 2:

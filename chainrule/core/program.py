@@ -9,6 +9,8 @@ settings become ``if ...: raise`` lines that :mod:`chainrule.core.compile` catch
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as _np
 
 from .tracing import _Draw, _Meth, _Ref, _Tracer
@@ -138,7 +140,7 @@ def build(tr: _Tracer, result_slots: list) -> Program:
     lines.append("    return {" + ", ".join(f"{s}: s{s}" for s in sorted(final)) + "}")
     source = "\n".join(lines)
     exec(source, ns)  # noqa: S102 - generated from the recorded steps above
-    prog = Program()
+    prog: Any = Program()
     prog.run = ns["_replay"]
     prog.source = source
     prog.n_steps = len(kept)

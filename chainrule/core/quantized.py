@@ -370,12 +370,12 @@ def _dequantize(
     lead = words.shape[:-1]
     if mode == "affine":
         qf = _unpack_float(words, bits, nt).reshape(*lead, -1, group_size)
-        if STATE.enabled and (scales._node is not None or biases._node is not None):
+        if STATE.enabled and (scales._node is not None or biases._node is not None):  # type: ignore[union-attr]
             s = ops.expand_dims(ops.astype(scales, out_type), -1)
             b = ops.expand_dims(ops.astype(biases, out_type), -1)
             return ops.reshape(_from_value(qf) * s + b, (*lead, -1))
         qf *= np.asarray(scales._data, dtype=nt)[..., None]
-        qf += np.asarray(biases._data, dtype=nt)[..., None]
+        qf += np.asarray(biases._data, dtype=nt)[..., None]  # type: ignore[union-attr]
         return _from_value(qf.reshape(*lead, -1))
     vals = _unpack_float(words, bits, nt, _FP4 if bits == 4 else _FP8)
     vals = vals.reshape(*lead, -1, group_size)

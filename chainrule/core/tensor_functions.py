@@ -49,7 +49,7 @@ class device:
 
     def __init__(self, type: str | device = "cpu", index: int | None = None) -> None:
         if isinstance(type, device):
-            type, index = type.type, type.index if index is None else index
+            type, index = type.type, type.index if index is None else index  # type: ignore[has-type, assignment]
         if isinstance(type, builtins.int) and not isinstance(type, builtins.bool):
             raise DeviceUnavailableError(
                 f"device: device({type}) names accelerator {type}; none is available (chainrule "

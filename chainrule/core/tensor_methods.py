@@ -96,7 +96,7 @@ def _inplace(self: array, result: Any, reshape: bool = False) -> array:
                 f"output type {_KIND_NAME.get(k_mine, mine)}"
             )
         result = mx.astype(result, self.dtype)
-    _versions.replaced(self, self._node)  # PyTorch's version counter
+    _versions.replaced(self, self._node, result._node)  # PyTorch's version counter
     self._set_value(result._data, result._node)
     return self
 
@@ -289,7 +289,7 @@ def cpu(self) -> array:
     return self
 
 
-def cuda(self, device: Any = None, non_blocking: bool = False) -> array:
+def cuda(self, device: Any = None, non_blocking: bool = False) -> array:  # type: ignore[return]
     """Always refused: there is no GPU backend."""
     F.check_device("cuda", "cuda")
 

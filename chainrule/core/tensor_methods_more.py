@@ -166,7 +166,7 @@ def stride(self, dim: int | None = None) -> Any:
     for s in reversed(self.shape):
         st.append(acc)
         acc *= builtins.max(s, 1)
-    st = tuple(reversed(st))
+    st = tuple(reversed(st))  # type: ignore[assignment]
     return st if dim is None else st[F.one_dim(self, dim, "stride")]
 
 

@@ -50,7 +50,7 @@ def _coords(index: np.ndarray, d: int, size: int, who: str) -> tuple:
             f"{who}: index {int(index.max() if index.max() >= size else index.min())} is out "
             f"of bounds for dimension {d} with size {size}"
         )
-    grids = list(np.indices(index.shape, sparse=True))
+    grids: list = list(np.indices(index.shape, sparse=True))
     grids[d] = index % size if size else index
     return tuple(np.broadcast_to(g, index.shape) for g in grids)
 
@@ -199,7 +199,7 @@ def _index_coords(x: array, d: int, index: np.ndarray, who: str) -> tuple[int, n
 
 def _along(x: array, d: int, index: np.ndarray) -> tuple:
     key = [builtins.slice(None)] * x.ndim
-    key[d] = _const(index)
+    key[d] = _const(index)  # type: ignore[call-overload]
     return tuple(key)
 
 
@@ -377,7 +377,7 @@ def select(input: array, dim: int, index: int) -> array:
             f"select: index {index} out of range for tensor of size {input.shape} at dimension {d}"
         )
     key = [builtins.slice(None)] * input.ndim
-    key[d] = int(index)
+    key[d] = int(index)  # type: ignore[call-overload]
     return input[tuple(key)]
 
 
@@ -565,11 +565,11 @@ def movedim(input: array, source: Any, destination: Any) -> array:
             "number of dimensions"
         )
     nd = builtins.max(input.ndim, 1)
-    src = [_dim(input, s, "movedim") for s in src]
+    src = [_dim(input, s, "movedim") for s in src]  # type: ignore[arg-type]
     dst = [int(d) % nd for d in dst]
     order = [k for k in range(input.ndim) if k not in src]
     for d_, s in sorted(zip(dst, src)):
-        order.insert(d_, s)
+        order.insert(d_, s)  # type: ignore[arg-type]
     return mx.transpose(input, tuple(order)) if input.ndim else input
 
 
@@ -578,7 +578,7 @@ def flip(input: array, dims: Any) -> array:
     ds = [dims] if isinstance(dims, (int, np.integer)) else list(dims)
     key = [builtins.slice(None)] * input.ndim
     for d in ds:
-        key[_dim(input, d, "flip")] = builtins.slice(None, None, -1)
+        key[_dim(input, d, "flip")] = builtins.slice(None, None, -1)  # type: ignore[arg-type]
     return input[tuple(key)] if input.ndim else input
 
 
@@ -780,11 +780,11 @@ def searchsorted(
         raise RuntimeError("searchsorted: side and right disagree")
     srt = None if sorter is None else _index_data(sorter, "searchsorted")
     if seq.ndim <= 1:
-        out = np.searchsorted(seq, v, side=s, sorter=srt)
+        out = np.searchsorted(seq, v, side=s, sorter=srt)  # type: ignore[call-overload]
     else:
         out = np.empty(v.shape, _I64)
         for pos in np.ndindex(*seq.shape[:-1]):
-            out[pos] = np.searchsorted(
+            out[pos] = np.searchsorted(  # type: ignore[call-overload]
                 seq[pos], v[pos], side=s, sorter=None if srt is None else srt[pos]
             )
     return _const(np.asarray(out).astype(np.int32 if out_int32 else _I64))

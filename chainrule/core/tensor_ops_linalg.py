@@ -142,6 +142,7 @@ def matrix_power(input: array, n: int) -> array:
     if n == 0:
         eye = mx.eye(x.shape[-1], dtype=x.dtype)
         return mx.broadcast_to(eye, x.shape) + 0 * x
+    out: Any
     out, base = None, x
     while n:
         if n & 1:

@@ -225,7 +225,7 @@ def mvlgamma(input: array, p: int) -> array:
     x = _floated(input)
     if p < 1:
         raise ValueError(f"mvlgamma: p must be at least 1, got {p}")
-    out = p * (p - 1) / 4 * math.log(math.pi)
+    out: Any = p * (p - 1) / 4 * math.log(math.pi)
     for i in range(p):
         out = out + lgamma(x - i / 2)
     return out
@@ -878,7 +878,7 @@ def hash_tensor(input: array, dim: Any = None, *, keepdim: bool = False, mode: i
     wide = data.astype(np.float64) if _is_float(input) else data.astype(np.int64)
     bits = np.ascontiguousarray(wide).view(np.uint64)
     axis = None if dim is None else _tf.dims(dim)
-    out = np.bitwise_xor.reduce(bits, axis=axis, keepdims=keepdim) if bits.ndim else bits
+    out = np.bitwise_xor.reduce(bits, axis=axis, keepdims=keepdim) if bits.ndim else bits  # type: ignore[call-overload]
     return _const(np.asarray(out, np.uint64))
 
 
@@ -890,6 +890,6 @@ def histogram(
     w = weight._data if isinstance(weight, array) else None
     h, e = np.histogram(input._data, bins=b, range=range, weights=w, density=density)
     dt = input._data.dtype
-    return collections.namedtuple("histogram", ["hist", "bin_edges"])(
+    return collections.namedtuple("histogram", ["hist", "bin_edges"])(  # type: ignore[call-arg]
         _const(h.astype(dt)), _const(e.astype(dt))
     )

@@ -214,7 +214,7 @@ def _call(fn, args: tuple, kwargs: dict, effect: bool = False):
     targs, pargs = _conv(tr, args)
     tkw, pkw = _conv(tr, kwargs) if kwargs else (kwargs, kwargs)
     out = fn(*pargs, **pkw)
-    aliases = {}
+    aliases: dict = {}
     if kwargs and "out" in kwargs:
         effect = True
         outs = kwargs["out"]
@@ -446,7 +446,7 @@ for _n in "T mT real imag".split():
     setattr(Traced, _n, _prop(_n))
 for _n in "tobytes tofile dump dumps getfield".split():
     setattr(Traced, _n, _unsupported(_n))
-Traced.flat = property(lambda self: _unsupported_flat(self))
+Traced.flat = property(lambda self: _unsupported_flat(self))  # type: ignore[method-assign, assignment]
 
 
 def _unsupported_flat(self):

@@ -60,14 +60,16 @@ def _forget(key: int):
     return gone
 
 
-def replaced(handle, old: Node | None) -> None:
-    """Note that ``handle`` (an array) was changed in place, leaving ``old`` behind."""
+def replaced(handle, old: Node | None, by: Node | None = None) -> None:
+    """Note that ``handle`` (an array) was changed in place, leaving ``old`` behind; ``by`` is
+    the node of the in-place operation itself, which may read ``old`` (PyTorch keeps what an
+    in-place operation's own gradient needs)."""
     key = id(handle)
     entry = VERSIONS.handles.get(key)
     count = entry[1] + 1 if entry is not None and entry[0]() is handle else 1
     VERSIONS.handles[key] = (weakref.ref(handle, _forget(key)), count)
     if old is not None and old.prim is not None:
-        VERSIONS.nodes[old] = (count, handle.dtype.name, tuple(handle.shape))
+        VERSIONS.nodes[old] = (count, handle.dtype.name, tuple(handle.shape), id(by))
 
 
 def version(handle) -> int:
@@ -89,7 +91,7 @@ def check(node: Node, live) -> None:
         return
     args = node.args
     for i, a in enumerate(args):
-        if type(a) is not Node or a not in nodes:
+        if type(a) is not Node or a not in nodes or nodes[a][3] == id(node):
             continue
         if name in PRODUCTS:
             others = [b for j, b in enumerate(args) if j != i]
@@ -108,7 +110,7 @@ _TYPE_NAMES = {
 
 
 def _error(node: Node, info: tuple) -> RuntimeError:
-    version, dtype, shape = info
+    version, dtype, shape, _ = info
     op = node.prim.name.title().replace("_", "")
     kind = _TYPE_NAMES.get(dtype, dtype)
     return RuntimeError(

@@ -41,6 +41,7 @@ Examples:
 
 from __future__ import annotations
 
+import builtins as _builtins
 import importlib as _importlib
 
 import chainrule.core as _mx
@@ -134,7 +135,7 @@ is_grad_enabled = _mx.is_grad_enabled
 class inference_mode(_mx.no_grad):
     """``no_grad`` under PyTorch's other name (``mode=False`` records as usual)."""
 
-    def __init__(self, mode: bool = True) -> None:
+    def __init__(self, mode: _builtins.bool = True) -> None:
         self._flag = not mode
 
 

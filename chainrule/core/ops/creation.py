@@ -137,7 +137,7 @@ def arange(*args, start=_MISSING, stop=_MISSING, step=None, dtype=None, stream=N
     else:
         if not args and stop is _MISSING:
             raise TypeError("arange: stop is required")
-        names = ("stop", "step", "dtype")
+        names = ("stop", "step", "dtype")  # type: ignore[assignment]
         given = dict(zip(names, args))
         stop = given.get("stop", stop)
         step = given.get("step", step)

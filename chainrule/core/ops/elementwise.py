@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
@@ -51,7 +52,7 @@ negative = _unary("negative", xp.negative, lambda g, ans, x: -g)
 # abs, conj, real and imag are not holomorphic: their rules are written for complex inputs
 # directly (the gradient is d/dRe + i d/dIm, as MLX and PyTorch define it).
 abs = _unary("abs", xp.abs, lambda g, ans, x: g * sign(x), method=True, holomorphic=False)
-sign = _unary("sign", xp.sign)
+sign: Any = _unary("sign", xp.sign)
 square = _unary("square", xp.square, lambda g, ans, x: g * (x * 2), method=True)
 sqrt = _unary("sqrt", _float_kernel(xp.sqrt), lambda g, ans, x: g * 0.5 / ans, method=True)
 rsqrt = _unary(
@@ -70,13 +71,13 @@ expm1 = _unary(
 log = _unary("log", _float_kernel(xp.log), lambda g, ans, x: g / x, method=True)
 log1p = _unary("log1p", _float_kernel(xp.log1p), lambda g, ans, x: g / (x + 1), method=True)
 sin = _unary("sin", _float_kernel(xp.sin), lambda g, ans, x: g * cos(x), method=True)
-cos = _unary("cos", _float_kernel(xp.cos), lambda g, ans, x: -g * sin(x), method=True)
+cos: Any = _unary("cos", _float_kernel(xp.cos), lambda g, ans, x: -g * sin(x), method=True)
 tan = _unary("tan", _float_kernel(xp.tan), lambda g, ans, x: g * (ans * ans + 1))
 arcsin = _unary("arcsin", _float_kernel(xp.arcsin), lambda g, ans, x: g * rsqrt(1 - x * x))
 arccos = _unary("arccos", _float_kernel(xp.arccos), lambda g, ans, x: -g * rsqrt(1 - x * x))
 arctan = _unary("arctan", _float_kernel(xp.arctan), lambda g, ans, x: g / (x * x + 1))
 sinh = _unary("sinh", _float_kernel(xp.sinh), lambda g, ans, x: g * cosh(x))
-cosh = _unary("cosh", _float_kernel(xp.cosh), lambda g, ans, x: g * sinh(x))
+cosh: Any = _unary("cosh", _float_kernel(xp.cosh), lambda g, ans, x: g * sinh(x))
 tanh = _unary("tanh", _float_kernel(xp.tanh), lambda g, ans, x: g * (1 - ans * ans), method=True)
 arcsinh = _unary("arcsinh", _float_kernel(xp.arcsinh), lambda g, ans, x: g * rsqrt(x * x + 1))
 arccosh = _unary("arccosh", _float_kernel(xp.arccosh), lambda g, ans, x: g * rsqrt(x * x - 1))
@@ -117,7 +118,7 @@ isposinf = _unary("isposinf", lambda x: x == xp.inf if x.dtype.kind == "c" else 
 isneginf = _unary("isneginf", lambda x: x == -xp.inf if x.dtype.kind == "c" else xp.isneginf(x))
 logical_not = _unary("logical_not", xp.logical_not)
 bitwise_invert = _unary("bitwise_invert", xp.invert)
-conj = _unary("conj", xp.conj, lambda g, ans, x: conj(g), method=True, holomorphic=False)
+conj: Any = _unary("conj", xp.conj, lambda g, ans, x: conj(g), method=True, holomorphic=False)
 conjugate = export(conj, name="conjugate")
 real = _unary("real", xp.real, lambda g, ans, x: astype(g, x.dtype), holomorphic=False)
 imag = _unary(
@@ -163,7 +164,9 @@ add = _binary("add", xp.add, lambda g, ans, a, b: g, lambda g, ans, a, b: g)
 subtract = _binary("subtract", xp.subtract, lambda g, ans, a, b: g, lambda g, ans, a, b: -g)
 # (b * g, not g * b: NumPy's complex product is not commutative to the last bit, and MLX's
 # prod and multiply agree exactly in this order)
-multiply = _binary("multiply", xp.multiply, lambda g, ans, a, b: b * g, lambda g, ans, a, b: a * g)
+multiply: Any = _binary(
+    "multiply", xp.multiply, lambda g, ans, a, b: b * g, lambda g, ans, a, b: a * g
+)
 divide = _binary(
     "divide",
     _divide_kernel,
@@ -183,7 +186,7 @@ def _power_kernel(a, b):
         )
 
 
-power = _binary(
+power: Any = _binary(
     "power",
     _power_kernel,
     lambda g, ans, a, b: g * b * power(a, b - 1),
@@ -238,7 +241,7 @@ remainder = _binary(
     lambda g, ans, a, b: g,
     lambda g, ans, a, b: -g * floor_divide(a, b),
 )
-floor_divide = _binary("floor_divide", xp.floor_divide)
+floor_divide: Any = _binary("floor_divide", xp.floor_divide)
 equal = _binary("equal", xp.equal)
 not_equal = _binary("not_equal", xp.not_equal)
 less = _binary("less", xp.less)

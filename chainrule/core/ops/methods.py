@@ -100,7 +100,7 @@ def _install() -> None:
     A.__lt__, A.__le__ = less.operator, less_equal.operator
     A.__gt__, A.__ge__ = greater.operator, greater_equal.operator
     A.__hash__ = lambda self: id(self)
-    A.__divmod__ = divmod
+    A.__divmod__ = divmod  # type: ignore[operator]
     A.__getitem__ = getitem
     A.__setitem__ = _setitem
     A.at = property(lambda self: _ArrayAt(self), doc="Indexed updates: ``a.at[idx].add(v)``.")

@@ -156,8 +156,8 @@ def tensordot(a, b, axes=2, stream=None) -> array:
 def _einsum_parse(subscripts: str, shapes: list):
     """Input terms and output term of ``subscripts``, with ellipses spelled out as letters."""
     s = subscripts.replace(" ", "")
-    ins, arrow, out = s.partition("->")
-    ins = ins.split(",")
+    ins_text, arrow, out = s.partition("->")
+    ins = ins_text.split(",")
     if len(ins) != len(shapes):
         raise ValueError(f"einsum: {subscripts!r} names {len(ins)} operands, {len(shapes)} given")
     if "." in s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import math
+from typing import Any
 
 from .. import dtypes as _dt
 from ..array import _from_value, array
@@ -185,8 +186,8 @@ def _extreme(prim, kernel, name):
     return op
 
 
-max = export(_extreme(_MAX, xp.max, "max"), method=True)
-min = export(_extreme(_MIN, xp.min, "min"), method=True)
+max: Any = export(_extreme(_MAX, xp.max, "max"), method=True)
+min: Any = export(_extreme(_MIN, xp.min, "min"), method=True)
 amax = export(max, name="amax")
 amin = export(min, name="amin")
 
