@@ -69,7 +69,31 @@ def replaced(handle, old: Node | None, by: Node | None = None) -> None:
     count = entry[1] + 1 if entry is not None and entry[0]() is handle else 1
     VERSIONS.handles[key] = (weakref.ref(handle, _forget(key)), count)
     if old is not None and old.prim is not None:
-        VERSIONS.nodes[old] = (count, handle.dtype.name, tuple(handle.shape), id(by))
+        VERSIONS.nodes[old] = (count, handle.dtype.name, tuple(handle.shape), _own(by, old))
+
+
+def _own(by: Node | None, old: Node, limit: int = 256) -> frozenset:
+    """The ids of the nodes an in-place operation recorded itself: those between its result
+    ``by`` and the value ``old`` it replaced (a composite such as ``elu_`` records several;
+    PyTorch's in-place operations keep what their own gradients need)."""
+    if by is None:
+        return frozenset()
+    leads: dict[int, bool] = {}  # id -> reaches old
+    stack = [(by, False)]
+    seen = 0
+    while stack and seen < limit:
+        n, done = stack.pop()
+        if done:
+            leads[id(n)] = any(
+                a is old or (type(a) is Node and leads.get(id(a), False)) for a in n.args
+            )
+            continue
+        if id(n) in leads or n is old:
+            continue
+        seen += 1
+        stack.append((n, True))
+        stack.extend((a, False) for a in n.args if type(a) is Node and a is not old)
+    return frozenset(k for k, v in leads.items() if v)
 
 
 def version(handle) -> int:
@@ -91,7 +115,7 @@ def check(node: Node, live) -> None:
         return
     args = node.args
     for i, a in enumerate(args):
-        if type(a) is not Node or a not in nodes or nodes[a][3] == id(node):
+        if type(a) is not Node or a not in nodes or id(node) in nodes[a][3]:
             continue
         if name in PRODUCTS:
             others = [b for j, b in enumerate(args) if j != i]

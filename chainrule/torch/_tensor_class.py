@@ -161,7 +161,7 @@ def door(fn: Callable) -> Callable:
             state.doors = 0
         for p, orig in keep:  # an in-place function (F.relu_, running statistics) wrote p
             if p._data is not orig._data or p._node is not orig._node:
-                replaced(orig, orig._node)
+                replaced(orig, orig._node, p._node)
                 orig._set_value(p._data, p._node)
         inputs = [a for a in args if type(a) is array]
         if inputs and type(r) is array:
@@ -189,7 +189,7 @@ def _setitem(self, index: Any, value: Any) -> None:
     """``x[index] = value``: in place, counted as PyTorch counts it (see core/versions.py)."""
     old = self._node
     array.__setitem__(self, index, value)
-    replaced(self, old)
+    replaced(self, old, self._node)
 
 
 def _method(fn: Callable) -> Callable:
