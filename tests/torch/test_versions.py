@@ -54,7 +54,21 @@ def _changed_before_use(lib, x):  # changed before anything saved it: fine
     return y * y
 
 
+def _in_place_reads_its_own_input(lib, x):  # log_ needs its input: PyTorch keeps it
+    y = x * 2
+    y.log_()
+    return y
+
+
+def _composite_in_place(lib, x):  # elu_ is several chainrule nodes reading y
+    y = x * 2 - 3
+    lib.nn.functional.elu_(y)
+    return y * y
+
+
 CASES = {
+    "in-place reads its own input": (_in_place_reads_its_own_input, False),
+    "composite in place": (_composite_in_place, False),
     "saved operand replaced": (_saved_operand_replaced, True),
     "linear consumer": (_linear_consumer, False),
     "saved result replaced": (_saved_result_replaced, True),
