@@ -780,6 +780,17 @@ def value_and_grad(
             called) ``argnums`` out of range, a missing keyword, a non-array leaf in a
             differentiated argument, an output that is not a scalar array.
         TypeError: argnums that are not ints.
+
+    Examples:
+        >>> import chainrule.core as mx
+        >>> def loss(params):
+        ...     return (params["w"] ** 2).sum() + params["b"]
+        >>> params = {"w": mx.array([1.0, -2.0]), "b": mx.array(0.5)}
+        >>> value, grads = mx.value_and_grad(loss)(params)
+        >>> value
+        array(5.5, dtype=float32)
+        >>> grads["w"], grads["b"]
+        (array([2, -4], dtype=float32), array(1, dtype=float32))
     """
     return _value_and_grad(fun, argnums, argnames, _who, aux=True)
 
@@ -843,6 +854,12 @@ def grad(
     Returns:
         A function with ``fun``'s signature returning the gradient(s), structured as
         ``value_and_grad`` describes.
+
+    Examples:
+        >>> import chainrule.core as mx
+        >>> df = mx.grad(lambda x, y: (x * y).sum(), argnums=(0, 1))
+        >>> df(mx.array([1.0, 2.0]), mx.array([3.0, 4.0]))
+        (array([3, 4], dtype=float32), array([1, 2], dtype=float32))
     """
     vg = _value_and_grad(fun, argnums, argnames, "grad", aux=False)
 
@@ -863,6 +880,11 @@ def vjp(fun: Callable, primals: Sequence, cotangents: Sequence) -> tuple[list, l
 
     Returns:
         ``(outputs, vjps)``: lists of the outputs and of one cotangent per primal.
+
+    Examples:
+        >>> import chainrule.core as mx
+        >>> mx.vjp(lambda x: x**2, [mx.array([1.0, 3.0])], [mx.array([1.0, 0.5])])
+        ([array([1, 9], dtype=float32)], [array([2, 3], dtype=float32)])
     """
     return _vjp(fun, primals, cotangents, "vjp")
 
@@ -906,6 +928,11 @@ def jvp(fun: Callable, primals: Sequence, tangents: Sequence) -> tuple[list, lis
 
     Returns:
         ``(outputs, jvps)``: lists of the outputs and one tangent per output.
+
+    Examples:
+        >>> import chainrule.core as mx
+        >>> mx.jvp(lambda x: x**2, [mx.array([1.0, 3.0])], [mx.array([1.0, 0.5])])
+        ([array([1, 9], dtype=float32)], [array([2, 3], dtype=float32)])
     """
     primals = list(primals)
     tangents = [t if isinstance(t, array) else array(t) for t in tangents]

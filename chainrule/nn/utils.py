@@ -32,6 +32,19 @@ def value_and_grad(model: Module, fn: Callable) -> Callable:
         A function with ``fn``'s arguments returning ``(value, grads)``, ``grads`` shaped like
         ``model.trainable_parameters()``. When it returns, the model holds its own arrays
         again, never the tracers used during the call.
+
+    Examples:
+        >>> import chainrule.core as mx
+        >>> import chainrule.nn as nn
+        >>> model = nn.Linear(2, 1)
+        >>> model.weight, model.bias = mx.array([[1.0, -1.0]]), mx.array([0.0])
+        >>> def loss_fn(model, x):
+        ...     return model(x).sum()
+        >>> loss, grads = nn.value_and_grad(model, loss_fn)(model, mx.array([[2.0, 3.0]]))
+        >>> loss
+        array(-1, dtype=float32)
+        >>> grads["weight"], grads["bias"]
+        (array([[2, 3]], dtype=float32), array([1], dtype=float32))
     """
 
     def inner_fn(params, *args, **kwargs):

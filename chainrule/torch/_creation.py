@@ -109,6 +109,13 @@ def tensor(
 
     Returns:
         A new array.
+
+    Examples:
+        >>> import chainrule.torch as torch
+        >>> torch.tensor([1, 2, 3]).dtype == torch.int64
+        True
+        >>> torch.tensor([[1.0, 2.0]], requires_grad=True)
+        tensor([[1., 2.]], requires_grad=True)
     """
     if isinstance(data, array):
         value = data._data
