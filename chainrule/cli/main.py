@@ -9,7 +9,7 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-from . import evaluate, export, graph, predict, train
+from . import evaluate, export, graph, predict, report, train
 from .args import Parser
 from .errors import EXIT_BAD_INPUT, CommandError, one_line
 from .tables import command_wording
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {train.version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True
-    for command in (train, evaluate, predict, export, graph):
+    for command in (train, evaluate, predict, export, graph, report):
         command.add_parser(commands)
     return parser
 

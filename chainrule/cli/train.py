@@ -303,8 +303,6 @@ def run(args: argparse.Namespace) -> int:
         for name, idx in (("train", train_idx), ("val", val_idx), ("test", test_idx))
         if len(idx)
     }
-    if args.augment and "train" in splits:
-        splits["train"] = opts.AugmentedImages(X[train_idx], y[train_idx])
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     mx.random.seed(args.seed)
     model = build_model(model_config)
@@ -335,6 +333,8 @@ def run(args: argparse.Namespace) -> int:
     # reported now, not after the training time is spent.
     staging = staging_dir(out, args.overwrite) if lead else contextlib.nullcontext(None)
     train_data = splits["train"]
+    if args.augment:  # training batches only: evaluation sees the images as they are
+        train_data = opts.AugmentedImages(X[train_idx], y[train_idx])
     if world.size() == 1:  # an explicit loader, so that its state can be saved and restored
         train_data = DataLoader(train_data, batch_size=args.batch_size, shuffle=True)
     prior: dict[str, Any] = {"epoch": [], "history": {}}
@@ -346,13 +346,14 @@ def run(args: argparse.Namespace) -> int:
         schedule.load_state_dict(state["extra"]["parts"]["schedule"])
         if lead:
             print(f"resuming {out} after epoch {first_epoch}", flush=True)
-    if lead:
-        folder = opts.resume_dir(out)
-        if checkpoint is None:
-            opts.save_args(folder, args)
-        parts = {"stopper": stopper, "schedule": schedule}
-        callbacks.append(opts.EpochCheckpoint(folder / "checkpoint.safetensors", prior, parts))
-    with staging as tmp:
+    with staging as tmp, opts.resume_state(out, lead and checkpoint is None):
+        if lead:  # after the staging directory: an unwritable --out is reported as such
+            folder = opts.resume_dir(out)
+            if checkpoint is None:
+                with writing(Path(f"{out} (its resume state {folder / 'args.json'})")):
+                    opts.save_args(folder, args)
+            parts = {"stopper": stopper, "schedule": schedule}
+            callbacks.append(opts.EpochCheckpoint(folder / "checkpoint.safetensors", prior, parts))
         # Overflow warnings from NumPy would print before the one-line report of a
         # divergence; fit checks the loss and parameters itself.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -397,6 +398,7 @@ def run(args: argparse.Namespace) -> int:
             "val": len(val_idx),
             "test": len(test_idx),
         }
+        config["summary"] = opts.data_summary(ds, config)
         if tmp is not None:
             with writing(out / "model.safetensors"):
                 model.save_weights(str(tmp / "model.safetensors"))
@@ -406,6 +408,9 @@ def run(args: argparse.Namespace) -> int:
                 history.save(tmp / "history.json")
             with writing(out / "history.png"):
                 history.plot(tmp / "history.png")
+            with writing(out / "report.html"):
+                parts = (train_idx, val_idx, test_idx)
+                opts.run_report(tmp, config, metrics, history, model, X, y, parts)
             with writing(out / "metrics.json"):
                 write_json(tmp / "metrics.json", metrics)
     if not lead:
@@ -416,6 +421,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{which}: {format_metrics(report)}")
     print(f"weights: {out / 'model.safetensors'}")
     print(f"plot:    {out / 'history.png'}")
+    print(f"report:  {out / 'report.html'}")
     print(f"run:     {out}  (chainrule evaluate {out} --data ...)")
     return 0
 

@@ -13,9 +13,11 @@ the folder is removed when the run is complete.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,9 @@ __all__ = [
     "clip_gradients",
     "decay_gradients",
     "finish_resume",
+    "resume_state",
+    "data_summary",
+    "run_report",
     "monitored",
 ]
 
@@ -529,6 +534,9 @@ def say_interrupted(out: Path) -> None:
 
 def add_run_config(config: dict[str, Any], args: argparse.Namespace, ds: Any, scaler: Any) -> None:
     """Add the image input and the training options of this module to a run's config."""
+    from .report import command_line
+
+    config["command"] = command_line(args)
     config["training"].update(
         {
             "model": args.model,
@@ -549,3 +557,71 @@ def add_run_config(config: dict[str, Any], args: argparse.Namespace, ds: Any, sc
             "image_size": list(args.image_size) if args.image_size else None,
             **scaler.to_dict(),
         }
+
+
+def data_summary(ds: Any, config: dict[str, Any]) -> list[list[Any]]:
+    """The report's data summary: (name, value) rows."""
+    sizes = config["split"]["sizes"]
+    rows: list[list[Any]] = [
+        ["data", config["data"]],
+        ["task", ds.task],
+        ["rows", len(ds)],
+        ["train / val / test", f"{sizes['train']} / {sizes['val']} / {sizes['test']}"],
+    ]
+    if is_images(ds):
+        h, w, c = ds.X.shape[1:]
+        rows.append(["images", f"{h}x{w}, {'grey' if c == 1 else 'RGB'}"])
+    else:
+        shown = ", ".join(ds.features[:12]) + (", ..." if len(ds.features) > 12 else "")
+        rows.append(["features", f"{len(ds.features)}: {shown}"])
+        rows.append(["target", ds.target])
+    if ds.task == "classification":
+        counts = np.bincount(np.asarray(ds.y), minlength=len(ds.classes))
+        rows.append(
+            ["classes", ", ".join(f"{c} ({n})" for c, n in zip(ds.classes, counts.tolist()))]
+        )
+    else:
+        y = np.asarray(ds.y, dtype=np.float64)
+        rows.append(["target range", f"{y.min():.4g} to {y.max():.4g} (mean {y.mean():.4g})"])
+    return rows
+
+
+def run_report(
+    folder: Path,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    history: Any,
+    model: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    parts: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Write report.html and its figures for the test split (else val, else train), and put
+    the per-class numbers into `metrics` (`per_class`)."""
+    from chainrule.train import predict
+
+    from .report import write_report
+    from .tables import make_dataset
+
+    rows = next((p for p in reversed(parts) if len(p)), parts[0])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        outputs = np.asarray(predict(model, make_dataset(X[rows], None), batch_size=256).numpy())
+    per_class = write_report(
+        folder, config, metrics, history, model, outputs, np.asarray(y)[rows], config["summary"]
+    )
+    if per_class:
+        metrics["per_class"] = per_class
+
+
+@contextlib.contextmanager
+def resume_state(out: Path, fresh: bool) -> Iterator[None]:
+    """Remove a fresh run's resume state if it fails for any reason but an interruption
+    (Ctrl-C keeps it, so that `--resume` can continue)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        if fresh:
+            finish_resume(out)
+        raise

@@ -242,7 +242,8 @@ def test_a_killed_runs_hidden_directory_is_removed_by_the_next_run(tmp_path, cap
     assert len(left) == 1 and left[0].startswith(".a.") and left[0].endswith(".partial")
     status, _, err = run(["train", "--data", "iris", "--out", tmp_path / "b", *QUICK], capsys)
     assert status == 0, err
-    assert leftovers(tmp_path) == [] and sorted(os.listdir(tmp_path)) == ["b"]
+    # the killed run's resume state stays, for `chainrule train --resume a`
+    assert leftovers(tmp_path) == [] and sorted(os.listdir(tmp_path)) == [".a.resume", "b"]
 
 
 def test_cleaning_keeps_runs_live_writers_and_other_files(tmp_path):

@@ -16,6 +16,7 @@ from chainrule import cli
 from chainrule.cli import model as cli_model
 from chainrule.cli import train as cli_train
 from chainrule.cli.config import RUN_FILES, read_run
+from chainrule.cli.report import REPORT_FILES
 
 pd = pytest.importorskip("pandas")
 
@@ -24,7 +25,7 @@ def test_train_writes_a_complete_run_and_evaluate_reproduces_it(tmp_path, capsys
     out = tmp_path / "iris-run"
     status, stdout, err = run(["train", "--data", "iris", "--out", out, *FAST], capsys)
     assert status == 0, err
-    assert sorted(os.listdir(out)) == sorted(RUN_FILES)
+    assert sorted(os.listdir(out)) == sorted(RUN_FILES + REPORT_FILES["classification"])
     assert leftovers(tmp_path) == []
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] >= 0.85, metrics
@@ -209,7 +210,7 @@ def test_train_compile_gives_the_eager_run(tmp_path, capsys):
         status, _, err = run([*argv, "--no-progress", "--seed", "0", *extra], capsys)
         assert status == 0, err
         results.append(json.loads((out / "metrics.json").read_text()))
-    for split in results[0]:
+    for split in ("train", "val", "test"):
         for key, value in results[0][split].items():
             assert results[1][split][key] == pytest.approx(value, rel=1e-5, abs=1e-7), (split, key)
 

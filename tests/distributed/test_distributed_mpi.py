@@ -122,10 +122,12 @@ def test_chainrule_train_under_mpiexec_writes_one_run_directory(tmp_path):
     assert run.returncode == 0, run.output
     assert sorted(p.name for p in out.iterdir()) == [
         "config.json",
+        "confusion_matrix.png",
         "history.json",
         "history.png",
         "metrics.json",
         "model.safetensors",
+        "report.html",
     ]
     assert [p.name for p in tmp_path.iterdir()] == ["digits"]  # no staging leftovers
     assert run.stdout.count("data: digits") == 1, run.stdout  # rank 0 alone prints
