@@ -8,6 +8,7 @@ differently there (the process probe behind the clean-up of stale temporaries).
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 
 import pytest
@@ -53,20 +54,63 @@ def test_the_windows_process_probe():
     assert kernel.closed == [1010, 1011]
 
 
-def test_pid_alive_never_signals_on_windows(monkeypatch):
-    def kill(pid, sig):  # on Windows, signal 0 is CTRL_C_EVENT: it must never be sent
+class WindowsOs:
+    """``os`` as chainrule.core.io sees it on Windows: ``os.name == "nt"``, and a ``kill`` that
+    must never be called (signal 0 is CTRL_C_EVENT there). Only that module's ``os`` is
+    replaced: pathlib and the rest of the process keep the real one."""
+
+    name = "nt"
+
+    def __getattr__(self, attr):
+        return getattr(os, attr)
+
+    @staticmethod
+    def kill(pid, sig):
         raise AssertionError(f"os.kill({pid}, {sig}) on Windows")
 
-    asked = []
-    monkeypatch.setattr(os, "kill", kill)
-    monkeypatch.setattr(cio, "_windows_pid_alive", lambda pid: asked.append(pid) or False)
-    monkeypatch.setattr(os, "name", "nt")
-    try:
-        assert cio.pid_alive(os.getpid() + 1) is False
-        assert cio.pid_alive(os.getpid()) is True
-    finally:
-        monkeypatch.undo()
-    assert asked == [os.getpid() + 1]
+
+@pytest.fixture
+def on_windows(monkeypatch):
+    """chainrule.core.io on Windows, with a process table for its probe: pid -> alive."""
+    alive: dict[int, bool] = {}
+    monkeypatch.setattr(cio, "os", WindowsOs())
+    monkeypatch.setattr(cio, "_windows_pid_alive", lambda pid: alive.get(pid, False))
+    return alive
+
+
+def test_pid_alive_never_signals_on_windows(on_windows):
+    on_windows[4242] = True
+    assert cio.pid_alive(4242) is True
+    assert cio.pid_alive(4243) is False
+    assert cio.pid_alive(os.getpid()) is True
+
+
+def test_stale_temporaries_are_cleaned_on_windows(tmp_path, on_windows):
+    dead, live = (
+        tmp_path / ".w.bin.4243-0123abcd.tmp.bin",
+        tmp_path / ".w.bin.4242-0123abcd.tmp.bin",
+    )
+    dead.write_bytes(b"x")
+    live.write_bytes(b"x")
+    on_windows[4242] = True
+    assert cio.clean_stale_temporaries(tmp_path) == [str(dead)]
+    assert live.exists() and not dead.exists()
+
+
+def test_an_interrupted_overwrite_is_recovered_on_windows(tmp_path, on_windows):
+    rundir = pytest.importorskip("chainrule.cli.rundir")
+    out = tmp_path / "runs" / "digits"
+    old = tmp_path / "runs" / ".digits.4243-0123abcd.old"
+    old.mkdir(parents=True)
+    (old / "model.safetensors").write_bytes(b"old weights")
+    journal = tmp_path / "runs" / ".digits.overwrite.json"
+    journal.write_text(json.dumps({"old": old.name, "pid": 4243}), encoding="utf-8")
+    on_windows[4243] = True  # the writer still runs: leave everything as it is
+    assert rundir.recover_overwrite(out) is None and journal.exists()
+    on_windows[4243] = False  # it died between the two renames: put the old run back
+    assert "put back" in rundir.recover_overwrite(out)
+    assert (out / "model.safetensors").read_bytes() == b"old weights"
+    assert not journal.exists()
 
 
 def test_ctypes_byref_carries_the_value_the_fake_writes():
@@ -110,18 +154,16 @@ def test_csv_written_on_windows_reads_as_on_posix(tmp_path):
     assert (crlf.X == lf.X).all() and (crlf.y == lf.y).all()
 
 
-def test_atomic_writes_without_the_posix_folder_sync(tmp_path, monkeypatch):
+def test_atomic_writes_without_the_posix_folder_sync(tmp_path, on_windows, monkeypatch):
     # Off POSIX there is no folder fsync (os.open of a folder fails on Windows): skipped.
     opened = []
-    real_open = os.open
-    monkeypatch.setattr(
-        os, "open", lambda path, *a, **k: opened.append(os.fspath(path)) or real_open(path, *a, **k)
-    )
-    monkeypatch.setattr(os, "name", "nt")
-    try:
-        cio.write_bytes(tmp_path / "weights.bin", b"abc")
-    finally:
-        monkeypatch.undo()
+
+    def recording_open(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return os.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(WindowsOs, "open", staticmethod(recording_open), raising=False)
+    cio.write_bytes(tmp_path / "weights.bin", b"abc")
     assert (tmp_path / "weights.bin").read_bytes() == b"abc"
-    assert str(tmp_path) not in opened  # the folder itself was never opened
+    assert opened and str(tmp_path) not in opened  # the folder itself was never opened
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp.bin")]
