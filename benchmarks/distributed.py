@@ -3,7 +3,9 @@
 Workload: ``large`` of ../shared/bench/anchors.py (MLP 784-512-512-10, global batch 256,
 Adam lr=1e-3, float32). With N processes each rank computes on 256/N examples and the
 gradients (2.7 MB) are averaged with ``average_gradients`` (one MPI_Allreduce per 4 MiB
-bucket: one here) in the MLX style, or ``average_parameter_grads`` in the PyTorch style.
+bucket: one here) in the MLX style, ``average_parameter_grads`` in the PyTorch style, or
+``torch.nn.parallel.DistributedDataParallel`` during ``backward()`` in the ``ddp`` style
+(``chainrule.torch``: ``init_process_group``, ``DDP``, one 25 MiB bucket).
 
 Reported per step (rank 0, median of blocks): the step time, the time inside MPI calls
 ("comm", which includes waiting for the slower rank), the gradient averaging alone after a
@@ -12,7 +14,7 @@ barrier ("reduce": the transfer itself), and the speed-up over 1 process with
 1x1, 1xC (every core in one process) and Nx(C/N), C being the number of cores. On a shared
 machine a multi-threaded BLAS suffers most from other load: compare the rows run together.
 
-Usage: python benchmarks/distributed.py [--configs 1x1 1x2 2x1] [--style mlx torch]
+Usage: python benchmarks/distributed.py [--configs 1x1 1x2 2x1] [--style mlx torch ddp]
        [--steps 30] [--blocks 5]
 Needs mpi4py and mpiexec for N > 1 (pip install 'chainrule[distributed]').
 """
@@ -63,6 +65,30 @@ def worker(style: str, steps: int, blocks: int) -> None:
         def step(k):
             loss, grads = lg(model, *data[k % len(data)])
             opt.update(model, dist.average_gradients(grads))
+            return loss
+
+    elif style == "ddp":
+        import chainrule.torch as torch
+        import chainrule.torch.distributed as tdist
+        from chainrule.torch.nn.parallel import DistributedDataParallel
+
+        os.environ.setdefault("RANK", "0")  # one process without a launcher: torchrun's
+        os.environ.setdefault("WORLD_SIZE", "1")
+        tdist.init_process_group("gloo")
+        layers = []
+        for a, b in zip(cfg["sizes"][:-1], cfg["sizes"][1:]):
+            layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
+        net = torch.nn.Sequential(*layers[:-1])
+        model = DistributedDataParallel(net)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        lf = torch.nn.CrossEntropyLoss()
+
+        def step(k):
+            x, y = data[k % len(data)]
+            opt.zero_grad()
+            loss = lf(model(x), y)
+            loss.backward()
+            opt.step()
             return loss
 
     else:
@@ -170,7 +196,7 @@ def _configs(text: list[str] | None) -> list[tuple[int, int]]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", help="PROCSxTHREADS, e.g. 1x1 1x2 2x1")
-    p.add_argument("--style", nargs="+", default=["mlx", "torch"], choices=["mlx", "torch"])
+    p.add_argument("--style", nargs="+", default=["mlx", "torch"], choices=["mlx", "torch", "ddp"])
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--blocks", type=int, default=5)
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
