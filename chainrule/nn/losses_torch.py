@@ -9,6 +9,8 @@ chainrule.torch.nn.MSELoss``) and run the kernels and checks of
 
 from __future__ import annotations
 
+import warnings
+
 from chainrule.core.extend import out_of_range
 
 from .. import core as mx
@@ -250,7 +252,8 @@ class _Loss(Module):
         return None if weight is None else _arr(weight)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(reduction={self.reduction!r})"
+        # PyTorch's _Loss has no extra_repr: every loss prints ``Name()``
+        return f"{type(self).__name__}()"
 
 
 class MSELoss(_Loss):
@@ -517,5 +520,15 @@ class KLDivLoss(_Loss):
         self.log_target = bool(log_target)
 
     def forward(self, input: array, target: array) -> array:
-        """Return the divergence of ``target`` from ``input``."""
+        """Return the divergence of ``target`` from ``input`` (warning, as PyTorch does, that
+        ``'mean'`` divides by the batch and the support size)."""
+        if self.reduction == "mean":
+            warnings.warn(_KL_MEAN_WARNING, UserWarning, stacklevel=2)
         return _torch_kl_div(input, target, self.reduction, self.log_target, "KLDivLoss")
+
+
+_KL_MEAN_WARNING = (
+    "reduction: 'mean' divides the total loss by both the batch size and the support size."
+    "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+    "'mean' will be changed to behave the same as 'batchmean' in the next major release."
+)

@@ -19,6 +19,7 @@ import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import array
 
+from . import functional_pool as F_pool
 from ._module import Module, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 
 __all__ = [
@@ -303,8 +304,17 @@ ConvTranspose2d = _conv_transpose(cnn.ConvTranspose2d, 2)
 ConvTranspose3d = _conv_transpose(cnn.ConvTranspose3d, 3)
 
 
-def _pool(base: type, nd: int, kind: str) -> type:
+def _check_pool_rank(x: array, nd: int, who: str) -> None:
+    if x.ndim not in (nd + 1, nd + 2):
+        raise ValueError(
+            f"{who}: expected a channels-first input (N, C, {_SPATIAL[nd]}) or "
+            f"(C, {_SPATIAL[nd]}), got shape {x.shape}"
+        )
+
+
+def _max_pool(base: type, nd: int) -> type:
     name = base.__name__
+    fn = getattr(F_pool, f"max_pool{nd}d")
 
     def __init__(
         self,
@@ -314,45 +324,117 @@ def _pool(base: type, nd: int, kind: str) -> type:
         dilation: Any = 1,
         return_indices: bool = False,
         ceil_mode: bool = False,
-        count_include_pad: bool = True,
-        divisor_override: Any = None,
     ) -> None:
-        if dilation not in (1, (1,) * nd):
-            raise ValueError(f"{name}: only dilation=1 is supported, got {dilation!r}")
-        if return_indices or ceil_mode:
-            raise ValueError(f"{name}: return_indices and ceil_mode are not supported")
-        if not count_include_pad or divisor_override is not None:
-            raise ValueError(
-                f"{name}: only count_include_pad=True and divisor_override=None are supported"
-            )
-        base.__init__(self, kernel_size, stride, padding)
-        args = {"kernel_size": kernel_size, "stride": kernel_size if stride is None else stride}
-        args["padding"] = padding
-        if kind == "max":
-            args.update(dilation=dilation, ceil_mode=ceil_mode)
-        object.__setattr__(self, "_torch_args", args)
-        for p, k in zip(self._padding, self._kernel_size):  # PyTorch's limit; MLX has none
-            if p > k // 2:
-                raise ValueError(
-                    f"{name}: padding {self._padding} must be at most half the kernel size "
-                    f"{self._kernel_size}"
-                )
+        cnn.Module.__init__(self)
+        for key, value in (
+            ("kernel_size", kernel_size),
+            ("stride", kernel_size if stride is None else stride),
+            ("padding", padding),
+            ("dilation", dilation),
+            ("return_indices", return_indices),
+            ("ceil_mode", ceil_mode),
+        ):
+            object.__setattr__(self, key, value)
+
+    def __call__(self, x: array) -> Any:
+        _check_pool_rank(x, nd, name)
+        return fn(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            ceil_mode=self.ceil_mode,
+            return_indices=self.return_indices,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
 
     doc = (
-        f"{nd}-d {kind} pooling over channels-first inputs ``(N, C, {_SPATIAL[nd]})``.\n\n"
+        f"{nd}-d max pooling over channels-first inputs ``(N, C, {_SPATIAL[nd]})`` (PyTorch's "
+        f"``F.max_pool{nd}d``).\n\n"
         "    Args:\n"
         "        kernel_size: the window size.\n"
         "        stride: the step between windows (default: ``kernel_size``).\n"
-        "        padding: added on both sides of each spatial axis (at most half the window).\n"
+        "        padding: implicit ``-inf`` on both sides (at most half the window).\n"
+        "        dilation: the spacing between taps.\n"
+        "        return_indices: also return the flat spatial index of each maximum.\n"
+        "        ceil_mode: round the output size up.\n"
     )
     return _torch_class(
-        name,
-        (base,),
-        __init__,
-        doc,
-        __call__=_channels_first_call(base.__call__, nd, name),
-        extra_repr=_args_repr,
+        name, (base,), __init__, doc, __call__=__call__, extra_repr=extra_repr, _nd=nd
     )
+
+
+def _avg_pool_init(self, kernel_size, stride, padding, ceil_mode, count_include_pad) -> None:
+    cnn.Module.__init__(self)
+    for key, value in (
+        ("kernel_size", kernel_size),
+        ("stride", kernel_size if stride is None else stride),
+        ("padding", padding),
+        ("ceil_mode", ceil_mode),
+        ("count_include_pad", count_include_pad),
+        ("divisor_override", None),
+    ):
+        object.__setattr__(self, key, value)
+
+
+def _avg_pool(base: type, nd: int) -> type:
+    name = base.__name__
+    fn = getattr(F_pool, f"avg_pool{nd}d")
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        _avg_pool_init(self, kernel_size, stride, padding, ceil_mode, count_include_pad)
+        object.__setattr__(self, "divisor_override", divisor_override)
+
+    def init_1d(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        # PyTorch's AvgPool1d keeps its sizes as tuples and has no divisor_override
+        stride = kernel_size if stride is None else stride
+        kernel_size, stride, padding = (_tuple(v, 1) for v in (kernel_size, stride, padding))
+        _avg_pool_init(self, kernel_size, stride, padding, ceil_mode, count_include_pad)
+
+    def __call__(self, x: array) -> array:
+        _check_pool_rank(x, nd, name)
+        args = (x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
+        if nd == 1:
+            return fn(*args, self.count_include_pad)
+        return fn(*args, self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+    doc = (
+        f"{nd}-d average pooling over channels-first inputs ``(N, C, {_SPATIAL[nd]})`` "
+        f"(PyTorch's ``F.avg_pool{nd}d``).\n\n"
+        "    Args:\n"
+        "        kernel_size: the window size.\n"
+        "        stride: the step between windows (default: ``kernel_size``).\n"
+        "        padding: implicit zeros on both sides (at most half the window).\n"
+        "        ceil_mode: round the output size up.\n"
+        "        count_include_pad: count the padded zeros in the divisor.\n"
+        + ("" if nd == 1 else "        divisor_override: divide every window by this.\n")
+    )
+    init = init_1d if nd == 1 else __init__
+    return _torch_class(name, (base,), init, doc, __call__=__call__, extra_repr=extra_repr, _nd=nd)
 
 
 def _args_repr(self) -> str:
@@ -360,12 +442,12 @@ def _args_repr(self) -> str:
     return ", ".join(f"{k}={v}" for k, v in self._torch_args.items())
 
 
-MaxPool1d = _pool(cnn.MaxPool1d, 1, "max")
-MaxPool2d = _pool(cnn.MaxPool2d, 2, "max")
-MaxPool3d = _pool(cnn.MaxPool3d, 3, "max")
-AvgPool1d = _pool(cnn.AvgPool1d, 1, "average")
-AvgPool2d = _pool(cnn.AvgPool2d, 2, "average")
-AvgPool3d = _pool(cnn.AvgPool3d, 3, "average")
+MaxPool1d = _max_pool(cnn.MaxPool1d, 1)
+MaxPool2d = _max_pool(cnn.MaxPool2d, 2)
+MaxPool3d = _max_pool(cnn.MaxPool3d, 3)
+AvgPool1d = _avg_pool(cnn.AvgPool1d, 1)
+AvgPool2d = _avg_pool(cnn.AvgPool2d, 2)
+AvgPool3d = _avg_pool(cnn.AvgPool3d, 3)
 
 
 def _adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:

