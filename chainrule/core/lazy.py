@@ -58,6 +58,8 @@ LAZY_ALIASES: dict[str, dict[str, str]] = {
     "chainrule.nn.layers.distributed": {
         "init": "chainrule.distributed:init",
         "all_sum": "chainrule.distributed:all_sum",
+        "all_gather": "chainrule.distributed:all_gather",
+        "sum_scatter": "chainrule.distributed:sum_scatter",
     },
     # imported inside a function: fit(distributed=...) starts data parallelism on demand
     "chainrule.train.fit": {

@@ -762,6 +762,14 @@ CASES = [
         (2, 3),
         _ref_quantized_linear,
     ),
+    # MLX's FSDP wrapper in a group of one process: the wrapped layer itself
+    Case(
+        "FullyShardedModule",
+        lambda: nn.FullyShardedModule(nn.Linear(5, 4)),
+        _normal(2, 5),
+        (2, 4),
+        lambda torch, layer, xs, kw: _ref_linear(torch, layer["module"], xs, kw),
+    ),
     # quantizes its float32/float16 input (qqmm refuses float64), so no float64 gradient check
     Case("QQLinear", lambda: nn.QQLinear(32, 3, mode="mxfp8"), _normal(2, 32), (2, 3), grad=False),
     Case("ALiBi", lambda: nn.ALiBi(), _normal(2, 3, 4, 5), (2, 3, 4, 5), _ref_alibi),

@@ -23,7 +23,8 @@ import chainrule.nn as cnn  # noqa: E402
 
 from .bridge import assert_trees_close, copy_params, to_cx, to_mlx, to_numpy  # noqa: E402
 
-# MLX's FSDP wrapper (gathers parameter shards around each call) is not in chainrule.nn yet.
+# MLX's FSDP wrapper (gathers parameter shards around each call) needs several processes:
+# tests/distributed/test_tensor_parallel.py checks it on 2 and 4 against one process.
 DISTRIBUTED = {"FullyShardedModule"}
 # Base classes and containers, exercised through the cases below (Sequential) or abstract.
 NOT_LAYERS = {"Module"}

@@ -5,6 +5,8 @@
 takes each process's slice of the input and sums the partial products over the group, so
 every process ends with the full output. The quantized forms hold a quantized shard
 (frozen, as ``QuantizedLinear``). ``shard_linear`` and ``shard_inplace`` cut existing layers.
+``fully_shard`` (``FullyShardedModule``) keeps only a shard of every parameter on each process
+and gathers them around each call (MLX's FSDP).
 
 The process group comes from ``chainrule.distributed`` (``mx.distributed``), a higher layer,
 imported inside the functions that need it (``chainrule/core/lazy.py`` lists each name, and
@@ -22,16 +24,18 @@ from typing import Any
 from ... import core as mx
 from ...core import lazy as _lazy
 from ...core.array import array
-from ...utils import tree_map_with_path
+from ...utils import tree_flatten, tree_map_with_path, tree_unflatten
 from ..module import Module
 from .linear import Linear
 from .quantized import _defaults, _store
 
 __all__ = [
     "AllToShardedLinear",
+    "FullyShardedModule",
     "QuantizedAllToShardedLinear",
     "QuantizedShardedToAllLinear",
     "ShardedToAllLinear",
+    "fully_shard",
     "shard_inplace",
     "shard_linear",
     "sum_gradients",
@@ -452,5 +456,126 @@ class QuantizedShardedToAllLinear(_QuantizedSharded):
         return cls._from(quantized_linear_layer, _sharded_to_all(segments), group)
 
 
-# mx.distributed's init and all_sum, served on first use (chainrule/core/lazy.py)
+# ----------------------------------------------------------------- fully sharded parameters
+
+
+def _make_gather_fn(group: Any, full_shapes: list, shard_sizes: list, compute_dtype: Any):
+    """A ``custom_function`` from the shards to the full parameters: ``all_gather`` forward,
+    the mean of every process's cotangents, cut to this shard (``sum_scatter / N``), backward."""
+    from chainrule.distributed import all_gather, sum_scatter
+
+    n = group.size()
+    bounds = [0]
+    for size in shard_sizes:
+        bounds.append(bounds[-1] + size)
+    cuts = bounds[1:-1]
+    shard_shapes = [(shape[0] // n,) + tuple(shape[1:]) for shape in full_shapes]
+
+    def cast(x: array, dtype: Any) -> array:
+        return x if dtype is None or x.dtype == dtype else x.astype(dtype)
+
+    @mx.custom_function
+    def gather(shards: list) -> list:
+        flat = mx.concatenate([cast(s.reshape(1, -1), compute_dtype) for s in shards], axis=1)
+        full = all_gather(flat, group=group)
+        parts = mx.split(full, cuts, axis=1)
+        return [p.reshape(shape) for p, shape in zip(parts, full_shapes)]
+
+    @gather.vjp
+    def gather_vjp(shards: list, cotangents: list, _: Any) -> list:
+        local = mx.concatenate([c.reshape(n, -1) for c in cotangents], axis=1)
+        mine = sum_scatter(local, group=group) / n
+        parts = mx.split(mine, cuts, axis=1)
+        return [cast(p.reshape(shape), s.dtype) for p, shape, s in zip(parts, shard_shapes, shards)]
+
+    return gather
+
+
+def _maybe_shard(m: Module, k: str, v: Any) -> bool:
+    if isinstance(v, FullyShardedModule):
+        return False
+    return Module.valid_parameter_filter(m, k, v)
+
+
+class FullyShardedModule(Module):
+    """A module whose parameters are sharded over a group along their first axis (MLX's
+    ``nn.FullyShardedModule``; build it with :func:`fully_shard`).
+
+    Each call gathers the full parameters (``all_gather``) and runs the module with them; the
+    backward pass gives each process the mean over the group of the gradients, cut to its own
+    shard (``sum_scatter``), so each process stores and updates only its shard.
+
+    Args:
+        module: The module to shard (its parameters are replaced by this process's shards).
+        group: The group (default: the global one).
+        compute_dtype: Cast the gathered parameters to this dtype for the call.
+
+    Raises:
+        ValueError: For a scalar parameter, or a first axis the group's size does not divide.
+    """
+
+    def __init__(self, module: Module, group: Any = None, compute_dtype: Any = None) -> None:
+        super().__init__()
+        group = _group(group)
+        n = group.size()
+        shard_params = module.filter_and_map(_maybe_shard)
+        flat = tree_flatten(shard_params)
+        for path, a in flat:
+            if a.ndim == 0:
+                raise ValueError(f"Cannot shard parameter '{path}' because it is a scalar.")
+            if a.shape[0] % n != 0:
+                raise ValueError(
+                    f"Cannot shard parameter '{path}' with shape {a.shape} across {n} devices: "
+                    f"axis 0 must be divisible by {n}."
+                )
+        object.__setattr__(self, "_paths", [k for k, _ in flat])
+        full_shapes = [tuple(a.shape) for _, a in flat]
+        shard_sizes = [a.size // n for _, a in flat]
+        module.update(_shard(shard_params, lambda p, w: 0, group))
+        self.module = module
+        gather = _make_gather_fn(group, full_shapes, shard_sizes, compute_dtype)
+        object.__setattr__(self, "_gather_fn", gather)
+
+    def _extra_repr(self) -> str:
+        return f"num_sharded_params={len(self._paths)}"
+
+    def _gathered_call(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        shard_tree = self["module"].filter_and_map(_maybe_shard)
+        shards = [a for _, a in tree_flatten(shard_tree)]
+        fulls = self._gather_fn(shards)
+        self["module"].update(tree_unflatten(list(zip(self._paths, fulls))))
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self["module"].update(shard_tree)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._gathered_call(self["module"], *args, **kwargs)
+
+    def as_linear(self, *args: Any, **kwargs: Any) -> Any:
+        """The wrapped module's ``as_linear`` (an ``Embedding``'s) with the full parameters."""
+        return self._gathered_call(self["module"].as_linear, *args, **kwargs)
+
+
+def fully_shard(module: Module, *, group: Any = None, compute_dtype: Any = None) -> Module:
+    """Wrap ``module`` in a :class:`FullyShardedModule` (MLX's ``nn.fully_shard``).
+
+    Args:
+        module: The module to wrap.
+        group: The group (default: the global one).
+        compute_dtype: Cast the gathered parameters to this dtype for each call.
+
+    Returns:
+        The wrapped module; ``module`` itself in a group of one process, when it is already
+        wrapped, or when it has no parameters to shard.
+    """
+    group = _group(group)
+    if group.size() == 1 or isinstance(module, FullyShardedModule):
+        return module
+    wrapped = FullyShardedModule(module, group=group, compute_dtype=compute_dtype)
+    return wrapped if wrapped._paths else module
+
+
+# mx.distributed's init, all_sum, all_gather and sum_scatter, served on first use
+# (chainrule/core/lazy.py)
 _lazy.attach(__name__, globals())

@@ -7,6 +7,9 @@ then shards it with ``shard_linear`` (all-to-sharded, sharded-to-all, twice) and
 the sharded model gives the same outputs, loss, input gradient and this rank's slices of the
 weight gradients, MLX style (``nn.value_and_grad``) and PyTorch style (``loss.backward()``),
 and that three optimizer steps keep the shards equal to slices of the full model's weights.
+Then ``fully_shard`` (MLX's FSDP): each rank trains on its part of a global batch and holds
+one block of rows of every parameter, which must equal the rows of one process's model
+trained on the whole batch.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import chainrule.core as mx
 import chainrule.distributed as dist
 import chainrule.nn as nn
 import chainrule.optimizers as optim
-from chainrule.nn.layers.distributed import shard_linear
+from chainrule.nn.layers.distributed import FullyShardedModule, fully_shard, shard_linear
 
 
 def close(a, b, what, tol=2e-5):
@@ -90,7 +93,36 @@ def main() -> None:
     close(sharded.layers[1].weight, full.layers[1].weight[:, rows[0]], "trained w1")
     close(sharded.layers[3].bias, full.layers[3].bias, "trained b3")
     close(sharded(x), full(x), "trained outputs")
+    fsdp(r, n)
     print(f"rank {r} of {n} ok", flush=True)
+
+
+def fsdp(r: int, n: int) -> None:
+    mx.random.seed(3)
+    full = MLP([nn.Linear(12, 16), nn.Linear(16, 8)])
+    copy = MLP([nn.Linear(12, 16), nn.Linear(16, 8)])
+    copy.update(full.parameters())
+    wrapped = fully_shard(copy)
+    assert isinstance(wrapped, FullyShardedModule) == (n > 1)
+    x, y = mx.random.normal((8, 12)), mx.random.normal((8, 8))
+    part = slice(r * 8 // n, (r + 1) * 8 // n)
+    rows = [slice(r * d // n, (r + 1) * d // n) for d in (16, 8)]
+    inner = wrapped["module"] if n > 1 else wrapped
+    assert inner.layers[0].weight.shape == (16 // n, 12)
+    close(wrapped(x), full(x), "fsdp outputs")
+    opt_full, opt_fsdp = optim.SGD(learning_rate=0.1), optim.SGD(learning_rate=0.1)
+    for _ in range(3):
+        _, g_full = nn.value_and_grad(full, loss_fn)(full, x, y)
+        _, g = nn.value_and_grad(wrapped, loss_fn)(wrapped, x[part], y[part])
+        g_inner = g["module"] if n > 1 else g
+        for i in (0, 1):
+            for k in ("weight", "bias"):
+                close(g_inner["layers"][i][k], g_full["layers"][i][k][rows[i]], f"fsdp {k}{i}")
+        opt_full.update(full, g_full)
+        opt_fsdp.update(wrapped, g)
+    for i in (0, 1):
+        close(inner.layers[i].weight, full.layers[i].weight[rows[i]], f"fsdp trained w{i}")
+    close(wrapped(x), full(x), "fsdp trained outputs")
 
 
 if __name__ == "__main__":
