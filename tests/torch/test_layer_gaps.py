@@ -164,3 +164,99 @@ def test_loss_repr_is_pytorchs(name):
     import chainrule.nn as cnn
 
     assert repr(getattr(cnn, name)()) == f"{name}()"
+
+
+def test_a_subclass_of_a_pooling_layer_runs_it():
+    class Pool(torch.nn.MaxPool2d):
+        pass
+
+    x = _rand(1, 2, 6, 6)
+    _close(Pool(2)(torch.tensor(x)), torch_ref.nn.MaxPool2d(2)(torch_ref.tensor(x)))
+
+
+def test_pooling_padding_over_half_the_window_is_refused_as_pytorch():
+    x = _rand(1, 2, 6, 6)
+    with pytest.raises(RuntimeError, match="pad should be at most half"):
+        torch_ref.nn.MaxPool2d(2, padding=2)(torch_ref.tensor(x))
+    with pytest.raises(RuntimeError, match="pad should be at most half"):
+        torch.nn.MaxPool2d(2, padding=2)(torch.tensor(x))
+
+
+# -- convolutions ------------------------------------------------------------------------------
+
+CONVS = [
+    ("Conv1d", (2, 4, 3), {"padding": "same"}, (2, 2, 9)),
+    ("Conv1d", (2, 4, 4), {"padding": "same", "dilation": 3}, (2, 2, 9)),
+    ("Conv2d", (2, 4, (3, 4)), {"padding": "same", "dilation": (2, 1)}, (2, 2, 9, 8)),
+    ("Conv2d", (2, 4, 3), {"padding": "valid"}, (2, 9, 8)),
+    ("Conv3d", (2, 4, 2), {"padding": "same"}, (1, 2, 5, 4, 3)),
+    ("Conv2d", (2, 4, 3), {"padding": 2, "padding_mode": "reflect", "stride": 2}, (2, 2, 9, 8)),
+    ("Conv1d", (2, 4, 3), {"padding": 1, "padding_mode": "replicate"}, (2, 9)),
+    (
+        "Conv2d",
+        (4, 4, 3),
+        {"padding": (1, 2), "padding_mode": "circular", "groups": 2},
+        (2, 4, 9, 8),
+    ),
+    ("Conv3d", (2, 2, 3), {"padding": "same", "padding_mode": "reflect"}, (1, 2, 5, 4, 4)),
+    (
+        "Conv2d",
+        (2, 4, 3),
+        {"padding": "same", "padding_mode": "circular", "bias": False},
+        (2, 2, 5, 6),
+    ),
+    (
+        "Conv3d",
+        (2, 4, (1, 2, 3)),
+        {"padding": (0, 1, 1), "padding_mode": "replicate"},
+        (1, 2, 3, 4, 5),
+    ),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("name, args, kwargs, shape", CONVS)
+def test_conv_padding_strings_and_modes_match_pytorch(name, args, kwargs, shape):
+    ref = getattr(torch_ref.nn, name)(*args, **kwargs)
+    ours = getattr(torch.nn, name)(*args, **kwargs)
+    assert repr(ours) == repr(ref)
+    assert ours.padding_mode == ref.padding_mode
+    assert tuple(ours._reversed_padding_repeated_twice) == tuple(
+        ref._reversed_padding_repeated_twice
+    )
+    if isinstance(ref.padding, str):
+        assert ours.padding == ref.padding
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    _copy_state(ours, ref)
+    _compare(ours, ref, _rand(*shape), tol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs",
+    [
+        ((2, 4, 3), {"padding": "foo"}),
+        ((2, 4, 3), {"padding": "same", "stride": 2}),
+        ((2, 4, 3), {"padding_mode": "mirror"}),
+        ((2, 4, 3), {"groups": 0}),
+        ((3, 4, 3), {"groups": 2}),
+        ((2, 3, 3), {"groups": 2}),
+    ],
+)
+def test_conv_refuses_what_pytorch_refuses(args, kwargs):
+    with pytest.raises(ValueError) as expected:
+        torch_ref.nn.Conv2d(*args, **kwargs)
+    with pytest.raises(ValueError) as got:
+        torch.nn.Conv2d(*args, **kwargs)
+    # PyTorch prints a set of the valid strings, whose order varies between runs
+    assert str(got.value).split("{")[0] == str(expected.value).split("{")[0]
+
+
+def test_conv_transpose_refuses_other_padding_modes_as_pytorch():
+    with pytest.raises(
+        ValueError, match='Only "zeros" padding mode is supported for ConvTranspose2d'
+    ):
+        torch_ref.nn.ConvTranspose2d(2, 4, 3, padding_mode="reflect")
+    with pytest.raises(
+        ValueError, match='Only "zeros" padding mode is supported for ConvTranspose2d'
+    ):
+        torch.nn.ConvTranspose2d(2, 4, 3, padding_mode="reflect")

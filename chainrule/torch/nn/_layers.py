@@ -19,7 +19,9 @@ import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import array
 
+from . import functional_misc as F_misc
 from . import functional_pool as F_pool
+from . import functional_resample as F_resample
 from ._module import Module, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 
 __all__ = [
@@ -121,9 +123,23 @@ _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
 _KERNEL = {1: "K", 2: "KH, KW", 3: "KD, KH, KW"}
 
 
-def _refuse_padding_mode(who: str, padding_mode: str) -> None:
-    if padding_mode != "zeros":
-        raise ValueError(f"{who}: only padding_mode='zeros' is supported, got {padding_mode!r}")
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_padding(who: str, padding: Any, stride: Any, padding_mode: str, nd: int) -> None:
+    """PyTorch's constructor checks of a convolution's ``padding`` and ``padding_mode``."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(
+                f"Invalid padding string {padding!r}, should be one of {{'same', 'valid'}}"
+            )
+        if padding == "same" and any(s != 1 for s in _tuple(stride, nd)):
+            raise ValueError("padding='same' is not supported for strided convolutions")
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(
+            f"padding_mode must be one of {{'zeros', 'reflect', 'replicate', 'circular'}}, but "
+            f"got padding_mode='{padding_mode}'"
+        )
 
 
 def _tuple(v: Any, nd: int) -> tuple:
@@ -148,12 +164,14 @@ class _TorchConv:
     def _torch_setup(self, c_in, c_out, kernel_size, groups, bias, padding_mode, extra):
         who = type(self).__name__
         nd = self._nd
-        _refuse_padding_mode(who, padding_mode)
-        if not isinstance(groups, int) or groups < 1 or c_in % groups or c_out % groups:
-            raise ValueError(
-                f"{who}: in_channels ({c_in}) and out_channels ({c_out}) must be divisible by "
-                f"groups ({groups})"
-            )
+        if self._transpose and padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {who}')
+        if not isinstance(groups, int) or groups < 1:
+            raise ValueError("groups must be a positive integer")
+        if c_in % groups:
+            raise ValueError("in_channels must be divisible by groups")
+        if c_out % groups:
+            raise ValueError("out_channels must be divisible by groups")
         k = _tuple(kernel_size, nd)
         shape = (c_in, c_out // groups, *k) if self._transpose else (c_out, c_in // groups, *k)
         bound = 1.0 / math.sqrt(shape[1] * math.prod(k))
@@ -162,23 +180,48 @@ class _TorchConv:
         if bias:
             self.bias = mx.random.uniform(-bound, bound, (c_out,))
         args = {"in": c_in, "out": c_out, "kernel_size": k, "groups": groups, "bias": bias}
-        args.update({key: _tuple(v, nd) for key, v in extra.items()})
+        args.update({key: v if isinstance(v, str) else _tuple(v, nd) for key, v in extra.items()})
         object.__setattr__(self, "_torch_args", args)
+        object.__setattr__(self, "padding_mode", padding_mode)
+        padding = extra["padding"]
+        if isinstance(padding, str):  # PyTorch keeps the string
+            dict.pop(self, "padding", None)
+            object.__setattr__(self, "padding", padding)
+        # F.pad's amounts for the non-zero padding modes, last axis first (PyTorch's name)
+        if padding == "same":
+            halves = []
+            for d, kk in zip(_tuple(extra["dilation"], nd), k):
+                total = d * (kk - 1)
+                halves.append((total // 2, total - total // 2))
+        else:
+            halves = [(p, p) for p in _tuple(0 if padding == "valid" else padding, nd)]
+        twice = tuple(v for pair in reversed(halves) for v in pair)
+        object.__setattr__(self, "_reversed_padding_repeated_twice", twice)
 
     def extra_repr(self) -> str:
         """PyTorch's text: the non-default arguments."""
         a, nd = self._torch_args, self._nd
         text = f"{a['in']}, {a['out']}, kernel_size={a['kernel_size']}, stride={a['stride']}"
         for key, default in (("padding", 0), ("dilation", 1), ("output_padding", 0)):
-            if key in a and a[key] != (default,) * nd:
+            if key in a and (isinstance(a[key], str) or a[key] != (default,) * nd):
                 text += f", {key}={a[key]}"
         if a["groups"] != 1:
             text += f", groups={a['groups']}"
-        return text + ("" if a["bias"] else ", bias=False")
+        text += "" if a["bias"] else ", bias=False"
+        return text + (
+            "" if self.padding_mode == "zeros" else f", padding_mode={self.padding_mode}"
+        )
 
     def __call__(self, x: array) -> array:
         who = type(self).__name__
         single = _check_rank(x, self._nd, who)
+        if not self._transpose:
+            padding = self.padding
+            if self.padding_mode != "zeros":
+                x = F_resample.pad(x, self._reversed_padding_repeated_twice, self.padding_mode)
+                padding = 0
+            args = (self.stride, padding, self.dilation, self.groups, who)
+            return F_misc._conv(self._nd, x, self["weight"], self.get("bias"), *args)
         if single:
             x = mx.expand_dims(x, 0)
         w = _mlx_weight(self["weight"], self.groups, self._transpose)
@@ -209,13 +252,14 @@ def _conv(base: type, nd: int) -> type:
         device: Any = None,
         dtype: Any = None,
     ) -> None:
+        _check_padding(name, padding, stride, padding_mode, nd)
         base.__init__(
             self,
             in_channels,
             out_channels,
             kernel_size,
             stride=stride,
-            padding=padding,
+            padding=0 if isinstance(padding, str) else padding,
             dilation=dilation,
             bias=bias,
         )
@@ -312,6 +356,31 @@ def _check_pool_rank(x: array, nd: int, who: str) -> None:
         )
 
 
+def _plain_pool(self, x: array, nd: int) -> bool:
+    """Set the shared layer's sizes from PyTorch's attributes; False when they are ones only
+    ``F`` handles (padding over half the window, which ``F`` refuses with PyTorch's error).
+
+    The plain cases run chainrule.nn's strided-window kernel (which exports to ONNX); the
+    others (``ceil_mode``, ``dilation``, indices, divisors) run ``F``'s."""
+    k = _tuple(self.kernel_size, nd)
+    p = _tuple(self.padding, nd)
+    if len(k) != nd or len(p) != nd or any(2 * pp > kk for pp, kk in zip(p, k)):
+        return False
+    object.__setattr__(self, "_kernel_size", k)
+    object.__setattr__(self, "_stride", _tuple(self.stride, nd) or k)
+    object.__setattr__(self, "_padding", p)
+    return True
+
+
+def _plain_call(self, x: array) -> array:
+    nd = self._nd
+    single = x.ndim == nd + 1
+    if single:
+        x = mx.expand_dims(x, 0)
+    y = _to_first(self._shared.__call__(self, _to_last(x)))
+    return mx.squeeze(y, 0) if single else y
+
+
 def _max_pool(base: type, nd: int) -> type:
     name = base.__name__
     fn = getattr(F_pool, f"max_pool{nd}d")
@@ -338,6 +407,11 @@ def _max_pool(base: type, nd: int) -> type:
 
     def __call__(self, x: array) -> Any:
         _check_pool_rank(x, nd, name)
+        plain = (
+            not (self.ceil_mode or self.return_indices) and _tuple(self.dilation, nd) == (1,) * nd
+        )
+        if plain and _plain_pool(self, x, nd):
+            return _plain_call(self, x)
         return fn(
             x,
             self.kernel_size,
@@ -366,7 +440,14 @@ def _max_pool(base: type, nd: int) -> type:
         "        ceil_mode: round the output size up.\n"
     )
     return _torch_class(
-        name, (base,), __init__, doc, __call__=__call__, extra_repr=extra_repr, _nd=nd
+        name,
+        (base,),
+        __init__,
+        doc,
+        __call__=__call__,
+        extra_repr=extra_repr,
+        _nd=nd,
+        _shared=base,
     )
 
 
@@ -414,6 +495,9 @@ def _avg_pool(base: type, nd: int) -> type:
 
     def __call__(self, x: array) -> array:
         _check_pool_rank(x, nd, name)
+        plain = not self.ceil_mode and self.count_include_pad and self.divisor_override is None
+        if plain and _plain_pool(self, x, nd):
+            return _plain_call(self, x)
         args = (x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
         if nd == 1:
             return fn(*args, self.count_include_pad)
@@ -434,7 +518,16 @@ def _avg_pool(base: type, nd: int) -> type:
         + ("" if nd == 1 else "        divisor_override: divide every window by this.\n")
     )
     init = init_1d if nd == 1 else __init__
-    return _torch_class(name, (base,), init, doc, __call__=__call__, extra_repr=extra_repr, _nd=nd)
+    return _torch_class(
+        name,
+        (base,),
+        init,
+        doc,
+        __call__=__call__,
+        extra_repr=extra_repr,
+        _nd=nd,
+        _shared=base,
+    )
 
 
 def _args_repr(self) -> str:
