@@ -27,8 +27,16 @@ OPTIONS = [
 ]  # fmt: skip
 
 
+# The CNN on the digits as images, with augmentation (its draws must resume too).
+IMAGES = [
+    "--data", "digits", "--model", "cnn", "--augment", "--epochs", "8", "--batch-size", "8",
+    "--patience", "3", "--lr-schedule", "step", "--no-progress", "--seed", "1",
+]  # fmt: skip
+
+
 def _command(*argv):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # one BLAS thread: small matrix products on a shared machine are many times faster so
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
     return [sys.executable, "-m", "chainrule.cli", *map(str, argv)], env
 
 
@@ -36,9 +44,9 @@ def _checkpoint(out: Path) -> Path:
     return out.parent / f".{out.name}.resume" / "checkpoint.safetensors"
 
 
-def _interrupt(out: Path, sig: int) -> subprocess.CompletedProcess:
+def _interrupt(out: Path, sig: int, options=OPTIONS) -> subprocess.CompletedProcess:
     """Start a run, stop it with `sig` once its second epoch's checkpoint exists."""
-    cmd, env = _command("train", *OPTIONS, "--out", out)
+    cmd, env = _command("train", *options, "--out", out)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ckpt = _checkpoint(out)
     deadline = time.monotonic() + 300
@@ -60,14 +68,15 @@ def _files(out: Path) -> dict[str, bytes]:
     return {n: (out / n).read_bytes() for n in ("model.safetensors", "metrics.json")}
 
 
-def test_a_killed_run_resumes_bit_identically(tmp_path):
+@pytest.mark.parametrize("options", [OPTIONS, IMAGES], ids=["table", "images"])
+def test_a_killed_run_resumes_bit_identically(tmp_path, options):
     whole = tmp_path / "whole"
-    cmd, env = _command("train", *OPTIONS, "--out", whole)
+    cmd, env = _command("train", *options, "--out", whole)
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     assert not _checkpoint(whole).parent.exists()  # removed once the run is complete
 
     cut = tmp_path / "cut"
-    killed = _interrupt(cut, signal.SIGKILL)
+    killed = _interrupt(cut, signal.SIGKILL, options)
     assert killed.returncode == -signal.SIGKILL
     assert not cut.exists() and _checkpoint(cut).is_file()
     cmd, env = _command("train", "--resume", cut, "--no-progress")
@@ -77,10 +86,13 @@ def test_a_killed_run_resumes_bit_identically(tmp_path):
     assert _files(cut) == _files(whole)
     h_cut = json.loads((cut / "history.json").read_text())
     h_whole = json.loads((whole / "history.json").read_text())
-    assert h_cut["epoch"] == h_whole["epoch"] == list(range(14))
+    assert h_cut["epoch"] == h_whole["epoch"]
     assert h_cut["history"] == h_whole["history"]
     assert h_cut["params"]["kept_epoch"] == h_whole["params"]["kept_epoch"]
     assert not _checkpoint(cut).parent.exists()
+    if options is IMAGES:
+        return
+    assert h_whole["epoch"] == list(range(14))
     # warm-up then cosine: the logged learning rates follow the schedule
     lr = h_whole["history"]["lr"]
     assert lr[0] == pytest.approx(1e-3 / 3, rel=1e-5)
