@@ -26,11 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="chainrule",
         description=textwrap.fill(
-            "Train a neural network (a multi-layer perceptron) on tabular data, then evaluate "
-            "it or predict with it. Every run is a directory holding the weights "
+            "Train a neural network (a multi-layer perceptron on tabular data, or a CNN on "
+            "images), then evaluate it or predict with it. Every run is a directory holding the weights "
             "(model.safetensors), what is needed to rebuild the model and its input scaling "
             "(config.json), the training curves (history.json, history.png) and the test "
-            "metrics (metrics.json).",
+            "metrics (metrics.json) and a report page (report.html).",
             88,
         ),
         epilog=(
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
             "  chainrule train --data 'sqlite:///shop.db?table=orders' --target returned\n"
             "  chainrule evaluate runs/digits --data digits --split test\n"
             "  chainrule predict runs/h --data new_houses.csv --output predictions.csv\n"
+            "  chainrule train --data photos/ --model cnn --out runs/photos\n"
+            "  chainrule train --resume runs/photos\n"
+            "  chainrule report runs/photos\n"
             "  chainrule export runs/h --onnx h.onnx\n"
             "  chainrule graph two_layer.py -o two_layer.svg\n\n"
             "Bad arguments or bad data stop the command with exit status 2 and one line on\n"

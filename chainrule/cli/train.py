@@ -62,11 +62,13 @@ def add_parser(commands: Any) -> None:
         description=(
             "Load the data, split it into train/validation/test sets (stratified by class "
             "for classification), standardise the features with the training set's mean "
-            "and standard deviation, train a multi-layer perceptron with early stopping on "
-            "the validation loss (keeping the best epoch's weights), print the test metrics "
-            "and write the run directory: model.safetensors, config.json, history.json, "
-            "history.png, metrics.json. The directory appears only when everything has been "
-            "written."
+            "and standard deviation (images: each channel's), train a multi-layer perceptron "
+            "(or, on images, --model cnn|resnet) with early stopping on the validation loss "
+            "(or --metric; keeping the best epoch's weights), print the test metrics and write "
+            "the run directory: model.safetensors, config.json, history.json, history.png, "
+            "metrics.json, report.html and its figures. The directory appears only when "
+            "everything has been written; until then a checkpoint at every epoch's end lets "
+            "--resume continue an interrupted run exactly."
         ),
         formatter_class=HelpFormatter,
     )
