@@ -260,3 +260,51 @@ def test_conv_transpose_refuses_other_padding_modes_as_pytorch():
         ValueError, match='Only "zeros" padding mode is supported for ConvTranspose2d'
     ):
         torch.nn.ConvTranspose2d(2, 4, 3, padding_mode="reflect")
+
+
+# -- Upsample ----------------------------------------------------------------------------------
+
+UPSAMPLES = [
+    ("nearest", 1, {"size": 7}),
+    ("nearest", 2, {"size": (5, 7)}),
+    ("nearest", 3, {"scale_factor": (1.5, 2.0, 0.5)}),
+    ("nearest-exact", 2, {"size": (3, 8)}),
+    ("linear", 1, {"size": 9, "align_corners": True}),
+    ("linear", 1, {"scale_factor": 1.7, "recompute_scale_factor": True}),
+    ("bilinear", 2, {"size": (5, 7), "align_corners": False}),
+    ("bilinear", 2, {"scale_factor": 2, "align_corners": True}),
+    ("bicubic", 2, {"size": 6, "align_corners": True}),
+    ("bicubic", 2, {"scale_factor": (1.5, 0.5)}),
+    ("trilinear", 3, {"size": (5, 7, 6), "align_corners": True}),
+    ("trilinear", 3, {"scale_factor": 2}),
+    ("area", 2, {"size": (3, 2)}),
+    ("area", 1, {"scale_factor": 0.5}),
+]
+
+
+@pytest.mark.parametrize("mode, nd, kwargs", UPSAMPLES)
+def test_upsample_matches_pytorch(mode, nd, kwargs):
+    ours = torch.nn.Upsample(mode=mode, **kwargs)
+    ref = torch_ref.nn.Upsample(mode=mode, **kwargs)
+    assert repr(ours) == repr(ref)
+    for key in ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor"):
+        assert getattr(ours, key) == getattr(ref, key), key
+    _compare(ours, ref, _rand(*(2, 3, 4, 5, 3)[: nd + 2]), tol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({"size": 4, "scale_factor": 2}, (1, 2, 3, 3)),
+        ({}, (1, 2, 3, 3)),
+        ({"size": 4, "recompute_scale_factor": True}, (1, 2, 3, 3)),
+        ({"size": 4, "mode": "nearest", "align_corners": True}, (1, 2, 3, 3)),
+        ({"size": 4, "mode": "bilinear"}, (1, 2, 3)),
+    ],
+)
+def test_upsample_refuses_what_pytorch_refuses(kwargs, shape):
+    x = _rand(*shape)
+    with pytest.raises((ValueError, NotImplementedError)) as expected:
+        torch_ref.nn.Upsample(**kwargs)(torch_ref.tensor(x))
+    with pytest.raises(type(expected.value)):
+        torch.nn.Upsample(**kwargs)(torch.tensor(x))

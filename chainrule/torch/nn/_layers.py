@@ -899,13 +899,17 @@ Dropout3d = _channel_dropout(cnn.Dropout3d, "Dropout3d", 3)
 
 
 class Upsample(cnn.Upsample, Module):
-    """Upsample ``(N, C, *spatial)`` inputs by ``scale_factor`` (PyTorch's layout).
+    """Resize ``(N, C, *spatial)`` inputs to ``size`` or by ``scale_factor`` (PyTorch's
+    ``nn.Upsample``, running ``F.interpolate``).
 
     Args:
-        size: not supported (give ``scale_factor``).
-        scale_factor: the factor per spatial axis.
-        mode: ``"nearest"``, ``"linear"``/``"bilinear"``/``"trilinear"`` or ``"bicubic"``.
+        size: the output's spatial size (an int or one per spatial axis).
+        scale_factor: or the factor per spatial axis.
+        mode: ``"nearest"``, ``"nearest-exact"``, ``"linear"``, ``"bilinear"``,
+            ``"bicubic"``, ``"trilinear"`` or ``"area"``.
         align_corners: align the corner pixels (linear and cubic modes).
+        recompute_scale_factor: compute the scale from the sizes rather than use
+            ``scale_factor``.
     """
 
     def __init__(
@@ -916,29 +920,37 @@ class Upsample(cnn.Upsample, Module):
         align_corners: bool | None = None,
         recompute_scale_factor: bool | None = None,
     ) -> None:
-        if size is not None or scale_factor is None:
-            raise ValueError("Upsample: give scale_factor (size= is not supported)")
-        modes = {"nearest": "nearest", "linear": "linear", "bilinear": "linear"}
-        modes.update({"trilinear": "linear", "bicubic": "cubic"})
-        if mode not in modes:
-            raise ValueError(f"Upsample: mode must be one of {sorted(modes)}, got {mode!r}")
-        super().__init__(scale_factor, modes[mode], bool(align_corners))
-        factor = float(scale_factor) if not isinstance(scale_factor, Iterable) else scale_factor
-        object.__setattr__(self, "_torch_args", {"scale_factor": factor, "mode": repr(mode)})
+        cnn.Module.__init__(self)
+        if isinstance(scale_factor, tuple):
+            scale_factor = tuple(float(f) for f in scale_factor)
+        else:
+            scale_factor = float(scale_factor) if scale_factor else None
+        for key, value in (
+            ("name", type(self).__name__),
+            ("size", size),
+            ("scale_factor", scale_factor),
+            ("mode", mode),
+            ("align_corners", align_corners),
+            ("recompute_scale_factor", recompute_scale_factor),
+        ):
+            object.__setattr__(self, key, value)
 
     def extra_repr(self) -> str:
         """PyTorch's text."""
-        return _args_repr(self)
+        if self.scale_factor is not None:
+            info = f"scale_factor={self.scale_factor!r}"
+        else:
+            info = f"size={self.size!r}"
+        return info + f", mode={self.mode!r}"
 
     def __call__(self, x: array) -> array:
-        if x.ndim < 3:
-            raise ValueError(f"Upsample: expected an input (N, C, *spatial), got shape {x.shape}")
-        y = _to_first(cnn.Upsample.__call__(self, _to_last(x)))
-        # MLX's layer gives float32 for half inputs (float32 weights); PyTorch keeps the dtype
-        return (
-            y
-            if y.dtype == x.dtype or not mx.issubdtype(x.dtype, mx.floating)
-            else y.astype(x.dtype)
+        return F_resample.interpolate(
+            x,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            recompute_scale_factor=self.recompute_scale_factor,
         )
 
 

@@ -288,6 +288,8 @@ def interpolate(
         )
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: either size or scale_factor should be defined (not both)")
+    if recompute_scale_factor and size is not None:
+        raise ValueError("recompute_scale_factor is not meaningful with an explicit size.")
     spatial = input.shape[2:]
     scales: tuple = (None,) * nd
     if size is not None:
