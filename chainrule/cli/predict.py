@@ -31,7 +31,10 @@ def add_parser(commands: Any) -> None:
             "Rebuild the model of a run directory and write one row per input row: the "
             "prediction (the class label, or the value for regression) and, for "
             "classification, the probability of each class (columns prob_<class>). The "
-            "data needs the run's feature columns; other columns (the target) are ignored."
+            "data needs the run's feature columns; other columns (the target) are ignored. "
+            "A run trained on images takes a folder, a CSV of image paths or image files "
+            "(chainrule predict RUN a.png b.png), resizes them to its size and writes the "
+            "path first."
         ),
         formatter_class=HelpFormatter,
     )

@@ -168,3 +168,44 @@ def test_augment_is_seeded_and_off_for_evaluation():
     # every augmented pixel is one of the image's own values (crop, flip and rotation move
     # pixels, never invent them)
     assert set(np.asarray(a)[0].ravel()) <= set(X[0].ravel())
+
+
+def test_predict_and_evaluate_errors_on_images(cnn_run, digit_pngs, tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG but not really")
+    status, _, err = run(["predict", cnn_run, digit_pngs / "1" / "0001.png", bad], capsys)
+    one_error_line(status, err, "bad.png", "cannot read the image")
+    status, _, err = run(["predict", cnn_run, tmp_path / "absent.png"], capsys)
+    one_error_line(status, err, "absent.png", "no such image file")
+    status, _, err = run(["predict", cnn_run], capsys)
+    one_error_line(status, err, "give either --data")
+    # a class the run never saw
+    other = write_digits(tmp_path / "other", limit=12)
+    (other / "7").rename(other / "seven")
+    status, _, err = run(["evaluate", cnn_run, "--data", other], capsys)
+    one_error_line(status, err, "'seven'", "not among the classes")
+    # images of another size are resized to the run's; colour images become grey
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.open(digit_pngs / "0" / "0000.png").convert("RGB").resize((32, 32)).save(big)
+    status, out, err = run(["predict", cnn_run, big], capsys)
+    assert status == 0, err
+    assert out.splitlines()[1].split(",")[1] == "0"
+
+
+def test_mixed_grey_and_colour_images_are_read_as_rgb(tmp_path):
+    from PIL import Image
+
+    from chainrule.cli.images import read_images
+
+    grey = tmp_path / "g.png"
+    colour = tmp_path / "c.png"
+    Image.new("L", (4, 3), 128).save(grey)
+    Image.new("RGB", (4, 3), (255, 0, 0)).save(colour)
+    X, mode = read_images([str(grey), str(colour)], None)
+    assert mode == "RGB" and X.shape == (2, 3, 4, 3)
+    np.testing.assert_allclose(X[0], 128 / 255)
+    np.testing.assert_allclose(X[1, ..., 0], 1.0)
+    X, mode = read_images([str(grey)], None)
+    assert mode == "L" and X.shape == (1, 3, 4, 1)
