@@ -449,6 +449,35 @@ SEQUENCE = [
         ),
     ),
     pytest.param(
+        "torch/time_sequence_prediction.py",
+        # two LBFGS steps of at most 10 closure evaluations each, float64
+        ["--steps", "2", "--max-iter", "10", "--length", "30", "--num-seqs", "8"]
+        + ["--future", "10"],
+        0.1,
+        {"closure_calls": 20.0, "prediction_shape": "3x39", "prediction_dtype": "float64"},
+        {"step_loss": EXACT, "test_loss": TRAINED},
+        id="time_sequence_prediction",
+    ),
+    pytest.param(
+        "torch/sequence_models.py",
+        ["--steps", "20", "--lr", "0.5"],
+        0.9,
+        # the LSTM stepped one element at a time gives what it gives on the whole sequence
+        {"stepwise_max_diff": lambda v: 0 <= v < 1e-6, "score_shape": "5x3"},
+        {"tag_accuracy": ACCURACY},
+        id="sequence_models",
+    ),
+    pytest.param(
+        "torch/translation_transformer.py",
+        ["--steps", "20", "--emb-size", "32", "--ffn-hid-dim", "64", "--batch-size", "16"]
+        + ["--dropout", "0", "--lr", "1e-3", "--sentences", "320"],
+        0.9,
+        # the tutorial's mask equals nn.Transformer.generate_square_subsequent_mask
+        {"mask_agree": 1.0},
+        {"val_loss": TRAINED, "translation_words": EXACT},
+        id="translation_transformer",
+    ),
+    pytest.param(
         "torch/mnist_rnn.py",
         ["--steps", "10", "--epochs", "2", "--batch-size", "32", "--test-batch-size", "256"]
         + ["--dropout", "0", "--dropout-layer", "Dropout"],
@@ -477,6 +506,8 @@ def check_expected(out: dict, expected: dict, where: str) -> None:
         assert name in out, f"{where} printed no {name}"
         if callable(value):
             assert value(out[name]), f"{where}: {name} is {out[name]}"
+        elif isinstance(value, str):
+            assert out[name] == value, f"{where}: {name} is {out[name]}, expected {value}"
         else:
             assert out[name] == pytest.approx(value, rel=1e-9, abs=1e-12), (
                 f"{where}: {name} is {out[name]}, expected {value}"
