@@ -248,7 +248,8 @@ class ResumableEarlyStopping(EarlyStopping):
 
 
 class EpochCheckpoint(Callback):
-    """Writes the exact-resume checkpoint at the end of every epoch (runs last).
+    """Writes the exact-resume checkpoint at the end of every epoch (runs last), and one of the
+    starting state when a fresh run begins, so that a run stopped at any moment can continue.
 
     Args:
         path: the checkpoint file.
@@ -258,6 +259,17 @@ class EpochCheckpoint(Callback):
 
     def __init__(self, path: Path, prior: dict[str, Any], parts: dict[str, Any]) -> None:
         self.path, self.prior, self.parts = path, prior, parts
+
+    def on_train_begin(self, logs: dict[str, Any]) -> None:
+        """A fresh run: save the starting state (after fit's seeding), epoch 0."""
+        if self.prior["epoch"]:
+            return
+        extra = {
+            "history": {"epoch": [], "history": {}},
+            "parts": {name: part.state_dict() for name, part in self.parts.items()},
+        }
+        loader = self.loader if hasattr(self.loader, "state_dict") else None
+        save_checkpoint(self.path, self.model, self.optimizer, epoch=0, extra=extra, loader=loader)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         """Save everything needed to continue after epoch `epoch`."""
@@ -525,8 +537,8 @@ def say_interrupted(out: Path) -> None:
     ckpt = resume_dir(out) / "checkpoint.safetensors"
     if ckpt.is_file():
         print(
-            f"chainrule train: stopped; the checkpoint of the last finished epoch is kept in "
-            f"{ckpt.parent}; continue with: chainrule train --resume {out}",
+            f"chainrule train: stopped; the checkpoint of the last finished epoch (or of the "
+            f"start) is kept in {ckpt.parent}; continue with: chainrule train --resume {out}",
             file=sys.stderr,
             flush=True,
         )

@@ -138,3 +138,35 @@ def test_metric_and_plateau_and_the_early_stopping_line(tmp_path, capsys):
     one_error_line(status, err, "--metric accuracy is a classification figure")
     status, _, err = run(["train", "--data", "diabetes", "--class-weight", "balanced"], capsys)
     one_error_line(status, err, "--class-weight balanced applies to classification only")
+
+
+def test_ctrl_c_in_the_first_epoch_resumes_from_the_start(tmp_path, capsys, monkeypatch):
+    """A run stopped before its first epoch ends continues from the starting state saved when
+    training began (in-process: a callback raises KeyboardInterrupt in the third batch)."""
+    import chainrule.train as train_package
+    from chainrule.train import Callback
+
+    argv = ["train", "--data", "iris", "--hidden", "8", "--epochs", "3", "--batch-size", "16"]
+    argv += ["--no-progress", "--dropout", "0.3"]
+    status, _, err = run([*argv, "--out", tmp_path / "whole"], capsys)
+    assert status == 0, err
+
+    class Stop(Callback):
+        def on_batch_end(self, batch, logs):
+            if batch == 2:
+                raise KeyboardInterrupt
+
+    real_fit = train_package.fit
+
+    def fit_stopped_early(*args, callbacks=(), **kwargs):
+        return real_fit(*args, callbacks=[*callbacks, Stop()], **kwargs)
+
+    monkeypatch.setattr(train_package, "fit", fit_stopped_early)
+    status, _, err = run([*argv, "--out", tmp_path / "cut"], capsys)
+    assert status == 130
+    assert f"chainrule train --resume {tmp_path / 'cut'}" in err
+    monkeypatch.setattr(train_package, "fit", real_fit)
+    status, out, err = run(["train", "--resume", tmp_path / "cut", "--no-progress"], capsys)
+    assert status == 0, err
+    assert "resuming" in out and "after epoch 0" in out
+    assert _files(tmp_path / "cut") == _files(tmp_path / "whole")
