@@ -308,3 +308,102 @@ def test_upsample_refuses_what_pytorch_refuses(kwargs, shape):
         torch_ref.nn.Upsample(**kwargs)(torch_ref.tensor(x))
     with pytest.raises(type(expected.value)):
         torch.nn.Upsample(**kwargs)(torch.tensor(x))
+
+
+# -- norms -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shape, kwargs",
+    [((4, 5), {}), ((3, 4, 5), {}), ((4, 5), {"bias": False}), (5, {}), ((4, 5), {"eps": 1e-3})],
+)
+def test_layer_norm_of_any_shape_trains_weight_and_bias(shape, kwargs):
+    ours, ref = torch.nn.LayerNorm(shape, **kwargs), torch_ref.nn.LayerNorm(shape, **kwargs)
+    assert repr(ours) == repr(ref)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    with torch_ref.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch_ref.randn(p.shape))
+    _copy_state(ours, ref)
+    full = (2, 3, 4, 5)
+    _compare(ours, ref, _rand(*full))
+    assert ours.weight.grad.shape == tuple(ref.weight.shape)
+
+
+NORMS = [
+    ("BatchNorm1d", (3,), {"bias": False}, (6, 3, 4)),
+    ("BatchNorm2d", (3,), {"bias": False, "momentum": None}, (4, 3, 2, 5)),
+    ("BatchNorm3d", (2,), {"affine": False, "bias": False}, (3, 2, 2, 3, 2)),
+    ("BatchNorm1d", (3,), {"bias": True}, (6, 3)),
+    ("InstanceNorm1d", (3,), {"affine": True, "bias": False}, (2, 3, 7)),
+    ("InstanceNorm2d", (3,), {"track_running_stats": True}, (2, 3, 4, 5)),
+    ("InstanceNorm2d", (3,), {"track_running_stats": True, "affine": True}, (2, 3, 4, 5)),
+    ("InstanceNorm3d", (2,), {"track_running_stats": True, "momentum": 0.3}, (2, 2, 3, 4, 2)),
+    ("InstanceNorm1d", (3,), {"track_running_stats": True, "affine": True, "bias": False}, (3, 7)),
+    ("GroupNorm", (2, 4), {"bias": False}, (3, 4, 5)),
+    ("GroupNorm", (3, 6), {"bias": False}, (2, 6)),
+    ("GroupNorm", (2, 4), {"affine": False, "bias": False}, (3, 4, 2, 2)),
+]
+
+
+@pytest.mark.parametrize("name, args, kwargs, shape", NORMS)
+def test_norm_bias_and_running_statistics_match_pytorch(name, args, kwargs, shape):
+    ours = getattr(torch.nn, name)(*args, **kwargs)
+    ref = getattr(torch_ref.nn, name)(*args, **kwargs)
+    assert repr(ours) == repr(ref)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    assert [k for k, _ in ours.named_parameters()] == [k for k, _ in ref.named_parameters()]
+    with torch_ref.no_grad():
+        for p in ref.parameters():
+            p.copy_(torch_ref.rand(p.shape) + 0.5)
+    _copy_state(ours, ref)
+    for step in range(2):  # training: batch statistics, running statistics updated
+        _compare(ours, ref, _rand(*shape, seed=step))
+    for key, value in ref.state_dict().items():
+        _close(ours.state_dict()[key], value)
+    ours.eval()
+    ref.eval()
+    ours.zero_grad()
+    ref.zero_grad()
+    _compare(ours, ref, _rand(*shape, seed=5))  # evaluation: the running statistics
+
+
+def test_instance_norm_checks_its_input_as_pytorch():
+    x = _rand(2, 4, 5)
+    with pytest.raises(ValueError, match=r"expected input's size at dim=1 to match num_features"):
+        torch_ref.nn.InstanceNorm1d(3, affine=True)(torch_ref.tensor(x))
+    with pytest.raises(ValueError, match=r"expected input's size at dim=1 to match num_features"):
+        torch.nn.InstanceNorm1d(3, affine=True)(torch.tensor(x))
+    with pytest.warns(UserWarning, match="does not match num_features"):
+        torch_ref.nn.InstanceNorm1d(3)(torch_ref.tensor(x))
+    with pytest.warns(UserWarning, match="does not match num_features"):
+        torch.nn.InstanceNorm1d(3)(torch.tensor(x))
+    with pytest.raises(ValueError, match=r"expected 2D or 3D input \(got 4D input\)"):
+        torch_ref.nn.InstanceNorm1d(3)(torch_ref.tensor(_rand(1, 2, 3, 4)))
+    with pytest.raises(ValueError, match=r"expected 2D or 3D input \(got 4D input\)"):
+        torch.nn.InstanceNorm1d(3)(torch.tensor(_rand(1, 2, 3, 4)))
+
+
+@pytest.mark.parametrize(
+    "name", ["BatchNorm2d", "InstanceNorm2d", "LazyBatchNorm1d", "LazyInstanceNorm3d", "GroupNorm"]
+)
+def test_norm_bias_is_keyword_only_as_pytorch(name):
+    import inspect
+
+    ours = inspect.signature(getattr(torch.nn, name).__init__).parameters["bias"]
+    ref = inspect.signature(getattr(torch_ref.nn, name).__init__).parameters["bias"]
+    assert (ours.kind, ours.default) == (ref.kind, ref.default)
+
+
+def test_state_dicts_exchange_with_pytorch_for_bias_free_norms():
+    ref = torch_ref.nn.BatchNorm2d(3, bias=False)
+    ref.train()
+    ref(torch_ref.randn(4, 3, 2, 2))
+    ours = torch.nn.BatchNorm2d(3, bias=False)
+    _copy_state(ours, ref)
+    back = torch_ref.nn.BatchNorm2d(3, bias=False)
+    back.load_state_dict(
+        {k: torch_ref.tensor(np.asarray(v.numpy())) for k, v in ours.state_dict().items()}
+    )
+    for key, value in ref.state_dict().items():
+        assert torch_ref.equal(back.state_dict()[key], value), key

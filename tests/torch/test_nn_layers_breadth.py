@@ -561,26 +561,9 @@ def test_layer_matches_pytorch(name, dtype):
         )
 
 
-# chainrule.nn's PyTorch-named losses (chainrule/nn/losses_torch.py, shared by both doors) print
-# their reduction; PyTorch's print nothing
-_REPR_SHARED = {
-    "BCELoss",
-    "BCEWithLogitsLoss",
-    "CrossEntropyLoss",
-    "HuberLoss",
-    "KLDivLoss",
-    "L1Loss",
-    "MSELoss",
-    "NLLLoss",
-    "SmoothL1Loss",
-}
-
-
 @pytest.mark.parametrize("name", sorted(n for n in CASES if not CASES[n][3].get("lazy")))
 def test_layer_prints_as_pytorch(name):
     make = CASES[name][0]
-    if name in _REPR_SHARED:
-        pytest.xfail("the shared chainrule.nn loss prints its reduction")
     tm = make(torch_ref.nn, _aux(torch_ref, np.float32))
     cm = make(cnn, _aux(ct, np.float32))
     assert repr(cm) == repr(tm)
@@ -671,14 +654,10 @@ _BREADTH_CLASSES = sorted(
     for n in m.__all__
     if isinstance(getattr(torch_ref.nn, n, None), type)
 )
-# the shared BatchNorm*/InstanceNorm* classes (chainrule/torch/nn/_layers.py) have no ``bias``
-_NO_BIAS_YET = {f"Lazy{k}Norm{d}d" for k in ("Batch", "Instance") for d in (1, 2, 3)}
 
 
 @pytest.mark.parametrize("name", _BREADTH_CLASSES)
 def test_constructor_has_pytorch_signature(name):
-    if name in _NO_BIAS_YET:
-        pytest.xfail("the shared BatchNorm/InstanceNorm classes take no bias= argument yet")
     assert _params(getattr(cnn, name).__init__) == _params(getattr(torch_ref.nn, name).__init__)
 
 

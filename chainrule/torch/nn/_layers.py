@@ -12,6 +12,7 @@ and ``print(model)`` match PyTorch's.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -651,6 +652,8 @@ class _BatchNormNd(cnn.BatchNorm, Module):
         track_running_stats: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
         if momentum is not None and not 0.0 <= momentum <= 1.0:
             raise ValueError(
@@ -658,15 +661,18 @@ class _BatchNormNd(cnn.BatchNorm, Module):
             )
         super().__init__(num_features, eps, 0.1, affine, track_running_stats)
         object.__setattr__(self, "momentum", momentum)  # None: a cumulative average
+        object.__setattr__(self, "affine", affine)
+        if affine and not bias:
+            dict.pop(self, "bias")
         if track_running_stats:
             self.register_buffer("num_batches_tracked", mx.array(0, dtype=mx.int64))
 
     def extra_repr(self) -> str:
         """PyTorch's text."""
-        affine = "weight" in self
         return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={affine}, "
-            f"bias={affine}, track_running_stats={self.track_running_stats}"
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={'bias' in self}, "
+            f"track_running_stats={self.track_running_stats}"
         )
 
     def _update_running(self, mean: array, var: array) -> None:
@@ -690,8 +696,17 @@ class _BatchNormNd(cnn.BatchNorm, Module):
             )
         moved = _to_last(x) if x.ndim > 2 else x
         rows = mx.reshape(moved, (-1, moved.shape[-1]))
-        # the running variance is the unbiased one in both libraries (nn.BatchNorm does it)
-        y = mx.reshape(cnn.BatchNorm.__call__(self, rows), moved.shape)
+        if "weight" in self and "bias" not in self:  # bias=False: the shared layer's own
+            # normalisation (no affine), then PyTorch's scale
+            weight = dict.pop(self, "weight")
+            try:
+                y = cnn.BatchNorm.__call__(self, rows) * weight
+            finally:
+                dict.__setitem__(self, "weight", weight)
+        else:
+            # the running variance is the unbiased one in both libraries (nn.BatchNorm does it)
+            y = cnn.BatchNorm.__call__(self, rows)
+        y = mx.reshape(y, moved.shape)
         return _to_first(y) if x.ndim > 2 else y
 
 
@@ -755,20 +770,38 @@ class GroupNorm(cnn.GroupNorm, Module):
         affine: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
         super().__init__(num_groups, num_channels, eps, affine, pytorch_compatible=True)
+        object.__setattr__(self, "affine", affine)
+        if affine and not bias:
+            dict.pop(self, "bias")
 
     def extra_repr(self) -> str:
         """PyTorch's text."""
-        affine = "weight" in self
-        return f"{self.num_groups}, {self.dims}, eps={self.eps}, affine={affine}, bias={affine}"
+        return (
+            f"{self.num_groups}, {self.dims}, eps={self.eps}, affine={self.affine}, "
+            f"bias={'bias' in self}"
+        )
 
     def __call__(self, x: array) -> array:
         if x.ndim < 2:
             raise ValueError(f"GroupNorm: expected an input (N, C, ...), got shape {x.shape}")
-        if x.ndim == 2:
-            return mx.squeeze(cnn.GroupNorm.__call__(self, mx.expand_dims(x, 1)), 1)
-        return _to_first(cnn.GroupNorm.__call__(self, _to_last(x)))
+        weight = None
+        if "weight" in self and "bias" not in self:  # bias=False: normalise, then scale
+            weight = dict.pop(self, "weight")
+        try:
+            if x.ndim == 2:
+                y = mx.squeeze(cnn.GroupNorm.__call__(self, mx.expand_dims(x, 1)), 1)
+            else:
+                y = cnn.GroupNorm.__call__(self, _to_last(x))
+        finally:
+            if weight is not None:
+                dict.__setitem__(self, "weight", weight)
+        if weight is not None:
+            y = y * weight
+        return _to_first(y) if x.ndim > 2 else y
 
 
 def _instance_norm(nd: int) -> type:
@@ -783,33 +816,81 @@ def _instance_norm(nd: int) -> type:
         track_running_stats: bool = False,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
-        if track_running_stats:
-            raise ValueError(f"{name}: track_running_stats=True is not supported")
         cnn.InstanceNorm.__init__(self, num_features, eps, affine)
-        object.__setattr__(self, "momentum", momentum)
+        if affine and not bias:
+            dict.pop(self, "bias")
+        for key, value in (
+            ("num_features", num_features),
+            ("momentum", momentum),
+            ("affine", affine),
+            ("track_running_stats", track_running_stats),
+        ):
+            object.__setattr__(self, key, value)
+        if track_running_stats:  # PyTorch's buffers (num_batches_tracked stays 0)
+            self.register_buffer("running_mean", mx.zeros((num_features,)))
+            self.register_buffer("running_var", mx.ones((num_features,)))
+            self.register_buffer("num_batches_tracked", mx.array(0, dtype=mx.int64))
 
     def extra_repr(self) -> str:
         return (
-            f"{self.dims}, eps={self.eps}, momentum={self.momentum}, affine={'weight' in self}, "
-            f"bias={'weight' in self}, track_running_stats=False"
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={'bias' in self}, "
+            f"track_running_stats={self.track_running_stats}"
         )
+
+    def __call__(self, x: array) -> array:
+        if x.ndim not in (nd + 1, nd + 2):
+            raise ValueError(f"expected {nd + 1}D or {nd + 2}D input (got {x.ndim}D input)")
+        feature_dim = x.ndim - nd - 1
+        if x.shape[feature_dim] != self.num_features:
+            if self.affine:
+                raise ValueError(
+                    f"expected input's size at dim={feature_dim} to match num_features "
+                    f"({self.num_features}), but got: {x.shape[feature_dim]}."
+                )
+            warnings.warn(
+                f"input's size at dim={feature_dim} does not match num_features. You can "
+                "silence this warning by not passing in num_features, which is not used "
+                "because affine=False",
+                stacklevel=2,
+            )
+        single = x.ndim == nd + 1
+        if single:
+            x = mx.expand_dims(x, 0)
+        track = self.track_running_stats
+        y = F_misc.instance_norm(
+            x,
+            self.get("running_mean") if track else None,
+            self.get("running_var") if track else None,
+            self.get("weight"),
+            self.get("bias"),
+            self.training or not track,
+            0.0 if self.momentum is None else self.momentum,
+            self.eps,
+        )
+        return mx.squeeze(y, 0) if single else y
 
     doc = (
         f"Instance normalisation of ``(N, C, {_SPATIAL[nd]})`` inputs (PyTorch's layout).\n\n"
         "    Args:\n"
         "        num_features: ``C``.\n"
         "        eps: added to the variance.\n"
-        "        momentum: accepted (no running statistics are kept).\n"
+        "        momentum: the running statistics' update rate.\n"
         "        affine: learn a per-channel scale and shift (off by default, as in PyTorch).\n"
+        "        track_running_stats: keep running statistics (used in evaluation).\n"
+        "        bias: learn the shift (with ``affine``).\n"
     )
     return _torch_class(
         name,
         (cnn.InstanceNorm,),
         __init__,
         doc,
-        __call__=_channels_first_call(cnn.InstanceNorm.__call__, nd, name),
+        __call__=__call__,
         extra_repr=extra_repr,
+        _optional_state=("num_batches_tracked",),
     )
 
 
@@ -846,9 +927,9 @@ class LayerNorm(cnn.LayerNorm, Module):
         )
         super().__init__(math.prod(shape), eps, elementwise_affine, bias)
         object.__setattr__(self, "normalized_shape", shape)
-        for key in ("weight", "bias"):
-            if key in self:
-                setattr(self, key, mx.reshape(self[key], shape))
+        for key, make in (("weight", mx.ones), ("bias", mx.zeros)):
+            if key in self:  # fresh leaves of PyTorch's shape (a reshape would not be one)
+                setattr(self, key, make(shape, dtype=self[key].dtype))
 
     def extra_repr(self) -> str:
         """PyTorch's text."""

@@ -534,11 +534,8 @@ LazyBatchNorm3d = _lazy(
 
 
 def _tracked_instance_norm(base: type, nd: int) -> type:
-    """``base`` (an ``InstanceNorm{nd}d``) that can also keep running statistics.
-
-    PyTorch's lazy instance norms default to ``affine=True, track_running_stats=True``; the
-    shared class keeps no statistics, so this subclass adds them (PyTorch's buffer names).
-    """
+    """``base`` (an ``InstanceNorm{nd}d``) with the lazy instance norms' defaults: PyTorch's
+    ``LazyInstanceNorm*d`` default to ``affine=True, track_running_stats=True``."""
 
     def __init__(
         self,
@@ -549,43 +546,18 @@ def _tracked_instance_norm(base: type, nd: int) -> type:
         track_running_stats: bool = True,
         device: Any = None,
         dtype: Any = None,
+        *,
+        bias: bool = True,
     ) -> None:
-        base.__init__(self, num_features, eps, momentum, affine, False, device, dtype)
-        object.__setattr__(self, "track_running_stats", track_running_stats)
-        if track_running_stats:
-            self.register_buffer("running_mean", mx.zeros((num_features,)))
-            self.register_buffer("running_var", mx.ones((num_features,)))
-            self.register_buffer("num_batches_tracked", mx.array(0, dtype=mx.int64))
-
-    def __call__(self, input: array) -> array:
-        if not self.track_running_stats:
-            return base.__call__(self, input)
-        unbatched = input.ndim == nd + 1
-        x = mx.expand_dims(input, 0) if unbatched else input
-        if x.ndim != nd + 2:
-            raise ValueError(
-                f"{base.__name__}: expected a {nd + 1}D or {nd + 2}D input, got shape "
-                f"{tuple(input.shape)}"
-            )
-        # PyTorch's instance norms leave num_batches_tracked at 0
-        y = M.instance_norm(
-            x,
-            self["running_mean"],
-            self["running_var"],
-            self.get("weight"),
-            self.get("bias"),
-            self.training,
-            self.momentum,
-            self.eps,
+        base.__init__(
+            self, num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias
         )
-        return y[0] if unbatched else y
 
     return type(
         base.__name__,
         (base,),
         {
             "__init__": __init__,
-            "__call__": __call__,
             "__doc__": base.__doc__,
             "__module__": base.__module__,
             "__qualname__": base.__name__,
