@@ -8,7 +8,10 @@ backpropagation through ``--bptt`` steps with the hidden state detached between 
 ``nn.NLLLoss``, ``torch.nn.utils.clip_grad_norm_`` and a hand-written SGD update
 ``p.data.add_(p.grad, alpha=-lr)`` (or AdamW, ``--use-optimizer``), the learning rate divided
 by 4 when the validation loss stops falling, the best model saved and reloaded for the test
-set, and ``torch.onnx.export`` of the final model (``--onnx-export FILE``).
+set, and ``torch.onnx.export`` of the final model (``--onnx-export FILE``). The example saves
+the whole module (``torch.save(model, f)``, loaded under ``torch.serialization.safe_globals``);
+here its ``state_dict`` is saved, which chainrule's ``torch.save`` asks for (it refuses to
+pickle a module).
 
 The corpus (Wikitext-2 in the example) is a synthetic text generated here: sentences of a
 small grammar, split into train / valid / test as the example's ``data.Corpus`` reads them.
