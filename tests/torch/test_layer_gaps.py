@@ -407,3 +407,34 @@ def test_state_dicts_exchange_with_pytorch_for_bias_free_norms():
     )
     for key, value in ref.state_dict().items():
         assert torch_ref.equal(back.state_dict()[key], value), key
+
+
+# -- Container ---------------------------------------------------------------------------------
+
+
+def test_container_holds_its_keyword_modules_and_warns_as_pytorch():
+    with pytest.warns(FutureWarning, match="`nn.Container` is deprecated") as expected:
+        ref = torch_ref.nn.Container(a=torch_ref.nn.Linear(2, 3), b=torch_ref.nn.ReLU())
+    with pytest.warns(FutureWarning, match="`nn.Container` is deprecated") as got:
+        ours = torch.nn.Container(a=torch.nn.Linear(2, 3), b=torch.nn.ReLU())
+    assert [str(w.message) for w in got] == [str(w.message) for w in expected]
+    assert repr(ours) == repr(ref)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    assert [n for n, _ in ours.named_children()] == ["a", "b"]
+    assert isinstance(ours, torch.nn.Module)
+    ours.load_state_dict({k: torch.tensor(v.detach().numpy()) for k, v in ref.state_dict().items()})
+    x = _rand(4, 2)
+    _close(ours.b(ours.a(torch.tensor(x))), ref.b(ref.a(torch_ref.tensor(x))))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_a_module_without_forward_raises_pytorchs_error():
+    for ours, ref in (
+        (torch.nn.Container(), torch_ref.nn.Container()),
+        (torch.nn.Module(), torch_ref.nn.Module()),
+    ):
+        with pytest.raises(NotImplementedError) as expected:
+            ref(torch_ref.ones(2))
+        with pytest.raises(NotImplementedError) as got:
+            ours(torch.ones(2))
+        assert str(got.value) == str(expected.value)

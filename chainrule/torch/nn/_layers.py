@@ -23,7 +23,15 @@ from chainrule.core.array import array
 from . import functional_misc as F_misc
 from . import functional_pool as F_pool
 from . import functional_resample as F_resample
-from ._module import Module, ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
+from ._module import (
+    Container,
+    Module,
+    ModuleDict,
+    ModuleList,
+    ParameterDict,
+    ParameterList,
+    Sequential,
+)
 
 __all__ = [
     "AdaptiveAvgPool1d",
@@ -34,6 +42,7 @@ __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
+    "Container",
     "Conv1d",
     "Conv2d",
     "Conv3d",

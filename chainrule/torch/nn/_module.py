@@ -13,6 +13,7 @@ for every chainrule module.
 
 from __future__ import annotations
 
+import warnings
 from abc import ABCMeta
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -20,9 +21,10 @@ from typing import Any
 
 import chainrule.nn as cnn
 from chainrule.core.array import array
-from chainrule.nn.module import ParameterTree
+from chainrule.nn.module import ParameterTree, _own_call
 
 __all__ = [
+    "Container",
     "Module",
     "ModuleDict",
     "ModuleList",
@@ -74,6 +76,16 @@ class Module(cnn.Module, metaclass=_ModuleMeta):
                 f"method{plural} {names}"
             )
         return super().__new__(cls, *args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation: define it in a subclass (PyTorch); a module with neither
+        ``forward`` nor ``__call__`` raises PyTorch's ``NotImplementedError``."""
+        call = _own_call(type(self))
+        if call is None or getattr(call, "__wrapped_call__", None) is cnn.Module.__call__:
+            raise NotImplementedError(
+                f'Module [{type(self).__name__}] is missing the required "forward" function'
+            )
+        return call(self, *args, **kwargs)
 
     def parameters(self, recurse: bool = True) -> ParameterTree:
         """The parameters, buffers excluded (PyTorch), as a tree that iterates its arrays.
@@ -130,6 +142,26 @@ class Module(cnn.Module, metaclass=_ModuleMeta):
             else:
                 text += "\n  " + "\n  ".join(lines) + "\n"
         return text + ")"
+
+
+class Container(Module):
+    """PyTorch's deprecated ``nn.Container``: a module holding the modules given as keywords
+    (subclass ``Module`` instead; building one warns as PyTorch does).
+
+    Args:
+        **kwargs: the sub-modules, by name.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        warnings.warn(
+            "`nn.Container` is deprecated. All of its functionality is now implemented in "
+            "`nn.Module`. Subclass that instead.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        super().__init__()
+        for key, value in kwargs.items():
+            self.add_module(key, value)
 
 
 def _apply_post(module: cnn.Module, fn: Callable) -> None:
