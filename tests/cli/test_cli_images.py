@@ -93,6 +93,8 @@ def test_resnet_and_mlp_on_digits_as_images(tmp_path, capsys):
         out = tmp_path / model
         argv = ["train", "--data", "digits", "--model", model, "--out", out]
         argv += ["--epochs", "1", "--no-progress", "--hidden", "16"]
+        if model == "resnet":
+            argv += ["--image-size", "12"]  # the digits upscaled from 8x8
         if model == "mlp":
             # digits stays a table for the MLP; as images it needs a folder
             argv[2] = write_digits(tmp_path / "few", limit=200)
@@ -100,6 +102,7 @@ def test_resnet_and_mlp_on_digits_as_images(tmp_path, capsys):
         assert status == 0, err
         config = json.loads((out / "config.json").read_text())
         assert config["model"]["kind"] == model
+        assert config["input"]["shape"] == ([12, 12, 1] if model == "resnet" else [8, 8, 1])
         status, text, err = run(["evaluate", out, "--data", argv[2], "--json"], capsys)
         assert status == 0, err
         assert 0 <= json.loads(text)["accuracy"] <= 1
