@@ -366,7 +366,7 @@ def run(args: argparse.Namespace) -> int:
                     loss,
                     train_data,
                     splits.get("val"),
-                    epochs=args.epochs,
+                    epochs=first_epoch if stopper.had_stopped() else args.epochs,
                     batch_size=args.batch_size,
                     metrics=opts.epoch_metric_names(epoch_metrics(ds.task), args.metric),
                     callbacks=callbacks,

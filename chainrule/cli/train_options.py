@@ -224,6 +224,7 @@ class ResumableEarlyStopping(EarlyStopping):
             return
         self.best = self._tracker.best = state["best"] if state["best"] is not None else self.best
         self.best_epoch, self.wait = state["best_epoch"], state["wait"]
+        self.stopped_epoch = state.get("stopped_epoch")
         weights = state.get("weights")
         self._best_weights = (
             {k: np.array(v) for k, v in weights.items()} if isinstance(weights, dict) else None
@@ -236,12 +237,18 @@ class ResumableEarlyStopping(EarlyStopping):
             "best": best if math.isfinite(best) else None,
             "best_epoch": self.best_epoch,
             "wait": self.wait,
+            "stopped_epoch": self.stopped_epoch,
             "weights": self._best_weights,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict()` when training begins."""
         self._loaded = state
+
+    def had_stopped(self) -> bool:
+        """True when the loaded state is that of a run early stopping had already ended (it
+        was interrupted while writing its files): no epoch is left to train."""
+        return self._loaded is not None and self._loaded.get("stopped_epoch") is not None
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -170,3 +170,32 @@ def test_ctrl_c_in_the_first_epoch_resumes_from_the_start(tmp_path, capsys, monk
     assert status == 0, err
     assert "resuming" in out and "after epoch 0" in out
     assert _files(tmp_path / "cut") == _files(tmp_path / "whole")
+
+
+def test_a_run_stopped_early_and_interrupted_while_writing_trains_no_further(
+    tmp_path, capsys, monkeypatch
+):
+    """Early stopping had ended the run when it was interrupted writing its files: --resume
+    writes them, with the kept epoch's weights, without training more epochs."""
+    from chainrule.cli import train_options
+
+    argv = ["train", "--data", "iris", "--hidden", "8", "--epochs", "40", "--patience", "1"]
+    argv += ["--no-progress", "--lr", "0.05"]
+    status, _, err = run([*argv, "--out", tmp_path / "whole"], capsys)
+    assert status == 0, err
+    whole = json.loads((tmp_path / "whole" / "history.json").read_text())
+    assert len(whole["epoch"]) < 40  # early stopping ended it
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_options, "run_report", interrupted)
+    status, _, err = run([*argv, "--out", tmp_path / "cut"], capsys)
+    assert status == 130 and _checkpoint(tmp_path / "cut").is_file()
+    monkeypatch.undo()
+    status, out, err = run(["train", "--resume", tmp_path / "cut", "--no-progress"], capsys)
+    assert status == 0, err
+    assert "early stopping at epoch" in out
+    assert _files(tmp_path / "cut") == _files(tmp_path / "whole")
+    cut = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert cut["epoch"] == whole["epoch"]
