@@ -438,3 +438,173 @@ def test_a_module_without_forward_raises_pytorchs_error():
         with pytest.raises(NotImplementedError) as got:
             ours(torch.ones(2))
         assert str(got.value) == str(expected.value)
+
+
+# -- repr of every class -----------------------------------------------------------------------
+
+# constructor arguments of the classes that have required ones (the others are built bare)
+REPR_ARGS: dict = {
+    "AdaptiveAvgPool1d": (3,),
+    "AdaptiveAvgPool2d": ((3, None),),
+    "AdaptiveAvgPool3d": (3,),
+    "AdaptiveLogSoftmaxWithLoss": (8, 10, [4]),
+    "AdaptiveMaxPool1d": (3,),
+    "AdaptiveMaxPool2d": (3,),
+    "AdaptiveMaxPool3d": (3,),
+    "AvgPool1d": (2,),
+    "AvgPool2d": (3, 2, 1),
+    "AvgPool3d": (2,),
+    "BatchNorm1d": (4,),
+    "BatchNorm2d": (4,),
+    "BatchNorm3d": (4,),
+    "Bilinear": (3, 4, 5),
+    "ChannelShuffle": (2,),
+    "CircularPad1d": (1,),
+    "CircularPad2d": (1,),
+    "CircularPad3d": (1,),
+    "ConstantPad1d": (1, 0.5),
+    "ConstantPad2d": (1, 0.5),
+    "ConstantPad3d": (1, 0.5),
+    "Conv1d": (2, 4, 3),
+    "Conv2d": (2, 4, 3),
+    "Conv3d": (2, 4, 3),
+    "ConvTranspose1d": (2, 4, 3),
+    "ConvTranspose2d": (2, 4, 3),
+    "ConvTranspose3d": (2, 4, 3),
+    "CrossMapLRN2d": (3,),
+    "Embedding": (10, 3),
+    "EmbeddingBag": (10, 3),
+    "Fold": ((4, 4), 2),
+    "FractionalMaxPool2d": (2, (3, 3)),
+    "FractionalMaxPool3d": (2, (3, 3, 3)),
+    "GroupNorm": (2, 4),
+    "GRU": (3, 4),
+    "GRUCell": (3, 4),
+    "InstanceNorm1d": (4,),
+    "InstanceNorm2d": (4,),
+    "InstanceNorm3d": (4,),
+    "LayerNorm": ((4, 5),),
+    "LazyConv1d": (4, 3),
+    "LazyConv2d": (4, 3),
+    "LazyConv3d": (4, 3),
+    "LazyConvTranspose1d": (4, 3),
+    "LazyConvTranspose2d": (4, 3),
+    "LazyConvTranspose3d": (4, 3),
+    "LazyLinear": (4,),
+    "Linear": (3, 4),
+    "LinearCrossEntropyLoss": (4, 10),
+    "LocalResponseNorm": (2,),
+    "LPPool1d": (2, 3),
+    "LPPool2d": (2, 3),
+    "LPPool3d": (2, 3),
+    "LSTM": (3, 4),
+    "LSTMCell": (3, 4),
+    "MaxPool1d": (2,),
+    "MaxPool2d": (3, 2, 1),
+    "MaxPool3d": (2,),
+    "MaxUnpool1d": (2,),
+    "MaxUnpool2d": (2,),
+    "MaxUnpool3d": (2,),
+    "MultiheadAttention": (4, 2),
+    "PixelShuffle": (2,),
+    "PixelUnshuffle": (2,),
+    "ReflectionPad1d": (1,),
+    "ReflectionPad2d": (1,),
+    "ReflectionPad3d": (1,),
+    "ReplicationPad1d": (1,),
+    "ReplicationPad2d": (1,),
+    "ReplicationPad3d": (1,),
+    "RMSNorm": (4,),
+    "RNN": (3, 4),
+    "RNNCell": (3, 4),
+    "SyncBatchNorm": (4,),
+    "Threshold": (0.1, 20.0),
+    "TransformerDecoderLayer": (4, 2),
+    "TransformerEncoderLayer": (4, 2),
+    "Unflatten": (1, (2, 3)),
+    "Unfold": (2,),
+    "ZeroPad1d": (1,),
+    "ZeroPad2d": ((1, 2, 0, 1),),
+    "ZeroPad3d": (1,),
+}
+# classes whose constructor takes other modules, or are not modules
+_REPR_SKIP = {
+    "DataParallel",
+    "RNNBase",
+    "RNNCellBase",
+    "TransformerDecoder",
+    "TransformerEncoder",
+}
+
+
+def _repr_names() -> list:
+    return sorted(
+        n
+        for n in dir(torch.nn)
+        if n[0].isupper()
+        and n not in _REPR_SKIP
+        and isinstance(getattr(torch.nn, n), type)
+        and isinstance(getattr(torch_ref.nn, n, None), type)
+    )
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("name", _repr_names())
+def test_every_class_prints_as_pytorch(name):
+    args = REPR_ARGS.get(name, ())
+    try:
+        ref = getattr(torch_ref.nn, name)(*args)
+    except TypeError:
+        pytest.skip(f"{name} needs constructor arguments (add them to REPR_ARGS)")
+    assert repr(getattr(torch.nn, name)(*args)) == repr(ref)
+
+
+@pytest.mark.parametrize(
+    "name, args, kwargs",
+    [
+        ("Dropout", (0.1,), {}),
+        ("Dropout", (), {"inplace": True}),
+        ("ReLU", (), {"inplace": True}),
+        ("LeakyReLU", (0.2, True), {}),
+        ("ELU", (0.5,), {}),
+        ("Hardtanh", (-2.0, 2.0), {}),
+        ("ZeroPad2d", ((1, 1, 1, 1),), {}),
+        ("Softmax", (1,), {}),
+        ("MaxPool2d", ((2, 3),), {"dilation": 2, "ceil_mode": True}),
+        ("AvgPool1d", (3, 2, 1), {}),
+        ("Conv2d", (4, 8, 3), {"groups": 2, "bias": False, "padding_mode": "circular"}),
+        ("BatchNorm1d", (3,), {"affine": False, "momentum": None}),
+        ("Upsample", (), {"size": (3, 4), "mode": "bilinear"}),
+        ("LazyConv2d", (4, 3), {"padding": "same", "groups": 2}),
+        ("LazyLinear", (5, False), {}),
+        ("LazyBatchNorm2d", (), {"affine": False}),
+        ("TripletMarginWithDistanceLoss", (), {"margin": 2.0}),
+        ("MSELoss", (), {"reduction": "sum"}),
+        ("KLDivLoss", (), {"log_target": True}),
+    ],
+)
+def test_arguments_print_as_pytorch(name, args, kwargs):
+    ours = getattr(torch.nn, name)(*args, **kwargs)
+    assert repr(ours) == repr(getattr(torch_ref.nn, name)(*args, **kwargs))
+
+
+def test_printing_a_lazy_module_leaves_the_random_stream_alone():
+    torch.manual_seed(0)
+    plain = torch.nn.LazyLinear(3)
+    plain(torch.ones(2, 4))
+    torch.manual_seed(0)
+    printed = torch.nn.LazyLinear(3)
+    repr(printed)
+    printed(torch.ones(2, 4))
+    np.testing.assert_array_equal(plain.weight.detach().numpy(), printed.weight.detach().numpy())
+
+
+def test_uninitialized_placeholders_and_options_print_as_pytorch():
+    from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
+
+    assert repr(torch.nn.UninitializedParameter()) == repr(UninitializedParameter())
+    assert repr(torch.nn.UninitializedBuffer()) == repr(UninitializedBuffer())
+    ours = torch.nn.LinearCrossEntropyOptions(batch_chunk_size=4)
+    assert repr(ours) == repr(torch_ref.nn.LinearCrossEntropyOptions(batch_chunk_size=4))
+    with pytest.raises(AttributeError):
+        ours.acc_policy = "x"  # frozen, as PyTorch's

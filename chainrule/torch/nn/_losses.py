@@ -7,6 +7,7 @@ The losses chainrule.nn already has under PyTorch's names (``MSELoss``, ``CrossE
 from __future__ import annotations
 
 import collections
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -194,9 +195,13 @@ class TripletMarginWithDistanceLoss(_Loss):
         super().__init__(None, None, reduction)
         if margin <= 0:
             raise ValueError(
-                f"TripletMarginWithDistanceLoss: margin must be greater than 0, got {margin}"
+                "TripletMarginWithDistanceLoss: expected margin to be greater than 0, got "
+                f"{margin} instead"
             )
-        self.distance_function = distance_function
+        # PyTorch's default is a PairwiseDistance module (a child, printed by repr)
+        self.distance_function = (
+            distance_function if distance_function is not None else PairwiseDistance()
+        )
         self.margin, self.swap = margin, swap
 
     def forward(self, anchor: array, positive: array, negative: array) -> array:
@@ -316,22 +321,24 @@ class PairwiseDistance(Module):
         return F.pairwise_distance(x1, x2, self.norm, self.eps, self.keepdim)
 
 
+@dataclasses.dataclass(slots=True, frozen=True)
 class LinearCrossEntropyOptions:
-    """Chunking options of :class:`LinearCrossEntropyLoss` (they do not change the numbers)."""
+    """Chunking options of :class:`LinearCrossEntropyLoss` (they do not change the numbers);
+    a frozen dataclass, as PyTorch's.
 
-    def __init__(
-        self,
-        allow_retain_graph: bool = False,
-        batch_chunk_size: int | None = None,
-        chunking_method: str | None = "auto",
-        acc_policy: str = "auto",
-        acc_dtype: Any = None,
-    ) -> None:
-        self.allow_retain_graph = allow_retain_graph
-        self.batch_chunk_size = batch_chunk_size
-        self.chunking_method = chunking_method
-        self.acc_policy = acc_policy
-        self.acc_dtype = acc_dtype
+    Args:
+        allow_retain_graph: allow ``retain_graph=True`` on backward.
+        batch_chunk_size: rows per chunk.
+        chunking_method: how the batch is chunked.
+        acc_policy: the accumulation policy.
+        acc_dtype: the accumulation dtype.
+    """
+
+    allow_retain_graph: bool = False
+    batch_chunk_size: int | None = None
+    chunking_method: str | None = "auto"
+    acc_policy: str = "auto"
+    acc_dtype: Any = None
 
 
 class LinearCrossEntropyLoss(Module):

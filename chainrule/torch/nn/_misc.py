@@ -391,6 +391,9 @@ class UninitializedParameter:
 
     cls_to_become = None
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
 
 class UninitializedBuffer(UninitializedParameter):
     """Placeholder type of a lazy module's buffers before their first call."""
@@ -409,6 +412,26 @@ class _Lazy(Module):
     def has_uninitialized_params(self) -> bool:
         """True until the first call."""
         return True
+
+    def extra_repr(self) -> str:
+        """PyTorch's text: the concrete module's with 0 input features."""
+        target = type(self)._target
+        args, kwargs = self._lazy_args
+        # groups follows out_channels, kernel_size, stride, padding and dilation (or
+        # output_padding); a convolution needs in_channels divisible by it
+        conv = target.__name__.startswith("Conv")
+        groups = kwargs.get("groups", args[5] if conv and len(args) > 5 else 1)
+        saved = mx.random.get_state()  # printing must not move the random stream
+        try:
+            real = target(groups if isinstance(groups, int) and groups > 0 else 1, *args, **kwargs)
+        finally:
+            mx.random.set_state(saved)
+        if "_torch_args" in real.__dict__:  # convolutions
+            object.__setattr__(real, "_torch_args", {**real._torch_args, "in": 0})
+        if hasattr(real, "num_features"):  # norms
+            object.__setattr__(real, "num_features", 0)
+        text = real.extra_repr()
+        return text.replace("in_features=1,", "in_features=0,", 1)
 
     def initialize_parameters(self, input: array) -> None:
         """Infer the input features from ``input`` and become the concrete module."""
