@@ -50,6 +50,36 @@ def test_init_backends():
         dist.init(strict=True, backend="nccl")
 
 
+def test_init_checks_all_gather_factory_as_mlx():
+    with pytest.raises(ValueError, match="only supported with backend='jaccl'"):
+        dist.init(backend="ring", all_gather_factory=lambda rank, size: None)
+    with pytest.raises(TypeError, match="all_gather_factory must be a callable"):
+        dist.init(backend="jaccl", all_gather_factory="not callable")
+    assert dist.init(backend="jaccl", all_gather_factory=lambda rank, size: None).size() == 1
+
+
+def test_sum_scatter_and_clip_grad_norm_sharded_in_a_group_of_one():
+    x = mx.arange(6.0).reshape(3, 2)
+    assert dist.sum_scatter(x) is x
+    with pytest.raises(ValueError, match=r"first axis of x must divide .* got shape \(\)"):
+        dist.sum_scatter(mx.array(1.0))
+    grads = {"a": mx.ones((4, 3)) * 3.0, "b": [mx.full((5,), -4.0)]}
+    clipped, norm = nn.utils.clip_grad_norm_sharded(grads, max_norm=1.0)
+    expected = np.sqrt(12 * 9.0 + 5 * 16.0)
+    np.testing.assert_allclose(norm, expected, rtol=1e-6)
+    np.testing.assert_allclose(clipped["b"][0], np.full(5, -4.0 / (expected + 1e-6)), rtol=1e-6)
+    same, _ = nn.utils.clip_grad_norm_sharded(grads, max_norm=1e9)
+    np.testing.assert_allclose(same["a"], grads["a"])
+    mlx = pytest.importorskip("mlx.core")
+    from mlx.nn.utils import clip_grad_norm_sharded as reference
+
+    ref_clipped, ref_norm = reference(
+        {"a": mlx.ones((4, 3)) * 3.0, "b": [mlx.full((5,), -4.0)]}, max_norm=1.0
+    )
+    np.testing.assert_allclose(norm, np.array(ref_norm), rtol=1e-6)
+    np.testing.assert_allclose(clipped["a"], np.array(ref_clipped["a"]), rtol=1e-6)
+
+
 def test_init_without_mpi4py(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)  # import fails
     with pytest.raises(RuntimeError, match=r"pip install 'chainrule\[distributed\]'"):
