@@ -274,6 +274,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"chainrule: {note}", file=sys.stderr)
     check_out(out, args.overwrite)
     ds = opts.training_data(args)
+    opts.check_fingerprint(args, ds)
     images = opts.is_images(ds)
     opts.check_metric(args, ds.task)
     if ds.X.ndim != 2 and not images:
@@ -353,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
             folder = opts.resume_dir(out)
             if checkpoint is None:
                 with writing(Path(f"{out} (its resume state {folder / 'args.json'})")):
-                    opts.save_args(folder, args)
+                    opts.save_args(folder, args, ds)
             parts = {"stopper": stopper, "schedule": schedule}
             callbacks.append(opts.EpochCheckpoint(folder / "checkpoint.safetensors", prior, parts))
         # Overflow warnings from NumPy would print before the one-line report of a

@@ -46,6 +46,8 @@ __all__ = [
     "clip_gradients",
     "decay_gradients",
     "finish_resume",
+    "check_fingerprint",
+    "data_fingerprint",
     "resume_state",
     "data_summary",
     "run_report",
@@ -315,13 +317,39 @@ def resume_dir(out: Path) -> Path:
     return parent / f".{out.name}.resume"
 
 
-def save_args(folder: Path, args: argparse.Namespace) -> None:
-    """Write the command's arguments to `folder/args.json` (for --resume)."""
+def data_fingerprint(ds: Any) -> str:
+    """A SHA-256 of the data's features and targets (a resumed run must see the same data)."""
+    import hashlib
+
+    digest = hashlib.sha256(np.ascontiguousarray(ds.X).tobytes())
+    if ds.y is not None:
+        digest.update(np.ascontiguousarray(ds.y).tobytes())
+    return digest.hexdigest()
+
+
+def check_fingerprint(args: argparse.Namespace, ds: Any) -> None:
+    """On --resume, refuse data that changed since the run started.
+
+    Raises:
+        CommandError: naming the data and the fix.
+    """
+    saved = getattr(args, "_fingerprint", None)
+    if args.resume is not None and saved is not None and saved != data_fingerprint(ds):
+        raise CommandError(
+            f"--resume {args.resume}: the data {args.data} changed since the run started, so "
+            "it cannot continue exactly; train a new run on the new data"
+        )
+
+
+def save_args(folder: Path, args: argparse.Namespace, ds: Any = None) -> None:
+    """Write the command's arguments (and the data's fingerprint) to `folder/args.json`."""
     from chainrule.core.io import write_bytes
 
     folder.mkdir(parents=True, exist_ok=True)
     values = {k: v for k, v in vars(args).items() if k not in ("run", "resume")}
     values["out"] = str(args.out)
+    if ds is not None:
+        values["_fingerprint"] = data_fingerprint(ds)
     text = json.dumps(values, indent=2, default=list) + "\n"
     write_bytes(folder / "args.json", text.encode("utf-8"))
 

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_helpers import ROOT, one_error_line, run
 
@@ -199,3 +200,31 @@ def test_a_run_stopped_early_and_interrupted_while_writing_trains_no_further(
     assert _files(tmp_path / "cut") == _files(tmp_path / "whole")
     cut = json.loads((tmp_path / "cut" / "history.json").read_text())
     assert cut["epoch"] == whole["epoch"]
+
+
+def test_resume_refuses_changed_data(tmp_path, capsys, monkeypatch):
+    import chainrule.train as train_package
+    from chainrule.train import Callback
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    table = "a,b,label\n" + "".join(f"{p},{q},{int(p > q)}\n" for p, q in x)
+    (tmp_path / "t.csv").write_text(table)
+
+    class Stop(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise KeyboardInterrupt
+
+    real_fit = train_package.fit
+    monkeypatch.setattr(
+        train_package,
+        "fit",
+        lambda *a, callbacks=(), **k: real_fit(*a, callbacks=[*callbacks, Stop()], **k),
+    )
+    argv = ["train", "--data", tmp_path / "t.csv", "--epochs", "3", "--out", tmp_path / "r"]
+    status, _, _ = run([*argv, "--no-progress"], capsys)
+    assert status == 130
+    monkeypatch.undo()
+    (tmp_path / "t.csv").write_text(table.replace(",1\n", ",0\n", 1))
+    status, _, err = run(["train", "--resume", tmp_path / "r"], capsys)
+    one_error_line(status, err, "changed since the run started")
