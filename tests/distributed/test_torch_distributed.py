@@ -74,10 +74,15 @@ def test_launcher_variables_become_torchruns(monkeypatch):
     c10d.export_launcher_ranks()
     got = [env[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE")]
     assert got == ["3", "4", "9", "2"]
+    assert dist.get_node_local_rank() == 9
     hydra = {"PMI_RANK": "1", "PMI_SIZE": "2"}
     monkeypatch.setattr(c10d.os, "environ", hydra)
     c10d.export_launcher_ranks()
     assert hydra["RANK"] == "1" and hydra["LOCAL_WORLD_SIZE"] == "2"
+    monkeypatch.setattr(c10d.os, "environ", {})
+    assert dist.get_node_local_rank(fallback_rank=3) == 3
+    with pytest.raises(RuntimeError, match="LOCAL_RANK is not in the environment"):
+        dist.get_node_local_rank()
 
 
 def test_a_group_of_one(one_process):

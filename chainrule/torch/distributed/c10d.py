@@ -49,6 +49,7 @@ __all__ = [
     "get_backend",
     "get_global_rank",
     "get_group_rank",
+    "get_node_local_rank",
     "get_process_group_ranks",
     "get_rank",
     "get_world_size",
@@ -62,6 +63,7 @@ __all__ = [
     "is_nccl_available",
     "is_torchelastic_launched",
     "isend",
+    "monitored_barrier",
     "new_group",
     "recv",
     "reduce",
@@ -857,6 +859,28 @@ def scatter(
         g._group.comm.Scatter(send_buf, recv, root=root)
     _write(t, _unwire(recv, t._data.dtype))
     return _done(async_op)
+
+
+def get_node_local_rank(fallback_rank: int | None = None) -> int:
+    """This process's rank on its machine (``LOCAL_RANK``, which the launcher sets).
+
+    Raises:
+        RuntimeError: Without ``LOCAL_RANK`` and without ``fallback_rank`` (PyTorch's message).
+    """
+    if "LOCAL_RANK" in os.environ:
+        return int(os.environ["LOCAL_RANK"])
+    if fallback_rank is not None:
+        return int(fallback_rank)
+    raise RuntimeError(
+        "LOCAL_RANK is not in the environment. Consider passing fallback_rank to allow "
+        "`get_node_local_rank` to work, assuming you are not running in a multi-device context "
+        "and want the code to run locally instead."
+    )
+
+
+def monitored_barrier(group: Any = None, timeout: Any = None, wait_all_ranks: bool = False):
+    """:func:`barrier` (a rank that has ended is reported by chainrule's exit handling)."""
+    return barrier(group)
 
 
 def barrier(group: Any = None, async_op: bool = False, device_ids: Any = None):
