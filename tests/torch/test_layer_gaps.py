@@ -608,3 +608,20 @@ def test_uninitialized_placeholders_and_options_print_as_pytorch():
     assert repr(ours) == repr(torch_ref.nn.LinearCrossEntropyOptions(batch_chunk_size=4))
     with pytest.raises(AttributeError):
         ours.acc_policy = "x"  # frozen, as PyTorch's
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("UpsamplingNearest2d", {"size": (5, 7)}),
+        ("UpsamplingNearest2d", {"scale_factor": 2}),
+        ("UpsamplingBilinear2d", {"scale_factor": (1.5, 2)}),
+        ("UpsamplingBilinear2d", {"size": 6}),
+    ],
+)
+def test_upsampling_2d_layers_are_upsample_as_in_pytorch(name, kwargs):
+    ours, ref = getattr(torch.nn, name)(**kwargs), getattr(torch_ref.nn, name)(**kwargs)
+    assert isinstance(ours, torch.nn.Upsample) and isinstance(ref, torch_ref.nn.Upsample)
+    assert repr(ours) == repr(ref)
+    assert (ours.mode, ours.align_corners) == (ref.mode, ref.align_corners)
+    _compare(ours, ref, _rand(2, 3, 4, 5), tol=1e-4)

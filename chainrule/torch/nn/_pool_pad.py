@@ -9,6 +9,7 @@ from chainrule.core.array import array
 
 from . import functional_pool as P
 from . import functional_resample as R
+from ._layers import Upsample
 from ._module import Module
 
 __all__ = [
@@ -381,43 +382,26 @@ class Fold(Module):
         )
 
 
-def _upsample_repr(module: Any, mode: str) -> str:
-    if module.scale_factor is not None:
-        sf = module.scale_factor
-        sf = tuple(float(v) for v in sf) if isinstance(sf, (tuple, list)) else float(sf)
-        return f"scale_factor={sf!r}, mode={mode!r}"
-    return f"size={module.size!r}, mode={mode!r}"
+class UpsamplingNearest2d(Upsample):
+    """Nearest-neighbour upsampling of ``(N, C, H, W)`` (PyTorch's ``Upsample`` subclass).
 
-
-class UpsamplingNearest2d(Module):
-    """Nearest-neighbour upsampling of ``(N, C, H, W)``."""
+    Args:
+        size: the output's spatial size.
+        scale_factor: or the factor per spatial axis.
+    """
 
     def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
-        super().__init__()
-        self.size, self.scale_factor = size, scale_factor
-
-    def extra_repr(self) -> str:
-        """PyTorch's text."""
-        return _upsample_repr(self, "nearest")
-
-    def forward(self, input: array) -> array:
-        """Resize."""
-        return R.interpolate(input, self.size, self.scale_factor, mode="nearest")
+        super().__init__(size, scale_factor, mode="nearest")
 
 
-class UpsamplingBilinear2d(Module):
-    """Bilinear upsampling of ``(N, C, H, W)`` with ``align_corners=True``."""
+class UpsamplingBilinear2d(Upsample):
+    """Bilinear upsampling of ``(N, C, H, W)`` with ``align_corners=True`` (PyTorch's
+    ``Upsample`` subclass).
+
+    Args:
+        size: the output's spatial size.
+        scale_factor: or the factor per spatial axis.
+    """
 
     def __init__(self, size: Any = None, scale_factor: Any = None) -> None:
-        super().__init__()
-        self.size, self.scale_factor = size, scale_factor
-
-    def extra_repr(self) -> str:
-        """PyTorch's text."""
-        return _upsample_repr(self, "bilinear")
-
-    def forward(self, input: array) -> array:
-        """Resize."""
-        return R.interpolate(
-            input, self.size, self.scale_factor, mode="bilinear", align_corners=True
-        )
+        super().__init__(size, scale_factor, mode="bilinear", align_corners=True)
