@@ -105,7 +105,7 @@ def test_collectives_on_two_processes():
     assert "rank 0 ok" in run.stdout and "rank 1 ok" in run.stdout
 
 
-@pytest.mark.parametrize("mode", ["fit", "top"])
+@pytest.mark.parametrize("mode", ["fit", "top", "ddp"])
 def test_a_failing_rank_stops_the_whole_job(mode):
     run = run_mpi("fail.py", mode)
     assert run.returncode != 0, run.output

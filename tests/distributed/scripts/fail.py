@@ -5,6 +5,8 @@ Usage: mpiexec -n 2 python fail.py MODE
         would, to print a one-line message) and tries to exit normally, while rank 0 waits
         in the gradient Allreduce. fit must abort the job itself.
   top:  rank 1 raises at the top level while rank 0 waits in a barrier (init's excepthook).
+  ddp:  PyTorch style: rank 1 raises in its forward while rank 0 waits in DDP's gradient
+        averaging (init_process_group installs the same handling).
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ MESSAGE = "deliberate failure on rank 1"
 
 def main() -> None:
     mode = sys.argv[1]
+    if mode == "ddp":
+        ddp()
+        return
     world = dist.init()
     rank = world.rank()
     if mode == "top":
@@ -56,6 +61,22 @@ def main() -> None:
     except ValueError as e:
         print(f"caught: {e}", file=sys.stderr)
         sys.exit(2)
+    print(f"rank {rank} finished training: the job did not stop", flush=True)
+
+
+def ddp() -> None:
+    import chainrule.torch as torch
+    import chainrule.torch.distributed as tdist
+    from chainrule.torch.nn.parallel import DistributedDataParallel
+
+    tdist.init_process_group("gloo")
+    rank = tdist.get_rank()
+    model = DistributedDataParallel(torch.nn.Linear(4, 2))
+    for step in range(3):
+        x = torch.ones(8, 4)
+        if rank == 1 and step == 2:
+            raise RuntimeError(MESSAGE)
+        model(x).sum().backward()
     print(f"rank {rank} finished training: the job did not stop", flush=True)
 
 
