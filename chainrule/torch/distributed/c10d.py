@@ -599,7 +599,9 @@ def _finish(data: np.ndarray, op: Any, n: int, dtype: np.dtype) -> np.ndarray:
     return out
 
 
-def all_reduce(tensor: Any, op: Any = ReduceOp.SUM, group: Any = None, async_op: bool = False):
+def all_reduce(
+    tensor: Any, op: Any = ReduceOp.SUM, group: Any = None, async_op: bool = False
+) -> Work | None:
     """Reduce ``tensor`` over the group, in place on every process (PyTorch's
     ``all_reduce``): ``SUM``, ``AVG``, ``PRODUCT``, ``MIN``, ``MAX``, ``BAND``, ``BOR``, ``BXOR``.
 
@@ -622,7 +624,7 @@ def all_reduce(tensor: Any, op: Any = ReduceOp.SUM, group: Any = None, async_op:
 
 def reduce(
     tensor: Any, dst: int = 0, op: Any = ReduceOp.SUM, group: Any = None, async_op: bool = False
-):
+) -> Work | None:
     """Reduce ``tensor`` over the group into rank ``dst``'s tensor (PyTorch's ``reduce``;
     ``dst`` is a rank of the default group). The other processes' tensors are left as they are.
     """
@@ -641,7 +643,9 @@ def reduce(
     return _done(async_op)
 
 
-def broadcast(tensor: Any, src: int = 0, group: Any = None, async_op: bool = False, **kw: Any):
+def broadcast(
+    tensor: Any, src: int = 0, group: Any = None, async_op: bool = False, **kw: Any
+) -> Work | None:
     """Give every process rank ``src``'s ``tensor``, in place (PyTorch's ``broadcast``;
     ``src`` is a rank of the default group, ``group_src=`` one of ``group``)."""
     t = _check_tensor(tensor)
@@ -677,7 +681,9 @@ def _gathered(g: ProcessGroup, t: array, what: str) -> np.ndarray:
     return _unwire(out, t._data.dtype)
 
 
-def all_gather(tensor_list: Any, tensor: Any, group: Any = None, async_op: bool = False):
+def all_gather(
+    tensor_list: Any, tensor: Any, group: Any = None, async_op: bool = False
+) -> Work | None:
     """Every process's ``tensor`` into ``tensor_list`` (one per process, in rank order), in
     place on every process (PyTorch's ``all_gather``).
 
@@ -710,7 +716,7 @@ def all_gather(tensor_list: Any, tensor: Any, group: Any = None, async_op: bool 
 
 def all_gather_into_tensor(
     output_tensor: Any, input_tensor: Any, group: Any = None, async_op: bool = False
-):
+) -> Work | None:
     """Every process's ``input_tensor`` concatenated along the first axis (or stacked) into
     ``output_tensor``, in place (PyTorch's ``all_gather_into_tensor``)."""
     out = _check_tensor(output_tensor, "output_tensor")
@@ -734,7 +740,7 @@ def reduce_scatter(
     op: Any = ReduceOp.SUM,
     group: Any = None,
     async_op: bool = False,
-):
+) -> Work | None:
     """Reduce ``input_list[r]`` over the group into process ``r``'s ``output``, in place
     (PyTorch's ``reduce_scatter``).
 
@@ -764,7 +770,7 @@ def reduce_scatter(
 
 def reduce_scatter_tensor(
     output: Any, input: Any, op: Any = ReduceOp.SUM, group: Any = None, async_op: bool = False
-):
+) -> Work | None:
     """Reduce ``input`` over the group and give process ``r`` its ``r``-th block along the
     first axis, in ``output`` (PyTorch's ``reduce_scatter_tensor``)."""
     out = _check_tensor(output, "output")
@@ -800,7 +806,7 @@ def gather(
     dst: int = 0,
     group: Any = None,
     async_op: bool = False,
-):
+) -> Work | None:
     """Every process's ``tensor`` into rank ``dst``'s ``gather_list``, in place (PyTorch's
     ``gather``)."""
     t = _check_tensor(tensor)
@@ -834,7 +840,7 @@ def scatter(
     src: int = 0,
     group: Any = None,
     async_op: bool = False,
-):
+) -> Work | None:
     """Rank ``src``'s ``scatter_list[r]`` into process ``r``'s ``tensor``, in place
     (PyTorch's ``scatter``)."""
     t = _check_tensor(tensor)
@@ -878,12 +884,14 @@ def get_node_local_rank(fallback_rank: int | None = None) -> int:
     )
 
 
-def monitored_barrier(group: Any = None, timeout: Any = None, wait_all_ranks: bool = False):
+def monitored_barrier(
+    group: Any = None, timeout: Any = None, wait_all_ranks: bool = False
+) -> Work | None:
     """:func:`barrier` (a rank that has ended is reported by chainrule's exit handling)."""
     return barrier(group)
 
 
-def barrier(group: Any = None, async_op: bool = False, device_ids: Any = None):
+def barrier(group: Any = None, async_op: bool = False, device_ids: Any = None) -> Work | None:
     """Wait until every process of the group has reached this call."""
     g = _resolve(group)
     if g is not None and g.size() > 1:
@@ -968,7 +976,9 @@ def recv(tensor: Any, src: int | None = None, group: Any = None, tag: int = 0, *
     return g._ranks[status.Get_source()]
 
 
-def isend(tensor: Any, dst: int | None = None, group: Any = None, tag: int = 0, **kw: Any):
+def isend(
+    tensor: Any, dst: int | None = None, group: Any = None, tag: int = 0, **kw: Any
+) -> Work | None:
     """Start sending ``tensor`` to rank ``dst``; ``wait()`` on the returned :class:`Work`."""
     t = _check_tensor(tensor)
     g = _resolve(group)
@@ -979,7 +989,9 @@ def isend(tensor: Any, dst: int | None = None, group: Any = None, tag: int = 0, 
     return Work(g._group.comm.Isend(buf, dest=peer, tag=tag))
 
 
-def irecv(tensor: Any, src: int | None = None, group: Any = None, tag: int = 0, **kw: Any):
+def irecv(
+    tensor: Any, src: int | None = None, group: Any = None, tag: int = 0, **kw: Any
+) -> Work | None:
     """Start receiving into ``tensor`` from rank ``src``; the value is written when the
     returned :class:`Work` is waited on."""
     t = _check_tensor(tensor)
