@@ -81,6 +81,11 @@ def run(args: argparse.Namespace) -> int:
             "writing ONNX needs the onnx package: pip install 'chainrule[export]'"
         ) from None
     config, model, scaler = read_run(args.run_dir)
+    if "input" in config:  # a run trained on images (chainrule train --model ...)
+        raise CommandError(
+            f"{args.run_dir}: a run trained on images; chainrule export writes runs on tables "
+            "only for now"
+        )
     model.eval()
     n = int(config["model"]["input_dim"])
     if args.no_scaling:

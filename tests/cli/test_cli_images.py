@@ -212,3 +212,9 @@ def test_mixed_grey_and_colour_images_are_read_as_rgb(tmp_path):
     np.testing.assert_allclose(X[1, ..., 0], 1.0)
     X, mode = read_images([str(grey)], None)
     assert mode == "L" and X.shape == (1, 3, 4, 1)
+
+
+def test_export_refuses_an_image_run_in_one_line(cnn_run, tmp_path, capsys):
+    pytest.importorskip("onnx")
+    status, _, err = run(["export", cnn_run, "--onnx", tmp_path / "m.onnx"], capsys)
+    one_error_line(status, err, "a run trained on images")
