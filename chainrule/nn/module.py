@@ -121,7 +121,10 @@ class ParameterTree(dict):
     """
 
     def __iter__(self):
-        return iter(pytree.leaves(self))  # walks .values(), not this __iter__
+        # walks .values(), not this __iter__; a shared (tied) array comes once, as PyTorch's
+        # parameters() gives it
+        seen: set[int] = set()
+        return iter([p for p in pytree.leaves(self) if not (id(p) in seen or seen.add(id(p)))])
 
     def __next__(self) -> array:
         # PyTorch's parameters() is a generator: next(model.parameters()) is its first array

@@ -115,7 +115,7 @@ def _grads_of(parameters: Any, who: str) -> list[array]:
         )
     out = []
     for p in items:
-        if type(p) is not array:
+        if not isinstance(p, array):
             raise TypeError(f"{who}: expected arrays, found {type(p).__name__}")
         if p._grad is not None:
             out.append(p)

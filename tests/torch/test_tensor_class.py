@@ -249,3 +249,23 @@ def test_data_shares_the_value_both_ways_as_pytorchs_storage():
         (x * 3).sum().backward()
         x.grad.data.zero_()
         assert x.grad.numpy().tolist() == [0.0, 0.0]
+
+
+def test_module_attributes_as_pytorch_registers_them():
+    import chainrule.torch.nn as tnn
+
+    class Net(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = tnn.Linear(2, 2)
+            self.mask = torch.ones(2, 2)  # a plain tensor: not a parameter, not a buffer
+
+    net = Net()
+    assert [n for n, _ in net.named_parameters()] == ["fc.weight", "fc.bias"]
+    assert list(net.state_dict()) == ["fc.weight", "fc.bias"] and type(net.mask) is torch.Tensor
+    enc, dec = tnn.Embedding(5, 4), tnn.Linear(4, 5)
+    dec.weight = enc.weight  # tied weights count once, as PyTorch's parameters()
+    assert len(list(tnn.ModuleList([enc, dec]).parameters())) == 2
+    t = torch.ones(3, requires_grad=True)
+    t.sum().backward()
+    assert abs(float(torch.nn.utils.clip_grad_norm_([t], 1.0)) - 3**0.5) < 1e-6

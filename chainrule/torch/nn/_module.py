@@ -87,6 +87,25 @@ class Module(cnn.Module, metaclass=_ModuleMeta):
             )
         return call(self, *args, **kwargs)
 
+    def __setattr__(self, key: str, val: Any) -> None:
+        # PyTorch registers only Parameters (plain chainrule arrays: ``nn.Parameter`` makes
+        # them) and buffers; a new tensor attribute (``self.src_mask = mask``) stays a plain
+        # attribute. (A tensor given to an existing parameter's name replaces the parameter,
+        # where PyTorch raises a TypeError asking for nn.Parameter.)
+        if (
+            type(val) is not array
+            and isinstance(val, array)
+            and key not in self._buffers
+            and not (key in self and isinstance(dict.__getitem__(self, key), array))
+        ):
+            object.__setattr__(self, key, val)
+            return
+        if type(val) is not array and isinstance(val, array):
+            # a buffer, or a tensor replacing a parameter: the module holds it as the plain
+            # array the shared code works on (the same object, so its .grad is the module's)
+            val.__class__ = array
+        super().__setattr__(key, val)
+
     def parameters(self, recurse: bool = True) -> ParameterTree:
         """The parameters, buffers excluded (PyTorch), as a tree that iterates its arrays.
 
