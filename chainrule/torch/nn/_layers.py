@@ -21,7 +21,6 @@ import chainrule.nn as cnn
 from chainrule.core.array import array
 
 from . import functional_misc as F_misc
-from . import functional_pool as F_pool
 from . import functional_resample as F_resample
 from ._module import (
     Container,
@@ -36,9 +35,6 @@ from ._module import (
 __all__ = [
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
-    "AvgPool1d",
-    "AvgPool2d",
-    "AvgPool3d",
     "BatchNorm1d",
     "BatchNorm2d",
     "BatchNorm3d",
@@ -61,9 +57,6 @@ __all__ = [
     "Embedding",
     "LayerNorm",
     "Linear",
-    "MaxPool1d",
-    "MaxPool2d",
-    "MaxPool3d",
     "Module",
     "ModuleDict",
     "ModuleList",
@@ -358,199 +351,9 @@ ConvTranspose2d = _conv_transpose(cnn.ConvTranspose2d, 2)
 ConvTranspose3d = _conv_transpose(cnn.ConvTranspose3d, 3)
 
 
-def _check_pool_rank(x: array, nd: int, who: str) -> None:
-    if x.ndim not in (nd + 1, nd + 2):
-        raise ValueError(
-            f"{who}: expected a channels-first input (N, C, {_SPATIAL[nd]}) or "
-            f"(C, {_SPATIAL[nd]}), got shape {x.shape}"
-        )
-
-
-def _plain_pool(self, x: array, nd: int) -> bool:
-    """Set the shared layer's sizes from PyTorch's attributes; False when they are ones only
-    ``F`` handles (padding over half the window, which ``F`` refuses with PyTorch's error).
-
-    The plain cases run chainrule.nn's strided-window kernel (which exports to ONNX); the
-    others (``ceil_mode``, ``dilation``, indices, divisors) run ``F``'s."""
-    k = _tuple(self.kernel_size, nd)
-    p = _tuple(self.padding, nd)
-    if len(k) != nd or len(p) != nd or any(2 * pp > kk for pp, kk in zip(p, k)):
-        return False
-    object.__setattr__(self, "_kernel_size", k)
-    object.__setattr__(self, "_stride", _tuple(self.stride, nd) or k)
-    object.__setattr__(self, "_padding", p)
-    return True
-
-
-def _plain_call(self, x: array) -> array:
-    nd = self._nd
-    single = x.ndim == nd + 1
-    if single:
-        x = mx.expand_dims(x, 0)
-    y = _to_first(self._shared.__call__(self, _to_last(x)))
-    return mx.squeeze(y, 0) if single else y
-
-
-def _max_pool(base: type, nd: int) -> type:
-    name = base.__name__
-    fn = getattr(F_pool, f"max_pool{nd}d")
-
-    def __init__(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        dilation: Any = 1,
-        return_indices: bool = False,
-        ceil_mode: bool = False,
-    ) -> None:
-        cnn.Module.__init__(self)
-        for key, value in (
-            ("kernel_size", kernel_size),
-            ("stride", kernel_size if stride is None else stride),
-            ("padding", padding),
-            ("dilation", dilation),
-            ("return_indices", return_indices),
-            ("ceil_mode", ceil_mode),
-        ):
-            object.__setattr__(self, key, value)
-
-    def __call__(self, x: array) -> Any:
-        _check_pool_rank(x, nd, name)
-        plain = (
-            not (self.ceil_mode or self.return_indices) and _tuple(self.dilation, nd) == (1,) * nd
-        )
-        if plain and _plain_pool(self, x, nd):
-            return _plain_call(self, x)
-        return fn(
-            x,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            ceil_mode=self.ceil_mode,
-            return_indices=self.return_indices,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
-        )
-
-    doc = (
-        f"{nd}-d max pooling over channels-first inputs ``(N, C, {_SPATIAL[nd]})`` (PyTorch's "
-        f"``F.max_pool{nd}d``).\n\n"
-        "    Args:\n"
-        "        kernel_size: the window size.\n"
-        "        stride: the step between windows (default: ``kernel_size``).\n"
-        "        padding: implicit ``-inf`` on both sides (at most half the window).\n"
-        "        dilation: the spacing between taps.\n"
-        "        return_indices: also return the flat spatial index of each maximum.\n"
-        "        ceil_mode: round the output size up.\n"
-    )
-    return _torch_class(
-        name,
-        (base,),
-        __init__,
-        doc,
-        __call__=__call__,
-        extra_repr=extra_repr,
-        _nd=nd,
-        _shared=base,
-    )
-
-
-def _avg_pool_init(self, kernel_size, stride, padding, ceil_mode, count_include_pad) -> None:
-    cnn.Module.__init__(self)
-    for key, value in (
-        ("kernel_size", kernel_size),
-        ("stride", kernel_size if stride is None else stride),
-        ("padding", padding),
-        ("ceil_mode", ceil_mode),
-        ("count_include_pad", count_include_pad),
-        ("divisor_override", None),
-    ):
-        object.__setattr__(self, key, value)
-
-
-def _avg_pool(base: type, nd: int) -> type:
-    name = base.__name__
-    fn = getattr(F_pool, f"avg_pool{nd}d")
-
-    def __init__(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        ceil_mode: bool = False,
-        count_include_pad: bool = True,
-        divisor_override: int | None = None,
-    ) -> None:
-        _avg_pool_init(self, kernel_size, stride, padding, ceil_mode, count_include_pad)
-        object.__setattr__(self, "divisor_override", divisor_override)
-
-    def init_1d(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        ceil_mode: bool = False,
-        count_include_pad: bool = True,
-    ) -> None:
-        # PyTorch's AvgPool1d keeps its sizes as tuples and has no divisor_override
-        stride = kernel_size if stride is None else stride
-        kernel_size, stride, padding = (_tuple(v, 1) for v in (kernel_size, stride, padding))
-        _avg_pool_init(self, kernel_size, stride, padding, ceil_mode, count_include_pad)
-
-    def __call__(self, x: array) -> array:
-        _check_pool_rank(x, nd, name)
-        plain = not self.ceil_mode and self.count_include_pad and self.divisor_override is None
-        if plain and _plain_pool(self, x, nd):
-            return _plain_call(self, x)
-        args = (x, self.kernel_size, self.stride, self.padding, self.ceil_mode)
-        if nd == 1:
-            return fn(*args, self.count_include_pad)
-        return fn(*args, self.count_include_pad, self.divisor_override)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
-
-    doc = (
-        f"{nd}-d average pooling over channels-first inputs ``(N, C, {_SPATIAL[nd]})`` "
-        f"(PyTorch's ``F.avg_pool{nd}d``).\n\n"
-        "    Args:\n"
-        "        kernel_size: the window size.\n"
-        "        stride: the step between windows (default: ``kernel_size``).\n"
-        "        padding: implicit zeros on both sides (at most half the window).\n"
-        "        ceil_mode: round the output size up.\n"
-        "        count_include_pad: count the padded zeros in the divisor.\n"
-        + ("" if nd == 1 else "        divisor_override: divide every window by this.\n")
-    )
-    init = init_1d if nd == 1 else __init__
-    return _torch_class(
-        name,
-        (base,),
-        init,
-        doc,
-        __call__=__call__,
-        extra_repr=extra_repr,
-        _nd=nd,
-        _shared=base,
-    )
-
-
 def _args_repr(self) -> str:
     """PyTorch's text for layers that print their arguments as ``name=value``."""
     return ", ".join(f"{k}={v}" for k, v in self._torch_args.items())
-
-
-MaxPool1d = _max_pool(cnn.MaxPool1d, 1)
-MaxPool2d = _max_pool(cnn.MaxPool2d, 2)
-MaxPool3d = _max_pool(cnn.MaxPool3d, 3)
-AvgPool1d = _avg_pool(cnn.AvgPool1d, 1)
-AvgPool2d = _avg_pool(cnn.AvgPool2d, 2)
-AvgPool3d = _avg_pool(cnn.AvgPool3d, 3)
 
 
 def _adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
