@@ -239,14 +239,16 @@ def _legacy(name: str, dtype_name: str) -> type:
     def __new__(cls, *args: Any, device: Any = None) -> array:
         from ._creation import tensor, zeros
 
+        from ._tensor_class import as_tensor_class
+
         dtype = getattr(mx, "bool_" if dtype_name == "bool" else dtype_name)
         if not args:
-            return zeros(0, dtype=dtype)
+            return as_tensor_class(zeros(0, dtype=dtype))
         if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
-            return zeros(*args, dtype=dtype)
+            return as_tensor_class(zeros(*args, dtype=dtype))
         if len(args) != 1:
             raise TypeError(f"{name}(): expected one data argument or sizes, got {args!r}")
-        return tensor(args[0], dtype=dtype)
+        return as_tensor_class(tensor(args[0], dtype=dtype))
 
     doc = (
         f"PyTorch's legacy ``torch.{name}``: ``{name}(data)`` or ``{name}(*sizes)`` make a "
