@@ -218,3 +218,25 @@ def test_export_refuses_an_image_run_in_one_line(cnn_run, tmp_path, capsys):
     pytest.importorskip("onnx")
     status, _, err = run(["export", cnn_run, "--onnx", tmp_path / "m.onnx"], capsys)
     one_error_line(status, err, "a run trained on images")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c["input"].update(shape=[8, 8]), "input.shape"),
+        (lambda c: c["input"].update(mode="CMYK"), "input.mode"),
+        (lambda c: c["input"].update(std=[1.0, 2.0]), "input.std"),
+        (lambda c: c["model"].update(kind="vgg"), "model.kind"),
+        (lambda c: c.update(classes=["a"]), "1 classes for a model of 10 outputs"),
+    ],
+)
+def test_a_damaged_image_config_is_one_line(cnn_run, digit_pngs, tmp_path, capsys, edit, message):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(cnn_run, copy)
+    config = json.loads((copy / "config.json").read_text())
+    edit(config)
+    (copy / "config.json").write_text(json.dumps(config))
+    status, _, err = run(["evaluate", copy, "--data", digit_pngs], capsys)
+    one_error_line(status, err, "config.json", message, "edited by hand")
