@@ -212,8 +212,8 @@ class MNIST(Dataset):
         download: not supported (no network): the error says where to put the files.
 
     Attributes:
-        data: uint8 array (N, 28, 28).
-        targets: int64 array (N,).
+        data: uint8 chainrule array (N, 28, 28) (torchvision: a tensor).
+        targets: int64 chainrule array (N,).
         classes: the class names.
     """
 
@@ -237,12 +237,17 @@ class MNIST(Dataset):
         self.root, self.train = os.fspath(root), train
         self.transform, self.target_transform = transform, target_transform
         images, labels = (self._find(name, download) for name in self._files[train])
-        self.data = read_idx(images)
-        self.targets = read_idx(labels).astype(np.int64)
-        if self.data.ndim != 3 or self.targets.shape != (len(self.data),):
+        import chainrule.core as mx
+
+        self._images = read_idx(images)
+        self._labels = read_idx(labels).astype(np.int64)
+        if self._images.ndim != 3 or self._labels.shape != (len(self._images),):
             raise DataError(
-                f"{images}: {self.data.shape} images for {self.targets.shape} labels in {labels}"
+                f"{images}: {self._images.shape} images for {self._labels.shape} labels in {labels}"
             )
+        # arrays, as torchvision's tensors: `train.data.float() / 255` works
+        self.data = mx.array(self._images)
+        self.targets = mx.array(self._labels)
         self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
     @property
@@ -269,14 +274,14 @@ class MNIST(Dataset):
 
     def __len__(self) -> int:
         """Number of images."""
-        return len(self.data)
+        return len(self._images)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         """(image, target) after the transforms."""
         from PIL import Image
 
-        img = Image.fromarray(self.data[index], mode="L")
-        target = int(self.targets[index])
+        img = Image.fromarray(self._images[index], mode="L")
+        target = int(self._labels[index])
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:

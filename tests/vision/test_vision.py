@@ -155,6 +155,9 @@ def test_mnist_and_fashion_mnist_from_idx_files(tmp_path):
     assert len(ds) == 7
     x, y = ds[3]
     assert x.shape == (1, 28, 28) and y == labels[3]
+    assert ds.data.shape == (7, 28, 28) and ds.data.dtype == mx.uint8
+    np.testing.assert_array_equal(np.asarray(ds.data.float() / 255)[3], np.asarray(x)[0])
+    assert ds.targets.dtype == mx.int64 and ds.targets.tolist() == labels.tolist()
     np.testing.assert_array_equal(np.asarray(x)[0], images[3] / np.float32(255))
     with pytest.raises(RuntimeError, match="train-images-idx3-ubyte"):
         datasets.MNIST(str(tmp_path), train=True)
