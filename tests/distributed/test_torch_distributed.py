@@ -148,6 +148,26 @@ def test_sampler_matches_pytorch_on_padding_and_drop_last():
     del tref
 
 
+def test_sampler_shuffles_as_pytorch_to_the_index():
+    pytest.importorskip("torch")
+    from torch.utils.data.distributed import DistributedSampler as Ref
+
+    for n, k, seed, epoch, drop in [
+        (10, 2, 0, 0, False),
+        (11, 3, 7, 4, False),
+        (11, 4, 7, 4, True),
+        (1000, 4, 123, 2, False),
+        (1, 2, 5, 0, False),
+        (3, 1, 2**32 + 9, 1, False),  # PyTorch keeps the seed's low 32 bits
+    ]:
+        for r in range(k):
+            ours = DistributedSampler(list(range(n)), k, r, seed=seed, drop_last=drop)
+            ref = Ref(list(range(n)), k, r, seed=seed, drop_last=drop)
+            ours.set_epoch(epoch)
+            ref.set_epoch(epoch)
+            assert list(ours) == list(ref), (n, k, seed, epoch, drop, r)
+
+
 def test_sampler_shuffles_the_same_order_for_any_number_of_processes():
     """Each global batch of N processes is one process's batch of N times the size."""
     one = list(DistributedSampler(list(range(40)), 1, 0, seed=5))
