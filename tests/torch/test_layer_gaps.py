@@ -625,3 +625,32 @@ def test_upsampling_2d_layers_are_upsample_as_in_pytorch(name, kwargs):
     assert repr(ours) == repr(ref)
     assert (ours.mode, ours.align_corners) == (ref.mode, ref.align_corners)
     _compare(ours, ref, _rand(2, 3, 4, 5), tol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name, args, kwargs, shape",
+    [
+        ("Conv1d", (2, 4, 3), {"padding": 1, "stride": 2}, (2, 2, 9)),
+        ("Conv2d", (2, 4, 3), {"padding": "same"}, (2, 2, 5, 5)),
+        ("ConvTranspose1d", (2, 4, 3), {"stride": 2, "output_padding": 1}, (2, 2, 5)),
+        ("ConvTranspose2d", (4, 2, 3), {"groups": 2, "dilation": 2}, (2, 4, 3, 4)),
+    ],
+)
+def test_conv_attributes_are_pytorchs(name, args, kwargs, shape):
+    ref = getattr(torch_ref.nn, name)(*args, **kwargs)
+    ours = getattr(torch.nn, name)(*args, **kwargs)
+    for key in (
+        "in_channels",
+        "out_channels",
+        "kernel_size",
+        "stride",
+        "padding",
+        "dilation",
+        "groups",
+        "padding_mode",
+        "output_padding",
+        "transposed",
+    ):
+        assert getattr(ours, key) == getattr(ref, key), key
+    _copy_state(ours, ref)
+    _compare(ours, ref, _rand(*shape), tol=1e-4)

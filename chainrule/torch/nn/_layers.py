@@ -186,6 +186,17 @@ class _TorchConv:
         args.update({key: v if isinstance(v, str) else _tuple(v, nd) for key, v in extra.items()})
         object.__setattr__(self, "_torch_args", args)
         object.__setattr__(self, "padding_mode", padding_mode)
+        # PyTorch's attributes (the shared layer keeps 1-d sizes as ints; PyTorch as tuples)
+        for key, value in (
+            ("in_channels", c_in),
+            ("out_channels", c_out),
+            ("transposed", self._transpose),
+        ):
+            object.__setattr__(self, key, value)
+        for key in ("kernel_size", "stride", "dilation", "output_padding", "padding"):
+            value = k if key == "kernel_size" else extra.get(key, 0)
+            if not isinstance(value, str):
+                self._set_size(key, _tuple(value, nd))
         padding = extra["padding"]
         if isinstance(padding, str):  # PyTorch keeps the string
             dict.pop(self, "padding", None)
@@ -200,6 +211,11 @@ class _TorchConv:
             halves = [(p, p) for p in _tuple(0 if padding == "valid" else padding, nd)]
         twice = tuple(v for pair in reversed(halves) for v in pair)
         object.__setattr__(self, "_reversed_padding_repeated_twice", twice)
+
+    def _set_size(self, key: str, value: tuple) -> None:
+        if key in self.__dict__:
+            del self.__dict__[key]
+        dict.__setitem__(self, key, value)
 
     def extra_repr(self) -> str:
         """PyTorch's text: the non-default arguments."""
