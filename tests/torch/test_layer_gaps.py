@@ -654,3 +654,11 @@ def test_conv_attributes_are_pytorchs(name, args, kwargs, shape):
         assert getattr(ours, key) == getattr(ref, key), key
     _copy_state(ours, ref)
     _compare(ours, ref, _rand(*shape), tol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["MaxPool2d", "AvgPool2d"])
+def test_pooling_an_input_of_the_wrong_rank_raises_pytorchs_runtime_error(name):
+    with pytest.raises(RuntimeError):
+        getattr(torch_ref.nn, name)(2)(torch_ref.zeros(4, 4, 4, 4, 4))
+    with pytest.raises(RuntimeError, match=r"channels-first input \(N, C, H, W\)"):
+        getattr(torch.nn, name)(2)(torch.zeros(4, 4, 4, 4, 4))

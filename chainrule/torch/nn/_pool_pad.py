@@ -419,8 +419,8 @@ class UpsamplingBilinear2d(Upsample):
 
 
 def _check_pool_rank(x: array, nd: int, who: str) -> None:
-    if x.ndim not in (nd + 1, nd + 2):
-        raise ValueError(
+    if x.ndim not in (nd + 1, nd + 2):  # a ValueError and PyTorch's RuntimeError
+        raise P.InputError(
             f"{who}: expected a channels-first input (N, C, {_SPATIAL[nd]}) or "
             f"(C, {_SPATIAL[nd]}), got shape {x.shape}"
         )
