@@ -78,11 +78,21 @@ def export(
         kwargs = {**args[-1], **(kwargs or {})}
         args = args[:-1]
     fn = model
-    if kwargs:
-        extra = dict(kwargs)
+    if kwargs or any(isinstance(a, (tuple, list)) for a in args):
+        # nested inputs ((x, (h0, c0)) for an LSTM) become flat graph inputs, as PyTorch's
+        # exporter flattens them; the model is called with the original structure
+        extra = dict(kwargs or {})
+        spec = [len(a) if isinstance(a, (tuple, list)) else None for a in args]
+        kinds = [type(a) for a in args]
+        args = tuple(v for a in args for v in (a if isinstance(a, (tuple, list)) else (a,)))
 
         def fn(*a: Any) -> Any:
-            return model(*a, **extra)
+            it = iter(a)
+            rebuilt = [
+                next(it) if n is None else kind(next(it) for _ in range(n))
+                for n, kind in zip(spec, kinds)
+            ]
+            return model(*rebuilt, **extra)
 
         for attr in ("state_dict", "named_parameters", "train", "training"):
             if hasattr(model, attr):
