@@ -9,6 +9,7 @@ and back, so the gradients flow to PyTorch-shaped weights.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -951,7 +952,33 @@ def dropout1d(input: array, p: float = 0.5, training: bool = True, inplace: bool
 
 
 def dropout2d(input: array, p: float = 0.5, training: bool = True, inplace: bool = False) -> array:
-    """Zero whole channels of ``(N, C, H, W)`` (or ``(C, H, W)``) with probability ``p``."""
+    """Zero whole channels of ``(N, C, H, W)`` (or ``(C, H, W)``) with probability ``p``.
+
+    As PyTorch 2.13, with a warning each: a 2-D input gets element-wise dropout, and a 3-D
+    input is read as ``(N, C, L)`` (channel-wise 1-D dropout).
+    """
+    if input.ndim == 2:
+        warnings.warn(
+            "dropout2d: Received a 2-D input to dropout2d, which is deprecated and will result "
+            "in an error in a future release. To retain the behavior and silence this warning, "
+            "please use dropout instead. Note that dropout2d exists to provide channel-wise "
+            "dropout on inputs with 2 spatial dimensions, a channel dimension, and an optional "
+            "batch dimension (i.e. 3D or 4D inputs).",
+            UserWarning,
+            stacklevel=2,
+        )
+        return dropout(input, p, training, inplace)
+    if input.ndim == 3:
+        warnings.warn(
+            "dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D "
+            "dropout behavior is desired - input is interpreted as shape (N, C, L), where C is "
+            "the channel dim. This behavior will change in a future release to interpret the "
+            "input as one without a batch dimension, i.e. shape (C, H, W). To maintain the 1D "
+            "channel-wise dropout behavior, please switch to using dropout1d instead.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return _feature_dropout(input, p, training, inplace, 1, "dropout2d")
     return _feature_dropout(input, p, training, inplace, 2, "dropout2d")
 
 
