@@ -5,7 +5,8 @@ Every process builds the same model, wraps it in ``DistributedDataParallel`` and
 share of each epoch (``DistributedSampler``); gradients are averaged during ``backward()``, so
 N processes with ``--batch_size B`` train like one process with ``--batch_size N*B``. Rank 0
 prints the losses (averaged over the processes with ``all_reduce``) and saves the model's
-``state_dict`` (``model.module``) with ``--save``.
+``state_dict`` (``model.module``) with ``--save``; ``--save-init`` and ``--init-weights`` let
+another framework start from the same weights.
 
     python -m chainrule.distributed -n 2 examples/torch/ddp.py --steps 40
     mpiexec -n 2 .venv/bin/python examples/torch/ddp.py --steps 40
@@ -27,13 +28,13 @@ from chainrule.torch.utils.data.distributed import DistributedSampler
 
 
 class MyTrainDataset(Dataset):
-    """Random inputs and a noisy linear target, the same on every process (seeded)."""
+    """Inputs and a nonlinear target computed from the index, the same on every process."""
 
-    def __init__(self, size, seed=1234):
-        g = torch.Generator().manual_seed(seed)
-        self.x = torch.rand(size, 20, generator=g)
+    def __init__(self, size):
+        grid = torch.arange(size * 20, dtype=torch.float32).reshape(size, 20)
+        self.x = torch.sin(0.37 * grid) + 0.5 * torch.cos(0.011 * grid)
         w = torch.linspace(-1.0, 1.0, 20).unsqueeze(1)
-        self.y = self.x @ w + 0.05 * torch.rand(size, 1, generator=g)
+        self.y = torch.tanh(self.x @ w) + 0.05 * torch.cos(self.x.sum(1, keepdim=True))
 
     def __len__(self):
         return len(self.x)
@@ -86,11 +87,17 @@ def main():
     parser.add_argument("--batch_size", type=int, default=32, help="batch size per process")
     parser.add_argument("--lr", type=float, default=0.05, help="learning rate")
     parser.add_argument("--save", default="", help="rank 0 saves the state_dict here")
+    parser.add_argument("--save-init", default="", help="rank 0 saves the initial weights")
+    parser.add_argument("--init-weights", default="", help="start from these weights")
     args = parser.parse_args()
 
     init_process_group(backend="gloo")
     torch.manual_seed(0)  # rank 0's initial weights are broadcast by DDP anyway
     model = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.Tanh(), torch.nn.Linear(32, 1))
+    if args.init_weights:
+        model.load_state_dict(torch.load(args.init_weights))
+    if args.save_init and int(os.environ["RANK"]) == 0:
+        torch.save(model.state_dict(), args.save_init)
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
     dataset = MyTrainDataset(512)
     train_data = DataLoader(
