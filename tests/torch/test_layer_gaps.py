@@ -662,3 +662,13 @@ def test_pooling_an_input_of_the_wrong_rank_raises_pytorchs_runtime_error(name):
         getattr(torch_ref.nn, name)(2)(torch_ref.zeros(4, 4, 4, 4, 4))
     with pytest.raises(RuntimeError, match=r"channels-first input \(N, C, H, W\)"):
         getattr(torch.nn, name)(2)(torch.zeros(4, 4, 4, 4, 4))
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"padding": 1}, {"ceil_mode": True}, {"stride": 1}])
+def test_max_pool_gives_a_tied_maximum_gradient_to_its_first_position(kwargs):
+    x = np.ones((1, 2, 5, 4), np.float32)
+    x[0, 1, :2] = 3.0
+    xo, xt = torch.tensor(x, requires_grad=True), torch_ref.tensor(x, requires_grad=True)
+    torch.nn.MaxPool2d(2, **kwargs)(xo).sum().backward()
+    torch_ref.nn.MaxPool2d(2, **kwargs)(xt).sum().backward()
+    _close(xo.grad, xt.grad)

@@ -426,6 +426,14 @@ def _check_pool_rank(x: array, nd: int, who: str) -> None:
         )
 
 
+def _exporting() -> bool:
+    """Whether an ONNX export (or ``mx.export_function``) is recording the call."""
+    from chainrule.core.fast import _exporting as exporting_function
+    from chainrule.viz.onnx import is_in_onnx_export
+
+    return is_in_onnx_export() or exporting_function()
+
+
 def _plain_pool(self, x: array, nd: int) -> bool:
     """Set the shared layer's sizes from PyTorch's attributes; False when they are ones only
     ``F`` handles (padding over half the window, which ``F`` refuses with PyTorch's error).
@@ -477,10 +485,13 @@ def _max_pool(base: type, nd: int) -> type:
 
     def __call__(self, x: array) -> Any:
         _check_pool_rank(x, nd, name)
+        # F's kernel gives a tied maximum's gradient to its first position (PyTorch); the
+        # shared kernel (which shares it among the ties) serves only ONNX export, which
+        # cannot follow F's argmax
         plain = (
             not (self.ceil_mode or self.return_indices) and _tuple(self.dilation, nd) == (1,) * nd
         )
-        if plain and _plain_pool(self, x, nd):
+        if plain and _exporting() and _plain_pool(self, x, nd):
             return _plain_call(self, x)
         return fn(
             x,
