@@ -108,6 +108,17 @@ def test_a_group_of_one(one_process):
     out = torch.zeros(2)
     dist.reduce_scatter(out, [torch.tensor([2.0, 3.0])])
     np.testing.assert_array_equal(out.numpy(), [2.0, 3.0])
+    out = torch.zeros(4)
+    dist.all_to_all_single(out, torch.arange(4.0))
+    np.testing.assert_array_equal(out.numpy(), [0.0, 1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="input_split_sizes .* must have 1 entries summing to 4"):
+        dist.all_to_all_single(out, torch.arange(4.0), input_split_sizes=[1, 3])
+    with pytest.raises(ValueError, match="Expected ``op`` to be of type"):
+        dist.P2POp(dist.send, t, 0)
+    assert dist.is_backend_available("mpi") == dist.is_available()
+    assert not dist.is_backend_available("nccl") and not dist.is_ucc_available()
+    assert dist.get_default_backend_for_device("cpu") == "gloo"
+    assert issubclass(dist.DistBackendError, dist.DistError)
     g = dist.new_group([0])
     assert dist.get_process_group_ranks(g) == [0] and dist.get_rank(g) == 0
     with pytest.raises(ValueError, match=r"ranks \[1\] are outside the default group"):

@@ -103,6 +103,42 @@ def collectives(r: int, n: int) -> None:
     dist.broadcast_object_list(items, src=0)
     assert items == ["a", 0]
 
+    # all to all: block j of rank r's input goes to rank j
+    out = torch.zeros(4)
+    dist.all_to_all_single(out, torch.tensor([0.0, 1.0, 2.0, 3.0]) + 10 * r)
+    close(out, [0, 1, 10, 11] if r == 0 else [2, 3, 12, 13])
+    out = torch.zeros(3)  # uneven splits: rank 0 sends 1 row to 0 and 2 to 1; rank 1 2 and 1
+    sizes_in = [1, 2] if r == 0 else [2, 1]
+    sizes_out = [1, 2] if r == 0 else [2, 1]
+    dist.all_to_all_single(out, torch.tensor([1.0, 2.0, 3.0]) * (r + 1), sizes_out, sizes_in)
+    close(out, [1, 2, 4] if r == 0 else [2, 3, 6])
+    outs = [torch.zeros(2, dtype=torch.int64), torch.zeros(1, dtype=torch.int64)]
+    if r == 1:
+        outs = [torch.zeros(1, dtype=torch.int64), torch.zeros(3, dtype=torch.int64)]
+    ins = [torch.tensor([r] * (2 if r == 0 else 1)), torch.tensor([r + 5] * (1 if r == 0 else 3))]
+    dist.all_to_all(outs, ins)
+    assert [t.tolist() for t in outs] == ([[0, 0], [1]] if r == 0 else [[5], [6, 6, 6]])
+    # batched point to point, object lists
+    got = torch.zeros(2)
+    works = dist.batch_isend_irecv(
+        [dist.P2POp(dist.isend, torch.full((2,), r + 1.0), peer), dist.P2POp(dist.irecv, got, peer)]
+    )
+    for w in works:
+        w.wait()
+    close(got, [peer + 1.0] * 2)
+    gathered = [None, None] if r == 0 else None
+    dist.gather_object({"r": r}, gathered, dst=0)
+    assert gathered == ([{"r": 0}, {"r": 1}] if r == 0 else None)
+    mine = [None]
+    dist.scatter_object_list(mine, ["a", "b"] if r == 1 else None, src=1)
+    assert mine == [["a", "b"][r]]
+    if r == 0:
+        dist.send_object_list([1, "two"], dst=1)
+    else:
+        slots = [None, None]
+        assert dist.recv_object_list(slots) == 0 and slots == [1, "two"]
+    assert dist.is_backend_available("gloo") and not dist.is_backend_available("nccl")
+
     # new_group: members ordered by rank; the others get NON_GROUP_MEMBER and no-ops
     solo = dist.new_group([1])
     if r == 1:
