@@ -427,11 +427,10 @@ def _check_pool_rank(x: array, nd: int, who: str) -> None:
 
 
 def _exporting() -> bool:
-    """Whether an ONNX export (or ``mx.export_function``) is recording the call."""
-    from chainrule.core.fast import _exporting as exporting_function
+    """Whether an ONNX export is recording the call."""
     from chainrule.viz.onnx import is_in_onnx_export
 
-    return is_in_onnx_export() or exporting_function()
+    return is_in_onnx_export()
 
 
 def _plain_pool(self, x: array, nd: int) -> bool:
