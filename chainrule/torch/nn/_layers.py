@@ -116,10 +116,12 @@ _CONV_DOC = """{nd}-d {what} over channels-first inputs ``(N, C_in, {spatial})``
         out_channels: output channels.
         kernel_size: filter size.
         stride: step between windows.
-        padding: zeros added on both sides.
+        padding: added on both sides (convolutions also take ``'same'`` and ``'valid'``).
         dilation: spacing between filter taps.
         groups: channel groups.
         bias: learn a bias.
+        padding_mode: ``'zeros'``, or ``'reflect'``, ``'replicate'``, ``'circular'``
+            (convolutions only, as in PyTorch).
 """
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
