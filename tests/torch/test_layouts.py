@@ -131,8 +131,13 @@ def test_conv_gradients_in_pytorch_layout(name, args, kwargs):
     np.testing.assert_allclose(yo.numpy(), yt.detach().numpy(), rtol=1e-5, atol=1e-5)
     (yo * yo).sum().backward()
     (yt * yt).sum().backward()
-    np.testing.assert_allclose(ours.weight.grad.numpy(), ref.weight.grad.numpy(), rtol=1e-4)
-    np.testing.assert_allclose(xo.grad.numpy(), xt.grad.numpy(), rtol=1e-4, atol=1e-5)
+    # float32 sums of large products: compare relative to the gradient's scale, not per element
+    gw = ref.weight.grad.numpy()
+    np.testing.assert_allclose(
+        ours.weight.grad.numpy(), gw, rtol=1e-4, atol=1e-6 * np.abs(gw).max()
+    )
+    gx = xt.grad.numpy()
+    np.testing.assert_allclose(xo.grad.numpy(), gx, rtol=1e-4, atol=1e-6 * np.abs(gx).max())
 
 
 def test_pytorch_state_dict_loads_and_gives_pytorch_outputs():
