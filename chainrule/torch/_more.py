@@ -238,7 +238,6 @@ class _LegacyMeta(type):
 def _legacy(name: str, dtype_name: str) -> type:
     def __new__(cls, *args: Any, device: Any = None) -> array:
         from ._creation import tensor, zeros
-
         from ._tensor_class import as_tensor_class
 
         dtype = getattr(mx, "bool_" if dtype_name == "bool" else dtype_name)
