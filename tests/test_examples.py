@@ -479,11 +479,7 @@ SEQUENCE = [
         None,
         {},
         {},
-        id="mnist_rnn-dropout2d",
-        marks=xfail(
-            "nn.Dropout2d refuses (N, C) input; PyTorch accepts it (elementwise dropout, with a "
-            "deprecation warning), as the example's Net does"
-        ),
+        id="mnist_rnn-dropout2d",  # nn.Dropout2d on (N, C): element-wise, as PyTorch 2.13
     ),
 ]
 

@@ -786,9 +786,14 @@ class LayerNorm(cnn.LayerNorm, Module):
 
 
 def _channel_dropout(base: type, name: str, nd: int) -> type:
+    dropout = getattr(F_misc, f"dropout{nd}d")  # PyTorch's rules for each input rank
+
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         base.__init__(self, p)
         object.__setattr__(self, "_torch_args", {"p": p, "inplace": inplace})
+
+    def __call__(self, x: array) -> array:
+        return dropout(x, self._torch_args["p"], self.training, self._torch_args["inplace"])
 
     return _torch_class(
         name,
@@ -799,7 +804,7 @@ def _channel_dropout(base: type, name: str, nd: int) -> type:
             "``p`` in training, scaling the rest by ``1 / (1 - p)``.\n\n    Args:\n"
             "        p: the probability of zeroing a channel.\n"
         ),
-        __call__=_channels_first_call(base.__call__, nd, name),
+        __call__=__call__,
         extra_repr=_args_repr,
     )
 
