@@ -96,3 +96,15 @@ def test_the_check_finds_what_it_looks_for(tmp_path):
     finally:
         bad.unlink()
     assert len(found) == 2, found
+
+
+def test_test_files_have_unique_basenames():
+    """tests/ has no __init__.py files: two test modules with one basename break collection."""
+    tests = Path(__file__).resolve().parent
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted(tests.rglob("test_*.py")):
+        other = seen.setdefault(path.name, path)
+        if other is not path:
+            clashes.append(f"{other.relative_to(tests)} and {path.relative_to(tests)}")
+    assert not clashes, "test files with the same basename: " + "; ".join(clashes)
