@@ -122,6 +122,7 @@ from .memory import (
 )
 from .ops import *  # noqa: F403  (the op table's public functions)
 from .ops import PRIMITIVES, Primitive, defprim
+from .threads import get_num_threads, set_num_threads  # BLAS threads (chainrule's own)
 from .vmapping import vmap
 
 __version__ = __import__("chainrule").__version__

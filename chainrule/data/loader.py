@@ -384,6 +384,9 @@ def _process_init(
     _WORKER.info = WorkerInfo(wid, n, seed + wid, dataset, "process")
     _PROCESS["fetch"] = _make_fetcher(dataset, batch_size, collate_fn)
     _seed_process(np.random.default_rng(seed + wid))
+    # One BLAS thread per worker process, as PyTorch's workers (the workers and the main
+    # process share the cores); a worker_init_fn may raise it (docs/performance.md).
+    mx.set_num_threads(1)
     if init is not None:
         init(wid)
 

@@ -187,8 +187,42 @@ def init(strict: bool = False, backend: str = "any", *, all_gather_factory: Any 
 
         install(world)
         _install_excepthook(world)
+        # Ranks sharing a machine share its cores: each takes its share of BLAS threads,
+        # unless the user set OMP/OPENBLAS/MKL_NUM_THREADS (docs/performance.md).
+        from chainrule.core.threads import limit_for_ranks
+
+        limit_for_ranks(local_ranks(world.size()))
     _WORLD = world
     return _WORLD
+
+
+# Variables through which launchers tell a process how many ranks share its machine.
+_LOCAL_SIZE_VARS = (
+    "OMPI_COMM_WORLD_LOCAL_SIZE",
+    "MPI_LOCALNRANKS",
+    "MV2_COMM_WORLD_LOCAL_SIZE",
+    "PMI_LOCAL_SIZE",
+    "SLURM_NTASKS_PER_NODE",
+)
+
+
+def local_ranks(world_size: int, environ: Any = None) -> int:
+    """How many ranks of the job run on this machine, as the launcher says.
+
+    Args:
+        world_size: The job's number of processes, the answer when no launcher variable
+            says (as if every rank ran here: the safe side, fewer threads each).
+        environ: The environment to read (default: ``os.environ``).
+
+    Returns:
+        The number of ranks on this machine (at least 1).
+    """
+    env = os.environ if environ is None else environ
+    for name in _LOCAL_SIZE_VARS:
+        value = env.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return max(1, int(world_size))
 
 
 def _world_or(group: Group | None) -> Group:

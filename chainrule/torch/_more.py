@@ -1,8 +1,10 @@
 """PyTorch's global switches, type helpers, ``torch.compile``, control flow and legacy types.
 
-* Switches (``set_num_threads``, ``use_deterministic_algorithms``,
-  ``set_float32_matmul_precision``, ``set_warn_always``...) are remembered and answered back;
-  NumPy computes deterministically in one fixed precision, so none of them changes a result.
+* ``set_num_threads``/``get_num_threads`` set and read the BLAS library's thread count
+  (``mx.set_num_threads``). Other switches (``set_num_interop_threads``,
+  ``use_deterministic_algorithms``, ``set_float32_matmul_precision``, ``set_warn_always``...)
+  are remembered and answered back; NumPy computes deterministically in one fixed precision,
+  so none of them changes a result.
 * ``compile`` runs ``mx.compile`` (chainrule's tracing compiler) under PyTorch's signature.
 * ``cond``/``while_loop``/``fork``/``wait`` run eagerly, as PyTorch's do outside ``compile``.
 * ``FloatTensor``, ``LongTensor``... are PyTorch's legacy constructors; ``isinstance`` tests the
@@ -27,7 +29,6 @@ from chainrule.core.extend import from_value
 array = mx.array
 
 _SETTINGS: dict[str, Any] = {
-    "num_threads": 1,
     "num_interop_threads": 1,
     "deterministic": False,
     "deterministic_warn_only": False,
@@ -44,22 +45,25 @@ def _positive(value: Any, who: str) -> int:
 
 
 def get_num_threads() -> int:
-    """The number of intra-op threads last set (NumPy's own threading is not changed)."""
-    return _SETTINGS["num_threads"]
+    """The number of intra-op threads: the BLAS library's (``mx.get_num_threads``)."""
+    return mx.get_num_threads()
 
 
 def set_num_threads(int: int) -> None:  # noqa: A002 (PyTorch's parameter name)
-    """Remember the intra-op thread count (a positive integer)."""
-    _SETTINGS["num_threads"] = _positive(int, "set_num_threads")
+    """Set the intra-op thread count (a positive integer): the BLAS library's matrix products.
+
+    PyTorch's semantics: it applies to this process from now on (``mx.set_num_threads``).
+    """
+    mx.set_num_threads(_positive(int, "set_num_threads"))
 
 
 def get_num_interop_threads() -> int:
-    """The number of inter-op threads last set."""
+    """The number of inter-op threads last set (chainrule runs operations one at a time)."""
     return _SETTINGS["num_interop_threads"]
 
 
 def set_num_interop_threads(int: int) -> None:  # noqa: A002
-    """Remember the inter-op thread count (a positive integer)."""
+    """Accept and remember the inter-op thread count (a positive integer); nothing uses it."""
     _SETTINGS["num_interop_threads"] = _positive(int, "set_num_interop_threads")
 
 
