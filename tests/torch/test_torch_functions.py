@@ -482,8 +482,12 @@ def test_type_helpers_match_pytorch():
 
 def test_switches_and_control_flow():
     torch = _torch()
-    ct.set_num_threads(3)
-    assert ct.get_num_threads() == 3
+    before = ct.get_num_threads()
+    try:
+        ct.set_num_threads(3)
+        assert ct.get_num_threads() == 3
+    finally:
+        ct.set_num_threads(before)  # the BLAS count is process-wide: leave it as found
     with pytest.raises(RuntimeError):
         ct.set_num_threads(0)
     ct.use_deterministic_algorithms(True, warn_only=True)
