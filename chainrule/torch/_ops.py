@@ -23,12 +23,11 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import tensor_functions as _tf
-from chainrule.core import tensor_ops_gamma as G
 from chainrule.core import tensor_ops_index as I
 from chainrule.core import tensor_ops_linalg as L
 from chainrule.core import tensor_ops_math as M
-from chainrule.core import tensor_ops_spectral as S
 from chainrule.core.extend import from_value
+from chainrule.core.tensor_methods_more import METHODS
 
 from ._creation import _I64, takes_tensor, tensor
 
@@ -351,47 +350,8 @@ def _sl_step(x: array, dim: int, start: Any, end: Any, step: int) -> array:
 
 
 _UNARY = {
-    "absolute": mx.abs,
-    "acos": mx.arccos,
-    "arccos": mx.arccos,
-    "acosh": mx.arccosh,
-    "arccosh": mx.arccosh,
-    "asin": mx.arcsin,
-    "arcsin": mx.arcsin,
-    "asinh": mx.arcsinh,
-    "arcsinh": mx.arcsinh,
-    "atan": mx.arctan,
-    "arctan": mx.arctan,
-    "atanh": mx.arctanh,
-    "arctanh": mx.arctanh,
-    "cosh": mx.cosh,
-    "sinh": mx.sinh,
-    "tan": mx.tan,
-    "trunc": mx.trunc,
-    "fix": M.fix,
-    "frac": M.frac,
-    "erfc": M.erfc,
-    "erfinv": mx.erfinv,
-    "exp2": M.exp2,
-    "expm1": mx.expm1,
     "log2": mx.log2,
     "log10": mx.log10,
-    "sinc": M.sinc,
-    "sgn": M.sgn,
-    "signbit": M.signbit,
-    "positive": M.positive,
-    "deg2rad": M.deg2rad,
-    "rad2deg": M.rad2deg,
-    "lgamma": M.lgamma,
-    "digamma": M.digamma,
-    "i0": M.i0,
-    "logit": M.logit,
-    "angle": M.angle,
-    "nan_to_num": M.nan_to_num,
-    "isneginf": mx.isneginf,
-    "isposinf": mx.isposinf,
-    "isreal": M.isreal,
-    "bitwise_not": M.bitwise_not,
     "reciprocal": mx.reciprocal,
     "conj": mx.conj,
     "conj_physical": lambda x: mx.conj(x) if x._data.dtype.kind == "c" else x,
@@ -399,111 +359,28 @@ _UNARY = {
     "resolve_neg": lambda x: x,
     "real": mx.real,
     "imag": mx.imag,
-    "mvlgamma": M.mvlgamma,
-    "frexp": M.frexp,
     "hardshrink": lambda x, lambd=0.5: mx.where(mx.abs(x) > lambd, x, mx.zeros_like(x)),
     # reductions
-    "amax": M.amax,
-    "amin": M.amin,
-    "aminmax": M.aminmax,
     "prod": M.prod,
     "cumsum": M.cumsum,
     "cumprod": M.cumprod,
     "logcumsumexp": M.logcumsumexp,
     "cummax": M.cummax,
     "cummin": M.cummin,
-    "median": M.median,
-    "nanmedian": M.nanmedian,
-    "mode": M.mode,
-    "kthvalue": M.kthvalue,
-    "quantile": M.quantile,
-    "nanquantile": M.nanquantile,
-    "nansum": M.nansum,
-    "nanmean": M.nanmean,
-    "count_nonzero": M.count_nonzero,
     "std_mean": M.std_mean,
     "var_mean": M.var_mean,
     "all": M.all,
     "any": M.any,
-    "norm": M.norm,
-    "renorm": M.renorm,
     "trace": M.trace,
-    "diff": M.diff,
-    "histc": M.histc,
-    "histogram": M.histogram,
-    "hash_tensor": M.hash_tensor,
-    "stft": S.stft,
-    "istft": S.istft,
-    "bincount": M.bincount,
     # matrices
-    "det": L.det,
-    "logdet": L.logdet,
-    "slogdet": L.slogdet,
-    "inverse": L.inverse,
-    "pinverse": L.pinverse,
-    "cholesky": L.cholesky,
-    "cholesky_inverse": L.cholesky_inverse,
-    "qr": L.qr,
-    "svd": L.svd,
-    "matrix_exp": L.matrix_exp,
-    "matrix_power": L.matrix_power,
-    "adjoint": L.adjoint,
-    "cov": L.cov,
-    "corrcoef": L.corrcoef,
     "vander": L.vander,
     "trapezoid": L.trapezoid,
     "trapz": L.trapz,
     "cumulative_trapezoid": L.cumulative_trapezoid,
     # indexing and shapes
-    "gather": I.gather,
-    "scatter": I.scatter,
-    "scatter_add": I.scatter_add,
-    "scatter_reduce": I.scatter_reduce,
-    "index_select": I.index_select,
-    "index_add": I.index_add,
-    "index_copy": I.index_copy,
-    "index_fill": I.index_fill,
-    "index_put": I.index_put,
-    "index_reduce": I.index_reduce,
     "masked_fill": I.masked_fill,
-    "masked_select": I.masked_select,
-    "masked_scatter": I.masked_scatter,
-    "put": I.put,
-    "take_along_dim": I.take_along_dim,
-    "narrow": I.narrow,
-    "narrow_copy": I.narrow,
-    "select": I.select,
-    "select_scatter": I.select_scatter,
-    "slice_scatter": I.slice_scatter,
-    "diagonal_scatter": I.diagonal_scatter,
-    "chunk": I.chunk,
-    "unsafe_chunk": I.chunk,
-    "split_with_sizes": I.split_with_sizes,
-    "unsafe_split": I.split,
-    "unsafe_split_with_sizes": I.split_with_sizes,
-    "tensor_split": I.tensor_split,
-    "hsplit": I.hsplit,
-    "vsplit": I.vsplit,
-    "dsplit": I.dsplit,
-    "unbind": I.unbind,
-    "movedim": I.movedim,
-    "fliplr": I.fliplr,
-    "flipud": I.flipud,
-    "roll": I.roll,
-    "rot90": I.rot90,
-    "repeat_interleave": I.repeat_interleave,
-    "unflatten": I.unflatten,
-    "ravel": I.ravel,
-    "nonzero": I.nonzero,
-    "nonzero_static": I.nonzero_static,
-    "argwhere": I.argwhere,
-    "unique": I.unique,
-    "unique_consecutive": I.unique_consecutive,
-    "msort": I.msort,
     "view_as_real": I.view_as_real,
     "view_as_complex": I.view_as_complex,
-    "diag_embed": I.diag_embed,
-    "diagflat": I.diagflat,
     "combinations": I.combinations,
     "broadcast_to": lambda x, size: mx.broadcast_to(x, tuple(size)),
     "is_complex": lambda x: x._data.dtype.kind == "c",
@@ -514,67 +391,42 @@ _UNARY = {
     "is_nonzero": lambda x: x.is_nonzero(),
     "is_same_size": lambda x, y: x.shape == y.shape,
 }
+# The names whose function is the tensor method's own (one implementation, in core).
+_UNARY.update(
+    (_n, METHODS[_n])
+    for _n in """
+    absolute acos arccos acosh arccosh asin arcsin asinh arcsinh atan arctan atanh arctanh
+    cosh sinh tan trunc fix frac erfc erfinv exp2 expm1 sinc sgn signbit positive deg2rad
+    rad2deg lgamma digamma i0 logit angle nan_to_num isneginf isposinf isreal bitwise_not
+    mvlgamma frexp amax amin aminmax median nanmedian mode kthvalue quantile nanquantile
+    nansum nanmean count_nonzero norm renorm diff histc histogram hash_tensor stft istft
+    bincount det logdet slogdet inverse pinverse cholesky cholesky_inverse qr svd
+    matrix_exp matrix_power adjoint cov corrcoef gather scatter scatter_add scatter_reduce
+    index_select index_add index_copy index_fill index_put index_reduce masked_select
+    masked_scatter put take_along_dim narrow narrow_copy select select_scatter
+    slice_scatter diagonal_scatter chunk unsafe_chunk split_with_sizes unsafe_split
+    unsafe_split_with_sizes tensor_split hsplit vsplit dsplit unbind movedim fliplr flipud
+    roll rot90 repeat_interleave unflatten ravel nonzero nonzero_static argwhere unique
+    unique_consecutive msort diag_embed diagflat
+""".split()
+)
 
 _BINARY = {
-    "subtract": _tf.sub,
-    "multiply": mx.multiply,
-    "divide": _tf.div,
-    "true_divide": M.true_divide,
-    "floor_divide": M.floor_divide,
-    "fmod": M.fmod,
-    "remainder": M.remainder,
-    "float_power": M.float_power,
-    "atan2": mx.arctan2,
-    "arctan2": mx.arctan2,
-    "copysign": M.copysign,
-    "hypot": M.hypot,
-    "logaddexp": mx.logaddexp,
-    "logaddexp2": M.logaddexp2,
-    "xlogy": M.xlogy,
-    "ldexp": M.ldexp,
-    "lerp": M.lerp,
-    "nextafter": M.nextafter,
-    "igamma": G.igamma,
-    "igammac": G.igammac,
-    "gcd": M.gcd,
-    "lcm": M.lcm,
-    "heaviside": M.heaviside,
-    "fmax": M.fmax,
-    "fmin": M.fmin,
-    "bitwise_and": M.bitwise_and,
-    "bitwise_or": M.bitwise_or,
-    "bitwise_xor": M.bitwise_xor,
-    "bitwise_left_shift": M.bitwise_left_shift,
-    "bitwise_right_shift": M.bitwise_right_shift,
-    "logical_xor": M.logical_xor,
-    "greater": mx.greater,
-    "greater_equal": mx.greater_equal,
-    "less": mx.less,
-    "less_equal": mx.less_equal,
-    "not_equal": mx.not_equal,
-    "isclose": M.isclose,
-    "addcmul": M.addcmul,
-    "addcdiv": M.addcdiv,
-    "clamp_min": M.clamp_min,
-    "clamp_max": M.clamp_max,
-    "dist": M.dist,
-    "addmm": L.addmm,
-    "addmv": L.addmv,
-    "addr": L.addr,
-    "addbmm": L.addbmm,
-    "baddbmm": L.baddbmm,
-    "dot": L.dot,
-    "vdot": L.vdot,
-    "inner": L.inner,
-    "ger": L.ger,
-    "mv": L.mv,
-    "kron": L.kron,
-    "cross": L.cross,
-    "cholesky_solve": L.cholesky_solve,
-    "triangular_solve": L.triangular_solve,
     "tensordot": L.tensordot,
     "cdist": L.cdist,
 }
+# The names whose function is the tensor method's own (one implementation, in core).
+_BINARY.update(
+    (_n, METHODS[_n])
+    for _n in """
+    subtract multiply divide true_divide floor_divide fmod remainder float_power atan2
+    arctan2 copysign hypot logaddexp logaddexp2 xlogy ldexp lerp nextafter igamma igammac
+    gcd lcm heaviside fmax fmin bitwise_and bitwise_or bitwise_xor bitwise_left_shift
+    bitwise_right_shift logical_xor greater greater_equal less less_equal not_equal
+    isclose addcmul addcdiv clamp_min clamp_max dist addmm addmv addr addbmm baddbmm dot
+    vdot inner ger mv kron cross cholesky_solve triangular_solve
+""".split()
+)
 
 # The copies that PyTorch offers next to its view functions: values are never shared here.
 _COPIES = {
