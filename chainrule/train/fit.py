@@ -26,6 +26,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.checkpoint import is_torch_style, named_arrays
 from chainrule.core.io import atomic_write
+from chainrule.core.threads import CoreShare
 
 from .callbacks import Callback, CallbackList, get_lr
 from .metrics import _resolve_metrics
@@ -678,6 +679,7 @@ def fit(
     set_epoch = getattr(getattr(train, "sampler", None), "set_epoch", None)
 
     logs: dict[str, Any] = {}
+    cores = CoreShare().__enter__()  # chainrule processes training at once share the cores
     try:
         if dp is not None:
             dp.start()
@@ -701,6 +703,7 @@ def fit(
                     if size is None:
                         size = _n(x)
                     cbs.call("on_batch_begin", b, {"size": size})
+                    cores.poll()
                     if dp is None:
                         loss, out = step(x, y)
                         value, n = float(loss.item()), size
@@ -745,6 +748,7 @@ def fit(
             dp.fail("fit")
         raise
     finally:
+        cores.__exit__(None, None, None)
         model.train(was_training)
     return history
 
