@@ -27,6 +27,11 @@ def _matmul_vjp_a(g, ans, a, b):
 
 def _matmul_vjp_b(g, ans, a, b):
     bd = b._data
+    if bd.ndim == 2 and a.ndim > 2 and g.size and a.shape[-1]:
+        # a stacked (x @ W in a Linear over (T, N, D)): the batch axes fold into the rows of
+        # one GEMM, instead of a batch of products summed over afterwards
+        a = reshape(a, (-1, a.shape[-1]))
+        g = reshape(g, (-1, g.shape[-1]))
     if a.ndim == 2 and bd.ndim == 2 and not bd.flags.c_contiguous and bd.flags.f_contiguous:
         # b is a transposed view (x @ W.T in Linear): build the cotangent in b's layout, so the
         # transpose rule hands the weight a row-major gradient without copying it.
@@ -72,7 +77,14 @@ def matmul(a, b, stream=None) -> array:
         a, b = autocast_arrays(a, b)
     da, db, na, nb = _prep2(a, b)
     try:
-        out = xp.matmul(da, db)
+        if da.ndim > 2 and db.ndim == 2 and da.shape[-1] == db.shape[0] and da.size and db.size:
+            # stacked @ matrix: fold the batch axes into the rows of one GEMM (NumPy's
+            # stacked matmul makes one small BLAS call per matrix, or none on odd strides)
+            out = xp.matmul(da.reshape(-1, da.shape[-1]), db).reshape(
+                da.shape[:-1] + db.shape[1:]
+            )
+        else:
+            out = xp.matmul(da, db)
     except ValueError:
         raise ValueError(
             f"matmul: shapes {tuple(xp.shape(da))} and {tuple(xp.shape(db))} do not line up"
