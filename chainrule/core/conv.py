@@ -1,23 +1,42 @@
-"""Convolutions with MLX's signatures and channels-last layouts, as composites of primitives.
+"""Convolutions with MLX's signatures and channels-last layouts, on one primitive.
 
 Inputs are ``(N, *spatial, C_in)`` and weights ``(C_out, *kernel, C_in // groups)``, as in
-``mx.conv2d``. Every function here is built from slicing, padding, reshaping and one matrix
-product, so it differentiates (to any order) through the primitives' own rules: gathering
-the ``prod(kernel)`` shifted views of the input costs one slice each, and the matrix product
-runs in NumPy's BLAS.
+``mx.conv2d``. Every convolution is one call of the ``conv`` primitive, whose kernel pads and
+dilates the input once, reads its windows through a strided view (no copy per tap) and makes
+one matrix product of the contiguous ``(positions, taps * channels)`` copy of that view with the
+weight (per group), so NumPy's BLAS always runs it.
+
+Both gradients are convolutions again (so they differentiate to any order, and no scatter-add
+is ever needed):
+
+* the input's: the cotangent spread out by ``stride`` (input dilation), padded to "full" and
+  read through the flipped, channel-transposed weight with ``stride = input_dilation``;
+* the weight's: the input read with ``stride = kernel_dilation`` through the cotangent as a
+  kernel dilated by ``stride``, with batch and channels swapped (the batch is the reduced
+  axis; groups stay groups).
 
 A transposed convolution is the ordinary convolution of the input spread out by ``stride``
 (zeros in between), padded by ``dilation * (kernel - 1) - padding`` and read through the
-flipped kernel, which is how MLX defines it.
+flipped kernel, which is how MLX defines it: one ``conv`` call with ``input_dilation``.
+
+Pooling reads windows with the ``sliding_windows`` primitive (a strided view copied once to
+``(N, *out, taps, C)``); its adjoint ``window_sum`` adds each window back where it came from
+(one strided assignment when windows do not overlap, one strided add per tap when they do),
+and each is the other's gradient.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
+from . import dtypes as _dt
 from . import ops
 from .array import array
+from .backend import xp
+from .ops.table import _operand, _rec, defprim
+from .tracing import kernel as _opaque
 
 __all__ = [
     "convolve",
@@ -64,34 +83,251 @@ def _padding(padding, n: int, who: str) -> tuple[tuple, tuple]:
     return both, both
 
 
-def _dilate(x: array, axis: int, d: int) -> array:
-    """Insert ``d - 1`` zeros between neighbours along ``axis`` (differentiably)."""
-    n = x.shape[axis]
-    if d == 1 or n == 0:
+# -- kernels (backend arrays in, backend arrays out) --------------------------------------------
+
+
+def _strided(x, shape: tuple, strides: tuple):
+    """A view of ``x`` with the given shape and byte strides (no copy)."""
+    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+
+
+def _out_size(size: int, k: int, s: int, d: int) -> int:
+    return (size - (k - 1) * d - 1) // s + 1
+
+
+def _pad_dilate(x, lo: tuple, hi: tuple, idil: tuple):
+    """``x`` (``(N, *spatial, C)``) spread out by ``idil`` and padded by ``lo``/``hi`` (negative
+    amounts crop): a view when nothing is added, else one zero-filled array written once."""
+    nd = x.ndim - 2
+    if all(d == 1 for d in idil) and not any(p > 0 for p in lo + hi):
+        if any(lo + hi):
+            index = (slice(None),)
+            for ax in range(nd):
+                index += (slice(-lo[ax], x.shape[ax + 1] + hi[ax]),)
+            return x[index + (slice(None),)]
         return x
-    y = ops.expand_dims(x, axis + 1)
-    width = [(0, 0)] * y.ndim
-    width[axis + 1] = (0, d - 1)
-    y = ops.pad(y, width)
-    shape = x.shape[:axis] + (n * d,) + x.shape[axis + 1 :]
-    y = ops.reshape(y, shape)
-    index = [slice(None)] * x.ndim
-    index[axis] = slice(0, (n - 1) * d + 1)
-    return y[tuple(index)]
+    shape = [x.shape[0]]
+    src, dst = [slice(None)], [slice(None)]
+    for ax in range(nd):
+        n, d, a = x.shape[ax + 1], idil[ax], lo[ax]
+        total = max((n - 1) * d + 1, 0) + a + hi[ax]
+        shape.append(max(total, 0))
+        j0 = (-a + d - 1) // d if a < 0 else 0  # first element landing at or after 0
+        j1 = min(n, (total - 1 - a) // d + 1) if total - 1 - a >= 0 else 0
+        j1 = max(j1, j0)
+        src.append(slice(j0, j1))
+        dst.append(slice(a + j0 * d, a + (j1 - 1) * d + 1 if j1 > j0 else a + j0 * d, d))
+    out = xp.zeros_like(x, shape=tuple(shape) + (x.shape[-1],))  # (keeps vmap's mark)
+    out[tuple(dst) + (slice(None),)] = x[tuple(src) + (slice(None),)]
+    return out
 
 
-def _pad_signed(x: array, lo: tuple, hi: tuple) -> array:
-    """Pad spatial axes by ``lo``/``hi``; negative amounts crop instead."""
-    if any(p > 0 for p in lo + hi):
-        width = [(0, 0)] + [(max(a, 0), max(b, 0)) for a, b in zip(lo, hi)] + [(0, 0)]
-        x = ops.pad(x, width)
-    if any(p < 0 for p in lo + hi):
-        index = [slice(None)]
-        for ax, (a, b) in enumerate(zip(lo, hi)):
-            n = x.shape[ax + 1]
-            index.append(slice(max(-a, 0), n - max(-b, 0)))
-        x = x[tuple(index) + (slice(None),)]
-    return x
+def _window_view(p, kernel: tuple, stride: tuple, dilation: tuple):
+    """``(N, *out, *kernel, C)``: every window of ``p`` (``(N, *spatial, C)``) as one view."""
+    nd = len(kernel)
+    out = tuple(
+        _out_size(p.shape[ax + 1], kernel[ax], stride[ax], dilation[ax]) for ax in range(nd)
+    )
+    st = p.strides
+    shape = (p.shape[0],) + out + tuple(kernel) + (p.shape[-1],)
+    strides = (
+        (st[0],)
+        + tuple(st[ax + 1] * stride[ax] for ax in range(nd))
+        + tuple(st[ax + 1] * dilation[ax] for ax in range(nd))
+        + (st[-1],)
+    )
+    return _strided(p, shape, strides), out
+
+
+@_opaque
+def _conv_kernel(x, w, stride, lo, hi, kdil, idil, groups, flip):
+    """The convolution of ``x`` (``(N, *spatial, C)``) with ``w`` (``(O, *kernel, C / g)``)."""
+    nd = x.ndim - 2
+    p = _pad_dilate(x, lo, hi, idil)
+    if p.shape[-1] > 1 and p.strides[-1] != p.itemsize:
+        p = xp.ascontiguousarray(p)  # channels contiguous: the window copy reads rows
+    kernel = tuple(w.shape[1:-1])
+    view, out = _window_view(p, kernel, stride, kdil)
+    if flip:
+        w = w[(slice(None),) + (slice(None, None, -1),) * nd]
+    n, c = p.shape[0], p.shape[-1]
+    m, taps, c_out = n * math.prod(out), math.prod(kernel), w.shape[0]
+    if groups == 1:
+        cols = view.reshape(m, taps * c)
+        y = xp.matmul(cols, w.reshape(c_out, taps * c).T)
+    else:
+        cg, og = c // groups, c_out // groups
+        v = view.reshape(view.shape[:-1] + (groups, cg))
+        cols = xp.moveaxis(v, 2 * nd + 1, 0).reshape(groups, m, taps * cg)
+        y = xp.matmul(cols, w.reshape(groups, og, taps * cg).transpose(0, 2, 1))
+        y = y.transpose(1, 0, 2).reshape(m, c_out)
+    if y.dtype != x.dtype:
+        y = y.astype(x.dtype)
+    return y.reshape((n,) + out + (c_out,))
+
+
+# -- the convolution primitive -------------------------------------------------------------------
+
+
+def _conv_vjp_input(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
+    nd = x.ndim - 2
+    kernel, c_out, cg = w.shape[1:-1], w.shape[0], w.shape[-1]
+    og = c_out // groups
+    # (C_out, *K, cg) -> (C_in, *K, og): per group, the channel axes swap
+    wt = ops.reshape(w, (groups, og) + kernel + (cg,))
+    wt = ops.transpose(wt, (0, nd + 2) + tuple(range(2, nd + 2)) + (1,))
+    wt = ops.reshape(wt, (groups * cg,) + kernel + (og,))
+    lo2, hi2 = [], []
+    for ax in range(nd):
+        k, d, s, i = kernel[ax], kdil[ax], stride[ax], idil[ax]
+        n, o = x.shape[ax + 1], g.shape[ax + 1]
+        a = (k - 1) * d - lo[ax]
+        lo2.append(a)
+        hi2.append((n - 1) * i + (k - 1) * d + 1 - ((o - 1) * s + 1) - a)
+    return conv_prim(g, wt, idil, tuple(lo2), tuple(hi2), kdil, stride, groups, not flip)
+
+
+def _conv_vjp_weight(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
+    nd = x.ndim - 2
+    n, c = x.shape[0], x.shape[-1]
+    kernel, c_out = w.shape[1:-1], w.shape[0]
+    cg, og = c // groups, c_out // groups
+    spatial, out = x.shape[1:-1], g.shape[1:-1]
+    # the batch becomes the channels (per group) and the channels the batch
+    xt = ops.reshape(x, (n,) + spatial + (groups, cg))
+    xt = ops.transpose(xt, (nd + 2,) + tuple(range(1, nd + 1)) + (nd + 1, 0))
+    xt = ops.reshape(xt, (cg,) + spatial + (groups * n,))
+    gt = ops.reshape(g, (n,) + out + (groups, og))
+    gt = ops.transpose(gt, (nd + 1, nd + 2) + tuple(range(1, nd + 1)) + (0,))
+    gt = ops.reshape(gt, (groups * og,) + out + (n,))
+    hi2 = []
+    for ax in range(nd):
+        size = (spatial[ax] - 1) * idil[ax] + 1 + lo[ax] + hi[ax]
+        need = (kernel[ax] - 1) * kdil[ax] + (out[ax] - 1) * stride[ax] + 1
+        hi2.append(hi[ax] - (size - need))
+    gw = conv_prim(xt, gt, kdil, lo, tuple(hi2), stride, idil, groups, False)  # (cg, *K, C_out)
+    gw = ops.reshape(gw, (cg,) + kernel + (groups, og))
+    gw = ops.transpose(gw, (nd + 1, nd + 2) + tuple(range(1, nd + 1)) + (0,))
+    gw = ops.reshape(gw, (c_out,) + kernel + (cg,))
+    if flip:
+        gw = gw[(slice(None),) + (slice(None, None, -1),) * nd]
+    return gw
+
+
+def _conv_batch(args, params, ex_ndim):
+    (x, nx), (w, nw) = args
+    x, w = _operand(x, nx), _operand(w, nw)
+    if nw is None:  # the batch joins the examples' own batch axis
+        b, n = x.shape[:2]
+        y = conv_prim(ops.reshape(x, (b * n,) + x.shape[2:]), w, **params)
+        return ops.reshape(y, (b, n) + y.shape[1:])
+    b = w.shape[0]
+    if nx is None:
+        x = ops.broadcast_to(ops.expand_dims(x, 0), (b,) + x.shape)
+    # one weight per example: the batch becomes groups (channels ordered batch, group, c)
+    n, c, c_out = x.shape[1], x.shape[-1], w.shape[1]
+    xb = ops.reshape(ops.moveaxis(x, 0, -2), (n,) + x.shape[2:-1] + (b * c,))
+    wb = ops.reshape(w, (b * c_out,) + w.shape[2:])
+    p = dict(params)
+    p["groups"] = b * params["groups"]
+    y = conv_prim(xb, wb, **p)
+    y = ops.reshape(y, y.shape[:-1] + (b, c_out))
+    return ops.moveaxis(y, -2, 0)
+
+
+_CONV = defprim("conv", _conv_vjp_input, _conv_vjp_weight, batch=_conv_batch)
+
+
+def conv_prim(
+    x: array,
+    w: array,
+    stride: tuple,
+    lo: tuple,
+    hi: tuple,
+    kdil: tuple,
+    idil: tuple,
+    groups: int,
+    flip: bool,
+) -> array:
+    """The ``conv`` primitive on checked arguments (one dtype, per-axis tuples)."""
+    out = _conv_kernel(x._data, w._data, stride, lo, hi, kdil, idil, groups, flip)
+    params = {
+        "stride": stride,
+        "lo": lo,
+        "hi": hi,
+        "kdil": kdil,
+        "idil": idil,
+        "groups": groups,
+        "flip": flip,
+    }
+    return _rec(_CONV, out, (x, w), params)
+
+
+# -- windows (pooling) ---------------------------------------------------------------------------
+
+
+@_opaque
+def _windows_kernel(x, kernel, stride, dilation):
+    view, out = _window_view(x, kernel, stride, dilation)
+    return view.reshape((x.shape[0],) + out + (math.prod(kernel), x.shape[-1]))
+
+
+@_opaque
+def _window_sum_kernel(g, spatial, kernel, stride, dilation):
+    nd = len(kernel)
+    n, c = g.shape[0], g.shape[-1]
+    out = tuple(g.shape[1 : nd + 1])
+    gk = g.reshape((n,) + out + tuple(kernel) + (c,))
+    y = xp.zeros_like(g, shape=(n,) + tuple(spatial) + (c,))  # (keeps vmap's mark)
+    if all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation)):
+        view, _ = _window_view(y, kernel, stride, dilation)  # disjoint windows: one write
+        view[...] = gk
+        return y
+    for taps in itertools.product(*(range(k) for k in kernel)):  # overlapping windows
+        index = (slice(None),)
+        for t, o, s, d in zip(taps, out, stride, dilation):
+            index += (slice(t * d, t * d + (o - 1) * s + 1, s),)
+        y[index] += gk[(slice(None),) * (nd + 1) + taps]
+    return y
+
+
+def _fold_batch(fn):
+    def rule(args, params, ex_ndim):
+        ((v, nv),) = args
+        b, n = v.shape[:2]
+        y = fn(ops.reshape(v, (b * n,) + v.shape[2:]), **params)
+        return ops.reshape(y, (b, n) + y.shape[1:])
+
+    return rule
+
+
+def windows_prim(x: array, kernel: tuple, stride: tuple, dilation: tuple) -> array:
+    """``(N, *out, prod(kernel), C)``: the windows of ``x`` (``(N, *spatial, C)``), copied once."""
+    out = _windows_kernel(x._data, kernel, stride, dilation)
+    return _rec(_WINDOWS, out, (x,), {"kernel": kernel, "stride": stride, "dilation": dilation})
+
+
+def window_sum_prim(
+    g: array, spatial: tuple, kernel: tuple, stride: tuple, dilation: tuple
+) -> array:
+    """The adjoint of ``windows_prim``: each window of ``g`` added back at its place."""
+    out = _window_sum_kernel(g._data, spatial, kernel, stride, dilation)
+    params = {"spatial": spatial, "kernel": kernel, "stride": stride, "dilation": dilation}
+    return _rec(_WINDOW_SUM, out, (g,), params)
+
+
+_WINDOWS = defprim(
+    "sliding_windows",
+    lambda g, ans, x, kernel, stride, dilation: window_sum_prim(
+        g, tuple(x.shape[1:-1]), kernel, stride, dilation
+    ),
+    batch=_fold_batch(windows_prim),
+)
+_WINDOW_SUM = defprim(
+    "window_sum",
+    lambda g, ans, x, spatial, kernel, stride, dilation: windows_prim(g, kernel, stride, dilation),
+    batch=_fold_batch(window_sum_prim),
+)
 
 
 def _sliding_windows(
@@ -99,32 +335,22 @@ def _sliding_windows(
 ) -> array:
     """The windows of ``x`` (``(N, *spatial, C)``) stacked as ``(N, *out, prod(kernel), C)``.
 
-    Window ``k`` (in row-major order over ``kernel``) is one strided slice of ``x``, so the
-    result differentiates through slicing alone.
+    Window tap ``k`` (in row-major order over ``kernel``) sits at index ``k`` of axis -2. One
+    primitive: the forward copies a strided view once, the gradient adds the windows back.
     """
     nd = len(kernel)
-    dilation = dilation or (1,) * nd
-    spatial = x.shape[1:-1]
-    out = []
-    for size, k, s, d in zip(spatial, kernel, stride, dilation):
-        extent = (k - 1) * d + 1
-        if size < extent:
-            raise ValueError(
-                f"{who}: the (padded) input has spatial shape {tuple(spatial)}, smaller than the "
-                f"kernel's extent {tuple((kk - 1) * dd + 1 for kk, dd in zip(kernel, dilation))}"
-            )
-        out.append((size - extent) // s + 1)
-    views = []
-    for offs in itertools.product(*(range(k) for k in kernel)):
-        index = [slice(None)]
-        for o, n_out, s, d in zip(offs, out, stride, dilation):
-            start = o * d
-            index.append(slice(start, start + (n_out - 1) * s + 1, s))
-        index.append(slice(None))
-        views.append(ops.expand_dims(x[tuple(index)], -2))
-    if len(views) == 1:
-        return views[0]
-    return ops.concatenate(views, axis=-2)
+    dilation = tuple(dilation or (1,) * nd)
+    x = x if type(x) is array else array(x)
+    _check_extent(x.shape[1:-1], tuple(kernel), dilation, who)
+    return windows_prim(x, tuple(kernel), tuple(stride), dilation)
+
+
+def _check_extent(spatial: tuple, kernel: tuple, dilation: tuple, who: str) -> None:
+    if any(n < (k - 1) * d + 1 for n, k, d in zip(spatial, kernel, dilation)):
+        raise ValueError(
+            f"{who}: the (padded) input has spatial shape {tuple(spatial)}, smaller than the "
+            f"kernel's extent {tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))}"
+        )
 
 
 def conv_general(
@@ -181,24 +407,16 @@ def conv_general(
     kdil = _tuple(kernel_dilation, nd, "kernel_dilation", who, 1)
     idil = _tuple(input_dilation, nd, "input_dilation", who, 1)
     lo, hi = _padding(padding, nd, who)
-    for ax, d in enumerate(idil):
-        x = _dilate(x, ax + 1, d)
-    x = _pad_signed(x, lo, hi)
-    kernel = w.shape[1:-1]
-    if flip:
-        w = w[(slice(None),) + (slice(None, None, -1),) * nd + (slice(None),)]
-    patches = _sliding_windows(x, kernel, stride, kdil, who)  # (N, *out, K, C_in)
-    out_shape = patches.shape[:-2]
-    kp = patches.shape[-2]
-    if groups == 1:
-        cols = ops.reshape(patches, (-1, kp * c_in))
-        y = ops.matmul(cols, ops.transpose(ops.reshape(w, (c_out, kp * c_in))))
-    else:
-        cg = c_in // groups
-        cols = ops.reshape(patches, (-1, kp, groups, cg))
-        wg = ops.reshape(w, (groups, c_out // groups, kp, cg))
-        y = ops.einsum("mkgc,gokc->mgo", cols, wg)
-    return ops.reshape(y, out_shape + (c_out,))
+    kernel = tuple(w.shape[1:-1])
+    padded = tuple(
+        max((n - 1) * d + 1, 0) + a + b for n, d, a, b in zip(x.shape[1:-1], idil, lo, hi)
+    )
+    _check_extent(padded, kernel, kdil, who)
+    dx, dw = x._data.dtype, w._data.dtype
+    if dx != dw:
+        t = _dt.promote(dx, dw)
+        x, w = ops.astype(x, _dt.from_np(t)), ops.astype(w, _dt.from_np(t))
+    return conv_prim(x, w, stride, lo, hi, kdil, idil, groups, bool(flip))
 
 
 def _conv_nd(nd, input, weight, stride, padding, dilation, groups, who):

@@ -381,6 +381,63 @@ TABLE: dict[str, list] = {
 }
 
 
+def _windows(kernel, stride, dilation=None):
+    from chainrule.core.extend import sliding_windows
+
+    return lambda x: sliding_windows(x, kernel, stride, dilation) ** 2
+
+
+# convolution (one primitive: every stride, padding, dilation, group and flip; 1-3 d) and the
+# window primitives of pooling (overlapping and disjoint windows)
+TABLE.update(
+    {
+        "conv": [
+            ("1d", lambda x, w: mx.conv1d(x, w) ** 2, [uniform((2, 6, 2)), uniform((3, 3, 2))]),
+            (
+                "2d-stride-pad",
+                lambda x, w: mx.conv2d(x, w, stride=2, padding=1),
+                [uniform((2, 5, 5, 2)), uniform((3, 3, 3, 2))],
+            ),
+            (
+                "2d-groups-dilation",
+                lambda x, w: mx.conv2d(x, w, dilation=(2, 1), groups=2) * x[:, :1, :1, :1],
+                [uniform((1, 5, 4, 4)), uniform((4, 2, 2, 2))],
+            ),
+            (
+                "general-asym-idil-flip",
+                lambda x, w: mx.conv_general(
+                    x,
+                    w,
+                    stride=(2, 1),
+                    padding=([1, -1], [2, 0]),
+                    kernel_dilation=(1, 2),
+                    input_dilation=(2, 1),
+                    flip=True,
+                ),
+                [uniform((1, 3, 6, 2)), uniform((2, 2, 2, 2))],
+            ),
+            (
+                "3d",
+                lambda x, w: mx.conv3d(x, w, stride=(1, 2, 1), padding=(0, 1, 0)),
+                [uniform((1, 3, 3, 3, 1)), uniform((2, 2, 2, 2, 1))],
+            ),
+            (
+                "transpose2d",
+                lambda x, w: mx.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1),
+                [uniform((1, 3, 3, 2)), uniform((2, 3, 3, 2))],
+            ),
+        ],
+        "sliding_windows": [
+            ("overlapping", _windows((3, 2), (1, 2), (1, 2)), [uniform((2, 5, 6, 2))]),
+            ("disjoint", _windows((2, 2), (2, 3)), [uniform((1, 5, 6, 2))]),
+            ("1d", _windows((2,), (1,)), [uniform((2, 5, 3))]),
+        ],
+        "window_sum": [
+            ("of-windows", lambda x: mx.sin(_windows((2, 2), (1, 1))(x)), [uniform((1, 4, 4, 1))]),
+        ],
+    }
+)
+
 # Python scalars on either side are constants of the graph (kept as scalars by the engine)
 SCALAR_CASES = {
     "add": [lambda x: 1.5 + x, lambda x: x + 2],

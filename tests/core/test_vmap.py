@@ -219,6 +219,32 @@ CASES = {
 }
 
 
+def _windows(x):
+    from chainrule.core.extend import sliding_windows
+
+    return sliding_windows(x, (2, 2), (1, 2))
+
+
+def _window_sum(x):
+    from chainrule.core.conv import window_sum_prim
+
+    return window_sum_prim(x, (4, 5), (2, 2), (1, 2), (1, 1))
+
+
+CASES.update(
+    {
+        # a batched weight becomes groups, a batched input joins the batch axis
+        "conv": (
+            lambda x, w: mx.conv2d(x, w, stride=2, padding=1, groups=2),
+            (_arr(B, 2, 5, 5, 4), _arr(B, 6, 3, 3, 2)),
+            (0, 0),
+        ),
+        "sliding_windows": (_windows, (_arr(B, 2, 4, 5, 3),), (0,)),
+        "window_sum": (_window_sum, (_arr(B, 2, 3, 2, 4, 3),), (0,)),
+    }
+)
+
+
 def _elementwise_case(name):
     op = getattr(mx, name)
     if len(ops.PRIMITIVES[name].vjps) == 1:
