@@ -80,9 +80,7 @@ def matmul(a, b, stream=None) -> array:
         if da.ndim > 2 and db.ndim == 2 and da.shape[-1] == db.shape[0] and da.size and db.size:
             # stacked @ matrix: fold the batch axes into the rows of one GEMM (NumPy's
             # stacked matmul makes one small BLAS call per matrix, or none on odd strides)
-            out = xp.matmul(da.reshape(-1, da.shape[-1]), db).reshape(
-                da.shape[:-1] + db.shape[1:]
-            )
+            out = xp.matmul(da.reshape(-1, da.shape[-1]), db).reshape(da.shape[:-1] + db.shape[1:])
         else:
             out = xp.matmul(da, db)
     except ValueError:
