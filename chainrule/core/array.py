@@ -16,9 +16,12 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from . import backend as _backend
 from . import dtypes as _dt
+from .backend import DEFAULT_XP as _DEFAULT_XP
 from .backend import ndarray as _ndarray
 from .backend import numpy as _numpy  # NumPy's module: its constructors as mx.compile patches them
+from .backend import to_host as _to_host
 from .backend import xp
 
 __all__ = ["array", "Node", "PrintOptions", "printoptions", "set_printoptions", "get_printoptions"]
@@ -143,8 +146,8 @@ def _from_ndarray(nd, dtype=None):
             target = _default_of(nd.dtype)
     else:
         target = _dt.to_np(dtype)
-    if nd.dtype == target:
-        return _numpy.array(nd)  # copy: the caller's NumPy array may be changed later
+    if nd.dtype == target:  # copy: the caller's array may be changed later
+        return _numpy.array(nd) if type(nd) is _ndarray else nd.copy()
     return _cast(nd, target)
 
 
@@ -368,6 +371,8 @@ def _convert(value, dtype=None):
         return _convert(_from_value(value._data), dtype)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _from_ndarray(xp.asarray(memoryview(value)), dtype)
+    if _backend.is_gpu(value):  # a CuPy array: stays on the GPU, under MLX's dtype rules
+        return _from_ndarray(value, dtype)
     mlx_array = getattr(value, "__mlx_array__", None)
     if mlx_array is not None:
         return _convert(mlx_array(), dtype)
@@ -475,6 +480,8 @@ class array:
         if value is None:
             raise ConversionError("array: a value is required, not None")
         self._data, self._node = _convert_node(value, dtype)
+        if _DEFAULT_XP[0] is not xp and self._node is None:  # the GPU is the default device
+            self._data = _backend.to_gpu(self._data)
         self._grad = None
         if requires_grad:
             self.requires_grad = True
@@ -531,19 +538,26 @@ class array:
         return self._data.item()
 
     def tolist(self):
-        """The values as nested Python lists."""
+        """The values as nested Python lists (copied from the device)."""
         return self._data.tolist()
 
     def numpy(self):
-        """A NumPy copy of the values (changing it never changes the array)."""
-        return xp.array(self._data)
+        """A NumPy copy of the values (changing it never changes the array); an array on the
+        GPU is copied to the host."""
+        data = self._data
+        if type(data) is _ndarray:
+            return xp.array(data)
+        return xp.array(_to_host(data))
 
     def __array__(self, dtype=None, copy=None):
         """The values for NumPy: the array's own buffer, a copy (``copy=True``), or with
-        ``copy=False`` a view that keeps this array alive (MLX's zero-copy conversion)."""
+        ``copy=False`` a view that keeps this array alive (MLX's zero-copy conversion). An array
+        on the GPU is copied to the host explicitly (``copy=False`` cannot be honoured then)."""
         data = self._data
         if not isinstance(data, _ndarray):
-            data = xp.asarray(data)
+            if copy is False and _backend.is_gpu(data):
+                raise ValueError("__array__: an array on the GPU cannot be viewed without a copy")
+            data = _to_host(data) if _backend.is_gpu(data) else xp.asarray(data)
         if dtype is not None and data.dtype != dtype:
             if copy is False:
                 raise ValueError(
@@ -575,7 +589,7 @@ class array:
         if data.dtype == _dt.BFLOAT16_NP:
             raise BufferError("__dlpack__: bfloat16 arrays cannot be exported through DLPack")
         if not isinstance(data, _ndarray):
-            data = xp.asarray(data)
+            data = _to_host(data)
         if not data.flags.writeable:  # DLPack before 1.0 cannot say read-only
             data = xp.array(data)
         kwargs = {"max_version": max_version} if max_version is not None else {}
@@ -629,7 +643,7 @@ class array:
             yield self[i]
 
     def __repr__(self) -> str:
-        data = xp.asarray(self._data)
+        data = _to_host(self._data)
         name = _dt.from_np(data.dtype).name
         body = _format_values(data)
         extra = ", requires_grad=True" if self._node is not None and self._node.prim is None else ""
@@ -644,13 +658,17 @@ class array:
         return _from_value(self._data)
 
     def __deepcopy__(self, memo) -> array:
-        out = _from_value(xp.array(self._data))
+        d = self._data
+        out = _from_value(xp.array(d) if type(d) is _ndarray else d.copy())
         if self._node is not None and self._node.prim is None:
             out.requires_grad = True
         return out
 
     def __reduce__(self):
-        return (_rebuild, (xp.asarray(self._data),))
+        d = self._data
+        if type(d) is _ndarray:
+            return (_rebuild, (d,))
+        return (_rebuild, (_to_host(d), "gpu"))  # pickles hold host values and the device
 
     # -- the PyTorch-style tape ------------------------------------------------------------
     @property
@@ -822,7 +840,7 @@ class _Size(tuple):
 def _to_numpy_tree(t):
     """Arrays inside lists, tuples and dicts become NumPy arrays (for ``__array_function__``)."""
     if type(t) is array:
-        return xp.asarray(t._data)
+        return _to_host(t._data)
     if type(t) in (list, tuple):
         return type(t)(_to_numpy_tree(v) for v in t)
     if type(t) is dict:
@@ -909,5 +927,7 @@ def _format_values(data) -> str:
     return block(data, 0)
 
 
-def _rebuild(data) -> array:
+def _rebuild(data, kind: str = "cpu") -> array:
+    if kind == "gpu" and _backend.gpu() is not None:  # back on the GPU where there is one
+        data = _backend.to_gpu(data)
     return _from_value(data)

@@ -137,3 +137,269 @@ def asarray(value, dtype=None):
 def to_numpy(value):
     """Return ``value`` as a NumPy array (a no-op on the NumPy backend)."""
     return numpy.asarray(value)
+
+
+# -- devices -----------------------------------------------------------------------------------
+#
+# An array's device is told by the type of its backend data: ``numpy.ndarray`` is the CPU; the
+# GPU backend's array type (``cupy.ndarray``, or the strict stand-in's ``StrictArray`` in tests)
+# is the GPU. NumPy's functions and ufuncs dispatch to CuPy's (NEP 13/18), so a kernel written
+# as ``xp.add(a, b)`` runs wherever its inputs are; what cannot dispatch (making an array from
+# nothing, ufunc methods such as ``.at``, converting to NumPy) goes through the helpers below.
+
+
+class GpuBackend:
+    """The array library behind ``mx.gpu``: its namespace, array type and the few calls that
+    differ from NumPy's."""
+
+    __slots__ = ("name", "xp", "ndarray", "scatter_add", "to_host", "synchronize", "count")
+
+    def __init__(self, name, xp, ndarray, scatter_add, to_host, synchronize, count) -> None:
+        self.name = name
+        self.xp = xp
+        self.ndarray = ndarray
+        self.scatter_add = scatter_add
+        self.to_host = to_host
+        self.synchronize = synchronize
+        self.count = count
+
+
+GPU: list = [None]
+"""``[GpuBackend]`` once the GPU is usable, else ``[None]``."""
+_WHY: list = [None]  # why there is no GPU (the message the errors give), once looked up
+_LOOKED: list = [False]
+
+
+def _load_cupy() -> GpuBackend | None:
+    try:
+        import cupy  # type: ignore[import-not-found]
+        import cupyx  # type: ignore[import-not-found]
+    except ImportError as e:
+        _WHY[0] = (
+            f"CuPy is not installed ({e}); install it with `pip install chainrule[gpu]` "
+            "(CUDA 12) or `pip install cupy-cuda13x` (CUDA 13)"
+        )
+        return None
+    try:  # pragma: no cover - needs a GPU
+        n = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as e:  # pragma: no cover - CuPy without a driver
+        _WHY[0] = f"CuPy is installed but no CUDA device is usable ({e})"
+        return None
+    if n == 0:  # pragma: no cover
+        _WHY[0] = "CuPy is installed but there is no CUDA device"
+        return None
+    return GpuBackend(  # pragma: no cover - needs a GPU
+        "cupy",
+        cupy,
+        cupy.ndarray,
+        cupyx.scatter_add,
+        cupy.asnumpy,
+        lambda: cupy.cuda.get_current_stream().synchronize(),
+        n,
+    )
+
+
+def _strict() -> GpuBackend:
+    from . import strict_backend as sb
+
+    return GpuBackend(
+        "strict",
+        sb.namespace,
+        sb.StrictArray,
+        sb.namespace.scatter_add,
+        sb.namespace.asnumpy,
+        lambda: None,
+        1,
+    )
+
+
+def gpu() -> GpuBackend | None:
+    """The GPU backend (CuPy, or the strict test stand-in), or ``None`` when there is none."""
+    if not _LOOKED[0]:
+        _LOOKED[0] = True
+        import os
+
+        if os.environ.get("CHAINRULE_TEST_BACKEND", "").lower() == "strict":
+            GPU[0] = _strict()
+        else:
+            GPU[0] = _load_cupy()
+        _publish()
+    return GPU[0]
+
+
+_PUBLISHED: list = []  # the GPU array types added to the op table's backend array types
+
+
+def _publish() -> None:
+    """Make the GPU's array type one of the backend array types the engine recognises
+    (``ops._ARRAYS``, ``extend.BACKEND_ARRAYS``), or take it out again."""
+    import sys
+
+    extra = () if GPU[0] is None else (GPU[0].ndarray,)
+    for modname, attr in (
+        ("chainrule.core.ops.table", "_ARRAYS"),
+        ("chainrule.core.ops", "_ARRAYS"),
+        ("chainrule.core.ops.elementwise", "_ARRAYS"),
+        ("chainrule.core.extend", "BACKEND_ARRAYS"),
+    ):
+        m = sys.modules.get(modname)
+        if m is not None and hasattr(m, attr):
+            base = tuple(t for t in getattr(m, attr) if t not in _PUBLISHED)
+            setattr(m, attr, base + extra)
+    _PUBLISHED[:] = extra
+
+
+def gpu_unavailable_reason() -> str:
+    """Why there is no GPU, in words naming what is missing (empty when there is one)."""
+    if gpu() is not None:
+        return ""
+    return _WHY[0] or "no GPU backend"
+
+
+class use_strict_gpu:
+    """``with use_strict_gpu():`` backs ``mx.gpu`` by the strict CuPy stand-in (tests).
+
+    Inside, the GPU is available, arrays on it are ``StrictArray`` (which refuse implicit
+    conversion to NumPy and host arrays mixed in, as CuPy's do); the default devices are
+    restored on exit.
+    """
+
+    def __enter__(self) -> GpuBackend:
+        from . import devices
+
+        self._saved = (GPU[0], _LOOKED[0], devices._DEFAULT[0], devices.TORCH_DEFAULT[0])
+        GPU[0] = _strict()
+        _LOOKED[0] = True
+        _publish()
+        return GPU[0]
+
+    def __exit__(self, *exc) -> None:
+        from . import devices
+
+        GPU[0], _LOOKED[0], dflt, tdflt = self._saved
+        _publish()
+        devices._set_default(dflt)
+        devices.TORCH_DEFAULT[0] = tdflt
+
+
+def is_gpu(data) -> bool:
+    """Whether backend data ``data`` lives on the GPU."""
+    return type(data) is not ndarray and (g := GPU[0]) is not None and isinstance(data, g.ndarray)
+
+
+def array_module(data):
+    """The namespace computing on ``data``'s device: ``xp`` for NumPy data, else the GPU's."""
+    if type(data) is ndarray:
+        return xp
+    g = GPU[0]
+    if g is not None and isinstance(data, g.ndarray):
+        return g.xp
+    return xp
+
+
+def to_host(data):
+    """``data`` as a NumPy array: an explicit device-to-host copy for GPU data, else as is."""
+    if type(data) is ndarray:
+        return data
+    g = GPU[0]
+    if g is not None and isinstance(data, g.ndarray):
+        return g.to_host(data)
+    return numpy.asarray(data)
+
+
+def to_gpu(data):
+    """``data`` (host data or GPU data) on the GPU.
+
+    Raises:
+        DeviceUnavailableError: when there is no GPU (the message says what is missing).
+    """
+    g = gpu()
+    if g is None:
+        from .devices import DeviceUnavailableError
+
+        raise DeviceUnavailableError(f"the GPU is not available: {gpu_unavailable_reason()}")
+    if isinstance(data, g.ndarray):
+        return data
+    return g.xp.asarray(data)
+
+
+def to_kind(data, kind: str):
+    """``data`` on the device of kind ``"cpu"`` or ``"gpu"``."""
+    return to_gpu(data) if kind == "gpu" else to_host(data)
+
+
+def same_device(data, ref):
+    """``data`` (host data, a scalar, or an array) on the device of backend array ``ref``."""
+    if type(ref) is ndarray or GPU[0] is None:
+        return data
+    if isinstance(ref, GPU[0].ndarray):
+        return to_gpu(data)
+    return data
+
+
+def scatter_add(out, idx, values) -> None:
+    """``out[idx] += values`` with repeated indices accumulating, in place (``numpy.add.at`` on
+    the CPU, ``cupyx.scatter_add`` on the GPU)."""
+    if type(out) is ndarray:
+        numpy.add.at(out, idx, values)
+        return
+    GPU[0].scatter_add(out, idx, same_device(values, out) if type(values) is ndarray else values)
+
+
+DEFAULT_XP: list = [xp]
+"""The namespace of the default device (``mx.set_default_device``): where new arrays are made."""
+
+
+def default_xp():
+    """The namespace making arrays on the default device (``xp`` unless the GPU is default)."""
+    return DEFAULT_XP[0]
+
+
+def on_default(data):
+    """Host-made ``data`` moved to the default device (a no-op when the CPU is default)."""
+    if DEFAULT_XP[0] is xp:
+        return data
+    return to_gpu(data)
+
+
+def via_host(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` for a NumPy-only computation (a ufunc's ``.accumulate``, a
+    ``Generator`` method): GPU inputs are copied to the host explicitly and the results copied
+    back to the GPU. With no GPU input it is ``fn`` itself."""
+    if GPU[0] is None or not any(is_gpu(a) for a in args):
+        return fn(*args, **kwargs)
+    out = fn(*[to_host(a) if is_gpu(a) else a for a in args], **kwargs)
+    if isinstance(out, tuple):
+        return tuple(to_gpu(o) for o in out)
+    return to_gpu(out)
+
+
+def reduce_sum(d, axes, dtype=None, keepdims: bool = False):
+    """``numpy.add.reduce`` on NumPy data (no dispatch cost), ``sum`` on GPU data."""
+    if type(d) is ndarray:
+        return numpy.add.reduce(d, axes, dtype, None, keepdims)
+    return xp.sum(d, axis=axes, dtype=dtype, keepdims=keepdims)
+
+
+def reduce_max(d, axis=None, keepdims: bool = False):
+    """``numpy.maximum.reduce`` on NumPy data, ``max`` on GPU data (CuPy has no ``.reduce``
+    for ``maximum``)."""
+    if type(d) is ndarray:
+        return numpy.maximum.reduce(d, axis=axis, keepdims=keepdims)
+    return xp.max(d, axis=axis, keepdims=keepdims)
+
+
+def as_array(r):
+    """A kernel's result as a backend array: NumPy scalars become 0-d NumPy arrays; arrays (on
+    either device) pass through."""
+    if type(r) is ndarray:
+        return r
+    g = GPU[0]
+    if g is not None and isinstance(r, g.ndarray):
+        return r
+    return numpy.asarray(r)
+
+
+def copy_of(x):
+    """A new copy of backend array ``x`` on its device."""
+    return numpy.array(x) if type(x) is ndarray else x.copy()

@@ -1,23 +1,27 @@
-"""Devices and streams as MLX names them. The CPU is the only device here, and we say so.
+"""Devices and streams as MLX names them: the CPU (NumPy) and, when CuPy sees a CUDA device,
+the GPU (see ``backend`` and docs/gpu.md).
 
 Streams follow MLX's rules even though work is eager (each operation has finished when it
 returns): every stream has its own index; a stream made by :func:`new_stream` belongs to the
 thread that made it, and entering ``mx.stream(s)`` on another thread raises ``RuntimeError``
 as evaluating on it does in MLX; :func:`new_thread_local_stream` gives a handle that stands for
 one stream per thread, and :func:`new_thread_unsafe_stream` one stream usable anywhere;
-:func:`clear_streams` forgets the calling thread's streams. Asking for the GPU (its default
-stream, a new stream on it, making it the default device) raises ``ValueError``, as MLX's CPU
-build does.
+:func:`clear_streams` forgets the calling thread's streams. Where there is no GPU (no CuPy,
+no CUDA device), asking for it (its default stream, a new stream on it, making it the default
+device) raises ``ValueError`` naming what is missing, as MLX's CPU build refuses it.
+``CHAINRULE_DEVICE=gpu`` in the environment makes the GPU the default device at import (for
+MLX-style arrays, and for ``chainrule.torch`` tensors as ``torch.set_default_device("cuda")``).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import platform
 import threading
 from typing import Any
 
-from . import memory
+from . import backend, memory
 from .backend import xp
 
 _F32 = xp.dtype(xp.float32)
@@ -51,6 +55,8 @@ __all__ = [
     "synchronize",
     "metal",
     "cuda",
+    "kind_of",
+    "move",
 ]
 
 
@@ -126,35 +132,38 @@ def _device(d) -> Device:
     return d if isinstance(d, Device) else Device(d)
 
 
-def _no_gpu(who: str) -> ValueError:
-    return ValueError(
-        f"{who}: chainrule runs on the CPU through NumPy; no GPU backend is available "
-        "(mx.is_available(mx.gpu) is False)"
+def _no_gpu(who: str) -> DeviceUnavailableError:
+    return DeviceUnavailableError(
+        f"{who}: the GPU is not available: {backend.gpu_unavailable_reason()} "
+        "(mx.is_available(mx.gpu) is False; chainrule computes on the CPU through NumPy)"
     )
 
 
 def is_available(device: Device) -> bool:
-    """Whether ``device`` (a ``Device`` or a ``DeviceType``) can run: true only for the CPU.
+    """Whether ``device`` (a ``Device`` or a ``DeviceType``) can run.
 
     Args:
         device: ``mx.cpu``, ``mx.gpu`` or a ``DeviceType``.
 
     Returns:
-        ``True`` for the CPU, ``False`` for the GPU (chainrule computes with NumPy).
+        ``True`` for the CPU; for the GPU, whether CuPy is installed and sees a CUDA device.
     """
-    return _device(device).type == DeviceType.cpu
+    return _device(device).type == DeviceType.cpu or backend.gpu() is not None
 
 
 def device_count(device: Device | str) -> int:
-    """How many devices of ``device``'s type there are: one CPU, no GPU.
+    """How many devices of ``device``'s type there are.
 
     Args:
         device: ``mx.cpu``, ``mx.gpu`` or a ``DeviceType``.
 
     Returns:
-        1 for the CPU, 0 for the GPU.
+        1 for the CPU; the number of CUDA devices for the GPU (0 without CuPy).
     """
-    return 1 if _device(device).type == DeviceType.cpu else 0
+    if _device(device).type == DeviceType.cpu:
+        return 1
+    g = backend.gpu()
+    return 0 if g is None else g.count
 
 
 def _cpu_name() -> str:
@@ -185,23 +194,49 @@ def device_info(device: Device | str | None = None) -> dict:
     """
     d = default_device() if device is None else _device(device)
     if d.type != DeviceType.cpu:
-        raise _no_gpu("device_info")
+        g = backend.gpu()
+        if g is None:
+            raise _no_gpu("device_info")
+        return _gpu_info(g)
     if not _INFO:
         _INFO.update(device_name=_cpu_name(), architecture=platform.machine() or "unknown")
     return dict(_INFO)
 
 
+def _gpu_info(g: backend.GpuBackend) -> dict:
+    if g.name != "cupy":
+        return {"device_name": f"{g.name} (CuPy stand-in on the CPU)", "architecture": "strict"}
+    props = g.xp.cuda.runtime.getDeviceProperties(0)  # pragma: no cover - needs a GPU
+    name = props["name"]  # pragma: no cover
+    return {  # pragma: no cover
+        "device_name": name.decode() if isinstance(name, bytes) else str(name),
+        "architecture": f"sm_{props['major']}{props['minor']}",
+        "memory_size": int(props["totalGlobalMem"]),
+    }
+
+
 def default_device() -> Device:
-    """The device new arrays are computed on (always the CPU)."""
+    """The device new arrays are made on (the CPU unless the GPU was chosen)."""
     return _DEFAULT[0]
 
 
+def _set_default(device: Device) -> None:
+    _DEFAULT[0] = device
+    g = backend.GPU[0]
+    backend.DEFAULT_XP[0] = g.xp if device.type == DeviceType.gpu and g is not None else xp
+
+
 def set_default_device(device: Device) -> None:
-    """Choose the default device; asking for the GPU raises ``ValueError``."""
+    """Choose the device new arrays are made on.
+
+    Raises:
+        DeviceUnavailableError: (a ``ValueError``) for the GPU where there is none, naming what
+            is missing (CuPy, or a CUDA device).
+    """
     device = _device(device)
     if not is_available(device):
         raise _no_gpu("set_default_device")
-    _DEFAULT[0] = device
+    _set_default(device)
 
 
 TORCH_DEFAULT: list = [None]
@@ -453,7 +488,7 @@ class StreamContext:
         s = _resolve(self._s, "stream")
         _check_usable(s)
         self._saved = _DEFAULT[0]
-        _DEFAULT[0] = s.device
+        _set_default(s.device)
         _THREAD.current.append(s)
         return self
 
@@ -461,7 +496,7 @@ class StreamContext:
         if _THREAD.current:
             _THREAD.current.pop()
         if self._saved is not None:
-            _DEFAULT[0] = self._saved
+            _set_default(self._saved)
             self._saved = None
 
 
@@ -479,7 +514,11 @@ def stream(s) -> StreamContext:
 
 def synchronize(stream: Stream | None = None) -> None:
     """Wait for the work submitted to ``stream`` (all streams by default): work is eager, so
-    there is nothing to wait for. Takes a memory sample when accounting is on."""
+    there is nothing to wait for on the CPU; on the GPU it waits for the device. Takes a memory
+    sample when accounting is on."""
+    g = backend.GPU[0]
+    if g is not None:
+        g.synchronize()
     memory.sample_if_on()
 
 
@@ -508,9 +547,84 @@ class metal:
 
 
 class cuda:
-    """``mx.cuda``: no CUDA backend here."""
+    """``mx.cuda``: the CUDA backend (CuPy)."""
 
     @staticmethod
     def is_available() -> bool:
-        """Always False."""
-        return False
+        """Whether CuPy is installed and sees a CUDA device."""
+        g = backend.gpu()
+        return g is not None and g.name == "cupy"
+
+
+def _from_environment() -> None:
+    """``CHAINRULE_DEVICE=gpu`` (or ``cuda``) makes the GPU the default device at import."""
+    want = os.environ.get("CHAINRULE_DEVICE", "").strip().lower()
+    if want in ("", "cpu"):
+        return
+    if want not in ("gpu", "cuda"):
+        raise ValueError(f"CHAINRULE_DEVICE must be 'cpu' or 'gpu', not {want!r}")
+    set_default_device(gpu)
+    ENV_GPU[0] = True  # tensor_functions makes torch's default device "cuda" when it loads
+
+
+ENV_GPU = [False]
+
+
+_from_environment()
+
+
+def kind_of(data) -> str:
+    """``"gpu"`` for backend data on the GPU, else ``"cpu"``."""
+    return "gpu" if backend.is_gpu(data) else "cpu"
+
+
+_MOVES: dict = {}
+
+
+def _move_prim(kind: str):
+    prim = _MOVES.get(kind)
+    if prim is None:
+        from . import ops
+
+        back = "cpu" if kind == "gpu" else "gpu"
+
+        def rule(g, ans, *xs, argnum, k):
+            return move(g, back)
+
+        prim = _MOVES[kind] = ops.Primitive(f"to_{kind}", (rule,), True, holomorphic=False)
+    return prim
+
+
+def move(x, kind: str):
+    """Array ``x`` on the device of kind ``"cpu"`` or ``"gpu"``: ``x`` itself when it is there
+    already, else a copy recorded as one differentiable operation (its gradient goes back to
+    ``x``'s device), as PyTorch's ``.to("cuda")``.
+
+    Raises:
+        DeviceUnavailableError: for the GPU where there is none, naming what is missing.
+    """
+    data = x._data
+    if kind_of(data) == kind:
+        return x
+    if kind == "gpu" and backend.gpu() is None:
+        raise _no_gpu("to")
+    from .ops.table import _rec
+
+    return _rec(_move_prim(kind), backend.to_kind(data, kind), (x,), {"k": 0})
+
+
+def namespace_of(where) -> Any:
+    """The array namespace of a device, stream or device type (MLX's ``stream=`` argument).
+
+    Raises:
+        DeviceUnavailableError: for the GPU where there is none.
+    """
+    if isinstance(where, (Stream, ThreadLocalStream)):
+        where = where.device
+    d = _device(where)
+    if d.type == DeviceType.cpu:
+        return xp
+    g = backend.gpu()
+    if g is None:
+        raise _no_gpu("stream")
+    return g.xp

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from . import ops
 from .array import _from_value, array
+from .backend import same_device as _same_device
 from .backend import xp
 from .ops import _as, _rec, defprim
 
@@ -43,7 +44,7 @@ def _halving_mask(bins: int, real_len: int, axis: int, dtype, middle: float, end
     idx = xp.arange(bins)
     last = bins - 1 + (real_len % 2)
     m = xp.where((idx > 0) & (idx < last), middle, ends).astype(dtype)
-    return _from_value(m.reshape((bins,) + (1,) * (-axis - 1)))
+    return m.reshape((bins,) + (1,) * (-axis - 1))
 
 
 def _real_dtype(d):
@@ -58,6 +59,7 @@ def _fft_vjp(g, ans, x, axes, inverse, real, n):
         mask = _halving_mask(
             x.shape[last], g.shape[last], last, _real_dtype(g._data.dtype), 2 / count, 1 / count
         )
+        mask = _from_value(_same_device(mask, g._data))  # on the cotangent's device
         return _fft(g, axes, False, True, 0) * mask
     if real:
         count = math.prod(x.shape[a] for a in axes)
@@ -65,6 +67,7 @@ def _fft_vjp(g, ans, x, axes, inverse, real, n):
         mask = _halving_mask(
             g.shape[last], x.shape[last], last, _real_dtype(g._data.dtype), 0.5, 1.0
         )
+        mask = _from_value(_same_device(mask, g._data))  # on the cotangent's device
         return _fft(g * mask, axes, True, True, x.shape[last]) * float(count)
     count = math.prod(x.shape[a] for a in axes)
     if inverse:

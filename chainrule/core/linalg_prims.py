@@ -22,6 +22,8 @@ import builtins
 
 from . import ops
 from .array import _from_value, array
+from .backend import as_array as _as_array
+from .backend import same_device as _same_device
 from .backend import xp
 from .ops import _rec, defprim
 from .ops.table import _align, _nd, _operand
@@ -46,7 +48,7 @@ def _unary_arg(args):
 
 def _eye_like(x: array) -> array:
     n = x.shape[-1]
-    return _from_value(xp.eye(n, dtype=x._data.dtype))
+    return _from_value(_same_device(xp.eye(n, dtype=x._data.dtype), x._data))
 
 
 # -- inverse --------------------------------------------------------------------------------
@@ -211,7 +213,7 @@ def _eigvalsh_kernel(a, uplo: str):
 @kernel
 def _slogdet_kernel(a):
     sign, logabs = xp.linalg.slogdet(a)
-    return xp.asarray(sign), xp.asarray(logabs)
+    return _as_array(sign), _as_array(logabs)
 
 
 def eigh_both(a: array, UPLO: str) -> tuple[array, array]:
@@ -257,7 +259,7 @@ _LOGABSDET = defprim(
 
 def det_prim(a: array) -> array:
     """The determinant of each matrix of ``a``."""
-    return _rec(_DET, xp.asarray(xp.linalg.det(a._data)), (a,))
+    return _rec(_DET, _as_array(xp.linalg.det(a._data)), (a,))
 
 
 def slogdet_prim(a: array) -> tuple[array, array]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import math
 
+from .. import backend as _backend
 from .. import dtypes as _dt
 from ..array import _convert, _from_dlpack_object, _from_ndarray, _from_value, array
 from ..backend import xp
@@ -24,16 +25,31 @@ def _shape(shape) -> tuple:
     return tuple(_dt.check_dim(s) for s in shape)
 
 
+def _ns(stream):
+    """The namespace making arrays on ``stream``'s device (default: the default device)."""
+    if stream is None:
+        return _backend.DEFAULT_XP[0]
+    from ..devices import namespace_of
+
+    return namespace_of(stream)
+
+
+def _place(data, stream):
+    """Host-made ``data`` on ``stream``'s device (default: the default device)."""
+    ns = _ns(stream)
+    return data if ns is xp else ns.asarray(data)
+
+
 @export
 def zeros(shape, dtype=None, stream=None) -> array:
     """An array of zeros (float32 by default)."""
-    return _from_value(xp.zeros(_shape(shape), dtype=_np_dtype(dtype)))
+    return _from_value(_ns(stream).zeros(_shape(shape), dtype=_np_dtype(dtype)))
 
 
 @export
 def ones(shape, dtype=None, stream=None) -> array:
     """An array of ones (float32 by default)."""
-    return _from_value(xp.ones(_shape(shape), dtype=_np_dtype(dtype)))
+    return _from_value(_ns(stream).ones(_shape(shape), dtype=_np_dtype(dtype)))
 
 
 def _fill_value(vals, dtype) -> array:
@@ -59,25 +75,28 @@ def full(shape, vals, dtype=None, stream=None) -> array:
     """``vals`` broadcast to ``shape`` (its dtype unless ``dtype`` is given)."""
     shape = _shape(shape)
     v = _fill_value(vals, dtype)
-    return (
-        broadcast_to(v, shape) * 1
-        if v._node is not None
-        else _from_value(xp.array(xp.broadcast_to(v._data, shape)))
-    )
+    if v._node is not None:
+        return broadcast_to(v, shape) * 1
+    d = v._data
+    if type(d) is xp.ndarray:
+        return _from_value(_place(xp.array(xp.broadcast_to(d, shape)), stream))
+    return _from_value(_backend.array_module(d).array(xp.broadcast_to(d, shape)))
 
 
 @export
 def zeros_like(a, dtype=None, stream=None) -> array:
     """Zeros with the shape and dtype of ``a``."""
     d = _as(a)._data
-    return _from_value(xp.zeros(d.shape, dtype=d.dtype if dtype is None else _dt.to_np(dtype)))
+    ns = _backend.array_module(d)
+    return _from_value(ns.zeros(d.shape, dtype=d.dtype if dtype is None else _dt.to_np(dtype)))
 
 
 @export
 def ones_like(a, dtype=None, stream=None) -> array:
     """Ones with the shape and dtype of ``a``."""
     d = _as(a)._data
-    return _from_value(xp.ones(d.shape, dtype=d.dtype if dtype is None else _dt.to_np(dtype)))
+    ns = _backend.array_module(d)
+    return _from_value(ns.ones(d.shape, dtype=d.dtype if dtype is None else _dt.to_np(dtype)))
 
 
 export(zeros, name="empty")  # MLX's empty is zeros (empty_like: ops/special.py)
@@ -87,7 +106,10 @@ export(zeros, name="empty")  # MLX's empty is zeros (empty_like: ops/special.py)
 def full_like(a, fill_value, dtype=None, stream=None) -> array:
     """``fill_value`` with the shape (and dtype) of ``a``."""
     d = _as(a)._data
-    return full(d.shape, fill_value, _dt.from_np(d.dtype) if dtype is None else dtype)
+    out = full(d.shape, fill_value, _dt.from_np(d.dtype) if dtype is None else dtype)
+    if type(d) is not type(out._data) and out._node is None:
+        out = _from_value(_backend.same_device(_backend.to_host(out._data), d))
+    return out
 
 
 _MISSING = object()
@@ -151,7 +173,7 @@ def arange(*args, start=_MISSING, stop=_MISSING, step=None, dtype=None, stream=N
             t = _dt.promote(_scalar_dtype(start), t)
     else:
         t = _dt.to_np(dtype)
-    return _from_value(_arange_values(0 if start is None else start, stop, step, t))
+    return _from_value(_place(_arange_values(0 if start is None else start, stop, step, t), stream))
 
 
 def _arange_values(start, stop, step, t):
@@ -190,11 +212,11 @@ def linspace(start, stop, num: int = 50, endpoint: bool = True, dtype=None, stre
         raise ValueError(f"linspace: the number of samples, {num}, must be non-negative")
     t = _np_dtype(dtype)
     if num == 1:
-        return _from_value(xp.asarray([start], dtype=xp.float64).astype(t))
+        return _from_value(_place(xp.asarray([start], dtype=xp.float64).astype(t), stream))
     inner = xp.float64 if t == xp.float64 else xp.float32
     frac = xp.arange(num, dtype=inner) / inner(num - 1 if endpoint else num)
     out = (inner(1) - frac) * inner(start) + frac * inner(stop)
-    return _from_value(out.astype(t))
+    return _from_value(_place(out.astype(t), stream))
 
 
 @export
@@ -247,13 +269,13 @@ def from_dlpack(x, *, copy: bool | None = None) -> array:
 @export
 def eye(n: int, m: int | None = None, k: int = 0, dtype=None, stream=None) -> array:
     """Ones on the ``k``-th diagonal."""
-    return _from_value(xp.eye(n, m, k, dtype=_np_dtype(dtype)))
+    return _from_value(_ns(stream).eye(n, m, k, dtype=_np_dtype(dtype)))
 
 
 @export
 def identity(n: int, dtype=None, stream=None) -> array:
     """The ``n`` by ``n`` identity matrix."""
-    return eye(n, dtype=dtype)
+    return eye(n, dtype=dtype, stream=stream)
 
 
 @export

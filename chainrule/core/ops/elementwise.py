@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
+from ..backend import as_array as _as_array
 from ..backend import xp
 from ..tracing import kernel
 from .table import (
@@ -449,7 +450,7 @@ def allclose(a, b, rtol: float = 1e-5, atol: float = 1e-8, equal_nan: bool = Fal
 def array_equal(a, b, equal_nan: bool = False, stream=None) -> array:
     """Whether ``a`` and ``b`` have one shape and equal values (a boolean array)."""
     da, db = _as(a)._data, _as(b)._data
-    return _from_value(xp.asarray(xp.array_equal(da, db, equal_nan=equal_nan)))
+    return _from_value(_as_array(xp.array_equal(da, db, equal_nan=equal_nan)))
 
 
 # Names from the other op modules that the functions above call (bound after this

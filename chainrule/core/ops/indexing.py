@@ -7,6 +7,12 @@ from operator import index as _as_index
 
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
+from ..backend import DEFAULT_XP as _DEFAULT_XP
+from ..backend import as_array as _as_array
+from ..backend import copy_of as _copy_of
+from ..backend import same_device as _same_device
+from ..backend import scatter_add as _scatter_add_at
+from ..backend import via_host as _via_host
 from ..backend import xp
 from ..tracing import kernel
 from .table import (
@@ -61,11 +67,11 @@ def _is_basic(idx) -> bool:
 @kernel
 @value_branch
 def _scatter_add_kernel(x, idx, v):
-    out = xp.array(x)
+    out = _copy_of(x)
     if _is_basic(idx):
         out[idx] += v
     else:
-        xp.add.at(out, idx, v)
+        _scatter_add_at(out, idx, v)  # numpy.add.at, or cupyx.scatter_add on the GPU
     return out
 
 
@@ -258,7 +264,7 @@ def _scatter_add(x, idx, v) -> array:
 @kernel
 @value_branch
 def _index_update_kernel(x, idx, v):
-    out = xp.array(x)
+    out = _copy_of(x)
     out[idx] = v
     return out
 
@@ -273,7 +279,7 @@ _INDEX_UPDATE = defprim(
 
 def _index_update(x, idx, v) -> array:
     x, v = _as(x), _as(v)
-    if isinstance(idx, xp.ndarray) and idx.dtype == xp.bool_ and 0 < idx.ndim <= x.ndim:
+    if getattr(idx, "dtype", None) == xp.bool_ and 0 < idx.ndim <= x.ndim:
         if idx.shape == x.shape[: idx.ndim]:
             return _masked_scatter(x, idx, v)
     try:
@@ -297,7 +303,7 @@ def _masked_scatter_kernel(x, mask, v):
         raise ValueError(
             f"setitem: {count} masked positions but only {v.shape[0]} values of shape {v.shape}"
         )
-    out = xp.array(x)
+    out = _copy_of(x)
     out[mask] = v[:count]
     return out
 
@@ -370,6 +376,12 @@ def _masked_scatter(x, mask, v) -> array:
 
 @kernel
 def _at_kernel(ufunc, x, idx, v):
+    if type(x) is not xp.ndarray:  # on the GPU: add through scatter_add, the others on the host
+        if ufunc is xp.add:
+            out = x.copy()
+            _scatter_add_at(out, idx, v)
+            return out
+        return _via_host(_at_kernel, ufunc, x, idx, v)
     out = xp.array(x)
     ufunc.at(out, idx, v)
     return out
@@ -774,7 +786,7 @@ def searchsorted(a, v, side: str = "left", stream=None) -> array:
     if da.dtype != dv.dtype:
         t = _dt.to_np(_dt.promote(da.dtype, dv.dtype))
         da, dv = da.astype(t), dv.astype(t)
-    return _from_value(xp.asarray(xp.searchsorted(da, dv, side=side), dtype=xp.uint32))
+    return _from_value(_as_array(xp.searchsorted(da, dv, side=side)).astype(xp.uint32))
 
 
 @export
@@ -875,14 +887,15 @@ def meshgrid(*arrays, sparse: bool = False, indexing: str = "xy", stream=None) -
 @export
 def tri(n: int, m: int | None = None, k: int = 0, dtype=None, stream=None) -> array:
     """Ones at and below the ``k``-th diagonal."""
-    return _from_value(xp.tri(n, m, k, dtype=_dt.to_np(dtype or _dt.float32)))
+    out = xp.tri(n, m, k, dtype=_dt.to_np(dtype or _dt.float32))
+    return _from_value(out if stream is None and _DEFAULT_XP[0] is xp else _on(out, stream))
 
 
 @export
 def tril(a, k: int = 0, stream=None) -> array:
     """Zero the elements above the ``k``-th diagonal."""
     a = _as(a)
-    mask = xp.tri(a.shape[-2], a.shape[-1], k, dtype=bool)
+    mask = _same_device(xp.tri(a.shape[-2], a.shape[-1], k, dtype=bool), a._data)
     return where(_from_value(mask), a, zeros((), a.dtype))
 
 
@@ -890,12 +903,13 @@ def tril(a, k: int = 0, stream=None) -> array:
 def triu(a, k: int = 0, stream=None) -> array:
     """Zero the elements below the ``k``-th diagonal."""
     a = _as(a)
-    mask = xp.tri(a.shape[-2], a.shape[-1], k - 1, dtype=bool)
+    mask = _same_device(xp.tri(a.shape[-2], a.shape[-1], k - 1, dtype=bool), a._data)
     return where(_from_value(mask), zeros((), a.dtype), a)
 
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
+from .creation import _place as _on  # noqa: E402
 from .creation import ones_like, zeros, zeros_like  # noqa: E402
 from .elementwise import astype, reciprocal, stop_gradient, where  # noqa: E402
 from .reductions import _axes, sum  # noqa: E402

@@ -8,6 +8,12 @@ from typing import Any
 
 from .. import dtypes as _dt
 from ..array import _from_value, array
+from ..backend import array_module as _array_module
+from ..backend import ndarray as _ndarray
+from ..backend import reduce_max as _reduce_max
+from ..backend import reduce_sum as _reduce_sum
+from ..backend import same_device as _same_device
+from ..backend import via_host as _via_host
 from ..backend import xp
 from ..tracing import kernel
 from .table import (
@@ -141,7 +147,10 @@ def sum(a, axis=None, keepdims: bool = False, stream=None) -> array:
     d = a._data
     axes = _axes(axis, d.ndim, "sum")
     kind = d.dtype.kind
-    if kind in "fc":
+    if type(d) is not _ndarray:  # on the GPU: the function form (CuPy has no add.reduce)
+        out = _reduce_sum(d, axes, xp.float32 if kind == "V" else _int_acc(d), keepdims)
+        out = out.astype(d.dtype) if kind == "V" else out
+    elif kind in "fc":
         out = _add_reduce(d, axes, None, None, keepdims)
     elif kind == "V":  # bfloat16 accumulates in float32 (MLX), then rounds once
         out = _add_reduce(d, axes, xp.float32, None, keepdims).astype(d.dtype)
@@ -195,9 +204,9 @@ amin = export(min, name="amin")
 @kernel
 @value_branch
 def _lse_kernel(d, axes):
-    m = _max_reduce(d, axis=axes, keepdims=True) if d.size else xp.zeros((1,) * d.ndim, d.dtype)
+    m = _reduce_max(d, axis=axes, keepdims=True) if d.size else xp.zeros((1,) * d.ndim, d.dtype)
     if _isfinite(m).all():
-        out = xp.log(_add_reduce(xp.exp(d - m), axes, None, None, True))
+        out = xp.log(_reduce_sum(xp.exp(d - m), axes, None, True))
         out += m
     else:
         m = xp.where(xp.isfinite(m), m, 0)
@@ -272,7 +281,7 @@ def _arg_extreme(kernel, name):
         else:
             (ax,) = _axes(axis, d.ndim, name)
             out = kernel(d, axis=ax, keepdims=keepdims)
-        return _from_value(xp.asarray(out, dtype=xp.uint32))
+        return _from_value(_array_module(d).asarray(out, dtype=xp.uint32))
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"Indices of the {name[3:]}imum along ``axis`` (uint32, as in MLX)."
@@ -320,7 +329,7 @@ def _scan(kernel, d, axis, reverse, inclusive, identity):
         pad = [(0, 0)] * d.ndim
         pad[axis] = (1, 0)
         out = xp.pad(out, pad, constant_values=identity)
-        out = xp.take(out, xp.arange(d.shape[axis]), axis=axis)
+        out = out[(_slice(None),) * axis + (_slice(0, d.shape[axis]),)]
     if reverse:
         out = xp.flip(out, axis)
     return out
@@ -360,9 +369,12 @@ def _cumprod_vjp_dense(g, x, axis, reverse, inclusive):
     if reverse:
         xm, gm = flip(xm, -1), flip(gm, -1)
     n = xm.shape[-1]
-    skip_k = where(_from_value(xp.eye(n, dtype=bool)), 1, expand_dims(xm, -2))  # [..., k, j]
+    dev = x._data
+    eye = _same_device(xp.eye(n, dtype=bool), dev)
+    skip_k = where(_from_value(eye), 1, expand_dims(xm, -2))  # [..., k, j]
     scans = cumprod(skip_k, -1, inclusive=inclusive)
-    after_k = _from_value(xp.triu(xp.ones((n, n), dtype=x._data.dtype), 0 if inclusive else 1))
+    tri = xp.triu(xp.ones((n, n), dtype=x._data.dtype), 0 if inclusive else 1)
+    after_k = _from_value(_same_device(tri, dev))
     out = sum(scans * expand_dims(gm, -2) * after_k, axis=-1)
     if reverse:
         out = flip(out, -1)
@@ -406,10 +418,11 @@ def _cum_extreme(ufunc, name):
         # the gradient reaches that element
         src = xp.flip(d, ax) if reverse else d
         pos = xp.arange(n).reshape([-1 if i == ax else 1 for i in range(d.ndim)])
-        acc = ufunc.accumulate(src, axis=ax)
+        pos = _same_device(pos, d)
+        acc = _via_host(ufunc.accumulate, src, axis=ax)  # CuPy has no .accumulate
         # a NaN propagates (as in NumPy and MLX): it is the extreme from its place on
         hit = xp.where((src == acc) | (src != src), pos, 0)
-        idx = xp.maximum.accumulate(xp.broadcast_to(hit, d.shape), axis=ax)
+        idx = _via_host(xp.maximum.accumulate, xp.broadcast_to(hit, d.shape), axis=ax)
         if reverse:
             idx = xp.flip(n - 1 - idx, ax)
         out = take_along_axis(a, _from_value(idx), ax)
@@ -435,7 +448,7 @@ cummin = export(_cum_extreme(xp.minimum, "cummin"), method=True)
 def _lcse_kernel(d, axis):
     """The inclusive forward running ``log(sum(exp))`` along ``axis``."""
     if d.dtype.kind != "c":
-        return xp.logaddexp.accumulate(d, axis=axis)
+        return _via_host(xp.logaddexp.accumulate, d, axis=axis)  # CuPy has no .accumulate
     m = xp.max(d.real, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
     with xp.errstate(divide="ignore"):

@@ -158,7 +158,7 @@ def _out_of_range(d, n: int) -> bool:
 def _broadcast_kernel(d, shape):
     if d.ndim > len(shape):  # an assignment would drop leading ones; broadcasting never does
         raise ValueError("more dimensions than the target shape")
-    if math.prod(shape) <= 4096:
+    if math.prod(shape) <= 4096 and type(d) is xp.ndarray:
         # a small filled array costs a microsecond; np.broadcast_to's view costs six
         out = xp.empty(shape, d.dtype)
         out[...] = d
@@ -250,7 +250,8 @@ def as_strided(a, shape=None, strides=None, offset: int = 0, stream=None) -> arr
         raise ValueError(f"as_strided: {len(strides)} strides for the shape {shape}")
     offset = _index(offset)
     pos = _as_strided_positions(a.size, shape, strides, offset)
-    out = xp.ascontiguousarray(a._data).reshape(-1)[pos]
+    d = a._data
+    out = xp.ascontiguousarray(d).reshape(-1)[pos] if type(d) is xp.ndarray else d.reshape(-1)[pos]
     return _rec(_AS_STRIDED, out, (a,), {"shape": shape, "strides": strides, "offset": offset})
 
 
