@@ -46,8 +46,7 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/chainrule train --data digits --out runs/digits --overwrite
 
 bench: venv
-	$(BIN)/python benchmarks/overhead.py
-	$(BIN)/python benchmarks/training.py
+	$(BIN)/python benchmarks/suite.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -534,11 +534,11 @@ def main() -> None:
             f"{load0[0]:.2f} at start, {load1[0]:.2f} at end"
         )
     report = "\n".join(header) + "\n\n" + tables(results, rates, args) + "\n"
-    print()
-    print(report)
     if args.out:
         with open(args.out, "w") as f:
             f.write(report)
+    print()
+    print(report)
 
 
 if __name__ == "__main__":
