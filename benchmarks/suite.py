@@ -223,18 +223,37 @@ class Proc:
         self.p = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True, env=env
         )
+        self.buf = b""
 
-    def ask(self, command: str | None = None) -> dict:
-        """Send ``command`` (if any) and return the next answer (``error`` if the worker died)."""
+    def ask(self, command: str | None = None, timeout: float = 900.0) -> dict:
+        """Send ``command`` (if any) and return the next answer.
+
+        The answer is ``{"error": ...}`` if the worker died or gave none within ``timeout``
+        seconds (it is then killed).
+        """
+        import select
+
+        assert self.p.stdin is not None and self.p.stdout is not None
+        fd = self.p.stdout.fileno()
         try:
             if command is not None:
-                assert self.p.stdin is not None
                 self.p.stdin.write(command + "\n")
                 self.p.stdin.flush()
-            assert self.p.stdout is not None
-            for line in self.p.stdout:
-                if line.startswith(MARK):
-                    return json.loads(line[len(MARK) :])
+            deadline = time.monotonic() + timeout
+            while True:
+                while b"\n" in self.buf:
+                    line, self.buf = self.buf.split(b"\n", 1)
+                    text = line.decode(errors="replace")
+                    if text.startswith(MARK):
+                        return json.loads(text[len(MARK) :])
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    self.p.kill()
+                    return {"error": f"no answer within {timeout:.0f} s (killed)"}
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                self.buf += chunk
         except (BrokenPipeError, OSError):
             pass
         self.p.wait()
@@ -299,7 +318,7 @@ def run_workload(name: str, runners: list[str], args: argparse.Namespace) -> dic
                 cells[r].steps.append(answer["steps"])
         if args.memory_growth:
             for r, p in procs.items():
-                answer = p.ask(f"grow {args.memory_growth}")
+                answer = p.ask(f"grow {args.memory_growth}", timeout=7200.0)
                 if "growth" in answer:
                     cells[r].growth, cells[r].growth_steps = answer["growth"], answer["steps"]
         for r, p in procs.items():
