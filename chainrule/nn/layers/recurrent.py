@@ -7,10 +7,261 @@ from collections.abc import Callable
 
 from ... import core as mx
 from ...core.array import array
+from ...core.extend import STATE, from_value, xp
 from ..module import Module
 from .activations import tanh
 
-__all__ = ["GRU", "LSTM", "RNN"]
+__all__ = ["GRU", "LSTM", "RNN", "gru_scan", "lstm_scan"]
+
+
+# -- whole-sequence recurrences with a hand-written backward pass (issue 20) --------------------
+#
+# A recurrence written as chainrule ops records ~15 nodes per time step, and every step's
+# slice of the input projection gets a cotangent as large as the whole projection. The scans
+# below run the loop on backend arrays (one GEMM and a handful of ufuncs a step) as one
+# ``custom_function``: the backward pass recomputes the gates of every step with one GEMM,
+# runs the reverse recurrence (one GEMM a step), and returns the input projection's cotangent
+# as one array and the hidden weights' as one GEMM over all steps. Higher-order derivatives
+# (``create_graph``), ``jvp`` and inputs of other float types go through the reference
+# recurrence written in chainrule ops, so every transform still sees the same function.
+
+
+def _fast_dtype(*xs: array) -> bool:
+    return all(x.dtype in (mx.float32, mx.float64) for x in xs)
+
+
+def _plain_call(xs: tuple) -> bool:
+    """Whether the backend path may run: nothing is recorded (no_grad, or the forward of the
+    custom function) or no input is being differentiated."""
+    return not STATE.enabled or all(x._node is None for x in xs)
+
+
+def _gates(a, H: int):
+    """In place on a fresh ``(..., 4H)`` pre-activation: sigmoid on ``i, f, o``, tanh on ``g``
+    (sigmoid as ``0.5 tanh(x / 2) + 0.5``, so one tanh covers the whole row)."""
+    half = xp.asarray([[0.5], [0.5], [1.0], [0.5]], dtype=a.dtype)
+    shift = xp.asarray([[0.5], [0.5], [0.0], [0.5]], dtype=a.dtype)
+    a4 = a.reshape(a.shape[:-1] + (4, H))
+    a4 *= half
+    xp.tanh(a, out=a)
+    a4 *= half
+    a4 += shift
+    return a4
+
+
+def _lstm_reference(xw: array, h0: array, c0: array, whh_t: array) -> array:
+    h, c, hs, cs = h0, c0, [], []
+    for t in range(xw.shape[0]):
+        pre = mx.addmm(xw[t], h, whh_t)
+        i, f, g, o = mx.split(pre, 4, axis=-1)
+        c = mx.sigmoid(f) * c + mx.sigmoid(i) * mx.tanh(g)
+        h = mx.sigmoid(o) * mx.tanh(c)
+        hs.append(h)
+        cs.append(c)
+    return mx.stack([mx.stack(hs), mx.stack(cs)])
+
+
+def _lstm_forward(xw, h0, c0, whh_t):
+    T, N, G = xw.shape
+    H = G // 4
+    out = xp.empty((2, T, N, H), dtype=xw.dtype)
+    h, c = h0, c0
+    for t in range(T):
+        a = xp.matmul(h, whh_t)
+        a += xw[t]
+        a4 = _gates(a, H)
+        c_new = out[1, t]
+        xp.multiply(a4[:, 1], c, out=c_new)
+        c_new += a4[:, 0] * a4[:, 2]
+        h = out[0, t]
+        xp.tanh(c_new, out=h)
+        h *= a4[:, 3]
+        c = c_new
+    return out
+
+
+def _lstm_backward(xw, h0, c0, whh_t, y, gy):
+    T, N, G = xw.shape
+    H = G // 4
+    hs, cs = y[0], y[1]
+    h_prev = xp.concatenate([h0[None], hs[:-1]]) if T > 1 else h0[None]
+    c_prev = xp.concatenate([c0[None], cs[:-1]]) if T > 1 else c0[None]
+    a = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G)
+    a += xw
+    a4 = _gates(a, H)  # (T, N, 4, H): i, f, g, o
+    i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
+    tc = xp.tanh(cs)
+    # d pre / d c for i, f, g; d pre / d h for o; d c / d h
+    m = xp.empty((T, N, 3, H), dtype=xw.dtype)
+    xp.multiply(g, i * (1 - i), out=m[:, :, 0])
+    xp.multiply(c_prev, f * (1 - f), out=m[:, :, 1])
+    xp.multiply(i, 1 - g * g, out=m[:, :, 2])
+    m_o = tc * o * (1 - o)
+    m_c = o * (1 - tc * tc)
+    whh = whh_t.T
+    gh, gc = gy[0], gy[1]
+    dpre = xp.empty((T, N, 4, H), dtype=xw.dtype)
+    dh = xp.array(gh[T - 1], dtype=xw.dtype)
+    dc = xp.array(gc[T - 1], dtype=xw.dtype)
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            dh += gh[t]
+            dc += gc[t]
+        dc += dh * m_c[t]
+        xp.multiply(m[t], dc[:, None, :], out=dpre[t, :, :3])
+        xp.multiply(dh, m_o[t], out=dpre[t, :, 3])
+        dc = dc * f[t]
+        dh = xp.matmul(dpre[t].reshape(N, G), whh)
+    dpre = dpre.reshape(T, N, G)
+    dw = xp.matmul(h_prev.reshape(-1, H).T, dpre.reshape(-1, G))
+    return dpre, dh, dc, dw
+
+
+@mx.custom_function
+def _lstm_custom(xw: array, h0: array, c0: array, whh_t: array) -> array:
+    if not _plain_call((xw, h0, c0, whh_t)):
+        return _lstm_reference(xw, h0, c0, whh_t)
+    return from_value(_lstm_forward(xw._data, h0._data, c0._data, whh_t._data))
+
+
+@_lstm_custom.vjp
+def _lstm_custom_vjp(primals: tuple, cotangent: array, output: array) -> tuple:
+    if STATE.enabled:  # create_graph: differentiate the reference recurrence itself
+        return tuple(mx.vjp(_lstm_reference, list(primals), [cotangent])[1])
+    xw, h0, c0, whh_t = (p._data for p in primals)
+    got = _lstm_backward(xw, h0, c0, whh_t, output._data, cotangent._data)
+    return tuple(from_value(v) for v in got)
+
+
+def lstm_scan(xw: array, h0: array, c0: array, whh_t: array) -> array:
+    """Run an LSTM over a whole sequence.
+
+    Args:
+        xw: ``(T, N, 4H)`` input projections with the biases added (gates ``i, f, g, o``).
+        h0: ``(N, H)`` initial hidden state.
+        c0: ``(N, H)`` initial cell state.
+        whh_t: ``(H, 4H)`` hidden weights, transposed.
+
+    Returns:
+        ``(2, T, N, H)``: every hidden state (``[0]``) and every cell state (``[1]``).
+    """
+    if not _fast_dtype(xw, h0, c0, whh_t) or xw.shape[0] == 0:
+        return _lstm_reference(xw, h0, c0, whh_t)
+    return _lstm_custom(xw, h0, c0, whh_t)
+
+
+def _gru_reference(xw: array, h0: array, whh_t: array, b_hh: array) -> array:
+    H = h0.shape[-1]
+    h, hs = h0, []
+    for t in range(xw.shape[0]):
+        gh = mx.addmm(b_hh, h, whh_t)
+        x_t = xw[t]
+        rz = mx.sigmoid(x_t[..., : 2 * H] + gh[..., : 2 * H])
+        r, z = rz[..., :H], rz[..., H:]
+        n = mx.tanh(x_t[..., 2 * H :] + r * gh[..., 2 * H :])
+        h = (1 - z) * n + z * h
+        hs.append(h)
+    return mx.stack(hs)
+
+
+def _gru_parts(xw, gh, H: int):
+    """``r, z, n`` (``(..., H)`` each) from the projections (``gh`` includes ``b_hh``)."""
+    rz = xw[..., : 2 * H] + gh[..., : 2 * H]
+    rz *= 0.5
+    xp.tanh(rz, out=rz)
+    rz *= 0.5
+    rz += 0.5
+    r, z = rz[..., :H], rz[..., H:]
+    n = r * gh[..., 2 * H :]
+    n += xw[..., 2 * H :]
+    xp.tanh(n, out=n)
+    return r, z, n
+
+
+def _gru_forward(xw, h0, whh_t, b_hh):
+    T, N, G = xw.shape
+    H = G // 3
+    out = xp.empty((T, N, H), dtype=xw.dtype)
+    h = h0
+    for t in range(T):
+        gh = xp.matmul(h, whh_t)
+        gh += b_hh
+        r, z, n = _gru_parts(xw[t], gh, H)
+        h_new = out[t]
+        xp.subtract(h, n, out=h_new)  # h' = n + z (h - n)
+        h_new *= z
+        h_new += n
+        h = h_new
+    return out
+
+
+def _gru_backward(xw, h0, whh_t, b_hh, hs, gy):
+    T, N, G = xw.shape
+    H = G // 3
+    h_prev = xp.concatenate([h0[None], hs[:-1]]) if T > 1 else h0[None]
+    gh = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G)
+    gh += b_hh
+    r, z, n = _gru_parts(xw, gh, H)
+    hn = gh[..., 2 * H :]
+    m_n = (1 - z) * (1 - n * n)  # d a_n / d h'
+    mx_ = xp.empty((T, N, 3, H), dtype=xw.dtype)  # d (x-projection) / d h'
+    xp.multiply(m_n * hn, r * (1 - r), out=mx_[:, :, 0])
+    xp.multiply(h_prev - n, z * (1 - z), out=mx_[:, :, 1])
+    mx_[:, :, 2] = m_n
+    m_hn = m_n * r  # d (h-projection of n) / d h'
+    whh = whh_t.T
+    dx = xp.empty((T, N, 3, H), dtype=xw.dtype)
+    dgh = xp.empty((T, N, 3, H), dtype=xw.dtype)
+    dh = xp.array(gy[T - 1], dtype=xw.dtype)
+    for t in range(T - 1, -1, -1):
+        if t < T - 1:
+            dh += gy[t]
+        xp.multiply(mx_[t], dh[:, None, :], out=dx[t])
+        dgh[t, :, :2] = dx[t, :, :2]
+        xp.multiply(m_hn[t], dh, out=dgh[t, :, 2])
+        dh = dh * z[t] + xp.matmul(dgh[t].reshape(N, G), whh)
+    dx = dx.reshape(T, N, G)
+    dgh = dgh.reshape(-1, G)
+    dw = xp.matmul(h_prev.reshape(-1, H).T, dgh)
+    return dx, dh, dw, dgh.sum(axis=0)
+
+
+@mx.custom_function
+def _gru_custom(xw: array, h0: array, whh_t: array, b_hh: array) -> array:
+    if not _plain_call((xw, h0, whh_t, b_hh)):
+        return _gru_reference(xw, h0, whh_t, b_hh)
+    return from_value(_gru_forward(xw._data, h0._data, whh_t._data, b_hh._data))
+
+
+@_gru_custom.vjp
+def _gru_custom_vjp(primals: tuple, cotangent: array, output: array) -> tuple:
+    if STATE.enabled:  # create_graph: differentiate the reference recurrence itself
+        return tuple(mx.vjp(_gru_reference, list(primals), [cotangent])[1])
+    xw, h0, whh_t, b_hh = (p._data for p in primals)
+    got = _gru_backward(xw, h0, whh_t, b_hh, output._data, cotangent._data)
+    return tuple(from_value(v) for v in got)
+
+
+def gru_scan(xw: array, h0: array, whh_t: array, b_hh: array | None = None) -> array:
+    """Run a GRU (PyTorch's formulation) over a whole sequence.
+
+    ``r, z = sigmoid(xw[r, z] + h W_hh[r, z] + b_hh[r, z])``,
+    ``n = tanh(xw[n] + r * (h W_hn + b_hn))``, ``h' = (1 - z) n + z h``.
+
+    Args:
+        xw: ``(T, N, 3H)`` input projections with the input biases added (``r, z, n``).
+        h0: ``(N, H)`` initial hidden state.
+        whh_t: ``(H, 3H)`` hidden weights, transposed.
+        b_hh: ``(3H,)`` hidden bias, or ``None``.
+
+    Returns:
+        ``(T, N, H)``: every hidden state.
+    """
+    if b_hh is None:
+        b_hh = mx.zeros((xw.shape[-1],), dtype=xw.dtype)
+    if not _fast_dtype(xw, h0, whh_t, b_hh) or xw.shape[0] == 0:
+        return _gru_reference(xw, h0, whh_t, b_hh)
+    return _gru_custom(xw, h0, whh_t, b_hh)
 
 
 def _uniform(scale: float, shape: tuple) -> array:
@@ -106,32 +357,22 @@ class GRU(Module):
     def __call__(self, x: array, hidden: array | None = None) -> array:
         _check_input(x, self["Wx"].shape[1], "GRU")
         H = self.hidden_size
+        xt = mx.swapaxes(x, 0, 1) if x.ndim == 3 else mx.expand_dims(x, 1)  # (L, N, D)
         if self.b is not None:
-            x = mx.addmm(self["b"], x, self["Wx"].T)
+            xw = mx.addmm(self["b"], xt, self["Wx"].T)
         else:
-            x = x @ self["Wx"].T
-        x_rz, x_n = x[..., : 2 * H], x[..., 2 * H :]
-        wh_t = self["Wh"].T
-        out = []
-        for t in range(x.shape[-2]):
-            rz = x_rz[..., t, :]
-            n = x_n[..., t, :]
-            if hidden is not None:
-                h_proj = hidden @ wh_t
-                h_rz, h_n = h_proj[..., : 2 * H], h_proj[..., 2 * H :]
-                if self.bhn is not None:
-                    h_n = h_n + self["bhn"]
-                rz = rz + h_rz
-            rz = mx.sigmoid(rz)
-            r, z = rz[..., :H], rz[..., H:]
-            if hidden is not None:
-                n = n + r * h_n
-            elif self.bhn is not None:  # no hidden state: W_hn h is zero but b_hn is not
-                n = n + r * self["bhn"]
-            n = mx.tanh(n)
-            hidden = (1 - z) * n + z * hidden if hidden is not None else (1 - z) * n
-            out.append(hidden)
-        return mx.stack(out, axis=-2)
+            xw = xt @ self["Wx"].T
+        n = xw.shape[1]
+        h0 = (
+            mx.zeros((n, H), dtype=xw.dtype)
+            if hidden is None
+            else mx.broadcast_to(hidden, (n, H))
+        )
+        b_hh = None
+        if self.bhn is not None:
+            b_hh = mx.concatenate([mx.zeros((2 * H,), dtype=xw.dtype), self["bhn"]])
+        hs = gru_scan(xw, h0, self["Wh"].T, b_hh)  # (L, N, H)
+        return mx.swapaxes(hs, 0, 1) if x.ndim == 3 else mx.squeeze(hs, 1)
 
 
 class LSTM(Module):
@@ -165,22 +406,18 @@ class LSTM(Module):
     ) -> tuple[array, array]:
         _check_input(x, self["Wx"].shape[1], "LSTM")
         H = self.hidden_size
+        xt = mx.swapaxes(x, 0, 1) if x.ndim == 3 else mx.expand_dims(x, 1)  # (L, N, D)
         if self.bias is not None:
-            x = mx.addmm(self["bias"], x, self["Wx"].T)
+            xw = mx.addmm(self["bias"], xt, self["Wx"].T)
         else:
-            x = x @ self["Wx"].T
-        wh_t = self["Wh"].T
-        hs, cs = [], []
-        for t in range(x.shape[-2]):
-            ifgo = x[..., t, :]
-            if hidden is not None:
-                ifgo = mx.addmm(ifgo, hidden, wh_t)
-            i = mx.sigmoid(ifgo[..., :H])
-            f = mx.sigmoid(ifgo[..., H : 2 * H])
-            g = mx.tanh(ifgo[..., 2 * H : 3 * H])
-            o = mx.sigmoid(ifgo[..., 3 * H :])
-            cell = f * cell + i * g if cell is not None else i * g
-            hidden = o * mx.tanh(cell)
-            hs.append(hidden)
-            cs.append(cell)
-        return mx.stack(hs, axis=-2), mx.stack(cs, axis=-2)
+            xw = xt @ self["Wx"].T
+        n = xw.shape[1]
+        zeros = mx.zeros((n, H), dtype=xw.dtype)
+        h0 = zeros if hidden is None else mx.broadcast_to(hidden, (n, H))
+        c0 = zeros if cell is None else mx.broadcast_to(cell, (n, H))
+        y = lstm_scan(xw, h0, c0, self["Wh"].T)  # (2, L, N, H)
+        if x.ndim == 3:
+            y = mx.swapaxes(y, 1, 2)
+        else:
+            y = mx.squeeze(y, 2)
+        return y[0], y[1]

@@ -26,6 +26,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
+from chainrule.nn.layers.recurrent import gru_scan, lstm_scan
 
 from .._tensor_class import tensors as _tensors
 from ._module import Module
@@ -134,6 +135,26 @@ def _run_direction(
             for k, f in enumerate(final)
         )
     return mx.concatenate(outs, axis=0), final
+
+
+def _scan_direction(
+    mode: str, xw: array, sizes: list, state: tuple, w: dict, b_hh: Any, reverse: bool
+) -> tuple[array, tuple]:
+    """One direction of an LSTM or GRU layer over equal-length sequences as one scan
+    (``lstm_scan`` / ``gru_scan``: a hand-written backward pass, one GEMM per step)."""
+    steps, n = len(sizes), sizes[0]
+    xw = mx.reshape(xw, (steps, n, xw.shape[-1]))
+    if reverse:
+        xw = xw[::-1]
+    if mode == "LSTM":
+        y = lstm_scan(xw, state[0], state[1], w["whh_t"])
+        hs, final = y[0], (y[0, -1], y[1, -1])
+    else:
+        hs = gru_scan(xw, state[0], w["whh_t"], b_hh)
+        final = (hs[-1],)
+    if reverse:
+        hs = hs[::-1]
+    return mx.reshape(hs, (steps * n, hs.shape[-1])), final
 
 
 class RNNBase(Module):
@@ -396,6 +417,7 @@ class RNNBase(Module):
     def _layers(self, rows: array, sizes: list, states: list) -> tuple[array, list]:
         offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).tolist()
         dirs = 2 if self.bidirectional else 1
+        uniform = all(s == sizes[0] for s in sizes)
         finals: list = [[] for _ in states]
         for layer in range(self.num_layers):
             outs = []
@@ -416,7 +438,12 @@ class RNNBase(Module):
                     xw = mx.addmm(bias, rows, wih_t)
                 k = layer * dirs + d
                 state = tuple(s[k] for s in states)
-                out, final = _run_direction(self.mode, xw, sizes, offsets, state, w, d == 1)
+                if uniform and self.mode in ("LSTM", "GRU") and w_hr is None:
+                    out, final = _scan_direction(self.mode, xw, sizes, state, w, b_hh, d == 1)
+                else:
+                    out, final = _run_direction(
+                        self.mode, xw, sizes, offsets, state, w, d == 1
+                    )
                 outs.append(out)
                 for acc, f in zip(finals, final):
                     acc.append(f)
