@@ -20,6 +20,7 @@ from . import memory, ops
 from . import tree as pytree
 from . import versions as _versions
 from .array import STATE, Node, _from_value, _node_array, array
+from .backend import ndarray as _ndarray
 from .backend import xp
 
 __all__ = [
@@ -40,21 +41,40 @@ __all__ = [
     "RemovableHandle",
 ]
 
+_add_reduce = xp.add.reduce
 _IDENTITY = ops.defprim("identity", lambda g, ans, x: g, batch=ops.table.pass_rule)
 
 
 # -- the engine --------------------------------------------------------------------------------
 
 
+_SUM_PLANS: dict = {}
+"""``(broadcast shape, input shape) -> (axes, keepdims)``: how ``_sum_to_shape`` sums."""
+
+
+def _sum_plan(gs: tuple, shape: tuple) -> tuple:
+    lead = len(gs) - len(shape)
+    inner = tuple(i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1)
+    if lead > 0 and not inner:  # only leading axes: one sum without kept axes gives the shape
+        plan = (tuple(range(lead)), False)
+    else:
+        plan = (tuple(range(lead)) + inner, True)
+    _SUM_PLANS[gs, shape] = plan
+    return plan
+
+
 def _sum_to_shape(g: array, shape: tuple) -> array:
     """Undo broadcasting: sum ``g`` down to ``shape`` (the engine's one place for it)."""
-    gs = g._data.shape
+    gd = g._data
+    gs = gd.shape
     if gs == shape:
         return g
-    lead = len(gs) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, s in enumerate(shape) if s == 1 and gs[i + lead] != 1
-    )
+    plan = _SUM_PLANS.get((gs, shape)) or _sum_plan(gs, shape)
+    axes, keep = plan
+    if not keep:
+        if not STATE.enabled and type(gd) is _ndarray and (gd.dtype is _F32 or gd.dtype is _F64):
+            return _from_value(_add_reduce(gd, axes))  # the common case, unrecorded: NumPy
+        return ops.sum(g, axis=axes)
     if axes:
         g = ops.sum(g, axis=axes, keepdims=True)
     return ops.reshape(g, shape)
@@ -187,7 +207,10 @@ def backward_pass(
                 if type(p) is not Node or p not in live:
                     continue
                 if xs is None:
-                    if create_graph:
+                    if prim in _BLIND:  # its rules read neither the inputs nor the result
+                        ans = None
+                        xs = _NONES[len(args)]
+                    elif create_graph:
                         ans = _node_array(node)
                         xs = [
                             _node_array(a) if type(a) is Node else _const(a, node.value)
@@ -200,7 +223,13 @@ def backward_pass(
                             for a in args
                         ]
                     vdt = node.value.dtype
-                    if vdt is not _F32 and vdt is not _F64 and prim.holomorphic and vdt.kind == "c":
+                    if (
+                        vdt is not _F32
+                        and vdt is not _F64
+                        and ans is not None
+                        and prim.holomorphic
+                        and vdt.kind == "c"
+                    ):
                         # MLX's convention for complex values: the VJP of a holomorphic f is
                         # g * conj(f'(z)). The rules are written g * f'(z) with real
                         # coefficients, so they give it when fed the conjugated point.
@@ -406,6 +435,11 @@ def _conj_point(x):
 _CAST = ops.Primitive("cast_cotangent", (lambda g, ans, x, dtype: g,), batch=ops.table.pass_rule)
 
 
+_BLIND = frozenset({_IDENTITY, _CAST, ops.PRIMITIVES["add"], ops.PRIMITIVES["subtract"]})
+"""Primitives whose rules read only the cotangent (``backward_pass`` builds no inputs for them)."""
+_NONES = [(None,) * n for n in range(4)]
+
+
 def _cast(g: array, dtype) -> array:
     """``g`` as ``dtype``, recorded when the backward pass itself is being recorded."""
     if dtype.kind in "fc" and g._data.dtype.kind in "fc":
@@ -422,6 +456,8 @@ def _seed(out: array, cotangent, who: str) -> array:
                 "element have an implicit cotangent"
             )
         d = out._data
+        if type(d) is not xp.ndarray:  # on the GPU (ones_like dispatches to its library)
+            return _from_value(xp.ones_like(d))
         if d.ndim == 0:
             return _from_value(xp.array(1, dtype=d.dtype))  # np.ones costs a microsecond more
         return _from_value(xp.ones(d.shape, dtype=d.dtype))
@@ -550,7 +586,7 @@ class _Tracing:
         node = self.node_of(t)
         hit = found.get(id(node))
         if hit is None:
-            return _from_value(xp.zeros(node.value.shape, node.value.dtype))
+            return _from_value(xp.zeros_like(node.value))  # on the value's device
         return hit[1]
 
 

@@ -22,9 +22,12 @@ Adafactor, Muon) the optimizer reads ``self._torch``. Hyper-parameters live in a
 (``self.defaults`` in MLX style, each of ``param_groups`` in PyTorch style) that ``apply_single``
 reads as ``self._group``, so a scheduler's ``group["lr"] = ...`` takes effect at the next step.
 
-Optimizer maths is not differentiated, so ``apply_single`` works on the NumPy values. Nothing is
-modified in place: new parameter values and new state buffers are fresh arrays, so state
-snapshots (``state_dict()``, ``optimizer.state``) and graphs recorded earlier stay valid.
+Optimizer maths is not differentiated, so ``apply_single`` works on the NumPy values. New
+parameter values are fresh arrays (the parameter's handle is rebound; an array the user or a
+graph holds never changes). State buffers (Adam's moments, SGD's momentum) belong to the
+optimizer: they are updated in place only while nothing else holds them (``owned_buffer``, a
+reference count), so state snapshots (``state_dict()``, a reference into ``optimizer.state``)
+and graphs recorded earlier stay valid.
 
 ``optimizer.step`` is both things at once, as ``array.size`` is: MLX's step count (an array)
 that PyTorch code can call, ``optimizer.step(closure=None)``.
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import sys
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -46,6 +50,7 @@ from .. import core as mx
 from ..core import dtypes
 from ..core import tree as pytree
 from ..core.autograd import enable_grad, no_grad
+from ..core.backend import ndarray as _ndarray
 from ..core.backend import xp
 from ..core.compile import is_tracing, setting
 from ..utils import tree_flatten
@@ -66,6 +71,57 @@ def _as_array(x) -> array:
 
 def _zeros(parameter: array) -> array:
     return from_value(xp.zeros_like(parameter._data))
+
+
+_getrefcount = getattr(sys, "getrefcount", None)
+
+
+def _counted(state: dict, key: str):
+    """``(buffer, (references to the handle, references to the buffer))`` of ``state[key]``, or
+    None when it is not a plain, writable, non-view NumPy buffer in a plain handle."""
+    h = state.get(key)
+    if h is None or type(h) is not array:
+        return None
+    d = h._data
+    if type(d) is not _ndarray or d.base is not None or not d.flags.writeable:
+        return None
+    return d, (_getrefcount(h), _getrefcount(d))  # type: ignore[misc]
+
+
+def _sole_counts() -> tuple[int, int] | None:
+    """What ``_counted`` counts when only a state dict holds the handle and only the handle holds
+    its buffer (measured once, so the check does not depend on how the interpreter counts)."""
+    if _getrefcount is None:
+        return None  # an interpreter without reference counts: buffers are never reused
+    probe = {"m": from_value(xp.zeros(1))}
+    got = _counted(probe, "m")
+    return None if got is None else got[1]
+
+
+_SOLE = _sole_counts()
+
+
+def owned_buffer(state: dict, key: str):
+    """The backend buffer of ``state[key]`` when the optimizer may update it in place, else None.
+
+    A state buffer (Adam's moments, SGD's momentum) is written in place only when nothing outside
+    the optimizer's state dict holds it: not the user (a reference to ``optimizer.state[...]``,
+    a ``state_dict()`` snapshot), not a graph, not another handle, not a view. Otherwise the
+    optimizer makes a fresh buffer, so a reference the user took never changes under them.
+    Values being traced by ``mx.compile`` are never written in place here (they are not plain
+    NumPy arrays; the compiled program reuses its own temporaries).
+
+    Args:
+        state: one parameter's state dict.
+        key: the buffer's name in it.
+
+    Returns:
+        The NumPy buffer, or None.
+    """
+    if _SOLE is None:
+        return None
+    got = _counted(state, key)
+    return got[0] if got is not None and got[1] == _SOLE else None
 
 
 def _is_leaf_array(x) -> bool:
@@ -742,7 +798,8 @@ class Optimizer:
                 ids.append(index.setdefault(id(p), len(index)))
             packed["params"] = ids
             groups.append(packed)
-        # state arrays are never modified in place, so shallow copies are snapshots
+        # state arrays held outside the state are never modified in place (owned_buffer), so
+        # shallow copies are snapshots
         state = {}
         for p, s in self._param_state.items():
             if id(p) in index:

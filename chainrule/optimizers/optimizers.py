@@ -34,6 +34,7 @@ from .base import (
     _positive,
     _unit_interval,
     _zeros,
+    owned_buffer,
 )
 
 __all__ = [
@@ -182,14 +183,19 @@ class SGD(_Standard):
         g = _ascent_and_decay(hp, g, w)
         mu = hp["momentum"]
         if mu:
-            buf = state.get(k["v"])
-            if buf is None:
-                v = g  # PyTorch starts the buffer at the first gradient (never mutated later)
+            if state.get(k["v"]) is None:
+                v = g  # PyTorch starts the buffer at the first gradient (``owned_buffer``
+                # lets a later step write it in place only once nobody else holds it)
+                state[k["v"]] = from_value(v)
             else:
-                v = buf._data * mu
+                v = owned_buffer(state, k["v"])  # in place when only this state holds it
+                if v is None:
+                    v = state[k["v"]]._data * mu
+                    state[k["v"]] = from_value(v)
+                else:
+                    v *= mu
                 damp = hp["dampening"]
                 v += g if not damp else (1 - damp) * g
-            state[k["v"]] = from_value(v)
             g = g + mu * v if hp["nesterov"] else v
         # one fresh buffer: the scaled step, then the new weights written over it
         new = g * hp["lr"]
@@ -274,16 +280,25 @@ class Adam(_Standard):
                 w = w * (1 - lr * wd)
             else:
                 g = g + wd * w
-        # fresh buffers (state arrays are never written in place); temporaries reuse ``tmp``
+        # ``tmp`` is this step's one new buffer: it ends as the new parameter. The moments are
+        # updated in place when only this state holds them (``owned_buffer``), else renewed.
         tmp = g * (1 - b1)
-        m = state[k["m"]]._data * b1
+        m = owned_buffer(state, k["m"])
+        if m is None:
+            m = state[k["m"]]._data * b1
+            state[k["m"]] = from_value(m)
+        else:
+            m *= b1
         m += tmp
         xp.multiply(g, g, out=tmp)
         tmp *= 1 - b2
-        v = state[k["v"]]._data * b2
+        v = None if hp["amsgrad"] else owned_buffer(state, k["v"])
+        if v is None:
+            v = state[k["v"]]._data * b2
+            state[k["v"]] = from_value(v)
+        else:
+            v *= b2
         v += tmp
-        state[k["m"]] = from_value(m)
-        state[k["v"]] = from_value(v)
         if hp["amsgrad"]:
             v_max = state.get(k["v_max"])
             v = v if v_max is None else xp.maximum(v_max._data, v)
@@ -296,6 +311,8 @@ class Adam(_Standard):
         denom += hp["eps"]
         xp.divide(m, denom, out=denom)
         denom *= lr
+        if type(denom) is xp.ndarray and denom.dtype == w.dtype and denom.shape == w.shape:
+            return from_value(xp.subtract(w, denom, out=denom))
         return from_value(w - denom)
 
 

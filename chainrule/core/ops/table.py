@@ -8,6 +8,7 @@ import sys
 
 from .. import dtypes as _dt
 from ..array import STATE, Node, _convert_node, _from_value, array
+from ..backend import devices_mixed as _devices_mixed
 from ..backend import xp
 from ..tracing import Traced
 
@@ -326,6 +327,8 @@ def _retry_in_float(name: str, kernel, xs: tuple, err: TypeError):
     inputs are computed in float32 (bfloat16 results rounded back), boolean ones too when
     the answer is boolean (``isneginf``); any other refusal is MLX's ``ValueError``
     (``negative`` of a boolean, ``floor`` of a complex)."""
+    if (mixed := _devices_mixed(name, xs)) is not None:  # a host and a GPU array (CuPy's refusal)
+        raise mixed from None
     arrays = [x for x in xs if hasattr(x, "dtype")]
     widen = [x.dtype.kind in "biu" or x.dtype == _BF16 for x in arrays]
     if arrays and all(widen):
@@ -383,7 +386,16 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
 
     def make(op_name: str | None):
         def op(a, b, stream=None) -> array:
-            da, db, na, nb = _prep2(a, b, op_name)
+            # fast paths (no call, no tuple): two arrays of one dtype, an array and a float
+            ta, tb = type(a), type(b)
+            if ta is array and tb is array and a._data.dtype is b._data.dtype:
+                da, db, na, nb = a._data, b._data, a._node, b._node
+            elif ta is array and tb is float and a._data.dtype.kind in "fc":
+                da, db, na, nb = a._data, b, a._node, None
+            elif ta is float and tb is array and b._data.dtype.kind in "fc":
+                da, db, na, nb = a, b._data, None, b._node
+            else:
+                da, db, na, nb = _prep2(a, b, op_name)
             try:
                 out = kernel(da, db)
             except ValueError as e:
