@@ -139,31 +139,105 @@ def _window_view(p, kernel: tuple, stride: tuple, dilation: tuple):
     return _strided(p, shape, strides), out
 
 
+def _columns(p, kernel: tuple, stride: tuple, kdil: tuple, groups: int):
+    """The im2col matrix of ``p`` (padded, ``(N, *spatial, C)``): ``(M, taps * C)``, or
+    ``(groups, M, taps * C / groups)``; one copy of the strided window view."""
+    nd = len(kernel)
+    if p.shape[-1] > 1 and p.strides[-1] != p.itemsize:
+        p = xp.ascontiguousarray(p)  # channels contiguous: the window copy reads rows
+    view, out = _window_view(p, kernel, stride, kdil)
+    n, c = p.shape[0], p.shape[-1]
+    m, taps = n * math.prod(out), math.prod(kernel)
+    if groups == 1:
+        return view.reshape(m, taps * c), out
+    v = view.reshape(view.shape[:-1] + (groups, c // groups))
+    return xp.moveaxis(v, 2 * nd + 1, 0).reshape(groups, m, taps * (c // groups)), out
+
+
+def _conv_direct(x, w, stride, lo, hi, kdil, idil, groups):
+    """Pad and dilate, one im2col copy, one GEMM (per group)."""
+    kernel = tuple(w.shape[1:-1])
+    cols, out = _columns(_pad_dilate(x, lo, hi, idil), kernel, stride, kdil, groups)
+    c_out = w.shape[0]
+    if groups == 1:
+        y = xp.matmul(cols, w.reshape(c_out, cols.shape[-1]).T)
+    else:
+        og = c_out // groups
+        y = xp.matmul(cols, w.reshape(groups, og, cols.shape[-1]).transpose(0, 2, 1))
+        y = y.transpose(1, 0, 2).reshape(cols.shape[1], c_out)
+    return y.reshape((x.shape[0],) + out + (c_out,))
+
+
+def _conv_phased(x, w, lo: tuple, hi: tuple, idil: tuple, groups: int):
+    """A stride-1 convolution of ``x`` spread out by ``idil``, without the zeros.
+
+    Output positions ``j`` with the same ``(j - lo) mod idil`` (per axis) read the input only
+    through the taps ``k = -(j - lo) mod idil (+ multiples of idil)``: each such phase is a
+    stride-1 convolution of the undilated input with that sub-kernel, written to every
+    ``idil``-th output (``prod(idil)`` GEMMs that together do the work of one, with no
+    multiplication by an inserted zero).
+    """
+    nd = x.ndim - 2
+    kernel, spatial = tuple(w.shape[1:-1]), tuple(x.shape[1:-1])
+    out = tuple(
+        (n - 1) * d + 1 + a + b - k + 1 for n, d, a, b, k in zip(spatial, idil, lo, hi, kernel)
+    )
+    y = xp.zeros_like(x, shape=(x.shape[0],) + out + (w.shape[0],))
+    per_axis = []
+    for ax in range(nd):
+        d, k, n = idil[ax], kernel[ax], spatial[ax]
+        phases = []
+        for j0 in range(min(d, out[ax])):
+            k0 = (lo[ax] - j0) % d
+            if k0 >= k:
+                continue  # no tap reaches an input element: zeros
+            count = (out[ax] - j0 + d - 1) // d
+            base = (j0 - lo[ax] + k0) // d
+            sub = len(range(k0, k, d))
+            phases.append((j0, k0, -base, count + sub - 1 - n + base))
+        per_axis.append(phases)
+    for combo in itertools.product(*per_axis):
+        ws = w[(slice(None),) + tuple(slice(c[1], None, d) for c, d in zip(combo, idil))]
+        lo2 = tuple(c[2] for c in combo)
+        hi2 = tuple(c[3] for c in combo)
+        ones = (1,) * nd
+        part = _conv_direct(x, ws, ones, lo2, hi2, ones, ones, groups)
+        y[(slice(None),) + tuple(slice(c[0], None, d) for c, d in zip(combo, idil))] = part
+    return y
+
+
+def _flipped(w, nd: int):
+    return w[(slice(None),) + (slice(None, None, -1),) * nd]
+
+
 @_opaque
 def _conv_kernel(x, w, stride, lo, hi, kdil, idil, groups, flip):
     """The convolution of ``x`` (``(N, *spatial, C)``) with ``w`` (``(O, *kernel, C / g)``)."""
     nd = x.ndim - 2
-    p = _pad_dilate(x, lo, hi, idil)
-    if p.shape[-1] > 1 and p.strides[-1] != p.itemsize:
-        p = xp.ascontiguousarray(p)  # channels contiguous: the window copy reads rows
-    kernel = tuple(w.shape[1:-1])
-    view, out = _window_view(p, kernel, stride, kdil)
     if flip:
-        w = w[(slice(None),) + (slice(None, None, -1),) * nd]
-    n, c = p.shape[0], p.shape[-1]
-    m, taps, c_out = n * math.prod(out), math.prod(kernel), w.shape[0]
-    if groups == 1:
-        cols = view.reshape(m, taps * c)
-        y = xp.matmul(cols, w.reshape(c_out, taps * c).T)
+        w = _flipped(w, nd)
+    if any(d > 1 for d in idil) and all(s == 1 for s in stride) and all(d == 1 for d in kdil):
+        y = _conv_phased(x, w, lo, hi, idil, groups)
     else:
-        cg, og = c // groups, c_out // groups
-        v = view.reshape(view.shape[:-1] + (groups, cg))
-        cols = xp.moveaxis(v, 2 * nd + 1, 0).reshape(groups, m, taps * cg)
-        y = xp.matmul(cols, w.reshape(groups, og, taps * cg).transpose(0, 2, 1))
-        y = y.transpose(1, 0, 2).reshape(m, c_out)
-    if y.dtype != x.dtype:
-        y = y.astype(x.dtype)
-    return y.reshape((n,) + out + (c_out,))
+        y = _conv_direct(x, w, stride, lo, hi, kdil, idil, groups)
+    return y if y.dtype == x.dtype else y.astype(x.dtype)
+
+
+@_opaque
+def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
+    """The weight gradient of ``conv``: the input's windows against the cotangent ``g``."""
+    nd = x.ndim - 2
+    cols, out = _columns(_pad_dilate(x, lo, hi, idil), kernel, stride, kdil, groups)
+    c_out = g.shape[-1]
+    if groups == 1:
+        gw = xp.matmul(g.reshape(cols.shape[0], c_out).T, cols)
+    else:
+        og = c_out // groups
+        gw = xp.matmul(g.reshape(cols.shape[1], groups, og).transpose(1, 2, 0), cols)
+    gw = gw.reshape((c_out,) + tuple(kernel) + (x.shape[-1] // groups,))
+    if flip:
+        gw = _flipped(gw, nd)
+    return gw if gw.dtype == x.dtype else gw.astype(x.dtype)
 
 
 # -- the convolution primitive -------------------------------------------------------------------
@@ -188,30 +262,36 @@ def _conv_vjp_input(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
 
 
 def _conv_vjp_weight(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
-    nd = x.ndim - 2
-    n, c = x.shape[0], x.shape[-1]
-    kernel, c_out = w.shape[1:-1], w.shape[0]
-    cg, og = c // groups, c_out // groups
-    spatial, out = x.shape[1:-1], g.shape[1:-1]
-    # the batch becomes the channels (per group) and the channels the batch
-    xt = ops.reshape(x, (n,) + spatial + (groups, cg))
-    xt = ops.transpose(xt, (nd + 2,) + tuple(range(1, nd + 1)) + (nd + 1, 0))
-    xt = ops.reshape(xt, (cg,) + spatial + (groups * n,))
-    gt = ops.reshape(g, (n,) + out + (groups, og))
-    gt = ops.transpose(gt, (nd + 1, nd + 2) + tuple(range(1, nd + 1)) + (0,))
-    gt = ops.reshape(gt, (groups * og,) + out + (n,))
-    hi2 = []
-    for ax in range(nd):
-        size = (spatial[ax] - 1) * idil[ax] + 1 + lo[ax] + hi[ax]
-        need = (kernel[ax] - 1) * kdil[ax] + (out[ax] - 1) * stride[ax] + 1
-        hi2.append(hi[ax] - (size - need))
-    gw = conv_prim(xt, gt, kdil, lo, tuple(hi2), stride, idil, groups, False)  # (cg, *K, C_out)
-    gw = ops.reshape(gw, (cg,) + kernel + (groups, og))
-    gw = ops.transpose(gw, (nd + 1, nd + 2) + tuple(range(1, nd + 1)) + (0,))
-    gw = ops.reshape(gw, (c_out,) + kernel + (cg,))
-    if flip:
-        gw = gw[(slice(None),) + (slice(None, None, -1),) * nd]
-    return gw
+    kernel = tuple(w.shape[1:-1])
+    return conv_weight_prim(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip)
+
+
+def _conv_weight_vjp_input(gg, ans, x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
+    # the weight gradient is linear in x: its adjoint is conv's input gradient at weight gg
+    return _conv_vjp_input(g, None, x, gg, stride, lo, hi, kdil, idil, groups, flip)
+
+
+def _conv_weight_vjp_cotangent(gg, ans, x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
+    # ... and linear in g: its adjoint is the convolution itself, with weight gg
+    return conv_prim(x, gg, stride, lo, hi, kdil, idil, groups, flip)
+
+
+def _conv_weight_batch(args, params, ex_ndim):
+    (x, nx), (g, ng) = args
+    x, g = _operand(x, nx), _operand(g, ng)
+    b = x.shape[0] if nx is not None else g.shape[0]
+    if nx is None:
+        x = ops.broadcast_to(ops.expand_dims(x, 0), (b,) + x.shape)
+    if ng is None:
+        g = ops.broadcast_to(ops.expand_dims(g, 0), (b,) + g.shape)
+    # the batch becomes groups (channels ordered batch, group, c), as for a batched weight
+    c_out = g.shape[-1]
+    xb = ops.reshape(ops.moveaxis(x, 0, -2), x.shape[1:-1] + (b * x.shape[-1],))
+    gb = ops.reshape(ops.moveaxis(g, 0, -2), g.shape[1:-1] + (b * c_out,))
+    p = dict(params)
+    p["groups"] = b * params["groups"]
+    gw = conv_weight_prim(xb, gb, **p)
+    return ops.reshape(gw, (b, c_out) + gw.shape[1:])
 
 
 def _conv_batch(args, params, ex_ndim):
@@ -261,6 +341,41 @@ def conv_prim(
         "flip": flip,
     }
     return _rec(_CONV, out, (x, w), params)
+
+
+_CONV_WEIGHT = defprim(
+    "conv_weight",
+    _conv_weight_vjp_input,
+    _conv_weight_vjp_cotangent,
+    batch=_conv_weight_batch,
+)
+
+
+def conv_weight_prim(
+    x: array,
+    g: array,
+    kernel: tuple,
+    stride: tuple,
+    lo: tuple,
+    hi: tuple,
+    kdil: tuple,
+    idil: tuple,
+    groups: int,
+    flip: bool,
+) -> array:
+    """The gradient of ``conv`` for its weight, given the input ``x`` and the cotangent ``g``."""
+    out = _conv_weight_kernel(x._data, g._data, kernel, stride, lo, hi, kdil, idil, groups, flip)
+    params = {
+        "kernel": kernel,
+        "stride": stride,
+        "lo": lo,
+        "hi": hi,
+        "kdil": kdil,
+        "idil": idil,
+        "groups": groups,
+        "flip": flip,
+    }
+    return _rec(_CONV_WEIGHT, out, (x, g), params)
 
 
 # -- windows (pooling) ---------------------------------------------------------------------------

@@ -427,6 +427,28 @@ TABLE.update(
                 [uniform((1, 3, 3, 2)), uniform((2, 3, 3, 2))],
             ),
         ],
+        "conv_weight": [
+            (
+                "stride-groups",
+                lambda x, g: (
+                    mx.grad(
+                        lambda w: (mx.conv2d(x, w, stride=(2, 1), padding=1, groups=2) * g).sum()
+                    )(mx.ones((4, 2, 3, 2), dtype=mx.float64))
+                    ** 2
+                ),
+                [uniform((2, 5, 4, 4)), uniform((2, 3, 4, 4))],
+            ),
+            (
+                "transpose1d",
+                lambda x, g: (
+                    mx.grad(lambda w: (mx.conv_transpose1d(x, w, stride=2) * g).sum())(
+                        mx.ones((2, 3, 2), dtype=mx.float64)
+                    )
+                    * x[0, 0, 0]
+                ),
+                [uniform((1, 3, 2)), uniform((1, 7, 2))],
+            ),
+        ],
         "sliding_windows": [
             ("overlapping", _windows((3, 2), (1, 2), (1, 2)), [uniform((2, 5, 6, 2))]),
             ("disjoint", _windows((2, 2), (2, 3)), [uniform((1, 5, 6, 2))]),

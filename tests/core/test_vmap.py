@@ -239,6 +239,13 @@ CASES.update(
             (_arr(B, 2, 5, 5, 4), _arr(B, 6, 3, 3, 2)),
             (0, 0),
         ),
+        "conv_weight": (
+            lambda x, g: mx.grad(lambda w: (mx.conv1d(x, w, stride=2, groups=2) * g).sum())(
+                mx.ones((4, 3, 2))
+            ),
+            (_arr(B, 2, 7, 4), _arr(B, 2, 3, 4)),
+            (0, 0),
+        ),
         "sliding_windows": (_windows, (_arr(B, 2, 4, 5, 3),), (0,)),
         "window_sum": (_window_sum, (_arr(B, 2, 3, 2, 4, 3),), (0,)),
     }

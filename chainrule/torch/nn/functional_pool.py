@@ -1,15 +1,14 @@
 """Pooling, padding and resampling of ``torch.nn.functional`` (helper of ``functional``).
 
 Inputs are channels-first (``(N, C, *spatial)``, or ``(C, *spatial)`` unbatched). Windows are
-strided slices of the padded input stacked on a last axis, so every pooling differentiates
-through slicing; max pooling picks each window's first maximum (PyTorch's index) and takes it
-with ``take_along_axis``, so the gradient goes to that element alone, as in PyTorch. Resizing
+read by the ``sliding_windows`` primitive (one strided copy; its gradient adds the windows
+back); max pooling picks each window's first maximum (PyTorch's index) with a one-hot mask over
+the taps, so the gradient goes to that element alone, as in PyTorch. Resizing
 (``interpolate``, adaptive average pooling) applies one interpolation matrix per spatial axis.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core.array import array
-from chainrule.core.extend import from_value
+from chainrule.core.extend import from_value, sliding_windows
 
 __all__ = [
     "adaptive_avg_pool1d",
@@ -99,21 +98,25 @@ def windows(
     out: tuple,
     value: float,
 ) -> array:
-    """``(N, C, *out, prod(kernel))``: the windows of a channels-first ``x`` padded with ``value``."""
+    """``(N, C, *out, prod(kernel))``: the windows of a channels-first ``x`` padded with ``value``.
+
+    One ``sliding_windows`` primitive over ``(N * C, *spatial, 1)``: the forward copies a
+    strided view once, the gradient adds the windows back (no per-tap slices).
+    """
     width = [(0, 0), (0, 0)]
+    crop = [slice(None), slice(None)]
     for size, k, s, p, d, o in zip(x.shape[2:], kernel, stride, padding, dilation, out):
         need = (o - 1) * s + (k - 1) * d + 1
         width.append((p, max(0, need - size - p)))
+        crop.append(slice(0, need))
     if any(w != (0, 0) for w in width):
         x = mx.pad(x, width, constant_values=value)
-    views = []
-    for offs in itertools.product(*(range(k) for k in kernel)):
-        index = [slice(None), slice(None)]
-        for o_off, o, s, d in zip(offs, out, stride, dilation):
-            start = o_off * d
-            index.append(slice(start, start + (o - 1) * s + 1, s))
-        views.append(mx.expand_dims(x[tuple(index)], -1))
-    return views[0] if len(views) == 1 else mx.concatenate(views, axis=-1)
+    if any(n > c.stop for n, c in zip(x.shape[2:], crop[2:])):
+        x = x[tuple(crop)]
+    n, c = x.shape[:2]
+    flat = mx.reshape(x, (n * c,) + tuple(x.shape[2:]) + (1,))
+    win = sliding_windows(flat, kernel, stride, dilation)
+    return mx.reshape(win, (n, c) + tuple(out) + (math.prod(kernel),))
 
 
 def _window_index_table(spatial, kernel, stride, padding, dilation, out) -> np.ndarray:
@@ -146,8 +149,11 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
             )
     out = _pool_out(x.shape[2:], k, s, p, d, ceil_mode, who)
     win = windows(x, k, s, p, d, out, -math.inf)
+    # each window's first maximum (PyTorch's index; a NaN wins) takes the whole gradient: a
+    # constant one-hot mask over the taps, so the backward is elementwise + window_sum
     arg = mx.argmax(win, axis=-1, keepdims=True)
-    values = mx.take_along_axis(win, arg, axis=-1)[..., 0]
+    mask = mx.arange(win.shape[-1], dtype=arg.dtype) == arg
+    values = mx.sum(mx.where(mask, win, 0.0), axis=-1)
     values = _unbatch(values, added)
     if not return_indices:
         return values
