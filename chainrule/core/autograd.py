@@ -202,7 +202,7 @@ def backward_pass(
             prim = node.prim
             args = node.args
             params = node.params or _NO_PARAMS
-            xs = None
+            xs: Any = None
             for i, p in enumerate(args):
                 if type(p) is not Node or p not in live:
                     continue
