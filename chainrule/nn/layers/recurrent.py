@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
 from ... import core as mx
@@ -61,15 +62,37 @@ def _lstm_reference(xw: array, h0: array, c0: array, whh_t: array) -> array:
     return mx.stack([mx.stack(hs), mx.stack(cs)])
 
 
+# The gates each forward computed, for its backward pass: keyed by the identity of the
+# output's backend array (the custom function hands that same array to its VJP rule) and
+# dropped with it. A miss (the entry is gone) recomputes them with one GEMM.
+_SAVED: dict[int, tuple] = {}
+
+
+def _save(out, saved: tuple) -> None:
+    key = id(out)
+    try:
+        ref = weakref.ref(out, lambda _r, key=key: _SAVED.pop(key, None))
+    except TypeError:  # an array type without weak references: recompute instead
+        return
+    _SAVED[key] = (ref, saved)
+
+
+def _saved(out) -> tuple | None:
+    got = _SAVED.get(id(out))
+    return got[1] if got is not None and got[0]() is out else None
+
+
 def _lstm_forward(xw, h0, c0, whh_t):
     T, N, G = xw.shape
     H = G // 4
     out = xp.empty((2, T, N, H), dtype=xw.dtype)
+    gates = []
     h, c = h0, c0
     for t in range(T):
         a = xp.matmul(h, whh_t)
         a += xw[t]
         a4 = _gates(a, H)
+        gates.append(a4)
         c_new = out[1, t]
         xp.multiply(a4[:, 1], c, out=c_new)
         c_new += a4[:, 0] * a4[:, 2]
@@ -77,6 +100,7 @@ def _lstm_forward(xw, h0, c0, whh_t):
         xp.tanh(c_new, out=h)
         h *= a4[:, 3]
         c = c_new
+    _save(out, (xp.stack(gates),))
     return out
 
 
@@ -86,9 +110,13 @@ def _lstm_backward(xw, h0, c0, whh_t, y, gy):
     hs, cs = y[0], y[1]
     h_prev = xp.concatenate([h0[None], hs[:-1]]) if T > 1 else h0[None]
     c_prev = xp.concatenate([c0[None], cs[:-1]]) if T > 1 else c0[None]
-    a = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G)
-    a += xw
-    a4 = _gates(a, H)  # (T, N, 4, H): i, f, g, o
+    saved = _saved(y)
+    if saved is not None:
+        a4 = saved[0]  # (T, N, 4, H): i, f, g, o
+    else:
+        a = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G)
+        a += xw
+        a4 = _gates(a, H)
     i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
     tc = xp.tanh(cs)
     # d pre / d c for i, f, g; d pre / d h for o; d c / d h
@@ -183,15 +211,18 @@ def _gru_forward(xw, h0, whh_t, b_hh):
     H = G // 3
     out = xp.empty((T, N, H), dtype=xw.dtype)
     h = h0
+    saved = []
     for t in range(T):
         gh = xp.matmul(h, whh_t)
         gh += b_hh
         r, z, n = _gru_parts(xw[t], gh, H)
+        saved.append((gh, r, z, n))
         h_new = out[t]
         xp.subtract(h, n, out=h_new)  # h' = n + z (h - n)
         h_new *= z
         h_new += n
         h = h_new
+    _save(out, tuple(xp.stack(v) for v in zip(*saved)) if T else None)
     return out
 
 
@@ -199,9 +230,13 @@ def _gru_backward(xw, h0, whh_t, b_hh, hs, gy):
     T, N, G = xw.shape
     H = G // 3
     h_prev = xp.concatenate([h0[None], hs[:-1]]) if T > 1 else h0[None]
-    gh = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G)
-    gh += b_hh
-    r, z, n = _gru_parts(xw, gh, H)
+    saved = _saved(hs)
+    if saved is not None:
+        gh, r, z, n = saved
+    else:
+        gh = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G)
+        gh += b_hh
+        r, z, n = _gru_parts(xw, gh, H)
     hn = gh[..., 2 * H :]
     m_n = (1 - z) * (1 - n * n)  # d a_n / d h'
     mx_ = xp.empty((T, N, 3, H), dtype=xw.dtype)  # d (x-projection) / d h'
