@@ -403,3 +403,30 @@ def as_array(r):
 def copy_of(x):
     """A new copy of backend array ``x`` on its device."""
     return numpy.array(x) if type(x) is ndarray else x.copy()
+
+
+class DeviceMismatchError(RuntimeError, TypeError):
+    """Arrays on different devices in one operation: PyTorch's ``RuntimeError``, and the
+    ``TypeError`` CuPy raises for a host array in a device kernel."""
+
+
+def devices_mixed(name: str, xs) -> DeviceMismatchError | None:
+    """The error for operation ``name`` when its inputs ``xs`` (backend values) lie on the CPU and
+    the GPU both, else ``None``. Called only after a kernel failed, so it costs nothing on the
+    way that works."""
+    g = GPU[0]
+    if g is None:
+        return None
+    on_gpu = on_cpu = False
+    for x in xs:
+        if isinstance(x, g.ndarray):
+            on_gpu = True
+        elif type(x) is ndarray and x.ndim:
+            on_cpu = True
+    if not (on_gpu and on_cpu):
+        return None
+    return DeviceMismatchError(
+        f"{name}: Expected all tensors to be on the same device, but found at least two "
+        "devices, cuda:0 and cpu! (move them with .to(device), .cuda() or .cpu(); MLX-style "
+        "arrays are made on mx.default_device())"
+    )

@@ -27,10 +27,21 @@ import secrets
 import threading
 from typing import Any
 
+from . import backend as _backend
 from . import dtypes as _dt
 from . import ops
 from .array import _from_value, array
+from .backend import DEFAULT_XP as _DEFAULT_XP
+from .backend import array_module as _array_module
+from .backend import as_array as _as_array
+from .backend import on_default as _on_default
+from .backend import via_host as _via_host
 from .backend import xp
+
+
+def _to_host(v):
+    return _backend.to_host(v) if _backend.is_gpu(v) else v
+
 
 __all__ = [
     "state",
@@ -155,9 +166,9 @@ def key(seed: int) -> array:
         seed: an integer (taken modulo 2**64).
 
     Returns:
-        The key, shape ``(2,)``.
+        The key, shape ``(2,)``, on the default device.
     """
-    return _from_value(_key_value(int(seed)))
+    return _from_value(_on_default(_key_value(int(seed))))
 
 
 def _key_words(k: Any, who: str) -> tuple[int, int]:
@@ -169,10 +180,29 @@ def _key_words(k: Any, who: str) -> tuple[int, int]:
     return int(data[0]), int(data[1])
 
 
+class _OnDevice:
+    """A NumPy generator whose draws land on the default device (the GPU): the same key gives
+    the same numbers on every device, drawn on the host and copied over once."""
+
+    __slots__ = ("rng",)
+
+    def __init__(self, rng) -> None:
+        self.rng = rng
+
+    def __getattr__(self, name: str):
+        fn = getattr(self.rng, name)
+
+        def draw(*args, **kwargs):
+            args = tuple(_to_host(a) for a in args)
+            kwargs = {k: _to_host(v) for k, v in kwargs.items()}
+            return _on_default(fn(*args, **kwargs))
+
+        return draw
+
+
 def _rng(k, who: str = "random"):
-    if k is None:
-        return _current()
-    return xp.random.default_rng(list(_key_words(k, who)))
+    r = _current() if k is None else xp.random.default_rng(list(_key_words(k, who)))
+    return r if _DEFAULT_XP[0] is xp else _OnDevice(r)
 
 
 def split(key: array, num: int = 2, stream: Any = None) -> array:
@@ -273,7 +303,7 @@ def uniform(
     _check_broadcast(shape, bshape, who="uniform")
     u = _rng(key, "uniform").random(size=shape, dtype=_work(d))
     u = xp.minimum(u, _below_one(d)).astype(d, copy=False)
-    return _from_value(xp.asarray(lo + (hi - lo) * u).astype(d, copy=False))
+    return _from_value(_as_array(lo + (hi - lo) * u).astype(d, copy=False))
 
 
 def normal(
@@ -305,12 +335,12 @@ def normal(
     r = _rng(key, "normal")
     if d == xp.complex64:
         z = r.standard_normal(size=shape + (2,), dtype=xp.float32) / xp.float32(_SQRT2)
-        z = xp.ascontiguousarray(z).view(xp.complex64)[..., 0]
+        z = _array_module(z).ascontiguousarray(z).view(xp.complex64)[..., 0]
         if scale is not None:
             z = ops._as(scale)._data * z
         if loc is not None:
             z = ops._as(loc)._data + z
-        return _from_value(xp.asarray(z).astype(xp.complex64, copy=False))
+        return _from_value(_as_array(z).astype(xp.complex64, copy=False))
     if not _is_float(d):
         raise ValueError(f"[normal] Only floating point and complex64 types are supported, not {d}")
     z = r.standard_normal(size=shape, dtype=_work(d)).astype(d, copy=False)
@@ -318,7 +348,7 @@ def normal(
         z = z * _cast(scale, d)
     if loc is not None:
         z = z + _cast(loc, d)
-    return _from_value(xp.asarray(z).astype(d, copy=False))
+    return _from_value(_as_array(z).astype(d, copy=False))
 
 
 def laplace(
@@ -351,7 +381,7 @@ def laplace(
         z = z * _cast(scale, d)
     if loc != 0.0:
         z = z + _cast(loc, d)
-    return _from_value(xp.asarray(z).astype(d, copy=False))
+    return _from_value(_as_array(z).astype(d, copy=False))
 
 
 def randint(
@@ -390,7 +420,7 @@ def randint(
     draws = _rng(key, "randint").integers(lo, xp.where(empty, lo + 1, hi), size=shape)
     if empty.any():
         draws = xp.where(empty, lo, draws)
-    return _from_value(xp.asarray(draws).astype(d))
+    return _from_value(_as_array(draws).astype(d))
 
 
 def bernoulli(
@@ -443,13 +473,13 @@ def truncated_normal(
     bshape = xp.broadcast_shapes(lo.shape, hi.shape)
     shape = bshape if shape is None else _shape(shape, "truncated_normal")
     _check_broadcast(shape, bshape, who="truncated_normal")
-    erf = xp.vectorize(math.erf, otypes=[xp.float64])
-    a = erf(lo.astype(xp.float64) / _SQRT2)
-    b = erf(hi.astype(xp.float64) / _SQRT2)
+    erf = xp.vectorize(math.erf, otypes=[xp.float64])  # NumPy-only: on the host
+    a = _via_host(erf, lo.astype(xp.float64) / _SQRT2)
+    b = _via_host(erf, hi.astype(xp.float64) / _SQRT2)
     u = _rng(key, "truncated_normal").uniform(size=shape)
     v = xp.clip(a + (b - a) * u, -1 + 1e-12, 1 - 1e-12)
     out = (ops.erfinv(_from_value(v))._data * _SQRT2).astype(d)
-    return _from_value(xp.asarray(xp.maximum(xp.minimum(hi, out), lo)).astype(d, copy=False))
+    return _from_value(_as_array(xp.maximum(xp.minimum(hi, out), lo)).astype(d, copy=False))
 
 
 def gumbel(
@@ -572,4 +602,4 @@ def multivariate_normal(
     std = (u * xp.sqrt(s)[..., None, :]) @ vh
     z = _rng(key, "multivariate_normal").standard_normal(size=out_shape + (n,))
     out = m + (z[..., None, :] @ std)[..., 0, :]
-    return _from_value(xp.asarray(out).astype(d))
+    return _from_value(_as_array(out).astype(d))

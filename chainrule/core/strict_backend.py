@@ -37,14 +37,16 @@ IMPLICIT = (
 """CuPy's message for ``numpy.asarray(gpu_array)``."""
 
 
-class MixedDeviceError(TypeError):
-    """A host (NumPy) array mixed into an operation on device arrays."""
+class MixedDeviceError(RuntimeError, TypeError):
+    """A host (NumPy) array mixed into an operation on device arrays (CuPy's ``TypeError``;
+    a ``RuntimeError`` as PyTorch raises for tensors on two devices)."""
 
 
 def _refuse_host(x: numpy.ndarray, who: str) -> MixedDeviceError:
     return MixedDeviceError(
-        f"{who}: a NumPy (host) array of shape {x.shape} was mixed with device arrays; "
-        "CuPy refuses host arrays in device kernels (Unsupported type <class 'numpy.ndarray'>)"
+        f"{who}: Expected all tensors to be on the same device, but found at least two devices, "
+        f"cuda:0 and cpu! (a NumPy (host) array of shape {x.shape} was mixed with device arrays; "
+        "CuPy refuses host arrays in device kernels: Unsupported type <class 'numpy.ndarray'>)"
     )
 
 

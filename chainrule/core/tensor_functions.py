@@ -20,6 +20,8 @@ import numpy as np
 
 import chainrule.core as mx
 
+from . import backend as _backend
+from . import devices as _devices
 from . import dtypes as _dt
 from .array import _from_value, _Size, array
 from .devices import TORCH_DEVICE_TYPES, Device, DeviceUnavailableError
@@ -38,7 +40,8 @@ MinResult = collections.namedtuple("min", ["values", "indices"])
 
 
 class device:
-    """A device name, as ``torch.device("cpu")``; only the CPU can hold arrays here.
+    """A device name, as ``torch.device("cpu")`` or ``torch.device("cuda")``; the CPU holds
+    arrays, and CUDA too where CuPy sees a GPU (``torch.cuda.is_available()``).
 
     Args:
         type: ``"cpu"``, ``"cuda"``, ``"cuda:0"``, ``"mps"``... (or another ``device``).
@@ -51,10 +54,9 @@ class device:
         if isinstance(type, device):
             type, index = type.type, type.index if index is None else index  # type: ignore[has-type, assignment]
         if isinstance(type, builtins.int) and not isinstance(type, builtins.bool):
-            raise DeviceUnavailableError(
-                f"device: device({type}) names accelerator {type}; none is available (chainrule "
-                "computes on the CPU through NumPy)"
-            )
+            if type < 0:
+                raise RuntimeError(f"device: Device index must not be negative, got {type}")
+            type, index = "cuda", type  # torch.device(0) is cuda:0
         if not isinstance(type, str):
             raise TypeError(f"device: expected a string such as 'cpu', got {type!r}")
         name, colon, idx = type.partition(":")
@@ -106,6 +108,10 @@ class device:
 
 
 CPU = device("cpu")
+CUDA0 = device("cuda", 0)
+
+if _devices.ENV_GPU[0]:  # CHAINRULE_DEVICE=gpu: torch's default device is CUDA too
+    _devices.TORCH_DEFAULT[0] = device("cuda")
 
 
 class layout:
@@ -123,25 +129,83 @@ class layout:
 strided = layout("strided")
 
 
-def check_device(dev: Any, who: str) -> None:
-    """Accept ``None``/"cpu"/``device("cpu")``; refuse any other device clearly.
+def check_device(dev: Any, who: str) -> str | None:
+    """The kind of device ``dev`` names (``"cpu"`` or ``"gpu"``; ``None`` for ``None``),
+    refusing clearly a device that is not available.
 
     Args:
-        dev: a device name, a ``device``, an ``mx.Device`` or ``None``.
+        dev: a device name, a ``device``, an ``mx.Device``, a CUDA index or ``None``.
         who: the calling function's name, for the message.
 
+    Returns:
+        ``"cpu"``, ``"gpu"`` (CUDA, or ``mx.gpu``), or ``None`` when ``dev`` is ``None``.
+
     Raises:
-        DeviceUnavailableError: (a ``RuntimeError`` and ``ValueError``) for a device other than
-            the CPU; ``RuntimeError`` for a device name PyTorch does not know.
+        DeviceUnavailableError: (a ``RuntimeError`` and ``ValueError``) for CUDA without a GPU
+            (naming what is missing: CuPy, or a CUDA device) and for the devices chainrule
+            has no backend for (``mps``, ``xla``...); ``RuntimeError`` for a device name PyTorch
+            does not know.
     """
     if dev is None:
-        return
-    name = dev.type if isinstance(dev, Device) else device(dev).type
-    if name != "cpu":
+        return None
+    if isinstance(dev, Device):
+        name = "cuda" if dev.type == "gpu" else "cpu"
+    else:
+        d = dev if isinstance(dev, device) else device(dev)
+        name = d.type
+        if name == "cuda" and d.index not in (None, 0):
+            g = _backend.gpu()
+            if g is None or d.index >= g.count:
+                raise DeviceUnavailableError(
+                    f"{who}: CUDA error: invalid device ordinal {d.index} "
+                    f"(torch.cuda.device_count() is {0 if g is None else g.count})"
+                )
+    if name == "cpu":
+        return "cpu"
+    if name == "cuda":
+        if _backend.gpu() is not None:
+            return "gpu"
         raise DeviceUnavailableError(
-            f"{who}: device {str(dev)!r} is not available; chainrule computes on the CPU "
-            "through NumPy (torch.cuda.is_available() is False), use device='cpu'"
+            f"{who}: device {str(dev)!r} is not available: Torch not compiled with CUDA enabled "
+            f"({_backend.gpu_unavailable_reason()}); chainrule computes on the CPU through NumPy "
+            "(torch.cuda.is_available() is False), use device='cpu'"
         )
+    raise DeviceUnavailableError(
+        f"{who}: device {str(dev)!r} is not available; chainrule computes on the CPU through "
+        "NumPy, and on CUDA through CuPy; use device='cpu'"
+    )
+
+
+def default_kind() -> str:
+    """The kind of PyTorch's default device (``torch.set_default_device``): ``"cpu"`` or
+    ``"gpu"``."""
+    from .devices import TORCH_DEFAULT
+
+    d = TORCH_DEFAULT[0]
+    return "gpu" if d is not None and d.type == "cuda" else "cpu"
+
+
+def place(out: Any, dev: Any, who: str) -> Any:
+    """A new array ``out`` put on device ``dev`` (default: PyTorch's default device), in place:
+    the one place factories choose the device of what they make.
+
+    Raises:
+        DeviceUnavailableError: for a device that is not available.
+    """
+    kind = check_device(dev, who) or default_kind()
+    data = out._data
+    if (kind == "gpu") != _backend.is_gpu(data):
+        if out._node is not None:
+            from .devices import move
+
+            return move(out, kind)
+        out._data = _backend.to_kind(data, kind)
+    return out
+
+
+def device_of(x: Any) -> device:
+    """The ``torch.device`` array ``x`` lives on: ``cpu``, or ``cuda:0``."""
+    return CUDA0 if _backend.is_gpu(x._data) else CPU
 
 
 def to_np_dtype(dtype: Any, default: Any = None) -> Any:

@@ -45,6 +45,8 @@ import numpy as np
 import chainrule.core as mx
 
 from . import autograd as _autograd
+from . import backend as _backend
+from . import devices as _devices
 from . import dtypes as _dt
 from . import tensor_functions as F
 from . import versions as _versions
@@ -244,7 +246,7 @@ def to(self, *args: Any, **kwargs: Any) -> array:
         ``self`` when nothing changes (PyTorch returns the same tensor), else a new array.
 
     Raises:
-        ValueError: for a device other than the CPU.
+        DeviceUnavailableError: (a ``ValueError``) for a device that is not available.
     """
     dtype = kwargs.pop("dtype", None)
     dev = kwargs.pop("device", None)
@@ -256,16 +258,21 @@ def to(self, *args: Any, **kwargs: Any) -> array:
     for a in args:
         if isinstance(a, mx.array):
             dtype = a.dtype
-        elif isinstance(a, (str, F.device, mx.Device)):
+        elif isinstance(a, (str, F.device, mx.Device)) or (
+            type(a) is int  # a CUDA index, as torch's x.to(0)
+        ):
             dev = a
         else:
             dtype = a
-    F.check_device(dev, "to")
+    kind = F.check_device(dev, "to")
+    out = self
+    if kind is not None:
+        out = _devices.move(self, kind)  # self when it is there already
     if dtype is not None:
         target = F.to_np_dtype(dtype)
-        if target != self._data.dtype:
-            return mx.astype(self, _dt.from_np(target))
-    return clone(self) if copy else self
+        if target != out._data.dtype:
+            return mx.astype(out, _dt.from_np(target))
+    return clone(out) if copy and out is self else out
 
 
 def detach_(self) -> array:
@@ -284,19 +291,26 @@ def retain_grad(self) -> None:
     _autograd.retain_grad(self)
 
 
-def cpu(self) -> array:
-    """The array itself (it is on the CPU)."""
-    return self
+def cpu(self, memory_format: Any = None) -> array:
+    """The array on the CPU: itself when it is there, else a copy (differentiable)."""
+    return _devices.move(self, "cpu")
 
 
-def cuda(self, device: Any = None, non_blocking: bool = False) -> array:  # type: ignore[return]
-    """Always refused: there is no GPU backend."""
-    F.check_device("cuda", "cuda")
+def cuda(self, device: Any = None, non_blocking: bool = False, memory_format: Any = None) -> array:
+    """The array on the GPU: itself when it is there, else a copy (differentiable).
+
+    Raises:
+        DeviceUnavailableError: without a GPU, naming what is missing (CuPy, a CUDA device).
+    """
+    if type(device) is int:
+        device = F.device("cuda", device)
+    F.check_device("cuda" if device is None else device, "cuda")
+    return _devices.move(self, "gpu")
 
 
 def _device(self) -> F.device:
-    """Where the array lives: always ``device(type='cpu')``."""
-    return F.CPU
+    """Where the array lives: ``device(type='cpu')``, or ``device(type='cuda', index=0)``."""
+    return F.device_of(self)
 
 
 def _data_get(self):
@@ -527,7 +541,9 @@ _NEW_METHODS = {
 _NEW_PROPERTIES = {
     "data": property(_data_get, _data_set, doc=_data_get.__doc__),
     "device": property(_device, doc=_device.__doc__),
-    "is_cuda": property(lambda self: False, doc="Always False: arrays live on the CPU."),
+    "is_cuda": property(
+        lambda self: _backend.is_gpu(self._data), doc="Whether the array lives on the GPU."
+    ),
     "retains_grad": property(_autograd.retains_grad, doc=_autograd.retains_grad.__doc__),
 }
 _DIM_METHODS = (

@@ -68,9 +68,9 @@ def _shape(size: tuple) -> tuple:
 
 def _new_like(fill):
     def method(self, *size, dtype=None, device=None, requires_grad=False, **_):
-        F.check_device(device, "new")
         np_dtype = F.to_np_dtype(dtype, self._data.dtype)
         out = _from_value(np.full(_shape(size), fill, np_dtype))
+        F.place(out, F.device_of(self) if device is None else device, "new")  # self's device
         if requires_grad:
             out.requires_grad = True
         return out
@@ -90,8 +90,8 @@ def new_full(
     **_: Any,
 ) -> array:
     """A new array of ``size`` filled with ``fill_value``, with this array's dtype."""
-    F.check_device(device, "new_full")
     out = _from_value(np.full(_shape((size,)), fill_value, F.to_np_dtype(dtype, self._data.dtype)))
+    F.place(out, F.device_of(self) if device is None else device, "new_full")
     if requires_grad:
         out.requires_grad = True
     return out
@@ -101,9 +101,9 @@ def new_tensor(
     self, data: Any, *, dtype: Any = None, device: Any = None, requires_grad: bool = False, **_
 ) -> array:
     """A new array holding a copy of ``data``, with this array's dtype by default."""
-    F.check_device(device, "new_tensor")
     value = data._data if isinstance(data, array) else np.asarray(data)
-    out = _from_value(np.array(value, dtype=F.to_np_dtype(dtype, self._data.dtype)))
+    out = _from_value(value.astype(F.to_np_dtype(dtype, self._data.dtype), copy=True))
+    F.place(out, F.device_of(self) if device is None else device, "new_tensor")
     if requires_grad:
         out.requires_grad = True
     return out

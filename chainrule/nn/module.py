@@ -923,20 +923,23 @@ class Module(dict):
         return module_state.add_hook(self, "_backward_hooks", hook, prepend, False)
 
     def to(self, *args: Any, **kwargs: Any) -> Module:
-        """PyTorch's ``module.to(device_or_dtype)``: casts floating parameters and buffers in
-        place.
-
-        Only the CPU exists, so a device argument is accepted and otherwise ignored.
+        """PyTorch's ``module.to(device_or_dtype)``: moves (``"cuda"``, ``"cpu"``, a
+        ``torch.device``, ``mx.gpu``) and casts floating parameters and buffers in place.
 
         Returns:
             The module.
         """
         dtype = kwargs.get("dtype")
+        device = kwargs.get("device")
         for a in args:
             if isinstance(a, _dt.Dtype):
                 dtype = a
             elif isinstance(a, array):  # to(other_tensor): its dtype
                 dtype = a.dtype
+            else:
+                device = a
+        if device is not None:
+            self._move_in_place(device, "to")
         if dtype is not None:
             if not _dt.issubdtype(dtype, _dt.floating) and not _dt.issubdtype(
                 dtype, _dt.complexfloating
@@ -971,9 +974,27 @@ class Module(dict):
         """Cast floating parameters to bfloat16 in place (PyTorch)."""
         return self._cast_in_place(_dt.bfloat16)
 
-    def cpu(self) -> Module:
-        """The module itself: the CPU is the only device (PyTorch)."""
+    def _move_in_place(self, device: Any, who: str) -> Module:
+        from chainrule.core import backend as _backend
+        from chainrule.core.tensor_functions import check_device
+
+        kind = check_device(device, who)
+        for _, p in tree_flatten(Module.parameters(self)):
+            if (kind == "gpu") != _backend.is_gpu(p._data):
+                p._set_value(_backend.to_kind(p._data, kind))
         return self
+
+    def cpu(self) -> Module:
+        """Move the parameters and buffers to the CPU in place (PyTorch)."""
+        return self._move_in_place("cpu", "cpu")
+
+    def cuda(self, device: Any = None) -> Module:
+        """Move the parameters and buffers to the GPU in place (PyTorch).
+
+        Raises:
+            DeviceUnavailableError: without a GPU, naming what is missing.
+        """
+        return self._move_in_place("cuda" if device is None else device, "cuda")
 
     def register_full_backward_pre_hook(
         self, hook: Callable, prepend: bool = False

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import devices as _devices
 from chainrule.core import dtypes as _dt
 from chainrule.core.extend import from_value
-from chainrule.core.tensor_functions import check_device, to_np_dtype
+from chainrule.core.tensor_functions import check_device, device_of, place, to_np_dtype
 
 array = mx.array
 _F32 = np.dtype(np.float32)
@@ -58,7 +59,7 @@ def _size(size: tuple, who: str) -> tuple:
 def _finish(out: array, requires_grad: bool, dev: Any, who: str) -> array:
     # The one exit of every creation function here (and in _random): where the
     # chainrule.torch.Tensor subclass will be given its class (docs/architecture.md).
-    check_device(dev, who)
+    place(out, dev, who)  # on dev, or on torch's default device (the CPU unless set)
     if requires_grad:
         out.requires_grad = True
     return out
@@ -119,6 +120,8 @@ def tensor(
     """
     if isinstance(data, array):
         value = data._data
+        if device is None:  # a tensor's copy stays on its device (PyTorch)
+            device = device_of(data)
     elif isinstance(data, (np.ndarray, np.generic)):
         value = np.array(data)
     else:
@@ -140,8 +143,8 @@ def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> array:
         An array.
     """
     if isinstance(data, array) and (dtype is None or to_np_dtype(dtype) == data._data.dtype):
-        check_device(device, "as_tensor")
-        return data
+        kind = check_device(device, "as_tensor")
+        return data if kind is None else _devices.move(data, kind)
     return tensor(data, dtype=dtype, device=device)
 
 
@@ -160,7 +163,7 @@ def from_numpy(ndarray: np.ndarray) -> array:
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(ndarray).__name__}")
     _dt.from_np(ndarray.dtype)  # refuses object, string and other unsupported dtypes
-    return _finish(from_value(np.array(ndarray)), False, None, "from_numpy")
+    return _finish(from_value(np.array(ndarray)), False, "cpu", "from_numpy")
 
 
 def _filled(fill, size: tuple, dtype, default, requires_grad, device, who) -> array:

@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from chainrule.core import backend as _backend
+
 PRECISION = 4
 THRESHOLD = 1000
 EDGEITEMS = 3
@@ -125,11 +127,12 @@ def _body(values: np.ndarray, fmt: _Formatter, indent: int, summarize: bool) -> 
 
 def tensor_repr(t) -> str:
     """``repr`` of a ``chainrule.torch`` tensor in PyTorch's format."""
-    values = np.asarray(t._data)
+    on_gpu = _backend.is_gpu(t._data)
+    values = _backend.to_host(t._data)  # a CUDA tensor's values are copied to the host to print
     if values.dtype.kind == "V" or values.dtype == np.float16:
         values = values.astype(np.float32)
     name = t.dtype.name
-    suffix = []
+    suffix = ["device='cuda:0'"] if on_gpu else []
     summarize = values.size > THRESHOLD
     if values.size == 0:
         body = "[]"

@@ -18,7 +18,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core import dtypes as _dt
 from chainrule.core.extend import from_value
-from chainrule.core.tensor_functions import check_device, to_np_dtype
+from chainrule.core.tensor_functions import check_device, place, to_np_dtype
 
 from ._creation import _F32, _I64, _finish, _size, tensor
 from ._random import SEED as _SEED
@@ -341,11 +341,13 @@ def asarray(
         else:
             if copy is False:
                 raise ValueError("asarray: copy=False is impossible when the dtype changes")
-            out = from_value(np.array(obj._data, dtype=to_np_dtype(dtype, obj._data.dtype)))
+            out = from_value(obj._data.astype(to_np_dtype(dtype, obj._data.dtype), copy=True))
     elif isinstance(obj, (np.ndarray, np.generic)):
         out = from_value(np.array(obj, dtype=to_np_dtype(dtype, obj.dtype)))
     else:
         out = tensor(obj, dtype=dtype)
+    if device is not None or not isinstance(obj, array):
+        out = place(out, device, "asarray")
     if requires_grad:
         out.requires_grad = True
     return out
@@ -435,9 +437,9 @@ def tril_indices(
     layout: Any = None,
 ) -> array:
     """The (2, n) int64 coordinates of the lower triangle of a ``row`` x ``col`` matrix."""
-    check_device(device, "tril_indices")
     r, c = np.tril_indices(row, offset, col)
-    return from_value(np.stack([r, c]).astype(to_np_dtype(dtype, _I64)))
+    out = from_value(np.stack([r, c]).astype(to_np_dtype(dtype, _I64)))
+    return _finish(out, False, device, "tril_indices")
 
 
 def triu_indices(
@@ -450,9 +452,9 @@ def triu_indices(
     layout: Any = None,
 ) -> array:
     """The (2, n) int64 coordinates of the upper triangle of a ``row`` x ``col`` matrix."""
-    check_device(device, "triu_indices")
     r, c = np.triu_indices(row, offset, col)
-    return from_value(np.stack([r, c]).astype(to_np_dtype(dtype, _I64)))
+    out = from_value(np.stack([r, c]).astype(to_np_dtype(dtype, _I64)))
+    return _finish(out, False, device, "triu_indices")
 
 
 def histogramdd(

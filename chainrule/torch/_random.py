@@ -194,7 +194,7 @@ def randperm(
         out = from_value(mx.random.permutation(int(n))._data.astype(d))
     else:
         out = from_value(generator.rng.permutation(int(n)).astype(d))
-    return _finish(out, False, None, "randperm")
+    return _finish(out, False, device, "randperm")
 
 
 def _like(rand_fn):

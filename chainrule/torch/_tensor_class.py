@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend as _backend
 from chainrule.core.extend import STATE, from_value, new_array
 from chainrule.core.tensor_functions import Size
 from chainrule.core.versions import replaced, version
@@ -89,6 +90,28 @@ class Tensor(array, metaclass=_TensorMeta):
 
     def __reduce_ex__(self, protocol: int):
         raise TypeError("chainrule tensors are not pickled; use torch.save (a safe zip format)")
+
+    # -- devices: a CUDA tensor reaches NumPy only through .cpu() (PyTorch's rule) -------------
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """A NumPy copy of the values; a CUDA tensor is refused unless ``force=True``.
+
+        Raises:
+            TypeError: for a tensor on CUDA (PyTorch's message: use ``.cpu()`` first).
+        """
+        if not force and _backend.is_gpu(self._data):
+            raise TypeError(_CUDA_TO_NUMPY)
+        return array.numpy(self)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if _backend.is_gpu(self._data):
+            raise TypeError(_CUDA_TO_NUMPY)
+        return array.__array__(self, dtype, copy)
+
+
+_CUDA_TO_NUMPY = (
+    "can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to "
+    "host memory first."
+)
 
 
 # -- the doors: plain handles in, tensors out ----------------------------------------------------
