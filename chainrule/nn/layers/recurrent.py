@@ -398,11 +398,7 @@ class GRU(Module):
         else:
             xw = xt @ self["Wx"].T
         n = xw.shape[1]
-        h0 = (
-            mx.zeros((n, H), dtype=xw.dtype)
-            if hidden is None
-            else mx.broadcast_to(hidden, (n, H))
-        )
+        h0 = mx.zeros((n, H), dtype=xw.dtype) if hidden is None else mx.broadcast_to(hidden, (n, H))
         b_hh = None
         if self.bhn is not None:
             b_hh = mx.concatenate([mx.zeros((2 * H,), dtype=xw.dtype), self["bhn"]])

@@ -441,9 +441,7 @@ class RNNBase(Module):
                 if uniform and self.mode in ("LSTM", "GRU") and w_hr is None:
                     out, final = _scan_direction(self.mode, xw, sizes, state, w, b_hh, d == 1)
                 else:
-                    out, final = _run_direction(
-                        self.mode, xw, sizes, offsets, state, w, d == 1
-                    )
+                    out, final = _run_direction(self.mode, xw, sizes, offsets, state, w, d == 1)
                 outs.append(out)
                 for acc, f in zip(finals, final):
                     acc.append(f)

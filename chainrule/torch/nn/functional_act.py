@@ -212,7 +212,9 @@ def gelu(input: array, approximate: str = "none") -> array:
         The result.
     """
     if approximate == "none":
-        return 0.5 * input * (1 + mx.erf(input * (1 / math.sqrt(2.0))))
+        from chainrule.nn.layers.activations import gelu as _exact_gelu  # fused float32 path
+
+        return _exact_gelu(input)
     if approximate == "tanh":
         inner = math.sqrt(2.0 / math.pi) * (input + 0.044715 * input * input * input)
         return 0.5 * input * (1 + mx.tanh(inner))
