@@ -33,7 +33,7 @@ from collections.abc import Sequence
 
 from . import dtypes as _dt
 from . import ops
-from .array import array
+from .array import _from_value, array
 from .backend import xp
 from .ops.table import _operand, _rec, defprim
 from .tracing import kernel as _opaque
@@ -443,6 +443,116 @@ _WINDOW_SUM = defprim(
     lambda g, ans, x, spatial, kernel, stride, dilation: windows_prim(g, kernel, stride, dilation),
     batch=_fold_batch(window_sum_prim),
 )
+
+
+# -- pooling: reductions over the taps --------------------------------------------------------------
+#
+# NumPy reduces a short axis slowly (a max over 4 taps of a copied window array costs twenty
+# times the elementwise ``maximum`` of the 4 strided tap slices), so the pooling kernels combine
+# the taps' strided slices with whole-array ufuncs, one per tap, and never copy the windows.
+
+
+def _tap_slices(out: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> list:
+    """The index (into ``(N, *spatial, C)``) of each tap's strided slice, row-major taps."""
+    taps = []
+    for t in itertools.product(*(range(k) for k in kernel)):
+        index = (slice(None),)
+        for tap, o, s, d in zip(t, out, stride, dilation):
+            index += (slice(tap * d, tap * d + (o - 1) * s + 1, s),)
+        taps.append(index)
+    return taps
+
+
+def _pool_geometry(x, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
+    nd = len(kernel)
+    return tuple(
+        _out_size(x.shape[ax + 1], kernel[ax], stride[ax], dilation[ax]) for ax in range(nd)
+    )
+
+
+@_opaque
+def _pool_kernel(x, kernel, stride, dilation, op):
+    taps = _tap_slices(_pool_geometry(x, kernel, stride, dilation), kernel, stride, dilation)
+    y = x[taps[0]].copy()
+    ufunc = xp.maximum if op == "max" else xp.add
+    for index in taps[1:]:
+        ufunc(y, x[index], out=y)
+    return y
+
+
+@_opaque
+def _max_mask(x, ans, kernel, stride, dilation, first):
+    """``(N, *out, taps, C)``: which taps receive a window maximum's gradient.
+
+    ``first``: the first tap holding the maximum (row-major; a NaN maximum: the first NaN), as
+    PyTorch; else every tap equal to it (ties share, as MLX's ``max``).
+    """
+    taps = _tap_slices(ans.shape[1:-1], kernel, stride, dilation)
+    mask = xp.zeros_like(ans, shape=ans.shape[:-1] + (len(taps), ans.shape[-1]), dtype=bool)
+    nan = ans != ans
+    taken = xp.zeros_like(ans, dtype=bool)
+    for k, index in enumerate(taps):
+        v = x[index]
+        hit = v == ans
+        hit |= nan & (v != v)
+        if first:
+            hit &= ~taken
+            taken |= hit
+        mask[..., k, :] = hit
+    return mask
+
+
+def _pool_max_vjp(g, ans, x, kernel, stride, dilation, first):
+    mask = _from_value(_max_mask(x._data, ans._data, kernel, stride, dilation, first))
+    ge = ops.expand_dims(g, -2)
+    if not first:  # ties share the cotangent equally
+        ge = ge / ops.sum(mask, axis=-2, keepdims=True).astype(g.dtype)
+    return window_sum_prim(ops.where(mask, ge, 0.0), tuple(x.shape[1:-1]), kernel, stride, dilation)
+
+
+def _pool_sum_vjp(g, ans, x, kernel, stride, dilation):
+    spread = ops.expand_dims(g, -2)
+    spread = ops.broadcast_to(spread, g.shape[:-1] + (math.prod(kernel), g.shape[-1]))
+    return window_sum_prim(spread, tuple(x.shape[1:-1]), kernel, stride, dilation)
+
+
+def pool_max(x: array, kernel: tuple, stride: tuple, dilation: tuple, first: bool) -> array:
+    """The maximum of each window of ``x`` (``(N, *spatial, C)``, already padded).
+
+    Args:
+        x: the input, channels last.
+        kernel: window size per spatial axis.
+        stride: step between windows.
+        dilation: spacing between taps.
+        first: the gradient goes to each window's first maximum (PyTorch) instead of being
+            shared among tied maxima (MLX).
+
+    Returns:
+        ``(N, *out, C)``.
+    """
+    out = _pool_kernel(x._data, kernel, stride, dilation, "max")
+    params = {"kernel": kernel, "stride": stride, "dilation": dilation, "first": first}
+    return _rec(_POOL_MAX, out, (x,), params)
+
+
+def pool_sum(x: array, kernel: tuple, stride: tuple, dilation: tuple) -> array:
+    """The sum of each window of ``x`` (``(N, *spatial, C)``, already padded): ``(N, *out, C)``.
+
+    Args:
+        x: the input, channels last.
+        kernel: window size per spatial axis.
+        stride: step between windows.
+        dilation: spacing between taps.
+
+    Returns:
+        ``(N, *out, C)``.
+    """
+    out = _pool_kernel(x._data, kernel, stride, dilation, "sum")
+    return _rec(_POOL_SUM, out, (x,), {"kernel": kernel, "stride": stride, "dilation": dilation})
+
+
+_POOL_MAX = defprim("pool_max", _pool_max_vjp, batch=_fold_batch(pool_max))
+_POOL_SUM = defprim("pool_sum", _pool_sum_vjp, batch=_fold_batch(pool_sum))
 
 
 def _sliding_windows(

@@ -266,6 +266,9 @@ _SUPPORTED = sorted(
         "einsum",
         "cumsum",
         "logaddexp",
+        "conv",
+        "pool_max",
+        "pool_sum",
     }
 )
 
@@ -577,10 +580,59 @@ class _Exporter:
             return g.op("Pad", [self.arg(node, 0), g.ints(pads), value], mode="constant")
         if name == "getitem":
             return self.getitem(node)
+        if name in ("conv", "pool_max", "pool_sum"):
+            return self.conv_or_pool(node, out_dtype)
         raise OnnxExportError(
             f"onnx export: the primitive '{name}' has no ONNX form here (mapped: "
             f"{', '.join(_SUPPORTED)})"
         )
+
+    def conv_or_pool(self, node: Node, out_dtype: np.dtype) -> str:
+        """chainrule's channels-last ``conv`` / ``pool_max`` / ``pool_sum`` as ONNX's
+        channels-first Conv / MaxPool / AveragePool between two Transposes."""
+        g, p, name = self.g, node.params or {}, node.prim.name
+        value = node.args[0].value if type(node.args[0]) is Node else node.args[0]
+        nd = np.ndim(value) - 2
+        first = [0, nd + 1] + list(range(1, nd + 1))
+        x = g.op("Transpose", [self.arg(node, 0, out_dtype)], perm=first)
+        if name == "conv":
+            lo, hi = list(p["lo"]), list(p["hi"])
+            if any(d != 1 for d in p["idil"]) or min(lo + hi) < 0:
+                raise OnnxExportError(
+                    "onnx export: 'conv' with input dilation or negative padding is not mapped"
+                )
+            w = self.arg(node, 1, out_dtype)
+            if p["flip"]:
+                axes = list(range(1, nd + 1))
+                big = np.iinfo(np.int64).max
+                w = g.op(
+                    "Slice",
+                    [w, g.ints([-1] * nd), g.ints([-big] * nd), g.ints(axes), g.ints([-1] * nd)],
+                )
+            w = g.op("Transpose", [w], perm=first)
+            y = g.op(
+                "Conv",
+                [x, w],
+                strides=list(p["stride"]),
+                pads=lo + hi,
+                dilations=list(p["kdil"]),
+                group=int(p["groups"]),
+            )
+        elif name == "pool_max":
+            y = g.op(
+                "MaxPool",
+                [x],
+                kernel_shape=list(p["kernel"]),
+                strides=list(p["stride"]),
+                dilations=list(p["dilation"]),
+            )
+        else:
+            if any(d != 1 for d in p["dilation"]):
+                raise OnnxExportError("onnx export: dilated 'pool_sum' is not mapped")
+            y = g.op("AveragePool", [x], kernel_shape=list(p["kernel"]), strides=list(p["stride"]))
+            count = g.init(np.asarray(float(np.prod(p["kernel"])), dtype=out_dtype))
+            y = g.op("Mul", [y, count])
+        return g.op("Transpose", [y], perm=[0] + list(range(2, nd + 2)) + [1])
 
     def getitem(self, node: Node) -> str:
         g = self.g

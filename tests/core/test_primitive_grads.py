@@ -387,6 +387,14 @@ def _windows(kernel, stride, dilation=None):
     return lambda x: sliding_windows(x, kernel, stride, dilation) ** 2
 
 
+def _pool(kind, kernel, stride, dilation, first=None):
+    from chainrule.core.conv import pool_max, pool_sum
+
+    if kind == "max":
+        return lambda x: pool_max(x, kernel, stride, dilation, first) ** 2
+    return lambda x: pool_sum(x, kernel, stride, dilation) ** 2
+
+
 # convolution (one primitive: every stride, padding, dilation, group and flip; 1-3 d) and the
 # window primitives of pooling (overlapping and disjoint windows)
 TABLE.update(
@@ -433,7 +441,7 @@ TABLE.update(
                 lambda x, g: (
                     mx.grad(
                         lambda w: (mx.conv2d(x, w, stride=(2, 1), padding=1, groups=2) * g).sum()
-                    )(mx.ones((4, 2, 3, 2), dtype=mx.float64))
+                    )(mx.ones((4, 2, 3, 2), dtype=x.dtype))
                     ** 2
                 ),
                 [uniform((2, 5, 4, 4)), uniform((2, 3, 4, 4))],
@@ -442,12 +450,29 @@ TABLE.update(
                 "transpose1d",
                 lambda x, g: (
                     mx.grad(lambda w: (mx.conv_transpose1d(x, w, stride=2) * g).sum())(
-                        mx.ones((2, 3, 2), dtype=mx.float64)
+                        mx.ones((2, 3, 2), dtype=x.dtype)
                     )
                     * x[0, 0, 0]
                 ),
                 [uniform((1, 3, 2)), uniform((1, 7, 2))],
             ),
+        ],
+        "pool_max": [
+            (
+                "first-overlapping",
+                _pool("max", (3, 2), (2, 1), (1, 2), True),
+                [uniform((2, 7, 5, 2))],
+            ),
+            (
+                "shared-disjoint",
+                _pool("max", (2, 2), (2, 2), (1, 1), False),
+                [uniform((1, 4, 6, 3))],
+            ),
+            ("1d", _pool("max", (3,), (1,), (1,), True), [uniform((2, 6, 2))]),
+        ],
+        "pool_sum": [
+            ("overlapping", _pool("sum", (2, 3), (1, 2), (2, 1)), [uniform((2, 5, 7, 2))]),
+            ("3d", _pool("sum", (2, 2, 2), (2, 2, 2), (1, 1, 1)), [uniform((1, 4, 4, 4, 1))]),
         ],
         "sliding_windows": [
             ("overlapping", _windows((3, 2), (1, 2), (1, 2)), [uniform((2, 5, 6, 2))]),

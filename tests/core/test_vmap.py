@@ -225,6 +225,24 @@ def _windows(x):
     return sliding_windows(x, (2, 2), (1, 2))
 
 
+def _conv_weight(x, g):
+    from chainrule.core.conv import conv_weight_prim
+
+    return conv_weight_prim(x, g, (3,), (2,), (0,), (0,), (1,), (1,), 2, False)
+
+
+def _pool_max(x):
+    from chainrule.core.conv import pool_max
+
+    return pool_max(x, (2, 2), (1, 2), (1, 1), True)
+
+
+def _pool_sum(x):
+    from chainrule.core.conv import pool_sum
+
+    return pool_sum(x, (3, 2), (2, 1), (1, 1))
+
+
 def _window_sum(x):
     from chainrule.core.conv import window_sum_prim
 
@@ -239,13 +257,9 @@ CASES.update(
             (_arr(B, 2, 5, 5, 4), _arr(B, 6, 3, 3, 2)),
             (0, 0),
         ),
-        "conv_weight": (
-            lambda x, g: mx.grad(lambda w: (mx.conv1d(x, w, stride=2, groups=2) * g).sum())(
-                mx.ones((4, 3, 2))
-            ),
-            (_arr(B, 2, 7, 4), _arr(B, 2, 3, 4)),
-            (0, 0),
-        ),
+        "conv_weight": (_conv_weight, (_arr(B, 2, 7, 4), _arr(B, 2, 3, 4)), (0, 0)),
+        "pool_max": (_pool_max, (_arr(B, 2, 5, 4, 3),), (0,)),
+        "pool_sum": (_pool_sum, (_arr(B, 2, 5, 4, 3),), (0,)),
         "sliding_windows": (_windows, (_arr(B, 2, 4, 5, 3),), (0,)),
         "window_sum": (_window_sum, (_arr(B, 2, 3, 2, 4, 3),), (0,)),
     }

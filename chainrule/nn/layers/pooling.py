@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from chainrule.core.extend import sliding_windows
+import math
+
+from chainrule.core.conv import pool_max, pool_sum
 
 from ... import core as mx
 from ...core.array import array
@@ -34,7 +36,6 @@ def _ints(value, n: int, name: str, who: str, minimum: int) -> tuple:
 
 class _Pool(Module):
     _nd = 0
-    _reduce = None
     _pad_value = 0.0
 
     def __init__(self, kernel_size, stride=None, padding=0) -> None:
@@ -61,19 +62,34 @@ class _Pool(Module):
             if value == float("-inf") and not mx.issubdtype(x.dtype, mx.inexact):
                 value = mx.iinfo(x.dtype).min if x.dtype != mx.bool_ else False
             x = mx.pad(x, width, constant_values=value)
-        windows = sliding_windows(x, self._kernel_size, self._stride, who=who)
-        return type(self)._reduce(windows, axis=-2)
+        k = self._kernel_size
+        if any(n < kk for n, kk in zip(x.shape[1:-1], k)):
+            raise ValueError(
+                f"{who}: the (padded) input has spatial shape {tuple(x.shape[1:-1])}, smaller "
+                f"than the kernel {k}"
+            )
+        return self._pool(x, k, self._stride)
+
+    def _pool(self, x: array, kernel: tuple, stride: tuple) -> array:
+        raise NotImplementedError
 
 
 class _MaxPool(_Pool):
-    _reduce = staticmethod(mx.max)
+    # MLX's max over each window: tied maxima share the gradient
     _pad_value = float("-inf")
+
+    def _pool(self, x: array, kernel: tuple, stride: tuple) -> array:
+        return pool_max(x, kernel, stride, (1,) * len(kernel), first=False)
 
 
 class _AvgPool(_Pool):
     # Zero padding counts in the average (PyTorch's count_include_pad=True).
-    _reduce = staticmethod(mx.mean)
     _pad_value = 0.0
+
+    def _pool(self, x: array, kernel: tuple, stride: tuple) -> array:
+        if not mx.issubdtype(x.dtype, mx.inexact):
+            x = x.astype(mx.float32)  # as mx.mean: integers average in float32
+        return pool_sum(x, kernel, stride, (1,) * len(kernel)) / math.prod(kernel)
 
 
 def _doc(kind: str, nd: int) -> str:

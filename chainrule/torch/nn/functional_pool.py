@@ -1,9 +1,9 @@
 """Pooling, padding and resampling of ``torch.nn.functional`` (helper of ``functional``).
 
 Inputs are channels-first (``(N, C, *spatial)``, or ``(C, *spatial)`` unbatched). Windows are
-read by the ``sliding_windows`` primitive (one strided copy; its gradient adds the windows
-back); max pooling picks each window's first maximum (PyTorch's index) with a one-hot mask over
-the taps, so the gradient goes to that element alone, as in PyTorch. Resizing
+combined by the ``pool_max`` / ``pool_sum`` primitives (one ufunc per tap over strided slices
+of the padded input, no window copy); max pooling sends each window's gradient to its first
+maximum (PyTorch's index) alone, as in PyTorch. Resizing
 (``interpolate``, adaptive average pooling) applies one interpolation matrix per spatial axis.
 """
 
@@ -16,6 +16,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core.array import array
+from chainrule.core.conv import pool_max, pool_sum
 from chainrule.core.extend import from_value, sliding_windows
 
 __all__ = [
@@ -89,6 +90,29 @@ def _unbatch(x: array, added: bool) -> array:
     return x[0] if added else x
 
 
+def _padded(
+    x: array, kernel: tuple, stride: tuple, padding: tuple, dilation: tuple, out: tuple, value
+) -> array:
+    """``x`` padded with ``value`` (and cropped) to exactly the extent ``out`` windows read."""
+    width = [(0, 0), (0, 0)]
+    crop = [slice(None), slice(None)]
+    for size, k, s, p, d, o in zip(x.shape[2:], kernel, stride, padding, dilation, out):
+        need = (o - 1) * s + (k - 1) * d + 1
+        width.append((p, max(0, need - size - p)))
+        crop.append(slice(0, need))
+    if any(w != (0, 0) for w in width):
+        x = mx.pad(x, width, constant_values=value)
+    if any(n > c.stop for n, c in zip(x.shape[2:], crop[2:])):
+        x = x[tuple(crop)]
+    return x
+
+
+def _flat(x: array) -> array:
+    """``(N, C, *spatial)`` as ``(N * C, *spatial, 1)``: the pooling primitives' channels-last
+    layout (a view of a contiguous input)."""
+    return mx.reshape(x, (x.shape[0] * x.shape[1],) + tuple(x.shape[2:]) + (1,))
+
+
 def windows(
     x: array,
     kernel: tuple,
@@ -100,22 +124,12 @@ def windows(
 ) -> array:
     """``(N, C, *out, prod(kernel))``: the windows of a channels-first ``x`` padded with ``value``.
 
-    One ``sliding_windows`` primitive over ``(N * C, *spatial, 1)``: the forward copies a
-    strided view once, the gradient adds the windows back (no per-tap slices).
+    One ``sliding_windows`` primitive: the forward copies a strided view once, the gradient
+    adds the windows back (no per-tap slices in the graph).
     """
-    width = [(0, 0), (0, 0)]
-    crop = [slice(None), slice(None)]
-    for size, k, s, p, d, o in zip(x.shape[2:], kernel, stride, padding, dilation, out):
-        need = (o - 1) * s + (k - 1) * d + 1
-        width.append((p, max(0, need - size - p)))
-        crop.append(slice(0, need))
-    if any(w != (0, 0) for w in width):
-        x = mx.pad(x, width, constant_values=value)
-    if any(n > c.stop for n, c in zip(x.shape[2:], crop[2:])):
-        x = x[tuple(crop)]
+    x = _padded(x, kernel, stride, padding, dilation, out, value)
     n, c = x.shape[:2]
-    flat = mx.reshape(x, (n * c,) + tuple(x.shape[2:]) + (1,))
-    win = sliding_windows(flat, kernel, stride, dilation)
+    win = sliding_windows(_flat(x), kernel, stride, dilation)
     return mx.reshape(win, (n, c) + tuple(out) + (math.prod(kernel),))
 
 
@@ -148,17 +162,17 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
                 f"pad={pp} and kernel_size={kk}"
             )
     out = _pool_out(x.shape[2:], k, s, p, d, ceil_mode, who)
-    win = windows(x, k, s, p, d, out, -math.inf)
-    # each window's first maximum (PyTorch's index; a NaN wins) takes the whole gradient: a
-    # constant one-hot mask over the taps, so the backward is elementwise + window_sum
-    arg = mx.argmax(win, axis=-1, keepdims=True)
-    mask = mx.arange(win.shape[-1], dtype=arg.dtype) == arg
-    values = mx.sum(mx.where(mask, win, 0.0), axis=-1)
-    values = _unbatch(values, added)
+    padded = _padded(x, k, s, p, d, out, -math.inf)
+    # the maximum of the taps' strided slices; the gradient goes to each window's first
+    # maximum (PyTorch's index; a NaN wins)
+    values = pool_max(_flat(padded), k, s, d, first=True)
+    values = _unbatch(mx.reshape(values, tuple(x.shape[:2]) + out), added)
     if not return_indices:
         return values
+    win = windows(x, k, s, p, d, out, -math.inf)
+    arg = mx.argmax(win, axis=-1)
     table = _window_index_table(x.shape[2:], k, s, p, d, out)
-    a = np.asarray(arg[..., 0]).astype(np.int64).reshape(x.shape[0], x.shape[1], -1)
+    a = np.asarray(arg).astype(np.int64).reshape(x.shape[0], x.shape[1], -1)
     idx = table[np.arange(table.shape[0])[None, None, :], a].reshape(a.shape[:2] + out)
     return values, _unbatch(mx.array(idx), added)
 
@@ -246,7 +260,9 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
     if divisor is not None and divisor == 0:
         raise InputError(f"{who}: divisor_override must be non-zero")
     out = _pool_out(x.shape[2:], k, s, p, (1,) * nd, ceil_mode, who)
-    total = mx.sum(windows(x, k, s, p, (1,) * nd, out, 0.0), axis=-1)
+    ones = (1,) * nd
+    padded = _padded(x, k, s, p, ones, out, 0.0)
+    total = mx.reshape(pool_sum(_flat(padded), k, s, ones), tuple(x.shape[:2]) + out)
     if divisor is not None:
         y = total / divisor
     else:
