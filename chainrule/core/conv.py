@@ -101,7 +101,7 @@ def _pad_dilate(x, lo: tuple, hi: tuple, idil: tuple):
     nd = x.ndim - 2
     if all(d == 1 for d in idil) and not any(p > 0 for p in lo + hi):
         if any(lo + hi):
-            index = (slice(None),)
+            index: tuple = (slice(None),)
             for ax in range(nd):
                 index += (slice(-lo[ax], x.shape[ax + 1] + hi[ax]),)
             return x[index + (slice(None),)]
@@ -456,7 +456,7 @@ def _tap_slices(out: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> li
     """The index (into ``(N, *spatial, C)``) of each tap's strided slice, row-major taps."""
     taps = []
     for t in itertools.product(*(range(k) for k in kernel)):
-        index = (slice(None),)
+        index: tuple = (slice(None),)
         for tap, o, s, d in zip(t, out, stride, dilation):
             index += (slice(tap * d, tap * d + (o - 1) * s + 1, s),)
         taps.append(index)
