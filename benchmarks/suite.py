@@ -428,59 +428,132 @@ def fmt(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
+def limit_ms(name: str, rates: dict) -> tuple[float, float] | None:
+    """``(limit ms, GFLOP/s used)`` of workload ``name``: its GEMM FLOPs over the BLAS's rate.
+
+    The rate is the higher of the workload-shaped product's and the 512x512x512 product's
+    (a limit is a lower bound on the time: the optimistic rate).
+    """
+    from workloads import WORKLOADS
+
+    w = WORKLOADS[name]
+    if not w.flops or not w.gemm_shape:
+        return None
+    rate = max(rates.get(",".join(map(str, w.gemm_shape))) or 0, rates.get("512,512,512") or 0)
+    return (w.flops / (rate * 1e9) * 1e3, rate) if rate else None
+
+
+def peak_ratio(cells: dict[str, Cell], runner: str) -> float | None:
+    """Peak memory of ``runner`` over torch-1t's on the same workload."""
+    a, b = cells.get(runner), cells.get("torch-1t")
+    if a is None or b is None or a.peak is None or not b.peak:
+        return None
+    return a.peak / b.peak
+
+
+def median_ms(cells: dict[str, Cell], runner: str) -> float | None:
+    """The runner's median milliseconds a step, if it ran."""
+    c = cells.get(runner)
+    return statistics.median(c.ms) if c is not None and c.ms else None
+
+
+def check(value: float | None, bound: float) -> str:
+    """``value`` and whether it meets ``value <= bound``."""
+    return "-" if value is None else f"{value:.2f} {'ok' if value <= bound else 'MISSED'}"
+
+
+def targets(results: dict[str, dict[str, Cell]], rates: dict) -> list[str]:
+    """Issue 20's "done when" lines, as measured in this run."""
+    lines = [
+        "Issue 20 targets in this run (time ratios; `ok` where met):",
+        "",
+        "| workload | cr-mlx / torch-1t <= 1.2 | cr-torch / torch-1t <= 1.2 | "
+        "cr-compiled / torch-1t <= 0.9 | vs real MLX <= 1.0 | compiled / limit <= 1.1 | "
+        "peak / torch-1t <= 1.3 (worst cr) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, cells in results.items():
+        mlx_check = "-"
+        if name in ("llama", "flow"):
+            worst = [
+                v
+                for v in (
+                    ratio(cells, "cr-mlx", "mlx"),
+                    ratio(cells, "cr-mlx-compiled", "mlx-compiled"),
+                )
+                if v is not None
+            ]
+            mlx_check = check(max(worst), 1.0) if worst else "-"
+        lim = "-"
+        if name == "large":
+            got, bound = median_ms(cells, "cr-mlx-compiled"), limit_ms(name, rates)
+            lim = check(got / bound[0], 1.1) if got is not None and bound else "-"
+        peaks = [peak_ratio(cells, r) for r in ("cr-mlx", "cr-mlx-compiled", "cr-torch")]
+        peaks = [v for v in peaks if v is not None]
+        lines.append(
+            f"| {name} | {check(ratio(cells, 'cr-mlx', 'torch-1t'), 1.2)} | "
+            f"{check(ratio(cells, 'cr-torch', 'torch-1t'), 1.2)} | "
+            f"{check(ratio(cells, 'cr-mlx-compiled', 'torch-1t'), 0.9)} | {mlx_check} | {lim} | "
+            f"{check(max(peaks), 1.3) if peaks else '-'} |"
+        )
+    return lines
+
+
 def tables(results: dict[str, dict[str, Cell]], rates: dict, args: argparse.Namespace) -> str:
-    """The markdown tables: times and memory per (workload, runner), then the GEMM limits."""
+    """The markdown tables: times and memory per (workload, runner), the limits, the targets."""
     from workloads import WORKLOADS
 
     growth_head = f"growth MB ({args.memory_growth}->{2 * args.memory_growth} steps)"
     if not args.memory_growth:
         growth_head = "growth MB (block 1->last)"
     lines = [
-        f"| workload | runner | median | x torch-1t | x mlx | peak MB | {growth_head} | note |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| workload | runner | median | x torch-1t | x mlx | peak MB | peak x torch-1t | "
+        f"{growth_head} | note |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, cells in results.items():
         w = WORKLOADS[name]
         for r, c in cells.items():
             if not c.ms:
-                lines.append(f"| {name} | {r} | n/a | - | - | - | - | {c.reason} |")
+                lines.append(f"| {name} | {r} | n/a | - | - | - | - | - | {c.reason} |")
                 continue
-            ms = statistics.median(c.ms)
             if w.unit == "tok/s":
                 value = f"{statistics.median(w.tokens / (m / 1e3) for m in c.ms):.1f} tok/s"
             else:
-                value = f"{ms:.3f} ms"
+                value = f"{statistics.median(c.ms):.3f} ms"
             note = f"{len(c.ms)} blocks of {min(c.steps)}-{max(c.steps)} steps"
             lines.append(
                 f"| {name} | {r} | {value} | {fmt(ratio(cells, r, 'torch-1t'))} | "
-                f"{fmt(ratio(cells, r, mlx_ref(r)))} | {fmt(c.peak, 1)} | {fmt(c.growth, 1)} | "
-                f"{note} |"
+                f"{fmt(ratio(cells, r, mlx_ref(r)))} | {fmt(c.peak, 1)} | "
+                f"{fmt(peak_ratio(cells, r))} | {fmt(c.growth, 1)} | {note} |"
             )
     limit_rows = []
     for name, cells in results.items():
         w = WORKLOADS[name]
-        if not w.flops or not w.gemm_shape:
+        lim = limit_ms(name, rates)
+        if lim is None or w.flops is None or w.gemm_shape is None:
             continue
-        rate = rates.get(",".join(map(str, w.gemm_shape)))
-        if not rate:
-            continue
-        limit = w.flops / (rate * 1e9) * 1e3
-        row = [name, f"{w.flops / 1e9:.3f}", "x".join(map(str, w.gemm_shape)), f"{rate:.1f}"]
-        row.append(f"{limit:.3f}")
+        shape = ",".join(map(str, w.gemm_shape))
+        row = [name, f"{w.flops / 1e9:.3f}", shape.replace(",", "x")]
+        row += [f"{fmt(rates.get(shape), 1)} / {fmt(rates.get('512,512,512'), 1)}"]
+        row.append(f"{lim[0]:.3f}")
         for r in ("cr-mlx-compiled", "cr-mlx", "cr-torch", "torch-1t"):
-            c = cells.get(r)
-            row.append(fmt(statistics.median(c.ms) / limit) if c is not None and c.ms else "-")
+            got = median_ms(cells, r)
+            row.append(fmt(got / lim[0]) if got is not None else "-")
         limit_rows.append("| " + " | ".join(row) + " |")
     if limit_rows:
         lines += [
             "",
-            "GEMM-bound limit (one thread): the step's matrix-product/convolution FLOPs over the "
-            "BLAS's measured rate on the workload's typical product shape.",
+            "GEMM-bound limit (one thread): the step's matrix-product/convolution FLOPs "
+            "(forward + backward) over the BLAS's single-thread rate, the higher of the "
+            "workload-shaped product's and the 512x512x512 product's.",
             "",
-            "| workload | GFLOP/step | shape MxKxN | BLAS GFLOP/s | limit ms | "
+            "| workload | GFLOP/step | typical MxKxN | BLAS GFLOP/s (shape / 512^3) | limit ms | "
             "cr-compiled / limit | cr-mlx / limit | cr-torch / limit | torch-1t / limit |",
             "|---|---|---|---|---|---|---|---|---|",
         ] + limit_rows
+    if "torch-1t" in next(iter(results.values()), {}):
+        lines += [""] + targets(results, rates)
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ def table_rows(report: str) -> dict[tuple[str, str], list[str]]:
     rows = {}
     for line in report.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 8 and cells[1] in RUNNERS:
+        if len(cells) == 9 and cells[1] in RUNNERS:
             rows[(cells[0], cells[1])] = cells
     return rows
 
@@ -54,7 +54,7 @@ def test_quick_suite_prints_every_cell(tmp_path: Path) -> None:
         for runner in RUNNERS:
             cells = rows[(workload, runner)]
             if cells[2] == "n/a":
-                assert cells[7], f"{workload}/{runner}: n/a without a reason"
+                assert cells[8], f"{workload}/{runner}: n/a without a reason"
             else:
                 assert re.fullmatch(r"[\d.]+ ms", cells[2]), cells
                 assert re.fullmatch(r"[\d.]+|-", cells[3]), cells
@@ -63,6 +63,7 @@ def test_quick_suite_prints_every_cell(tmp_path: Path) -> None:
         assert rows[("seed", runner)][2] != "n/a", rows[("seed", runner)]
     # The GEMM-bound limit table lists seed (polyfit is not GEMM-bound).
     assert re.search(r"^\| seed \| [\d.]+ \| 64x784x128 \|", report, re.M)
+    assert "Issue 20 targets in this run" in report
 
 
 def test_unknown_workload_is_an_error() -> None:
