@@ -25,8 +25,10 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import backend as _backend
 from . import dtypes as _dt
 from .array import _from_value, array
+from .backend import to_host as _to_host
 from .io import (
     GGML_PLAIN_DTYPES,
     MLX_SAFETENSORS_DTYPES,
@@ -99,7 +101,7 @@ def _to_array(value: np.ndarray, label: str, name: str | None = None) -> array:
 
 
 def _np_of(a: Any) -> np.ndarray:
-    return _as(a)._data
+    return _to_host(_as(a)._data)  # GPU values are copied to the host explicitly
 
 
 # ------------------------------------------------------------------------------------ .npy
@@ -349,7 +351,7 @@ def _gguf_meta_value(key: str, v: Any) -> Any:
             raise ValueError("[save_gguf] Cannot save arrays with more than one dimension.")
         if a.size == 0:
             raise ValueError("[save_gguf] Cannot save empty arrays.")
-        return a._data
+        return _to_host(a._data)
     raise ValueError(f"[save_gguf] Received unexpected type in metadata: {key!r}")
 
 
@@ -377,7 +379,7 @@ def save_gguf(
         a = _as(v)
         if a.dtype.name not in _GGUF_TENSOR_TYPES:
             raise ValueError(f"[save_gguf] dtype {a.dtype} is not supported")
-        tensors[k] = a._data
+        tensors[k] = _to_host(a._data)
     meta = {k: _gguf_meta_value(k, v) for k, v in (metadata or {}).items()}
     write_gguf(_with_suffix(file, ".gguf"), tensors, meta)
 
@@ -508,14 +510,24 @@ def load(
     if format == "npy":
         if _is_path(file):
             with open(os.fspath(file), "rb") as f:  # type: ignore[arg-type]
-                return _read_npy(f, label)
-        return _read_npy(file, label)  # type: ignore[arg-type]
+                return _placed(_read_npy(f, label))
+        return _placed(_read_npy(file, label))  # type: ignore[arg-type]
     if format == "npz":
-        return _load_npz(file, label)
+        return _placed(_load_npz(file, label))
     if format == "safetensors":
         arrays, meta = _load_safetensors(file, label)
     elif format == "gguf":
         arrays, meta = _load_gguf(file, label)
     else:
         raise ValueError(f"[load] Unknown file format {format}")
+    arrays = _placed(arrays)
     return (arrays, meta) if return_metadata else arrays
+
+
+def _placed(loaded: Any) -> Any:
+    """Loaded arrays (one, or a dict of them) on the default device (the GPU when chosen)."""
+    if _backend.DEFAULT_XP[0] is _backend.xp:
+        return loaded
+    if isinstance(loaded, array):
+        return _from_value(_backend.on_default(loaded._data))
+    return {k: _placed(v) for k, v in loaded.items()}

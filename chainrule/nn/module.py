@@ -24,6 +24,7 @@ import numpy as np
 from chainrule.core.array import array
 from chainrule.core.extend import STATE, from_value
 
+from ..core import backend as _backend
 from ..core import dtypes as _dt
 from ..core import tree as pytree
 from ..core.autograd import no_grad
@@ -975,7 +976,6 @@ class Module(dict):
         return self._cast_in_place(_dt.bfloat16)
 
     def _move_in_place(self, device: Any, who: str) -> Module:
-        from chainrule.core import backend as _backend
         from chainrule.core.tensor_functions import check_device
 
         kind = check_device(device, who)
@@ -1026,7 +1026,9 @@ class Module(dict):
         path = os.fspath(file)
         # not np.ascontiguousarray, which turns a 0-d parameter into shape (1,); the writers
         # handle any memory layout
-        flat = {k: np.asarray(v._data) for k, v in tree_flatten(Module.parameters(self))}
+        flat = {  # GPU values are copied to the host explicitly
+            k: _backend.to_host(v._data) for k, v in tree_flatten(Module.parameters(self))
+        }
         if path.endswith(".npz"):
             writer = write_npz
         elif path.endswith(".safetensors"):
@@ -1085,7 +1087,7 @@ class Module(dict):
         for k, v in given.items():
             p = current.get(k)
             if p is not None:
-                p._set_value(v)
+                p._set_value(_backend.same_device(v, p._data))  # on the parameter's device
         return self
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import backend as _backend
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 
@@ -228,8 +229,13 @@ def load_state_dict(module: Any, state_dict: Mapping, strict: bool, assign: bool
             f"Error(s) in loading state_dict for {type(module).__name__}:\n\t" + "\n\t".join(msgs)
         )
     for node, key, cur, value in writes:
-        if assign:
-            new = from_value(np.array(value))
+        data = getattr(value, "_data", None)
+        if data is not None and _backend.is_gpu(data):  # a CUDA tensor: an explicit host copy
+            value = _backend.to_host(data)
+        if assign:  # the loaded tensor's device
+            new = from_value(
+                _backend.same_device(np.array(value), data) if data is not None else np.array(value)
+            )
             node_ = cur._node
             if node_ is not None and node_.prim is None and new._data.dtype.kind in "fc":
                 new.requires_grad = True
@@ -238,7 +244,8 @@ def load_state_dict(module: Any, state_dict: Mapping, strict: bool, assign: bool
             else:
                 node[int(key)] = new
         else:
-            cur._set_value(np.array(value, dtype=cur._data.dtype, copy=True))
+            host = np.array(value, dtype=cur._data.dtype, copy=True)
+            cur._set_value(_backend.same_device(host, cur._data))  # the parameter's device
     return IncompatibleKeys(missing, unexpected)
 
 

@@ -257,7 +257,8 @@ def _like_filled(fill, name):
     def like(
         input: array, *, dtype: Any = None, device: Any = None, requires_grad: bool = False
     ) -> array:
-        return _filled(fill, (input.shape,), dtype, input._data.dtype, requires_grad, device, name)
+        dev = device_of(input) if device is None else device  # input's device, as PyTorch
+        return _filled(fill, (input.shape,), dtype, input._data.dtype, requires_grad, dev, name)
 
     like.__name__ = like.__qualname__ = name
     like.__doc__ = f"``{name[:-5]}`` with the shape and dtype of ``input``."
@@ -290,7 +291,8 @@ def full_like(
         A new array.
     """
     d = input._data.dtype
-    return _filled(fill_value, (input.shape,), dtype, d, requires_grad, device, "full_like")
+    dev = device_of(input) if device is None else device  # input's device, as PyTorch
+    return _filled(fill_value, (input.shape,), dtype, d, requires_grad, dev, "full_like")
 
 
 def arange(

@@ -14,7 +14,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core import dtypes as _dt
 from chainrule.core.extend import from_value
-from chainrule.core.tensor_functions import check_device, to_np_dtype
+from chainrule.core.tensor_functions import check_device, device_of, to_np_dtype
 
 from ._creation import _I64, _finish, _float, _size
 
@@ -200,6 +200,7 @@ def randperm(
 def _like(rand_fn):
     def like(input: array, *, dtype: Any = None, requires_grad: bool = False, **kw) -> array:
         d = input.dtype if dtype is None else dtype
+        kw.setdefault("device", device_of(input))  # input's device, as PyTorch
         return rand_fn(*input.shape, dtype=d, requires_grad=requires_grad, **kw)
 
     like.__name__ = like.__qualname__ = rand_fn.__name__ + "_like"

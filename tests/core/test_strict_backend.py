@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import chainrule.core as mx
-from chainrule.core import backend
+from chainrule.core import backend, devices
 from chainrule.core.strict_backend import IMPLICIT, MixedDeviceError, StrictArray, namespace
 
 _spec = importlib.util.spec_from_file_location(
@@ -57,8 +57,10 @@ def _scalar(out):
     return total
 
 
-def _run(fn, args):
+def _run(fn, args, moved: bool = False):
     xs = [mx.array(a, dtype=mx.float64) for a in args]
+    if moved:  # the CPU stays the default device; the inputs are moved to the GPU
+        xs = [devices.move(x, "gpu") for x in xs]
     out = fn(*xs)
     loss_fn = lambda *ys: _scalar(fn(*ys))  # noqa: E731
     grads = mx.grad(loss_fn, argnums=list(range(len(xs))))(*xs) if _scalar(out) is not None else []
@@ -97,12 +99,21 @@ def strict_gpu():
         yield
 
 
+# cases whose own code makes CPU arrays (mx.arange, mx.eye in the lambda): with inputs moved to
+# the GPU and the CPU default they mix devices, which is the user's error to see
+_MAKES_CPU_ARRAYS = ("broadcast_to", "reshape-flat", "linalg_cholesky-of x x^T")
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["gpu-default", "moved-to-gpu"])
 @pytest.mark.parametrize("fn,args", CASES)
-def test_op_table_on_strict_gpu(fn, args):
+def test_op_table_on_strict_gpu(fn, args, moved, request):
+    if moved and request.node.callspec.id.split("-moved")[0].startswith(_MAKES_CPU_ARRAYS):
+        pytest.skip("the case makes CPU arrays itself")
     want_out, want_grads = _run(fn, args)
     with backend.use_strict_gpu():
-        mx.set_default_device(mx.gpu)
-        out, grads = _run(fn, args)
+        if not moved:
+            mx.set_default_device(mx.gpu)
+        out, grads = _run(fn, args, moved)
         devices = _device_of(out) | _device_of(grads)
         got_out, got_grads = _host(out), _host(grads)
     assert devices <= {"gpu"}, f"results left the GPU: {devices}"

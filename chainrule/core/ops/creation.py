@@ -34,6 +34,14 @@ def _ns(stream):
     return namespace_of(stream)
 
 
+def _device_of(a):
+    """The device array ``a`` lives on (``mx.cpu`` or ``mx.gpu``): ``stream=`` for the constants
+    a rule makes next to ``a``."""
+    from ..devices import cpu, gpu
+
+    return gpu if _backend.is_gpu(a._data) else cpu
+
+
 def _place(data, stream):
     """Host-made ``data`` on ``stream``'s device (default: the default device)."""
     ns = _ns(stream)

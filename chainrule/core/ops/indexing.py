@@ -76,7 +76,7 @@ def _scatter_add_kernel(x, idx, v):
 
 
 def _getitem_vjp(g, ans, x, idx):
-    return _scatter_add(zeros(x.shape, g.dtype), idx, g)
+    return _scatter_add(zeros(x.shape, g.dtype, stream=_device_of(g)), idx, g)
 
 
 class Mapped:
@@ -280,6 +280,7 @@ _INDEX_UPDATE = defprim(
 def _index_update(x, idx, v) -> array:
     x, v = _as(x), _as(v)
     if getattr(idx, "dtype", None) == xp.bool_ and 0 < idx.ndim <= x.ndim:
+        idx = _same_device(idx, x._data)  # a host mask indexes a GPU array (as in PyTorch)
         if idx.shape == x.shape[: idx.ndim]:
             return _masked_scatter(x, idx, v)
     try:
@@ -837,7 +838,7 @@ def diag(a, k: int = 0, stream=None) -> array:
         n = a.shape[0] + builtins.abs(k)
         r = xp.arange(a.shape[0]) + builtins.max(0, -k)
         c = xp.arange(a.shape[0]) + builtins.max(0, k)
-        return _index_update(zeros((n, n), a.dtype), (r, c), a)
+        return _index_update(zeros((n, n), a.dtype, stream=_device_of(a)), (r, c), a)
     if a.ndim == 2:
         return diagonal(a, k)
     raise ValueError(f"diag: expected a 1-D or 2-D array, got shape {a.shape}")
@@ -909,8 +910,13 @@ def triu(a, k: int = 0, stream=None) -> array:
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
+from .creation import (  # noqa: E402
+    _device_of,  # noqa: E402
+    ones_like,
+    zeros,
+    zeros_like,
+)
 from .creation import _place as _on  # noqa: E402
-from .creation import ones_like, zeros, zeros_like  # noqa: E402
 from .elementwise import astype, reciprocal, stop_gradient, where  # noqa: E402
 from .reductions import _axes, sum  # noqa: E402
 from .shapes import (  # noqa: E402

@@ -430,7 +430,7 @@ def _cum_extreme(ufunc, name):
             return out
         # exclusive: shifted one step along the scan, the first place holds the identity
         shape = tuple(1 if i == ax else s for i, s in enumerate(d.shape))
-        ident = full(shape, _extreme_identity(d.dtype, ufunc is xp.maximum), d.dtype)
+        ident = full(shape, _extreme_identity(d.dtype, ufunc is xp.maximum), d.dtype, _device_of(a))
         keep = [_slice(None)] * d.ndim
         keep[ax] = _slice(1, None) if reverse else _slice(None, n - 1)
         parts = [out[tuple(keep)], ident] if reverse else [ident, out[tuple(keep)]]
@@ -491,7 +491,7 @@ def logcumsumexp(a, axis=None, reverse: bool = False, inclusive: bool = True, st
         return out
     n = a.shape[ax]
     shape = tuple(1 if i == ax else s for i, s in enumerate(out.shape))
-    ident = full(shape, -math.inf, out.dtype)
+    ident = full(shape, -math.inf, out.dtype, _device_of(out))
     keep = [_slice(None)] * out.ndim
     keep[ax] = _slice(1, None) if reverse else _slice(None, n - 1)
     parts = [out[tuple(keep)], ident] if reverse else [ident, out[tuple(keep)]]
@@ -507,7 +507,7 @@ def count_nonzero(a, axis=None, keepdims: bool = False, stream=None) -> array:
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
-from .creation import full  # noqa: E402
+from .creation import _device_of, full  # noqa: E402
 from .elementwise import (  # noqa: E402
     astype,
     conj,

@@ -202,7 +202,7 @@ def broadcast_shapes(*shapes) -> tuple:
 def _as_strided_vjp(g, ans, x, shape, strides, offset):
     # every output element reads one input element: scatter the cotangent back to them
     flat = _as_strided_positions(x.size, shape, strides, offset).reshape(-1)
-    back = _scatter_add(zeros((x.size,), g.dtype), flat, reshape(g, (-1,)))
+    back = _scatter_add(zeros((x.size,), g.dtype, stream=_device_of(g)), flat, reshape(g, (-1,)))
     return reshape(back, x.shape)
 
 
@@ -448,7 +448,7 @@ def unstack(a, axis: int = 0, stream=None) -> list[array]:
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
-from .creation import zeros  # noqa: E402
+from .creation import _device_of, zeros  # noqa: E402
 from .indexing import _scatter_add  # noqa: E402
 from .reductions import _axes  # noqa: E402
 from .table import _as, _rec, _slice, _sum  # noqa: E402

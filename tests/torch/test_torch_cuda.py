@@ -1,0 +1,159 @@
+"""``chainrule.torch`` on CUDA: run against the strict CuPy stand-in, so on any machine.
+
+Without CuPy, CUDA is refused clearly (naming what is missing); with the strict stand-in backing
+the GPU (``backend.use_strict_gpu``), tensors on ``"cuda"`` hold ``StrictArray``s, which refuse
+implicit conversion to NumPy and host arrays mixed in, as CuPy's arrays do: a training loop that
+runs here reaches NumPy nowhere behind the backend's back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule.torch as torch
+import chainrule.torch.nn as nn
+import chainrule.torch.nn.functional as F
+from chainrule.core import backend
+from chainrule.core.strict_backend import StrictArray
+from chainrule.torch.utils.data import DataLoader, TensorDataset
+
+
+def on_gpu(t) -> bool:
+    return type(t._data) is StrictArray
+
+
+@pytest.fixture
+def cuda():
+    with backend.use_strict_gpu():
+        yield
+
+
+def test_without_a_gpu_cuda_is_refused_naming_what_is_missing():
+    if backend.gpu() is not None:
+        pytest.skip("a GPU backend is present")
+    assert torch.cuda.is_available() is False and torch.cuda.device_count() == 0
+    x = torch.ones(2)
+    for call in (
+        lambda: torch.zeros(2, device="cuda"),
+        lambda: x.cuda(),
+        lambda: x.to("cuda"),
+        lambda: torch.cuda.synchronize(),
+        lambda: torch.set_default_device("cuda"),
+    ):
+        with pytest.raises(RuntimeError, match="CuPy is not installed"):
+            call()
+    with pytest.raises(AssertionError):  # PyTorch's CPU build raises AssertionError
+        torch.cuda.current_device()
+    torch.cuda.manual_seed(0)  # accepted without a GPU, as in PyTorch
+    assert torch.cuda.memory_allocated() == 0
+
+
+def test_devices_and_factories(cuda):
+    assert torch.cuda.is_available() and torch.cuda.device_count() == 1
+    assert torch.cuda.current_device() == 0 and isinstance(torch.cuda.get_device_name(), str)
+    torch.cuda.synchronize()
+    assert torch.device(0) == torch.device("cuda", 0)
+    for t in (
+        torch.zeros(2, 3, device="cuda"),
+        torch.ones(2, device=torch.device("cuda")),
+        torch.full((2,), 3.0, device="cuda:0"),
+        torch.arange(5, device="cuda"),
+        torch.linspace(0, 1, 5, device="cuda"),
+        torch.eye(3, device="cuda"),
+        torch.randn(2, 2, device="cuda"),
+        torch.rand(3, device="cuda"),
+        torch.randint(0, 5, (4,), device="cuda"),
+        torch.randperm(6, device="cuda"),
+        torch.tensor([1.0, 2.0], device="cuda"),
+        torch.empty(3, device="cuda"),
+        torch.tril_indices(3, 3, device="cuda"),
+    ):
+        assert on_gpu(t) and t.device == torch.device("cuda", 0) and t.is_cuda, t
+    c = torch.zeros(2)
+    assert not on_gpu(c) and c.device == torch.device("cpu") and not c.is_cuda
+    g = torch.ones(2, device="cuda")
+    assert on_gpu(g.new_zeros(3)) and on_gpu(g.new_tensor([1.0])) and on_gpu(torch.zeros_like(g))
+    assert on_gpu(torch.tensor(g)) and not on_gpu(torch.tensor(g, device="cpu"))
+    with torch.device("cuda"):
+        assert on_gpu(torch.zeros(2))
+    assert not on_gpu(torch.zeros(2))
+
+
+def test_moving_is_differentiable_and_numpy_needs_cpu(cuda):
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    g = x.to("cuda")
+    assert on_gpu(g) and g is not x and x.cuda().is_cuda and g.cuda() is g
+    y = (g * g).sum()
+    y.backward()
+    assert not on_gpu(x.grad) and x.grad.tolist() == [2.0, 4.0, 6.0]
+    w = torch.ones(2, device="cuda", requires_grad=True)
+    (w.cpu() * 3).sum().backward()
+    assert on_gpu(w.grad) and w.grad.tolist() == [3.0, 3.0]
+    with pytest.raises(TypeError, match="Use Tensor.cpu"):
+        g.numpy()
+    with pytest.raises(TypeError, match="Use Tensor.cpu"):
+        np.asarray(g)
+    np.testing.assert_array_equal(g.cpu().numpy(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(g.detach().numpy(force=True), [1.0, 2.0, 3.0])
+    assert g.sum().item() == 6.0 and g.tolist() == [1.0, 2.0, 3.0]
+    assert "device='cuda:0'" in repr(g)
+    assert g.to(torch.float64).dtype == torch.float64 and on_gpu(g.to(torch.float64))
+    assert on_gpu(g.to("cuda", torch.float16))
+
+
+def test_mixing_devices_is_pytorchs_error(cuda):
+    g = torch.ones(2, 2, device="cuda")
+    c = torch.ones(2, 2)
+    for call in (lambda: g + c, lambda: c * g, lambda: g @ c, lambda: torch.cat([g, c])):
+        with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+            call()
+    assert on_gpu(g + 1.0) and on_gpu(g * torch.tensor(2.0))  # 0-d CPU tensors mix, as PyTorch
+
+
+def test_seeded_draws_match_across_devices(cuda):
+    torch.manual_seed(3)
+    a = torch.randn(4)
+    torch.cuda.manual_seed(3)
+    b = torch.randn(4, device="cuda")
+    np.testing.assert_array_equal(a.numpy(), b.cpu().numpy())
+
+
+def test_training_loop_on_cuda_with_a_dataloader(cuda):
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    y = (x[:, 0] > 0).long()
+    loader = DataLoader(TensorDataset(x.cuda(), y.cuda()), batch_size=16, shuffle=True)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.LayerNorm(16), nn.Linear(16, 2))
+    model.to("cuda")
+    assert all(on_gpu(p) for p in model.parameters())
+    for opt in (
+        torch.optim.Adam(model.parameters(), lr=0.05),
+        torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+    ):
+        losses = []
+        for _ in range(3):
+            total = 0.0
+            for xb, yb in loader:
+                assert on_gpu(xb) and on_gpu(yb)
+                opt.zero_grad()
+                loss = F.cross_entropy(model(xb), yb)
+                loss.backward()
+                opt.step()
+                total += loss.item()
+            losses.append(total)
+        assert losses[-1] < losses[0], losses
+        assert all(on_gpu(p) and on_gpu(p.grad) for p in model.parameters())
+    model.cpu()
+    assert not any(on_gpu(p) for p in model.parameters())
+
+
+def test_state_dict_saved_from_and_loaded_to_cuda(cuda, tmp_path):
+    model = nn.Linear(3, 2).cuda()
+    path = tmp_path / "m.pt"
+    torch.save(model.state_dict(), path)
+    state = torch.load(path)
+    fresh = nn.Linear(3, 2).cuda()
+    fresh.load_state_dict(state)
+    assert on_gpu(fresh.weight)
+    np.testing.assert_array_equal(fresh.weight.cpu().numpy(), model.weight.cpu().numpy())
