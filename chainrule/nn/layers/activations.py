@@ -193,7 +193,11 @@ def _gelu_kernel(x):
     phi = xp.negative(zz, out=zz)
     xp.exp(phi, out=phi)
     phi *= _INV_SQRT_2PI  # the normal density at x
-    cdf = xp.where(x > 0, 1.0 - p, p).astype(x.dtype, copy=False)  # Phi(x)
+    # Phi(x) = 1/2 + sign(x) (1/2 - Phi(-|x|)): copysign, not a branch per element (np.where
+    # on a random sign costs ten times more)
+    cdf = xp.subtract(0.5, p, out=p)
+    xp.copysign(cdf, x, out=cdf)
+    cdf += 0.5
     y = x * cdf
     phi *= x
     phi += cdf
