@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core.backend import on_default as _on_default
 from chainrule.core.extend import from_value
 
 from .dataset import as_rng, permutation
@@ -241,13 +242,16 @@ def default_collate(batch: list) -> Any:
         return out
     if isinstance(elem, (np.ndarray, np.generic)):
         data = _stack([np.asarray(b) for b in batch], "default_collate")
-        return from_value(data.astype(np.float32) if data.dtype == np.float64 else data)
+        return from_value(
+            _on_default(data.astype(np.float32) if data.dtype == np.float64 else data)
+        )
+    # host data becomes a batch on the default device (mx.set_default_device), copied there once
     if isinstance(elem, bool):
-        return from_value(np.asarray(batch, dtype=np.bool_))
+        return from_value(_on_default(np.asarray(batch, dtype=np.bool_)))
     if isinstance(elem, int):
-        return from_value(np.asarray(batch, dtype=np.int64))
+        return from_value(_on_default(np.asarray(batch, dtype=np.int64)))
     if isinstance(elem, float):
-        return from_value(np.asarray(batch, dtype=np.float32))
+        return from_value(_on_default(np.asarray(batch, dtype=np.float32)))
     if isinstance(elem, (str, bytes)):
         return list(batch)
     if isinstance(elem, Mapping):

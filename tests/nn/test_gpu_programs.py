@@ -359,3 +359,22 @@ def test_seed_program_on_the_strict_gpu(seed):
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     assert "OK" in r.stdout
+
+
+def test_dataloader_batches_land_on_the_gpu_once():
+    from chainrule.data import DataLoader, TensorDataset
+
+    x = np.arange(24, dtype=np.float32).reshape(12, 2)
+    y = np.arange(12)
+    with backend.use_strict_gpu():
+        mx.set_default_device(mx.gpu)
+        for loader in (
+            DataLoader(list(zip(x, y)), batch_size=4, shuffle=True),
+            DataLoader(TensorDataset(mx.array(x), mx.array(y)), batch_size=5),
+        ):
+            seen = 0
+            for xb, yb in loader:
+                assert type(xb._data) is StrictArray and type(yb._data) is StrictArray
+                seen += xb.shape[0]
+                assert (xb[:, 0] == 2 * yb.astype(mx.float32)).all().item()
+            assert seen == 12
