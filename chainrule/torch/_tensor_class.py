@@ -238,7 +238,21 @@ def _method(fn: Callable) -> Callable:
 
 def _operator(fn: Callable) -> Callable:
     """Wrap an operator (``x + y``, ``x[i]``, ``-x``): the hot case, without the depth count
-    (an operator's implementation calls no door)."""
+    (an operator's implementation calls no door).
+
+    An elementwise operator of the op table (marked ``handles``) reads only its operands' slots,
+    so it takes the tensors themselves: no plain handles are made for it."""
+    if getattr(fn, "handles", False):
+
+        @functools.wraps(fn)
+        def binary(self, other: Any) -> Any:
+            r = fn(self, other)
+            if type(r) is array:
+                r.__class__ = Tensor
+                return r
+            return tensors(r)
+
+        return binary
 
     @functools.wraps(fn)
     def call(self, other: Any = _NONE) -> Any:

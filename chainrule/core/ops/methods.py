@@ -44,6 +44,7 @@ def _r(op):
     def reflected(self, other):
         return op(other, self)
 
+    reflected.handles = getattr(op, "handles", False)  # type: ignore[attr-defined]
     return reflected
 
 
@@ -127,6 +128,9 @@ def _eq(a, b):
 
 def _ne(a, b):
     return not_equal.operator(a, b) if _comparable(b) else True
+
+
+_eq.handles = _ne.handles = True  # type: ignore[attr-defined]
 
 
 def _squeeze_leading(v):

@@ -188,12 +188,18 @@ def _rec(prim: Primitive, out, xs: tuple, params: dict | None = None) -> array:
     return _from_value(out)
 
 
+_SUBCLASSES: set = set()
+"""Subclasses of ``array`` met so far (same slots: the elementwise fast paths read them as
+handles, as ``_as`` would convert them)."""
+
+
 def _as(x) -> array:
     """An input as an array (Python data follow MLX's conversion rules; a list holding arrays
     keeps their graph, as ``mx.array([x, y])`` does)."""
     if type(x) is array:
         return x
     if isinstance(x, array):  # a subclass (chainrule.torch.Tensor): a plain handle, same node
+        _SUBCLASSES.add(type(x))  # from now on the elementwise fast paths take it as it is
         return _from_value(x._data, x._node)
     data, node = _convert_node(x)
     return _from_value(data, node)
@@ -269,6 +275,9 @@ def _scalar_for(s, data):
 def _strict_operand(x, op: str):
     """An operator's other operand, refused unless it is array-like (MLX: ``a + [1, 2]`` and
     ``a < "s"`` raise ``ValueError``; NumPy arrays and DLPack exporters are accepted)."""
+    if isinstance(x, array):  # a subclass (chainrule.torch.Tensor): a plain handle, same node
+        _SUBCLASSES.add(type(x))  # from now on the elementwise fast paths take it as it is
+        return _from_value(x._data, x._node)
     if isinstance(x, (xp.ndarray, xp.generic, *_PY_SCALARS)) or hasattr(x, "__mlx_array__"):
         return _as(x)
     if hasattr(x, "__dlpack__") or (
@@ -285,6 +294,10 @@ def _prep2(a, b, op: str | None = None):
     ``op`` names the operator when called for one (``a + b``): then only arrays, scalars and
     array-likes are accepted as operands, as MLX's operators do.
     """
+    if type(a) is not array and isinstance(a, array):  # a subclass: a plain handle on it
+        a = _as(a)
+    if type(b) is not array and isinstance(b, array):
+        b = _as(b)
     if type(a) is array:
         da, na = a._data, a._node
         if type(b) is array:
@@ -387,12 +400,15 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
     def make(op_name: str | None):
         def op(a, b, stream=None) -> array:
             # fast paths (no call, no tuple): two arrays of one dtype, an array and a float
+            # (array subclasses such as chainrule.torch.Tensor are handles too: same slots)
             ta, tb = type(a), type(b)
-            if ta is array and tb is array and a._data.dtype is b._data.dtype:
+            ha = ta is array or ta in _SUBCLASSES
+            hb = tb is array or tb in _SUBCLASSES
+            if ha and hb and a._data.dtype is b._data.dtype:
                 da, db, na, nb = a._data, b._data, a._node, b._node
-            elif ta is array and tb is float and a._data.dtype.kind in "fc":
+            elif ha and tb is float and a._data.dtype.kind in "fc":
                 da, db, na, nb = a._data, b, a._node, None
-            elif ta is float and tb is array and b._data.dtype.kind in "fc":
+            elif ta is float and hb and b._data.dtype.kind in "fc":
                 da, db, na, nb = a, b._data, None, b._node
             else:
                 da, db, na, nb = _prep2(a, b, op_name)
@@ -413,6 +429,7 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
 
     op = make(None)
     op.operator = make(name)
+    op.operator.handles = True  # reads only its operands' slots: doors may pass subclasses
     op.__name__ = op.__qualname__ = name
     op.__module__ = sys._getframe(1).f_globals["__name__"]  # where it is declared
     op.__doc__ = f"Elementwise, broadcasting ``{name}`` (MLX ``mx.{name}``)."
