@@ -1,0 +1,89 @@
+"""matmul over stacked and strided operands (issue 20): a stacked operand times a matrix is
+folded into one GEMM, forward and in the matrix's VJP; the results and gradients must equal
+NumPy's stacked product and the per-matrix sums for every layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule.core as mx
+
+RNG = np.random.default_rng(20)
+
+
+def _layouts(shape: tuple) -> dict:
+    """The same values as a contiguous array, a transposed view and a strided slice."""
+    base = RNG.standard_normal(shape).astype(np.float32)
+    rev = tuple(reversed(range(len(shape))))
+    transposed = np.ascontiguousarray(base.transpose(rev)).transpose(rev)
+    strided = np.zeros(shape[:-1] + (2 * shape[-1],), np.float32)
+    strided[..., ::2] = base
+    return {"contiguous": base, "transposed": transposed, "strided": strided[..., ::2]}
+
+
+@pytest.mark.parametrize("a_layout", ["contiguous", "transposed", "strided"])
+@pytest.mark.parametrize("b_layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("a_shape", [(3, 5, 4), (2, 3, 5, 4), (1, 5, 4)])
+def test_stacked_times_matrix_forward_and_gradients(a_layout, b_layout, a_shape):
+    a_np = _layouts(a_shape)[a_layout]
+    b_np = _layouts((4, 6))[b_layout]
+    a, b = mx.array(a_np), mx.array(b_np)
+    assert mx.matmul(a, b).shape == a_shape[:-1] + (6,)
+    np.testing.assert_allclose(np.array(a @ b), a_np @ b_np, rtol=1e-5, atol=1e-5)
+    g_np = RNG.standard_normal(a_shape[:-1] + (6,)).astype(np.float32)
+    ga, gb = mx.grad(lambda x, y: mx.sum((x @ y) * mx.array(g_np)), argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(np.array(ga), g_np @ b_np.T, rtol=1e-5, atol=1e-5)
+    want_b = a_np.reshape(-1, 4).T @ g_np.reshape(-1, 6)
+    np.testing.assert_allclose(np.array(gb), want_b, rtol=1e-4, atol=1e-5)
+    assert gb.shape == (4, 6)
+
+
+def test_transposed_weight_gradient_keeps_shape_and_values():
+    # x @ W.T as a Linear over (T, N, D): the weight's gradient is (out, in)
+    x_np = RNG.standard_normal((7, 3, 4)).astype(np.float32)
+    w_np = RNG.standard_normal((5, 4)).astype(np.float32)
+    x, w = mx.array(x_np), mx.array(w_np)
+    gw = mx.grad(lambda w: mx.sum(mx.sin(x @ w.T)), argnums=0)(w)
+    want = np.einsum("tno,tni->oi", np.cos(x_np @ w_np.T), x_np)
+    np.testing.assert_allclose(np.array(gw), want, rtol=1e-4, atol=1e-5)
+
+
+def test_four_dimensional_transposed_views_match_numpy():
+    # attention's (B, H, L, D) views taken from (L, B, H, D) with transposes
+    q_np = RNG.standard_normal((6, 2, 3, 4)).astype(np.float32).transpose(1, 2, 0, 3)
+    k_np = RNG.standard_normal((6, 2, 3, 4)).astype(np.float32).transpose(1, 2, 3, 0)
+    out = mx.matmul(mx.array(q_np), mx.array(k_np))
+    np.testing.assert_allclose(np.array(out), q_np @ k_np, rtol=1e-5, atol=1e-5)
+
+
+def test_second_derivative_through_the_folded_product():
+    a_np = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    b_np = RNG.standard_normal((4, 2)).astype(np.float32)
+    a, b = mx.array(a_np), mx.array(b_np)
+
+    def inner(b):
+        return mx.sum(mx.grad(lambda b: mx.sum((a @ b) ** 2))(b) ** 2)
+
+    got = mx.grad(inner)(b)
+    # d/db sum((2 A^T A b)^2) = 8 (A^T A)^2 b, A the rows of a
+    m = a_np.reshape(-1, 4)
+    ata = m.T @ m
+    np.testing.assert_allclose(np.array(got), 8 * ata @ ata @ b_np, rtol=1e-4, atol=1e-3)
+
+
+def test_empty_and_integer_operands():
+    assert mx.matmul(mx.zeros((2, 0, 3)), mx.zeros((3, 4))).shape == (2, 0, 4)
+    assert mx.matmul(mx.zeros((2, 3, 0)), mx.zeros((0, 4))).shape == (2, 3, 4)
+    a = np.arange(24, dtype=np.int32).reshape(2, 3, 4)
+    b = np.arange(8, dtype=np.int32).reshape(4, 2)
+    np.testing.assert_array_equal(np.array(mx.matmul(mx.array(a), mx.array(b))), a @ b)
+    with pytest.raises(ValueError):
+        mx.matmul(mx.zeros((2, 3, 4)), mx.zeros((5, 2)))
+
+
+def test_vmap_of_the_folded_product():
+    a_np = RNG.standard_normal((3, 2, 5, 4)).astype(np.float32)
+    b_np = RNG.standard_normal((4, 6)).astype(np.float32)
+    got = mx.vmap(lambda x: x @ mx.array(b_np))(mx.array(a_np))
+    np.testing.assert_allclose(np.array(got), a_np @ b_np, rtol=1e-5, atol=1e-5)
