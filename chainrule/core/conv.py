@@ -244,6 +244,23 @@ def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
 
 
 def _conv_vjp_input(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
+    # GEMM + col2im writes taps * C_in values per output position; the transposed convolution
+    # copies taps * C_out per input position: the first when it moves less
+    spatial = tuple(x.shape[1:-1])
+    col2im = _COL2IM[0]
+    if col2im is None:
+        col2im = w.shape[0] // groups > w.shape[-1]
+    if col2im:
+        return conv_input_prim(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip)
+    return _conv_vjp_input_as_conv(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip)
+
+
+_COL2IM: list = [None]  # force one form of the input gradient (tests): True, False or None
+
+
+def _conv_vjp_input_as_conv(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
+    """The input gradient as a convolution of the cotangent (spread out by ``stride``, padded
+    to "full") with the flipped, channel-transposed weight."""
     nd = x.ndim - 2
     kernel, c_out, cg = w.shape[1:-1], w.shape[0], w.shape[-1]
     og = c_out // groups
@@ -376,6 +393,126 @@ def conv_weight_prim(
         "flip": flip,
     }
     return _rec(_CONV_WEIGHT, out, (x, g), params)
+
+
+def _crop_undilate(p, spatial: tuple, lo: tuple, idil: tuple):
+    """The inverse of ``_pad_dilate``'s placement: the elements of ``p`` where the input's
+    elements were put (zeros for those the padding cropped away)."""
+    nd = len(spatial)
+    src, dst, whole = [slice(None)], [slice(None)], True
+    for ax in range(nd):
+        n, d, a, total = spatial[ax], idil[ax], lo[ax], p.shape[ax + 1]
+        j0 = (-a + d - 1) // d if a < 0 else 0
+        j1 = min(n, (total - 1 - a) // d + 1) if total - 1 - a >= 0 else 0
+        j1 = max(j1, j0)
+        whole = whole and j0 == 0 and j1 == n
+        dst.append(slice(j0, j1))
+        src.append(slice(a + j0 * d, a + (j1 - 1) * d + 1 if j1 > j0 else a + j0 * d, d))
+    if whole:
+        return p[tuple(src)]
+    out = xp.zeros_like(p, shape=(p.shape[0],) + tuple(spatial) + (p.shape[-1],))
+    out[tuple(dst)] = p[tuple(src)]
+    return out
+
+
+@_opaque
+def _conv_input_kernel(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
+    """The input gradient of ``conv``: one GEMM of the cotangent with the weight gives every
+    window's share, added back where the window was read (col2im)."""
+    nd = g.ndim - 2
+    if flip:
+        w = _flipped(w, nd)
+    n, out = g.shape[0], tuple(g.shape[1:-1])
+    c_out, kernel, cg = w.shape[0], tuple(w.shape[1:-1]), w.shape[-1]
+    c, m, taps = cg * groups, n * math.prod(out), math.prod(kernel)
+    if groups == 1:
+        cols = xp.matmul(g.reshape(m, c_out), w.reshape(c_out, taps * cg))
+    else:
+        og = c_out // groups
+        g3 = g.reshape(m, groups, og).transpose(1, 0, 2)
+        cols = xp.matmul(g3, w.reshape(groups, og, taps * cg))  # (G, m, taps * cg)
+        cols = xp.moveaxis(cols.reshape(groups, m, taps, cg), 0, 2)
+    cols = cols.reshape((n,) + out + kernel + (c,))
+    padded = tuple(max((s - 1) * d + 1, 0) + a + b for s, d, a, b in zip(spatial, idil, lo, hi))
+    p = xp.zeros_like(cols, shape=(n,) + padded + (c,))
+    if all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, kdil)):
+        view, _ = _window_view(p, kernel, stride, kdil)  # disjoint windows: one write
+        view[...] = cols
+    else:
+        lead = (slice(None),) * (nd + 1)
+        for t, index in zip(
+            itertools.product(*(range(k) for k in kernel)),
+            _tap_slices(out, kernel, stride, kdil),
+        ):
+            p[index] += cols[lead + t]
+    y = _crop_undilate(p, tuple(spatial), lo, idil)
+    return y if y.dtype == g.dtype else y.astype(g.dtype)
+
+
+def _conv_input_vjp_cotangent(gg, ans, g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
+    # linear in the cotangent: its adjoint is the convolution itself
+    return conv_prim(gg, w, stride, lo, hi, kdil, idil, groups, flip)
+
+
+def _conv_input_vjp_weight(gg, ans, g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
+    kernel = tuple(w.shape[1:-1])
+    return conv_weight_prim(gg, g, kernel, stride, lo, hi, kdil, idil, groups, flip)
+
+
+def _conv_input_batch(args, params, ex_ndim):
+    (g, ng), (w, nw) = args
+    g, w = _operand(g, ng), _operand(w, nw)
+    if nw is None:
+        b, n = g.shape[:2]
+        y = conv_input_prim(ops.reshape(g, (b * n,) + g.shape[2:]), w, **params)
+        return ops.reshape(y, (b, n) + y.shape[1:])
+    b = w.shape[0]
+    if ng is None:
+        g = ops.broadcast_to(ops.expand_dims(g, 0), (b,) + g.shape)
+    c_out, c = w.shape[1], w.shape[-1] * params["groups"]
+    gb = ops.reshape(ops.moveaxis(g, 0, -2), g.shape[1:-1] + (b * c_out,))
+    wb = ops.reshape(w, (b * c_out,) + w.shape[2:])
+    p = dict(params)
+    p["groups"] = b * params["groups"]
+    y = conv_input_prim(gb, wb, **p)
+    y = ops.reshape(y, y.shape[:-1] + (b, c))
+    return ops.moveaxis(y, -2, 0)
+
+
+_CONV_INPUT = defprim(
+    "conv_input",
+    _conv_input_vjp_cotangent,
+    _conv_input_vjp_weight,
+    batch=_conv_input_batch,
+)
+
+
+def conv_input_prim(
+    g: array,
+    w: array,
+    spatial: tuple,
+    stride: tuple,
+    lo: tuple,
+    hi: tuple,
+    kdil: tuple,
+    idil: tuple,
+    groups: int,
+    flip: bool,
+) -> array:
+    """The gradient of ``conv`` for its input (spatial shape ``spatial``), given the cotangent
+    ``g`` and the weight ``w``: a GEMM and col2im (no inserted zeros, no "full" padding)."""
+    out = _conv_input_kernel(g._data, w._data, spatial, stride, lo, hi, kdil, idil, groups, flip)
+    params = {
+        "spatial": spatial,
+        "stride": stride,
+        "lo": lo,
+        "hi": hi,
+        "kdil": kdil,
+        "idil": idil,
+        "groups": groups,
+        "flip": flip,
+    }
+    return _rec(_CONV_INPUT, out, (g, w), params)
 
 
 # -- windows (pooling) ---------------------------------------------------------------------------

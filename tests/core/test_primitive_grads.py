@@ -387,6 +387,13 @@ def _windows(kernel, stride, dilation=None):
     return lambda x: sliding_windows(x, kernel, stride, dilation) ** 2
 
 
+def _conv_input(spatial, stride, lo, hi, kdil, idil, groups, flip):
+    from chainrule.core.conv import conv_input_prim
+
+    params = (spatial, stride, lo, hi, kdil, idil, groups, flip)
+    return lambda g, w: conv_input_prim(g, w, *params) ** 2
+
+
 def _pool(kind, kernel, stride, dilation, first=None):
     from chainrule.core.conv import pool_max, pool_sum
 
@@ -455,6 +462,18 @@ TABLE.update(
                     * x[0, 0, 0]
                 ),
                 [uniform((1, 3, 2)), uniform((1, 7, 2))],
+            ),
+        ],
+        "conv_input": [
+            (
+                "stride-groups-flip",
+                _conv_input((5, 4), (2, 1), (1, 0), (0, 1), (1, 2), (1, 1), 2, True),
+                [uniform((2, 2, 3, 4)), uniform((4, 3, 2, 1))],
+            ),
+            (
+                "input-dilation",
+                _conv_input((4,), (1,), (1,), (2,), (1,), (2,), 1, False),
+                [uniform((1, 9, 3)), uniform((3, 2, 2))],
             ),
         ],
         "pool_max": [

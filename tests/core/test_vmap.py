@@ -231,6 +231,12 @@ def _conv_weight(x, g):
     return conv_weight_prim(x, g, (3,), (2,), (0,), (0,), (1,), (1,), 2, False)
 
 
+def _conv_input(g, w):
+    from chainrule.core.conv import conv_input_prim
+
+    return conv_input_prim(g, w, (7,), (2,), (1,), (0,), (1,), (1,), 2, False)
+
+
 def _pool_max(x):
     from chainrule.core.conv import pool_max
 
@@ -258,6 +264,7 @@ CASES.update(
             (0, 0),
         ),
         "conv_weight": (_conv_weight, (_arr(B, 2, 7, 4), _arr(B, 2, 3, 4)), (0, 0)),
+        "conv_input": (_conv_input, (_arr(B, 2, 3, 4), _arr(B, 4, 3, 1)), (0, 0)),
         "pool_max": (_pool_max, (_arr(B, 2, 5, 4, 3),), (0,)),
         "pool_sum": (_pool_sum, (_arr(B, 2, 5, 4, 3),), (0,)),
         "sliding_windows": (_windows, (_arr(B, 2, 4, 5, 3),), (0,)),

@@ -1,0 +1,207 @@
+"""The convolution and pooling kernels (issue 20): the two forms of the input gradient agree,
+the phased transposed convolution matches the zero-inserting one, and pooling keeps each front
+door's tie rule (PyTorch: the first maximum; MLX: ties share) and PyTorch's values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule.core as mx
+import chainrule.core.conv as C
+
+CASES = [
+    ((2, 7, 6, 4), (6, 3, 3, 4), dict(stride=(2, 1), padding=([1, -1], [2, 0]), flip=True)),
+    ((2, 7, 6, 4), (6, 3, 3, 4), dict(kernel_dilation=(1, 2), input_dilation=(2, 1))),
+    ((2, 7, 6, 4), (6, 3, 3, 2), dict(stride=(2, 2), padding=1, groups=2)),
+    ((2, 9, 8, 4), (6, 2, 2, 4), dict(stride=(2, 3))),
+    ((2, 9, 4), (6, 3, 4), dict(stride=2, padding=([0], [-2]), kernel_dilation=2)),
+    ((1, 5, 5, 5, 2), (4, 2, 3, 2, 1), dict(stride=(1, 2, 1), padding=1, groups=2)),
+    (
+        (1, 4, 4, 5, 2),
+        (2, 2, 2, 2, 2),
+        dict(input_dilation=(1, 3, 2), padding=([1, 0, 2], [0, 1, 1])),
+    ),
+]
+
+
+def _grads(f, x, w):
+    first = mx.grad(f, argnums=(0, 1))(x, w)
+    second = mx.grad(lambda x, w: (mx.grad(f, argnums=(0, 1))(x, w)[0] ** 2).sum(), argnums=(0, 1))
+    return [*first, *second(x, w)]
+
+
+@pytest.mark.parametrize("xs,ws,kw", CASES)
+def test_col2im_and_transposed_convolution_give_the_same_input_gradient(xs, ws, kw):
+    rng = np.random.default_rng(0)
+    x = mx.array(rng.standard_normal(xs), dtype=mx.float64)
+    w = mx.array(rng.standard_normal(ws), dtype=mx.float64)
+
+    def f(x, w):
+        return (mx.conv_general(x, w, **kw) ** 2).sum()
+
+    results = []
+    try:
+        for form in (True, False):
+            C._COL2IM[0] = form
+            results.append(_grads(f, x, w))
+    finally:
+        C._COL2IM[0] = None
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("xs,ws,kw", CASES)
+def test_phased_kernel_matches_the_zero_inserting_one(xs, ws, kw):
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    nd = len(xs) - 2
+    ones = (1,) * nd
+    idil = C._tuple(kw.get("input_dilation", 1), nd, "input_dilation", "t", 1)
+    lo, hi = C._padding(kw.get("padding", 0), nd, "t")
+    groups = kw.get("groups", 1)
+    direct = C._conv_direct(x, w, ones, lo, hi, ones, idil, groups)
+    phased = C._conv_phased(x, w, lo, hi, idil, groups)
+    np.testing.assert_allclose(phased, direct, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_transpose_matches_torch_with_gradients():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 4, 5, 4))
+    w = rng.standard_normal((4, 3, 3, 3))  # torch: (C_in, C_out / groups, kH, kW)
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, stride=2, padding=1, output_padding=1)
+    (ty**2).sum().backward()
+    ours_w = mx.array(np.moveaxis(w, 0, -1), dtype=mx.float64)  # (C_out, kH, kW, C_in)
+
+    def f(x, w):
+        y = mx.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)
+        return (y**2).sum(), y
+
+    (_, y), (gx, gw) = mx.value_and_grad(f, argnums=(0, 1))(
+        mx.array(np.moveaxis(x, 1, -1), dtype=mx.float64), ours_w
+    )
+    np.testing.assert_allclose(np.moveaxis(np.asarray(y), -1, 1), ty.detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(np.moveaxis(np.asarray(gx), -1, 1), tx.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(np.moveaxis(np.asarray(gw), -1, 0), tw.grad.numpy(), rtol=1e-10)
+
+
+def _tied(shape):
+    """Integers in a small range: windows hold tied maxima."""
+    return np.random.default_rng(3).integers(0, 3, shape).astype(np.float64)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1),
+        dict(kernel_size=3, stride=1, dilation=2),
+        dict(kernel_size=3, stride=2, ceil_mode=True),
+    ],
+)
+def test_torch_max_pool_sends_the_gradient_to_the_first_maximum(kw):
+    torch = pytest.importorskip("torch")
+    import chainrule.torch as ct
+
+    x = _tied((2, 3, 7, 6))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, **kw)
+    g = np.random.default_rng(4).standard_normal(ty.shape)
+    ty.backward(torch.tensor(g))
+    cx = ct.tensor(x, requires_grad=True)
+    cy = ct.nn.functional.max_pool2d(cx, **kw)
+    cy.backward(ct.tensor(g))
+    np.testing.assert_array_equal(cy.detach().numpy(), ty.detach().numpy())
+    np.testing.assert_allclose(cx.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+    _, ci = ct.nn.functional.max_pool2d(ct.tensor(x), return_indices=True, **kw)
+    _, ti = torch.nn.functional.max_pool2d(torch.tensor(x), return_indices=True, **kw)
+    np.testing.assert_array_equal(ci.numpy(), ti.numpy())
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(kernel_size=2),
+        dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+        dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+        dict(kernel_size=(2, 3), stride=1, divisor_override=5),
+    ],
+)
+def test_torch_avg_pool_matches_torch(kw):
+    torch = pytest.importorskip("torch")
+    import chainrule.torch as ct
+
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 6))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.avg_pool2d(tx, **kw)
+    (ty**2).sum().backward()
+    cx = ct.tensor(x, requires_grad=True)
+    cy = ct.nn.functional.avg_pool2d(cx, **kw)
+    (cy**2).sum().backward()
+    np.testing.assert_allclose(cy.detach().numpy(), ty.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(cx.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+
+
+def test_mlx_max_pool_shares_the_gradient_among_tied_maxima():
+    import chainrule.nn as nn
+
+    x = mx.array(_tied((2, 6, 7, 3)))
+    pool = nn.MaxPool2d(3, stride=2, padding=1)
+    g = mx.grad(lambda x: (pool(x) * mx.arange(1, 1 + 2 * 3 * 4 * 3).reshape(2, 3, 4, 3)).sum())(x)
+    # reference: MLX's rule, a max over each window's taps, ties sharing equally
+    from chainrule.core.extend import sliding_windows
+
+    def ref(x):
+        padded = mx.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], constant_values=-np.inf)
+        win = sliding_windows(padded, (3, 3), (2, 2))
+        return (mx.max(win, axis=-2) * mx.arange(1, 1 + 2 * 3 * 4 * 3).reshape(2, 3, 4, 3)).sum()
+
+    np.testing.assert_allclose(np.asarray(g), np.asarray(mx.grad(ref)(x)), rtol=1e-6)
+    mlx = pytest.importorskip("mlx.core")
+    mnn = pytest.importorskip("mlx.nn")
+    mpool = mnn.MaxPool2d(3, stride=2, padding=1)
+    weights = mlx.arange(1, 1 + 2 * 3 * 4 * 3).reshape(2, 3, 4, 3).astype(mlx.float32)
+    mg = mlx.grad(lambda v: (mpool(v) * weights).sum())(mlx.array(np.asarray(x)))
+    np.testing.assert_allclose(np.asarray(g), np.array(mg), rtol=1e-6)
+
+
+def test_mlx_avg_pool_matches_mlx():
+    import chainrule.nn as nn
+
+    mlx = pytest.importorskip("mlx.core")
+    mnn = pytest.importorskip("mlx.nn")
+    x = np.random.default_rng(6).standard_normal((2, 7, 6, 3)).astype(np.float32)
+    ours = mx.grad(lambda v: (nn.AvgPool2d((3, 2), stride=(2, 1), padding=1)(v) ** 2).sum())
+    theirs = mlx.grad(lambda v: (mnn.AvgPool2d((3, 2), stride=(2, 1), padding=1)(v) ** 2).sum())
+    np.testing.assert_allclose(
+        np.asarray(ours(mx.array(x))), np.array(theirs(mlx.array(x))), rtol=1e-5, atol=1e-6
+    )
+    y = nn.AvgPool1d(2)(mx.array(np.arange(12, dtype=np.int32).reshape(1, 6, 2)))
+    assert y.dtype == mx.float32
+
+
+def test_pooling_backward_and_conv_weight_never_copy_per_tap_in_the_graph():
+    # one node per pooling and per convolution: the graph holds no slicing per tap
+    import chainrule.nn as nn
+
+    x = mx.array(np.random.default_rng(7).standard_normal((2, 8, 8, 3)).astype(np.float32))
+    conv, pool = nn.Conv2d(3, 4, 3), nn.MaxPool2d(2)
+    seen = []
+
+    def f(x):
+        return pool(conv(x)).sum()
+
+    y = f(mx.array(x, requires_grad=True))
+    stack, names = [y._node], []
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.append(id(node))
+        names.append(node.prim.name if node.prim is not None else None)
+        stack.extend(a for a in node.args if hasattr(a, "prim"))
+    assert names.count("conv") == 1 and names.count("pool_max") == 1
+    assert "getitem" not in names and "concatenate" not in names
