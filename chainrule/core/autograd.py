@@ -71,9 +71,9 @@ def _sum_to_shape(g: array, shape: tuple) -> array:
         return g
     plan = _SUM_PLANS.get((gs, shape)) or _sum_plan(gs, shape)
     axes, keep = plan
-    if not keep:
-        if not STATE.enabled and type(gd) is _ndarray and (gd.dtype is _F32 or gd.dtype is _F64):
-            return _from_value(_add_reduce(gd, axes))  # the common case, unrecorded: NumPy
+    if not keep and not STATE.enabled:  # unrecorded: one sum (recorded, vmap wants the pair)
+        if type(gd) is _ndarray and (gd.dtype is _F32 or gd.dtype is _F64):
+            return _from_value(_add_reduce(gd, axes))  # the common case: NumPy's reduce
         return ops.sum(g, axis=axes)
     if axes:
         g = ops.sum(g, axis=axes, keepdims=True)
@@ -201,7 +201,7 @@ def backward_pass(
                 _versions.check(node, live)
             prim = node.prim
             args = node.args
-            params = node.params or _NO_PARAMS
+            params = node.params
             xs: Any = None
             for i, p in enumerate(args):
                 if type(p) is not Node or p not in live:
@@ -217,9 +217,12 @@ def backward_pass(
                             for a in args
                         ]
                     else:
-                        ans = _from_value(node.value)
+                        nv = node.value
+                        ans = _from_value(nv)
                         xs = [
-                            _from_value(a.value) if type(a) is Node else _const(a, node.value)
+                            _from_value(a.value)
+                            if type(a) is Node
+                            else (_from_value(a) if type(a) is _ndarray else _const(a, nv))
                             for a in args
                         ]
                     vdt = node.value.dtype
@@ -236,7 +239,9 @@ def backward_pass(
                         ans = ops.conj(ans)
                         xs = [_conj_point(x) for x in xs]
                 if prim.variadic:
-                    gi = prim.vjps[0](g, ans, *xs, argnum=i, **params)
+                    gi = prim.vjps[0](g, ans, *xs, argnum=i, **(params or _NO_PARAMS))
+                elif params is None:
+                    gi = prim.vjps[i](g, ans, *xs)
                 else:
                     gi = prim.vjps[i](g, ans, *xs, **params)
                 if gi is None:
@@ -248,7 +253,7 @@ def backward_pass(
                 if gd.shape != pv.shape:
                     gi = _sum_to_shape(gi, pv.shape)
                     gd = gi._data
-                if gd.dtype != pv.dtype:
+                if gd.dtype is not pv.dtype and gd.dtype != pv.dtype:
                     gi = _cast(gi, pv.dtype)
                 if OBSERVERS:  # debugging hooks (detect_anomaly, chainrule.viz); usually empty
                     for observe in OBSERVERS:
@@ -456,7 +461,8 @@ def _seed(out: array, cotangent, who: str) -> array:
                 "element have an implicit cotangent"
             )
         d = out._data
-        if type(d) is not xp.ndarray:  # on the GPU (ones_like dispatches to its library)
+        if not isinstance(d, xp.ndarray):  # on the GPU (ones_like dispatches to its library;
+            # NumPy subclasses such as vmap's marked examples take the plain path below)
             return _from_value(xp.ones_like(d))
         if d.ndim == 0:
             return _from_value(xp.array(1, dtype=d.dtype))  # np.ones costs a microsecond more
@@ -586,7 +592,10 @@ class _Tracing:
         node = self.node_of(t)
         hit = found.get(id(node))
         if hit is None:
-            return _from_value(xp.zeros_like(node.value))  # on the value's device
+            v = node.value
+            if isinstance(v, xp.ndarray):  # a plain zero (zeros_like keeps NumPy subclasses)
+                return _from_value(xp.zeros(v.shape, v.dtype))
+            return _from_value(xp.zeros_like(v))  # on the value's device
         return hit[1]
 
 
