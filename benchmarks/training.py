@@ -5,6 +5,7 @@ Workloads (as in ../shared/bench/anchors.py, float32, CPU):
   large : MLP 784-512-512-10, batch 256, Adam lr=1e-3 (compute-bound)
 
 Each runner is measured in the same process, interleaved, median of several blocks:
+  gemm only  the step's matrix products alone (the GEMM-bound limit)
   numpy      hand-written forward/backward/optimizer (the floor for anything on NumPy)
   mlx        chainrule, MLX style: nn.value_and_grad + optimizer.update
   torchstyle chainrule, PyTorch style: zero_grad / backward / step
@@ -92,6 +93,27 @@ def numpy_runner(sizes, opt, data):
                     vh = vv / (1 - 0.999 ** t[0])
                     layer[pi] -= 1e-3 * mh / (np.sqrt(vh) + 1e-8)
         return loss
+
+    return step
+
+
+def gemm_runner(sizes, opt, data):
+    """The step's matrix products alone (forward, weight gradients, input gradients but the
+    first): the GEMM-bound limit no runner on the same BLAS can beat."""
+    rng = np.random.default_rng(1)
+    ws = [rng.standard_normal((a, b)).astype(np.float32) for a, b in zip(sizes[:-1], sizes[1:])]
+
+    def step(k):
+        x, _ = data[k % len(data)]
+        acts = [x]
+        for w in ws:
+            acts.append(acts[-1] @ w)
+        g = acts[-1]
+        for i in range(len(ws) - 1, -1, -1):
+            acts[i].T @ g
+            if i:
+                g = g @ ws[i].T
+        return g
 
     return step
 
@@ -215,6 +237,7 @@ def run(workload, steps, blocks):
     cfg = WORKLOADS[workload]
     data = make_data(cfg["sizes"], cfg["batch"])
     runners = {
+        "gemm only": gemm_runner(cfg["sizes"], cfg["opt"], data),
         "numpy": numpy_runner(cfg["sizes"], cfg["opt"], data),
         "mlx": mlx_runner(cfg["sizes"], cfg["opt"], data),
         "torchstyle": torchstyle_runner(cfg["sizes"], cfg["opt"], data),

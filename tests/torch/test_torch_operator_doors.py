@@ -1,0 +1,61 @@
+"""Tensor operators through the op table's fast paths (issue 20): same results as before.
+
+The torch door hands elementwise operators the tensors themselves (no plain handles); results
+keep the tensor class, MLX's weak scalars, PyTorch's dtypes and the graph.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch as real_torch
+
+import chainrule.core as mx
+import chainrule.torch as torch
+
+
+def test_results_are_tensors_and_scalars_stay_weak():
+    t = torch.ones(3, dtype=torch.int16)
+    for r in (t + 3, 3 + t, t * 2, t - t, t == t, -t):
+        assert type(r) is torch.Tensor
+    assert (t + 3).dtype == torch.int16 and (3 * t).dtype == torch.int16
+    d = torch.ones(2, dtype=torch.float64)
+    assert (d * 2.5).dtype == torch.float64 and (2.5 * d).dtype == torch.float64
+    assert (t == (t, t)) is False
+
+
+def test_mixed_tensor_and_array_operands_keep_the_graph():
+    a = torch.tensor(2.0, requires_grad=True)
+    x = mx.array([1.0, 2.0, 3.0])  # a plain array meets a tensor
+    loss = (a * x + x * a - 1.5 * a).sum()
+    assert type(loss) is torch.Tensor
+    loss.backward()
+    assert math.isclose(float(a.grad), 2 * 6.0 - 3 * 1.5)
+
+
+def test_polynomial_step_matches_pytorch():
+    xs = np.linspace(-math.pi, math.pi, 2000, dtype=np.float32)
+    got, want = [], []
+    for lib, out in ((torch, got), (real_torch, want)):
+        x = lib.tensor(xs)
+        y = lib.sin(x)
+        p = [lib.tensor(v, requires_grad=True) for v in (0.1, -0.2, 0.3, -0.4)]
+        for _ in range(3):
+            y_pred = p[0] + p[1] * x + p[2] * x**2 + p[3] * x**3
+            loss = (y_pred - y).pow(2).sum()
+            loss.backward()
+            with lib.no_grad():
+                for q in p:
+                    q -= 1e-6 * q.grad
+                    q.grad = None
+            out.append(loss.item())
+        out.extend(q.item() for q in p)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_cube_of_negative_bases_is_exact_as_pytorch():
+    xs = np.linspace(-3, 3, 1001, dtype=np.float32)
+    got = np.asarray(torch.tensor(xs) ** 3)
+    np.testing.assert_array_equal(got, (real_torch.tensor(xs) ** 3).numpy())
+    np.testing.assert_allclose(np.asarray(mx.array(xs) ** 3), xs.astype(np.float64) ** 3, rtol=1e-6)
