@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 from collections.abc import Callable
 
@@ -28,6 +29,11 @@ __all__ = ["GRU", "LSTM", "RNN", "gru_scan", "lstm_scan"]
 
 
 def _fast_dtype(*xs: array) -> bool:
+    """Whether the scan may run on the backend: float32/float64 inputs, and no ONNX export
+    recording the graph (it maps primitives, and the scan is not one)."""
+    onnx = sys.modules.get("chainrule.viz.onnx")
+    if onnx is not None and onnx.is_in_onnx_export():
+        return False
     return all(x.dtype in (mx.float32, mx.float64) for x in xs)
 
 
