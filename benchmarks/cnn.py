@@ -19,7 +19,7 @@ importable for other suites: ``framework`` is a module with PyTorch's API (``tor
 ``chainrule.torch``) or the string ``"mlx"``.
 
 Usage: python benchmarks/cnn.py [--workload lenet|resnet|both] [--blocks 3] [--steps 5]
-       [--compiled]
+       [--compiled] [--cpu] [--only ctorch mlx ...]
 """
 
 from __future__ import annotations
@@ -265,8 +265,12 @@ RUNNERS = {
 }
 
 
+CLOCK = [time.perf_counter]
+
+
 def measure(runners: dict, steps: int, blocks: int, warmup: int = 2) -> tuple[dict, dict]:
-    """Per-block milliseconds per step of each runner (runners interleaved within a block)."""
+    """Per-block milliseconds per step of each runner (runners interleaved within a block);
+    ``CLOCK[0]`` is the clock (wall time, or this process's CPU time with ``--cpu``)."""
     last = {}
     for name, step in runners.items():
         for k in range(warmup):
@@ -275,10 +279,10 @@ def measure(runners: dict, steps: int, blocks: int, warmup: int = 2) -> tuple[di
     for _ in range(blocks):
         for name, step in runners.items():
             time.sleep(0.2)
-            t0 = time.perf_counter()
+            t0 = CLOCK[0]()
             for k in range(steps):
                 last[name] = step(k)
-            times[name].append((time.perf_counter() - t0) / steps * 1e3)
+            times[name].append((CLOCK[0]() - t0) / steps * 1e3)
     return times, last
 
 
@@ -315,7 +319,14 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--compiled", action="store_true")
     p.add_argument("--only", nargs="*", help="chainrule runners to time (default: all)")
+    p.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time with this process's CPU time (steadier on a shared machine; one thread)",
+    )
     args = p.parse_args()
+    if args.cpu:
+        CLOCK[0] = time.process_time
     for wl in ["lenet", "resnet"] if args.workload == "both" else [args.workload]:
         run(wl, args.steps, args.blocks, args.compiled, args.only)
 

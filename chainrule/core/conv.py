@@ -244,12 +244,13 @@ def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
 
 
 def _conv_vjp_input(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
-    # GEMM + col2im writes taps * C_in values per output position; the transposed convolution
-    # copies taps * C_out per input position: the first when it moves less
+    # GEMM + col2im writes taps * C_in values per output position (in tap-major slabs without
+    # groups); the transposed convolution copies taps * C_out per input position (windows of
+    # C-long runs): col2im without groups, or when it moves less
     spatial = tuple(x.shape[1:-1])
     col2im = _COL2IM[0]
     if col2im is None:
-        col2im = w.shape[0] // groups > w.shape[-1]
+        col2im = groups == 1 or w.shape[0] // groups > w.shape[-1]
     if col2im:
         return conv_input_prim(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip)
     return _conv_vjp_input_as_conv(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip)
@@ -425,26 +426,35 @@ def _conv_input_kernel(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
     n, out = g.shape[0], tuple(g.shape[1:-1])
     c_out, kernel, cg = w.shape[0], tuple(w.shape[1:-1]), w.shape[-1]
     c, m, taps = cg * groups, n * math.prod(out), math.prod(kernel)
+    padded = tuple(max((s - 1) * d + 1, 0) + a + b for s, d, a, b in zip(spatial, idil, lo, hi))
+    p = xp.zeros_like(g, shape=(n,) + padded + (c,))
+    disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, kdil))
     if groups == 1:
-        cols = xp.matmul(g.reshape(m, c_out), w.reshape(c_out, taps * cg))
+        # one GEMM per tap into tap-major slabs: each add reads a contiguous slab and writes rows
+        # of out_w * C contiguous values (a window-major array would give runs of C)
+        wt = w.reshape(c_out, taps, cg).transpose(1, 0, 2)
+        slabs = xp.matmul(g.reshape(m, c_out), wt).reshape((taps, n) + out + (c,))
+        for k, index in enumerate(_tap_slices(out, kernel, stride, kdil)):
+            if disjoint:
+                p[index] = slabs[k]
+            else:
+                p[index] += slabs[k]
     else:
         og = c_out // groups
         g3 = g.reshape(m, groups, og).transpose(1, 0, 2)
         cols = xp.matmul(g3, w.reshape(groups, og, taps * cg))  # (G, m, taps * cg)
         cols = xp.moveaxis(cols.reshape(groups, m, taps, cg), 0, 2)
-    cols = cols.reshape((n,) + out + kernel + (c,))
-    padded = tuple(max((s - 1) * d + 1, 0) + a + b for s, d, a, b in zip(spatial, idil, lo, hi))
-    p = xp.zeros_like(cols, shape=(n,) + padded + (c,))
-    if all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, kdil)):
-        view, _ = _window_view(p, kernel, stride, kdil)  # disjoint windows: one write
-        view[...] = cols
-    else:
-        lead = (slice(None),) * (nd + 1)
-        for t, index in zip(
-            itertools.product(*(range(k) for k in kernel)),
-            _tap_slices(out, kernel, stride, kdil),
-        ):
-            p[index] += cols[lead + t]
+        cols = cols.reshape((n,) + out + kernel + (c,))
+        if disjoint:
+            view, _ = _window_view(p, kernel, stride, kdil)  # disjoint windows: one write
+            view[...] = cols
+        else:
+            lead = (slice(None),) * (nd + 1)
+            for t, index in zip(
+                itertools.product(*(range(k) for k in kernel)),
+                _tap_slices(out, kernel, stride, kdil),
+            ):
+                p[index] += cols[lead + t]
     y = _crop_undilate(p, tuple(spatial), lo, idil)
     return y if y.dtype == g.dtype else y.astype(g.dtype)
 
@@ -520,26 +530,26 @@ def conv_input_prim(
 
 @_opaque
 def _windows_kernel(x, kernel, stride, dilation):
-    view, out = _window_view(x, kernel, stride, dilation)
-    return view.reshape((x.shape[0],) + out + (math.prod(kernel), x.shape[-1]))
+    # one slab per tap (tap-major memory, long contiguous runs), seen as (N, *out, taps, C)
+    out = _pool_geometry(x, kernel, stride, dilation)
+    taps = _tap_slices(out, kernel, stride, dilation)
+    slabs = xp.empty_like(x, shape=(len(taps), x.shape[0]) + out + (x.shape[-1],))
+    for k, index in enumerate(taps):
+        slabs[k] = x[index]
+    return xp.moveaxis(slabs, 0, -2)
 
 
 @_opaque
 def _window_sum_kernel(g, spatial, kernel, stride, dilation):
     nd = len(kernel)
-    n, c = g.shape[0], g.shape[-1]
     out = tuple(g.shape[1 : nd + 1])
-    gk = g.reshape((n,) + out + tuple(kernel) + (c,))
-    y = xp.zeros_like(g, shape=(n,) + tuple(spatial) + (c,))  # (keeps vmap's mark)
-    if all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation)):
-        view, _ = _window_view(y, kernel, stride, dilation)  # disjoint windows: one write
-        view[...] = gk
-        return y
-    for taps in itertools.product(*(range(k) for k in kernel)):  # overlapping windows
-        index = (slice(None),)
-        for t, o, s, d in zip(taps, out, stride, dilation):
-            index += (slice(t * d, t * d + (o - 1) * s + 1, s),)
-        y[index] += gk[(slice(None),) * (nd + 1) + taps]
+    y = xp.zeros_like(g, shape=(g.shape[0],) + tuple(spatial) + (g.shape[-1],))  # (vmap's mark)
+    disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
+    for k, index in enumerate(_tap_slices(out, kernel, stride, dilation)):
+        if disjoint:
+            y[index] = g[..., k, :]
+        else:
+            y[index] += g[..., k, :]
     return y
 
 
@@ -625,7 +635,7 @@ def _max_mask(x, ans, kernel, stride, dilation, first):
     PyTorch; else every tap equal to it (ties share, as MLX's ``max``).
     """
     taps = _tap_slices(ans.shape[1:-1], kernel, stride, dilation)
-    mask = xp.zeros_like(ans, shape=ans.shape[:-1] + (len(taps), ans.shape[-1]), dtype=bool)
+    mask = xp.empty_like(ans, shape=(len(taps),) + ans.shape, dtype=bool)  # tap-major memory
     nan = ans != ans
     taken = xp.zeros_like(ans, dtype=bool)
     for k, index in enumerate(taps):
@@ -635,8 +645,8 @@ def _max_mask(x, ans, kernel, stride, dilation, first):
         if first:
             hit &= ~taken
             taken |= hit
-        mask[..., k, :] = hit
-    return mask
+        mask[k] = hit
+    return xp.moveaxis(mask, 0, -2)
 
 
 def _pool_max_vjp(g, ans, x, kernel, stride, dilation, first):
