@@ -44,16 +44,15 @@ def _plain_call(xs: tuple) -> bool:
 
 
 def _gates(a, H: int):
-    """In place on a fresh ``(..., 4H)`` pre-activation: sigmoid on ``i, f, o``, tanh on ``g``
-    (sigmoid as ``0.5 tanh(x / 2) + 0.5``, so one tanh covers the whole row)."""
+    """``(..., 4, H)`` activations of a ``(..., 4H)`` pre-activation: sigmoid on ``i, f, o``,
+    tanh on ``g`` (sigmoid as ``0.5 tanh(x / 2) + 0.5``, so one tanh covers the whole row).
+
+    The kernels here write no array in place (``out=`` into views included): ``mx.compile``
+    records these NumPy calls as its program, and a write through a view would not be seen.
+    """
     half = xp.asarray([[0.5], [0.5], [1.0], [0.5]], dtype=a.dtype)
     shift = xp.asarray([[0.5], [0.5], [0.0], [0.5]], dtype=a.dtype)
-    a4 = a.reshape(a.shape[:-1] + (4, H))
-    a4 *= half
-    xp.tanh(a, out=a)
-    a4 *= half
-    a4 += shift
-    return a4
+    return xp.tanh(a.reshape(a.shape[:-1] + (4, H)) * half) * half + shift
 
 
 def _lstm_reference(xw: array, h0: array, c0: array, whh_t: array) -> array:
@@ -91,21 +90,16 @@ def _saved(out) -> tuple | None:
 def _lstm_forward(xw, h0, c0, whh_t):
     T, N, G = xw.shape
     H = G // 4
-    out = xp.empty((2, T, N, H), dtype=xw.dtype)
-    gates = []
+    hs, cs, gates = [], [], []
     h, c = h0, c0
     for t in range(T):
-        a = xp.matmul(h, whh_t)
-        a += xw[t]
-        a4 = _gates(a, H)
+        a4 = _gates(xp.matmul(h, whh_t) + xw[t], H)
+        c = a4[:, 1] * c + a4[:, 0] * a4[:, 2]
+        h = a4[:, 3] * xp.tanh(c)
+        hs.append(h)
+        cs.append(c)
         gates.append(a4)
-        c_new = out[1, t]
-        xp.multiply(a4[:, 1], c, out=c_new)
-        c_new += a4[:, 0] * a4[:, 2]
-        h = out[0, t]
-        xp.tanh(c_new, out=h)
-        h *= a4[:, 3]
-        c = c_new
+    out = xp.stack([xp.stack(hs), xp.stack(cs)])
     _save(out, (xp.stack(gates),))
     return out
 
@@ -114,41 +108,37 @@ def _lstm_backward(xw, h0, c0, whh_t, y, gy):
     T, N, G = xw.shape
     H = G // 4
     hs, cs = y[0], y[1]
-    h_prev = xp.concatenate([h0[None], hs[:-1]]) if T > 1 else h0[None]
-    c_prev = xp.concatenate([c0[None], cs[:-1]]) if T > 1 else c0[None]
+    h_prev = xp.concatenate([h0[None], hs[:-1]])
+    c_prev = xp.concatenate([c0[None], cs[:-1]])
     saved = _saved(y)
     if saved is not None:
         a4 = saved[0]  # (T, N, 4, H): i, f, g, o
     else:
-        a = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G)
-        a += xw
+        a = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G) + xw
         a4 = _gates(a, H)
     i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
     tc = xp.tanh(cs)
-    # d pre / d c for i, f, g; d pre / d h for o; d c / d h
-    m = xp.empty((T, N, 3, H), dtype=xw.dtype)
-    xp.multiply(g, i * (1 - i), out=m[:, :, 0])
-    xp.multiply(c_prev, f * (1 - f), out=m[:, :, 1])
-    xp.multiply(i, 1 - g * g, out=m[:, :, 2])
+    # d pre[i, f, g] / d c and d pre[o] / d h, d c / d h
+    m = xp.stack([g * (i * (1 - i)), c_prev * (f * (1 - f)), i * (1 - g * g)], axis=2)
     m_o = tc * o * (1 - o)
     m_c = o * (1 - tc * tc)
     whh = whh_t.T
     gh, gc = gy[0], gy[1]
-    dpre = xp.empty((T, N, 4, H), dtype=xw.dtype)
-    dh = xp.array(gh[T - 1], dtype=xw.dtype)
-    dc = xp.array(gc[T - 1], dtype=xw.dtype)
+    dpre = []
+    dh, dc = gh[T - 1], gc[T - 1]
     for t in range(T - 1, -1, -1):
         if t < T - 1:
-            dh += gh[t]
-            dc += gc[t]
-        dc += dh * m_c[t]
-        xp.multiply(m[t], dc[:, None, :], out=dpre[t, :, :3])
-        xp.multiply(dh, m_o[t], out=dpre[t, :, 3])
+            dh = dh + gh[t]
+            dc = dc + gc[t]
+        dc = dc + dh * m_c[t]
+        d4 = xp.concatenate([m[t] * dc[:, None, :], (dh * m_o[t])[:, None, :]], axis=1)
+        dpre.append(d4)
         dc = dc * f[t]
-        dh = xp.matmul(dpre[t].reshape(N, G), whh)
-    dpre = dpre.reshape(T, N, G)
-    dw = xp.matmul(h_prev.reshape(-1, H).T, dpre.reshape(-1, G))
-    return dpre, dh, dc, dw
+        dh = xp.matmul(d4.reshape(N, G), whh)
+    dpre.reverse()
+    d = xp.stack(dpre).reshape(T, N, G)
+    dw = xp.matmul(h_prev.reshape(-1, H).T, d.reshape(-1, G))
+    return d, dh, dc, dw
 
 
 @mx.custom_function
@@ -200,71 +190,59 @@ def _gru_reference(xw: array, h0: array, whh_t: array, b_hh: array) -> array:
 
 def _gru_parts(xw, gh, H: int):
     """``r, z, n`` (``(..., H)`` each) from the projections (``gh`` includes ``b_hh``)."""
-    rz = xw[..., : 2 * H] + gh[..., : 2 * H]
-    rz *= 0.5
-    xp.tanh(rz, out=rz)
-    rz *= 0.5
-    rz += 0.5
+    rz = xp.tanh((xw[..., : 2 * H] + gh[..., : 2 * H]) * 0.5) * 0.5 + 0.5
     r, z = rz[..., :H], rz[..., H:]
-    n = r * gh[..., 2 * H :]
-    n += xw[..., 2 * H :]
-    xp.tanh(n, out=n)
+    n = xp.tanh(r * gh[..., 2 * H :] + xw[..., 2 * H :])
     return r, z, n
 
 
 def _gru_forward(xw, h0, whh_t, b_hh):
     T, N, G = xw.shape
     H = G // 3
-    out = xp.empty((T, N, H), dtype=xw.dtype)
+    hs, saved = [], []
     h = h0
-    saved = []
     for t in range(T):
-        gh = xp.matmul(h, whh_t)
-        gh += b_hh
+        gh = xp.matmul(h, whh_t) + b_hh
         r, z, n = _gru_parts(xw[t], gh, H)
+        h = n + z * (h - n)  # (1 - z) n + z h
+        hs.append(h)
         saved.append((gh, r, z, n))
-        h_new = out[t]
-        xp.subtract(h, n, out=h_new)  # h' = n + z (h - n)
-        h_new *= z
-        h_new += n
-        h = h_new
-    _save(out, tuple(xp.stack(v) for v in zip(*saved)) if T else None)
+    out = xp.stack(hs)
+    _save(out, tuple(xp.stack(v) for v in zip(*saved)))
     return out
 
 
 def _gru_backward(xw, h0, whh_t, b_hh, hs, gy):
     T, N, G = xw.shape
     H = G // 3
-    h_prev = xp.concatenate([h0[None], hs[:-1]]) if T > 1 else h0[None]
+    h_prev = xp.concatenate([h0[None], hs[:-1]])
     saved = _saved(hs)
     if saved is not None:
         gh, r, z, n = saved
     else:
-        gh = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G)
-        gh += b_hh
+        gh = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G) + b_hh
         r, z, n = _gru_parts(xw, gh, H)
     hn = gh[..., 2 * H :]
     m_n = (1 - z) * (1 - n * n)  # d a_n / d h'
-    mx_ = xp.empty((T, N, 3, H), dtype=xw.dtype)  # d (x-projection) / d h'
-    xp.multiply(m_n * hn, r * (1 - r), out=mx_[:, :, 0])
-    xp.multiply(h_prev - n, z * (1 - z), out=mx_[:, :, 1])
-    mx_[:, :, 2] = m_n
-    m_hn = m_n * r  # d (h-projection of n) / d h'
+    # d (x projection of r, z, n) / d h', and the same for the h projection (n's times r)
+    m_x = xp.stack([(m_n * hn) * (r * (1 - r)), (h_prev - n) * (z * (1 - z)), m_n], axis=2)
+    m_h = xp.concatenate([m_x[:, :, :2], (m_n * r)[:, :, None]], axis=2)
     whh = whh_t.T
-    dx = xp.empty((T, N, 3, H), dtype=xw.dtype)
-    dgh = xp.empty((T, N, 3, H), dtype=xw.dtype)
-    dh = xp.array(gy[T - 1], dtype=xw.dtype)
+    dxs, dghs = [], []
+    dh = gy[T - 1]
     for t in range(T - 1, -1, -1):
         if t < T - 1:
-            dh += gy[t]
-        xp.multiply(mx_[t], dh[:, None, :], out=dx[t])
-        dgh[t, :, :2] = dx[t, :, :2]
-        xp.multiply(m_hn[t], dh, out=dgh[t, :, 2])
-        dh = dh * z[t] + xp.matmul(dgh[t].reshape(N, G), whh)
-    dx = dx.reshape(T, N, G)
-    dgh = dgh.reshape(-1, G)
-    dw = xp.matmul(h_prev.reshape(-1, H).T, dgh)
-    return dx, dh, dw, dgh.sum(axis=0)
+            dh = dh + gy[t]
+        dgh = m_h[t] * dh[:, None, :]
+        dxs.append(m_x[t] * dh[:, None, :])
+        dghs.append(dgh)
+        dh = dh * z[t] + xp.matmul(dgh.reshape(N, G), whh)
+    dxs.reverse()
+    dghs.reverse()
+    dx = xp.stack(dxs).reshape(T, N, G)
+    dgh_all = xp.stack(dghs).reshape(-1, G)
+    dw = xp.matmul(h_prev.reshape(-1, H).T, dgh_all)
+    return dx, dh, dw, dgh_all.sum(axis=0)
 
 
 @mx.custom_function
