@@ -35,7 +35,7 @@ from . import dtypes as _dt
 from . import ops
 from .array import _from_value, array
 from .backend import xp
-from .ops.table import _operand, _rec, defprim
+from .ops.table import _operand, _rec, defprim, value_branch
 from .tracing import kernel as _opaque
 
 __all__ = [
@@ -628,6 +628,7 @@ def _pool_kernel(x, kernel, stride, dilation, op):
 
 
 @_opaque
+@value_branch
 def _max_mask(x, ans, kernel, stride, dilation, first):
     """``(N, *out, taps, C)``: which taps receive a window maximum's gradient.
 
@@ -637,15 +638,17 @@ def _max_mask(x, ans, kernel, stride, dilation, first):
     taps = _tap_slices(ans.shape[1:-1], kernel, stride, dilation)
     mask = xp.empty_like(ans, shape=(len(taps),) + ans.shape, dtype=bool)  # tap-major memory
     nan = ans != ans
-    taken = xp.zeros_like(ans, dtype=bool)
+    nans = bool(nan.any())  # (reads values only to skip the NaN test: a value branch)
+    taken = xp.zeros_like(ans, dtype=bool) if first else None
     for k, index in enumerate(taps):
         v = x[index]
-        hit = v == ans
-        hit |= nan & (v != v)
-        if first:
+        hit = mask[k]
+        xp.equal(v, ans, out=hit)
+        if nans:
+            hit |= nan & (v != v)
+        if taken is not None:
             hit &= ~taken
             taken |= hit
-        mask[k] = hit
     return xp.moveaxis(mask, 0, -2)
 
 

@@ -1,8 +1,9 @@
 """Pooling, padding and resampling of ``torch.nn.functional`` (helper of ``functional``).
 
 Inputs are channels-first (``(N, C, *spatial)``, or ``(C, *spatial)`` unbatched). Windows are
-combined by the ``pool_max`` / ``pool_sum`` primitives (one ufunc per tap over strided slices
-of the padded input, no window copy); max pooling sends each window's gradient to its first
+combined by the ``pool_max`` / ``pool_sum`` primitives on the channels-last view (one ufunc
+per tap over strided slices of the padded input, no window copy; a convolution's output is
+channels-last underneath, so nothing is copied); max pooling sends each window's gradient to its first
 maximum (PyTorch's index) alone, as in PyTorch. Resizing
 (``interpolate``, adaptive average pooling) applies one interpolation matrix per spatial axis.
 """
@@ -165,8 +166,8 @@ def _max_pool(nd, input, kernel_size, stride, padding, dilation, ceil_mode, retu
     padded = _padded(x, k, s, p, d, out, -math.inf)
     # the maximum of the taps' strided slices; the gradient goes to each window's first
     # maximum (PyTorch's index; a NaN wins)
-    values = pool_max(_flat(padded), k, s, d, first=True)
-    values = _unbatch(mx.reshape(values, tuple(x.shape[:2]) + out), added)
+    values = mx.moveaxis(pool_max(mx.moveaxis(padded, 1, -1), k, s, d, first=True), -1, 1)
+    values = _unbatch(values, added)
     if not return_indices:
         return values
     win = windows(x, k, s, p, d, out, -math.inf)
@@ -262,7 +263,7 @@ def _avg_pool(nd, input, kernel_size, stride, padding, ceil_mode, count_include_
     out = _pool_out(x.shape[2:], k, s, p, (1,) * nd, ceil_mode, who)
     ones = (1,) * nd
     padded = _padded(x, k, s, p, ones, out, 0.0)
-    total = mx.reshape(pool_sum(_flat(padded), k, s, ones), tuple(x.shape[:2]) + out)
+    total = mx.moveaxis(pool_sum(mx.moveaxis(padded, 1, -1), k, s, ones), -1, 1)
     if divisor is not None:
         y = total / divisor
     else:
