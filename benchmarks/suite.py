@@ -458,8 +458,10 @@ def median_ms(cells: dict[str, Cell], runner: str) -> float | None:
 
 
 def check(value: float | None, bound: float) -> str:
-    """``value`` and whether it meets ``value <= bound``."""
-    return "-" if value is None else f"{value:.2f} {'ok' if value <= bound else 'MISSED'}"
+    """``value`` and whether it meets ``value <= bound`` (as printed, to two decimals)."""
+    if value is None:
+        return "-"
+    return f"{value:.2f} {'ok' if round(value, 2) <= bound else 'MISSED'}"
 
 
 def targets(results: dict[str, dict[str, Cell]], rates: dict) -> list[str]:
