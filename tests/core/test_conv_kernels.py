@@ -205,3 +205,20 @@ def test_pooling_backward_and_conv_weight_never_copy_per_tap_in_the_graph():
         stack.extend(a for a in node.args if hasattr(a, "prim"))
     assert names.count("conv") == 1 and names.count("pool_max") == 1
     assert "getitem" not in names and "concatenate" not in names
+
+
+def test_torch_max_pool_with_nan_and_padding_matches_torch():
+    torch = pytest.importorskip("torch")
+    import chainrule.torch as ct
+
+    x = np.random.default_rng(8).standard_normal((1, 2, 6, 5))
+    x[0, 0, 1, 1] = x[0, 1, 4, 4] = np.nan
+    kw = dict(kernel_size=3, stride=2, padding=1, ceil_mode=True)
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.max_pool2d(tx, **kw)
+    ty.backward(torch.ones_like(ty))
+    cx = ct.tensor(x, requires_grad=True)
+    cy = ct.nn.functional.max_pool2d(cx, **kw)
+    cy.backward(ct.ones_like(cy))
+    np.testing.assert_array_equal(cy.detach().numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(cx.grad.numpy(), tx.grad.numpy())
