@@ -20,6 +20,7 @@ import numpy as np
 from . import dtypes as _dt
 from . import ops
 from .array import _from_value, array
+from .backend import xp
 from .tracing import kernel as _kernel
 
 __all__ = [
@@ -144,6 +145,20 @@ def _rope_angles(
 ) -> array:
     """``theta`` of shape ``(T, half)`` or ``(B, 1, T, half)`` (one offset per example), in
     ``at`` (float32 as MLX; float64 for float64 inputs)."""
+    if freqs is None and offset._node is None:
+        # constants (nothing to differentiate): the same ufuncs on backend values, without a
+        # dozen recorded ops per call (one decoding step calls rope twice per layer)
+        dt = xp.dtype(_dt.to_np(at))
+        key = (half, base, dt.str)
+        inv_v = _ROPE_INV.get(key)
+        if inv_v is None:
+            step_v = xp.arange(0, -half, -1).astype(dt)
+            inv_v = _ROPE_INV.setdefault(key, xp.exp(step_v * (math.log(base) / half)))  # type: ignore[arg-type]
+        off_v = offset._data.astype(dt)
+        off_v = off_v.reshape(-1, 1, 1) if offset.size > 1 else off_v.reshape(())
+        pos_v = (off_v + xp.arange(T, dtype=dt)) * float(scale)
+        theta_v = pos_v[..., None] * inv_v
+        return _from_value(theta_v[:, None] if theta_v.ndim == 3 else theta_v)
     pos = ops.arange(T, dtype=at)
     if offset.size > 1:
         pos = ops.reshape(ops.astype(offset, at), (-1, 1, 1)) + pos
@@ -157,6 +172,9 @@ def _rope_angles(
         inv = ops.exp(step * (math.log(base) / half))  # type: ignore[arg-type]
     theta = ops.expand_dims(pos, -1) * inv
     return ops.expand_dims(theta, 1) if theta.ndim == 3 else theta
+
+
+_ROPE_INV: dict = {}  # (half, base, dtype) -> the inverse frequencies
 
 
 def rope(
@@ -235,19 +253,28 @@ def rope(
     elif x.ndim > 4:
         x = ops.flatten(x, 1, x.ndim - 3)
     half = dims // 2
-    theta = _rope_angles(x.shape[-2], half, base, scale, off, freqs, _compute_type(x.dtype))
     t = x.dtype
-    cos, sin = ops.astype(ops.cos(theta), t), ops.astype(ops.sin(theta), t)
-    if traditional:
-        x1, x2 = x[..., 0:dims:2], x[..., 1:dims:2]
-        out = ops.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)
-        parts = [ops.reshape(out, (*out.shape[:-2], dims))]
+    pair_axis = -1 if traditional else -2
+    theta = _rope_angles(x.shape[-2], half, base, scale, off, freqs, _compute_type(t))
+    if theta._node is None:  # constant tables: built on backend values
+        th = theta._data
+        tdt = xp.dtype(_dt.to_np(t))
+        cos_v, sin_v = xp.cos(th).astype(tdt), xp.sin(th).astype(tdt)
+        c2 = _from_value(xp.stack([cos_v, cos_v], axis=pair_axis))
+        s2 = _from_value(xp.stack([-sin_v, sin_v], axis=pair_axis))
     else:
-        x1, x2 = x[..., :half], x[..., half:dims]
-        parts = [x1 * cos - x2 * sin, x1 * sin + x2 * cos]
+        cos, sin = ops.astype(ops.cos(theta), t), ops.astype(ops.sin(theta), t)
+        c2 = ops.stack([cos, cos], axis=pair_axis)
+        s2 = ops.stack([-sin, sin], axis=pair_axis)
+    # each pair (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin): with the pairs laid out on an
+    # axis of two, that is x * [cos, cos] + swap(x) * [-sin, sin]
+    rot = x if dims == x.shape[-1] else x[..., :dims]
+    lead = rot.shape[:-1]
+    rot = ops.reshape(rot, (*lead, half, 2) if traditional else (*lead, 2, half))
+    swapped = rot[..., ::-1] if traditional else rot[..., ::-1, :]
+    out = ops.reshape(rot * c2 + swapped * s2, (*lead, dims))
     if dims < x.shape[-1]:
-        parts.append(x[..., dims:])
-    out = ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+        out = ops.concatenate([out, x[..., dims:]], axis=-1)
     return ops.reshape(out, shape)
 
 
