@@ -7,7 +7,7 @@ TORCH := torch==2.13.0
 # Real MLX (CPU wheel) is the other reference (tests/oracle/); pinned to the version of ../shared/mlx_tests' baseline.
 MLX := mlx[cpu]==0.32.4
 
-.PHONY: test demo lint format clean venv bench
+.PHONY: test demo lint format clean venv bench gpu-check
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -50,3 +50,9 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The GPU check (docs/gpu.md), for a machine with an NVIDIA GPU and CuPy but no network and no
+# venv: prepare .gpu_check/ where ../shared exists (`python3 tools/gpu_check.py --prepare`),
+# carry it there, then `make gpu-check` writes gpu_check_results.md (under 8 minutes).
+gpu-check:
+	PYTHONPATH=. $(PY) tools/gpu_check.py
