@@ -23,8 +23,13 @@ rest between them; the figures are medians over blocks: milliseconds per step, a
 ratio to PyTorch taken block by block in the same run (neighbouring measurements drift
 together on a shared machine).
 
+``--examples`` instead times ``examples/mlx/llm_inference.py`` (tokens/s of KV-cache decoding)
+and ``examples/mlx/normalizing_flow.py`` against real MLX: the same source with its imports
+switched, each run a fresh one-thread process, interleaved (``compare_examples``).
+
 Usage: python benchmarks/sequence_models.py [--workload block|encoder|lstm|gru|all]
        [--frameworks torch,ctorch,mlx,mlx-compiled] [--real-mlx] [--blocks 3] [--steps 5]
+       python benchmarks/sequence_models.py --examples [--blocks 3]
 """
 
 from __future__ import annotations
@@ -367,6 +372,81 @@ def run(workload: str, frameworks: list, steps: int, blocks: int) -> dict:
     return result
 
 
+# -- MLX examples against real MLX ------------------------------------------------------------
+
+EXAMPLES = {
+    "llm_inference": ["--steps", "200", "--temp", "0"],
+    "normalizing_flow": ["--steps", "300"],
+}
+
+
+def _as_real_mlx(source: str) -> str:
+    """An example's source with its chainrule imports turned into MLX's (on the CPU)."""
+    return (
+        source.replace(
+            "import chainrule.core as mx", "import mlx.core as mx\nmx.set_default_device(mx.cpu)"
+        )
+        .replace("import chainrule.nn as nn", "import mlx.nn as nn")
+        .replace("import chainrule.optimizers as optim", "import mlx.optimizers as optim")
+    )
+
+
+def run_example(name: str, framework: str, rounds: int = 3) -> dict:
+    """Run ``examples/mlx/<name>.py`` (``framework``: "chainrule" or "mlx") ``rounds`` times,
+    each in a fresh one-thread process; returns the median wall and CPU seconds of a run
+    (imports included) and, for the decoding example, its median tokens/s."""
+    import re
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    path = root / "examples" / "mlx" / f"{name}.py"
+    if framework == "mlx":
+        tmp = Path(tempfile.mkdtemp()) / path.name
+        tmp.write_text(_as_real_mlx(path.read_text()))
+        path = tmp
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    walls, cpus, rates = [], [], []
+    for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [sys.executable, str(path), *EXAMPLES[name]],
+            capture_output=True, text=True, env=env, cwd=root, check=True,
+        ).stdout  # fmt: skip
+        walls.append(time.perf_counter() - t0)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        found = re.search(r"([0-9.]+) tokens/s", out)
+        if found:
+            rates.append(float(found.group(1)))
+    got = {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+    if rates:
+        got["tokens_per_s"] = statistics.median(rates)
+    return got
+
+
+def compare_examples(rounds: int = 3) -> None:
+    """Print chainrule's and real MLX's times for the MLX examples, interleaved."""
+    for name in EXAMPLES:
+        res: dict = {"chainrule": [], "mlx": []}
+        for _ in range(rounds):
+            for fw in res:
+                try:
+                    res[fw].append(run_example(name, fw, 1))
+                except Exception as e:  # real MLX missing or failing: chainrule's figures only
+                    print(f"({name} under {fw} failed: {str(e).splitlines()[0]})")
+        print(f"\n{name}: {rounds} interleaved runs each, one thread, medians")
+        for fw, runs in res.items():
+            if not runs:
+                continue
+            line = "  ".join(f"{k} {statistics.median(r[k] for r in runs):.2f}" for k in runs[0])
+            print(f"  {fw:10s} {line}")
+
+
 def main() -> None:
     """Command line: see the module's docstring."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -375,7 +455,13 @@ def main() -> None:
     p.add_argument("--real-mlx", action="store_true", help="also real MLX, eager and compiled")
     p.add_argument("--blocks", type=int, default=3)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument(
+        "--examples", action="store_true", help="time examples/mlx against real MLX instead"
+    )
     args = p.parse_args()
+    if args.examples:
+        compare_examples(args.blocks)
+        return
     frameworks = args.frameworks.split(",")
     if args.real_mlx:
         frameworks += ["real-mlx", "real-mlx-compiled"]

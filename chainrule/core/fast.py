@@ -39,6 +39,15 @@ def _arr(x: Any) -> array:
     return x if isinstance(x, array) else ops._as(x)
 
 
+_add_reduce = xp.add.reduce  # the sum kernel of ops.sum for floating arrays
+
+
+def _plain(*xs: array | None) -> bool:
+    """Whether no input is being differentiated (then no op would record a node, and a
+    function may compute on backend values directly)."""
+    return all(x is None or x._node is None for x in xs)
+
+
 def _promote(t1: _dt.Dtype, t2: _dt.Dtype) -> _dt.Dtype:
     """MLX's promotion of two dtypes."""
     return _dt.from_np(_dt.promote(_dt.to_np(t1), _dt.to_np(t2)))
@@ -85,6 +94,13 @@ def rms_norm(x: array, weight: array | None, eps: float, *, stream: Any = None) 
         out_type = _promote(x.dtype, weight.dtype)
     if not _is_float(out_type):
         raise ValueError(f"[rms_norm] Received unsupported type {out_type}.")
+    if _plain(x, weight) and x.dtype == out_type and _compute_type(out_type) == out_type:
+        # nothing to differentiate (inference): the same kernels on backend values, one
+        # array out instead of eight recorded ops
+        d = x._data
+        ms = _add_reduce(xp.square(d), (d.ndim - 1,), None, None, True) * (1.0 / d.shape[-1])
+        y_v = d * (1.0 / xp.sqrt(ms + eps))
+        return _from_value(y_v if weight is None else y_v * weight._data)
     y = ops.astype(x, _compute_type(out_type))
     y = y * ops.rsqrt(ops.mean(ops.square(y), axis=-1, keepdims=True) + eps)
     y = ops.astype(y, out_type)
@@ -268,6 +284,15 @@ def rope(
         s2 = ops.stack([-sin, sin], axis=pair_axis)
     # each pair (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin): with the pairs laid out on an
     # axis of two, that is x * [cos, cos] + swap(x) * [-sin, sin]
+    if _plain(x, c2):  # nothing to differentiate: the same kernels on backend values
+        d = x._data
+        lead = d.shape[:-1]
+        r = d[..., :dims].reshape((*lead, half, 2) if traditional else (*lead, 2, half))
+        swapped_v = r[..., ::-1] if traditional else r[..., ::-1, :]
+        out_v = (r * c2._data + swapped_v * s2._data).reshape((*lead, dims))
+        if dims < d.shape[-1]:
+            out_v = xp.concatenate([out_v, d[..., dims:]], axis=-1)
+        return _from_value(out_v.reshape(shape))
     rot = x if dims == x.shape[-1] else x[..., :dims]
     lead = rot.shape[:-1]
     rot = ops.reshape(rot, (*lead, half, 2) if traditional else (*lead, 2, half))
