@@ -147,7 +147,7 @@ def _from_ndarray(nd, dtype=None):
     else:
         target = _dt.to_np(dtype)
     if nd.dtype == target:  # copy: the caller's array may be changed later
-        return _numpy.array(nd) if type(nd) is _ndarray else nd.copy()
+        return nd.copy() if _backend.is_gpu(nd) else _numpy.array(nd)
     return _cast(nd, target)
 
 
@@ -339,13 +339,19 @@ def _convert_node(value, dtype=None):
         out = astype(value, dtype)
         return out._data, out._node
     if t is _ndarray:
-        return _from_ndarray(value, dtype), None
+        data = _from_ndarray(value, dtype)
+        if _DEFAULT_XP[0] is not xp and data.ndim:  # on the default device, as MLX's arrays
+            data = _backend.to_gpu(data)
+        return data, None
     if t is float and dtype is None:
         return _numpy.asarray(value, dtype=_F32), None
     if (t is list or t is tuple) and value and _scan(value) == 2:
         out = _stack_with_arrays(value, dtype)
         return out._data, out._node
-    return _convert(value, dtype), None
+    data = _convert(value, dtype)
+    if _DEFAULT_XP[0] is not xp and type(data) is _ndarray and data.ndim:
+        data = _backend.to_gpu(data)  # host data in an operation: on the default device (MLX)
+    return data, None
 
 
 def _convert(value, dtype=None):
@@ -659,7 +665,7 @@ class array:
 
     def __deepcopy__(self, memo) -> array:
         d = self._data
-        out = _from_value(xp.array(d) if type(d) is _ndarray else d.copy())
+        out = _from_value(d.copy() if _backend.is_gpu(d) else xp.array(d))
         if self._node is not None and self._node.prim is None:
             out.requires_grad = True
         return out

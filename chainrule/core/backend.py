@@ -340,7 +340,7 @@ def same_device(data, ref):
 def scatter_add(out, idx, values) -> None:
     """``out[idx] += values`` with repeated indices accumulating, in place (``numpy.add.at`` on
     the CPU, ``cupyx.scatter_add`` on the GPU)."""
-    if type(out) is ndarray:
+    if not is_gpu(out):
         numpy.add.at(out, idx, values)
         return
     GPU[0].scatter_add(out, idx, same_device(values, out) if type(values) is ndarray else values)
@@ -376,7 +376,7 @@ def via_host(fn, *args, **kwargs):
 
 def reduce_sum(d, axes, dtype=None, keepdims: bool = False):
     """``numpy.add.reduce`` on NumPy data (no dispatch cost), ``sum`` on GPU data."""
-    if type(d) is ndarray:
+    if not is_gpu(d):
         return numpy.add.reduce(d, axes, dtype, None, keepdims)
     return xp.sum(d, axis=axes, dtype=dtype, keepdims=keepdims)
 
@@ -384,7 +384,7 @@ def reduce_sum(d, axes, dtype=None, keepdims: bool = False):
 def reduce_max(d, axis=None, keepdims: bool = False):
     """``numpy.maximum.reduce`` on NumPy data, ``max`` on GPU data (CuPy has no ``.reduce``
     for ``maximum``)."""
-    if type(d) is ndarray:
+    if not is_gpu(d):
         return numpy.maximum.reduce(d, axis=axis, keepdims=keepdims)
     return xp.max(d, axis=axis, keepdims=keepdims)
 
@@ -402,7 +402,7 @@ def as_array(r):
 
 def copy_of(x):
     """A new copy of backend array ``x`` on its device."""
-    return numpy.array(x) if type(x) is ndarray else x.copy()
+    return x.copy() if is_gpu(x) else numpy.array(x)
 
 
 class DeviceMismatchError(RuntimeError, TypeError):

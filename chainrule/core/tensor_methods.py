@@ -162,7 +162,7 @@ def view(self, *shape: Any) -> array:
                 f"{data.dtype.itemsize} and {target.itemsize})"
             )
         try:
-            out = np.ascontiguousarray(data).view(target)
+            out = _backend.array_module(data).ascontiguousarray(data).view(target)
         except ValueError as e:
             raise ValueError(f"view: cannot view shape {self.shape} as {shape[0]}: {e}") from None
         return _from_value(out)

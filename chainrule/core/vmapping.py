@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from . import backend as _backend
 from . import batching, ops
 from . import tree as pytree
 from .array import array
@@ -123,6 +124,8 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
         if ax is None:
             continue
         a = ops._as(leaf)
+        if _backend.is_gpu(a._data):  # the tracer is a NumPy subclass: GPU data loops
+            raise batching.Unbatchable("the vectorised trace runs on NumPy arrays only")
         ax %= a.ndim
         examples.append(xp.take(a._data, 0, axis=ax))
         batched.append(a if ax == 0 else ops.moveaxis(a, ax, 0))

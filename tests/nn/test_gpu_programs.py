@@ -139,11 +139,14 @@ _RNN = (
     "212, 242, 248, 249) written with out= from device data, and host constants "
     "xp.asarray([[0.5], ...]) in _gates (line 46)"
 )
+_ROPE = (
+    "leak in chainrule/core/fast.py:171-177 (_rope_angles): the angle table is built on the "
+    "host (xp.arange, cached xp.exp) and multiplied with device data in rope (line ~300)"
+)
 LAYER_LEAKS = {
+    "rope-sinusoidal": _ROPE,
     "conv2d": _CONV,
     "conv1d": _CONV,
-    "maxpool-avgpool": _CONV + ", reached from the pooling layers",
-    "gru": _RNN,
     "lstm": _RNN,
 }
 

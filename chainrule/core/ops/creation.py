@@ -86,7 +86,7 @@ def full(shape, vals, dtype=None, stream=None) -> array:
     if v._node is not None:
         return broadcast_to(v, shape) * 1
     d = v._data
-    if type(d) is xp.ndarray:
+    if not _backend.is_gpu(d):
         return _from_value(_place(xp.array(xp.broadcast_to(d, shape)), stream))
     return _from_value(_backend.array_module(d).array(xp.broadcast_to(d, shape)))
 
@@ -115,7 +115,7 @@ def full_like(a, fill_value, dtype=None, stream=None) -> array:
     """``fill_value`` with the shape (and dtype) of ``a``."""
     d = _as(a)._data
     out = full(d.shape, fill_value, _dt.from_np(d.dtype) if dtype is None else dtype)
-    if type(d) is not type(out._data) and out._node is None:
+    if _backend.is_gpu(d) != _backend.is_gpu(out._data) and out._node is None:
         out = _from_value(_backend.same_device(_backend.to_host(out._data), d))
     return out
 

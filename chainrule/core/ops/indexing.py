@@ -10,6 +10,7 @@ from ..array import STATE, Node, _from_value, array
 from ..backend import DEFAULT_XP as _DEFAULT_XP
 from ..backend import as_array as _as_array
 from ..backend import copy_of as _copy_of
+from ..backend import is_gpu as _is_gpu
 from ..backend import same_device as _same_device
 from ..backend import scatter_add as _scatter_add_at
 from ..backend import via_host as _via_host
@@ -377,7 +378,7 @@ def _masked_scatter(x, mask, v) -> array:
 
 @kernel
 def _at_kernel(ufunc, x, idx, v):
-    if type(x) is not xp.ndarray:  # on the GPU: add through scatter_add, the others on the host
+    if _is_gpu(x):  # on the GPU: add through scatter_add, the others on the host
         if ufunc is xp.add:
             out = x.copy()
             _scatter_add_at(out, idx, v)
@@ -759,9 +760,10 @@ def topk(a, k: int, axis: int | None = -1, stream=None) -> array:
             xp.arange(n - k, n).reshape([-1 if i == ax else 1 for i in range(a.ndim)]),
             tuple(k if i == ax else s for i, s in enumerate(a.shape)),
         )
-        return take_along_axis(a, _from_value(xp.ascontiguousarray(idx)), ax)
+        idx = _same_device(xp.ascontiguousarray(idx), a._data)
+        return take_along_axis(a, _from_value(idx), ax)
     idx = xp.argpartition(a._data, n - k, axis=ax)
-    idx = xp.take(idx, xp.arange(n - k, n), axis=ax)
+    idx = idx[(builtins.slice(None),) * ax + (builtins.slice(n - k, n),)]
     return take_along_axis(a, _from_value(idx), ax)
 
 

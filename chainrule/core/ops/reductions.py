@@ -9,6 +9,7 @@ from typing import Any
 from .. import dtypes as _dt
 from ..array import _from_value, array
 from ..backend import array_module as _array_module
+from ..backend import is_gpu as _is_gpu
 from ..backend import ndarray as _ndarray
 from ..backend import reduce_max as _reduce_max
 from ..backend import reduce_sum as _reduce_sum
@@ -147,7 +148,7 @@ def sum(a, axis=None, keepdims: bool = False, stream=None) -> array:
     d = a._data
     axes = _axes(axis, d.ndim, "sum")
     kind = d.dtype.kind
-    if type(d) is not _ndarray:  # on the GPU: the function form (CuPy has no add.reduce)
+    if type(d) is not _ndarray and _is_gpu(d):  # the function form (CuPy has no add.reduce)
         out = _reduce_sum(d, axes, xp.float32 if kind == "V" else _int_acc(d), keepdims)
         out = out.astype(d.dtype) if kind == "V" else out
     elif kind in "fc":

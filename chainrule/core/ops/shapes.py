@@ -8,6 +8,7 @@ from operator import index as _index
 
 from .. import dtypes as _dt
 from ..array import array
+from ..backend import is_gpu as _is_gpu
 from ..backend import xp
 from ..tracing import kernel
 from .table import (
@@ -158,7 +159,7 @@ def _out_of_range(d, n: int) -> bool:
 def _broadcast_kernel(d, shape):
     if d.ndim > len(shape):  # an assignment would drop leading ones; broadcasting never does
         raise ValueError("more dimensions than the target shape")
-    if math.prod(shape) <= 4096 and type(d) is xp.ndarray:
+    if math.prod(shape) <= 4096 and not _is_gpu(d):
         # a small filled array costs a microsecond; np.broadcast_to's view costs six
         out = xp.empty(shape, d.dtype)
         out[...] = d
@@ -251,7 +252,7 @@ def as_strided(a, shape=None, strides=None, offset: int = 0, stream=None) -> arr
     offset = _index(offset)
     pos = _as_strided_positions(a.size, shape, strides, offset)
     d = a._data
-    out = xp.ascontiguousarray(d).reshape(-1)[pos] if type(d) is xp.ndarray else d.reshape(-1)[pos]
+    out = d.reshape(-1)[pos] if _is_gpu(d) else xp.ascontiguousarray(d).reshape(-1)[pos]
     return _rec(_AS_STRIDED, out, (a,), {"shape": shape, "strides": strides, "offset": offset})
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from chainrule.core.array import array
+from chainrule.core.backend import on_default
 from chainrule.core.extend import from_value
 
 from ... import core as mx
@@ -107,7 +108,7 @@ class SinusoidalPositionalEncoding(Module):
         if full_turns:
             sigmas = sigmas * (2 * math.pi)
         # A leading underscore keeps the frequencies out of parameters().
-        self._sigmas = from_value(sigmas.astype(np.float32))
+        self._sigmas = from_value(on_default(sigmas.astype(np.float32)))
         self.scale = scale if scale is not None else (2 / dims) ** 0.5
         self.cos_first = cos_first
 
@@ -133,7 +134,8 @@ class ALiBi(Module):
     @staticmethod
     def create_alibi_slope(num_heads: int) -> array:
         """Per-head slopes ``2 ** (-8 * (h + 1) / num_heads)``, shape ``(num_heads, 1, 1)``."""
-        return from_value(ALiBi._slopes(num_heads).astype(np.float32).reshape(num_heads, 1, 1))
+        slopes = ALiBi._slopes(num_heads).astype(np.float32).reshape(num_heads, 1, 1)
+        return from_value(on_default(slopes))
 
     @staticmethod
     def create_alibi_matrix(
@@ -150,7 +152,7 @@ class ALiBi(Module):
         distance = -np.abs(q[:, None] - k[None, :]).astype(np.float64)
         slopes = ALiBi._slopes(num_heads).reshape(1, num_heads, 1, 1)
         bias = distance[None, None] * slopes
-        return from_value(bias.astype(_dt.to_np(dtype)))
+        return from_value(on_default(bias.astype(_dt.to_np(dtype))))
 
     def __call__(self, attention_scores: array, offset: int = 0, mask: array | None = None):
         bias = ALiBi.create_alibi_matrix(

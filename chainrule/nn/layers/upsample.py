@@ -8,6 +8,7 @@ from typing import Literal
 import numpy as np
 
 from chainrule.core.array import array
+from chainrule.core.backend import same_device
 from chainrule.core.extend import from_value
 
 from ... import core as mx
@@ -52,8 +53,9 @@ def _take_axis(x: array, idx: np.ndarray, weights: list, axis: int) -> array:
     # the weights are float32 (float64 for float64 inputs), as MLX's: half inputs give float32
     wdtype = np.float64 if x._data.dtype == np.float64 else np.float32
     for ind, w in zip(idx, weights):
-        term = mx.take(x, from_value(ind.astype(np.int64)), axis=axis)
-        term = term * from_value(w.reshape(shape).astype(wdtype))
+        # the gather positions and weights are made on the host: on x's device for the kernels
+        term = mx.take(x, from_value(same_device(ind.astype(np.int64), x._data)), axis=axis)
+        term = term * from_value(same_device(w.reshape(shape).astype(wdtype), x._data))
         out = term if out is None else out + term
     return out
 
