@@ -377,7 +377,7 @@ def via_host(fn, *args, **kwargs):
 def reduce_sum(d, axes, dtype=None, keepdims: bool = False):
     """``numpy.add.reduce`` on NumPy data (no dispatch cost), ``sum`` on GPU data."""
     if not is_gpu(d):
-        return numpy.add.reduce(d, axes, dtype, None, keepdims)
+        return numpy.add.reduce(d, axes, dtype, None, keepdims)  # type: ignore[call-overload]
     return xp.sum(d, axis=axes, dtype=dtype, keepdims=keepdims)
 
 
@@ -385,7 +385,7 @@ def reduce_max(d, axis=None, keepdims: bool = False):
     """``numpy.maximum.reduce`` on NumPy data, ``max`` on GPU data (CuPy has no ``.reduce``
     for ``maximum``)."""
     if not is_gpu(d):
-        return numpy.maximum.reduce(d, axis=axis, keepdims=keepdims)
+        return numpy.maximum.reduce(d, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
     return xp.max(d, axis=axis, keepdims=keepdims)
 
 

@@ -124,7 +124,7 @@ class StrictArray(NDArrayOperatorsMixin):
 
     def get(self, stream: Any = None, order: str = "C", out: Any = None) -> numpy.ndarray:
         """An explicit copy on the host (``cupy.ndarray.get``)."""
-        return numpy.array(self._a, order=order)
+        return numpy.array(self._a, order=order)  # type: ignore[call-overload]
 
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         who = f"numpy.{ufunc.__name__}"
