@@ -222,3 +222,22 @@ def test_torch_max_pool_with_nan_and_padding_matches_torch():
     cy.backward(ct.ones_like(cy))
     np.testing.assert_array_equal(cy.detach().numpy(), ty.detach().numpy())
     np.testing.assert_array_equal(cx.grad.numpy(), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("dtype", [mx.float32, mx.float64])
+def test_blocked_im2col_matches_one_block(monkeypatch, dtype):
+    rng = np.random.default_rng(9)
+    x = mx.array(rng.standard_normal((5, 6, 7, 3)), dtype=dtype)
+    w = mx.array(rng.standard_normal((4, 3, 2, 3)), dtype=dtype)
+
+    def f(x, w):
+        y = mx.conv2d(x, w, stride=(1, 2), padding=1)
+        return (y**2).sum(), y
+
+    (_, y1), g1 = mx.value_and_grad(f, argnums=(0, 1))(x, w)
+    monkeypatch.setattr(C, "_BLOCK_BYTES", 64)  # one example a block
+    (_, y2), g2 = mx.value_and_grad(f, argnums=(0, 1))(x, w)
+    tol = 1e-5 if dtype == mx.float32 else 1e-12
+    np.testing.assert_allclose(np.asarray(y2), np.asarray(y1), rtol=tol, atol=tol)
+    for a, b in zip(g2, g1):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
