@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from . import ops
 from .array import _from_value, array
-from .backend import xp
+from .backend import array_module, xp
 from .linalg_prims import (
     cholesky_prim,
     det_prim,
@@ -171,7 +171,8 @@ def pinv(a, stream=None) -> array:
     a = _matrix(a, "pinv")
     d = a._data
     if d.size == 0:
-        return _from_value(xp.zeros(d.shape[:-2] + (d.shape[-1], d.shape[-2]), d.dtype))
+        ns = array_module(d)
+        return _from_value(ns.zeros(d.shape[:-2] + (d.shape[-1], d.shape[-2]), d.dtype))
     return _from_value(xp.linalg.pinv(d).astype(d.dtype, copy=False))
 
 
@@ -235,8 +236,8 @@ def qr(a, stream=None) -> tuple[array, array]:
         m, n = d.shape[-2:]
         k = min(m, n)
         return (
-            _from_value(xp.zeros(d.shape[:-2] + (m, k), d.dtype)),
-            _from_value(xp.zeros(d.shape[:-2] + (k, n), d.dtype)),
+            _from_value(array_module(d).zeros(d.shape[:-2] + (m, k), d.dtype)),
+            _from_value(array_module(d).zeros(d.shape[:-2] + (k, n), d.dtype)),
         )
     q, r = xp.linalg.qr(d)
     return _from_value(q), _from_value(r)
@@ -317,7 +318,7 @@ def lu(a, stream=None) -> tuple[array, array, array]:
     packed, _, perm = lu_kernel(d)
     m, n = d.shape[-2:]
     k = min(m, n)
-    low = xp.tril(packed[..., :, :k], -1) + xp.eye(m, k, dtype=d.dtype)
+    low = xp.tril(packed[..., :, :k], -1) + array_module(d).eye(m, k, dtype=d.dtype)
     up = xp.triu(packed[..., :k, :])
     rows = xp.argsort(perm, axis=-1).astype(xp.uint32)
     return _from_value(rows), _from_value(low), _from_value(up)

@@ -23,6 +23,8 @@ import builtins
 from . import ops
 from .array import _from_value, array
 from .backend import as_array as _as_array
+from .backend import is_gpu as _is_gpu
+from .backend import via_host as _via_host
 from .backend import same_device as _same_device
 from .backend import xp
 from .ops import _rec, defprim
@@ -277,7 +279,10 @@ def lu_kernel(a):
     ``lu`` holds the unit lower factor below the diagonal and the upper factor on and above it;
     ``pivots`` are LAPACK's sequential row swaps (0-based); ``perm`` orders the rows of ``a`` so
     that ``a[perm] = L @ U``. A zero pivot leaves its column as it is (no error, as LAPACK).
+    GPU data are factored on the host (explicit copies there and back): a loop of small steps.
     """
+    if _is_gpu(a):
+        return _via_host(lu_kernel, a)
     m, n = a.shape[-2:]
     k_max = builtins.min(m, n)
     batch = a.shape[:-2]

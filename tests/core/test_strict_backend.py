@@ -201,3 +201,21 @@ def test_stream_context_chooses_the_device(strict_gpu):
         assert type(mx.ones((2,))._data) is StrictArray
     assert type(mx.ones((2,))._data) is np.ndarray
     assert mx.device_count(mx.gpu) == 1 and "device_name" in mx.device_info(mx.gpu)
+
+
+def test_linalg_factorizations_on_the_gpu():
+    a = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+
+    def run():
+        x = mx.array(a)
+        outs = [*mx.linalg.lu(x), *mx.linalg.qr(x), mx.linalg.pinv(x), *mx.linalg.lu_factor(x)]
+        outs += [mx.linalg.pinv(mx.zeros((0, 3))), *mx.linalg.qr(mx.zeros((0, 3)))]
+        return [np.asarray(o) for o in outs], {type(o._data) for o in outs}
+
+    want, cpu_types = run()
+    with backend.use_strict_gpu():
+        mx.set_default_device(mx.gpu)
+        got, gpu_types = run()
+    assert cpu_types == {np.ndarray} and gpu_types == {StrictArray}
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
