@@ -24,8 +24,8 @@ from . import ops
 from .array import _from_value, array
 from .backend import as_array as _as_array
 from .backend import is_gpu as _is_gpu
-from .backend import via_host as _via_host
 from .backend import same_device as _same_device
+from .backend import via_host as _via_host
 from .backend import xp
 from .ops import _rec, defprim
 from .ops.table import _align, _nd, _operand
