@@ -220,8 +220,8 @@ def sparse(
         rows, cols = a.shape
         num_zeros = int(math.ceil(sparsity * cols))
         order = mx.argsort(mx.random.uniform(shape=a.shape), axis=1)._data
-        values = np.array(mx.random.normal(shape=a.shape, scale=std, loc=mean, dtype=dtype)._data)
-        values[np.arange(rows)[:, None], order[:, :num_zeros]] = 0
+        values = mx.random.normal(shape=a.shape, scale=std, loc=mean, dtype=dtype)._data.copy()
+        values[np.arange(rows)[:, None], order[:, :num_zeros]] = 0  # on the draws' device
         return from_value(values)
 
     return initializer

@@ -381,3 +381,23 @@ def test_dataloader_batches_land_on_the_gpu_once():
                 seen += xb.shape[0]
                 assert (xb[:, 0] == 2 * yb.astype(mx.float32)).all().item()
             assert seen == 12
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["constant", "normal", "uniform", "identity", "glorot_normal", "glorot_uniform",
+     "he_normal", "he_uniform", "sparse", "orthogonal"],
+)  # fmt: skip
+def test_initializers_make_arrays_on_the_gpu(name):
+    make = getattr(nn.init, name)
+    kwargs = {"constant": {"value": 0.5}, "sparse": {"sparsity": 0.5}}.get(name, {})
+
+    def run():
+        mx.random.seed(1)
+        out = make(**kwargs)(mx.zeros((4, 4)))
+        return np.asarray(out), type(out._data)
+
+    want, cpu_type = _on("cpu", run)
+    got, gpu_type = _on("gpu", run)
+    assert cpu_type is np.ndarray and gpu_type is StrictArray
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
