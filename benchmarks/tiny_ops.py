@@ -171,7 +171,7 @@ def measure(steps: int, blocks: int) -> dict[str, list[float]]:
 
 def count(runner: str, steps: int) -> int:
     """Instructions callgrind counts for a whole run of ``steps`` steps of ``runner``."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         cmd = [
