@@ -1,28 +1,31 @@
-"""Convolutions with MLX's signatures and channels-last layouts, on one primitive.
+"""Convolutions and pooling with MLX's signatures and channels-last layouts, as primitives.
 
 Inputs are ``(N, *spatial, C_in)`` and weights ``(C_out, *kernel, C_in // groups)``, as in
-``mx.conv2d``. Every convolution is one call of the ``conv`` primitive, whose kernel pads and
-dilates the input once, reads its windows through a strided view (no copy per tap) and makes
-one matrix product of the contiguous ``(positions, taps * channels)`` copy of that view with the
-weight (per group), so NumPy's BLAS always runs it.
+``mx.conv2d``. Every convolution is one call of the ``conv`` primitive. Its kernel pads and
+dilates the input once, reads the windows through one strided view (``as_strided``, no copy per
+tap) and multiplies the contiguous ``(positions, taps * channels)`` copy of that view with the
+weight (per group) in BLAS, by blocks of a few examples so that each block stays in the cache
+between the copy and the GEMM. An input dilation with stride 1 runs by phases: ``prod(idil)``
+stride-1 GEMMs with sub-kernels, never multiplying an inserted zero.
 
-Both gradients are convolutions again (so they differentiate to any order, and no scatter-add
-is ever needed):
+Its gradients are primitives whose own gradients are convolutions again (any order, and no
+scatter-add anywhere):
 
-* the input's: the cotangent spread out by ``stride`` (input dilation), padded to "full" and
-  read through the flipped, channel-transposed weight with ``stride = input_dilation``;
-* the weight's: the input read with ``stride = kernel_dilation`` through the cotangent as a
-  kernel dilated by ``stride``, with batch and channels swapped (the batch is the reduced
-  axis; groups stay groups).
+* ``conv_weight`` (the weight's): the input's windows against the cotangent, one GEMM per block;
+* the input's: ``conv_input`` (a GEMM per tap into tap-major slabs added back where each window
+  was read, col2im) when the weight has more output than input channels per group, else the
+  convolution of the cotangent spread out by ``stride``, padded to "full", through the
+  flipped, channel-transposed weight.
 
 A transposed convolution is the ordinary convolution of the input spread out by ``stride``
 (zeros in between), padded by ``dilation * (kernel - 1) - padding`` and read through the
 flipped kernel, which is how MLX defines it: one ``conv`` call with ``input_dilation``.
 
-Pooling reads windows with the ``sliding_windows`` primitive (a strided view copied once to
-``(N, *out, taps, C)``); its adjoint ``window_sum`` adds each window back where it came from
-(one strided assignment when windows do not overlap, one strided add per tap when they do),
-and each is the other's gradient.
+Pooling is ``pool_max`` / ``pool_sum``: the maximum or sum of the taps' strided slices (one
+ufunc per tap; NumPy reduces a short window axis twenty times slower). ``pool_max`` sends each
+window's cotangent to its first maximum (PyTorch) or shares it among tied maxima (MLX) through
+``window_sum``, the adjoint of ``sliding_windows`` (the windows as ``(N, *out, taps, C)``,
+tap-major underneath); each of those two is the other's gradient.
 """
 
 from __future__ import annotations
