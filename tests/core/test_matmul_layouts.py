@@ -87,3 +87,50 @@ def test_vmap_of_the_folded_product():
     b_np = RNG.standard_normal((4, 6)).astype(np.float32)
     got = mx.vmap(lambda x: x @ mx.array(b_np))(mx.array(a_np))
     np.testing.assert_allclose(np.array(got), a_np @ b_np, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "c_shape,a_shape", [((6,), (5, 4)), ((5, 6), (3, 5, 4)), ((1, 6), (5, 4)), ((), (2, 5, 4))]
+)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 1.0), (0.5, -2.0)])
+def test_addmm_is_one_primitive_with_the_composite_values(c_shape, a_shape, alpha, beta):
+    c_np = RNG.standard_normal(c_shape).astype(np.float32)
+    a_np = RNG.standard_normal(a_shape).astype(np.float32)
+    b_np = RNG.standard_normal((4, 6)).astype(np.float32)
+    c, a, b = mx.array(c_np), mx.array(a_np), mx.array(b_np)
+
+    def fused(c, a, b):
+        return mx.addmm(c, a, b, alpha=alpha, beta=beta)
+
+    def composite(c, a, b):
+        return alpha * (a @ b) + beta * c
+
+    np.testing.assert_allclose(np.array(fused(c, a, b)), np.array(composite(c, a, b)), rtol=1e-6)
+    w = mx.array(RNG.standard_normal(a_shape[:-1] + (6,)).astype(np.float32))
+    got = mx.grad(lambda *x: mx.sum(fused(*x) * w), argnums=(0, 1, 2))(c, a, b)
+    want = mx.grad(lambda *x: mx.sum(composite(*x) * w), argnums=(0, 1, 2))(c, a, b)
+    for g, r in zip(got, want):
+        assert g.shape == r.shape
+        np.testing.assert_allclose(np.array(g), np.array(r), rtol=1e-5, atol=1e-5)
+    batched = mx.vmap(lambda a: fused(c, a, b))(mx.stack([a, a * 2]))
+    np.testing.assert_allclose(
+        np.array(batched), np.stack([composite(c, a, b), composite(c, a * 2, b)]), rtol=1e-5
+    )
+
+
+def test_addmm_keeps_one_node_and_falls_back_for_mixed_types():
+    a = mx.array(RNG.standard_normal((3, 4)).astype(np.float32))
+    b = mx.array(RNG.standard_normal((4, 2)).astype(np.float32))
+    seen = []
+
+    def f(a):
+        out = mx.addmm(mx.zeros((2,)), a, b)
+        seen.append(out)
+        return mx.sum(out)
+
+    mx.grad(f)(a)
+    assert seen[0]._node.prim.name == "addmm"
+    c16 = mx.zeros((2,), dtype=mx.float16)
+    assert mx.addmm(c16, a, b).dtype == mx.float32  # promoted by the composite form
+    with pytest.raises(ValueError, match="does not broadcast"):
+        mx.addmm(mx.zeros((3,)), a, b)

@@ -189,6 +189,14 @@ TABLE: dict[str, list] = {
         ("scalar", lambda x: mx.hadamard_transform(x, scale=2.0) * x, [uniform(())]),
     ],
     # linear algebra
+    "addmm": [
+        ("(4,)+(3,5)@(5,4)", mx.addmm, [uniform((4,)), uniform((3, 5)), uniform((5, 4))]),
+        (
+            "scaled (3,4)+(2,3,5)@(5,4)",
+            lambda c, a, b: mx.addmm(c, a, b, alpha=0.5, beta=-2.0),
+            [uniform((3, 4)), uniform((2, 3, 5)), uniform((5, 4))],
+        ),
+    ],
     "matmul": [
         (f"{sa}@{sb}", mx.matmul, [uniform(sa), uniform(sb)])
         for sa, sb in [

@@ -189,6 +189,7 @@ CASES = {
     "prod": (lambda m: mx.prod(m, axis=1), (M,), (0,)),
     "sum": (lambda m: mx.sum(m, axis=-2), (M,), (0,)),
     "matmul": (lambda x: x @ W, (X,), (0,)),
+    "addmm": (lambda m, c: mx.addmm(c, m, W, alpha=0.5, beta=2.0), (M, _arr(B, 6)), (0, 0)),
     "nan_to_num": (
         lambda x: mx.nan_to_num(mx.where(x > 0.5, x, mx.array(float("nan"))), nan=-1.0),
         (UNIT,),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import math
+import sys
 
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
@@ -96,9 +97,81 @@ def matmul(a, b, stream=None) -> array:
     )
 
 
+def _addmm_vjp_c(g, ans, c, a, b, alpha, beta):
+    return g if beta == 1.0 else g * beta
+
+
+def _addmm_vjp_a(g, ans, c, a, b, alpha, beta):
+    return _matmul_vjp_a(g if alpha == 1.0 else g * alpha, ans, a, b)
+
+
+def _addmm_vjp_b(g, ans, c, a, b, alpha, beta):
+    return _matmul_vjp_b(g if alpha == 1.0 else g * alpha, ans, a, b)
+
+
+def _addmm_batch(args, params, ex_ndim):
+    (c, nc), (a, na), (b, nb) = args
+    if na is None and nb is None:
+        prod, ex = matmul(_operand(a, na), _operand(b, nb)), None
+    else:
+        prod = _matmul_batch(((a, na), (b, nb)), params, ex_ndim)
+        ex = prod.ndim - 1
+    if params["alpha"] != 1.0:
+        prod = prod * params["alpha"]
+    c = _operand(c, nc)
+    if nc is not None:
+        c = _align(c, nc, prod.ndim if ex is None else ex)
+    return prod + (c if params["beta"] == 1.0 else c * params["beta"])
+
+
+_ADDMM = defprim("addmm", _addmm_vjp_c, _addmm_vjp_a, _addmm_vjp_b, batch=_addmm_batch)
+
+
+def _addmm_fused(c, a, b, alpha: float, beta: float):
+    """``addmm`` as one recorded primitive (one GEMM, the bias added into its fresh result):
+    the graph keeps one activation instead of the product and the sum. ``None`` when the
+    operands are not plain floating arrays of one dtype (the composite form handles those)."""
+    if (
+        AUTOCAST.dtype is not None
+        or type(alpha) not in (int, float)
+        or type(beta)
+        not in (
+            int,
+            float,
+        )
+    ):
+        return None
+    if not (isinstance(c, array) and isinstance(a, array) and isinstance(b, array)):
+        return None
+    onnx = sys.modules.get("chainrule.viz.onnx")
+    if onnx is not None and onnx.is_in_onnx_export():  # ONNX maps matmul and add, not this
+        return None
+    dc, da, db = c._data, a._data, b._data
+    t = da.dtype
+    if db.dtype != t or dc.dtype != t or t.kind != "f" or da.ndim < 2 or db.ndim != 2:
+        return None
+    if da.shape[-1] != db.shape[0] or not da.size or not db.size:
+        return None
+    out_shape = da.shape[:-1] + db.shape[1:]
+    try:
+        if xp.broadcast_shapes(dc.shape, out_shape) != out_shape:
+            return None
+    except ValueError:
+        return None
+    out = xp.matmul(da.reshape(-1, da.shape[-1]) if da.ndim > 2 else da, db)
+    out = out.reshape(out_shape)
+    if alpha != 1.0:
+        out *= alpha
+    out += dc if beta == 1.0 else dc * beta
+    return _rec(_ADDMM, out, (c, a, b), {"alpha": alpha, "beta": beta})
+
+
 @export
 def addmm(c, a, b, alpha: float = 1.0, beta: float = 1.0, stream=None) -> array:
     """``alpha * (a @ b) + beta * c``; ``c`` must broadcast to the product's shape."""
+    fused = _addmm_fused(c, a, b, alpha, beta)
+    if fused is not None:
+        return fused
     prod = matmul(a, b)
     c = _as(c)
     try:
