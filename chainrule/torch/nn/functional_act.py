@@ -84,7 +84,7 @@ def relu(input: array, inplace: bool = False) -> array:
     Returns:
         The result.
     """
-    out = mx.where(input > 0, input, mx.zeros_like(input))
+    out = mx.maximum(input, 0)  # NaN stays NaN, as PyTorch's; one ufunc (issue 20)
     return _rebind(input, out) if inplace else out
 
 
