@@ -43,15 +43,21 @@ def _plain_call(xs: tuple) -> bool:
     return not STATE.enabled or all(x._node is None for x in xs)
 
 
-def _gates(a, H: int):
+def _gate_constants(dtype) -> tuple:
+    """The per-gate scale and shift of :func:`_gates` (made once per scan, not per step)."""
+    half = xp.asarray([[0.5], [0.5], [1.0], [0.5]], dtype=dtype)
+    shift = xp.asarray([[0.5], [0.5], [0.0], [0.5]], dtype=dtype)
+    return half, shift
+
+
+def _gates(a, H: int, consts: tuple):
     """``(..., 4, H)`` activations of a ``(..., 4H)`` pre-activation: sigmoid on ``i, f, o``,
     tanh on ``g`` (sigmoid as ``0.5 tanh(x / 2) + 0.5``, so one tanh covers the whole row).
 
     The kernels here write no array in place (``out=`` into views included): ``mx.compile``
     records these NumPy calls as its program, and a write through a view would not be seen.
     """
-    half = xp.asarray([[0.5], [0.5], [1.0], [0.5]], dtype=a.dtype)
-    shift = xp.asarray([[0.5], [0.5], [0.0], [0.5]], dtype=a.dtype)
+    half, shift = consts
     return xp.tanh(a.reshape(a.shape[:-1] + (4, H)) * half) * half + shift
 
 
@@ -92,8 +98,9 @@ def _lstm_forward(xw, h0, c0, whh_t):
     H = G // 4
     hs, cs, gates = [], [], []
     h, c = h0, c0
+    consts = _gate_constants(xw.dtype)
     for t in range(T):
-        a4 = _gates(xp.matmul(h, whh_t) + xw[t], H)
+        a4 = _gates(xp.matmul(h, whh_t) + xw[t], H, consts)
         c = a4[:, 1] * c + a4[:, 0] * a4[:, 2]
         h = a4[:, 3] * xp.tanh(c)
         hs.append(h)
@@ -115,7 +122,7 @@ def _lstm_backward(xw, h0, c0, whh_t, y, gy):
         a4 = saved[0]  # (T, N, 4, H): i, f, g, o
     else:
         a = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G) + xw
-        a4 = _gates(a, H)
+        a4 = _gates(a, H, _gate_constants(xw.dtype))
     i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
     tc = xp.tanh(cs)
     # d pre[i, f, g] / d c and d pre[o] / d h, d c / d h
