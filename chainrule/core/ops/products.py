@@ -9,6 +9,7 @@ import sys
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
 from ..backend import xp
+from ..tracing import kernel
 from .table import (
     _align,
     _nd,
@@ -16,6 +17,24 @@ from .table import (
     defprim,
     export,
 )
+
+
+@kernel
+def _folded_matmul(da, db):
+    """Stacked ``(..., k)`` times a ``(k, n)`` matrix with the batch axes folded into the rows
+    of one GEMM (NumPy's stacked matmul makes one small BLAS call per matrix, or none on odd
+    strides). One step under ``mx.compile``, so a shapeless replay folds its own shapes."""
+    return xp.matmul(da.reshape(-1, da.shape[-1]), db).reshape(da.shape[:-1] + db.shape[1:])
+
+
+@kernel
+def _addmm_kernel(dc, da, db, alpha, beta):
+    """``alpha * (da @ db) + beta * dc`` with the bias added into the product's fresh result."""
+    out = _folded_matmul(da, db) if da.ndim > 2 else xp.matmul(da, db)
+    if alpha != 1.0:
+        out *= alpha
+    out += dc if beta == 1.0 else dc * beta
+    return out
 
 
 def _matmul_vjp_a(g, ans, a, b):
@@ -79,9 +98,7 @@ def matmul(a, b, stream=None) -> array:
     da, db, na, nb = _prep2(a, b)
     try:
         if da.ndim > 2 and db.ndim == 2 and da.shape[-1] == db.shape[0] and da.size and db.size:
-            # stacked @ matrix: fold the batch axes into the rows of one GEMM (NumPy's
-            # stacked matmul makes one small BLAS call per matrix, or none on odd strides)
-            out = xp.matmul(da.reshape(-1, da.shape[-1]), db).reshape(da.shape[:-1] + db.shape[1:])
+            out = _folded_matmul(da, db)  # one GEMM over the folded batch axes
         else:
             out = xp.matmul(da, db)
     except ValueError:
@@ -158,11 +175,7 @@ def _addmm_fused(c, a, b, alpha: float, beta: float):
             return None
     except ValueError:
         return None
-    out = xp.matmul(da.reshape(-1, da.shape[-1]) if da.ndim > 2 else da, db)
-    out = out.reshape(out_shape)
-    if alpha != 1.0:
-        out *= alpha
-    out += dc if beta == 1.0 else dc * beta
+    out = _addmm_kernel(dc, da, db, alpha, beta)
     return _rec(_ADDMM, out, (c, a, b), {"alpha": alpha, "beta": beta})
 
 
