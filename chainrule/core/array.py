@@ -147,7 +147,7 @@ def _from_ndarray(nd, dtype=None):
     else:
         target = _dt.to_np(dtype)
     if nd.dtype == target:  # copy: the caller's array may be changed later
-        return nd.copy() if _backend.is_gpu(nd) else _numpy.array(nd)
+        return _numpy.array(nd) if type(nd) is _ndarray or not _backend.is_gpu(nd) else nd.copy()
     return _cast(nd, target)
 
 

@@ -42,6 +42,13 @@ def _device_of(a):
     return gpu if _backend.is_gpu(a._data) else cpu
 
 
+def _zeros_near(shape, dtype, ref) -> array:
+    """Zeros of ``shape`` and ``dtype`` on the device of backend value ``ref`` (a rule's
+    constant next to its operand)."""
+    ns = xp if type(ref) is xp.ndarray else _backend.array_module(ref)
+    return _from_value(ns.zeros(shape, _dt.to_np(dtype)))
+
+
 def _place(data, stream):
     """Host-made ``data`` on ``stream``'s device (default: the default device)."""
     ns = _ns(stream)
@@ -51,13 +58,15 @@ def _place(data, stream):
 @export
 def zeros(shape, dtype=None, stream=None) -> array:
     """An array of zeros (float32 by default)."""
-    return _from_value(_ns(stream).zeros(_shape(shape), dtype=_np_dtype(dtype)))
+    ns = _backend.DEFAULT_XP[0] if stream is None else _ns(stream)
+    return _from_value(ns.zeros(_shape(shape), dtype=_np_dtype(dtype)))
 
 
 @export
 def ones(shape, dtype=None, stream=None) -> array:
     """An array of ones (float32 by default)."""
-    return _from_value(_ns(stream).ones(_shape(shape), dtype=_np_dtype(dtype)))
+    ns = _backend.DEFAULT_XP[0] if stream is None else _ns(stream)
+    return _from_value(ns.ones(_shape(shape), dtype=_np_dtype(dtype)))
 
 
 def _fill_value(vals, dtype) -> array:
@@ -86,7 +95,7 @@ def full(shape, vals, dtype=None, stream=None) -> array:
     if v._node is not None:
         return broadcast_to(v, shape) * 1
     d = v._data
-    if not _backend.is_gpu(d):
+    if type(d) is xp.ndarray or not _backend.is_gpu(d):
         return _from_value(_place(xp.array(xp.broadcast_to(d, shape)), stream))
     return _from_value(_backend.array_module(d).array(xp.broadcast_to(d, shape)))
 
@@ -95,7 +104,7 @@ def full(shape, vals, dtype=None, stream=None) -> array:
 def zeros_like(a, dtype=None, stream=None) -> array:
     """Zeros with the shape and dtype of ``a``."""
     d = _as(a)._data
-    ns = _backend.array_module(d)
+    ns = xp if type(d) is xp.ndarray else _backend.array_module(d)
     return _from_value(ns.zeros(d.shape, dtype=d.dtype if dtype is None else _dt.to_np(dtype)))
 
 
@@ -103,7 +112,7 @@ def zeros_like(a, dtype=None, stream=None) -> array:
 def ones_like(a, dtype=None, stream=None) -> array:
     """Ones with the shape and dtype of ``a``."""
     d = _as(a)._data
-    ns = _backend.array_module(d)
+    ns = xp if type(d) is xp.ndarray else _backend.array_module(d)
     return _from_value(ns.ones(d.shape, dtype=d.dtype if dtype is None else _dt.to_np(dtype)))
 
 
@@ -115,7 +124,11 @@ def full_like(a, fill_value, dtype=None, stream=None) -> array:
     """``fill_value`` with the shape (and dtype) of ``a``."""
     d = _as(a)._data
     out = full(d.shape, fill_value, _dt.from_np(d.dtype) if dtype is None else dtype)
-    if _backend.is_gpu(d) != _backend.is_gpu(out._data) and out._node is None:
+    if _backend.GPU[0] is not None and _backend.is_gpu(d) != _backend.is_gpu(out._data):
+        if out._node is not None:  # a recorded fill value: a recorded move
+            from ..devices import kind_of, move
+
+            return move(out, kind_of(d))
         out = _from_value(_backend.same_device(_backend.to_host(out._data), d))
     return out
 

@@ -68,16 +68,19 @@ def _is_basic(idx) -> bool:
 @kernel
 @value_branch
 def _scatter_add_kernel(x, idx, v):
-    out = _copy_of(x)
+    cpu = type(x) is xp.ndarray
+    out = xp.array(x) if cpu else _copy_of(x)
     if _is_basic(idx):
         out[idx] += v
+    elif cpu:
+        xp.add.at(out, idx, v)
     else:
         _scatter_add_at(out, idx, v)  # numpy.add.at, or cupyx.scatter_add on the GPU
     return out
 
 
 def _getitem_vjp(g, ans, x, idx):
-    return _scatter_add(zeros(x.shape, g.dtype, stream=_device_of(g)), idx, g)
+    return _scatter_add(_zeros_near(x.shape, g.dtype, g._data), idx, g)
 
 
 class Mapped:
@@ -265,7 +268,7 @@ def _scatter_add(x, idx, v) -> array:
 @kernel
 @value_branch
 def _index_update_kernel(x, idx, v):
-    out = _copy_of(x)
+    out = xp.array(x) if type(x) is xp.ndarray else _copy_of(x)
     out[idx] = v
     return out
 
@@ -840,7 +843,7 @@ def diag(a, k: int = 0, stream=None) -> array:
         n = a.shape[0] + builtins.abs(k)
         r = xp.arange(a.shape[0]) + builtins.max(0, -k)
         c = xp.arange(a.shape[0]) + builtins.max(0, k)
-        return _index_update(zeros((n, n), a.dtype, stream=_device_of(a)), (r, c), a)
+        return _index_update(_zeros_near((n, n), a.dtype, a._data), (r, c), a)
     if a.ndim == 2:
         return diagonal(a, k)
     raise ValueError(f"diag: expected a 1-D or 2-D array, got shape {a.shape}")
@@ -912,13 +915,13 @@ def triu(a, k: int = 0, stream=None) -> array:
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
+from .creation import _place as _on  # noqa: E402
 from .creation import (  # noqa: E402
-    _device_of,  # noqa: E402
+    _zeros_near,
     ones_like,
     zeros,
     zeros_like,
 )
-from .creation import _place as _on  # noqa: E402
 from .elementwise import astype, reciprocal, stop_gradient, where  # noqa: E402
 from .reductions import _axes, sum  # noqa: E402
 from .shapes import (  # noqa: E402

@@ -205,9 +205,16 @@ amin = export(min, name="amin")
 @kernel
 @value_branch
 def _lse_kernel(d, axes):
-    m = _reduce_max(d, axis=axes, keepdims=True) if d.size else xp.zeros((1,) * d.ndim, d.dtype)
+    cpu = type(d) is _ndarray  # the ufuncs' reduce directly (CuPy's function forms otherwise)
+    if not d.size:
+        m = xp.zeros((1,) * d.ndim, d.dtype)
+    else:
+        m = _max_reduce(d, axis=axes, keepdims=True) if cpu else _reduce_max(d, axes, True)
     if _isfinite(m).all():
-        out = xp.log(_reduce_sum(xp.exp(d - m), axes, None, True))
+        e = xp.exp(d - m)
+        out = xp.log(
+            _add_reduce(e, axes, None, None, True) if cpu else _reduce_sum(e, axes, None, True)
+        )
         out += m
     else:
         m = xp.where(xp.isfinite(m), m, 0)

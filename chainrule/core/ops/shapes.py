@@ -159,7 +159,7 @@ def _out_of_range(d, n: int) -> bool:
 def _broadcast_kernel(d, shape):
     if d.ndim > len(shape):  # an assignment would drop leading ones; broadcasting never does
         raise ValueError("more dimensions than the target shape")
-    if math.prod(shape) <= 4096 and not _is_gpu(d):
+    if math.prod(shape) <= 4096 and (type(d) is xp.ndarray or not _is_gpu(d)):
         # a small filled array costs a microsecond; np.broadcast_to's view costs six
         out = xp.empty(shape, d.dtype)
         out[...] = d
@@ -203,7 +203,7 @@ def broadcast_shapes(*shapes) -> tuple:
 def _as_strided_vjp(g, ans, x, shape, strides, offset):
     # every output element reads one input element: scatter the cotangent back to them
     flat = _as_strided_positions(x.size, shape, strides, offset).reshape(-1)
-    back = _scatter_add(zeros((x.size,), g.dtype, stream=_device_of(g)), flat, reshape(g, (-1,)))
+    back = _scatter_add(_zeros_near((x.size,), g.dtype, g._data), flat, reshape(g, (-1,)))
     return reshape(back, x.shape)
 
 
@@ -449,7 +449,7 @@ def unstack(a, axis: int = 0, stream=None) -> list[array]:
 
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
-from .creation import _device_of, zeros  # noqa: E402
+from .creation import _zeros_near  # noqa: E402
 from .indexing import _scatter_add  # noqa: E402
 from .reductions import _axes  # noqa: E402
 from .table import _as, _rec, _slice, _sum  # noqa: E402
