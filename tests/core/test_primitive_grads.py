@@ -535,6 +535,26 @@ for _name, _fns in SCALAR_CASES.items():
     ]
 
 
+def _bn(eps, *, weight=True, bias=True):
+    from chainrule.core.ops.normalization import batch_norm_train
+
+    def fn(x, *wb):
+        w = wb[0] if weight else None
+        b = wb[-1] if bias else None
+        return batch_norm_train(x, w, b, eps)[0] ** 2
+
+    return fn
+
+
+# training-mode batch norm (one primitive: statistics over every axis but the last)
+TABLE["batch_norm_train"] = [
+    ("plain-2d", _bn(1e-3, weight=False, bias=False), [uniform((5, 3))]),
+    ("weight-only-3d", _bn(1e-2, bias=False), [uniform((2, 3, 4)), uniform((4,))]),
+    ("bias-only", _bn(1e-3, weight=False), [uniform((6, 2)), uniform((2,))]),
+    ("affine-4d", _bn(1e-3), [uniform((2, 3, 2, 3)), uniform((3,)), uniform((3,))]),
+]
+
+
 def _setitem(x, idx, v):
     y = x * 1.0
     y[idx] = v

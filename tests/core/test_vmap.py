@@ -274,6 +274,16 @@ CASES.update(
 )
 
 
+def _batch_norm(x, w, b):
+    from chainrule.core.ops.normalization import batch_norm_train
+
+    return batch_norm_train(x, w, b, 1e-5)[0]
+
+
+# each example keeps its own statistics (the batch joins the channels); the weight unmapped
+CASES["batch_norm_train"] = (_batch_norm, (_arr(B, 3, 2, 4), _arr(4), _arr(B, 4)), (0, None, 0))
+
+
 def _elementwise_case(name):
     op = getattr(mx, name)
     if len(ops.PRIMITIVES[name].vjps) == 1:

@@ -24,6 +24,7 @@ from . import (  # noqa: I001
     elementwise,
     indexing,
     methods,
+    normalization,
     products,
     reductions,
     shapes,

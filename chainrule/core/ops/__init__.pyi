@@ -9,6 +9,7 @@ from . import creation as creation
 from . import elementwise as elementwise
 from . import indexing as indexing
 from . import methods as methods
+from . import normalization as normalization
 from . import products as products
 from . import reductions as reductions
 from . import shapes as shapes

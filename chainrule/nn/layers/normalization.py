@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ... import core as mx
 from ...core.array import array
+from ...core.extend import from_value
+from ...core.ops.normalization import batch_norm_train, fusable
 from ..module import Module
 
 __all__ = ["BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
@@ -230,16 +232,31 @@ class BatchNorm(Module):
                 f"BatchNorm: training needs more than one value per channel, got input shape "
                 f"{x.shape}"
             )
+        weight, bias = self.get("weight"), self.get("bias")
         if self._training or not self.track_running_stats:
-            mean = mx.mean(x, axis=axes)
-            var = mx.var(x, axis=axes)
+            if fusable(x, weight, bias):
+                # one primitive: the statistics, the normalisation and the affine in one
+                # kernel, a closed-form VJP (chainrule/core/ops/normalization.py)
+                y, m, v = batch_norm_train(x, weight, bias, self.eps)
+                mean, var = from_value(m), from_value(v)
+            else:
+                mean = mx.mean(x, axis=axes)
+                var = mx.var(x, axis=axes)
+                y = None
             if self._training and self.track_running_stats:
                 n = x.size // self.num_features  # values per channel
                 self._update_running(mean, var * (n / (n - 1)) if n > 1 else var)
+            if y is not None:
+                return y
         else:
             mean, var = self["running_mean"], self["running_var"]
+            if weight is not None and bias is not None and x.dtype in (mx.float32, mx.float64):
+                # evaluation: two full-size operations, x * scale + shift (per-channel
+                # scale and shift computed on the C statistics)
+                scale = weight * mx.rsqrt(var + self.eps)
+                return x * scale + (bias - mean * scale)
         x = (x - mean) * mx.rsqrt(var + self.eps)
-        return (self["weight"] * x + self["bias"]) if "weight" in self else x
+        return (weight * x + bias) if weight is not None else x
 
     def _update_running(self, mean: array, var: array) -> None:
         # Plain NumPy on the values: the statistics are state, not part of any graph, and

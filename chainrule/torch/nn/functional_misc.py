@@ -18,6 +18,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
+from chainrule.core.ops.normalization import batch_norm_train, fusable
 
 from .functional_pool import InputError, const, ntuple
 
@@ -401,6 +402,18 @@ def _channel_shape(x: array) -> tuple:
     return (1, x.shape[1]) + (1,) * (x.ndim - 2)
 
 
+def _update_running_stats(running_mean, running_var, mean, var, count, momentum) -> None:
+    """PyTorch's running-statistics update from the batch's backend ``mean`` and biased
+    ``var`` (the unbiased variance enters), rebinding the buffers."""
+    if running_mean is not None:
+        new = (1 - momentum) * running_mean + momentum * from_value(mean)
+        running_mean._set_value(mx.stop_gradient(new).astype(running_mean.dtype)._data)
+    if running_var is not None:
+        unbiased = from_value(var) * (count / (count - 1))
+        new = (1 - momentum) * running_var + momentum * unbiased
+        running_var._set_value(mx.stop_gradient(new).astype(running_var.dtype)._data)
+
+
 def batch_norm(
     input: array,
     running_mean: array | None,
@@ -441,6 +454,12 @@ def batch_norm(
                 f"batch_norm: expected more than 1 value per channel when training, got input "
                 f"size {tuple(input.shape)}"
             )
+        moved = mx.moveaxis(input, 1, -1) if input.ndim > 2 else input
+        if fusable(moved, weight, bias):
+            # one primitive on the channels-last view (chainrule/core/ops/normalization.py)
+            y, m, v = batch_norm_train(moved, weight, bias, eps)
+            _update_running_stats(running_mean, running_var, m, v, count, momentum)
+            return mx.moveaxis(y, -1, 1) if input.ndim > 2 else y
         mean = mx.mean(input, axis=axes, keepdims=True)
         var = mx.var(input, axis=axes, keepdims=True)
         if running_mean is not None:
