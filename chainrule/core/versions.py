@@ -66,8 +66,12 @@ def replaced(handle, old: Node | None, by: Node | None = None) -> None:
     in-place operation's own gradient needs)."""
     key = id(handle)
     entry = VERSIONS.handles.get(key)
-    count = entry[1] + 1 if entry is not None and entry[0]() is handle else 1
-    VERSIONS.handles[key] = (weakref.ref(handle, _forget(key)), count)
+    if entry is not None and entry[0]() is handle:  # counted before: keep its weak reference
+        count = entry[1] + 1
+        VERSIONS.handles[key] = (entry[0], count)
+    else:
+        count = 1
+        VERSIONS.handles[key] = (weakref.ref(handle, _forget(key)), count)
     if old is not None and old.prim is not None:
         VERSIONS.nodes[old] = (count, handle.dtype.name, tuple(handle.shape), _own(by, old))
 

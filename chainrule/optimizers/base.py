@@ -53,6 +53,7 @@ from ..core.autograd import enable_grad, no_grad
 from ..core.backend import ndarray as _ndarray
 from ..core.backend import xp
 from ..core.compile import is_tracing, setting
+from ..core.versions import replaced
 from ..utils import tree_flatten
 
 __all__ = ["Optimizer", "LearningRate", "RemovableHandle"]
@@ -613,6 +614,7 @@ class Optimizer:
                 for p in group["params"]:
                     if p._grad is not None:
                         p._set_value(advance(p, p._grad, group))
+                        replaced(p, None)  # PyTorch's version counter sees the in-place step
         return loss
 
     def _note_settings(self) -> None:
@@ -638,6 +640,7 @@ class Optimizer:
             new = self._advance(p, g, group)
             if in_place:
                 p._set_value(new)
+                replaced(p, None)
                 return p
             return _like(from_value(new), p)
 

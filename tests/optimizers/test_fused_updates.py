@@ -153,3 +153,21 @@ def test_mlx_model_training_matches_fresh_buffer_arithmetic():
         v = b2 * v + (1 - b2) * g * g
         w = w - lr / (1 - b1**t) * m / (np.sqrt(v) / np.sqrt(1 - b2**t) + eps)
     np.testing.assert_allclose(np.asarray(model.weight), w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda p, lib: lib.optim.SGD([p], lr=0.1), lambda p, lib: lib.optim.Adam([p], lr=0.1)]
+)
+def test_torch_style_step_bumps_the_version_counter_as_pytorch(make):
+    import chainrule.torch as cr_torch
+
+    counts = []
+    for lib in (cr_torch, torch):
+        p = lib.ones(3, requires_grad=True)
+        opt = make(p, lib)
+        before = p._version
+        for _ in range(3):
+            p.grad = lib.ones(3)
+            opt.step()
+        counts.append(p._version - before)
+    assert counts[0] == counts[1] == 3
