@@ -1,0 +1,124 @@
+"""``chainrule.torch``'s batch norm on the fused primitive against PyTorch itself.
+
+Values, input/weight/bias gradients, running statistics (momentum and the cumulative average),
+evaluation, the module options and the double backward of ``create_graph``, for channels-first
+tensors laid out channels first (contiguous) and channels last (what the convolutions return).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import chainrule.torch as ct
+
+torch = pytest.importorskip("torch")
+
+RNG = np.random.default_rng(11)
+
+
+def _pair(value, requires_grad=False):
+    return (
+        torch.tensor(value, requires_grad=requires_grad),
+        ct.tensor(value, requires_grad=requires_grad),
+    )
+
+
+def _close(a, b, tol=2e-5):
+    a = a.detach().numpy() if hasattr(a, "detach") else np.asarray(a)
+    np.testing.assert_allclose(np.asarray(b.detach().numpy()), a, rtol=tol, atol=tol)
+
+
+MODULES = [("BatchNorm1d", (6, 3)), ("BatchNorm1d", (4, 3, 5)), ("BatchNorm2d", (3, 3, 4, 5))]
+MODULES += [("BatchNorm3d", (2, 3, 2, 3, 2))]
+
+
+@pytest.mark.parametrize("name,shape", MODULES)
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"momentum": None},
+        {"affine": False},
+        {"bias": False},
+        {"track_running_stats": False},
+    ],
+    ids=["default", "cumulative", "no-affine", "no-bias", "no-running"],
+)
+def test_module_matches_pytorch(name, shape, options):
+    if "bias" in options and tuple(int(v) for v in torch.__version__.split(".")[:2]) < (2, 4):
+        pytest.skip("bias= needs PyTorch 2.4")
+    c = shape[1]
+    theirs = getattr(torch.nn, name)(c, **options)
+    ours = getattr(ct.nn, name)(c, **options)
+    if theirs.weight is not None:
+        with torch.no_grad():
+            theirs.weight.uniform_(0.5, 1.5)
+            if theirs.bias is not None:
+                theirs.bias.uniform_(-1.0, 1.0)
+    ours.load_state_dict({k: ct.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
+    for step in range(2):
+        xn = (RNG.standard_normal(shape) * 2.0 + step).astype(np.float32)
+        cot = RNG.standard_normal(shape).astype(np.float32)
+        tx, cx = _pair(xn, requires_grad=True)
+        ty, cy = theirs(tx), ours(cx)
+        _close(ty, cy)
+        (ty * torch.tensor(cot)).sum().backward()
+        (cy * ct.tensor(cot)).sum().backward()
+        _close(tx.grad, cx.grad)
+    for key, value in theirs.state_dict().items():
+        _close(value, ours.state_dict()[key])
+    for pname, p in theirs.named_parameters():
+        _close(p.grad, dict(ours.named_parameters())[pname].grad, tol=1e-4)
+    theirs.eval()
+    ours.eval()
+    xn = RNG.standard_normal(shape).astype(np.float32)
+    _close(theirs(torch.tensor(xn)), ours(ct.tensor(xn)))
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_functional_batch_norm_matches_pytorch(channels_last):
+    shape = (4, 3, 5, 6)
+    xn = (RNG.standard_normal(shape) * 3.0 - 2.0).astype(np.float32)
+    if channels_last:  # (N, C, H, W) laid out as (N, H, W, C), as the convolutions return it
+        xn = np.ascontiguousarray(xn.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    wn = RNG.uniform(0.5, 1.5, 3).astype(np.float32)
+    bn = RNG.uniform(-1.0, 1.0, 3).astype(np.float32)
+    tx, cx = _pair(xn, requires_grad=True)
+    tw, cw = _pair(wn, requires_grad=True)
+    tb, cb = _pair(bn, requires_grad=True)
+    trm, crm = _pair(np.zeros(3, np.float32))
+    trv, crv = _pair(np.ones(3, np.float32))
+    ty = torch.nn.functional.batch_norm(tx, trm, trv, tw, tb, True, 0.2, 1e-4)
+    cy = ct.nn.functional.batch_norm(cx, crm, crv, cw, cb, True, 0.2, 1e-4)
+    _close(ty, cy)
+    assert tuple(cy.shape) == shape
+    cot = RNG.standard_normal(shape).astype(np.float32)
+    (ty * torch.tensor(cot)).sum().backward()
+    (cy * ct.tensor(cot)).sum().backward()
+    for a, b in (
+        (tx.grad, cx.grad),
+        (tw.grad, cw.grad),
+        (tb.grad, cb.grad),
+        (trm, crm),
+        (trv, crv),
+    ):
+        _close(a, b, tol=1e-4)
+
+
+def test_double_backward_matches_pytorch():
+    shape = (5, 2, 3)
+    xn = RNG.standard_normal(shape)
+    wn = RNG.uniform(0.5, 1.5, 2)
+    tx, cx = _pair(xn, requires_grad=True)
+    tw, cw = _pair(wn, requires_grad=True)
+    outs = []
+    for lib, x, w in ((torch, tx, tw), (ct, cx, cw)):
+        y = lib.nn.functional.batch_norm(x, None, None, w, None, True, 0.1, 1e-5)
+        loss = (y**3).sum()
+        gx, gw = lib.autograd.grad(loss, (x, w), create_graph=True)
+        ((gx**2).sum() + (gw**2).sum()).backward()
+        outs.append((x.grad, w.grad))
+    (a1, a2), (b1, b2) = outs
+    _close(a1, b1, tol=1e-8)
+    _close(a2, b2, tol=1e-8)
