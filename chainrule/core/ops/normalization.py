@@ -43,7 +43,7 @@ def _tiled(rows, vec):
         k *= 2
     if k == 1:
         return rows, vec
-    return rows.reshape(m // k, k * c), xp.tile(vec, k)
+    return rows.reshape(m // k, k * c), vec[None].repeat(k, 0).reshape(k * c)
 
 
 def _rowwise(ufunc, rows, vec, out=None):
