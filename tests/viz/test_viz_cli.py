@@ -58,7 +58,7 @@ def test_graph_command_writes_the_picture_and_prints_the_tree(script, capsys):
     for name in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "features", "labels"):
         assert name in texts
         assert name in out
-    assert {"matmul", "maximum", "sigmoid", "subtract", "square"} <= texts
+    assert {"addmm", "maximum", "sigmoid", "subtract", "square"} <= texts  # Linear: one addmm
     assert out.startswith("graph of ")
     assert "|grad| " in out
 
