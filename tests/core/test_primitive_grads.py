@@ -535,13 +535,13 @@ for _name, _fns in SCALAR_CASES.items():
     ]
 
 
-def _bn(eps, *, weight=True, bias=True):
+def _bn(eps, *, weight=True, bias=True, lead=0):
     from chainrule.core.ops.normalization import batch_norm_train
 
     def fn(x, *wb):
         w = wb[0] if weight else None
         b = wb[-1] if bias else None
-        return batch_norm_train(x, w, b, eps)[0] ** 2
+        return batch_norm_train(x, w, b, eps, lead)[0] ** 2
 
     return fn
 
@@ -551,6 +551,7 @@ TABLE["batch_norm_train"] = [
     ("plain-2d", _bn(1e-3, weight=False, bias=False), [uniform((5, 3))]),
     ("weight-only-3d", _bn(1e-2, bias=False), [uniform((2, 3, 4)), uniform((4,))]),
     ("bias-only", _bn(1e-3, weight=False), [uniform((6, 2)), uniform((2,))]),
+    ("per-sample", _bn(1e-3, weight=False, bias=False, lead=1), [uniform((2, 3, 2, 2))]),
     ("affine-4d", _bn(1e-3), [uniform((2, 3, 2, 3)), uniform((3,)), uniform((3,))]),
 ]
 

@@ -221,3 +221,60 @@ def test_matches_real_mlx():
         np.testing.assert_allclose(np.asarray(g1[k]), np.array(g2[k]), rtol=1e-4, atol=1e-4)
     for k in ("running_mean", "running_var"):
         np.testing.assert_allclose(np.asarray(ours[k]), np.array(theirs[k]), rtol=1e-5)
+
+
+def _composite_norm(x, axes, eps):
+    mean = mx.mean(x, axis=axes, keepdims=True)
+    var = mx.var(x, axis=axes, keepdims=True)
+    return (x - mean) * mx.rsqrt(var + eps)
+
+
+@pytest.mark.parametrize(
+    "make,axes_of",
+    [
+        (lambda: nn.InstanceNorm(6, affine=True), None),
+        (lambda: nn.GroupNorm(3, 6), 1),
+        (lambda: nn.GroupNorm(2, 6, pytorch_compatible=True), (1, 3)),
+    ],
+    ids=["instance", "group", "group-pytorch"],
+)
+def test_instance_and_group_norm_match_the_composite(make, axes_of):
+    """InstanceNorm and GroupNorm take the primitive with per-sample statistics (``lead=1``)."""
+    layer = make()
+    layer.weight = _data(6, dtype=np.float32)
+    layer.bias = _data(6, dtype=np.float32)
+    x = _data(3, 4, 5, 6, dtype=np.float32, offset=1.0)
+    cot = _data(3, 4, 5, 6, dtype=np.float32)
+
+    def reference(x):
+        if axes_of is None:
+            y = _composite_norm(x, (1, 2), 1e-5)
+        elif axes_of == 1:
+            y = _composite_norm(x.reshape(3, -1, 3), 1, 1e-5).reshape(x.shape)
+        else:
+            y = _composite_norm(x.reshape(3, -1, 2, 3), (1, 3), 1e-5).reshape(x.shape)
+        return layer.weight * y + layer.bias
+
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(reference(x)), atol=2e-5)
+    got = mx.grad(lambda x: (layer(x) * cot).sum())(x)
+    want = mx.grad(lambda x: (reference(x) * cot).sum())(x)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=5e-5)
+    x64 = x.astype(mx.float64)
+    layer.update({k: v.astype(mx.float64) for k, v in layer.parameters().items()})
+    h = mx.grad(lambda x: (mx.grad(lambda x: (layer(x) ** 3).sum())(x) ** 2).sum())(x64)
+    h_ref = mx.grad(lambda x: (mx.grad(lambda x: (reference(x) ** 3).sum())(x) ** 2).sum())(x64)
+    np.testing.assert_allclose(np.asarray(h), np.asarray(h_ref), rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("lead", [0, 1])
+def test_vmap_without_affine_adds_a_kept_axis(lead):
+    x = _data(3, 2, 4, 5)
+
+    def f(x):
+        return batch_norm_train(x, None, None, 1e-5, lead)[0]
+
+    want = np.stack([np.asarray(f(x[i])) for i in range(3)])
+    np.testing.assert_allclose(np.asarray(mx.vmap(f)(x)), want, atol=1e-10)
+    g = mx.vmap(mx.grad(lambda x: (f(x) ** 3).sum()))(x)
+    loop = [np.asarray(mx.grad(lambda x: (f(x) ** 3).sum())(x[i])) for i in range(3)]
+    np.testing.assert_allclose(np.asarray(g), np.stack(loop), atol=1e-9)

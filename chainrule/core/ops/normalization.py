@@ -32,68 +32,75 @@ _TILE = 1024  # elements per inner loop of a tiled row broadcast
 
 
 def _tiled(rows, vec):
-    """``rows`` (``(M, C)``, C-contiguous) and ``vec`` (``(C,)``) as ``(M / k, k * C)`` and
-    ``(k * C,)``: the same broadcast with a long inner loop (NumPy's loop over ``C = 16``
-    values per row costs 3x the elementwise pass)."""
-    m, c = rows.shape
-    if c >= _TILE or not rows.flags.c_contiguous:
-        return rows, vec
+    """``rows`` (``(A, M, C)``, C-contiguous) and ``vec`` (``(A, C)``) as ``(A, M / k, k * C)``
+    and ``(A, 1, k * C)``: the same broadcast with a long inner loop (NumPy's loop over
+    ``C = 16`` values per row costs 3x the elementwise pass)."""
+    a, m, c = rows.shape
     k = 1
-    while k * 2 * c <= _TILE and m % (k * 2) == 0:
-        k *= 2
+    if c < _TILE and rows.flags.c_contiguous:
+        while k * 2 * c <= _TILE and m % (k * 2) == 0:
+            k *= 2
     if k == 1:
-        return rows, vec
-    return rows.reshape(m // k, k * c), vec[None].repeat(k, 0).reshape(k * c)
+        return rows, vec[:, None, :]
+    return rows.reshape(a, m // k, k * c), vec[:, None, :].repeat(k, 1).reshape(a, 1, k * c)
 
 
 def _rowwise(ufunc, rows, vec, out=None):
-    """``ufunc(rows, vec)`` broadcast over rows (into ``out``, shaped like ``rows``)."""
-    a, v = _tiled(rows, vec)
+    """``ufunc(rows, vec)`` broadcast over the rows of each group (into ``out``, shaped like
+    ``rows``)."""
+    r, v = _tiled(rows, vec)
     if out is None:
-        return ufunc(a, v).reshape(rows.shape)
-    ufunc(a, v, out=out.reshape(a.shape))
+        return ufunc(r, v).reshape(rows.shape)
+    ufunc(r, v, out=out.reshape(r.shape))
     return out
 
 
+def _groups(x, lead: int):
+    """``x`` as ``(A, M, C)``: ``A`` the product of the ``lead`` kept axes, ``M`` the values
+    each statistic is taken over, ``C`` the channels."""
+    c = x.shape[-1]
+    a = 1
+    for n in x.shape[:lead]:
+        a *= n
+    return x.reshape(a, -1, c)
+
+
 def _ones(m: int, like):
-    return xp.ones(m, dtype=like.dtype) if type(like) is xp.ndarray else xp.ones_like(like[:, 0])
+    return xp.ones(m, dtype=like.dtype) if type(like) is xp.ndarray else xp.ones_like(like[0, :, 0])
+
+
+def _contiguous(v):
+    return v if v.flags.c_contiguous else v.copy()
 
 
 @kernel
-def _bn_forward_kernel(x, w, b, eps):
-    """``(y, mean, var, invstd)``: the normalised ``x`` (shape kept) and the per-channel
-    statistics (biased variance)."""
-    c = x.shape[-1]
-    rows = x.reshape(-1, c)
-    m = rows.shape[0]
+def _bn_forward_kernel(x, w, b, eps, lead):
+    """``(y, mean, var, invstd)``: the normalised ``x`` (shape kept) and the statistics,
+    ``(A, C)`` (biased variance)."""
+    rows = _groups(x, lead)
+    m = rows.shape[1]
     ones = _ones(m, rows)
     mean = (ones @ rows) / m
-    xc = _rowwise(xp.subtract, rows, mean)
-    if not xc.flags.c_contiguous:
-        xc = xc.copy()
+    xc = _contiguous(_rowwise(xp.subtract, rows, mean))
     var = (ones @ (xc * xc)) / m
     invstd = 1.0 / xp.sqrt(var + eps)
     scale = invstd if w is None else w * invstd
     y = _rowwise(xp.multiply, xc, scale, out=xc)
     if b is not None:
-        y = _rowwise(xp.add, y, b, out=y)
+        y = _rowwise(xp.add, y, b[None], out=y)
     return y.reshape(x.shape), mean, var, invstd
 
 
 @kernel
-def _bn_backward_kernel(g, x, w, mean, invstd):
-    """``(dx, dw, db)`` of ``batch_norm_train`` from the saved statistics."""
-    c = x.shape[-1]
-    rows = x.reshape(-1, c)
-    gr = g.reshape(-1, c)
-    if not gr.flags.c_contiguous:
-        gr = gr.copy()
-    m = rows.shape[0]
+def _bn_backward_kernel(g, x, w, mean, invstd, lead):
+    """``(dx, dw, db)`` of ``batch_norm_train`` from the saved statistics (``dw`` and ``db``
+    per group, ``(A, C)``)."""
+    rows = _groups(x, lead)
+    gr = _contiguous(_groups(g, lead))
+    m = rows.shape[1]
     ones = _ones(m, gr)
     sg = ones @ gr
-    xc = _rowwise(xp.subtract, rows, mean)
-    if not xc.flags.c_contiguous:
-        xc = xc.copy()
+    xc = _contiguous(_rowwise(xp.subtract, rows, mean))
     t = gr * xc
     sgx = ones @ t
     a = invstd if w is None else w * invstd
@@ -134,7 +141,7 @@ def _roles(has_w: bool, has_b: bool) -> tuple:
     return ("x",) + (("w",) if has_w else ()) + (("b",) if has_b else ())
 
 
-def _bn_vjp(g, ans, x, *wb, argnum, eps, has_w, has_b, stats):
+def _bn_vjp(g, ans, x, *wb, argnum, eps, lead, has_w, has_b, stats):
     role = _roles(has_w, has_b)[argnum]
     w = wb[0] if has_w else None
     gd = g._data
@@ -147,16 +154,18 @@ def _bn_vjp(g, ans, x, *wb, argnum, eps, has_w, has_b, stats):
         else:
             mu, invstd = stats
             wd = None if w is None else w._data
-            dx, dw, db = _bn_backward_kernel(gd, x._data, wd, mu, invstd)
+            dx, dw, db = _bn_backward_kernel(gd, x._data, wd, mu, invstd, lead)
+            if lead == 0:  # weight and bias come only without kept axes: (1, C) -> (C,)
+                dw, db = dw.reshape(x.shape[-1]), db.reshape(x.shape[-1])
             s.params, s.gref, s.dw, s.db = stats, _ref(gd), dw, db
             out = {"x": dx, "w": dw, "b": db}[role]
         return _from_value(out)
-    return _bn_vjp_recorded(g, x, w, role, eps)
+    return _bn_vjp_recorded(g, x, w, role, eps, lead)
 
 
-def _bn_vjp_recorded(g: array, x: array, w, role: str, eps: float) -> array:
+def _bn_vjp_recorded(g: array, x: array, w, role: str, eps: float, lead: int) -> array:
     """The closed form with chainrule operations (statistics recomputed from ``x``)."""
-    axes = tuple(range(x.ndim - 1))
+    axes = tuple(range(lead, x.ndim - 1))
     if role == "b":
         return sum(g, axis=axes)
     xc = x - mean(x, axis=axes, keepdims=True)
@@ -177,6 +186,8 @@ def _bn_batch(args, params, ex_ndim):
     x = vals[0]
     if nds[0] is None:
         x = broadcast_to(expand_dims(x, 0), (b,) + x.shape)
+    if len(vals) == 1:  # no weight or bias: the batch is one more kept axis
+        return batch_norm_train(x, None, None, params["eps"], params["lead"] + 1)[0]
     c = x.shape[-1]
     # the batch joins the channels: (B, ..., C) -> (..., B * C), so each example keeps its stats
     moved = moveaxis(x, 0, -2)
@@ -197,40 +208,51 @@ _BATCH_NORM = defprim(
 )
 
 
-def batch_norm_train(x: array, weight: array | None, bias: array | None, eps: float) -> tuple:
-    """Batch normalisation with the batch's statistics over every axis but the last.
+def batch_norm_train(
+    x: array, weight: array | None, bias: array | None, eps: float, lead: int = 0
+) -> tuple:
+    """Normalisation by the statistics over every axis but the last and the ``lead`` first.
+
+    ``lead=0`` is batch normalisation (channels last); ``lead=1`` on ``(N, ..., C)`` is
+    instance normalisation (each sample's channel over its spatial axes).
 
     Args:
-        x: ``(..., C)``, float32 or float64, at least one value per channel.
-        weight: the scale ``(C,)`` or None (x's dtype).
-        bias: the shift ``(C,)`` or None (x's dtype).
+        x: ``(*kept, ..., C)``, float32 or float64, at least one value per statistic.
+        weight: the scale ``(C,)`` or None (x's dtype; only with ``lead=0``).
+        bias: the shift ``(C,)`` or None (x's dtype; only with ``lead=0``).
         eps: added to the variance.
+        lead: how many leading axes are kept (each index has its own statistics).
 
     Returns:
         ``(y, mean, var)``: the normalised array (recorded for differentiation) and the
-        per-channel mean and biased variance as backend values (not recorded).
+        mean and biased variance, ``(*kept, C)``, as backend values (not recorded).
     """
+    if lead and (weight is not None or bias is not None):
+        raise ValueError("batch_norm_train: a weight or bias needs lead=0")
     y, mean, var, invstd = _bn_forward_kernel(
         x._data,
         None if weight is None else weight._data,
         None if bias is None else bias._data,
         eps,
+        lead,
     )
     xs = (x,) + ((weight,) if weight is not None else ()) + ((bias,) if bias is not None else ())
     params = {
         "eps": eps,
+        "lead": lead,
         "has_w": weight is not None,
         "has_b": bias is not None,
         "stats": (mean, invstd),
     }
-    return _rec(_BATCH_NORM, y, xs, params), mean, var
+    kept = x.shape[:lead] + x.shape[-1:]
+    return _rec(_BATCH_NORM, y, xs, params), mean.reshape(kept), var.reshape(kept)
 
 
-def fusable(x: array, *vectors: array | None) -> bool:
+def fusable(x: array, *vectors: array | None, lead: int = 0) -> bool:
     """Whether ``batch_norm_train`` serves ``x`` and the per-channel ``vectors``: float32 or
-    float64 values of one dtype, a channel axis last, at least one row."""
+    float64 values of one dtype, a channel axis last, at least one value per statistic."""
     d = x._data
-    if d.dtype not in _FLOATS or d.ndim < 1 or d.size == 0 or not x.shape[-1]:
+    if d.dtype not in _FLOATS or d.ndim < lead + 1 or d.size == 0:
         return False
     for v in vectors:
         if v is not None and (v._data.dtype != d.dtype or v.shape != (x.shape[-1],)):

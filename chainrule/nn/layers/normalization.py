@@ -12,6 +12,14 @@ __all__ = ["BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm", "RMSNorm"]
 
 
 def _normalize(x: array, axes, eps: float) -> array:
+    if isinstance(axes, int):
+        axes = (axes,)
+    if tuple(axes) == tuple(range(1, x.ndim - 1)) and fusable(x, lead=1):
+        # statistics per (sample, last axis): one primitive (chainrule/core/ops/normalization.py)
+        return batch_norm_train(x, None, None, eps, 1)[0]
+    if x.ndim == 4 and tuple(axes) == (1, 3) and fusable(x, lead=1):
+        # per (sample, axis 2) over axes 1 and 3: the same primitive on the swapped view
+        return mx.swapaxes(batch_norm_train(mx.swapaxes(x, 2, 3), None, None, eps, 1)[0], 2, 3)
     dtype = x.dtype
     if dtype in (mx.float16, mx.bfloat16):  # statistics in float32, as MLX's kernels keep them
         x = x.astype(mx.float32)
