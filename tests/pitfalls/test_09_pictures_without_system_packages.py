@@ -91,9 +91,9 @@ def test_a_users_script_writes_the_svg_with_no_graphviz(no_graphviz):
     assert set(report["params"]) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
     for name in report["params"] + report["ops"]:
         assert name in texts, f"{name} is not in the picture"
-    # the layers' operations are all there: two matmuls, the relu, the sigmoid
-    assert {"matmul", "maximum", "sigmoid", "square"} <= set(report["ops"]) <= texts
-    assert report["ops"].count("matmul") == 2
+    # the layers' operations are all there: two addmm (product and bias), the relu, the sigmoid
+    assert {"addmm", "maximum", "sigmoid", "square"} <= set(report["ops"]) <= texts
+    assert report["ops"].count("addmm") == 2
 
 
 def test_every_operation_and_parameter_name_is_in_the_svg(no_graphviz):
