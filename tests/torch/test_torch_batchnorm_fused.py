@@ -122,3 +122,25 @@ def test_double_backward_matches_pytorch():
     (a1, a2), (b1, b2) = outs
     _close(a1, b1, tol=1e-8)
     _close(a2, b2, tol=1e-8)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_functional_evaluation_matches_pytorch(affine):
+    shape = (3, 4, 5)
+    xn = RNG.standard_normal(shape).astype(np.float32)
+    rm, rv = RNG.standard_normal(4).astype(np.float32), RNG.uniform(0.5, 2, 4).astype(np.float32)
+    wn, bn = RNG.standard_normal(4).astype(np.float32), RNG.standard_normal(4).astype(np.float32)
+    tx, cx = _pair(xn, requires_grad=True)
+    tw, cw = _pair(wn, requires_grad=True)
+    tb, cb = _pair(bn, requires_grad=True)
+    args_t = (torch.tensor(rm), torch.tensor(rv)) + ((tw, tb) if affine else (None, None))
+    args_c = (ct.tensor(rm), ct.tensor(rv)) + ((cw, cb) if affine else (None, None))
+    ty = torch.nn.functional.batch_norm(tx, *args_t, False, 0.1, 1e-3)
+    cy = ct.nn.functional.batch_norm(cx, *args_c, False, 0.1, 1e-3)
+    _close(ty, cy)
+    ty.sum().backward()
+    cy.sum().backward()
+    _close(tx.grad, cx.grad)
+    if affine:
+        _close(tw.grad, cw.grad, tol=1e-4)
+        _close(tb.grad, cb.grad, tol=1e-4)

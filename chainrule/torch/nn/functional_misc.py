@@ -473,8 +473,14 @@ def batch_norm(
     else:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: running_mean and running_var are needed in evaluation")
-        mean = mx.reshape(running_mean, shape)
-        var = mx.reshape(running_var, shape)
+        # evaluation: per-channel scale and shift, then two full-size operations
+        scale = mx.rsqrt(running_var + eps)
+        if weight is not None:
+            scale = scale * weight
+        shift = -running_mean * scale
+        if bias is not None:
+            shift = shift + bias
+        return input * mx.reshape(scale, shape) + mx.reshape(shift, shape)
     y = (input - mean) * mx.rsqrt(var + eps)
     if weight is not None:
         y = y * mx.reshape(weight, shape)
