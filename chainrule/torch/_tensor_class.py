@@ -208,6 +208,22 @@ def _in_place(fn: Callable) -> Callable:
     return call
 
 
+def _augmented(fn: Callable) -> Callable:
+    """Wrap an augmented assignment (``x += y``): in place on the tensor, counted by PyTorch's
+    version counter as ``add_`` is."""
+
+    @functools.wraps(fn)
+    def call(self, other: Any) -> Any:
+        old = self._node
+        r = fn(self, other)
+        if r is self:
+            replaced(self, old, self._node)
+            return self
+        return tensors(r)
+
+    return call
+
+
 def _setitem(self, index: Any, value: Any) -> None:
     """``x[index] = value``: in place, counted as PyTorch counts it (see core/versions.py)."""
     old = self._node
@@ -283,6 +299,12 @@ _OPERATORS = {
 }  # fmt: skip
 
 
+_AUGMENTED = {
+    "add__", "sub__", "mul__", "truediv__", "floordiv__", "mod__", "pow__", "matmul__",
+    "and__", "or__", "xor__", "lshift__", "rshift__",
+}  # fmt: skip
+
+
 def _iterate(self):
     for v in array.__iter__(self):
         v.__class__ = Tensor
@@ -322,6 +344,8 @@ def _wrap_array_methods() -> None:
             )
             if name in _OPERATORS:
                 setattr(Tensor, name, _operator(attr))
+            elif name.startswith("__i") and name[3:] in _AUGMENTED:
+                setattr(Tensor, name, _augmented(attr))
             else:
                 setattr(Tensor, name, (_in_place if in_place else _method)(attr))
     Tensor.__iter__ = _iterate
