@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from . import backend as _backend
 from . import ops
 from . import tree as pytree
 from .array import _from_value, array
@@ -14,7 +15,8 @@ __all__ = ["check_grads"]
 
 
 def _flat(x) -> xp.ndarray:
-    return xp.asarray(x._data if isinstance(x, array) else x, dtype=xp.float64).reshape(-1)
+    d = x._data if isinstance(x, array) else x
+    return xp.asarray(_backend.to_host(d), dtype=xp.float64).reshape(-1)  # compared on the host
 
 
 def check_grads(
@@ -65,9 +67,10 @@ def check_grads(
         if m not in ("fwd", "rev"):
             raise ValueError(f"check_grads: modes must be 'fwd' or 'rev', not {m!r}")
     rng = xp.random.default_rng(seed)
-    args = [
-        _from_value(xp.array(a._data if isinstance(a, array) else a, dtype=xp.float64))
-        for a in args
+    datas = [a._data if isinstance(a, array) else a for a in args]
+    args = [  # float64 copies, on the arguments' device
+        _from_value(d.astype(xp.float64) if _backend.is_gpu(d) else xp.array(d, dtype=xp.float64))
+        for d in datas
     ]
 
     def fresh(xs):
@@ -86,20 +89,21 @@ def check_grads(
         return num
 
     def check(f, xs, level):
-        ts = [_from_value(rng.standard_normal(x.shape)) for x in xs]
+        ts = [_from_value(_backend.same_device(rng.standard_normal(x.shape), x._data)) for x in xs]
         num = numeric_dir(f, xs, ts, level)
         if "fwd" in modes:
             _, (ana,) = jvp(f, xs, ts)
             _compare(num, _flat(ana), "fwd", level)
         if "rev" in modes:
             out = f(*fresh(xs))
-            u = _from_value(rng.standard_normal(out.shape))
+            u = _from_value(_backend.same_device(rng.standard_normal(out.shape), out._data))
             _, vjps = vjp(f, xs, [u])
             lhs = float(xp.dot(_flat(u), num))
             rhs = float(xp.sum([xp.dot(_flat(g), _flat(t)) for g, t in zip(vjps, ts)]))
             _compare(xp.array([lhs]), xp.array([rhs]), "rev", level)
         if level < order:
-            v = _from_value(rng.standard_normal(f(*fresh(xs)).shape))
+            out = f(*fresh(xs))
+            v = _from_value(_backend.same_device(rng.standard_normal(out.shape), out._data))
 
             def dir_fun(*ys):
                 _, g = vjp(f, ys, [v])
