@@ -21,7 +21,7 @@ def test_dry_run_lists_every_step_on_the_gpu():
     out = r.stdout
     assert "[environment]" in out and "tests/core" in out and "tests/nn" in out
     assert "results ->" in out and "gpu_check_results.md" in out
-    args = gc.main.__globals__["argparse"].Namespace(tests_limit=150, bench_limit=120)
+    args = gc.main.__globals__["argparse"].Namespace(tests_limit=180, bench_limit=120)
     steps = gc.steps(args)
     assert all(gc._env()["CHAINRULE_DEVICE"] == "gpu" for _ in steps)
     if (gc.WORK / "seed_programs").is_dir():
@@ -55,3 +55,8 @@ def test_summaries_and_table():
     )
     md = gc.table([("a | b", "ok", 1.2, "fine"), ("c", "timeout (9s)", 9.0, "x")], 10.2)
     assert "| step | status | seconds | summary |" in md and "| a / b | ok | 1 | fine |" in md
+
+
+def test_a_run_cut_short_is_summarised_from_its_progress():
+    out = "....F.s [ 50%]\n..E\n"
+    assert gc._pytest_summary(out, -1) == "cut short after 10 tests: 7 passed, 1 failed, 1 errors"

@@ -61,10 +61,17 @@ class Step:
 
 
 def _pytest_summary(out: str, rc: int) -> str:
-    """The last pytest summary line (``3 failed, 120 passed in 9.1s``), else the return code."""
+    """The last pytest summary line (``3 failed, 120 passed in 9.1s``); for a run cut short,
+    the outcomes its progress lines show; else the return code."""
     for line in reversed(out.splitlines()):
         if re.search(r"\d+ (passed|failed|error)", line):
             return line.strip("= ").strip()
+    marks = "".join(m.group(1) for m in re.finditer(r"^([.FEsxX]+)(?: +\[ *\d+%\])?$", out, re.M))
+    if marks:
+        return (
+            f"cut short after {len(marks)} tests: {marks.count('.')} passed, "
+            f"{marks.count('F')} failed, {marks.count('E')} errors"
+        )
     return f"exit code {rc}"
 
 
@@ -256,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prepare", action="store_true", help="copy inputs and wheels to .gpu_check/")
     p.add_argument("--with-sklearn", action="store_true", help="--prepare: add scikit-learn")
     p.add_argument("--dry-run", action="store_true", help="print the steps, run nothing")
-    p.add_argument("--tests-limit", type=int, default=150, help="seconds for tests/core")
+    p.add_argument("--tests-limit", type=int, default=180, help="seconds for tests/core")
     p.add_argument("--bench-limit", type=int, default=120, help="seconds for the benchmarks")
     p.add_argument("--out", default=str(RESULTS), help="the results table (markdown)")
     p.add_argument("--budget", type=int, default=450, help="seconds for all steps together")
