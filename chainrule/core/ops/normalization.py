@@ -19,6 +19,7 @@ rule folds the batch axis into the channels (each example keeps its own statisti
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 from ..array import STATE, _from_value, array
@@ -114,19 +115,9 @@ def _bn_backward_kernel(g, x, w, mean, invstd, lead):
     return t.reshape(g.shape), sgx * invstd, sg
 
 
-class _Stash:
-    """``dw`` and ``db`` computed by the first rule of a node, for the rules after it."""
-
-    __slots__ = ("params", "gref", "dw", "db")
-
-    def __init__(self) -> None:
-        self.params = None
-        self.gref = None
-        self.dw = None
-        self.db = None
-
-
-_STASH = _Stash()
+_STASH = threading.local()
+"""Per thread, ``(stats, cotangent ref, dw, db)``: the weight's and bias's cotangents computed
+by the first rule of a node, for the rules after it (``None`` when nothing waits)."""
 
 
 def _ref(v):
@@ -146,18 +137,19 @@ def _bn_vjp(g, ans, x, *wb, argnum, eps, lead, has_w, has_b, stats):
     w = wb[0] if has_w else None
     gd = g._data
     if not STATE.enabled and stats is not None and type(gd) is type(x._data):
-        s = _STASH
-        if role != "x" and s.params is stats and s.gref is not None and s.gref() is gd:
-            out = s.dw if role == "w" else s.db
+        held = getattr(_STASH, "held", None)
+        if role != "x" and held is not None and held[0] is stats and held[1]() is gd:
+            out = held[2] if role == "w" else held[3]
             if role == "b" or not has_b:  # the node's last rule: let go of the cotangent
-                s.params = s.gref = s.dw = s.db = None
+                _STASH.held = None
         else:
             mu, invstd = stats
             wd = None if w is None else w._data
             dx, dw, db = _bn_backward_kernel(gd, x._data, wd, mu, invstd, lead)
             if lead == 0:  # weight and bias come only without kept axes: (1, C) -> (C,)
                 dw, db = dw.reshape(x.shape[-1]), db.reshape(x.shape[-1])
-            s.params, s.gref, s.dw, s.db = stats, _ref(gd), dw, db
+            if has_w or has_b:
+                _STASH.held = (stats, _ref(gd), dw, db)
             out = {"x": dx, "w": dw, "b": db}[role]
         return _from_value(out)
     return _bn_vjp_recorded(g, x, w, role, eps, lead)
