@@ -278,3 +278,22 @@ def test_vmap_without_affine_adds_a_kept_axis(lead):
     g = mx.vmap(mx.grad(lambda x: (f(x) ** 3).sum()))(x)
     loop = [np.asarray(mx.grad(lambda x: (f(x) ** 3).sum())(x[i])) for i in range(3)]
     np.testing.assert_allclose(np.asarray(g), np.stack(loop), atol=1e-9)
+
+
+def test_strided_inputs_and_broadcast_cotangents():
+    """Views (a transposed or strided ``x``) and a broadcast cotangent (``y.sum()``)."""
+    base = _data(6, 5, 8)
+    w, b = _data(3), _data(3)
+    for x in (mx.swapaxes(base[:, :, :3], 0, 1), base[:, ::2, 1::3], base[::2, 1:, 2:5]):
+        for loss in (lambda y: y.sum(), lambda y: (y * y).sum()):
+
+            def fused(x, w, b, loss=loss):
+                return loss(batch_norm_train(x, w, b, 1e-5)[0])
+
+            def ref(x, w, b, loss=loss):
+                return loss(_reference(x, w, b, 1e-5))
+
+            got = mx.grad(fused, (0, 1, 2))(x, w, b)
+            want = mx.grad(ref, (0, 1, 2))(x, w, b)
+            for g1, g2 in zip(got, want, strict=True):
+                np.testing.assert_allclose(np.asarray(g1), np.asarray(g2), atol=1e-9)

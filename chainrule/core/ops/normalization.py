@@ -67,7 +67,28 @@ def _groups(x, lead: int):
 
 
 def _ones(m: int, like):
-    return xp.ones(m, dtype=like.dtype) if type(like) is xp.ndarray else xp.ones_like(like[0, :, 0])
+    if type(like) is xp.ndarray:
+        return xp.ones(m, dtype=like.dtype)
+    return xp.ones_like(like[0, :m, 0])
+
+
+_BLOCK = 256  # rows per partial sum in _colsum
+
+
+def _colsum(rows):
+    """The sums over the rows of ``rows`` (``(A, M, C)``, C-contiguous) as ``(A, C)``: BLAS
+    matrix-vector products over blocks of 256 rows, the partial sums added in float64 (one
+    product over 32k float32 rows is off by ~1e-6 relative; the blocks bring it to ~1e-8 for
+    25% more time)."""
+    a, m, c = rows.shape
+    n = m // _BLOCK
+    if n < 2:
+        return _ones(m, rows) @ rows
+    head = rows[:, : n * _BLOCK].reshape(a, n, _BLOCK, c)
+    total = (_ones(_BLOCK, rows) @ head).sum(1, dtype=xp.float64)
+    if m > n * _BLOCK:
+        total += _ones(m - n * _BLOCK, rows) @ rows[:, n * _BLOCK :]
+    return total.astype(rows.dtype)
 
 
 def _contiguous(v):
@@ -80,16 +101,18 @@ def _bn_forward_kernel(x, w, b, eps, lead):
     ``(A, C)`` (biased variance)."""
     rows = _groups(x, lead)
     m = rows.shape[1]
-    ones = _ones(m, rows)
-    mean = (ones @ rows) / m
+    # a first mean, then the mean of what is left: a float32 sum of 16k values near 100 is off
+    # by ~1e-3, which the centred values' sum corrects (their magnitude is the spread's)
+    mean = (_ones(m, rows) @ rows) / m
     xc = _contiguous(_rowwise(xp.subtract, rows, mean))
-    var = (ones @ (xc * xc)) / m
+    delta = _colsum(xc) / m
+    var = _colsum(xc * xc) / m - delta * delta
     invstd = 1.0 / xp.sqrt(var + eps)
     scale = invstd if w is None else w * invstd
+    shift = -delta * scale if b is None else b - delta * scale
     y = _rowwise(xp.multiply, xc, scale, out=xc)
-    if b is not None:
-        y = _rowwise(xp.add, y, b[None], out=y)
-    return y.reshape(x.shape), mean, var, invstd
+    y = _rowwise(xp.add, y, shift, out=y)
+    return y.reshape(x.shape), mean + delta, var, invstd
 
 
 @kernel
@@ -99,11 +122,10 @@ def _bn_backward_kernel(g, x, w, mean, invstd, lead):
     rows = _groups(x, lead)
     gr = _contiguous(_groups(g, lead))
     m = rows.shape[1]
-    ones = _ones(m, gr)
-    sg = ones @ gr
+    sg = _colsum(gr)
     xc = _contiguous(_rowwise(xp.subtract, rows, mean))
     t = gr * xc
-    sgx = ones @ t
+    sgx = _colsum(t)
     a = invstd if w is None else w * invstd
     k1 = a * invstd * invstd * sgx / m
     k2 = a * sg / m
