@@ -297,3 +297,34 @@ def test_strided_inputs_and_broadcast_cotangents():
             want = mx.grad(ref, (0, 1, 2))(x, w, b)
             for g1, g2 in zip(got, want, strict=True):
                 np.testing.assert_allclose(np.asarray(g1), np.asarray(g2), atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.BatchNorm(6),
+        lambda: nn.InstanceNorm(6, affine=True),
+        lambda: nn.GroupNorm(3, 6),
+        lambda: nn.GroupNorm(2, 6, pytorch_compatible=True),
+    ],
+    ids=["batch", "instance", "group", "group-pytorch"],
+)
+def test_the_kernels_run_on_the_strict_gpu_backend(make):
+    """The kernels reach the array library only through the backend (CuPy's refusals)."""
+    from chainrule.core import backend
+
+    xn = (RNG.standard_normal((4, 3, 5, 6)) + 2.0).astype(np.float32)
+
+    def step():
+        layer = make()
+        x = mx.array(xn)
+        value, gx = mx.value_and_grad(lambda x: (layer(x) ** 2).sum())(x)
+        assert backend.is_gpu(gx._data) == (mx.default_device() == mx.gpu)
+        return np.asarray(value), np.asarray(gx)
+
+    want = step()
+    with backend.use_strict_gpu():
+        mx.set_default_device(mx.gpu)
+        got = step()
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
