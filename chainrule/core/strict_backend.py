@@ -110,7 +110,7 @@ _NUMPY_ONLY = {numpy.vectorize}
 class StrictArray(NDArrayOperatorsMixin):
     """A NumPy array dressed as a device array (see the module docstring)."""
 
-    __slots__ = ("_a",)
+    __slots__ = ("_a", "__weakref__")  # CuPy's arrays take weak references too
     __array_priority__ = 50
 
     def __init__(self, a: numpy.ndarray) -> None:
