@@ -42,6 +42,12 @@ def _arr(x: Any) -> array:
 _add_reduce = xp.add.reduce  # the sum kernel of ops.sum for floating arrays
 
 
+def _on_host(x: array) -> bool:
+    """Whether ``x`` lives in host (NumPy) memory: the backend-value paths below build NumPy
+    constants, which a GPU array's operations refuse."""
+    return isinstance(x._data, xp.ndarray)
+
+
 def _plain(*xs: array | None) -> bool:
     """Whether no input is being differentiated (then no op would record a node, and a
     function may compute on backend values directly)."""
@@ -94,7 +100,7 @@ def rms_norm(x: array, weight: array | None, eps: float, *, stream: Any = None) 
         out_type = _promote(x.dtype, weight.dtype)
     if not _is_float(out_type):
         raise ValueError(f"[rms_norm] Received unsupported type {out_type}.")
-    if _plain(x, weight) and x.dtype == out_type and _compute_type(out_type) == out_type:
+    if _plain(x, weight) and _on_host(x) and x.dtype == out_type == _compute_type(out_type):
         # nothing to differentiate (inference): the same kernels on backend values, one
         # array out instead of eight recorded ops
         d = x._data
@@ -158,10 +164,11 @@ def _rope_angles(
     offset: array,
     freqs: array | None,
     at: _dt.Dtype,
+    host: bool = False,
 ) -> array:
     """``theta`` of shape ``(T, half)`` or ``(B, 1, T, half)`` (one offset per example), in
     ``at`` (float32 as MLX; float64 for float64 inputs)."""
-    if freqs is None and offset._node is None:
+    if freqs is None and offset._node is None and host:
         # constants (nothing to differentiate): the same ufuncs on backend values, without a
         # dozen recorded ops per call (one decoding step calls rope twice per layer)
         dt = xp.dtype(_dt.to_np(at))
@@ -271,8 +278,8 @@ def rope(
     half = dims // 2
     t = x.dtype
     pair_axis = -1 if traditional else -2
-    theta = _rope_angles(x.shape[-2], half, base, scale, off, freqs, _compute_type(t))
-    if theta._node is None:  # constant tables: built on backend values
+    theta = _rope_angles(x.shape[-2], half, base, scale, off, freqs, _compute_type(t), _on_host(x))
+    if theta._node is None and _on_host(x):  # constant tables: built on backend values
         th = theta._data
         tdt = xp.dtype(_dt.to_np(t))
         cos_v, sin_v = xp.cos(th).astype(tdt), xp.sin(th).astype(tdt)
@@ -284,7 +291,7 @@ def rope(
         s2 = ops.stack([-sin, sin], axis=pair_axis)
     # each pair (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin): with the pairs laid out on an
     # axis of two, that is x * [cos, cos] + swap(x) * [-sin, sin]
-    if _plain(x, c2):  # nothing to differentiate: the same kernels on backend values
+    if _plain(x, c2) and _on_host(x):  # nothing to differentiate: kernels on backend values
         d = x._data
         lead = d.shape[:-1]
         r = d[..., :dims].reshape((*lead, half, 2) if traditional else (*lead, 2, half))

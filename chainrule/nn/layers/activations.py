@@ -238,7 +238,12 @@ def gelu(x: array) -> array:
     (relative error below 1.2e-7) in one pass of ufuncs, and a hand-written derivative;
     other types, and higher-order derivatives, use ``erf``.
     """
-    if isinstance(x, array) and x.dtype == mx.float32 and x.size:
+    if (
+        isinstance(x, array)
+        and x.dtype == mx.float32
+        and x.size
+        and isinstance(x._data, xp.ndarray)
+    ):
         onnx = sys.modules.get("chainrule.viz.onnx")
         if onnx is None or not onnx.is_in_onnx_export():  # ONNX maps erf, not this path
             return _gelu_custom(x)

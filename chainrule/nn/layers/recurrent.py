@@ -34,7 +34,8 @@ def _fast_dtype(*xs: array) -> bool:
     onnx = sys.modules.get("chainrule.viz.onnx")
     if onnx is not None and onnx.is_in_onnx_export():
         return False
-    return all(x.dtype in (mx.float32, mx.float64) for x in xs)
+    # host (NumPy) arrays only: the kernels build NumPy constants, which GPU arrays refuse
+    return all(x.dtype in (mx.float32, mx.float64) and isinstance(x._data, xp.ndarray) for x in xs)
 
 
 def _plain_call(xs: tuple) -> bool:
