@@ -170,3 +170,38 @@ def test_mlx_lstm_gradients_reach_every_parameter():
     down = float(loss(layer, x))
     np.testing.assert_allclose(float(grads["Wh"][2, 1]), (up - down) / (2 * eps), rtol=2e-2)
     assert set(grads) == {"Wx", "Wh", "bias"}
+
+
+def test_layers_on_the_strict_gpu_match_the_cpu():
+    # GPU arrays take the step-by-step recurrence (the scans build NumPy constants)
+    from chainrule.core import backend
+
+    x_np = RNG.standard_normal((2, T, 4)).astype(np.float32)
+
+    def run():
+        mx.random.seed(3)
+        lstm, gru = nn.LSTM(4, H), nn.GRU(4, H)
+        got = []
+        for m in (lstm, gru):
+
+            def loss(m, x):
+                out = m(x)
+                return mx.sum((out[0] if isinstance(out, tuple) else out) ** 2)
+
+            value, grads = nn.value_and_grad(m, loss)(m, mx.array(x_np))
+            got.append((float(value), {k: np.asarray(v.tolist()) for k, v in grads.items()}))
+        got.append(np.asarray(nn.gelu(mx.array(x_np)).tolist()))
+        return got
+
+    cpu = run()
+    with backend.use_strict_gpu():
+        mx.set_default_device(mx.gpu)
+        try:
+            gpu = run()
+        finally:
+            mx.set_default_device(mx.cpu)
+    for (vc, gc_), (vg, gg) in zip(cpu[:2], gpu[:2]):
+        np.testing.assert_allclose(vc, vg, rtol=1e-5)
+        for k in gc_:
+            np.testing.assert_allclose(gc_[k], gg[k], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(cpu[2], gpu[2], rtol=1e-5, atol=1e-6)
