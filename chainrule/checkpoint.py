@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import backend as _backend
+
 # atomic_write and atomic_path are re-exported for the modules that still import them here.
 from chainrule.core.io import (
     FileFormatError,
@@ -114,10 +116,14 @@ class _Encoder:
             base = next(b for b in (bool, int, float, str) if isinstance(obj, b))
             return self.encode(base(obj), path, depth)
         data = getattr(obj, "_data", None)
-        if isinstance(data, (np.ndarray, np.generic)) and hasattr(obj, "_set_value"):
-            # A chainrule array (0-d results of NumPy arithmetic may hold a NumPy scalar).
+        if (isinstance(data, (np.ndarray, np.generic)) or _backend.is_gpu(data)) and hasattr(
+            obj, "_set_value"
+        ):
+            # A chainrule array (0-d results of NumPy arithmetic may hold a NumPy scalar); GPU
+            # values are copied to the host explicitly.
             self._nest(path, depth)
-            return {"__cr__": "array", "name": self._tensor(path, np.asarray(data))}
+            host = _backend.to_host(data) if _backend.is_gpu(data) else np.asarray(data)
+            return {"__cr__": "array", "name": self._tensor(path, host)}
         if isinstance(obj, np.ndarray):
             self._nest(path, depth)
             return {"__cr__": "ndarray", "name": self._tensor(path, obj)}
@@ -172,7 +178,8 @@ def _decode(obj: Any, tensors: dict[str, np.ndarray], where: str) -> Any:
             return value
         from chainrule.core.extend import from_value
 
-        return from_value(value)
+        # arrays come back on the default device; 0-d values (step counts) stay on the host
+        return from_value(_backend.on_default(value) if value.ndim else value)
     if kind == "float":
         return float(obj["value"])
     if kind == "scalar":
@@ -266,7 +273,7 @@ def _check_model(
                 f"{path}: shape mismatch for {name!r}: checkpoint {info.shape}, model "
                 f"{tuple(arr.shape)}"
             )
-        mine = np.asarray(arr._data).dtype
+        mine = arr._data.dtype
         if _kind(info.dtype) != _kind(mine):
             raise ValueError(
                 f"{path}: dtype mismatch for {name!r}: checkpoint {info.dtype}, model {mine} "
@@ -631,7 +638,7 @@ def save_checkpoint(
     tensors: dict[str, np.ndarray] = {}
     model_names = []
     for name, arr in named_arrays(model):
-        tensors[f"model.{name}"] = np.asarray(arr._data)
+        tensors[f"model.{name}"] = _backend.to_host(arr._data)  # GPU values: explicit copies
         model_names.append(name)
     state: dict[str, Any] = {
         "epoch": epoch,
@@ -722,8 +729,7 @@ def load_checkpoint(
 
     # ---- validate everything before touching anything
     updates = [
-        (arr, tensors[f"model.{name}"].astype(np.asarray(arr._data).dtype, copy=False))
-        for name, arr in current
+        (arr, tensors[f"model.{name}"].astype(arr._data.dtype, copy=False)) for name, arr in current
     ]
     opt_state = sched_state = random_state = None
     opt = state.get("optimizer")
@@ -795,7 +801,7 @@ def load_checkpoint(
             loader.load_state_dict(previous)
         raise
     for arr, value in updates:
-        arr._set_value(value)
+        arr._set_value(_backend.same_device(value, arr._data))  # on the parameter's device
     if sched_state is not None:
         scheduler.load_state_dict(sched_state)
     if random_state is not None:

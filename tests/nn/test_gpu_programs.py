@@ -416,3 +416,29 @@ def test_initializers_make_arrays_on_the_gpu(name):
     got, gpu_type = _on("gpu", run)
     assert cpu_type is np.ndarray and gpu_type is StrictArray
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_checkpoint_saved_from_and_resumed_on_the_gpu(tmp_path):
+    from chainrule.checkpoint import load_checkpoint, save_checkpoint
+
+    path = str(tmp_path / "run.ckpt")
+    with backend.use_strict_gpu():
+        mx.set_default_device(mx.gpu)
+        model = nn.Linear(3, 2)
+        opt = optim.Adam(0.01)
+        lg = nn.value_and_grad(model, lambda m, x: mx.mean(m(x) ** 2))
+        x = mx.random.normal((4, 3))
+        _, g = lg(model, x)
+        opt.update(model, g)
+        save_checkpoint(path, model, opt, epoch=1)
+        model2, opt2 = nn.Linear(3, 2), optim.Adam(0.01)
+        _, g2 = lg(model2, x)
+        opt2.update(model2, g2)  # builds the state the checkpoint replaces
+        load_checkpoint(path, model2, opt2)
+        for a, b in zip(_leaves(model.parameters()), _leaves(model2.parameters())):
+            assert type(b._data) is StrictArray
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        _, g3 = lg(model2, x)
+        opt2.update(model2, g3)  # resumes on the GPU: the state is there too
+        moments = [v for v in _leaves(opt2.state) if v.ndim]  # (the step count is a scalar)
+        assert moments and all(type(v._data) is StrictArray for v in moments)
