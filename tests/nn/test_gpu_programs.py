@@ -149,20 +149,9 @@ LAYERS = {
         _normal(2, 8, 8, 3),
     ),
 }
-_RNN = (
-    "leaks in chainrule/nn/layers/recurrent.py: host buffers xp.empty(...) (lines 88, 123, 131, "
-    "212, 242, 248, 249) written with out= from device data, and host constants "
-    "xp.asarray([[0.5], ...]) in _gates (line 46)"
-)
-_ROPE = (
-    "leak in chainrule/core/fast.py:171-177 (_rope_angles): the angle table is built on the "
-    "host (xp.arange, cached xp.exp) and multiplied with device data in rope (line ~300)"
-)
 LAYER_LEAKS = {
-    "rope-sinusoidal": _ROPE,
     "conv2d": _CONV,
     "conv1d": _CONV,
-    "lstm": _RNN,
 }
 
 
