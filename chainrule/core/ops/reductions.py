@@ -63,7 +63,7 @@ def _kept_shape(shape: tuple, axes: tuple) -> tuple:
 
 def _expand_back(g, shape: tuple, axes: tuple, keepdims: bool):
     """A reduced cotangent broadcast back over the reduced axes."""
-    if not keepdims:
+    if not keepdims and len(axes) < len(shape):  # a full reduction's 0-d g broadcasts as is
         g = reshape(g, _kept_shape(shape, axes))
     return broadcast_to(g, shape)
 
