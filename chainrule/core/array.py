@@ -298,6 +298,11 @@ def _stack_with_arrays(seq, dtype) -> array:
     t = parts[0]._data.dtype
     for p in parts[1:]:
         t = _dt.promote(t, p._data.dtype)
+    if _backend.GPU[0] is not None:  # host data next to GPU arrays: copied to the GPU
+        gpu = next((p._data for p in parts if _backend.is_gpu(p._data)), None)
+        if gpu is not None:
+            parts = [p if _backend.is_gpu(p._data) else _from_value(_backend.to_gpu(p._data))
+                     if p._node is None else p for p in parts]  # fmt: skip
     return stack([p if p._data.dtype == t else astype(p, _dt.from_np(t)) for p in parts])
 
 
