@@ -53,9 +53,10 @@ def test_module_matches_pytorch(name, shape, options):
     ours = getattr(ct.nn, name)(c, **options)
     if theirs.weight is not None:
         with torch.no_grad():
-            theirs.weight.uniform_(0.5, 1.5)
+            # values from NumPy: PyTorch's global generator is left as other tests expect it
+            theirs.weight.copy_(torch.tensor(RNG.uniform(0.5, 1.5, c).astype(np.float32)))
             if theirs.bias is not None:
-                theirs.bias.uniform_(-1.0, 1.0)
+                theirs.bias.copy_(torch.tensor(RNG.uniform(-1.0, 1.0, c).astype(np.float32)))
     ours.load_state_dict({k: ct.tensor(v.numpy()) for k, v in theirs.state_dict().items()})
     for step in range(2):
         xn = (RNG.standard_normal(shape) * 2.0 + step).astype(np.float32)
