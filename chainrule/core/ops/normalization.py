@@ -15,6 +15,11 @@ computes all three cotangents and leaves ``dw`` and ``db`` for the rules after i
 recorded (``grad`` of ``grad``, ``jvp``, ``create_graph``) the same formula is written with
 chainrule operations on ``x``, statistics recomputed, so it differentiates again. The batching
 rule folds the batch axis into the channels (each example keeps its own statistics).
+
+``lead`` leading axes may be kept (each index with its own statistics, no affine): ``lead=1``
+is instance normalisation, and GroupNorm's groups. Sums of centred values run over blocks of
+256 rows added in float64, and the mean is corrected by the centred values' mean, so float32
+results stay within ~1e-6 of float64 whatever the mean's size.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ..backend import xp
 from ..tracing import kernel
 from .table import _operand, _rec, defprim
 
-__all__ = ["batch_norm_train"]
+__all__ = ["batch_norm_train", "fusable"]
 
 _TILE = 1024  # elements per inner loop of a tiled row broadcast
 
