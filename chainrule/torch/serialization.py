@@ -43,6 +43,7 @@ from typing import IO, Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend as _backend
 from chainrule.core import dtypes as _dtypes
 from chainrule.core.io import atomic_write
 from chainrule.core.tensor_functions import Size
@@ -974,7 +975,10 @@ class _Writer:
             self.active.discard(id(obj))
 
     def tensor(self, x: mx.array) -> None:
-        value = np.asarray(x)
+        d = x._data
+        # a CUDA tensor is written from an explicit host copy (stored as a CPU storage: the
+        # file loads anywhere, as CPU tensors)
+        value = _backend.to_host(d) if _backend.is_gpu(d) else np.asarray(x)
         name = _torch_name(value.dtype)
         key = self.keys.get(id(x))
         if key is None:

@@ -172,3 +172,12 @@ def test_state_dict_saved_from_and_loaded_to_cuda(cuda, tmp_path):
     fresh.load_state_dict(state)
     assert on_gpu(fresh.weight)
     np.testing.assert_array_equal(fresh.weight.cpu().numpy(), model.weight.cpu().numpy())
+
+
+def test_torch_save_of_cuda_tensors_writes_host_copies(cuda, tmp_path):
+    t = torch.arange(3.0, device="cuda")
+    path = tmp_path / "t.pt"
+    torch.save({"t": t, "l": [t * 2]}, path)
+    back = torch.load(path)
+    assert back["t"].device == torch.device("cpu")  # as with map_location="cpu"
+    assert back["l"][0].tolist() == [0.0, 2.0, 4.0]
