@@ -320,6 +320,11 @@ def to_gpu(data):
         raise DeviceUnavailableError(f"the GPU is not available: {gpu_unavailable_reason()}")
     if isinstance(data, g.ndarray):
         return data
+    if g.name == "cupy" and getattr(data, "dtype", None) == BFLOAT16:
+        raise TypeError(
+            "bfloat16 arrays cannot go to the GPU: CuPy has no bfloat16 type (use float16 or "
+            "float32 there, or keep bfloat16 arrays on the CPU with stream=mx.cpu)"
+        )
     return g.xp.asarray(data)
 
 
