@@ -375,6 +375,8 @@ def default_stream(device: Device | str) -> Stream:
     """
     device = _device(device)
     s = _THREAD.defaults.get(device)
+    if s is not None and not is_available(device):  # the GPU went away (a test's stand-in)
+        raise _no_gpu("default_stream")
     if s is None:
         s = _THREAD.defaults[device] = _make(device, "default_stream")
     return s
