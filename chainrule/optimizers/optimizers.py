@@ -189,8 +189,9 @@ class SGD(_Standard):
                 state[k["v"]] = from_value(v)
             else:
                 v = owned_buffer(state, k["v"])  # in place when only this state holds it
-                if v is None:
-                    v = state[k["v"]]._data * mu
+                if v is None:  # a fresh buffer, of the state's own dtype
+                    old = state[k["v"]]._data
+                    v = (old * mu).astype(old.dtype, copy=False)
                     state[k["v"]] = from_value(v)
                 else:
                     v *= mu
@@ -284,8 +285,9 @@ class Adam(_Standard):
         # updated in place when only this state holds them (``owned_buffer``), else renewed.
         tmp = g * (1 - b1)
         m = owned_buffer(state, k["m"])
-        if m is None:
-            m = state[k["m"]]._data * b1
+        if m is None:  # a fresh buffer, of the state's own dtype (bfloat16 stays bfloat16)
+            old = state[k["m"]]._data
+            m = (old * b1).astype(old.dtype, copy=False)
             state[k["m"]] = from_value(m)
         else:
             m *= b1
@@ -294,7 +296,8 @@ class Adam(_Standard):
         tmp *= 1 - b2
         v = None if hp["amsgrad"] else owned_buffer(state, k["v"])
         if v is None:
-            v = state[k["v"]]._data * b2
+            old = state[k["v"]]._data
+            v = (old * b2).astype(old.dtype, copy=False)
             state[k["v"]] = from_value(v)
         else:
             v *= b2

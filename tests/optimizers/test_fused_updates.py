@@ -171,3 +171,23 @@ def test_torch_style_step_bumps_the_version_counter_as_pytorch(make):
             opt.step()
         counts.append(p._version - before)
     assert counts[0] == counts[1] == 3
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: optim.Adam(learning_rate=0.1), lambda: optim.SGD(0.1, momentum=0.9)]
+)
+def test_bfloat16_state_is_the_same_whether_or_not_the_user_holds_it(make):
+    results = []
+    for hold in (False, True):  # in place, then renewed (every buffer stays referenced)
+        opt = make()
+        params = {"w": mx.ones((3,), dtype=mx.bfloat16)}
+        opt.init(params)
+        held = []
+        for _ in range(3):
+            params = opt.apply_gradients({"w": mx.full((3,), 0.37, dtype=mx.bfloat16)}, params)
+            if hold:
+                held.append(dict(opt.state["w"]))
+        assert all(v.dtype == mx.bfloat16 for v in opt.state["w"].values())  # as MLX keeps it
+        state = [np.asarray(v.astype(mx.float32)).tolist() for v in opt.state["w"].values()]
+        results.append((state, np.asarray(params["w"].astype(mx.float32)).tolist()))
+    assert results[0] == results[1]
