@@ -124,6 +124,14 @@ class _Standard(Optimizer):
                 self._maybe_schedule("learning_rate", lr)
 
 
+def _buffer(value, dtype=None):
+    """``value`` as a writable array of ``dtype`` (NumPy turns a 0-d product into a scalar, which
+    ``+=`` and ``out=`` would not write into)."""
+    if dtype is not None and value.dtype != dtype:
+        value = value.astype(dtype)
+    return xp.asarray(value) if isinstance(value, xp.generic) else value
+
+
 class SGD(_Standard):
     r"""Stochastic gradient descent with momentum (MLX ``optimizers.SGD``, ``torch.optim.SGD``).
 
@@ -190,8 +198,7 @@ class SGD(_Standard):
             else:
                 v = owned_buffer(state, k["v"])  # in place when only this state holds it
                 if v is None:  # a fresh buffer, of the state's own dtype
-                    old = state[k["v"]]._data
-                    v = (old * mu).astype(old.dtype, copy=False)
+                    v = _buffer(state[k["v"]]._data * mu, state[k["v"]]._data.dtype)
                     state[k["v"]] = from_value(v)
                 else:
                     v *= mu
@@ -283,11 +290,10 @@ class Adam(_Standard):
                 g = g + wd * w
         # ``tmp`` is this step's one new buffer: it ends as the new parameter. The moments are
         # updated in place when only this state holds them (``owned_buffer``), else renewed.
-        tmp = g * (1 - b1)
+        tmp = _buffer(g * (1 - b1))
         m = owned_buffer(state, k["m"])
         if m is None:  # a fresh buffer, of the state's own dtype (bfloat16 stays bfloat16)
-            old = state[k["m"]]._data
-            m = (old * b1).astype(old.dtype, copy=False)
+            m = _buffer(state[k["m"]]._data * b1, state[k["m"]]._data.dtype)
             state[k["m"]] = from_value(m)
         else:
             m *= b1
@@ -296,8 +302,7 @@ class Adam(_Standard):
         tmp *= 1 - b2
         v = None if hp["amsgrad"] else owned_buffer(state, k["v"])
         if v is None:
-            old = state[k["v"]]._data
-            v = (old * b2).astype(old.dtype, copy=False)
+            v = _buffer(state[k["v"]]._data * b2, state[k["v"]]._data.dtype)
             state[k["v"]] = from_value(v)
         else:
             v *= b2

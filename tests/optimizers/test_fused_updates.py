@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import chainrule.core as mx
 import chainrule.nn as nn
@@ -81,6 +80,7 @@ def test_a_reference_into_the_state_never_changes():
 
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_torch_style_adam_matches_pytorch_and_keeps_snapshots(amsgrad):
+    torch = pytest.importorskip("torch")
     p = mx.array(W0, requires_grad=True)
     tp = torch.tensor(W0, requires_grad=True)
     opt = optim.Adam([p], lr=1e-2, amsgrad=amsgrad)
@@ -101,6 +101,7 @@ def test_torch_style_adam_matches_pytorch_and_keeps_snapshots(amsgrad):
 
 
 def test_sgd_momentum_never_writes_into_a_gradient_the_user_holds():
+    torch = pytest.importorskip("torch")
     p = mx.array(W0, requires_grad=True)
     tp = torch.tensor(W0, requires_grad=True)
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
@@ -159,6 +160,7 @@ def test_mlx_model_training_matches_fresh_buffer_arithmetic():
     "make", [lambda p, lib: lib.optim.SGD([p], lr=0.1), lambda p, lib: lib.optim.Adam([p], lr=0.1)]
 )
 def test_torch_style_step_bumps_the_version_counter_as_pytorch(make):
+    torch = pytest.importorskip("torch")
     import chainrule.torch as cr_torch
 
     counts = []
@@ -191,3 +193,27 @@ def test_bfloat16_state_is_the_same_whether_or_not_the_user_holds_it(make):
         state = [np.asarray(v.astype(mx.float32)).tolist() for v in opt.state["w"].values()]
         results.append((state, np.asarray(params["w"].astype(mx.float32)).tolist()))
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_scalar_parameters_and_a_step_without_a_gradient_match_pytorch(name):
+    """0-d state buffers renewed out of place (a NumPy scalar, which ``+=`` rebinds) keep the
+    sum, and a parameter without a gradient in one step is skipped (PyTorch's dynamic_net)."""
+    torch = pytest.importorskip("torch")
+    import chainrule.torch as ct
+
+    def run(lib):
+        a = lib.nn.Parameter(lib.tensor(1.0))
+        e = lib.nn.Parameter(lib.tensor(2.0))
+        kw = {"momentum": 0.9} if name == "SGD" else {}
+        opt = getattr(lib.optim, name)([a, e], lr=0.1, **kw)
+        out = []
+        for use in (True, True, False, True, True):
+            opt.zero_grad()
+            loss = a * 3.0 + (e * e if use else 0.0)
+            loss.backward()
+            opt.step()
+            out.append((a.item(), e.item()))
+        return np.array(out)
+
+    np.testing.assert_allclose(run(ct), run(torch), rtol=1e-5, atol=1e-6)

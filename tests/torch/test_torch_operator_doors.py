@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch as real_torch
+import pytest
 
 import chainrule.core as mx
 import chainrule.torch as torch
@@ -35,6 +35,7 @@ def test_mixed_tensor_and_array_operands_keep_the_graph():
 
 
 def test_polynomial_step_matches_pytorch():
+    real_torch = pytest.importorskip("torch")
     xs = np.linspace(-math.pi, math.pi, 2000, dtype=np.float32)
     got, want = [], []
     for lib, out in ((torch, got), (real_torch, want)):
@@ -55,6 +56,7 @@ def test_polynomial_step_matches_pytorch():
 
 
 def test_cube_of_negative_bases_is_exact_as_pytorch():
+    real_torch = pytest.importorskip("torch")
     xs = np.linspace(-3, 3, 1001, dtype=np.float32)
     got = np.asarray(torch.tensor(xs) ** 3)
     np.testing.assert_array_equal(got, (real_torch.tensor(xs) ** 3).numpy())
