@@ -29,16 +29,16 @@ venv: $(VENV)/.installed-test
 # mypy checks the files listed under [tool.mypy] in pyproject.toml (chainrule/core and every
 # package's public entry point).
 lint: venv
-	$(BIN)/ruff check chainrule tests benchmarks examples
-	$(BIN)/ruff format --check chainrule tests benchmarks examples
+	$(BIN)/ruff check chainrule tests benchmarks examples tools
+	$(BIN)/ruff format --check chainrule tests benchmarks examples tools
 	$(BIN)/mypy
 
 test: venv lint
 	$(BIN)/python -m pytest -q
 
 format: venv
-	$(BIN)/ruff format chainrule tests benchmarks examples
-	$(BIN)/ruff check --fix chainrule tests benchmarks examples
+	$(BIN)/ruff format chainrule tests benchmarks examples tools
+	$(BIN)/ruff check --fix chainrule tests benchmarks examples tools
 
 # Train an MLP on scikit-learn's bundled digits (no download); prints the test metrics and
 # where the weights and the training plot are. Re-running replaces runs/digits.
