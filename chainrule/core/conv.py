@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from . import dtypes as _dt
 from . import ops
 from .array import _from_value, array
-from .backend import xp
+from .backend import array_module, xp
 from .ops.table import _operand, _rec, defprim, value_branch
 from .tracing import kernel as _opaque
 
@@ -91,7 +91,7 @@ def _padding(padding, n: int, who: str) -> tuple[tuple, tuple]:
 
 def _strided(x, shape: tuple, strides: tuple):
     """A view of ``x`` with the given shape and byte strides (no copy)."""
-    return xp.lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
+    return array_module(x).lib.stride_tricks.as_strided(x, shape=shape, strides=strides)
 
 
 def _out_size(size: int, k: int, s: int, d: int) -> int:

@@ -44,10 +44,6 @@ TABLE = _grads.TABLE
 
 # Cases whose kernels still reach NumPy behind the backend's back, in files this change does not
 # own (each names the leak; strict xfail, so fixing one makes its test fail until it is removed).
-_CONV = (
-    "leak in chainrule/core/conv.py:91: numpy.lib.stride_tricks.as_strided on device data "
-    "(converts it to NumPy; CuPy has cupy.lib.stride_tricks.as_strided)"
-)
 _EINSUM = (
     "leak in chainrule/core/ops/products.py:212: einsum's vjp multiplies by a host "
     "xp.eye(...) (make it on g's device)"
@@ -55,8 +51,6 @@ _EINSUM = (
 # keyed by primitive (every case of it) or by case id
 LEAKS: dict[str, str] = {
     **{f"einsum-{k}": _EINSUM for k in ("ii->", "iij->j", "ii,i->i")},  # repeated indices
-    "conv": _CONV,
-    "conv_weight": _CONV,
 }
 
 
@@ -101,7 +95,7 @@ CASES = []
 for _name, _cases in TABLE.items():
     for _label, _fn, _args in _cases:
         _id = f"{_name}-{_label}"
-        _leak = LEAKS.get(_id) or LEAKS.get(_name) or (_CONV if _name.startswith("conv") else None)
+        _leak = LEAKS.get(_id) or LEAKS.get(_name)
         marks = [pytest.mark.xfail(strict=True, reason=_leak)] if _leak else []
         CASES.append(pytest.param(_fn, _args, id=_id, marks=marks))
 
@@ -113,9 +107,15 @@ def strict_gpu():
         yield
 
 
-# cases whose own code makes CPU arrays (mx.arange, mx.eye in the lambda): with inputs moved to
-# the GPU and the CPU default they mix devices, which is the user's error to see
-_MAKES_CPU_ARRAYS = ("broadcast_to", "reshape-flat", "linalg_cholesky-of x x^T")
+# cases whose own code makes CPU arrays (mx.arange, mx.eye, mx.ones in the lambda): with inputs
+# moved to the GPU and the CPU default they mix devices, which is the user's error to see
+_MAKES_CPU_ARRAYS = (
+    "broadcast_to",
+    "reshape-flat",
+    "linalg_cholesky-of x x^T",
+    "conv_weight-stride-groups",
+    "conv_weight-transpose1d",
+)
 
 
 @pytest.mark.skipif(
