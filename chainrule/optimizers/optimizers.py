@@ -17,7 +17,7 @@ from chainrule.core.extend import from_value
 from .. import core as mx
 from ..core import tree as pytree
 from ..core.autograd import enable_grad
-from ..core.backend import xp
+from ..core.backend import array_module, xp
 from ..utils import tree_flatten, tree_unflatten
 from .base import (
     _IGNORED_FLAGS,
@@ -797,14 +797,18 @@ class Adafactor(_Standard):
         d = parameter._data
         if self._torch:
             if d.ndim > 1:
-                state["row_var"] = from_value(xp.zeros(d.shape[:-1] + (1,), d.dtype))
-                state["col_var"] = from_value(xp.zeros(d.shape[:-2] + (1, d.shape[-1]), d.dtype))
+                state["row_var"] = from_value(array_module(d).zeros(d.shape[:-1] + (1,), d.dtype))
+                state["col_var"] = from_value(
+                    array_module(d).zeros(d.shape[:-2] + (1, d.shape[-1]), d.dtype)
+                )
             else:
                 state["variance"] = _zeros(parameter)
             return
         if d.ndim >= 2:
-            state["exp_avg_sq_row"] = from_value(xp.zeros(d.shape[:-1], d.dtype))
-            state["exp_avg_sq_col"] = from_value(xp.zeros(d.shape[:-2] + d.shape[-1:], d.dtype))
+            state["exp_avg_sq_row"] = from_value(array_module(d).zeros(d.shape[:-1], d.dtype))
+            state["exp_avg_sq_col"] = from_value(
+                array_module(d).zeros(d.shape[:-2] + d.shape[-1:], d.dtype)
+            )
         else:
             state["exp_avg_sq"] = _zeros(parameter)
         if self._group.get("beta_1") is not None:

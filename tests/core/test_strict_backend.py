@@ -44,14 +44,8 @@ TABLE = _grads.TABLE
 
 # Cases whose kernels still reach NumPy behind the backend's back, in files this change does not
 # own (each names the leak; strict xfail, so fixing one makes its test fail until it is removed).
-_EINSUM = (
-    "leak in chainrule/core/ops/products.py:212: einsum's vjp multiplies by a host "
-    "xp.eye(...) (make it on g's device)"
-)
-# keyed by primitive (every case of it) or by case id
-LEAKS: dict[str, str] = {
-    **{f"einsum-{k}": _EINSUM for k in ("ii->", "iij->j", "ii,i->i")},  # repeated indices
-}
+# keyed by primitive (every case of it) or by case id (none left now)
+LEAKS: dict[str, str] = {}
 
 
 def _scalar(out):

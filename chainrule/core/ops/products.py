@@ -8,7 +8,7 @@ import sys
 
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
-from ..backend import xp
+from ..backend import array_module, xp
 from ..tracing import kernel
 from .table import (
     _align,
@@ -295,7 +295,8 @@ def _einsum_vjp(g, ans, *xs, subscripts, argnum):
         if first[c] != i:
             eye_shape = [1] * len(target)
             eye_shape[first[c]] = eye_shape[i] = sizes[c]
-            grad = grad * _from_value(xp.eye(sizes[c], dtype=g._data.dtype).reshape(eye_shape))
+            eye = array_module(g._data).eye(sizes[c], dtype=g._data.dtype)  # on g's device
+            grad = grad * _from_value(eye.reshape(eye_shape))
     return _fit_axes(grad, shape)
 
 

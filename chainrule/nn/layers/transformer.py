@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.array import array
+from chainrule.core.backend import on_default
 from chainrule.core.extend import from_value
 
 from ... import core as mx
@@ -137,7 +138,7 @@ class MultiHeadAttention(Module):
         blocked = idx[:, None] < idx[None, :]
         np_dtype = np.dtype(_dt.to_np(dtype))
         lowest = np.asarray(mx.finfo(dtype).min, dtype=np_dtype)  # bfloat16 included
-        return from_value(blocked.astype(np_dtype) * lowest)
+        return from_value(on_default(blocked.astype(np_dtype) * lowest))  # the default device
 
 
 class TransformerEncoderLayer(Module):
