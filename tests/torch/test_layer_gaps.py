@@ -353,9 +353,10 @@ def test_norm_bias_and_running_statistics_match_pytorch(name, args, kwargs, shap
     assert repr(ours) == repr(ref)
     assert list(ours.state_dict()) == list(ref.state_dict())
     assert [k for k, _ in ours.named_parameters()] == [k for k, _ in ref.named_parameters()]
+    gen = torch_ref.Generator().manual_seed(0)  # the same weights in any test order
     with torch_ref.no_grad():
         for p in ref.parameters():
-            p.copy_(torch_ref.rand(p.shape) + 0.5)
+            p.copy_(torch_ref.rand(p.shape, generator=gen) + 0.5)
     _copy_state(ours, ref)
     for step in range(2):  # training: batch statistics, running statistics updated
         _compare(ours, ref, _rand(*shape, seed=step))
