@@ -20,19 +20,8 @@ import chainrule.core as mx
 from chainrule.core import backend, devices
 from chainrule.core.strict_backend import IMPLICIT, MixedDeviceError, StrictArray, namespace
 
-
-@pytest.fixture(autouse=True)
-def _cpu_defaults():
-    """These tests choose devices themselves: the CPU is the default while each runs, also
-    under ``CHAINRULE_DEVICE=gpu`` (make gpu-check)."""
-    from chainrule.core import devices as _devices
-
-    saved = (mx.default_device(), _devices.TORCH_DEFAULT[0])
-    _devices._set_default(mx.cpu)
-    _devices.TORCH_DEFAULT[0] = None
-    yield
-    _devices._set_default(saved[0])
-    _devices.TORCH_DEFAULT[0] = saved[1]
+# these tests choose devices themselves: the CPU is the default while each runs (conftest.py)
+pytestmark = pytest.mark.usefixtures("cpu_default_device")
 
 
 _spec = importlib.util.spec_from_file_location(
