@@ -23,6 +23,7 @@ import numpy as np
 
 from chainrule.core.array import array
 from chainrule.core.extend import STATE, from_value
+from chainrule.core.versions import replaced
 
 from ..core import backend as _backend
 from ..core import dtypes as _dt
@@ -152,16 +153,27 @@ def _subclass_door(call: Callable) -> Callable:
         if state.doors:
             return call(self, *args, **kwargs)
         cls = type(a)
-        args = tuple(from_value(x._data, x._node) if type(x) is cls else x for x in args)
+        keep: list = []  # (plain handle, the caller's tensor)
+
+        def plain(x: Any) -> Any:
+            if type(x) is not cls:
+                return x
+            p = from_value(x._data, x._node)
+            keep.append((p, x))
+            return p
+
+        args = tuple(plain(x) for x in args)
         if kwargs:
-            kwargs = {
-                k: from_value(v._data, v._node) if type(v) is cls else v for k, v in kwargs.items()
-            }
+            kwargs = {k: plain(v) for k, v in kwargs.items()}
         state.doors = 1
         try:
             out = call(self, *args, **kwargs)
         finally:
             state.doors = 0
+        for p, orig in keep:  # an in-place layer (ReLU(inplace=True)) rebound its input
+            if p._data is not orig._data or p._node is not orig._node:
+                replaced(orig, orig._node, p._node)
+                orig._set_value(p._data, p._node)
         return _with_class(out, cls)
 
     door.__wrapped_call__ = call
