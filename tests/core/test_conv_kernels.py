@@ -227,8 +227,8 @@ def test_torch_max_pool_with_nan_and_padding_matches_torch():
 @pytest.mark.parametrize("dtype", [mx.float32, mx.float64])
 def test_blocked_im2col_matches_one_block(monkeypatch, dtype):
     rng = np.random.default_rng(9)
-    x = mx.array(rng.standard_normal((5, 6, 7, 3)), dtype=dtype)
-    w = mx.array(rng.standard_normal((4, 3, 2, 3)), dtype=dtype)
+    x = mx.array(rng.standard_normal((5, 6, 7, 8)), dtype=dtype)  # (8 x 2: not few channels)
+    w = mx.array(rng.standard_normal((4, 3, 2, 8)), dtype=dtype)
 
     def f(x, w):
         y = mx.conv2d(x, w, stride=(1, 2), padding=1)
@@ -241,3 +241,62 @@ def test_blocked_im2col_matches_one_block(monkeypatch, dtype):
     np.testing.assert_allclose(np.asarray(y2), np.asarray(y1), rtol=tol, atol=tol)
     for a, b in zip(g2, g1):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=tol, atol=tol)
+
+
+FEW = [
+    ((3, 9, 8, 1), (6, 5, 5, 1), dict(padding=2)),
+    ((3, 10, 11, 3), (4, 3, 3, 3), dict(stride=(2, 1), padding=([1, 2], [0, 1]), kdil=(1, 2))),
+    ((2, 7, 7, 2), (3, 3, 2, 2), dict(padding=([-1, 0], [0, -1]))),
+    ((2, 9, 3), (5, 4, 3), dict(padding=1)),
+    ((1, 4, 5, 6, 1), (2, 2, 3, 2, 1), dict(padding=1, flip=True)),
+]
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+@pytest.mark.parametrize("xs,ws,kw", FEW)
+def test_few_channel_columns_match_the_window_copy(monkeypatch, xs, ws, kw, channels_first):
+    # the tap-major im2col for few input channels against the window view's copy, forward,
+    # weight gradient and second order, from channels-last memory and from PyTorch's layout
+    rng = np.random.default_rng(10)
+    xd = rng.standard_normal(xs)
+    if channels_first:
+        xd = np.moveaxis(np.ascontiguousarray(np.moveaxis(xd, -1, 1)), 1, -1)
+    x = mx.array(xd, dtype=mx.float64)
+    w = mx.array(rng.standard_normal(ws), dtype=mx.float64)
+    nd = len(xs) - 2
+    stride = kw.get("stride", 1)
+    lo, hi = C._padding(kw.get("padding", 0), nd, "t")
+    kdil = kw.get("kdil", 1)
+    assert C._few_channels(xd, ws[1:-1], C._tuple(stride, nd, "s", "t", 1), (1,) * nd, 1)
+
+    def f(x, w):
+        y = mx.conv_general(x, w, stride, (lo, hi), kdil, flip=kw.get("flip", False))
+        return (y**2).sum(), y
+
+    (_, y1), g1 = mx.value_and_grad(f, argnums=(0, 1))(x, w)
+    second1 = _grads(lambda x, w: f(x, w)[0], x, w)
+    monkeypatch.setattr(C, "_FEW_CHANNELS", 0)
+    (_, y2), g2 = mx.value_and_grad(f, argnums=(0, 1))(x, w)
+    second2 = _grads(lambda x, w: f(x, w)[0], x, w)
+    np.testing.assert_allclose(np.asarray(y1), np.asarray(y2), rtol=1e-12, atol=1e-12)
+    for a, b in zip([*g1, *second1], [*g2, *second2]):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-10)
+
+
+def test_few_channel_convolution_matches_torch():
+    torch = pytest.importorskip("torch")
+    import chainrule.torch as ct
+
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((4, 1, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    outs = []
+    for lib in (torch, ct):
+        tx = lib.tensor(x, requires_grad=True)
+        tw, tb = lib.tensor(w, requires_grad=True), lib.tensor(b, requires_grad=True)
+        y = lib.nn.functional.conv2d(tx, tw, tb, padding=2)
+        (y * y).sum().backward()
+        outs.append([t.detach().numpy() for t in (y, tx.grad, tw.grad, tb.grad)])
+    for a, b_ in zip(*outs):
+        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4)
