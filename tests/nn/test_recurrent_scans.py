@@ -205,3 +205,27 @@ def test_layers_on_the_strict_gpu_match_the_cpu():
         for k in gc_:
             np.testing.assert_allclose(gc_[k], gg[k], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(cpu[2], gpu[2], rtol=1e-5, atol=1e-6)
+
+
+def test_layers_export_through_the_reference_recurrence(tmp_path):
+    # the scans' loops are kernels outside chainrule.core, which an export cannot name
+    x = _a(2, T, 4)
+    for layer in (nn.LSTM(4, H), nn.GRU(4, H)):
+
+        def f(x, layer=layer):
+            out = layer(x)
+            return out[0] if isinstance(out, tuple) else out
+
+        path = str(tmp_path / f"{type(layer).__name__}.mlxfn")
+        mx.export_function(path, f, x)
+        _close(mx.import_function(path)(x)[0], f(x))
+
+
+def test_hidden_weight_gradient_keeps_the_weight_layout():
+    # whh_t is usually W.T (a column-major view): its cotangent is built column-major too, so
+    # the transpose hands the weight a row-major gradient and the engine copies nothing
+    xw, h0, c0, w = (np.asarray(a) for a in _lstm_args())
+    for whh_t in (w, np.ascontiguousarray(w.T).T):
+        y = recurrent._lstm_forward(xw, h0, c0, whh_t)
+        dw = recurrent._lstm_backward(xw, h0, c0, whh_t, y, np.ones_like(y))[3]
+        assert dw.strides == whh_t.strides

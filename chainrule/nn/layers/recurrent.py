@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ... import core as mx
 from ...core.array import array
-from ...core.extend import STATE, from_value, xp
+from ...core.extend import STATE, from_value, kernel, xp
 from ..module import Module
 from .activations import tanh
 
@@ -29,13 +29,21 @@ __all__ = ["GRU", "LSTM", "RNN", "gru_scan", "lstm_scan"]
 
 
 def _fast_dtype(*xs: array) -> bool:
-    """Whether the scan may run on the backend: float32/float64 inputs, and no ONNX export
-    recording the graph (it maps primitives, and the scan is not one)."""
+    """Whether the scan may run on the backend: float32/float64 inputs, and no export
+    recording the graph: ONNX maps primitives (the scan is not one), and ``mx.export_function``
+    names only NumPy calls and ``chainrule.core`` kernels (the scan's loop is neither)."""
     onnx = sys.modules.get("chainrule.viz.onnx")
     if onnx is not None and onnx.is_in_onnx_export():
         return False
+    if any(_exporting(x._data) for x in xs):
+        return False
     # host (NumPy) arrays only: the kernels build NumPy constants, which GPU arrays refuse
     return all(x.dtype in (mx.float32, mx.float64) and isinstance(x._data, xp.ndarray) for x in xs)
+
+
+def _exporting(d) -> bool:
+    """Whether ``d`` is a value that ``mx.export_function`` is tracing (its tracer says so)."""
+    return bool(getattr(getattr(d, "_tr", None), "exporting", False))
 
 
 def _plain_call(xs: tuple) -> bool:
@@ -94,58 +102,112 @@ def _saved(out) -> tuple | None:
     return got[1] if got is not None and got[0]() is out else None
 
 
+def _gate_rows(dtype, G: int) -> tuple:
+    """``(G,)`` rows: the sigmoid's scale and shift on the ``i, f, o`` columns, ``1`` and ``0``
+    on ``g`` (a row broadcasts over a ``(N, G)`` block faster than a ``(4, 1)`` column)."""
+    H = G // 4
+    scale = xp.full((G,), 0.5, dtype=dtype)
+    scale[2 * H : 3 * H] = 1.0
+    shift = xp.full((G,), 0.5, dtype=dtype)
+    shift[2 * H : 3 * H] = 0.0
+    return scale, shift
+
+
+@kernel  # one opaque step under mx.compile: the loop writes into its own fresh buffers
 def _lstm_forward(xw, h0, c0, whh_t):
+    """The scan on backend arrays: ``(2, T, N, H)`` hidden and cell states; the gate
+    activations ``(T, N, 4, H)`` and ``tanh(c)`` are saved for the backward pass.
+
+    Every step is one GEMM into a scratch row block and nine ufuncs writing into preallocated
+    buffers (no allocation, no final stack): the pre-activations are scaled by the sigmoid's
+    ``1/2`` up front (in ``xw`` and in the weights; a power of two, so exactly), then one
+    ``tanh`` over the four gates and one multiply-add turn ``i, f, o`` into sigmoids.
+    """
     T, N, G = xw.shape
     H = G // 4
-    hs, cs, gates = [], [], []
-    h, c = h0, c0
-    consts = _gate_constants(xw.dtype)
-    for t in range(T):
-        a4 = _gates(xp.matmul(h, whh_t) + xw[t], H, consts)
-        c = a4[:, 1] * c + a4[:, 0] * a4[:, 2]
-        h = a4[:, 3] * xp.tanh(c)
-        hs.append(h)
-        cs.append(c)
-        gates.append(a4)
-    out = xp.stack([xp.stack(hs), xp.stack(cs)])
-    _save(out, (xp.stack(gates),))
-    return out
-
-
-def _lstm_backward(xw, h0, c0, whh_t, y, gy):
-    T, N, G = xw.shape
-    H = G // 4
+    dt = xw.dtype
+    scale, shift = _gate_rows(dt, G)
+    a = xp.multiply(xw, scale).reshape(T, N, 4, H)  # becomes the gate activations, in place
+    whh_s = xp.multiply(whh_t, scale)
+    y = xp.empty((2, T, N, H), dtype=dt)
     hs, cs = y[0], y[1]
-    h_prev = xp.concatenate([h0[None], hs[:-1]])
-    c_prev = xp.concatenate([c0[None], cs[:-1]])
+    tc = xp.empty((T, N, H), dtype=dt)
+    p = xp.empty((N, G), dtype=dt)
+    ig = xp.empty((N, H), dtype=dt)
+    h, c = h0, c0
+    for t in range(T):
+        a4 = a[t]
+        a2 = a4.reshape(N, G)
+        xp.matmul(h, whh_s, out=p)
+        xp.add(a2, p, out=a2)
+        xp.tanh(a2, out=a2)
+        xp.multiply(a2, scale, out=a2)
+        xp.add(a2, shift, out=a2)
+        c_prev, h, c = c, hs[t], cs[t]
+        xp.multiply(a4[:, 1], c_prev, out=c)
+        xp.multiply(a4[:, 0], a4[:, 2], out=ig)
+        xp.add(c, ig, out=c)
+        xp.tanh(c, out=tc[t])
+        xp.multiply(a4[:, 3], tc[t], out=h)
+    _save(y, (a, tc))
+    return y
+
+
+@kernel
+def _lstm_backward(xw, h0, c0, whh_t, y, gy):
+    """The reverse scan: cotangents of ``xw`` (as one ``(T, N, 4H)`` array), ``h0``, ``c0``
+    and ``whh_t`` (one GEMM over all steps, laid out like ``whh_t``)."""
+    T, N, G = xw.shape
+    H = G // 4
+    dt = xw.dtype
+    hs, cs = y[0], y[1]
     saved = _saved(y)
     if saved is not None:
-        a4 = saved[0]  # (T, N, 4, H): i, f, g, o
+        a, tc = saved  # (T, N, 4, H): i, f, g, o; tanh(c)
     else:
-        a = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G) + xw
-        a4 = _gates(a, H, _gate_constants(xw.dtype))
-    i, f, g, o = a4[:, :, 0], a4[:, :, 1], a4[:, :, 2], a4[:, :, 3]
-    tc = xp.tanh(cs)
-    # d pre[i, f, g] / d c and d pre[o] / d h, d c / d h
-    m = xp.stack([g * (i * (1 - i)), c_prev * (f * (1 - f)), i * (1 - g * g)], axis=2)
-    m_o = tc * o * (1 - o)
-    m_c = o * (1 - tc * tc)
+        h_prev = xp.concatenate([h0[None], hs[:-1]])
+        pre = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G) + xw
+        a, tc = _gates(pre, H, _gate_constants(dt)), xp.tanh(cs)
+    i, f, g, o = a[:, :, 0], a[:, :, 1], a[:, :, 2], a[:, :, 3]
+    # m[k] = d pre[k] / d c for i, f, g and d pre[o] / d h; m_c = d c / d h
+    sq = xp.multiply(a, a)
+    m = xp.subtract(a, sq)  # s (1 - s) for the sigmoids
+    xp.multiply(m[:, :, 0], g, out=m[:, :, 0])
+    xp.multiply(m[1:, :, 1], cs[:-1], out=m[1:, :, 1])
+    xp.multiply(m[0, :, 1], c0, out=m[0, :, 1])
+    xp.subtract(1, sq[:, :, 2], out=m[:, :, 2])
+    xp.multiply(m[:, :, 2], i, out=m[:, :, 2])
+    xp.multiply(m[:, :, 3], tc, out=m[:, :, 3])
+    m_c = xp.multiply(tc, tc)
+    xp.subtract(1, m_c, out=m_c)
+    xp.multiply(m_c, o, out=m_c)
+    del sq
     whh = whh_t.T
     gh, gc = gy[0], gy[1]
-    dpre = []
-    dh, dc = gh[T - 1], gc[T - 1]
+    with_gc = bool(gc.any())
+    d = xp.empty((T, N, 4, H), dtype=dt)
+    dh = gh[T - 1].copy()
+    dc = gc[T - 1].copy()
+    tmp = xp.empty((N, H), dtype=dt)
     for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            dh = dh + gh[t]
-            dc = dc + gc[t]
-        dc = dc + dh * m_c[t]
-        d4 = xp.concatenate([m[t] * dc[:, None, :], (dh * m_o[t])[:, None, :]], axis=1)
-        dpre.append(d4)
-        dc = dc * f[t]
-        dh = xp.matmul(d4.reshape(N, G), whh)
-    dpre.reverse()
-    d = xp.stack(dpre).reshape(T, N, G)
-    dw = xp.matmul(h_prev.reshape(-1, H).T, d.reshape(-1, G))
+        d4 = d[t]
+        xp.multiply(dh, m_c[t], out=tmp)
+        xp.add(dc, tmp, out=dc)
+        xp.multiply(m[t, :, :3], dc[:, None, :], out=d4[:, :3])
+        xp.multiply(m[t, :, 3], dh, out=d4[:, 3])
+        xp.multiply(dc, f[t], out=dc)
+        xp.matmul(d4.reshape(N, G), whh, out=dh)
+        if t > 0:
+            xp.add(dh, gh[t - 1], out=dh)
+            if with_gc:
+                xp.add(dc, gc[t - 1], out=dc)
+    d = d.reshape(T, N, G)
+    h_prev = xp.concatenate([h0[None], hs[:-1]]).reshape(-1, H)
+    if whh_t.flags.f_contiguous and not whh_t.flags.c_contiguous:
+        # a transposed weight (``W.T``): its gradient comes back row-major through the transpose
+        dw = xp.matmul(d.reshape(-1, G).T, h_prev).T
+    else:
+        dw = xp.matmul(h_prev.T, d.reshape(-1, G))
     return d, dh, dc, dw
 
 
