@@ -556,6 +556,19 @@ TABLE["batch_norm_train"] = [
 ]
 
 
+def _bias_add(y, b):
+    from chainrule.core.ops.normalization import bias_add
+
+    return bias_add(y, b) ** 2
+
+
+# a per-channel bias over the last axis (convolution layers)
+TABLE["bias_add"] = [
+    ("rows", _bias_add, [uniform((5, 3)), uniform((3,))]),
+    ("4d", _bias_add, [uniform((2, 3, 2, 4)), uniform((4,))]),
+]
+
+
 def _setitem(x, idx, v):
     y = x * 1.0
     y[idx] = v

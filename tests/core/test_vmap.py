@@ -284,6 +284,16 @@ def _batch_norm(x, w, b):
 CASES["batch_norm_train"] = (_batch_norm, (_arr(B, 3, 2, 4), _arr(4), _arr(B, 4)), (0, None, 0))
 
 
+def _bias_add(y, b):
+    from chainrule.core.ops.normalization import bias_add
+
+    return bias_add(y, b) * bias_add(y, mx.ones(4))
+
+
+# both batched (tests/core/test_bias_add.py: the other combinations)
+CASES["bias_add"] = (_bias_add, (_arr(B, 3, 2, 4), _arr(B, 4)), (0, 0))
+
+
 def _elementwise_case(name):
     op = getattr(mx, name)
     if len(ops.PRIMITIVES[name].vjps) == 1:

@@ -24,6 +24,7 @@ results stay within ~1e-6 of float64 whatever the mean's size.
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 
@@ -32,7 +33,7 @@ from ..backend import xp
 from ..tracing import kernel
 from .table import _operand, _rec, defprim
 
-__all__ = ["batch_norm_train", "fusable"]
+__all__ = ["batch_norm_train", "bias_add", "fusable"]
 
 _TILE = 1024  # elements per inner loop of a tiled row broadcast
 
@@ -280,6 +281,85 @@ def fusable(x: array, *vectors: array | None, lead: int = 0) -> bool:
 
 
 _FLOATS = (xp.dtype(xp.float32), xp.dtype(xp.float64))
+
+
+# -- a per-channel bias (convolution layers) -----------------------------------------------------
+#
+# ``y + b`` over the channels-last output of a convolution costs NumPy a broadcast whose inner
+# loop runs over C values (0.16 ms on LeNet's first 64x28x28x6 output) and, backward, the
+# engine's ``add.reduce`` over the rows (0.58 ms); tiled rows and BLAS column sums take 0.04
+# and 0.05 ms.
+
+
+@kernel
+def _bias_add_kernel(y, b):
+    """``y + b`` with ``b`` ``(C,)`` broadcast over the rows of ``y`` (``(..., C)``)."""
+    c = y.shape[-1]
+    if y.flags.c_contiguous and y.size:
+        return _rowwise(xp.add, y.reshape(1, -1, c), b.reshape(1, c)).reshape(y.shape)
+    return y + b
+
+
+@kernel
+def _channel_sum_kernel(g):
+    """The sums of ``g`` (``(..., C)``) over every axis but the last, as ``(C,)``."""
+    c = g.shape[-1]
+    if g.flags.c_contiguous and g.size:
+        return _colsum(g.reshape(1, -1, c)).reshape(c)
+    gf = xp.moveaxis(g, -1, 0)  # channels-first memory (PyTorch's layout): pairwise row sums
+    if gf.flags.c_contiguous:
+        return gf.reshape(c, -1).sum(axis=1)
+    return g.sum(axis=tuple(range(g.ndim - 1)))
+
+
+def _bias_add_vjp_b(g, ans, y, b):
+    if STATE.enabled:  # recorded: differentiable again
+        return sum(g, axis=tuple(range(g.ndim - 1)))
+    return _from_value(_channel_sum_kernel(g._data))
+
+
+def _bias_add_batch(args, params, ex_ndim):
+    (y, ny), (b, nb) = args
+    y, b = _operand(y, ny), _operand(b, nb)
+    if nb is None:  # the batch is one more leading axis of y; the channels stay last
+        return bias_add(y, b)
+    rank = y.ndim - (0 if ny is None else 1)  # y's rank per example
+    return y + reshape(b, (b.shape[0],) + (1,) * (rank - 1) + (b.shape[-1],))
+
+
+_BIAS_ADD = defprim("bias_add", lambda g, ans, y, b: g, _bias_add_vjp_b, batch=_bias_add_batch)
+
+
+def bias_add(y: array, b: array) -> array:
+    """``y + b``: a per-channel bias ``b`` (``(C,)``) added over the last axis of ``y``.
+
+    One primitive: tiled rows forward, BLAS column sums for the bias's cotangent (the
+    composite ``y + b`` pays NumPy's broadcast over short rows and ``add.reduce``). Other
+    shapes or mixed dtypes fall back to ``y + b``.
+
+    Args:
+        y: ``(..., C)``, e.g. a channels-last convolution output.
+        b: ``(C,)``.
+
+    Returns:
+        ``y + b``.
+    """
+    if not (isinstance(y, array) and isinstance(b, array)):
+        return y + b
+    yd, bd = y._data, b._data
+    if (
+        bd.ndim != 1
+        or yd.ndim < 1
+        or yd.shape[-1] != bd.shape[0]
+        or yd.dtype != bd.dtype
+        or yd.dtype not in _FLOATS
+    ):
+        return y + b
+    onnx = sys.modules.get("chainrule.viz.onnx")
+    if onnx is not None and onnx.is_in_onnx_export():  # ONNX maps add, not this
+        return y + b
+    return _rec(_BIAS_ADD, _bias_add_kernel(yd, bd), (y, b), {})
+
 
 from .elementwise import rsqrt  # noqa: E402
 from .reductions import mean, sum  # noqa: E402

@@ -8,6 +8,7 @@ from chainrule.core.extend import as_tuple
 
 from ... import core as mx
 from ...core.array import array
+from ...core.ops.normalization import bias_add
 from ..module import Module
 
 __all__ = [
@@ -97,7 +98,7 @@ class _ConvNd(Module):
                 x, self["weight"], self.stride, self.padding, self.dilation, self.groups
             )
         if "bias" in self:
-            y = y + self["bias"]
+            y = bias_add(y, self["bias"])
         return y
 
 

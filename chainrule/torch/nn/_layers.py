@@ -19,6 +19,7 @@ from typing import Any
 import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import array
+from chainrule.core.ops.normalization import bias_add
 
 from . import functional_misc as F_misc
 from . import functional_resample as F_resample
@@ -251,7 +252,7 @@ class _TorchConv:
             args += (self.output_padding,)
         y = type(self)._fn(_to_last(x), w, *args, self.groups)
         if "bias" in self:
-            y = y + self["bias"]
+            y = bias_add(y, self["bias"])
         y = _to_first(y)
         return mx.squeeze(y, 0) if single else y
 

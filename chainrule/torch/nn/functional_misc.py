@@ -18,7 +18,7 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
-from chainrule.core.ops.normalization import batch_norm_train, fusable
+from chainrule.core.ops.normalization import batch_norm_train, bias_add, fusable
 
 from .functional_pool import InputError, const, ntuple
 
@@ -146,7 +146,7 @@ def _conv(nd: int, input, weight, bias, stride, padding, dilation, groups, who):
     except ValueError as err:  # the shared kernel's checks: PyTorch raises RuntimeError
         raise InputError(str(err)) from None
     if bias is not None:
-        y = y + bias
+        y = bias_add(y, bias) if isinstance(bias, array) else y + bias
     y = mx.moveaxis(y, -1, 1)
     return y[0] if unbatched else y
 
@@ -237,7 +237,7 @@ def _conv_transpose(nd, input, weight, bias, stride, padding, output_padding, gr
     except ValueError as err:  # the shared kernel's checks: PyTorch raises RuntimeError
         raise InputError(str(err)) from None
     if bias is not None:
-        y = y + bias
+        y = bias_add(y, bias) if isinstance(bias, array) else y + bias
     y = mx.moveaxis(y, -1, 1)
     return y[0] if unbatched else y
 
