@@ -53,7 +53,15 @@ class Program:
 
 
 def build(tr: _Tracer, result_slots: list) -> Program:
-    """Dead-step elimination, buffer reuse and code generation."""
+    """Dead-step elimination, buffer reuse and code generation.
+
+    Args:
+        tr: the finished trace.
+        result_slots: the slots the caller reads from the replay's result.
+
+    Returns:
+        The program, with ``run`` the generated replay function.
+    """
     steps = tr.steps
     live = set(result_slots)
     kept = []
@@ -176,6 +184,8 @@ def _fresh_buffers(kept: list, tr: _Tracer) -> set:
             continue
         if type(fn) is _np.ufunc and not tkw and not extra[0] and len(outs) == 1:
             fresh.add(outs[0])
+        elif type(fn) is _np.ufunc and _writes_in_place(tkw, outs):
+            pass  # ``np.op(a, b, out=t)``: writes into ``t``, makes no view of any operand
         else:
             refs: set = set()
             _collect_refs(targs, refs)
@@ -184,6 +194,16 @@ def _fresh_buffers(kept: list, tr: _Tracer) -> set:
             if extra[0] or not (type(fn) is _np.ufunc or ufunc_method):
                 viewed |= refs  # functions and methods may return views (reshape, transpose)
     return fresh - viewed
+
+
+def _writes_in_place(tkw: dict, outs: list) -> bool:
+    """Whether a ufunc step's only keyword is ``out=`` naming the one slot it returns."""
+    if len(tkw) != 1 or len(outs) != 1:
+        return False
+    o = tkw.get("out")
+    if type(o) is tuple and len(o) == 1:
+        o = o[0]
+    return type(o) is _Ref and o.slot == outs[0]
 
 
 def _reusable(fn, targs, out_slot, i, last, fresh, tr):
