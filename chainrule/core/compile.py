@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ import numpy as _np
 
 from . import tree as pytree
 from .array import STATE, Node, _from_value, array
-from .program import SettingChanged, build
+from .program import GuardFailed, SettingChanged, build
 from .tracing import (
     _LOCAL,
     Traced,
@@ -385,7 +386,15 @@ class _Compiled:
             slots = _slots_in(out_tmpl)
             for _, dw, gw in plan:
                 slots += [w[1] for w in (dw, gw) if w is not None and w[0] == "slot"]
-            prog = build(tr, slots)
+            # state the call replaces (inputs=outputs): its old buffers may take new values
+            rebound = {}
+            if self.outputs is self.inputs:
+                for pos, dw, _ in plan:
+                    slot = saved[id(state_in[pos])][2] if dw is not None else None
+                    if slot is not None:
+                        rebound.setdefault(slot, pos)
+            prog = build(tr, slots, frozenset(rebound))
+            prog.donors = [(rebound[slot], slot) for slot in prog.donors]
             # values that escaped (an optimizer's cached step) keep the tracer alive: drop what
             # it holds so that they do not also keep the previous state alive
             tr.keep.clear()
@@ -419,6 +428,11 @@ class _Compiled:
     def _replay(self, k, prog, args, kwargs, arg_arrays, state_in, state_out, concrete):
         from . import random as _random
 
+        donated = (
+            _donations(prog, state_in, arg_arrays)
+            if prog.donors and prog.verified and (not self.shapeless or concrete in prog.shapes)
+            else None
+        )
         inputs = [a._data for a in _unique(arg_arrays)] if len(arg_arrays) > 1 else []
         if len(arg_arrays) == 1:
             inputs.append(arg_arrays[0]._data)
@@ -429,7 +443,7 @@ class _Compiled:
                 inputs.append(h._grad._data)
         rng_state = _random._G.rng.bit_generator.state if prog.has_rng else None
         try:
-            values = prog.run(*inputs)
+            values = prog.run(*inputs, **donated) if donated else prog.run(*inputs)
             del inputs  # the previous state can go as soon as nothing else holds it
         except SettingChanged:
             if rng_state is not None:
@@ -442,6 +456,11 @@ class _Compiled:
                 _random._G.rng.bit_generator.state = rng_state
             STATS["rejected"] += 1
             self.last_reason = f"replay failed: {type(e).__name__}: {e}"
+            if donated and not isinstance(e, GuardFailed):
+                # it may have written into the state's old buffers: no eager call can run on
+                # them, so the error is the caller's (as an eager in-place update's would be)
+                self.cache[k] = _EAGER
+                raise
             if self.shapeless and concrete != prog.traced_shapes:
                 if isinstance(e, ValueError) and _failed_reshape(prog, e):
                     # as MLX: a reshape to a size computed from the traced shapes that these
@@ -529,6 +548,53 @@ class _Compiled:
         # (after a changed closure, this call's eager result saw the traced closure, as MLX's
         # would; the next calls run eagerly on the current one)
         return expected
+
+
+_getrefcount = getattr(sys, "getrefcount", None)
+
+
+def _buffer_counts(h: array):
+    """``(buffer, references to it, references to the handle's node)`` for a handle holding a
+    plain, writable NumPy array that is no view, else None."""
+    d = h._data
+    if type(d) is not _ndarray or d.base is not None or not d.flags.writeable:
+        return None
+    node = h._node
+    return d, _getrefcount(d), 0 if node is None else _getrefcount(node)  # type: ignore[misc]
+
+
+def _sole_counts() -> dict | None:
+    """What :func:`_buffer_counts` counts when only the handle holds its buffer (and its leaf
+    node), with and without a node: measured, so that it does not depend on the interpreter."""
+    if _getrefcount is None:
+        return None  # no reference counts: never write into the state
+    plain = _from_value(_np.zeros(1))
+    leaf = _from_value(_np.zeros(1))
+    leaf._node = Node(leaf._data, None, (), None, None)
+    got = [_buffer_counts(plain), _buffer_counts(leaf)]
+    return {False: got[0][1:], True: got[1][1:]} if got[0] and got[1] else None  # type: ignore[index]
+
+
+_SOLE = _sole_counts()
+
+
+def _donations(prog, state_in: list, arg_arrays: list) -> dict:
+    """The old state buffers a replay may write into (``d<slot>=buffer``): those held by
+    nothing but their handle, which the replay binds to a new value (so no array anyone
+    holds, no graph, no view and no argument sees the write). DESIGN.md invariant 1: a value
+    once handed out never changes; an unreferenced buffer is no value anyone can see."""
+    out: dict = {}
+    if _SOLE is None:
+        return out
+    for pos, slot in prog.donors:
+        h = state_in[pos]
+        got = _buffer_counts(h)
+        if got is None or got[1:] != _SOLE[h._node is not None]:
+            continue
+        d = got[0]
+        if all(a._data is not d for a in arg_arrays):
+            out[f"d{slot}"] = d
+    return out
 
 
 def _matches(tmpl, values, expected) -> bool:

@@ -45,19 +45,26 @@ class Program:
         "traced_shapes",
         "shapes",
         "eager_shapes",
+        "donors",
     )
 
     def __init__(self) -> None:
         self.verified = False
         self.captured = None
+        self.donors: list = []  # input slots whose buffer a replay may write its result into
 
 
-def build(tr: _Tracer, result_slots: list) -> Program:
+def build(tr: _Tracer, result_slots: list, donatable: frozenset = frozenset()) -> Program:
     """Dead-step elimination, buffer reuse and code generation.
 
     Args:
         tr: the finished trace.
         result_slots: the slots the caller reads from the replay's result.
+        donatable: input slots holding state that the call replaces (a new value is bound to
+            its handle): an elementwise step where such a slot dies, after every guard and
+            setting, may write into its buffer. The replay takes the buffer as the keyword
+            ``d<slot>`` (``None``: a new buffer), which the caller passes only when nothing else
+            holds it (``Program.donors`` lists the slots).
 
     Returns:
         The program, with ``run`` the generated replay function.
@@ -114,7 +121,10 @@ def build(tr: _Tracer, result_slots: list) -> Program:
             return repr(x)
         return name_of(x, "c")
 
-    lines = ["def _replay(" + ", ".join(f"s{s}" for s in tr.inputs) + "):"]
+    checks = [i for i, st in enumerate(kept) if st[0] in ("guard", "setting")]
+    after_checks = checks[-1] if checks else -1
+    donors: list = []
+    lines = []
     has_rng = False
     for i, (kind, fn, targs, tkw, outs, extra) in enumerate(kept):
         call_args = [expr(a) for a in targs]
@@ -124,6 +134,11 @@ def build(tr: _Tracer, result_slots: list) -> Program:
             reuse = _reusable(fn, targs, outs[0], i, last, fresh, tr)
             if reuse is not None:
                 call_args.append(f"out=s{reuse}")
+            elif i > after_checks and donatable:
+                donor = _reusable(fn, targs, outs[0], i, last, donatable, tr)
+                if donor is not None:
+                    call_args.append(f"out=d{donor}")
+                    donors.append(donor)
         if type(fn) is _Draw:
             has_rng = True
         if type(fn) is _Meth:
@@ -146,6 +161,10 @@ def build(tr: _Tracer, result_slots: list) -> Program:
         if dead:
             lines.append("    del " + ", ".join(f"s{r}" for r in sorted(dead)))
     lines.append("    return {" + ", ".join(f"{s}: s{s}" for s in sorted(final)) + "}")
+    params = [f"s{s}" for s in tr.inputs]
+    if donors:
+        params += ["*"] + [f"d{s}=None" for s in donors]
+    lines.insert(0, "def _replay(" + ", ".join(params) + "):")
     source = "\n".join(lines)
     exec(source, ns)  # noqa: S102 - generated from the recorded steps above
     prog: Any = Program()
@@ -153,6 +172,7 @@ def build(tr: _Tracer, result_slots: list) -> Program:
     prog.source = source
     prog.n_steps = len(kept)
     prog.has_rng = has_rng
+    prog.donors = donors
     return prog
 
 
