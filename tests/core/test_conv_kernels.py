@@ -300,3 +300,31 @@ def test_few_channel_convolution_matches_torch():
         outs.append([t.detach().numpy() for t in (y, tx.grad, tw.grad, tb.grad)])
     for a, b_ in zip(*outs):
         np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize(
+    "shape,kernel,stride,dilation",
+    [
+        ((2, 8, 8, 3), (2, 2), (2, 2), (1, 1)),
+        ((2, 7, 6, 2), (3, 2), (2, 1), (1, 2)),
+        ((2, 9, 3), (3,), (1,), (1,)),
+    ],
+)
+def test_fused_max_pool_gradient_matches_the_mask_form(shape, kernel, stride, dilation, first):
+    # the unrecorded backward's one kernel against the recorded form's mask, where and window
+    # sum, with many ties and a NaN
+    rng = np.random.default_rng(12)
+    x = rng.integers(0, 3, shape).astype(np.float64)
+    x[0, 1, 1] = np.nan
+    ans = C._pool_kernel(x, kernel, stride, dilation, "max")
+    g = rng.standard_normal(ans.shape)
+    if first:  # a non-finite cotangent reaches only where it is sent
+        g[1, 0, 0] = np.inf
+    mask = C._max_mask(x, ans, kernel, stride, dilation, first)
+    ge = g[..., None, :]
+    if not first:
+        ge = ge / mask.sum(axis=-2, keepdims=True)
+    want = C._window_sum_kernel(np.where(mask, ge, 0.0), x.shape[1:-1], kernel, stride, dilation)
+    got = C._pool_max_grad_kernel(x, ans, g, kernel, stride, dilation, first)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
