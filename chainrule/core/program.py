@@ -136,7 +136,7 @@ def build(tr: _Tracer, result_slots: list, donatable: frozenset = frozenset()) -
                 call_args.append(f"out=s{reuse}")
             elif i > after_checks and donatable:
                 donor = _reusable(fn, targs, outs[0], i, last, donatable, tr)
-                if donor is not None:
+                if donor is not None and _nbytes(tr, donor) >= _DONATE_MIN_BYTES:
                     call_args.append(f"out=d{donor}")
                     donors.append(donor)
         if type(fn) is _Draw:
@@ -214,6 +214,20 @@ def _fresh_buffers(kept: list, tr: _Tracer) -> set:
             if extra[0] or not (type(fn) is _np.ufunc or ufunc_method):
                 viewed |= refs  # functions and methods may return views (reshape, transpose)
     return fresh - viewed
+
+
+# Smaller state buffers are not worth the reference counting at every call: a new one of a few
+# kilobytes comes from the allocator's cache and is written in L1/L2 (issue 20: on the flow
+# example's 72 small moments the check cost more than it saved).
+_DONATE_MIN_BYTES = 1 << 16
+
+
+def _nbytes(tr: _Tracer, slot: int) -> int:
+    shape, dtype, _, _ = tr.values.meta[slot]
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    return n
 
 
 def _writes_in_place(tkw: dict, outs: list) -> bool:

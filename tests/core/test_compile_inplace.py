@@ -22,6 +22,13 @@ import chainrule.optimizers as optim
 from chainrule.utils import tree_flatten
 
 C = sys.modules["chainrule.core.compile"]
+P = sys.modules["chainrule.core.program"]
+
+
+@pytest.fixture(autouse=True)
+def _donate_small_buffers_too(monkeypatch):
+    """These tests use small models: let the replay write into state buffers of any size."""
+    monkeypatch.setattr(P, "_DONATE_MIN_BYTES", 0)
 
 
 class _MLP(nn.Module):
@@ -182,6 +189,26 @@ def test_a_state_value_someone_holds_is_never_written(how):
         assert np.array(held).tobytes() == value.tobytes()
     assert view.tobytes() == value.tobytes()
     assert not np.shares_memory(view, np.asarray(_m_of_first_weight(opt)))
+
+
+def test_only_state_buffers_worth_it_are_written_in_place(monkeypatch):
+    monkeypatch.setattr(P, "_DONATE_MIN_BYTES", 1 << 16)
+    state = {"small": mx.zeros((100,)), "big": mx.zeros((1 << 14,))}  # 400 B and 64 KiB
+
+    def f(x):
+        state["small"] = state["small"] * 0.5 + x[:100]
+        state["big"] = state["big"] * 0.5 + x
+        return x[0]
+
+    cf = partial(mx.compile, inputs=state, outputs=state)(f)
+    for i in range(4):
+        cf(mx.full((1 << 14,), float(i)))
+    (prog,) = cf.cache.values()
+    assert len(prog.donors) == 1, prog.source
+    before = {k: _address(v) for k, v in state.items()}
+    cf(mx.full((1 << 14,), 5.0))
+    assert _address(state["big"]) == before["big"]
+    assert _address(state["small"]) != before["small"]
 
 
 def test_a_function_updating_its_state_reuses_only_unheld_buffers():
