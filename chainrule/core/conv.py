@@ -121,7 +121,7 @@ def _pad_dilate(x, lo: tuple, hi: tuple, idil: tuple):
         j1 = max(j1, j0)
         src.append(slice(j0, j1))
         dst.append(slice(a + j0 * d, a + (j1 - 1) * d + 1 if j1 > j0 else a + j0 * d, d))
-    out = xp.zeros_like(x, shape=tuple(shape) + (x.shape[-1],))  # (keeps vmap's mark)
+    out = xp.zeros_like(x, shape=tuple(shape) + (x.shape[-1],), order="C")  # (keeps vmap's mark)
     out[tuple(dst) + (slice(None),)] = x[tuple(src) + (slice(None),)]
     return out
 
@@ -205,7 +205,7 @@ def _tap_columns(x, kernel: tuple, stride: tuple, lo: tuple, hi: tuple, kdil: tu
     xf = xp.moveaxis(x, -1, 0)  # (C, N, *spatial): a view (no copy from PyTorch's layout)
     if any(lo + hi):
         padded = tuple(n + a + b for n, a, b in zip(x.shape[1:-1], lo, hi))
-        pc = xp.zeros_like(x, shape=(c, x.shape[0]) + padded)
+        pc = xp.zeros_like(x, shape=(c, x.shape[0]) + padded, order="C")
         src, dst = [slice(None), slice(None)], [slice(None), slice(None)]
         for ax in range(nd):
             n, a, b = x.shape[ax + 1], lo[ax], hi[ax]
@@ -216,7 +216,7 @@ def _tap_columns(x, kernel: tuple, stride: tuple, lo: tuple, hi: tuple, kdil: tu
         pc = xf
     out = tuple(_out_size(pc.shape[ax + 2], kernel[ax], stride[ax], kdil[ax]) for ax in range(nd))
     taps = _tap_slices(out, kernel, stride, kdil)
-    cols = xp.empty_like(x, shape=(len(taps), c, x.shape[0]) + out)
+    cols = xp.empty_like(x, shape=(len(taps), c, x.shape[0]) + out, order="C")
     for t, index in enumerate(taps):
         cols[t] = pc[(slice(None),) + index]
     return cols.reshape(len(taps) * c, -1), out
@@ -242,7 +242,7 @@ def _conv_direct(x, w, stride, lo, hi, kdil, idil, groups):
         if len(blocks) == 1 or p.dtype not in _BLAS_TYPES or w.dtype != p.dtype:
             y = xp.matmul(view.reshape(n * rows, width), wt)
             return y.reshape((n,) + out + (c_out,))
-        y = xp.empty_like(p, shape=(n, rows, c_out))
+        y = xp.empty_like(p, shape=(n, rows, c_out), order="C")
         for b in blocks:
             k = b.stop - b.start
             xp.matmul(view[b].reshape(k * rows, width), wt, out=y[b].reshape(k * rows, c_out))
@@ -268,7 +268,7 @@ def _conv_phased(x, w, lo: tuple, hi: tuple, idil: tuple, groups: int):
     out = tuple(
         (n - 1) * d + 1 + a + b - k + 1 for n, d, a, b, k in zip(spatial, idil, lo, hi, kernel)
     )
-    y = xp.zeros_like(x, shape=(x.shape[0],) + out + (w.shape[0],))
+    y = xp.zeros_like(x, shape=(x.shape[0],) + out + (w.shape[0],), order="C")
     per_axis = []
     for ax in range(nd):
         d, k, n = idil[ax], kernel[ax], spatial[ax]
@@ -518,7 +518,7 @@ def _crop_undilate(p, spatial: tuple, lo: tuple, idil: tuple):
         src.append(slice(a + j0 * d, a + (j1 - 1) * d + 1 if j1 > j0 else a + j0 * d, d))
     if whole:
         return p[tuple(src)]
-    out = xp.zeros_like(p, shape=(p.shape[0],) + tuple(spatial) + (p.shape[-1],))
+    out = xp.zeros_like(p, shape=(p.shape[0],) + tuple(spatial) + (p.shape[-1],), order="C")
     out[tuple(dst)] = p[tuple(src)]
     return out
 
@@ -534,7 +534,7 @@ def _conv_input_kernel(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
     c_out, kernel, cg = w.shape[0], tuple(w.shape[1:-1]), w.shape[-1]
     c, m, taps = cg * groups, n * math.prod(out), math.prod(kernel)
     padded = tuple(max((s - 1) * d + 1, 0) + a + b for s, d, a, b in zip(spatial, idil, lo, hi))
-    p = xp.zeros_like(g, shape=(n,) + padded + (c,))
+    p = xp.zeros_like(g, shape=(n,) + padded + (c,), order="C")
     disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, kdil))
     if groups == 1:
         # one GEMM per tap into tap-major slabs: each add reads a contiguous slab and writes rows
@@ -645,7 +645,7 @@ def _windows_kernel(x, kernel, stride, dilation):
     # one slab per tap (tap-major memory, long contiguous runs), seen as (N, *out, taps, C)
     out = _pool_geometry(x, kernel, stride, dilation)
     taps = _tap_slices(out, kernel, stride, dilation)
-    slabs = xp.empty_like(x, shape=(len(taps), x.shape[0]) + out + (x.shape[-1],))
+    slabs = xp.empty_like(x, shape=(len(taps), x.shape[0]) + out + (x.shape[-1],), order="C")
     for k, index in enumerate(taps):
         slabs[k] = x[index]
     return xp.moveaxis(slabs, 0, -2)
@@ -655,7 +655,9 @@ def _windows_kernel(x, kernel, stride, dilation):
 def _window_sum_kernel(g, spatial, kernel, stride, dilation):
     nd = len(kernel)
     out = tuple(g.shape[1 : nd + 1])
-    y = xp.zeros_like(g, shape=(g.shape[0],) + tuple(spatial) + (g.shape[-1],))  # (vmap's mark)
+    y = xp.zeros_like(
+        g, shape=(g.shape[0],) + tuple(spatial) + (g.shape[-1],), order="C"
+    )  # (vmap's mark)
     disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
     for k, index in enumerate(_tap_slices(out, kernel, stride, dilation)):
         if disjoint:
@@ -750,7 +752,9 @@ def _max_mask(x, ans, kernel, stride, dilation, first):
     PyTorch; else every tap equal to it (ties share, as MLX's ``max``).
     """
     taps = _tap_slices(ans.shape[1:-1], kernel, stride, dilation)
-    mask = xp.empty_like(ans, shape=(len(taps),) + ans.shape, dtype=bool)  # tap-major memory
+    mask = xp.empty_like(
+        ans, shape=(len(taps),) + ans.shape, dtype=bool, order="C"
+    )  # tap-major memory
     nan = ans != ans
     nans = bool(nan.any())  # (reads values only to skip the NaN test: a value branch)
     taken = xp.zeros_like(ans, dtype=bool) if first else None
@@ -775,7 +779,7 @@ def _pool_max_grad_kernel(x, ans, g, kernel, stride, dilation, first):
     measured 6x slower than a product with the mask)."""
     taps = _tap_slices(ans.shape[1:-1], kernel, stride, dilation)
     disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
-    dx = xp.zeros_like(g, shape=x.shape)  # (channels-last memory, as window_sum's)
+    dx = xp.zeros_like(g, shape=x.shape, order="C")  # (channels-last memory, as window_sum's)
     nan = ans != ans
     # (reads values only to pick a formula: a value branch) a product with the mask would
     # turn a non-finite cotangent into NaN where it is not sent
