@@ -6,7 +6,8 @@ dilates the input once, reads the windows through one strided view (``as_strided
 tap) and multiplies the contiguous ``(positions, taps * channels)`` copy of that view with the
 weight (per group) in BLAS, by blocks of a few examples so that each block stays in the cache
 between the copy and the GEMM. An input dilation with stride 1 runs by phases: ``prod(idil)``
-stride-1 GEMMs with sub-kernels, never multiplying an inserted zero.
+stride-1 GEMMs with sub-kernels, never multiplying an inserted zero. Few input channels (LeNet's
+1, an RGB stem) copy tap-major instead (``_tap_columns``), kept for the weight's gradient.
 
 Its gradients are primitives whose own gradients are convolutions again (any order, and no
 scatter-add anywhere):
@@ -33,6 +34,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import weakref
 from collections.abc import Sequence
 
 from . import dtypes as _dt
@@ -165,12 +167,7 @@ CIFAR-size layer is ~19 MB, and its skinny GEMM then runs at half speed)."""
 
 
 _BLAS_TYPES = (xp.dtype(xp.float32), xp.dtype(xp.float64))
-
-
-_COL2IM_BLOCK_BYTES = 1 << 21
-"""col2im's block size: its GEMM per tap makes slabs of ``C_in`` columns, and its adds run
-over whole slabs; fewer, larger blocks measured faster (LeNet's 6 -> 16 input gradient:
-1.27 -> 1.05 ms against 512 KB blocks)."""
+_COL2IM_BLOCK_BYTES = 1 << 21  # col2im's: fewer, larger blocks (LeNet's 6 -> 16: 1.27 -> 1.05 ms)
 
 
 def _batch_blocks(n: int, rows: int, row_bytes: int, size: int = 0) -> list:
@@ -179,20 +176,14 @@ def _batch_blocks(n: int, rows: int, row_bytes: int, size: int = 0) -> list:
     return [slice(i, min(i + per, n)) for i in range(0, n, per)]
 
 
-_FEW_CHANNELS = 16
-"""Below this many values per window row (``C_in * kernel_w``: LeNet's 1 x 5, a stem's 3 x 3)
-the windows' copy has runs too short to be fast; ``_tap_columns`` copies tap-major instead."""
+_FEW_CHANNELS = 16  # below this many values per window row (C_in * kernel_w), _tap_columns
 
 
 def _few_channels(x, kernel: tuple, stride: tuple, idil: tuple, groups: int) -> bool:
-    """Whether ``_tap_columns`` serves this convolution (see ``_FEW_CHANNELS``)."""
-    return (
-        groups == 1
-        and x.shape[-1] * kernel[-1] < _FEW_CHANNELS
-        and stride[-1] == 1
-        and all(d == 1 for d in idil)
-        and x.dtype in _BLAS_TYPES
-    )
+    """Whether ``_tap_columns`` serves this convolution: the window view's runs of ``C_in *
+    kernel_w`` values (LeNet's 1 x 5, a stem's 3 x 3) are too short for a fast copy."""
+    few = groups == 1 and x.shape[-1] * kernel[-1] < _FEW_CHANNELS and stride[-1] == 1
+    return few and all(d == 1 for d in idil) and x.dtype in _BLAS_TYPES
 
 
 def _tap_columns(x, kernel: tuple, stride: tuple, lo: tuple, hi: tuple, kdil: tuple):
@@ -226,10 +217,6 @@ def _conv_direct(x, w, stride, lo, hi, kdil, idil, groups):
     """Pad and dilate, im2col copies and GEMMs by blocks of examples (per group)."""
     kernel = tuple(w.shape[1:-1])
     c_out = w.shape[0]
-    if _few_channels(x, kernel, stride, idil, groups) and w.dtype == x.dtype:
-        cols, out = _tap_columns(x, kernel, stride, lo, hi, kdil)
-        y = xp.matmul(cols.T, w.reshape(c_out, cols.shape[0]).T)
-        return y.reshape((x.shape[0],) + out + (c_out,))
     if groups == 1:
         p = _pad_dilate(x, lo, hi, idil)
         if p.shape[-1] > 1 and p.strides[-1] != p.itemsize:
@@ -297,6 +284,38 @@ def _flipped(w, nd: int):
 
 
 @_opaque
+def _conv_few_kernel(x, w, stride, lo, hi, kdil, flip):
+    """``_conv_kernel`` on the few-channel path, also returning the columns (kept for the
+    weight gradient, which then needs no second copy of the taps)."""
+    cols, out = _tap_columns(x, tuple(w.shape[1:-1]), stride, lo, hi, kdil)
+    w = _flipped(w, x.ndim - 2) if flip else w
+    y = xp.matmul(cols.T, w.reshape(w.shape[0], cols.shape[0]).T)
+    return y.reshape((x.shape[0],) + out + (w.shape[0],)), cols
+
+
+@_opaque
+def _cols_weight_kernel(g, cols, kernel, flip):
+    """The weight gradient from a forward's kept few-channel columns (``_conv_few_kernel``)."""
+    c_out = g.shape[-1]
+    gw = xp.matmul(g.reshape(cols.shape[1], c_out).T, cols.T)
+    gw = gw.reshape((c_out,) + tuple(kernel) + (cols.shape[0] // math.prod(kernel),))
+    return _flipped(gw, len(kernel)) if flip else gw
+
+
+_COLS: dict = {}  # id of a recorded few-channel conv's output -> (weak ref to it, its columns)
+
+
+def _keep_columns(y, cols) -> None:
+    """Keep a forward's columns for its weight's rule (which takes them); gone with ``y``."""
+    try:
+        ref = weakref.ref(y)
+    except TypeError:  # a backend value without weak references: no reuse
+        return
+    _COLS[id(y)] = (ref, cols)
+    weakref.finalize(y, _COLS.pop, id(y), None)
+
+
+@_opaque
 def _conv_kernel(x, w, stride, lo, hi, kdil, idil, groups, flip):
     """The convolution of ``x`` (``(N, *spatial, C)``) with ``w`` (``(O, *kernel, C / g)``)."""
     nd = x.ndim - 2
@@ -315,10 +334,9 @@ def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
     nd = x.ndim - 2
     c_out = g.shape[-1]
     if _few_channels(x, kernel, stride, idil, groups) and g.dtype == x.dtype:
-        cols, out = _tap_columns(x, kernel, stride, lo, hi, kdil)
-        gw = xp.matmul(g.reshape(cols.shape[1], c_out).T, cols.T)
-        gw = gw.reshape((c_out,) + tuple(kernel) + (x.shape[-1],))
-        return _flipped(gw, nd) if flip else gw
+        return _cols_weight_kernel(
+            g, _tap_columns(x, kernel, stride, lo, hi, kdil)[0], kernel, flip
+        )
     p = _pad_dilate(x, lo, hi, idil)
     row_bytes = math.prod(kernel) * p.shape[-1] * p.itemsize
     blocks = _batch_blocks(p.shape[0], math.prod(g.shape[1:-1]), row_bytes)
@@ -388,6 +406,10 @@ def _conv_vjp_input_as_conv(g, ans, x, w, stride, lo, hi, kdil, idil, groups, fl
 
 def _conv_vjp_weight(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
     kernel = tuple(w.shape[1:-1])
+    if not STATE.enabled and ans is not None:
+        entry = _COLS.pop(id(ans._data), None)
+        if entry is not None and entry[0]() is ans._data and g._data.dtype == x._data.dtype:
+            return _from_value(_cols_weight_kernel(g._data, entry[1], kernel, flip))
     return conv_weight_prim(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip)
 
 
@@ -455,7 +477,12 @@ def conv_prim(
     flip: bool,
 ) -> array:
     """The ``conv`` primitive on checked arguments (one dtype, per-axis tuples)."""
-    out = _conv_kernel(x._data, w._data, stride, lo, hi, kdil, idil, groups, flip)
+    xd, wd = x._data, w._data
+    cols = None
+    if _few_channels(xd, tuple(wd.shape[1:-1]), stride, idil, groups) and wd.dtype == xd.dtype:
+        out, cols = _conv_few_kernel(xd, wd, stride, lo, hi, kdil, flip)
+    else:
+        out = _conv_kernel(xd, wd, stride, lo, hi, kdil, idil, groups, flip)
     params = {
         "stride": stride,
         "lo": lo,
@@ -465,7 +492,10 @@ def conv_prim(
         "groups": groups,
         "flip": flip,
     }
-    return _rec(_CONV, out, (x, w), params)
+    y = _rec(_CONV, out, (x, w), params)
+    if cols is not None and y._node is not None and w._node is not None:
+        _keep_columns(out, cols)
+    return y
 
 
 _CONV_WEIGHT = defprim(
@@ -985,16 +1015,7 @@ def conv1d(
 ) -> array:
     """1-d convolution over ``(N, L, C_in)`` with weight ``(C_out, K, C_in // groups)``.
 
-    Args:
-        input: the signal, channels last.
-        weight: the filters.
-        stride: step between windows.
-        padding: zeros added on both sides.
-        dilation: spacing between kernel taps.
-        groups: number of channel groups.
-
-    Returns:
-        ``(N, L_out, C_out)``.
+    The arguments are ``conv2d``'s, one value per axis; returns ``(N, L_out, C_out)``.
     """
     return _conv_nd(1, input, weight, stride, padding, dilation, groups, "conv1d")
 
@@ -1035,16 +1056,7 @@ def conv3d(
 ) -> array:
     """3-d convolution over ``(N, D, H, W, C_in)``, weight ``(C_out, KD, KH, KW, C_in // groups)``.
 
-    Args:
-        input: the volumes, channels last.
-        weight: the filters.
-        stride: step between windows (an int or one per axis).
-        padding: zeros added on both sides (an int or one per axis).
-        dilation: spacing between kernel taps.
-        groups: number of channel groups.
-
-    Returns:
-        ``(N, D_out, H_out, W_out, C_out)``.
+    The arguments are ``conv2d``'s; returns ``(N, D_out, H_out, W_out, C_out)``.
     """
     return _conv_nd(3, input, weight, stride, padding, dilation, groups, "conv3d")
 

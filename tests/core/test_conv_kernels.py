@@ -274,6 +274,7 @@ def test_few_channel_columns_match_the_window_copy(monkeypatch, xs, ws, kw, chan
         return (y**2).sum(), y
 
     (_, y1), g1 = mx.value_and_grad(f, argnums=(0, 1))(x, w)
+    assert not C._COLS  # the forward's columns went to the weight's gradient
     second1 = _grads(lambda x, w: f(x, w)[0], x, w)
     monkeypatch.setattr(C, "_FEW_CHANNELS", 0)
     (_, y2), g2 = mx.value_and_grad(f, argnums=(0, 1))(x, w)
@@ -328,3 +329,22 @@ def test_fused_max_pool_gradient_matches_the_mask_form(shape, kernel, stride, di
     want = C._window_sum_kernel(np.where(mask, ge, 0.0), x.shape[1:-1], kernel, stride, dilation)
     got = C._pool_max_grad_kernel(x, ans, g, kernel, stride, dilation, first)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_kept_columns_go_with_their_output():
+    # a recorded few-channel forward keeps its columns for the weight's gradient; dropped
+    # unused, they go with the output (no gradient taken, or only the input's)
+    x = mx.array(np.ones((2, 6, 6, 1), np.float32))
+    w = mx.array(np.ones((3, 3, 3, 1), np.float32))
+    y = mx.grad(lambda x: mx.conv2d(x, w).sum())(x)  # the weight is a constant: nothing kept
+    assert y.shape == x.shape and not C._COLS
+
+    def f(w):
+        out = mx.conv2d(x, w)
+        assert len(C._COLS) == 1
+        return out.sum()
+
+    mx.grad(f)(w)
+    assert not C._COLS
+    mx.value_and_grad(lambda w: mx.conv2d(x, w).sum() * 0 + 1.0)(w)
+    assert not C._COLS
