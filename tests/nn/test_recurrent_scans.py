@@ -151,6 +151,7 @@ def test_mlx_lstm_and_gru_layers(bias, batched, with_state):
 
 
 def test_mlx_lstm_gradients_reach_every_parameter():
+    mx.random.seed(11)  # the layer's weights: the float32 difference quotient is checked to 2%
     layer = nn.LSTM(4, H)
     x = _a(N, T, 4)
 
@@ -159,7 +160,7 @@ def test_mlx_lstm_gradients_reach_every_parameter():
         return mx.sum(h**2) + mx.sum(c)
 
     _, grads = nn.value_and_grad(layer, loss)(layer, x)
-    eps = 1e-3
+    eps = 1e-2  # float32: a smaller step drowns the quotient in rounding (~1e-6 of a loss ~10)
     w = np.array(layer.Wh)
     bumped = w.copy()
     bumped[2, 1] += eps

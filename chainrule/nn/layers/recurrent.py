@@ -266,25 +266,47 @@ def _gru_parts(xw, gh, H: int):
     return r, z, n
 
 
+@kernel  # one opaque step under mx.compile: the loop writes into its own fresh buffers
 def _gru_forward(xw, h0, whh_t, b_hh):
+    """The scan on backend arrays: ``(T, N, H)`` hidden states; the hidden projections and
+    ``r, z, n`` are saved for the backward pass. One GEMM and eleven ufuncs a step, written
+    into preallocated buffers."""
     T, N, G = xw.shape
     H = G // 3
-    hs, saved = [], []
+    dt = xw.dtype
+    hs = xp.empty((T, N, H), dtype=dt)
+    gh = xp.empty((T, N, G), dtype=dt)
+    rz = xp.empty((T, N, 2 * H), dtype=dt)
+    n = xp.empty((T, N, H), dtype=dt)
     h = h0
     for t in range(T):
-        gh = xp.matmul(h, whh_t) + b_hh
-        r, z, n = _gru_parts(xw[t], gh, H)
-        h = n + z * (h - n)  # (1 - z) n + z h
-        hs.append(h)
-        saved.append((gh, r, z, n))
-    out = xp.stack(hs)
-    _save(out, tuple(xp.stack(v) for v in zip(*saved)))
-    return out
+        g, rz_t, n_t, x_t = gh[t], rz[t], n[t], xw[t]
+        xp.matmul(h, whh_t, out=g)
+        xp.add(g, b_hh, out=g)
+        xp.add(x_t[:, : 2 * H], g[:, : 2 * H], out=rz_t)
+        xp.multiply(rz_t, 0.5, out=rz_t)
+        xp.tanh(rz_t, out=rz_t)
+        xp.multiply(rz_t, 0.5, out=rz_t)
+        xp.add(rz_t, 0.5, out=rz_t)
+        xp.multiply(rz_t[:, :H], g[:, 2 * H :], out=n_t)
+        xp.add(n_t, x_t[:, 2 * H :], out=n_t)
+        xp.tanh(n_t, out=n_t)
+        h_t = hs[t]
+        xp.subtract(h, n_t, out=h_t)  # (1 - z) n + z h = n + z (h - n)
+        xp.multiply(rz_t[:, H:], h_t, out=h_t)
+        xp.add(h_t, n_t, out=h_t)
+        h = h_t
+    _save(hs, (gh, rz[..., :H], rz[..., H:], n))
+    return hs
 
 
+@kernel
 def _gru_backward(xw, h0, whh_t, b_hh, hs, gy):
+    """The reverse scan: cotangents of ``xw`` (one ``(T, N, 3H)`` array), ``h0``, ``whh_t``
+    (one GEMM over all steps, laid out like ``whh_t``) and ``b_hh``."""
     T, N, G = xw.shape
     H = G // 3
+    dt = xw.dtype
     h_prev = xp.concatenate([h0[None], hs[:-1]])
     saved = _saved(hs)
     if saved is not None:
@@ -293,26 +315,46 @@ def _gru_backward(xw, h0, whh_t, b_hh, hs, gy):
         gh = xp.matmul(h_prev.reshape(-1, H), whh_t).reshape(T, N, G) + b_hh
         r, z, n = _gru_parts(xw, gh, H)
     hn = gh[..., 2 * H :]
-    m_n = (1 - z) * (1 - n * n)  # d a_n / d h'
-    # d (x projection of r, z, n) / d h', and the same for the h projection (n's times r)
-    m_x = xp.stack([(m_n * hn) * (r * (1 - r)), (h_prev - n) * (z * (1 - z)), m_n], axis=2)
-    m_h = xp.concatenate([m_x[:, :, :2], (m_n * r)[:, :, None]], axis=2)
+    # d a / d h' for the x projections of r, z, n (m_x) and the h projections (m_h: n's
+    # times r); m_n = d a_n / d h'
+    m_x = xp.empty((T, N, 3, H), dtype=dt)
+    m_n = m_x[:, :, 2]
+    xp.multiply(n, n, out=m_n)
+    xp.subtract(1, m_n, out=m_n)
+    zc = xp.subtract(1, z)
+    xp.multiply(m_n, zc, out=m_n)
+    m_r = m_x[:, :, 0]
+    xp.subtract(1, r, out=m_r)
+    xp.multiply(m_r, r, out=m_r)
+    xp.multiply(m_r, hn, out=m_r)
+    xp.multiply(m_r, m_n, out=m_r)
+    m_z = m_x[:, :, 1]
+    xp.multiply(zc, z, out=m_z)
+    del zc
+    xp.multiply(m_z, xp.subtract(h_prev, n), out=m_z)
+    m_h = m_x.copy()
+    xp.multiply(m_h[:, :, 2], r, out=m_h[:, :, 2])
     whh = whh_t.T
-    dxs, dghs = [], []
-    dh = gy[T - 1]
+    dx = xp.empty((T, N, 3, H), dtype=dt)
+    dgh = xp.empty((T, N, 3, H), dtype=dt)
+    tmp = xp.empty((N, H), dtype=dt)
+    dh = gy[T - 1].copy()
     for t in range(T - 1, -1, -1):
-        if t < T - 1:
-            dh = dh + gy[t]
-        dgh = m_h[t] * dh[:, None, :]
-        dxs.append(m_x[t] * dh[:, None, :])
-        dghs.append(dgh)
-        dh = dh * z[t] + xp.matmul(dgh.reshape(N, G), whh)
-    dxs.reverse()
-    dghs.reverse()
-    dx = xp.stack(dxs).reshape(T, N, G)
-    dgh_all = xp.stack(dghs).reshape(-1, G)
-    dw = xp.matmul(h_prev.reshape(-1, H).T, dgh_all)
-    return dx, dh, dw, dgh_all.sum(axis=0)
+        dg = dgh[t]
+        xp.multiply(m_h[t], dh[:, None, :], out=dg)
+        xp.multiply(m_x[t], dh[:, None, :], out=dx[t])
+        xp.matmul(dg.reshape(N, G), whh, out=tmp)
+        xp.multiply(dh, z[t], out=dh)
+        xp.add(dh, tmp, out=dh)
+        if t > 0:
+            xp.add(dh, gy[t - 1], out=dh)
+    dgh_all = dgh.reshape(-1, G)
+    h_prev = h_prev.reshape(-1, H)
+    if whh_t.flags.f_contiguous and not whh_t.flags.c_contiguous:
+        dw = xp.matmul(dgh_all.T, h_prev).T  # row-major through the weight's transpose
+    else:
+        dw = xp.matmul(h_prev.T, dgh_all)
+    return dx.reshape(T, N, G), dh, dw, dgh_all.sum(axis=0)
 
 
 @mx.custom_function
