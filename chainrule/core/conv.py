@@ -146,16 +146,14 @@ def _window_view(p, kernel: tuple, stride: tuple, dilation: tuple):
 
 
 def _columns(p, kernel: tuple, stride: tuple, kdil: tuple, groups: int):
-    """The im2col matrix of ``p`` (padded, ``(N, *spatial, C)``): ``(M, taps * C)``, or
-    ``(groups, M, taps * C / groups)``; one copy of the strided window view."""
+    """The im2col matrices of ``p`` (padded, ``(N, *spatial, C)``) per group: ``(groups, M,
+    taps * C / groups)``; one copy of the strided window view."""
     nd = len(kernel)
     if p.shape[-1] > 1 and p.strides[-1] != p.itemsize:
         p = xp.ascontiguousarray(p)  # channels contiguous: the window copy reads rows
     view, out = _window_view(p, kernel, stride, kdil)
     n, c = p.shape[0], p.shape[-1]
     m, taps = n * math.prod(out), math.prod(kernel)
-    if groups == 1:
-        return view.reshape(m, taps * c), out
     v = view.reshape(view.shape[:-1] + (groups, c // groups))
     return xp.moveaxis(v, 2 * nd + 1, 0).reshape(groups, m, taps * (c // groups)), out
 
@@ -296,9 +294,8 @@ def _conv_few_kernel(x, w, stride, lo, hi, kdil, flip):
 @_opaque
 def _cols_weight_kernel(g, cols, kernel, flip):
     """The weight gradient from a forward's kept few-channel columns (``_conv_few_kernel``)."""
-    c_out = g.shape[-1]
-    gw = xp.matmul(g.reshape(cols.shape[1], c_out).T, cols.T)
-    gw = gw.reshape((c_out,) + tuple(kernel) + (cols.shape[0] // math.prod(kernel),))
+    gw = xp.matmul(g.reshape(cols.shape[1], -1).T, cols.T)
+    gw = gw.reshape((g.shape[-1],) + tuple(kernel) + (cols.shape[0] // math.prod(kernel),))
     return _flipped(gw, len(kernel)) if flip else gw
 
 
@@ -334,9 +331,8 @@ def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
     nd = x.ndim - 2
     c_out = g.shape[-1]
     if _few_channels(x, kernel, stride, idil, groups) and g.dtype == x.dtype:
-        return _cols_weight_kernel(
-            g, _tap_columns(x, kernel, stride, lo, hi, kdil)[0], kernel, flip
-        )
+        cols = _tap_columns(x, kernel, stride, lo, hi, kdil)[0]
+        return _cols_weight_kernel(g, cols, kernel, flip)
     p = _pad_dilate(x, lo, hi, idil)
     row_bytes = math.prod(kernel) * p.shape[-1] * p.itemsize
     blocks = _batch_blocks(p.shape[0], math.prod(g.shape[1:-1]), row_bytes)
@@ -351,9 +347,6 @@ def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
             k = (b.stop - b.start) * math.prod(out)
             part = xp.matmul(g[b].reshape(k, c_out).T, view[b].reshape(k, width))
             gw = part if gw is None else xp.add(gw, part, out=gw)
-    elif groups == 1:
-        cols, out = _columns(p, kernel, stride, kdil, groups)
-        gw = xp.matmul(g.reshape(cols.shape[0], c_out).T, cols)
     else:
         cols, out = _columns(p, kernel, stride, kdil, groups)
         og = c_out // groups
@@ -553,6 +546,24 @@ def _crop_undilate(p, spatial: tuple, lo: tuple, idil: tuple):
     return out
 
 
+def _col2im_shifted(g, w, padded: tuple):
+    """Stride-1 col2im (``(N, *padded, C_in)``): one GEMM, the cotangent laid channels-first
+    on the padded grid (zeros past the output but along the first axis), so each tap's share
+    is a slab added at a flat offset (LeNet's 6 -> 16 input gradient: 1.44 -> 1.06 ms)."""
+    n, out, c_out = g.shape[0], g.shape[1:-1], g.shape[-1]
+    kernel, c = tuple(w.shape[1:-1]), w.shape[-1]
+    gf = xp.zeros_like(g, shape=(c_out, n, out[0]) + padded[1:], order="C")
+    gf[(slice(None), slice(None)) + tuple(slice(0, o) for o in out)] = xp.moveaxis(g, -1, 0)
+    z = xp.matmul(w.reshape(c_out, -1).T, gf.reshape(c_out, -1))
+    z = z.reshape((math.prod(kernel), c, n, -1))  # (taps, C_in, N, grid)
+    size, length = math.prod(padded), z.shape[-1]
+    p = xp.zeros_like(g, shape=(c, n, size), order="C")
+    for t, tap in enumerate(itertools.product(*(range(k) for k in kernel))):
+        at = sum(a * math.prod(padded[ax + 1 :]) for ax, a in enumerate(tap))
+        p[:, :, at : at + length] += z[t, :, :, : size - at]  # (cut: zeros past the output)
+    return xp.moveaxis(p.reshape((c, n) + padded), 0, -1).copy()  # (C order)
+
+
 @_opaque
 def _conv_input_kernel(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
     """The input gradient of ``conv``: one GEMM of the cotangent with the weight gives every
@@ -564,8 +575,11 @@ def _conv_input_kernel(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
     c_out, kernel, cg = w.shape[0], tuple(w.shape[1:-1]), w.shape[-1]
     c, m, taps = cg * groups, n * math.prod(out), math.prod(kernel)
     padded = tuple(max((s - 1) * d + 1, 0) + a + b for s, d, a, b in zip(spatial, idil, lo, hi))
-    p = xp.zeros_like(g, shape=(n,) + padded + (c,), order="C")
     disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, kdil))
+    shifted = groups == 1 and all(d == 1 for d in stride + kdil + idil)
+    if shifted and g.dtype in _BLAS_TYPES and w.dtype == g.dtype:
+        return _crop_undilate(_col2im_shifted(g, w, padded), tuple(spatial), lo, idil)
+    p = xp.zeros_like(g, shape=(n,) + padded + (c,), order="C")
     if groups == 1:
         # one GEMM per tap into tap-major slabs: each add reads a contiguous slab and writes rows
         # of out_w * C contiguous values (a window-major array would give runs of C)
@@ -773,50 +787,16 @@ def _pool_kernel(x, kernel, stride, dilation, op):
     return y
 
 
-@_opaque
 @value_branch
-def _max_mask(x, ans, kernel, stride, dilation, first):
-    """``(N, *out, taps, C)``: which taps receive a window maximum's gradient.
-
-    ``first``: the first tap holding the maximum (row-major; a NaN maximum: the first NaN), as
-    PyTorch; else every tap equal to it (ties share, as MLX's ``max``).
-    """
-    taps = _tap_slices(ans.shape[1:-1], kernel, stride, dilation)
-    mask = xp.empty_like(
-        ans, shape=(len(taps),) + ans.shape, dtype=bool, order="C"
-    )  # tap-major memory
+def _pool_hits(x, ans, kernel, stride, dilation, first) -> list:
+    """Per tap, which windows send it their maximum's gradient: the first tap holding the
+    maximum (row-major; a NaN maximum: the first NaN) with ``first``, as PyTorch; else every
+    tap equal to it (ties share, as MLX's ``max``)."""
     nan = ans != ans
     nans = bool(nan.any())  # (reads values only to skip the NaN test: a value branch)
-    taken = xp.zeros_like(ans, dtype=bool) if first else None
-    for k, index in enumerate(taps):
-        v = x[index]
-        hit = mask[k]
-        xp.equal(v, ans, out=hit)
-        if nans:
-            hit |= nan & (v != v)
-        if taken is not None:
-            hit &= ~taken
-            taken |= hit
-    return xp.moveaxis(mask, 0, -2)
-
-
-@_opaque
-@value_branch
-def _pool_max_grad_kernel(x, ans, g, kernel, stride, dilation, first):
-    """``pool_max``'s input gradient in one pass per tap (the backward pass unrecorded):
-    each tap's slice receives ``g`` times whether it holds its window's maximum (no mask
-    array over all taps, no ``where`` and window sum after it; NumPy's masked copies
-    measured 6x slower than a product with the mask)."""
-    taps = _tap_slices(ans.shape[1:-1], kernel, stride, dilation)
-    disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
-    dx = xp.zeros_like(g, shape=x.shape, order="C")  # (channels-last memory, as window_sum's)
-    nan = ans != ans
-    # (reads values only to pick a formula: a value branch) a product with the mask would
-    # turn a non-finite cotangent into NaN where it is not sent
-    nans, finite = bool(nan.any()), bool(xp.isfinite(g).all())
     hits = []
     free = xp.ones_like(nan) if first else None  # windows whose first maximum is still ahead
-    for index in taps:
+    for index in _tap_slices(ans.shape[1:-1], kernel, stride, dilation):
         v = x[index]
         hit = v == ans
         if nans:
@@ -825,6 +805,27 @@ def _pool_max_grad_kernel(x, ans, g, kernel, stride, dilation, first):
             hit &= free
             free ^= hit
         hits.append(hit)
+    return hits
+
+
+@_opaque
+@value_branch
+def _max_mask(x, ans, kernel, stride, dilation, first):
+    """``(N, *out, taps, C)``: which taps receive a window maximum's gradient."""
+    return xp.stack(_pool_hits(x, ans, kernel, stride, dilation, first), axis=-2)
+
+
+@_opaque
+@value_branch
+def _pool_max_grad_kernel(x, ans, g, kernel, stride, dilation, first):
+    """``pool_max``'s input gradient, unrecorded: each tap's slice gets ``g`` times its hits
+    (no mask over all taps, ``where`` and window sum; a masked copy is 6x slower)."""
+    taps = _tap_slices(ans.shape[1:-1], kernel, stride, dilation)
+    disjoint = all(s >= (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation))
+    dx = xp.zeros_like(g, shape=x.shape, order="C")  # (channels-last memory, as window_sum's)
+    # (a value branch) a product with the mask would turn a non-finite cotangent into NaN
+    finite = bool(xp.isfinite(g).all())
+    hits = _pool_hits(x, ans, kernel, stride, dilation, first)
     if not first:  # ties share equally (every window holds its maximum at least once)
         count = hits[0].astype(g.dtype)
         for hit in hits[1:]:

@@ -25,13 +25,22 @@ CASES = [
 ]
 
 
+# stride 1, one group, no dilation: col2im by flat offsets on the padded grid
+SHIFTED = [
+    ((2, 7, 6, 2), (6, 3, 2, 2), dict(padding=([1, -1], [2, 0]), flip=True)),
+    ((2, 9, 3), (5, 4, 3), dict(padding=2)),
+    ((1, 4, 5, 6, 2), (3, 2, 3, 2, 2), dict(padding=1)),
+    ((2, 5, 5, 1), (4, 1, 1, 1), {}),
+]
+
+
 def _grads(f, x, w):
     first = mx.grad(f, argnums=(0, 1))(x, w)
     second = mx.grad(lambda x, w: (mx.grad(f, argnums=(0, 1))(x, w)[0] ** 2).sum(), argnums=(0, 1))
     return [*first, *second(x, w)]
 
 
-@pytest.mark.parametrize("xs,ws,kw", CASES)
+@pytest.mark.parametrize("xs,ws,kw", CASES + SHIFTED)
 def test_col2im_and_transposed_convolution_give_the_same_input_gradient(xs, ws, kw):
     rng = np.random.default_rng(0)
     x = mx.array(rng.standard_normal(xs), dtype=mx.float64)
