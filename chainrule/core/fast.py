@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from . import backend as _backend
 from . import dtypes as _dt
 from . import ops
 from .array import _from_value, array
 from .backend import xp
+from .ops.table import _align, _operand, _rec, defprim
 from .tracing import kernel as _kernel
 
 __all__ = [
@@ -39,13 +41,15 @@ def _arr(x: Any) -> array:
     return x if isinstance(x, array) else ops._as(x)
 
 
-_add_reduce = xp.add.reduce  # the sum kernel of ops.sum for floating arrays
-
-
 def _on_host(x: array) -> bool:
     """Whether ``x`` lives in host (NumPy) memory: the backend-value paths below build NumPy
     constants, which a GPU array's operations refuse."""
     return isinstance(x._data, xp.ndarray)
+
+
+def _concrete(d) -> bool:
+    """Whether backend data ``d`` holds values (NumPy or GPU data), not ``mx.compile``'s trace."""
+    return type(d) is xp.ndarray or _backend.is_gpu(d)
 
 
 def _plain(*xs: array | None) -> bool:
@@ -100,19 +104,62 @@ def rms_norm(x: array, weight: array | None, eps: float, *, stream: Any = None) 
         out_type = _promote(x.dtype, weight.dtype)
     if not _is_float(out_type):
         raise ValueError(f"[rms_norm] Received unsupported type {out_type}.")
-    if _plain(x, weight) and _on_host(x) and x.dtype == out_type == _compute_type(out_type):
-        # nothing to differentiate (inference): the same kernels on backend values, one
-        # array out instead of eight recorded ops
-        d = x._data
-        ms = _add_reduce(xp.square(d), (d.ndim - 1,), None, None, True) * (1.0 / d.shape[-1])
-        y_v = d * (1.0 / xp.sqrt(ms + eps))
-        return _from_value(y_v if weight is None else y_v * weight._data)
+    if _concrete(x._data) and x.dtype == out_type == _compute_type(out_type):
+        # one primitive (one node when differentiated), or with no weight and nothing to
+        # differentiate the same kernel on backend values: not eight recorded ops
+        if weight is not None:
+            if _concrete(weight._data):
+                return _rms_norm_prim(x, weight, eps)
+        elif x._node is None:
+            return _from_value(_rms_kernel(x._data, None, eps))
     y = ops.astype(x, _compute_type(out_type))
     y = y * ops.rsqrt(ops.mean(ops.square(y), axis=-1, keepdims=True) + eps)
     y = ops.astype(y, out_type)
     if weight is not None:
         y = y * ops.astype(weight, out_type)
     return y
+
+
+def _rms_kernel(d, w, eps: float):
+    """``d / sqrt(mean(d^2) + eps) [* w]`` on backend values (the last axis)."""
+    m = _backend.array_module(d)
+    ms = _backend.reduce_sum(m.square(d), (d.ndim - 1,), keepdims=True) * (1.0 / d.shape[-1])
+    y = d * (1.0 / m.sqrt(ms + eps))
+    return y if w is None else y * w
+
+
+def _rms_norm_prim(x: array, w: array, eps: float) -> array:
+    """``rms_norm``'s primitive: ``x`` and its weight of one floating dtype, float32 or wider."""
+    return _rec(_RMS_NORM, _rms_kernel(x._data, w._data, eps), (x, w), {"eps": eps})
+
+
+def _rms_normalized(x: array, eps: float) -> tuple[array, array]:
+    r = ops.rsqrt(ops.mean(ops.square(x), axis=-1, keepdims=True) + eps)
+    return r, x * r
+
+
+def _rms_vjp_x(g, ans, x, w, eps):
+    # y = w x r, r = (mean(x^2) + eps)^-1/2:  dx = r (g w - n mean(g w n)), n = x r
+    r, n = _rms_normalized(x, eps)
+    gw = g * w
+    return r * (gw - n * ops.mean(gw * n, axis=-1, keepdims=True))
+
+
+def _rms_vjp_w(g, ans, x, w, eps):
+    return g * _rms_normalized(x, eps)[1]  # the engine sums it back to the weight's (D,)
+
+
+def _rms_batch(args, params, ex_ndim):
+    (x, nx), (w, nw) = args
+    x, w = _operand(x, nx), _operand(w, nw)
+    if nw is None:  # a shared weight: the primitive on the whole batch
+        return _rms_norm_prim(x, w, params["eps"])
+    # one weight per example: the formula, the weights aligned to x's examples
+    target = nx if nx is not None else x.ndim
+    return _rms_normalized(x, params["eps"])[1] * _align(w, nw, target)
+
+
+_RMS_NORM = defprim("rms_norm", _rms_vjp_x, _rms_vjp_w, batch=_rms_batch)
 
 
 def layer_norm(
@@ -177,7 +224,7 @@ def _rope_angles(
         if inv_v is None:
             step_v = xp.arange(0, -half, -1).astype(dt)
             inv_v = _ROPE_INV.setdefault(key, xp.exp(step_v * (math.log(base) / half)))  # type: ignore[arg-type]
-        off_v = offset._data.astype(dt)
+        off_v = _backend.to_host(offset._data).astype(dt)
         off_v = off_v.reshape(-1, 1, 1) if offset.size > 1 else off_v.reshape(())
         pos_v = (off_v + xp.arange(T, dtype=dt)) * float(scale)
         theta_v = pos_v[..., None] * inv_v
@@ -198,6 +245,42 @@ def _rope_angles(
 
 
 _ROPE_INV: dict = {}  # (half, base, dtype) -> the inverse frequencies
+
+
+def _rope_kernel(d, c2, s2, dims: int, traditional: bool):
+    """Rotate the feature pairs of backend value ``d`` (pairs laid out on an axis of two:
+    ``x * [cos, cos] + swap(x) * [-sin, sin]``); features past ``dims`` pass through."""
+    lead = d.shape[:-1]
+    half = dims // 2
+    r = (d if dims == d.shape[-1] else d[..., :dims]).reshape(
+        (*lead, half, 2) if traditional else (*lead, 2, half)
+    )
+    swapped = r[..., ::-1] if traditional else r[..., ::-1, :]
+    out = (r * c2 + swapped * s2).reshape((*lead, dims))
+    if dims < d.shape[-1]:
+        out = xp.concatenate([out, d[..., dims:]], axis=-1)
+    return out
+
+
+def _rope_rotate(x: array, c2, s2, dims: int, traditional: bool) -> array:
+    """``rope``'s primitive: the rotation by constant tables ``c2``/``s2`` (backend values
+    broadcasting against ``x``'s pairs)."""
+    out = _rope_kernel(x._data, c2, s2, dims, traditional)
+    return _rec(_ROPE, out, (x,), {"c2": c2, "s2": s2, "dims": dims, "traditional": traditional})
+
+
+def _rope_vjp(g, ans, x, c2, s2, dims, traditional):
+    # a rotation's transpose is the rotation by minus the angles: sin -> -sin
+    return _rope_rotate(g, c2, -s2, dims, traditional)
+
+
+def _rope_batch(args, params, ex_ndim):
+    # the tables broadcast from the right, so the batch axis in front changes nothing
+    ((x, nx),) = args
+    return _rope_rotate(_operand(x, nx), **params)
+
+
+_ROPE = defprim("rope", _rope_vjp, batch=_rope_batch)
 
 
 def rope(
@@ -270,7 +353,7 @@ def rope(
     elif base is None:
         raise ValueError("[rope] Neither base nor freqs has a value.")
 
-    shape = x.shape
+    shape, x0 = x.shape, x
     if x.ndim == 3:
         x = ops.expand_dims(x, 1)
     elif x.ndim > 4:
@@ -278,28 +361,27 @@ def rope(
     half = dims // 2
     t = x.dtype
     pair_axis = -1 if traditional else -2
-    theta = _rope_angles(x.shape[-2], half, base, scale, off, freqs, _compute_type(t), _on_host(x))
-    if theta._node is None and _on_host(x):  # constant tables: built on backend values
+    # concrete values (not traced by mx.compile): the angle tables are constants built on the
+    # host and moved to x's device once
+    fixed = _concrete(x._data) and _concrete(off._data)
+    theta = _rope_angles(x.shape[-2], half, base, scale, off, freqs, _compute_type(t), fixed)
+    if theta._node is None and fixed:
         th = theta._data
+        m = _backend.array_module(th)
         tdt = xp.dtype(_dt.to_np(t))
-        cos_v, sin_v = xp.cos(th).astype(tdt), xp.sin(th).astype(tdt)
-        c2 = _from_value(xp.stack([cos_v, cos_v], axis=pair_axis))
-        s2 = _from_value(xp.stack([-sin_v, sin_v], axis=pair_axis))
-    else:
-        cos, sin = ops.astype(ops.cos(theta), t), ops.astype(ops.sin(theta), t)
-        c2 = ops.stack([cos, cos], axis=pair_axis)
-        s2 = ops.stack([-sin, sin], axis=pair_axis)
+        cos_v, sin_v = m.cos(th).astype(tdt), m.sin(th).astype(tdt)
+        c2_v = _backend.same_device(m.stack([cos_v, cos_v], axis=pair_axis), x._data)
+        s2_v = _backend.same_device(m.stack([-sin_v, sin_v], axis=pair_axis), x._data)
+        # one primitive (recorded as one node when x is differentiated; its gradient is the
+        # rotation by minus the angles), not a dozen recorded ops
+        if c2_v.ndim == 3:  # one offset: (T, pairs) tables broadcast over any leading axes
+            return _rope_rotate(x0, c2_v, s2_v, dims, traditional)
+        return ops.reshape(_rope_rotate(x, c2_v, s2_v, dims, traditional), shape)
+    cos, sin = ops.astype(ops.cos(theta), t), ops.astype(ops.sin(theta), t)
+    c2 = ops.stack([cos, cos], axis=pair_axis)
+    s2 = ops.stack([-sin, sin], axis=pair_axis)
     # each pair (x1, x2) -> (x1 cos - x2 sin, x2 cos + x1 sin): with the pairs laid out on an
     # axis of two, that is x * [cos, cos] + swap(x) * [-sin, sin]
-    if _plain(x, c2) and _on_host(x):  # nothing to differentiate: kernels on backend values
-        d = x._data
-        lead = d.shape[:-1]
-        r = d[..., :dims].reshape((*lead, half, 2) if traditional else (*lead, 2, half))
-        swapped_v = r[..., ::-1] if traditional else r[..., ::-1, :]
-        out_v = (r * c2._data + swapped_v * s2._data).reshape((*lead, dims))
-        if dims < d.shape[-1]:
-            out_v = xp.concatenate([out_v, d[..., dims:]], axis=-1)
-        return _from_value(out_v.reshape(shape))
     rot = x if dims == x.shape[-1] else x[..., :dims]
     lead = rot.shape[:-1]
     rot = ops.reshape(rot, (*lead, half, 2) if traditional else (*lead, 2, half))

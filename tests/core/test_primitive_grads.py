@@ -569,6 +569,35 @@ TABLE["bias_add"] = [
 ]
 
 
+def _rope(traditional, dims, offset=3):
+    def fn(x):
+        y = mx.fast.rope(x, dims, traditional=traditional, base=100.0, scale=0.7, offset=offset)
+        return y * x
+
+    return fn
+
+
+# mx.fast.rope with constant angles: one primitive (its rule rotates by minus the angles)
+TABLE["rope"] = [
+    ("traditional-3d", _rope(True, 4), [uniform((2, 3, 4))]),
+    ("halves-partial-4d", _rope(False, 4, 1), [uniform((2, 2, 3, 6))]),
+    ("offsets-per-example", _rope(True, 2, mx.array([0, 5])), [uniform((2, 1, 3, 4))]),
+    ("5d", _rope(False, 2), [uniform((1, 2, 2, 3, 2))]),
+]
+
+
+def _rms(eps):
+    return lambda x, w: mx.fast.rms_norm(x, w, eps) * x
+
+
+# mx.fast.rms_norm with a weight: one primitive
+TABLE["rms_norm"] = [
+    ("rows", _rms(1e-5), [uniform((3, 4)), uniform((4,))]),
+    ("3d-large-eps", _rms(0.5), [uniform((2, 3, 4)), uniform((4,))]),
+    ("vector", _rms(1e-3), [uniform((4,)), uniform((4,))]),
+]
+
+
 def _setitem(x, idx, v):
     y = x * 1.0
     y[idx] = v

@@ -197,6 +197,14 @@ CASES = {
     ),
     "reshape": (lambda m: m.reshape(4, 3), (M,), (0,)),
     "transpose": (lambda m: mx.transpose(m), (M,), (0,)),
+    "rms_norm": (lambda m, x: mx.fast.rms_norm(m, x, 1e-5), (M, X), (0, 0)),
+    "rope": (
+        lambda m: mx.fast.rope(
+            m.reshape(1, 2, 3, 2), 2, traditional=True, base=10.0, scale=1.0, offset=2
+        ),
+        (M,),
+        (0,),
+    ),
     "scatter_add": (lambda x: mx.zeros((3, 4)).at[mx.array([0, 2, 0])].add(x), (UNIT,), (0,)),
     "index_update": (lambda x: _set_rows(x), (UNIT,), (0,)),
     "pad": (lambda m: mx.pad(m, ((1, 0), (2, 1)), constant_values=2.0), (M,), (0,)),
