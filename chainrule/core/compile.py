@@ -17,11 +17,16 @@ How it works (docs/performance.md has the measurements):
   differs from the traced one, the call runs eagerly and the signature stops being compiled.
 * **Replay** is generated Python code: one line per kernel, on plain NumPy arrays, with dead
   steps removed, each buffer released after its last use, and elementwise results written into
-  a temporary that dies at that step (``out=``) instead of a new allocation.
+  a temporary that dies at that step (``out=``) instead of a new allocation. A checked program
+  also writes the new state into the old state buffers (64 KiB and up) that nothing but their
+  handle holds (an optimizer's moments), as the eager optimizers do; a buffer anyone else holds
+  (an array, a view, a graph, an argument) is never written.
 * **A safety net.** The first replay of a signature is checked against an eager call on the
   same inputs (with the random state restored in between); any difference, any value the
   tracer could not follow, or any error turns compilation off for that signature, and the
-  function then simply runs eagerly. Results therefore always equal the eager ones, with
+  function then simply runs eagerly (except an error raised by a replay that was handed old
+  state buffers to write into: no eager call can run on them, so the error is raised, as an
+  eager in-place update's would be). Results therefore always equal the eager ones, with
   MLX's one exception: a closure holding only data (arrays, constants, lists, tuples and dicts
   of them) keeps the values the trace saw ("closures are not updated"), and the check then
   runs the eager call on those values.

@@ -5,6 +5,12 @@ the caller needs, removes dead steps, finds the last use of every buffer (releas
 ``del`` there), lets elementwise ufuncs write into an input that dies at that step (``out=``),
 and generates one ``_replay`` function: one line per kernel, on plain NumPy arrays. Guards and
 settings become ``if ...: raise`` lines that :mod:`chainrule.core.compile` catches.
+
+In-place work never touches a value anyone else can see: ``out=`` goes only into *fresh*
+temporaries (made by the program's own ufunc calls, written in place by ufuncs only, never
+passed to a step that could return a view of them) at the step where they die; and, after every
+guard and setting, into an old state buffer the call replaces, which the caller hands over
+(``d<slot>=``) only when nothing but its handle holds it (reference counts, at every call).
 """
 
 from __future__ import annotations

@@ -235,3 +235,23 @@ def test_a_function_updating_its_state_reuses_only_unheld_buffers():
         elif i >= 3:  # a verified replay: the unheld old buffer takes the new value
             assert _address(state["w"]) == before
         del held
+
+
+def test_an_error_after_the_state_was_written_is_raised_not_retried():
+    """A replay that wrote into old state buffers cannot fall back to an eager call on them."""
+    state = {"w": mx.zeros((1 << 14,))}
+
+    def f(x):
+        state["w"] = state["w"] * 0.5 + x
+        return mx.sum(mx.exp(state["w"] * 100.0))
+
+    cf = partial(mx.compile, inputs=state, outputs=state)(f)
+    with np.errstate(over="raise"):
+        for _ in range(4):
+            cf(mx.zeros((1 << 14,)))
+        (prog,) = cf.cache.values()
+        assert prog.donors
+        with pytest.raises(FloatingPointError):
+            cf(mx.full((1 << 14,), 100.0))
+    assert cf.cache[next(iter(cf.cache))] is C._EAGER
+    assert "FloatingPointError" in cf.last_reason
