@@ -361,10 +361,8 @@ def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
 
 
 def _conv_vjp_input(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
-    # GEMM + col2im writes taps * C_in values per output position (tap-major slabs, by blocks
-    # of examples); the transposed convolution copies taps * C_out per input position (by
-    # blocks too): col2im when it moves less (measured: LeNet's 6 -> 16 convolution 2x faster
-    # by col2im, ResNet's 16 -> 16 ... 64 -> 64 ones 1.4x faster as convolutions)
+    # col2im when it moves less than the transposed convolution's windows (measured: LeNet's
+    # 6 -> 16 2x faster by col2im, ResNet's 16 -> 16 ... 64 -> 64 1.4x faster as convolutions)
     spatial = tuple(x.shape[1:-1])
     col2im = _COL2IM[0]
     if col2im is None:
@@ -780,9 +778,11 @@ def _pool_geometry(x, kernel: tuple, stride: tuple, dilation: tuple) -> tuple:
 @_opaque
 def _pool_kernel(x, kernel, stride, dilation, op):
     taps = _tap_slices(_pool_geometry(x, kernel, stride, dilation), kernel, stride, dilation)
-    y = x[taps[0]].copy()
-    ufunc = xp.maximum if op == "max" else xp.add
-    for index in taps[1:]:
+    ufunc, first = xp.maximum if op == "max" else xp.add, x[taps[0]]
+    if len(taps) == 1:
+        return first.copy()
+    y = ufunc(first, x[taps[1]], out=xp.empty_like(first, shape=first.shape, order="C"))
+    for index in taps[2:]:
         ufunc(y, x[index], out=y)
     return y
 
