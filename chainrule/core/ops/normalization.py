@@ -35,7 +35,7 @@ from .table import _operand, _rec, defprim
 
 __all__ = ["batch_norm_train", "bias_add", "fusable"]
 
-_TILE = 1024  # elements per inner loop of a tiled row broadcast
+_TILE = 8192  # elements per inner loop of a tiled row broadcast (8192: ~20% faster than 1024)
 
 
 def _tiled(rows, vec):
