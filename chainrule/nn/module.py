@@ -162,7 +162,7 @@ def _subclass_door(call: Callable) -> Callable:
             keep.append((p, x))
             return p
 
-        args = tuple(plain(x) for x in args)
+        args = tuple([plain(x) for x in args])
         if kwargs:
             kwargs = {k: plain(v) for k, v in kwargs.items()}
         state.doors = 1

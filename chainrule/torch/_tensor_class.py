@@ -131,10 +131,17 @@ def _plain1(x: Any, keep: list) -> Any:
 def plain(args: tuple, kwargs: dict, keep: list) -> tuple[tuple, dict]:
     """``args`` and ``kwargs`` with tensors (also inside lists and tuples) replaced by plain
     handles on the same values and nodes; ``keep`` collects ``(plain, tensor)`` pairs."""
-    if args:
-        args = tuple(_plain1(a, keep) for a in args)
+    for a in args:  # most calls pass no tensor past the first: then args are kept as they are
+        t = type(a)
+        if t is Tensor or ((t is list or t is tuple) and a):
+            args = tuple([_plain1(a, keep) for a in args])
+            break
     if kwargs:
-        kwargs = {k: _plain1(v, keep) for k, v in kwargs.items()}
+        for v in kwargs.values():
+            t = type(v)
+            if t is Tensor or ((t is list or t is tuple) and v):
+                kwargs = {k: _plain1(v, keep) for k, v in kwargs.items()}
+                break
     return args, kwargs
 
 
@@ -186,11 +193,15 @@ def door(fn: Callable) -> Callable:
             if p._data is not orig._data or p._node is not orig._node:
                 replaced(orig, orig._node, p._node)
                 orig._set_value(p._data, p._node)
-        inputs = [a for a in args if type(a) is array]
-        if inputs and type(r) is array:
-            for a in inputs:
-                if r is a and not any(a is p for p, _ in keep):
+        if type(r) is array:
+            for p, orig in keep:
+                if r is p:
+                    return orig  # the caller's tensor handed back
+            for a in args:
+                if r is a:
                     return r  # an input array handed back (torch.as_tensor(param)): unchanged
+            r.__class__ = Tensor
+            return r
         return tensors(r, keep)
 
     call.__wrapped_door__ = fn

@@ -605,6 +605,8 @@ def rms_norm(
     axes = _trailing(input, normalized_shape, "rms_norm")
     if eps is None:
         eps = float(np.finfo(np.float64 if input.dtype == mx.float64 else np.float32).eps)
+    if len(axes) == 1 and weight is not None and input.dtype == weight.dtype:
+        return mx.fast.rms_norm(input, weight, eps)  # one primitive over the last axis
     y = input * mx.rsqrt(mx.mean(input * input, axis=axes, keepdims=True) + eps)
     return y if weight is None else y * weight
 
