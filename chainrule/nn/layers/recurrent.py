@@ -269,7 +269,7 @@ def _gru_parts(xw, gh, H: int):
 @kernel  # one opaque step under mx.compile: the loop writes into its own fresh buffers
 def _gru_forward(xw, h0, whh_t, b_hh):
     """The scan on backend arrays: ``(T, N, H)`` hidden states; the hidden projections and
-    ``r, z, n`` are saved for the backward pass. One GEMM and eleven ufuncs a step, written
+    ``r, z, n`` are saved for the backward pass. One GEMM and twelve ufuncs a step, written
     into preallocated buffers."""
     T, N, G = xw.shape
     H = G // 3
