@@ -23,6 +23,7 @@ from . import ops
 from .array import _from_value, array
 from .backend import xp
 from .ops.table import _align, _operand, _rec, defprim
+from .tracing import Traced as _Traced
 from .tracing import kernel as _kernel
 
 __all__ = [
@@ -50,6 +51,13 @@ def _on_host(x: array) -> bool:
 def _concrete(d) -> bool:
     """Whether backend data ``d`` holds values (NumPy or GPU data), not ``mx.compile``'s trace."""
     return type(d) is xp.ndarray or _backend.is_gpu(d)
+
+
+def _kernel_input(d) -> bool:
+    """Whether backend data ``d`` can enter the primitives' kernels below: values, or a value
+    being traced by ``mx.compile`` (the kernels are opaque steps there, so a replay computes
+    exactly what the eager call did)."""
+    return _concrete(d) or isinstance(d, _Traced)
 
 
 def _plain(*xs: array | None) -> bool:
@@ -104,11 +112,11 @@ def rms_norm(x: array, weight: array | None, eps: float, *, stream: Any = None) 
         out_type = _promote(x.dtype, weight.dtype)
     if not _is_float(out_type):
         raise ValueError(f"[rms_norm] Received unsupported type {out_type}.")
-    if _concrete(x._data) and x.dtype == out_type == _compute_type(out_type):
+    if _kernel_input(x._data) and x.dtype == out_type == _compute_type(out_type):
         # one primitive (one node when differentiated), or with no weight and nothing to
         # differentiate the same kernel on backend values: not eight recorded ops
         if weight is not None:
-            if _concrete(weight._data):
+            if _kernel_input(weight._data):
                 return _rms_norm_prim(x, weight, eps)
         elif x._node is None:
             return _from_value(_rms_kernel(x._data, None, eps))
@@ -120,6 +128,7 @@ def rms_norm(x: array, weight: array | None, eps: float, *, stream: Any = None) 
     return y
 
 
+@_kernel
 def _rms_kernel(d, w, eps: float):
     """``d / sqrt(mean(d^2) + eps) [* w]`` on backend values (the last axis)."""
     m = _backend.array_module(d)
@@ -247,6 +256,7 @@ def _rope_angles(
 _ROPE_INV: dict = {}  # (half, base, dtype) -> the inverse frequencies
 
 
+@_kernel
 def _rope_kernel(d, c2, s2, dims: int, traditional: bool):
     """Rotate the feature pairs of backend value ``d`` (pairs laid out on an axis of two:
     ``x * [cos, cos] + swap(x) * [-sin, sin]``); features past ``dims`` pass through."""
@@ -363,7 +373,7 @@ def rope(
     pair_axis = -1 if traditional else -2
     # concrete values (not traced by mx.compile): the angle tables are constants built on the
     # host and moved to x's device once
-    fixed = _concrete(x._data) and _concrete(off._data)
+    fixed = _kernel_input(x._data) and _concrete(off._data)
     theta = _rope_angles(x.shape[-2], half, base, scale, off, freqs, _compute_type(t), fixed)
     if theta._node is None and fixed:
         th = theta._data

@@ -251,6 +251,8 @@ _SUPPORTED = sorted(
         *_BINARY,
         *_REDUCE,
         "rsqrt",
+        "softmax",
+        "rms_norm",
         "square",
         "log1p",
         "expm1",
@@ -551,6 +553,19 @@ class _Exporter:
                     np.ndim(node.args[0].value if type(node.args[0]) is Node else node.args[0])
                 )
             return g.reduce(_REDUCE[name], x, list(axes), bool(p.get("keepdims", False)))
+        if name == "softmax":
+            x, axes = self.arg(node, 0, out_dtype), [int(a) for a in p["axes"]]
+            if len(axes) == 1:
+                return g.op("Softmax", [x], axis=axes[0])
+            e = g.op("Exp", [g.op("Sub", [x, g.reduce("ReduceMax", x, axes, True)])])
+            return g.op("Div", [e, g.reduce("ReduceSum", e, axes, True)])
+        if name == "rms_norm":
+            x, w = self.arg(node, 0, out_dtype), self.arg(node, 1, out_dtype)
+            last = np.ndim(node.value) - 1
+            ms = g.reduce("ReduceMean", g.op("Mul", [x, x]), [last], True)
+            eps = g.init(np.asarray(p["eps"], out_dtype))
+            r = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [ms, eps])])])
+            return g.op("Mul", [g.op("Mul", [x, r]), w])
         if name == "cumsum":
             if not p.get("inclusive", True):
                 raise OnnxExportError("onnx export: exclusive cumsum is not mapped")

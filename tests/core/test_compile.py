@@ -285,7 +285,26 @@ class _Flat(nn.Module):
         return x.reshape(x.shape[0], -1)
 
 
+class _RopeAttention(nn.Module):
+    """RMSNorm, rotary positions and softmax attention: the fast primitives under compile."""
+
+    def __init__(self):
+        super().__init__()
+        self.norm = nn.RMSNorm(8)
+        self.rope = nn.RoPE(4, traditional=True)
+        self.proj = nn.Linear(8, 8)
+
+    def __call__(self, x):
+        h = self.rope(self.norm(x).reshape(4, 3, 2, 4).transpose(0, 2, 1, 3))
+        w = mx.softmax(h @ h.transpose(0, 1, 3, 2), axis=-1)
+        return self.proj((w @ h).transpose(0, 2, 1, 3).reshape(4, 3, 8))
+
+
 _MODELS = {
+    "rope_attention": (
+        lambda: _RopeAttention(),
+        lambda r: r.standard_normal((4, 3, 8)).astype(np.float32),
+    ),
     "conv": (
         lambda: nn.Sequential(
             nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), _Flat(), nn.Linear(36, 3)

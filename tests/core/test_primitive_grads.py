@@ -598,6 +598,15 @@ TABLE["rms_norm"] = [
 ]
 
 
+# softmax over float values: one primitive (its rule is s * (g - sum(g s)))
+TABLE["softmax"] = [
+    ("last-axis", lambda x: mx.softmax(x, axis=-1) * x, [uniform((3, 4))]),
+    ("all-axes", lambda x: mx.softmax(x) * x, [uniform((3, 4))]),
+    ("two-axes-3d", lambda x: mx.softmax(x, axis=(0, 2)) * x, [uniform((2, 3, 4))]),
+    ("vector", lambda x: mx.softmax(x, axis=0) ** 2, [uniform((4,))]),
+]
+
+
 def _setitem(x, idx, v):
     y = x * 1.0
     y[idx] = v

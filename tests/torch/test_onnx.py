@@ -129,6 +129,20 @@ def test_two_inputs_and_opset_13():
     _compare(sess, fn, [torch.randn(2, 3), torch.randn(2, 3)])
 
 
+@pytest.mark.parametrize("opset", [13, 18])
+def test_rms_norm_and_softmax_over_two_axes(opset):
+    torch.manual_seed(3)
+    norm = torch.nn.RMSNorm(4, eps=1e-3)
+    with torch.no_grad():
+        norm.weight.mul_(torch.randn(4))
+
+    def fn(a):
+        return torch.softmax(norm(a), dim=-1) * norm(a).softmax(dim=0), mx.softmax(a, axis=(0, 2))
+
+    sess, _ = _session(fn, (torch.randn(2, 3, 4),), opset_version=opset)
+    _compare(sess, fn, [torch.randn(2, 3, 4)])
+
+
 def test_unmapped_primitive_is_named():
     def fn(x):
         return mx.linalg.inv(x @ x.T + mx.eye(3))

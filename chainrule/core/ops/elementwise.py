@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .. import backend as _backend
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
 from ..backend import as_array as _as_array
@@ -17,6 +18,7 @@ from .table import (
     _erf_kernel,
     _erfinv_kernel,
     _float_kernel,
+    _operand,
     _unary,
     _xpsigmoid,
     constant_maker,
@@ -427,9 +429,40 @@ def softmax(a, axis=None, precise: bool = False, stream=None) -> array:
         raise ValueError("softmax: an axis was given for a scalar (0-d) array")
     if precise and a._data.dtype.kind in "fV" and a._data.dtype.itemsize < 4:
         return astype(softmax(astype(a, _dt.float32), axis), a.dtype)
+    d = a._data
+    if d.dtype.kind == "f" and (isinstance(d, _ARRAYS) or _backend.is_gpu(d)):  # one primitive
+        axes = _axes(axis, d.ndim, "softmax")
+        return _rec(_SOFTMAX, _softmax_kernel(d, axes), (a,), {"axes": axes})
     z, axes = _shift_by_max(a, axis)
     e = exp(z)
     return e / sum(e, axes, keepdims=True)
+
+
+@kernel  # one opaque step under mx.compile, so a replay computes exactly what eager did
+def _softmax_kernel(d, axes: tuple):
+    """``exp(d - max) / sum(exp(d - max))`` over ``axes`` (a non-finite maximum shifts by 0)."""
+    m_ = _backend.array_module(d)
+    m = _backend.reduce_max(d, axes, keepdims=True) if d.size else d.sum(axes, keepdims=True)
+    m = m_.where(m_.isfinite(m), m, 0)
+    e = d - m
+    m_.exp(e, out=e)
+    e /= _backend.reduce_sum(e, axes, keepdims=True)
+    return e
+
+
+def _softmax_vjp(g, ans, a, axes):
+    # d softmax: s * (g - sum(g s))
+    gs = g * ans
+    return gs - ans * sum(gs, axes, keepdims=True)
+
+
+def _softmax_batch(args, params, ex_ndim):
+    ((a, na),) = args
+    axes = tuple(ax + 1 for ax in params["axes"]) if na is not None else params["axes"]
+    return softmax(_operand(a, na), axes)
+
+
+_SOFTMAX = defprim("softmax", _softmax_vjp, batch=_softmax_batch)
 
 
 @export
