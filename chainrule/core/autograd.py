@@ -10,6 +10,7 @@ cotangents are summed back to each input's shape here and nowhere else.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import warnings
 import weakref
@@ -22,6 +23,9 @@ from . import versions as _versions
 from .array import STATE, Node, _from_value, _node_array, array
 from .backend import ndarray as _ndarray
 from .backend import xp
+from .ops.normalization import _colsum
+from .tracing import Traced as _Traced
+from .tracing import kernel as _kernel
 
 __all__ = [
     "backward_pass",
@@ -63,6 +67,16 @@ def _sum_plan(gs: tuple, shape: tuple) -> tuple:
     return plan
 
 
+@_kernel  # one opaque step under mx.compile: a replay sums exactly as the eager pass did
+def _lead_sum(gd, axes: tuple, shape: tuple):
+    """``gd`` summed over its leading ``axes`` down to ``shape`` (a bias's cotangent): BLAS
+    sums over rows when contiguous (faster than ``add.reduce``, 10x for narrow rows, with
+    float64 partial sums: more accurate), else NumPy's reduce."""
+    if gd.flags.c_contiguous and gd.size:
+        return _colsum(gd.reshape(1, -1, math.prod(shape)))[0].reshape(shape)
+    return _add_reduce(gd, axes)
+
+
 def _sum_to_shape(g: array, shape: tuple) -> array:
     """Undo broadcasting: sum ``g`` down to ``shape`` (the engine's one place for it)."""
     gd = g._data
@@ -72,8 +86,8 @@ def _sum_to_shape(g: array, shape: tuple) -> array:
     plan = _SUM_PLANS.get((gs, shape)) or _sum_plan(gs, shape)
     axes, keep = plan
     if not keep and not STATE.enabled:  # unrecorded: one sum (recorded, vmap wants the pair)
-        if type(gd) is _ndarray and (gd.dtype is _F32 or gd.dtype is _F64):
-            return _from_value(_add_reduce(gd, axes))  # the common case: NumPy's reduce
+        if (type(gd) is _ndarray or type(gd) is _Traced) and (gd.dtype is _F32 or gd.dtype is _F64):
+            return _from_value(_lead_sum(gd, axes, shape))  # the common case
         return ops.sum(g, axis=axes)
     if axes:
         g = ops.sum(g, axis=axes, keepdims=True)

@@ -123,8 +123,10 @@ def _plain1(x: Any, keep: list) -> Any:
         p = from_value(x._data, x._node)
         keep.append((p, x))
         return p
-    if (t is list or t is tuple) and x and any(type(v) is Tensor for v in x):
-        return t(_plain1(v, keep) for v in x)
+    if t is list or t is tuple:
+        for v in x:
+            if type(v) is Tensor:
+                return t([_plain1(v, keep) for v in x])
     return x
 
 

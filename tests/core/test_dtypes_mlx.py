@@ -384,3 +384,20 @@ def test_bfloat16_sums_products_and_einsum_stay_bfloat16_with_float32_accumulati
     a = mx.ones((2, 3), dtype=mx.bfloat16)
     assert (a @ a.T).dtype == mx.bfloat16
     assert mx.einsum("ij,kj->ik", a, a).dtype == mx.bfloat16
+
+
+def test_gradient_flows_through_casts_from_and_to_bfloat16():
+    # bfloat16's NumPy kind is "V": the cast must still be recorded (it gave zeros)
+    x = mx.array([1.0, 2.0], dtype=mx.bfloat16)
+    g = mx.grad(lambda v: (v.astype(mx.float32) ** 2).sum())(x)
+    assert g.dtype == mx.bfloat16
+    np.testing.assert_array_equal(np.asarray(g.astype(mx.float32)), [2.0, 4.0])
+    h = mx.grad(lambda v: (v.astype(mx.bfloat16) ** 2).astype(mx.float32).sum())(
+        mx.array([1.0, 3.0])
+    )
+    np.testing.assert_array_equal(np.asarray(h), [2.0, 6.0])
+    # integer casts stay constants
+    assert mx.grad(lambda v: (v * v.astype(mx.int32)).sum())(mx.array([1.5, 2.5])).tolist() == [
+        1,
+        2,
+    ]

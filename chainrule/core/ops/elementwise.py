@@ -352,6 +352,11 @@ def clip(a, a_min, a_max, stream=None) -> array:
     return out
 
 
+def _inexact(dt) -> bool:
+    """Floating or complex, bfloat16 included (its NumPy kind is ``V``)."""
+    return dt.kind in "fc" or dt == _dt.BFLOAT16_NP
+
+
 def _astype_vjp(g, ans, x, dtype=None):
     return astype(g, x.dtype)
 
@@ -375,7 +380,7 @@ def astype(a, dtype, stream=None) -> array:
     if d.dtype.kind == "c" and target.kind != "c":
         d = d.real  # complex to real keeps the real part (no ComplexWarning)
     out = d.astype(target)
-    if target.kind not in "fc" or a._data.dtype.kind not in "fc":
+    if not (_inexact(target) and _inexact(a._data.dtype)):  # casts to or from integers
         return _from_value(out)
     return _rec(_ASTYPE, out, (a,), {"dtype": target})
 

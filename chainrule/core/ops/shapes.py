@@ -7,7 +7,7 @@ import math
 from operator import index as _index
 
 from .. import dtypes as _dt
-from ..array import array
+from ..array import STATE, _from_value, array
 from ..backend import is_gpu as _is_gpu
 from ..backend import xp
 from ..tracing import kernel
@@ -40,14 +40,22 @@ _RESHAPE = defprim("reshape", lambda g, ans, x, shape: reshape(g, x.shape), batc
 @export(method=True)
 def reshape(a, shape, *more, stream=None) -> array:
     """A view of the values with a new shape (one dimension may be -1)."""
-    a = _as(a)
+    if type(a) is not array:
+        a = _as(a)
     if more or isinstance(shape, int):
         shape = (shape, *more)
-    shape = tuple(map(_index, shape))  # a float or a string is a TypeError (MLX)
+    if type(shape) is not tuple:
+        shape = tuple(map(_index, shape))  # a float or a string is a TypeError (MLX)
+    else:
+        for s in shape:
+            if type(s) is not int:
+                shape = tuple(map(_index, shape))
+                break
     d = a._data
     if d.shape == shape:
         return a
-    _check_dims(shape, "reshape")
+    if not 0 < d.size <= _INT32_MAX:  # a dimension past int32 needs more elements than that
+        _check_dims(shape, "reshape")
     try:
         out = d.reshape(shape)
     except ValueError:
@@ -273,14 +281,18 @@ def broadcast_arrays(*arrays, stream=None) -> list[array]:
 @export(method=True)
 def expand_dims(a, axis, stream=None) -> array:
     """Insert axes of length one at ``axis`` (an int or a sequence)."""
-    a = _as(a)
+    if type(a) is not array:
+        a = _as(a)
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
-    nd = a.ndim + len(axes)
-    axes = _axes(axes, nd, "expand_dims")
-    shape = list(a.shape)
+    shape = a._data.shape
+    axes = _axes(axes, len(shape) + len(axes), "expand_dims")
+    if len(axes) == 1:
+        ax = axes[0]
+        return reshape(a, (*shape[:ax], 1, *shape[ax:]))
+    grown = list(shape)
     for ax in axes:
-        shape.insert(ax, 1)
-    return reshape(a, shape)
+        grown.insert(ax, 1)
+    return reshape(a, tuple(grown))
 
 
 @export(method=True)
@@ -376,22 +388,25 @@ _CONCAT = defprim("concatenate", _concat_vjp, variadic=True, batch=_concat_batch
 @export
 def concatenate(arrays, axis: int | None = 0, stream=None) -> array:
     """Join arrays along an existing axis (flattened first when ``axis`` is None)."""
-    xs = [_as(x) for x in arrays]
+    xs = [x if type(x) is array else _as(x) for x in arrays]
     if not xs:
         raise ValueError("concatenate: no arrays given")
     if axis is None:
         xs = [reshape(x, (-1,)) for x in xs]
         axis = 0
     datas = [x._data for x in xs]
-    dt = datas[0].dtype
-    for d in datas[1:]:
-        if d.dtype != dt:
-            dt = _dt.promote(dt, d.dtype)
-    ax = _axes(axis, xs[0].ndim, "concatenate")[0]
-    if len(datas) > 1:
-        _check_dims((_sum(d.shape[ax] for d in datas if d.ndim > ax),), "concatenate")
+    d0 = datas[0]
+    dt = d0.dtype
+    ax = _axes(axis, d0.ndim, "concatenate")[0]
+    mixed, total = False, 0
+    for d in datas:
+        if d.dtype is not dt and d.dtype != dt:
+            dt, mixed = _dt.promote(dt, d.dtype), True
+        if d.ndim > ax:
+            total += d.shape[ax]
+    _check_dims((total,), "concatenate")
     try:
-        out = xp.concatenate([d.astype(dt, copy=False) for d in datas], axis=ax)
+        out = xp.concatenate([d.astype(dt, copy=False) for d in datas] if mixed else datas, ax)
     except ValueError:
         shapes = ", ".join(str(x.shape) for x in xs)
         raise ValueError(f"concatenate: shapes {shapes} do not match off axis {axis}") from None
@@ -401,12 +416,16 @@ def concatenate(arrays, axis: int | None = 0, stream=None) -> array:
 @export
 def stack(arrays, axis: int = 0, stream=None) -> array:
     """Join arrays along a new axis."""
-    xs = [_as(x) for x in arrays]
+    xs = [x if type(x) is array else _as(x) for x in arrays]
     if not xs:
         raise ValueError("stack: no arrays given")
-    shapes = {x.shape for x in xs}
+    shapes = {x._data.shape for x in xs}
     if len(shapes) > 1:
         raise ValueError(f"stack: all arrays must have one shape, got {sorted(shapes)}")
+    if not STATE.enabled or all(x._node is None for x in xs):  # nothing to record: one call
+        datas = [x._data for x in xs]
+        if all(d.dtype is datas[0].dtype for d in datas) and type(datas[0]) is xp.ndarray:
+            return _from_value(xp.stack(datas, _axes(axis, datas[0].ndim + 1, "stack")[0]))
     return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
 
 
