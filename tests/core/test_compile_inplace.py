@@ -15,6 +15,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from test_compile import _mlx_step
 
 import chainrule.core as mx
 import chainrule.nn as nn
@@ -55,17 +56,7 @@ def _setup(opt_name: str, compiled: bool):
     def loss_fn(m, x, y):
         return nn.losses.cross_entropy(m(x), y, reduction="mean")
 
-    lg = nn.value_and_grad(model, loss_fn)
-
-    def step(x, y):
-        loss, g = lg(model, x, y)
-        opt.update(model, g)
-        return loss
-
-    if compiled:
-        state = [model.state, opt.state]
-        step = partial(mx.compile, inputs=state, outputs=state)(step)
-    return model, opt, step
+    return model, opt, _mlx_step(model, opt, loss_fn, compiled)
 
 
 def _batches(n: int):
