@@ -45,6 +45,7 @@ from .autograd import _value_and_grad_of_leaves as value_and_grad_of_leaves
 from .backend import xp
 from .conv import _sliding_windows as sliding_windows
 from .conv import _tuple as as_tuple
+from .fast import _exporting
 from .ops.shapes import _out_of_range as out_of_range
 from .ops.table import _ARRAYS as BACKEND_ARRAYS
 from .ops.table import Primitive, defprim
@@ -64,6 +65,7 @@ __all__ = [
     "backward_pass",
     "defprim",
     "from_value",
+    "is_exporting",
     "kernel",
     "new_array",
     "out_of_range",
@@ -73,3 +75,10 @@ __all__ = [
     "value_and_grad_of_leaves",
     "xp",
 ]
+
+
+def is_exporting() -> bool:
+    """Whether ``mx.export_function`` is tracing right now: a kernel that is not a primitive
+    of the op table (a layer's own loop) should take its recorded form then, since an export
+    names only NumPy calls and ``chainrule.core`` kernels."""
+    return _exporting()

@@ -8,6 +8,7 @@ import weakref
 from collections.abc import Callable
 
 from ... import core as mx
+from ...core import extend
 from ...core.array import array
 from ...core.extend import STATE, from_value, kernel, xp
 from ..module import Module
@@ -35,15 +36,10 @@ def _fast_dtype(*xs: array) -> bool:
     onnx = sys.modules.get("chainrule.viz.onnx")
     if onnx is not None and onnx.is_in_onnx_export():
         return False
-    if any(_exporting(x._data) for x in xs):
+    if extend.is_exporting():
         return False
     # host (NumPy) arrays only: the kernels build NumPy constants, which GPU arrays refuse
     return all(x.dtype in (mx.float32, mx.float64) and isinstance(x._data, xp.ndarray) for x in xs)
-
-
-def _exporting(d) -> bool:
-    """Whether ``d`` is a value that ``mx.export_function`` is tracing (its tracer says so)."""
-    return bool(getattr(getattr(d, "_tr", None), "exporting", False))
 
 
 def _plain_call(xs: tuple) -> bool:
