@@ -401,3 +401,16 @@ def test_gradient_flows_through_casts_from_and_to_bfloat16():
         1,
         2,
     ]
+
+
+def test_dimensions_past_int32_are_mlx_overflow_errors():
+    # reshape checks dimensions only when NumPy refuses (or for large and empty arrays): the
+    # overflow must still win over the shape mismatch, as in MLX
+    with pytest.raises(OverflowError):
+        mx.reshape(mx.zeros((4,)), (2**31,))
+    with pytest.raises(OverflowError):
+        mx.zeros((0, 4)).reshape(0, 2**31)
+    with pytest.raises(ValueError, match="cannot reshape"):
+        mx.reshape(mx.zeros((4,)), (3,))
+    with pytest.raises(OverflowError):
+        mx.concatenate([mx.zeros((2**30, 0)), mx.zeros((2**30, 0)), mx.zeros((1, 0))])

@@ -59,6 +59,7 @@ def reshape(a, shape, *more, stream=None) -> array:
     try:
         out = d.reshape(shape)
     except ValueError:
+        _check_dims(shape, "reshape")  # MLX's OverflowError first
         raise ValueError(
             f"reshape: cannot reshape an array of shape {d.shape} into {shape}"
         ) from None
