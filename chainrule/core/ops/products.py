@@ -8,7 +8,7 @@ import sys
 
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
-from ..backend import array_module, xp
+from ..backend import array_module, same_device, xp
 from ..tracing import kernel
 from .table import (
     _align,
@@ -522,10 +522,11 @@ def segmented_mm(a, b, segments, stream=None) -> array:
             f"segmented_mm: a and b must be matrices (no batch), got {a.shape} and {b.shape}"
         )
     a, b = _matmul_operands(a, b, "segmented_mm")
-    seg = _as(segments)._data
+    # host segments (a list, a NumPy array) go next to a; the mask is built on their device
+    seg = same_device(_as(segments)._data, a._data)
     if seg.ndim < 1 or seg.shape[-1] != 2:
         raise ValueError(f"segmented_mm: segments must have shape (..., 2), got {seg.shape}")
-    k = xp.arange(a.shape[-1])
+    k = array_module(seg).arange(a.shape[-1])
     lo, hi = seg[..., :1].astype(xp.int64), seg[..., 1:].astype(xp.int64)
     inside = ((k >= lo) & (k < hi)).astype(a._data.dtype)  # (..., K)
     picked = a * _from_value(inside[..., None, :])  # (..., M, K)
