@@ -15,7 +15,13 @@ Packing: the values of a row form one little-endian bit stream (value ``i`` at b
 ``bits * i``), stored as ``uint32`` words, so a ``(..., K)`` matrix packs to
 ``(..., K * bits / 32)``.
 
-Products are composites: the weights are unpacked (NumPy), scaled with op-table
+Devices: every kernel here computes with the namespace of its input's device
+(``backend.array_module``), so packing, unpacking and rounding of GPU data run on the GPU;
+the small lookup tables (FP4 and FP8 values, FP4 midpoints) are built on the host once and
+put next to the data (``backend.same_device``). ``gather_qmm`` copies its integer indices to
+the host explicitly (``backend.to_host``) to group the rows by weight matrix.
+
+Products are composites: the weights are unpacked, scaled with op-table
 multiplications (so the scales and biases of the affine mode are differentiable, as in MLX)
 and multiplied by the inputs with ``matmul``; gradients with respect to the inputs and the
 affine scales and biases come from the primitives' own rules.
@@ -31,6 +37,7 @@ import numpy as np
 from . import dtypes as _dt
 from . import ops
 from .array import STATE, _from_value, array
+from .backend import array_module, same_device, to_host
 
 __all__ = [
     "dequantize",
@@ -66,6 +73,7 @@ _FP8 = _fp8_table()
 
 def _pack(vals: np.ndarray, bits: int) -> np.ndarray:
     """``(..., K)`` integers below ``2**bits`` -> ``(..., K * bits / 32)`` uint32 words."""
+    xp = array_module(vals)
     lead = vals.shape[:-1]
     if bits == 8:
         by = vals.astype(np.uint8)
@@ -73,28 +81,29 @@ def _pack(vals: np.ndarray, bits: int) -> np.ndarray:
         span = math.lcm(bits, 8)  # a whole number of values in a whole number of bytes
         per_chunk, chunk_bytes = span // bits, span // 8
         v = vals.astype(np.uint64).reshape(*lead, -1, per_chunk)
-        chunk = (v << (np.arange(per_chunk, dtype=np.uint64) * np.uint64(bits))).sum(-1)
-        shifts = np.arange(chunk_bytes, dtype=np.uint64) * np.uint64(8)
+        chunk = (v << (xp.arange(per_chunk, dtype=np.uint64) * np.uint64(bits))).sum(-1)
+        shifts = xp.arange(chunk_bytes, dtype=np.uint64) * np.uint64(8)
         by = ((chunk[..., None] >> shifts) & np.uint64(0xFF)).astype(np.uint8)
-    by = np.ascontiguousarray(by.reshape(*lead, -1))
+    by = xp.ascontiguousarray(by.reshape(*lead, -1))
     return by.view("<u4").astype(np.uint32, copy=False)
 
 
 def _unpack(words: np.ndarray, bits: int) -> np.ndarray:
     """``(..., n)`` uint32 words -> ``(..., n * 32 / bits)`` unsigned integers."""
+    xp = array_module(words)
     lead = words.shape[:-1]
-    by = np.ascontiguousarray(words, dtype="<u4").view(np.uint8)
+    by = xp.ascontiguousarray(words, dtype="<u4").view(np.uint8)
     if bits == 8:
         return by
     span = math.lcm(bits, 8)
     per_chunk, chunk_bytes = span // bits, span // 8
     mask = (1 << bits) - 1
     if chunk_bytes == 1:  # 2 and 4 bits: shift the bytes themselves
-        shifts = np.arange(per_chunk, dtype=np.uint8) * np.uint8(bits)
+        shifts = xp.arange(per_chunk, dtype=np.uint8) * np.uint8(bits)
         return ((by[..., None] >> shifts) & np.uint8(mask)).reshape(*lead, -1)
     b = by.reshape(*lead, -1, chunk_bytes).astype(np.uint64)
-    chunk = (b << (np.arange(chunk_bytes, dtype=np.uint64) * np.uint64(8))).sum(-1)
-    shifts = np.arange(per_chunk, dtype=np.uint64) * np.uint64(bits)
+    chunk = (b << (xp.arange(chunk_bytes, dtype=np.uint64) * np.uint64(8))).sum(-1)
+    shifts = xp.arange(per_chunk, dtype=np.uint64) * np.uint64(bits)
     return ((chunk[..., None] >> shifts) & np.uint64(mask)).astype(np.uint8).reshape(*lead, -1)
 
 
@@ -105,13 +114,16 @@ def _unpack_float(words: np.ndarray, bits: int, dtype, table: np.ndarray | None 
     intermediate integer array: each value position of a byte is shifted out and stored in
     one strided NumPy operation.
     """
+    xp = array_module(words)
+    if table is not None:
+        table = same_device(table, words)
     lead = words.shape[:-1]
-    by = np.ascontiguousarray(words, dtype="<u4").view(np.uint8)
+    by = xp.ascontiguousarray(words, dtype="<u4").view(np.uint8)
     per_byte = 8 // bits if 8 % bits == 0 else 0
     if not per_byte:
         q = _unpack(words, bits)
         return (q if table is None else table[q]).astype(dtype, copy=False)
-    out = np.empty((*lead, by.shape[-1], per_byte), dtype=dtype)
+    out = xp.empty((*lead, by.shape[-1], per_byte), dtype=dtype)
     mask = np.uint8((1 << bits) - 1)
     for i in range(per_byte):
         v = by >> np.uint8(bits * i) if i else by
@@ -123,7 +135,8 @@ def _unpack_float(words: np.ndarray, bits: int, dtype, table: np.ndarray | None 
 
 def _to_fp8_codes(x: np.ndarray) -> np.ndarray:
     """Round to FP8 E4M3 (nearest, ties to even; saturating at 448), as MLX's ``ToFP8``."""
-    f = np.ascontiguousarray(x, dtype=np.float32)
+    xp = array_module(x)
+    f = xp.ascontiguousarray(x, dtype=np.float32)
     bits = f.view(np.uint32)
     sign = bits & np.uint32(0x80000000)
     mag = bits ^ sign
@@ -135,16 +148,17 @@ def _to_fp8_codes(x: np.ndarray) -> np.ndarray:
     odd = (mag >> np.uint32(20)) & np.uint32(1)
     rebias = np.uint32((((7 - 127) << 23) + 0x7FFFF) & 0xFFFFFFFF)
     high = ((mag + rebias + odd) >> np.uint32(20)).astype(np.uint8)
-    out = np.where(mag < np.uint32(121 << 23), low, high)
-    out = np.where(mag >= np.uint32(543 << 21), np.uint8(0x7E), out)
+    out = xp.where(mag < np.uint32(121 << 23), low, high)
+    out = xp.where(mag >= np.uint32(543 << 21), np.uint8(0x7E), out)
     return (out | (sign >> np.uint32(24)).astype(np.uint8)).astype(np.uint8)
 
 
 def _fp4_codes(x: np.ndarray) -> np.ndarray:
     """The nearest FP4 E2M1 code (ties to the smaller magnitude; ``-0`` rounds to code 0)."""
-    m = np.abs(x.astype(np.float32, copy=False))
-    j = np.searchsorted(_FP4_MIDPOINTS, m, side="left").astype(np.uint8)
-    return np.where((x < 0) & (j > 0), j + np.uint8(8), j).astype(np.uint8)
+    xp = array_module(x)
+    m = xp.abs(x.astype(np.float32, copy=False))
+    j = xp.searchsorted(same_device(_FP4_MIDPOINTS, x), m, side="left").astype(np.uint8)
+    return xp.where((x < 0) & (j > 0), j + np.uint8(8), j).astype(np.uint8)
 
 
 # -- argument checks -----------------------------------------------------------------------------
@@ -262,38 +276,40 @@ def _check_quantized(
 
 
 def _affine_quantize(w: np.ndarray, group_size: int, bits: int) -> tuple:
+    xp = array_module(w)
     g = w.reshape(-1, group_size).astype(np.float32)
     n_bins = np.float32((1 << bits) - 1)
     w_max = g.max(-1, keepdims=True)
     w_min = g.min(-1, keepdims=True)
-    use_min = np.abs(w_min) > np.abs(w_max)
-    scale = np.maximum((w_max - w_min) / n_bins, np.float32(1e-7))
-    scale = np.where(use_min, scale, -scale)
-    edge = np.where(use_min, w_min, w_max)
-    q0 = np.rint(edge / scale)
+    use_min = xp.abs(w_min) > xp.abs(w_max)
+    scale = xp.maximum((w_max - w_min) / n_bins, np.float32(1e-7))
+    scale = xp.where(use_min, scale, -scale)
+    edge = xp.where(use_min, w_min, w_max)
+    q0 = xp.rint(edge / scale)
     exact = q0 != 0  # make the edge value exactly representable
-    scale = np.where(exact, edge / np.where(exact, q0, np.float32(1)), scale)
-    bias = np.where(exact, edge, np.float32(0))
-    q = np.clip(np.rint((g - bias) / scale), 0, n_bins).astype(np.uint32)
+    scale = xp.where(exact, edge / xp.where(exact, q0, np.float32(1)), scale)
+    bias = xp.where(exact, edge, np.float32(0))
+    q = xp.clip(xp.rint((g - bias) / scale), 0, n_bins).astype(np.uint32)
     lead = w.shape[:-1]
     wq = _pack(q.reshape(*lead, -1), bits)
     return wq, scale.astype(w.dtype).reshape(*lead, -1), bias.astype(w.dtype).reshape(*lead, -1)
 
 
 def _fp_quantize(w: np.ndarray, group_size: int, bits: int, global_scale: np.ndarray | None):
+    xp = array_module(w)
     wt = w.dtype
     g = w.reshape(-1, group_size)
-    scales = np.abs(g).max(-1, keepdims=True) / wt.type(6.0 if bits == 4 else 448.0)
+    scales = xp.abs(g).max(-1, keepdims=True) / wt.type(6.0 if bits == 4 else 448.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         if group_size == 16:  # nvfp4: an E4M3 scale, relative to the global scale if given
             enc = np.float32(1.0)
             if global_scale is not None:
                 enc = (np.float32(448.0 * 6.0) / global_scale.astype(np.float32)).reshape(())
             codes = _to_fp8_codes(scales * enc)
-            g = (g / _FP8[codes].astype(wt)) * enc
+            g = (g / same_device(_FP8, codes)[codes].astype(wt)) * enc
         else:  # E8M0: the power of two at or above amax / max_value (MLX's), so nothing clips
-            e = np.where(scales == 0, 0, np.ceil(np.log2(scales))).astype(np.int32)
-            g = g / np.power(wt.type(2.0), e).astype(wt)
+            e = xp.where(scales == 0, 0, xp.ceil(xp.log2(scales))).astype(np.int32)
+            g = g / xp.power(wt.type(2.0), e).astype(wt)
             codes = (e + 127).astype(np.uint8)
     lead = w.shape[:-1]
     if bits == 4:
@@ -347,10 +363,10 @@ def quantize(
     if global_scale is not None:
         global_scale = _arr(global_scale)
     _check_global_scale("quantize", mode, global_scale)
-    data = np.asarray(w._data)
+    data = w._data
     if mode == "affine":
         return tuple(_from_value(a) for a in _affine_quantize(data, gs, b))
-    gsv = None if global_scale is None else np.asarray(global_scale._data)
+    gsv = None if global_scale is None else same_device(global_scale._data, data)
     return tuple(_from_value(a) for a in _fp_quantize(data, gs, b, gsv))
 
 
@@ -366,7 +382,8 @@ def _dequantize(
 ) -> array:
     """The dequantized matrix; differentiable in affine scales and biases."""
     nt = _dt.to_np(out_type)
-    words = np.asarray(w._data)
+    words = w._data
+    xp = array_module(words)
     lead = words.shape[:-1]
     if mode == "affine":
         qf = _unpack_float(words, bits, nt).reshape(*lead, -1, group_size)
@@ -374,18 +391,19 @@ def _dequantize(
             s = ops.expand_dims(ops.astype(scales, out_type), -1)
             b = ops.expand_dims(ops.astype(biases, out_type), -1)
             return ops.reshape(_from_value(qf) * s + b, (*lead, -1))
-        qf *= np.asarray(scales._data, dtype=nt)[..., None]
-        qf += np.asarray(biases._data, dtype=nt)[..., None]  # type: ignore[union-attr]
+        qf *= scales._data.astype(nt, copy=False)[..., None]
+        qf += biases._data.astype(nt, copy=False)[..., None]  # type: ignore[union-attr]
         return _from_value(qf.reshape(*lead, -1))
     vals = _unpack_float(words, bits, nt, _FP4 if bits == 4 else _FP8)
     vals = vals.reshape(*lead, -1, group_size)
-    codes = np.asarray(scales._data)
+    codes = scales._data
     if group_size == 16:
-        sc = _FP8[codes].astype(nt)
+        sc = same_device(_FP8, codes)[codes].astype(nt)
         if global_scale is not None:
-            sc = sc * (np.asarray(global_scale._data).reshape(()) / nt.type(448.0 * 6.0)).astype(nt)
+            gsv = same_device(global_scale._data, codes).reshape(())
+            sc = sc * (gsv / nt.type(448.0 * 6.0)).astype(nt)
     else:
-        sc = np.power(nt.type(2.0), codes.astype(nt) - nt.type(127))
+        sc = xp.power(nt.type(2.0), codes.astype(nt) - nt.type(127))
     return _from_value((vals * sc[..., None]).reshape(*lead, -1))
 
 
@@ -515,9 +533,10 @@ def quantized_matmul(
 
 
 def _indices(idx: Any, batch: tuple) -> np.ndarray:
+    """The indices on the host (an explicit copy of GPU indices: they group the rows)."""
     if idx is None:
         return np.arange(math.prod(batch), dtype=np.int64).reshape(batch)
-    data = np.asarray(_arr(idx)._data)
+    data = to_host(_arr(idx)._data)
     if data.dtype.kind not in "iu":
         raise ValueError(f"[gather_qmm] indices must be integers but got {data.dtype}.")
     return data.astype(np.int64)
@@ -574,10 +593,13 @@ def gather_qmm(
     shape = lhs.shape
     lhs, rhs = lhs.reshape(-1), rhs.reshape(-1)
     M = x.shape[-2]
-    xs = ops.take(
-        ops.reshape(ops.astype(x, out_type), (-1, M, x.shape[-1])), _from_value(lhs), axis=0
-    )
-    wf = _from_value(np.asarray(w._data).reshape(-1, *w.shape[-2:]))
+    ref = x._data
+
+    def index(host: np.ndarray) -> array:  # host row indices, put on x's device once
+        return _from_value(same_device(host, ref))
+
+    xs = ops.take(ops.reshape(ops.astype(x, out_type), (-1, M, x.shape[-1])), index(lhs), axis=0)
+    wf = _from_value(w._data.reshape(-1, *w.shape[-2:]))
     sf = ops.reshape(scales, (-1, *scales.shape[-2:]))
     bf = None if biases is None else ops.reshape(biases, (-1, *biases.shape[-2:]))
     # one product per distinct weight matrix, on the rows that use it
@@ -588,10 +610,10 @@ def gather_qmm(
     for i, e in enumerate(experts.tolist()):
         rows = order[bounds[i] : bounds[i + 1]]
         w_hat = _dequantize(wf[e], sf[e], None if bf is None else bf[e], gs, b, mode, out_type)
-        parts.append(_product(ops.take(xs, _from_value(rows), axis=0), w_hat, transpose))
+        parts.append(_product(ops.take(xs, index(rows), axis=0), w_hat, transpose))
     out = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=0)
     if len(parts) > 1 or not np.array_equal(order, np.arange(len(order))):
-        out = ops.take(out, _from_value(np.argsort(order, kind="stable")), axis=0)
+        out = ops.take(out, index(np.argsort(order, kind="stable")), axis=0)
     return ops.reshape(out, (*shape, M, out.shape[-1]))
 
 
@@ -689,7 +711,7 @@ def to_fp8(x: array, *, stream: Any = None) -> array:
     x = _arr(x)
     if not _is_float(x.dtype):
         raise ValueError(f"[to_fp8] Expected a floating point input but got {x.dtype}.")
-    return _from_value(_to_fp8_codes(np.asarray(x._data)))
+    return _from_value(_to_fp8_codes(x._data))
 
 
 def from_fp8(x: array, dtype: _dt.Dtype = _dt.bfloat16, *, stream: Any = None) -> array:
@@ -708,4 +730,4 @@ def from_fp8(x: array, dtype: _dt.Dtype = _dt.bfloat16, *, stream: Any = None) -
         raise ValueError(f"[from_fp8] Expected a uint8 input but got {x.dtype}.")
     if not _is_float(dtype):
         raise ValueError(f"[from_fp8] Only floating output types are supported, got {dtype}.")
-    return _from_value(_FP8[np.asarray(x._data)].astype(_dt.to_np(dtype)))
+    return _from_value(same_device(_FP8, x._data)[x._data].astype(_dt.to_np(dtype)))
