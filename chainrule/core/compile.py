@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as _np
 
+from . import backend as _backend
 from . import tree as pytree
 from .array import STATE, Node, _from_value, array
 from .program import GuardFailed, SettingChanged, build
@@ -137,7 +138,7 @@ def _fill(tmpl, values) -> Any:
         if type(o) is _Out:
             kind, w = o.where
             v = values[w] if kind == "slot" else w
-            o = _from_value(v if type(v) is _ndarray else _np.asarray(v))
+            o = _from_value(v if type(v) is _ndarray else _backend.as_array(v))
         filled.append(o)
     return pytree.unflatten(spec, filled)
 
@@ -146,6 +147,44 @@ def _fill(tmpl, values) -> Any:
 
 
 _EAGER = object()
+
+GPU_REASON = "GPU data: compile runs eagerly on the GPU for now"
+"""``last_reason`` of a call that ran eagerly because it involved the GPU (its arguments or
+state hold GPU data, the GPU is the default device, or the traced function read GPU data):
+the tracer records NumPy calls on host arrays (``Traced`` is an ``ndarray`` subclass), so a
+program of GPU values is not traced; the eager call computes on the GPU and is always right."""
+
+
+def _uses_gpu(arg_arrays: list, state_in: list, state_out: list) -> bool:
+    """Whether a call involves the GPU: the GPU is the default device (new arrays are made
+    there) or an argument or state array (or its ``.grad``) holds GPU data. Cheap when all is
+    on the host: one type test per array."""
+    if _backend.DEFAULT_XP[0] is not _backend.xp:
+        return True
+    for group in (
+        (arg_arrays, state_in) if state_out is state_in else (arg_arrays, state_in, state_out)
+    ):
+        for h in group:
+            if type(h._data) is not _ndarray and _backend.is_gpu(h._data):
+                return True
+            g = h._grad
+            if g is not None and type(g._data) is not _ndarray and _backend.is_gpu(g._data):
+                return True
+    return False
+
+
+def _holds_gpu(x, depth: int = 0) -> bool:
+    """Whether a recorded value (a step's argument, a constant result) holds GPU data."""
+    t = type(x)
+    if t is _ndarray or t is Traced or depth > 32:
+        return False
+    if t is tuple or t is list:
+        return any(_holds_gpu(v, depth + 1) for v in x)
+    if t is dict:
+        return any(_holds_gpu(v, depth + 1) for v in x.values())
+    if t is _Out:
+        return x.where[0] == "const" and _holds_gpu(x.where[1], depth + 1)
+    return _backend.is_gpu(x)
 
 
 class _Fingerprint:
@@ -157,7 +196,7 @@ class _Fingerprint:
     full: Any
 
     def __init__(self, v) -> None:
-        a = _np.asarray(v)
+        a = _backend.to_host(v)
         self.shape, self.dtype = a.shape, a.dtype
         if a.size <= 4096 or a.dtype.kind not in "fc":
             self.full, self.sample = a, None
@@ -169,7 +208,7 @@ class _Fingerprint:
             self.scale = float(_np.abs(flat).sum(dtype=_np.float64))
 
     def matches(self, b) -> bool:
-        b = _np.asarray(b)
+        b = _backend.to_host(b)
         if b.shape != self.shape or b.dtype != self.dtype:
             return False
         if self.full is not None:
@@ -186,8 +225,8 @@ class _Fingerprint:
 def _same(a, b) -> bool:
     if type(a) is _Fingerprint:
         return a.matches(b)
-    a = _np.asarray(a)
-    b = _np.asarray(b)
+    a = _backend.to_host(a)
+    b = _backend.to_host(b)
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
     if a.dtype.kind in "fc":
@@ -232,6 +271,10 @@ class _Compiled:
         else:
             state_out = []
             _signature(self.outputs, state_out, key)
+        if _backend.GPU[0] is not None and _uses_gpu(arg_arrays, state_in, state_out):
+            STATS["eager"] += 1
+            self.last_reason = GPU_REASON
+            return self.fun(*args, **kwargs)
         try:
             k = concrete = tuple(key)
             if self.shapeless:
@@ -351,6 +394,8 @@ class _Compiled:
         post: list = []
         post_key: list = []
         _signature(self.outputs, post, post_key)
+        if _backend.GPU[0] is not None and tr.failed is None and _traced_gpu(tr, out_tmpl, post):
+            tr.fail(GPU_REASON)  # a closure over GPU data: its values are no host constants
         structure_changed = post_key != list(concrete[concrete.index("|") + 1 :])
         plan = []
         for pos, h in enumerate(post):
@@ -495,7 +540,7 @@ class _Compiled:
                 kind, w = d_where
                 v = values[w] if kind == "slot" else w
                 if type(v) is not _ndarray:
-                    v = _np.asarray(v)
+                    v = _backend.as_array(v)
                 old = h._node
                 h._data = v
                 if old is not None:
@@ -756,6 +801,17 @@ def _put_contents(v, w) -> None:
         return
     for _, x, sub in w:
         _put_contents(x, sub)
+
+
+def _traced_gpu(tr: _Tracer, out_tmpl, post: list) -> bool:
+    """Whether a trace read GPU data the tracer could not follow (a closure over GPU arrays):
+    as a constant result, a state value, or an argument of a recorded step."""
+    if any(_holds_gpu(o) for o in out_tmpl[1]):
+        return True
+    for h in post:
+        if _holds_gpu(h._data) or (h._grad is not None and _holds_gpu(h._grad._data)):
+            return True
+    return any(_holds_gpu(st[2]) or _holds_gpu(st[3]) for st in tr.steps)
 
 
 def _slots_in(tmpl) -> list:

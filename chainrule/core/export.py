@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from . import backend as _backend
+from . import devices as _devices
 from . import dtypes as _dt
 from .array import STATE, _from_value, array
 from .autograd import no_grad
@@ -419,13 +421,14 @@ def _hook_conv(on: bool) -> None:
 class _Trace:
     """One traced signature: its inputs, its steps and its outputs (encoded or decoded)."""
 
-    __slots__ = ("n_args", "kwarg_keys", "inputs", "steps", "outputs", "effects")
+    __slots__ = ("n_args", "kwarg_keys", "inputs", "steps", "outputs", "effects", "device")
     n_args: int
     kwarg_keys: list
     inputs: list
     steps: list
     outputs: Any
     effects: Any
+    device: Any  # for GPU inputs: (steps, outputs) on the GPU, or "host"
 
     def matches(self, args: list, kwargs: dict, shapeless: bool) -> bool:
         if len(args) != self.n_args or sorted(kwargs) != self.kwarg_keys:
@@ -440,11 +443,42 @@ class _Trace:
         return True
 
     def run(self, given: list) -> tuple:
+        """The outputs for inputs ``given`` (arrays): on the GPU when they are there."""
+        if _backend.GPU[0] is not None:
+            on_gpu = [_backend.is_gpu(a._data) for a in given]
+            if any(on_gpu):
+                if not all(on_gpu):
+                    raise _backend.DeviceMismatchError(
+                        "[import_function::call] Expected all tensors to be on the same "
+                        "device, but found at least two devices, cuda:0 and cpu! (move the "
+                        "inputs with .to(device))"
+                    )
+                return self._run_gpu(given)
+        return self._run([a._data for a in given], self.steps, self.outputs)
+
+    def _run_gpu(self, given: list) -> tuple:
+        """GPU inputs: the steps run on the GPU with the constants copied there once (NumPy's
+        calls dispatch to the GPU library); a trace holding a step the GPU library cannot take
+        (a ufunc method such as ``add.at``) runs on host copies, and its results are copied
+        back to the GPU (explicit copies both ways)."""
+        device = getattr(self, "device", None)
+        if device is None:
+            device = self.device = _on_gpu_steps(self.steps, self.outputs)
+        data = [a._data for a in given]
+        if device != "host":
+            steps, outputs = device
+            try:
+                return self._run(data, steps, outputs)
+            except TypeError:  # a NumPy-only step (CuPy refuses it): the host from now on
+                self.device = "host"
+        out = self._run([_backend.to_host(d) for d in data], self.steps, self.outputs)
+        return tuple(_from_value(_backend.to_gpu(o._data)) for o in out)
+
+    def _run(self, data: list, steps: list, outputs: list) -> tuple:
         values: dict = {}
-        for a, (slot, _, _) in zip(given, self.inputs):
-            d = a._data
+        for d, (slot, _, _) in zip(data, self.inputs):
             values[slot] = d.copy() if self.effects else d
-        for kind, fn, args, kwargs, outs, want, multi in self.steps:
+        for kind, fn, args, kwargs, outs, want, multi in steps:
             res = fn(*_fill(args, values), **_fill(kwargs, values))
             if kind == "guard":
                 if res != want:
@@ -460,10 +494,83 @@ class _Trace:
             elif outs:
                 values[outs[0]] = res
         out = []
-        for where, w in self.outputs:
+        for where, w in outputs:
             v = values[w] if where == "slot" else w
-            out.append(_from_value(v if type(v) is _ndarray else np.asarray(v)))
+            out.append(_from_value(v if type(v) is _ndarray else _backend.as_array(v)))
         return tuple(out)
+
+
+def _on_gpu_steps(steps: list, outputs: list) -> tuple[list, list]:
+    """A trace's steps and outputs for GPU inputs: constant arrays copied to the GPU, and NumPy
+    functions that make arrays from nothing (``zeros``, ``arange``) taken from the GPU
+    library, so that every step computes there."""
+    xp = _backend.GPU[0].xp
+
+    def dev(x: Any) -> Any:
+        t = type(x)
+        if t is _ndarray:
+            return _backend.to_gpu(x) if x.ndim else x
+        if t is tuple or t is list:
+            return t(dev(v) for v in x)
+        if t is dict:
+            return {k: dev(v) for k, v in x.items()}
+        return x
+
+    out_steps = []
+    for kind, fn, args, kwargs, outs, want, multi in steps:
+        d_args, d_kwargs = dev(args), dev(kwargs)
+        name = getattr(fn, "__name__", None)
+        if (
+            kind == "call"
+            and type(fn) is not np.ufunc
+            and isinstance(name, str)
+            and getattr(np, name, None) is fn
+            and not _holds_array((d_args, d_kwargs))
+        ):
+            fn = getattr(xp, name, fn)  # nothing to dispatch on: the GPU library's own
+        elif kind == "call" and name == "reduce" and getattr(fn, "__self__", None) in _REDUCE:
+            fn = _gpu_reduce(_REDUCE[fn.__self__])  # CuPy has no ufunc.reduce: sum, max...
+        out_steps.append((kind, fn, d_args, d_kwargs, outs, want, multi))
+    out_outputs = [(w, dev(v) if w == "const" else v) for w, v in outputs]
+    return out_steps, out_outputs
+
+
+# ``ufunc.reduce`` steps (the CPU engine's sums and maxima) as the GPU library's reductions
+_REDUCE: dict[Any, Any] = {
+    np.add: np.sum,
+    np.multiply: np.prod,
+    np.maximum: np.max,
+    np.minimum: np.min,
+    np.logical_and: np.all,
+    np.logical_or: np.any,
+}
+
+
+def _gpu_reduce(fn: Callable) -> Callable:
+    """``ufunc.reduce(a, axis=0, dtype=None, out=None, keepdims=False)`` by ``fn`` (``sum``...),
+    which NumPy dispatches to the GPU library; other arguments raise ``TypeError`` (the trace
+    then runs on host copies)."""
+
+    def reduce(a, axis=0, dtype=None, out=None, keepdims=False, **rest):
+        if out is not None or rest:
+            raise TypeError("ufunc.reduce with out=, initial= or where= on the GPU")
+        if dtype is not None:
+            return fn(a, axis=axis, dtype=dtype, keepdims=keepdims)
+        return fn(a, axis=axis, keepdims=keepdims)
+
+    return reduce
+
+
+def _holds_array(x: Any) -> bool:
+    """Whether a step's arguments hold an array or a slot (NumPy dispatches on them)."""
+    t = type(x)
+    if t is _Ref or _backend.is_gpu(x):  # (host arrays left in the steps are 0-d)
+        return True
+    if t is tuple or t is list:
+        return any(_holds_array(v) for v in x)
+    if t is dict:
+        return any(_holds_array(v) for v in x.values())
+    return False
 
 
 class _ExportTracer(_Tracer):
@@ -474,6 +581,13 @@ class _ExportTracer(_Tracer):
     def __init__(self) -> None:
         super().__init__()
         self.exporting = True
+        self.on_host = _gpu_to_host
+
+
+def _gpu_to_host(x: Any) -> Any:
+    """GPU data read while exporting (weights on the GPU): an explicit copy on the host, which
+    the export stores as a constant, as it would a CPU array."""
+    return _backend.to_host(x) if _backend.is_gpu(x) else x
 
 
 def _trace(fun: Callable, args: list, kwargs: dict, consts: _Constants) -> tuple[dict, dict]:
@@ -484,7 +598,9 @@ def _trace(fun: Callable, args: list, kwargs: dict, consts: _Constants) -> tuple
     keys = sorted(kwargs)
 
     def inp(a: array) -> array:
-        t = tr.new(a._data)
+        # GPU example inputs are traced as host copies (an explicit copy): the file is the
+        # same as for CPU inputs
+        t = tr.new(_backend.to_host(a._data))
         tr.inputs.append(t._slot)  # type: ignore[arg-type]  # set by new()
         return _from_value(t)
 
@@ -494,7 +610,9 @@ def _trace(fun: Callable, args: list, kwargs: dict, consts: _Constants) -> tuple
     _LOCAL.tr = tr
     _patch_numpy(True)
     try:
-        with no_grad():  # an export has no use for graphs (transforms inside still record)
+        # arrays the function makes are made on the host, next to the traced inputs
+        with no_grad(), _devices.stream(_devices.cpu):
+            # (an export has no use for graphs; transforms inside still record)
             result = fun(*t_args, **t_kwargs)
     finally:
         _LOCAL.tr = None
@@ -520,7 +638,8 @@ def _trace(fun: Callable, args: list, kwargs: dict, consts: _Constants) -> tuple
         if type(d) is Traced:
             d = _ndview(d, _ndarray)
         slot = _resolve_view(tr, d) if type(d) is _ndarray and d.base is not None else None
-        outputs.append(("slot", slot) if slot is not None else ("const", np.asarray(d)))
+        const = _backend.to_host(d)
+        outputs.append(("slot", slot) if slot is not None else ("const", const))
     if tr.failed is not None:
         raise ValueError(f"export_function: the function cannot be exported: {tr.failed}")
 

@@ -55,7 +55,17 @@ class _Values:
 class _Tracer:
     """The program being recorded: values by slot, and the steps that made them."""
 
-    __slots__ = ("values", "steps", "failed", "inputs", "rng", "by_id", "transposed", "keep")
+    __slots__ = (
+        "values",
+        "steps",
+        "failed",
+        "inputs",
+        "rng",
+        "by_id",
+        "transposed",
+        "keep",
+        "on_host",
+    )
 
     def __init__(self) -> None:
         # slot -> the plain value seen while tracing, held weakly: a trace keeps no more
@@ -68,6 +78,9 @@ class _Tracer:
         self.rng = None
         self.by_id: dict[int, int] = {}  # id(plain value) -> slot
         self.transposed: dict[int, tuple] = {}  # slot made by a transpose -> (source, perm)
+        # for an export: a function giving other arrays (GPU data a function reads from a
+        # closure, such as a model's weights) as host constants (an explicit copy), else None
+        self.on_host: Callable | None = None
 
     def new(self, value) -> Traced:
         """A traced view of ``value`` with a fresh slot."""
@@ -163,6 +176,10 @@ def _conv(tr: _Tracer, x):
             slot = _resolve_view(tr, x)
         if slot is not None:
             return _Ref(slot), x
+    elif tr.on_host is not None:
+        h = tr.on_host(x)
+        if h is not x:
+            return h, h
     return x, x
 
 
