@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from . import backend, ops
 from . import dtypes as _dt
-from . import ops
 from .array import STATE, _from_value, array
 from .backend import array_module, same_device, to_host
 
@@ -162,6 +162,16 @@ def _fp4_codes(x: np.ndarray) -> np.ndarray:
 
 
 # -- argument checks -----------------------------------------------------------------------------
+
+
+def _gpu_type(nt: np.dtype, ref: Any, who: str) -> None:
+    """Refuse a bfloat16 result for data on a CuPy GPU (CuPy has no bfloat16 type)."""
+    g = backend.GPU[0]
+    if nt == backend.BFLOAT16 and g is not None and g.name == "cupy" and backend.is_gpu(ref):
+        raise TypeError(
+            f"[{who}] a bfloat16 result (the default of the FP formats) cannot be made on the "
+            "GPU: CuPy has no bfloat16 type; pass dtype=mx.float16 or dtype=mx.float32"
+        )
 
 
 def _arr(x: Any) -> array:
@@ -383,6 +393,7 @@ def _dequantize(
     """The dequantized matrix; differentiable in affine scales and biases."""
     nt = _dt.to_np(out_type)
     words = w._data
+    _gpu_type(nt, words, "dequantize")
     xp = array_module(words)
     lead = words.shape[:-1]
     if mode == "affine":
@@ -730,4 +741,6 @@ def from_fp8(x: array, dtype: _dt.Dtype = _dt.bfloat16, *, stream: Any = None) -
         raise ValueError(f"[from_fp8] Expected a uint8 input but got {x.dtype}.")
     if not _is_float(dtype):
         raise ValueError(f"[from_fp8] Only floating output types are supported, got {dtype}.")
-    return _from_value(same_device(_FP8, x._data)[x._data].astype(_dt.to_np(dtype)))
+    nt = _dt.to_np(dtype)
+    _gpu_type(nt, x._data, "from_fp8")
+    return _from_value(same_device(_FP8, x._data)[x._data].astype(nt))

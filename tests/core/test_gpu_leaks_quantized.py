@@ -187,3 +187,18 @@ def test_segmented_mm_and_gradients(place):
         return [mx.segmented_mm(a, b, seg), out, mx.grad(loss, argnums=[0, 1])(a, b)]
 
     _compare(fn, [a, b], place, rtol=1e-12)
+
+
+def test_bfloat16_results_are_refused_clearly_on_a_cupy_gpu(monkeypatch):
+    """CuPy has no bfloat16: the FP formats' default output type is refused with a message
+    naming the fix (the strict stand-in, which has one, is dressed as CuPy here)."""
+    with backend.use_strict_gpu() as gpu:
+        mx.set_default_device(mx.gpu)
+        wq, s = mx.quantize(mx.array(W), mode="mxfp8")
+        codes = mx.to_fp8(mx.array(W))
+        monkeypatch.setattr(gpu, "name", "cupy")
+        with pytest.raises(TypeError, match="dtype=mx.float16"):
+            mx.dequantize(wq, s, mode="mxfp8")
+        with pytest.raises(TypeError, match="CuPy has no bfloat16"):
+            mx.from_fp8(codes)
+        assert mx.from_fp8(codes, dtype=mx.float16).dtype == mx.float16
