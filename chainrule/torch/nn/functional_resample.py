@@ -2,9 +2,13 @@
 
 ``interpolate`` is separable: each spatial axis is multiplied by an ``(out, in)`` matrix built
 from PyTorch's source-index rules (nearest, nearest-exact, linear, cubic with ``A = -0.75``,
-area), so its gradient is the transposed matrix. ``fold`` scatters with ``at[].add``;
-``grid_sample`` gathers the corners and weighs them with chainrule operations, so the grid gets
-a gradient as well.
+area; anti-aliased linear and cubic), so its gradient is the transposed matrix. ``fold``
+scatters with ``at[].add``; ``grid_sample`` gathers the corners and weighs them with chainrule
+operations, so the grid gets a gradient as well.
+
+Devices: the small tables built from Python values (the interpolation matrices, ``affine_grid``'s
+base coordinates, ``fold``'s target indices) are made on the host with NumPy and put once on the
+input's device (``backend.same_device``), so a CUDA input stays on the GPU.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.array import array
+from chainrule.core.extend import from_value
 
-from .functional_pool import InputError, along_axis, batched, const, ntuple, windows
+from .functional_pool import InputError, batched, ntuple, windows
 
 __all__ = [
     "affine_grid",
@@ -135,6 +141,17 @@ def pad(
 
 
 # -- interpolate -------------------------------------------------------------------------------
+
+
+def _table(values: np.ndarray, like: array) -> array:
+    """A host-built table as a constant of ``like``'s dtype, on ``like``'s device (one copy)."""
+    return from_value(backend.same_device(np.asarray(values, dtype=like._data.dtype), like._data))
+
+
+def _along(x: array, matrix: np.ndarray, axis: int) -> array:
+    """Apply the host-built ``(out, in)`` ``matrix`` to ``x`` along ``axis``, on ``x``'s device."""
+    y = mx.matmul(mx.moveaxis(x, axis, -1), mx.transpose(_table(matrix, x)))
+    return mx.moveaxis(y, -1, axis)
 
 
 def _cubic(t: np.ndarray) -> list[np.ndarray]:
@@ -318,7 +335,7 @@ def interpolate(
         x = input
         for i in range(nd):
             if spatial[i] != out[i]:
-                x = along_axis(x, _matrix("area", spatial[i], out[i], False, None), 2 + i)
+                x = _along(x, _matrix("area", spatial[i], out[i], False, None), 2 + i)
         return x
     x = input
     for i in range(nd):
@@ -327,7 +344,7 @@ def interpolate(
         else:
             wide = input.dtype == mx.float64
             m = _matrix(kind, spatial[i], out[i], bool(align_corners), scales[i], wide)
-        x = along_axis(x, m, 2 + i)
+        x = _along(x, m, 2 + i)
     return x
 
 
@@ -449,9 +466,10 @@ def fold(
     oi, oj = np.meshgrid(np.arange(blocks[0]), np.arange(blocks[1]), indexing="ij")
     rows = ki.reshape(-1, 1) * d[0] + oi.reshape(1, -1) * s[0]
     cols = kj.reshape(-1, 1) * d[1] + oj.reshape(1, -1) * s[1]
-    target = (rows * wp + cols).reshape(-1)
+    target = from_value(backend.same_device((rows * wp + cols).reshape(-1), x._data))
     vals = mx.reshape(x, (n, c, kk * length))
-    canvas = mx.zeros((n, c, hp * wp), dtype=x.dtype).at[:, :, mx.array(target)].add(vals)
+    device = mx.gpu if backend.is_gpu(x._data) else mx.cpu
+    canvas = mx.zeros((n, c, hp * wp), dtype=x.dtype, stream=device).at[:, :, target].add(vals)
     y = mx.reshape(canvas, (n, c, hp, wp))[:, :, p[0] : p[0] + size[0], p[1] : p[1] + size[1]]
     return y[0] if added else y
 
@@ -567,7 +585,7 @@ def affine_grid(theta: array, size: Sequence[int], align_corners: bool | None = 
     mesh = np.meshgrid(*axes, indexing="ij")
     coords = [mesh[-1], mesh[-2]] + ([mesh[0]] if nd == 3 else [])  # x, y, z
     base = np.stack(coords + [np.ones_like(mesh[0])], axis=-1).reshape(-1, nd + 1)
-    b = const(base, theta)
+    b = _table(base, theta)
     grid = mx.matmul(b, mx.swapaxes(theta, 1, 2))  # (N, P, nd)
     return mx.reshape(grid, (size[0], *spatial, nd))
 
