@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from . import backend as _backend
-from . import devices as _devices
 from . import dtypes as _dt
 from .array import STATE, _from_value, array
 from .autograd import no_grad
@@ -610,9 +609,9 @@ def _trace(fun: Callable, args: list, kwargs: dict, consts: _Constants) -> tuple
     _LOCAL.tr = tr
     _patch_numpy(True)
     try:
-        # arrays the function makes are made on the host, next to the traced inputs
-        with no_grad(), _devices.stream(_devices.cpu):
-            # (an export has no use for graphs; transforms inside still record)
+        with no_grad():  # an export has no use for graphs (transforms inside still record)
+            # (GPU data the function reads or makes becomes host constants where a step
+            # takes it: ``_ExportTracer.on_host``)
             result = fun(*t_args, **t_kwargs)
     finally:
         _LOCAL.tr = None
