@@ -12,10 +12,12 @@ import chainrule.core as mx
 from chainrule.core import tensor_functions as _tf
 
 from ._creation import as_array, takes_tensor
+from ._tensor_class import takes_tensors
 
 array = mx.array
 
 
+@takes_tensors
 def cat(tensors: Sequence[array], dim: int = 0) -> array:
     """Join arrays along an existing dimension.
 
@@ -32,6 +34,7 @@ def cat(tensors: Sequence[array], dim: int = 0) -> array:
 concat = concatenate = cat
 
 
+@takes_tensors
 def stack(tensors: Sequence[array], dim: int = 0) -> array:
     """Join arrays of one shape along a new dimension.
 
@@ -88,6 +91,7 @@ def reshape(input: array, shape: Sequence[int]) -> array:
     return mx.reshape(as_array(input), tuple(shape))
 
 
+@takes_tensors
 def transpose(input: array, dim0: int, dim1: int) -> array:
     """Swap two dimensions (PyTorch's ``transpose``; MLX's permutes all axes).
 

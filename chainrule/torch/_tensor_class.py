@@ -177,7 +177,27 @@ def tensors(r: Any, keep: list | None = None) -> Any:
 
 def door(fn: Callable) -> Callable:
     """Wrap ``fn`` (a function of ``chainrule.torch``) so tensors go in as plain arrays and
-    arrays come out as tensors; calls nested inside another door call pass straight through."""
+    arrays come out as tensors; calls nested inside another door call pass straight through.
+
+    A function marked ``takes_tensors`` (see :func:`takes_tensors`) takes the tensors themselves: it reads
+    only their slots (or makes plain handles itself), changes nothing in place and calls no
+    door, so only its result needs the tensor class (the hot elementwise and shape functions).
+    """
+    if getattr(fn, "takes_tensors", False):
+
+        @functools.wraps(fn)
+        def light(*args: Any, **kwargs: Any) -> Any:
+            r = fn(*args, **kwargs)
+            if type(r) is array and not STATE.doors:
+                for a in args:
+                    if r is a:
+                        return r  # an input array handed back: unchanged
+                r.__class__ = Tensor
+                return r
+            return r if STATE.doors else tensors(r)
+
+        light.__wrapped_door__ = fn
+        return light
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -208,6 +228,15 @@ def door(fn: Callable) -> Callable:
 
     call.__wrapped_door__ = fn
     return call
+
+
+def takes_tensors(fn: Callable) -> Callable:
+    """Mark ``fn`` as safe to call with tensors as they are (see :func:`door`): it turns its
+    array arguments into plain handles itself (``_as``/``as_array`` then core functions), never
+    calls a method whose meaning differs between MLX and PyTorch on an argument, writes nothing
+    in place and calls no other door."""
+    fn.takes_tensors = True  # type: ignore[attr-defined]
+    return fn
 
 
 def _in_place(fn: Callable) -> Callable:
@@ -245,7 +274,19 @@ def _setitem(self, index: Any, value: Any) -> None:
 
 
 def _method(fn: Callable) -> Callable:
-    """Wrap a method with no side effect: it runs on a plain handle; results become tensors."""
+    """Wrap a method with no side effect: it runs on a plain handle; results become tensors
+    (a function marked ``takes_tensors`` runs on the tensor itself, as in :func:`door`)."""
+    if getattr(fn, "takes_tensors", False):
+
+        @functools.wraps(fn)
+        def light(self, *args: Any, **kwargs: Any) -> Any:
+            r = fn(self, *args, **kwargs)
+            if type(r) is array and not STATE.doors:
+                r.__class__ = Tensor
+                return r
+            return r if STATE.doors else tensors(r)
+
+        return light
 
     @functools.wraps(fn)
     def call(self, *args: Any, **kwargs: Any) -> Any:

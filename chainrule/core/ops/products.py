@@ -114,6 +114,9 @@ def matmul(a, b, stream=None) -> array:
     )
 
 
+matmul.takes_tensors = True  # type: ignore[attr-defined]  # reads only its operands' slots
+
+
 def _addmm_vjp_c(g, ans, c, a, b, alpha, beta):
     return g if beta == 1.0 else g * beta
 

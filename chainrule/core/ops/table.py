@@ -384,6 +384,7 @@ def _unary(name: str, kernel, vjp=None, *, method: bool = False, holomorphic: bo
     op.__name__ = op.__qualname__ = name
     op.__module__ = sys._getframe(1).f_globals["__name__"]  # where it is declared
     op.__doc__ = f"Elementwise ``{name}`` (MLX ``mx.{name}``)."
+    op.takes_tensors = True  # type: ignore[attr-defined]  # reads only its operand slots
     if prim is not None:
         prim.batch = _elementwise_rule(op)
     return export(op, method=method)
@@ -428,8 +429,9 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
         return op
 
     op = make(None)
+    op.takes_tensors = True  # reads only its operands' slots: doors may pass subclasses
     op.operator = make(name)
-    op.operator.handles = True  # reads only its operands' slots: doors may pass subclasses
+    op.operator.handles = True
     op.__name__ = op.__qualname__ = name
     op.__module__ = sys._getframe(1).f_globals["__name__"]  # where it is declared
     op.__doc__ = f"Elementwise, broadcasting ``{name}`` (MLX ``mx.{name}``)."
