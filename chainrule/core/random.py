@@ -21,6 +21,7 @@ gets do not depend on which thread fetched it or when.
 
 from __future__ import annotations
 
+import functools
 import math
 import random as _py_random
 import secrets
@@ -603,3 +604,33 @@ def multivariate_normal(
     z = _rng(key, "multivariate_normal").standard_normal(size=out_shape + (n,))
     out = m + (z[..., None, :] @ std)[..., 0, :]
     return _from_value(_as_array(out).astype(d))
+
+
+def _on_stream(fn):
+    """``fn`` with MLX's ``stream=`` honoured: the draws land on that stream's device (drawn
+    as on the default device, then moved once, so a key gives the same numbers anywhere)."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, stream: Any = None, **kwargs: Any) -> Any:
+        out = fn(*args, **kwargs)
+        if stream is None:
+            return out
+        from .devices import move, namespace_of
+
+        kind = "cpu" if namespace_of(stream) is xp else "gpu"
+        return move(out, kind)
+
+    return call
+
+
+split = _on_stream(split)
+normal = _on_stream(normal)
+uniform = _on_stream(uniform)
+randint = _on_stream(randint)
+bernoulli = _on_stream(bernoulli)
+truncated_normal = _on_stream(truncated_normal)
+categorical = _on_stream(categorical)
+permutation = _on_stream(permutation)
+gumbel = _on_stream(gumbel)
+multivariate_normal = _on_stream(multivariate_normal)
+laplace = _on_stream(laplace)

@@ -14,6 +14,9 @@ import chainrule.core as mx
 import chainrule.nn as nn
 import chainrule.optimizers as optim
 
+# these count traces and replays on the CPU (GPU data runs eagerly: test_compile_gpu.py)
+pytestmark = pytest.mark.usefixtures("cpu_default_device")
+
 C = sys.modules["chainrule.core.compile"]
 
 

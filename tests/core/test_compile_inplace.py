@@ -22,6 +22,9 @@ import chainrule.nn as nn
 import chainrule.optimizers as optim
 from chainrule.utils import tree_flatten
 
+# these count traces and replays on the CPU (GPU data runs eagerly: test_compile_gpu.py)
+pytestmark = pytest.mark.usefixtures("cpu_default_device")
+
 C = sys.modules["chainrule.core.compile"]
 P = sys.modules["chainrule.core.program"]
 

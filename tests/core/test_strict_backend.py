@@ -223,3 +223,17 @@ def test_linalg_factorizations_on_the_gpu():
     assert cpu_types == {np.ndarray} and gpu_types == {StrictArray}
     for g, w in zip(got, want):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
+def test_random_draws_honour_stream():
+    # MLX's stream= puts the draws on that device; a key gives the same numbers on both
+    with backend.use_strict_gpu():
+        k = mx.random.key(3)
+        on_gpu = mx.random.normal((4,), key=k, stream=mx.gpu)
+        here = mx.random.normal((4,), key=k)
+        assert type(on_gpu._data) is StrictArray and type(here._data) is np.ndarray
+        np.testing.assert_array_equal(_host(on_gpu), _host(here))
+        keys = mx.random.split(k, stream=mx.gpu)
+        assert type(keys._data) is StrictArray
+        assert type(mx.random.permutation(5, stream=mx.gpu)._data) is StrictArray
+        assert type(mx.random.uniform(shape=(2,), stream=mx.cpu)._data) is np.ndarray

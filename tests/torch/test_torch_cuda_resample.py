@@ -115,3 +115,17 @@ def test_affine_grid_and_grid_sample():
 
 def test_fold_of_unfold():
     _compare(lambda x: F.fold(F.unfold(x, 3, padding=1), (9, 7), 3, padding=1), IMAGE)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: F.adaptive_avg_pool2d(x, (4, 3)),
+        lambda x: F.adaptive_max_pool2d(x, (2, 5)),
+        lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False),
+    ],
+    ids=["adaptive-avg", "adaptive-max", "avg-divisor"],
+)
+def test_pooling_constants_are_made_on_the_device(fn):
+    # the pooling helpers' host-made tables (resampling matrices, divisors) are moved once
+    _compare(fn, IMAGE)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend as _backend
 from chainrule.core.array import array
 from chainrule.core.conv import pool_max, pool_sum
 from chainrule.core.extend import from_value, sliding_windows
@@ -58,8 +59,9 @@ class InputError(ValueError, RuntimeError):
 
 
 def const(values: np.ndarray, like: array) -> array:
-    """``values`` as a constant array of ``like``'s dtype (float64 stays float64)."""
-    return from_value(np.asarray(values, dtype=like._data.dtype))
+    """``values`` as a constant array of ``like``'s dtype (float64 stays float64), on its
+    device (host-made, moved once)."""
+    return from_value(_backend.same_device(np.asarray(values, dtype=like._data.dtype), like._data))
 
 
 def ntuple(value: Any, n: int, name: str, who: str) -> tuple:
