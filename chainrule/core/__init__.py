@@ -138,6 +138,7 @@ euler_gamma = 0.5772156649015329
 # PyTorch's tensor methods (view, float, unsqueeze, dim= reductions, ...) live on the one array
 # class with only the core imported; this must stay last (it wraps methods the op table attached).
 from . import lazy as _lazy  # noqa: E402
+from . import pooling as _pooling  # noqa: E402  (pooling's primitives join the op table)
 from .conv import *  # noqa: E402, F403  (convolutions, composites of the op table)
 from .quantized import *  # noqa: E402, F403  (quantize, dequantize, quantized products)
 from .tensor_methods import install as _install_tensor_methods  # noqa: E402

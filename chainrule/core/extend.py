@@ -43,7 +43,6 @@ from .autograd import OBSERVERS, backward_pass
 from .autograd import _seed as seed_cotangent
 from .autograd import _value_and_grad_of_leaves as value_and_grad_of_leaves
 from .backend import xp
-from .conv import _sliding_windows as sliding_windows
 from .conv import _tuple as as_tuple
 from .fast import _exporting
 from .ops.shapes import _out_of_range as out_of_range
@@ -51,6 +50,7 @@ from .ops.table import _ARRAYS as BACKEND_ARRAYS
 from .ops.table import Primitive, defprim
 from .ops.table import _as as as_array
 from .ops.table import _rec as record
+from .pooling import _sliding_windows as sliding_windows
 from .tracing import kernel
 
 __all__ = [

@@ -9,6 +9,7 @@ import pytest
 
 import chainrule.core as mx
 import chainrule.core.conv as C
+import chainrule.core.pooling as P
 
 CASES = [
     ((2, 7, 6, 4), (6, 3, 3, 4), dict(stride=(2, 1), padding=([1, -1], [2, 0]), flip=True)),
@@ -327,16 +328,16 @@ def test_fused_max_pool_gradient_matches_the_mask_form(shape, kernel, stride, di
     rng = np.random.default_rng(12)
     x = rng.integers(0, 3, shape).astype(np.float64)
     x[0, 1, 1] = np.nan
-    ans = C._pool_kernel(x, kernel, stride, dilation, "max")
+    ans = P._pool_kernel(x, kernel, stride, dilation, "max")
     g = rng.standard_normal(ans.shape)
     if first:  # a non-finite cotangent reaches only where it is sent
         g[1, 0, 0] = np.inf
-    mask = C._max_mask(x, ans, kernel, stride, dilation, first)
+    mask = P._max_mask(x, ans, kernel, stride, dilation, first)
     ge = g[..., None, :]
     if not first:
         ge = ge / mask.sum(axis=-2, keepdims=True)
-    want = C._window_sum_kernel(np.where(mask, ge, 0.0), x.shape[1:-1], kernel, stride, dilation)
-    got = C._pool_max_grad_kernel(x, ans, g, kernel, stride, dilation, first)
+    want = P._window_sum_kernel(np.where(mask, ge, 0.0), x.shape[1:-1], kernel, stride, dilation)
+    got = P._pool_max_grad_kernel(x, ans, g, kernel, stride, dilation, first)
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 

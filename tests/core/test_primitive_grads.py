@@ -403,7 +403,7 @@ def _conv_input(spatial, stride, lo, hi, kdil, idil, groups, flip):
 
 
 def _pool(kind, kernel, stride, dilation, first=None):
-    from chainrule.core.conv import pool_max, pool_sum
+    from chainrule.core.pooling import pool_max, pool_sum
 
     if kind == "max":
         return lambda x: pool_max(x, kernel, stride, dilation, first) ** 2

@@ -248,19 +248,19 @@ def _conv_input(g, w):
 
 
 def _pool_max(x):
-    from chainrule.core.conv import pool_max
+    from chainrule.core.pooling import pool_max
 
     return pool_max(x, (2, 2), (1, 2), (1, 1), True)
 
 
 def _pool_sum(x):
-    from chainrule.core.conv import pool_sum
+    from chainrule.core.pooling import pool_sum
 
     return pool_sum(x, (3, 2), (2, 1), (1, 1))
 
 
 def _window_sum(x):
-    from chainrule.core.conv import window_sum_prim
+    from chainrule.core.pooling import window_sum_prim
 
     return window_sum_prim(x, (4, 5), (2, 2), (1, 2), (1, 1))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from chainrule.core.conv import pool_max, pool_sum
+from chainrule.core.pooling import pool_max, pool_sum
 
 from ... import core as mx
 from ...core.array import array

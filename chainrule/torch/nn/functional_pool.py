@@ -18,8 +18,8 @@ import numpy as np
 import chainrule.core as mx
 from chainrule.core import backend as _backend
 from chainrule.core.array import array
-from chainrule.core.conv import pool_max, pool_sum
 from chainrule.core.extend import from_value, sliding_windows
+from chainrule.core.pooling import pool_max, pool_sum
 
 __all__ = [
     "adaptive_avg_pool1d",
