@@ -96,7 +96,8 @@ def _torch_step(model, opt, loss_fn, compiled: bool):
     return step
 
 
-def _mlp_run(compiled: bool, opt_name: str, steps: int = 12, dropout: float = 0.0):
+def _mlp(opt_name: str, dropout: float = 0.0):
+    """The seeded 20-16-5 MLP (ReLU, optional dropout) and its optimizer ("sgd" or Adam)."""
     mx.random.seed(3)
     layers = [nn.Linear(20, 16), nn.ReLU()]
     if dropout:
@@ -104,6 +105,11 @@ def _mlp_run(compiled: bool, opt_name: str, steps: int = 12, dropout: float = 0.
     layers.append(nn.Linear(16, 5))
     model = nn.Sequential(*layers)
     opt = optim.SGD(learning_rate=0.1, momentum=0.9) if opt_name == "sgd" else optim.Adam(1e-2)
+    return model, opt
+
+
+def _mlp_run(compiled: bool, opt_name: str, steps: int = 12, dropout: float = 0.0):
+    model, opt = _mlp(opt_name, dropout)
 
     def loss_fn(m, x, y):
         return nn.losses.cross_entropy(m(x), y, reduction="mean")

@@ -13,11 +13,10 @@ import sys
 
 import numpy as np
 import pytest
-from test_compile import _mlx_step
+from test_compile import _mlp, _mlx_step
 
 import chainrule.core as mx
 import chainrule.nn as nn
-import chainrule.optimizers as optim
 from chainrule.core import backend
 from chainrule.core.strict_backend import StrictArray
 from chainrule.utils import tree_flatten
@@ -107,17 +106,6 @@ def test_closure_over_gpu_data_is_not_frozen():
         d = _delta(before)
         assert d["traces"] == 1 and d["rejected"] == 1 and d["eager"] == 1
         assert d["replays"] == 0 and d["verified"] == 0
-
-
-def _mlp(opt_name: str, dropout: float = 0.0):
-    mx.random.seed(3)
-    layers = [nn.Linear(20, 16), nn.ReLU()]
-    if dropout:
-        layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(16, 5))
-    model = nn.Sequential(*layers)
-    opt = optim.SGD(learning_rate=0.1, momentum=0.9) if opt_name == "sgd" else optim.Adam(1e-2)
-    return model, opt
 
 
 def _loss_fn(m, x, y):

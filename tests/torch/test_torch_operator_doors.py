@@ -61,3 +61,28 @@ def test_cube_of_negative_bases_is_exact_as_pytorch():
     got = np.asarray(torch.tensor(xs) ** 3)
     np.testing.assert_array_equal(got, (real_torch.tensor(xs) ** 3).numpy())
     np.testing.assert_allclose(np.asarray(mx.array(xs) ** 3), xs.astype(np.float64) ** 3, rtol=1e-6)
+
+
+def test_functions_taking_tensors_as_they_are_keep_the_door_rules():
+    # elementwise ops, matmul, cat, stack and transpose skip the plain-handle conversion
+    # (``takes_tensors``); their results are still tensors outside a door and plain arrays
+    # inside one, where implementations keep MLX's meanings
+    from chainrule.torch._tensor_class import door
+
+    t = torch.tensor([[1.0, -2.0, 3.0], [0.5, 0.0, -1.0]], requires_grad=True)
+    plain = mx.array([[1.0, 2.0, 3.0]])
+    for out in (torch.sigmoid(t), torch.cat([t, t]), torch.stack([t, t]), t.transpose(0, 1)):
+        assert type(out) is torch.Tensor
+    assert type(torch.exp(plain)) is torch.Tensor and type(plain) is mx.array
+    seen = []
+
+    def inner(x):
+        y = torch.cat([torch.sigmoid(x), x])
+        seen.append(type(y))
+        return y.transpose(1, 0)  # MLX's transpose inside a door: every axis reversed
+
+    out = door(inner)(t)
+    assert seen == [mx.array] and type(out) is torch.Tensor and tuple(out.shape) == (3, 4)
+    out.sum().backward()
+    s = 1 / (1 + np.exp(-np.asarray(t.detach())))
+    np.testing.assert_allclose(np.asarray(t.grad), s * (1 - s) + 1, rtol=1e-6)

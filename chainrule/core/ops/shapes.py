@@ -425,7 +425,8 @@ def stack(arrays, axis: int = 0, stream=None) -> array:
         raise ValueError(f"stack: all arrays must have one shape, got {sorted(shapes)}")
     if not STATE.enabled or all(x._node is None for x in xs):  # nothing to record: one call
         datas = [x._data for x in xs]
-        if all(d.dtype is datas[0].dtype for d in datas) and type(datas[0]) is xp.ndarray:
+        dt = datas[0].dtype
+        if all(type(d) is xp.ndarray and d.dtype is dt for d in datas):  # host, one dtype
             return _from_value(xp.stack(datas, _axes(axis, datas[0].ndim + 1, "stack")[0]))
     return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
 
