@@ -148,6 +148,8 @@ def check_device(dev: Any, who: str) -> str | None:
     """
     if dev is None:
         return None
+    if dev is CPU or (type(dev) is str and dev == "cpu"):  # the common case, no parsing
+        return "cpu"
     if isinstance(dev, Device):
         name = "cuda" if dev.type == "gpu" else "cpu"
     else:

@@ -131,6 +131,7 @@ def _astype(dtype):
     def cast(self):
         return self if self._data.dtype == target else mx.astype(self, d)
 
+    cast.takes_tensors = True  # type: ignore[attr-defined]  # reads only the slots
     return cast
 
 

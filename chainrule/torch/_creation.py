@@ -319,13 +319,20 @@ def arange(
     """
     if end is None:
         start, end = 0, start
-    vals = [v.item() if isinstance(v, array) else v for v in (start, end, step)]
+    if type(start) is int and type(end) is int and type(step) is int:  # the common case
+        vals: Any = (start, end, step)
+        floaty = False
+    else:
+        vals = [v.item() if isinstance(v, array) else v for v in (start, end, step)]
+        floaty = builtins.any(isinstance(v, (builtins.float, np.floating)) for v in vals)
     if vals[2] == 0:
         raise ValueError("arange: step must be nonzero")
-    floaty = builtins.any(isinstance(v, (builtins.float, np.floating)) for v in vals)
     d = to_np_dtype(dtype, _float() if floaty else _I64)
-    out = from_value(np.arange(*vals, dtype=np.float64 if d.kind == "f" else d).astype(d))
-    return _finish(out, requires_grad, device, "arange")
+    if d.kind == "f":  # computed in float64, rounded once
+        data = np.arange(*vals, dtype=np.float64).astype(d, copy=False)
+    else:
+        data = np.arange(*vals, dtype=d)
+    return _finish(from_value(data), requires_grad, device, "arange")
 
 
 def linspace(

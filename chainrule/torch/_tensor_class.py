@@ -310,8 +310,8 @@ def _operator(fn: Callable) -> Callable:
     """Wrap an operator (``x + y``, ``x[i]``, ``-x``): the hot case, without the depth count
     (an operator's implementation calls no door).
 
-    An elementwise operator of the op table (marked ``handles``) reads only its operands' slots,
-    so it takes the tensors themselves: no plain handles are made for it."""
+    An operator of the op table marked ``handles`` (the elementwise ones, indexing) reads only
+    its operands' slots, so it takes the tensors themselves: no plain handles are made for it."""
     if getattr(fn, "handles", False):
 
         @functools.wraps(fn)
@@ -452,10 +452,15 @@ def _torch() -> types.ModuleType:
 def _through(name: str, doc: str) -> Callable:
     base = _method(getattr(array, name))
 
+    found: list = []  # the chainrule.torch function, once it is there
+
     def method(self, *args: Any, **kwargs: Any) -> Any:
+        if found:
+            return found[0](self, *args, **kwargs)
         fn = getattr(_torch(), name, None)
         if fn is None:  # not in chainrule.torch (yet): the array's method, PyTorch keywords
             return base(self, *args, **kwargs)
+        found.append(fn)
         return fn(self, *args, **kwargs)
 
     method.__name__ = method.__qualname__ = name

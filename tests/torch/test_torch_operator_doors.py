@@ -86,3 +86,89 @@ def test_functions_taking_tensors_as_they_are_keep_the_door_rules():
     out.sum().backward()
     s = 1 / (1 + np.exp(-np.asarray(t.detach())))
     np.testing.assert_allclose(np.asarray(t.grad), s * (1 - s) + 1, rtol=1e-6)
+
+
+def test_shape_methods_and_indexing_take_tensors_as_they_are():
+    # reshape, transpose, cast, cat, stack and indexing read only the slots: tensors in,
+    # tensors out, the graph kept, the caller's tensor never rebound
+    x = torch.arange(24.0).reshape(2, 3, 4).requires_grad_()
+    idx = torch.tensor([2, 0])
+    outs = [
+        x.reshape(4, 6),
+        x.reshape((2, 12)),
+        x.reshape(2, 3, 4),
+        x.transpose(0, 2),
+        x.transpose(-1, -2),
+        x.float(),
+        x.double(),
+        x[..., 0],
+        x[:, None],
+        x[1, idx],
+        x[(slice(None), idx)],
+        torch.cat([x, x], dim=1),
+        torch.stack([x, x], dim=-1),
+    ]
+    for r in outs:
+        assert type(r) is torch.Tensor
+    assert outs[3].shape == (4, 3, 2) and outs[4].shape == (2, 4, 3)
+    assert outs[6].dtype == torch.float64
+    np.testing.assert_array_equal(outs[9].numpy(), x.detach().numpy()[1, [2, 0]])
+    np.testing.assert_array_equal(outs[12].numpy()[..., 1], x.detach().numpy())
+    sum(r.sum() * (i + 1) for i, r in enumerate(outs)).backward()
+    assert x.grad.shape == (2, 3, 4) and type(x.grad) is torch.Tensor
+    assert x.shape == (2, 3, 4) and x.requires_grad
+
+
+def test_stack_without_a_graph_matches_numpy():
+    for shape in ((), (3,), (2, 3)):
+        parts = [
+            np.random.default_rng(i).standard_normal(shape).astype(np.float32) for i in range(3)
+        ]
+        for axis in range(-len(shape) - 1, len(shape) + 1):
+            got = mx.stack([mx.array(p) for p in parts], axis=axis)
+            want = np.stack(parts, axis=axis)
+            assert got.shape == want.shape and got.dtype == mx.float32
+            np.testing.assert_array_equal(np.asarray(got), want)
+    with pytest.raises(ValueError, match="stack"):
+        mx.stack([mx.zeros((2,)), mx.zeros((3,))])
+
+
+def test_arange_dtypes_follow_pytorch():
+    real_torch = pytest.importorskip("torch")
+    for args, kw in (
+        ((5,), {}),
+        ((1, 10, 3), {}),
+        ((0, 1, 0.1), {}),
+        ((0.5, 4), {}),
+        ((0, 8, 2), {"dtype": "float32"}),
+        ((3,), {"device": "cpu"}),
+    ):
+        ours = {k: getattr(torch, v) if k == "dtype" else v for k, v in kw.items()}
+        theirs = {k: getattr(real_torch, v) if k == "dtype" else v for k, v in kw.items()}
+        got, want = torch.arange(*args, **ours), real_torch.arange(*args, **theirs)
+        assert type(got) is torch.Tensor
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], args
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    with pytest.raises(ValueError, match="step must be nonzero"):
+        torch.arange(0, 3, 0)
+
+
+def test_softmax_and_sigmoid_of_non_finite_values_match_pytorch():
+    real_torch = pytest.importorskip("torch")
+    inf, nan = math.inf, math.nan
+    rows = [[1.0, inf], [-inf, -inf], [1.0, -inf], [nan, 1.0], [1.0, 2.0, 3.0], [-1e30, 0.0]]
+    for row in rows:
+        for dtype in (np.float32, np.float64):
+            v = np.array(row, dtype=dtype)
+            with np.errstate(invalid="ignore"):
+                got = np.asarray(torch.softmax(torch.tensor(v), dim=-1))
+                got_sig = np.asarray(torch.sigmoid(torch.tensor(v)))
+            want = real_torch.softmax(real_torch.tensor(v), dim=-1).numpy()
+            want_sig = real_torch.sigmoid(real_torch.tensor(v)).numpy()
+            np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+            np.testing.assert_allclose(got_sig, want_sig, rtol=1e-6, equal_nan=True)
+    # a scalar and a half-precision input take the general path
+    assert math.isclose(float(torch.sigmoid(torch.tensor(0.0))), 0.5)
+    h = torch.sigmoid(torch.tensor([0.0, 2.0], dtype=torch.float16))
+    assert h.dtype == torch.float16
+    np.testing.assert_allclose(h.numpy().astype(np.float32), [0.5, 0.8808], rtol=1e-3)

@@ -19,6 +19,7 @@ from .table import (
     _erfinv_kernel,
     _float_kernel,
     _operand,
+    _sigmoid_fast,
     _unary,
     _xpsigmoid,
     constant_maker,
@@ -85,9 +86,17 @@ tanh = _unary("tanh", _float_kernel(xp.tanh), lambda g, ans, x: g * (1 - ans * a
 arcsinh = _unary("arcsinh", _float_kernel(xp.arcsinh), lambda g, ans, x: g * rsqrt(x * x + 1))
 arccosh = _unary("arccosh", _float_kernel(xp.arccosh), lambda g, ans, x: g * rsqrt(x * x - 1))
 arctanh = _unary("arctanh", _float_kernel(xp.arctanh), lambda g, ans, x: g / (1 - x * x))
+_sigmoid_general = _real_only("sigmoid", _float_kernel(_widened(_xpsigmoid)))
+
+
+def _sigmoid_kernel(x):
+    out = _sigmoid_fast(x)
+    return _sigmoid_general(x) if out is None else out
+
+
 sigmoid = _unary(
     "sigmoid",
-    _real_only("sigmoid", _float_kernel(_widened(_xpsigmoid))),
+    _sigmoid_kernel,
     lambda g, ans, x: g * ans * (1 - ans),
     method=True,
 )
@@ -372,7 +381,8 @@ _ASTYPE = defprim("astype", _astype_vjp, batch=_astype_batch)
 @export(method=True)
 def astype(a, dtype, stream=None) -> array:
     """Cast to ``dtype`` (differentiable between floating types)."""
-    a = _as(a)
+    if type(a) is not array:
+        a = _handle(a)
     target = _dt.to_np(dtype)
     if a._data.dtype == target:
         return a
@@ -445,10 +455,10 @@ def softmax(a, axis=None, precise: bool = False, stream=None) -> array:
 
 @kernel  # one opaque step under mx.compile, so a replay computes exactly what eager did
 def _softmax_kernel(d, axes: tuple):
-    """``exp(d - max) / sum(exp(d - max))`` over ``axes`` (a non-finite maximum shifts by 0)."""
+    """``exp(d - max) / sum(exp(d - max))`` over ``axes``: a row holding ``inf``, or only
+    ``-inf``, gives NaNs, as MLX's and PyTorch's kernels do."""
     m_ = _backend.array_module(d)
     m = _backend.reduce_max(d, axes, keepdims=True) if d.size else d.sum(axes, keepdims=True)
-    m = m_.where(m_.isfinite(m), m, 0)
     e = d - m
     m_.exp(e, out=e)
     e /= _backend.reduce_sum(e, axes, keepdims=True)
@@ -500,4 +510,6 @@ def array_equal(a, b, equal_nan: bool = False, stream=None) -> array:
 # Names from the other op modules that the functions above call (bound after this
 # module's own definitions, so the modules may call each other).
 from .reductions import _axes, _isfinite, all, logsumexp, sum  # noqa: E402
-from .table import _as, _prep2, _rec  # noqa: E402
+from .table import _as, _handle, _prep2, _rec  # noqa: E402
+
+astype.takes_tensors = True  # type: ignore[attr-defined]  # reads only its operand's slots

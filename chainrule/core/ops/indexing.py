@@ -41,15 +41,15 @@ def _check_int32(i) -> None:
 def _clean_index(idx):
     """Turn chainrule arrays inside an index into backend values."""
     t = type(idx)
-    if t is array:
-        return idx._data
     if t is int or t is _slice:
         _check_int32(idx)
         return idx
+    if t is array or t in _SUBCLASSES:
+        return idx._data
     if t is tuple:
         for i in idx:
             _check_int32(i)
-        return tuple(i._data if type(i) is array else i for i in idx)
+        return tuple(i._data if isinstance(i, array) else i for i in idx)
     if t is list:
         return xp.asarray([_clean_index(i) for i in idx])
     return idx
@@ -243,7 +243,10 @@ def _index(a, idx) -> array:
 @export
 def getitem(a, idx) -> array:
     """NumPy-style indexing: ints, slices, None, ..., boolean masks and integer arrays."""
-    return _index(_as(a), _clean_index(idx))
+    return _index(a if type(a) is array else _handle(a), _clean_index(idx))
+
+
+getitem.handles = True  # type: ignore[attr-defined]  # reads only its operands' slots
 
 
 _SCATTER_ADD = defprim(
@@ -933,4 +936,4 @@ from .shapes import (  # noqa: E402
     squeeze,
     transpose,
 )
-from .table import _as, _operand, _rec, _slice  # noqa: E402
+from .table import _SUBCLASSES, _as, _handle, _operand, _rec, _slice  # noqa: E402

@@ -182,8 +182,11 @@ def _rec(prim: Primitive, out, xs: tuple, params: dict | None = None) -> array:
     """Wrap ``out``; record a node when some input is being differentiated."""
     if STATE.enabled:
         for x in xs:
-            if x._node is not None:
-                args = tuple(x._node if x._node is not None else x._data for x in xs)
+            n = x._node
+            if n is not None:
+                if len(xs) == 1:
+                    return _from_value(out, Node(out, prim, (n,), params))
+                args = tuple([x._node if x._node is not None else x._data for x in xs])
                 return _from_value(out, Node(out, prim, args, params))
     return _from_value(out)
 
@@ -203,6 +206,15 @@ def _as(x) -> array:
         return _from_value(x._data, x._node)
     data, node = _convert_node(x)
     return _from_value(data, node)
+
+
+def _handle(x) -> array:
+    """``x`` itself when it is an array or a subclass met before (for functions that read only
+    their operands' slots, so a ``chainrule.torch.Tensor`` needs no plain handle), else ``_as(x)``."""
+    t = type(x)
+    if t is array or t in _SUBCLASSES:
+        return x
+    return _as(x)
 
 
 class DtypeError(TypeError, ValueError):
@@ -372,7 +384,7 @@ def _unary(name: str, kernel, vjp=None, *, method: bool = False, holomorphic: bo
 
     def op(a, stream=None) -> array:
         if type(a) is not array:
-            a = _as(a)
+            a = _handle(a)
         try:
             out = kernel(a._data)
         except TypeError as e:
@@ -440,9 +452,26 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
     return export(op, method=method)
 
 
+_HALVES = {xp.dtype(xp.float32): xp.float32(0.5), xp.dtype(xp.float64): xp.float64(0.5)}
+
+
 def _xpsigmoid(x):
     # tanh form: stable for every x and never warns of overflow
     return 0.5 * xp.tanh(0.5 * x) + 0.5
+
+
+def _sigmoid_fast(x):
+    """``_xpsigmoid`` of a float32 or float64 array of at least one dimension with one new
+    buffer, the rest in place (a NumPy scalar of the array's own type combines faster than a
+    Python float); ``None`` for any other input."""
+    h = _HALVES.get(x.dtype)
+    if h is None or not x.ndim:
+        return None
+    t = x * h
+    xp.tanh(t, out=t)
+    t *= h
+    t += h
+    return t
 
 
 _erf_vec = xp.vectorize(math.erf, otypes=[xp.float64])
