@@ -181,6 +181,25 @@ def _subclass_door(call: Callable) -> Callable:
     return door
 
 
+def _light_door(call: Callable) -> Callable:
+    """The door of a layer marked ``takes_tensors``: its ``__call__`` reads only its inputs'
+    slots and passes them only to core functions that do (``Linear``, ``RMSNorm``), so it runs
+    on the caller's tensors as they are and only its fresh results get their class."""
+
+    def door(self, *args: Any, **kwargs: Any) -> Any:
+        out = call(self, *args, **kwargs)
+        if STATE.doors:
+            return out
+        for a in args:
+            if type(a) is not array and isinstance(a, array):
+                return _with_class(out, type(a))
+        return out
+
+    door.__wrapped_call__ = call
+    door.__name__, door.__qualname__, door.__doc__ = call.__name__, call.__qualname__, call.__doc__
+    return door
+
+
 def _with_class(r: Any, cls: type) -> Any:
     """``r`` with its fresh arrays (also in tuples and lists) given class ``cls``."""
     t = type(r)
@@ -226,7 +245,8 @@ class Module(dict):
             and not getattr(cls, "passes_tensors", False)
             and not hasattr(call, "__wrapped_call__")
         ):
-            cls.__call__ = _subclass_door(call)
+            light = cls.__dict__.get("takes_tensors", False) and "__call__" in cls.__dict__
+            cls.__call__ = (_light_door if light else _subclass_door)(call)
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -115,6 +115,7 @@ def matmul(a, b, stream=None) -> array:
 
 
 matmul.takes_tensors = True  # type: ignore[attr-defined]  # reads only its operands' slots
+matmul.handles = True  # type: ignore[attr-defined]  # so its operator ``@`` takes tensors too
 
 
 def _addmm_vjp_c(g, ans, c, a, b, alpha, beta):

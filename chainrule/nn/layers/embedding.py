@@ -35,6 +35,8 @@ class Embedding(Module):
         n, d = self["weight"].shape
         return f"{n}, {d}"
 
+    takes_tensors = True  # __call__ reads only its input's slots (module.py, _light_door)
+
     def __call__(self, x: array) -> array:
         x = x if type(x) is array else mx.array(x)
         if x.dtype.name not in (

@@ -711,6 +711,8 @@ class RMSNorm(cnn.RMSNorm, Module):
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
         )
 
+    takes_tensors = True  # forward hands its input to F.rms_norm, itself a door (module.py)
+
     def forward(self, input: array) -> array:
         """Normalise."""
         return M.rms_norm(input, self.normalized_shape, self.get("weight"), self.eps)
