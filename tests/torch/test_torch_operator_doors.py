@@ -172,3 +172,42 @@ def test_softmax_and_sigmoid_of_non_finite_values_match_pytorch():
     h = torch.sigmoid(torch.tensor([0.0, 2.0], dtype=torch.float16))
     assert h.dtype == torch.float16
     np.testing.assert_allclose(h.numpy().astype(np.float32), [0.5, 0.8808], rtol=1e-3)
+
+
+def test_light_layer_doors_give_tensors_and_keep_the_graph():
+    import chainrule.nn as cnn
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, requires_grad=True)
+    layers = [
+        torch.nn.Linear(8, 8),
+        torch.nn.LayerNorm(8),
+        torch.nn.RMSNorm(8, eps=1e-5),
+        cnn.Linear(8, 8),
+        cnn.RMSNorm(8),
+    ]
+    h = x
+    for layer in layers:
+        h = layer(h)
+        assert type(h) is torch.Tensor, type(layer)
+    ids = torch.nn.Embedding(10, 8)(torch.tensor([[1, 2], [3, 4]]))
+    assert type(ids) is torch.Tensor and ids.shape == (2, 2, 8)
+    (h.sum() + ids.sum()).backward()
+    assert type(x.grad) is torch.Tensor and x.grad.shape == x.shape
+    assert layers[0].weight.grad is not None
+    # plain arrays stay plain
+    assert type(cnn.Linear(8, 4)(mx.ones((2, 8)))) is mx.array
+
+
+def test_a_subclass_overriding_call_keeps_the_full_door():
+    import chainrule.nn as cnn
+
+    class Swapped(cnn.Linear):
+        __module__ = "chainrule.nn.layers.example"  # one of chainrule's own layers: a door
+
+        def __call__(self, x):
+            # MLX's meaning of transpose (a permutation of all axes; PyTorch's takes two)
+            return super().__call__(x).transpose(2, 0, 1)
+
+    out = Swapped(4, 3)(torch.ones(2, 5, 4))
+    assert type(out) is torch.Tensor and out.shape == (3, 2, 5)
