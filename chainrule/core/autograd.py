@@ -410,8 +410,9 @@ def retains_grad(x: array) -> bool:
 def _run_hooks(node: Node, g: array) -> array:
     """``node``'s tensor hooks applied to its cotangent ``g``, then ``retain_grad``."""
     table = _HOOKS.nodes.get(node)
-    if node.owner is not None:
-        table = _HOOKS.leaves.get(node.owner, table)
+    owner = node.owner
+    if owner is not None and owner() is not None:  # a dead weak reference cannot be hashed
+        table = _HOOKS.leaves.get(owner, table)
     if table:
         for hook in list(table.values()):
             r = hook(g)

@@ -215,3 +215,17 @@ def test_legacy_variable():
         assert v.requires_grad and v.is_leaf and v is not t and not t.requires_grad
         (v * 3).sum().backward()
         _close(v.grad, torch_ref.full((2,), 3.0))
+
+
+def test_backward_through_a_dropped_layer_while_hooks_are_registered():
+    # a leaf whose handle is gone (a temporary layer's weight) left a dead weak reference in
+    # the graph; looking it up among the hooked leaves hashed it and raised TypeError
+    keep = torch.ones(2, requires_grad=True)
+    handle = keep.register_hook(lambda g: g * 2)
+    x = torch.ones(3, 4, requires_grad=True)
+    y = torch.nn.Linear(4, 2)(x)  # the layer (and its weight's handle) is dropped here
+    gc.collect()
+    (y.sum() + (keep * 3).sum()).backward()
+    np.testing.assert_allclose(keep.grad.numpy(), [6.0, 6.0])
+    assert x.grad.shape == (3, 4)
+    handle.remove()

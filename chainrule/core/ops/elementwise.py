@@ -461,7 +461,8 @@ def _softmax_kernel(d, axes: tuple):
     m = _backend.reduce_max(d, axes, keepdims=True) if d.size else d.sum(axes, keepdims=True)
     e = d - m
     m_.exp(e, out=e)
-    e /= _backend.reduce_sum(e, axes, keepdims=True)
+    s = _backend.reduce_sum(e, axes, keepdims=True)
+    e *= m_.reciprocal(s, out=s)  # one division a row, as MLX's and PyTorch's kernels
     return e
 
 

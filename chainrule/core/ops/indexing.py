@@ -24,6 +24,7 @@ from .table import (
 )
 
 _INT32 = 2**31 - 1
+_Ellipsis = type(Ellipsis)
 
 
 def _check_int32(i) -> None:
@@ -47,9 +48,14 @@ def _clean_index(idx):
     if t is array or t in _SUBCLASSES:
         return idx._data
     if t is tuple:
-        for i in idx:
-            _check_int32(i)
-        return tuple(i._data if isinstance(i, array) else i for i in idx)
+        arrays = False
+        for i in idx:  # one pass: the bounds checked, arrays looked for
+            ti = type(i)
+            if ti is int or ti is _slice:
+                _check_int32(i)
+            elif ti is not _Ellipsis and i is not None and isinstance(i, array):
+                arrays = True
+        return tuple([i._data if isinstance(i, array) else i for i in idx]) if arrays else idx
     if t is list:
         return xp.asarray([_clean_index(i) for i in idx])
     return idx
