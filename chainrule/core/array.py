@@ -429,6 +429,10 @@ class array:
 
     __slots__ = ("_data", "_node", "_grad", "__weakref__")
     __array_priority__ = 100  # NumPy defers to our reflected operators
+    wrapping_int_scalars = False
+    """How a Python int meets an array in ``a + 1``: MLX's rule (``False``: a boolean array
+    becomes int32, an int that does not fit a narrow integer dtype raises) or PyTorch's
+    (``True``, set by ``chainrule.torch.Tensor``: int64, and the int wraps to the dtype)."""
 
     if TYPE_CHECKING:
         # The operators and most methods are installed at import time, from the op table

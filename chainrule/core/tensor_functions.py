@@ -492,7 +492,7 @@ def add(input: Any, other: Any, *, alpha: Any = 1) -> array:
     Returns:
         The sum.
     """
-    return mx.add(input, other if alpha == 1 else mx.multiply(other, alpha))
+    return mx.add(input, _scaled(other, alpha))
 
 
 def sub(input: Any, other: Any, *, alpha: Any = 1) -> array:
@@ -506,7 +506,16 @@ def sub(input: Any, other: Any, *, alpha: Any = 1) -> array:
     Returns:
         The difference.
     """
-    return mx.subtract(input, other if alpha == 1 else mx.multiply(other, alpha))
+    return mx.subtract(input, _scaled(other, alpha))
+
+
+def _scaled(other: Any, alpha: Any) -> Any:
+    """``alpha * other``; two Python numbers stay one (a scalar to the tensor, as PyTorch)."""
+    if alpha == 1:
+        return other
+    if type(other) in (int, float, bool) and type(alpha) in (int, float, bool):
+        return other * alpha
+    return mx.multiply(other, alpha)
 
 
 def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> array:
@@ -529,3 +538,8 @@ def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> array:
         rounded = mx.where(q < 0, mx.ceil(q), mx.floor(q))
         return mx.astype(rounded, mx.floor_divide(input, other).dtype)
     raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', not {rounding_mode!r}")
+
+
+# these call only functions that read their operands' slots: the torch doors hand them the
+# tensors themselves (so PyTorch's promotion of Python ints applies, as for ``t + 1``)
+add.takes_tensors = sub.takes_tensors = div.takes_tensors = True  # type: ignore[attr-defined]

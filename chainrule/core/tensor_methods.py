@@ -391,6 +391,9 @@ def div(self, other: Any, *, rounding_mode: str | None = None) -> array:
     return F.div(self, other, rounding_mode=rounding_mode)
 
 
+add.takes_tensors = sub.takes_tensors = div.takes_tensors = True  # type: ignore[attr-defined]
+
+
 def is_floating_point(self) -> bool:
     """Whether the dtype is floating."""
     return self._data.dtype.kind == "f"

@@ -59,6 +59,7 @@ class Tensor(array, metaclass=_TensorMeta):
     """
 
     __slots__ = ()
+    wrapping_int_scalars = True  # ``t + 1``: PyTorch's promotion of Python ints (core/array.py)
 
     def __init__(self, *args: Any, dtype: Any = None, device: Any = None) -> None:
         if not args:

@@ -211,3 +211,34 @@ def test_a_subclass_overriding_call_keeps_the_full_door():
 
     out = Swapped(4, 3)(torch.ones(2, 5, 4))
     assert type(out) is torch.Tensor and out.shape == (3, 2, 5)
+
+
+def test_python_ints_meet_tensors_as_in_pytorch():
+    real_torch = pytest.importorskip("torch")
+    cases = [
+        lambda T: T.tensor([True, False]) + 1,
+        lambda T: 1 + T.tensor([True]),
+        lambda T: T.tensor([True]) * 3,
+        lambda T: T.tensor([1], dtype=T.int8) + 1000,
+        lambda T: T.tensor([0], dtype=T.uint8) - 1,
+        lambda T: 300 - T.tensor([5], dtype=T.uint8),
+        lambda T: T.tensor([1], dtype=T.int32) + 2**40,
+        lambda T: T.tensor([1], dtype=T.int8) == 1000,
+        lambda T: T.tensor([100], dtype=T.int16) // 7,
+        lambda T: T.tensor([1.5]) + 1,
+        lambda T: T.add(T.tensor([True]), 1),
+        lambda T: T.add(T.tensor([1], dtype=T.int8), 100, alpha=10),
+        lambda T: T.tensor([True]).add(2),
+        lambda T: T.tensor([3], dtype=T.uint8).sub(5),
+        lambda T: T.tensor([7, -7]).div(2, rounding_mode="trunc"),
+        lambda T: T.tensor([1], dtype=T.int8).__iadd__(1000),
+    ]
+    for i, case in enumerate(cases):
+        got, want = case(torch), case(real_torch)
+        assert type(got) is torch.Tensor, i
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], i
+        assert got.tolist() == want.tolist(), i
+    # MLX-style arrays keep MLX's rule: bool + int is int32, an int that does not fit raises
+    assert (mx.array([True]) + 1).dtype == mx.int32
+    with pytest.raises(ValueError, match="overflow"):
+        mx.array([1], dtype=mx.int8) + 1000

@@ -307,8 +307,12 @@ def _prep2(a, b, op: str | None = None):
     array-likes are accepted as operands, as MLX's operators do.
     """
     if type(a) is not array and isinstance(a, array):  # a subclass: a plain handle on it
+        if type(a).wrapping_int_scalars and type(b) is int:
+            return _wrapped_int(a, b, False)
         a = _as(a)
     if type(b) is not array and isinstance(b, array):
+        if type(b).wrapping_int_scalars and type(a) is int:
+            return _wrapped_int(b, a, True)
         b = _as(b)
     if type(a) is array:
         da, na = a._data, a._node
@@ -330,6 +334,23 @@ def _prep2(a, b, op: str | None = None):
     if op is not None:
         return _prep2(_strict_operand(a, op), _strict_operand(b, op))
     return _prep2(_as(a), _as(b))
+
+
+def _wrapped_int(x, s: int, swap: bool):
+    """PyTorch's rule for a Python int meeting a tensor (``wrapping_int_scalars``): a boolean
+    tensor becomes int64, an integer tensor keeps its dtype and the int wraps to it (``int8``
+    plus 1000 adds -24), other tensors take it as MLX does."""
+    d = x._data
+    kind = d.dtype.kind
+    if kind == "b":
+        d, v = d.astype(xp.int64), s
+    elif kind in "iu" and d.dtype.itemsize < 8:
+        r = _INT_RANGE[d.dtype]
+        v = s if r[0] <= s <= r[1] else xp.asarray(s, dtype=xp.int64).astype(d.dtype)
+    else:
+        got = _scalar_for(s, d)
+        d, v = got  # type: ignore[misc]
+    return (v, d, None, x._node) if swap else (d, v, x._node, None)
 
 
 def _kernel_error(name: str, da, db, err: Exception) -> ValueError:
