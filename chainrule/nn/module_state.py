@@ -229,13 +229,11 @@ def load_state_dict(module: Any, state_dict: Mapping, strict: bool, assign: bool
             f"Error(s) in loading state_dict for {type(module).__name__}:\n\t" + "\n\t".join(msgs)
         )
     for node, key, cur, value in writes:
-        data = getattr(value, "_data", None)
-        if data is not None and _backend.is_gpu(data):  # a CUDA tensor: an explicit host copy
-            value = _backend.to_host(data)
+        src = value  # the loaded value (a backend value: _value_of), on its own device
+        if _backend.is_gpu(value):  # a CUDA tensor: an explicit host copy
+            value = _backend.to_host(value)
         if assign:  # the loaded tensor's device
-            new = from_value(
-                _backend.same_device(np.array(value), data) if data is not None else np.array(value)
-            )
+            new = from_value(_backend.same_device(np.array(value), src))
             node_ = cur._node
             if node_ is not None and node_.prim is None and new._data.dtype.kind in "fc":
                 new.requires_grad = True

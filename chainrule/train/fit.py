@@ -460,8 +460,9 @@ class _NonFiniteGuard:
         except TypeError:  # a model that lists no named arrays: nothing to name
             return None
         for name, handle in arrays:
-            data = getattr(handle, "_data", handle)
-            if np.issubdtype(np.asarray(data).dtype, np.inexact) and not np.isfinite(data).all():
+            x = handle if isinstance(handle, mx.array) else mx.array(handle)
+            # through chainrule's ops: a parameter on the GPU is checked there, not copied
+            if mx.issubdtype(x.dtype, mx.inexact) and not mx.all(mx.isfinite(x)).item():
                 return name
         return None
 

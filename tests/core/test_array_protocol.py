@@ -179,6 +179,9 @@ def test_dlpack_refuses_other_devices():
         mx.array([1.0]).__dlpack__(dl_device=(2, 0))
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_numpy_views_keep_the_array_alive():
     a = mx.arange(3)
     wr = weakref.ref(a)

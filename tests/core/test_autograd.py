@@ -600,6 +600,9 @@ def test_leaf_gradients_come_back_row_major():
     assert Wt.grad._data.flags.c_contiguous
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_contiguous_is_a_noop_on_row_major_arrays():
     a = mx.ones((2, 3))
     assert mx.contiguous(a) is a

@@ -52,6 +52,9 @@ def test_channel_sums_in_every_layout_and_precision():
     )
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 @pytest.mark.parametrize("in_axes", [(0, None), (None, 0), (0, 0)])
 def test_vmap_takes_the_batching_rule(in_axes):
     y, b = _pair((3, 2, 4), seed=3)
@@ -78,6 +81,9 @@ def test_other_shapes_and_mixed_dtypes_fall_back_to_the_sum():
     np.testing.assert_array_equal(np.asarray(bias_add(i, mx.array([1, 1]))), [[2, 3], [4, 5]])
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_conv_layer_bias_gradient_matches_torch():
     torch = pytest.importorskip("torch")
     import chainrule.torch as ct

@@ -112,6 +112,9 @@ def _tied(shape):
         dict(kernel_size=3, stride=2, ceil_mode=True),
     ],
 )
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_torch_max_pool_sends_the_gradient_to_the_first_maximum(kw):
     torch = pytest.importorskip("torch")
     import chainrule.torch as ct
@@ -140,6 +143,9 @@ def test_torch_max_pool_sends_the_gradient_to_the_first_maximum(kw):
         dict(kernel_size=(2, 3), stride=1, divisor_override=5),
     ],
 )
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_torch_avg_pool_matches_torch(kw):
     torch = pytest.importorskip("torch")
     import chainrule.torch as ct
@@ -217,6 +223,9 @@ def test_pooling_backward_and_conv_weight_never_copy_per_tap_in_the_graph():
     assert "getitem" not in names and "concatenate" not in names
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_torch_max_pool_with_nan_and_padding_matches_torch():
     torch = pytest.importorskip("torch")
     import chainrule.torch as ct
@@ -294,6 +303,9 @@ def test_few_channel_columns_match_the_window_copy(monkeypatch, xs, ws, kw, chan
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_few_channel_convolution_matches_torch():
     torch = pytest.importorskip("torch")
     import chainrule.torch as ct

@@ -6,6 +6,9 @@ import pytest
 
 import chainrule.core as mx
 
+# these tests choose devices themselves: skipped under CHAINRULE_DEVICE=gpu (make gpu-check; conftest.py)
+pytestmark = pytest.mark.host_only
+
 
 def test_cpu_is_the_default_and_only_device():
     assert mx.default_device() == mx.cpu

@@ -9,6 +9,9 @@ import pytest
 
 import chainrule.core as mx
 
+# these tests choose devices themselves: skipped under CHAINRULE_DEVICE=gpu (make gpu-check; conftest.py)
+pytestmark = pytest.mark.host_only
+
 
 def test_device_count_and_info():
     assert mx.device_count(mx.cpu) == 1 and mx.device_count(mx.gpu) == 0

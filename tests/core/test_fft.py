@@ -108,6 +108,9 @@ def test_jvp_is_the_transform_of_the_tangent():
         np.testing.assert_allclose(np.asarray(out), np.asarray(fn(mx.array(t))), atol=1e-5)
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_vmap_takes_the_batched_path():
     x = mx.array(_c64(4, 3, 6))
     before = batching.STATS["vectorised"]

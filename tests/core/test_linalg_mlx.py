@@ -160,6 +160,9 @@ def test_errors_are_value_errors_that_name_the_function():
         mx.linalg.eigh(mx.eye(2), UPLO="X")
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_solve_vmaps_over_either_operand_on_the_batched_path():
     a, b, v = mx.array(_well(5, 3, 3)), mx.array(_f32(5, 3, 2)), mx.array(_f32(5, 3))
     cases = [

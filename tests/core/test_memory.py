@@ -10,6 +10,9 @@ import pytest
 import chainrule.core as mx
 from chainrule.core import memory
 
+# the accounting of NumPy buffers: skipped under CHAINRULE_DEVICE=gpu (make gpu-check; conftest.py)
+pytestmark = pytest.mark.host_only
+
 
 @pytest.fixture(autouse=True)
 def _fresh():

@@ -14,6 +14,9 @@ from test_primitive_grads import TABLE
 import chainrule.core as mx
 from chainrule.core import ops
 
+# compile and vmap sweeps test the host tracers (GPU data runs eagerly): skipped under CHAINRULE_DEVICE=gpu (make gpu-check; conftest.py)
+pytestmark = pytest.mark.host_only
+
 # Primitives whose first gradient case mx.compile runs eagerly (the checked replay refuses).
 COMPILE_RUNS_EAGERLY: dict[str, str] = {}
 

@@ -105,6 +105,9 @@ def test_masked_assignment_uses_rows_in_order():
     assert x.tolist() == [7, 0, 8, 0, 9]
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_vmap_of_gathers_and_scatters_is_vectorised():
     m = mx.array(RNG.standard_normal((4, 3, 5)).astype(np.float32))
     idx = mx.array([[0, 2], [1, 1], [2, 0], [0, 0]])

@@ -210,6 +210,9 @@ def test_value_and_grad_over_module_with_nested_containers():
     ],
     ids=["list", "tuple", "namedtuple", "dict", "dict-subclass", "nested-with-none"],
 )
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_compile_replays_each_container_kind(make):
     def f(tree):
         total = sum(mx.sum(mx.tanh(x)) for x in T.leaves(tree) if x is not None)
@@ -234,6 +237,9 @@ def test_compile_replays_each_container_kind(make):
     assert d["traces"] == 1 and d["verified"] == 1 and d["replays"] == 2, (d, cf.last_reason)
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_compile_keys_none_leaves_as_constants():
     cf = mx.compile(lambda x, extra: x * 2 if extra is None else x * extra)
     before = dict(C.STATS)
@@ -243,6 +249,9 @@ def test_compile_keys_none_leaves_as_constants():
     assert _stats_delta(before)["traces"] == 2  # one signature each
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_compile_takes_a_frozen_module_as_an_argument():
     model = nn.Linear(3, 2)
     model.freeze()
@@ -259,6 +268,9 @@ def test_compile_takes_a_frozen_module_as_an_argument():
     assert same(model) is model and same(model) is model
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_compile_updates_module_and_optimizer_state_trees():
     model = nn.Sequential(nn.Linear(2, 4), nn.Tanh(), nn.Linear(4, 1))
     opt = optim.Adam(learning_rate=0.05)

@@ -11,6 +11,9 @@ import pytest
 import chainrule.core as mx
 from chainrule.core import batching, ops
 
+# the vectorising tracer runs on host arrays (GPU data loops per example): skipped under CHAINRULE_DEVICE=gpu (make gpu-check; conftest.py)
+pytestmark = pytest.mark.host_only
+
 RNG = np.random.default_rng(0)
 B = 5
 

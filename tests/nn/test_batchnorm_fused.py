@@ -90,6 +90,9 @@ def test_second_order_and_jvp_match_the_composite():
     np.testing.assert_allclose(np.asarray(jf[0]), np.asarray(jr[0]), rtol=1e-8, atol=1e-9)
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # the kernel's raw statistics read as NumPy: on the CPU under make gpu-check
 def test_statistics_returned_are_the_batch_mean_and_biased_variance():
     x = _data(6, 5, 3, dtype=np.float32, offset=-1.0)
     _, mean, var = batch_norm_train(x, None, None, 1e-5)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 import chainrule.core as mx
 import chainrule.nn as nn
@@ -34,6 +35,9 @@ def test_values_and_derivative_match_the_exact_gelu():
     np.testing.assert_allclose(g, dwant, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 def test_transforms_see_the_erf_formula():
     a = mx.array(np.random.default_rng(0).standard_normal(40).astype(np.float32))
     ref = activations._gelu_reference

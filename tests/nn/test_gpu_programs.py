@@ -314,6 +314,28 @@ def test_weights_saved_from_and_loaded_to_the_gpu(tmp_path, ext):
         np.testing.assert_array_equal(np.asarray(back), np.asarray(model.weight))
 
 
+def test_state_dicts_move_between_the_gpu_and_the_cpu():
+    # load_state_dict copied a GPU value through NumPy (CuPy refuses): now an explicit copy to
+    # the host, then onto each parameter's device (or, with assign=True, the loaded one's)
+    with backend.use_strict_gpu():
+        mx.set_default_device(mx.gpu)
+        on_gpu = nn.Linear(3, 2)
+        mx.set_default_device(mx.cpu)
+        on_cpu = nn.Linear(3, 2)
+        w = on_cpu.weight
+        on_cpu.load_state_dict(on_gpu.state_dict())
+        assert on_cpu.weight is w and type(w._data) is np.ndarray
+        np.testing.assert_array_equal(np.asarray(w), np.asarray(on_gpu.weight))
+        back = nn.Linear(3, 2)
+        back.load_state_dict(on_gpu.state_dict(), assign=True)
+        assert type(back.weight._data) is StrictArray and back.weight.requires_grad
+        mx.set_default_device(mx.gpu)
+        target = nn.Linear(3, 2)
+        target.load_state_dict(on_cpu.state_dict())
+        assert type(target.weight._data) is StrictArray
+        np.testing.assert_array_equal(np.asarray(target.weight), np.asarray(on_gpu.weight))
+
+
 def test_chainrule_device_without_a_gpu_is_a_clear_error():
     if backend.gpu() is not None:
         pytest.skip("a GPU backend is present")

@@ -52,6 +52,9 @@ def test_scan_equals_the_stepwise_recurrence(kind):
         _close(g, r)
 
 
+@pytest.mark.usefixtures(
+    "cpu_default_device"
+)  # host tracing / CPU-only comparison: on the CPU under make gpu-check
 @pytest.mark.parametrize("kind", CASES)
 def test_second_derivatives_jvp_vmap_and_compile(kind):
     scan, ref, make = CASES[kind]

@@ -29,7 +29,7 @@ class Small(nn.Module):
 
 
 def _values(m):
-    return {k: np.array(v._data) for k, v in tree_flatten(m.parameters())}
+    return {k: np.array(v) for k, v in tree_flatten(m.parameters())}  # a copy, from any device
 
 
 def _unchanged(m, before):

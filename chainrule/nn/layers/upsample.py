@@ -191,7 +191,8 @@ def upsample_antialiased(x: array, scale_factor: tuple, mode: str) -> array:
     # the weights are float32 (float64 for float64 inputs), as MLX's: half inputs give float32
     wdtype = np.float64 if x._data.dtype == np.float64 else np.float32
     for d in range(dims):
-        w = from_value(_aa_matrix(x.shape[d + 1], scale_factor[d], mode).T.astype(wdtype))
+        w = _aa_matrix(x.shape[d + 1], scale_factor[d], mode).T.astype(wdtype)
+        w = from_value(same_device(w, x._data))  # on x's device
         x = mx.moveaxis(mx.moveaxis(x, d + 1, -1) @ w, -1, d + 1)
     return x
 
