@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from chainrule.core.array import array
-from chainrule.core.extend import STATE, from_value
-from chainrule.core.versions import replaced
+from chainrule.core.extend import from_value
 
 from ..core import backend as _backend
 from ..core import dtypes as _dt
@@ -34,6 +33,7 @@ from ..core.io import (
 )
 from ..utils import tree_flatten
 from . import module_state
+from .doors import light_door, subclass_door
 from .module_tree import _apply_update, _check_update, _update_modules
 from .weights_files import check_names_and_shapes, read_weights, write_npz, write_safetensors_file
 
@@ -136,81 +136,6 @@ class ParameterTree(dict):
         return next(it)
 
 
-def _subclass_door(call: Callable) -> Callable:
-    """A layer's ``__call__`` that hands its code plain arrays and gives its results the class
-    of the array subclass it was called with (``chainrule.torch.Tensor``, whose methods have
-    PyTorch's meanings; layers are written with MLX's). Plain arrays pass at the cost of one
-    type test per positional argument. Containers that call the user's modules set
-    ``passes_tensors = True`` and get no door (the user's ``forward`` sees tensors)."""
-
-    def door(self, *args: Any, **kwargs: Any) -> Any:
-        for a in args:
-            if type(a) is not array and isinstance(a, array):
-                break
-        else:
-            return call(self, *args, **kwargs)
-        state = STATE
-        if state.doors:
-            return call(self, *args, **kwargs)
-        cls = type(a)
-        keep: list = []  # (plain handle, the caller's tensor)
-
-        def plain(x: Any) -> Any:
-            if type(x) is not cls:
-                return x
-            p = from_value(x._data, x._node)
-            keep.append((p, x))
-            return p
-
-        args = tuple([plain(x) for x in args])
-        if kwargs:
-            kwargs = {k: plain(v) for k, v in kwargs.items()}
-        state.doors = 1
-        try:
-            out = call(self, *args, **kwargs)
-        finally:
-            state.doors = 0
-        for p, orig in keep:  # an in-place layer (ReLU(inplace=True)) rebound its input
-            if p._data is not orig._data or p._node is not orig._node:
-                replaced(orig, orig._node, p._node)
-                orig._set_value(p._data, p._node)
-        return _with_class(out, cls)
-
-    door.__wrapped_call__ = call
-    door.__name__, door.__qualname__, door.__doc__ = call.__name__, call.__qualname__, call.__doc__
-    return door
-
-
-def _light_door(call: Callable) -> Callable:
-    """The door of a layer marked ``takes_tensors``: its ``__call__`` reads only its inputs'
-    slots and passes them only to core functions that do (``Linear``, ``RMSNorm``), so it runs
-    on the caller's tensors as they are and only its fresh results get their class."""
-
-    def door(self, *args: Any, **kwargs: Any) -> Any:
-        out = call(self, *args, **kwargs)
-        if STATE.doors:
-            return out
-        for a in args:
-            if type(a) is not array and isinstance(a, array):
-                return _with_class(out, type(a))
-        return out
-
-    door.__wrapped_call__ = call
-    door.__name__, door.__qualname__, door.__doc__ = call.__name__, call.__qualname__, call.__doc__
-    return door
-
-
-def _with_class(r: Any, cls: type) -> Any:
-    """``r`` with its fresh arrays (also in tuples and lists) given class ``cls``."""
-    t = type(r)
-    if t is array:
-        r.__class__ = cls
-        return r
-    if t is tuple or t is list:
-        return t(_with_class(v, cls) for v in r)
-    return r
-
-
 class Module(dict):
     """Base class of layers and models (MLX's ``nn.Module``, usable the PyTorch way too).
 
@@ -238,7 +163,7 @@ class Module(dict):
         # forward() run, not the inherited __call__.
         if "forward" in cls.__dict__ and "__call__" not in cls.__dict__:
             cls.__call__ = Module.__call__
-        # chainrule's own layers compute on plain arrays: see _subclass_door.
+        # chainrule's own layers compute on plain arrays: see nn/doors.py.
         call = cls.__call__  # its own or inherited (a factory may set it after the class)
         if (
             cls.__module__.startswith("chainrule.")
@@ -246,7 +171,7 @@ class Module(dict):
             and not hasattr(call, "__wrapped_call__")
         ):
             light = cls.__dict__.get("takes_tensors", False) and "__call__" in cls.__dict__
-            cls.__call__ = (_light_door if light else _subclass_door)(call)
+            cls.__call__ = (light_door if light else subclass_door)(call)
 
     # -- calling -----------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -35,7 +35,7 @@ class Embedding(Module):
         n, d = self["weight"].shape
         return f"{n}, {d}"
 
-    takes_tensors = True  # __call__ reads only its input's slots (module.py, _light_door)
+    takes_tensors = True  # __call__ reads only its input's slots (nn/doors.py, light_door)
 
     def __call__(self, x: array) -> array:
         x = x if type(x) is array else mx.array(x)

@@ -85,7 +85,7 @@ class Linear(Module):
             f"input_dims={self.input_dims}, output_dims={self.output_dims}, bias={'bias' in self}"
         )
 
-    takes_tensors = True  # __call__ reads only its input's slots (module.py, _light_door)
+    takes_tensors = True  # __call__ reads only its input's slots (nn/doors.py, light_door)
 
     def __call__(self, x: array) -> array:
         if "bias" in self:

@@ -96,7 +96,7 @@ class LayerNorm(Module):
     def _extra_repr(self) -> str:
         return f"{self.dims}, eps={self.eps}, affine={'weight' in self}"
 
-    takes_tensors = True  # __call__ reads only its input's slots (module.py, _light_door)
+    takes_tensors = True  # __call__ reads only its input's slots (nn/doors.py, light_door)
 
     def __call__(self, x: array) -> array:
         _check_features(x, self.dims, "LayerNorm")
@@ -120,7 +120,7 @@ class RMSNorm(Module):
     def _extra_repr(self) -> str:
         return f"{self['weight'].shape[0]}, eps={self.eps}"
 
-    takes_tensors = True  # __call__ reads only its input's slots (module.py, _light_door)
+    takes_tensors = True  # __call__ reads only its input's slots (nn/doors.py, light_door)
 
     def __call__(self, x: array) -> array:
         _check_features(x, self["weight"].shape[0], "RMSNorm")

@@ -711,7 +711,7 @@ class RMSNorm(cnn.RMSNorm, Module):
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
         )
 
-    takes_tensors = True  # forward hands its input to F.rms_norm, itself a door (module.py)
+    takes_tensors = True  # forward hands its input to F.rms_norm, itself a door (nn/doors.py)
 
     def forward(self, input: array) -> array:
         """Normalise."""
