@@ -199,7 +199,8 @@ def as_rng(generator: Any = None, seed: int | None = None, who: str = "") -> Any
 def permutation(n: int, rng: Any) -> np.ndarray:
     """A random permutation of ``range(n)`` from ``rng`` (``None``: the global state)."""
     if rng is None:
-        return mx.random.permutation(n)._data.astype(np.int64, copy=False)
+        # drawn on the host (the same numbers as on any device): indices index host data
+        return mx.random.permutation(n, stream=mx.cpu)._data.astype(np.int64, copy=False)
     return rng.permutation(n)
 
 

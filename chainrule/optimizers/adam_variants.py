@@ -12,6 +12,7 @@ import math
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 
+from ..core.backend import to_host as _to_host
 from ..core.backend import xp
 from .base import _check_betas, _check_lr, _non_negative, _zeros
 from .optimizers import _Standard
@@ -116,7 +117,7 @@ class NAdam(_Standard):
         psi = hp["momentum_decay"]
         mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
         mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
-        old = state["mu_product"]._data
+        old = _to_host(state["mu_product"]._data)  # a host scalar (also when loaded)
         # PyTorch multiplies its float32 mu_product by mu in float32
         product = float(xp.float32(old) * xp.float32(mu))
         state["mu_product"] = from_value(xp.asarray(product, dtype=old.dtype))

@@ -47,6 +47,7 @@ from chainrule.core.array import array
 from chainrule.core.extend import Node, from_value, new_array
 
 from .. import core as mx
+from ..core import backend as _backend
 from ..core import dtypes
 from ..core import tree as pytree
 from ..core.autograd import enable_grad, no_grad
@@ -861,6 +862,10 @@ def _cast_state(key: str, value, parameter: array):
         data = value._data if isinstance(value, array) else xp.array(value)
         if dtypes.kind(data.dtype) in "fV" and dtypes.kind(parameter._data.dtype) in "fV":
             data = data.astype(parameter._data.dtype, copy=False)
+        if data.ndim or not parameter._data.ndim:  # on the parameter's device, as PyTorch
+            # moves it (torch.load gives CPU tensors); a 0-d entry of a larger parameter (NAdam's
+            # mu_product) stays a host scalar, as a fresh one is
+            data = _backend.to_kind(data, "gpu" if _backend.is_gpu(parameter._data) else "cpu")
         return from_value(data)
     return value
 

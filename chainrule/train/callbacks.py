@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from chainrule.checkpoint import is_torch_style, named_arrays, save_checkpoint
+from chainrule.core.backend import copy_of
 from chainrule.core.io import atomic_path, clean_stale_temporaries
 
 __all__ = [
@@ -262,7 +263,8 @@ class EarlyStopping(Callback):
             if self.restore_best:
                 # Copies by name: an MLX-style update may put new handles in the model, and
                 # nothing done to the live arrays may reach the snapshot.
-                self._best_weights = {n: np.array(a._data) for n, a in named_arrays(self.model)}
+                # (copies on each array's own device: a GPU model's snapshot stays on the GPU)
+                self._best_weights = {n: copy_of(a._data) for n, a in named_arrays(self.model)}
             return
         self.wait += 1
         if self.wait >= self.patience:

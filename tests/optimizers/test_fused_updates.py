@@ -29,6 +29,7 @@ def _mlx_adam_reference(steps: int, lr=1e-2, b1=0.9, b2=0.999, eps=1e-8):
     return w, m, v
 
 
+@pytest.mark.host_only  # in-place reuse of host buffers (reference counts of NumPy arrays)
 def test_owned_buffer_refuses_buffers_held_elsewhere():
     state = {"m": mx.zeros((3,))}
     assert owned_buffer(state, "m") is not None
@@ -42,6 +43,7 @@ def test_owned_buffer_refuses_buffers_held_elsewhere():
     assert owned_buffer(state, "m") is None or state["m"]._data.base is None
 
 
+@pytest.mark.host_only  # in-place reuse of host buffers (reference counts of NumPy arrays)
 def test_mlx_adam_updates_moments_in_place_with_the_same_values():
     opt = optim.Adam(learning_rate=1e-2)
     params = {"w": mx.array(W0)}
@@ -119,6 +121,7 @@ def test_sgd_momentum_never_writes_into_a_gradient_the_user_holds():
         np.testing.assert_array_equal(np.asarray(grad), value)
 
 
+@pytest.mark.host_only  # in-place reuse of host buffers (reference counts of NumPy arrays)
 def test_sgd_momentum_buffer_is_reused_when_only_the_optimizer_holds_it():
     p = mx.array(W0, requires_grad=True)
     opt = optim.SGD([p], lr=0.1, momentum=0.9)

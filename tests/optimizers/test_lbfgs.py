@@ -10,6 +10,9 @@ import pytest
 import chainrule.core as mx
 import chainrule.torch as torch
 
+# compared with PyTorch on the CPU: the CPU is the default also under make gpu-check
+pytestmark = pytest.mark.usefixtures("cpu_default_device")
+
 _rng = np.random.default_rng(0)
 A = _rng.normal(size=(6, 3))
 B = _rng.normal(size=6)

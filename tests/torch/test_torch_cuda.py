@@ -162,6 +162,29 @@ def test_state_dict_saved_from_and_loaded_to_cuda(cuda, tmp_path):
     np.testing.assert_array_equal(fresh.weight.cpu().numpy(), model.weight.cpu().numpy())
 
 
+def test_optimizer_state_loaded_from_a_file_lands_on_the_parameters_device(cuda, tmp_path):
+    # torch.load gives CPU tensors; the optimizer moves its state to each parameter's device,
+    # as PyTorch's load_state_dict does (the step after it mixed devices before)
+    def run(resume: bool) -> np.ndarray:
+        torch.manual_seed(0)
+        model = nn.Linear(3, 2).cuda()
+        opt = torch.optim.Adam(model.parameters(), lr=0.1)
+        x = torch.ones(4, 3, device="cuda")
+        for step in range(3):
+            if resume and step == 2:
+                torch.save(opt.state_dict(), tmp_path / "opt.pt")
+                opt = torch.optim.Adam(model.parameters(), lr=0.1)
+                opt.load_state_dict(torch.load(tmp_path / "opt.pt"))
+                state = opt.state[model.weight]
+                assert on_gpu(state["exp_avg"]) and on_gpu(state["exp_avg_sq"])
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+        return model.weight.cpu().numpy()
+
+    np.testing.assert_allclose(run(True), run(False), rtol=1e-6)
+
+
 def test_torch_save_of_cuda_tensors_writes_host_copies(cuda, tmp_path):
     t = torch.arange(3.0, device="cuda")
     path = tmp_path / "t.pt"

@@ -340,3 +340,32 @@ def test_learning_rate_scheduler_with_a_function(style, data):
         assert h["lr"] == pytest.approx([0.1, 0.05, 0.025])
     with pytest.raises(TypeError, match="step"):
         LearningRateScheduler(0.1)
+
+
+@pytest.mark.usefixtures("cpu_default_device")
+def test_early_stopping_and_shuffling_on_the_gpu(data):
+    # on the strict CuPy stand-in: the best-weights snapshot was taken through NumPy, and a
+    # shuffled loader indexed host data with a permutation drawn on the GPU
+    import chainrule.core as mx
+    from chainrule.core import backend
+    from chainrule.core.strict_backend import StrictArray
+    from chainrule.data import DataLoader, TensorDataset
+
+    (X, y), _ = data
+    with backend.use_strict_gpu():
+        mx.set_default_device(mx.gpu)
+        model = make_model()
+        loader = DataLoader(TensorDataset(X, y), batch_size=32, shuffle=True)
+        stop = EarlyStopping(monitor="val_loss", patience=1, restore_best=True)
+        h = fit(
+            model,
+            optim.Adam(learning_rate=0.05),
+            nn.CrossEntropyLoss(),
+            loader,
+            (X, (y + 1) % 3),
+            epochs=10,
+            callbacks=[stop],
+            progress=False,
+        )
+        assert stop.stopped_epoch is not None and len(h.epoch) < 10
+        assert all(type(a._data) is StrictArray for a in (model.fc1.weight, model.fc2.bias))

@@ -36,4 +36,4 @@ def make_model(seed=0, **kw):
 def weights(model):
     from chainrule.checkpoint import named_arrays
 
-    return {k: np.array(v._data) for k, v in named_arrays(model)}
+    return {k: np.array(v) for k, v in named_arrays(model)}  # copies, from any device
