@@ -33,11 +33,11 @@ lint: venv
 	$(BIN)/ruff format --check chainrule tests benchmarks examples tools
 	$(BIN)/mypy
 
-# The second run is the core, nn and optimizers suites with the strict CuPy stand-in as the
-# default GPU (chainrule/core/strict_backend.py): a NumPy leak anywhere they reach fails here.
+# The second run is the core, nn, optimizers, train and data suites with the strict CuPy
+# stand-in as the default GPU (chainrule/core/strict_backend.py): a NumPy leak anywhere they reach fails here.
 test: venv lint
 	$(BIN)/python -m pytest -q
-	CHAINRULE_TEST_BACKEND=strict CHAINRULE_DEVICE=gpu $(BIN)/python -m pytest -q -p no:cacheprovider tests/core tests/nn tests/optimizers
+	CHAINRULE_TEST_BACKEND=strict CHAINRULE_DEVICE=gpu $(BIN)/python -m pytest -q -p no:cacheprovider tests/core tests/nn tests/optimizers tests/train tests/data
 
 format: venv
 	$(BIN)/ruff format chainrule tests benchmarks examples tools

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from chainrule.core.backend import to_host
 from chainrule.data.dataset import Dataset, TensorDataset
 
 __all__ = [
@@ -143,13 +144,14 @@ class TabularDataset(TensorDataset):
 
     @property
     def X(self) -> np.ndarray:
-        """The features as a (read-only) NumPy array."""
-        return self.tensors[0]._data
+        """The features as a (read-only) NumPy array (a host copy when they are on the GPU)."""
+        return to_host(self.tensors[0]._data)
 
     @property
     def y(self) -> np.ndarray | None:
-        """The targets as a (read-only) NumPy array, or None without a target."""
-        return self.tensors[1]._data if len(self.tensors) > 1 else None
+        """The targets as a (read-only) NumPy array (a host copy when they are on the GPU), or
+        None without a target."""
+        return to_host(self.tensors[1]._data) if len(self.tensors) > 1 else None
 
     @property
     def num_classes(self) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from chainrule.checkpoint import is_torch_style, named_arrays, save_checkpoint
-from chainrule.core.backend import copy_of
+from chainrule.core.backend import same_device, to_host
 from chainrule.core.io import atomic_path, clean_stale_temporaries
 
 __all__ = [
@@ -74,6 +74,11 @@ def set_lr(optimizer: Any, lr: Any) -> None:
             group["lr"] = lr
     else:
         optimizer.learning_rate = lr
+
+
+def _host_copy(data: Any) -> np.ndarray:
+    """A NumPy copy of a backend value (an explicit device-to-host copy for GPU data)."""
+    return np.array(data) if isinstance(data, np.ndarray) else to_host(data)
 
 
 class Callback:
@@ -263,8 +268,8 @@ class EarlyStopping(Callback):
             if self.restore_best:
                 # Copies by name: an MLX-style update may put new handles in the model, and
                 # nothing done to the live arrays may reach the snapshot.
-                # (copies on each array's own device: a GPU model's snapshot stays on the GPU)
-                self._best_weights = {n: copy_of(a._data) for n, a in named_arrays(self.model)}
+                # (host copies, also of a GPU model's weights: checkpoints store them as NumPy)
+                self._best_weights = {n: _host_copy(a._data) for n, a in named_arrays(self.model)}
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -295,7 +300,7 @@ class EarlyStopping(Callback):
             self.history.params["kept_epoch"] = self.best_epoch
         if self.best_epoch != self._last_epoch:
             for name, handle in named_arrays(self.model):
-                handle._set_value(self._best_weights[name])
+                handle._set_value(same_device(self._best_weights[name], handle._data))
             if self.verbose and self.stopped_epoch is None:
                 print(f"end of training: {self._kept()}", flush=True)
 

@@ -343,10 +343,12 @@ def test_learning_rate_scheduler_with_a_function(style, data):
 
 
 @pytest.mark.usefixtures("cpu_default_device")
-def test_early_stopping_and_shuffling_on_the_gpu(data):
+def test_early_stopping_and_shuffling_on_the_gpu(data, tmp_path):
     # on the strict CuPy stand-in: the best-weights snapshot was taken through NumPy, and a
     # shuffled loader indexed host data with a permutation drawn on the GPU
     import chainrule.core as mx
+    from chainrule.checkpoint import save_checkpoint
+    from chainrule.cli.train_options import ResumableEarlyStopping
     from chainrule.core import backend
     from chainrule.core.strict_backend import StrictArray
     from chainrule.data import DataLoader, TensorDataset
@@ -356,7 +358,7 @@ def test_early_stopping_and_shuffling_on_the_gpu(data):
         mx.set_default_device(mx.gpu)
         model = make_model()
         loader = DataLoader(TensorDataset(X, y), batch_size=32, shuffle=True)
-        stop = EarlyStopping(monitor="val_loss", patience=1, restore_best=True)
+        stop = ResumableEarlyStopping(monitor="val_loss", patience=1)  # `chainrule train`'s
         h = fit(
             model,
             optim.Adam(learning_rate=0.05),
@@ -369,3 +371,9 @@ def test_early_stopping_and_shuffling_on_the_gpu(data):
         )
         assert stop.stopped_epoch is not None and len(h.epoch) < 10
         assert all(type(a._data) is StrictArray for a in (model.fc1.weight, model.fc2.bias))
+        # the restored best weights went back to the GPU, and the stopper's state is plain data
+        # that a checkpoint can hold (`chainrule train` saves it every epoch)
+        save_checkpoint(tmp_path / "c.ckpt", model, extra={"stopper": stop.state_dict()})
+        back = make_model(seed=5)
+        load_checkpoint(tmp_path / "c.ckpt", back)
+        np.testing.assert_array_equal(np.asarray(back.fc1.weight), np.asarray(model.fc1.weight))
