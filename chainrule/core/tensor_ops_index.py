@@ -20,6 +20,7 @@ import numpy as np
 
 import chainrule.core as mx
 
+from . import backend as _backend
 from . import tensor_functions as _tf
 from .array import _from_value, array
 
@@ -29,7 +30,8 @@ UniqueResult = collections.namedtuple("unique", ["values", "inverse", "counts"])
 
 
 def _const(value: Any) -> array:
-    return _from_value(np.asarray(value))
+    # a GPU value (NumPy's functions hand CuPy arrays to CuPy) stays where it is
+    return _from_value(value if _backend.is_gpu(value) else np.asarray(value))
 
 
 def _index_data(index: Any, who: str) -> np.ndarray:

@@ -192,3 +192,28 @@ def test_torch_save_of_cuda_tensors_writes_host_copies(cuda, tmp_path):
     back = torch.load(path)
     assert back["t"].device == torch.device("cpu")  # as with map_location="cpu"
     assert back["l"][0].tolist() == [0.0, 2.0, 4.0]
+
+
+def test_nn_init_keeps_cuda_parameters_on_cuda(cuda):
+    # nn.init drew on the host and set host values into CUDA parameters (moving them to the
+    # CPU silently); now the values land on each tensor's device
+    torch.manual_seed(0)
+    layer = nn.Linear(8, 4).cuda()
+    for init in (
+        nn.init.xavier_uniform_,
+        nn.init.xavier_normal_,
+        nn.init.kaiming_uniform_,
+        nn.init.kaiming_normal_,
+        nn.init.normal_,
+        nn.init.uniform_,
+        nn.init.trunc_normal_,
+        nn.init.orthogonal_,
+        nn.init.zeros_,
+        nn.init.ones_,
+    ):
+        init(layer.weight)
+        assert on_gpu(layer.weight), init.__name__
+    nn.init.constant_(layer.bias, 0.5)
+    assert on_gpu(layer.bias) and layer.bias.cpu().tolist() == [0.5] * 4
+    out = layer(torch.ones(2, 8, device="cuda"))
+    assert on_gpu(out) and out.shape == (2, 4)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend as _backend
 from chainrule.core.array import array
 
 __all__ = [
@@ -51,7 +52,10 @@ def _normal(generator: Any, mean: float, std: float, shape) -> np.ndarray:
 def _fill(tensor: array, values: np.ndarray) -> array:
     if not isinstance(tensor, array):
         raise TypeError(f"nn.init: expected a chainrule array, got {type(tensor).__name__}")
-    tensor._set_value(np.asarray(values).astype(tensor._data.dtype, copy=False))
+    data = values if _backend.is_gpu(values) else np.asarray(values)
+    data = data.astype(tensor._data.dtype, copy=False)
+    # the values land on the tensor's device, whichever device drew them
+    tensor._set_value(_backend.to_kind(data, "gpu" if _backend.is_gpu(tensor._data) else "cpu"))
     return tensor
 
 
