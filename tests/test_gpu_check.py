@@ -20,6 +20,7 @@ def test_dry_run_lists_every_step_on_the_gpu():
     )
     out = r.stdout
     assert "[environment]" in out and "tests/core" in out and "tests/nn" in out
+    assert "tests/optimizers" in out and "tests/train" in out and "tests/data" in out
     assert "results ->" in out and "gpu_check_results.md" in out
     args = gc.main.__globals__["argparse"].Namespace(tests_limit=180, bench_limit=120)
     steps = gc.steps(args)

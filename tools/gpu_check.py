@@ -11,10 +11,11 @@ PyTorch and NumPy, no venv; run with ``PYTHONPATH=.``):
   for seed 001, 140 MiB more than the 64 MiB a run may carry), so the folder can be carried
   to the GPU machine; a seed needing scikit-learn where it is missing is reported skipped;
 * there: ``PYTHONPATH=. python3 tools/gpu_check.py`` (or ``make gpu-check``) runs, with
-  ``CHAINRULE_DEVICE=gpu``, the core and nn test suites, the five seed programs, MLX's
-  conformance files test_ops/test_autograd/test_nn on the GPU, and ``benchmarks/suite.py
-  --gpu`` against PyTorch CUDA when the suite exists, each under its own time limit (all
-  together under 8 minutes), and writes ``gpu_check_results.md`` with a table.
+  ``CHAINRULE_DEVICE=gpu``, the core, nn, optimizers, train and data test suites, the five
+  seed programs, MLX's conformance files test_ops/test_autograd/test_nn on the GPU, and
+  ``benchmarks/suite.py --gpu`` against PyTorch CUDA when the suite exists, each under its
+  own time limit (all together under 8 minutes), and writes ``gpu_check_results.md`` with a
+  table.
 
 ``--dry-run`` prints the steps (commands, environments, limits) without running them.
 Standard library only.
@@ -148,6 +149,11 @@ def steps(args: argparse.Namespace) -> list[Step]:
         ),  # fmt: skip
         Step("tests/core on the GPU", pytest + ["tests/core"], args.tests_limit),
         Step("tests/nn on the GPU", pytest + ["tests/nn"], args.tests_limit // 2),
+        Step(
+            "tests/optimizers, tests/train, tests/data on the GPU",
+            pytest + ["tests/optimizers", "tests/train", "tests/data"],
+            args.tests_limit // 2,
+        ),
     ]
     for seed in sorted(seeds.glob("seed*.py")):
         needs = "sklearn" if "sklearn" in seed.read_text() else ""
