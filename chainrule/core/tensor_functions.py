@@ -205,6 +205,19 @@ def place(out: Any, dev: Any, who: str) -> Any:
     return out
 
 
+def const(value: Any) -> array:
+    """A new constant array of ``value``: NumPy data as it is, a GPU value (NumPy's functions
+    hand CuPy arrays to CuPy) where it is.
+
+    Args:
+        value: array-like data or a backend value.
+
+    Returns:
+        An array recording nothing.
+    """
+    return _from_value(value if _backend.is_gpu(value) else np.asarray(value))
+
+
 def device_of(x: Any) -> device:
     """The ``torch.device`` array ``x`` lives on: ``cpu``, or ``cuda:0``."""
     return CUDA0 if _backend.is_gpu(x._data) else CPU

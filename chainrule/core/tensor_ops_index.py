@@ -20,7 +20,6 @@ import numpy as np
 
 import chainrule.core as mx
 
-from . import backend as _backend
 from . import tensor_functions as _tf
 from .array import _from_value, array
 
@@ -29,9 +28,7 @@ _I64 = np.dtype(np.int64)
 UniqueResult = collections.namedtuple("unique", ["values", "inverse", "counts"])
 
 
-def _const(value: Any) -> array:
-    # a GPU value (NumPy's functions hand CuPy arrays to CuPy) stays where it is
-    return _from_value(value if _backend.is_gpu(value) else np.asarray(value))
+_const = _tf.const
 
 
 def _index_data(index: Any, who: str) -> np.ndarray:

@@ -20,9 +20,8 @@ import numpy as np
 
 import chainrule.core as mx
 
-from . import backend as _backend
 from . import tensor_functions as _tf
-from .array import _from_value, array
+from .array import array
 
 _I64 = np.dtype(np.int64)
 
@@ -49,9 +48,7 @@ def _floated(x: array) -> array:
     return x if _is_float(x) else mx.astype(x, mx.float32)
 
 
-def _const(value: Any) -> array:
-    # a GPU value (NumPy's functions hand CuPy arrays to CuPy) stays where it is
-    return _from_value(value if _backend.is_gpu(value) else np.asarray(value))
+_const = _tf.const
 
 
 # -- elementwise, unary ------------------------------------------------------------------------

@@ -45,8 +45,8 @@ def _clean_index(idx):
     if t is int or t is _slice:
         _check_int32(idx)
         return idx
-    if t is array or t in _SUBCLASSES:
-        return idx._data
+    if t is array or t in _SUBCLASSES or (t is not tuple and isinstance(idx, array)):
+        return idx._data  # (a subclass not met before is a handle too)
     if t is tuple:
         arrays = False
         for i in idx:  # one pass: the bounds checked, arrays looked for
