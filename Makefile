@@ -33,11 +33,16 @@ lint: venv
 	$(BIN)/ruff format --check chainrule tests benchmarks examples tools
 	$(BIN)/mypy
 
-# The second run is the core, nn, optimizers, train and data suites with the strict CuPy
-# stand-in as the default GPU (chainrule/core/strict_backend.py): a NumPy leak anywhere they reach fails here.
+# The second run is every in-process suite again with the strict CuPy stand-in as the default
+# GPU (chainrule/core/strict_backend.py; chainrule.torch tensors are made on "cuda"): a NumPy
+# leak anywhere they reach fails here. (Left out: the example programs, the MPI jobs and the
+# benchmark harness, which start processes of their own.)
+STRICT_SUITES = tests/core tests/nn tests/optimizers tests/train tests/data tests/torch tests/viz \
+	tests/cli tests/pitfalls tests/oracle tests/test_checkpoint.py tests/test_io.py \
+	tests/test_utils.py tests/distributed/test_distributed_single.py
 test: venv lint
 	$(BIN)/python -m pytest -q
-	CHAINRULE_TEST_BACKEND=strict CHAINRULE_DEVICE=gpu $(BIN)/python -m pytest -q -p no:cacheprovider tests/core tests/nn tests/optimizers tests/train tests/data
+	CHAINRULE_TEST_BACKEND=strict CHAINRULE_DEVICE=gpu $(BIN)/python -m pytest -q -p no:cacheprovider $(STRICT_SUITES)
 
 format: venv
 	$(BIN)/ruff format chainrule tests benchmarks examples tools

@@ -4,6 +4,7 @@ tests/test_package_rules.py for the unique-basename rule)."""
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
@@ -18,6 +19,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "host_only: tests of host machinery (the vmap and compile tracers, NumPy buffer "
         "accounting, the CPU as the default device); skipped when CHAINRULE_DEVICE=gpu makes "
         "the GPU the default (make gpu-check), run on the CPU by make test",
+    )
+    config.addinivalue_line(
+        "markers",
+        "refuses_host_reads: the test's own .numpy()/np.asarray of a CUDA tensor raise, as in "
+        "PyTorch (see _tests_read_gpu_values)",
     )
 
 
@@ -44,3 +50,55 @@ def cpu_default_device():
     yield
     devices._set_default(saved[0])
     devices.TORCH_DEFAULT[0] = saved[1]
+
+
+# -- the tests' own reads of CUDA tensors --------------------------------------------------------
+# Under CHAINRULE_DEVICE=gpu every chainrule.torch tensor is made on CUDA, as after PyTorch's
+# ``torch.set_default_device("cuda")``, and ``t.numpy()`` / ``np.asarray(t)`` of a CUDA tensor
+# raise (PyTorch's rule). The tests compare values through those calls, so a read whose caller is
+# test code (numpy.testing frames skipped) copies to the host instead; the same call made by
+# chainrule code still raises, so a library path that reaches NumPy behind the backend's back
+# fails the run. Tests of the refusal itself carry ``refuses_host_reads``.
+
+_TESTS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_HOST_READS = [False]
+
+
+def _called_from_a_test() -> bool:
+    import numpy
+
+    numpy_dir = os.path.dirname(numpy.__file__) + os.sep
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename.startswith(numpy_dir):
+        f = f.f_back
+    return f is not None and f.f_code.co_filename.startswith(_TESTS_DIR)
+
+
+def _let_tests_read(cls) -> None:
+    numpy_of, array_of = cls.numpy, cls.__array__
+
+    def numpy(self, *, force: bool = False):
+        return numpy_of(self, force=force or (_HOST_READS[0] and _called_from_a_test()))
+
+    def __array__(self, dtype=None, copy=None):
+        if _HOST_READS[0] and _called_from_a_test():
+            a = numpy_of(self, force=True)
+            return a if dtype is None else a.astype(dtype, copy=False)
+        return array_of(self, dtype, copy)
+
+    cls.numpy, cls.__array__ = numpy, __array__
+    cls._tests_read = True
+
+
+@pytest.fixture(autouse=True)
+def _tests_read_gpu_values(request):
+    """Under ``CHAINRULE_DEVICE=gpu``: the test's own reads of CUDA tensors copy to the host."""
+    if not GPU_DEFAULT or request.node.get_closest_marker("refuses_host_reads"):
+        yield
+        return
+    tc = sys.modules.get("chainrule.torch._tensor_class")
+    if tc is not None and not getattr(tc.Tensor, "_tests_read", False):
+        _let_tests_read(tc.Tensor)
+    _HOST_READS[0] = True
+    yield
+    _HOST_READS[0] = False

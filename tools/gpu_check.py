@@ -183,6 +183,8 @@ def steps(args: argparse.Namespace) -> list[Step]:
                 parse=lambda o, rc: f"exit code {rc}; table in .gpu_check/bench_gpu.md",
             )
         )  # fmt: skip
+    # last, in what the budget leaves: chainrule.torch's tests with CUDA as the default device
+    out.append(Step("tests/torch on the GPU", pytest + ["tests/torch"], args.tests_limit // 2))
     return out
 
 

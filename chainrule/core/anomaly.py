@@ -30,7 +30,7 @@ from typing import Any
 
 from . import autograd, ops
 from .array import Node
-from .backend import xp
+from .backend import as_array, xp
 
 __all__ = ["AnomalyError", "detect_anomaly", "set_detect_anomaly", "is_anomaly_enabled"]
 
@@ -145,7 +145,7 @@ def _describe_site(site: tuple[str, int] | None) -> tuple[str | None, str]:
 
 def _bad_kind(value) -> str | None:
     """``"nan"``, ``"inf"`` or ``None`` for a finite (or non-float) value."""
-    value = xp.asarray(value)
+    value = as_array(value)
     if value.dtype.kind not in "fc" or value.size == 0:
         return None
     if xp.isfinite(value).all():
@@ -154,7 +154,7 @@ def _bad_kind(value) -> str | None:
 
 
 def _count(value, kind: str) -> str:
-    value = xp.asarray(value)
+    value = as_array(value)
     n = int((xp.isnan(value) if kind == "nan" else xp.isinf(value)).sum())
     return f"{n} of {value.size} value{'s' if value.size != 1 else ''}"
 

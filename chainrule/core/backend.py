@@ -367,13 +367,24 @@ def on_default(data):
     return to_gpu(data)
 
 
+def _has_gpu(a) -> bool:
+    return any(is_gpu(v) for v in a) if type(a) is tuple else is_gpu(a)
+
+
+def _on_host(a):
+    if type(a) is tuple:
+        return tuple(_on_host(v) for v in a)
+    return to_host(a) if is_gpu(a) else a
+
+
 def via_host(fn, *args, **kwargs):
     """``fn(*args, **kwargs)`` for a NumPy-only computation (a ufunc's ``.accumulate``, a
     ``Generator`` method): GPU inputs are copied to the host explicitly and the results copied
-    back to the GPU. With no GPU input it is ``fn`` itself."""
-    if GPU[0] is None or not any(is_gpu(a) for a in args):
+    back to the GPU (also the arrays of a tuple argument, such as an index). With no GPU input
+    it is ``fn`` itself."""
+    if GPU[0] is None or not any(_has_gpu(a) for a in args):
         return fn(*args, **kwargs)
-    out = fn(*[to_host(a) if is_gpu(a) else a for a in args], **kwargs)
+    out = fn(*[_on_host(a) for a in args], **kwargs)
     if isinstance(out, tuple):
         return tuple(to_gpu(o) for o in out)
     return to_gpu(out)

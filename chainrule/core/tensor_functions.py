@@ -218,6 +218,22 @@ def const(value: Any) -> array:
     return _from_value(value if _backend.is_gpu(value) else np.asarray(value))
 
 
+def stream_of(x: array) -> Any:
+    """``x``'s device as the ``stream=`` of an ``mx`` factory, so that constants made to meet
+    ``x`` (``mx.full(shape, v, stream=stream_of(x))``) lie on its device; ``None`` (the default
+    device) when that is already ``x``'s.
+
+    Args:
+        x: the array the new constant will meet.
+
+    Returns:
+        ``mx.gpu``, ``mx.cpu`` or ``None``.
+    """
+    if _backend.is_gpu(x._data):
+        return _devices.gpu
+    return None if _backend.DEFAULT_XP[0] is _backend.xp else _devices.cpu
+
+
 def device_of(x: Any) -> device:
     """The ``torch.device`` array ``x`` lives on: ``cpu``, or ``cuda:0``."""
     return CUDA0 if _backend.is_gpu(x._data) else CPU
@@ -294,7 +310,7 @@ def one_dim(x: array, dim: Any, who: str) -> int:
 def _indexed_extreme(x: array, dim: Any, keepdim: bool, pick, result, who: str):
     d = one_dim(x, dim, who)
     if x.ndim == 0:
-        return result(x, _from_value(np.zeros((), _I64)))
+        return result(x, _from_value(_backend.same_device(np.zeros((), _I64), x._data)))
     if x.shape[d] == 0:
         raise IndexError(f"{who}: dim {dim} of shape {x.shape} is empty")
     idx = np.expand_dims(pick(x._data, axis=d), d)
@@ -349,14 +365,15 @@ def _arg(pick, name):
         data = input._data
         if data.size == 0:
             raise ValueError(f"{name}: the input of shape {input.shape} is empty")
+        xp = _backend.array_module(data)  # the result stays on the input's device
         if dim is None:
-            out = np.asarray(pick(data.reshape(-1)))
+            out = xp.asarray(pick(data.reshape(-1)))
             if keepdim:
                 out = out.reshape((1,) * data.ndim)
         else:
             d = one_dim(input, dim, name)
-            out = pick(data, axis=d, keepdims=keepdim) if data.ndim else np.asarray(0)
-        return _from_value(np.asarray(out, dtype=_I64))
+            out = pick(data, axis=d, keepdims=keepdim) if data.ndim else xp.asarray(0)
+        return _from_value(xp.asarray(out, dtype=_I64))
 
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"""Index of the {name[3:]}imum along ``dim`` (of the flattened input when None).

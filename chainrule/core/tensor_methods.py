@@ -343,8 +343,9 @@ def fill_(self, value: Any) -> array:
 
 def masked_fill(self, mask: array, value: Any) -> array:
     """``value`` where ``mask`` is true, else ``self``."""
-    v = value if isinstance(value, mx.array) else mx.array(value, dtype=self.dtype)
-    return mx.where(mask, v, self)
+    if not isinstance(value, mx.array):  # a 0-d constant on self's device
+        value = mx.full((), value, dtype=self.dtype, stream=F.stream_of(self))
+    return mx.where(mask, value, self)
 
 
 def clamp(self, min: Any = None, max: Any = None) -> array:

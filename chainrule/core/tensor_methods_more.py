@@ -18,6 +18,7 @@ import numpy as np
 
 import chainrule.core as mx
 
+from . import backend as _backend
 from . import dtypes as _dt
 from . import tensor_functions as F
 from . import tensor_ops_gamma as G
@@ -27,9 +28,12 @@ from . import tensor_ops_math as M
 from . import tensor_ops_spectral as S
 from .array import _from_value, array
 
+_const = F.const  # NumPy data as it is, GPU data where it is
 
-def _const(value: Any) -> array:
-    return _from_value(np.asarray(value))
+
+def _on(value: Any, self: array) -> Any:
+    """Host-made ``value`` on the device of ``self``: a no-op on the CPU."""
+    return _backend.same_device(value, self._data)
 
 
 def _floated(x: array) -> array:
@@ -223,7 +227,7 @@ def apply_(self, callable: Any) -> array:
     from .tensor_methods import _inplace
 
     flat = [callable(v) for v in self._data.reshape(-1).tolist()]
-    return _inplace(self, _const(np.asarray(flat, self._data.dtype).reshape(self.shape)))
+    return _inplace(self, _const(_on(np.asarray(flat, self._data.dtype).reshape(self.shape), self)))
 
 
 def map_(self, tensor: array, callable: Any) -> array:
@@ -232,7 +236,7 @@ def map_(self, tensor: array, callable: Any) -> array:
 
     other = np.broadcast_to(tensor._data, self.shape).reshape(-1).tolist()
     flat = [callable(a, b) for a, b in zip(self._data.reshape(-1).tolist(), other)]
-    return _inplace(self, _const(np.asarray(flat, self._data.dtype).reshape(self.shape)))
+    return _inplace(self, _const(_on(np.asarray(flat, self._data.dtype).reshape(self.shape), self)))
 
 
 def module_load(self, other: array, assign: bool = False) -> array:
@@ -259,7 +263,7 @@ def map2_(self, x: array, y: array, callable: Any) -> array:
     xs = np.broadcast_to(x._data, self.shape).reshape(-1).tolist()
     ys = np.broadcast_to(y._data, self.shape).reshape(-1).tolist()
     flat = [callable(a, b, c) for a, b, c in zip(self._data.reshape(-1).tolist(), xs, ys)]
-    return _inplace(self, _const(np.asarray(flat, self._data.dtype).reshape(self.shape)))
+    return _inplace(self, _const(_on(np.asarray(flat, self._data.dtype).reshape(self.shape), self)))
 
 
 def fill_diagonal_(self, fill_value: Any, wrap: bool = False) -> array:
@@ -282,22 +286,31 @@ def fill_diagonal_(self, fill_value: Any, wrap: bool = False) -> array:
     else:
         idx = np.arange(self.shape[0])
         mask[(idx,) * self.ndim] = True
-    v = mx.array(fill_value, dtype=self.dtype)
-    return _inplace(self, mx.where(_const(mask), v, self))
+    v = mx.full((), fill_value, self.dtype, stream=F.stream_of(self))  # on self's device
+    return _inplace(self, mx.where(_const(_on(mask, self)), v, self))
 
 
 # -- random in-place draws (from mx.random's global state) -------------------------------------
 
 
+def _beside(values: Any, self: array) -> Any:
+    """Drawn ``values`` (made on the default device) on ``self``'s device."""
+    return _backend.to_kind(values, "gpu" if _backend.is_gpu(self._data) else "cpu")
+
+
 def _uniform(self) -> np.ndarray:
-    return mx.random.uniform(0.0, 1.0, self.shape, dtype=mx.float64)._data
+    return _beside(mx.random.uniform(0.0, 1.0, self.shape, dtype=mx.float64)._data, self)
+
+
+def _normal(self) -> np.ndarray:
+    return _beside(mx.random.normal(self.shape, dtype=mx.float64)._data, self)
 
 
 def _draw(self, values: np.ndarray) -> array:
     from .tensor_methods import _inplace
 
     with mx.no_grad():
-        return _inplace(self, _const(np.asarray(values).astype(self._data.dtype)))
+        return _inplace(self, _const(_backend.as_array(values).astype(self._data.dtype)))
 
 
 def uniform_(self, from_: float = 0.0, to: float = 1.0, *, generator: Any = None, **kw) -> array:
@@ -308,7 +321,7 @@ def uniform_(self, from_: float = 0.0, to: float = 1.0, *, generator: Any = None
 
 def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> array:
     """Fill with draws from ``N(mean, std**2)``."""
-    return _draw(self, mean + std * mx.random.normal(self.shape, dtype=mx.float64)._data)
+    return _draw(self, mean + std * _normal(self))
 
 
 def bernoulli_(self, p: Any = 0.5, *, generator: Any = None) -> array:
@@ -329,7 +342,7 @@ def geometric_(self, p: float, *, generator: Any = None) -> array:
 
 def log_normal_(self, mean: float = 1.0, std: float = 2.0, *, generator: Any = None) -> array:
     """Fill with ``exp`` of draws from ``N(mean, std**2)``."""
-    return _draw(self, np.exp(mean + std * mx.random.normal(self.shape, dtype=mx.float64)._data))
+    return _draw(self, np.exp(mean + std * _normal(self)))
 
 
 def cauchy_(self, median: float = 0.0, sigma: float = 1.0, *, generator: Any = None) -> array:
@@ -361,7 +374,8 @@ def bernoulli(self, p: Any = None, *, generator: Any = None) -> array:
 
 def multinomial(self, num_samples: int, replacement: bool = False, *, generator: Any = None):
     """Indices drawn from the (unnormalised) probabilities in the last dimension (int64)."""
-    probs = np.asarray(self._data, np.float64)
+    # A loop over rows with a draw each: on the host (the probabilities copied explicitly).
+    probs = _backend.to_host(self._data).astype(np.float64)
     rows = probs.reshape(-1, probs.shape[-1])
     if np.any(rows < 0) or not np.all(np.isfinite(rows)):
         raise RuntimeError("multinomial: probability tensor contains either inf, nan or < 0")
@@ -380,14 +394,15 @@ def multinomial(self, num_samples: int, replacement: bool = False, *, generator:
         p = row / total
         if replacement:
             u = mx.random.uniform(0.0, 1.0, (int(num_samples),), dtype=mx.float64)._data
+            u = _backend.to_host(u)
             out[i] = np.minimum(np.searchsorted(np.cumsum(p), u, side="right"), len(p) - 1)
         else:
             # Gumbel top-k: sampling without replacement in proportion to the weights.
-            u = mx.random.uniform(0.0, 1.0, p.shape, dtype=mx.float64)._data
+            u = _backend.to_host(mx.random.uniform(0.0, 1.0, p.shape, dtype=mx.float64)._data)
             with np.errstate(divide="ignore"):
                 keys = np.log(p) - np.log(-np.log(np.clip(u, 1e-300, 1)))
             out[i] = np.argsort(-keys, kind="stable")[: int(num_samples)]
-    return _const(out.reshape(probs.shape[:-1] + (int(num_samples),)))
+    return _const(_on(out.reshape(probs.shape[:-1] + (int(num_samples),)), self))
 
 
 # -- shape in-place (these change the shape, as PyTorch's view methods do) ---------------------
@@ -427,20 +442,20 @@ def _lu(self, pivot: bool = True, get_infos: bool = False):
     lu_, piv = mx.linalg.lu_factor(self)
     piv = mx.astype(piv, mx.int32) + 1
     if get_infos:
-        return lu_, piv, _const(np.zeros(self.shape[:-2], np.int32))
+        return lu_, piv, _const(_on(np.zeros(self.shape[:-2], np.int32), self))
     return lu_, piv
 
 
 def _lu_solve(self, LU_data: array, LU_pivots: array) -> array:
     n = LU_data.shape[-1]
-    lower = mx.tril(LU_data, -1) + mx.eye(n, dtype=LU_data.dtype)
+    lower = mx.tril(LU_data, -1) + mx.eye(n, dtype=LU_data.dtype, stream=F.stream_of(LU_data))
     upper = mx.triu(LU_data)
-    piv = np.asarray(LU_pivots._data) - 1
+    piv = _backend.to_host(LU_pivots._data) - 1  # the swaps are replayed on the host
     perm = np.broadcast_to(np.arange(n), piv.shape[:-1] + (n,)).copy()
     for pos in np.ndindex(*piv.shape[:-1]):
         for i, j in enumerate(piv[pos]):
             perm[pos + (i,)], perm[pos + (j,)] = perm[pos + (j,)], perm[pos + (i,)]
-    b = mx.take_along_axis(self, _const(perm[..., None]), axis=-2)
+    b = mx.take_along_axis(self, _const(_on(perm[..., None], self)), axis=-2)
     y = mx.linalg.solve_triangular(lower, b, upper=False)
     return mx.linalg.solve_triangular(upper, y, upper=True)
 

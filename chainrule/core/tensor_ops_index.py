@@ -20,6 +20,7 @@ import numpy as np
 
 import chainrule.core as mx
 
+from . import backend as _backend
 from . import tensor_functions as _tf
 from .array import _from_value, array
 
@@ -31,11 +32,23 @@ UniqueResult = collections.namedtuple("unique", ["values", "inverse", "counts"])
 _const = _tf.const
 
 
-def _index_data(index: Any, who: str) -> np.ndarray:
+def _index_data(index: Any, who: str, ref: array | None = None) -> np.ndarray:
+    """``index``'s integer data, on the device of ``ref`` when given (host data given for the
+    index of a GPU array is copied there)."""
     data = index._data if isinstance(index, array) else np.asarray(index)
     if data.dtype.kind not in "iu":
         raise RuntimeError(f"{who}: index must be an integer (int64) tensor, got {data.dtype}")
-    return data
+    return data if ref is None else _backend.same_device(data, ref._data)
+
+
+def _on(value: Any, x: array) -> Any:
+    """Host-made ``value`` (a mask, an index) on the device of ``x``: a no-op on the CPU."""
+    return _backend.same_device(value, x._data)
+
+
+def _scalar_like(value: Any, x: array) -> array:
+    """``value`` as a 0-d array of ``x``'s dtype on ``x``'s device."""
+    return mx.full((), value, x.dtype, stream=_tf.stream_of(x))
 
 
 def _dim(x: array, dim: int, who: str) -> int:
@@ -49,7 +62,12 @@ def _coords(index: np.ndarray, d: int, size: int, who: str) -> tuple:
             f"{who}: index {int(index.max() if index.max() >= size else index.min())} is out "
             f"of bounds for dimension {d} with size {size}"
         )
-    grids: list = list(np.indices(index.shape, sparse=True))
+    xpi = _backend.array_module(index)  # the grids on the index's device
+    nd = index.ndim
+    grids: list = [
+        xpi.arange(n).reshape((1,) * k + (n,) + (1,) * (nd - k - 1))
+        for k, n in enumerate(index.shape)
+    ]
     grids[d] = index % size if size else index
     return tuple(np.broadcast_to(g, index.shape) for g in grids)
 
@@ -60,7 +78,7 @@ def _coords(index: np.ndarray, d: int, size: int, who: str) -> tuple:
 def gather(input: array, dim: int, index: array, *, sparse_grad: bool = False) -> array:
     """``out[i][j] = input[index[i][j]][j]`` (for ``dim=0``): values picked along ``dim``."""
     d = _dim(input, dim, "gather")
-    idx = _index_data(index, "gather")
+    idx = _index_data(index, "gather", input)
     if idx.ndim != input.ndim and input.ndim:
         raise RuntimeError(
             f"gather: index has {idx.ndim} dimensions but input has {input.ndim} (shape "
@@ -84,12 +102,15 @@ def _src_values(src: Any, index: np.ndarray, x: array) -> array:
             return mx.broadcast_to(mx.astype(src, x.dtype), index.shape)
         sl = tuple(builtins.slice(0, s) for s in index.shape)
         return mx.astype(src[sl], x.dtype) if src._data.dtype != x._data.dtype else src[sl]
-    return mx.full(index.shape, src, x.dtype)
+    return mx.full(index.shape, src, x.dtype, stream=_tf.stream_of(x))
 
 
 def _last_writes(coords: tuple, shape: tuple) -> tuple[tuple, np.ndarray]:
     """The coordinates each written once (the last write of a repeated one), and which entries."""
-    flat = np.ravel_multi_index(coords, shape).reshape(-1) if coords[0].size else np.zeros(0, int)
+    if coords[0].size:
+        flat = np.ravel_multi_index(coords, shape).reshape(-1)
+    else:
+        flat = _backend.array_module(coords[0]).zeros(0, _I64)
     rev = flat[::-1]
     _, first = np.unique(rev, return_index=True)
     keep = np.sort(len(flat) - 1 - first)
@@ -115,13 +136,13 @@ def scatter(
             )
         return scatter_reduce(input, dim, index, src, names[reduce])
     d = _dim(input, dim, "scatter")
-    idx = _index_data(index, "scatter")
+    idx = _index_data(index, "scatter", input)
     if input.ndim == 0:
         return mx.reshape(_src_values(src, idx, input), ()) if idx.size else input
     coords = _coords(idx, d, input.shape[d], "scatter")
     vals = _src_values(src, idx, input)
     ucoords, keep = _last_writes(coords, input.shape)
-    mask = np.zeros(input.shape, bool)
+    mask = _backend.array_module(idx).zeros(input.shape, bool)
     mask[ucoords] = True
     base = mx.where(_const(mask), mx.zeros_like(input), input)
     flat_vals = mx.reshape(vals, (-1,))[_const(keep)] if keep.size else None
@@ -133,7 +154,7 @@ def scatter(
 def scatter_add(input: array, dim: int, index: array, src: array) -> array:
     """Add ``src`` into a copy of ``input`` at ``index`` along ``dim`` (repeats accumulate)."""
     d = _dim(input, dim, "scatter_add")
-    idx = _index_data(index, "scatter_add")
+    idx = _index_data(index, "scatter_add", input)
     if input.ndim == 0:
         return input + mx.sum(_src_values(src, idx, input))
     coords = _coords(idx, d, input.shape[d], "scatter_add")
@@ -152,22 +173,23 @@ def scatter_reduce(
             f"got {reduce!r}"
         )
     d = _dim(input, dim, "scatter_reduce")
-    idx = _index_data(index, "scatter_reduce")
+    idx = _index_data(index, "scatter_reduce", input)
     x = input if input.ndim else mx.reshape(input, (1,))
     if input.ndim == 0:
         idx = idx.reshape(-1)
     coords = _coords(idx, d, x.shape[d], "scatter_reduce")
     vals = _src_values(src, idx, x)
     where = tuple(_const(c) for c in coords)
-    hit = np.zeros(x.shape, bool)
+    xpi = _backend.array_module(idx)
+    hit = xpi.zeros(x.shape, bool)
     hit[coords] = True
     hitc = _const(hit)
     if reduce in ("sum", "mean"):
         base = x if include_self else mx.where(hitc, mx.zeros_like(x), x)
         out = base.at[where].add(vals)
         if reduce == "mean":
-            count = np.zeros(x.shape, np.int64)
-            np.add.at(count, coords, 1)
+            flat = np.ravel_multi_index(coords, x.shape).reshape(-1)
+            count = np.bincount(flat, minlength=x.size).reshape(x.shape)  # on idx's device
             count = count + (1 if include_self else 0) * hit + (~hit)
             if x._data.dtype.kind in "iu":
                 out = mx.floor_divide(out, _const(count.astype(x._data.dtype)))
@@ -181,7 +203,11 @@ def scatter_reduce(
         if x._data.dtype.kind in "iu":
             info = np.iinfo(x._data.dtype)
             fill = info.max if reduce == "amin" else info.min
-        base = x if include_self else mx.where(hitc, mx.full(x.shape, fill, x.dtype), x)
+        base = (
+            x
+            if include_self
+            else mx.where(hitc, mx.full(x.shape, fill, x.dtype, stream=_tf.stream_of(x)), x)
+        )
         out = base.at[where].minimum(vals) if reduce == "amin" else base.at[where].maximum(vals)
     return mx.reshape(out, ()) if input.ndim == 0 else out
 
@@ -205,7 +231,7 @@ def _along(x: array, d: int, index: np.ndarray) -> tuple:
 def index_select(input: array, dim: int, index: array) -> array:
     """The slices of ``input`` at ``index`` along ``dim``."""
     d = _dim(input, dim, "index_select")
-    d, idx = _index_coords(input, d, _index_data(index, "index_select"), "index_select")
+    d, idx = _index_coords(input, d, _index_data(index, "index_select", input), "index_select")
     if input.ndim == 0:
         return mx.reshape(input, (idx.size,))[...] if idx.size != 1 else input
     return mx.take(input, _const(idx), axis=d)
@@ -214,7 +240,7 @@ def index_select(input: array, dim: int, index: array) -> array:
 def index_add(input: array, dim: int, index: array, source: array, *, alpha: Any = 1) -> array:
     """Add ``alpha * source``'s slices into a copy of ``input`` at ``index`` along ``dim``."""
     d = _dim(input, dim, "index_add")
-    d, idx = _index_coords(input, d, _index_data(index, "index_add"), "index_add")
+    d, idx = _index_coords(input, d, _index_data(index, "index_add", input), "index_add")
     src = source if alpha == 1 else source * alpha
     if input.ndim == 0:
         return input + mx.sum(src)
@@ -224,10 +250,10 @@ def index_add(input: array, dim: int, index: array, source: array, *, alpha: Any
 def index_copy(input: array, dim: int, index: array, source: array) -> array:
     """Replace the slices of a copy of ``input`` at ``index`` along ``dim`` by ``source``'s."""
     d = _dim(input, dim, "index_copy")
-    d, idx = _index_coords(input, d, _index_data(index, "index_copy"), "index_copy")
+    d, idx = _index_coords(input, d, _index_data(index, "index_copy", input), "index_copy")
     if input.ndim == 0:
         return mx.reshape(source, ())
-    mask = np.zeros(input.shape[d], bool)
+    mask = _backend.array_module(idx).zeros(input.shape[d], bool)
     mask[idx] = True
     shape = [1] * input.ndim
     shape[d] = -1
@@ -242,13 +268,13 @@ def index_copy(input: array, dim: int, index: array, source: array) -> array:
 def index_fill(input: array, dim: int, index: array, value: Any) -> array:
     """Set the slices of a copy of ``input`` at ``index`` along ``dim`` to ``value``."""
     d = _dim(input, dim, "index_fill")
-    d, idx = _index_coords(input, d, _index_data(index, "index_fill"), "index_fill")
-    mask = np.zeros(input.shape[d] if input.ndim else 1, bool)
+    d, idx = _index_coords(input, d, _index_data(index, "index_fill", input), "index_fill")
+    mask = _backend.array_module(idx).zeros(input.shape[d] if input.ndim else 1, bool)
     mask[idx] = True
     shape = [1] * input.ndim
     if input.ndim:
         shape[d] = -1
-    v = value if isinstance(value, array) else mx.array(value, dtype=input.dtype)
+    v = value if isinstance(value, array) else _scalar_like(value, input)
     return mx.where(
         _const(mask.reshape(shape) if input.ndim else mask[0]), mx.astype(v, input.dtype), input
     )
@@ -259,7 +285,7 @@ def index_reduce(
 ) -> array:
     """``index_add`` with ``prod``, ``mean``, ``amax`` or ``amin`` instead of the sum."""
     d = _dim(input, dim, "index_reduce")
-    d, idx = _index_coords(input, d, _index_data(index, "index_reduce"), "index_reduce")
+    d, idx = _index_coords(input, d, _index_data(index, "index_reduce", input), "index_reduce")
     shape = [1] * input.ndim
     shape[d] = -1
     full = np.broadcast_to(idx.reshape(shape), source.shape)
@@ -286,7 +312,7 @@ def masked_fill(input: array, mask: array, value: Any) -> array:
         raise RuntimeError(
             f"masked_fill: only supports a 0-dimensional value tensor, got shape {value.shape}"
         )
-    v = value if isinstance(value, array) else mx.array(value, dtype=input.dtype)
+    v = value if isinstance(value, array) else _scalar_like(value, input)
     return mx.where(mask, mx.astype(v, input.dtype), input)
 
 
@@ -489,7 +515,7 @@ def _scatter_into(input: array, key: tuple, src: array, who: str) -> array:
             f"{who}: expected src to have a size equal to the slice of self, got src shape "
             f"{src.shape} and slice shape {target_shape}"
         )
-    mask = np.zeros(input.shape, bool)
+    mask = _backend.array_module(input._data).zeros(input.shape, bool)
     mask[key] = True
     base = mx.where(_const(mask), mx.zeros_like(input), input)
     coords = np.nonzero(mask)
@@ -541,10 +567,10 @@ def diagonal_scatter(
     xt = mx.transpose(input, perm)
     mask = np.zeros(xt.shape[-2:], bool)
     mask[r, c] = True
-    base = mx.where(_const(mask), mx.zeros_like(xt), xt)
+    base = mx.where(_const(_on(mask, input)), mx.zeros_like(xt), xt)
     lead = xt.shape[:-2]
     grids = np.indices(lead + (len(i),)).reshape(len(lead) + 1, -1)
-    coords = tuple(grids[:-1]) + (r[grids[-1]], c[grids[-1]])
+    coords = _on(np.stack(tuple(grids[:-1]) + (r[grids[-1]], c[grids[-1]])), input)
     vals = mx.reshape(mx.astype(src, input.dtype), (-1,))
     out = base.at[tuple(_const(k) for k in coords)].add(vals) if len(i) else base
     inv = np.argsort(perm)
@@ -625,10 +651,13 @@ def repeat_interleave(
     """Repeat each element ``repeats`` times (a number or one count per element) along ``dim``."""
     if repeats is None:
         counts = _index_data(input, "repeat_interleave")
-        return _const(np.repeat(np.arange(counts.size, dtype=_I64), counts))
+        host = _backend.to_host(counts)  # the output's size depends on the counts
+        return _const(
+            _backend.same_device(np.repeat(np.arange(host.size, dtype=_I64), host), counts)
+        )
     x = input if dim is not None else mx.reshape(input, (-1,))
     d = 0 if dim is None else _dim(x, dim, "repeat_interleave")
-    r = repeats._data if isinstance(repeats, array) else np.asarray(repeats)
+    r = _backend.to_host(repeats._data) if isinstance(repeats, array) else np.asarray(repeats)
     n = x.shape[d] if x.ndim else 1
     r = np.broadcast_to(r.reshape(-1), (n,)) if r.size == 1 else r.reshape(-1)
     if r.size != n:
@@ -637,7 +666,7 @@ def repeat_interleave(
             f"dim {d}, got {r.size} and {n}"
         )
     idx = np.repeat(np.arange(n), r)
-    return mx.take(x, _const(idx), axis=d)
+    return mx.take(x, _const(_on(idx, x)), axis=d)
 
 
 def unflatten(input: array, dim: int, sizes: Sequence[int]) -> array:
@@ -696,8 +725,8 @@ def nonzero(input: array, *, as_tuple: bool = False) -> Any:
     if as_tuple:
         return tuple(_const(i.astype(_I64)) for i in idx)
     if input.ndim == 0:
-        return _const(np.zeros((len(idx[0]), 0), _I64))
-    return _const(np.stack(idx, axis=1).astype(_I64) if idx else np.zeros((0, 0), _I64))
+        return _const(_on(np.zeros((len(idx[0]), 0), _I64), input))
+    return _const(np.stack(idx, axis=1).astype(_I64) if idx else _on(np.zeros((0, 0), _I64), input))
 
 
 def argwhere(input: array) -> array:
@@ -708,7 +737,7 @@ def argwhere(input: array) -> array:
 def nonzero_static(input: array, *, size: int, fill_value: int = -1) -> array:
     """``nonzero`` padded with ``fill_value`` (or cut) to exactly ``size`` rows."""
     nz = nonzero(input)._data
-    out = np.full((int(size), builtins.max(input.ndim, 0)), fill_value, _I64)
+    out = _backend.array_module(nz).full((int(size), builtins.max(input.ndim, 0)), fill_value, _I64)
     m = builtins.min(len(nz), int(size))
     out[:m] = nz[:m]
     return _const(out)
@@ -738,9 +767,10 @@ def unique_consecutive(
 ) -> Any:
     """Values with consecutive repeats collapsed, with optional inverse indices and counts."""
     data = input._data
+    xpi = _backend.array_module(data)
     if dim is None:
         flat = data.reshape(-1)
-        change = np.ones(flat.shape, bool)
+        change = xpi.ones(flat.shape, bool)
         change[1:] = flat[1:] != flat[:-1]
         vals = flat[change]
         inv = np.cumsum(change) - 1
@@ -748,7 +778,7 @@ def unique_consecutive(
     else:
         d = _dim(input, dim, "unique_consecutive")
         moved = np.moveaxis(data, d, 0)
-        change = np.ones(moved.shape[0], bool)
+        change = xpi.ones(moved.shape[0], bool)
         change[1:] = np.any((moved[1:] != moved[:-1]).reshape(moved.shape[0] - 1, -1), axis=1)
         vals = np.moveaxis(moved[change], 0, d)
         inv = np.cumsum(change) - 1
@@ -773,20 +803,21 @@ def searchsorted(
 ) -> array:
     """Insertion points of ``input`` in the last dimension of ``sorted_sequence`` (int64)."""
     seq = sorted_sequence._data
-    v = input._data if isinstance(input, array) else np.asarray(input)
+    xpi = _backend.array_module(seq)
+    v = _backend.same_device(input._data if isinstance(input, array) else np.asarray(input), seq)
     s = side or ("right" if right else "left")
     if side is not None and right and side == "left":
         raise RuntimeError("searchsorted: side and right disagree")
-    srt = None if sorter is None else _index_data(sorter, "searchsorted")
+    srt = None if sorter is None else _index_data(sorter, "searchsorted", sorted_sequence)
     if seq.ndim <= 1:
         out = np.searchsorted(seq, v, side=s, sorter=srt)  # type: ignore[call-overload]
     else:
-        out = np.empty(v.shape, _I64)
+        out = xpi.empty(v.shape, _I64)
         for pos in np.ndindex(*seq.shape[:-1]):
             out[pos] = np.searchsorted(  # type: ignore[call-overload]
                 seq[pos], v[pos], side=s, sorter=None if srt is None else srt[pos]
             )
-    return _const(np.asarray(out).astype(np.int32 if out_int32 else _I64))
+    return _const(xpi.asarray(out).astype(np.int32 if out_int32 else _I64))
 
 
 def bucketize(input: Any, boundaries: array, *, out_int32: bool = False, right: bool = False):
@@ -848,7 +879,7 @@ def diag_embed(input: array, offset: int = 0, dim1: int = -2, dim2: int = -1) ->
     r, c = (i, i + offset) if offset >= 0 else (i - offset, i)
     sel[i, r, c] = True
     x = mx.expand_dims(mx.expand_dims(input, -1), -1)  # (..., k, 1, 1)
-    out = mx.sum(x * _const(sel.astype(input._data.dtype)), axis=-3)  # (..., n, n)
+    out = mx.sum(x * _const(_on(sel.astype(input._data.dtype), input)), axis=-3)  # (..., n, n)
     d1, d2 = int(dim1) % nd, int(dim2) % nd
     return movedim(out, (nd - 2, nd - 1), (d1, d2))
 
@@ -871,11 +902,11 @@ def block_diag(*tensors: array) -> array:
     for m in mats:
         parts = []
         if start:
-            parts.append(mx.zeros((m.shape[0], start), dtype=dtype))
+            parts.append(mx.zeros((m.shape[0], start), dtype=dtype, stream=_tf.stream_of(m)))
         parts.append(mx.astype(m, dtype))
         rest = cols - start - m.shape[1]
         if rest:
-            parts.append(mx.zeros((m.shape[0], rest), dtype=dtype))
+            parts.append(mx.zeros((m.shape[0], rest), dtype=dtype, stream=_tf.stream_of(m)))
         rows.append(mx.concatenate(parts, axis=1))
         start += m.shape[1]
     return mx.concatenate(rows, axis=0)
@@ -897,7 +928,7 @@ def combinations(input: array, r: int = 2, with_replacement: bool = False) -> ar
     pick = itertools.combinations_with_replacement if with_replacement else itertools.combinations
     idx = np.array(list(pick(range(n), r)), dtype=_I64).reshape(-1, r)
     if idx.size == 0:
-        return mx.zeros((0,) if r else (0,), dtype=input.dtype)
+        return mx.zeros((0,) if r else (0,), dtype=input.dtype, stream=_tf.stream_of(input))
     return input[_const(idx)]
 
 

@@ -15,8 +15,9 @@ import numpy as np
 
 import chainrule.core as mx
 
+from . import backend as _backend
 from . import tensor_functions as _tf
-from .array import _from_value, array
+from .array import array
 
 SlogdetResult = collections.namedtuple("slogdet", ["sign", "logabsdet"])
 QRResult = collections.namedtuple("qr", ["Q", "R"])
@@ -37,7 +38,7 @@ def _scaled(beta: Any, x: array, alpha: Any, prod: array) -> array:
     if beta == 0:
         # PyTorch ignores input then (NaN in it does not propagate; its gradient is zero).
         shape = np.broadcast_shapes(x.shape, term.shape)
-        never = _const(np.zeros(shape, bool))
+        never = _tf.const(_backend.array_module(term._data).zeros(shape, bool))  # term's device
         return mx.where(never, mx.astype(x, term.dtype), mx.broadcast_to(term, shape))
     return (x if beta == 1 else x * beta) + term
 
@@ -140,7 +141,7 @@ def matrix_power(input: array, n: int) -> array:
     if n < 0:
         x, n = mx.linalg.inv(x), -n
     if n == 0:
-        eye = mx.eye(x.shape[-1], dtype=x.dtype)
+        eye = mx.eye(x.shape[-1], dtype=x.dtype, stream=_tf.stream_of(x))
         return mx.broadcast_to(eye, x.shape) + 0 * x
     out: Any
     out, base = None, x
@@ -160,7 +161,8 @@ def matrix_exp(input: array) -> array:
     norm = float(np.max(np.sum(np.abs(input._data), axis=-1))) if input.size else 0.0
     s = builtins.max(0, int(math.ceil(math.log2(norm))) + 1) if norm > 0.5 else 0
     a = input / (2.0**s)
-    eye = mx.broadcast_to(mx.eye(input.shape[-1], dtype=input.dtype), input.shape)
+    eye = mx.eye(input.shape[-1], dtype=input.dtype, stream=_tf.stream_of(input))
+    eye = mx.broadcast_to(eye, input.shape)
     out, term = eye, eye
     for k in range(1, 20):
         term = mx.matmul(term, a) / k
@@ -178,7 +180,11 @@ def det(input: array) -> array:
 def logdet(input: array) -> array:
     """``log(det(input))`` (NaN for a negative determinant, -inf for zero)."""
     sign, logabs = mx.linalg.slogdet(input)
-    return mx.where(sign < 0, mx.full(logabs.shape, math.nan, logabs.dtype), logabs)
+    return mx.where(
+        sign < 0,
+        mx.full(logabs.shape, math.nan, logabs.dtype, stream=_tf.stream_of(logabs)),
+        logabs,
+    )
 
 
 def slogdet(input: array) -> SlogdetResult:
@@ -198,8 +204,8 @@ def pinverse(input: array, rcond: float = 1e-15) -> array:
     rank-deficient input goes through the SVD (values only).
     """
     m, n = input.shape[-2:]
-    rank = np.linalg.matrix_rank(input._data) if input.size else 0
-    if np.all(np.asarray(rank) == builtins.min(m, n)) and input.size:
+    rank = np.linalg.matrix_rank(input._data) if input.size else 0  # on the input's device
+    if input.size and bool(np.all(rank == builtins.min(m, n))):
         ah = adjoint(input)
         if m >= n:
             return mx.matmul(mx.linalg.inv(mx.matmul(ah, input)), ah)
@@ -267,7 +273,7 @@ def triangular_solve(
     a = mx.triu(A) if upper else mx.tril(A)
     if unitriangular:
         n = A.shape[-1]
-        eye = mx.eye(n, dtype=A.dtype)
+        eye = mx.eye(n, dtype=A.dtype, stream=_tf.stream_of(A))
         a = a * (1 - eye) + eye
     if transpose:
         a, upper = mx.swapaxes(a, -1, -2), not upper
@@ -371,7 +377,11 @@ def vander(x: array, N: int | None = None, increasing: bool = False) -> array:
     if xx._data.dtype.kind in "iu":
         xx = mx.astype(xx, mx.int64)
     cols = [mx.power(xx, int(p)) if p else mx.ones_like(xx) for p in powers]
-    return mx.stack(cols, axis=1) if cols else mx.zeros((x.shape[0], 0), dtype=xx.dtype)
+    return (
+        mx.stack(cols, axis=1)
+        if cols
+        else mx.zeros((x.shape[0], 0), dtype=xx.dtype, stream=_tf.stream_of(x))
+    )
 
 
 def trapezoid(y: array, x: Any = None, *, dx: Any = None, dim: int = -1) -> array:
@@ -424,7 +434,3 @@ def adjoint(input: array) -> array:
     """Conjugate transpose of the last two dimensions."""
     t = mx.swapaxes(input, -1, -2)
     return mx.conj(t) if input._data.dtype.kind == "c" else t
-
-
-def _const(value: Any) -> array:
-    return _from_value(np.asarray(value))

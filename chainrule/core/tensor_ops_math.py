@@ -20,6 +20,7 @@ import numpy as np
 
 import chainrule.core as mx
 
+from . import backend as _backend
 from . import tensor_functions as _tf
 from .array import array
 
@@ -124,7 +125,7 @@ def angle(input: array) -> array:
     if input._data.dtype.kind == "c":
         return mx.arctan2(mx.imag(input), mx.real(input))
     x = _floated(input)
-    return mx.where(x < 0, mx.full(x.shape, math.pi, x.dtype), x * 0)
+    return mx.where(x < 0, mx.full(x.shape, math.pi, x.dtype, stream=_tf.stream_of(x)), x * 0)
 
 
 _LANCZOS = (
@@ -143,7 +144,7 @@ _LANCZOS = (
 def _lgamma_pos(z: array) -> array:
     # Lanczos (g = 7) for z >= 0.5, written with differentiable ops.
     z = z - 1
-    s = mx.full(z.shape, _LANCZOS[0], z.dtype)
+    s = mx.full(z.shape, _LANCZOS[0], z.dtype, stream=_tf.stream_of(z))
     for i, c in enumerate(_LANCZOS[1:], start=1):
         s = s + c / (z + i)
     t = z + 7.5
@@ -178,7 +179,9 @@ def digamma(input: array) -> array:
         - inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
     )
     val = acc + series
-    tan_pi = mx.tan(math.pi * mx.where(neg, x, mx.full(x.shape, 0.25, x.dtype)))
+    tan_pi = mx.tan(
+        math.pi * mx.where(neg, x, mx.full(x.shape, 0.25, x.dtype, stream=_tf.stream_of(x)))
+    )
     out = mx.where(neg, val - math.pi / tan_pi, val)
     # Poles at 0 and the negative integers: NaN as PyTorch (inf at exactly 0).
     pole = (x <= 0) & (x == mx.floor(x))
@@ -381,7 +384,8 @@ def _int_binary(fn, name):
         b = other._data if isinstance(other, array) else other
         if a.dtype.kind not in "biu" or (isinstance(b, np.ndarray) and b.dtype.kind not in "biu"):
             raise TypeError(f"{name}: expected integer or bool tensors, got {a.dtype}")
-        return _const(np.asarray(fn(a, b)).astype(np.result_type(a, b)))
+        out = _backend.array_module(a).asarray(fn(a, b))  # on the inputs' device
+        return _const(out.astype(np.result_type(a, b)))
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"``{name}`` of integer (or bool) arrays."
@@ -447,7 +451,7 @@ def isreal(input: array) -> array:
     """Whether each element has a zero imaginary part (all true for real dtypes)."""
     if input._data.dtype.kind == "c":
         return _const(np.imag(input._data) == 0)
-    return _const(np.ones(input.shape, bool))
+    return _const(_backend.same_device(np.ones(input.shape, bool), input._data))
 
 
 def isin(
@@ -456,6 +460,7 @@ def isin(
     """Whether each element of ``elements`` occurs in ``test_elements`` (bool)."""
     e = elements._data if isinstance(elements, array) else np.asarray(elements)
     t = test_elements._data if isinstance(test_elements, array) else np.asarray(test_elements)
+    e, t = _backend.same_device(e, t), _backend.same_device(t, e)  # host data to a GPU operand
     return _const(np.isin(e, t, invert=invert))
 
 
@@ -521,11 +526,13 @@ def logcumsumexp(input: array, dim: int) -> array:
     return mx.logcumsumexp(input, _tf.one_dim(input, dim, "logcumsumexp"))
 
 
-def _cum_extreme(input: array, dim: int, better, result, who: str):
-    if input.ndim == 0:
-        return result(input, _const(np.zeros((), _I64)))
-    d = _tf.one_dim(input, dim, who)
-    data = np.moveaxis(input._data, d, -1)
+def _zero_index(input: array) -> array:
+    """A 0-d int64 zero on ``input``'s device (the index of a 0-d input's only element)."""
+    return _const(_backend.same_device(np.zeros((), _I64), input._data))
+
+
+def _cum_extreme_index(data: np.ndarray, better) -> np.ndarray:
+    """Where the running extreme of ``data`` along its last axis was found (NumPy data)."""
     n = data.shape[-1]
     idx = np.zeros(data.shape, _I64)
     best = data[..., :1].copy() if n else data
@@ -535,7 +542,17 @@ def _cum_extreme(input: array, dim: int, better, result, who: str):
         take &= ~np.isnan(best) | np.isnan(cur)
         best = np.where(take, cur, best)
         idx[..., i] = np.where(take[..., 0], i, idx[..., i - 1])
-    idx = np.moveaxis(idx, -1, d)
+    return idx
+
+
+def _cum_extreme(input: array, dim: int, better, result, who: str):
+    if input.ndim == 0:
+        return result(input, _zero_index(input))
+    d = _tf.one_dim(input, dim, who)
+    data = np.moveaxis(input._data, d, -1)
+    # A scan of one step per element: on the host (one explicit copy each way for GPU data),
+    # like the other cumulative extremes, rather than a kernel launch per step.
+    idx = np.moveaxis(_backend.via_host(_cum_extreme_index, data, better), -1, d)
     return result(mx.take_along_axis(input, _const(idx), axis=d), _const(idx))
 
 
@@ -562,7 +579,7 @@ def _selected(input: array, dim: int | None, keepdim: bool, pick, result, who: s
         return flat[i]
     d = _tf.one_dim(input, dim, who)
     if input.ndim == 0:
-        return result(input, _const(np.zeros((), _I64)))
+        return result(input, _zero_index(input))
     data = np.moveaxis(input._data, d, -1)
     idx = np.moveaxis(pick(data)[..., None], -1, d)
     values = mx.take_along_axis(input, _const(idx), axis=d)
@@ -573,17 +590,18 @@ def _selected(input: array, dim: int | None, keepdim: bool, pick, result, who: s
 
 
 def _lower_median_index(data: np.ndarray, skip_nan: bool) -> np.ndarray:
+    xpd = _backend.array_module(data)  # the indices stay on the data's device
     order = np.argsort(data, axis=-1, kind="stable")
     if skip_nan:
         count = np.sum(~np.isnan(data), axis=-1) if data.dtype.kind in "fc" else data.shape[-1]
-        k = np.maximum((np.asarray(count) - 1) // 2, 0)
+        k = np.maximum((xpd.asarray(count) - 1) // 2, 0)
     else:
         n = data.shape[-1]
         has_nan = np.isnan(data).any(axis=-1) if data.dtype.kind in "fc" else False
         # NaN sorts last; a row holding NaN has median NaN (its first NaN's index).
         first_nan = np.sum(~np.isnan(data), axis=-1) if data.dtype.kind in "fc" else n
         k = np.where(has_nan, first_nan, (n - 1) // 2)
-    k = np.broadcast_to(np.asarray(k), data.shape[:-1])
+    k = np.broadcast_to(xpd.asarray(k), data.shape[:-1])
     return np.take_along_axis(order, k[..., None], -1)[..., 0]
 
 
@@ -613,7 +631,11 @@ def _mode_index(data: np.ndarray) -> np.ndarray:
 
 def mode(input: array, dim: int = -1, keepdim: bool = False) -> ModeResult:
     """The most frequent value along ``dim`` (the smallest among ties) and an index of it."""
-    return _selected(input, dim, keepdim, _mode_index, ModeResult, "mode")
+
+    def pick(data):  # one np.unique per row: on the host (copied explicitly for GPU data)
+        return _backend.via_host(_mode_index, data)
+
+    return _selected(input, dim, keepdim, pick, ModeResult, "mode")
 
 
 def kthvalue(input: array, k: int, dim: int = -1, keepdim: bool = False) -> KthvalueResult:
@@ -678,8 +700,9 @@ def _quantile(input, q, dim, keepdim, interpolation, skip_nan):
         d = _tf.one_dim(x, dim, who)
     srt = mx.sort(x, axis=d) if x.ndim else x
     data = np.moveaxis(srt._data, d, -1) if x.ndim else srt._data[None]
+    xpd = _backend.array_module(data)  # positions and weights on the data's device
     count = (
-        np.sum(~np.isnan(data), axis=-1) if skip_nan else np.full(data.shape[:-1], data.shape[-1])
+        np.sum(~np.isnan(data), axis=-1) if skip_nan else xpd.full(data.shape[:-1], data.shape[-1])
     )
     outs = []
     for qi in np.atleast_1d(qv).astype(np.float64):
@@ -699,9 +722,9 @@ def _quantile(input, q, dim, keepdim, interpolation, skip_nan):
         a = mx.take_along_axis(srt, _const(lo_i), axis=d) if x.ndim else srt
         b = mx.take_along_axis(srt, _const(hi_i), axis=d) if x.ndim else srt
         wt = _const(
-            np.moveaxis(np.asarray(w, dtype=np.float64)[..., None], -1, d)
+            np.moveaxis(xpd.asarray(w, dtype=np.float64)[..., None], -1, d)
             if x.ndim and np.ndim(w)
-            else np.asarray(w)
+            else xpd.asarray(w)
         ).astype(srt.dtype)
         val = a + (b - a) * wt if interpolation in ("linear", "midpoint") else a
         if not skip_nan and x.ndim:
@@ -709,13 +732,17 @@ def _quantile(input, q, dim, keepdim, interpolation, skip_nan):
             if has_nan.any():
                 val = mx.where(
                     _const(np.moveaxis(has_nan[..., None], -1, d)),
-                    mx.full(val.shape, math.nan, val.dtype),
+                    mx.full(val.shape, math.nan, val.dtype, stream=_tf.stream_of(val)),
                     val,
                 )
         if skip_nan and x.ndim:
             empty = np.moveaxis((count == 0)[..., None], -1, d)
             if empty.any():
-                val = mx.where(_const(empty), mx.full(val.shape, math.nan, val.dtype), val)
+                val = mx.where(
+                    _const(empty),
+                    mx.full(val.shape, math.nan, val.dtype, stream=_tf.stream_of(val)),
+                    val,
+                )
         if dim is None:
             val = mx.reshape(val, (1,) * input.ndim if keepdim else ())
         elif not keepdim and x.ndim:
@@ -865,7 +892,7 @@ def bincount(input: array, weights: array | None = None, minlength: int = 0) -> 
         return _const(np.bincount(data, minlength=int(minlength)).astype(_I64))
     n = builtins.max(int(minlength), int(data.max()) + 1 if data.size else 0)
     w = weights if _is_float(weights) else mx.astype(weights, mx.float64)
-    out = mx.zeros((n,), dtype=w.dtype)
+    out = mx.zeros((n,), dtype=w.dtype, stream=_tf.stream_of(w))
     return out.at[_const(data)].add(w)
 
 
@@ -875,10 +902,18 @@ def hash_tensor(input: array, dim: Any = None, *, keepdim: bool = False, mode: i
         raise RuntimeError(f"hash_tensor: only mode=0 (xor reduction) is supported, got {mode}")
     data = input._data
     wide = data.astype(np.float64) if _is_float(input) else data.astype(np.int64)
-    bits = np.ascontiguousarray(wide).view(np.uint64)
+    bits = _backend.array_module(wide).ascontiguousarray(wide).view(np.uint64)
     axis = None if dim is None else _tf.dims(dim)
-    out = np.bitwise_xor.reduce(bits, axis=axis, keepdims=keepdim) if bits.ndim else bits  # type: ignore[call-overload]
-    return _const(np.asarray(out, np.uint64))
+    if not bits.ndim:
+        return _const(bits)
+    # ufunc.reduce of bitwise_xor has no GPU counterpart: on the host, copied explicitly.
+    return _const(_backend.via_host(_xor_reduce, bits, axis, keepdim))
+
+
+def _xor_reduce(bits: np.ndarray, axis: Any, keepdims: bool) -> np.ndarray:
+    """XOR of the uint64 ``bits`` over ``axis`` (NumPy data), as a uint64 array."""
+    out = np.bitwise_xor.reduce(bits, axis=axis, keepdims=keepdims)  # type: ignore[call-overload]
+    return np.asarray(out, np.uint64)
 
 
 def histogram(

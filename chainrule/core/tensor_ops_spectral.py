@@ -13,16 +13,19 @@ import numpy as np
 
 import chainrule.core as mx
 
-from .array import _from_value, array
+from . import backend as _backend
+from . import tensor_functions as _tf
+from .array import array
+
+_const = _tf.const  # NumPy data as it is, GPU data where it is
 
 
-def _const(value: Any) -> array:
-    return _from_value(np.asarray(value))
-
-
-def _window(window: array | None, win_length: int, n_fft: int, dtype: Any, who: str) -> array:
-    if window is None:
-        w = mx.ones((win_length,), dtype=dtype)
+def _window(
+    window: array | None, win_length: int, n_fft: int, dtype: Any, who: str, ref: array
+) -> array:
+    if window is None:  # ones on the device of the signal ``ref``
+        ones = np.ones((win_length,), np.dtype(dtype.name))
+        w = _const(_backend.same_device(ones, ref._data))
     else:
         if window.ndim != 1 or window.shape[0] != win_length:
             raise RuntimeError(
@@ -93,7 +96,7 @@ def stft(
     idx = np.arange(frames)[:, None] * hop + np.arange(n_fft)[None, :]
     seg = mx.take(x, _const(idx), axis=1)  # (B, frames, n_fft)
     real_dtype = mx.float64 if x._data.dtype in (np.float64, np.complex128) else mx.float32
-    w = _window(window, win, n_fft, real_dtype, "stft")
+    w = _window(window, win, n_fft, real_dtype, "stft", x)
     seg = seg * w
     complex_input = x._data.dtype.kind == "c" or (
         window is not None and window._data.dtype.kind == "c"
@@ -142,21 +145,25 @@ def istft(
         if not return_complex:
             seg = mx.real(seg)
     real_dtype = mx.float64 if input._data.dtype == np.complex128 else mx.float32
-    w = _window(window, win, n_fft, real_dtype, "istft")
+    w = _window(window, win, n_fft, real_dtype, "istft", input)
     seg = seg * w
     total = n_fft + hop * (frames - 1)
     idx = (np.arange(frames)[:, None] * hop + np.arange(n_fft)[None, :]).reshape(-1)
     b = seg.shape[0]
-    out = mx.zeros((b, total), dtype=seg.dtype)
+    out = mx.zeros((b, total), dtype=seg.dtype, stream=_tf.stream_of(seg))
+    idx = _backend.same_device(idx, seg._data)  # on the signal's device
     out = out.at[:, _const(idx)].add(mx.reshape(seg, (b, -1)))
-    env = np.zeros(total)
-    np.add.at(env, idx, np.tile(np.asarray(w._data, np.float64) ** 2, frames))
+    wd = w._data
+    env = _backend.array_module(wd).zeros(total)  # the summed squared window, on w's device
+    _backend.scatter_add(
+        env, _backend.same_device(idx, wd), np.tile(wd.astype(np.float64) ** 2, frames)
+    )
     start = n_fft // 2 if center else 0
     end = total - n_fft // 2 if center else total
     if length is not None:
         end = start + int(length)
     env_c = env[start:end]
-    if np.any(np.abs(env_c) < 1e-11):
+    if bool(np.any(np.abs(env_c) < 1e-11)):
         raise RuntimeError("istft: window overlap add min: 0 (the window fails the NOLA check)")
     out = out[:, start:end] / _const(env_c.astype(np.dtype(real_dtype.name)))
     if length is not None and out.shape[-1] < length:

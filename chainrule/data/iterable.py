@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.extend import from_value
 
 from .dataset import Dataset, as_rng
@@ -146,7 +147,9 @@ class WeightedRandomSampler(Sampler):
                 f"WeightedRandomSampler: replacement should be a boolean value, but got "
                 f"replacement={replacement!r}"
             )
-        w = weights._data if isinstance(weights, mx.array) else np.asarray(weights)
+        # the indices drawn are Python ints: the weights are read on the host (an explicit copy
+        # of GPU weights), as PyTorch's ``multinomial(...).tolist()`` ends there
+        w = backend.to_host(weights._data) if isinstance(weights, mx.array) else weights
         w = np.asarray(w, dtype=np.float64)
         if w.ndim != 1:
             raise ValueError(
@@ -175,12 +178,13 @@ class WeightedRandomSampler(Sampler):
         return iter(self._order().tolist())
 
     def _uniform(self, n: int) -> np.ndarray:
-        if self._rng is None:
-            return mx.random.uniform(0.0, 1.0, (n,), dtype=mx.float64)._data
+        if self._rng is None:  # drawn on the default device, read on the host
+            return backend.to_host(mx.random.uniform(0.0, 1.0, (n,), dtype=mx.float64)._data)
         return self._rng.random(n)
 
     def _order(self) -> np.ndarray:
-        p = self.weights._data / self.weights._data.sum()
+        w = backend.to_host(self.weights._data)
+        p = w / w.sum()
         if self.replacement:
             cdf = np.cumsum(p)
             u = self._uniform(self.num_samples) * cdf[-1]

@@ -172,7 +172,8 @@ class DataParallel:
                     value, n = float(loss.item()), _n(x)
                 datas = [None if p._grad is None else p._grad._data for p in params]
                 extra = np.array([value * n, n] + [d is not None for d in datas], np.float64)
-                grads, sums = reduce(datas, scale=n, factor=_mean_of, extra=extra)
+                like = [p._data for p in params]
+                grads, sums = reduce(datas, scale=n, factor=_mean_of, extra=extra, like=like)
                 for p, gr, present in zip(params, grads, sums[2:]):
                     p._grad = from_value(gr) if present > 0 else None
                 optimizer.step()
@@ -209,7 +210,8 @@ class DataParallel:
                     )
                 datas = [g._data if type(g) is array else g for _, g in flat]
             extra = np.array([value * n, n], np.float64)
-            reduced, sums = reduce(datas, scale=n, factor=_mean_of, extra=extra)
+            like = [a._data for a in leaves]
+            reduced, sums = reduce(datas, scale=n, factor=_mean_of, extra=extra, like=like)
             it = iter(reduced)
             optimizer.update(model, tree_map(lambda _: from_value(next(it)), template))
             return float(sums[0] / sums[1]), out, int(round(sums[1]))

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 from chainrule.utils import tree_flatten, tree_map
@@ -97,16 +98,19 @@ class BucketReducer:
         scale: float = 1.0,
         factor: float | Callable[[np.ndarray], float] | None = None,
         extra: np.ndarray | None = None,
-    ) -> tuple[list[np.ndarray], np.ndarray]:
+        like: Sequence[Any] | None = None,
+    ) -> tuple[list[Any], np.ndarray]:
         """Sum ``scale * datas[i]`` over the group, then multiply the sums by ``factor``.
 
         Args:
-            datas: One array per spec, or ``None`` for zeros.
+            datas: One array per spec (host or GPU data), or ``None`` for zeros.
             scale: Applied to the local arrays while they are packed (no extra pass).
             factor: Applied to the sums, in place: a number, a function of the summed
                 ``extra`` returning one, or ``None`` to keep the sums.
             extra: A vector of floats summed along (not scaled or multiplied): it rides in
                 the first floating bucket, so it costs no collective of its own.
+            like: One backend array per spec (the parameters' data) whose device each sum
+                takes; by default the device of ``datas[i]`` (the host for a ``None``).
 
         Returns:
             The reduced arrays (fresh, never shared with the caller) and the summed ``extra``
@@ -129,10 +133,10 @@ class BucketReducer:
                 part = buf[o : o + n]
                 if d is None:
                     part.fill(0)
-                elif scale == 1.0:
-                    part[...] = d.reshape(-1)
+                elif scale == 1.0:  # GPU data copied to the host: messages travel through it
+                    part[...] = backend.to_host(d).reshape(-1)
                 else:
-                    np.multiply(d.reshape(-1), scale, out=part, casting="unsafe")
+                    np.multiply(backend.to_host(d).reshape(-1), scale, out=part, casting="unsafe")
                 o += n
             if rides:
                 buf[total:] = extra
@@ -161,7 +165,9 @@ class BucketReducer:
             o = 0
             for i in idx:
                 n = self.sizes[i]
-                out[i] = _unwire(buf[o : o + n].reshape(self.specs[i][0]), dt)
+                r = _unwire(buf[o : o + n].reshape(self.specs[i][0]), dt)
+                d = datas[i] if like is None else like[i]  # back on the local device
+                out[i] = r if d is None else backend.same_device(r, d)
                 o += n
         return out, extra_out
 
@@ -314,7 +320,8 @@ def average_parameter_grads(
     reducer = BucketReducer(g, [(p.shape, p._data.dtype) for p in params], all_reduce_size)
     datas = [None if p._grad is None else p._grad._data for p in params]
     present = np.array([d is not None for d in datas], dtype=np.float64)
-    reduced, counts = reducer(datas, factor=1.0 / g._size, extra=present)
+    like = [p._data for p in params]
+    reduced, counts = reducer(datas, factor=1.0 / g._size, extra=present, like=like)
     for p, r, c in zip(params, reduced, counts):
         p._grad = from_value(r) if c > 0 else None
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.autograd import FORWARD
 from chainrule.core.extend import Primitive, from_value, record
@@ -59,19 +60,23 @@ def _as_array(x: Any, who: str) -> array:
         raise ValueError(f"{who}: expected an array, got {type(x).__name__}: {e}") from None
 
 
-def _wire(data: np.ndarray, copy: bool = False) -> np.ndarray:
-    """A C-contiguous buffer of ``data``'s shape that MPI can reduce (MPI has no half floats,
-    no bfloat16 and no sum of bools: they travel as float32 and int32)."""
+def _wire(data: Any, copy: bool = False) -> np.ndarray:
+    """A C-contiguous host buffer of ``data``'s shape that MPI can reduce (MPI has no half
+    floats, no bfloat16 and no sum of bools: they travel as float32 and int32). GPU data is
+    copied to the host explicitly (the messages travel through host memory)."""
     dt = data.dtype
     half = dt == np.float16 or dt.kind == "V"
     wire = np.float32 if half else np.int32 if dt == np.bool_ else dt
+    if backend.is_gpu(data):
+        return np.ascontiguousarray(backend.to_host(data), dtype=wire)
     return np.array(data, dtype=wire, order="C", copy=True if copy else None)
 
 
-def _unwire(buf: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    if buf.dtype == dtype:
-        return buf
-    return (buf != 0) if dtype == np.bool_ else buf.astype(dtype)
+def _unwire(buf: np.ndarray, dtype: np.dtype, like: Any = None) -> Any:
+    """The received host buffer as ``dtype``, on the device of ``like`` (a backend array)."""
+    if buf.dtype != dtype:
+        buf = (buf != 0) if dtype == np.bool_ else buf.astype(dtype)
+    return buf if like is None else backend.same_device(buf, like)
 
 
 def _allreduce(group: Group, data: np.ndarray, op: Any, what: str) -> np.ndarray:
@@ -82,7 +87,7 @@ def _allreduce(group: Group, data: np.ndarray, op: Any, what: str) -> np.ndarray
     STATS.seconds += _clock() - t0
     STATS.calls += 1
     STATS.bytes += buf.nbytes
-    return _unwire(buf, data.dtype)
+    return _unwire(buf, data.dtype, data)
 
 
 # ------------------------------------------------------------------------------- all_sum
@@ -226,7 +231,7 @@ def sum_scatter(x: Any, *, group: Group | None = None, stream: Any = None) -> ar
     STATS.seconds += _clock() - t0
     STATS.calls += 1
     STATS.bytes += buf.nbytes
-    return from_value(_unwire(out, data.dtype))
+    return from_value(_unwire(out, data.dtype, data))
 
 
 # ---------------------------------------------------------------------------- all_gather
@@ -300,7 +305,7 @@ def all_gather(x: Any, *, group: Group | None = None, stream: Any = None) -> arr
     STATS.seconds += _clock() - t0
     STATS.calls += 1
     STATS.bytes += buf.nbytes
-    out = _unwire(out, data.dtype)
+    out = _unwire(out, data.dtype, data)
     start = sum(rows[: g._rank])
     params = {"group": g, "start": start, "stop": start + rows[g._rank]}
     return record(_ALL_GATHER, out, (x,), params)
@@ -351,7 +356,7 @@ def broadcast(tree: Any, root: int = 0, *, group: Group | None = None) -> Any:
         for _, v in flat:
             if type(v) is array:
                 meta.append(("a", v._data.shape, v._data.dtype.str))
-            elif isinstance(v, np.ndarray):
+            elif isinstance(v, np.ndarray) or backend.is_gpu(v):
                 meta.append(("n", v.shape, v.dtype.str))
             else:
                 meta.append(("o", v, None))
@@ -380,7 +385,7 @@ def broadcast(tree: Any, root: int = 0, *, group: Group | None = None) -> Any:
             o = 0
             for i, n in zip(idx, sizes):
                 v = flat[i][1]
-                buf[o : o + n] = (v._data if type(v) is array else v).reshape(-1)
+                buf[o : o + n] = backend.to_host(v._data if type(v) is array else v).reshape(-1)
                 o += n
         wire = _wire(buf)
         with waiting("broadcast", g):
@@ -403,7 +408,13 @@ def broadcast(tree: Any, root: int = 0, *, group: Group | None = None) -> Any:
         kind, value, _ = meta[i]
         if kind == "o":
             return value
-        return received[i] if kind == "n" else from_value(received[i])
+        got = received[i]
+        if kind == "n":  # a backend value: on the local leaf's device
+            return backend.same_device(got, v) if backend.is_gpu(v) else got
+        mine = v._data if type(v) is array else None  # the local leaf's device, else the default
+        return from_value(
+            backend.on_default(got) if mine is None else backend.same_device(got, mine)
+        )
 
     return tree_map(leaf, tree)
 
@@ -482,13 +493,13 @@ def recv(
     g = _world_or(group)
     src = _peer(src, g, "recv", "src")
     like = zeros(tuple(shape), dtype=dtype)._data
-    buf = _wire(np.empty_like(like))
+    buf = _wire(np.empty(like.shape, like.dtype))
     t0 = _clock()
     with waiting("recv", g, src):
         g.comm.Recv(buf, source=src, tag=0)
     STATS.seconds += _clock() - t0
     STATS.calls += 1
-    return from_value(_unwire(buf, like.dtype))
+    return from_value(_unwire(buf, like.dtype, like))
 
 
 def recv_like(x: Any, src: int, *, group: Group | None = None, stream: Any = None) -> array:

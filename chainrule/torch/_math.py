@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend as _backend
 from chainrule.core import tensor_functions as _tf
 from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import add, div, one_dim, sub
@@ -215,7 +216,7 @@ def sort(input: array, dim: int = -1, descending: bool = False, stable: bool = F
     """
     x = as_array(input)
     if x.ndim == 0:
-        return SortResult(x, from_value(np.zeros((), _I64)))
+        return SortResult(x, from_value(_backend.same_device(np.zeros((), _I64), x._data)))
     idx = _ordered(x, dim, descending)
     values = mx.take_along_axis(x, from_value(idx), axis=one_dim(x, dim, "sort"))
     return SortResult(values, from_value(idx.astype(_I64)))
@@ -235,7 +236,7 @@ def argsort(input: array, dim: int = -1, descending: bool = False, stable: bool 
     """
     x = as_array(input)
     if x.ndim == 0:
-        return from_value(np.zeros((), _I64))
+        return from_value(_backend.same_device(np.zeros((), _I64), x._data))
     return from_value(_ordered(x, dim, descending).astype(_I64))
 
 
@@ -258,6 +259,8 @@ def topk(
     d = one_dim(x, dim, "topk")
     if not 0 <= k <= (x.shape[d] if x.ndim else 1):
         raise ValueError(f"topk: k={k} is out of range for dim {dim} of shape {x.shape}")
-    idx = np.take(_ordered(x, d, largest), np.arange(k), axis=d)
+    key = [builtins.slice(None)] * x.ndim
+    key[d] = builtins.slice(0, k)  # the first k positions, on the input's device
+    idx = _ordered(x, d, largest)[tuple(key)]
     values = mx.take_along_axis(x, from_value(idx), axis=d)
     return TopkResult(values, from_value(idx.astype(_I64)))

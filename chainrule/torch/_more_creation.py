@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend as _backend
 from chainrule.core import dtypes as _dt
 from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import check_device, place, to_np_dtype
@@ -177,16 +178,24 @@ def randint_like(
     return randint(low, high, tuple(input.shape), dtype=d, device=device, generator=generator)
 
 
-def _standard_normal(shape: tuple, generator: Any) -> np.ndarray:
-    if generator is None:
-        return mx.random.normal(shape, dtype=mx.float64)._data
-    return generator.rng.standard_normal(shape)
+def _beside(values: Any, ref: Any) -> Any:
+    """Drawn ``values`` (on the default device, or the host for a ``generator``) on the device
+    of backend data ``ref``; as they are when ``ref`` is None."""
+    if ref is None:
+        return values
+    return _backend.to_kind(values, "gpu" if _backend.is_gpu(ref) else "cpu")
 
 
-def _uniform(shape: tuple, generator: Any) -> np.ndarray:
+def _standard_normal(shape: tuple, generator: Any, ref: Any = None) -> np.ndarray:
     if generator is None:
-        return mx.random.uniform(0.0, 1.0, shape, dtype=mx.float64)._data
-    return generator.rng.random(shape)
+        return _beside(mx.random.normal(shape, dtype=mx.float64)._data, ref)
+    return _beside(generator.rng.standard_normal(shape), ref)
+
+
+def _uniform(shape: tuple, generator: Any, ref: Any = None) -> np.ndarray:
+    if generator is None:
+        return _beside(mx.random.uniform(0.0, 1.0, shape, dtype=mx.float64)._data, ref)
+    return _beside(generator.rng.random(shape), ref)
 
 
 def normal(
@@ -213,8 +222,9 @@ def normal(
     if s_is and bool(np.any(std._data < 0)):
         raise RuntimeError(f"normal: expects all elements of std >= 0.0, got {std}")
     shape = np.broadcast_shapes(mean.shape if m_is else (), std.shape if s_is else ())
+    ref = (mean if m_is else std)._data  # the draws on the parameters' device
     dt = (mean if m_is else std).dtype
-    z = from_value(_standard_normal(shape, generator).astype(_dt.to_np(dt)))
+    z = from_value(_standard_normal(shape, generator, ref).astype(_dt.to_np(dt)))
     check_device(device, "normal")
     return mean + std * z
 
@@ -225,7 +235,7 @@ def bernoulli(input: Any, p: Any = None, *, generator: Any = None) -> array:
     prob = x._data if p is None else p
     if p is None and (np.any(prob < 0) or np.any(prob > 1)):
         raise RuntimeError("bernoulli: expects 0 <= p <= 1")
-    return from_value((_uniform(x.shape, generator) < prob).astype(x._data.dtype))
+    return from_value((_uniform(x.shape, generator, x._data) < prob).astype(x._data.dtype))
 
 
 def multinomial(
@@ -238,12 +248,12 @@ def multinomial(
 def poisson(input: Any, generator: Any = None) -> array:
     """Poisson draws with rates ``input`` (same dtype), by inversion of uniform draws."""
     x = _arr(input)
-    rates = np.asarray(x._data, np.float64)
+    rates = x._data.astype(np.float64)  # on the input's device
     if np.any(rates < 0):
         raise RuntimeError("poisson: rates must be non-negative")
-    u = _uniform(x.shape, generator)
+    u = _uniform(x.shape, generator, rates)
     # Inversion: count how many cumulative Poisson probabilities the uniform exceeds.
-    k = np.zeros(x.shape, np.float64)
+    k = _backend.array_module(rates).zeros(x.shape, np.float64)
     p = np.exp(-rates)
     cdf = p.copy()
     live = u > cdf
@@ -263,8 +273,8 @@ def binomial(count: Any, prob: Any, generator: Any = None) -> array:
     trials = np.broadcast_to(n._data, shape).astype(np.int64)
     probs = np.broadcast_to(pr._data, shape).astype(np.float64)
     top = int(trials.max()) if trials.size else 0
-    u = _uniform(shape + (top,), generator)
-    hits = (u < probs[..., None]) & (np.arange(top) < trials[..., None])
+    u = _uniform(shape + (top,), generator, probs)
+    hits = (u < probs[..., None]) & (_backend.array_module(trials).arange(top) < trials[..., None])
     return from_value(hits.sum(-1).astype(np.result_type(n._data.dtype, pr._data.dtype)))
 
 

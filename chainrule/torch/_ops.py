@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend as _backend
 from chainrule.core import tensor_functions as _tf
 from chainrule.core import tensor_ops_index as I
 from chainrule.core import tensor_ops_linalg as L
@@ -322,16 +323,16 @@ def lu_unpack(LU_data: Any, LU_pivots: Any, unpack_data: bool = True, unpack_piv
     """``(P, L, U)`` from ``torch.lu``'s packed factors and 1-based pivots."""
     lu_ = _arr(LU_data)
     n = lu_.shape[-1]
-    low = mx.tril(lu_, -1) + mx.eye(n, dtype=lu_.dtype)
+    low = mx.tril(lu_, -1) + mx.eye(n, dtype=lu_.dtype, stream=_tf.stream_of(lu_))
     up = mx.triu(lu_)
-    piv = np.asarray(_arr(LU_pivots)._data) - 1
+    piv = _backend.to_host(_arr(LU_pivots)._data) - 1  # explicit copy: a Python loop reads it
     perm = np.broadcast_to(np.arange(n), piv.shape[:-1] + (n,)).copy()
     for pos in np.ndindex(*piv.shape[:-1]):
         for i, j in enumerate(piv[pos]):
             perm[pos + (i,)], perm[pos + (j,)] = perm[pos + (j,)], perm[pos + (i,)]
     p = np.zeros(perm.shape + (n,), lu_._data.dtype)
     np.put_along_axis(p, perm[..., None], 1, axis=-1)
-    pm = from_value(np.swapaxes(p, -1, -2).copy())
+    pm = from_value(_backend.same_device(np.swapaxes(p, -1, -2).copy(), lu_._data))
     return pm, low, up
 
 

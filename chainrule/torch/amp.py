@@ -215,7 +215,7 @@ class GradScaler:
                 if g is None:
                     continue
                 g = g * inv
-                if not bool(np.all(np.isfinite(np.asarray(g)))):
+                if not found and not bool(mx.all(mx.isfinite(g))):  # on g's device
                     found = True
                 p.grad = g
         state["found_inf"] = found

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import chainrule.core as mx
-from chainrule.core.extend import array, from_value, xp
+from chainrule.core import backend
+from chainrule.core.extend import array, from_value
 from chainrule.utils import tree_flatten
 
 from ._tensor_class import tensors
@@ -259,7 +260,7 @@ def vmap(
 
 def _basis(x: array):
     n = x._data.size
-    eye = xp.eye(n, dtype=x._data.dtype)
+    eye = backend.array_module(x._data).eye(n, dtype=x._data.dtype)
     for i in range(n):
         yield from_value(eye[i].reshape(x._data.shape))
 

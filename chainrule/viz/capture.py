@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chainrule.core import backend, extend
 from chainrule.core import dtypes as _dt
 from chainrule.core.array import array
 from chainrule.core.backend import xp
@@ -97,7 +98,7 @@ def _fmt_norm(v: float) -> str:
 
 def _short(value: Any, limit: int = 30) -> str:
     """A parameter value in a few characters (arrays by shape, slices as ``a:b``)."""
-    if isinstance(value, xp.ndarray):
+    if isinstance(value, extend.BACKEND_ARRAYS):
         text = f"array{_fmt_shape(value.shape)}"
     elif isinstance(value, slice):
         parts = ["" if v is None else str(v) for v in (value.start, value.stop, value.step)]
@@ -117,7 +118,9 @@ def _short(value: Any, limit: int = 30) -> str:
 def _dtype_name(value: Any) -> str:
     if isinstance(value, (bool, int, float, complex)):
         return type(value).__name__
-    dt = xp.asarray(value).dtype
+    dt = getattr(value, "dtype", None)
+    if dt is None:
+        dt = xp.asarray(value).dtype
     try:
         return _dt.from_np(dt).name
     except TypeError:
@@ -133,7 +136,7 @@ def _scalar_text(value: Any) -> str:
 
 def _norm(value: Any) -> float:
     """The Euclidean (Frobenius) norm, computed in double precision."""
-    v = xp.asarray(value)
+    v = xp.asarray(backend.to_host(value))
     v = v.astype(xp.complex128 if v.dtype.kind == "c" else xp.float64)
     return float(xp.linalg.norm(v.ravel()))
 
@@ -472,7 +475,7 @@ def graph(
         return len(nodes) - 1
 
     def constant(value) -> int:
-        if isinstance(value, xp.ndarray):
+        if isinstance(value, extend.BACKEND_ARRAYS):
             hit = consts.get(id(value))
             if hit is not None:
                 return hit
@@ -558,7 +561,9 @@ def _record_gradients(
                 f"graph: gradients=True needs an output of one element (this one has shape "
                 f"{output.shape}); reduce it (.sum(), .mean()) or pass gradient= of that shape"
             )
-        seed = from_value(xp.ones(output._data.shape, dtype=output._data.dtype))
+        seed = from_value(
+            backend.array_module(output._data).ones(output._data.shape, output._data.dtype)
+        )
     else:
         seed = gradient if type(gradient) is array else array(gradient, dtype=output.dtype)
         if seed.shape != output.shape:

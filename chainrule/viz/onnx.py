@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.extend import Node
 
@@ -129,16 +130,27 @@ def _topological(roots: list[Node]) -> list[Node]:
     return order
 
 
+def _np(value: Any, dtype: Any = None) -> np.ndarray:
+    """``value`` (backend data on either device, or host data) as a NumPy array: an explicit
+    device-to-host copy of GPU data, as ``np.asarray`` of host data."""
+    return np.asarray(backend.to_host(value), dtype)
+
+
+def _is_array(value: Any) -> bool:
+    """Whether ``value`` is backend data (a NumPy array, or a GPU array)."""
+    return isinstance(value, np.ndarray) or backend.is_gpu(value)
+
+
 def _bump(a: array, axis: int) -> array:
     """``a`` one longer along ``axis`` (its entries repeated cyclically)."""
-    data = np.asarray(a._data if hasattr(a, "_data") else a)
+    data = _np(a._data if hasattr(a, "_data") else a)
     n = data.shape[axis]
     longer = np.take(data, np.arange(n + 1) % n, axis=axis)
     return _like(a, longer)
 
 
 def _perturb(a: array) -> array:
-    data = np.asarray(a._data)
+    data = _np(a._data)
     if data.dtype.kind not in "fc":
         return a
     rng = np.random.default_rng(1234)
@@ -172,7 +184,7 @@ class _Graph:
         return name
 
     def init(self, value: np.ndarray, name: str | None = None) -> str:
-        value = np.asarray(value)
+        value = _np(value)
         key = (
             (value.dtype.str, value.shape, value.tobytes())
             if value.size <= 16 and name is None
@@ -191,7 +203,7 @@ class _Graph:
         return out
 
     def ints(self, values: Sequence[int]) -> str:
-        return self.init(np.asarray(list(values), dtype=np.int64))
+        return self.init(_np(list(values), dtype=np.int64))
 
     def op(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
         out = self.fresh(op_type.lower())
@@ -388,7 +400,7 @@ class _Exporter:
             if np.shape(a) != np.shape(b):
                 return True
             with np.errstate(invalid="ignore"):
-                if not np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True):
+                if not np.array_equal(_np(a), _np(b), equal_nan=True):
                     return True
         return False
 
@@ -401,9 +413,9 @@ class _Exporter:
                     "Cast", [name], to=self.g.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
                 )
             return name
-        if isinstance(a, np.ndarray) and ("data", id(a)) in self.value:
+        if _is_array(a) and ("data", id(a)) in self.value:
             return self.value[("data", id(a))]
-        value = np.asarray(a)
+        value = _np(a)
         if self.changing(node, j):
             rebuilt = self.rebuild(node, j, dtype)
             if rebuilt is not None:
@@ -416,7 +428,7 @@ class _Exporter:
             )
         if dtype is not None and value.dtype != dtype and value.dtype.kind in "biuf":
             value = value.astype(dtype)
-        name = self.data_names.get(id(a)) if isinstance(a, np.ndarray) else None
+        name = self.data_names.get(id(a)) if _is_array(a) else None
         return self.g.init(value, name)
 
     def uniform(self, node: Node, j: int) -> bool:
@@ -424,7 +436,7 @@ class _Exporter:
         i = self.pos[id(node)]
         first = None
         for r in self.runs:
-            c = np.asarray(r.order[i].args[j])
+            c = _np(r.order[i].args[j])
             if c.size == 0:
                 return False
             v = c.reshape(-1)[0]
@@ -436,7 +448,7 @@ class _Exporter:
     def size_number(self, node: Node, j: int, dtype: np.dtype) -> str | None:
         """A scalar equal to ``k * size + c`` or its reciprocal in every run, if it is one."""
         i = self.pos[id(node)]
-        values = [np.asarray(r.order[i].args[j]) for r in self.runs]
+        values = [_np(r.order[i].args[j]) for r in self.runs]
         if len(values) < 3 or any(v.ndim or v.dtype.kind not in "iuf" for v in values):
             return None
         if values[1] != values[0]:  # changes with the input's values, not its sizes
@@ -462,7 +474,7 @@ class _Exporter:
 
     def rebuild(self, node: Node, j: int, dtype: np.dtype | None = None) -> str | None:
         """A constant computed from the input, rebuilt from the graph when it is recognised."""
-        c = np.asarray(node.args[j])
+        c = _np(node.args[j])
         others = [a for k, a in enumerate(node.args) if k != j]
         name = node.prim.name
         # one number repeated (zeros_like(x), full(x.shape, v)): a scalar broadcasts the same
@@ -475,7 +487,7 @@ class _Exporter:
             if name in _BINARY or name == "where":
                 if np.broadcast_shapes(rest, ()) == np.shape(node.value):
                     dtype = node.value.dtype if name != "where" or j else np.dtype(bool)
-                    return self.g.init(np.asarray(c.reshape(-1)[0], dtype=dtype))
+                    return self.g.init(_np(c.reshape(-1)[0], dtype=dtype))
             # elsewhere (a zero initial state fed to a matmul): expanded to its shape at run time
             i = self.pos[id(node)]
             bumped = [np.shape(r.order[i].args[j]) for r in self.runs[2:]]
@@ -487,7 +499,7 @@ class _Exporter:
             return size
         # softmax's shift: the maximum of the value it is subtracted from
         if name == "subtract" and j == 1 and type(node.args[0]) is Node:
-            x = np.asarray(node.args[0].value)
+            x = _np(node.args[0].value)
             if c.ndim == x.ndim:
                 axes = [k for k in range(x.ndim) if c.shape[k] == 1 and x.shape[k] != 1]
                 if axes:
@@ -500,7 +512,7 @@ class _Exporter:
             for a in others:
                 if type(a) is not Node or np.shape(a.value) != c.shape:
                     continue
-                v = np.asarray(a.value)
+                v = _np(a.value)
                 x = self.value[id(a)]
                 zero = self.g.init(np.zeros((), v.dtype))
                 for test, op, order in (
@@ -517,7 +529,7 @@ class _Exporter:
     def emit(self, node: Node) -> str:
         name = node.prim.name
         g = self.g
-        out_dtype = np.asarray(node.value).dtype
+        out_dtype = _np(node.value).dtype
         p = node.params or {}
         if name in _UNARY:
             return g.op(_UNARY[name], [self.arg(node, 0, out_dtype)])
@@ -563,13 +575,13 @@ class _Exporter:
             x, w = self.arg(node, 0, out_dtype), self.arg(node, 1, out_dtype)
             last = np.ndim(node.value) - 1
             ms = g.reduce("ReduceMean", g.op("Mul", [x, x]), [last], True)
-            eps = g.init(np.asarray(p["eps"], out_dtype))
+            eps = g.init(_np(p["eps"], out_dtype))
             r = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [ms, eps])])])
             return g.op("Mul", [g.op("Mul", [x, r]), w])
         if name == "cumsum":
             if not p.get("inclusive", True):
                 raise OnnxExportError("onnx export: exclusive cumsum is not mapped")
-            axis = g.init(np.asarray(p["axis"], np.int64))
+            axis = g.init(_np(p["axis"], np.int64))
             return g.op("CumSum", [self.arg(node, 0), axis], reverse=int(bool(p.get("reverse"))))
         if name == "reshape":
             return g.op("Reshape", [self.arg(node, 0), self.shape_param(node, "shape")])
@@ -585,13 +597,13 @@ class _Exporter:
             return g.op("Cast", [self.arg(node, 0)], to=to)
         if name == "where":
             cond = self.arg(node, 0)
-            if type(node.args[0]) is Node or np.asarray(node.args[0]).dtype != bool:
+            if type(node.args[0]) is Node or _np(node.args[0]).dtype != bool:
                 cond = g.op("Cast", [cond], to=g.onnx.TensorProto.BOOL)
             return g.op("Where", [cond, self.arg(node, 1, out_dtype), self.arg(node, 2, out_dtype)])
         if name == "pad":
             width = p["width"]
             pads = [int(lo) for lo, _ in width] + [int(hi) for _, hi in width]
-            value = g.init(np.asarray(p.get("value", 0) or 0, dtype=out_dtype))
+            value = g.init(_np(p.get("value", 0) or 0, dtype=out_dtype))
             return g.op("Pad", [self.arg(node, 0), g.ints(pads), value], mode="constant")
         if name == "getitem":
             return self.getitem(node)
@@ -645,7 +657,7 @@ class _Exporter:
             if any(d != 1 for d in p["dilation"]):
                 raise OnnxExportError("onnx export: dilated 'pool_sum' is not mapped")
             y = g.op("AveragePool", [x], kernel_shape=list(p["kernel"]), strides=list(p["stride"]))
-            count = g.init(np.asarray(float(np.prod(p["kernel"])), dtype=out_dtype))
+            count = g.init(_np(float(np.prod(p["kernel"])), dtype=out_dtype))
             y = g.op("Mul", [y, count])
         return g.op("Transpose", [y], perm=[0] + list(range(2, nd + 2)) + [1])
 
@@ -674,7 +686,7 @@ class _Exporter:
             ind_name = self.value.get(("data", id(ind)))
             if ind_name is None:
                 self.check_index(node, ind)
-                ind_name = g.init(ind.astype(np.int64))
+                ind_name = g.init(_np(ind).astype(np.int64))
             x = g.op("Gather", [x, ind_name], axis=ax)
         if squeeze:
             x = g.op("Squeeze", [x, g.ints(squeeze)])
@@ -688,8 +700,12 @@ class _Exporter:
         for r in self.runs[1:]:
             other = r.order[i].params["idx"]
             other = other if isinstance(other, tuple) else (other,)
-            arrays = [o for o in other if isinstance(o, np.ndarray)]
-            if not arrays or arrays[0].shape != ind.shape or not np.array_equal(arrays[0], ind):
+            arrays = [_np(o) for o in other if _is_array(o)]
+            if (
+                not arrays
+                or arrays[0].shape != ind.shape
+                or not np.array_equal(arrays[0], _np(ind))
+            ):
                 raise OnnxExportError(
                     f"onnx export: 'getitem' takes an index of shape {ind.shape} computed from the "
                     "input outside the recorded operations (an argmax?); ONNX export cannot follow it"
@@ -702,7 +718,7 @@ class _Exporter:
             if node.prim is None:
                 owner = node.owner() if node.owner is not None else None
                 name = self.names.get(id(owner)) or self.data_names.get(id(node.value))
-                self.value[id(node)] = self.g.init(np.asarray(node.value), name or "parameter")
+                self.value[id(node)] = self.g.init(_np(node.value), name or "parameter")
                 continue
             self.value[id(node)] = self.emit(node)
 
@@ -741,15 +757,11 @@ def _slice_plan(node: Node) -> tuple:
                 axes.append(axis)
                 steps.append(step)
             out_axis += 1
-        elif isinstance(item, np.ndarray) and item.dtype.kind in "iu" and not gathers:
+        elif _is_array(item) and item.dtype.kind in "iu" and not gathers:
             gathers.append((axis, item, out_axis))
             out_axis += item.ndim
         else:
-            what = (
-                f"{item.dtype} array of shape {item.shape}"
-                if isinstance(item, np.ndarray)
-                else repr(item)
-            )
+            what = f"{item.dtype} array of shape {item.shape}" if _is_array(item) else repr(item)
             raise OnnxExportError(
                 f"onnx export: the index {what} of 'getitem' is not mapped (slices, integers, "
                 "None, ... and one integer array are)"
@@ -881,8 +893,8 @@ def export_onnx(
         raise OnnxExportError("onnx export: args must be an array or a non-empty tuple of arrays")
     import chainrule.core as mx
 
-    args = [a if isinstance(a, array) else mx.array(np.asarray(a)) for a in args]
-    floats = [np.asarray(a._data).dtype.kind in "f" for a in args]
+    args = [a if isinstance(a, array) else mx.array(_np(a)) for a in args]
+    floats = [_np(a._data).dtype.kind in "f" for a in args]
     set_mode = getattr(model, "train", None)
     was_training = getattr(model, "training", None)
     if callable(set_mode) and was_training is not None:
@@ -937,14 +949,14 @@ def export_onnx(
         for j in range(len(shape)):
             if any(np.shape(r.outs[k]._data)[j] != shape[j] for r in runs[2:]):
                 shape[j] = dyn.get(name, {}).get(j) or f"{name}_dim_{j}"
-        dtype = helper.np_dtype_to_tensor_dtype(np.asarray(o._data).dtype)
+        dtype = helper.np_dtype_to_tensor_dtype(_np(o._data).dtype)
         graph_outputs.append(helper.make_tensor_value_info(name, dtype, shape))
     graph_inputs = []
     for a, name in zip(args, ins):
         shape = list(np.shape(a._data))
         for axis, label in dyn.get(name, {}).items():
             shape[axis] = label
-        dtype = helper.np_dtype_to_tensor_dtype(np.asarray(a._data).dtype)
+        dtype = helper.np_dtype_to_tensor_dtype(_np(a._data).dtype)
         graph_inputs.append(helper.make_tensor_value_info(name, dtype, shape))
     graph = helper.make_graph(
         g.nodes, "chainrule", graph_inputs, graph_outputs, g.inits, doc_string=doc_string

@@ -23,7 +23,7 @@ def _weights(out):
     _, model, _ = read_run(str(out))
     from chainrule.checkpoint import named_arrays
 
-    return {n: np.array(a._data) for n, a in named_arrays(model)}
+    return {n: np.array(a) for n, a in named_arrays(model)}
 
 
 def _train(tmp_path, capsys, name, *extra):

@@ -96,7 +96,7 @@ def test_in_a_dataloader():
         batches = list(loader)
         assert [b[0].shape for b in batches] == [(4, 2), (2, 2)]
         for xb, yb in batches:
-            np.testing.assert_array_equal(xb, X[yb._data])
+            np.testing.assert_array_equal(xb, X[np.asarray(yb)])
             assert isinstance(xb, mx.array)
             seen += yb.tolist()
     assert set(seen) == set(range(11)) and len(seen) == 12

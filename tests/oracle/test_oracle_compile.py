@@ -62,6 +62,7 @@ def _train(mx: Any, nn: Any, optim: Any, model: Any, compiled: bool, make_opt: A
     return losses
 
 
+@pytest.mark.host_only  # asserts the traced (compiled) path, which is the CPU's for now
 @pytest.mark.parametrize(
     "make_opt",
     [lambda o: o.SGD(0.1, momentum=0.9), lambda o: o.Adam(0.01), lambda o: o.AdamW(0.01)],

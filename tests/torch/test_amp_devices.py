@@ -37,6 +37,7 @@ def test_bad_device_names_raise_like_pytorch(torch_ref):
         assert key in str(ours.value)
 
 
+@pytest.mark.host_only  # no GPU present: on the CPU only (conftest.py)
 def test_moving_to_a_missing_device_is_a_clear_error(torch_ref):
     x, rx = torch.ones(2), torch_ref.ones(2)
     for move, ref_move in (
@@ -57,6 +58,7 @@ def test_moving_to_a_missing_device_is_a_clear_error(torch_ref):
     assert x.device == torch.device("cpu") and not x.is_cuda
 
 
+@pytest.mark.host_only  # no GPU present: on the CPU only (conftest.py)
 def test_queries_without_an_accelerator_match_pytorch(torch_ref):
     assert torch.accelerator.is_available() == torch_ref.accelerator.is_available() is False
     assert torch.accelerator.current_accelerator() is torch_ref.accelerator.current_accelerator()
@@ -81,6 +83,7 @@ def test_queries_without_an_accelerator_match_pytorch(torch_ref):
     assert isinstance(torch.backends.cpu.get_cpu_capability(), str)
 
 
+@pytest.mark.host_only  # no GPU present: on the CPU only (conftest.py)
 def test_default_device(torch_ref):
     assert str(torch.get_default_device()) == str(torch_ref.get_default_device()) == "cpu"
     torch.set_default_device("cpu")

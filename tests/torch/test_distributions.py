@@ -148,6 +148,7 @@ def test_kl_independent_and_missing_pair():
         _cmp(a, b, rtol=1e-6)
 
 
+@pytest.mark.usefixtures("cpu_default_device")  # messages print CPU tensors, as PyTorch's
 def test_validate_args_errors_match_pytorch():
     torch_ref = pytest.importorskip("torch")
     bad = [

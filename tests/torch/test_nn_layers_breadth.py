@@ -16,6 +16,7 @@ import pytest
 
 import chainrule.torch as ct
 import chainrule.torch.nn as cnn
+from chainrule.core import backend
 
 torch_ref = pytest.importorskip("torch")
 
@@ -492,7 +493,8 @@ def _copy_state(tm, cm, dtype):
         target = _handle(cm, name)
         value = t.detach().numpy().copy()  # torch updates its buffers in place
         assert tuple(target.shape) == tuple(value.shape), (name, target.shape, value.shape)
-        target._set_value(value.astype(dtype) if value.dtype.kind == "f" else value)
+        value = value.astype(dtype) if value.dtype.kind == "f" else value
+        target._set_value(backend.same_device(value, target._data))  # on the layer's device
         if isinstance(t, torch_ref.nn.Parameter):
             pairs.append((name, t, target))
     return pairs

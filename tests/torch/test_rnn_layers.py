@@ -303,6 +303,7 @@ def test_dropout_between_layers_and_its_warning():
     _close(ours(ct.tensor(x))[0], ref(torch_ref.tensor(x))[0], "float32", "eval output")
 
 
+@pytest.mark.usefixtures("cpu_default_device")  # compares devices with PyTorch on the CPU
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_packing_utilities_match_pytorch(batch_first):
     torch_ref = _ref()

@@ -281,7 +281,7 @@ def test_model_state_dict_both_ways(tmp_path):
     ours.load_state_dict(torch.load(path))
     x = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
     want = ref(torch_ref.from_numpy(x)).detach().numpy()
-    np.testing.assert_allclose(_np(ours(torch.from_numpy(x))), want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(_np(ours(torch.tensor(x))), want, rtol=1e-6, atol=1e-6)
 
     back = _two_layers(torch_ref.nn)
     path2 = tmp_path / "ours.pt"

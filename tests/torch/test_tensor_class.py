@@ -107,6 +107,7 @@ def test_gradients_flow_through_tensors_and_grad_is_a_tensor():
     assert g.tolist() == [2.0, 4.0]
 
 
+@pytest.mark.usefixtures("cpu_default_device")  # CPU tensors
 def test_a_parameter_handed_back_stays_the_parameter():
     layer = nn.Linear(2, 3)
     w = layer.weight
@@ -228,6 +229,7 @@ REPRS = [
 ]
 
 
+@pytest.mark.usefixtures("cpu_default_device")  # compares with PyTorch on the CPU
 @pytest.mark.parametrize("i", range(len(REPRS)))
 def test_repr_is_pytorchs(i):
     torch_ref = pytest.importorskip("torch")

@@ -138,6 +138,7 @@ def test_view_as_another_dtype_reinterprets_the_bytes():
     assert z.shape == (2, 1) and complex(z[1, 0].item()) == 3 + 4j
 
 
+@pytest.mark.host_only  # .to("cuda") without a GPU
 def test_to_cpu_cuda_and_device():
     x = ct.tensor([1.0, 2.0])
     assert x.to("cpu") is x and x.to(ct.device("cpu")) is x and x.cpu() is x
@@ -185,6 +186,7 @@ def test_install_is_idempotent_and_keeps_core_methods():
     assert mx.array.size is mx.array.__dict__["size"]  # the core's size was not replaced
 
 
+@pytest.mark.host_only  # the subprocess's default device is the CPU
 def test_methods_exist_after_importing_only_the_core():
     # The methods must not depend on the user importing chainrule.torch: the core installs
     # them (chainrule/core/tensor_methods.py, from chainrule/core/__init__.py).

@@ -19,7 +19,7 @@ from chainrule.core.strict_backend import StrictArray
 from chainrule.torch.utils.data import DataLoader, TensorDataset
 
 # these tests choose devices themselves: the CPU is the default while each runs (conftest.py)
-pytestmark = pytest.mark.usefixtures("cpu_default_device")
+pytestmark = [pytest.mark.usefixtures("cpu_default_device"), pytest.mark.refuses_host_reads]
 
 
 def on_gpu(t) -> bool:

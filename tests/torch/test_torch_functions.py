@@ -341,6 +341,7 @@ def test_dtype_aliases_and_tensor_class():
     assert ct.get_default_dtype() is ct.float32
 
 
+@pytest.mark.host_only  # no GPU present: on the CPU only (conftest.py)
 def test_devices_are_cpu_only():
     assert ct.device("cpu") == "cpu" and str(ct.device("cuda:0")) == "cuda:0"
     assert ct.device("cuda", 1).index == 1

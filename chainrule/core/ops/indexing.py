@@ -911,7 +911,7 @@ def tril(a, k: int = 0, stream=None) -> array:
     """Zero the elements above the ``k``-th diagonal."""
     a = _as(a)
     mask = _same_device(xp.tri(a.shape[-2], a.shape[-1], k, dtype=bool), a._data)
-    return where(_from_value(mask), a, zeros((), a.dtype))
+    return where(_from_value(mask), a, _zeros_near((), a.dtype, a._data))
 
 
 @export
@@ -919,7 +919,7 @@ def triu(a, k: int = 0, stream=None) -> array:
     """Zero the elements below the ``k``-th diagonal."""
     a = _as(a)
     mask = _same_device(xp.tri(a.shape[-2], a.shape[-1], k - 1, dtype=bool), a._data)
-    return where(_from_value(mask), zeros((), a.dtype), a)
+    return where(_from_value(mask), _zeros_near((), a.dtype, a._data), a)
 
 
 # Names from the other op modules that the functions above call (bound after this

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ... import core as mx
 from ...core.array import array
+from ...core.tensor_functions import stream_of
 from ..module import Module
 
 __all__ = ["Dropout", "Dropout2d", "Dropout3d"]
@@ -41,7 +42,7 @@ class Dropout(Module):
     def __call__(self, x: array) -> array:
         if self._p_1 == 1 or not self._training:
             return x
-        mask = mx.random.bernoulli(self._p_1, x.shape)
+        mask = mx.random.bernoulli(self._p_1, x.shape, stream=stream_of(x))
         return mx.where(mask, x * (1 / self._p_1), 0)
 
 
@@ -77,7 +78,7 @@ class _ChannelDropout(Module):
         shape = list(x.shape)
         for i in range(2, 2 + self._spatial):
             shape[-i] = 1
-        mask = mx.random.bernoulli(self._p_1, tuple(shape))
+        mask = mx.random.bernoulli(self._p_1, tuple(shape), stream=stream_of(x))
         return mx.where(mask, x * (1 / self._p_1), 0)
 
 

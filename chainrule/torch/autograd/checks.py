@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import backend
 from chainrule.core.extend import array, from_value
 
 __all__ = ["GradcheckError", "gradcheck", "gradgradcheck"]
@@ -32,17 +33,23 @@ def _outputs(func: Callable, inputs: tuple) -> list:
 
 
 def _like(value: np.ndarray, x: array) -> array:
-    """``value`` as a constant of ``x``'s class (a ``Tensor`` stays a ``Tensor``)."""
-    out = from_value(value)
+    """Host ``value`` as a constant of ``x``'s class (a ``Tensor`` stays a ``Tensor``) on ``x``'s
+    device."""
+    out = from_value(backend.same_device(value, x._data))
     if type(x) is not array:
         out.__class__ = type(x)
     return out
 
 
+def _host64(t: array) -> np.ndarray:
+    """``t``'s values as a flat float64 host array (an explicit copy from the GPU)."""
+    return np.asarray(backend.to_host(t._data), np.float64).ravel()
+
+
 def _numerical(func: Callable, inputs: tuple, i: int, eps: float) -> list:
     """One ``(out.size, inputs[i].size)`` matrix per output, by central differences."""
     x = inputs[i]
-    base = np.array(x._data, dtype=x._data.dtype)
+    base = backend.to_host(x._data)  # the perturbations are made on the host, then moved
     cols: list[list] = []
     for j in range(base.size):
         vals = []
@@ -53,7 +60,7 @@ def _numerical(func: Callable, inputs: tuple, i: int, eps: float) -> list:
             args[i] = _like(pert, x)
             if x.requires_grad:
                 args[i].requires_grad_()
-            vals.append([np.asarray(o._data, np.float64).ravel() for o in _outputs(func, args)])
+            vals.append([_host64(o) for o in _outputs(func, args)])
         cols.append([(a - b) / (2 * eps) for a, b in zip(*vals)])
     n_out = len(cols[0]) if cols else 0
     return [np.stack([c[k] for c in cols], axis=1) for k in range(n_out)]
@@ -75,11 +82,11 @@ def _analytical(func: Callable, inputs: tuple, i: int) -> list:
             (g,) = grad(
                 o,
                 inputs[i],
-                from_value(onehot.reshape(o._data.shape)),
+                from_value(backend.same_device(onehot.reshape(o._data.shape), o._data)),
                 allow_unused=True,
                 materialize_grads=True,
             )
-            rows.append(np.asarray(g._data, np.float64).ravel())
+            rows.append(_host64(g))
         mats.append(np.stack(rows) if rows else np.zeros((0, inputs[i]._data.size)))
     return mats
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.extend import array, from_value, xp
 
 from .._tensor_class import tensors
@@ -189,7 +190,7 @@ def jacobian(
         n = o._data.size
         rows: list[list] = [[] for _ in xs]
         for e in range(n):
-            onehot = xp.zeros(n, dtype=o._data.dtype)
+            onehot = backend.array_module(o._data).zeros(n, dtype=o._data.dtype)  # o's device
             onehot[e] = 1
             go = from_value(onehot.reshape(o._data.shape))
             gs = _grad((o,), ins, (go,), create_graph, xs)
@@ -200,7 +201,8 @@ def jacobian(
             if rows[j]:
                 block = mx.stack(rows[j]).reshape(o.shape + x.shape)
             else:
-                block = from_value(xp.zeros(o._data.shape + x._data.shape, x._data.dtype))
+                zeros = backend.array_module(x._data).zeros
+                block = from_value(zeros(o._data.shape + x._data.shape, x._data.dtype))
             blocks.append(block if create_graph else from_value(block._data))
         table.append(tuple(blocks))
     if not out_tuple:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.versions import replaced
 from chainrule.distributed import Group
@@ -563,9 +564,12 @@ def _check_list(ts: Any, name: str) -> list[array]:
     return list(ts)
 
 
-def _write(t: array, data: np.ndarray) -> None:
+def _write(t: array, data: Any) -> None:
     """Give ``t`` the value ``data`` in place (PyTorch's in-place collectives)."""
-    data = np.asarray(data).astype(t._data.dtype, copy=False).reshape(t._data.shape)
+    if not backend.is_gpu(data):
+        data = np.asarray(data)
+    data = data.astype(t._data.dtype, copy=False).reshape(t._data.shape)
+    data = backend.same_device(data, t._data)  # received on the host: onto t's device
     replaced(t, t._node)
     t._set_value(data)
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from chainrule.core import backend as _backend
 from chainrule.core.array import array
 from chainrule.core.autograd import is_grad_enabled
 from chainrule.core.extend import Node, from_value
@@ -95,7 +96,7 @@ class _Reducer:
     def report(self, i: int, g: array) -> array | None:
         if not self.armed or i not in self.expected or i in self.pending:
             return None
-        h = from_value(np.ascontiguousarray(g._data))
+        h = from_value(_backend.array_module(g._data).ascontiguousarray(g._data))
         self.pending[i] = h
         if len(self.pending) == len(self.expected):
             self.reduce()
@@ -121,7 +122,8 @@ class _Reducer:
             else:
                 datas.append(h._data if old is None else h._data + old)
         present = np.array([d is not None for d in datas], dtype=np.float64)
-        reduced, counts = self.reducer(datas, factor=1.0 / self.pg.size(), extra=present)
+        like = [p._data for p in self.params]
+        reduced, counts = self.reducer(datas, factor=1.0 / self.pg.size(), extra=present, like=like)
         for i, p in enumerate(self.params):
             h = self.pending.get(i)
             if h is not None:
@@ -222,7 +224,7 @@ class DistributedDataParallel(Module):
         values = _broadcast([h._data for h in handles], root=0, group=pg._group)
         if pg.rank() != 0:
             for h, v in zip(handles, values):
-                h._set_value(np.asarray(v))
+                h._set_value(_backend.same_device(v, h._data))
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         """Run the module; when recording, arm the gradient averaging of the next backward.

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.extend import array, from_value
 
 from . import constraints
@@ -20,6 +21,7 @@ from .distribution import (
     _const,
     _draw,
     _finfo,
+    _host,
     _rng,
     _tensor,
     broadcast_all,
@@ -78,7 +80,7 @@ class Bernoulli(Distribution):
     @property
     def mode(self) -> array:
         mode = (self.probs >= 0.5).astype(self.probs.dtype)
-        return mx.where(self.probs == 0.5, mx.full(mode.shape, np.nan, mode.dtype), mode)
+        return mx.where(self.probs == 0.5, mx.full_like(mode, np.nan), mode)
 
     @property
     def variance(self) -> array:
@@ -86,7 +88,7 @@ class Bernoulli(Distribution):
 
     def sample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        p = np.asarray(mx.broadcast_to(self.probs, shape))
+        p = np.broadcast_to(_host(self.probs), shape)
         return _draw(_rng().random(shape) < p, self._param)
 
     def log_prob(self, value: Any) -> array:
@@ -99,7 +101,7 @@ class Bernoulli(Distribution):
         return _bce_with_logits(self.logits, self.probs)
 
     def enumerate_support(self, expand: bool = True) -> array:
-        values = _const(np.arange(2, dtype=np.dtype(self._param._data.dtype)))
+        values = _draw(np.arange(2), self._param)
         values = values.reshape((-1,) + (1,) * len(self._batch_shape))
         return mx.broadcast_to(values, (2,) + self._batch_shape) if expand else values
 
@@ -152,7 +154,7 @@ class Categorical(Distribution):
 
     @property
     def mean(self) -> array:
-        return mx.full(self._extended_shape(), np.nan, self.probs.dtype)
+        return mx.full_like(self.probs[..., 0], np.nan)
 
     @property
     def mode(self) -> array:
@@ -160,16 +162,16 @@ class Categorical(Distribution):
 
     @property
     def variance(self) -> array:
-        return mx.full(self._extended_shape(), np.nan, self.probs.dtype)
+        return mx.full_like(self.probs[..., 0], np.nan)
 
     def sample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        p = np.asarray(self.probs, np.float64)
+        p = _host(self.probs, np.float64)
         cdf = np.cumsum(p, axis=-1)
         cdf = np.broadcast_to(cdf, shape + (self._num_events,))
         u = _rng().random(shape + (1,)) * cdf[..., -1:]
         idx = np.minimum((cdf <= u).sum(-1), self._num_events - 1)
-        return _const(idx.astype(np.int64))
+        return _const(backend.same_device(idx.astype(np.int64), self._param._data))
 
     def log_prob(self, value: Any) -> array:
         if self._validate_args:
@@ -183,11 +185,12 @@ class Categorical(Distribution):
 
     def entropy(self) -> array:
         lowest = np.asarray(_finfo(self.logits).min, dtype=np.dtype(self.logits._data.dtype))
-        logits = mx.maximum(self.logits, from_value(lowest))
+        logits = mx.maximum(self.logits, from_value(lowest))  # a 0-d constant: any device
         return -mx.sum(logits * self.probs, axis=-1)
 
     def enumerate_support(self, expand: bool = True) -> array:
-        values = _const(np.arange(self._num_events, dtype=np.int64))
+        values = np.arange(self._num_events, dtype=np.int64)
+        values = _const(backend.same_device(values, self._param._data))
         values = values.reshape((-1,) + (1,) * len(self._batch_shape))
         return (
             mx.broadcast_to(values, (self._num_events,) + self._batch_shape) if expand else values
@@ -231,8 +234,8 @@ class OneHotCategorical(Distribution):
     @property
     def mode(self) -> array:
         k = self._categorical._num_events
-        idx = np.asarray(mx.argmax(self.probs, axis=-1))
-        return _draw(np.eye(k)[idx], self.probs)
+        idx = mx.argmax(self.probs, axis=-1)
+        return (mx.expand_dims(idx, -1) == _draw(np.arange(k), idx)).astype(self.probs.dtype)
 
     @property
     def variance(self) -> array:
@@ -241,8 +244,8 @@ class OneHotCategorical(Distribution):
 
     def sample(self, sample_shape: Any = ()) -> array:
         k = self._categorical._num_events
-        idx = np.asarray(self._categorical.sample(sample_shape))
-        return _draw(np.eye(k)[idx], self.probs)
+        idx = self._categorical.sample(sample_shape)
+        return (mx.expand_dims(idx, -1) == _draw(np.arange(k), idx)).astype(self.probs.dtype)
 
     def log_prob(self, value: Any) -> array:
         if self._validate_args:
@@ -282,7 +285,7 @@ class Poisson(Distribution):
 
     def sample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        lam = np.broadcast_to(np.asarray(self.rate, np.float64), shape)
+        lam = np.broadcast_to(_host(self.rate, np.float64), shape)
         return _draw(_rng().poisson(lam), self.rate)
 
     def log_prob(self, value: Any) -> array:
@@ -351,8 +354,8 @@ class Binomial(Distribution):
 
     def sample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        n = np.broadcast_to(np.asarray(self.total_count).astype(np.int64), shape)
-        p = np.broadcast_to(np.asarray(self.probs, np.float64), shape)
+        n = np.broadcast_to(_host(self.total_count, np.int64), shape)
+        p = np.broadcast_to(_host(self.probs, np.float64), shape)
         return _draw(_rng().binomial(n, p), self._param)
 
     def log_prob(self, value: Any) -> array:
@@ -369,14 +372,14 @@ class Binomial(Distribution):
         return value * logits - log_factorial_k - log_factorial_nmk - normalize_term
 
     def entropy(self) -> array:
-        total = int(np.max(np.asarray(self.total_count)))
+        total = int(mx.max(self.total_count).item())
         if not bool(mx.all(self.total_count == total)):
             raise NotImplementedError("Inhomogeneous total count not supported by `entropy`.")
         lp = self.log_prob(self.enumerate_support(expand=False))
         return -mx.sum(mx.exp(lp) * lp, axis=0)
 
     def enumerate_support(self, expand: bool = True) -> array:
-        total = int(np.max(np.asarray(self.total_count)))
+        total = int(mx.max(self.total_count).item())
         if not bool(mx.all(self.total_count == total)):
             raise NotImplementedError(
                 "Inhomogeneous total count not supported by `enumerate_support`."
@@ -431,7 +434,7 @@ class Multinomial(Distribution):
 
     def sample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        p = np.asarray(self.probs, np.float64)
+        p = _host(self.probs, np.float64)
         p = np.broadcast_to(p / p.sum(-1, keepdims=True), shape)
         draws = _rng().multinomial(self.total_count, p.reshape(-1, shape[-1]))
         return _draw(draws.reshape(shape), self.probs)
@@ -453,7 +456,6 @@ class Multinomial(Distribution):
         n = self.total_count
         term1 = n * self._categorical.entropy() - math.lgamma(n + 1)
         binom = Binomial(n, self.probs, validate_args=False)
-        dtype = np.dtype(self.probs._data.dtype)
-        support = _const(np.arange(1, n + 1, dtype=dtype)).reshape((n,) + (1,) * self.probs.ndim)
+        support = _draw(np.arange(1, n + 1), self.probs).reshape((n,) + (1,) * self.probs.ndim)
         weights = mx.exp(binom.log_prob(support)) * lgamma(support + 1)
         return term1 + mx.sum(mx.sum(weights, axis=0), axis=-1)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.extend import array, from_value
 
 from . import constraints
@@ -67,8 +68,17 @@ def _rng() -> np.random.Generator:
 
 
 def _draw(values: np.ndarray, like: array) -> array:
-    """Drawn (or constant) values as a tensor of ``like``'s dtype."""
-    return _const(np.asarray(values).astype(np.dtype(like._data.dtype)))
+    """Drawn (or constant) host values as a tensor of ``like``'s dtype on ``like``'s device (one
+    explicit host-to-device copy for a CUDA ``like``)."""
+    host = np.asarray(values).astype(np.dtype(like._data.dtype))
+    return _const(backend.same_device(host, like._data))
+
+
+def _host(t: Any, dtype: Any = None) -> np.ndarray:
+    """Tensor ``t``'s values as a NumPy array for a host-side draw: an explicit device-to-host
+    copy for a CUDA tensor, no copy on the CPU (beyond ``dtype``'s conversion)."""
+    data = backend.to_host(t._data if isinstance(t, array) else t)
+    return data if dtype is None else data.astype(dtype, copy=False)
 
 
 def _const(values: np.ndarray) -> array:

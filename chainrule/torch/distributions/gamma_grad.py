@@ -14,9 +14,10 @@ import math
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.extend import array, from_value
 
-from .distribution import _rng
+from .distribution import _host, _rng
 
 __all__ = ["standard_gamma", "standard_gamma_grad"]
 
@@ -85,15 +86,16 @@ def standard_gamma_grad(alpha: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 @mx.custom_function
 def _draw_gamma(alpha: array) -> array:
-    a = np.asarray(alpha, np.float64)
+    a = _host(alpha, np.float64)
     x = _rng().standard_gamma(a)
-    return from_value(x.astype(np.dtype(alpha._data.dtype)))
+    return from_value(backend.same_device(x.astype(np.dtype(alpha._data.dtype)), alpha._data))
 
 
 @_draw_gamma.vjp
 def _draw_gamma_vjp(alpha, cotangent, output):
-    dxda = standard_gamma_grad(np.asarray(alpha), np.asarray(output))
-    return cotangent * from_value(dxda.astype(np.dtype(alpha._data.dtype)))
+    dxda = standard_gamma_grad(_host(alpha), _host(output))
+    dxda = backend.same_device(dxda.astype(np.dtype(alpha._data.dtype)), alpha._data)
+    return cotangent * from_value(dxda)
 
 
 def standard_gamma(alpha: array) -> array:

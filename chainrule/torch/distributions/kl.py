@@ -66,7 +66,7 @@ def kl_divergence(p: Distribution, q: Distribution) -> array:
 
 
 def _inf_like(x: array) -> array:
-    return mx.full(x.shape, np.inf, x.dtype)
+    return mx.full_like(x, np.inf)
 
 
 @register_kl(Normal, Normal)

@@ -16,6 +16,7 @@ from .distribution import (
     Distribution,
     _draw,
     _finfo,
+    _host,
     _rng,
     broadcast_all,
     digamma,
@@ -33,7 +34,7 @@ _EULER = 0.57721566490153286060
 
 
 def _full(like: array, value: float, shape: tuple) -> array:
-    return mx.full(shape, value, like.dtype)
+    return mx.full_like(mx.broadcast_to(like, shape), value)
 
 
 class Cauchy(Distribution):
@@ -111,7 +112,7 @@ class HalfNormal(Distribution):
         if self._validate_args:
             self._validate_sample(value)
         lp = self.base_dist.log_prob(value) + math.log(2)
-        return mx.where(value >= 0, lp, mx.full(lp.shape, -np.inf, lp.dtype))
+        return mx.where(value >= 0, lp, mx.full_like(lp, -np.inf))
 
     def cdf(self, value: Any) -> array:
         return 2 * self.base_dist.cdf(value) - 1
@@ -164,7 +165,7 @@ class StudentT(Distribution):
     @property
     def mean(self) -> array:
         m = self.loc + 0 * self.df
-        return mx.where(self.df > 1, m, mx.full(m.shape, np.nan, m.dtype))
+        return mx.where(self.df > 1, m, mx.full_like(m, np.nan))
 
     @property
     def mode(self) -> array:
@@ -174,8 +175,8 @@ class StudentT(Distribution):
     def variance(self) -> array:
         df = self.df
         v = self.scale**2 * df / mx.where(df > 2, df - 2, mx.ones_like(df))
-        v = mx.where(df > 2, v, mx.full(v.shape, np.inf, v.dtype))
-        return mx.where(df > 1, v, mx.full(v.shape, np.nan, v.dtype))
+        v = mx.where(df > 2, v, mx.full_like(v, np.inf))
+        return mx.where(df > 1, v, mx.full_like(v, np.nan))
 
     def rsample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
@@ -277,7 +278,7 @@ class Geometric(Distribution):
         self._param = param
         super().__init__(tuple(param.shape), validate_args=validate_args)
         if self._validate_args and probs is not None and not bool(mx.all(self.probs > 0)):
-            p = np.asarray(self.probs)
+            p = _host(self.probs)
             bad = _draw(np.atleast_1d(p)[~(np.atleast_1d(p) > 0)], self.probs)
             raise ValueError(
                 f"Expected parameter probs ({type(self.probs).__name__} of shape "
@@ -307,7 +308,7 @@ class Geometric(Distribution):
 
     def sample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        p = np.broadcast_to(np.asarray(self.probs, np.float64), shape)
+        p = np.broadcast_to(_host(self.probs, np.float64), shape)
         return _draw(_rng().geometric(p) - 1, self._param)
 
     def log_prob(self, value: Any) -> array:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 from chainrule.nn.layers.recurrent import gru_scan, lstm_scan
@@ -36,6 +37,13 @@ from .utils.rnn import PackedSequence
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+
+
+def _zeros(shape: tuple, like: array) -> array:
+    """Zeros of ``like``'s dtype on ``like``'s device (the default initial states)."""
+    return mx.zeros(
+        shape, dtype=like.dtype, stream=mx.gpu if backend.is_gpu(like._data) else mx.cpu
+    )
 
 
 # -- tensors in, tensors out (also through PackedSequence and (h, c) tuples) -----------------
@@ -364,11 +372,11 @@ class RNNBase(Module):
                     f"shape {tuple(data.shape)})"
                 )
             self._check_input(data, True)
-            sizes = [int(s) for s in np.asarray(input.batch_sizes._data)]
+            sizes = backend.to_host(input.batch_sizes._data).astype(np.int64).tolist()
             batch = sizes[0]
             order = input.sorted_indices
             if states is None:
-                states = [mx.zeros(s, dtype=data.dtype) for s in self._state_shapes(batch)]
+                states = [_zeros(s, data) for s in self._state_shapes(batch)]
             elif order is not None:
                 states = [mx.take(s, order, axis=1) for s in states]
             self._check_states(states, batch)
@@ -401,7 +409,7 @@ class RNNBase(Module):
         self._check_input(x, False)
         steps, batch = x.shape[0], x.shape[1]
         if states is None:
-            states = [mx.zeros(s, dtype=x.dtype) for s in self._state_shapes(batch)]
+            states = [_zeros(s, x) for s in self._state_shapes(batch)]
         self._check_states(states, batch)
         out, finals = self._layers(
             mx.reshape(x, (steps * batch, x.shape[2])), [batch] * steps, states
@@ -600,7 +608,7 @@ class RNNCellBase(Module):
                 f"{self.input_size}"
             )
         if states is None:
-            z = mx.zeros((x.shape[0], self.hidden_size), dtype=x.dtype)
+            z = _zeros((x.shape[0], self.hidden_size), x)
             states = [z, z] if lstm else [z]
         elif not batched:
             states = [mx.expand_dims(s, 0) for s in states]

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.array import array
-from chainrule.core.extend import STATE
+from chainrule.core.extend import STATE, from_value
 
 from .._tensor_class import as_tensor_class
 from . import functional as F
@@ -91,6 +92,13 @@ def _linear(x: array, w: array, b: array | None) -> array:
     return x @ wt if b is None else mx.addmm(b, x, wt)
 
 
+def _causal_mask(L: int, S: int, like: array) -> array:
+    """The additive causal mask ``(L, S)`` (``-inf`` above the diagonal), of ``like``'s dtype,
+    made on ``like``'s device."""
+    xpm = backend.array_module(like._data)
+    return from_value(xpm.triu(xpm.full((L, S), -np.inf, like._data.dtype), 1))
+
+
 def _attention(q: array, k: array, v: array, mask: Any, p: float, causal: bool) -> array:
     """Attention over ``(N, H, L, D)`` arrays with an additive ``mask`` (or ``None``) without
     returning the weights: the engine's fused kernel (``mx.fast``), zeros for rows whose
@@ -98,12 +106,14 @@ def _attention(q: array, k: array, v: array, mask: Any, p: float, causal: bool) 
     scale = 1.0 / math.sqrt(q.shape[-1])
     if causal:
         L, S = q.shape[-2], k.shape[-2]
-        mask = mx.array(np.triu(np.full((L, S), -np.inf), 1), dtype=q.dtype)
+        mask = _causal_mask(L, S, q)
     dead = None
     if mask is not None:
-        if bool(np.any(np.all(np.isneginf(np.asarray(mask._data)), axis=-1))):
-            dead = mx.all(mx.isneginf(mask), axis=-1, keepdims=True)
+        dead = mx.all(mx.isneginf(mask), axis=-1, keepdims=True)  # on the mask's device
+        if bool(mx.any(dead)):
             mask = mx.where(dead, mx.array(0.0, dtype=mask.dtype), mask)
+        else:
+            dead = None
     if p > 0.0:
         scores = (q * scale) @ mx.swapaxes(k, -1, -2)
         if mask is not None:
@@ -428,9 +438,7 @@ def _detect_is_causal_mask(mask: Any, is_causal: bool | None, size: int | None) 
     if is_causal is None and mask is not None:
         sz = size if size is not None else mask.shape[-2]
         if tuple(mask.shape) == (sz, sz):
-            want = np.triu(np.full((sz, sz), -np.inf), 1)
-            got = np.asarray(mask._data)
-            causal = bool(np.array_equal(got, want.astype(got.dtype)))
+            causal = bool(mx.array_equal(mask, _causal_mask(sz, sz, mask)))
     return causal
 
 
@@ -710,9 +718,10 @@ class TransformerEncoder(Module):
             return False
         if mask is not None or _why_not_sparsity(first):
             return False
-        pad = np.asarray(kpm._data) == -np.inf
-        if self.mask_check and np.any(pad[:, :-1] & ~pad[:, 1:]):  # padding before a token
-            return False
+        if self.mask_check:
+            pad = mx.isneginf(kpm)  # on the mask's device
+            if bool(mx.any(pad[:, :-1] & ~pad[:, 1:])):  # padding before a token
+                return False
         params = [p for _, p in first.named_parameters()]
         return not (STATE.enabled and (src.requires_grad or any(p.requires_grad for p in params)))
 
@@ -908,8 +917,10 @@ class Transformer(Module):
 
         Args:
             sz: the sequence length.
-            device: accepted for PyTorch code.
+            device: where to make it (the default device by default, as PyTorch).
             dtype: the mask's dtype (float32 by default).
         """
+        from .._creation import full
+
         dt = mx.float32 if dtype is None else dtype
-        return as_tensor_class(mx.array(np.triu(np.full((sz, sz), -np.inf), 1), dtype=dt))
+        return as_tensor_class(mx.triu(full((sz, sz), -math.inf, dtype=dt, device=device), 1))

@@ -15,6 +15,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core.array import array
+from chainrule.core.tensor_functions import stream_of
 
 from .. import _math as _tf
 from .functional_pool import InputError
@@ -373,7 +374,8 @@ def rrelu(
         The result.
     """
     if training:
-        slope = mx.random.uniform(lower, upper, input.shape).astype(input.dtype)
+        slope = mx.random.uniform(lower, upper, input.shape, stream=stream_of(input))
+        slope = slope.astype(input.dtype)
     else:
         slope = (lower + upper) / 2
     out = mx.where(input >= 0, input, input * slope)
@@ -453,7 +455,7 @@ def gumbel_softmax(
     Returns:
         Samples of ``logits``' shape.
     """
-    gumbels = mx.random.gumbel(logits.shape).astype(logits.dtype)
+    gumbels = mx.random.gumbel(logits.shape, stream=stream_of(logits)).astype(logits.dtype)
     soft = _tf.softmax((logits + gumbels) / tau, dim, None)
     if not hard:
         return soft

@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 from chainrule.core.ops.normalization import batch_norm_train, bias_add, fusable
+from chainrule.core.tensor_functions import stream_of
 
 from .functional_pool import InputError, const, ntuple
 
@@ -720,11 +722,12 @@ def _renorm(weight: array, ids: np.ndarray, max_norm: float, norm_type: float) -
     graph and is returned with the new values, whose gradient is the identity (PyTorch renorms
     in place without recording it).
     """
-    w = np.array(weight._data)
-    rows = np.unique(ids.reshape(-1))
-    norms = np.linalg.norm(w[rows].astype(np.float64), ord=norm_type, axis=1)
+    w = backend.copy_of(weight._data)  # computed on the table's device
+    rows = backend.same_device(np.unique(ids.reshape(-1)), w)
+    picked = w[rows]
+    norms = np.linalg.norm(picked.astype(np.float64), ord=norm_type, axis=1)
     scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
-    w[rows] = (w[rows] * scale[:, None]).astype(w.dtype)
+    w[rows] = (picked * scale[:, None]).astype(w.dtype)
     node = weight._node
     if node is None or node.prim is None:
         weight._set_value(w)
@@ -953,7 +956,7 @@ def dropout(input: array, p: float = 0.5, training: bool = True, inplace: bool =
         return input
     if p == 1.0:
         return _rebind(input, input * 0, inplace)
-    keep = mx.random.bernoulli(1.0 - p, input.shape)
+    keep = mx.random.bernoulli(1.0 - p, input.shape, stream=stream_of(input))
     return _rebind(input, mx.where(keep, input * (1.0 / (1.0 - p)), 0.0), inplace)
 
 
@@ -968,7 +971,7 @@ def _feature_dropout(input, p, training, inplace, nd, who):
         return input
     lead = input.ndim - nd
     mask_shape = tuple(input.shape[:lead]) + (1,) * nd
-    keep = mx.random.bernoulli(1.0 - p, mask_shape)
+    keep = mx.random.bernoulli(1.0 - p, mask_shape, stream=stream_of(input))
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     return _rebind(input, mx.where(keep, input * scale, 0.0), inplace)
 
@@ -1023,7 +1026,7 @@ def _alpha(input, p, training, inplace, mask_shape, who):
         return input
     if p == 1.0:
         return _rebind(input, input * 0, inplace)
-    keep = mx.random.bernoulli(1.0 - p, mask_shape).astype(input.dtype)
+    keep = mx.random.bernoulli(1.0 - p, mask_shape, stream=stream_of(input)).astype(input.dtype)
     a = 1.0 / math.sqrt((_SELU_NEG**2 * p + 1) * (1 - p))
     b = -a * _SELU_NEG * p
     out = (input * keep + _SELU_NEG * (1 - keep)) * a + b

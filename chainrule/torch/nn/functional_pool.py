@@ -562,15 +562,17 @@ def max_unpool3d(
     return _max_unpool(3, input, indices, kernel_size, stride, padding, output_size)
 
 
-def _fractional_starts(size: int, k: int, out: int, u: np.ndarray) -> np.ndarray:
-    """PyTorch's pseudo-random window starts for each sample ``u`` (shape ``(N, C)``)."""
+def _fractional_starts(size: int, k: int, out: int, u: Any) -> Any:
+    """PyTorch's pseudo-random window starts for each sample ``u`` (shape ``(N, C)``), on
+    ``u``'s device."""
+    xpm = _backend.array_module(u)
     if out == 1:
-        return np.full(u.shape + (1,), size - k, np.int64)
+        return xpm.full(u.shape + (1,), size - k, np.int64)
     alpha = (size - k) / (out - 1)
-    i = np.arange(out - 1)
-    seq = np.floor((i + u[..., None]) * alpha) - np.floor(u[..., None] * alpha)
-    last = np.full(u.shape + (1,), size - k)
-    return np.concatenate([seq, last], axis=-1).astype(np.int64)
+    i = xpm.arange(out - 1)
+    seq = xpm.floor((i + u[..., None]) * alpha) - xpm.floor(u[..., None] * alpha)
+    last = xpm.full(u.shape + (1,), size - k, seq.dtype)
+    return xpm.concatenate([seq, last], axis=-1).astype(np.int64)
 
 
 def _fractional(nd, input, kernel_size, output_size, output_ratio, return_indices, samples):
@@ -593,32 +595,38 @@ def _fractional(nd, input, kernel_size, output_size, output_ratio, return_indice
                 f"shape {tuple(x.shape)}"
             )
     n, c = x.shape[:2]
+    # the window indices are computed on x's device
+    xd = x._data
+    kind = "gpu" if _backend.is_gpu(xd) else "cpu"
     if samples is None:
-        u = np.asarray(mx.random.uniform(0, 1, (n, c, nd))).astype(np.float64)
+        u = _backend.to_kind(mx.random.uniform(0, 1, (n, c, nd))._data, kind)
+    elif isinstance(samples, array):
+        u = _backend.to_kind(samples._data, kind)
     else:
-        u = np.asarray(samples).astype(np.float64).reshape(n, c, nd)
-    strides = np.cumprod((1,) + tuple(spatial[::-1]))[:-1][::-1]
-    flat = np.zeros((n, c, 1, 1), np.int64)
+        u = _backend.same_device(np.asarray(samples), xd)
+    u = u.astype(np.float64).reshape(n, c, nd)
+    xpm = _backend.array_module(xd)
+    strides = np.cumprod((1,) + tuple(spatial[::-1]))[:-1][::-1].tolist()
+    flat = xpm.zeros((n, c, 1, 1), np.int64)
     # the window taps of each output cell, per sample: (N, C, prod(out), prod(k))
     for i in range(nd):
         # PyTorch's 2-d kernel reads sample 0 for the width, its 3-d kernel in axis order
         coord = nd - 1 - i if nd == 2 else i
         starts = _fractional_starts(spatial[i], k[i], out[i], u[..., coord])
-        taps = starts[..., :, None] + np.arange(k[i])  # (N, C, out_i, k_i)
+        taps = starts[..., :, None] + xpm.arange(k[i])  # (N, C, out_i, k_i)
         flat = (flat[:, :, :, None, :, None] + taps[:, :, None, :, None, :] * strides[i]).reshape(
             n, c, flat.shape[2] * out[i], flat.shape[3] * k[i]
         )
     src = mx.reshape(x, (n, c, -1))
-    gathered = mx.take_along_axis(src, mx.array(flat.reshape(n, c, -1)), axis=2)
+    gathered = mx.take_along_axis(src, from_value(flat.reshape(n, c, -1)), axis=2)
     gathered = mx.reshape(gathered, (n, c, flat.shape[2], flat.shape[3]))
     arg = mx.argmax(gathered, axis=-1, keepdims=True)
     values = mx.reshape(mx.take_along_axis(gathered, arg, axis=-1), (n, c) + out)
     values = _unbatch(values, added)
     if not return_indices:
         return values
-    a = np.asarray(arg).astype(np.int64)
-    idx = np.take_along_axis(flat, a, axis=-1).reshape((n, c) + out)
-    return values, _unbatch(mx.array(idx), added)
+    idx = np.take_along_axis(flat, arg._data.astype(np.int64), axis=-1).reshape((n, c) + out)
+    return values, _unbatch(from_value(idx), added)
 
 
 def _fractional_fn(nd: int, with_indices: bool | None):

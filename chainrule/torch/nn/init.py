@@ -147,10 +147,10 @@ def trunc_normal_(
     """
     if not a < b:
         raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
-    out = np.array(_normal(generator, mean, std, tensor.shape))
+    out = _backend.copy_of(_normal(generator, mean, std, tensor.shape))  # on the draws' device
     bad = (out < a) | (out > b)
-    while bad.any():
-        out[bad] = _normal(generator, mean, std, (int(bad.sum()),))
+    while bool(bad.any()):
+        out[bad] = _backend.same_device(_normal(generator, mean, std, (int(bad.sum()),)), out)
         bad = (out < a) | (out > b)
     return _fill(tensor, out)
 

@@ -13,12 +13,13 @@ import numpy as np
 
 import chainrule.torch as torch
 import chainrule.torch.distributed as dist
+from chainrule.core.backend import to_host
 from chainrule.torch.nn.parallel import DistributedDataParallel as DDP
 from chainrule.torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 
 def close(a, b, tol=1e-6):
-    a = np.asarray(a._data if hasattr(a, "_data") else a, dtype=np.float64)
+    a = np.asarray(to_host(a._data) if hasattr(a, "_data") else a, dtype=np.float64)
     np.testing.assert_allclose(a, np.asarray(b, dtype=np.float64), rtol=tol, atol=tol)
 
 
@@ -173,7 +174,7 @@ class Net(torch.nn.Module):
 
 
 def arrays(model) -> dict:
-    return {k: np.array(v._data) for k, v in model.state_dict().items()}
+    return {k: to_host(v._data) for k, v in model.state_dict().items()}
 
 
 def data_parallel(r: int, n: int) -> None:
@@ -221,13 +222,13 @@ def data_parallel(r: int, n: int) -> None:
     with model.no_sync():
         loss_fn(model(x[part][:2]), y[part][:2]).backward()
     both = [None] * n
-    dist.all_gather_object(both, np.array(net.fc1.weight.grad._data))
+    dist.all_gather_object(both, to_host(net.fc1.weight.grad._data))
     assert not np.allclose(both[0], both[1])  # not averaged inside no_sync
     loss_fn(model(x[part][2:]), y[part][2:]).backward()
     for half in (slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8)):
         loss_fn(reference(x[half]), y[half]).backward()
     for p, q in zip(net.parameters(), reference.parameters()):
-        close(p.grad, np.array(q.grad._data) / n, 1e-5)
+        close(p.grad, to_host(q.grad._data) / n, 1e-5)
 
     # a parameter left unused without find_unused_parameters: PyTorch's error at the next forward
     unused = DDP(Net(extra=True))
@@ -240,7 +241,7 @@ def data_parallel(r: int, n: int) -> None:
     model2 = DDP(net2, find_unused_parameters=True)
     out = model2(x[part], use_extra=(r == 1))
     out.sum().backward()
-    g = np.array(net2.extra.weight.grad._data)
+    g = to_host(net2.extra.weight.grad._data)
     both = [None] * n
     dist.all_gather_object(both, g)
     np.testing.assert_array_equal(both[0], both[1])  # averaged with rank 0's zeros

@@ -19,6 +19,7 @@ import chainrule.distributed as dist
 import chainrule.nn as nn
 import chainrule.optimizers as optim
 from chainrule.checkpoint import named_arrays
+from chainrule.core.backend import to_host
 from chainrule.data import DataLoader, Dataset, TensorDataset
 from chainrule.train import ModelCheckpoint, fit
 
@@ -126,7 +127,7 @@ def train(name: str, distributed, rank: int = 0, size: int = 1, ckpt_path: str |
 
 
 def arrays(model) -> dict[str, np.ndarray]:
-    return {k: np.array(a._data) for k, a in named_arrays(model)}
+    return {k: to_host(a._data) for k, a in named_arrays(model)}
 
 
 def main() -> None:

@@ -57,7 +57,7 @@ def vector_to_parameters(vec: array, parameters: Iterable[array]) -> None:
     """
     if not isinstance(vec, array):
         raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
-    data = np.asarray(vec._data).reshape(-1)
+    data = vec._data.reshape(-1)  # slices stay on vec's device, as PyTorch's ``param.data =``
     start = 0
     for p in _as_list(parameters):
         n = int(np.prod(p.shape))

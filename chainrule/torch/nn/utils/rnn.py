@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 
@@ -40,15 +41,24 @@ _Fields = namedtuple(
 )
 
 
-def _int64(values: Any) -> array:
-    return mx.array(np.asarray(values, dtype=np.int64))
+def _int64(values: Any, like: Any = None) -> array:
+    """Host integers as an int64 array on ``like``'s device (on the CPU without ``like``, as
+    PyTorch keeps ``batch_sizes`` and returned lengths)."""
+    values = np.asarray(values, dtype=np.int64)
+    return from_value(values if like is None else backend.same_device(values, like._data))
 
 
 def _ints(x: Any) -> np.ndarray:
-    """A Python list, NumPy array or array of integers as a NumPy int64 array."""
+    """A Python list, NumPy array or array of integers as a NumPy int64 array (an explicit
+    host copy of a CUDA tensor, as PyTorch reads ``lengths`` on the CPU)."""
     if isinstance(x, array):
-        return np.asarray(x._data).astype(np.int64)
+        return backend.to_host(x._data).astype(np.int64)
     return np.asarray(x).astype(np.int64)
+
+
+def _stream(like: array) -> Any:
+    """The device of ``like`` (for factories' ``stream=``)."""
+    return mx.gpu if backend.is_gpu(like._data) else mx.cpu
 
 
 class PackedSequence(_Fields):
@@ -87,16 +97,27 @@ class PackedSequence(_Fields):
         )
 
     def to(self, *args: Any, **kwargs: Any) -> PackedSequence:
-        """The sequence with ``data.to(...)`` (a device or a dtype); indices are kept."""
-        return self._map_data(lambda d: d.to(*args, **kwargs))
+        """The sequence with ``data.to(...)`` (a device or a dtype); the sorting indices follow
+        ``data`` to its device, ``batch_sizes`` stays on the CPU (PyTorch's rule)."""
+        data = self.data.to(*args, **kwargs)
+        if data is self.data:
+            return self
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("device", "dtype")}
+
+        def move(t: Any) -> Any:
+            return None if t is None else t.to(data.device, **kwargs)
+
+        return type(self)(
+            data, self.batch_sizes, move(self.sorted_indices), move(self.unsorted_indices)
+        )
 
     def cpu(self, *args: Any, **kwargs: Any) -> PackedSequence:
-        """The sequence itself (the CPU is the only device)."""
-        return self
+        """The sequence on the CPU (``to("cpu")``)."""
+        return self.to("cpu", *args, **kwargs)
 
     def cuda(self, *args: Any, **kwargs: Any) -> PackedSequence:
-        """Refused: chainrule has no CUDA device."""
-        raise RuntimeError("PackedSequence.cuda: chainrule runs on the CPU only")
+        """The sequence on the GPU (``to("cuda")``)."""
+        return self.to("cuda", *args, **kwargs)
 
     def double(self) -> PackedSequence:
         """``data`` as float64."""
@@ -120,8 +141,8 @@ class PackedSequence(_Fields):
 
     @property
     def is_cuda(self) -> bool:
-        """False: the data lives on the CPU."""
-        return False
+        """Whether ``data`` lives on the GPU."""
+        return backend.is_gpu(self.data._data)
 
     def is_pinned(self) -> bool:
         """False: there is no pinned memory on the CPU-only backend."""
@@ -139,7 +160,7 @@ def invert_permutation(permutation: Any) -> Any:
     perm = _ints(permutation)
     out = np.empty_like(perm)
     out[perm] = np.arange(perm.size, dtype=np.int64)
-    return _int64(out)
+    return _int64(out, permutation if isinstance(permutation, array) else None)
 
 
 def _lengths(lengths: Any) -> np.ndarray:
@@ -217,8 +238,8 @@ def pack_padded_sequence(
     if order is not None:
         b_idx = order[b_idx]
     idx = (b_idx, t_idx) if batch_first else (t_idx, b_idx)
-    data = input[mx.array(idx[0]), mx.array(idx[1])]
-    sorted_indices = None if order is None else _int64(order)
+    data = input[_int64(idx[0], input), _int64(idx[1], input)]
+    sorted_indices = None if order is None else _int64(order, input)
     return PackedSequence(data, _int64(batch_sizes), sorted_indices, None)
 
 
@@ -275,8 +296,8 @@ def pad_packed_sequence(
         idx, lengths = idx[:, order], lengths[order]
     if batch_first:
         idx = idx.T
-    pad = mx.full((1, *data.shape[1:]), padding_value, dtype=data.dtype)
-    padded = mx.concatenate([data, pad], axis=0)[mx.array(idx)]
+    pad = mx.full((1, *data.shape[1:]), padding_value, dtype=data.dtype, stream=_stream(data))
+    padded = mx.concatenate([data, pad], axis=0)[_int64(idx, data)]
     return padded, _int64(lengths)
 
 
@@ -332,9 +353,9 @@ def pad_sequence(
         else:
             idx[steps - n :, b] = rows
     pieces = [s if s.dtype == first.dtype else s.astype(first.dtype) for s in seqs]
-    pad = mx.full((1, *trailing), padding_value).astype(first.dtype)
+    pad = mx.full((1, *trailing), padding_value, stream=_stream(first)).astype(first.dtype)
     data = mx.concatenate([*pieces, pad], axis=0)
-    return data[mx.array(idx.T if batch_first else idx)]
+    return data[_int64(idx.T if batch_first else idx, first)]
 
 
 def unpad_sequence(padded_sequences: array, lengths: Any, batch_first: bool = False) -> list:
