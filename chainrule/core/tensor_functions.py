@@ -23,8 +23,9 @@ import chainrule.core as mx
 from . import backend as _backend
 from . import devices as _devices
 from . import dtypes as _dt
-from .array import _from_value, _Size, array
+from .array import STATE, _from_value, _Size, array
 from .devices import TORCH_DEVICE_TYPES, Device, DeviceUnavailableError
+from .ops.elementwise import _log_softmax
 
 _I64 = np.dtype(np.int64)
 
@@ -313,7 +314,15 @@ def _indexed_extreme(x: array, dim: Any, keepdim: bool, pick, result, who: str):
         return result(x, _from_value(_backend.same_device(np.zeros((), _I64), x._data)))
     if x.shape[d] == 0:
         raise IndexError(f"{who}: dim {dim} of shape {x.shape} is empty")
-    idx = np.expand_dims(pick(x._data, axis=d), d)
+    data = x._data
+    if (x._node is None or not STATE.enabled) and type(data) is np.ndarray:
+        # nothing to differentiate: the values are the reduction's (the picked elements'
+        # values; a NaN is picked first and reduces to NaN), no gather needed
+        idx = pick(data, axis=d, keepdims=keepdim)
+        ufunc = np.maximum if pick is np.argmax else np.minimum
+        vals = ufunc.reduce(data, axis=d, keepdims=keepdim)
+        return result(_from_value(vals), _from_value(idx.astype(_I64, copy=False)))
+    idx = np.expand_dims(pick(data, axis=d), d)
     # Gather rather than reduce: the gradient goes to the selected element only (PyTorch).
     values = mx.take_along_axis(x, _from_value(idx), axis=d)
     if not keepdim:
@@ -336,7 +345,7 @@ def max(input: array, dim: Any = None, keepdim: bool = False) -> array | MaxResu
     """
     if dim is None:
         return mx.max(input)
-    if type(dim) is array:
+    if isinstance(dim, array):
         return mx.maximum(input, dim)
     return _indexed_extreme(input, dim, keepdim, np.argmax, MaxResult, "max")
 
@@ -355,7 +364,7 @@ def min(input: array, dim: Any = None, keepdim: bool = False) -> array | MinResu
     """
     if dim is None:
         return mx.min(input)
-    if type(dim) is array:
+    if isinstance(dim, array):
         return mx.minimum(input, dim)
     return _indexed_extreme(input, dim, keepdim, np.argmin, MinResult, "min")
 
@@ -492,7 +501,7 @@ def log_softmax(input: array, dim: int, dtype: Any = None) -> array:
     Returns:
         The log-probabilities.
     """
-    return mx.log_softmax(_cast(input, dtype), axis=dim)
+    return _log_softmax(_cast(input, dtype), dim, False)  # PyTorch's NaN rows for +inf
 
 
 def clamp(input: array, min: Any = None, max: Any = None) -> array:

@@ -183,6 +183,9 @@ def view_as(self, other: array) -> array:
     return mx.reshape(self, other.shape)
 
 
+view.takes_tensors = view_as.takes_tensors = True  # type: ignore[attr-defined]  # reads slots
+
+
 def expand(self, *sizes: Any) -> array:
     """Broadcast to ``sizes`` (``-1`` keeps a dimension).
 

@@ -21,6 +21,7 @@ from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import add, div, one_dim, sub
 
 from ._creation import _I64, as_array, takes_tensor
+from ._tensor_class import takes_tensors
 
 __all__ = [
     "add",
@@ -55,12 +56,14 @@ TopkResult = collections.namedtuple("topk", ["values", "indices"])
 
 # -- reductions --------------------------------------------------------------------------------
 
-max = takes_tensor(_tf.max)
-min = takes_tensor(_tf.min)
-argmax = takes_tensor(_tf.argmax)
-argmin = takes_tensor(_tf.argmin)
-sum = takes_tensor(_tf.sum)
-mean = takes_tensor(_tf.mean)
+# takes_tensors (the light door, _tensor_class.door): these read only their input's slots and
+# call core functions, so a tensor goes in as it is
+max = takes_tensors(takes_tensor(_tf.max))
+min = takes_tensors(takes_tensor(_tf.min))
+argmax = takes_tensors(takes_tensor(_tf.argmax))
+argmin = takes_tensors(takes_tensor(_tf.argmin))
+sum = takes_tensors(takes_tensor(_tf.sum))
+mean = takes_tensors(takes_tensor(_tf.mean))
 
 
 def _spread(fn, name):
@@ -96,16 +99,17 @@ def _spread(fn, name):
     return f
 
 
-std = _spread(mx.std, "std")
-var = _spread(mx.var, "var")
+std = takes_tensors(_spread(mx.std, "std"))
+var = takes_tensors(_spread(mx.var, "var"))
 
 # -- elementwise and friends -------------------------------------------------------------------
 
-softmax = takes_tensor(_tf.softmax)
-log_softmax = takes_tensor(_tf.log_softmax)
-clamp = clip = takes_tensor(_tf.clamp)
+softmax = takes_tensors(takes_tensor(_tf.softmax))
+log_softmax = takes_tensors(takes_tensor(_tf.log_softmax))
+clamp = clip = takes_tensors(takes_tensor(_tf.clamp))
 
 
+@takes_tensors
 def relu(input: array) -> array:
     """``max(x, 0)`` (derivative 0 at 0).
 

@@ -264,6 +264,7 @@ _SUPPORTED = sorted(
         *_REDUCE,
         "rsqrt",
         "softmax",
+        "log_softmax",
         "rms_norm",
         "square",
         "log1p",
@@ -571,6 +572,11 @@ class _Exporter:
                 return g.op("Softmax", [x], axis=axes[0])
             e = g.op("Exp", [g.op("Sub", [x, g.reduce("ReduceMax", x, axes, True)])])
             return g.op("Div", [e, g.reduce("ReduceSum", e, axes, True)])
+        if name == "log_softmax":
+            x, axes = self.arg(node, 0, out_dtype), [int(a) for a in p["axes"]]
+            if len(axes) == 1:
+                return g.op("LogSoftmax", [x], axis=axes[0])
+            return g.op("Sub", [x, g.reduce("ReduceLogSumExp", x, axes, True)])
         if name == "rms_norm":
             x, w = self.arg(node, 0, out_dtype), self.arg(node, 1, out_dtype)
             last = np.ndim(node.value) - 1

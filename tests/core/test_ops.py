@@ -221,6 +221,17 @@ def test_logsumexp_and_softmax_are_stable():
     )
 
 
+def test_log_softmax_rows_with_infinities_follow_mlx():
+    # MLX's nn.log_softmax is x - logsumexp(x), whose logsumexp is +inf for a row holding +inf
+    inf, nan = math.inf, math.nan
+    x = mx.array([[inf, 1.0, 2.0], [-inf, -inf, -inf], [1.0, -inf, 2.0], [nan, 1.0, 2.0]])
+    got = mx.log_softmax(x, axis=-1).tolist()
+    np.testing.assert_equal(got[0], [nan, -inf, -inf])
+    np.testing.assert_equal(got[1], [nan, nan, nan])
+    np.testing.assert_allclose(got[2], [-1.3132616, -inf, -0.3132616], rtol=1e-6)
+    np.testing.assert_equal(got[3], [nan, nan, nan])
+
+
 def test_arg_reductions():
     x = mx.array(R)
     assert np.array_equal(np.asarray(mx.argmax(x, axis=1)), R.argmax(1))

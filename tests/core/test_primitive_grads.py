@@ -606,6 +606,15 @@ TABLE["softmax"] = [
     ("vector", lambda x: mx.softmax(x, axis=0) ** 2, [uniform((4,))]),
 ]
 
+# log_softmax over float values: one primitive (its rule is g - softmax * sum(g)); the PyTorch
+# form (NaN rows for +inf) is the same primitive with mlx_inf=False
+TABLE["log_softmax"] = [
+    ("last-axis", lambda x: mx.log_softmax(x, axis=-1) * x, [uniform((3, 4))]),
+    ("all-axes", lambda x: mx.log_softmax(x) * x, [uniform((3, 4))]),
+    ("two-axes-3d", lambda x: mx.log_softmax(x, axis=(0, 2)) * x, [uniform((2, 3, 4))]),
+    ("vector", lambda x: mx.log_softmax(x, axis=0) ** 2, [uniform((4,))]),
+]
+
 
 def _setitem(x, idx, v):
     y = x * 1.0

@@ -202,6 +202,7 @@ CASES = {
     "transpose": (lambda m: mx.transpose(m), (M,), (0,)),
     "rms_norm": (lambda m, x: mx.fast.rms_norm(m, x, 1e-5), (M, X), (0, 0)),
     "softmax": (lambda m: mx.softmax(m, axis=0) * mx.softmax(m), (M,), (0,)),
+    "log_softmax": (lambda m: mx.log_softmax(m, axis=0) * mx.log_softmax(m), (M,), (0,)),
     "rope": (
         lambda m: mx.fast.rope(
             m.reshape(1, 2, 3, 2), 2, traditional=True, base=10.0, scale=1.0, offset=2

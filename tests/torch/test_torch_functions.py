@@ -1,5 +1,7 @@
 """chainrule.torch functions: PyTorch's names, dtypes and values, checked against PyTorch."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -601,3 +603,21 @@ def test_igamma_derivative_in_input_is_refused_as_in_pytorch():
         a = lib.tensor([2.0], requires_grad=True)
         with pytest.raises(NotImplementedError, match="igamma: input"):
             lib.igamma(a, lib.tensor([1.5])).sum().backward()
+
+
+def test_log_softmax_gives_pytorchs_values_and_gradients_also_for_infinite_rows():
+    torch = _torch()
+    inf, nan = math.inf, math.nan
+    x = np.array([[inf, 1.0, 2.0], [-inf] * 3, [1.0, -inf, 2.0], [nan, 1.0, 2.0]], np.float32)
+    for dim in (-1, 0):
+        np.testing.assert_allclose(
+            ct.log_softmax(ct.tensor(x), dim).numpy(),
+            torch.log_softmax(torch.tensor(x), dim).numpy(),
+            rtol=1e-6,
+        )
+    r = np.random.default_rng(3).standard_normal((3, 5))
+    ours, theirs = ct.tensor(r, requires_grad=True), torch.tensor(r, requires_grad=True)
+    w = np.arange(15.0).reshape(3, 5)
+    (ct.log_softmax(ours, 1) * ct.tensor(w)).sum().backward()
+    (torch.log_softmax(theirs, 1) * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-12)

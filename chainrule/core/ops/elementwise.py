@@ -483,9 +483,64 @@ _SOFTMAX = defprim("softmax", _softmax_vjp, batch=_softmax_batch)
 
 @export
 def log_softmax(a, axis=None, stream=None) -> array:
-    """``a - logsumexp(a)`` over ``axis``, computed stably."""
+    """``a - logsumexp(a)`` over ``axis``, computed stably (one primitive for float input).
+
+    A row whose maximum is ``+inf`` gives MLX's ``x - logsumexp(x)``: NaN at the ``inf``,
+    ``-inf`` elsewhere (PyTorch's ``log_softmax`` gives NaN for the whole row:
+    :func:`_log_softmax` with ``mlx_inf=False``).
+    """
+    return _log_softmax(a, axis, True)
+
+
+def _log_softmax(a, axis, mlx_inf: bool) -> array:
+    """``log_softmax`` over ``axis``; ``mlx_inf`` picks MLX's values for rows holding ``+inf``
+    (else PyTorch's NaN rows)."""
+    a = _as(a)
+    d = a._data
+    if d.dtype.kind == "f" and (isinstance(d, _ARRAYS) or _backend.is_gpu(d)):  # one primitive
+        axes = _axes(axis, d.ndim, "log_softmax")
+        params = {"axes": axes, "mlx_inf": mlx_inf}
+        return _rec(_LOG_SOFTMAX, _log_softmax_kernel(d, axes, mlx_inf), (a,), params)
     z, axes = _shift_by_max(a, axis)
     return z - logsumexp(z, axes, keepdims=True)
+
+
+@kernel  # one opaque step under mx.compile
+@value_branch  # the finiteness test reads values (allowed under vmap's replay)
+def _log_softmax_kernel(d, axes: tuple, mlx_inf: bool):
+    """``(d - max) - log(sum(exp(d - max)))`` over ``axes``: a row of ``-inf`` or holding a
+    NaN gives NaNs (as MLX and PyTorch); a row holding ``+inf`` gives NaNs too, or with
+    ``mlx_inf`` MLX's ``x - logsumexp(x)`` (NaN at the ``inf``, ``-inf`` elsewhere)."""
+    m_ = _backend.array_module(d)
+    m = _backend.reduce_max(d, axes, keepdims=True) if d.size else d.sum(axes, keepdims=True)
+    if mlx_inf and _isfinite(m).all():  # no row can warn: skip errstate's cost
+        return _log_softmax_rows(m_, d, m, axes)
+    with xp.errstate(invalid="ignore", divide="ignore"):  # the NaN and -inf rows, quietly
+        if mlx_inf:
+            m = m_.where(m_.isfinite(m), m, 0)  # MLX's composite, whose logsumexp is inf there
+        return _log_softmax_rows(m_, d, m, axes)
+
+
+def _log_softmax_rows(m_, d, m, axes):
+    z = d - m
+    s = _backend.reduce_sum(m_.exp(z), axes, keepdims=True)
+    m_.log(s, out=s)
+    z -= s
+    return z
+
+
+def _log_softmax_vjp(g, ans, a, axes, mlx_inf):
+    # d log_softmax: g - softmax * sum(g)
+    return g - exp(ans) * sum(g, axes, keepdims=True)
+
+
+def _log_softmax_batch(args, params, ex_ndim):
+    ((a, na),) = args
+    axes = tuple(ax + 1 for ax in params["axes"]) if na is not None else params["axes"]
+    return _log_softmax(_operand(a, na), axes, params["mlx_inf"])
+
+
+_LOG_SOFTMAX = defprim("log_softmax", _log_softmax_vjp, batch=_log_softmax_batch)
 
 
 @export
