@@ -71,8 +71,14 @@ def _promote(t1: _dt.Dtype, t2: _dt.Dtype) -> _dt.Dtype:
     return _dt.from_np(_dt.promote(_dt.to_np(t1), _dt.to_np(t2)))
 
 
+_IS_FLOAT: dict = {}
+
+
 def _is_float(dtype: _dt.Dtype) -> bool:
-    return _dt.issubdtype(dtype, _dt.floating)
+    got = _IS_FLOAT.get(dtype)
+    if got is None:
+        got = _IS_FLOAT[dtype] = _dt.issubdtype(dtype, _dt.floating)
+    return got
 
 
 def _compute_type(dtype: _dt.Dtype) -> _dt.Dtype:
@@ -201,6 +207,18 @@ def layer_norm(
             out_type = _promote(out_type, bias.dtype)
     if not _is_float(out_type):
         raise ValueError(f"[layer_norm] Received unsupported type {out_type}.")
+    if _kernel_input(x._data) and x.dtype == out_type == _compute_type(out_type):
+        # one primitive (one node when differentiated): weight and bias of x's dtype, or
+        # nothing to differentiate (the same kernel on backend values), not nine recorded ops
+        w_ok = weight is None or (weight.dtype == out_type and _kernel_input(weight._data))
+        b_ok = bias is None or (bias.dtype == out_type and _kernel_input(bias._data))
+        if w_ok and b_ok:
+            if weight is not None and bias is not None:
+                return _layer_norm_prim(x, weight, bias, eps)
+            if _plain(x, weight, bias):
+                w_d = None if weight is None else weight._data
+                b_d = None if bias is None else bias._data
+                return _from_value(_ln_kernel(x._data, w_d, b_d, eps))
     y = ops.astype(x, _compute_type(out_type))
     yc = y - ops.mean(y, axis=-1, keepdims=True)
     var = ops.mean(ops.square(yc), axis=-1, keepdims=True)
@@ -210,6 +228,67 @@ def layer_norm(
     if bias is not None:
         y = y + ops.astype(bias, out_type)
     return y
+
+
+@_kernel
+def _ln_kernel(d, w, b, eps: float):
+    """``(d - mean) / sqrt(var + eps) [* w] [+ b]`` on backend values (the last axis), the
+    same steps as the composite form (the centred values' mean square)."""
+    m = _backend.array_module(d)
+    ax, inv_n = (d.ndim - 1,), 1.0 / d.shape[-1]
+    yc = d - _backend.reduce_sum(d, ax, keepdims=True) * inv_n
+    r = _backend.reduce_sum(m.square(yc), ax, keepdims=True)
+    r *= inv_n
+    r += eps
+    m.sqrt(r, out=r)
+    m.reciprocal(r, out=r)
+    yc *= r
+    if w is not None:
+        yc *= w
+    if b is not None:
+        yc += b
+    return yc
+
+
+def _layer_norm_prim(x: array, w: array, b: array, eps: float) -> array:
+    """``layer_norm``'s primitive: ``x``, weight and bias of one float dtype, float32 or wider."""
+    out = _ln_kernel(x._data, w._data, b._data, eps)
+    return _rec(_LAYER_NORM, out, (x, w, b), {"eps": eps})
+
+
+def _ln_normalized(x: array, eps: float) -> tuple[array, array]:
+    """``(r, (x - mean) r)`` with ``r = 1 / sqrt(var + eps)``, as chainrule ops."""
+    xc = x - ops.mean(x, axis=-1, keepdims=True)
+    r = ops.rsqrt(ops.mean(ops.square(xc), axis=-1, keepdims=True) + eps)
+    return r, xc * r
+
+
+def _ln_vjp_x(g, ans, x, w, b, eps):
+    # y = n w + b, n = (x - mean) r:  dx = r (gw - mean(gw) - n mean(gw n))
+    r, n = _ln_normalized(x, eps)
+    gw = g * w
+    mean_gw = ops.mean(gw, axis=-1, keepdims=True)
+    return r * (gw - mean_gw - n * ops.mean(gw * n, axis=-1, keepdims=True))
+
+
+def _ln_vjp_w(g, ans, x, w, b, eps):
+    return g * _ln_normalized(x, eps)[1]  # the engine sums it back to the weight's (D,)
+
+
+def _ln_vjp_b(g, ans, x, w, b, eps):
+    return g  # summed back to the bias's (D,) by the engine
+
+
+def _ln_batch(args, params, ex_ndim):
+    (x, nx), (w, nw), (b, nb) = args
+    x, w, b = _operand(x, nx), _operand(w, nw), _operand(b, nb)
+    if nw is None and nb is None:  # shared weight and bias: the primitive on the whole batch
+        return _layer_norm_prim(x, w, b, params["eps"])
+    target = nx if nx is not None else x.ndim
+    return _ln_normalized(x, params["eps"])[1] * _align(w, nw, target) + _align(b, nb, target)
+
+
+_LAYER_NORM = defprim("layer_norm", _ln_vjp_x, _ln_vjp_w, _ln_vjp_b, batch=_ln_batch)
 
 
 def _rope_angles(

@@ -265,6 +265,7 @@ _SUPPORTED = sorted(
         "rsqrt",
         "softmax",
         "log_softmax",
+        "layer_norm",
         "rms_norm",
         "square",
         "log1p",
@@ -577,6 +578,16 @@ class _Exporter:
             if len(axes) == 1:
                 return g.op("LogSoftmax", [x], axis=axes[0])
             return g.op("Sub", [x, g.reduce("ReduceLogSumExp", x, axes, True)])
+        if name == "layer_norm":
+            x, w, b = (self.arg(node, j, out_dtype) for j in range(3))
+            last = np.ndim(node.value) - 1
+            if g.opset >= 17:
+                return g.op("LayerNormalization", [x, w, b], axis=-1, epsilon=float(p["eps"]))
+            xc = g.op("Sub", [x, g.reduce("ReduceMean", x, [last], True)])
+            var = g.reduce("ReduceMean", g.op("Mul", [xc, xc]), [last], True)
+            eps = g.init(_np(p["eps"], out_dtype))
+            r = g.op("Reciprocal", [g.op("Sqrt", [g.op("Add", [var, eps])])])
+            return g.op("Add", [g.op("Mul", [g.op("Mul", [xc, r]), w]), b])
         if name == "rms_norm":
             x, w = self.arg(node, 0, out_dtype), self.arg(node, 1, out_dtype)
             last = np.ndim(node.value) - 1

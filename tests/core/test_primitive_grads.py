@@ -590,6 +590,18 @@ def _rms(eps):
     return lambda x, w: mx.fast.rms_norm(x, w, eps) * x
 
 
+def _ln(eps):
+    return lambda x, w, b: mx.fast.layer_norm(x, w, b, eps) * x
+
+
+# mx.fast.layer_norm with a weight and a bias: one primitive
+TABLE["layer_norm"] = [
+    ("rows", _ln(1e-5), [uniform((3, 4)), uniform((4,)), uniform((4,))]),
+    ("3d-large-eps", _ln(0.5), [uniform((2, 3, 4)), uniform((4,)), uniform((4,))]),
+    ("vector", _ln(1e-3), [uniform((4,)), uniform((4,)), uniform((4,))]),
+]
+
+
 # mx.fast.rms_norm with a weight: one primitive
 TABLE["rms_norm"] = [
     ("rows", _rms(1e-5), [uniform((3, 4)), uniform((4,))]),

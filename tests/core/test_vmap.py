@@ -201,6 +201,7 @@ CASES = {
     "reshape": (lambda m: m.reshape(4, 3), (M,), (0,)),
     "transpose": (lambda m: mx.transpose(m), (M,), (0,)),
     "rms_norm": (lambda m, x: mx.fast.rms_norm(m, x, 1e-5), (M, X), (0, 0)),
+    "layer_norm": (lambda m, x: mx.fast.layer_norm(m, x, x * 2, 1e-5), (M, X), (0, 0)),
     "softmax": (lambda m: mx.softmax(m, axis=0) * mx.softmax(m), (M,), (0,)),
     "log_softmax": (lambda m: mx.log_softmax(m, axis=0) * mx.log_softmax(m), (M,), (0,)),
     "rope": (

@@ -143,6 +143,23 @@ def test_rms_norm_and_softmax_over_two_axes(opset):
     _compare(sess, fn, [torch.randn(2, 3, 4)])
 
 
+@pytest.mark.parametrize("opset", [13, 18])
+def test_layer_norm_and_log_softmax(opset):
+    torch.manual_seed(4)
+    norm = torch.nn.LayerNorm(4, eps=1e-3)
+    with torch.no_grad():
+        norm.weight.mul_(torch.randn(4))
+        norm.bias.add_(torch.randn(4))
+
+    def fn(a):
+        return torch.log_softmax(norm(a), dim=-1), mx.log_softmax(a, axis=(0, 2))
+
+    sess, proto = _session(fn, (torch.randn(2, 3, 4),), opset_version=opset)
+    ops = {n.op_type for n in proto.graph.node}
+    assert ("LayerNormalization" in ops) == (opset >= 17) and "LogSoftmax" in ops
+    _compare(sess, fn, [torch.randn(2, 3, 4)])
+
+
 def test_unmapped_primitive_is_named():
     def fn(x):
         return mx.linalg.inv(x @ x.T + mx.eye(3))

@@ -577,6 +577,14 @@ def layer_norm(
         The normalised array.
     """
     axes = _trailing(input, normalized_shape, "layer_norm")
+    dt = input.dtype
+    if (
+        len(axes) == 1
+        and input._data.dtype.kind == "f"
+        and (weight is None or (weight.ndim == 1 and weight.dtype == dt))
+        and (bias is None or (bias.ndim == 1 and bias.dtype == dt))
+    ):  # one primitive (mx.fast.layer_norm), the same steps
+        return mx.fast.layer_norm(input, weight, bias, eps)
     mean = mx.mean(input, axis=axes, keepdims=True)
     var = mx.var(input, axis=axes, keepdims=True)
     y = (input - mean) * mx.rsqrt(var + eps)
