@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import backend as _backend
 from . import memory, ops
 from . import tree as pytree
 from . import versions as _versions
@@ -73,6 +74,8 @@ def _lead_sum(gd, axes: tuple, shape: tuple):
     sums over rows when contiguous, several columns wide and not tiny (faster than
     ``add.reduce``: 3x on 2000x2, 10x for narrow rows of many; float64 partial sums, so more
     accurate), else NumPy's reduce."""
+    if not isinstance(gd, _ndarray):  # GPU data (a compiled replay on the GPU)
+        return _backend.reduce_sum(gd, axes)
     cols = math.prod(shape)
     if cols > 1 and gd.size >= 2048 and gd.flags.c_contiguous:
         return _colsum(gd.reshape(1, -1, cols))[0].reshape(shape)

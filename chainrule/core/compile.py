@@ -148,29 +148,45 @@ def _fill(tmpl, values) -> Any:
 
 _EAGER = object()
 
-GPU_REASON = "GPU data: compile runs eagerly on the GPU for now"
-"""``last_reason`` of a call that ran eagerly because it involved the GPU (its arguments or
-state hold GPU data, the GPU is the default device, or the traced function read GPU data):
-the tracer records NumPy calls on host arrays (``Traced`` is an ``ndarray`` subclass), so a
-program of GPU values is not traced; the eager call computes on the GPU and is always right."""
+GPU_REASON = "GPU data the trace cannot follow: the call runs eagerly on the GPU"
+"""``last_reason`` of a call that ran eagerly because of GPU data the tracer cannot follow (a
+closure over GPU arrays, an array moved to the GPU inside the function): the tracer records
+NumPy calls on host arrays, so a call on GPU data is traced on host copies of its arguments
+and state; values it finds on the GPU anyway are no host constants, and the eager call computes
+on the GPU and is always right."""
+
+MIXED_REASON = "host and GPU arrays in one call: it runs eagerly"
+"""``last_reason`` of a call whose arguments and state lie on both devices."""
 
 
-def _uses_gpu(arg_arrays: list, state_in: list, state_out: list) -> bool:
-    """Whether a call involves the GPU: the GPU is the default device (new arrays are made
-    there) or an argument or state array (or its ``.grad``) holds GPU data. Cheap when all is
-    on the host: one type test per array."""
-    if _backend.DEFAULT_XP[0] is not _backend.xp:
-        return True
+def _device(arg_arrays: list, state_in: list, state_out: list) -> str | None:
+    """Where a call's arrays (arguments, state and their ``.grad``) are: ``None`` when all are
+    on the host and the CPU is the default device (one type test per array), ``"gpu"`` when
+    every one is on the GPU (a program traced on host copies then replays on them; 0-d host
+    values such as an optimizer's step count mix with either), and ``"mixed"`` otherwise (it
+    runs eagerly)."""
+    gpu_default = _backend.DEFAULT_XP[0] is not _backend.xp
+    host = gpu = 0
     for group in (
         (arg_arrays, state_in) if state_out is state_in else (arg_arrays, state_in, state_out)
     ):
         for h in group:
-            if type(h._data) is not _ndarray and _backend.is_gpu(h._data):
-                return True
+            d = h._data
+            if type(d) is _ndarray:
+                host += d.ndim > 0  # a 0-d host value (a step count) mixes with either
+            elif _backend.is_gpu(d):
+                gpu += 1
             g = h._grad
-            if g is not None and type(g._data) is not _ndarray and _backend.is_gpu(g._data):
-                return True
-    return False
+            if g is not None:
+                if type(g._data) is _ndarray:
+                    host += g._data.ndim > 0
+                elif _backend.is_gpu(g._data):
+                    gpu += 1
+    if not gpu and not gpu_default:
+        return None
+    if host:
+        return "mixed"
+    return "gpu"
 
 
 def _holds_gpu(x, depth: int = 0) -> bool:
@@ -271,10 +287,16 @@ class _Compiled:
         else:
             state_out = []
             _signature(self.outputs, state_out, key)
-        if _backend.GPU[0] is not None and _uses_gpu(arg_arrays, state_in, state_out):
-            STATS["eager"] += 1
-            self.last_reason = GPU_REASON
-            return self.fun(*args, **kwargs)
+        gpu = False
+        if _backend.GPU[0] is not None:
+            where = _device(arg_arrays, state_in, state_out)
+            if where == "mixed":
+                STATS["eager"] += 1
+                self.last_reason = MIXED_REASON
+                return self.fun(*args, **kwargs)
+            if where == "gpu":
+                gpu = True
+                key.insert(0, "gpu")  # its own program: traced on host copies, replayed there
         try:
             k = concrete = tuple(key)
             if self.shapeless:
@@ -284,6 +306,8 @@ class _Compiled:
             STATS["eager"] += 1
             return self.fun(*args, **kwargs)
         if entry is None:
+            if gpu:
+                return self._trace_gpu(k, args, kwargs, arg_arrays, state_in, state_out, concrete)
             return self._trace(k, args, kwargs, arg_arrays, state_in, state_out, concrete)
         if entry is _EAGER:
             STATS["eager"] += 1
@@ -291,10 +315,51 @@ class _Compiled:
         if self.shapeless and concrete in entry.eager_shapes:
             STATS["eager"] += 1
             return self.fun(*args, **kwargs)
-        return self._replay(k, entry, args, kwargs, arg_arrays, state_in, state_out, concrete)
+        return self._replay(k, entry, args, kwargs, arg_arrays, state_in, state_out, concrete, gpu)
 
     # -- tracing --------------------------------------------------------------------------------
-    def _trace(self, k, args, kwargs, arg_arrays, state_in, state_out, concrete):
+    def _trace_gpu(self, k, args, kwargs, arg_arrays, state_in, state_out, concrete):
+        """Trace a call on GPU data: on host copies of its arguments and state, with the CPU
+        as the default device (so what the function makes is traced too); what the caller
+        then sees (the results, the state and its gradients) goes back to the GPU."""
+        from . import devices as _devices
+        from . import random as _random
+
+        was_gpu = {id(h) for h in state_in + state_out if _backend.is_gpu(h._data)}
+        # the state as it was: a trace that fails on GPU data it cannot follow (a GPU index in a
+        # closure meeting a host copy) leaves it so, and the call runs eagerly on the GPU
+        before = [(h, h._data, h._node, h._grad) for h in _unique(state_in + state_out)]
+        rng_state = _random._G.rng.bit_generator.state
+        saved_default = (_devices.default_device(), _devices.TORCH_DEFAULT[0])
+        _devices._set_default(_devices.cpu)
+        _devices.TORCH_DEFAULT[0] = None
+        failed = None
+        try:
+            result = self._trace(
+                k, args, kwargs, arg_arrays, state_in, state_out, concrete, host_copies=True
+            )
+        except (TypeError, RuntimeError, ValueError) as e:  # (DeviceMismatchError is both)
+            failed = e
+        finally:
+            _devices._set_default(saved_default[0])
+            _devices.TORCH_DEFAULT[0] = saved_default[1]
+            post_in: list = []
+            post_out: list = []
+            _signature(self.inputs, post_in, [])
+            _signature(self.outputs, post_out, [])
+            for h in _unique(state_in + state_out + post_in + post_out):
+                _to_gpu_handle(h, id(h) in was_gpu)
+        if failed is not None:
+            for h, d, node, g in before:
+                h._data, h._node, h._grad = d, node, g
+            _random._G.rng.bit_generator.state = rng_state
+            self.cache[k] = _EAGER
+            STATS["rejected"] += 1
+            self.last_reason = f"{GPU_REASON} ({type(failed).__name__}: {failed})"
+            return self.fun(*args, **kwargs)
+        return _map_arrays(_gpu_copy, result)
+
+    def _trace(self, k, args, kwargs, arg_arrays, state_in, state_out, concrete, host_copies=False):
         from . import random as _random
 
         _check_arguments(args, kwargs)
@@ -310,9 +375,10 @@ class _Compiled:
         # alive once the function has replaced it (the eager call would have freed it)
         saved = {id(h): [h, h._grad, None] for h in _unique(state_in + state_out)}
         arg_map: dict[int, array] = {}
+        value = _backend.to_host if host_copies else _same_value
         for a in arg_arrays:
             if id(a) not in arg_map:
-                arg_map[id(a)] = _from_value(self._input(tr, a._data))
+                arg_map[id(a)] = _from_value(self._input(tr, value(a._data)))
         copies: dict = {}
         try:
             t_args = _map_arrays(lambda a: arg_map[id(a)], args, copies)
@@ -326,13 +392,13 @@ class _Compiled:
             old = h._node
             if old is not None and old.prim is not None:
                 tr.fail("an input of the state is the result of a recorded operation")
-            t = self._input(tr, h._data)
+            t = self._input(tr, value(h._data))
             saved[id(h)][2] = t._slot
             h._data = t
             if old is not None:
                 h._node = Node(t, None, (), None, old.owner)
             if h._grad is not None:
-                h._grad = _from_value(self._input(tr, h._grad._data))
+                h._grad = _from_value(self._input(tr, value(h._grad._data)))
         rng_real = _random._G.rng
         tr.rng = _RecordingRNG(rng_real)
         _random._G.rng = tr.rng
@@ -475,7 +541,7 @@ class _Compiled:
         return t
 
     # -- replaying ------------------------------------------------------------------------------
-    def _replay(self, k, prog, args, kwargs, arg_arrays, state_in, state_out, concrete):
+    def _replay(self, k, prog, args, kwargs, arg_arrays, state_in, state_out, concrete, gpu):
         from . import random as _random
 
         donated = (
@@ -493,7 +559,8 @@ class _Compiled:
                 inputs.append(h._grad._data)
         rng_state = _random._G.rng.bit_generator.state if prog.has_rng else None
         try:
-            values = prog.run(*inputs, **donated) if donated else prog.run(*inputs)
+            run = prog.on_gpu() if gpu else prog.run
+            values = run(*inputs, **donated) if donated else run(*inputs)
             del inputs  # the previous state can go as soon as nothing else holds it
         except SettingChanged:
             if rng_state is not None:
@@ -598,6 +665,36 @@ class _Compiled:
         # (after a changed closure, this call's eager result saw the traced closure, as MLX's
         # would; the next calls run eagerly on the current one)
         return expected
+
+
+def _same_value(d):
+    return d
+
+
+def _gpu_copy(x: array) -> array:
+    """An array the caller sees after a GPU call's trace, on the GPU (a host result of the
+    trace copied there; a GPU value as it is)."""
+    d = x._data
+    if type(d) is not _ndarray:
+        return x
+    return _from_value(_backend.to_gpu(d))
+
+
+def _to_gpu_handle(h: array, was_gpu: bool) -> None:
+    """A state handle the trace left holding host values, back on the GPU (its value, and
+    its ``.grad``); a leaf's node follows its value. A 0-d value stays on the host unless it
+    was on the GPU before the call (an optimizer keeps its step count there: it mixes with
+    either device)."""
+    d = h._data
+    if type(d) is _ndarray and (d.ndim or was_gpu):
+        v = _backend.to_gpu(d)
+        h._data = v
+        old = h._node
+        if old is not None and old.prim is None:
+            h._node = Node(v, None, (), None, old.owner)
+    g = h._grad
+    if g is not None and type(g._data) is _ndarray:
+        h._grad = _from_value(_backend.to_gpu(g._data))
 
 
 _getrefcount = getattr(sys, "getrefcount", None)

@@ -52,12 +52,27 @@ class Program:
         "shapes",
         "eager_shapes",
         "donors",
+        "ns",
+        "gpu_run",
     )
 
     def __init__(self) -> None:
         self.verified = False
         self.captured = None
         self.donors: list = []  # input slots whose buffer a replay may write its result into
+        self.gpu_run = None
+
+    def on_gpu(self):
+        """The replay function for GPU arrays: the same source in the namespace of
+        :func:`chainrule.core.program_gpu.gpu_namespace` (built at the first GPU replay)."""
+        run = self.gpu_run
+        if run is None:
+            from .program_gpu import gpu_namespace
+
+            ns = gpu_namespace(self.ns)
+            exec(self.source, ns)  # noqa: S102 - the program's own generated source
+            run = self.gpu_run = ns["_replay"]
+        return run
 
 
 def build(tr: _Tracer, result_slots: list, donatable: frozenset = frozenset()) -> Program:
@@ -174,7 +189,8 @@ def build(tr: _Tracer, result_slots: list, donatable: frozenset = frozenset()) -
     source = "\n".join(lines)
     exec(source, ns)  # noqa: S102 - generated from the recorded steps above
     prog: Any = Program()
-    prog.run = ns["_replay"]
+    prog.run = ns.pop("_replay")
+    prog.ns = ns
     prog.source = source
     prog.n_steps = len(kept)
     prog.has_rng = has_rng

@@ -1,8 +1,10 @@
 """mx.compile and mx.export_function on GPU data, under the strict CuPy stand-in.
 
-The tracer records NumPy calls on host arrays, so a call whose arguments or state hold GPU data
-(or that runs with the GPU as the default device) runs eagerly on the GPU, says so in
-``last_reason`` and is counted as eager; results and state stay on the GPU and equal the CPU's.
+The tracer records NumPy calls on host arrays, so a call whose arguments and state are on the
+GPU is traced on host copies (with the CPU as the default device while it runs) and its
+program replays on the GPU arrays (``program_gpu.py``); results and state stay on the GPU and
+equal the CPU's. A closure over GPU data, or arguments on both devices, run eagerly and say so
+in ``last_reason``.
 An export traces host copies of GPU example inputs and weights (the file is the one a CPU
 export writes); an imported function called with GPU inputs returns GPU results.
 """
@@ -47,7 +49,7 @@ def _f(x, y):
     return mx.sum(mx.tanh(x * y) + 2.0 * x), mx.mean(mx.exp(-x), axis=0), (x @ y.T).max()
 
 
-def test_gpu_arguments_run_eagerly_on_the_gpu():
+def test_gpu_arguments_trace_on_host_copies_and_replay_on_the_gpu():
     xs = [(_rand(3, 4, seed=s), _rand(3, 4, seed=s + 10)) for s in range(4)]
     want = [[_host(r) for r in _f(x, y)] for x, y in xs]
     with backend.use_strict_gpu():
@@ -59,10 +61,15 @@ def test_gpu_arguments_run_eagerly_on_the_gpu():
             for g, e in zip(got, w):
                 np.testing.assert_allclose(_host(g), e, rtol=1e-6)
         d = _delta(before)
-        assert d["eager"] == 4 and d["traces"] == 0 and d["replays"] == 0
-        assert cf.last_reason == C.GPU_REASON
-        assert cf.cache == {}
-    # back on the CPU the same compiled function traces and replays
+        assert d["traces"] == 1 and d["verified"] == 1 and d["replays"] == 2 and d["eager"] == 0
+        assert cf.last_reason is None
+        (prog,) = cf.cache.values()
+        assert prog.gpu_run is not None  # the GPU replay's namespace was built
+        # host and GPU arguments in one call: eagerly, on the GPU library's terms
+        with pytest.raises(backend.DeviceMismatchError, match="same device"):
+            cf(xs[0][0].to(mx.gpu), xs[0][1])
+        assert cf.last_reason == C.MIXED_REASON
+    # back on the CPU the same compiled function traces (its own signature) and replays
     before = dict(C.STATS)
     for (x, y), w in zip(xs, want):
         for g, e in zip(cf(x, y), w):
@@ -72,19 +79,42 @@ def test_gpu_arguments_run_eagerly_on_the_gpu():
     assert cf.last_reason is None
 
 
-def test_gpu_default_device_runs_eagerly():
-    """New arrays are made on the GPU (here: a random draw), which the tracer cannot follow."""
+def test_gpu_default_device_replays_draws_and_constants_on_the_gpu():
+    """New arrays made inside the function (a random draw, an arange) are made on the host
+    while tracing; the replay draws the same numbers as eager calls and copies the constant to
+    the GPU once."""
     with backend.use_strict_gpu():
         mx.set_default_device(mx.gpu)
         cf = mx.compile(lambda: mx.random.normal((3,)) + mx.arange(3))
         mx.random.seed(1)
-        got = [cf() for _ in range(3)]
+        got = [cf() for _ in range(4)]
         mx.random.seed(1)
-        want = [mx.random.normal((3,)) + mx.arange(3) for _ in range(3)]
+        want = [mx.random.normal((3,)) + mx.arange(3) for _ in range(4)]
         assert _on_gpu(*got)
         for g, e in zip(got, want):
             np.testing.assert_array_equal(_host(g), _host(e))
-        assert cf.last_reason == C.GPU_REASON and cf.cache == {}
+        assert cf.last_reason is None and len(cf.cache) == 1
+
+
+def test_gpu_replay_maps_numpy_only_steps():
+    """Steps the GPU library lacks or has under other names: a scatter-add (``add.at``), a
+    cumulative maximum (``maximum.accumulate``: explicit host copies), reductions."""
+    idx = mx.array([0, 2, 2, 1])
+
+    def f(x, v):
+        y = x.at[idx].add(v)
+        return mx.cummax(y, axis=0) * 2.0, mx.max(y, axis=1), mx.logsumexp(y, axis=0)
+
+    x, v = _rand(3, 4), _rand(4, 4, seed=2)
+    want = [_host(o) for o in f(x, v)]
+    with backend.use_strict_gpu():
+        cf = mx.compile(f)
+        for _ in range(3):
+            got = cf(x.to(mx.gpu), v.to(mx.gpu))
+            assert _on_gpu(*got)
+            for g, e in zip(got, want):
+                np.testing.assert_allclose(_host(g), e, rtol=1e-6)
+        assert cf.last_reason is None
 
 
 def test_closure_over_gpu_data_is_not_frozen():
@@ -152,8 +182,8 @@ def test_mlx_training_step_with_gpu_state(opt_name, dropout):
         got_l, got_p, gpu_kinds, step = _train("gpu", opt_name, True, dropout)
         d = _delta(before)
     assert gpu_kinds == {StrictArray}
-    assert step.last_reason == C.GPU_REASON
-    assert d["eager"] == 10 and d["traces"] == 0 and d["replays"] == 0
+    assert step.last_reason is None  # traced on host copies, replayed on the GPU
+    assert d["eager"] == 0 and d["traces"] == 2 and d["replays"] == 7  # (2 traces: new state)
     np.testing.assert_allclose(got_l, want_l, rtol=1e-5, atol=1e-6)
     for k in want_p:
         np.testing.assert_allclose(got_p[k], want_p[k], rtol=1e-4, atol=1e-5)
@@ -198,7 +228,7 @@ def test_pytorch_style_step_with_gpu_state():
     want, _ = run("cpu")
     with backend.use_strict_gpu():
         got, cstep = run("gpu")
-        assert cstep.last_reason == C.GPU_REASON
+        assert cstep.last_reason is None
         for (gl, gg), (wl, wg) in zip(got, want):
             assert _on_gpu(gl, *gg)
             np.testing.assert_allclose(_host(gl), _host(wl), rtol=1e-5)
