@@ -320,7 +320,7 @@ def _indexed_extreme(x: array, dim: Any, keepdim: bool, pick, result, who: str):
         # values; a NaN is picked first and reduces to NaN), no gather needed
         idx = pick(data, axis=d, keepdims=keepdim)
         ufunc = np.maximum if pick is np.argmax else np.minimum
-        vals = ufunc.reduce(data, axis=d, keepdims=keepdim)
+        vals = ufunc.reduce(data, axis=d, keepdims=keepdim)  # type: ignore[call-overload]
         return result(_from_value(vals), _from_value(idx.astype(_I64, copy=False)))
     idx = np.expand_dims(pick(data, axis=d), d)
     # Gather rather than reduce: the gradient goes to the selected element only (PyTorch).
