@@ -594,3 +594,17 @@ def test_matrix_norms_match_numpy_on_any_axis_pair(axis, ord, keepdims):
     want = np.linalg.norm(a, ord=ord, axis=axis, keepdims=keepdims)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want)
+
+
+def test_scatter_add_of_many_whole_rows_equals_numpys_add_at():
+    # 700 indices into 50 rows of 16 (an embedding's gradient): the sorted path
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((50, 16)).astype(np.float32)
+    for idx in (rng.integers(0, 50, (35, 20)), -rng.integers(1, 51, 700), rng.integers(0, 3, 64)):
+        v = rng.standard_normal(idx.shape + (16,)).astype(np.float32)
+        want = base.copy()
+        np.add.at(want, idx, v)
+        got = mx.array(base).at[mx.array(idx)].add(mx.array(v))
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises((IndexError, ValueError), match="out of bounds"):
+        mx.zeros((10, 16)).at[mx.array(np.arange(70) % 11)].add(mx.ones((70, 16)))

@@ -105,12 +105,24 @@ def _install() -> None:
     A.__getitem__ = getitem
     A.__setitem__ = _setitem
     A.at = property(lambda self: _ArrayAt(self), doc="Indexed updates: ``a.at[idx].add(v)``.")
-    A.T = property(lambda self: transpose(self), doc="The transposed array.")
-    A.mT = property(lambda self: swapaxes(self, -1, -2), doc="Transpose of the last two axes.")
+    A.T = property(_t, doc="The transposed array.")
+    A.mT = property(_mt, doc="Transpose of the last two axes.")
     A.real = property(lambda self: real(self), doc="The real part.")
     A.imag = property(lambda self: imag(self), doc="The imaginary part.")
     for name, fn in METHODS.items():  # registered with the operations: @export(method=True)
         setattr(A, name, fn)
+
+
+def _t(self):
+    return transpose(self)
+
+
+def _mt(self):
+    return swapaxes(self, -1, -2)
+
+
+# read only the slots (the torch door's light path: chainrule/torch/_tensor_class.py)
+_t.takes_tensors = _mt.takes_tensors = True  # type: ignore[attr-defined]
 
 
 def _comparable(b) -> bool:
