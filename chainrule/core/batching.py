@@ -270,7 +270,9 @@ def run_trace(fun: Callable, build_args: Callable, examples: list) -> tuple[Any,
 # -- the replay --------------------------------------------------------------------------------
 
 
-def replay(out_leaves: list, positions: dict, batched: list, size: int) -> list[array]:
+def replay(
+    out_leaves: list, positions: dict, batched: list, size: int, conv: Callable | None = None
+) -> list[array]:
     """Batched values of ``out_leaves`` (batch axis first), computed from ``batched`` inputs.
 
     Args:
@@ -278,6 +280,8 @@ def replay(out_leaves: list, positions: dict, batched: list, size: int) -> list[
         positions: leaf node id -> ``(index into batched, node)`` (from ``run_trace``).
         batched: the mapped inputs with their batch axis first.
         size: the batch size.
+        conv: for a trace made on host copies of GPU arrays (``vmapping.py``), maps a host
+            value of the trace to the GPU replay's (``None``: values as they are).
 
     Returns:
         One array per output, batch axis first.
@@ -290,6 +294,7 @@ def replay(out_leaves: list, positions: dict, batched: list, size: int) -> list[
         if type(leaf) is not array:
             raise Unbatchable(f"fun returned a {type(leaf).__name__}, not an array")
     r = _Replay(positions, batched, [leaf._node for leaf in out_leaves if leaf._node is not None])
+    r.conv = conv
     results = []
     for leaf in out_leaves:
         if leaf._node is not None:
@@ -297,7 +302,7 @@ def replay(out_leaves: list, positions: dict, batched: list, size: int) -> list[
         elif isinstance(leaf._data, _Tainted):
             val, nd = r.constant(leaf._data, "an output")
         else:
-            val, nd = leaf, None
+            val, nd = (leaf if conv is None else _from_value(conv(leaf._data))), None
         if nd is None:
             val = ops.broadcast_to(ops.expand_dims(val, 0), (size, *val.shape))
         results.append(val)
@@ -308,6 +313,7 @@ class _Replay:
     """The batched value of each traced node, and of constants derived from the example."""
 
     def __init__(self, positions: dict, batched: list, roots: list) -> None:
+        self.conv: Callable | None = None  # host values of a GPU call's trace -> the GPU's
         self.memo: dict[int, tuple] = {}  # node id -> (value, example ndim or None)
         self.by_value: dict[int, Node] = {}  # id of a traced value -> its node
         for k, node in positions.values():
@@ -355,7 +361,7 @@ class _Replay:
                 elif isinstance(a, _Tainted):
                     val, nd = self.constant(a, f"an input of {_name(node)}")
                 else:
-                    val, nd = a, None
+                    val, nd = (a if self.conv is None else self.conv(a)), None
                 any_batched = any_batched or nd is not None
                 args.append((val, nd))
             params = node.params or {}
@@ -365,6 +371,17 @@ class _Replay:
             if not any_batched:
                 if isinstance(node.value, _Tainted):
                     raise Unbatchable(f"{_name(node)}: its value was computed from the example")
+                if self.conv is not None and type(node.value) is xp.ndarray:
+                    # a recorded value the host trace computed from unmapped GPU arguments
+                    # (grad's copy of its argument): computed again from their GPU values
+                    rule = node.prim.batch if node.prim is not None else None
+                    if rule is None:
+                        raise Unbatchable(f"{_name(node)}: a recorded host value in a GPU call")
+                    try:
+                        memo[key] = (rule(args, params, node.value.ndim), None)
+                    except Exception as e:  # a rule that needs a batched input: the loop
+                        raise Unbatchable(f"{_name(node)}: {type(e).__name__}: {e}") from None
+                    continue
                 memo[key] = (_node_array(node), None)
                 continue
             rule = node.prim.batch if node.prim is not None else None
@@ -406,7 +423,7 @@ class _Replay:
             if key in done:
                 continue
             if not isinstance(v, _Tainted):
-                done[key] = (v, None)
+                done[key] = ((v if self.conv is None else self.conv(v)), None)
                 continue
             node = self.by_value.get(key)
             if node is not None:
@@ -427,7 +444,14 @@ class _Replay:
             batched = builtins.any(n is not None for _, n in parts)
             done[key] = (fn(*raw), target if batched else None)
         val, nd = done[id(value)]
-        return _from_value(xp.asarray(val)), nd
+        return _from_value(xp.asarray(val) if self.conv is None else _as_backend(val)), nd
+
+
+def _as_backend(v):
+    """A constant's value as a backend array (a GPU value as it is)."""
+    from .backend import as_array
+
+    return as_array(v)
 
 
 def _holds_marked(idx) -> bool:

@@ -67,6 +67,8 @@ def unwrap(x: Any, who: str = "strict backend") -> Any:
         return t(unwrap(v, who) for v in x)
     if t is dict:
         return {k: unwrap(v, who) for k, v in x.items()}
+    if isinstance(x, numpy.ndarray) and x.ndim:  # a NumPy subclass (a tracer's view): host data
+        raise _refuse_host(x, who)
     return x
 
 

@@ -11,10 +11,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import numpy as _np
+
 from . import backend as _backend
 from . import batching, ops
 from . import tree as pytree
-from .array import array
+from .array import _from_value, array
 from .autograd import MAPPING, ArgumentError
 from .backend import xp
 from .custom import custom_function
@@ -118,16 +120,35 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
 
 
 def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
-    """One traced call on the first example, replayed on the batch (``batching.py``)."""
+    """One traced call on the first example, replayed on the batch (``batching.py``).
+
+    GPU arrays: the tracer is a NumPy subclass, so the trace runs on host copies (the first
+    example, and the unmapped array arguments, which keep their nodes), with the CPU as the
+    default device; the replay then computes on the GPU arrays themselves (constants the trace
+    made are copied over, the unmapped arguments are the caller's own GPU arrays). A closure
+    over GPU data, or arguments on both devices, fall back to the loop."""
+    gpu = any(isinstance(leaf, array) and _backend.is_gpu(leaf._data) for leaf in leaves)
     examples, batched = [], []
-    for leaf, ax in zip(leaves, leaf_axes):
+    originals: dict = {}  # id(host copy) -> the caller's GPU value (gpu mode)
+    leaves = list(leaves)
+    for i, (leaf, ax) in enumerate(zip(leaves, leaf_axes)):
         if ax is None:
+            if gpu and isinstance(leaf, array):
+                d = leaf._data
+                if not _backend.is_gpu(d):
+                    if d.ndim:
+                        raise batching.Unbatchable("host and GPU arrays in one call")
+                    continue
+                copy = _backend.to_host(d)
+                originals[id(copy)] = d
+                leaves[i] = _from_value(copy, leaf._node)
             continue
         a = ops._as(leaf)
-        if _backend.is_gpu(a._data):  # the tracer is a NumPy subclass: GPU data loops
-            raise batching.Unbatchable("the vectorised trace runs on NumPy arrays only")
+        if gpu != _backend.is_gpu(a._data):
+            raise batching.Unbatchable("host and GPU arrays in one call")
         ax %= a.ndim
-        examples.append(xp.take(a._data, 0, axis=ax))
+        example = xp.take(_backend.to_host(a._data) if gpu else a._data, 0, axis=ax)
+        examples.append(example)
         batched.append(a if ax == 0 else ops.moveaxis(a, ax, 0))
 
     def build(marked):
@@ -135,10 +156,23 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
         picked = iter(leaf if ax is None else next(it) for leaf, ax in zip(leaves, leaf_axes))
         return [pytree.map(lambda _, p=picked: next(p), a) for a in args]
 
-    out, positions = batching.run_trace(fun, build, examples)
+    if gpu:
+        out, positions = _trace_on_the_host(fun, build, examples)
+    else:
+        out, positions = batching.run_trace(fun, build, examples)
     out_leaves = pytree.leaves(out)
+    conv = None
+    if gpu:
+
+        def conv(v):
+            """A host value of the trace as the GPU replay's."""
+            if type(v) is not _np.ndarray:
+                return v
+            got = originals.get(id(v))
+            return got if got is not None else _backend.to_gpu(v)
+
     try:
-        results = batching.replay(out_leaves, positions, batched, size)
+        results = batching.replay(out_leaves, positions, batched, size, conv)
     except (ValueError, IndexError, TypeError) as e:  # a rule's gap: the loop is always right
         raise batching.Unbatchable(f"the replay failed: {e}") from None
     moved = []
@@ -151,6 +185,21 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
             r = ops.moveaxis(r, 0, ax)
         moved.append(r)
     return _unflatten_all(out, moved)
+
+
+def _trace_on_the_host(fun, build, examples):
+    """``batching.run_trace`` with the CPU as the default device (MLX's and PyTorch's), so
+    what ``fun`` makes is made on the host, as its traced inputs are."""
+    from . import devices as _devices
+
+    saved = (_devices.default_device(), _devices.TORCH_DEFAULT[0])
+    _devices._set_default(_devices.cpu)
+    _devices.TORCH_DEFAULT[0] = None
+    try:
+        return batching.run_trace(fun, build, examples)
+    finally:
+        _devices._set_default(saved[0])
+        _devices.TORCH_DEFAULT[0] = saved[1]
 
 
 def _match_axes(tree, axes, where: str):

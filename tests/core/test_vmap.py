@@ -11,7 +11,9 @@ import pytest
 import chainrule.core as mx
 from chainrule.core import batching, ops
 
-# the vectorising tracer runs on host arrays (GPU data loops per example): skipped under CHAINRULE_DEVICE=gpu (make gpu-check; conftest.py)
+# The cases close over module-level arrays, which CHAINRULE_DEVICE=gpu makes on the GPU: vmap
+# then loops (a closure over GPU data is what the host trace cannot follow), so these run on
+# the CPU only (conftest.py); tests/core/test_vmap_gpu.py checks the GPU mode.
 pytestmark = pytest.mark.host_only
 
 RNG = np.random.default_rng(0)

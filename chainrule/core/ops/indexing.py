@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 from operator import index as _as_index
 
+from .. import backend as _backend
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
 from ..backend import DEFAULT_XP as _DEFAULT_XP
@@ -244,7 +245,8 @@ def _update_batch(update):
         x_ndim = nx if nx is not None else _as(_operand(x, nx)).ndim
         xb = _batched_operand(x, nx, size, x_ndim)
         bidx, perm = _batch_index(idx, x_ndim, size)
-        layout = xp.broadcast_to(xp.zeros((), bool), xb.shape)[bidx].shape  # NumPy's order
+        host_idx = _backend._on_host(bidx)  # (the shape only: GPU indices read on the host)
+        layout = xp.broadcast_to(xp.zeros((), bool), xb.shape)[host_idx].shape  # NumPy's order
         inv = None
         if perm is not None:
             inv = _inverse_perm(perm)

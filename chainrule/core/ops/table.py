@@ -9,6 +9,7 @@ import sys
 from .. import dtypes as _dt
 from ..array import STATE, Node, _convert_node, _from_value, array
 from ..backend import devices_mixed as _devices_mixed
+from ..backend import is_gpu as _is_gpu
 from ..backend import xp
 from ..tracing import Traced
 
@@ -154,7 +155,9 @@ def _align(v, nd: int | None, target: int):
 
 
 def _operand(v, nd):
-    if nd is None and type(v) is not array and isinstance(v, xp.ndarray):
+    """An unbatched operand of a batching rule as an array: a raw backend value (NumPy, or a
+    GPU value of a replay on the GPU) is wrapped as it is, never converted (float64 stays)."""
+    if nd is None and type(v) is not array and (isinstance(v, xp.ndarray) or _is_gpu(v)):
         return _from_value(v)
     return v
 
