@@ -152,9 +152,20 @@ class GpuBackend:
     """The array library behind ``mx.gpu``: its namespace, array type and the few calls that
     differ from NumPy's."""
 
-    __slots__ = ("name", "xp", "ndarray", "scatter_add", "to_host", "synchronize", "count")
+    __slots__ = (
+        "name",
+        "xp",
+        "ndarray",
+        "scatter_add",
+        "to_host",
+        "synchronize",
+        "count",
+        "fuse",
+    )
 
-    def __init__(self, name, xp, ndarray, scatter_add, to_host, synchronize, count) -> None:
+    def __init__(
+        self, name, xp, ndarray, scatter_add, to_host, synchronize, count, fuse=None
+    ) -> None:
         self.name = name
         self.xp = xp
         self.ndarray = ndarray
@@ -162,6 +173,9 @@ class GpuBackend:
         self.to_host = to_host
         self.synchronize = synchronize
         self.count = count
+        # ``fuse(fn)``: ``fn`` (arithmetic and the namespace's ufuncs on GPU arrays and
+        # scalars) as one kernel (``cupy.fuse``); the strict stand-in calls ``fn`` as it is
+        self.fuse = fuse
 
 
 GPU: list = [None]
@@ -196,6 +210,7 @@ def _load_cupy() -> GpuBackend | None:
         cupy.asnumpy,
         lambda: cupy.cuda.get_current_stream().synchronize(),
         n,
+        lambda fn: cupy.fuse(kernel_name=fn.__name__)(fn),
     )
 
 
@@ -210,6 +225,7 @@ def _strict() -> GpuBackend:
         sb.namespace.asnumpy,
         lambda: None,
         1,
+        lambda fn: fn,  # the same arithmetic, one ufunc call at a time
     )
 
 
