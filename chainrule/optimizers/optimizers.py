@@ -8,7 +8,6 @@ Each is written once, as MLX writes it (``init_single`` / ``apply_single``); the
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +15,6 @@ from chainrule.core.array import array
 from chainrule.core.extend import from_value
 
 from .. import core as mx
-from ..core import backend as _backend
 from ..core import tree as pytree
 from ..core.autograd import enable_grad
 from ..core.backend import array_module, xp
@@ -38,6 +36,7 @@ from .base import (
     _zeros,
     owned_buffer,
 )
+from .fused_gpu import fused_adam_step
 
 __all__ = [
     "AdaDelta",
@@ -291,7 +290,7 @@ class Adam(_Standard):
             else:
                 g = g + wd * w
         if not hp["amsgrad"] and type(w) is not xp.ndarray:  # on the GPU: one fused kernel
-            out = self._fused_gpu_step(g, w, state, lr, b1, b2)
+            out = fused_adam_step(self, g, w, state, lr, b1, b2)
             if out is not None:
                 return out
         # ``tmp`` is this step's one new buffer: it ends as the new parameter. The moments are
@@ -328,65 +327,6 @@ class Adam(_Standard):
         if type(denom) is xp.ndarray and denom.dtype == w.dtype and denom.shape == w.shape:
             return from_value(xp.subtract(w, denom, out=denom))
         return from_value(w - denom)
-
-    def _fused_gpu_step(self, g, w, state: dict, lr, b1: float, b2: float) -> array | None:
-        """The step as one fused GPU kernel (``GpuBackend.fuse``: ``cupy.fuse``) with the
-        unfused update's operations in its order; ``None`` where it does not apply (host data,
-        mixed dtypes) or the kernel failed once (a warning; the unfused update from then on)."""
-        k, hp = self._k, self._group
-        fused = _fused_adam(w)
-        m, v = state[k["m"]]._data, state[k["v"]]._data
-        if fused is None or not (g.dtype == w.dtype == m.dtype == v.dtype) or g.shape != w.shape:
-            return None
-        # Python floats (as PyTorch's own Adam computes its bias corrections): a 0-d float64
-        # array would make the kernel compute in float64
-        c2 = 1.0
-        if self._torch or hp["bias_correction"]:
-            t = float(self._count(state))
-            c2 = math.sqrt(1 - b2**t)
-            lr = lr / (1 - b1**t)
-        if isinstance(lr, (xp.ndarray, xp.generic)):
-            lr = float(lr)
-        elif hasattr(lr, "dtype"):  # a 0-d GPU array (no copy to the host): of w's dtype
-            lr = lr.astype(w.dtype)
-        try:
-            w_new, m_new, v_new = fused(w, g, m, v, b1, 1 - b1, b2, 1 - b2, lr, hp["eps"], c2)
-        except Exception as e:  # a kernel the GPU library could not build: unfused from now on
-            _FUSED[_backend.GPU[0].name] = False
-            warnings.warn(
-                f"Adam: the fused GPU update failed ({type(e).__name__}: {e}); the unfused "
-                "update (a dozen kernels a parameter) is used instead",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            return None
-        state[k["m"]] = from_value(m_new)
-        state[k["v"]] = from_value(v_new)
-        return from_value(w_new)
-
-
-_FUSED: dict = {}
-"""The fused Adam step of each GPU backend (``False`` once it failed)."""
-
-
-def _fused_adam(w):
-    """The fused Adam step for GPU array ``w`` (built once per backend), else ``None``."""
-    gb = _backend.GPU[0]
-    if gb is None or gb.fuse is None or not isinstance(w, gb.ndarray):
-        return None
-    fused = _FUSED.get(gb.name)
-    if fused is None:
-        sqrt = gb.xp.sqrt
-
-        def adam_step(w, g, m, v, b1, c1, b2, c2_, lr, eps, c2):
-            # the unfused update's steps, in its order: m b1 + g (1 - b1), v b2 + g g (1 - b2),
-            # w - m / (sqrt(v) / sqrt(1 - b2^t) + eps) * lr
-            m = m * b1 + g * c1
-            v = v * b2 + g * g * c2_
-            return w - m / (sqrt(v) / c2 + eps) * lr, m, v
-
-        fused = _FUSED[gb.name] = gb.fuse(adam_step)
-    return fused or None
 
 
 class AdamW(Adam):

@@ -134,3 +134,14 @@ def test_chainrule_train_under_mpiexec_writes_one_run_directory(tmp_path):
     assert run.stdout.count("test: loss") == 1, run.stdout
     history = json.loads((out / "history.json").read_text())
     assert history["epoch"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("script", ["collectives.py", "torch_dist.py"])
+def test_two_processes_on_the_gpu_stand_in(script):
+    """Every rank's arrays on the strict CuPy stand-in: the collectives, the bucketed gradient
+    averaging and DDP copy device values to the host for MPI explicitly and put the results on
+    each array's device (a leak raises there, as CuPy would)."""
+    env = {"CHAINRULE_TEST_BACKEND": "strict", "CHAINRULE_DEVICE": "gpu"}
+    run = run_mpi(script, env=env)
+    assert run.returncode == 0, run.output
+    assert "rank 0 ok" in run.stdout and "rank 1 ok" in run.stdout

@@ -10,7 +10,7 @@ import pytest
 
 import chainrule.core as mx
 import chainrule.optimizers as optim
-import chainrule.optimizers.optimizers as O
+import chainrule.optimizers.fused_gpu as O
 import chainrule.torch as torch
 from chainrule.core import backend
 from chainrule.core.strict_backend import StrictArray
