@@ -43,6 +43,8 @@ def fused_adam_step(
     m, v = state[k["m"]]._data, state[k["v"]]._data
     if fused is None or not (g.dtype == w.dtype == m.dtype == v.dtype) or g.shape != w.shape:
         return None
+    if w.dtype.kind != "f":  # bfloat16 (NumPy kind "V"): the unfused update keeps its state
+        return None
     # Python floats (as PyTorch's own Adam computes its bias corrections): a 0-d float64
     # array would make the kernel compute in float64
     c2 = 1.0
