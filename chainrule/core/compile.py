@@ -124,10 +124,11 @@ def _originals(tree, copies: dict):
 
 
 class _Out:
-    __slots__ = ("where",)
+    __slots__ = ("where", "cls")
 
-    def __init__(self, where) -> None:
+    def __init__(self, where, cls=array) -> None:
         self.where = where  # ("slot", i) or ("const", value)
+        self.cls = cls  # the result's class (a chainrule.torch.Tensor stays one)
 
 
 def _fill(tmpl, values) -> Any:
@@ -138,7 +139,10 @@ def _fill(tmpl, values) -> Any:
         if type(o) is _Out:
             kind, w = o.where
             v = values[w] if kind == "slot" else w
+            cls = o.cls
             o = _from_value(v if type(v) is _ndarray else _backend.as_array(v))
+            if cls is not array:
+                o.__class__ = cls
         filled.append(o)
     return pytree.unflatten(spec, filled)
 
@@ -378,7 +382,9 @@ class _Compiled:
         value = _backend.to_host if host_copies else _same_value
         for a in arg_arrays:
             if id(a) not in arg_map:
-                arg_map[id(a)] = _from_value(self._input(tr, value(a._data)))
+                t = arg_map[id(a)] = _from_value(self._input(tr, value(a._data)))
+                if type(a) is not array:
+                    t.__class__ = type(a)  # a chainrule.torch.Tensor keeps PyTorch's meanings
         copies: dict = {}
         try:
             t_args = _map_arrays(lambda a: arg_map[id(a)], args, copies)
@@ -455,7 +461,7 @@ class _Compiled:
             tr.fail("a result holds a dict subclass (a module), which a replay cannot return")
         out_tmpl = (
             res_spec,
-            [_Out(where(x._data)) if isinstance(x, array) else x for x in res_leaves],
+            [_Out(where(x._data), type(x)) if isinstance(x, array) else x for x in res_leaves],
         )
         post: list = []
         post_key: list = []
@@ -478,7 +484,9 @@ class _Compiled:
         # Back to plain values everywhere the caller can see. A result with a graph keeps it, as
         # the eager call's would (the traced values inside it compute plainly from now on).
         if graphs:
-            result = _map_arrays(lambda x: _from_value(_plain(x._data), x._node), result)
+            result = _map_arrays(
+                lambda x: _same_class(_from_value(_plain(x._data), x._node), x), result
+            )
         elif not own:
             result = _fill(out_tmpl, tr.values)
         elif copies:
@@ -671,13 +679,20 @@ def _same_value(d):
     return d
 
 
+def _same_class(new: array, like: array) -> array:
+    """``new`` with ``like``'s class (a chainrule.torch.Tensor stays one)."""
+    if type(like) is not array:
+        new.__class__ = type(like)
+    return new
+
+
 def _gpu_copy(x: array) -> array:
     """An array the caller sees after a GPU call's trace, on the GPU (a host result of the
     trace copied there; a GPU value as it is)."""
     d = x._data
     if type(d) is not _ndarray:
         return x
-    return _from_value(_backend.to_gpu(d))
+    return _same_class(_from_value(_backend.to_gpu(d)), x)
 
 
 def _to_gpu_handle(h: array, was_gpu: bool) -> None:

@@ -394,7 +394,7 @@ def _signature(tree: Any, found: Callable, note: Callable) -> None:
         note(type(tree))
         note(len(tree))
         items = tree
-    elif type(tree) is _array:
+    elif isinstance(tree, _array):  # (also a subclass: a chainrule.torch.Tensor)
         found(tree)
         d = tree._data
         note((d.shape, d.dtype, tree._grad is None))

@@ -1,6 +1,7 @@
 """chainrule.torch functions: PyTorch's names, dtypes and values, checked against PyTorch."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -526,6 +527,29 @@ def test_compile_over_mx_compile():
     x = ct.ones(4, 3)
     np.testing.assert_allclose(np.asarray(cm(x)), np.asarray(model(x)), rtol=1e-6)
     assert cm.weight is model.weight and cm._orig_mod is model
+
+
+def test_compile_traces_tensors_once_and_keeps_their_meanings():
+    # tensors are the arrays of the signature (not constants keyed by identity: every call with
+    # new tensors traced again and the cache grew per call), and stay tensors inside the trace
+    # (PyTorch's max(dim) with indices) and in the results
+    C = sys.modules["chainrule.core.compile"]
+
+    def f(a, b):
+        values, indices = (a * b).max(1)
+        return values.sum() + indices.float().mean(), a.t()
+
+    cf = ct.compile(f)
+    before = dict(C.STATS)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a, b = (ct.tensor(rng.standard_normal((3, 4)).astype(np.float32)) for _ in range(2))
+        got, want = cf(a, b), f(a, b)
+        assert all(type(r) is ct.Tensor for r in got)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g.numpy(), w.numpy(), rtol=1e-6)
+    assert len(cf.cache) == 1 and cf.last_reason is None
+    assert C.STATS["traces"] - before["traces"] == 1 and C.STATS["replays"] - before["replays"] == 3
 
 
 def test_small_functions_match_pytorch():
