@@ -374,14 +374,17 @@ def _arg(pick, name):
         data = input._data
         if data.size == 0:
             raise ValueError(f"{name}: the input of shape {input.shape} is empty")
+        if dim is not None and data.ndim:  # the array's own method (no NumPy wrapper)
+            out = getattr(data, name)(axis=one_dim(input, dim, name), keepdims=keepdim)
+            return _from_value(out if out.dtype == _I64 else out.astype(_I64))
         xp = _backend.array_module(data)  # the result stays on the input's device
         if dim is None:
             out = xp.asarray(pick(data.reshape(-1)))
             if keepdim:
                 out = out.reshape((1,) * data.ndim)
         else:
-            d = one_dim(input, dim, name)
-            out = pick(data, axis=d, keepdims=keepdim) if data.ndim else xp.asarray(0)
+            one_dim(input, dim, name)  # (a 0-d input takes dim 0 or -1, as in PyTorch)
+            out = xp.asarray(0)
         return _from_value(xp.asarray(out, dtype=_I64))
 
     fn.__name__ = fn.__qualname__ = name

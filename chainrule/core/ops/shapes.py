@@ -421,18 +421,22 @@ def stack(arrays, axis: int = 0, stream=None) -> array:
     xs = [x if type(x) is array else _handle(x) for x in arrays]
     if not xs:
         raise ValueError("stack: no arrays given")
-    shapes = {x._data.shape for x in xs}
-    if len(shapes) > 1:
-        raise ValueError(f"stack: all arrays must have one shape, got {sorted(shapes)}")
-    if not STATE.enabled or all(x._node is None for x in xs):  # nothing to record: one call
-        datas = [x._data for x in xs]
-        dt = datas[0].dtype
-        if all(type(d) is xp.ndarray and d.dtype is dt for d in datas):  # host, one dtype
-            # concatenate of views with the new axis: half the cost of NumPy's stack
-            shape = datas[0].shape
-            ax = _axes(axis, len(shape) + 1, "stack")[0]
-            grown = (*shape[:ax], 1, *shape[ax:])
-            return _from_value(xp.concatenate([d.reshape(grown) for d in datas], ax))
+    first = xs[0]._data
+    shape, dt = first.shape, first.dtype
+    recording = STATE.enabled
+    plain = True  # host data of one dtype, nothing to record: one concatenate of views
+    for x in xs:  # (one pass: the checks of a call on a few small arrays are its cost)
+        d = x._data
+        if d.shape != shape:
+            shapes = sorted({x._data.shape for x in xs})
+            raise ValueError(f"stack: all arrays must have one shape, got {shapes}")
+        if type(d) is not xp.ndarray or d.dtype is not dt or (recording and x._node is not None):
+            plain = False
+    if plain:
+        # concatenate of views with the new axis: half the cost of NumPy's stack
+        ax = _axes(axis, len(shape) + 1, "stack")[0]
+        grown = (*shape[:ax], 1, *shape[ax:])
+        return _from_value(xp.concatenate([x._data.reshape(grown) for x in xs], ax))
     return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
 
 
