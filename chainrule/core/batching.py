@@ -41,6 +41,7 @@ from typing import Any
 from . import ops
 from . import random as _random
 from .array import STATE, Node, _from_value, _node_array, array
+from .backend import as_array as _as_array
 from .backend import xp
 
 STATS: dict[str, int] = {"vectorised": 0, "fallback": 0}
@@ -444,14 +445,7 @@ class _Replay:
             batched = builtins.any(n is not None for _, n in parts)
             done[key] = (fn(*raw), target if batched else None)
         val, nd = done[id(value)]
-        return _from_value(xp.asarray(val) if self.conv is None else _as_backend(val)), nd
-
-
-def _as_backend(v):
-    """A constant's value as a backend array (a GPU value as it is)."""
-    from .backend import as_array
-
-    return as_array(v)
+        return _from_value(xp.asarray(val) if self.conv is None else _as_array(val)), nd
 
 
 def _holds_marked(idx) -> bool:

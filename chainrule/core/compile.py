@@ -139,10 +139,7 @@ def _fill(tmpl, values) -> Any:
         if type(o) is _Out:
             kind, w = o.where
             v = values[w] if kind == "slot" else w
-            cls = o.cls
-            o = _from_value(v if type(v) is _ndarray else _backend.as_array(v))
-            if cls is not array:
-                o.__class__ = cls
+            o = _as_class(_from_value(v if type(v) is _ndarray else _backend.as_array(v)), o.cls)
         filled.append(o)
     return pytree.unflatten(spec, filled)
 
@@ -334,19 +331,15 @@ class _Compiled:
         # closure meeting a host copy) leaves it so, and the call runs eagerly on the GPU
         before = [(h, h._data, h._node, h._grad) for h in _unique(state_in + state_out)]
         rng_state = _random._G.rng.bit_generator.state
-        saved_default = (_devices.default_device(), _devices.TORCH_DEFAULT[0])
-        _devices._set_default(_devices.cpu)
-        _devices.TORCH_DEFAULT[0] = None
         failed = None
         try:
-            result = self._trace(
-                k, args, kwargs, arg_arrays, state_in, state_out, concrete, host_copies=True
-            )
+            with _devices.host_default():
+                result = self._trace(
+                    k, args, kwargs, arg_arrays, state_in, state_out, concrete, host_copies=True
+                )
         except (TypeError, RuntimeError, ValueError) as e:  # (DeviceMismatchError is both)
             failed = e
         finally:
-            _devices._set_default(saved_default[0])
-            _devices.TORCH_DEFAULT[0] = saved_default[1]
             post_in: list = []
             post_out: list = []
             _signature(self.inputs, post_in, [])
@@ -382,9 +375,8 @@ class _Compiled:
         value = _backend.to_host if host_copies else _same_value
         for a in arg_arrays:
             if id(a) not in arg_map:
-                t = arg_map[id(a)] = _from_value(self._input(tr, value(a._data)))
-                if type(a) is not array:
-                    t.__class__ = type(a)  # a chainrule.torch.Tensor keeps PyTorch's meanings
+                # (a chainrule.torch.Tensor keeps PyTorch's meanings inside the trace)
+                arg_map[id(a)] = _as_class(_from_value(self._input(tr, value(a._data))), type(a))
         copies: dict = {}
         try:
             t_args = _map_arrays(lambda a: arg_map[id(a)], args, copies)
@@ -485,7 +477,7 @@ class _Compiled:
         # the eager call's would (the traced values inside it compute plainly from now on).
         if graphs:
             result = _map_arrays(
-                lambda x: _same_class(_from_value(_plain(x._data), x._node), x), result
+                lambda x: _as_class(_from_value(_plain(x._data), x._node), type(x)), result
             )
         elif not own:
             result = _fill(out_tmpl, tr.values)
@@ -679,10 +671,10 @@ def _same_value(d):
     return d
 
 
-def _same_class(new: array, like: array) -> array:
-    """``new`` with ``like``'s class (a chainrule.torch.Tensor stays one)."""
-    if type(like) is not array:
-        new.__class__ = type(like)
+def _as_class(new: array, cls: type) -> array:
+    """``new`` with class ``cls`` (a chainrule.torch.Tensor stays one)."""
+    if cls is not array:
+        new.__class__ = cls
     return new
 
 
@@ -692,7 +684,7 @@ def _gpu_copy(x: array) -> array:
     d = x._data
     if type(d) is not _ndarray:
         return x
-    return _same_class(_from_value(_backend.to_gpu(d)), x)
+    return _as_class(_from_value(_backend.to_gpu(d)), type(x))
 
 
 def _to_gpu_handle(h: array, was_gpu: bool) -> None:

@@ -15,10 +15,12 @@ MLX-style arrays, and for ``chainrule.torch`` tensors as ``torch.set_default_dev
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import platform
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from . import backend, memory
@@ -241,6 +243,21 @@ def set_default_device(device: Device) -> None:
 
 TORCH_DEFAULT: list = [None]
 """PyTorch's default device (``torch.set_default_device``): ``None`` or a CPU ``device``."""
+
+
+@contextlib.contextmanager
+def host_default() -> Iterator[None]:
+    """The CPU as MLX's and PyTorch's default device while a block runs (the tracers of
+    ``mx.compile`` and ``mx.vmap`` trace GPU calls on host copies: what the traced function
+    makes must be made on the host too), restored after."""
+    saved = (_DEFAULT[0], TORCH_DEFAULT[0])
+    _set_default(cpu)
+    TORCH_DEFAULT[0] = None
+    try:
+        yield
+    finally:
+        _set_default(saved[0])
+        TORCH_DEFAULT[0] = saved[1]
 
 
 def set_torch_default_device(dev) -> None:

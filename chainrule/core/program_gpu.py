@@ -44,7 +44,7 @@ def _on_gpu(x: Any) -> Any:
     return x
 
 
-def _module_of(a: Any = None) -> Any:
+def _gpu_xp() -> Any:
     """The GPU library's namespace."""
     g = _backend.GPU[0]
     if g is None:
@@ -57,15 +57,13 @@ def _reduce(ufunc: _np.ufunc):
     as_fn = _REDUCE_AS.get(name) or _REDUCE_BOOL.get(name)
 
     def reduce(a, axis=0, dtype=None, out=None, keepdims=False, **kwargs):
-        if as_fn is None or kwargs or not _backend.is_gpu(a):
-            return _backend.via_host(ufunc.reduce, a, axis, dtype, None, keepdims, **kwargs)
-        m = _module_of(a)
-        fn = getattr(m, as_fn)
-        if name in _REDUCE_BOOL or name in ("maximum", "minimum"):
-            r = fn(a, axis=axis, keepdims=keepdims)
+        if as_fn is None or kwargs or not _backend.is_gpu(a):  # (initial=, where=)
+            r = _backend.via_host(ufunc.reduce, a, axis, dtype, None, keepdims, **kwargs)
+        elif name in _REDUCE_BOOL or name in ("maximum", "minimum"):
+            r = getattr(_gpu_xp(), as_fn)(a, axis=axis, keepdims=keepdims)
             r = r if dtype is None else r.astype(dtype)
         else:
-            r = fn(a, axis=axis, dtype=dtype, keepdims=keepdims)
+            r = getattr(_gpu_xp(), as_fn)(a, axis=axis, dtype=dtype, keepdims=keepdims)
         if out is not None:
             out[...] = r
             return out
@@ -80,7 +78,7 @@ def _accumulate(ufunc: _np.ufunc):
     def accumulate(a, axis=0, dtype=None, out=None):
         if as_fn is None or out is not None or not _backend.is_gpu(a):
             return _backend.via_host(ufunc.accumulate, a, axis, dtype, out)
-        return getattr(_module_of(a), as_fn)(a, axis=axis, dtype=dtype)
+        return getattr(_gpu_xp(), as_fn)(a, axis=axis, dtype=dtype)
 
     return accumulate
 
@@ -91,11 +89,8 @@ def _at(ufunc: _np.ufunc):
             _backend.scatter_add(a, indices, b)
             return None
         host = _backend.to_host(a).copy()  # explicit copies both ways: CuPy has no ufunc.at
-        host_idx = _backend._on_host(indices)
-        if b is None:
-            ufunc.at(host, host_idx)
-        else:
-            ufunc.at(host, host_idx, _backend.to_host(b) if _backend.is_gpu(b) else b)
+        rest = () if b is None else (_backend._on_host(b),)
+        ufunc.at(host, _backend._on_host(indices), *rest)
         a[...] = _backend.to_gpu(host)
         return None
 
@@ -126,7 +121,7 @@ def _creation(name: str):
         if _backend.is_gpu(obj):
             return getattr(_backend.array_module(obj), name)(obj, *args, **kwargs)
         if type(obj) in (list, tuple) and any(_backend.is_gpu(v) for v in obj):
-            return getattr(_module_of(), name)(obj, *args, **kwargs)
+            return getattr(_gpu_xp(), name)(obj, *args, **kwargs)
         return _backend.to_gpu(getattr(_np, name)(obj, *args, **kwargs))
 
     make.__name__ = name
@@ -135,8 +130,7 @@ def _creation(name: str):
 
 def _gpu_draw(draw: _Draw):
     def drawn(*args, **kwargs):
-        out = draw(*args, **kwargs)
-        return _on_gpu(out) if type(out) in (_np.ndarray, tuple, list) else out
+        return _on_gpu(draw(*args, **kwargs))
 
     drawn.__name__ = draw.__name__
     return drawn

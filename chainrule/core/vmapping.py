@@ -15,6 +15,7 @@ import numpy as _np
 
 from . import backend as _backend
 from . import batching, ops
+from . import devices as _devices
 from . import tree as pytree
 from .array import _from_value, array
 from .autograd import MAPPING, ArgumentError
@@ -157,7 +158,8 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
         return [pytree.map(lambda _, p=picked: next(p), a) for a in args]
 
     if gpu:
-        out, positions = _trace_on_the_host(fun, build, examples)
+        with _devices.host_default():  # what fun makes is made on the host, as its inputs are
+            out, positions = batching.run_trace(fun, build, examples)
     else:
         out, positions = batching.run_trace(fun, build, examples)
     out_leaves = pytree.leaves(out)
@@ -185,21 +187,6 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
             r = ops.moveaxis(r, 0, ax)
         moved.append(r)
     return _unflatten_all(out, moved)
-
-
-def _trace_on_the_host(fun, build, examples):
-    """``batching.run_trace`` with the CPU as the default device (MLX's and PyTorch's), so
-    what ``fun`` makes is made on the host, as its traced inputs are."""
-    from . import devices as _devices
-
-    saved = (_devices.default_device(), _devices.TORCH_DEFAULT[0])
-    _devices._set_default(_devices.cpu)
-    _devices.TORCH_DEFAULT[0] = None
-    try:
-        return batching.run_trace(fun, build, examples)
-    finally:
-        _devices._set_default(saved[0])
-        _devices.TORCH_DEFAULT[0] = saved[1]
 
 
 def _match_axes(tree, axes, where: str):

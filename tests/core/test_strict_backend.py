@@ -142,6 +142,8 @@ def test_strict_array_refuses_the_host():
     assert IMPLICIT.startswith("Implicit conversion to a NumPy array is not allowed")
     with pytest.raises(MixedDeviceError):
         np.add(a, np.ones((2, 3)))
+    with pytest.raises(MixedDeviceError):  # a NumPy subclass (a tracer's view) is host data too
+        np.add(a, np.ones((2, 3)).view(type("View", (np.ndarray,), {})))
     with pytest.raises(TypeError, match="add.at"):
         np.add.at(a, [0], 1.0)
     with pytest.raises(TypeError, match="maximum.reduce"):
