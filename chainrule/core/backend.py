@@ -161,10 +161,11 @@ class GpuBackend:
         "synchronize",
         "count",
         "fuse",
+        "unshared",
     )
 
     def __init__(
-        self, name, xp, ndarray, scatter_add, to_host, synchronize, count, fuse=None
+        self, name, xp, ndarray, scatter_add, to_host, synchronize, count, fuse=None, unshared=None
     ) -> None:
         self.name = name
         self.xp = xp
@@ -176,6 +177,10 @@ class GpuBackend:
         # ``fuse(fn)``: ``fn`` (arithmetic and the namespace's ufuncs on GPU arrays and
         # scalars) as one kernel (``cupy.fuse``); the strict stand-in calls ``fn`` as it is
         self.fuse = fuse
+        # ``unshared(a)``: whether GPU array ``a`` owns its memory and nothing but references to
+        # ``a`` itself can see it (no view; ``mx.compile``'s replay may then write into it when
+        # only the state handle holds ``a``); ``None``: never
+        self.unshared = unshared
 
 
 GPU: list = [None]
@@ -211,6 +216,7 @@ def _load_cupy() -> GpuBackend | None:
         lambda: cupy.cuda.get_current_stream().synchronize(),
         n,
         lambda fn: cupy.fuse(kernel_name=fn.__name__)(fn),
+        lambda a: a.base is None,  # (a CuPy view holds its base array)
     )
 
 
@@ -226,6 +232,7 @@ def _strict() -> GpuBackend:
         lambda: None,
         1,
         lambda fn: fn,  # the same arithmetic, one ufunc call at a time
+        sb.unshared,
     )
 
 

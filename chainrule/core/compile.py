@@ -45,6 +45,7 @@ trace into code is ``program.py``; this module keys signatures, traces, replays 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -56,6 +57,7 @@ import numpy as _np
 from . import backend as _backend
 from . import tree as pytree
 from .array import STATE, Node, _from_value, array
+from .gpu_closure import closure_on_host, reaches_gpu, replaced
 from .program import GuardFailed, SettingChanged, build
 from .tracing import (
     _LOCAL,
@@ -261,6 +263,7 @@ class _Compiled:
         self.shapeless = shapeless
         self.cache: dict = {}
         self.last_reason: str | None = None  # why the latest signature runs eagerly
+        self._closure_gpu: bool | None = None  # no array argument: GPU data in the closure?
         functools.update_wrapper(self, fun)
 
     def __get__(self, obj, objtype=None):
@@ -295,6 +298,11 @@ class _Compiled:
                 STATS["eager"] += 1
                 self.last_reason = MIXED_REASON
                 return self.fun(*args, **kwargs)
+            if where is None and not (arg_arrays or state_in or state_out):
+                # no array to tell the device: GPU data in the closure decides (once)
+                if self._closure_gpu is None:
+                    self._closure_gpu = reaches_gpu(self.fun)
+                where = "gpu" if self._closure_gpu else None
             if where == "gpu":
                 gpu = True
                 key.insert(0, "gpu")  # its own program: traced on host copies, replayed there
@@ -354,6 +362,14 @@ class _Compiled:
             STATS["rejected"] += 1
             self.last_reason = f"{GPU_REASON} ({type(failed).__name__}: {failed})"
             return self.fun(*args, **kwargs)
+        prog = self.cache.get(k)
+        if prog is not None and prog is not _EAGER:  # constants the caller sees: on the GPU
+            for o in prog.out_tmpl[1]:
+                if type(o) is _Out:
+                    o.where = _const_on_gpu(o.where)
+            prog.state_outs = [
+                (pos, _const_on_gpu(d), _const_on_gpu(g)) for pos, d, g in prog.state_outs
+            ]
         return _map_arrays(_gpu_copy, result)
 
     def _trace(self, k, args, kwargs, arg_arrays, state_in, state_out, concrete, host_copies=False):
@@ -400,10 +416,14 @@ class _Compiled:
         rng_real = _random._G.rng
         tr.rng = _RecordingRNG(rng_real)
         _random._G.rng = tr.rng
-        _LOCAL.tr = tr
-        _patch_numpy(True)
+        # GPU arrays the function reads from its closure or globals: host constants of the trace
+        outside = closure_on_host(self.fun, {}) if host_copies else contextlib.nullcontext()
         try:
-            result = self.fun(*t_args, **t_kwargs)
+            with outside as pairs:
+                _LOCAL.tr = tr
+                _patch_numpy(True)
+                result = self.fun(*t_args, **t_kwargs)
+                changed = replaced(pairs)
         except BaseException:
             _random._G.rng = rng_real
             for entry in saved.values():  # as an eager call leaves them, but plain values
@@ -412,6 +432,10 @@ class _Compiled:
         finally:
             _LOCAL.tr = None
             _patch_numpy(False)
+        for h in changed:  # updated in place by the function: it runs eagerly, on the GPU
+            tr.fail("the function replaced a GPU array outside its arguments and state")
+            _unwrap(h, tr)
+            _to_gpu_handle(h, True)
         if _random._G.rng is tr.rng:
             _random._G.rng = rng_real
         else:
@@ -687,6 +711,13 @@ def _gpu_copy(x: array) -> array:
     return _as_class(_from_value(_backend.to_gpu(d)), type(x))
 
 
+def _const_on_gpu(where):
+    """A state plan's ``("const", host value)`` with the value on the GPU."""
+    if where is not None and where[0] == "const" and isinstance(where[1], (_ndarray, _np.generic)):
+        return ("const", _backend.to_gpu(_np.asarray(where[1])))
+    return where
+
+
 def _to_gpu_handle(h: array, was_gpu: bool) -> None:
     """A state handle the trace left holding host values, back on the GPU (its value, and
     its ``.grad``); a leaf's node follows its value. A 0-d value stays on the host unless it
@@ -709,9 +740,14 @@ _getrefcount = getattr(sys, "getrefcount", None)
 
 def _buffer_counts(h: array):
     """``(buffer, references to it, references to the handle's node)`` for a handle holding a
-    plain, writable NumPy array that is no view, else None."""
+    plain, writable NumPy array that is no view (or a GPU array the GPU library says owns its
+    memory alone), else None."""
     d = h._data
-    if type(d) is not _ndarray or d.base is not None or not d.flags.writeable:
+    if type(d) is not _ndarray:
+        g = _backend.GPU[0]
+        if g is None or g.unshared is None or not _backend.is_gpu(d) or not g.unshared(d):
+            return None
+    elif d.base is not None or not d.flags.writeable:
         return None
     node = h._node
     return d, _getrefcount(d), 0 if node is None else _getrefcount(node)  # type: ignore[misc]

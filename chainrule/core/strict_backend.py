@@ -22,6 +22,7 @@ makes ``mx.gpu`` (and ``torch.device("cuda")``) available and backed by it; test
 
 from __future__ import annotations
 
+import sys
 import types
 from typing import Any
 
@@ -107,6 +108,17 @@ def _method(fn: Any, name: str) -> Any:
 
 
 _NUMPY_ONLY = {numpy.vectorize}
+
+
+def unshared(a: StrictArray) -> bool:
+    """Whether ``a``'s host buffer is its own and seen by nothing else (a view of the wrapped
+    array takes a reference to it, not to ``a``: both are counted, as CuPy's views count)."""
+    return a._a.base is None and _inner_refs(a) <= _SOLE_INNER
+
+
+def _inner_refs(a: StrictArray) -> int:
+    inner = a._a
+    return sys.getrefcount(inner)
 
 
 class StrictArray(NDArrayOperatorsMixin):
@@ -328,3 +340,6 @@ namespace: Any = _submodule(numpy, "strict")
 namespace.ndarray = StrictArray
 namespace.scatter_add = _scatter_add
 namespace.asnumpy = lambda a: a.get() if type(a) is StrictArray else numpy.asarray(a)
+
+
+_SOLE_INNER = _inner_refs(StrictArray(numpy.zeros(1)))  # only the wrapper holds it

@@ -21,6 +21,7 @@ from .array import _from_value, array
 from .autograd import MAPPING, ArgumentError
 from .backend import xp
 from .custom import custom_function
+from .gpu_closure import back_to_gpu, closure_on_host, replaced
 
 __all__ = ["vmap"]
 
@@ -126,8 +127,9 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
     GPU arrays: the tracer is a NumPy subclass, so the trace runs on host copies (the first
     example, and the unmapped array arguments, which keep their nodes), with the CPU as the
     default device; the replay then computes on the GPU arrays themselves (constants the trace
-    made are copied over, the unmapped arguments are the caller's own GPU arrays). A closure
-    over GPU data, or arguments on both devices, fall back to the loop."""
+    made are copied over, the unmapped arguments and the GPU arrays the function reads from its
+    closure or globals are the caller's own GPU arrays). Arguments on both devices fall back to
+    the loop."""
     gpu = any(isinstance(leaf, array) and _backend.is_gpu(leaf._data) for leaf in leaves)
     examples, batched = [], []
     originals: dict = {}  # id(host copy) -> the caller's GPU value (gpu mode)
@@ -158,8 +160,13 @@ def _vectorised_vmap(fun, args, leaves, leaf_axes, out_axes, size):
         return [pytree.map(lambda _, p=picked: next(p), a) for a in args]
 
     if gpu:
-        with _devices.host_default():  # what fun makes is made on the host, as its inputs are
+        # what fun makes is made on the host, as its inputs are; GPU arrays it reads from its
+        # closure or globals hold host copies meanwhile (mapped back to them by ``conv``)
+        with _devices.host_default(), closure_on_host(fun, originals) as pairs:
             out, positions = batching.run_trace(fun, build, examples)
+            changed = replaced(pairs)
+        for a in changed:  # written in place while tracing (once, as on the CPU): to the GPU
+            back_to_gpu(a)
     else:
         out, positions = batching.run_trace(fun, build, examples)
     out_leaves = pytree.leaves(out)

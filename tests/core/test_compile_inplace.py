@@ -22,7 +22,8 @@ import chainrule.nn as nn
 import chainrule.optimizers as optim
 from chainrule.utils import tree_flatten
 
-# these count traces and replays on the CPU (GPU data runs eagerly: test_compile_gpu.py)
+# these count traces and replays on the CPU (GPU replays and their donated buffers:
+# test_compile_gpu.py)
 pytestmark = pytest.mark.usefixtures("cpu_default_device")
 
 C = sys.modules["chainrule.core.compile"]

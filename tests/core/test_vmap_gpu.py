@@ -2,7 +2,8 @@
 
 The vectorising tracer runs on host arrays, so a call on GPU arrays is traced on host copies
 (the first example and the unmapped array arguments, which keep their nodes) and replayed on
-the GPU arrays themselves; a closure over GPU data, or arguments on both devices, loop over the
+the GPU arrays themselves (GPU arrays read from the function's closure are host constants of
+the trace, and the GPU originals in the replay); arguments on both devices loop over the
 examples instead (always right). Results stay on the GPU and equal the per-example loop.
 """
 
@@ -96,16 +97,53 @@ def test_grad_through_vmap_reaches_an_unmapped_gpu_argument():
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
-def test_closure_over_gpu_data_and_mixed_devices_loop():
+def test_closure_over_gpu_data_vectorises_and_mixed_devices_loop():
+    """GPU arrays the function reads from its closure hold host copies while it traces; the
+    replay computes with the GPU arrays themselves. Arguments on both devices loop."""
     x, w = _rand(B, 4), _rand(4, 6, seed=1)
     want = _loop(lambda v, w: mx.tanh(v @ w).sum(), (x, w), (0, None))
     with backend.use_strict_gpu():
         wg = w.to(mx.gpu)
         got, vectorised, reason = _vmapped(lambda v: mx.tanh(v @ wg).sum(), (x,), (0,))
-        assert not vectorised and "traced example" in reason
+        assert vectorised, reason
+        assert type(got._data) is StrictArray and type(wg._data) is StrictArray
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-6)
+        # per-example gradients of a loss closing over a GPU weight and a GPU target
+        target = _rand(6, seed=4).to(mx.gpu)
+        host_target = _rand(6, seed=4)
+        per_ex = mx.vmap(mx.grad(lambda v: ((mx.tanh(v @ wg) - target) ** 2).sum()))
+        before = batching.STATS["vectorised"]
+        got = per_ex(x.to(mx.gpu))
+        assert batching.STATS["vectorised"] == before + 1, batching.LAST["reason"]
+        assert type(got._data) is StrictArray
+        got = np.asarray(got)
+    want = mx.vmap(mx.grad(lambda v: ((mx.tanh(v @ w) - host_target) ** 2).sum()))(x)
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-6)
+    with backend.use_strict_gpu():
         before = batching.STATS["fallback"]
         with pytest.raises(RuntimeError, match="same device"):  # (PyTorch's kind of error)
             mx.vmap(lambda v, w: v @ w, in_axes=(0, None))(x.to(mx.gpu), w)  # w on the host
         assert batching.STATS["fallback"] == before + 1
         assert batching.LAST["reason"] == "host and GPU arrays in one call"
+
+
+def test_a_closure_array_updated_in_place_is_written_once_as_on_the_cpu():
+    """A function writing into an array of its closure: the trace's write (one, as a CPU
+    vmap makes it) lands on the GPU array."""
+    x = _rand(B, 4)
+    for gpu in (False, True):
+        with backend.use_strict_gpu():
+            acc = mx.zeros((4,))
+            if gpu:
+                acc = acc.to(mx.gpu)
+
+            def f(v, acc=acc):
+                acc[0] = acc[0] + 1.0
+                return v * 2.0
+
+            before = batching.STATS["vectorised"]
+            got = mx.vmap(f)(x.to(mx.gpu) if gpu else x)
+            assert batching.STATS["vectorised"] == before + 1, batching.LAST["reason"]
+            assert (type(acc._data) is StrictArray) == gpu
+            np.testing.assert_allclose(np.asarray(got), 2 * np.asarray(x), rtol=1e-6)
+            np.testing.assert_array_equal(np.asarray(acc), [1.0, 0.0, 0.0, 0.0])
