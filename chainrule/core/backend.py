@@ -449,6 +449,25 @@ class DeviceMismatchError(RuntimeError, TypeError):
     ``TypeError`` CuPy raises for a host array in a device kernel."""
 
 
+def host_scalars(xs: tuple) -> tuple | None:
+    """``xs`` with every 0-d host array made a NumPy scalar, when one of ``xs`` is a GPU array
+    (else ``None``): MLX's arrays have no device and PyTorch lets a 0-d CPU tensor meet a CUDA
+    tensor, but CuPy's kernels refuse any ``numpy.ndarray`` (they take scalars). Called only
+    after a kernel refused its inputs, so it costs nothing on the way that works."""
+    g = GPU[0]
+    if g is None or not any(isinstance(x, g.ndarray) for x in xs):
+        return None
+    if not any(type(x) is ndarray and not x.ndim for x in xs):
+        return None
+    return tuple(x[()] if type(x) is ndarray and not x.ndim else x for x in xs)
+
+
+def scalar_if_0d(d):
+    """A 0-d host array as a NumPy scalar (which GPU kernels take, as NumPy's do); any other
+    value as it is."""
+    return d[()] if type(d) is ndarray and not d.ndim else d
+
+
 def devices_mixed(name: str, xs) -> DeviceMismatchError | None:
     """The error for operation ``name`` when its inputs ``xs`` (backend values) lie on the CPU and
     the GPU both, else ``None``. Called only after a kernel failed, so it costs nothing on the

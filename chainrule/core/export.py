@@ -41,9 +41,11 @@ from typing import Any
 import numpy as np
 
 from . import backend as _backend
+from . import devices as _devices
 from . import dtypes as _dt
 from .array import STATE, _from_value, array
 from .autograd import no_grad
+from .gpu_closure import closure_on_host
 from .io import (
     MLX_SAFETENSORS_DTYPES,
     FileFormatError,
@@ -606,12 +608,16 @@ def _trace(fun: Callable, args: list, kwargs: dict, consts: _Constants) -> tuple
     t_args = [inp(a) for a in args]
     t_kwargs = {k: inp(kwargs[k]) for k in keys}
     _hook_conv(True)
-    _LOCAL.tr = tr
-    _patch_numpy(True)
     try:
-        with no_grad():  # an export has no use for graphs (transforms inside still record)
-            # (GPU data the function reads or makes becomes host constants where a step
-            # takes it: ``_ExportTracer.on_host``)
+        # GPU arrays the function reads from its closure or globals (weights on the GPU) hold
+        # host copies while it traces: constants of the file, as CPU arrays would be; other
+        # GPU data it meets becomes host constants where a step takes it
+        # (``_ExportTracer.on_host``)
+        # (what the function makes is made on the host, as in a CPU export; an export has no
+        # use for graphs)
+        with closure_on_host(fun, {}), _devices.host_default(), no_grad():
+            _LOCAL.tr = tr
+            _patch_numpy(True)
             result = fun(*t_args, **t_kwargs)
     finally:
         _LOCAL.tr = None

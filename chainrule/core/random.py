@@ -36,6 +36,7 @@ from .backend import DEFAULT_XP as _DEFAULT_XP
 from .backend import array_module as _array_module
 from .backend import as_array as _as_array
 from .backend import on_default as _on_default
+from .backend import scalar_if_0d as _scalar_if_0d
 from .backend import via_host as _via_host
 from .backend import xp
 
@@ -256,7 +257,8 @@ def _below_one(d) -> float:
 
 
 def _cast(x, d):
-    return ops._as(x)._data.astype(d, copy=False)
+    """A bound or scale of dtype ``d`` (a NumPy scalar when 0-d: GPU draws take scalars)."""
+    return _scalar_if_0d(ops._as(x)._data.astype(d, copy=False))
 
 
 def _check_broadcast(shape: tuple, *shapes: tuple, who: str) -> None:
@@ -338,9 +340,9 @@ def normal(
         z = r.standard_normal(size=shape + (2,), dtype=xp.float32) / xp.float32(_SQRT2)
         z = _array_module(z).ascontiguousarray(z).view(xp.complex64)[..., 0]
         if scale is not None:
-            z = ops._as(scale)._data * z
+            z = _scalar_if_0d(ops._as(scale)._data) * z
         if loc is not None:
-            z = ops._as(loc)._data + z
+            z = _scalar_if_0d(ops._as(loc)._data) + z
         return _from_value(_as_array(z).astype(xp.complex64, copy=False))
     if not _is_float(d):
         raise ValueError(f"[normal] Only floating point and complex64 types are supported, not {d}")
@@ -420,7 +422,7 @@ def randint(
     empty = hi <= lo
     draws = _rng(key, "randint").integers(lo, xp.where(empty, lo + 1, hi), size=shape)
     if empty.any():
-        draws = xp.where(empty, lo, draws)
+        draws = xp.where(_scalar_if_0d(empty), _scalar_if_0d(lo), draws)
     return _from_value(_as_array(draws).astype(d))
 
 
@@ -475,8 +477,8 @@ def truncated_normal(
     shape = bshape if shape is None else _shape(shape, "truncated_normal")
     _check_broadcast(shape, bshape, who="truncated_normal")
     erf = xp.vectorize(math.erf, otypes=[xp.float64])  # NumPy-only: on the host
-    a = _via_host(erf, lo.astype(xp.float64) / _SQRT2)
-    b = _via_host(erf, hi.astype(xp.float64) / _SQRT2)
+    a = _scalar_if_0d(_via_host(erf, lo.astype(xp.float64) / _SQRT2))
+    b = _scalar_if_0d(_via_host(erf, hi.astype(xp.float64) / _SQRT2))
     u = _rng(key, "truncated_normal").uniform(size=shape)
     v = xp.clip(a + (b - a) * u, -1 + 1e-12, 1 - 1e-12)
     out = (ops.erfinv(_from_value(v))._data * _SQRT2).astype(d)

@@ -51,26 +51,34 @@ def _refuse_host(x: numpy.ndarray, who: str) -> MixedDeviceError:
     )
 
 
-def unwrap(x: Any, who: str = "strict backend") -> Any:
+def unwrap(x: Any, who: str = "strict backend", zero_d: bool = True) -> Any:
     """The NumPy values inside ``x`` (a ``StrictArray``, or lists/tuples/dicts of them).
 
+    ``zero_d=False`` refuses 0-d NumPy arrays too, as CuPy's kernels do (its ufuncs and
+    functions take Python and NumPy scalars, never a ``numpy.ndarray``, whatever its shape).
+
     Raises:
-        MixedDeviceError: for a NumPy array with at least one dimension.
+        MixedDeviceError: for a NumPy array with at least one dimension (or any, with
+            ``zero_d=False``).
     """
     t = type(x)
     if t is StrictArray:
         return x._a
     if t is numpy.ndarray:
-        if x.ndim:
+        if x.ndim or not zero_d:
             raise _refuse_host(x, who)
         return x
     if t is list or t is tuple:
-        return t(unwrap(v, who) for v in x)
+        return t(unwrap(v, who, zero_d) for v in x)
     if t is dict:
-        return {k: unwrap(v, who) for k, v in x.items()}
-    if isinstance(x, numpy.ndarray) and x.ndim:  # a NumPy subclass (a tracer's view): host data
-        raise _refuse_host(x, who)
+        return {k: unwrap(v, who, zero_d) for k, v in x.items()}
+    if isinstance(x, numpy.ndarray) and (x.ndim or not zero_d):  # a NumPy subclass (a tracer's
+        raise _refuse_host(x, who)  # view): host data
     return x
+
+
+_COMPARISONS = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
+"""Ufuncs whose 0-d NumPy arguments CuPy's ``__array_ufunc__`` turns into scalars."""
 
 
 def _unwrap_index(x: Any) -> Any:
@@ -149,10 +157,14 @@ class StrictArray(NDArrayOperatorsMixin):
                 "function form (sum, max, cumsum)"
             )
         out = kwargs.pop("out", None)
-        kwargs = unwrap(kwargs, who)
+        kwargs = unwrap(kwargs, who, zero_d=False)
         if out is not None:
             kwargs["out"] = tuple(o._a if type(o) is StrictArray else _bad_out(o) for o in out)
-        result = ufunc(*unwrap(inputs, who), **kwargs)
+        if ufunc.__name__ in _COMPARISONS:  # (CuPy's workaround for numpy/numpy#12142)
+            inputs = tuple(
+                x.item() if type(x) is numpy.ndarray and x.ndim == 0 else x for x in inputs
+            )
+        result = ufunc(*unwrap(inputs, who, zero_d=False), **kwargs)
         if out is not None:
             return out[0] if len(out) == 1 else out
         return wrap(result)
@@ -167,9 +179,9 @@ class StrictArray(NDArrayOperatorsMixin):
         out = kwargs.get("out")
         if out is not None and type(out) is StrictArray:
             kwargs = dict(kwargs, out=out._a)
-            func(*unwrap(args, who), **unwrap(kwargs, who))
+            func(*unwrap(args, who, False), **unwrap(kwargs, who, False))
             return out
-        return wrap(func(*unwrap(args, who), **unwrap(kwargs, who)))
+        return wrap(func(*unwrap(args, who, False), **unwrap(kwargs, who, False)))
 
     # -- the ndarray surface ---------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:

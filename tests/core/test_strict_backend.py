@@ -149,6 +149,11 @@ def test_strict_array_refuses_the_host():
     with pytest.raises(TypeError, match="maximum.reduce"):
         np.maximum.reduce(a)
     assert type(np.add(a, np.float64(2.0))) is StrictArray  # NumPy scalars are fine, as in CuPy
+    with pytest.raises(MixedDeviceError):  # a 0-d NumPy array is not (CuPy's kernels refuse it)
+        np.add(a, np.array(2.0))
+    with pytest.raises(MixedDeviceError):
+        np.where(a > 1.0, a, np.array(0.0))
+    assert np.greater(a, np.array(2.0)).get().sum() == 3  # comparisons take it, as CuPy's do
     s = np.sum(a)
     assert type(s) is StrictArray and s.ndim == 0 and float(s) == 15.0  # 0-d, as CuPy's
     np.testing.assert_array_equal(a.get(), np.arange(6.0).reshape(2, 3))
@@ -199,6 +204,37 @@ def test_mixing_devices_is_refused(strict_gpu):
     with pytest.raises(RuntimeError, match="same device"):
         mx.matmul(g.reshape(1, 2), c_cpu.reshape(2, 1))
     assert (g + c).tolist() == [2.0, 4.0]
+
+
+def test_zero_d_host_arrays_meet_gpu_arrays(strict_gpu):
+    """A 0-d CPU array (``mx.array(2.0)`` made on the CPU) meets GPU arrays as a scalar would,
+    as PyTorch lets a 0-d CPU tensor meet a CUDA tensor: the kernels CuPy refuses for a host
+    array are run again with it as a NumPy scalar. The results stay on the GPU."""
+    g = mx.array([1.0, -2.0, 3.0])
+    with mx.stream(mx.cpu):
+        two = mx.array(2.0, dtype=mx.float32)
+    assert type(two._data) is np.ndarray and two.ndim == 0
+    for got, want in (
+        (g * two, [2.0, -4.0, 6.0]),
+        (two - g, [1.0, 4.0, -1.0]),
+        (mx.maximum(g, two), [2.0, 2.0, 3.0]),
+        (mx.where(g > 0, g, two), [1.0, 2.0, 3.0]),
+        (g.at[mx.array([0, 0])].add(two), [5.0, -2.0, 3.0]),
+        (mx.array([2, 3, 4]) ** -1, [0, 0, 0]),  # MLX: integers to negative powers give 0
+    ):
+        assert type(got._data) is StrictArray and got.tolist() == want
+    h = mx.array([1.0, 5.0, 3.0])
+    h[1] = two
+    assert type(h._data) is StrictArray and h.tolist() == [1.0, 2.0, 3.0]
+    # draws whose bounds are scalars (every layer's initialisation) on the GPU default device
+    for draw in (
+        mx.random.uniform(-1.0, 1.0, (4,)),
+        mx.random.normal((4,), scale=2.0, loc=1.0),
+        mx.random.normal((4,), dtype=mx.complex64, scale=2.0),
+        mx.random.truncated_normal(-1.0, 1.0, (4,)),
+        mx.random.randint(3, 3, (4,)),
+    ):
+        assert type(draw._data) is StrictArray, draw
 
 
 def test_stream_context_chooses_the_device(strict_gpu):

@@ -9,6 +9,7 @@ from .. import backend as _backend
 from .. import dtypes as _dt
 from ..array import STATE, Node, _from_value, array
 from ..backend import as_array as _as_array
+from ..backend import host_scalars as _host_scalars
 from ..backend import xp
 from ..tracing import kernel
 from .table import (
@@ -202,6 +203,8 @@ def _power_kernel(a, b):
     except ValueError:
         # integers to negative integer powers: MLX gives 0 (no error, no hang)
         neg = xp.less(b, 0)
+        if not xp.ndim(neg):  # one exponent (a scalar: GPU kernels take no 0-d host array)
+            return xp.zeros_like(a, dtype=xp.result_type(a, b))
         return xp.where(neg, 0, xp.power(a, xp.where(neg, 0, b))).astype(
             xp.result_type(a, b), copy=False
         )
@@ -306,7 +309,13 @@ def _where_kernel(cd, dx, dy):
     elif type(dx) in (int, float) and dx == 0 and type(dy) in _ARRAYS and dy.dtype.kind == "f":
         if _isfinite(dy).all():
             return dy * ~cd
-    return xp.where(cd, dx, dy)
+    try:
+        return xp.where(cd, dx, dy)
+    except TypeError:  # 0-d host values meeting GPU data (GPU kernels take scalars)
+        scalars = _host_scalars((cd, dx, dy))
+        if scalars is None:
+            raise
+        return xp.where(*scalars)
 
 
 @export

@@ -13,6 +13,7 @@ from ..backend import as_array as _as_array
 from ..backend import copy_of as _copy_of
 from ..backend import is_gpu as _is_gpu
 from ..backend import same_device as _same_device
+from ..backend import scalar_if_0d as _scalar_if_0d
 from ..backend import scatter_add as _scatter_add_at
 from ..backend import via_host as _via_host
 from ..backend import xp
@@ -297,10 +298,17 @@ _SCATTER_ADD = defprim(
 )
 
 
+def _value_for(x, v):
+    """The values ``v`` written into ``x``, of its dtype (a 0-d host value meeting GPU data as a
+    NumPy scalar: GPU kernels take no host array)."""
+    d = v._data.astype(x._data.dtype, copy=False)
+    return _scalar_if_0d(d) if _is_gpu(x._data) else d
+
+
 def _scatter_add(x, idx, v) -> array:
     x, v = _as(x), _as(v)
     try:
-        out = _scatter_add_kernel(x._data, idx, v._data.astype(x._data.dtype, copy=False))
+        out = _scatter_add_kernel(x._data, idx, _value_for(x, v))
     except (ValueError, IndexError) as e:
         raise ValueError(
             f"at[].add: cannot add values of shape {v.shape} at {idx!r}: {e}"
@@ -331,7 +339,7 @@ def _index_update(x, idx, v) -> array:
         if idx.shape == x.shape[: idx.ndim]:
             return _masked_scatter(x, idx, v)
     try:
-        out = _index_update_kernel(x._data, idx, v._data.astype(x._data.dtype, copy=False))
+        out = _index_update_kernel(x._data, idx, _value_for(x, v))
     except (ValueError, IndexError) as e:
         raise ValueError(
             f"setitem: cannot assign values of shape {v.shape} to index {idx!r} of an array of "
@@ -411,9 +419,8 @@ def _masked_scatter(x, mask, v) -> array:
         raise ValueError(
             f"setitem: values of shape {v.shape} do not fit the masked positions of shape {rest}"
         )
-    d = v._data.astype(x._data.dtype, copy=False)
     try:
-        out = _masked_scatter_kernel(x._data, mask, d)
+        out = _masked_scatter_kernel(x._data, mask, _value_for(x, v))
     except (ValueError, IndexError) as e:
         raise ValueError(
             f"setitem: cannot assign values of shape {v.shape} to a mask of shape {mask.shape} "

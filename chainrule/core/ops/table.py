@@ -9,6 +9,7 @@ import sys
 from .. import dtypes as _dt
 from ..array import STATE, Node, _convert_node, _from_value, array
 from ..backend import devices_mixed as _devices_mixed
+from ..backend import host_scalars as _host_scalars
 from ..backend import is_gpu as _is_gpu
 from ..backend import xp
 from ..tracing import Traced
@@ -376,6 +377,8 @@ def _retry_in_float(name: str, kernel, xs: tuple, err: TypeError):
     inputs are computed in float32 (bfloat16 results rounded back), boolean ones too when
     the answer is boolean (``isneginf``); any other refusal is MLX's ``ValueError``
     (``negative`` of a boolean, ``floor`` of a complex)."""
+    if (scalars := _host_scalars(xs)) is not None:  # 0-d host values meeting GPU data
+        return kernel(*scalars)
     if (mixed := _devices_mixed(name, xs)) is not None:  # a host and a GPU array (CuPy's refusal)
         raise mixed from None
     arrays = [x for x in xs if hasattr(x, "dtype")]
