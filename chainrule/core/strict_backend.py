@@ -29,6 +29,8 @@ from typing import Any
 import numpy
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from .strict_cupy_names import NAMES
+
 __all__ = ["StrictArray", "namespace", "IMPLICIT", "MixedDeviceError", "unwrap", "wrap"]
 
 IMPLICIT = (
@@ -118,6 +120,16 @@ def _method(fn: Any, name: str) -> Any:
 _NUMPY_ONLY = {numpy.vectorize}
 
 
+def _cupy_has(func: Any) -> bool:
+    """Whether CuPy implements NumPy function ``func`` (found, as CuPy's ``__array_function__``
+    finds it, by its module below ``numpy`` and its name)."""
+    module = getattr(func, "__module__", None) or ""
+    if not module.startswith("numpy"):
+        return True  # not NumPy's (a SciPy or chainrule function dispatching on its arguments)
+    names = NAMES.get(module[len("numpy.") :] if "." in module else "")
+    return names is not None and getattr(func, "__name__", None) in names
+
+
 def unshared(a: StrictArray) -> bool:
     """Whether ``a``'s host buffer is its own and seen by nothing else (a view of the wrapped
     array takes a reference to it, not to ``a``: both are counted, as CuPy's views count)."""
@@ -156,6 +168,13 @@ class StrictArray(NDArrayOperatorsMixin):
                 "methods); use chainrule.core.backend's helpers (scatter_add, ...) or the "
                 "function form (sum, max, cumsum)"
             )
+        name = ufunc.__name__
+        if name not in NAMES[""] and name not in NAMES["special"]:
+            # CuPy's __array_ufunc__ looks the name up in cupy and cupyx.scipy.special
+            raise TypeError(
+                f"{who}: CuPy has no ufunc of this name (operand type(s) all "
+                "returned NotImplemented)"
+            )
         out = kwargs.pop("out", None)
         kwargs = unwrap(kwargs, who, zero_d=False)
         if out is not None:
@@ -171,8 +190,9 @@ class StrictArray(NDArrayOperatorsMixin):
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         who = f"numpy.{getattr(func, '__name__', func)}"
-        if func in _NUMPY_ONLY:
-            raise TypeError(f"{who} has no GPU counterpart")
+        if func in _NUMPY_ONLY or not _cupy_has(func):
+            # CuPy's __array_function__ looks the function up by its module and name
+            raise TypeError(f"{who} has no GPU counterpart (CuPy implements no {who})")
         for t in types:
             if not issubclass(t, (StrictArray, numpy.ndarray)):
                 return NotImplemented

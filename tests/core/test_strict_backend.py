@@ -154,6 +154,14 @@ def test_strict_array_refuses_the_host():
     with pytest.raises(MixedDeviceError):
         np.where(a > 1.0, a, np.array(0.0))
     assert np.greater(a, np.array(2.0)).get().sum() == 3  # comparisons take it, as CuPy's do
+    # NumPy functions and ufuncs CuPy does not implement are refused, as CuPy's dispatch does
+    with pytest.raises(TypeError, match="CuPy has no ufunc"):
+        np.spacing(a)
+    with pytest.raises(TypeError, match="no GPU counterpart"):
+        np.nanquantile(a, 0.5)
+    assert type(np.concatenate([a, a])) is StrictArray
+    assert type(np.linalg.norm(a)) is StrictArray
+    assert type(np.lib.stride_tricks.sliding_window_view(a, 2, axis=1)) is StrictArray
     s = np.sum(a)
     assert type(s) is StrictArray and s.ndim == 0 and float(s) == 15.0  # 0-d, as CuPy's
     np.testing.assert_array_equal(a.get(), np.arange(6.0).reshape(2, 3))
