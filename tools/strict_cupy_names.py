@@ -2,7 +2,8 @@
 
 The strict CuPy stand-in (``chainrule/core/strict_backend.py``) refuses a NumPy function or
 ufunc that CuPy's ``__array_function__`` / ``__array_ufunc__`` would not find, as CuPy does.
-The names are read from a CuPy source tree (a git directory, e.g. one ``fetch`` brought):
+``NDARRAY`` lists the methods and attributes of ``cupy.ndarray`` (the stand-in's arrays have
+only those). The names are read from a CuPy source tree (a git directory, e.g. one ``fetch`` brought):
 the public names of ``cupy``, ``cupy.linalg``, ``cupy.fft``, ``cupy.lib.stride_tricks`` and
 ``cupyx.scipy.special``, less those CuPy imports from NumPy itself (CuPy's dispatch declines
 a function that is NumPy's own).
@@ -13,6 +14,7 @@ a function that is NumPy's own).
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 
@@ -54,6 +56,18 @@ def public_names(source: str) -> set[str]:
     return {n for n in names if not n.startswith("_") and n not in ("annotations", "*")}
 
 
+def ndarray_attributes(core_pyx: str, core_pxd: str) -> set[str]:
+    """The public methods and attributes of ``cupy.ndarray`` (``cupy/_core/core.pyx``'s
+    ``_ndarray_base`` and the ``readonly`` fields of ``core.pxd``)."""
+    start = core_pyx.index("cdef class _ndarray_base")
+    end = re.search(r"\n(cdef class |class |cpdef |def )", core_pyx[start + 10 :])
+    body = core_pyx[start : start + 10 + end.start()] if end else core_pyx[start:]
+    names = set(re.findall(r"\n    (?:cpdef|def)\s+(?:[\w\[\]\.]+\s+)?(\w+)\s*\(", body))
+    names |= set(re.findall(r"\n    property (\w+):", body))
+    names |= set(re.findall(r"readonly [\w\.]+ (\w+)", core_pxd))
+    return {n for n in names if not n.startswith("_")}
+
+
 def main(git_dir: str) -> None:
     """Print the module."""
     commit = subprocess.run(
@@ -78,6 +92,16 @@ def main(git_dir: str) -> None:
         print("        )")
         print("    ),")
     print("}")
+    print()
+    attrs = ndarray_attributes(
+        _source(git_dir, "cupy/_core/core.pyx"), _source(git_dir, "cupy/_core/core.pxd")
+    )
+    print("NDARRAY: frozenset[str] = frozenset(")
+    print("    (")
+    for n in sorted(attrs):
+        print(f"        {n!r},")
+    print("    )")
+    print(")")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 import numpy
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from .strict_cupy_names import NAMES
+from .strict_cupy_names import NAMES, NDARRAY
 
 __all__ = ["StrictArray", "namespace", "IMPLICIT", "MixedDeviceError", "unwrap", "wrap"]
 
@@ -120,6 +120,21 @@ def _method(fn: Any, name: str) -> Any:
 _NUMPY_ONLY = {numpy.vectorize}
 
 
+class _Flags:
+    """``cupy.ndarray.flags``: the layout flags CuPy keeps (no ``writeable``, no ``aligned``)."""
+
+    __slots__ = ("c_contiguous", "f_contiguous", "owndata")
+
+    def __init__(self, a: numpy.ndarray) -> None:
+        self.c_contiguous = a.flags.c_contiguous
+        self.f_contiguous = a.flags.f_contiguous
+        self.owndata = a.flags.owndata
+
+    def __getitem__(self, name: str) -> bool:
+        key = {"C_CONTIGUOUS": "c_contiguous", "F_CONTIGUOUS": "f_contiguous"}
+        return getattr(self, key.get(name, name.lower()))
+
+
 def _cupy_has(func: Any) -> bool:
     """Whether CuPy implements NumPy function ``func`` (found, as CuPy's ``__array_function__``
     finds it, by its module below ``numpy`` and its name)."""
@@ -207,6 +222,10 @@ class StrictArray(NDArrayOperatorsMixin):
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        if name not in NDARRAY:  # only what cupy.ndarray has
+            raise AttributeError(f"'cupy.ndarray' object has no attribute '{name}'")
+        if name == "flags":
+            return _Flags(self._a)
         v = getattr(self._a, name)
         if callable(v):
             return _method(v, name)

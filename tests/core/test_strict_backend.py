@@ -162,6 +162,10 @@ def test_strict_array_refuses_the_host():
     assert type(np.concatenate([a, a])) is StrictArray
     assert type(np.linalg.norm(a)) is StrictArray
     assert type(np.lib.stride_tricks.sliding_window_view(a, 2, axis=1)) is StrictArray
+    # only cupy.ndarray's methods and attributes, and CuPy's flags (no ``writeable``)
+    with pytest.raises(AttributeError, match="cupy.ndarray"):
+        a.resize((3, 2))
+    assert a.flags.c_contiguous and a.flags["C_CONTIGUOUS"] and not hasattr(a.flags, "writeable")
     s = np.sum(a)
     assert type(s) is StrictArray and s.ndim == 0 and float(s) == 15.0  # 0-d, as CuPy's
     np.testing.assert_array_equal(a.get(), np.arange(6.0).reshape(2, 3))
