@@ -37,8 +37,9 @@ def _source(git_dir: str, path: str) -> str:
     return out.stdout
 
 
-def public_names(source: str) -> set[str]:
-    """Module-level public names of ``source``, less those imported from NumPy."""
+def public_names(source: str, from_numpy: bool = False) -> set[str]:
+    """Module-level public names of ``source`` (``from_numpy``: only those it imports from
+    NumPy)."""
     names: set[str] = set()
     stack = list(ast.parse(source).body)
     while stack:
@@ -46,9 +47,10 @@ def public_names(source: str) -> set[str]:
         if isinstance(node, (ast.Try, ast.If)):
             stack += node.body + getattr(node, "orelse", [])
         elif isinstance(node, ast.ImportFrom):
-            if node.module == "numpy":
-                continue
-            names.update(a.asname or a.name for a in node.names)
+            if (node.module == "numpy") == from_numpy:
+                names.update(a.asname or a.name for a in node.names)
+        elif from_numpy:
+            continue
         elif isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
         elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
@@ -84,7 +86,8 @@ def main(git_dir: str) -> None:
     print()
     print("NAMES: dict[str, frozenset[str]] = {")
     for key, path in MODULES.items():
-        names = sorted(public_names(_source(git_dir, path)))
+        src = _source(git_dir, path)
+        names = sorted(public_names(src) | public_names(src, from_numpy=True))
         print(f"    {key!r}: frozenset(")
         print("        (")
         for n in names:
@@ -92,6 +95,15 @@ def main(git_dir: str) -> None:
         print("        )")
         print("    ),")
     print("}")
+    print()
+    own = sorted(public_names(_source(git_dir, MODULES[""]), from_numpy=True))
+    print("# ``cupy.X`` that is NumPy's own object (CuPy's __array_function__ declines those)")
+    print("NUMPY_OWN: frozenset[str] = frozenset(")
+    print("    (")
+    for n in own:
+        print(f"        {n!r},")
+    print("    )")
+    print(")")
     print()
     attrs = ndarray_attributes(
         _source(git_dir, "cupy/_core/core.pyx"), _source(git_dir, "cupy/_core/core.pxd")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from .strict_cupy_names import NAMES, NDARRAY
+from .strict_cupy_names import NAMES, NDARRAY, NUMPY_OWN
 
 __all__ = ["StrictArray", "namespace", "IMPLICIT", "MixedDeviceError", "unwrap", "wrap"]
 
@@ -141,8 +141,10 @@ def _cupy_has(func: Any) -> bool:
     module = getattr(func, "__module__", None) or ""
     if not module.startswith("numpy"):
         return True  # not NumPy's (a SciPy or chainrule function dispatching on its arguments)
-    names = NAMES.get(module[len("numpy.") :] if "." in module else "")
-    return names is not None and getattr(func, "__name__", None) in names
+    sub = module[len("numpy.") :] if "." in module else ""
+    names = NAMES.get(sub)
+    name = getattr(func, "__name__", None)
+    return names is not None and name in names and not (sub == "" and name in NUMPY_OWN)
 
 
 def unshared(a: StrictArray) -> bool:
@@ -366,9 +368,19 @@ def _submodule(mod: Any, prefix: str) -> Any:
     ns: Any = types.ModuleType(prefix)
     cache: dict = {}
 
+    known = NAMES.get(prefix[len("strict.") :] if "." in prefix else "")
+
     def __getattr__(name: str) -> Any:
         if name in cache:
             return cache[name]
+        if (
+            known is not None
+            and name not in known
+            and not isinstance(getattr(mod, name, None), types.ModuleType)
+        ):  # only what cupy (cupy.linalg, cupy.fft, ...) has
+            raise AttributeError(
+                f"module '{prefix.replace('strict', 'cupy')}' has no attribute '{name}'"
+            )
         v = getattr(mod, name)
         if isinstance(v, types.ModuleType):
             out = _submodule(v, f"{prefix}.{name}")

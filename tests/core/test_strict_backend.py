@@ -162,6 +162,12 @@ def test_strict_array_refuses_the_host():
     assert type(np.concatenate([a, a])) is StrictArray
     assert type(np.linalg.norm(a)) is StrictArray
     assert type(np.lib.stride_tricks.sliding_window_view(a, 2, axis=1)) is StrictArray
+    # the namespace standing for ``cupy`` has only CuPy's names
+    with pytest.raises(AttributeError, match="module 'cupy' has no attribute 'nanquantile'"):
+        namespace.nanquantile  # noqa: B018
+    with pytest.raises(AttributeError, match="'cupy.linalg' has no attribute 'matrix_norm'"):
+        namespace.linalg.matrix_norm  # noqa: B018
+    assert namespace.float32 is np.float32 and callable(namespace.linalg.solve)
     # only cupy.ndarray's methods and attributes, and CuPy's flags (no ``writeable``)
     with pytest.raises(AttributeError, match="cupy.ndarray"):
         a.resize((3, 2))
