@@ -29,7 +29,7 @@ from typing import Any
 import numpy
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from .strict_cupy_names import NAMES, NDARRAY, NUMPY_OWN
+from .strict_cupy_names import NAMES, NDARRAY, NUMPY_OWN, PARAMETERS
 
 __all__ = ["StrictArray", "namespace", "IMPLICIT", "MixedDeviceError", "unwrap", "wrap"]
 
@@ -78,6 +78,9 @@ def unwrap(x: Any, who: str = "strict backend", zero_d: bool = True) -> Any:
         raise _refuse_host(x, who)  # view): host data
     return x
 
+
+_UFUNC_KWARGS = frozenset({"out", "dtype", "casting"})
+"""The keywords a CuPy ufunc takes (no ``where``, ``order``, ``subok``, ``signature``)."""
 
 _COMPARISONS = {"greater", "greater_equal", "less", "less_equal", "equal", "not_equal"}
 """Ufuncs whose 0-d NumPy arguments CuPy's ``__array_ufunc__`` turns into scalars."""
@@ -192,6 +195,8 @@ class StrictArray(NDArrayOperatorsMixin):
                 f"{who}: CuPy has no ufunc of this name (operand type(s) all "
                 "returned NotImplemented)"
             )
+        if not kwargs.keys() <= _UFUNC_KWARGS:  # what CuPy's ufunc.__call__ takes
+            raise TypeError(f"{who}: Wrong arguments {sorted(kwargs.keys() - _UFUNC_KWARGS)}")
         out = kwargs.pop("out", None)
         kwargs = unwrap(kwargs, who, zero_d=False)
         if out is not None:
@@ -210,6 +215,10 @@ class StrictArray(NDArrayOperatorsMixin):
         if func in _NUMPY_ONLY or not _cupy_has(func):
             # CuPy's __array_function__ looks the function up by its module and name
             raise TypeError(f"{who} has no GPU counterpart (CuPy implements no {who})")
+        params = PARAMETERS.get(func.__name__) if func.__module__ == "numpy" else None
+        if params is not None and not kwargs.keys() <= params:  # CuPy's own signature
+            bad = sorted(kwargs.keys() - params)
+            raise TypeError(f"cupy.{func.__name__}() got an unexpected keyword argument {bad}")
         for t in types:
             if not issubclass(t, (StrictArray, numpy.ndarray)):
                 return NotImplemented

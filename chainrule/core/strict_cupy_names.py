@@ -3,818 +3,382 @@
 
 from __future__ import annotations
 
+
+def _set(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
 NAMES: dict[str, frozenset[str]] = {
-    "": frozenset(
-        (
-            "AxisError",
-            "ComplexWarning",
-            "DataSource",
-            "ElementwiseKernel",
-            "Inf",
-            "Infinity",
-            "ModuleDeprecationWarning",
-            "NAN",
-            "NINF",
-            "NZERO",
-            "NaN",
-            "PINF",
-            "PZERO",
-            "RankWarning",
-            "RawKernel",
-            "RawModule",
-            "ReductionKernel",
-            "TooHardError",
-            "VisibleDeprecationWarning",
-            "abs",
-            "absolute",
-            "acos",
-            "acosh",
-            "add",
-            "all",
-            "allclose",
-            "alltrue",
-            "amax",
-            "amin",
-            "angle",
-            "any",
-            "append",
-            "apply_along_axis",
-            "apply_over_axes",
-            "arange",
-            "arccos",
-            "arccosh",
-            "arcsin",
-            "arcsinh",
-            "arctan",
-            "arctan2",
-            "arctanh",
-            "argmax",
-            "argmin",
-            "argpartition",
-            "argsort",
-            "argwhere",
-            "around",
-            "array",
-            "array2string",
-            "array_equal",
-            "array_equiv",
-            "array_repr",
-            "array_split",
-            "array_str",
-            "asanyarray",
-            "asarray",
-            "asarray_chkfinite",
-            "ascontiguousarray",
-            "asfarray",
-            "asfortranarray",
-            "asin",
-            "asinh",
-            "asnumpy",
-            "astype",
-            "atan",
-            "atan2",
-            "atanh",
-            "atleast_1d",
-            "atleast_2d",
-            "atleast_3d",
-            "average",
-            "bartlett",
-            "base_repr",
-            "binary_repr",
-            "bincount",
-            "bitwise_and",
-            "bitwise_count",
-            "bitwise_invert",
-            "bitwise_left_shift",
-            "bitwise_not",
-            "bitwise_or",
-            "bitwise_right_shift",
-            "bitwise_xor",
-            "blackman",
-            "bool",
-            "bool_",
-            "broadcast",
-            "broadcast_arrays",
-            "broadcast_shapes",
-            "broadcast_to",
-            "byte",
-            "byte_bounds",
-            "c_",
-            "can_cast",
-            "cbrt",
-            "cdouble",
-            "ceil",
-            "cfloat",
-            "choose",
-            "clear_memo",
-            "clip",
-            "column_stack",
-            "common_type",
-            "complex128",
-            "complex64",
-            "complex_",
-            "complexfloating",
-            "compress",
-            "concat",
-            "concatenate",
-            "conj",
-            "conjugate",
-            "convolve",
-            "copy",
-            "copysign",
-            "copyto",
-            "corrcoef",
-            "correlate",
-            "cos",
-            "cosh",
-            "count_nonzero",
-            "cov",
-            "cross",
-            "csingle",
-            "cuda",
-            "cumprod",
-            "cumproduct",
-            "cumsum",
-            "cumulative_prod",
-            "cumulative_sum",
-            "deg2rad",
-            "degrees",
-            "delete",
-            "diag",
-            "diag_indices",
-            "diag_indices_from",
-            "diagflat",
-            "diagonal",
-            "diff",
-            "digitize",
-            "disable_experimental_feature_warning",
-            "disp",
-            "divide",
-            "divmod",
-            "dot",
-            "double",
-            "dsplit",
-            "dstack",
-            "dtype",
-            "e",
-            "ediff1d",
-            "einsum",
-            "empty",
-            "empty_like",
-            "equal",
-            "euler_gamma",
-            "exceptions",
-            "exp",
-            "exp2",
-            "expand_dims",
-            "expm1",
-            "extract",
-            "eye",
-            "fabs",
-            "fft",
-            "fill_diagonal",
-            "find_common_type",
-            "finfo",
-            "fix",
-            "flatiter",
-            "flatnonzero",
-            "flip",
-            "fliplr",
-            "flipud",
-            "float16",
-            "float32",
-            "float64",
-            "float_",
-            "float_power",
-            "floating",
-            "floor",
-            "floor_divide",
-            "fmax",
-            "fmin",
-            "fmod",
-            "format_float_positional",
-            "format_float_scientific",
-            "format_parser",
-            "frexp",
-            "fromDlpack",
-            "from_dlpack",
-            "frombuffer",
-            "fromfile",
-            "fromfunction",
-            "fromiter",
-            "fromstring",
-            "full",
-            "full_like",
-            "fuse",
-            "gcd",
-            "generic",
-            "genfromtxt",
-            "get_array_module",
-            "get_array_wrap",
-            "get_default_memory_pool",
-            "get_default_pinned_memory_pool",
-            "get_printoptions",
-            "gradient",
-            "greater",
-            "greater_equal",
-            "half",
-            "hamming",
-            "hanning",
-            "heaviside",
-            "histogram",
-            "histogram2d",
-            "histogramdd",
-            "hsplit",
-            "hstack",
-            "hypot",
-            "i0",
-            "identity",
-            "iinfo",
-            "imag",
-            "in1d",
-            "index_exp",
-            "indices",
-            "inexact",
-            "inf",
-            "infty",
-            "inner",
-            "int16",
-            "int32",
-            "int64",
-            "int8",
-            "int_",
-            "intc",
-            "integer",
-            "interp",
-            "intersect1d",
-            "intp",
-            "invert",
-            "is_available",
-            "isclose",
-            "iscomplex",
-            "iscomplexobj",
-            "isdtype",
-            "isfinite",
-            "isfortran",
-            "isin",
-            "isinf",
-            "isnan",
-            "isneginf",
-            "isposinf",
-            "isreal",
-            "isrealobj",
-            "isscalar",
-            "issctype",
-            "issubclass_",
-            "issubdtype",
-            "issubsctype",
-            "iterable",
-            "ix_",
-            "kaiser",
-            "kron",
-            "lcm",
-            "ldexp",
-            "left_shift",
-            "less",
-            "less_equal",
-            "lexsort",
-            "linalg",
-            "linspace",
-            "load",
-            "loadtxt",
-            "log",
-            "log10",
-            "log1p",
-            "log2",
-            "logaddexp",
-            "logaddexp2",
-            "logical_and",
-            "logical_not",
-            "logical_or",
-            "logical_xor",
-            "logspace",
-            "long",
-            "longlong",
-            "make_aligned_dtype",
-            "mask_indices",
-            "matmul",
-            "matrix_transpose",
-            "max",
-            "maximum",
-            "may_share_memory",
-            "mean",
-            "median",
-            "memoize",
-            "meshgrid",
-            "mgrid",
-            "min",
-            "min_scalar_type",
-            "minimum",
-            "mintypecode",
-            "mod",
-            "modf",
-            "moveaxis",
-            "msort",
-            "multiply",
-            "nan",
-            "nan_to_num",
-            "nanargmax",
-            "nanargmin",
-            "nancumprod",
-            "nancumsum",
-            "nanmax",
-            "nanmean",
-            "nanmedian",
-            "nanmin",
-            "nanprod",
-            "nanstd",
-            "nansum",
-            "nanvar",
-            "ndarray",
-            "ndim",
-            "ndindex",
-            "negative",
-            "newaxis",
-            "nextafter",
-            "nonzero",
-            "not_equal",
-            "number",
-            "obj2sctype",
-            "ogrid",
-            "ones",
-            "ones_like",
-            "outer",
-            "packbits",
-            "pad",
-            "partition",
-            "percentile",
-            "permute_dims",
-            "pi",
-            "piecewise",
-            "place",
-            "poly",
-            "poly1d",
-            "polyadd",
-            "polyfit",
-            "polymul",
-            "polynomial",
-            "polysub",
-            "polyval",
-            "positive",
-            "pow",
-            "power",
-            "printoptions",
-            "prod",
-            "product",
-            "promote_types",
-            "ptp",
-            "put",
-            "put_along_axis",
-            "putmask",
-            "quantile",
-            "r_",
-            "rad2deg",
-            "radians",
-            "random",
-            "ravel",
-            "ravel_multi_index",
-            "real",
-            "real_if_close",
-            "reciprocal",
-            "remainder",
-            "repeat",
-            "require",
-            "reshape",
-            "resize",
-            "result_type",
-            "right_shift",
-            "rint",
-            "roll",
-            "rollaxis",
-            "roots",
-            "rot90",
-            "round",
-            "round_",
-            "row_stack",
-            "s_",
-            "safe_eval",
-            "save",
-            "savetxt",
-            "savez",
-            "savez_compressed",
-            "sctype2char",
-            "searchsorted",
-            "select",
-            "set_printoptions",
-            "set_string_function",
-            "setdiff1d",
-            "setxor1d",
-            "shape",
-            "shares_memory",
-            "short",
-            "show_config",
-            "sign",
-            "signbit",
-            "signedinteger",
-            "sin",
-            "sinc",
-            "single",
-            "singlecomplex",
-            "sinh",
-            "size",
-            "sometrue",
-            "sort",
-            "sort_complex",
-            "split",
-            "sqrt",
-            "square",
-            "squeeze",
-            "stack",
-            "std",
-            "subtract",
-            "sum",
-            "swapaxes",
-            "take",
-            "take_along_axis",
-            "tan",
-            "tanh",
-            "tensordot",
-            "testing",
-            "tile",
-            "trace",
-            "transpose",
-            "trapezoid",
-            "trapz",
-            "tri",
-            "tril",
-            "tril_indices",
-            "tril_indices_from",
-            "trim_zeros",
-            "triu",
-            "triu_indices",
-            "triu_indices_from",
-            "true_divide",
-            "trunc",
-            "typename",
-            "ubyte",
-            "ufunc",
-            "uint",
-            "uint16",
-            "uint32",
-            "uint64",
-            "uint8",
-            "uintc",
-            "uintp",
-            "ulong",
-            "ulonglong",
-            "union1d",
-            "unique",
-            "unique_all",
-            "unique_counts",
-            "unique_inverse",
-            "unique_values",
-            "unpackbits",
-            "unravel_index",
-            "unsignedinteger",
-            "unwrap",
-            "ushort",
-            "vander",
-            "var",
-            "vdot",
-            "vectorize",
-            "vsplit",
-            "vstack",
-            "where",
-            "who",
-            "zeros",
-            "zeros_like",
-        )
+    "": _set(
+        """
+        AxisError ComplexWarning DataSource ElementwiseKernel Inf Infinity
+        ModuleDeprecationWarning NAN NINF NZERO NaN PINF PZERO RankWarning RawKernel RawModule
+        ReductionKernel TooHardError VisibleDeprecationWarning abs absolute acos acosh add all
+        allclose alltrue amax amin angle any append apply_along_axis apply_over_axes arange
+        arccos arccosh arcsin arcsinh arctan arctan2 arctanh argmax argmin argpartition argsort
+        argwhere around array array2string array_equal array_equiv array_repr array_split
+        array_str asanyarray asarray asarray_chkfinite ascontiguousarray asfarray asfortranarray
+        asin asinh asnumpy astype atan atan2 atanh atleast_1d atleast_2d atleast_3d average
+        bartlett base_repr binary_repr bincount bitwise_and bitwise_count bitwise_invert
+        bitwise_left_shift bitwise_not bitwise_or bitwise_right_shift bitwise_xor blackman bool
+        bool_ broadcast broadcast_arrays broadcast_shapes broadcast_to byte byte_bounds c_
+        can_cast cbrt cdouble ceil cfloat choose clear_memo clip column_stack common_type
+        complex128 complex64 complex_ complexfloating compress concat concatenate conj conjugate
+        convolve copy copysign copyto corrcoef correlate cos cosh count_nonzero cov cross
+        csingle cuda cumprod cumproduct cumsum cumulative_prod cumulative_sum deg2rad degrees
+        delete diag diag_indices diag_indices_from diagflat diagonal diff digitize
+        disable_experimental_feature_warning disp divide divmod dot double dsplit dstack dtype e
+        ediff1d einsum empty empty_like equal euler_gamma exceptions exp exp2 expand_dims expm1
+        extract eye fabs fft fill_diagonal find_common_type finfo fix flatiter flatnonzero flip
+        fliplr flipud float16 float32 float64 float_ float_power floating floor floor_divide
+        fmax fmin fmod format_float_positional format_float_scientific format_parser frexp
+        fromDlpack from_dlpack frombuffer fromfile fromfunction fromiter fromstring full
+        full_like fuse gcd generic genfromtxt get_array_module get_array_wrap
+        get_default_memory_pool get_default_pinned_memory_pool get_printoptions gradient greater
+        greater_equal half hamming hanning heaviside histogram histogram2d histogramdd hsplit
+        hstack hypot i0 identity iinfo imag in1d index_exp indices inexact inf infty inner int16
+        int32 int64 int8 int_ intc integer interp intersect1d intp invert is_available isclose
+        iscomplex iscomplexobj isdtype isfinite isfortran isin isinf isnan isneginf isposinf
+        isreal isrealobj isscalar issctype issubclass_ issubdtype issubsctype iterable ix_
+        kaiser kron lcm ldexp left_shift less less_equal lexsort linalg linspace load loadtxt
+        log log10 log1p log2 logaddexp logaddexp2 logical_and logical_not logical_or logical_xor
+        logspace long longlong make_aligned_dtype mask_indices matmul matrix_transpose max
+        maximum may_share_memory mean median memoize meshgrid mgrid min min_scalar_type minimum
+        mintypecode mod modf moveaxis msort multiply nan nan_to_num nanargmax nanargmin
+        nancumprod nancumsum nanmax nanmean nanmedian nanmin nanprod nanstd nansum nanvar
+        ndarray ndim ndindex negative newaxis nextafter nonzero not_equal number obj2sctype
+        ogrid ones ones_like outer packbits pad partition percentile permute_dims pi piecewise
+        place poly poly1d polyadd polyfit polymul polynomial polysub polyval positive pow power
+        printoptions prod product promote_types ptp put put_along_axis putmask quantile r_
+        rad2deg radians random ravel ravel_multi_index real real_if_close reciprocal remainder
+        repeat require reshape resize result_type right_shift rint roll rollaxis roots rot90
+        round round_ row_stack s_ safe_eval save savetxt savez savez_compressed sctype2char
+        searchsorted select set_printoptions set_string_function setdiff1d setxor1d shape
+        shares_memory short show_config sign signbit signedinteger sin sinc single singlecomplex
+        sinh size sometrue sort sort_complex split sqrt square squeeze stack std subtract sum
+        swapaxes take take_along_axis tan tanh tensordot testing tile trace transpose trapezoid
+        trapz tri tril tril_indices tril_indices_from trim_zeros triu triu_indices
+        triu_indices_from true_divide trunc typename ubyte ufunc uint uint16 uint32 uint64 uint8
+        uintc uintp ulong ulonglong union1d unique unique_all unique_counts unique_inverse
+        unique_values unpackbits unravel_index unsignedinteger unwrap ushort vander var vdot
+        vectorize vsplit vstack where who zeros zeros_like
+        """
     ),
-    "linalg": frozenset(
-        (
-            "LinAlgError",
-            "cholesky",
-            "cond",
-            "cross",
-            "det",
-            "eig",
-            "eigh",
-            "eigvals",
-            "eigvalsh",
-            "inv",
-            "lstsq",
-            "matmul",
-            "matrix_power",
-            "matrix_rank",
-            "matrix_transpose",
-            "norm",
-            "pinv",
-            "qr",
-            "slogdet",
-            "solve",
-            "svd",
-            "tensorinv",
-            "tensorsolve",
-        )
+    "linalg": _set(
+        """
+        LinAlgError cholesky cond cross det eig eigh eigvals eigvalsh inv lstsq matmul
+        matrix_power matrix_rank matrix_transpose norm pinv qr slogdet solve svd tensorinv
+        tensorsolve
+        """
     ),
-    "fft": frozenset(
-        (
-            "config",
-            "fft",
-            "fft2",
-            "fftfreq",
-            "fftn",
-            "fftshift",
-            "hfft",
-            "ifft",
-            "ifft2",
-            "ifftn",
-            "ifftshift",
-            "ihfft",
-            "irfft",
-            "irfft2",
-            "irfftn",
-            "rfft",
-            "rfft2",
-            "rfftfreq",
-            "rfftn",
-        )
+    "fft": _set(
+        """
+        config fft fft2 fftfreq fftn fftshift hfft ifft ifft2 ifftn ifftshift ihfft irfft irfft2
+        irfftn rfft rfft2 rfftfreq rfftn
+        """
     ),
-    "lib.stride_tricks": frozenset(
-        (
-            "as_strided",
-            "sliding_window_view",
-        )
+    "lib.stride_tricks": _set(
+        """
+        as_strided sliding_window_view
+        """
     ),
-    "special": frozenset(
-        (
-            "bdtr",
-            "bdtrc",
-            "bdtri",
-            "beta",
-            "betainc",
-            "betaincinv",
-            "betaln",
-            "binom",
-            "boxcox",
-            "boxcox1p",
-            "btdtr",
-            "btdtri",
-            "cbrt",
-            "chdtr",
-            "chdtrc",
-            "chdtri",
-            "cosdg",
-            "cosm1",
-            "cotdg",
-            "digamma",
-            "ellipeinc",
-            "ellipj",
-            "ellipk",
-            "ellipkinc",
-            "ellipkm1",
-            "entr",
-            "erf",
-            "erfc",
-            "erfcinv",
-            "erfcx",
-            "erfinv",
-            "exp1",
-            "exp10",
-            "exp2",
-            "expi",
-            "expit",
-            "expm1",
-            "expn",
-            "exprel",
-            "fdtr",
-            "fdtrc",
-            "fdtri",
-            "gamma",
-            "gammainc",
-            "gammaincc",
-            "gammainccinv",
-            "gammaincinv",
-            "gammaln",
-            "gammasgn",
-            "gdtr",
-            "gdtrc",
-            "huber",
-            "i0",
-            "i0e",
-            "i1",
-            "i1e",
-            "inv_boxcox",
-            "inv_boxcox1p",
-            "j0",
-            "j1",
-            "k0",
-            "k0e",
-            "k1",
-            "k1e",
-            "kl_div",
-            "lambertw",
-            "log1p",
-            "log_expit",
-            "log_ndtr",
-            "log_softmax",
-            "loggamma",
-            "logit",
-            "logsumexp",
-            "lpmv",
-            "multigammaln",
-            "nbdtr",
-            "nbdtrc",
-            "nbdtri",
-            "ndtr",
-            "ndtri",
-            "pdtr",
-            "pdtrc",
-            "pdtri",
-            "poch",
-            "polygamma",
-            "pseudo_huber",
-            "psi",
-            "radian",
-            "rel_entr",
-            "rgamma",
-            "round",
-            "shichi",
-            "sici",
-            "sinc",
-            "sindg",
-            "softmax",
-            "sph_harm_y",
-            "spherical_yn",
-            "tandg",
-            "wright_bessel",
-            "xlog1py",
-            "xlogy",
-            "y0",
-            "y1",
-            "yn",
-            "zeta",
-            "zetac",
-        )
+    "special": _set(
+        """
+        bdtr bdtrc bdtri beta betainc betaincinv betaln binom boxcox boxcox1p btdtr btdtri cbrt
+        chdtr chdtrc chdtri cosdg cosm1 cotdg digamma ellipeinc ellipj ellipk ellipkinc ellipkm1
+        entr erf erfc erfcinv erfcx erfinv exp1 exp10 exp2 expi expit expm1 expn exprel fdtr
+        fdtrc fdtri gamma gammainc gammaincc gammainccinv gammaincinv gammaln gammasgn gdtr
+        gdtrc huber i0 i0e i1 i1e inv_boxcox inv_boxcox1p j0 j1 k0 k0e k1 k1e kl_div lambertw
+        log1p log_expit log_ndtr log_softmax loggamma logit logsumexp lpmv multigammaln nbdtr
+        nbdtrc nbdtri ndtr ndtri pdtr pdtrc pdtri poch polygamma pseudo_huber psi radian
+        rel_entr rgamma round shichi sici sinc sindg softmax sph_harm_y spherical_yn tandg
+        wright_bessel xlog1py xlogy y0 y1 yn zeta zetac
+        """
     ),
 }
 
 # ``cupy.X`` that is NumPy's own object (CuPy's __array_function__ declines those)
-NUMPY_OWN: frozenset[str] = frozenset(
-    (
-        "DataSource",
-        "bool",
-        "bool_",
-        "broadcast_shapes",
-        "byte",
-        "cdouble",
-        "cfloat",
-        "complex128",
-        "complex64",
-        "complex_",
-        "complexfloating",
-        "csingle",
-        "disp",
-        "double",
-        "dtype",
-        "e",
-        "euler_gamma",
-        "find_common_type",
-        "finfo",
-        "float16",
-        "float32",
-        "float64",
-        "float_",
-        "floating",
-        "format_parser",
-        "generic",
-        "get_array_wrap",
-        "get_printoptions",
-        "half",
-        "iinfo",
-        "index_exp",
-        "inexact",
-        "inf",
-        "int16",
-        "int32",
-        "int64",
-        "int8",
-        "int_",
-        "intc",
-        "integer",
-        "intp",
-        "isdtype",
-        "issubdtype",
-        "iterable",
-        "long",
-        "longlong",
-        "mintypecode",
-        "nan",
-        "ndindex",
-        "newaxis",
-        "number",
-        "pi",
-        "printoptions",
-        "promote_types",
-        "s_",
-        "safe_eval",
-        "set_printoptions",
-        "set_string_function",
-        "short",
-        "signedinteger",
-        "single",
-        "singlecomplex",
-        "typename",
-        "ubyte",
-        "uint",
-        "uint16",
-        "uint32",
-        "uint64",
-        "uint8",
-        "uintc",
-        "uintp",
-        "ulong",
-        "ulonglong",
-        "unsignedinteger",
-        "ushort",
-    )
+NUMPY_OWN: frozenset[str] = _set(
+    """
+    DataSource bool bool_ broadcast_shapes byte cdouble cfloat complex128 complex64 complex_
+    complexfloating csingle disp double dtype e euler_gamma find_common_type finfo float16
+    float32 float64 float_ floating format_parser generic get_array_wrap get_printoptions half
+    iinfo index_exp inexact inf int16 int32 int64 int8 int_ intc integer intp isdtype issubdtype
+    iterable long longlong mintypecode nan ndindex newaxis number pi printoptions promote_types
+    s_ safe_eval set_printoptions set_string_function short signedinteger single singlecomplex
+    typename ubyte uint uint16 uint32 uint64 uint8 uintc uintp ulong ulonglong unsignedinteger
+    ushort
+    """
 )
 
-NDARRAY: frozenset[str] = frozenset(
-    (
-        "T",
-        "all",
-        "any",
-        "argmax",
-        "argmin",
-        "argpartition",
-        "argsort",
-        "astype",
-        "base",
-        "byteswap",
-        "choose",
-        "clip",
-        "compress",
-        "conj",
-        "conjugate",
-        "copy",
-        "cstruct",
-        "cumprod",
-        "cumsum",
-        "data",
-        "device",
-        "diagonal",
-        "dot",
-        "dtype",
-        "dump",
-        "dumps",
-        "fill",
-        "flags",
-        "flat",
-        "flatten",
-        "get",
-        "imag",
-        "item",
-        "itemsize",
-        "mT",
-        "max",
-        "mdspan",
-        "mean",
-        "min",
-        "nbytes",
-        "ndim",
-        "nonzero",
-        "partition",
-        "prod",
-        "ptp",
-        "put",
-        "ravel",
-        "real",
-        "reduced_view",
-        "repeat",
-        "reshape",
-        "round",
-        "scatter_add",
-        "scatter_max",
-        "scatter_min",
-        "searchsorted",
-        "set",
-        "shape",
-        "size",
-        "sort",
-        "squeeze",
-        "std",
-        "strides",
-        "sum",
-        "swapaxes",
-        "take",
-        "toDlpack",
-        "tobytes",
-        "tofile",
-        "tolist",
-        "trace",
-        "transpose",
-        "var",
-        "view",
-    )
+# the parameters of CuPy's functions written in Python (``*``: any keyword), a line each
+_SIGNATURES = """
+all: a axis keepdims out
+allclose: a atol b equal_nan rtol
+amax: a axis keepdims out
+amin: a axis keepdims out
+angle: deg z
+any: a axis keepdims out
+append: arr axis values
+apply_along_axis: *
+apply_over_axes: a axes func
+arange: dtype start step stop
+argmax: a axis dtype keepdims out
+argmin: a axis dtype keepdims out
+argpartition: a axis kth
+argsort: a axis kind
+argwhere: a
+around: a decimals out
+array: blocking copy dtype ndmin obj order subok
+array2string: *
+array_equal: a1 a2 equal_nan
+array_equiv: a1 a2
+array_repr: arr max_line_width precision suppress_small
+array_split: ary axis indices_or_sections
+array_str: arr max_line_width precision suppress_small
+asanyarray: a blocking copy dtype order
+asarray: a blocking copy dtype order
+asarray_chkfinite: a dtype order
+ascontiguousarray: a dtype
+asfarray: a dtype
+asfortranarray: a dtype
+asnumpy: a blocking order out stream
+astype: copy dtype x
+atleast_1d:
+atleast_2d:
+atleast_3d:
+average: a axis keepdims returned weights
+bartlett: M
+base_repr: base number padding
+binary_repr: num width
+bincount: minlength weights x
+blackman: M
+broadcast_arrays:
+broadcast_to: array shape
+byte_bounds: a
+can_cast: casting from_ to
+choose: a choices mode out
+clip: a a_max a_min out
+column_stack: tup
+common_type:
+compress: a axis condition out
+concatenate: axis casting dtype out tup
+convolve: a mode v
+copy: a order
+copyto: casting dst src where
+corrcoef: a bias ddof dtype rowvar y
+correlate: a mode v
+count_nonzero: a axis
+cov: a aweights bias ddof dtype fweights rowvar y
+cross: a axis axisa axisb axisc b
+cumprod: a axis dtype out
+cumproduct: a axis dtype out
+cumsum: a axis dtype out
+cumulative_prod: axis dtype include_initial out x
+cumulative_sum: axis dtype include_initial out x
+delete: arr axis indices
+diag: k v
+diag_indices: n ndim
+diag_indices_from: arr
+diagflat: k v
+diagonal: a axis1 axis2 offset
+diff: a append axis n prepend
+digitize: bins right x
+dot: a b out x y
+dsplit: ary indices_or_sections
+dstack: tup
+ediff1d: arr to_begin to_end
+einsum: *
+empty: dtype order shape
+empty_like: dtype order prototype shape subok
+expand_dims: a axis
+extract: a condition
+eye: M N dtype k order
+fft: a axis n norm
+fill_diagonal: a val wrap
+flatnonzero: a
+flip: a axis
+fliplr: a
+flipud: a
+format_float_positional: *
+format_float_scientific: *
+frombuffer: *
+fromfile: *
+fromfunction: *
+fromiter: *
+fromstring: *
+full: dtype fill_value order shape
+full_like: a dtype fill_value order shape subok
+genfromtxt: *
+get_array_module:
+get_default_memory_pool:
+get_default_pinned_memory_pool:
+gradient: axis edge_order f
+hamming: M
+hanning: M
+histogram: bins density range weights x
+histogram2d: bins density range weights x y
+histogramdd: bins density range sample weights
+hsplit: ary indices_or_sections
+hstack: casting dtype tup
+identity: dtype n
+imag: val
+in1d: ar1 ar2 assume_unique invert
+indices: dimensions dtype
+inner: a b
+interp: fp left period right x xp
+intersect1d: arr1 arr2 assume_unique return_indices
+is_available:
+isclose: a atol b equal_nan rtol
+iscomplex: x
+iscomplexobj: x
+isfortran: a
+isin: assume_unique element invert test_elements
+isneginf: out x
+isposinf: out x
+isreal: x
+isrealobj: x
+isscalar: element
+issctype: rep
+issubclass_: arg1 arg2
+issubsctype: arg1 arg2
+ix_:
+kaiser: M beta
+kron: a b
+lexsort: keys
+linspace: axis dtype endpoint num retstep start stop
+load: allow_pickle file mmap_mode
+loadtxt: *
+logspace: axis base dtype endpoint num start stop
+mask_indices: k mask_func n
+matrix_transpose: a x
+may_share_memory: a b max_work
+mean: a axis dtype keepdims out
+median: a axis keepdims out overwrite_input
+meshgrid: *
+moveaxis: a destination source
+msort: a
+nan_to_num: copy nan neginf posinf x
+nanargmax: a axis dtype keepdims out
+nanargmin: a axis dtype keepdims out
+nancumprod: a axis dtype out
+nancumsum: a axis dtype out
+nanmax: a axis keepdims out
+nanmean: a axis dtype keepdims out
+nanmedian: a axis keepdims out overwrite_input
+nanmin: a axis keepdims out
+nanprod: a axis dtype keepdims out
+nanstd: a axis ddof dtype keepdims out
+nansum: a axis dtype keepdims out
+nanvar: a axis ddof dtype keepdims out
+ndim: a
+nonzero: a
+obj2sctype: default rep
+ones: dtype order shape
+ones_like: a dtype order shape subok
+outer: a b out
+packbits: a axis bitorder
+pad: *
+partition: a axis kth
+percentile: a axis interpolation keepdims method out overwrite_input q
+piecewise: condlist funclist x
+place: arr mask vals
+poly: seq_of_zeros
+polyadd: a1 a2
+polyfit: cov deg full rcond w x y
+polymul: a1 a2
+polysub: a1 a2
+polyval: c p tensor x
+power: a dtype size
+prod: a axis dtype keepdims out
+product: a axis dtype keepdims out parameter
+ptp: a axis keepdims out
+put: a ind mode v
+put_along_axis: arr axis indices values
+putmask: a mask values
+quantile: a axis interpolation keepdims method out overwrite_input q
+ravel: a order
+ravel_multi_index: dims mode multi_index order
+real: val
+real_if_close: a tol
+repeat: a axis intensive_times repeats times
+require: a dtype requirements
+reshape: a copy newshape order
+resize: a new_shape
+result_type:
+roll: a axis shift
+rollaxis: a axis start
+roots: p
+rot90: a axes k
+round: a decimals out
+round_: a decimals out
+row_stack: casting dtype tup
+save: allow_pickle arr file
+savetxt: *
+savez: *
+savez_compressed: *
+sctype2char: sctype
+searchsorted: a side sorter v
+select: choicelist condlist default
+setdiff1d: ar1 ar2 assume_unique
+setxor1d: ar1 ar2 assume_unique
+shape: a
+shares_memory: a b max_work
+show_config: _full
+sort: a axis kind
+sort_complex: a
+split: ary axis indices_or_sections
+squeeze: a axis
+stack: axis casting dtype out tup
+std: a axis ddof dtype keepdims out
+sum: a axis dtype keepdims out
+swapaxes: a axis1 axis2
+take: a axis indices out
+take_along_axis: a axis indices
+tensordot: a axes b
+tile: A reps
+trace: a axis1 axis2 dtype offset out
+transpose: a axes
+trapezoid: axis dx x y
+tri: M N dtype k
+tril: k m
+tril_indices: k m n
+tril_indices_from: arr k
+trim_zeros: filt trim
+triu: k m
+triu_indices: k m n
+triu_indices_from: arr k
+union1d: arr1 arr2
+unique: ar axis equal_nan return_counts return_index return_inverse
+unique_all: x
+unique_counts: x
+unique_inverse: x
+unique_values: x
+unpackbits: a axis bitorder
+unravel_index: dims indices order
+unwrap: axis discont p period
+vander: N increasing x
+var: a axis ddof dtype keepdims out
+vdot: a b
+vsplit: ary indices_or_sections
+vstack: casting dtype tup
+where: condition x y
+who: vardict
+zeros: dtype order shape
+zeros_like: a dtype order shape subok
+"""
+PARAMETERS: dict[str, frozenset[str] | None] = {
+    name: None if rest.strip() == "*" else _set(rest)
+    for name, rest in (line.split(":", 1) for line in _SIGNATURES.strip().splitlines())
+}
+
+NDARRAY: frozenset[str] = _set(
+    """
+    T all any argmax argmin argpartition argsort astype base byteswap choose clip compress conj
+    conjugate copy cstruct cumprod cumsum data device diagonal dot dtype dump dumps fill flags
+    flat flatten get imag item itemsize mT max mdspan mean min nbytes ndim nonzero partition
+    prod ptp put ravel real reduced_view repeat reshape round scatter_add scatter_max
+    scatter_min searchsorted set shape size sort squeeze std strides sum swapaxes take toDlpack
+    tobytes tofile tolist trace transpose var view
+    """
 )

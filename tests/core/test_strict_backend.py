@@ -162,6 +162,12 @@ def test_strict_array_refuses_the_host():
     assert type(np.concatenate([a, a])) is StrictArray
     assert type(np.linalg.norm(a)) is StrictArray
     assert type(np.lib.stride_tricks.sliding_window_view(a, 2, axis=1)) is StrictArray
+    # keywords CuPy's ufuncs and functions do not take are refused
+    with pytest.raises(TypeError, match="Wrong arguments"):
+        np.add(a, 1.0, where=a > 1.0)
+    with pytest.raises(TypeError, match=r"cupy.sum\(\) got an unexpected keyword"):
+        np.sum(a, where=a > 1.0)
+    assert float(np.sum(a, axis=None, keepdims=False)) == 15.0
     # the namespace standing for ``cupy`` has only CuPy's names
     with pytest.raises(AttributeError, match="module 'cupy' has no attribute 'nanquantile'"):
         namespace.nanquantile  # noqa: B018
