@@ -11,11 +11,13 @@ from __future__ import annotations
 import inspect
 import math
 import sys
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from ... import core as mx
+from ...core import backend as _backend
 from ...core.array import array
 from ...core.extend import STATE, from_value, xp
 from ..module import Module, _osetattr
@@ -169,10 +171,6 @@ _ERFC_P = (
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
-# d gelu / dx of each fast forward, for its backward pass: keyed by the identity of the output's
-# backend array (the custom function hands that same array to its VJP rule), dropped with it
-_GELU_SAVED: dict[int, tuple] = {}
-
 
 def _gelu_kernel(x):
     """``(gelu(x), gelu'(x))`` of a float32 backend array, with ufuncs over the whole array."""
@@ -205,54 +203,185 @@ def _gelu_kernel(x):
     return y, phi
 
 
-@mx.custom_function
-def _gelu_custom(x: array) -> array:
-    if STATE.enabled and x._node is not None:  # under jvp: the reference formula
-        return _gelu_reference(x)
-    y, dy = _gelu_kernel(x._data)
-    key = id(y)
+# -- GPU: each activation and its derivative as one fused kernel (issue 22) ------------------
+#
+# The functions below are the arithmetic of ``(f(x), f'(x))`` written as plain expressions of
+# the GPU library's namespace ``g``, which ``GpuBackend.fuse`` (``cupy.fuse``) compiles into one
+# kernel; the backward pass is then one multiply. The strict stand-in runs them as they are.
+
+
+def _gelu_pair_math(x, g):
+    z = g.abs(x) * _SQRT_HALF
+    t = 1.0 / (z * 0.5 + 1.0)
+    p = t * _ERFC_P[0]
+    for c in _ERFC_P[1:-1]:
+        p = (p + c) * t
+    p = g.exp(p + _ERFC_P[-1] - z * z) * t * 0.5  # Phi(-|x|), as _gelu_kernel
+    cdf = g.copysign(0.5 - p, x) + 0.5
+    return x * cdf, g.exp(-(z * z)) * _INV_SQRT_2PI * x + cdf
+
+
+_TANH_K = math.sqrt(2 / math.pi)
+
+
+def _gelu_approx_pair_math(x, g):
+    t = g.tanh(_TANH_K * (x + 0.044715 * x * x * x))
+    half = 0.5 * (1.0 + t)
+    return x * half, half + 0.5 * x * (1.0 - t * t) * _TANH_K * (1.0 + 3 * 0.044715 * x * x)
+
+
+def _silu_pair_math(x, g):
+    s = g.tanh(x * 0.5) * 0.5 + 0.5  # sigmoid(x), without overflow
+    y = x * s
+    return y, s + y * (1.0 - s)
+
+
+_FUSED_GPU: dict = {}
+"""``(backend name, activation) -> fused kernel`` (``False`` once building or running one
+failed: the composite is used from then on, after one warning)."""
+
+
+def _gpu_pair(name: str, math_fn: Callable, d) -> tuple | None:
+    """``(f(d), f'(d))`` of GPU array ``d`` by one fused kernel, or ``None`` (no fusing GPU
+    library, or the kernel failed once)."""
+    gb = _backend.GPU[0]
+    if gb is None or gb.fuse is None:
+        return None
+    key = (gb.name, name)
+    fused = _FUSED_GPU.get(key)
+    if fused is None:
+        g = gb.xp
+
+        def pair(x):
+            return math_fn(x, g)
+
+        pair.__name__ = f"{name}_and_derivative"
+        try:
+            fused = _FUSED_GPU[key] = gb.fuse(pair)
+        except Exception as e:  # noqa: BLE001 - any failure: the composite instead
+            _fused_failed(key, name, e)
+            return None
+    if fused is False:
+        return None
     try:
-        ref = weakref.ref(y, lambda _r, key=key: _GELU_SAVED.pop(key, None))
-    except TypeError:  # an array type without weak references: recompute instead
+        return fused(d)
+    except Exception as e:  # noqa: BLE001
+        _fused_failed(key, name, e)
+        return None
+
+
+def _fused_failed(key: tuple, name: str, e: Exception) -> None:
+    _FUSED_GPU[key] = False
+    warnings.warn(
+        f"{name}: the fused GPU kernel failed ({type(e).__name__}: {e}); the composite of "
+        "separate kernels is used instead",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def _pair_activation(name: str, reference: Callable, host_pair: Callable | None, gpu_math):
+    """A float activation as one custom function: its forward computes ``f(x)`` and ``f'(x)``
+    together (``host_pair`` on NumPy data, one fused kernel on the GPU) and its backward pass
+    multiplies the cotangent by the saved ``f'(x)``. Higher-order derivatives and ``jvp`` go
+    through ``reference`` (the composite), so every transform sees the same function.
+
+    Returns ``(fast, pair)``: ``fast(x)`` applies it, ``pair(d)`` is ``(f, f')`` of backend data
+    or ``None`` where no fast path serves ``d``."""
+    saved: dict[int, tuple] = {}  # id of a forward's output -> (weak ref to it, f'(x))
+
+    def pair(d):
+        if not _backend.is_gpu(d):  # (NumPy data, or mx.compile's traced NumPy values)
+            return None if host_pair is None else host_pair(d)
+        return _gpu_pair(name, gpu_math, d)
+
+    @mx.custom_function
+    def fast(x: array) -> array:
+        if STATE.enabled and x._node is not None:  # under jvp: the reference formula
+            return reference(x)
+        got = pair(x._data)
+        if got is None:  # (a fused kernel that failed just now)
+            return reference(x)
+        y, dy = got
+        key = id(y)
+        try:
+            ref = weakref.ref(y, lambda _r, key=key: saved.pop(key, None))
+        except TypeError:  # an array type without weak references: recompute instead
+            return from_value(y)
+        saved[key] = (ref, dy)
         return from_value(y)
-    _GELU_SAVED[key] = (ref, dy)
-    return from_value(y)
+
+    @fast.vjp
+    def fast_vjp(x: array, cotangent: array, output: array) -> array:
+        if STATE.enabled:  # create_graph: differentiate the reference formula
+            return mx.vjp(reference, [x], [cotangent])[1][0]
+        got = saved.get(id(output._data))
+        if got is not None and got[0]() is output._data:
+            dy = got[1]
+        else:
+            again = pair(x._data)
+            if again is None:
+                return mx.vjp(reference, [x], [cotangent])[1][0]
+            dy = again[1]
+        return from_value(cotangent._data * dy)
+
+    return fast, pair
 
 
-@_gelu_custom.vjp
-def _gelu_custom_vjp(x: array, cotangent: array, output: array) -> array:
-    if STATE.enabled:  # create_graph: differentiate the reference formula
-        return mx.vjp(_gelu_reference, [x], [cotangent])[0 + 1][0]
-    got = _GELU_SAVED.get(id(output._data))
-    if got is not None and got[0]() is output._data:
-        dy = got[1]
+_gelu_fast, _gelu_pair = _pair_activation("gelu", _gelu_reference, _gelu_kernel, _gelu_pair_math)
+
+
+def _gelu_approx_reference(x: array) -> array:
+    return 0.5 * x * (1 + mx.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+
+
+_gelu_approx_fast, _ = _pair_activation(
+    "gelu_approx", _gelu_approx_reference, None, _gelu_approx_pair_math
+)
+
+
+def _silu_reference(x: array) -> array:
+    return x * mx.sigmoid(x)
+
+
+_silu_fast, _ = _pair_activation("silu", _silu_reference, None, _silu_pair_math)
+
+
+def _takes_fast_path(x, dtypes: tuple, host: bool) -> bool:
+    """Whether ``x`` is an array of one of ``dtypes`` that a fast path serves: on the host
+    when ``host`` (NumPy's kernels), on a GPU whose library fuses kernels; never while an
+    ONNX export records the graph (ONNX maps the composite's primitives)."""
+    if not isinstance(x, array) or x.dtype not in dtypes or not x.size:
+        return False
+    if isinstance(x._data, xp.ndarray):  # (mx.compile's traced values are NumPy's too)
+        if not host:
+            return False
     else:
-        dy = _gelu_kernel(x._data)[1]
-    return from_value(cotangent._data * dy)
+        gb = _backend.GPU[0]
+        if gb is None or gb.fuse is None or not _backend.is_gpu(x._data):
+            return False
+    onnx = sys.modules.get("chainrule.viz.onnx")
+    return onnx is None or not onnx.is_in_onnx_export()
 
 
 def gelu(x: array) -> array:
     """Exact GELU: ``x * Phi(x)`` with ``Phi`` the standard normal CDF.
 
     float32 arrays take a fused path: ``Phi`` from a rational approximation of ``erfc``
-    (relative error below 1.2e-7) in one pass of ufuncs, and a hand-written derivative;
-    other types, and higher-order derivatives, use ``erf``.
+    (relative error below 1.2e-7) in one pass of ufuncs (one fused kernel on the GPU), and a
+    hand-written derivative; other types, and higher-order derivatives, use ``erf``.
     """
-    if (
-        isinstance(x, array)
-        and x.dtype == mx.float32
-        and x.size
-        and isinstance(x._data, xp.ndarray)
-    ):
-        onnx = sys.modules.get("chainrule.viz.onnx")
-        if onnx is None or not onnx.is_in_onnx_export():  # ONNX maps erf, not this path
-            return _gelu_custom(x)
+    if _takes_fast_path(x, (mx.float32,), host=True):
+        return _gelu_fast(x)
     return _gelu_reference(x)
 
 
 def gelu_approx(x: array) -> array:
-    """GELU's tanh approximation (PyTorch's ``approximate="tanh"``)."""
-    return 0.5 * x * (1 + mx.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)))
+    """GELU's tanh approximation (PyTorch's ``approximate="tanh"``); on the GPU, float32 and
+    float64 arrays take one fused kernel for the value and its derivative."""
+    if _takes_fast_path(x, (mx.float32, mx.float64), host=False):
+        return _gelu_approx_fast(x)
+    return _gelu_approx_reference(x)
 
 
 def gelu_fast_approx(x: array) -> array:
@@ -261,8 +390,11 @@ def gelu_fast_approx(x: array) -> array:
 
 
 def silu(x: array) -> array:
-    """``x * sigmoid(x)`` (also called swish)."""
-    return x * mx.sigmoid(x)
+    """``x * sigmoid(x)`` (also called swish); on the GPU, float32 and float64 arrays take one
+    fused kernel for the value and its derivative."""
+    if _takes_fast_path(x, (mx.float32, mx.float64), host=False):
+        return _silu_fast(x)
+    return _silu_reference(x)
 
 
 def tanh(x: array) -> array:
