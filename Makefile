@@ -35,8 +35,8 @@ lint: venv
 
 # The second run is every in-process suite again with the strict CuPy stand-in as the default
 # GPU (chainrule/core/strict_backend.py; chainrule.torch tensors are made on "cuda"): a NumPy
-# leak anywhere they reach fails here. (Left out: the example programs, the MPI jobs and the
-# benchmark harness, which start processes of their own.)
+# leak anywhere they reach fails here. (The example programs start processes of their own:
+# tests/test_examples.py runs them on the stand-in itself; the benchmark harness is left out.)
 STRICT_SUITES = tests/core tests/nn tests/optimizers tests/train tests/data tests/torch tests/viz \
 	tests/cli tests/pitfalls tests/oracle tests/test_checkpoint.py tests/test_io.py \
 	tests/test_utils.py tests/distributed/test_distributed_single.py

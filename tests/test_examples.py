@@ -41,9 +41,12 @@ EXAMPLES = ROOT / "examples"
 LINE = re.compile(r"^(\w+) (\S+)$", re.MULTILINE)
 
 
-def run_program(path: Path, args: list[str], cwd: Path, source: str | None = None) -> dict:
+def run_program(
+    path: Path, args: list[str], cwd: Path, source: str | None = None, env_extra=None
+) -> dict:
     """Run one program and return its ``name value`` lines (the last of each name wins)."""
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env.update(env_extra or {})
     if source is None:
         cmd = [sys.executable, str(path), *args]
     else:
@@ -550,3 +553,36 @@ def test_examples_import_only_the_mirrored_modules(style):
                 assert any(name == m or name.startswith(m + ".") for m in MIRRORS[style]), (
                     f"{path.name} imports {name}, which {style} has no counterpart of"
                 )
+
+
+# Programs that put their data on the CPU by name (``DEVICE = torch.device("cpu")``,
+# ``torch.from_numpy``) while the strict run makes "cuda" the default device for the model:
+# PyTorch itself refuses that mix, and so does chainrule (its device error); ddp needs its
+# launcher (tests/distributed runs it).
+NOT_ON_THE_STRICT_GPU = {
+    "torch/ddp.py": "started by torchrun (tests/distributed)",
+    "torch/mnist.py": "from_numpy data on the CPU",
+    "torch/time_sequence_prediction.py": "from_numpy data on the CPU",
+    "torch/translation_transformer.py": "DEVICE = torch.device('cpu')",
+}
+
+
+@pytest.mark.parametrize(
+    "program",
+    sorted(
+        f"{p.parent.name}/{p.name}"
+        for p in EXAMPLES.glob("*/*.py")
+        if f"{p.parent.name}/{p.name}" not in NOT_ON_THE_STRICT_GPU
+    ),
+)
+def test_examples_run_on_the_strict_gpu(program, tmp_path):
+    """Every program runs with the GPU as the default device (the strict CuPy stand-in:
+    ``CHAINRULE_TEST_BACKEND=strict CHAINRULE_DEVICE=gpu``), so a NumPy leak on a path a user's
+    program reaches fails here. Two steps; the values are checked by the CPU runs above."""
+    out = run_program(
+        EXAMPLES / program,
+        ["--steps", "2"],
+        tmp_path,
+        env_extra={"CHAINRULE_TEST_BACKEND": "strict", "CHAINRULE_DEVICE": "gpu"},
+    )
+    assert out, f"{program} printed no results on the strict GPU"

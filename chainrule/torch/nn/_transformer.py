@@ -74,8 +74,8 @@ def _canonical_mask(
             "both instead.",
             stacklevel=4,
         )
-    if is_bool:
-        return mx.where(mask, mx.array(-math.inf, dtype=target), mx.array(0.0, dtype=target))
+    if is_bool:  # (on the mask's device, as PyTorch's zeros_like(mask).masked_fill_)
+        return mx.where(mask, -math.inf, 0.0).astype(target)
     return mask
 
 
