@@ -52,6 +52,19 @@ def cpu_default_device():
     devices.TORCH_DEFAULT[0] = saved[1]
 
 
+_CPU_ONLY_TYPES = ("bfloat16", "mxfp4", "mxfp8", "nvfp4")
+"""Test ids naming a type CuPy has none of (``ml_dtypes``' bfloat16 and the float8/float4
+formats whose results are bfloat16): such arrays live on the CPU, so under the GPU default
+those cases run with the CPU as the default device (the GPU's refusal is tested on its own)."""
+
+
+@pytest.fixture(autouse=True)
+def _cpu_for_types_cupy_lacks(request):
+    if GPU_DEFAULT and any(t in request.node.nodeid for t in _CPU_ONLY_TYPES):
+        request.getfixturevalue("cpu_default_device")
+    yield
+
+
 # -- the tests' own reads of CUDA tensors --------------------------------------------------------
 # Under CHAINRULE_DEVICE=gpu every chainrule.torch tensor is made on CUDA, as after PyTorch's
 # ``torch.set_default_device("cuda")``, and ``t.numpy()`` / ``np.asarray(t)`` of a CUDA tensor

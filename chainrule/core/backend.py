@@ -343,12 +343,20 @@ def to_gpu(data):
         raise DeviceUnavailableError(f"the GPU is not available: {gpu_unavailable_reason()}")
     if isinstance(data, g.ndarray):
         return data
-    if g.name == "cupy" and getattr(data, "dtype", None) == BFLOAT16:
-        raise TypeError(
-            "bfloat16 arrays cannot go to the GPU: CuPy has no bfloat16 type (use float16 or "
-            "float32 there, or keep bfloat16 arrays on the CPU with stream=mx.cpu)"
-        )
+    dt = getattr(data, "dtype", None)
+    if dt is not None and dt.kind == "V":
+        raise no_gpu_dtype(dt, "cannot go to the GPU")
     return g.xp.asarray(data)
+
+
+def no_gpu_dtype(dt, what: str) -> TypeError:
+    """The error for an array of a dtype CuPy lacks (``ml_dtypes``' bfloat16, the float8
+    types) that would be on the GPU."""
+    name = getattr(dt, "name", str(dt))
+    return TypeError(
+        f"{name} arrays {what}: CuPy has no {name} type (use float16 or float32 on the GPU, "
+        f"or keep {name} arrays on the CPU with stream=mx.cpu / .to('cpu'))"
+    )
 
 
 def to_kind(data, kind: str):

@@ -170,6 +170,8 @@ class StrictArray(NDArrayOperatorsMixin):
     def __init__(self, a: numpy.ndarray) -> None:
         if type(a) is not numpy.ndarray:
             raise TypeError(f"StrictArray wraps a numpy.ndarray, not {type(a).__name__}")
+        if a.dtype.kind == "V":  # ml_dtypes' bfloat16, float8...: no CuPy dtype
+            raise TypeError(f"Unsupported dtype {a.dtype} (CuPy has no {a.dtype} type)")
         self._a = a
 
     # -- refusing the host ---------------------------------------------------------------------

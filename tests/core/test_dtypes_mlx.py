@@ -12,6 +12,10 @@ import pytest
 
 import chainrule.core as mx
 
+# bfloat16 arrays live on the CPU (CuPy has no bfloat16 type): the CPU is the default while
+# each test runs, also under CHAINRULE_DEVICE=gpu
+pytestmark = pytest.mark.usefixtures("cpu_default_device")
+
 NAMES = [
     "bool_",
     "uint8",

@@ -147,7 +147,17 @@ def test_qqmm_and_gradient(place, mode):
     _compare(fn, [X, W], place, rtol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["affine", "mxfp8"])
+def test_fp_mode_embedding_refuses_its_bfloat16_rows_on_the_gpu():
+    """The FP formats dequantize to bfloat16 by default (MLX's rule), which CuPy has no type
+    for: on the GPU that is a clear error naming the way out, not CuPy's own."""
+    with backend.use_strict_gpu():
+        mx.set_default_device(mx.gpu)
+        emb = nn.QuantizedEmbedding(10, 128, mode="mxfp8")
+        with pytest.raises(TypeError, match="CuPy has no bfloat16 type"):
+            emb(mx.array([[1, 4]]))
+
+
+@pytest.mark.parametrize("mode", ["affine"])
 def test_quantized_layers_train_on_the_gpu(mode):
     """``nn.QuantizedLinear`` and ``QuantizedEmbedding`` made on the GPU: their outputs and
     the gradient with respect to the input equal the CPU's."""

@@ -151,6 +151,7 @@ def test_safetensors_metadata_dtypes_and_file_objects(tmp_path):
         mx.save_safetensors(tmp_path / "m", {"x": mx.ones(1)}, {"n": 0})
 
 
+@pytest.mark.usefixtures("cpu_default_device")  # bfloat16/float8 results: CPU only (CuPy has none)
 def test_safetensors_fp8_and_bf16_codes_load(tmp_path):
     # F8_E4M3 loads as its raw uint8 bytes (as MLX); BF16 as bfloat16 values
     header = {
@@ -306,6 +307,7 @@ def test_written_files_are_atomic(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
 
 
+@pytest.mark.usefixtures("cpu_default_device")  # bfloat16/float8 results: CPU only (CuPy has none)
 def test_bfloat16_npy_is_v2_as_mlx_writes_it(tmp_path):
     bits = (np.array([1.5, -2.25], np.float32).view(np.uint32) >> 16).astype("<u2")
     np.save(tmp_path / "v2.npy", bits.view("V2"))

@@ -181,6 +181,7 @@ def test_torch_style_step_bumps_the_version_counter_as_pytorch(make):
 @pytest.mark.parametrize(
     "make", [lambda: optim.Adam(learning_rate=0.1), lambda: optim.SGD(0.1, momentum=0.9)]
 )
+@pytest.mark.usefixtures("cpu_default_device")  # bfloat16/float8 results: CPU only (CuPy has none)
 def test_bfloat16_state_is_the_same_whether_or_not_the_user_holds_it(make):
     results = []
     for hold in (False, True):  # in place, then renewed (every buffer stays referenced)

@@ -179,6 +179,7 @@ def test_autocast_unsupported_requests_warn_and_disable(torch_ref):
             lib.autocast("foo")
 
 
+@pytest.mark.usefixtures("cpu_default_device")  # bfloat16/float8 results: CPU only (CuPy has none)
 def test_autocast_matmul_and_linear_compute_in_bfloat16(torch_ref):
     a, b = np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)
     for lib in (torch, torch_ref):

@@ -398,6 +398,8 @@ def astype(a, dtype, stream=None) -> array:
     d = a._data
     if d.dtype.kind == "c" and target.kind != "c":
         d = d.real  # complex to real keeps the real part (no ComplexWarning)
+    if target.kind == "V" and type(d) is not xp.ndarray and _backend.is_gpu(d):
+        raise _backend.no_gpu_dtype(target, "cannot be made on the GPU by astype")
     out = d.astype(target)
     if not (_inexact(target) and _inexact(a._data.dtype)):  # casts to or from integers
         return _from_value(out)
