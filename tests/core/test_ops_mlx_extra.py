@@ -78,6 +78,27 @@ def test_median_nan_and_topk_zero():
     np.testing.assert_array_equal(c, np.maximum.accumulate([1.0, np.nan, 0.5]))
 
 
+@pytest.mark.parametrize("axis", [(0, 2), (1, 3), (0, 1, 3), (3, 1), (-1, 0)])
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_median_over_several_axes_matches_numpy(axis, keepdims):
+    """MLX (and NumPy) take the median over every axis given (it was the first one only)."""
+    x = RNG.standard_normal((5, 4, 3, 6)).astype(np.float32)
+    got = mx.median(mx.array(x), axis=axis, keepdims=keepdims)
+    want = np.median(x, axis=axis, keepdims=keepdims)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    g = mx.grad(lambda v: mx.median(v, axis=axis).sum())(mx.array(x))
+    assert g.shape == x.shape and abs(float(g.sum()) - want.size) < 1e-4  # weights sum to one
+
+
+def test_median_refuses_bad_axes():
+    x = mx.array([0, 1, 2, 3, 4])
+    with pytest.raises(ValueError, match="out of bounds"):
+        mx.median(x, axis=(0, 1))
+    with pytest.raises(ValueError, match="repeated axis"):
+        mx.median(x, axis=(0, 0))
+
+
 def test_integer_powers_and_einsum_path():
     assert mx.power(mx.array([2, -2, 1]), mx.array([-1, -3, 2])).tolist() == [0, 0, 1]
     shapes = [(5, 8), (8, 10), (10, 7)]

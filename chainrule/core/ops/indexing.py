@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import math
 from operator import index as _as_index
 
 from .. import backend as _backend
@@ -852,7 +853,18 @@ def median(a, axis=None, keepdims: bool = False, stream=None) -> array:
     if axis is None:
         out = median(reshape(a, (-1,)), 0)
         return reshape(out, (1,) * a.ndim) if keepdims else out
-    ax = _axes(axis, a.ndim, "median")[0]
+    axes = _axes(axis, a.ndim, "median")
+    if len(axes) > 1:  # the axes moved last and flattened into one
+        rest = [i for i in range(a.ndim) if i not in axes]
+        flat = reshape(
+            transpose(a, rest + list(axes)),
+            tuple(a.shape[i] for i in rest) + (math.prod(a.shape[i] for i in axes),),
+        )
+        out = median(flat, -1)
+        if keepdims:
+            out = reshape(out, tuple(1 if i in axes else a.shape[i] for i in range(a.ndim)))
+        return out
+    ax = axes[0]
     n = a.shape[ax]
     if n == 0:
         raise ValueError(f"median: cannot take the median of an empty axis (shape {a.shape})")

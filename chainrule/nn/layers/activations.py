@@ -379,8 +379,10 @@ def gelu(x: array) -> array:
 def gelu_approx(x: array) -> array:
     """GELU's tanh approximation (PyTorch's ``approximate="tanh"``); on the GPU, float32 and
     float64 arrays take one fused kernel for the value and its derivative."""
-    if _takes_fast_path(x, (mx.float32, mx.float64), host=False):
-        return _gelu_approx_fast(x)
+    d = getattr(x, "_data", None)
+    if d is not None and not isinstance(d, xp.ndarray):  # (host data: the composite, at once)
+        if _takes_fast_path(x, (mx.float32, mx.float64), host=False):
+            return _gelu_approx_fast(x)
     return _gelu_approx_reference(x)
 
 
@@ -392,9 +394,11 @@ def gelu_fast_approx(x: array) -> array:
 def silu(x: array) -> array:
     """``x * sigmoid(x)`` (also called swish); on the GPU, float32 and float64 arrays take one
     fused kernel for the value and its derivative."""
-    if _takes_fast_path(x, (mx.float32, mx.float64), host=False):
-        return _silu_fast(x)
-    return _silu_reference(x)
+    d = getattr(x, "_data", None)
+    if d is not None and not isinstance(d, xp.ndarray):  # (host data: the composite, at once)
+        if _takes_fast_path(x, (mx.float32, mx.float64), host=False):
+            return _silu_fast(x)
+    return x * mx.sigmoid(x)
 
 
 def tanh(x: array) -> array:

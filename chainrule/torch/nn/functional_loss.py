@@ -16,6 +16,7 @@ import numpy as np
 import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import array
+from chainrule.nn.losses_torch import _torch_cross_entropy
 
 from . import functional_act as _act
 from .functional_pool import InputError, const
@@ -114,6 +115,14 @@ def cross_entropy(
     Returns:
         The loss.
     """
+    if (
+        weight is None
+        and size_average is None
+        and reduce is None
+        and not label_smoothing
+        and reduction in ("mean", "sum", "none")
+    ):  # the common call: no loss module to build (its checks have nothing to check)
+        return _torch_cross_entropy(input, target, None, int(ignore_index), reduction)
     loss = cnn.CrossEntropyLoss(
         weight, size_average, ignore_index, reduce, reduction, label_smoothing
     )
