@@ -174,11 +174,13 @@ def _addmm_fused(c, a, b, alpha: float, beta: float):
     if da.shape[-1] != db.shape[0] or not da.size or not db.size:
         return None
     out_shape = da.shape[:-1] + db.shape[1:]
-    try:
-        if xp.broadcast_shapes(dc.shape, out_shape) != out_shape:
+    cs = dc.shape
+    if cs != out_shape[-1:] and cs != out_shape:  # (a bias row, or the whole: no check needed)
+        try:
+            if xp.broadcast_shapes(cs, out_shape) != out_shape:
+                return None
+        except ValueError:
             return None
-    except ValueError:
-        return None
     out = _addmm_kernel(dc, da, db, alpha, beta)
     return _rec(_ADDMM, out, (c, a, b), {"alpha": alpha, "beta": beta})
 

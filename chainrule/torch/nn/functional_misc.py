@@ -74,7 +74,12 @@ def linear(input: array, weight: array, bias: array | None = None) -> array:
             f"linear: input of shape {tuple(input.shape)} does not match a weight of shape "
             f"{tuple(weight.shape)} (out_features, in_features)"
         )
-    y = mx.matmul(input, mx.transpose(weight) if weight.ndim == 2 else weight)
+    if weight.ndim == 1:
+        y = mx.matmul(input, weight)
+        return y if bias is None else y + bias
+    if bias is not None and input.ndim >= 1 and getattr(bias, "ndim", 0) <= 1:
+        return mx.addmm(bias, input, weight.T)  # one product with the bias (as nn.Linear)
+    y = input @ weight.T
     return y if bias is None else y + bias
 
 
