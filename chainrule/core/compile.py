@@ -367,8 +367,9 @@ class _Compiled:
             for o in prog.out_tmpl[1]:
                 if type(o) is _Out:
                     o.where = _const_on_gpu(o.where)
-            prog.state_outs = [
-                (pos, _const_on_gpu(d), _const_on_gpu(g)) for pos, d, g in prog.state_outs
+            prog.state_outs = [  # (a 0-d state value, a step count, stays where it was made)
+                (pos, _const_on_gpu(d, False), _const_on_gpu(g, False))
+                for pos, d, g in prog.state_outs
             ]
         return _map_arrays(_gpu_copy, result)
 
@@ -711,11 +712,13 @@ def _gpu_copy(x: array) -> array:
     return _as_class(_from_value(_backend.to_gpu(d)), type(x))
 
 
-def _const_on_gpu(where):
-    """A state plan's ``("const", host value)`` with the value on the GPU."""
-    if where is not None and where[0] == "const" and isinstance(where[1], (_ndarray, _np.generic)):
-        return ("const", _backend.to_gpu(_np.asarray(where[1])))
-    return where
+def _const_on_gpu(where, zero_d: bool = True):
+    """A template's ``("const", host value)`` with the value on the GPU (``zero_d=False``: a
+    0-d value stays on the host, as :func:`_to_gpu_handle` leaves a state's step count)."""
+    if where is None or where[0] != "const" or not isinstance(where[1], (_ndarray, _np.generic)):
+        return where
+    v = _np.asarray(where[1])
+    return ("const", _backend.to_gpu(v)) if zero_d or v.ndim else where
 
 
 def _to_gpu_handle(h: array, was_gpu: bool) -> None:
