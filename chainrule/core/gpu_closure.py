@@ -12,7 +12,9 @@ the GPU once (``program_gpu.py``; the vmap replay maps each copy back to its GPU
 The walk follows data (arrays, lists, tuples, dicts and their subclasses such as ``nn.Module``,
 objects' attributes) and the closures and globals of functions it meets, within a budget of
 objects and of GPU bytes; past either, nothing is swapped and the call runs as it did before
-(eagerly, or by the per-example loop).
+(eagerly, or by the per-example loop). Without a GPU nothing is walked. The swap is visible
+to other threads while the trace runs (a DataLoader worker reading the same global array
+would read the host copy): trace compiled functions before starting such threads.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def closure_on_host(fun: Callable, originals: dict) -> Iterator[list | None]:
     each array still holding its copy gets its GPU value back; one the function replaced (an
     in-place update: :func:`replaced`, asked inside the block) keeps its new value, which the
     caller deals with."""
-    arrays = _reachable_gpu_arrays(fun)
+    arrays = _reachable_gpu_arrays(fun) if _backend.GPU[0] is not None else []
     if not arrays:
         yield None if arrays is None else []
         return
