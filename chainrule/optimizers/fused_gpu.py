@@ -16,7 +16,7 @@ from chainrule.core.array import array
 from chainrule.core.backend import xp
 from chainrule.core.extend import from_value
 
-__all__ = ["fused_adam_step"]
+__all__ = ["fused_adam_step", "fused_sgd_momentum_step"]
 
 
 def fused_adam_step(
@@ -94,3 +94,55 @@ def _fused_adam(w: Any) -> Any:
 
         fused = _FUSED[gb.name] = gb.fuse(adam_step)
     return fused or None
+
+
+def fused_sgd_momentum_step(g: Any, w: Any, v: Any, lr: Any, hp: dict) -> tuple | None:
+    """SGD with momentum on one GPU parameter as one fused kernel: ``v mu + g (1 - dampening)``,
+    then ``w - lr (g + mu v)`` (Nesterov) or ``w - lr v``, the unfused update's arithmetic in
+    its order.
+
+    Args:
+        g: the gradient (backend data, after weight decay and ``maximize``).
+        w: the parameter (backend data).
+        v: the momentum buffer (backend data, on the GPU).
+        lr: the learning rate (a float, or a 0-d array).
+        hp: the optimizer's hyperparameters (``momentum``, ``dampening``, ``nesterov``).
+
+    Returns:
+        ``(new parameter, new momentum)`` (backend data); ``None`` where the fused kernel does
+        not apply (host data, mixed dtypes, non-float types) or failed once (a warning; the
+        unfused update is used from then on).
+    """
+    gb = _backend.GPU[0]
+    if gb is None or gb.fuse is None or not isinstance(w, gb.ndarray):
+        return None
+    if not (g.dtype == w.dtype == v.dtype) or g.shape != w.shape or w.dtype.kind != "f":
+        return None
+    key = (gb.name, "sgd", bool(hp["nesterov"]))
+    fused = _FUSED.get(key)
+    if fused is None:
+        nesterov = bool(hp["nesterov"])
+
+        def sgd_momentum_step(w, g, v, mu, keep, lr):
+            v = v * mu + g * keep
+            return w - ((g + mu * v) if nesterov else v) * lr, v
+
+        sgd_momentum_step.__name__ = "sgd_nesterov_step" if nesterov else "sgd_momentum_step"
+        fused = _FUSED[key] = gb.fuse(sgd_momentum_step)
+    if fused is False:
+        return None
+    if isinstance(lr, (xp.ndarray, xp.generic)):
+        lr = float(lr)
+    elif hasattr(lr, "dtype"):  # a 0-d GPU array (no copy to the host): of w's dtype
+        lr = lr.astype(w.dtype)
+    try:
+        return fused(w, g, v, float(hp["momentum"]), 1.0 - float(hp["dampening"]), lr)
+    except Exception as e:  # a kernel the GPU library could not build: unfused from now on
+        _FUSED[key] = False
+        warnings.warn(
+            f"SGD: the fused GPU update failed ({type(e).__name__}: {e}); the unfused update "
+            "is used instead",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None

@@ -36,7 +36,7 @@ from .base import (
     _zeros,
     owned_buffer,
 )
-from .fused_gpu import fused_adam_step
+from .fused_gpu import fused_adam_step, fused_sgd_momentum_step
 
 __all__ = [
     "AdaDelta",
@@ -191,6 +191,12 @@ class SGD(_Standard):
         g, w = gradient._data, parameter._data
         g = _ascent_and_decay(hp, g, w)
         mu = hp["momentum"]
+        if mu and type(w) is not xp.ndarray and state.get(k["v"]) is not None:
+            # on the GPU: the momentum and the step as one fused kernel
+            got = fused_sgd_momentum_step(g, w, state[k["v"]]._data, hp["lr"], hp)
+            if got is not None:
+                state[k["v"]] = from_value(got[1])
+                return from_value(got[0])
         if mu:
             if state.get(k["v"]) is None:
                 v = g  # PyTorch starts the buffer at the first gradient (``owned_buffer``
