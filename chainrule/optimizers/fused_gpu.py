@@ -67,9 +67,15 @@ def fused_adam_step(
             stacklevel=2,
         )
         return None
-    state[k["m"]] = from_value(m_new)
-    state[k["v"]] = from_value(v_new)
-    return from_value(w_new)
+    dt = w.dtype  # (a kernel that widened a Python float to float64 keeps w's dtype)
+    state[k["m"]] = from_value(_as_dtype(m_new, dt))
+    state[k["v"]] = from_value(_as_dtype(v_new, dt))
+    return from_value(_as_dtype(w_new, dt))
+
+
+def _as_dtype(a: Any, dt: Any) -> Any:
+    """``a`` in dtype ``dt`` (a no-op when it is)."""
+    return a if a.dtype == dt else a.astype(dt)
 
 
 _FUSED: dict = {}
@@ -136,7 +142,8 @@ def fused_sgd_momentum_step(g: Any, w: Any, v: Any, lr: Any, hp: dict) -> tuple 
     elif hasattr(lr, "dtype"):  # a 0-d GPU array (no copy to the host): of w's dtype
         lr = lr.astype(w.dtype)
     try:
-        return fused(w, g, v, float(hp["momentum"]), 1.0 - float(hp["dampening"]), lr)
+        w_new, v_new = fused(w, g, v, float(hp["momentum"]), 1.0 - float(hp["dampening"]), lr)
+        return _as_dtype(w_new, w.dtype), _as_dtype(v_new, w.dtype)
     except Exception as e:  # a kernel the GPU library could not build: unfused from now on
         _FUSED[key] = False
         warnings.warn(

@@ -113,3 +113,23 @@ def test_pytorch_style_functions_and_modules_take_the_fused_kernels():
             np.testing.assert_allclose(t.grad.cpu().numpy(), want[name][1], rtol=1e-5, atol=1e-6)
         assert {k[1] for k in A._FUSED_GPU} == {"silu", "gelu_approx", "gelu"}
     A._FUSED_GPU.clear()
+
+
+def test_a_kernel_that_widens_python_floats_keeps_the_inputs_dtype(monkeypatch):
+    """Where the GPU library's fused kernel computes a float32 input with float64 constants
+    (its typing of Python floats), the results come back in the input's dtype."""
+    x = _x(mx.float32)
+    want = np.array(nn.silu(x))
+    with backend.use_strict_gpu() as gb:
+        A._FUSED_GPU.clear()
+
+        def widening(fn):
+            return lambda *args: tuple(r.astype(np.float64) for r in fn(*args))
+
+        monkeypatch.setattr(gb, "fuse", widening)
+        xg = x.to(mx.gpu)
+        y = nn.silu(xg)
+        g = mx.grad(lambda v: nn.silu(v).sum())(xg)
+        assert y.dtype == mx.float32 and g.dtype == mx.float32
+        np.testing.assert_allclose(np.asarray(y), want, rtol=1e-6, atol=1e-7)
+    A._FUSED_GPU.clear()

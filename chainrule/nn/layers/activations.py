@@ -264,10 +264,13 @@ def _gpu_pair(name: str, math_fn: Callable, d) -> tuple | None:
     if fused is False:
         return None
     try:
-        return fused(d)
+        y, dy = fused(d)
     except Exception as e:  # noqa: BLE001
         _fused_failed(key, name, e)
         return None
+    if y.dtype != d.dtype:  # (a kernel that widened a Python float constant: d's dtype)
+        y, dy = y.astype(d.dtype), dy.astype(d.dtype)
+    return y, dy
 
 
 def _fused_failed(key: tuple, name: str, e: Exception) -> None:
