@@ -152,11 +152,12 @@ def _fill(tmpl, values) -> Any:
 _EAGER = object()
 
 GPU_REASON = "GPU data the trace cannot follow: the call runs eagerly on the GPU"
-"""``last_reason`` of a call that ran eagerly because of GPU data the tracer cannot follow (a
-closure over GPU arrays, an array moved to the GPU inside the function): the tracer records
-NumPy calls on host arrays, so a call on GPU data is traced on host copies of its arguments
-and state; values it finds on the GPU anyway are no host constants, and the eager call computes
-on the GPU and is always right."""
+"""``last_reason`` of a call that ran eagerly because of GPU data the tracer cannot follow (an
+array moved to the GPU inside the function, GPU data a closure holds past the walk's budgets):
+the tracer records NumPy calls on host arrays, so a call on GPU data is traced on host copies
+of its arguments and state, and the GPU arrays it reads from its closure or globals hold host
+copies meanwhile (``gpu_closure.py``); values it finds on the GPU anyway are no host
+constants, and the eager call computes on the GPU and is always right."""
 
 MIXED_REASON = "host and GPU arrays in one call: it runs eagerly"
 """``last_reason`` of a call whose arguments and state lie on both devices."""
@@ -335,8 +336,8 @@ class _Compiled:
         from . import random as _random
 
         was_gpu = {id(h) for h in state_in + state_out if _backend.is_gpu(h._data)}
-        # the state as it was: a trace that fails on GPU data it cannot follow (a GPU index in a
-        # closure meeting a host copy) leaves it so, and the call runs eagerly on the GPU
+        # the state as it was: a trace that fails on GPU data it cannot follow (an array moved
+        # to the GPU inside the function) leaves it so, and the call runs eagerly on the GPU
         before = [(h, h._data, h._node, h._grad) for h in _unique(state_in + state_out)]
         rng_state = _random._G.rng.bit_generator.state
         failed = None
@@ -484,7 +485,7 @@ class _Compiled:
         post_key: list = []
         _signature(self.outputs, post, post_key)
         if _backend.GPU[0] is not None and tr.failed is None and _traced_gpu(tr, out_tmpl, post):
-            tr.fail(GPU_REASON)  # a closure over GPU data: its values are no host constants
+            tr.fail(GPU_REASON)  # GPU data the trace met: its values are no host constants
         structure_changed = post_key != list(concrete[concrete.index("|") + 1 :])
         plan = []
         for pos, h in enumerate(post):
@@ -947,7 +948,7 @@ def _put_contents(v, w) -> None:
 
 
 def _traced_gpu(tr: _Tracer, out_tmpl, post: list) -> bool:
-    """Whether a trace read GPU data the tracer could not follow (a closure over GPU arrays):
+    """Whether a trace read GPU data the tracer could not follow (made on the GPU inside it):
     as a constant result, a state value, or an argument of a recorded step."""
     if any(_holds_gpu(o) for o in out_tmpl[1]):
         return True
