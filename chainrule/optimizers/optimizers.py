@@ -36,7 +36,13 @@ from .base import (
     _zeros,
     owned_buffer,
 )
-from .fused_gpu import fused_adam_step, fused_sgd_momentum_step
+from .fused_gpu import (
+    fused_adagrad_step,
+    fused_adam_step,
+    fused_lion_step,
+    fused_rmsprop_step,
+    fused_sgd_momentum_step,
+)
 
 __all__ = [
     "AdaDelta",
@@ -488,6 +494,16 @@ class RMSprop(_Standard):
         g, w = gradient._data, parameter._data
         g = _ascent_and_decay(hp, g, w)
         a = hp["alpha"]
+        if type(w) is not xp.ndarray and not hp["centered"]:  # on the GPU: one fused kernel
+            buf = state.get(k["buf"]) if hp["momentum"] > 0 else None
+            if hp["momentum"] <= 0 or buf is not None:
+                b = None if buf is None else buf._data
+                got = fused_rmsprop_step(g, w, state[k["v"]]._data, b, float(hp["lr"]), hp)
+                if got is not None:
+                    state[k["v"]] = from_value(got[1])
+                    if buf is not None:
+                        state[k["buf"]] = from_value(got[2])
+                    return from_value(got[0])
         v = state[k["v"]]._data * a
         v += (1 - a) * (g * g)
         state[k["v"]] = from_value(v)
@@ -586,6 +602,11 @@ class Adagrad(_Standard):
         lr = float(hp["lr"])
         if hp["lr_decay"]:
             lr = lr / (1 + (self._count(state) - 1) * hp["lr_decay"])
+        if type(w) is not xp.ndarray:  # on the GPU: one fused kernel
+            got = fused_adagrad_step(g, w, state[k["v"]]._data, lr, hp["eps"])
+            if got is not None:
+                state[k["v"]] = from_value(got[1])
+                return from_value(got[0])
         v = state[k["v"]]._data + g * g
         state[k["v"]] = from_value(v)
         denom = xp.sqrt(v)
@@ -713,6 +734,11 @@ class Lion(_Standard):
         lr = hp["lr"]  # a float (PyTorch style) or a 0-d array (MLX style)
         b1, b2 = hp["betas"]
         m = state[k["m"]]._data
+        if type(w) is not xp.ndarray:  # on the GPU: one fused kernel
+            got = fused_lion_step(g, w, m, lr, hp)
+            if got is not None:
+                state[k["m"]] = from_value(got[1])
+                return from_value(got[0])
         c = m * b1 + (1 - b1) * g
         new_m = m * b2
         new_m += (1 - b2) * g
