@@ -137,8 +137,6 @@ def fused_step(
         return None
     key = (gb.name, name, *variant)
     fused = _FUSED.get(key)
-    if fused is None:
-        fused = _FUSED[key] = gb.fuse(build())
     if fused is False:
         return None
     args = []
@@ -149,6 +147,8 @@ def fused_step(
             v = v.astype(w.dtype)
         args.append(v)
     try:
+        if fused is None:
+            fused = _FUSED[key] = gb.fuse(build())
         out = fused(*arrays, *args)
     except Exception as e:  # a kernel the GPU library could not build: unfused from now on
         _FUSED[key] = False
