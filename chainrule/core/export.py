@@ -610,11 +610,10 @@ def _trace(fun: Callable, args: list, kwargs: dict, consts: _Constants) -> tuple
     _hook_conv(True)
     try:
         # GPU arrays the function reads from its closure or globals (weights on the GPU) hold
-        # host copies while it traces: constants of the file, as CPU arrays would be; other
-        # GPU data it meets becomes host constants where a step takes it
-        # (``_ExportTracer.on_host``)
-        # (what the function makes is made on the host, as in a CPU export; an export has no
-        # use for graphs)
+        # host copies while it traces: constants of the file, as CPU arrays would be (other
+        # GPU data it meets becomes a host constant where a step takes it:
+        # ``_ExportTracer.on_host``). What it makes is made on the host, as in a CPU export;
+        # an export has no use for graphs.
         with closure_on_host(fun, {}), _devices.host_default(), no_grad():
             _LOCAL.tr = tr
             _patch_numpy(True)
