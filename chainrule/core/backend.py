@@ -467,7 +467,7 @@ def host_scalars(xs: tuple) -> tuple | None:
         return None
     if not any(type(x) is ndarray and not x.ndim for x in xs):
         return None
-    return tuple(x[()] if type(x) is ndarray and not x.ndim else x for x in xs)
+    return tuple(scalar_if_0d(x) for x in xs)
 
 
 def scalar_if_0d(d):

@@ -47,11 +47,8 @@ def fused_adam_step(
         dtypes) or failed once (a warning; the unfused update is used from then on).
     """
     k, hp = opt._k, opt._group
-    fused = _fused_adam(w)
-    m, v = state[k["m"]]._data, state[k["v"]]._data
-    if fused is None or not (g.dtype == w.dtype == m.dtype == v.dtype) or g.shape != w.shape:
-        return None
-    if w.dtype.kind != "f":  # bfloat16 (NumPy kind "V"): the unfused update keeps its state
+    gb = _backend.GPU[0]
+    if gb is None:
         return None
     # Python floats (as PyTorch's own Adam computes its bias corrections): a 0-d float64
     # array would make the kernel compute in float64
@@ -60,25 +57,25 @@ def fused_adam_step(
         t = float(opt._count(state))
         c2 = math.sqrt(1 - b2**t)
         lr = lr / (1 - b1**t)
-    if isinstance(lr, (xp.ndarray, xp.generic)):
-        lr = float(lr)
-    elif hasattr(lr, "dtype"):  # a 0-d GPU array (no copy to the host): of w's dtype
-        lr = lr.astype(w.dtype)
-    try:
-        w_new, m_new, v_new = fused(w, g, m, v, b1, 1 - b1, b2, 1 - b2, lr, hp["eps"], c2)
-    except Exception as e:  # a kernel the GPU library could not build: unfused from now on
-        _FUSED[_backend.GPU[0].name] = False
-        warnings.warn(
-            f"Adam: the fused GPU update failed ({type(e).__name__}: {e}); the unfused "
-            "update (a dozen kernels a parameter) is used instead",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+    sqrt = gb.xp.sqrt
+
+    def build() -> Callable:
+        def adam_step(w, g, m, v, b1, c1, b2, c2_, lr, eps, c2):
+            # the unfused update's steps, in its order: m b1 + g (1 - b1), v b2 + g g (1 - b2),
+            # w - m / (sqrt(v) / sqrt(1 - b2^t) + eps) * lr
+            m = m * b1 + g * c1
+            v = v * b2 + g * g * c2_
+            return w - m / (sqrt(v) / c2 + eps) * lr, m, v
+
+        return adam_step
+
+    arrays = (w, g, state[k["m"]]._data, state[k["v"]]._data)
+    got = fused_step("Adam", (), build, arrays, (b1, 1 - b1, b2, 1 - b2, lr, float(hp["eps"]), c2))
+    if got is None:
         return None
-    dt = w.dtype  # (a kernel that widened a Python float to float64 keeps w's dtype)
-    state[k["m"]] = from_value(_as_dtype(m_new, dt))
-    state[k["v"]] = from_value(_as_dtype(v_new, dt))
-    return from_value(_as_dtype(w_new, dt))
+    state[k["m"]] = from_value(got[1])
+    state[k["v"]] = from_value(got[2])
+    return from_value(got[0])
 
 
 def _as_dtype(a: Any, dt: Any) -> Any:
@@ -87,27 +84,7 @@ def _as_dtype(a: Any, dt: Any) -> Any:
 
 
 _FUSED: dict = {}
-"""The fused Adam step of each GPU backend (``False`` once it failed)."""
-
-
-def _fused_adam(w: Any) -> Any:
-    """The fused Adam step for GPU array ``w`` (built once per backend), else ``None``."""
-    gb = _backend.GPU[0]
-    if gb is None or gb.fuse is None or not isinstance(w, gb.ndarray):
-        return None
-    fused = _FUSED.get(gb.name)
-    if fused is None:
-        sqrt = gb.xp.sqrt
-
-        def adam_step(w, g, m, v, b1, c1, b2, c2_, lr, eps, c2):
-            # the unfused update's steps, in its order: m b1 + g (1 - b1), v b2 + g g (1 - b2),
-            # w - m / (sqrt(v) / sqrt(1 - b2^t) + eps) * lr
-            m = m * b1 + g * c1
-            v = v * b2 + g * g * c2_
-            return w - m / (sqrt(v) / c2 + eps) * lr, m, v
-
-        fused = _FUSED[gb.name] = gb.fuse(adam_step)
-    return fused or None
+"""``(backend name, optimizer, variant...) -> fused kernel`` (``False`` once it failed)."""
 
 
 def fused_step(

@@ -250,6 +250,11 @@ def test_zero_d_host_arrays_meet_gpu_arrays(strict_gpu):
     h = mx.array([1.0, 5.0, 3.0])
     h[1] = two
     assert type(h._data) is StrictArray and h.tolist() == [1.0, 2.0, 3.0]
+    # bfloat16 has no CuPy type: a clear error naming the way out, not CuPy's own
+    with pytest.raises(TypeError, match="CuPy has no bfloat16 type.*float16 or float32"):
+        g.astype(mx.bfloat16)
+    with pytest.raises(TypeError, match="CuPy has no bfloat16 type"):
+        mx.array([1.0, 2.0], dtype=mx.bfloat16).to(mx.gpu)
     # draws whose bounds are scalars (every layer's initialisation) on the GPU default device
     for draw in (
         mx.random.uniform(-1.0, 1.0, (4,)),

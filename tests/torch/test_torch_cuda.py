@@ -217,3 +217,23 @@ def test_nn_init_keeps_cuda_parameters_on_cuda(cuda):
     assert on_gpu(layer.bias) and layer.bias.cpu().tolist() == [0.5] * 4
     out = layer(torch.ones(2, 8, device="cuda"))
     assert on_gpu(out) and out.shape == (2, 4)
+
+
+def test_a_boolean_attention_mask_becomes_float_on_its_own_device():
+    """PyTorch turns a boolean mask into ``-inf``/``0`` with ``zeros_like(mask)``: on the
+    mask's device, whatever the default device is (a CPU mask stays on the CPU)."""
+    from chainrule.torch.nn._transformer import _canonical_mask
+
+    import chainrule.core as mx
+
+    with backend.use_strict_gpu():
+        torch.set_default_device("cuda")
+        mx.set_default_device(mx.gpu)  # (as CHAINRULE_DEVICE=gpu makes both)
+        try:
+            for device in ("cpu", "cuda"):
+                mask = torch.tensor([[True, False], [False, False]], device=device)
+                got = _canonical_mask(mask, "mask", None, "", torch.float32)
+                assert got.device.type == device and got.dtype == torch.float32
+                assert got.cpu().tolist() == [[-float("inf"), 0.0], [0.0, 0.0]]
+        finally:
+            torch.set_default_device(None)
