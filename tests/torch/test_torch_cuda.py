@@ -222,9 +222,8 @@ def test_nn_init_keeps_cuda_parameters_on_cuda(cuda):
 def test_a_boolean_attention_mask_becomes_float_on_its_own_device():
     """PyTorch turns a boolean mask into ``-inf``/``0`` with ``zeros_like(mask)``: on the
     mask's device, whatever the default device is (a CPU mask stays on the CPU)."""
-    from chainrule.torch.nn._transformer import _canonical_mask
-
     import chainrule.core as mx
+    from chainrule.torch.nn._transformer import _canonical_mask
 
     with backend.use_strict_gpu():
         torch.set_default_device("cuda")
