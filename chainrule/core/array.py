@@ -49,7 +49,8 @@ class GradientDtypeError(TypeError, ValueError):
 
 
 class Node:
-    """An immutable record of how one value was made.
+    """A record of how one value was made (its value never changes; ``mx.eval`` may release
+    the record, making it a leaf without an owner: ``core/release.py``).
 
     Attributes:
         value: the backend array (never modified).
@@ -90,6 +91,39 @@ def _from_value(value, node=None) -> array:
 def _node_array(node: Node) -> array:
     """A handle on a recorded node, so a rule that reads it is itself differentiable."""
     return _from_value(node.value, node)
+
+
+ORIGINS: dict[int, tuple] = {}
+"""``id(value) -> (weak ref to value, node)``: for results that record no node (``argmax``,
+``categorical``) computed from a recorded input, the input's node, so that ``mx.eval`` of a
+sampled token releases the graph the token was read from, as MLX's evaluation does (the token
+is often all a generation loop evaluates, and the logits it came from are gone by then). The
+node is held while the value lives: as long as an unevaluated lazy array holds its graph in
+MLX; ``mx.eval`` of the value, or dropping it, lets the graph go."""
+
+
+def note_origin(value, node: Node) -> None:
+    """Remember that the unrecorded ``value`` was computed from ``node``'s graph."""
+    key = id(value)
+
+    def gone(ref, key=key) -> None:
+        got = ORIGINS.get(key)
+        if got is not None and got[0] is ref:
+            del ORIGINS[key]
+
+    try:
+        ORIGINS[key] = (weakref.ref(value, gone), node)
+    except TypeError:  # a value without weak references (a NumPy scalar): nothing to note
+        pass
+
+
+def origin_of(value) -> Node | None:
+    """The node ``note_origin`` recorded for ``value``, if any (and forget it)."""
+    got = ORIGINS.get(id(value))
+    if got is None or got[0]() is not value:
+        return None
+    del ORIGINS[id(value)]
+    return got[1]
 
 
 class ConversionError(TypeError, ValueError):

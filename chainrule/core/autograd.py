@@ -25,6 +25,7 @@ from .array import STATE, Node, _from_value, _node_array, array
 from .backend import ndarray as _ndarray
 from .backend import xp
 from .ops.normalization import _colsum
+from .release import release
 from .tracing import Traced as _Traced
 from .tracing import kernel as _kernel
 
@@ -501,7 +502,8 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False, inputs=
     if node is None:
         raise RuntimeError(
             "backward: this array records no graph. Set requires_grad=True on the inputs (or "
-            "parameters) before computing it, and do not compute it under no_grad()."
+            "parameters) before computing it, do not compute it under no_grad(), and call "
+            "backward() before mx.eval() of it (evaluation releases the graph, as in MLX)."
         )
     seed = _seed(out, gradient, "backward")
     if inputs is not None:
@@ -1148,9 +1150,14 @@ MAPPING = _Mapping()
 def eval(*args: Any) -> None:
     """Compute ``args`` (arrays or trees; other leaves are ignored), as MLX's ``mx.eval``.
 
-    Arrays are computed when they are made, so this only waits for nothing; once memory
+    Arrays are computed when they are made, so there is nothing to wait for. As in MLX, the
+    graph behind what is evaluated is released: the arrays and those they were computed from
+    become constants (so call ``backward()`` before ``mx.eval`` of its loss, not after).
+    Inside ``grad``, ``vjp``, ``vmap`` or a compiled trace nothing is released. Once memory
     accounting is on (``mx.get_peak_memory`` and friends) it takes a sample for the peak.
     """
+    if not (STATE.depth or MAPPING.depth):
+        release(args)
     if memory.ACCOUNTING.on:
         memory.sample()
 
@@ -1169,5 +1176,7 @@ def async_eval(*args: Any) -> None:
                     "async_eval: not allowed inside a function transformation (grad, vjp, "
                     "jvp, vmap) on an array the transformation is tracing; use mx.eval"
                 )
+    if not (STATE.depth or MAPPING.depth):
+        release(args)
     if memory.ACCOUNTING.on:
         memory.sample()

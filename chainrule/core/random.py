@@ -31,7 +31,7 @@ from typing import Any
 from . import backend as _backend
 from . import dtypes as _dt
 from . import ops
-from .array import _from_value, array
+from .array import _from_value, array, note_origin
 from .backend import DEFAULT_XP as _DEFAULT_XP
 from .backend import array_module as _array_module
 from .backend import as_array as _as_array
@@ -528,7 +528,8 @@ def categorical(
     """
     if shape is not None and num_samples is not None:
         raise ValueError("[categorical] At most one of shape or num_samples can be specified.")
-    lg = ops._as(logits)._data
+    la = ops._as(logits)
+    lg = la._data
     if not -lg.ndim <= axis < lg.ndim:
         raise ValueError(f"[categorical] Invalid axis {axis} for logits with {lg.ndim} dimensions.")
     ax = axis % lg.ndim
@@ -541,7 +542,10 @@ def categorical(
         _check_broadcast(shape, batch, who="categorical")
         lg_b = xp.moveaxis(lg, ax, -1)
     g = _rng(key, "categorical").gumbel(size=tuple(shape) + (lg.shape[ax],))
-    return _from_value(xp.argmax(lg_b + g, axis=-1).astype(xp.uint32))
+    out = _array_module(lg).asarray(xp.argmax(lg_b + g, axis=-1), dtype=xp.uint32)  # 0-d: array
+    if la._node is not None:  # a token drawn from a recorded graph: mx.eval releases it
+        note_origin(out, la._node)
+    return _from_value(out)
 
 
 def permutation(x: Any, axis: int = 0, key: array | None = None, stream: Any = None) -> array:

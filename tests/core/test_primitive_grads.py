@@ -660,3 +660,13 @@ def test_astype_between_float_widths():
     g = mx.grad(lambda x: mx.astype(x, mx.float16).sum())(mx.array([1.0, 2.0]))
     assert g.dtype == mx.float32
     assert np.array_equal(g.numpy(), [1.0, 1.0])
+
+
+@pytest.mark.parametrize("exponent", [2, 2.0, 3, 0.5])
+def test_power_by_a_python_number(exponent):
+    # the square's rule takes a shortcut (g * 2 * x, one op fewer): same values, any order
+    x = mx.array([0.3, 1.7, 2.5], dtype=mx.float64)
+    mx.check_grads(lambda v: v**exponent, [x], order=2)
+    g = mx.grad(lambda v: (v**exponent).sum())(x)
+    xs = np.array([0.3, 1.7, 2.5])
+    np.testing.assert_allclose(g.numpy(), exponent * xs ** (exponent - 1), rtol=1e-12)

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from .. import dtypes as _dt
-from ..array import _from_value, array
+from ..array import _from_value, array, note_origin
 from ..backend import array_module as _array_module
 from ..backend import is_gpu as _is_gpu
 from ..backend import ndarray as _ndarray
@@ -279,7 +279,8 @@ def std(a, axis=None, keepdims: bool = False, ddof: int = 0, stream=None) -> arr
 
 def _arg_extreme(kernel, name):
     def op(a, axis=None, keepdims: bool = False, stream=None) -> array:
-        d = _as(a)._data
+        a = _as(a)
+        d = a._data
         if d.size == 0:
             raise ValueError(f"{name}: cannot reduce an empty array")
         if axis is None:
@@ -289,7 +290,10 @@ def _arg_extreme(kernel, name):
         else:
             (ax,) = _axes(axis, d.ndim, name)
             out = kernel(d, axis=ax, keepdims=keepdims)
-        return _from_value(_array_module(d).asarray(out, dtype=xp.uint32))
+        out = _array_module(d).asarray(out, dtype=xp.uint32)
+        if a._node is not None:  # a token read from a recorded graph: mx.eval releases it
+            note_origin(out, a._node)
+        return _from_value(out)
 
     op.__name__ = op.__qualname__ = name
     op.__doc__ = f"Indices of the {name[3:]}imum along ``axis`` (uint32, as in MLX)."
