@@ -308,6 +308,8 @@ class _Hooks:
 
 
 _HOOKS = _Hooks()
+POST_HOOKS: dict = {}
+"""A leaf's owner weak reference -> its ``register_post_accumulate_grad_hook`` hooks."""
 
 
 class RemovableHandle:
@@ -517,6 +519,12 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False, inputs=
         if not create_graph:
             g = _from_value(g._data)
         owner._grad = g if owner._grad is None else owner._grad + g
+    if POST_HOOKS:  # register_post_accumulate_grad_hook: once every .grad is in place
+        for leaf, _ in found.values():
+            owner = leaf.owner()
+            table = POST_HOOKS.get(leaf.owner) if owner is not None else None
+            for hook in list(table.values()) if table else ():
+                hook(owner)
 
 
 def _backward_to(node: Node, seed: array, inputs, create_graph: bool) -> None:

@@ -38,6 +38,7 @@ base tensor).
 
 from __future__ import annotations
 
+import weakref as _weakref
 from typing import Any
 
 import numpy as np
@@ -290,6 +291,35 @@ def register_hook(self, hook: Any) -> Any:
     return _autograd.register_hook(self, hook)
 
 
+def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+    """PyTorch's ``Tensor.register_post_accumulate_grad_hook``: run ``hook(tensor)`` after each
+    ``backward()`` has accumulated this leaf's ``.grad`` (an optimizer step fused into the
+    backward pass, as PyTorch's tutorial does). Returns a handle whose ``remove()`` unregisters
+    it.
+
+    Raises:
+        RuntimeError: when the tensor does not require grad, or is not a leaf.
+        TypeError: when ``hook`` is not callable.
+    """
+    node = self._node
+    if node is None:
+        raise RuntimeError(
+            "register_post_accumulate_grad_hook: cannot register a hook on a tensor that "
+            "doesn't require gradient"
+        )
+    if node.prim is not None or node.owner is None or node.owner() is not self:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    if not callable(hook):
+        raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {hook!r}")
+    table = _autograd.POST_HOOKS.get(node.owner)
+    if table is None:
+        table = _autograd.POST_HOOKS[node.owner] = _autograd._HookTable()
+        _weakref.finalize(self, _autograd.POST_HOOKS.pop, node.owner, None)
+    _autograd._HOOKS.next_id += 1
+    table[_autograd._HOOKS.next_id] = hook
+    return _autograd.RemovableHandle(table, _autograd._HOOKS.next_id)
+
+
 def retain_grad(self) -> None:
     """Keep this non-leaf's gradient in ``.grad`` during backward passes (PyTorch)."""
     _autograd.retain_grad(self)
@@ -520,6 +550,7 @@ _NEW_METHODS = {
     "cpu": cpu,
     "detach_": detach_,
     "register_hook": register_hook,
+    "register_post_accumulate_grad_hook": register_post_accumulate_grad_hook,
     "retain_grad": retain_grad,
     "cuda": cuda,
     "zero_": zero_,

@@ -69,6 +69,7 @@ from ._creation import (
     zeros,
     zeros_like,
 )
+from ._format import set_printoptions
 from ._math import (
     add,
     allclose,

@@ -1,7 +1,7 @@
 """PyTorch's printed form of a tensor: ``tensor([[1., 2.], ...], dtype=torch.float64)``.
 
 The rules follow PyTorch's printing options (precision 4, summarised above 1,000 elements with
-3 edge items, lines of 80 characters): floats that are all whole print as ``1.``; otherwise
+3 edge items, lines of 80 characters; ``torch.set_printoptions`` changes them): floats that are all whole print as ``1.``; otherwise
 fixed ``0.1235``, or scientific ``1.0000e-05`` when the finite non-zero magnitudes span more
 than 1,000 times, exceed 1e8 or go below 1e-4. The dtype is shown unless it is the default
 of its kind (float32, int64, bool, complex64); a leaf that requires a gradient shows
@@ -16,10 +16,67 @@ import numpy as np
 
 from chainrule.core import backend as _backend
 
-PRECISION = 4
-THRESHOLD = 1000
-EDGEITEMS = 3
-LINEWIDTH = 80
+
+class _PrintOptions:
+    """PyTorch's printing options (``torch.set_printoptions``), one set per process."""
+
+    __slots__ = ("precision", "threshold", "edgeitems", "linewidth", "sci_mode")
+
+    def __init__(self) -> None:
+        self.precision = 4
+        self.threshold: float = 1000
+        self.edgeitems = 3
+        self.linewidth = 80
+        self.sci_mode: bool | None = None
+
+
+OPTIONS = _PrintOptions()
+
+_PROFILES = {
+    "default": (4, 1000, 3, 80),
+    "short": (2, 1000, 2, 80),
+    "full": (4, math.inf, 3, 80),
+}
+
+
+def set_printoptions(
+    precision: int | None = None,
+    threshold: float | None = None,
+    edgeitems: int | None = None,
+    linewidth: int | None = None,
+    profile: str | None = None,
+    sci_mode: bool | None = None,
+) -> None:
+    """How tensors print, as PyTorch's ``torch.set_printoptions``.
+
+    Args:
+        precision: digits after the point (default 4).
+        threshold: more elements than this print summarised (default 1000).
+        edgeitems: elements shown at each end of a summarised dimension (default 3).
+        linewidth: characters per line (default 80).
+        profile: ``"default"``, ``"short"`` (precision 2, 2 edge items) or ``"full"`` (never
+            summarised), applied first; the other arguments override it.
+        sci_mode: ``True``/``False`` force or forbid scientific notation; ``None`` (the
+            default, and what every call without it sets) chooses per tensor.
+    """
+    if profile is not None:
+        if profile not in _PROFILES:
+            raise ValueError(
+                f"set_printoptions: profile={profile!r}; use 'default', 'short' or 'full'"
+            )
+        (OPTIONS.precision, OPTIONS.threshold, OPTIONS.edgeitems, OPTIONS.linewidth) = _PROFILES[
+            profile
+        ]
+    if precision is not None:
+        OPTIONS.precision = int(precision)
+    if threshold is not None:
+        OPTIONS.threshold = threshold
+    if edgeitems is not None:
+        OPTIONS.edgeitems = int(edgeitems)
+    if linewidth is not None:
+        OPTIONS.linewidth = int(linewidth)
+    OPTIONS.sci_mode = sci_mode
+
 
 _DEFAULT_DTYPES = {"float32", "int64", "bool", "complex64"}
 
@@ -65,6 +122,8 @@ class _Formatter:
                     self.sci = hi / lo > 1000.0 or hi > 1.0e8
                 else:
                     self.sci = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
+        if self.kind == "f" and OPTIONS.sci_mode is not None:  # forced either way
+            self.sci = OPTIONS.sci_mode
         if values.size:
             self.width = max(len(self.text(v)) for v in values.reshape(-1))
 
@@ -79,10 +138,10 @@ class _Formatter:
         if not math.isfinite(v):
             return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
         if self.sci:
-            return f"{v:.{PRECISION}e}"
+            return f"{v:.{OPTIONS.precision}e}"
         if self.whole:
             return f"{v:.0f}."
-        return f"{v:.{PRECISION}f}"
+        return f"{v:.{OPTIONS.precision}f}"
 
     def __call__(self, v) -> str:
         return self.text(v).rjust(self.width)
@@ -100,11 +159,12 @@ def _summary(values: np.ndarray, summarize: bool) -> np.ndarray:
     """The elements that print (the edges of every long dimension when summarising)."""
     if not summarize or values.ndim == 0:
         return values
+    edge = OPTIONS.edgeitems
     for axis in range(values.ndim):
-        if values.shape[axis] > 2 * EDGEITEMS:
-            head = np.take(values, range(EDGEITEMS), axis=axis)
+        if values.shape[axis] > 2 * edge:
+            head = np.take(values, range(edge), axis=axis)
             n = values.shape[axis]
-            tail = np.take(values, range(n - EDGEITEMS, n), axis=axis)
+            tail = np.take(values, range(n - edge, n), axis=axis)
             values = np.concatenate([head, tail], axis=axis)
     return values
 
@@ -113,11 +173,12 @@ def _body(values: np.ndarray, fmt: _Formatter, indent: int, summarize: bool) -> 
     if values.ndim == 0:
         return fmt(values[()])
     n = values.shape[0]
-    cut = summarize and n > 2 * EDGEITEMS
-    rows = list(range(EDGEITEMS)) + [None] + list(range(n - EDGEITEMS, n)) if cut else range(n)
+    edge = OPTIONS.edgeitems
+    cut = summarize and n > 2 * edge
+    rows = list(range(edge)) + [None] + list(range(n - edge, n)) if cut else range(n)
     if values.ndim == 1:
         items = [" ..." if i is None else fmt(values[i]) for i in rows]
-        per_line = max(1, (LINEWIDTH - indent) // (fmt.width + 2))
+        per_line = max(1, (OPTIONS.linewidth - indent) // (fmt.width + 2))
         lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
     parts = ["..." if i is None else _body(values[i], fmt, indent + 1, summarize) for i in rows]
@@ -133,7 +194,7 @@ def tensor_repr(t) -> str:
         values = values.astype(np.float32)
     name = t.dtype.name
     suffix = ["device='cuda:0'"] if on_gpu else []
-    summarize = values.size > THRESHOLD
+    summarize = values.size > OPTIONS.threshold
     if values.size == 0:
         body = "[]"
         if values.shape != (0,):
