@@ -25,7 +25,7 @@ from .array import STATE, Node, _from_value, _node_array, array
 from .backend import ndarray as _ndarray
 from .backend import xp
 from .ops.normalization import _colsum
-from .release import release
+from .release import RELEASED, release
 from .tracing import Traced as _Traced
 from .tracing import kernel as _kernel
 
@@ -512,6 +512,14 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False, inputs=
         _backward_to(node, seed, inputs, create_graph)
         return
     found = backward_pass(node, seed, None, create_graph or STATE.depth > 0)
+    if not found and RELEASED[0]:
+        warnings.warn(
+            "backward: no requires_grad leaf was reached; mx.eval() released part of this "
+            "graph (evaluation detaches what it computed, as in MLX): call backward() before "
+            "mx.eval() of anything it was computed from",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     for leaf, g in found.values():
         owner = leaf.owner()
         if owner is None:

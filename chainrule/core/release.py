@@ -14,7 +14,11 @@ from __future__ import annotations
 from .array import ORIGINS, Node, array, origin_of
 from .tracing import is_tracing
 
-__all__ = ["release"]
+__all__ = ["RELEASED", "release"]
+
+RELEASED = [0]
+"""How many nodes ``release`` has turned into leaves (``backward()`` names ``mx.eval`` when it
+reaches no leaf after some were)."""
 
 
 def release(args: tuple) -> None:
@@ -49,10 +53,12 @@ def release(args: tuple) -> None:
         elif isinstance(x, (list, tuple)):
             push(x)
     _Node = Node
+    count = 0
     while todo:
         n = todo.pop()
         if n.prim is None:
             continue
+        count += 1
         parents = n.args
         n.prim = None
         n.args = ()
@@ -60,3 +66,4 @@ def release(args: tuple) -> None:
         for p in parents:
             if type(p) is _Node and p.prim is not None:
                 todo.append(p)
+    RELEASED[0] += count

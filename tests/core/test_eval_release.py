@@ -108,3 +108,12 @@ def test_async_eval_releases_too() -> None:
     y = layer(mx.ones((1, 2)))
     mx.async_eval(y)
     assert y._node is None
+
+
+def test_backward_through_an_evaluated_part_warns() -> None:
+    layer = nn.Linear(3, 2)
+    out = layer(mx.ones((2, 3)))
+    mx.eval(mx.argmax(out, axis=1))  # evaluating the predictions releases out's graph
+    with pytest.warns(RuntimeWarning, match=r"mx\.eval\(\) released"):
+        (out * 2).sum().backward()
+    assert layer.weight.grad is None
