@@ -42,7 +42,9 @@ Examples:
 from __future__ import annotations
 
 import builtins as _builtins
+import functools as _functools
 import importlib as _importlib
+import threading as _threading
 
 import chainrule.core as _mx
 from chainrule.core.tensor_functions import device
@@ -133,11 +135,51 @@ set_grad_enabled = _mx.set_grad_enabled
 is_grad_enabled = _mx.is_grad_enabled
 
 
+class _Inference(_threading.local):
+    on = False
+
+
+_INFERENCE = _Inference()
+
+
 class inference_mode(_mx.no_grad):
-    """``no_grad`` under PyTorch's other name (``mode=False`` records as usual)."""
+    """``no_grad`` under PyTorch's other name (``mode=False`` records as usual); inside it
+    ``is_inference_mode_enabled()`` is true."""
+
+    _mode = True  # (used bare, ``@inference_mode``, the instance is never initialised)
 
     def __init__(self, mode: _builtins.bool = True) -> None:
         self._flag = not mode
+        self._mode = _builtins.bool(mode)
+
+    def __enter__(self):
+        self._prev_mode = _INFERENCE.on
+        _INFERENCE.on = self._mode
+        return super().__enter__()
+
+    def __exit__(self, *exc) -> None:
+        super().__exit__(*exc)
+        _INFERENCE.on = self._prev_mode
+
+    def __call__(self, fn):
+        inner = super().__call__(fn)
+        mode = self._mode
+
+        @_functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            prev = _INFERENCE.on
+            _INFERENCE.on = mode
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                _INFERENCE.on = prev
+
+        return wrapped
+
+
+def is_inference_mode_enabled() -> _builtins.bool:
+    """Whether the calling thread is inside ``inference_mode()`` (PyTorch's function)."""
+    return _INFERENCE.on
 
 
 # Elementwise operations and products: MLX's functions have PyTorch's names and arguments.
