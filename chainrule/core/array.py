@@ -122,7 +122,7 @@ def origin_of(value) -> Node | None:
     got = ORIGINS.get(id(value))
     if got is None or got[0]() is not value:
         return None
-    del ORIGINS[id(value)]
+    ORIGINS.pop(id(value), None)
     return got[1]
 
 
