@@ -162,17 +162,12 @@ class inference_mode(_mx.no_grad):
         _INFERENCE.on = self._prev_mode
 
     def __call__(self, fn):
-        inner = super().__call__(fn)
         mode = self._mode
 
         @_functools.wraps(fn)
         def wrapped(*args, **kwargs):
-            prev = _INFERENCE.on
-            _INFERENCE.on = mode
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                _INFERENCE.on = prev
+            with inference_mode(mode):  # a region of its own for each call (re-entrant)
+                return fn(*args, **kwargs)
 
         return wrapped
 
