@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import math
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -261,6 +262,42 @@ def _legacy(name: str, dtype_name: str) -> type:
 
 
 LEGACY_TYPES = {name: _legacy(name, d) for name, d in _LEGACY.items()}
+
+
+def set_default_tensor_type(t: Any) -> None:
+    """PyTorch's deprecated ``torch.set_default_tensor_type``: a floating legacy type
+    (``torch.DoubleTensor`` or ``"torch.DoubleTensor"``) sets the default dtype, as
+    ``torch.set_default_dtype`` does; ``"torch.cuda.FloatTensor"`` also makes CUDA the default
+    device. Warns, as PyTorch does, that the two modern functions replace it.
+
+    Raises:
+        TypeError: for a type that is not a floating legacy type, or CUDA when none is here.
+    """
+    warnings.warn(
+        "torch.set_default_tensor_type() is deprecated as of PyTorch 2.1, please use "
+        "torch.set_default_dtype() and torch.set_default_device() as alternatives.",
+        UserWarning,
+        stacklevel=2,
+    )
+    name = t if isinstance(t, str) else getattr(t, "__name__", None)
+    cuda = isinstance(name, str) and name.startswith("torch.cuda.")
+    if isinstance(name, str):
+        name = name.rsplit(".", 1)[-1]
+    dtype_name = _LEGACY.get(name) if isinstance(name, str) else None
+    if dtype_name is None or LEGACY_TYPES.get(name) is not t and not isinstance(t, str):
+        raise TypeError(
+            "invalid type object: only floating-point types are supported as the default type"
+        )
+    if dtype_name not in ("float32", "float64", "float16", "bfloat16"):
+        raise TypeError("only floating-point types are supported as the default type")
+    from ._creation import set_default_device, set_default_dtype
+
+    if cuda:
+        try:
+            set_default_device("cuda")
+        except (RuntimeError, ValueError) as e:
+            raise TypeError(f"type torch.cuda.{name} not available: {e}") from None
+    set_default_dtype(getattr(mx, dtype_name))
 
 
 class memory_format:
