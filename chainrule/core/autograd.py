@@ -528,11 +528,16 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False, inputs=
             g = _from_value(g._data)
         owner._grad = g if owner._grad is None else owner._grad + g
     if POST_HOOKS:  # register_post_accumulate_grad_hook: once every .grad is in place
-        for leaf, _ in found.values():
-            owner = leaf.owner()
-            table = POST_HOOKS.get(leaf.owner) if owner is not None else None
-            for hook in list(table.values()) if table else ():
-                hook(owner)
+        _post_accumulate(leaf for leaf, _ in found.values())
+
+
+def _post_accumulate(leaves) -> None:
+    """Run the ``register_post_accumulate_grad_hook`` hooks of the leaf nodes ``leaves``."""
+    for leaf in leaves:
+        owner = leaf.owner()
+        table = POST_HOOKS.get(leaf.owner) if owner is not None else None
+        for hook in list(table.values()) if table else ():
+            hook(owner)
 
 
 def _backward_to(node: Node, seed: array, inputs, create_graph: bool) -> None:
@@ -560,6 +565,8 @@ def _backward_to(node: Node, seed: array, inputs, create_graph: bool) -> None:
             continue
         g = hit[1] if create_graph else _from_value(hit[1]._data)
         x._grad = g if x._grad is None else x._grad + g
+    if POST_HOOKS:
+        _post_accumulate(x._node for x in ins if x._node.prim is None and id(x._node) in found)
 
 
 # -- grad and friends --------------------------------------------------------------------------

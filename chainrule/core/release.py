@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .array import ORIGINS, Node, array, origin_of
 from .tracing import is_tracing
+from .tree import leaves
 
 __all__ = ["RELEASED", "release"]
 
@@ -34,24 +35,18 @@ def release(args: tuple) -> None:
     if is_tracing():
         return
     todo: list = []
-    stack = list(args)
-    pop, push = stack.pop, stack.extend
-    while stack:
-        x = pop()
-        if isinstance(x, array):
-            n = x._node
-            if n is None:
-                if ORIGINS:
-                    n = origin_of(x._data)
-                    if n is not None and n.prim is not None:
-                        todo.append(n)
-            elif n.prim is not None:
-                x._node = None
-                todo.append(n)
-        elif isinstance(x, dict):
-            push(x.values())
-        elif isinstance(x, (list, tuple)):
-            push(x)
+    for x in leaves(args):
+        if not isinstance(x, array):
+            continue
+        n = x._node
+        if n is None:
+            if ORIGINS:
+                n = origin_of(x._data)
+                if n is not None and n.prim is not None:
+                    todo.append(n)
+        elif n.prim is not None:
+            x._node = None
+            todo.append(n)
     _Node = Node
     count = 0
     while todo:

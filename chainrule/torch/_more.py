@@ -284,7 +284,7 @@ def set_default_tensor_type(t: Any) -> None:
     if isinstance(name, str):
         name = name.rsplit(".", 1)[-1]
     dtype_name = _LEGACY.get(name) if isinstance(name, str) else None
-    if dtype_name is None or LEGACY_TYPES.get(name) is not t and not isinstance(t, str):
+    if dtype_name is None or (not isinstance(t, str) and LEGACY_TYPES.get(name) is not t):
         raise TypeError(
             "invalid type object: only floating-point types are supported as the default type"
         )

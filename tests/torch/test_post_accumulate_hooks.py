@@ -76,3 +76,13 @@ def test_only_on_leaves_that_require_grad() -> None:
         (w * 2).register_post_accumulate_grad_hook(lambda t: None)
     with pytest.raises(TypeError, match="callable"):
         w.register_post_accumulate_grad_hook(3)
+
+
+def test_backward_with_inputs_runs_the_hooks_of_those_leaves_only() -> None:
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    v = torch.tensor([3.0], requires_grad=True)
+    seen = []
+    w.register_post_accumulate_grad_hook(lambda t: seen.append("w"))
+    v.register_post_accumulate_grad_hook(lambda t: seen.append("v"))
+    ((w * w).sum() * v).sum().backward(inputs=[w])
+    assert seen == ["w"] and v.grad is None
