@@ -25,6 +25,7 @@ from .array import STATE, Node, _from_value, _node_array, array
 from .backend import ndarray as _ndarray
 from .backend import xp
 from .ops.normalization import _colsum
+from .post_hooks import POST_HOOKS, post_accumulate
 from .release import RELEASED, release
 from .tracing import Traced as _Traced
 from .tracing import kernel as _kernel
@@ -308,8 +309,6 @@ class _Hooks:
 
 
 _HOOKS = _Hooks()
-POST_HOOKS: dict = {}
-"""A leaf's owner weak reference -> its ``register_post_accumulate_grad_hook`` hooks."""
 
 
 class RemovableHandle:
@@ -528,16 +527,7 @@ def tape_backward(out: array, gradient=None, create_graph: bool = False, inputs=
             g = _from_value(g._data)
         owner._grad = g if owner._grad is None else owner._grad + g
     if POST_HOOKS:  # register_post_accumulate_grad_hook: once every .grad is in place
-        _post_accumulate(leaf for leaf, _ in found.values())
-
-
-def _post_accumulate(leaves) -> None:
-    """Run the ``register_post_accumulate_grad_hook`` hooks of the leaf nodes ``leaves``."""
-    for leaf in leaves:
-        owner = leaf.owner()
-        table = POST_HOOKS.get(leaf.owner) if owner is not None else None
-        for hook in list(table.values()) if table else ():
-            hook(owner)
+        post_accumulate(leaf for leaf, _ in found.values())
 
 
 def _backward_to(node: Node, seed: array, inputs, create_graph: bool) -> None:
@@ -566,7 +556,7 @@ def _backward_to(node: Node, seed: array, inputs, create_graph: bool) -> None:
         g = hit[1] if create_graph else _from_value(hit[1]._data)
         x._grad = g if x._grad is None else x._grad + g
     if POST_HOOKS:
-        _post_accumulate(x._node for x in ins if x._node.prim is None and id(x._node) in found)
+        post_accumulate(x._node for x in ins if x._node.prim is None and id(x._node) in found)
 
 
 # -- grad and friends --------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from . import autograd as _autograd
 from . import backend as _backend
 from . import devices as _devices
 from . import dtypes as _dt
+from . import post_hooks as _post_hooks
 from . import tensor_functions as F
 from . import versions as _versions
 from .array import DATA_LINKS, _from_value, array
@@ -311,10 +312,10 @@ def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
         raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
     if not callable(hook):
         raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {hook!r}")
-    table = _autograd.POST_HOOKS.get(node.owner)
+    table = _post_hooks.POST_HOOKS.get(node.owner)
     if table is None:
-        table = _autograd.POST_HOOKS[node.owner] = _autograd._HookTable()
-        _weakref.finalize(self, _autograd.POST_HOOKS.pop, node.owner, None)
+        table = _post_hooks.POST_HOOKS[node.owner] = _autograd._HookTable()
+        _weakref.finalize(self, _post_hooks.POST_HOOKS.pop, node.owner, None)
     _autograd._HOOKS.next_id += 1
     table[_autograd._HOOKS.next_id] = hook
     return _autograd.RemovableHandle(table, _autograd._HOOKS.next_id)
