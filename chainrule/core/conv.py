@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Sequence
 
 from . import dtypes as _dt
-from . import ops
+from . import onednn, ops
 from .array import STATE, _from_value, array
 from .backend import array_module, xp
 from .ops.table import _operand, _rec, defprim
@@ -314,6 +314,9 @@ def _conv_kernel(x, w, stride, lo, hi, kdil, idil, groups, flip):
     nd = x.ndim - 2
     if flip:
         w = _flipped(w, nd)
+    y = onednn.conv_forward(x, w, stride, lo, hi, kdil, idil, groups)
+    if y is not None:
+        return y
     if any(d > 1 for d in idil) and all(s == 1 for s in stride) and all(d == 1 for d in kdil):
         y = _conv_phased(x, w, lo, hi, idil, groups)
     else:
@@ -326,6 +329,9 @@ def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
     """The weight gradient of ``conv``: the input's windows against the cotangent ``g``."""
     nd = x.ndim - 2
     c_out = g.shape[-1]
+    gw = onednn.conv_backward_weights(x, g, kernel, stride, lo, hi, kdil, idil, groups)
+    if gw is not None:
+        return _flipped(gw, nd) if flip else gw
     if _few_channels(x, kernel, stride, idil, groups) and g.dtype == x.dtype:
         cols = _tap_columns(x, kernel, stride, lo, hi, kdil)[0]
         return _cols_weight_kernel(g, cols, kernel, flip)
@@ -360,6 +366,8 @@ def _conv_vjp_input(g, ans, x, w, stride, lo, hi, kdil, idil, groups, flip):
     # col2im when it moves less than the transposed convolution's windows (LeNet's 6 -> 16: 2x),
     # except strided windows of several taps (ResNet's 16 -> 32 3x3 stride 2: phases 1.15x faster)
     col2im = _COL2IM[0]
+    if col2im is None and onednn.takes((g._data, w._data), lo, hi, idil):
+        col2im = True  # oneDNN's backward-data kernel
     if col2im is None:
         few_taps = max(stride) == 1 or math.prod(w.shape[1:-1]) == 1
         col2im = w.shape[0] // groups > w.shape[-1] and few_taps
@@ -466,7 +474,8 @@ def conv_prim(
     """The ``conv`` primitive on checked arguments (one dtype, per-axis tuples)."""
     xd, wd = x._data, w._data
     cols = None
-    if _few_channels(xd, tuple(wd.shape[1:-1]), stride, idil, groups) and wd.dtype == xd.dtype:
+    few = _few_channels(xd, tuple(wd.shape[1:-1]), stride, idil, groups) and wd.dtype == xd.dtype
+    if few and not onednn.takes((xd, wd), lo, hi, idil):
         out, cols = _conv_few_kernel(xd, wd, stride, lo, hi, kdil, flip)
     else:
         out = _conv_kernel(xd, wd, stride, lo, hi, kdil, idil, groups, flip)
@@ -565,6 +574,9 @@ def _conv_input_kernel(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
     nd = g.ndim - 2
     if flip:
         w = _flipped(w, nd)
+    y = onednn.conv_backward_data(g, w, spatial, stride, lo, hi, kdil, idil, groups)
+    if y is not None:
+        return y
     n, out = g.shape[0], tuple(g.shape[1:-1])
     c_out, kernel, cg = w.shape[0], tuple(w.shape[1:-1]), w.shape[-1]
     c, m, taps = cg * groups, n * math.prod(out), math.prod(kernel)

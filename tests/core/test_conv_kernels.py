@@ -1,6 +1,8 @@
 """The convolution and pooling kernels (issue 20): the two forms of the input gradient agree,
 the phased transposed convolution matches the zero-inserting one, and pooling keeps each front
-door's tie rule (PyTorch: the first maximum; MLX: ties share) and PyTorch's values."""
+door's tie rule (PyTorch: the first maximum; MLX: ties share) and PyTorch's values.
+
+These are the NumPy kernels: oneDNN's (test_onednn.py) are switched off here."""
 
 from __future__ import annotations
 
@@ -10,6 +12,13 @@ import pytest
 import chainrule.core as mx
 import chainrule.core.conv as C
 import chainrule.core.pooling as P
+from chainrule.core import onednn
+
+
+@pytest.fixture(autouse=True)
+def _numpy_kernels():
+    with onednn.disabled():
+        yield
 
 CASES = [
     ((2, 7, 6, 4), (6, 3, 3, 4), dict(stride=(2, 1), padding=([1, -1], [2, 0]), flip=True)),

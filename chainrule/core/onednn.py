@@ -1,0 +1,580 @@
+"""oneDNN's convolution kernels for float32 arrays on the CPU (optional).
+
+NumPy's BLAS runs a convolution as im2col and a GEMM at 63-107 GFLOP/s on the ResNet's layers;
+oneDNN's direct AVX-512/AVX2 kernels (the ones PyTorch's CPU convolutions use) run the same
+layers at 150-240 (``docs/performance.md``, "oneDNN's convolutions"). When the oneDNN shared
+library is installed (``pip install onednn-cpu-gomp``, part of the ``fast`` extra; Linux x86-64),
+the three kernels of ``conv.py`` (the convolution, its input gradient and its weight gradient)
+call it through its C API with ``ctypes`` for float32 NumPy arrays without input dilation;
+everything else (float64, half precision, the GPU, input-dilated convolutions) keeps the NumPy
+kernels. The primitives stay chainrule's: only the kernels' arithmetic moves.
+
+``CHAINRULE_ONEDNN=0`` in the environment, or :func:`disabled`, keeps the NumPy kernels;
+``CHAINRULE_ONEDNN_LIBRARY`` names the library file when it is not beside the interpreter's
+``lib`` folder. :func:`status` says whether the library is in use, and if not, why.
+
+Each shape's primitives are made once (a cache of the last 256) and keep oneDNN's copy of the
+weight in its blocked layout; inputs are read in place when C-contiguous (channels-last, as
+chainrule's convolutions lay them out) and outputs are written into new NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+
+from .backend import ndarray, xp
+
+__all__ = ["available", "status", "disabled", "takes", "conv_forward", "conv_backward_data"]
+__all__ += ["conv_backward_weights", "set_num_threads", "packed_matmul", "Packed"]
+
+# oneDNN 3.x's C API values (dnnl_types.h; ABI-stable within major version 3)
+_F32 = 3
+_TAG_ANY = 1
+_FORWARD_TRAINING = 64
+_CONV_DIRECT = 1
+_ARG_SRC, _ARG_DST, _ARG_WEIGHTS = 1, 17, 33
+_ARG_DIFF_SRC, _ARG_DIFF_DST, _ARG_DIFF_WEIGHTS = 129, 145, 161
+_QUERY_IMPL_INFO = 8
+_QUERY_WEIGHTS_MD, _QUERY_DIFF_WEIGHTS_MD = 131, 132
+_MEMORY_ALLOCATE = ctypes.c_void_p(-1 & (2**64 - 1))  # DNNL_MEMORY_ALLOCATE: the library owns it
+_Dims = ctypes.c_int64 * 12
+_F32_TYPE = xp.dtype(xp.float32)
+
+
+class _ExecArg(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_int), ("memory", ctypes.c_void_p)]
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("patch", ctypes.c_int)]
+
+
+def _destroy(lib, owner) -> None:
+    """Destroy what ``owner`` made (its ``owned`` list, newest first). The owners' ``__del__``
+    bind this function as a default argument: at interpreter exit the module's names may be
+    gone before the last owner is."""
+    api = getattr(lib, "lib", None)
+    if api is None:
+        return
+    for name, handle in reversed(getattr(owner, "owned", ())):
+        if handle:
+            getattr(api, name)(handle)
+    owner.owned = []
+
+
+class _Library:
+    """The loaded library with its CPU engine and stream."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        lib.dnnl_version.restype = ctypes.POINTER(_Version)
+        lib.dnnl_primitive_desc_query_md.restype = ctypes.c_void_p
+        lib.dnnl_primitive_desc_query_md.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        lib.dnnl_memory_desc_get_size.restype = ctypes.c_size_t
+        lib.dnnl_memory_desc_get_size.argtypes = [ctypes.c_void_p]
+        lib.dnnl_memory_set_data_handle.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.dnnl_primitive_execute.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+        ]
+        lib.dnnl_stream_wait.argtypes = [ctypes.c_void_p]
+        v = lib.dnnl_version().contents
+        self.version = (v.major, v.minor, v.patch)
+        if v.major != 3:
+            raise OSError(f"oneDNN {v.major}.{v.minor}.{v.patch} found; chainrule needs 3.x")
+        self.lib = lib
+        self.engine = ctypes.c_void_p()
+        self.check(lib.dnnl_engine_create(ctypes.byref(self.engine), 1, 0), "engine_create")
+        self.stream = ctypes.c_void_p()
+        self.check(lib.dnnl_stream_create(ctypes.byref(self.stream), self.engine, 1), "stream")
+
+    @staticmethod
+    def check(code: int, what: str) -> None:
+        if code != 0:
+            raise RuntimeError(f"oneDNN: dnnl_{what} failed (status {code})")
+
+    def md(self, owned: list, dims, strides=None) -> ctypes.c_void_p:
+        """A float32 memory descriptor: dense with ``strides`` (in elements), or any layout
+        (each maker adds what it made to ``owned``, which its owner destroys)."""
+        md = ctypes.c_void_p()
+        if strides is None:
+            code = self.lib.dnnl_memory_desc_create_with_tag(
+                ctypes.byref(md), len(dims), _Dims(*dims), _F32, _TAG_ANY
+            )
+        else:
+            code = self.lib.dnnl_memory_desc_create_with_strides(
+                ctypes.byref(md), len(dims), _Dims(*dims), _F32, _Dims(*strides)
+            )
+        self.check(code, "memory_desc_create")
+        owned.append(("dnnl_memory_desc_destroy", md))
+        return md
+
+    def memory(self, owned: list, md, handle=None) -> ctypes.c_void_p:
+        mem = ctypes.c_void_p()
+        self.check(
+            self.lib.dnnl_memory_create(ctypes.byref(mem), md, self.engine, handle), "memory"
+        )
+        owned.append(("dnnl_memory_destroy", mem))
+        return mem
+
+    def primitive(self, owned: list, pd) -> ctypes.c_void_p:
+        prim = ctypes.c_void_p()
+        self.check(self.lib.dnnl_primitive_create(ctypes.byref(prim), pd), "primitive_create")
+        owned.append(("dnnl_primitive_destroy", prim))
+        return prim
+
+    def md_copy(self, owned: list, md) -> ctypes.c_void_p:
+        """A copy of a descriptor that a primitive descriptor owns."""
+        copy = ctypes.c_void_p()
+        code = self.lib.dnnl_memory_desc_clone(ctypes.byref(copy), ctypes.c_void_p(md))
+        self.check(code, "memory_desc_clone")
+        owned.append(("dnnl_memory_desc_destroy", copy))
+        return copy
+
+    def impl(self, pd) -> str:
+        name = ctypes.c_char_p()
+        self.lib.dnnl_primitive_desc_query(pd, _QUERY_IMPL_INFO, 0, ctypes.byref(name))
+        return (name.value or b"").decode()
+
+    def reorder(self, owned: list, src_md, dst_md) -> ctypes.c_void_p:
+        pd = ctypes.c_void_p()
+        code = self.lib.dnnl_reorder_primitive_desc_create(
+            ctypes.byref(pd), src_md, self.engine, dst_md, self.engine, None
+        )
+        self.check(code, "reorder_primitive_desc_create")
+        try:
+            return self.primitive(owned, pd)
+        finally:
+            self.lib.dnnl_primitive_desc_destroy(pd)  # the primitive keeps its own copy
+
+
+_STATE: dict = {"lib": None, "why": "not loaded yet", "tried": False}
+_ENABLED = [os.environ.get("CHAINRULE_ONEDNN", "1").strip() not in ("0", "false", "no", "off")]
+_LOAD_LOCK = threading.Lock()
+
+
+def _candidates() -> list[str]:
+    named = os.environ.get("CHAINRULE_ONEDNN_LIBRARY", "").strip()
+    if named:
+        return [named]
+    import site
+
+    bases = (sys.prefix, sys.base_prefix, site.getuserbase())
+    folders = dict.fromkeys(os.path.join(p, "lib") for p in bases)
+    return [os.path.join(f, name) for f in folders for name in ("libdnnl.so.3", "libdnnl.so")]
+
+
+def _load() -> _Library | None:
+    with _LOAD_LOCK:
+        if _STATE["tried"]:
+            return _STATE["lib"]
+        _STATE["tried"] = True
+        if not sys.platform.startswith("linux"):
+            _STATE["why"] = "the onednn-cpu-gomp wheel is for Linux only"
+            return None
+        reasons = []
+        for path in _candidates():
+            if not os.path.exists(path):
+                continue
+            try:
+                _STATE["lib"] = _Library(ctypes.CDLL(path))
+                _STATE["why"] = f"in use: {path}"
+                if _STATE.get("threads"):
+                    set_num_threads(_STATE["threads"])
+                return _STATE["lib"]
+            except (OSError, RuntimeError, AttributeError) as err:
+                reasons.append(f"{path}: {err}")
+        _STATE["why"] = (
+            "; ".join(reasons)
+            if reasons
+            else "libdnnl.so.3 not found (pip install onednn-cpu-gomp, or set "
+            "CHAINRULE_ONEDNN_LIBRARY)"
+        )
+        return None
+
+
+def available() -> bool:
+    """Whether convolutions use oneDNN now (library loaded and not disabled)."""
+    return _ENABLED[0] and _load() is not None
+
+
+def status() -> str:
+    """A line saying whether oneDNN's kernels are in use and, if not, why."""
+    if not _ENABLED[0]:
+        return "disabled (CHAINRULE_ONEDNN=0 or onednn.disabled())"
+    _load()
+    return str(_STATE["why"])
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Use the NumPy kernels inside the block (tests compare the two)."""
+    before = _ENABLED[0]
+    _ENABLED[0] = False
+    try:
+        yield
+    finally:
+        _ENABLED[0] = before
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` OpenMP threads in oneDNN's kernels (``mx.set_num_threads`` calls this; a
+    count set before the library loads is applied when it loads)."""
+    _STATE["threads"] = int(n)
+    if _STATE["lib"] is None:
+        return
+    try:
+        ctypes.CDLL("libgomp.so.1").omp_set_num_threads(int(n))
+    except (OSError, AttributeError):
+        pass
+
+
+# -- convolutions ----------------------------------------------------------------------------------
+
+
+def _dense(shape: tuple, order: tuple) -> list:
+    """Element strides of a C-contiguous array of ``shape``, listed in ``order``'s axis order."""
+    strides, step = [0] * len(shape), 1
+    for ax in range(len(shape) - 1, -1, -1):
+        strides[ax] = step
+        step *= shape[ax]
+    return [strides[ax] for ax in order]
+
+
+class _Conv:
+    """One convolution shape's oneDNN descriptors, made on first use of each direction."""
+
+    __slots__ = (
+        "lib",
+        "args",
+        "x_md",
+        "y_md",
+        "w_md",
+        "fwd_pd",
+        "kinds",
+        "lock",
+        "out",
+        "gw",
+        "w_dims",
+        "owned",
+    )
+
+    def __init__(self, lib: _Library, x_shape, w_shape, stride, lo, hi, kdil, groups) -> None:
+        nd = len(x_shape) - 2
+        c_out, kernel, cg = w_shape[0], tuple(w_shape[1:-1]), w_shape[-1]
+        out = tuple(
+            (n + a + b - (k - 1) * d - 1) // s + 1
+            for n, a, b, k, d, s in zip(x_shape[1:-1], lo, hi, kernel, kdil, stride)
+        )
+        self.lib, self.lock, self.owned = lib, threading.Lock(), []
+        self.kinds: dict[str, tuple] = {}
+        self.out = (x_shape[0],) + out + (c_out,)
+        chans_last = (0, nd + 1) + tuple(range(1, nd + 1))  # logical N, C, spatial
+        self.x_md = lib.md(
+            self.owned,
+            (x_shape[0], x_shape[-1]) + tuple(x_shape[1:-1]),
+            _dense(x_shape, chans_last),
+        )
+        self.y_md = lib.md(self.owned, (self.out[0], c_out) + out, _dense(self.out, chans_last))
+        if groups == 1:  # (O, *K, I) read as O, I, *K
+            w_dims = (c_out, cg) + kernel
+            w_strides = _dense(w_shape, chans_last)
+        else:  # (G * O/G, *K, I/G) read as G, O/G, I/G, *K
+            w5 = (groups, c_out // groups) + kernel + (cg,)
+            w_dims = (groups, c_out // groups, cg) + kernel
+            w_strides = _dense(w5, (0, 1, nd + 2) + tuple(range(2, nd + 2)))
+        self.w_md = lib.md(self.owned, w_dims, w_strides)
+        self.w_dims = w_dims
+        self.gw = tuple(w_shape)
+        w_any = lib.md(self.owned, w_dims)
+        self.args = (
+            _Dims(*stride),
+            _Dims(*(d - 1 for d in kdil)),
+            _Dims(*lo),
+            _Dims(*hi),
+        )
+        self.fwd_pd = ctypes.c_void_p()
+        self.owned.append(("dnnl_primitive_desc_destroy", self.fwd_pd))
+        lib.check(
+            lib.lib.dnnl_convolution_forward_primitive_desc_create(
+                ctypes.byref(self.fwd_pd),
+                lib.engine,
+                _FORWARD_TRAINING,
+                _CONV_DIRECT,
+                self.x_md,
+                w_any,
+                None,
+                self.y_md,
+                *self.args,
+                None,
+            ),
+            "convolution_forward_primitive_desc_create",
+        )
+        if lib.impl(self.fwd_pd).startswith("ref"):
+            raise RuntimeError("oneDNN offers only its reference kernel for this convolution")
+
+    def _weights_in(self, pd, query: int, user_md, to_user: bool) -> tuple:
+        """A library-owned memory in ``pd``'s weight layout and the reorder to or from ours."""
+        lib = self.lib
+        md = ctypes.c_void_p(lib.lib.dnnl_primitive_desc_query_md(pd, query, 0))
+        mem = lib.memory(self.owned, md, _MEMORY_ALLOCATE)
+        owned = self.owned
+        reorder = lib.reorder(owned, md, user_md) if to_user else lib.reorder(owned, user_md, md)
+        return mem, reorder
+
+    def _kind(self, kind: str) -> tuple:
+        found = self.kinds.get(kind)
+        if found is not None:
+            return found
+        lib, api = self.lib, self.lib.lib
+        if kind == "fwd":
+            pd = self.fwd_pd
+        else:
+            pd = ctypes.c_void_p()
+            w_any = lib.md(self.owned, self.w_dims)
+            make = (
+                api.dnnl_convolution_backward_data_primitive_desc_create
+                if kind == "data"
+                else api.dnnl_convolution_backward_weights_primitive_desc_create
+            )
+            descs = (
+                (self.x_md, w_any, self.y_md)
+                if kind == "data"
+                else (self.x_md, w_any, None, self.y_md)
+            )
+            code = make(
+                ctypes.byref(pd), lib.engine, _CONV_DIRECT, *descs, *self.args, self.fwd_pd, None
+            )
+            lib.check(code, f"convolution_backward_{kind}_primitive_desc_create")
+            self.owned.append(("dnnl_primitive_desc_destroy", pd))
+        query = _QUERY_DIFF_WEIGHTS_MD if kind == "weights" else _QUERY_WEIGHTS_MD
+        wmem, reorder = self._weights_in(pd, query, self.w_md, kind == "weights")
+        own = self.owned
+        found = (lib.primitive(own, pd), wmem, reorder)
+        found += (
+            lib.memory(own, self.x_md),
+            lib.memory(own, self.y_md),
+            lib.memory(own, self.w_md),
+        )
+        self.kinds[kind] = found
+        return found
+
+    def __del__(self, _destroy=_destroy) -> None:
+        _destroy(getattr(self, "lib", None), self)
+
+    def forward(self, x, w):
+        y = xp.empty(self.out, _F32_TYPE)
+        api = self.lib.lib
+        with self.lock:
+            prim, wmem, reorder, xmem, ymem, umem = self._kind("fwd")
+            api.dnnl_memory_set_data_handle(umem, w.ctypes.data)
+            _run(self.lib, reorder, [(_ARG_SRC, umem), (_ARG_DST, wmem)])
+            api.dnnl_memory_set_data_handle(xmem, x.ctypes.data)
+            api.dnnl_memory_set_data_handle(ymem, y.ctypes.data)
+            _run(self.lib, prim, [(_ARG_SRC, xmem), (_ARG_WEIGHTS, wmem), (_ARG_DST, ymem)])
+        return y
+
+    def backward_data(self, g, w, x_shape):
+        gx = xp.empty(x_shape, _F32_TYPE)
+        api = self.lib.lib
+        with self.lock:
+            prim, wmem, reorder, xmem, ymem, umem = self._kind("data")
+            api.dnnl_memory_set_data_handle(umem, w.ctypes.data)
+            _run(self.lib, reorder, [(_ARG_SRC, umem), (_ARG_DST, wmem)])
+            api.dnnl_memory_set_data_handle(ymem, g.ctypes.data)
+            api.dnnl_memory_set_data_handle(xmem, gx.ctypes.data)
+            args = [(_ARG_DIFF_DST, ymem), (_ARG_WEIGHTS, wmem), (_ARG_DIFF_SRC, xmem)]
+            _run(self.lib, prim, args)
+        return gx
+
+    def backward_weights(self, x, g):
+        gw = xp.empty(self.gw, _F32_TYPE)
+        api = self.lib.lib
+        with self.lock:
+            prim, wmem, reorder, xmem, ymem, umem = self._kind("weights")
+            api.dnnl_memory_set_data_handle(xmem, x.ctypes.data)
+            api.dnnl_memory_set_data_handle(ymem, g.ctypes.data)
+            args = [(_ARG_SRC, xmem), (_ARG_DIFF_DST, ymem), (_ARG_DIFF_WEIGHTS, wmem)]
+            _run(self.lib, prim, args)
+            api.dnnl_memory_set_data_handle(umem, gw.ctypes.data)
+            _run(self.lib, reorder, [(_ARG_SRC, wmem), (_ARG_DST, umem)])
+        return gw
+
+
+# -- a matrix product with its right operand packed once --------------------------------------------
+
+
+class _Matmul:
+    """One ``(M, K) @ (K, N)`` product's primitive (the right operand's layout chosen by oneDNN)."""
+
+    __slots__ = ("lib", "owned", "prim", "packed_md", "a_md", "c_md")
+
+    def __init__(self, lib: _Library, m: int, k: int, n: int) -> None:
+        self.lib, self.owned = lib, []
+        own = self.owned
+        self.a_md = lib.md(own, (m, k), (k, 1))
+        self.c_md = lib.md(own, (m, n), (n, 1))
+        pd = ctypes.c_void_p()
+        code = lib.lib.dnnl_matmul_primitive_desc_create(
+            ctypes.byref(pd), lib.engine, self.a_md, lib.md(own, (k, n)), None, self.c_md, None
+        )
+        lib.check(code, "matmul_primitive_desc_create")
+        try:
+            if lib.impl(pd).startswith("ref"):
+                raise RuntimeError("oneDNN offers only its reference kernel for this product")
+            md = lib.lib.dnnl_primitive_desc_query_md(pd, _QUERY_WEIGHTS_MD, 0)
+            self.packed_md = lib.md_copy(own, md)
+            self.prim = lib.primitive(own, pd)
+        finally:
+            lib.lib.dnnl_primitive_desc_destroy(pd)
+
+    def __del__(self, _destroy=_destroy) -> None:
+        _destroy(getattr(self, "lib", None), self)
+
+
+class Packed:
+    """``a @ b`` for many ``a`` of one shape, ``b`` packed once (:func:`packed_matmul`)."""
+
+    __slots__ = ("mm", "owned", "args", "a_mem", "c_mem")
+
+    def __init__(self, mm: _Matmul, b) -> None:
+        lib, self.mm, self.owned = mm.lib, mm, []
+        own = self.owned
+        b_md = lib.md(own, b.shape, [s // b.itemsize for s in b.strides])
+        b_mem = lib.memory(own, b_md, ctypes.c_void_p(b.ctypes.data))
+        packed = lib.memory(own, mm.packed_md, _MEMORY_ALLOCATE)
+        reorder = lib.reorder(own, b_md, mm.packed_md)
+        _run(lib, reorder, [(_ARG_SRC, b_mem), (_ARG_DST, packed)])
+        self.a_mem = lib.memory(own, mm.a_md)
+        self.c_mem = lib.memory(own, mm.c_md)
+        args = [(_ARG_SRC, self.a_mem), (_ARG_WEIGHTS, packed), (_ARG_DST, self.c_mem)]
+        self.args = (_ExecArg * 3)(*[_ExecArg(k, m) for k, m in args])
+
+    def __call__(self, a, out) -> None:
+        """Write ``a @ b`` into ``out`` (both C-contiguous float32)."""
+        lib = self.mm.lib
+        api = lib.lib
+        api.dnnl_memory_set_data_handle(self.a_mem, a.ctypes.data)
+        api.dnnl_memory_set_data_handle(self.c_mem, out.ctypes.data)
+        lib.check(api.dnnl_primitive_execute(self.mm.prim, lib.stream, 3, self.args), "execute")
+        lib.check(api.dnnl_stream_wait(lib.stream), "stream_wait")
+
+    def __del__(self, _destroy=_destroy) -> None:
+        _destroy(getattr(getattr(self, "mm", None), "lib", None), self)
+
+
+def packed_matmul(b, rows: int) -> Packed | None:
+    """``b`` (a float32 ``(K, N)`` host matrix, any strides) packed in oneDNN's layout for
+    products ``a @ b`` with ``(rows, K)`` C-contiguous ``a`` (a recurrence's step: the weight
+    is packed once per sequence instead of by the BLAS in every step's call); ``None`` where
+    oneDNN does not serve (the caller keeps ``xp.matmul``)."""
+    if not _ENABLED[0] or type(b) is not ndarray or b.dtype != _F32_TYPE or b.ndim != 2:
+        return None
+    if any(s <= 0 or s % b.itemsize for s in b.strides) or _load() is None:
+        return None
+    key = ("matmul", rows) + b.shape
+    with _CACHE_LOCK:
+        mm = _CACHE.get(key, False)
+        if mm is not False:
+            _CACHE.move_to_end(key)
+    if mm is False:
+        try:
+            mm = _Matmul(_STATE["lib"], rows, b.shape[0], b.shape[1])
+        except RuntimeError:
+            mm = None
+        _remember(key, mm)
+    return None if mm is None else Packed(mm, b)
+
+
+def _run(lib: _Library, prim, args: list) -> None:
+    api = lib.lib
+    array = (_ExecArg * len(args))(*[_ExecArg(k, m) for k, m in args])
+    lib.check(api.dnnl_primitive_execute(prim, lib.stream, len(args), array), "execute")
+    lib.check(api.dnnl_stream_wait(lib.stream), "stream_wait")
+
+
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
+
+
+def _conv(x_shape, w_shape, stride, lo, hi, kdil, groups) -> _Conv | None:
+    """The cached descriptors of one convolution shape (``None``: oneDNN does not serve it)."""
+    key = (x_shape, w_shape, stride, lo, hi, kdil, groups)
+    with _CACHE_LOCK:
+        found = _CACHE.get(key, False)
+        if found is not False:
+            _CACHE.move_to_end(key)
+            return found
+    lib = _load()
+    conv = None
+    if lib is not None:
+        try:
+            conv = _Conv(lib, x_shape, w_shape, stride, lo, hi, kdil, groups)
+        except RuntimeError:
+            conv = None
+    _remember(key, conv)
+    return conv
+
+
+def _remember(key: tuple, value) -> None:
+    with _CACHE_LOCK:
+        _CACHE[key] = value
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+
+
+def takes(arrays: tuple, lo: tuple, hi: tuple, idil: tuple) -> bool:
+    """Whether oneDNN takes a convolution of these arrays: float32 host arrays, 1-3 spatial
+    axes, no input dilation, no negative padding, and the library loaded and enabled."""
+    if not _ENABLED[0]:
+        return False
+    for a in arrays:
+        if not isinstance(a, ndarray) or a.dtype != _F32_TYPE:
+            return False
+    if not (1 <= len(lo) <= 3 and min(lo + hi) >= 0 and max(idil) == 1):
+        return False
+    return _STATE["lib"] is not None or _load() is not None
+
+
+def _c(a):
+    return a if a.flags.c_contiguous else xp.ascontiguousarray(a)
+
+
+def conv_forward(x, w, stride, lo, hi, kdil, idil, groups):
+    """``conv.py``'s convolution by oneDNN, or ``None`` where it does not apply."""
+    if not takes((x, w), lo, hi, idil):
+        return None
+    conv = _conv(x.shape, w.shape, stride, lo, hi, kdil, groups)
+    if conv is None:
+        return None
+    return conv.forward(_c(x), _c(w))
+
+
+def conv_backward_data(g, w, spatial, stride, lo, hi, kdil, idil, groups):
+    """``conv.py``'s input gradient by oneDNN, or ``None`` where it does not apply."""
+    if not takes((g, w), lo, hi, idil):
+        return None
+    x_shape = (g.shape[0],) + tuple(spatial) + (w.shape[-1] * groups,)
+    conv = _conv(x_shape, w.shape, stride, lo, hi, kdil, groups)
+    if conv is None or conv.out != g.shape:
+        return None
+    return conv.backward_data(_c(g), _c(w), x_shape)
+
+
+def conv_backward_weights(x, g, kernel, stride, lo, hi, kdil, idil, groups):
+    """``conv.py``'s weight gradient by oneDNN, or ``None`` where it does not apply."""
+    if not takes((x, g), lo, hi, idil):
+        return None
+    w_shape = (g.shape[-1],) + tuple(kernel) + (x.shape[-1] // groups,)
+    conv = _conv(x.shape, w_shape, stride, lo, hi, kdil, groups)
+    if conv is None or conv.out != g.shape:
+        return None
+    return conv.backward_weights(_c(x), _c(g))

@@ -1,0 +1,283 @@
+"""oneDNN's convolution kernels (chainrule/core/onednn.py) against the NumPy kernels.
+
+Each case runs the same float32 convolution, its input and weight gradients and a second-order
+gradient with oneDNN and inside ``onednn.disabled()`` (the NumPy im2col kernels, themselves
+checked by central differences in float64 in test_conv.py), and asserts that oneDNN was used.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import chainrule.core as mx
+from chainrule.core import onednn
+from chainrule.utils import tree_flatten
+
+needs_onednn = pytest.mark.skipif(not onednn.available(), reason=onednn.status())
+
+CASES = [
+    # input, weight, stride, padding, dilation, groups
+    ((2, 9, 9, 3), (4, 3, 3, 3), 1, 1, 1, 1),
+    ((2, 9, 9, 4), (6, 3, 3, 4), 2, 1, 1, 1),  # strided, odd size
+    ((2, 10, 11, 4), (6, 3, 2, 2), (2, 3), (1, 0), (2, 1), 2),  # grouped, dilated
+    ((2, 12, 5), (6, 3, 5), 1, 0, 1, 1),  # 1-d
+    ((2, 12, 5), (5, 3, 1), 1, 1, 1, 5),  # depthwise
+    ((2, 5, 6, 7, 4), (3, 2, 3, 2, 4), 2, 1, 1, 1),  # 3-d
+    ((2, 28, 28, 1), (6, 5, 5, 1), 1, 0, 1, 1),  # one input channel (LeNet's first layer)
+    ((3, 8, 8, 16), (32, 1, 1, 16), 2, 0, 1, 1),  # 1x1 stride 2 (a ResNet shortcut)
+    ((2, 8, 8, 3), (4, 3, 3, 3), 1, ([1, 2], [0, 1]), 1, 1),  # asymmetric padding
+]
+
+
+def _counting(monkeypatch) -> dict:
+    """Count the calls of each oneDNN direction."""
+    counts = {"forward": 0, "backward_data": 0, "backward_weights": 0}
+    for name in counts:
+        original = getattr(onednn._Conv, name)
+
+        def wrapped(self, *args, _name=name, _original=original):
+            counts[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(onednn._Conv, name, wrapped)
+    return counts
+
+
+def _close(a, b, rtol=2e-5):
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype == np.float32
+    scale = max(float(np.abs(b).max()), 1e-6)
+    assert float(np.abs(a - b).max()) <= rtol * scale, (float(np.abs(a - b).max()), scale)
+
+
+def _conv(x, w, stride, padding, dilation, groups):
+    return mx.conv_general(
+        x, w, stride=stride, padding=padding, kernel_dilation=dilation, groups=groups
+    )
+
+
+@needs_onednn
+@pytest.mark.parametrize("case", CASES, ids=[str(i) for i in range(len(CASES))])
+def test_matches_numpy_kernels(case, monkeypatch):
+    xs, ws, stride, padding, dilation, groups = case
+    rng = np.random.default_rng(len(xs) * 7 + ws[0])
+    x = mx.array(rng.standard_normal(xs).astype(np.float32))
+    w = mx.array(rng.standard_normal(ws).astype(np.float32))
+    counts = _counting(monkeypatch)
+
+    def loss(x, w):
+        y = _conv(x, w, stride, padding, dilation, groups)
+        return (y * mx.sin(y)).sum()
+
+    def grad_norm(x, w):  # second order: the gradient's own gradient
+        gx, gw = mx.grad(loss, argnums=(0, 1))(x, w)
+        return (gx * gx).sum() + (gw * gw).sum()
+
+    run = [
+        lambda: _conv(x, w, stride, padding, dilation, groups),
+        lambda: mx.grad(loss, argnums=(0, 1))(x, w),
+        lambda: mx.grad(grad_norm, argnums=(0, 1))(x, w),
+    ]
+    ours = [f() for f in run]
+    assert counts["forward"] and counts["backward_data"] and counts["backward_weights"]
+    with onednn.disabled():
+        before = dict(counts)
+        reference = [f() for f in run]
+        assert counts == before  # the NumPy kernels ran
+    _close(ours[0], reference[0])
+    for a, b in zip(ours[1], reference[1]):
+        _close(a, b)
+    for a, b in zip(ours[2], reference[2]):
+        _close(a, b, rtol=1e-4)
+
+
+@needs_onednn
+def test_transposed_convolution_and_views(monkeypatch):
+    rng = np.random.default_rng(3)
+    x = mx.array(rng.standard_normal((2, 6, 5, 4)).astype(np.float32))
+    w = mx.array(rng.standard_normal((3, 3, 3, 4)).astype(np.float32))
+    counts = _counting(monkeypatch)
+    # stride 1: a flipped-kernel convolution oneDNN runs; a transposed (non-contiguous) input
+    xt = mx.transpose(mx.transpose(x, (0, 2, 1, 3)), (0, 2, 1, 3))
+
+    def loss(x, w):
+        return (mx.conv_transpose2d(x, w, padding=1) ** 2).sum()
+
+    ours = [mx.conv_transpose2d(xt, w, padding=1), *mx.grad(loss, argnums=(0, 1))(x, w)]
+    assert counts["forward"] >= 1
+    with onednn.disabled():
+        reference = [mx.conv_transpose2d(xt, w, padding=1), *mx.grad(loss, argnums=(0, 1))(x, w)]
+    for a, b in zip(ours, reference):
+        _close(a, b)
+
+
+@needs_onednn
+def test_compiled_matches_eager(monkeypatch):
+    rng = np.random.default_rng(4)
+    x = mx.array(rng.standard_normal((4, 10, 10, 8)).astype(np.float32))
+    w = mx.array(rng.standard_normal((8, 3, 3, 8)).astype(np.float32))
+
+    def loss(x, w):
+        return mx.maximum(mx.conv2d(x, w, padding=1), 0).mean()
+
+    step = mx.value_and_grad(loss, argnums=(0, 1))
+    eager = step(x, w)
+    counts = _counting(monkeypatch)
+    compiled = mx.compile(step)
+    for _ in range(2):  # the trace and a replay
+        value, grads = compiled(x, w)
+        _close(value, eager[0])
+        for a, b in zip(grads, eager[1]):
+            _close(a, b)
+    assert counts["forward"] >= 1 and counts["backward_weights"] >= 1
+
+
+def test_other_types_keep_numpy_kernels(monkeypatch):
+    counts = _counting(monkeypatch)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 7, 7, 3))
+    w = rng.standard_normal((4, 3, 3, 3))
+    y = mx.conv2d(mx.array(x, mx.float64), mx.array(w, mx.float64), padding=1)
+    assert y.dtype == mx.float64
+    # input dilation (a strided transposed convolution's forward)
+    x32, w32 = mx.array(x.astype(np.float32)), mx.array(w.astype(np.float32))
+    mx.conv_general(x32, w32, input_dilation=2)
+    assert counts["forward"] == 0
+    assert not onednn.takes((x.astype(np.float32),) * 2, (1, 1), (1, 1), (2, 1))
+    assert not onednn.takes((x,) * 2, (1, 1), (1, 1), (1, 1))
+    assert not onednn.takes((x.astype(np.float32),) * 2, (-1, 1), (1, 1), (1, 1))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+@pytest.mark.parametrize(
+    "env, expect",
+    [
+        ({"CHAINRULE_ONEDNN": "0"}, "disabled"),
+        ({"CHAINRULE_ONEDNN_LIBRARY": "/nonexistent/libdnnl.so.3"}, "not found"),
+    ],
+)
+def test_switched_off_or_missing_library(env, expect):
+    code = (
+        "import numpy as np, chainrule.core as mx\n"
+        "from chainrule.core import onednn\n"
+        "x = mx.ones((1, 5, 5, 2)); w = mx.ones((3, 3, 3, 2))\n"
+        "y = mx.conv2d(x, w, padding=1)\n"
+        "assert float(y[0, 2, 2, 0]) == 18.0 and not onednn.available()\n"
+        "print(onednn.status())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert expect in out
+
+
+@needs_onednn
+def test_matches_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3, 12, 12)).astype(np.float32)  # NCHW
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)  # OIHW
+    g = rng.standard_normal((2, 5, 6, 6)).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    torch.nn.functional.conv2d(xt, wt, stride=2, padding=1).backward(torch.tensor(g))
+
+    xm = mx.array(x.transpose(0, 2, 3, 1))
+    wm = mx.array(w.transpose(0, 2, 3, 1))
+    gm = mx.array(g.transpose(0, 2, 3, 1))
+    y, vjp = mx.vjp(lambda a, b: mx.conv2d(a, b, stride=2, padding=1), [xm, wm], [gm])
+    want_y = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), stride=2, padding=1)
+    np.testing.assert_allclose(np.array(y[0]).transpose(0, 3, 1, 2), want_y.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.array(vjp[0]).transpose(0, 3, 1, 2), xt.grad, atol=1e-4)
+    np.testing.assert_allclose(np.array(vjp[1]).transpose(0, 3, 1, 2), wt.grad, atol=1e-4)
+
+
+@needs_onednn
+def test_threads_follow_set_num_threads():
+    import ctypes
+
+    gomp = ctypes.CDLL("libgomp.so.1")
+    before = mx.get_num_threads()
+    try:
+        mx.set_num_threads(1)
+        assert gomp.omp_get_max_threads() == 1
+        mx.set_num_threads(2)
+        assert gomp.omp_get_max_threads() == 2
+    finally:
+        mx.set_num_threads(before)
+
+
+@needs_onednn
+def test_cache_evicts_and_frees(monkeypatch):
+    monkeypatch.setattr(onednn, "_CACHE_SIZE", 2)
+    rng = np.random.default_rng(7)
+    w = mx.array(rng.standard_normal((4, 3, 3, 2)).astype(np.float32))
+    for size in (5, 6, 7, 8, 5):  # five shapes through a cache of two: made, dropped, remade
+        x = rng.standard_normal((1, size, size, 2)).astype(np.float32)
+        ours = mx.conv2d(mx.array(x), w, padding=1)
+        with onednn.disabled():
+            _close(ours, mx.conv2d(mx.array(x), w, padding=1))
+    assert len(onednn._CACHE) <= 2
+
+
+@needs_onednn
+@pytest.mark.parametrize("layout", ["C", "F", "transposed"])
+def test_packed_matmul_matches_numpy(layout):
+    rng = np.random.default_rng(8)
+    b = rng.standard_normal((48, 80)).astype(np.float32)
+    b = {"C": b, "F": np.asfortranarray(b), "transposed": b.T.copy().T}[layout]
+    packed = onednn.packed_matmul(b, 5)
+    assert packed is not None
+    out = np.empty((5, 80), np.float32)
+    for _ in range(2):  # one packing, several products
+        a = rng.standard_normal((5, 48)).astype(np.float32)
+        packed(a, out)
+        _close(out, a @ b)
+    assert onednn.packed_matmul(b.astype(np.float64), 5) is None
+    with onednn.disabled():
+        assert onednn.packed_matmul(b, 5) is None
+
+
+@needs_onednn
+@pytest.mark.parametrize("layer", ["LSTM", "GRU"])
+def test_recurrent_scans_match_numpy_products(layer, monkeypatch):
+    import chainrule.nn as nn
+
+    calls = [0]
+    original = onednn.Packed.__call__
+
+    def counted(self, a, out):
+        calls[0] += 1
+        original(self, a, out)
+
+    monkeypatch.setattr(onednn.Packed, "__call__", counted)
+    mx.random.seed(9)
+    model = getattr(nn, layer)(6, 8)
+    x = mx.random.normal((3, 5, 6))
+
+    def loss(params, x):
+        model.update(params)
+        out = model(x)
+        out = out[0] if isinstance(out, tuple) else out
+        return (out * mx.cos(out)).sum()
+
+    params = model.parameters()
+    step = mx.value_and_grad(loss, argnums=(0, 1))
+    ours = step(params, x)
+    assert calls[0] == 10  # five steps forward, five backward
+    with onednn.disabled():
+        reference = step(params, x)
+    assert calls[0] == 10
+    _close(ours[0], reference[0])
+    flat = dict(tree_flatten(ours[1]))
+    for key, value in tree_flatten(reference[1]):
+        _close(flat[key], value)
