@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from .backend import ndarray, xp
 
 __all__ = ["available", "status", "disabled", "takes", "conv_forward", "conv_backward_data"]
-__all__ += ["conv_backward_weights", "set_num_threads", "packed_matmul", "Packed"]
+__all__ += ["conv_backward_weights", "set_num_threads", "packed_matmul", "Packed", "lstm_layer"]
 
 # oneDNN 3.x's C API values (dnnl_types.h; ABI-stable within major version 3)
 _F32 = 3
@@ -406,6 +406,230 @@ class _Conv:
             api.dnnl_memory_set_data_handle(umem, gw.ctypes.data)
             _run(self.lib, reorder, [(_ARG_SRC, wmem), (_ARG_DST, umem)])
         return gw
+
+
+# -- the LSTM layer --------------------------------------------------------------------------------
+
+_QUERY_EXEC_ARG_MD, _QUERY_WORKSPACE_MD = 255, 135
+_BACKWARD, _VANILLA_LSTM, _OVERWRITE_DIFF_WEIGHTS = 128, 0x2FFF, 0x1
+_ARG_SRC_ITER, _ARG_SRC_ITER_C, _ARG_DST_ITER, _ARG_DST_ITER_C = 2, 3, 18, 19
+_ARG_WEIGHTS_ITER, _ARG_BIAS, _ARG_WORKSPACE = 34, 41, 64
+_ARG_DIFF_SRC_ITER, _ARG_DIFF_SRC_ITER_C, _ARG_DIFF_DST_ITER, _ARG_DIFF_DST_ITER_C = (
+    130,
+    131,
+    146,
+    147,
+)
+_ARG_DIFF_WEIGHTS_ITER, _ARG_DIFF_BIAS = 162, 169
+_U8_TYPE = xp.dtype(xp.uint8)
+
+
+class _LSTM:
+    """One LSTM layer shape's oneDNN primitives: ``T`` steps of ``N`` rows, ``D`` inputs,
+    ``H`` hidden units, one direction (left to right, or right to left for a reversed pass).
+
+    The user's tensors are PyTorch's: ``x`` ``(T, N, D)``, ``w_ih`` ``(4H, D)``, ``w_hh``
+    ``(4H, H)`` (gates ``i, f, g, o``, oneDNN's order too), one bias ``(4H,)`` and states
+    ``(N, H)``; every one C-contiguous. The weights are reordered into oneDNN's layouts at each
+    call (they change at every training step)."""
+
+    __slots__ = (
+        "lib",
+        "owned",
+        "lock",
+        "shape",
+        "fwd_pd",
+        "fwd",
+        "bwd",
+        "md",
+        "ws_size",
+        "direction",
+    )
+
+    def __init__(self, lib: _Library, T: int, N: int, D: int, H: int, reverse: bool) -> None:
+        self.lib, self.owned, self.lock = lib, [], threading.Lock()
+        self.shape, self.bwd = (T, N, D, H), None
+        own, G = self.owned, 4 * H
+        md = {
+            "x": lib.md(own, (T, N, D), (N * D, D, 1)),
+            "y": lib.md(own, (T, N, H), (N * H, H, 1)),
+            "state": lib.md(own, (1, 1, N, H), (N * H, N * H, H, 1)),
+            # (4H, D) read as layers, directions, input, gates, output
+            "w_ih": lib.md(own, (1, 1, D, 4, H), (G * D, G * D, 1, H * D, D)),
+            "w_hh": lib.md(own, (1, 1, H, 4, H), (G * H, G * H, 1, H * H, H)),
+            "bias": lib.md(own, (1, 1, 4, H), (G, G, H, 1)),
+        }
+        self.md = md
+        direction = 2 if reverse else 1
+        w_any = (lib.md(own, (1, 1, D, 4, H)), lib.md(own, (1, 1, H, 4, H)))
+        descs = (md["x"], md["state"], md["state"], *w_any, None, None, md["bias"], md["y"])
+        descs += (md["state"], md["state"])
+        self.fwd_pd = ctypes.c_void_p()
+        own.append(("dnnl_primitive_desc_destroy", self.fwd_pd))
+        lib.check(
+            lib.lib.dnnl_lstm_forward_primitive_desc_create(
+                ctypes.byref(self.fwd_pd),
+                lib.engine,
+                _FORWARD_TRAINING,
+                direction,
+                *descs,
+                0,
+                None,
+            ),
+            "lstm_forward_primitive_desc_create",
+        )
+        # (oneDNN 3.2 names its RNN driver "ref" for float32 although its products are its
+        # packed GEMMs: measured at PyTorch's rates, docs/performance.md)
+        ws = ctypes.c_void_p(
+            lib.lib.dnnl_primitive_desc_query_md(self.fwd_pd, _QUERY_WORKSPACE_MD, 0)
+        )
+        self.ws_size = lib.lib.dnnl_memory_desc_get_size(ws)
+        self.fwd = self._made(self.fwd_pd, ws, backward=False)
+        self.direction = direction
+
+    def _made(self, pd, ws, backward: bool) -> dict:
+        """The primitive, its weight reorders and a memory object for each argument."""
+        lib, own, md = self.lib, self.owned, self.md
+        api = lib.lib
+
+        def arg_md(arg: int):
+            return ctypes.c_void_p(api.dnnl_primitive_desc_query_md(pd, _QUERY_EXEC_ARG_MD, arg))
+
+        mems, reorders = {}, []
+        for arg, user in ((_ARG_WEIGHTS, md["w_ih"]), (_ARG_WEIGHTS_ITER, md["w_hh"])):
+            inner = arg_md(arg)
+            mems[arg] = lib.memory(own, inner, _MEMORY_ALLOCATE)
+            user_mem = lib.memory(own, user)
+            reorders.append((lib.reorder(own, user, inner), user_mem, mems[arg]))
+        plain = [(_ARG_SRC, "x"), (_ARG_SRC_ITER, "state"), (_ARG_SRC_ITER_C, "state")]
+        plain += [(_ARG_BIAS, "bias"), (_ARG_DST, "y"), (_ARG_DST_ITER, "state")]
+        plain += [(_ARG_DST_ITER_C, "state")]
+        outs = []
+        if backward:
+            plain += [(_ARG_DIFF_SRC, "x"), (_ARG_DIFF_SRC_ITER, "state")]
+            plain += [(_ARG_DIFF_SRC_ITER_C, "state"), (_ARG_DIFF_BIAS, "bias")]
+            plain += [(_ARG_DIFF_DST, "y"), (_ARG_DIFF_DST_ITER, "state")]
+            plain += [(_ARG_DIFF_DST_ITER_C, "state")]
+            for arg, user in (
+                (_ARG_DIFF_WEIGHTS, md["w_ih"]),
+                (_ARG_DIFF_WEIGHTS_ITER, md["w_hh"]),
+            ):
+                inner = arg_md(arg)
+                mems[arg] = lib.memory(own, inner, _MEMORY_ALLOCATE)
+                user_mem = lib.memory(own, user)
+                outs.append((lib.reorder(own, inner, user), mems[arg], user_mem))
+        for arg, name in plain:
+            mems[arg] = lib.memory(own, md[name])
+        mems[_ARG_WORKSPACE] = lib.memory(own, ws)
+        args = (_ExecArg * len(mems))(*[_ExecArg(k, m) for k, m in mems.items()])
+        return {
+            "prim": lib.primitive(own, pd),
+            "mems": mems,
+            "args": args,
+            "in": reorders,
+            "out": outs,
+        }
+
+    def _execute(self, made: dict, handles: dict, weights: tuple, grads: tuple = ()) -> None:
+        lib = self.lib
+        api = lib.lib
+        for (reorder, user_mem, inner), w in zip(made["in"], weights):
+            api.dnnl_memory_set_data_handle(user_mem, w.ctypes.data)
+            _run(lib, reorder, [(_ARG_SRC, user_mem), (_ARG_DST, inner)])
+        for arg, a in handles.items():
+            api.dnnl_memory_set_data_handle(made["mems"][arg], a.ctypes.data)
+        n = len(made["mems"])
+        lib.check(api.dnnl_primitive_execute(made["prim"], lib.stream, n, made["args"]), "execute")
+        lib.check(api.dnnl_stream_wait(lib.stream), "stream_wait")
+        for (reorder, inner, user_mem), g in zip(made["out"], grads):
+            api.dnnl_memory_set_data_handle(user_mem, g.ctypes.data)
+            _run(lib, reorder, [(_ARG_SRC, inner), (_ARG_DST, user_mem)])
+
+    def forward(self, x, w_ih, w_hh, bias, h0, c0) -> tuple:
+        """``(T + 1, N, H)``: every hidden state, then the last cell state; and the workspace
+        the backward pass needs."""
+        T, N, _, H = self.shape
+        y = xp.empty((T + 1, N, H), _F32_TYPE)
+        ws = xp.empty(self.ws_size, _U8_TYPE)
+        h_last = xp.empty((N, H), _F32_TYPE)
+        handles = {_ARG_SRC: x, _ARG_SRC_ITER: h0, _ARG_SRC_ITER_C: c0, _ARG_BIAS: bias}
+        handles.update({_ARG_DST: y, _ARG_DST_ITER: h_last, _ARG_DST_ITER_C: y[T]})
+        handles[_ARG_WORKSPACE] = ws
+        with self.lock:
+            self._execute(self.fwd, handles, (w_ih, w_hh))
+        return y, ws
+
+    def backward(self, x, w_ih, w_hh, bias, h0, c0, y, ws, gy) -> tuple:
+        """The cotangents of ``x``, ``w_ih``, ``w_hh``, ``bias``, ``h0`` and ``c0`` given
+        ``gy`` (``(T + 1, N, H)``: every hidden state's, then the last cell state's)."""
+        T, N, D, H = self.shape
+        with self.lock:
+            if self.bwd is None:
+                self.bwd = self._backward_made()
+            gx = xp.empty((T, N, D), _F32_TYPE)
+            g_ih = xp.empty((4 * H, D), _F32_TYPE)
+            g_hh = xp.empty((4 * H, H), _F32_TYPE)
+            g_b = xp.empty((4 * H,), _F32_TYPE)
+            gh0, gc0 = xp.empty((N, H), _F32_TYPE), xp.empty((N, H), _F32_TYPE)
+            zero = xp.zeros((N, H), _F32_TYPE)
+            handles = {_ARG_SRC: x, _ARG_SRC_ITER: h0, _ARG_SRC_ITER_C: c0, _ARG_BIAS: bias}
+            h_last = y[0] if self.direction == 2 else y[T - 1]  # right to left ends at 0
+            handles.update({_ARG_DST: y, _ARG_DST_ITER: h_last, _ARG_DST_ITER_C: y[T]})
+            handles.update({_ARG_WORKSPACE: ws, _ARG_DIFF_DST: gy, _ARG_DIFF_DST_ITER: zero})
+            handles.update({_ARG_DIFF_DST_ITER_C: gy[T], _ARG_DIFF_SRC: gx})
+            handles.update({_ARG_DIFF_SRC_ITER: gh0, _ARG_DIFF_SRC_ITER_C: gc0})
+            handles[_ARG_DIFF_BIAS] = g_b
+            self._execute(self.bwd, handles, (w_ih, w_hh), (g_ih, g_hh))
+        return gx, g_ih, g_hh, g_b, gh0, gc0
+
+    def _backward_made(self) -> dict:
+        lib, own, md = self.lib, self.owned, self.md
+        T, N, D, H = self.shape
+        w_any = (lib.md(own, (1, 1, D, 4, H)), lib.md(own, (1, 1, H, 4, H)))
+        dw_any = (lib.md(own, (1, 1, D, 4, H)), lib.md(own, (1, 1, H, 4, H)))
+        s = md["state"]
+        descs = (md["x"], s, s, *w_any, None, None, md["bias"], md["y"], s, s)
+        descs += (md["x"], s, s, *dw_any, None, None, md["bias"], md["y"], s, s)
+        pd = ctypes.c_void_p()
+        lib.check(
+            lib.lib.dnnl_lstm_backward_primitive_desc_create(
+                ctypes.byref(pd),
+                lib.engine,
+                _BACKWARD,
+                self.direction,
+                *descs,
+                _OVERWRITE_DIFF_WEIGHTS,
+                self.fwd_pd,
+                None,
+            ),
+            "lstm_backward_primitive_desc_create",
+        )
+        try:
+            ws = ctypes.c_void_p(lib.lib.dnnl_primitive_desc_query_md(pd, _QUERY_WORKSPACE_MD, 0))
+            return self._made(pd, ws, backward=True)
+        finally:
+            lib.lib.dnnl_primitive_desc_destroy(pd)
+
+    def __del__(self, _destroy=_destroy) -> None:
+        _destroy(getattr(self, "lib", None), self)
+
+
+def lstm_layer(T: int, N: int, D: int, H: int, reverse: bool) -> _LSTM | None:
+    """The cached oneDNN LSTM of this shape (``None`` where oneDNN does not serve it)."""
+    if not _ENABLED[0] or _load() is None:
+        return None
+    key = ("lstm", T, N, D, H, reverse)
+    with _CACHE_LOCK:
+        found = _CACHE.get(key, False)
+        if found is not False:
+            _CACHE.move_to_end(key)
+            return found
+    try:
+        found = _LSTM(_STATE["lib"], T, N, D, H, reverse)
+    except RuntimeError:
+        found = None
+    _remember(key, found)
+    return found
 
 
 # -- a matrix product with its right operand packed once --------------------------------------------

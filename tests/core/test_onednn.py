@@ -19,6 +19,7 @@ from chainrule.core import onednn
 from chainrule.utils import tree_flatten
 
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason=onednn.status())
+pytestmark = pytest.mark.usefixtures("cpu_default_device")  # oneDNN serves host arrays only
 
 CASES = [
     # input, weight, stride, padding, dilation, groups
@@ -281,3 +282,70 @@ def test_recurrent_scans_match_numpy_products(layer, monkeypatch):
     flat = dict(tree_flatten(ours[1]))
     for key, value in tree_flatten(reference[1]):
         _close(flat[key], value)
+
+
+@needs_onednn
+def test_torch_lstm_layers_use_the_fused_kernel(monkeypatch):
+    import chainrule.torch as torch
+
+    calls = {"forward": 0, "backward": 0}
+    for name in calls:
+        original = getattr(onednn._LSTM, name)
+
+        def wrapped(self, *args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(self, *args)
+
+        monkeypatch.setattr(onednn._LSTM, name, wrapped)
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(5, 4, num_layers=2, bidirectional=True)
+    x = torch.randn(6, 3, 5)
+    h0, c0 = torch.randn(4, 3, 4), torch.randn(4, 3, 4)
+
+    def run():
+        model.zero_grad()
+        xg = x.clone().requires_grad_(True)
+        out, (h, c) = model(xg, (h0, c0))
+        (out * out.cos()).sum().add(h.sum()).add((c * c).sum()).backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        return [out.detach(), h.detach(), c.detach(), xg.grad] + grads
+
+    ours = run()
+    assert calls == {"forward": 4, "backward": 4}  # two layers, two directions
+    with onednn.disabled():
+        reference = run()
+    assert calls == {"forward": 4, "backward": 4}
+    for a, b in zip(ours, reference):
+        _close(a.numpy(), b.numpy())
+
+
+@needs_onednn
+def test_lstm_sequence_second_order_and_compile():
+    from chainrule.nn.layers.recurrent import lstm_sequence
+
+    rng = np.random.default_rng(10)
+    f = lambda *s: mx.array(rng.standard_normal(s).astype(np.float32) * 0.5)  # noqa: E731
+    x, w_ih, w_hh, b, h0, c0 = f(4, 2, 3), f(8, 3), f(8, 2), f(8), f(2, 2), f(2, 2)
+
+    def loss(x, w_hh):
+        return (lstm_sequence(x, w_ih, w_hh, b, h0, c0, True) ** 2).sum()
+
+    def grad_norm(x, w_hh):
+        gx, gw = mx.grad(loss, argnums=(0, 1))(x, w_hh)
+        return (gx * gx).sum() + (gw * gw).sum()
+
+    step = mx.value_and_grad(loss, argnums=(0, 1))
+    ours = [step(x, w_hh), mx.grad(grad_norm, argnums=(0, 1))(x, w_hh)]
+    compiled = mx.compile(step)
+    for _ in range(2):
+        value, grads = compiled(x, w_hh)
+        _close(value, ours[0][0])
+        for a, b_ in zip(grads, ours[0][1]):
+            _close(a, b_)
+    with onednn.disabled():
+        reference = [step(x, w_hh), mx.grad(grad_norm, argnums=(0, 1))(x, w_hh)]
+    _close(ours[0][0], reference[0][0])
+    for a, b_ in zip(ours[0][1], reference[0][1]):
+        _close(a, b_)
+    for a, b_ in zip(ours[1], reference[1]):
+        _close(a, b_, rtol=1e-4)

@@ -14,7 +14,7 @@ from ...core.extend import STATE, from_value, kernel, xp
 from ..module import Module
 from .activations import tanh
 
-__all__ = ["GRU", "LSTM", "RNN", "gru_scan", "lstm_scan"]
+__all__ = ["GRU", "LSTM", "RNN", "gru_scan", "lstm_scan", "lstm_sequence"]
 
 
 # -- whole-sequence recurrences with a hand-written backward pass (issue 20) --------------------
@@ -250,6 +250,98 @@ def lstm_scan(xw: array, h0: array, c0: array, whh_t: array) -> array:
     if not _fast_dtype(xw, h0, c0, whh_t) or xw.shape[0] == 0:
         return _lstm_reference(xw, h0, c0, whh_t)
     return _lstm_custom(xw, h0, c0, whh_t)
+
+
+# -- a whole LSTM layer in oneDNN's fused kernel (chainrule.core.onednn, float32) -----------------
+
+
+def _lstm_sequence_reference(x, w_ih, w_hh, bias, h0, c0, reverse: bool) -> array:
+    xw = mx.addmm(bias, x, w_ih.T)
+    y = lstm_scan(xw[::-1] if reverse else xw, h0, c0, w_hh.T)
+    hs = y[0, ::-1] if reverse else y[0]
+    return mx.concatenate([hs, y[1, -1:]], axis=0)
+
+
+@kernel  # one opaque step under mx.compile
+def _lstm_sequence_forward(x, w_ih, w_hh, bias, h0, c0, reverse: bool):
+    T, N, D = x.shape
+    layer = onednn.lstm_layer(T, N, D, w_hh.shape[-1], reverse)
+    args = (x, w_ih, w_hh, bias, h0, c0)
+    y, ws = layer.forward(*(xp.ascontiguousarray(a) for a in args))
+    _save(y, (ws,))
+    return y
+
+
+@kernel
+def _lstm_sequence_backward(x, w_ih, w_hh, bias, h0, c0, reverse: bool, y, gy):
+    T, N, D = x.shape
+    layer = onednn.lstm_layer(T, N, D, w_hh.shape[-1], reverse)
+    args = tuple(xp.ascontiguousarray(a) for a in (x, w_ih, w_hh, bias, h0, c0))
+    saved = _saved(y)
+    ws = layer.forward(*args)[1] if saved is None else saved[0]  # (a miss runs it again)
+    return layer.backward(*args, y, ws, xp.ascontiguousarray(gy))
+
+
+def _lstm_sequence_function(reverse: bool):
+    def reference(x, w_ih, w_hh, bias, h0, c0):
+        return _lstm_sequence_reference(x, w_ih, w_hh, bias, h0, c0, reverse)
+
+    @mx.custom_function
+    def run(x: array, w_ih: array, w_hh: array, bias: array, h0: array, c0: array) -> array:
+        primals = (x, w_ih, w_hh, bias, h0, c0)
+        if not _plain_call(primals):
+            return reference(*primals)
+        return from_value(_lstm_sequence_forward(*(p._data for p in primals), reverse))
+
+    @run.vjp
+    def run_vjp(primals: tuple, cotangent: array, output: array) -> tuple:
+        if STATE.enabled:  # create_graph: differentiate the reference recurrence itself
+            return tuple(mx.vjp(reference, list(primals), [cotangent])[1])
+        data = [p._data for p in primals]
+        got = _lstm_sequence_backward(*data, reverse, output._data, cotangent._data)
+        return tuple(from_value(v) for v in got)
+
+    return run
+
+
+_LSTM_SEQUENCE = (_lstm_sequence_function(False), _lstm_sequence_function(True))
+
+
+def lstm_sequence(
+    x: array,
+    w_ih: array,
+    w_hh: array,
+    bias: array | None,
+    h0: array,
+    c0: array,
+    reverse: bool = False,
+) -> array:
+    """Run one LSTM layer (PyTorch's layout) over a whole sequence.
+
+    With oneDNN (``chainrule.core.onednn``) and float32 host arrays the layer is oneDNN's fused
+    LSTM, forward and backward (PyTorch's CPU kernel); otherwise the input projection and
+    :func:`lstm_scan`. Higher-order derivatives go through the latter.
+
+    Args:
+        x: ``(T, N, D)`` inputs.
+        w_ih: ``(4H, D)`` input weights (gates ``i, f, g, o``).
+        w_hh: ``(4H, H)`` hidden weights.
+        bias: ``(4H,)`` the summed biases, or ``None``.
+        h0: ``(N, H)`` initial hidden state.
+        c0: ``(N, H)`` initial cell state.
+        reverse: run from the last step to the first (outputs stay in time order).
+
+    Returns:
+        ``(T + 1, N, H)``: the hidden state of every step, then the last cell state.
+    """
+    H = w_hh.shape[-1]
+    if bias is None:
+        bias = mx.zeros((w_hh.shape[0],), dtype=x.dtype)
+    args = (x, w_ih, w_hh, bias, h0, c0)
+    fast = x.shape[0] > 0 and all(a.dtype == mx.float32 for a in args) and _fast_dtype(*args)
+    if fast and onednn.lstm_layer(x.shape[0], x.shape[1], x.shape[2], H, reverse) is not None:
+        return _LSTM_SEQUENCE[int(reverse)](*args)
+    return _lstm_sequence_reference(*args, reverse)
 
 
 def _gru_reference(xw: array, h0: array, whh_t: array, b_hh: array) -> array:

@@ -27,7 +27,7 @@ import chainrule.core as mx
 from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
-from chainrule.nn.layers.recurrent import gru_scan, lstm_scan
+from chainrule.nn.layers.recurrent import gru_scan, lstm_scan, lstm_sequence
 
 from .._tensor_class import tensors as _tensors
 from ._module import Module
@@ -438,14 +438,23 @@ class RNNBase(Module):
                     "b_hh": b_hh if self.mode == "GRU" else None,
                     "whr_t": None if w_hr is None else mx.swapaxes(w_hr, 0, 1),
                 }
-                wih_t = mx.swapaxes(self[f"weight_ih{suffix}"], 0, 1)
-                if b_ih is None:
-                    xw = rows @ wih_t
-                else:
-                    bias = b_ih if self.mode == "GRU" else b_ih + b_hh
-                    xw = mx.addmm(bias, rows, wih_t)
                 k = layer * dirs + d
                 state = tuple(s[k] for s in states)
+                bias = None
+                if b_ih is not None:
+                    bias = b_ih if self.mode == "GRU" else b_ih + b_hh
+                if uniform and self.mode == "LSTM" and w_hr is None:
+                    # the whole layer at once: oneDNN's fused LSTM where it serves
+                    T, n = len(sizes), sizes[0]
+                    x = mx.reshape(rows, (T, n, rows.shape[-1]))
+                    w_ih, w_hh = self[f"weight_ih{suffix}"], self[f"weight_hh{suffix}"]
+                    y = lstm_sequence(x, w_ih, w_hh, bias, state[0], state[1], d == 1)
+                    outs.append(mx.reshape(y[:T], (T * n, y.shape[-1])))
+                    for acc, f in zip(finals, (y[0] if d == 1 else y[T - 1], y[T])):
+                        acc.append(f)
+                    continue
+                wih_t = mx.swapaxes(self[f"weight_ih{suffix}"], 0, 1)
+                xw = rows @ wih_t if bias is None else mx.addmm(bias, rows, wih_t)
                 if uniform and self.mode in ("LSTM", "GRU") and w_hr is None:
                     out, final = _scan_direction(self.mode, xw, sizes, state, w, b_hh, d == 1)
                 else:
