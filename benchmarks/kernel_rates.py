@@ -2,10 +2,11 @@
 
 For the products the two networks are made of, on this machine: NumPy's ``matmul`` (its BLAS),
 PyTorch's ``mm`` (MKL), PyTorch's ``conv2d`` and ``nn.LSTM`` (oneDNN's kernels), and
-chainrule's convolution (im2col + NumPy's BLAS) and LSTM (one BLAS product a step), forward
-and forward + backward. The suite's ratios for these workloads follow from these rates: where
-PyTorch's oneDNN kernels run faster than NumPy's BLAS can multiply at all, no NumPy program
-reaches PyTorch's time. Prints a table; asserts nothing.
+chainrule's convolution and LSTM, forward and forward + backward: with oneDNN's kernels where
+the library is installed (``chainrule.core.onednn``: the convolutions, ``chainrule.torch``'s
+fused LSTM, the MLX-style LSTM's packed step products) and with the NumPy kernels (im2col +
+NumPy's BLAS, one BLAS product a step). The suite's ratios for these workloads follow from
+these rates. Prints a table; asserts nothing.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/kernel_rates.py
 """
@@ -95,6 +96,28 @@ def lstms(lib, name: str) -> list[str]:
     ]
 
 
+def mlx_lstms(name: str) -> list[str]:
+    """The same two layers as MLX-style ``chainrule.nn.LSTM`` (every cell state returned)."""
+    import chainrule.core as mx
+    import chainrule.nn as nn
+
+    mx.random.seed(0)
+    layers = [nn.LSTM(128, 256), nn.LSTM(256, 256)]
+    x = mx.random.normal((20, 35, 128))
+    flops = sum(2.0 * 35 * 20 * (i + 256) * 1024 for i in (128, 256))
+
+    def run(x):
+        for layer in layers:
+            x = layer(x)[0]
+        return x.sum()
+
+    grad = mx.grad(run)
+    return [
+        _row(f"{name} 2-layer LSTM forward", flops, _best_ms(lambda: run(x), reps=5)),
+        _row(f"{name} 2-layer LSTM fwd+bwd", 3 * flops, _best_ms(lambda: grad(x), reps=5)),
+    ]
+
+
 def main() -> None:
     """Print the table."""
     from threadpoolctl import threadpool_limits
@@ -107,13 +130,20 @@ def main() -> None:
     except ImportError:
         torch = None
     import chainrule.torch as crt
+    from chainrule.core import onednn
 
+    print(f"oneDNN: {onednn.status()}")
     print("| kernel | ms | GFLOP/s |")
     print("|---|---:|---:|")
     rows = gemms(torch)
-    for lib, name in ((torch, "PyTorch"), (crt, "chainrule")):
-        if lib is not None:
-            rows += convs(lib, name) + lstms(lib, name)
+    if torch is not None:
+        rows += convs(torch, "PyTorch") + lstms(torch, "PyTorch")
+    if onednn.available():
+        rows += convs(crt, "chainrule oneDNN") + lstms(crt, "chainrule.torch oneDNN")
+        rows += mlx_lstms("chainrule.nn oneDNN-packed")
+    with onednn.disabled():
+        rows += convs(crt, "chainrule NumPy") + lstms(crt, "chainrule.torch NumPy")
+        rows += mlx_lstms("chainrule.nn NumPy")
     print("\n".join(rows))
 
 

@@ -32,9 +32,9 @@ first block; with ``--memory-growth N``, after 2N more steps minus after N more 
 issue's check is N = 1000: 2,000 steps; slow).
 
 The GEMM-bound limit: the workload's matrix-product and convolution FLOPs per step (forward
-and backward, from its shapes) divided by the rate NumPy's BLAS reaches on one thread on a
-product of the workload's typical shape (measured at start-up, with 512x512x512 for
-reference). The machine's steal time and busy share (from /proc/stat over the run) and the
+and backward, from its shapes) divided by the rate the faster of NumPy's BLAS and oneDNN's GEMM
+(where installed; chainrule's float32 products use it) reaches on one thread on a product of
+the workload's typical shape (measured at start-up, with 512x512x512 for reference). The machine's steal time and busy share (from /proc/stat over the run) and the
 load average are printed with the table.
 
 Usage: python benchmarks/suite.py [--workloads a,b] [--runners x,y] [--blocks 3]
@@ -350,7 +350,7 @@ def mlx_ref(runner: str) -> str:
 
 
 def gemm_rates(shapes: list[tuple[int, int, int]], quick: bool) -> dict[str, float]:
-    """Single-thread float32 GFLOP/s of NumPy's BLAS on ``shapes`` (M, K, N), in a subprocess."""
+    """Single-thread float32 GEMM GFLOP/s on ``shapes`` (M, K, N), in a subprocess."""
     env = dict(os.environ)
     for var in THREAD_VARS:
         env[var] = "1"
@@ -366,22 +366,35 @@ def gemm_rates(shapes: list[tuple[int, int, int]], quick: bool) -> dict[str, flo
 
 
 def gemm_worker(spec: str, quick: bool) -> None:
-    """Time ``A @ B`` for each ``M,K,N`` of ``spec``; print the best GFLOP/s of each."""
+    """Time ``A @ B`` for each ``M,K,N`` of ``spec`` with NumPy's BLAS and, where installed,
+    oneDNN's GEMM (which chainrule's float32 products use: ``chainrule.core.onednn``); print
+    the best GFLOP/s of each (the faster library's)."""
     import numpy as np
 
-    rates = {}
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from chainrule.core import onednn
+
+    products = [("numpy", lambda a, b: a @ b)]
+    if onednn.available():
+        products.append(("onednn", onednn.matmul))
+    rates: dict = {}
     rng = np.random.default_rng(0)
     for item in spec.split(";"):
         m, k, n = map(int, item.split(","))
         a = rng.standard_normal((m, k)).astype(np.float32)
         b = rng.standard_normal((k, n)).astype(np.float32)
-        a @ b
-        best, t_end = float("inf"), time.perf_counter() + (0.05 if quick else 0.5)
-        while time.perf_counter() < t_end:
-            t0 = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t0)
-        rates[item] = 2.0 * m * k * n / best / 1e9
+        for name, product in products:
+            if product(a, b) is None:  # (oneDNN: a product too small for it)
+                continue
+            best, t_end = float("inf"), time.perf_counter() + (0.05 if quick else 0.5)
+            while time.perf_counter() < t_end:
+                t0 = time.perf_counter()
+                product(a, b)
+                best = min(best, time.perf_counter() - t0)
+            rate = 2.0 * m * k * n / best / 1e9
+            if rate > rates.get(item, 0.0):
+                rates[item] = rate
+                rates[f"{item}:by"] = name
     try:
         from threadpoolctl import threadpool_info
 
@@ -429,7 +442,7 @@ def fmt(v: float | None, digits: int = 2) -> str:
 
 
 def limit_ms(name: str, rates: dict) -> tuple[float, float] | None:
-    """``(limit ms, GFLOP/s used)`` of workload ``name``: its GEMM FLOPs over the BLAS's rate.
+    """``(limit ms, GFLOP/s used)`` of workload ``name``: its GEMM FLOPs over the GEMM rate.
 
     The rate is the higher of the workload-shaped product's and the 512x512x512 product's
     (a limit is a lower bound on the time: the optimistic rate).
@@ -547,10 +560,11 @@ def tables(results: dict[str, dict[str, Cell]], rates: dict, args: argparse.Name
         lines += [
             "",
             "GEMM-bound limit (one thread): the step's matrix-product/convolution FLOPs "
-            "(forward + backward) over the BLAS's single-thread rate, the higher of the "
-            "workload-shaped product's and the 512x512x512 product's.",
+            "(forward + backward) over the single-thread GEMM rate (the faster of NumPy's BLAS "
+            "and oneDNN's), the higher of the workload-shaped product's and the 512x512x512 "
+            "product's.",
             "",
-            "| workload | GFLOP/step | typical MxKxN | BLAS GFLOP/s (shape / 512^3) | limit ms | "
+            "| workload | GFLOP/step | typical MxKxN | GEMM GFLOP/s (shape / 512^3) | limit ms | "
             "cr-compiled / limit | cr-mlx / limit | cr-torch / limit | torch-1t / limit |",
             "|---|---|---|---|---|---|---|---|---|",
         ] + limit_rows
@@ -613,8 +627,8 @@ def main() -> None:
     header = [
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t_start))}, "
         f"{time.time() - t_start:.0f} s; {machine()}",
-        f"BLAS ({rates.get('blas', '?')}) one thread: "
-        f"{fmt(rates.get('512,512,512'), 1)} GFLOP/s on 512x512x512",
+        f"GEMM one thread: {fmt(rates.get('512,512,512'), 1)} GFLOP/s on 512x512x512 by "
+        f"{rates.get('512,512,512:by', '?')} (BLAS: {rates.get('blas', '?')})",
         f"device: {'gpu (CHAINRULE_DEVICE=gpu, torch cuda)' if args.gpu else 'cpu'}; "
         f"blocks {args.blocks}, block cap {args.block_seconds} s, warm-up {args.warmup} steps",
     ]

@@ -85,6 +85,10 @@ def xfail(reason: str):
 # an accuracy after training (float32 sums in another order drift a little over the steps).
 EXACT = (1e-4, 1e-6)
 TRAINED = (1e-3, 1e-6)
+# A transformer's 20 Adam steps amplify the float32 rounding of its products: oneDNN's GEMM
+# (chainrule.core.onednn, ~1e-6 relative error against float64 on these shapes, NumPy's BLAS
+# ~3e-7) ends 0.13% from real MLX's loss where NumPy's kernels end within 1e-6 of it.
+TRAINED_LONG = (3e-3, 1e-6)
 ACCURACY = (0, 0.01)
 
 # (program, arguments, factor, expected, same): the last loss must fall below factor * the
@@ -123,7 +127,7 @@ MLX_TRAINING = [
         ["--steps", "20"],
         0.7,
         {},
-        {"first_loss": EXACT, "last_loss": TRAINED, "val_loss": TRAINED},
+        {"first_loss": EXACT, "last_loss": TRAINED_LONG, "val_loss": TRAINED_LONG},
         id="transformer_lm",
     ),
     pytest.param("mlx/gcn.py", ["--steps", "30"], 0.3, {}, {}, id="gcn"),

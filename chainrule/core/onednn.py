@@ -31,7 +31,15 @@ from collections.abc import Iterator
 from .backend import ndarray, xp
 
 __all__ = ["available", "status", "disabled", "takes", "conv_forward", "conv_backward_data"]
-__all__ += ["conv_backward_weights", "set_num_threads", "packed_matmul", "Packed", "lstm_layer"]
+__all__ += [
+    "conv_backward_weights",
+    "set_num_threads",
+    "packed_matmul",
+    "Packed",
+    "lstm_layer",
+    "matmul",
+    "GEMM_MIN_WORK",
+]
 
 # oneDNN 3.x's C API values (dnnl_types.h; ABI-stable within major version 3)
 _F32 = 3
@@ -273,7 +281,8 @@ class _Conv:
             (n + a + b - (k - 1) * d - 1) // s + 1
             for n, a, b, k, d, s in zip(x_shape[1:-1], lo, hi, kernel, kdil, stride)
         )
-        self.lib, self.lock, self.owned = lib, threading.Lock(), []
+        self.lib, self.lock = lib, threading.Lock()
+        self.owned: list = []
         self.kinds: dict[str, tuple] = {}
         self.out = (x_shape[0],) + out + (c_out,)
         chans_last = (0, nd + 1) + tuple(range(1, nd + 1))  # logical N, C, spatial
@@ -447,8 +456,10 @@ class _LSTM:
     )
 
     def __init__(self, lib: _Library, T: int, N: int, D: int, H: int, reverse: bool) -> None:
-        self.lib, self.owned, self.lock = lib, [], threading.Lock()
-        self.shape, self.bwd = (T, N, D, H), None
+        self.lib, self.lock = lib, threading.Lock()
+        self.owned: list = []
+        self.shape = (T, N, D, H)
+        self.bwd: dict | None = None
         own, G = self.owned, 4 * H
         md = {
             "x": lib.md(own, (T, N, D), (N * D, D, 1)),
@@ -462,8 +473,8 @@ class _LSTM:
         self.md = md
         direction = 2 if reverse else 1
         w_any = (lib.md(own, (1, 1, D, 4, H)), lib.md(own, (1, 1, H, 4, H)))
-        descs = (md["x"], md["state"], md["state"], *w_any, None, None, md["bias"], md["y"])
-        descs += (md["state"], md["state"])
+        descs: tuple = (md["x"], md["state"], md["state"], *w_any, None, None, md["bias"])
+        descs += (md["y"], md["state"], md["state"])
         self.fwd_pd = ctypes.c_void_p()
         own.append(("dnnl_primitive_desc_destroy", self.fwd_pd))
         lib.check(
@@ -588,7 +599,7 @@ class _LSTM:
         w_any = (lib.md(own, (1, 1, D, 4, H)), lib.md(own, (1, 1, H, 4, H)))
         dw_any = (lib.md(own, (1, 1, D, 4, H)), lib.md(own, (1, 1, H, 4, H)))
         s = md["state"]
-        descs = (md["x"], s, s, *w_any, None, None, md["bias"], md["y"], s, s)
+        descs: tuple = (md["x"], s, s, *w_any, None, None, md["bias"], md["y"], s, s)
         descs += (md["x"], s, s, *dw_any, None, None, md["bias"], md["y"], s, s)
         pd = ctypes.c_void_p()
         lib.check(
@@ -641,7 +652,8 @@ class _Matmul:
     __slots__ = ("lib", "owned", "prim", "packed_md", "a_md", "c_md")
 
     def __init__(self, lib: _Library, m: int, k: int, n: int) -> None:
-        self.lib, self.owned = lib, []
+        self.lib = lib
+        self.owned: list = []
         own = self.owned
         self.a_md = lib.md(own, (m, k), (k, 1))
         self.c_md = lib.md(own, (m, n), (n, 1))
@@ -669,7 +681,8 @@ class Packed:
     __slots__ = ("mm", "owned", "args", "a_mem", "c_mem")
 
     def __init__(self, mm: _Matmul, b) -> None:
-        lib, self.mm, self.owned = mm.lib, mm, []
+        lib, self.mm = mm.lib, mm
+        self.owned: list = []
         own = self.owned
         b_md = lib.md(own, b.shape, [s // b.itemsize for s in b.strides])
         b_mem = lib.memory(own, b_md, ctypes.c_void_p(b.ctypes.data))
@@ -692,6 +705,113 @@ class Packed:
 
     def __del__(self, _destroy=_destroy) -> None:
         _destroy(getattr(getattr(self, "mm", None), "lib", None), self)
+
+
+class _Gemm:
+    """One product ``a @ b`` of fixed shapes and strides: matrices, or stacks of them with
+    NumPy's broadcasting of the leading axes (either operand may be a transposed view), written
+    into a new C-contiguous array."""
+
+    __slots__ = ("lib", "owned", "lock", "prim", "mems", "args", "out")
+
+    def __init__(self, lib: _Library, a_shape, a_strides, b_shape, b_strides, out) -> None:
+        self.lib, self.lock, self.out = lib, threading.Lock(), out
+        self.owned: list = []
+        own = self.owned
+        a_md = lib.md(own, a_shape, a_strides)
+        b_md = lib.md(own, b_shape, b_strides)
+        c_md = lib.md(own, out, _dense(out, tuple(range(len(out)))))
+        pd = ctypes.c_void_p()
+        code = lib.lib.dnnl_matmul_primitive_desc_create(
+            ctypes.byref(pd), lib.engine, a_md, b_md, None, c_md, None
+        )
+        lib.check(code, "matmul_primitive_desc_create")
+        try:
+            if lib.impl(pd).startswith("ref"):
+                raise RuntimeError("oneDNN offers only its reference kernel for this product")
+            self.prim = lib.primitive(own, pd)
+        finally:
+            lib.lib.dnnl_primitive_desc_destroy(pd)
+        self.mems = (lib.memory(own, a_md), lib.memory(own, b_md), lib.memory(own, c_md))
+        args = zip((_ARG_SRC, _ARG_WEIGHTS, _ARG_DST), self.mems)
+        self.args = (_ExecArg * 3)(*[_ExecArg(k, m) for k, m in args])
+
+    def __call__(self, a, b):
+        lib = self.lib
+        api = lib.lib
+        out = xp.empty(self.out, _F32_TYPE)
+        a_mem, b_mem, c_mem = self.mems
+        with self.lock:
+            api.dnnl_memory_set_data_handle(a_mem, a.ctypes.data)
+            api.dnnl_memory_set_data_handle(b_mem, b.ctypes.data)
+            api.dnnl_memory_set_data_handle(c_mem, out.ctypes.data)
+            lib.check(api.dnnl_primitive_execute(self.prim, lib.stream, 3, self.args), "execute")
+            lib.check(api.dnnl_stream_wait(lib.stream), "stream_wait")
+        return out
+
+    def __del__(self, _destroy=_destroy) -> None:
+        _destroy(getattr(self, "lib", None), self)
+
+
+GEMM_MIN_WORK = 1 << 19
+"""Multiply-adds (``M * K * N`` times the stacked matrices) below which a product stays in
+NumPy's BLAS: oneDNN's call costs a few microseconds of Python and ctypes (break-even measured
+near 32x128x128, docs/performance.md)."""
+
+
+def _gemm_for(a, b) -> _Gemm | None:
+    """The cached primitive for ``a @ b`` (``None``: oneDNN does not serve this product)."""
+    key = ("gemm", a.shape, a.strides, b.shape, b.strides)
+    with _CACHE_LOCK:
+        gemm = _CACHE.get(key, False)
+        if gemm is not False:
+            _CACHE.move_to_end(key)
+            return gemm
+    gemm = None
+    nd = max(a.ndim, b.ndim)
+    a_shape, b_shape = (1,) * (nd - a.ndim) + a.shape, (1,) * (nd - b.ndim) + b.shape
+    batch = []
+    for p, q in zip(a_shape[:-2], b_shape[:-2]):
+        if p != q and 1 not in (p, q):
+            batch = None
+            break
+        batch.append(max(p, q))
+    strides = a.strides + b.strides
+    whole = min(strides, default=1) > 0 and not any(s % 4 for s in strides)
+    if batch is not None and whole and nd <= 12 and _load() is not None:
+        # (an added axis of size 1 gets a stride past the data: oneDNN refuses 0)
+        a_str = [a.size] * (nd - a.ndim) + [s // 4 for s in a.strides]
+        b_str = [b.size] * (nd - b.ndim) + [s // 4 for s in b.strides]
+        out = tuple(batch) + (a_shape[-2], b_shape[-1])
+        try:
+            gemm = _Gemm(_STATE["lib"], a_shape, a_str, b_shape, b_str, out)
+        except RuntimeError:
+            gemm = None
+    _remember(key, gemm)
+    return gemm
+
+
+def matmul(a, b):
+    """``a @ b`` of float32 host matrices, or stacks of them (NumPy's ``matmul`` broadcasting
+    of the leading axes), in oneDNN's GEMM (its AVX-512 kernels run ~1.8x NumPy's BLAS here,
+    and a stack is one call instead of one BLAS call per matrix); ``None`` where it does not
+    serve: other types, vectors, mismatched shapes, products under :data:`GEMM_MIN_WORK`,
+    strides that are not positive whole elements."""
+    if (
+        not _ENABLED[0]
+        or type(a) is not ndarray
+        or type(b) is not ndarray
+        or a.ndim < 2
+        or b.ndim < 2
+        or a.dtype != _F32_TYPE
+        or b.dtype != _F32_TYPE
+        or a.shape[-1] != b.shape[-2]
+    ):
+        return None
+    if max(a.size, b.size) * min(a.shape[-2], b.shape[-1]) < GEMM_MIN_WORK:
+        return None  # (a lower bound of the work: below it the product is surely small)
+    gemm = _gemm_for(a, b)
+    return None if gemm is None else gemm(a, b)
 
 
 def packed_matmul(b, rows: int) -> Packed | None:

@@ -20,6 +20,7 @@ def _numpy_kernels():
     with onednn.disabled():
         yield
 
+
 CASES = [
     ((2, 7, 6, 4), (6, 3, 3, 4), dict(stride=(2, 1), padding=([1, -1], [2, 0]), flip=True)),
     ((2, 7, 6, 4), (6, 3, 3, 4), dict(kernel_dilation=(1, 2), input_dilation=(2, 1))),

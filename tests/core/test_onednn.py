@@ -349,3 +349,60 @@ def test_lstm_sequence_second_order_and_compile():
         _close(a, b_)
     for a, b_ in zip(ours[1], reference[1]):
         _close(a, b_, rtol=1e-4)
+
+
+@needs_onednn
+@pytest.mark.parametrize(
+    "a_shape, b_shape, a_t, b_t",
+    [
+        ((96, 80), (80, 72), False, False),
+        ((96, 80), (80, 72), True, False),  # x.T @ g (a weight's gradient)
+        ((96, 80), (80, 72), False, True),  # x @ W.T (a Linear)
+        ((6, 4, 32, 24), (6, 4, 24, 40), False, True),  # attention's q @ k.T
+        ((3, 1, 60, 48), (1, 5, 48, 60), False, False),  # broadcast stacks
+        ((7, 64, 48), (48, 96), False, False),  # a stack times a matrix
+    ],
+)
+def test_gemm_matches_numpy(a_shape, b_shape, a_t, b_t, monkeypatch):
+    rng = np.random.default_rng(11)
+
+    def make(shape, transposed):
+        if not transposed:
+            return rng.standard_normal(shape).astype(np.float32)
+        swapped = shape[:-2] + (shape[-1], shape[-2])
+        return np.swapaxes(rng.standard_normal(swapped).astype(np.float32), -1, -2)
+
+    a, b = make(a_shape, a_t), make(b_shape, b_t)
+    got = onednn.matmul(a, b)
+    assert got is not None and got.flags.c_contiguous
+    _close(got, np.matmul(a, b))
+    # the engine's matmul takes it, and its gradients (products again) match NumPy's kernels
+    calls = [0]
+    original = onednn._Gemm.__call__
+
+    def counted(self, x, y):
+        calls[0] += 1
+        return original(self, x, y)
+
+    monkeypatch.setattr(onednn._Gemm, "__call__", counted)
+    fn = mx.grad(lambda p, q: (mx.sin(p @ q)).sum(), argnums=(0, 1))
+    ours = fn(mx.array(a), mx.array(b))
+    assert calls[0] >= 1
+    with onednn.disabled():
+        reference = fn(mx.array(a), mx.array(b))
+    for x, y in zip(ours, reference):
+        _close(x, y, rtol=1e-4)
+
+
+def test_gemm_declines_what_it_does_not_serve():
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((64, 64)).astype(np.float32)
+    assert onednn.matmul(a[:8, :8], a[:8, :8]) is None  # under GEMM_MIN_WORK
+    assert onednn.matmul(a.astype(np.float64), a.astype(np.float64)) is None
+    assert onednn.matmul(a[0], a) is None  # a vector
+    assert onednn.matmul(a, a[:32]) is None  # mismatched inner sizes
+    if onednn.available():
+        big = rng.standard_normal((128, 128)).astype(np.float32)
+        flipped = big[::-1]  # a negative stride: NumPy's
+        assert onednn.matmul(flipped, big) is None
+        _close(np.asarray(mx.array(flipped) @ mx.array(big)), flipped @ big)

@@ -7,6 +7,7 @@ import math
 import sys
 
 from .. import dtypes as _dt
+from .. import onednn
 from ..array import STATE, Node, _from_value, array
 from ..backend import array_module, same_device, xp
 from ..tracing import kernel
@@ -18,19 +19,39 @@ from .table import (
     export,
 )
 
+_GEMM_MIN = onednn.GEMM_MIN_WORK
+
+
+@kernel
+def _gemm(da, db):
+    """``da @ db`` of two matrices or stacks: oneDNN's GEMM where it serves (``core/onednn.py``:
+    float32 host arrays, at least ``GEMM_MIN_WORK`` multiply-adds), else NumPy's. One step
+    under ``mx.compile``, so a replay takes the same kernel."""
+    out = onednn.matmul(da, db)
+    return xp.matmul(da, db) if out is None else out
+
 
 @kernel
 def _folded_matmul(da, db):
     """Stacked ``(..., k)`` times a ``(k, n)`` matrix with the batch axes folded into the rows
     of one GEMM (NumPy's stacked matmul makes one small BLAS call per matrix, or none on odd
     strides). One step under ``mx.compile``, so a shapeless replay folds its own shapes."""
-    return xp.matmul(da.reshape(-1, da.shape[-1]), db).reshape(da.shape[:-1] + db.shape[1:])
+    rows = da.reshape(-1, da.shape[-1])
+    out = onednn.matmul(rows, db) if rows.size * db.shape[-1] >= _GEMM_MIN else None
+    if out is None:
+        out = xp.matmul(rows, db)
+    return out.reshape(da.shape[:-1] + db.shape[1:])
 
 
 @kernel
 def _addmm_kernel(dc, da, db, alpha, beta):
     """``alpha * (da @ db) + beta * dc`` with the bias added into the product's fresh result."""
-    out = _folded_matmul(da, db) if da.ndim > 2 else xp.matmul(da, db)
+    if da.ndim > 2:
+        out = _folded_matmul(da, db)
+    elif da.size * db.shape[-1] >= _GEMM_MIN:
+        out = _gemm(da, db)
+    else:
+        out = xp.matmul(da, db)
     if alpha != 1.0:
         out *= alpha
     out += dc if beta == 1.0 else dc * beta
@@ -99,6 +120,13 @@ def matmul(a, b, stream=None) -> array:
     try:
         if da.ndim > 2 and db.ndim == 2 and da.shape[-1] == db.shape[0] and da.size and db.size:
             out = _folded_matmul(da, db)  # one GEMM over the folded batch axes
+        elif (
+            da.ndim >= 2
+            and db.ndim >= 2
+            and builtins.max(da.size, db.size) * builtins.min(da.shape[-2], db.shape[-1])
+            >= _GEMM_MIN
+        ):
+            out = _gemm(da, db)  # (oneDNN's, where it serves: one call for a whole stack)
         else:
             out = xp.matmul(da, db)
     except ValueError:
