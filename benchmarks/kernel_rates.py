@@ -40,7 +40,10 @@ def _row(what: str, flops: float, ms: float) -> str:
 
 
 def gemms(torch) -> list[str]:
-    """NumPy's matmul and PyTorch's mm on the networks' product shapes."""
+    """NumPy's matmul, oneDNN's (chainrule's float32 products) and PyTorch's mm on the
+    networks' product shapes."""
+    from chainrule.core import onednn
+
     rows = []
     shapes = [(512, 512, 512), (700, 256, 1024), (20, 256, 1024), (32768, 144, 16), (2048, 576, 64)]
     for m, k, n in shapes:
@@ -48,6 +51,9 @@ def gemms(torch) -> list[str]:
         b = np.random.default_rng(1).standard_normal((k, n)).astype(np.float32)
         flops = 2.0 * m * k * n
         rows.append(_row(f"NumPy matmul {m}x{k}x{n}", flops, _best_ms(lambda a=a, b=b: a @ b)))
+        if onednn.available():
+            best = _best_ms(lambda a=a, b=b: onednn.matmul(a, b))
+            rows.append(_row(f"oneDNN matmul {m}x{k}x{n}", flops, best))
         if torch is not None:
             ta, tb = torch.from_numpy(a), torch.from_numpy(b)
             rows.append(
