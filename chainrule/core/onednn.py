@@ -9,6 +9,7 @@ call it through its C API with ``ctypes`` for float32 NumPy arrays without input
 everything else (float64, half precision, the GPU, input-dilated convolutions) keeps the NumPy
 kernels. The primitives stay chainrule's: only the kernels' arithmetic moves.
 
+The library is loaded with ``chainrule.core`` (as PyTorch loads its kernel libraries at import).
 ``CHAINRULE_ONEDNN=0`` in the environment, or :func:`disabled`, keeps the NumPy kernels;
 ``CHAINRULE_ONEDNN_LIBRARY`` names the library file when it is not beside the interpreter's
 ``lib`` folder. :func:`status` says whether the library is in use, and if not, why.
@@ -194,6 +195,8 @@ def _load() -> _Library | None:
             try:
                 _STATE["lib"] = _Library(ctypes.CDLL(path))
                 _STATE["why"] = f"in use: {path}"
+                if hasattr(os, "register_at_fork"):
+                    os.register_at_fork(after_in_child=_after_fork)
                 if _STATE.get("threads"):
                     set_num_threads(_STATE["threads"])
                 return _STATE["lib"]
@@ -234,14 +237,24 @@ def disabled() -> Iterator[None]:
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` OpenMP threads in oneDNN's kernels (``mx.set_num_threads`` calls this; a
-    count set before the library loads is applied when it loads)."""
-    _STATE["threads"] = int(n)
+    count set before the library loads is applied when it loads). In a process forked from
+    one that had loaded the library the count stays 1 (:func:`_after_fork`)."""
+    _STATE["threads"] = 1 if _STATE.get("forked") else int(n)
     if _STATE["lib"] is None:
         return
     try:
-        ctypes.CDLL("libgomp.so.1").omp_set_num_threads(int(n))
+        ctypes.CDLL("libgomp.so.1").omp_set_num_threads(_STATE["threads"])
     except (OSError, AttributeError):
         pass
+
+
+def _after_fork() -> None:
+    """In a forked child: one OpenMP thread from now on. GNU OpenMP's thread pool does not
+    survive ``fork`` (the child's first parallel region waits forever for the parent's
+    threads); with one thread it is never used. PyTorch's DataLoader workers run on one
+    thread for the same reason, and so do chainrule's."""
+    _STATE["forked"] = True
+    set_num_threads(1)
 
 
 # -- convolutions ----------------------------------------------------------------------------------
@@ -770,12 +783,12 @@ def _gemm_for(a, b) -> _Gemm | None:
     gemm = None
     nd = max(a.ndim, b.ndim)
     a_shape, b_shape = (1,) * (nd - a.ndim) + a.shape, (1,) * (nd - b.ndim) + b.shape
-    batch = []
+    batch: list | None = []
     for p, q in zip(a_shape[:-2], b_shape[:-2]):
         if p != q and 1 not in (p, q):
             batch = None
             break
-        batch.append(max(p, q))
+        batch.append(max(p, q))  # type: ignore[union-attr]
     strides = a.strides + b.strides
     whole = min(strides, default=1) > 0 and not any(s % 4 for s in strides)
     if batch is not None and whole and nd <= 12 and _load() is not None:
@@ -922,3 +935,10 @@ def conv_backward_weights(x, g, kernel, stride, lo, hi, kdil, idil, groups):
     if conv is None or conv.out != g.shape:
         return None
     return conv.backward_weights(_c(x), _c(g))
+
+
+# Loaded with chainrule.core, as PyTorch loads its kernel libraries at import: the library's
+# fixed cost (~17 MB resident, ~10 ms; measured in docs/performance.md) is paid once, up front,
+# not inside the first training step that multiplies. CHAINRULE_ONEDNN=0 skips it.
+if _ENABLED[0]:
+    _load()

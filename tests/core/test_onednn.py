@@ -406,3 +406,32 @@ def test_gemm_declines_what_it_does_not_serve():
         flipped = big[::-1]  # a negative stride: NumPy's
         assert onednn.matmul(flipped, big) is None
         _close(np.asarray(mx.array(flipped) @ mx.array(big)), flipped @ big)
+
+
+@needs_onednn
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_does_not_hang():
+    # GNU OpenMP's thread pool does not survive fork: after a two-thread product in the
+    # parent, the child's first parallel region would wait forever for the parent's threads.
+    code = (
+        "import os, time, chainrule.core as mx\n"
+        "from chainrule.core import onednn\n"
+        "mx.set_num_threads(2)\n"
+        "a = mx.random.normal((512, 512)); mx.eval(a @ a)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    mx.set_num_threads(2)  # stays 1 in the child\n"
+        "    mx.eval(a @ a)\n"
+        "    x = mx.random.normal((2, 16, 16, 8)); w = mx.random.normal((8, 3, 3, 8))\n"
+        "    mx.eval(mx.conv2d(x, w))\n"
+        "    os._exit(0 if onednn._STATE['threads'] == 1 else 3)\n"
+        "for _ in range(300):\n"
+        "    done, status = os.waitpid(pid, os.WNOHANG)\n"
+        "    if done:\n"
+        "        raise SystemExit(os.waitstatus_to_exitcode(status))\n"
+        "    time.sleep(0.05)\n"
+        "os.kill(pid, 9)\n"
+        "raise SystemExit('the child hung')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
