@@ -77,6 +77,33 @@ def _destroy(lib, owner) -> None:
     owner.owned = []
 
 
+_CACHE: OrderedDict = OrderedDict()
+_CACHE_SIZE = 256
+_CACHE_LOCK = threading.Lock()
+
+
+def _cached(key: tuple, make):
+    """The cache's entry for ``key`` (the most recent ``_CACHE_SIZE`` kept), made by
+    ``make(lib)`` on a miss; ``None`` (also remembered) where oneDNN refuses the shape."""
+    with _CACHE_LOCK:
+        found = _CACHE.get(key, False)
+        if found is not False:
+            _CACHE.move_to_end(key)
+            return found
+    lib = _load()
+    if lib is None:
+        return None
+    try:
+        found = make(lib)
+    except RuntimeError:
+        found = None
+    with _CACHE_LOCK:
+        _CACHE[key] = found
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return found
+
+
 class _Library:
     """The loaded library with its CPU engine and stream."""
 
@@ -391,29 +418,26 @@ class _Conv:
     def __del__(self, _destroy=_destroy) -> None:
         _destroy(getattr(self, "lib", None), self)
 
-    def forward(self, x, w):
-        y = xp.empty(self.out, _F32_TYPE)
+    def _with_weight(self, kind: str, w, x_arg: tuple, y_arg: tuple) -> None:
+        """Run direction ``kind`` with weight ``w`` (reordered into its layout first) on the
+        input-side and output-side arrays given as ``(argument, array)``."""
         api = self.lib.lib
         with self.lock:
-            prim, wmem, reorder, xmem, ymem, umem = self._kind("fwd")
+            prim, wmem, reorder, xmem, ymem, umem = self._kind(kind)
             api.dnnl_memory_set_data_handle(umem, w.ctypes.data)
             _run(self.lib, reorder, [(_ARG_SRC, umem), (_ARG_DST, wmem)])
-            api.dnnl_memory_set_data_handle(xmem, x.ctypes.data)
-            api.dnnl_memory_set_data_handle(ymem, y.ctypes.data)
-            _run(self.lib, prim, [(_ARG_SRC, xmem), (_ARG_WEIGHTS, wmem), (_ARG_DST, ymem)])
+            api.dnnl_memory_set_data_handle(xmem, x_arg[1].ctypes.data)
+            api.dnnl_memory_set_data_handle(ymem, y_arg[1].ctypes.data)
+            _run(self.lib, prim, [(x_arg[0], xmem), (_ARG_WEIGHTS, wmem), (y_arg[0], ymem)])
+
+    def forward(self, x, w):
+        y = xp.empty(self.out, _F32_TYPE)
+        self._with_weight("fwd", w, (_ARG_SRC, x), (_ARG_DST, y))
         return y
 
     def backward_data(self, g, w, x_shape):
         gx = xp.empty(x_shape, _F32_TYPE)
-        api = self.lib.lib
-        with self.lock:
-            prim, wmem, reorder, xmem, ymem, umem = self._kind("data")
-            api.dnnl_memory_set_data_handle(umem, w.ctypes.data)
-            _run(self.lib, reorder, [(_ARG_SRC, umem), (_ARG_DST, wmem)])
-            api.dnnl_memory_set_data_handle(ymem, g.ctypes.data)
-            api.dnnl_memory_set_data_handle(xmem, gx.ctypes.data)
-            args = [(_ARG_DIFF_DST, ymem), (_ARG_WEIGHTS, wmem), (_ARG_DIFF_SRC, xmem)]
-            _run(self.lib, prim, args)
+        self._with_weight("data", w, (_ARG_DIFF_SRC, gx), (_ARG_DIFF_DST, g))
         return gx
 
     def backward_weights(self, x, g):
@@ -640,20 +664,9 @@ class _LSTM:
 
 def lstm_layer(T: int, N: int, D: int, H: int, reverse: bool) -> _LSTM | None:
     """The cached oneDNN LSTM of this shape (``None`` where oneDNN does not serve it)."""
-    if not _ENABLED[0] or _load() is None:
+    if not _ENABLED[0]:
         return None
-    key = ("lstm", T, N, D, H, reverse)
-    with _CACHE_LOCK:
-        found = _CACHE.get(key, False)
-        if found is not False:
-            _CACHE.move_to_end(key)
-            return found
-    try:
-        found = _LSTM(_STATE["lib"], T, N, D, H, reverse)
-    except RuntimeError:
-        found = None
-    _remember(key, found)
-    return found
+    return _cached(("lstm", T, N, D, H, reverse), lambda lib: _LSTM(lib, T, N, D, H, reverse))
 
 
 # -- a matrix product with its right operand packed once --------------------------------------------
@@ -774,34 +787,27 @@ near 32x128x128, docs/performance.md)."""
 
 def _gemm_for(a, b) -> _Gemm | None:
     """The cached primitive for ``a @ b`` (``None``: oneDNN does not serve this product)."""
-    key = ("gemm", a.shape, a.strides, b.shape, b.strides)
-    with _CACHE_LOCK:
-        gemm = _CACHE.get(key, False)
-        if gemm is not False:
-            _CACHE.move_to_end(key)
-            return gemm
-    gemm = None
+    return _cached(
+        ("gemm", a.shape, a.strides, b.shape, b.strides), lambda lib: _new_gemm(lib, a, b)
+    )
+
+
+def _new_gemm(lib: _Library, a, b) -> _Gemm | None:
     nd = max(a.ndim, b.ndim)
     a_shape, b_shape = (1,) * (nd - a.ndim) + a.shape, (1,) * (nd - b.ndim) + b.shape
-    batch: list | None = []
+    batch = []
     for p, q in zip(a_shape[:-2], b_shape[:-2]):
         if p != q and 1 not in (p, q):
-            batch = None
-            break
-        batch.append(max(p, q))  # type: ignore[union-attr]
+            return None  # (stacks that do not broadcast: NumPy says why)
+        batch.append(max(p, q))
     strides = a.strides + b.strides
-    whole = min(strides, default=1) > 0 and not any(s % 4 for s in strides)
-    if batch is not None and whole and nd <= 12 and _load() is not None:
-        # (an added axis of size 1 gets a stride past the data: oneDNN refuses 0)
-        a_str = [a.size] * (nd - a.ndim) + [s // 4 for s in a.strides]
-        b_str = [b.size] * (nd - b.ndim) + [s // 4 for s in b.strides]
-        out = tuple(batch) + (a_shape[-2], b_shape[-1])
-        try:
-            gemm = _Gemm(_STATE["lib"], a_shape, a_str, b_shape, b_str, out)
-        except RuntimeError:
-            gemm = None
-    _remember(key, gemm)
-    return gemm
+    if nd > 12 or min(strides, default=1) <= 0 or any(s % 4 for s in strides):
+        return None
+    # (an added axis of size 1 gets a stride past the data: oneDNN refuses 0)
+    a_str = [a.size] * (nd - a.ndim) + [s // 4 for s in a.strides]
+    b_str = [b.size] * (nd - b.ndim) + [s // 4 for s in b.strides]
+    out = tuple(batch) + (a_shape[-2], b_shape[-1])
+    return _Gemm(lib, a_shape, a_str, b_shape, b_str, out)
 
 
 def matmul(a, b):
@@ -834,19 +840,10 @@ def packed_matmul(b, rows: int) -> Packed | None:
     oneDNN does not serve (the caller keeps ``xp.matmul``)."""
     if not _ENABLED[0] or type(b) is not ndarray or b.dtype != _F32_TYPE or b.ndim != 2:
         return None
-    if any(s <= 0 or s % b.itemsize for s in b.strides) or _load() is None:
+    if any(s <= 0 or s % b.itemsize for s in b.strides):
         return None
-    key = ("matmul", rows) + b.shape
-    with _CACHE_LOCK:
-        mm = _CACHE.get(key, False)
-        if mm is not False:
-            _CACHE.move_to_end(key)
-    if mm is False:
-        try:
-            mm = _Matmul(_STATE["lib"], rows, b.shape[0], b.shape[1])
-        except RuntimeError:
-            mm = None
-        _remember(key, mm)
+    k, n = b.shape
+    mm = _cached(("matmul", rows, k, n), lambda lib: _Matmul(lib, rows, k, n))
     return None if mm is None else Packed(mm, b)
 
 
@@ -857,35 +854,10 @@ def _run(lib: _Library, prim, args: list) -> None:
     lib.check(api.dnnl_stream_wait(lib.stream), "stream_wait")
 
 
-_CACHE: OrderedDict = OrderedDict()
-_CACHE_SIZE = 256
-_CACHE_LOCK = threading.Lock()
-
-
 def _conv(x_shape, w_shape, stride, lo, hi, kdil, groups) -> _Conv | None:
     """The cached descriptors of one convolution shape (``None``: oneDNN does not serve it)."""
     key = (x_shape, w_shape, stride, lo, hi, kdil, groups)
-    with _CACHE_LOCK:
-        found = _CACHE.get(key, False)
-        if found is not False:
-            _CACHE.move_to_end(key)
-            return found
-    lib = _load()
-    conv = None
-    if lib is not None:
-        try:
-            conv = _Conv(lib, x_shape, w_shape, stride, lo, hi, kdil, groups)
-        except RuntimeError:
-            conv = None
-    _remember(key, conv)
-    return conv
-
-
-def _remember(key: tuple, value) -> None:
-    with _CACHE_LOCK:
-        _CACHE[key] = value
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
+    return _cached(key, lambda lib: _Conv(lib, x_shape, w_shape, stride, lo, hi, kdil, groups))
 
 
 def takes(arrays: tuple, lo: tuple, hi: tuple, idil: tuple) -> bool:

@@ -35,17 +35,18 @@ CASES = [
 ]
 
 
-def _counting(monkeypatch) -> dict:
-    """Count the calls of each oneDNN direction."""
-    counts = {"forward": 0, "backward_data": 0, "backward_weights": 0}
+def _counting(monkeypatch, cls=None, names=("forward", "backward_data", "backward_weights")):
+    """Count the calls of methods ``names`` of ``cls`` (the convolutions' by default)."""
+    cls = onednn._Conv if cls is None else cls
+    counts = dict.fromkeys(names, 0)
     for name in counts:
-        original = getattr(onednn._Conv, name)
+        original = getattr(cls, name)
 
         def wrapped(self, *args, _name=name, _original=original):
             counts[_name] += 1
             return _original(self, *args)
 
-        monkeypatch.setattr(onednn._Conv, name, wrapped)
+        monkeypatch.setattr(cls, name, wrapped)
     return counts
 
 
@@ -253,14 +254,7 @@ def test_packed_matmul_matches_numpy(layout):
 def test_recurrent_scans_match_numpy_products(layer, monkeypatch):
     import chainrule.nn as nn
 
-    calls = [0]
-    original = onednn.Packed.__call__
-
-    def counted(self, a, out):
-        calls[0] += 1
-        original(self, a, out)
-
-    monkeypatch.setattr(onednn.Packed, "__call__", counted)
+    calls = _counting(monkeypatch, onednn.Packed, ("__call__",))
     mx.random.seed(9)
     model = getattr(nn, layer)(6, 8)
     x = mx.random.normal((3, 5, 6))
@@ -274,10 +268,10 @@ def test_recurrent_scans_match_numpy_products(layer, monkeypatch):
     params = model.parameters()
     step = mx.value_and_grad(loss, argnums=(0, 1))
     ours = step(params, x)
-    assert calls[0] == 10  # five steps forward, five backward
+    assert calls["__call__"] == 10  # five steps forward, five backward
     with onednn.disabled():
         reference = step(params, x)
-    assert calls[0] == 10
+    assert calls["__call__"] == 10
     _close(ours[0], reference[0])
     flat = dict(tree_flatten(ours[1]))
     for key, value in tree_flatten(reference[1]):
@@ -288,15 +282,7 @@ def test_recurrent_scans_match_numpy_products(layer, monkeypatch):
 def test_torch_lstm_layers_use_the_fused_kernel(monkeypatch):
     import chainrule.torch as torch
 
-    calls = {"forward": 0, "backward": 0}
-    for name in calls:
-        original = getattr(onednn._LSTM, name)
-
-        def wrapped(self, *args, _name=name, _original=original):
-            calls[_name] += 1
-            return _original(self, *args)
-
-        monkeypatch.setattr(onednn._LSTM, name, wrapped)
+    calls = _counting(monkeypatch, onednn._LSTM, ("forward", "backward"))
     torch.manual_seed(0)
     model = torch.nn.LSTM(5, 4, num_layers=2, bidirectional=True)
     x = torch.randn(6, 3, 5)
@@ -377,17 +363,10 @@ def test_gemm_matches_numpy(a_shape, b_shape, a_t, b_t, monkeypatch):
     assert got is not None and got.flags.c_contiguous
     _close(got, np.matmul(a, b))
     # the engine's matmul takes it, and its gradients (products again) match NumPy's kernels
-    calls = [0]
-    original = onednn._Gemm.__call__
-
-    def counted(self, x, y):
-        calls[0] += 1
-        return original(self, x, y)
-
-    monkeypatch.setattr(onednn._Gemm, "__call__", counted)
+    calls = _counting(monkeypatch, onednn._Gemm, ("__call__",))
     fn = mx.grad(lambda p, q: (mx.sin(p @ q)).sum(), argnums=(0, 1))
     ours = fn(mx.array(a), mx.array(b))
-    assert calls[0] >= 1
+    assert calls["__call__"] >= 1
     with onednn.disabled():
         reference = fn(mx.array(a), mx.array(b))
     for x, y in zip(ours, reference):
