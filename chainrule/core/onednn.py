@@ -1,22 +1,33 @@
-"""oneDNN's convolution kernels for float32 arrays on the CPU (optional).
+"""oneDNN's kernels for float32 arrays on the CPU (optional; ``docs/performance.md``, "Session 11").
 
-NumPy's BLAS runs a convolution as im2col and a GEMM at 63-107 GFLOP/s on the ResNet's layers;
-oneDNN's direct AVX-512/AVX2 kernels (the ones PyTorch's CPU convolutions use) run the same
-layers at 150-240 (``docs/performance.md``, "oneDNN's convolutions"). When the oneDNN shared
-library is installed (``pip install onednn-cpu-gomp``, part of the ``fast`` extra; Linux x86-64),
-the three kernels of ``conv.py`` (the convolution, its input gradient and its weight gradient)
-call it through its C API with ``ctypes`` for float32 NumPy arrays without input dilation;
-everything else (float64, half precision, the GPU, input-dilated convolutions) keeps the NumPy
-kernels. The primitives stay chainrule's: only the kernels' arithmetic moves.
+NumPy's BLAS (OpenBLAS here) multiplies at 92-132 GFLOP/s on one core and runs a convolution as
+im2col and a GEMM (63-108); oneDNN, the library behind PyTorch's CPU convolutions and LSTM, runs
+the same products at 165-275 and the convolutions at 155-262 with its AVX-512/AVX2 kernels.
+When its shared library is installed (``pip install onednn-cpu-gomp``: the ``fast`` extra,
+Linux x86-64), chainrule calls its C API through ``ctypes`` for float32 host arrays:
+
+* the three kernels of ``conv.py`` (a convolution, its input gradient, its weight gradient):
+  :func:`conv_forward`, :func:`conv_backward_data`, :func:`conv_backward_weights`, for 1-3
+  spatial axes without input dilation (:func:`takes`);
+* matrix products of at least :data:`GEMM_MIN_WORK` multiply-adds, matrices or stacks
+  (:func:`matmul`, called by ``ops/products.py``);
+* a whole LSTM layer forward and backward (:func:`lstm_layer`, called by
+  ``chainrule.nn.layers.recurrent.lstm_sequence`` for ``chainrule.torch``'s LSTM);
+* a recurrence's step product with its weight packed once (:func:`packed_matmul`).
+
+Everything else (float64, half precision, the GPU, small products) keeps the NumPy kernels,
+and so does everything when the library is absent. The primitives and their rules stay
+chainrule's: only the kernels' arithmetic moves.
 
 The library is loaded with ``chainrule.core`` (as PyTorch loads its kernel libraries at import).
 ``CHAINRULE_ONEDNN=0`` in the environment, or :func:`disabled`, keeps the NumPy kernels;
-``CHAINRULE_ONEDNN_LIBRARY`` names the library file when it is not beside the interpreter's
+``CHAINRULE_ONEDNN_LIBRARY`` names the library file when it is not in the interpreter's
 ``lib`` folder. :func:`status` says whether the library is in use, and if not, why.
 
-Each shape's primitives are made once (a cache of the last 256) and keep oneDNN's copy of the
-weight in its blocked layout; inputs are read in place when C-contiguous (channels-last, as
-chainrule's convolutions lay them out) and outputs are written into new NumPy arrays.
+Each shape's primitives are made once (a cache of the last 256, destroyed when dropped); a
+weight is reordered into oneDNN's blocked layout at each call (it changes every step); inputs
+are read in place (channels-last, or any positive strides for products) and outputs are new
+NumPy arrays. GNU OpenMP's threads follow ``mx.set_num_threads``; a forked child keeps one.
 """
 
 from __future__ import annotations
