@@ -290,6 +290,9 @@ def _conv_few_kernel(x, w, stride, lo, hi, kdil, flip):
 @_opaque
 def _cols_weight_kernel(g, cols, kernel, flip):
     """The weight gradient from a forward's kept few-channel columns (``_conv_few_kernel``)."""
+    if g.size == 0:  # an empty batch: the weight gets nothing
+        c = cols.shape[0] // math.prod(kernel)
+        return xp.zeros_like(g, shape=(g.shape[-1],) + tuple(kernel) + (c,))
     gw = xp.matmul(g.reshape(cols.shape[1], -1).T, cols.T)
     gw = gw.reshape((g.shape[-1],) + tuple(kernel) + (cols.shape[0] // math.prod(kernel),))
     return _flipped(gw, len(kernel)) if flip else gw
@@ -329,6 +332,8 @@ def _conv_weight_kernel(x, g, kernel, stride, lo, hi, kdil, idil, groups, flip):
     """The weight gradient of ``conv``: the input's windows against the cotangent ``g``."""
     nd = x.ndim - 2
     c_out = g.shape[-1]
+    if g.size == 0:  # an empty batch: the weight gets nothing
+        return xp.zeros_like(x, shape=(c_out,) + tuple(kernel) + (x.shape[-1] // groups,))
     gw = onednn.conv_backward_weights(x, g, kernel, stride, lo, hi, kdil, idil, groups)
     if gw is not None:
         return _flipped(gw, nd) if flip else gw
@@ -574,6 +579,8 @@ def _conv_input_kernel(g, w, spatial, stride, lo, hi, kdil, idil, groups, flip):
     nd = g.ndim - 2
     if flip:
         w = _flipped(w, nd)
+    if g.size == 0:  # an empty batch (or output): nothing reaches the input
+        return xp.zeros_like(g, shape=(g.shape[0],) + tuple(spatial) + (w.shape[-1] * groups,))
     y = onednn.conv_backward_data(g, w, spatial, stride, lo, hi, kdil, idil, groups)
     if y is not None:
         return y

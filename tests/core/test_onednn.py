@@ -7,6 +7,7 @@ checked by central differences in float64 in test_conv.py), and asserts that one
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -414,3 +415,23 @@ def test_a_forked_child_does_not_hang():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("kernels", ["onednn", "numpy"])
+@pytest.mark.parametrize("shape", [(0, 8, 8, 3), (0, 8, 3), (0, 8, 8, 20)])
+def test_empty_batches_give_zero_gradients(kernels, shape):
+    # PyTorch: a convolution of zero examples has an empty input gradient and a zero weight
+    # gradient (the NumPy kernels' col2im and kept columns failed on it before)
+    if kernels == "onednn" and not onednn.available():
+        pytest.skip(onednn.status())
+    nd = len(shape) - 2
+    x = mx.zeros(shape)
+    w = mx.ones((4,) + (3,) * nd + (shape[-1],))
+    with contextlib.nullcontext() if kernels == "onednn" else onednn.disabled():
+        for stride in (1, 2):
+            gx, gw = mx.grad(
+                lambda x, w, s=stride: mx.conv_general(x, w, stride=s, padding=1).sum(),
+                argnums=(0, 1),
+            )(x, w)
+            assert gx.shape == x.shape and gw.shape == w.shape
+            assert not np.asarray(gw).any()
