@@ -435,3 +435,42 @@ def test_empty_batches_give_zero_gradients(kernels, shape):
             )(x, w)
             assert gx.shape == x.shape and gw.shape == w.shape
             assert not np.asarray(gw).any()
+
+
+@needs_onednn
+def test_threads_share_the_cached_primitives():
+    # a thread worker (DataLoader's thread workers, a user's pool) and the main thread run
+    # the same cached convolution and product at once: each gets its own answer
+    import threading
+
+    rng = np.random.default_rng(13)
+    w = rng.standard_normal((16, 3, 3, 8)).astype(np.float32)
+    b = rng.standard_normal((256, 256)).astype(np.float32)
+    inputs = [
+        (rng.standard_normal((4, 12, 12, 8)).astype(np.float32), rng.standard_normal((64, 256)))
+        for _ in range(4)
+    ]
+    inputs = [(x, a.astype(np.float32)) for x, a in inputs]
+    with onednn.disabled():
+        expected = [(np.asarray(mx.conv2d(mx.array(x), mx.array(w))), a @ b) for x, a in inputs]
+    errors: list = []
+
+    def work(k: int) -> None:
+        x, a = inputs[k]
+        for _ in range(30):
+            y = np.asarray(mx.conv2d(mx.array(x), mx.array(w)))
+            p = onednn.matmul(a, b)
+            close = [
+                np.abs(got - want).max() <= 2e-5 * np.abs(want).max()
+                for got, want in zip((y, p), expected[k])
+            ]
+            if not all(close):
+                errors.append(k)
+                return
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
