@@ -280,12 +280,13 @@ def test_recurrent_scans_match_numpy_products(layer, monkeypatch):
 
 
 @needs_onednn
-def test_torch_lstm_layers_use_the_fused_kernel(monkeypatch):
+@pytest.mark.parametrize("bias", [True, False])
+def test_torch_lstm_layers_use_the_fused_kernel(bias, monkeypatch):
     import chainrule.torch as torch
 
     calls = _counting(monkeypatch, onednn._LSTM, ("forward", "backward"))
     torch.manual_seed(0)
-    model = torch.nn.LSTM(5, 4, num_layers=2, bidirectional=True)
+    model = torch.nn.LSTM(5, 4, num_layers=2, bidirectional=True, bias=bias)
     x = torch.randn(6, 3, 5)
     h0, c0 = torch.randn(4, 3, 4), torch.randn(4, 3, 4)
 

@@ -8,7 +8,7 @@ import weakref
 from collections.abc import Callable
 
 from ... import core as mx
-from ...core import extend, onednn
+from ...core import backend, extend, onednn
 from ...core.array import array
 from ...core.extend import STATE, from_value, kernel, xp
 from ..module import Module
@@ -335,8 +335,9 @@ def lstm_sequence(
         ``(T + 1, N, H)``: the hidden state of every step, then the last cell state.
     """
     H = w_hh.shape[-1]
-    if bias is None:
-        bias = mx.zeros((w_hh.shape[0],), dtype=x.dtype)
+    if bias is None:  # (zeros on the input's device)
+        on = mx.gpu if backend.is_gpu(x._data) else mx.cpu
+        bias = mx.zeros((w_hh.shape[0],), dtype=x.dtype, stream=on)
     args = (x, w_ih, w_hh, bias, h0, c0)
     fast = x.shape[0] > 0 and all(a.dtype == mx.float32 for a in args) and _fast_dtype(*args)
     if fast and onednn.lstm_layer(x.shape[0], x.shape[1], x.shape[2], H, reverse) is not None:

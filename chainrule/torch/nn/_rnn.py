@@ -27,7 +27,7 @@ import chainrule.core as mx
 from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
-from chainrule.nn.layers.recurrent import gru_scan, lstm_scan, lstm_sequence
+from chainrule.nn.layers.recurrent import gru_scan, lstm_sequence
 
 from .._tensor_class import tensors as _tensors
 from ._module import Module
@@ -145,21 +145,17 @@ def _run_direction(
     return mx.concatenate(outs, axis=0), final
 
 
-def _scan_direction(
-    mode: str, xw: array, sizes: list, state: tuple, w: dict, b_hh: Any, reverse: bool
+def _gru_direction(
+    xw: array, sizes: list, state: tuple, w: dict, b_hh: Any, reverse: bool
 ) -> tuple[array, tuple]:
-    """One direction of an LSTM or GRU layer over equal-length sequences as one scan
-    (``lstm_scan`` / ``gru_scan``: a hand-written backward pass, one GEMM per step)."""
+    """One direction of a GRU layer over equal-length sequences as one scan (``gru_scan``: a
+    hand-written backward pass, one GEMM per step). (An LSTM layer's is ``lstm_sequence``.)"""
     steps, n = len(sizes), sizes[0]
     xw = mx.reshape(xw, (steps, n, xw.shape[-1]))
     if reverse:
         xw = xw[::-1]
-    if mode == "LSTM":
-        y = lstm_scan(xw, state[0], state[1], w["whh_t"])
-        hs, final = y[0], (y[0, -1], y[1, -1])
-    else:
-        hs = gru_scan(xw, state[0], w["whh_t"], b_hh)
-        final = (hs[-1],)
+    hs = gru_scan(xw, state[0], w["whh_t"], b_hh)
+    final = (hs[-1],)
     if reverse:
         hs = hs[::-1]
     return mx.reshape(hs, (steps * n, hs.shape[-1])), final
@@ -455,8 +451,8 @@ class RNNBase(Module):
                     continue
                 wih_t = mx.swapaxes(self[f"weight_ih{suffix}"], 0, 1)
                 xw = rows @ wih_t if bias is None else mx.addmm(bias, rows, wih_t)
-                if uniform and self.mode in ("LSTM", "GRU") and w_hr is None:
-                    out, final = _scan_direction(self.mode, xw, sizes, state, w, b_hh, d == 1)
+                if uniform and self.mode == "GRU":
+                    out, final = _gru_direction(xw, sizes, state, w, b_hh, d == 1)
                 else:
                     out, final = _run_direction(self.mode, xw, sizes, offsets, state, w, d == 1)
                 outs.append(out)
