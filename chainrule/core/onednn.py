@@ -468,7 +468,7 @@ class _Conv:
 # -- the LSTM layer --------------------------------------------------------------------------------
 
 _QUERY_EXEC_ARG_MD, _QUERY_WORKSPACE_MD = 255, 135
-_BACKWARD, _VANILLA_LSTM, _OVERWRITE_DIFF_WEIGHTS = 128, 0x2FFF, 0x1
+_BACKWARD, _OVERWRITE_DIFF_WEIGHTS = 128, 0x1
 _ARG_SRC_ITER, _ARG_SRC_ITER_C, _ARG_DST_ITER, _ARG_DST_ITER_C = 2, 3, 18, 19
 _ARG_WEIGHTS_ITER, _ARG_BIAS, _ARG_WORKSPACE = 34, 41, 64
 _ARG_DIFF_SRC_ITER, _ARG_DIFF_SRC_ITER_C, _ARG_DIFF_DST_ITER, _ARG_DIFF_DST_ITER_C = (
@@ -791,8 +791,9 @@ class _Gemm:
 
 
 GEMM_MIN_WORK = 1 << 19
-"""Multiply-adds (``M * K * N`` times the stacked matrices) below which a product stays in
-NumPy's BLAS: oneDNN's call costs a few microseconds of Python and ctypes (break-even measured
+"""Multiply-adds below which a product stays in NumPy's BLAS (measured as ``a.size *
+N``: ``M * K * N`` times ``a``'s matrices, a lower bound of the work; ``ops/products.py``
+checks the same before calling :func:`matmul`): oneDNN's call costs a few microseconds of Python and ctypes (break-even measured
 near 32x128x128, docs/performance.md)."""
 
 
@@ -838,8 +839,8 @@ def matmul(a, b):
         or a.shape[-1] != b.shape[-2]
     ):
         return None
-    if max(a.size, b.size) * min(a.shape[-2], b.shape[-1]) < GEMM_MIN_WORK:
-        return None  # (a lower bound of the work: below it the product is surely small)
+    if a.size * b.shape[-1] < GEMM_MIN_WORK:
+        return None  # (a lower bound of the work, exact unless ``b`` has more matrices)
     gemm = _gemm_for(a, b)
     return None if gemm is None else gemm(a, b)
 

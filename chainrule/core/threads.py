@@ -64,7 +64,7 @@ def _check(n: Any, who: str) -> int:
 
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads in the BLAS library's matrix products (every BLAS library loaded)
-    and in oneDNN's convolutions where they are in use.
+    and in oneDNN's kernels where they are in use.
 
     Args:
         n: A positive integer.
@@ -74,7 +74,7 @@ def set_num_threads(n: int) -> None:
     """
     n = _check(n, "set_num_threads")
     _blas().limit(limits=n)
-    from . import onednn  # its convolutions' OpenMP threads follow (when loaded)
+    from . import onednn  # its kernels' OpenMP threads follow (when loaded)
 
     onednn.set_num_threads(n)
 

@@ -347,7 +347,7 @@ def test_lstm_sequence_second_order_and_compile():
         ((96, 80), (80, 72), True, False),  # x.T @ g (a weight's gradient)
         ((96, 80), (80, 72), False, True),  # x @ W.T (a Linear)
         ((6, 4, 32, 24), (6, 4, 24, 40), False, True),  # attention's q @ k.T
-        ((3, 1, 60, 48), (1, 5, 48, 60), False, False),  # broadcast stacks
+        ((3, 1, 64, 48), (1, 5, 48, 64), False, False),  # broadcast stacks
         ((7, 64, 48), (48, 96), False, False),  # a stack times a matrix
     ],
 )
@@ -475,3 +475,31 @@ def test_threads_share_the_cached_primitives():
     for t in threads:
         t.join()
     assert not errors
+
+
+@needs_onednn
+def test_addmm_takes_the_gemm(monkeypatch):
+    rng = np.random.default_rng(14)
+    c = mx.array(rng.standard_normal((72,)).astype(np.float32))
+    a = mx.array(rng.standard_normal((96, 80)).astype(np.float32))
+    b = mx.array(rng.standard_normal((80, 72)).astype(np.float32))
+    calls = _counting(monkeypatch, onednn._Gemm, ("__call__",))
+    ours = mx.addmm(c, a, b, alpha=0.5, beta=2.0)
+    assert calls["__call__"] == 1
+    with onednn.disabled():
+        _close(ours, mx.addmm(c, a, b, alpha=0.5, beta=2.0))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_the_library_loads_with_chainrule_core():
+    # its fixed cost is paid at import, as PyTorch's libraries' (docs/performance.md)
+    code = (
+        "import chainrule.core\n"
+        "from chainrule.core import onednn\n"
+        "print(onednn._STATE['tried'], onednn._STATE['lib'] is not None, onednn.available())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[0] == "True"  # tried at import, before any operation
+    assert out[1] == out[2]  # and in use exactly when available

@@ -25,7 +25,8 @@ _GEMM_MIN = onednn.GEMM_MIN_WORK
 @kernel
 def _gemm(da, db):
     """``da @ db`` of two matrices or stacks: oneDNN's GEMM where it serves (``core/onednn.py``:
-    float32 host arrays, at least ``GEMM_MIN_WORK`` multiply-adds), else NumPy's. One step
+    float32 host arrays), else NumPy's; callers check ``GEMM_MIN_WORK`` first (a small
+    product does not pay for the kernel wrapper). One step
     under ``mx.compile``, so a replay takes the same kernel."""
     out = onednn.matmul(da, db)
     return xp.matmul(da, db) if out is None else out
@@ -37,9 +38,7 @@ def _folded_matmul(da, db):
     of one GEMM (NumPy's stacked matmul makes one small BLAS call per matrix, or none on odd
     strides). One step under ``mx.compile``, so a shapeless replay folds its own shapes."""
     rows = da.reshape(-1, da.shape[-1])
-    out = onednn.matmul(rows, db) if rows.size * db.shape[-1] >= _GEMM_MIN else None
-    if out is None:
-        out = xp.matmul(rows, db)
+    out = _gemm(rows, db) if da.size * db.shape[-1] >= _GEMM_MIN else xp.matmul(rows, db)
     return out.reshape(da.shape[:-1] + db.shape[1:])
 
 
@@ -120,12 +119,7 @@ def matmul(a, b, stream=None) -> array:
     try:
         if da.ndim > 2 and db.ndim == 2 and da.shape[-1] == db.shape[0] and da.size and db.size:
             out = _folded_matmul(da, db)  # one GEMM over the folded batch axes
-        elif (
-            da.ndim >= 2
-            and db.ndim >= 2
-            and builtins.max(da.size, db.size) * builtins.min(da.shape[-2], db.shape[-1])
-            >= _GEMM_MIN
-        ):
+        elif da.ndim >= 2 and db.ndim >= 2 and da.size * db.shape[-1] >= _GEMM_MIN:
             out = _gemm(da, db)  # (oneDNN's, where it serves: one call for a whole stack)
         else:
             out = xp.matmul(da, db)
