@@ -11,6 +11,7 @@ earlier still sees the old value (docs/architecture.md, invariant 1).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 import threading
 import weakref
@@ -60,9 +61,11 @@ class Node:
         params: keyword parameters of the primitive (axes, shapes, ...) or ``None``.
         owner: for a ``requires_grad`` leaf, a weak reference to the array whose
             ``.grad`` receives its cotangent in ``backward()``.
+        seq: the order of creation (a node's inputs are always older: sorting a graph's
+            nodes by it puts each after its inputs, which is all the backward walk needs).
     """
 
-    __slots__ = ("value", "prim", "args", "params", "owner", "__weakref__")  # weak: hooks
+    __slots__ = ("value", "prim", "args", "params", "owner", "seq", "__weakref__")  # weak: hooks
 
     def __init__(self, value, prim, args, params=None, owner=None) -> None:
         self.value = value
@@ -70,6 +73,7 @@ class Node:
         self.args = args
         self.params = params
         self.owner = owner
+        self.seq = _next_seq()
 
     def __repr__(self) -> str:
         name = "leaf" if self.prim is None else self.prim.name
@@ -77,6 +81,7 @@ class Node:
 
 
 _new = object.__new__
+_next_seq = itertools.count().__next__  # one counter for every thread (atomic under the GIL)
 
 
 def _from_value(value, node=None) -> array:

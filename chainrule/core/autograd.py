@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import threading
 import warnings
 import weakref
@@ -107,45 +108,48 @@ def _toposort(root: Node, targets: set | None, through: bool = False) -> tuple[l
     Iterative, so a chain of any length is fine. Targets (members of ``targets``, or leaves with
     an owner when it is ``None``) are not expanded further unless ``through`` is set (a target
     computed from another target); nodes from which no target can be reached are left out.
+
+    One walk collects what ``root`` reaches; sorting by ``Node.seq`` (creation order) puts
+    inputs first. When every end of the walk is a target, all it reached leads to one (each
+    other node has an input node), so the usual case needs no second pass for that.
     """
-    order: list = []
-    live: set = set()
-    visited: set = set()
-    stack = [(root, False)]
-    push, pop = stack.append, stack.pop
-    live_add, order_append, visit = live.add, order.append, visited.add
+    reached = {root}
+    stack = [root]
+    push, pop, reach = stack.append, stack.pop, reached.add
     owner_mode = targets is None
+    dead = False  # an end of the walk that is no target: some nodes may lead to none
     _Node = Node
     while stack:
-        node, done = pop()
-        if done:
-            if node in live:  # a target expanded with ``through``
-                order_append(node)
+        node = pop()
+        if (node.owner is not None) if owner_mode else (node in targets):  # type: ignore[operator]
+            if not through or node.prim is None:
                 continue
-            for p in node.args:
-                if type(p) is _Node and p in live:
-                    live_add(node)
-                    order_append(node)
-                    break
-            continue
-        if node in visited:
-            continue
-        visit(node)
+        inner = False
+        for p in node.args:
+            if type(p) is _Node:
+                inner = True
+                if p not in reached:
+                    reach(p)
+                    push(p)
+        if not inner:
+            dead = True
+    order = sorted(reached, key=_SEQ)
+    if not dead:
+        return order, reached
+    live: set = set()
+    live_add = live.add
+    for node in order:  # inputs first: a node is live when it is a target or an input is live
         if (node.owner is not None) if owner_mode else (node in targets):  # type: ignore[operator]
             live_add(node)
-            if not through or node.prim is None:
-                order_append(node)
-                continue
-            push((node, True))  # expanded too; already live, so ordered after its parents
-            for p in node.args:
-                if type(p) is _Node and p not in visited:
-                    push((p, False))
             continue
-        push((node, True))
         for p in node.args:
-            if type(p) is _Node and p not in visited:
-                push((p, False))
-    return order, live
+            if type(p) is _Node and p in live:
+                live_add(node)
+                break
+    return [n for n in order if n in live], live
+
+
+_SEQ = operator.attrgetter("seq")
 
 
 _PY_SCALARS = (float, int, bool, complex)
@@ -213,7 +217,7 @@ def backward_pass(
                 # Gradients come back laid out like their parameters: transposes in the rules
                 # leave column-major views, and an optimizer mixing layouts runs 2-4x slower.
                 gd = g._data
-                if type(gd) in ops._ARRAYS and not gd.flags.c_contiguous and gd.ndim > 1:
+                if gd.ndim > 1 and type(gd) in ops._ARRAYS and not gd.flags.c_contiguous:
                     g = ops.contiguous(g)
                 found[id(node)] = (node, g)
                 if not through or node.prim is None:
@@ -624,7 +628,7 @@ class _Tracing:
     def cotangent_of(self, t, found):
         if t is None:
             return None
-        node = self.node_of(t)
+        node = self.origin.get(id(t), t._node)  # node_of(t), inlined: once per leaf
         hit = found.get(id(node))
         if hit is None:
             v = node.value
@@ -722,14 +726,14 @@ def _fill(tree, traced, undo: list):
         return traced if isinstance(traced, array) else tree  # a Python number made a tracer
     if k == pytree.DICT:
         for key, v in list(tree.items()):
-            new = _fill(v, traced[key], undo)
+            new = traced[key] if isinstance(v, array) else _fill(v, traced[key], undo)
             if new is not v:
                 dict.__setitem__(tree, key, new)
                 undo.append((tree, key, new, v))
         return tree
     if k == pytree.LIST:
         for i, v in enumerate(tree):
-            new = _fill(v, traced[i], undo)
+            new = traced[i] if isinstance(v, array) else _fill(v, traced[i], undo)
             if new is not v:
                 list.__setitem__(tree, i, new)
                 undo.append((tree, i, new, v))
@@ -743,16 +747,11 @@ def _fill(tree, traced, undo: list):
 def _unfill(undo: list) -> None:
     """Put the caller's arrays back where the function left a tracer (what it wrote stays)."""
     for container, key, new, old in reversed(undo):
-        try:
-            current = (dict.get if isinstance(container, dict) else list.__getitem__)(
-                container, key
-            )
-        except (IndexError, KeyError):
-            continue
-        if current is new:
-            (dict.__setitem__ if isinstance(container, dict) else list.__setitem__)(
-                container, key, old
-            )
+        if isinstance(container, dict):
+            if dict.get(container, key) is new:  # a removed key gives None: left alone
+                dict.__setitem__(container, key, old)
+        elif key < len(container) and list.__getitem__(container, key) is new:
+            list.__setitem__(container, key, old)
 
 
 def _run_traced(fun, args, kwargs, nums, argnames, who):
@@ -770,7 +769,8 @@ def _run_traced(fun, args, kwargs, nums, argnames, who):
             if isinstance(a, (int, float)) and not isinstance(a, bool):
                 traced_pos[n] = tr.tracer(a, f"argument {n}", numbers=True)  # grad(f)(3.0)
             else:
-                traced_pos[n] = pytree.map(lambda x, n=n: tr.tracer(x, f"argument {n}"), a)
+                where = f"argument {n}"
+                traced_pos[n] = pytree.map(lambda x, where=where: tr.tracer(x, where), a)
         for name in argnames:
             if name not in kwargs:
                 raise ValueError(

@@ -585,3 +585,4 @@ def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> array:
 # these call only functions that read their operands' slots: the torch doors hand them the
 # tensors themselves (so PyTorch's promotion of Python ints applies, as for ``t + 1``)
 add.takes_tensors = sub.takes_tensors = div.takes_tensors = True  # type: ignore[attr-defined]
+sum.takes_tensors = mean.takes_tensors = True  # type: ignore[attr-defined]  # mx.sum/mean/astype

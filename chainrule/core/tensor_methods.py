@@ -408,6 +408,9 @@ def _binary(op, name):
 
     method.__name__ = method.__qualname__ = name
     method.__doc__ = f"``{op.__name__}(self, other)``."
+    # an op of the table reading only its operands' slots: the torch door hands it the tensor
+    # itself (PyTorch's promotion of Python ints then applies, as for ``t * 2``)
+    method.takes_tensors = getattr(op, "takes_tensors", False)  # type: ignore[attr-defined]
     return method
 
 

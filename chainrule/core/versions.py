@@ -44,7 +44,7 @@ class _Versions:
 
     def __init__(self) -> None:
         self.nodes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        self.handles: dict[int, tuple[weakref.ref, int]] = {}
+        self.handles: dict[int, list] = {}  # id -> [weak reference, count]
 
     def __bool__(self) -> bool:
         return bool(self.nodes)
@@ -66,12 +66,12 @@ def replaced(handle, old: Node | None, by: Node | None = None) -> None:
     in-place operation's own gradient needs)."""
     key = id(handle)
     entry = VERSIONS.handles.get(key)
-    if entry is not None and entry[0]() is handle:  # counted before: keep its weak reference
-        count = entry[1] + 1
-        VERSIONS.handles[key] = (entry[0], count)
+    if entry is not None and entry[0]() is handle:  # counted before: count on in its entry
+        entry[1] += 1
+        count = entry[1]
     else:
         count = 1
-        VERSIONS.handles[key] = (weakref.ref(handle, _forget(key)), count)
+        VERSIONS.handles[key] = [weakref.ref(handle, _forget(key)), count]
     if old is not None and old.prim is not None:
         VERSIONS.nodes[old] = (count, handle.dtype.name, tuple(handle.shape), _own(by, old))
 

@@ -255,6 +255,19 @@ def _augmented(fn: Callable) -> Callable:
     """Wrap an augmented assignment (``x += y``): in place on the tensor, counted by PyTorch's
     version counter as ``add_`` is."""
 
+    op = getattr(fn, "in_place_of", None)
+    if op is not None:  # an op-table operator taking tensors: its in-place form, one call less
+
+        @functools.wraps(fn)
+        def update(self, other: Any) -> Any:
+            old = self._node
+            new = op(self, other)
+            self._set_value(new._data, new._node)
+            replaced(self, old, self._node)
+            return self
+
+        return update
+
     @functools.wraps(fn)
     def call(self, other: Any) -> Any:
         old = self._node
@@ -313,6 +326,11 @@ def _operator(fn: Callable) -> Callable:
 
     An operator of the op table marked ``handles`` (the elementwise ones, indexing) reads only
     its operands' slots, so it takes the tensors themselves: no plain handles are made for it."""
+    with_class = getattr(fn, "with_class", None)
+    if with_class is not None:  # an elementwise operator of the op table: it makes tensors
+        op = with_class(Tensor)
+        functools.update_wrapper(op, fn)
+        return op
     if getattr(fn, "handles", False):
 
         @functools.wraps(fn)
@@ -433,7 +451,7 @@ def _wrap_property(name: str, prop: property) -> property:
     if name == "grad":
 
         def get_grad(self):
-            g = prop.fget(self)
+            g = self._grad  # array.grad's getter, read in place (a hot line of every update)
             if type(g) is array:
                 g.__class__ = Tensor  # the tensor's own gradient: retagged in place
             return g

@@ -45,6 +45,9 @@ def _r(op):
         return op(other, self)
 
     reflected.handles = getattr(op, "handles", False)  # type: ignore[attr-defined]
+    with_class = getattr(op, "with_class", None)
+    if with_class is not None:  # the reflected operator making a subclass (see ``_binary``)
+        reflected.with_class = lambda cls: _r(with_class(cls))  # type: ignore[attr-defined]
     return reflected
 
 
@@ -222,6 +225,8 @@ def _inplace(op):
         self._set_value(new._data, new._node)
         return self
 
+    if getattr(op, "handles", False):  # reads only its operands' slots: subclasses may inline
+        inplace.in_place_of = op  # type: ignore[attr-defined]  # this body (chainrule.torch)
     return inplace
 
 

@@ -195,6 +195,8 @@ def _rec(prim: Primitive, out, xs: tuple, params: dict | None = None) -> array:
     return _from_value(out)
 
 
+_new = object.__new__
+
 _SUBCLASSES: set = set()
 """Subclasses of ``array`` met so far (same slots: the elementwise fast paths read them as
 handles, as ``_as`` would convert them)."""
@@ -437,18 +439,18 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
     """
     prim = defprim(name, vjp_a, vjp_b) if (vjp_a or vjp_b) else None
 
-    def make(op_name: str | None):
+    def make(op_name: str | None, cls: type = array):
         def op(a, b, stream=None) -> array:
-            # fast paths (no call, no tuple): two arrays of one dtype, an array and a float
-            # (array subclasses such as chainrule.torch.Tensor are handles too: same slots)
+            # fast paths (no call, no tuple): two arrays of one dtype, an array and a Python
+            # float or int (array subclasses such as chainrule.torch.Tensor are handles too)
             ta, tb = type(a), type(b)
             ha = ta is array or ta in _SUBCLASSES
             hb = tb is array or tb in _SUBCLASSES
             if ha and hb and a._data.dtype is b._data.dtype:
                 da, db, na, nb = a._data, b._data, a._node, b._node
-            elif ha and tb is float and a._data.dtype.kind in "fc":
+            elif ha and (tb is float or tb is int) and a._data.dtype.kind in "fc":
                 da, db, na, nb = a._data, b, a._node, None
-            elif ta is float and hb and b._data.dtype.kind in "fc":
+            elif (ta is float or ta is int) and hb and b._data.dtype.kind in "fc":
                 da, db, na, nb = a, b._data, None, b._node
             else:
                 da, db, na, nb = _prep2(a, b, op_name)
@@ -458,12 +460,16 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
                 raise _kernel_error(name, da, db, e) from None
             except TypeError as e:
                 out = _retry_in_float(name, kernel, (da, db), e)
+            r = _new(cls)  # _from_value inlined: the hottest constructor of all
+            r._data = out
+            r._grad = None
             if prim is None or (na is None and nb is None) or not STATE.enabled:
-                return _from_value(out)
-            return _from_value(
-                out,
-                Node(out, prim, (na if na is not None else da, nb if nb is not None else db)),
-            )
+                r._node = None
+            else:
+                r._node = Node(
+                    out, prim, (na if na is not None else da, nb if nb is not None else db)
+                )
+            return r
 
         return op
 
@@ -471,6 +477,7 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
     op.takes_tensors = True  # reads only its operands' slots: doors may pass subclasses
     op.operator = make(name)
     op.operator.handles = True
+    op.operator.with_class = lambda cls: make(name, cls)  # the same operator, making ``cls``
     op.__name__ = op.__qualname__ = name
     op.__module__ = sys._getframe(1).f_globals["__name__"]  # where it is declared
     op.__doc__ = f"Elementwise, broadcasting ``{name}`` (MLX ``mx.{name}``)."
