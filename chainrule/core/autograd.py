@@ -85,6 +85,9 @@ def _lead_sum(gd, axes: tuple, shape: tuple):
     return _add_reduce(gd, axes)  # a sum to one value, or a small one: NumPy's own is faster
 
 
+_lead_sum_value = _lead_sum.__wrapped__  # type: ignore[attr-defined]
+
+
 def _sum_to_shape(g: array, shape: tuple) -> array:
     """Undo broadcasting: sum ``g`` down to ``shape`` (the engine's one place for it)."""
     gd = g._data
@@ -94,8 +97,11 @@ def _sum_to_shape(g: array, shape: tuple) -> array:
     plan = _SUM_PLANS.get((gs, shape)) or _sum_plan(gs, shape)
     axes, keep = plan
     if not keep and not STATE.enabled:  # unrecorded: one sum (recorded, vmap wants the pair)
-        if (type(gd) is _ndarray or type(gd) is _Traced) and (gd.dtype is _F32 or gd.dtype is _F64):
-            return _from_value(_lead_sum(gd, axes, shape))  # the common case
+        if gd.dtype is _F32 or gd.dtype is _F64:  # the common case
+            if type(gd) is _ndarray:  # a plain value: the kernel itself, without its tracer
+                return _from_value(_lead_sum_value(gd, axes, shape))
+            if type(gd) is _Traced:
+                return _from_value(_lead_sum(gd, axes, shape))
         return ops.sum(g, axis=axes)
     if axes:
         g = ops.sum(g, axis=axes, keepdims=True)

@@ -211,8 +211,8 @@ def _power_kernel(a, b):
 
 
 def _power_vjp_a(g, ans, a, b):
-    if type(b) in (int, float) and b == 2:  # the square of a loss: g * 2 * a, one op fewer
-        return g * b * a
+    if type(b) in (int, float) and b == 2:  # the square of a loss: 2 a g, one op fewer
+        return (a + a) * g  # the same bits as g * 2 * a (doubling is exact), no scalar operand
     return g * b * power(a, b - 1)
 
 
