@@ -85,7 +85,7 @@ def _lead_sum(gd, axes: tuple, shape: tuple):
     return _add_reduce(gd, axes)  # a sum to one value, or a small one: NumPy's own is faster
 
 
-_lead_sum_value = _lead_sum.__wrapped__  # type: ignore[attr-defined]
+_lead_sum_value = _lead_sum.__wrapped__  # type: ignore[attr-defined]  # without the tracer
 
 
 def _sum_to_shape(g: array, shape: tuple) -> array:
@@ -98,7 +98,7 @@ def _sum_to_shape(g: array, shape: tuple) -> array:
     axes, keep = plan
     if not keep and not STATE.enabled:  # unrecorded: one sum (recorded, vmap wants the pair)
         if gd.dtype is _F32 or gd.dtype is _F64:  # the common case
-            if type(gd) is _ndarray:  # a plain value: the kernel itself, without its tracer
+            if type(gd) is _ndarray:
                 return _from_value(_lead_sum_value(gd, axes, shape))
             if type(gd) is _Traced:
                 return _from_value(_lead_sum(gd, axes, shape))
@@ -114,10 +114,8 @@ def _toposort(root: Node, targets: set | None, through: bool = False) -> tuple[l
     Iterative, so a chain of any length is fine. Targets (members of ``targets``, or leaves with
     an owner when it is ``None``) are not expanded further unless ``through`` is set (a target
     computed from another target); nodes from which no target can be reached are left out.
-
-    One walk collects what ``root`` reaches; sorting by ``Node.seq`` (creation order) puts
-    inputs first. When every end of the walk is a target, all it reached leads to one (each
-    other node has an input node), so the usual case needs no second pass for that.
+    One walk collects what ``root`` reaches, sorted by ``Node.seq`` (creation: inputs first);
+    when every end of the walk is a target, everything reached leads to one (no second pass).
     """
     reached = {root}
     stack = [root]
@@ -143,15 +141,12 @@ def _toposort(root: Node, targets: set | None, through: bool = False) -> tuple[l
     if not dead:
         return order, reached
     live: set = set()
-    live_add = live.add
     for node in order:  # inputs first: a node is live when it is a target or an input is live
         if (node.owner is not None) if owner_mode else (node in targets):  # type: ignore[operator]
-            live_add(node)
+            live.add(node)
             continue
-        for p in node.args:
-            if type(p) is _Node and p in live:
-                live_add(node)
-                break
+        if any(type(p) is _Node and p in live for p in node.args):
+            live.add(node)
     return [n for n in order if n in live], live
 
 
@@ -484,6 +479,9 @@ def _cast(g: array, dtype) -> array:
     return ops._rec(_CAST, g._data.astype(dtype), (g,), {"dtype": dtype})
 
 
+_HOST_VALUES = (xp.ndarray, xp.generic)  # a full reduction's value is a NumPy scalar
+
+
 def _seed(out: array, cotangent, who: str) -> array:
     if cotangent is None:
         if out._data.size != 1:
@@ -493,8 +491,8 @@ def _seed(out: array, cotangent, who: str) -> array:
                 "element have an implicit cotangent"
             )
         d = out._data
-        if not isinstance(d, xp.ndarray):  # on the GPU (ones_like dispatches to its library;
-            # NumPy subclasses such as vmap's marked examples take the plain path below)
+        if not isinstance(d, _HOST_VALUES):  # on the GPU (ones_like dispatches to its library;
+            # NumPy subclasses such as vmap's marked examples, and scalars, take the paths below)
             return _from_value(xp.ones_like(d))
         if d.ndim == 0:
             return _from_value(xp.array(1, dtype=d.dtype))  # np.ones costs a microsecond more

@@ -41,6 +41,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from .backend import ndarray, xp
+from .tracing import kernel
 
 __all__ = ["available", "status", "disabled", "takes", "conv_forward", "conv_backward_data"]
 __all__ += [
@@ -51,6 +52,9 @@ __all__ += [
     "lstm_layer",
     "matmul",
     "GEMM_MIN_WORK",
+    "adam_update",
+    "adam_serves",
+    "ADAM_MIN_SIZE",
 ]
 
 # oneDNN 3.x's C API values (dnnl_types.h; ABI-stable within major version 3)
@@ -62,6 +66,10 @@ _ARG_SRC, _ARG_DST, _ARG_WEIGHTS = 1, 17, 33
 _ARG_DIFF_SRC, _ARG_DIFF_DST, _ARG_DIFF_WEIGHTS = 129, 145, 161
 _QUERY_IMPL_INFO = 8
 _QUERY_WEIGHTS_MD, _QUERY_DIFF_WEIGHTS_MD = 131, 132
+_SRC_0, _SRC_1 = 1, 2
+_ATTR_SCALES, _POST_OP_BASE = 4096, 32768  # DNNL_ARG_ATTR_MULTIPLE_POST_OP(i): base * (i + 1)
+_BINARY_ADD, _BINARY_MUL = 0x1FFF0, 0x1FFF1
+_ELTWISE_SQRT, _ELTWISE_LINEAR, _ELTWISE_POW = 0x25, 0x26, 0x30
 _MEMORY_ALLOCATE = ctypes.c_void_p(-1 & (2**64 - 1))  # DNNL_MEMORY_ALLOCATE: the library owns it
 _Dims = ctypes.c_int64 * 12
 _F32_TYPE = xp.dtype(xp.float32)
@@ -857,6 +865,152 @@ def packed_matmul(b, rows: int) -> Packed | None:
     k, n = b.shape
     mm = _cached(("matmul", rows, k, n), lambda lib: _Matmul(lib, rows, k, n))
     return None if mm is None else Packed(mm, b)
+
+
+class _Adam:
+    """Adam's update of a float32 vector of ``n`` elements in three oneDNN passes (NumPy's
+    update in place makes twelve), each one JIT-compiled loop over its operands:
+
+    * ``m = b1 m + (1 - b1) g``: a binary add, both operands scaled;
+    * ``v = b2 v + (1 - b2) g g``: a binary multiply, then the sum post-op onto ``v``;
+    * ``w' = w - lr m / (sqrt(c v) + eps)``: ``c v + 0`` (a binary add of a broadcast zero),
+      then post-ops: square root, ``+ eps``, reciprocal, times ``m``, times ``-lr``, plus ``w``.
+
+    ``b1``, ``c`` (PyTorch's bias correction ``1 / (1 - b2^t)``, else 1) and ``lr`` are read at
+    each call; ``b2`` (the sum post-op's scale) and ``eps`` are fixed per primitive.
+    """
+
+    __slots__ = ("lib", "owned", "lock", "prims", "mems", "scalars", "args")
+
+    def __init__(self, lib: _Library, n: int, b2: float, eps: float) -> None:
+        self.lib, self.lock = lib, threading.Lock()
+        self.owned: list = []
+        own = self.owned
+        vec, one = lib.md(own, (n,), (1,)), lib.md(own, (1,), (1,))
+        mul, add = ("binary", _BINARY_MUL, vec), ("binary", _BINARY_ADD, vec)
+        step = [("eltwise", _ELTWISE_SQRT, 0.0, 0.0), ("eltwise", _ELTWISE_LINEAR, 1.0, eps)]
+        step += [("eltwise", _ELTWISE_POW, 1.0, -1.0), mul, ("binary", _BINARY_MUL, one), add]
+        self.prims = (
+            self._binary(_BINARY_ADD, vec, vec, (_SRC_0, _SRC_1), []),
+            self._binary(_BINARY_MUL, vec, vec, (_SRC_0,), [("sum", b2)]),
+            self._binary(_BINARY_ADD, vec, one, (_SRC_0,), step),
+        )
+        # b1, 1 - b1, 1 - b2, c, -lr, 0: one buffer, a one-element memory on each entry
+        self.scalars = xp.zeros(6, _F32_TYPE)
+        base = self.scalars.ctypes.data
+        b1, b1c, b2c, c, lr, zero = (
+            lib.memory(own, one, ctypes.c_void_p(base + 4 * i)) for i in range(6)
+        )
+        w, g, m, m_out, v, out = (lib.memory(own, vec) for _ in range(6))
+        self.mems = (w, g, m, m_out, v, out)
+        scale = _ATTR_SCALES
+        post = [_POST_OP_BASE * (i + 1) | _SRC_1 for i in (3, 4, 5)]
+        runs = [
+            [(_SRC_0, m), (_SRC_1, g), (_ARG_DST, m_out), (scale | _SRC_0, b1)],
+            [(_SRC_0, g), (_SRC_1, g), (_ARG_DST, v), (scale | _SRC_0, b2c)],
+            [(_SRC_0, v), (_SRC_1, zero), (_ARG_DST, out), (scale | _SRC_0, c)],
+        ]
+        runs[0].append((scale | _SRC_1, b1c))
+        runs[2] += [(post[0], m_out), (post[1], lr), (post[2], w)]
+        self.args = [(_ExecArg * len(r))(*[_ExecArg(k, mem) for k, mem in r]) for r in runs]
+
+    def _binary(self, alg: int, src0, src1, scaled: tuple, posts: list):
+        lib, api = self.lib, self.lib.lib
+        attr, po, pd = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+        lib.check(api.dnnl_primitive_attr_create(ctypes.byref(attr)), "primitive_attr_create")
+        try:
+            lib.check(api.dnnl_post_ops_create(ctypes.byref(po)), "post_ops_create")
+            for kind, *p in posts:
+                if kind == "sum":
+                    code = api.dnnl_post_ops_append_sum(po, ctypes.c_float(p[0]), 0, 0)
+                elif kind == "eltwise":
+                    alpha, beta = ctypes.c_float(p[1]), ctypes.c_float(p[2])
+                    code = api.dnnl_post_ops_append_eltwise(po, p[0], alpha, beta)
+                else:
+                    code = api.dnnl_post_ops_append_binary(po, p[0], p[1])
+                lib.check(code, "post_ops_append")
+            lib.check(api.dnnl_primitive_attr_set_post_ops(attr, po), "attr_set_post_ops")
+            for arg in scaled:
+                lib.check(api.dnnl_primitive_attr_set_scales_mask(attr, arg, 0), "scales_mask")
+            code = api.dnnl_binary_primitive_desc_create(
+                ctypes.byref(pd), lib.engine, alg, src0, src1, src0, attr
+            )
+            lib.check(code, "binary_primitive_desc_create")
+            if lib.impl(pd).startswith("ref"):
+                raise RuntimeError("oneDNN offers only its reference kernel for Adam's passes")
+            return lib.primitive(self.owned, pd)
+        finally:
+            for name, handle in (
+                ("primitive_desc", pd),
+                ("post_ops", po),
+                ("primitive_attr", attr),
+            ):
+                if handle:
+                    getattr(api, f"dnnl_{name}_destroy")(handle)
+
+    def __call__(self, w, g, m, v, m_out, out, b1: float, b2: float, c: float, lr: float):
+        lib = self.lib
+        api = lib.lib
+        with self.lock:
+            self.scalars[:] = (b1, 1.0 - b1, 1.0 - b2, c, -lr, 0.0)
+            for mem, a in zip(self.mems, (w, g, m, m_out, v, out)):
+                api.dnnl_memory_set_data_handle(mem, a.ctypes.data)
+            for prim, args in zip(self.prims, self.args):
+                lib.check(api.dnnl_primitive_execute(prim, lib.stream, len(args), args), "execute")
+            lib.check(api.dnnl_stream_wait(lib.stream), "stream_wait")
+
+    def __del__(self, _destroy=_destroy) -> None:
+        _destroy(getattr(self, "lib", None), self)
+
+
+ADAM_MIN_SIZE = 1 << 15
+"""Elements below which Adam's update stays in NumPy (three oneDNN calls cost ~20 us of
+Python and ctypes: even with NumPy near 16K elements, 2.7x faster at 400K; performance.md)."""
+
+
+def adam_serves(w) -> bool:
+    """Whether :func:`adam_update` takes a parameter like ``w`` (its type, dtype and size: a
+    float32 host array of at least :data:`ADAM_MIN_SIZE` elements, the library loaded)."""
+    return (
+        _ENABLED[0]
+        and isinstance(w, ndarray)
+        and w.dtype == _F32_TYPE
+        and w.size >= ADAM_MIN_SIZE
+        and _load() is not None
+    )
+
+
+@kernel  # one opaque step under mx.compile (its new arrays: the traced state is never written)
+def adam_update(w, g, m, v, b1, b2, eps, c, lr, in_place) -> tuple | None:
+    """One Adam step of a float32 host parameter in oneDNN's fused passes (see ``_Adam``).
+
+    Args:
+        w: the parameter; g: its gradient; m, v: the moments (all of one shape).
+        b1, b2, eps: Adam's coefficients; c: the second moment's bias correction
+            ``1 / (1 - b2^t)`` (1 for none); lr: the step size (bias-corrected).
+        in_place: write the new moments into ``m`` and ``v`` (the caller owns them); else
+            into new arrays.
+
+    Returns:
+        ``(w_new, m_new, v_new)``, ``w_new`` always a new array; ``None`` where oneDNN does
+        not serve (the caller's NumPy update runs instead).
+    """
+    n = w.size
+    arrays = [xp.ascontiguousarray(a, _F32_TYPE) for a in (w, g, m, v)]
+    if any(a.shape != w.shape for a in arrays) or (
+        in_place and (arrays[2] is not m or arrays[3] is not v)
+    ):
+        return None  # (moments to update in place must be contiguous float32 themselves)
+    adam = _cached(("adam", n, float(b2), float(eps)), lambda lib: _Adam(lib, n, b2, eps))
+    if adam is None:
+        return None
+    w, g, m, v = arrays
+    m_out = m if in_place else xp.empty_like(m)
+    if not in_place:
+        v = v.copy()  # the sum post-op accumulates into its destination
+    out = xp.empty_like(w)
+    adam(w, g, m, v, m_out, out, float(b1), float(b2), float(c), float(lr))
+    return out, m_out, v
 
 
 def _run(lib: _Library, prim, args: list) -> None:

@@ -36,6 +36,7 @@ from .base import (
     _zeros,
     owned_buffer,
 )
+from .fused_cpu import fused_adam_host
 from .fused_gpu import (
     fused_adagrad_step,
     fused_adam_step,
@@ -305,6 +306,9 @@ class Adam(_Standard):
             out = fused_adam_step(self, g, w, state, lr, b1, b2)
             if out is not None:
                 return out
+        out = None if hp["amsgrad"] else fused_adam_host(self, g, w, state, lr, b1, b2)
+        if out is not None:  # a large float32 host parameter: three oneDNN passes
+            return out
         # ``tmp`` is this step's one new buffer: it ends as the new parameter. The moments are
         # updated in place when only this state holds them (``owned_buffer``), else renewed.
         tmp = _buffer(g * (1 - b1))

@@ -609,3 +609,57 @@ def test_contiguous_is_a_noop_on_row_major_arrays():
     t = mx.transpose(a)
     assert not t._data.flags.c_contiguous and mx.contiguous(t)._data.flags.c_contiguous
     assert mx.contiguous(t, allow_col_major=True) is t
+
+
+# -- the backward walk (nodes sorted by creation order; branches reaching no target pruned) ------
+
+
+def _edges_seen(run):
+    """The ``(primitive, input)`` edges a backward pass sends cotangents along."""
+    from chainrule.core import autograd
+
+    seen = []
+
+    def observe(node, g, i, gi):
+        seen.append((node.prim.name, i))
+
+    autograd.OBSERVERS.append(observe)
+    try:
+        run()
+    finally:
+        autograd.OBSERVERS.remove(observe)
+    return seen
+
+
+def test_backward_walk_prunes_what_reaches_no_target():
+    w = mx.array([1.0, 2.0])
+    w.requires_grad = True  # a tape leaf in the graph, but not what grad differentiates
+    x = mx.array([3.0, 4.0])
+    f = lambda x: (mx.exp(w) * x).sum() + (w * w).sum()  # noqa: E731
+    seen = _edges_seen(lambda: close(mx.grad(f)(x), np.exp([1.0, 2.0])))
+    assert ("multiply", 1) in seen  # exp(w) * x: to x
+    assert ("multiply", 0) not in seen and ("exp", 0) not in seen  # to w: pruned
+    assert len([e for e in seen if e[0] == "multiply"]) == 1  # w * w never runs
+    # a released input (mx.eval made it a constant leaf) is an end reaching no target too
+    v = mx.array([1.0, 1.0])
+    v.requires_grad = True
+    a = w * 2
+    mx.eval(a)
+    seen = _edges_seen(lambda: (a * v).sum().backward())
+    assert ("multiply", 1) in seen and ("multiply", 0) not in seen
+    close(v.grad, [2.0, 4.0])
+
+
+def test_backward_walk_orders_reused_values_by_creation():
+    x = mx.array(0.5)
+    x.requires_grad = True
+    ys = [x]
+    for k in range(30):  # each value read by the next two: a diamond chain
+        ys.append(ys[-1] * 0.5 + (ys[-2] if k else x) * 0.25)
+    ys[-1].backward()
+    a, b = 1.0, 0.0  # d ys[n] / dx by the recurrence itself
+    for k in range(30):
+        a, b = 0.5 * a + 0.25 * (b if k else 1.0), a
+    close(x.grad, a)
+    seqs = [y._node.seq for y in ys]
+    assert seqs == sorted(seqs)

@@ -242,3 +242,39 @@ def test_python_ints_meet_tensors_as_in_pytorch():
     assert (mx.array([True]) + 1).dtype == mx.int32
     with pytest.raises(ValueError, match="overflow"):
         mx.array([1], dtype=mx.int8) + 1000
+
+
+def test_binary_methods_take_tensors_as_the_operators_do():
+    real_torch = pytest.importorskip("torch")
+    cases = [
+        lambda T: T.tensor([1, 2], dtype=T.int8).mul(1000),  # wraps, as ``t * 1000``
+        lambda T: T.tensor([True, False]).mul(3),
+        lambda T: T.tensor([3], dtype=T.uint8).pow(2),
+        lambda T: T.tensor([1, 2], dtype=T.int8).eq(1000),
+        lambda T: T.tensor([1.5, -2.0]).pow(2),
+        lambda T: T.tensor([1.0, 2.0], dtype=T.float64).lt(1.5),
+    ]
+    for i, case in enumerate(cases):
+        got, want = case(torch), case(real_torch)
+        assert type(got) is torch.Tensor, i
+        assert str(got.dtype).split(".")[-1] == str(want.dtype).split(".")[-1], i
+        assert got.tolist() == want.tolist(), i
+
+
+def test_augmented_updates_count_versions_and_keep_leaves():
+    a = torch.tensor([1.0, 2.0], requires_grad=True)
+    (a * a).sum().backward()
+    v = a._version
+    with torch.no_grad():
+        a -= 0.5 * a.grad
+        a *= 2
+    assert a._version == v + 2 and a.is_leaf and a.requires_grad
+    np.testing.assert_allclose(a.detach().numpy(), [0.0, 0.0])
+    b = a * 3  # the updated leaf records a fresh graph
+    b.sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), [2.0 + 3.0, 4.0 + 3.0])
+    y = a * 2
+    z = y * y
+    y += 1  # replaced after z saved it: PyTorch's error on backward
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
