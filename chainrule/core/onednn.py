@@ -888,7 +888,7 @@ class _Adam:
         own = self.owned
         vec, one = lib.md(own, (n,), (1,)), lib.md(own, (1,), (1,))
         mul, add = ("binary", _BINARY_MUL, vec), ("binary", _BINARY_ADD, vec)
-        step = [("eltwise", _ELTWISE_SQRT, 0.0, 0.0), ("eltwise", _ELTWISE_LINEAR, 1.0, eps)]
+        step: list = [("eltwise", _ELTWISE_SQRT, 0.0, 0.0), ("eltwise", _ELTWISE_LINEAR, 1.0, eps)]
         step += [("eltwise", _ELTWISE_POW, 1.0, -1.0), mul, ("binary", _BINARY_MUL, one), add]
         self.prims = (
             self._binary(_BINARY_ADD, vec, vec, (_SRC_0, _SRC_1), []),

@@ -45,10 +45,10 @@ import numpy as np
 
 import chainrule.core as mx
 
-from . import autograd as _autograd
 from . import backend as _backend
 from . import devices as _devices
 from . import dtypes as _dt
+from . import hooks as _hooks
 from . import post_hooks as _post_hooks
 from . import tensor_functions as F
 from . import versions as _versions
@@ -289,7 +289,7 @@ def detach_(self) -> array:
 
 def register_hook(self, hook: Any) -> Any:
     """PyTorch's ``Tensor.register_hook`` (see ``chainrule.core.autograd.register_hook``)."""
-    return _autograd.register_hook(self, hook)
+    return _hooks.register_hook(self, hook)
 
 
 def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
@@ -314,16 +314,16 @@ def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
         raise TypeError(f"register_post_accumulate_grad_hook: hook must be callable, got {hook!r}")
     table = _post_hooks.POST_HOOKS.get(node.owner)
     if table is None:
-        table = _post_hooks.POST_HOOKS[node.owner] = _autograd._HookTable()
+        table = _post_hooks.POST_HOOKS[node.owner] = _hooks._HookTable()
         _weakref.finalize(self, _post_hooks.POST_HOOKS.pop, node.owner, None)
-    _autograd._HOOKS.next_id += 1
-    table[_autograd._HOOKS.next_id] = hook
-    return _autograd.RemovableHandle(table, _autograd._HOOKS.next_id)
+    _hooks._HOOKS.next_id += 1
+    table[_hooks._HOOKS.next_id] = hook
+    return _hooks.RemovableHandle(table, _hooks._HOOKS.next_id)
 
 
 def retain_grad(self) -> None:
     """Keep this non-leaf's gradient in ``.grad`` during backward passes (PyTorch)."""
-    _autograd.retain_grad(self)
+    _hooks.retain_grad(self)
 
 
 def cpu(self, memory_format: Any = None) -> array:
@@ -587,7 +587,7 @@ _NEW_PROPERTIES = {
     "is_cuda": property(
         lambda self: _backend.is_gpu(self._data), doc="Whether the array lives on the GPU."
     ),
-    "retains_grad": property(_autograd.retains_grad, doc=_autograd.retains_grad.__doc__),
+    "retains_grad": property(_hooks.retains_grad, doc=_hooks.retains_grad.__doc__),
 }
 _DIM_METHODS = (
     "sum",

@@ -65,7 +65,7 @@ def _expand_back(g, shape: tuple, axes: tuple, keepdims: bool):
     """A reduced cotangent broadcast back over the reduced axes."""
     if not keepdims and len(axes) < len(shape):  # a full reduction's 0-d g broadcasts as is
         g = reshape(g, _kept_shape(shape, axes))
-    return broadcast_to(g, shape)
+    return broadcast_to_shape(g, shape)
 
 
 def _reduce_vjp_sum(g, ans, x, axes, keepdims):
@@ -534,7 +534,7 @@ from .elementwise import (  # noqa: E402
 from .indexing import flip, take_along_axis  # noqa: E402
 from .shapes import (  # noqa: E402
     _inverse_perm,
-    broadcast_to,
+    broadcast_to_shape,
     concatenate,
     expand_dims,
     moveaxis,

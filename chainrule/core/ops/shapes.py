@@ -181,15 +181,22 @@ def _broadcast_kernel(d, shape):
 def broadcast_to(a, shape, stream=None) -> array:
     """Broadcast to ``shape`` (its gradient is summed back by the engine)."""
     a = _as(a)
-    shape = tuple(int(s) for s in shape)
+    shape = tuple(map(int, shape))
     if a._data.shape == shape:
         return a
     _check_dims(shape, "broadcast_to")
     try:
-        out = _broadcast_kernel(a._data, shape)
+        return broadcast_to_shape(a, shape)
     except ValueError:
         raise ValueError(f"broadcast_to: cannot broadcast shape {a.shape} to {shape}") from None
-    return _rec(_BROADCAST, out, (a,), {"shape": shape})
+
+
+def broadcast_to_shape(a: array, shape: tuple) -> array:
+    """``broadcast_to`` of an array to a checked tuple of ints (the rules' own calls: the
+    shape of an input, no conversion or checks needed)."""
+    if a._data.shape == shape:
+        return a
+    return _rec(_BROADCAST, _broadcast_kernel(a._data, shape), (a,), {"shape": shape})
 
 
 @export

@@ -460,7 +460,7 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
                 raise _kernel_error(name, da, db, e) from None
             except TypeError as e:
                 out = _retry_in_float(name, kernel, (da, db), e)
-            r = _new(cls)  # _from_value inlined: the hottest constructor of all
+            r: array = _new(cls)  # _from_value inlined: the hottest constructor of all
             r._data = out
             r._grad = None
             if prim is None or (na is None and nb is None) or not STATE.enabled:
