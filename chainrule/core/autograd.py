@@ -204,7 +204,9 @@ def backward_pass(
     found: dict[int, tuple[Node, array]] = {}
     owner_mode = targets is None
     hooked = _HOOKS.on  # tensor hooks and retain_grad: one truth test per node when none
-    versioned = bool(_versions.VERSIONS)  # values replaced in place (PyTorch's version check)
+    # values replaced in place (PyTorch's version check); the weak dictionary's own dict, read
+    # without its Python-level __len__ (an entry dying meanwhile costs one needless check)
+    versioned = bool(_versions.VERSIONS.nodes.data)  # type: ignore[attr-defined]
     saved = STATE.enabled
     STATE.enabled = create_graph
     try:
@@ -237,14 +239,14 @@ def backward_pass(
                         ans = None
                         xs = _NONES[len(args)]
                     elif create_graph:
-                        ans = _node_array(node)
+                        ans = _node_array(node) if prim.reads_result else None
                         xs = [
                             _node_array(a) if type(a) is Node else _const(a, node.value)
                             for a in args
                         ]
                     else:
                         nv = node.value
-                        ans = _from_value(nv)
+                        ans = _from_value(nv) if prim.reads_result else None
                         xs = [
                             _from_value(a.value)
                             if type(a) is Node
@@ -255,14 +257,14 @@ def backward_pass(
                     if (
                         vdt is not _F32
                         and vdt is not _F64
-                        and ans is not None
                         and prim.holomorphic
                         and vdt.kind == "c"
+                        and prim not in _BLIND
                     ):
                         # MLX's convention for complex values: the VJP of a holomorphic f is
                         # g * conj(f'(z)). The rules are written g * f'(z) with real
                         # coefficients, so they give it when fed the conjugated point.
-                        ans = ops.conj(ans)
+                        ans = None if ans is None else ops.conj(ans)
                         xs = [_conj_point(x) for x in xs]
                 if prim.variadic:
                     gi = prim.vjps[0](g, ans, *xs, argnum=i, **(params or _NO_PARAMS))
@@ -437,7 +439,7 @@ class _Tracing:
 
     def tracer(self, x, where: str, numbers: bool = False):
         """A tracer for ``x``; ``None`` stays ``None``; Python numbers only with ``numbers``."""
-        if not isinstance(x, array):
+        if type(x) is not array and not isinstance(x, array):
             if x is None:
                 return None
             if numbers and isinstance(x, (float, int)) and not isinstance(x, bool):
@@ -447,7 +449,8 @@ class _Tracing:
                     f"{self.who}: {where} must be an array or a tree of arrays, "
                     f"not {type(x).__name__}"
                 )
-        if x._data.dtype.kind in "biu" and where != "cotangent":
+        d = x._data
+        if d.dtype.kind in "biu" and where != "cotangent":
             warnings.warn(
                 f"{self.who}: {where} has dtype {x.dtype}: as in MLX, its gradient comes back "
                 f"in {x.dtype} (fractions are truncated); cast it to a float dtype first for "
@@ -461,11 +464,11 @@ class _Tracing:
             # a plain requires_grad leaf (a model parameter) needs no recorded pass
             if parent.prim is not None:
                 self.outer = True
-            node = Node(x._data, _IDENTITY, (parent,))
+            node = Node(d, _IDENTITY, (parent,))
         else:
-            node = Node(x._data, _IDENTITY, (x._data,))
+            node = Node(d, _IDENTITY, (d,))
         self.targets.add(node)
-        t = _from_value(x._data, node)
+        t = _from_value(d, node)
         if type(x) is not array:
             t.__class__ = type(x)  # a subclass's tracer keeps its meanings (chainrule.torch)
         self.origin[id(t)] = node
@@ -583,7 +586,7 @@ def _fill(tree, traced, undo: list):
     if not k:
         return traced if isinstance(traced, array) else tree  # a Python number made a tracer
     if k == pytree.DICT:
-        for key, v in list(tree.items()):
+        for key, v in tree.items():  # (values replaced, no key added: iterating is safe)
             new = traced[key] if isinstance(v, array) else _fill(v, traced[key], undo)
             if new is not v:
                 dict.__setitem__(tree, key, new)
@@ -681,8 +684,10 @@ def _grads_from(tr, loss, single, nums, traced_pos, traced_kw, argnames, create_
     def cot(t):
         return tr.cotangent_of(t, found)
 
-    pos = [pytree.map(cot, traced_pos[n]) for n in nums]
-    pos_out = (pos[0] if single else tuple(pos)) if nums else None
+    if single:
+        pos_out = pytree.map(cot, traced_pos[nums[0]])
+    else:
+        pos_out = tuple([pytree.map(cot, traced_pos[n]) for n in nums]) if nums else None
     if argnames:
         kw = {k: pytree.map(cot, v) for k, v in traced_kw.items()}
         return pos_out, kw
@@ -743,7 +748,7 @@ def _value_and_grad(fun, argnums, argnames, who: str, aux: bool) -> Callable:
         create = tr.outer or STATE.depth > 0
         grads = _grads_from(tr, loss, single, res, tp, tk, argnames, create)
         if not create:
-            out = pytree.map(_detach_leaf, out)
+            out = _detach_leaf(out) if type(out) is array else pytree.map(_detach_leaf, out)
         return out, grads
 
     return wrapper

@@ -81,3 +81,21 @@ def test_public_names_and_methods_come_from_the_registrations():
 def test_defprim_refuses_a_second_registration_of_a_name():
     with pytest.raises(ValueError, match="already registered"):
         ops.defprim("sum")
+
+
+def test_primitives_know_whether_their_rules_read_the_result():
+    t = ops.PRIMITIVES
+    assert not t["multiply"].reads_result and not t["sum"].reads_result
+    assert t["exp"].reads_result and t["divide"].reads_result  # g * ans, -g * ans / b
+    reads = ops.Primitive("t1", (lambda g, ans, x: g * ans,))
+    skips = ops.Primitive("t2", (lambda g, ans, x: g * x, None))
+
+    def rule(g, ans, x):
+        return (lambda: ans)() * g  # read inside a nested function
+
+    assert reads.reads_result and not skips.reads_result
+    assert ops.Primitive("t3", (rule,)).reads_result
+    assert ops.Primitive("t4", (np.negative,)).reads_result  # no Python code: assumed to read
+    # a rule that reads no result still differentiates (the pass hands it None)
+    x = mx.array([0.5, 2.0])
+    np.testing.assert_allclose(mx.grad(lambda x: (x * x).sum())(x), [1.0, 4.0])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import builtins
+import dis
 import math
 import sys
 
 from .. import dtypes as _dt
-from ..array import STATE, Node, _convert_node, _from_value, array
+from ..array import STATE, Node, _convert_node, _from_value, _next_seq, array
 from ..backend import devices_mixed as _devices_mixed
 from ..backend import host_scalars as _host_scalars
 from ..backend import is_gpu as _is_gpu
@@ -34,7 +35,7 @@ class Primitive:
             None: ``vmap`` then runs one call per example.
     """
 
-    __slots__ = ("name", "vjps", "variadic", "batch", "holomorphic")
+    __slots__ = ("name", "vjps", "variadic", "batch", "holomorphic", "reads_result")
 
     def __init__(
         self, name: str, vjps: tuple, variadic: bool = False, batch=None, holomorphic: bool = True
@@ -44,9 +45,23 @@ class Primitive:
         self.variadic = variadic
         self.batch = batch
         self.holomorphic = holomorphic
+        # whether some rule reads its second argument, the result (the backward pass hands
+        # the others None instead of wrapping the value)
+        self.reads_result = any(_reads_result(r) for r in vjps if r is not None)
 
     def __repr__(self) -> str:
         return f"Primitive({self.name})"
+
+
+def _reads_result(rule) -> bool:
+    """Whether ``rule(g, ans, ...)`` may read ``ans`` (True unless its code shows it does not)."""
+    code = getattr(rule, "__code__", None)
+    if code is None or code.co_argcount < 2:
+        return True
+    name = code.co_varnames[1]
+    if name in code.co_cellvars:  # read by a function defined inside the rule
+        return True
+    return any(i.argval == name for i in dis.get_instructions(code) if "FAST" in i.opname)
 
 
 PRIMITIVES: dict[str, Primitive] = {}
@@ -466,9 +481,11 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
             if prim is None or (na is None and nb is None) or not STATE.enabled:
                 r._node = None
             else:
-                r._node = Node(
-                    out, prim, (na if na is not None else da, nb if nb is not None else db)
-                )
+                # Node(out, prim, (a, b)) inlined: a class call costs a third more here
+                n = _new(Node)
+                n.value, n.prim, n.params, n.owner, n.seq = out, prim, None, None, _next_seq()
+                n.args = (na if na is not None else da, nb if nb is not None else db)
+                r._node = n
             return r
 
         return op
