@@ -980,8 +980,7 @@ def adam_serves(w) -> bool:
     )
 
 
-@kernel  # one opaque step under mx.compile (its new arrays: the traced state is never written)
-def adam_update(w, g, m, v, b1, b2, eps, c, lr, in_place) -> tuple | None:
+def _adam_update(w, g, m, v, b1, b2, eps, c, lr, in_place) -> tuple | None:
     """One Adam step of a float32 host parameter in oneDNN's fused passes (see ``_Adam``).
 
     Args:
@@ -1011,6 +1010,11 @@ def adam_update(w, g, m, v, b1, b2, eps, c, lr, in_place) -> tuple | None:
     out = xp.empty_like(w)
     adam(w, g, m, v, m_out, out, float(b1), float(b2), float(c), float(lr))
     return out, m_out, v
+
+
+_adam_update.donates = (2, 3)  # type: ignore[attr-defined]  # see core/program.py
+adam_update = kernel(_adam_update)  # one opaque step under mx.compile: there ``in_place`` is
+# false (new moments), unless the replay is given the old ones to reuse (``donates``)
 
 
 def _run(lib: _Library, prim, args: list) -> None:

@@ -160,6 +160,11 @@ def build(tr: _Tracer, result_slots: list, donatable: frozenset = frozenset()) -
                 if donor is not None and _nbytes(tr, donor) >= _DONATE_MIN_BYTES:
                     call_args.append(f"out=d{donor}")
                     donors.append(donor)
+        elif kind == "call" and getattr(fn, "donates", None) and i > after_checks and donatable:
+            given = _donated_arguments(fn, targs, i, last, donatable, tr)
+            if given:  # the kernel's last argument, "write in place", holds when all are given
+                call_args[-1] = " and ".join(f"d{d} is not None" for d in given)
+                donors.extend(given)
         if type(fn) is _Draw:
             has_rng = True
         if type(fn) is _Meth:
@@ -260,6 +265,18 @@ def _writes_in_place(tkw: dict, outs: list) -> bool:
     if type(o) is tuple and len(o) == 1:
         o = o[0]
     return type(o) is _Ref and o.slot == outs[0]
+
+
+def _donated_arguments(fn, targs, i, last, donatable, tr) -> list:
+    """The state slots that a kernel marked ``donates`` (argument positions it may write into
+    when its last argument is true: ``onednn.adam_update``'s moments) can take in place here:
+    all of them donatable, dying at this step and large enough; else none."""
+    slots = [targs[j].slot if type(targs[j]) is _Ref else None for j in fn.donates]
+    if any(s is None or s not in donatable or last.get(s) != i for s in slots):
+        return []
+    if len(set(slots)) != len(slots) or min(_nbytes(tr, s) for s in slots) < _DONATE_MIN_BYTES:
+        return []
+    return slots
 
 
 def _reusable(fn, targs, out_slot, i, last, fresh, tr):

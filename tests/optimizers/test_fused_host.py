@@ -169,3 +169,32 @@ def test_adam_update_declines_what_it_cannot_take():
     w, m2, v2 = onednn.adam_update(a, a, m, m.copy(), 0.9, 0.999, 1e-8, 1.0, 1e-3, False)
     _close(w, np.full(SHAPE, 1 - 1e-3 * 0.1 / (np.sqrt(0.001) + 1e-8), np.float32), 1e-6)
     assert m2.base is None and np.all(m == 0)  # new moments; the given ones untouched
+
+
+def test_compiled_steps_reuse_the_moments_only_when_nothing_else_holds_them(calls):
+    mx.random.seed(0)
+    model = nn.Linear(*SHAPE[::-1])
+    opt = optim.Adam(learning_rate=1e-2)
+    x = mx.random.normal((8, SHAPE[1]))
+    loss_and_grad = nn.value_and_grad(model, lambda m: (m(x) ** 2).mean())
+
+    def step():
+        loss, grads = loss_and_grad(model)
+        opt.update(model, grads)
+        return loss
+
+    state = [model.state, opt.state]
+    compiled = mx.compile(step, inputs=state, outputs=state)
+    for _ in range(4):  # traced, verified, then replayed with the old moments donated
+        compiled()
+        mx.eval(model.state, opt.state)
+    moment = weakref.ref(opt.state["weight"]["m"]._data)
+    compiled()
+    mx.eval(model.state, opt.state)
+    assert opt.state["weight"]["m"]._data is moment()  # written in place: nobody held it
+    held = opt.state["weight"]["v"]._data  # a value the user keeps: it must not change
+    before = held.copy()
+    compiled()
+    mx.eval(model.state, opt.state)
+    assert np.array_equal(held, before) and opt.state["weight"]["v"]._data is not held
+    assert calls[0] >= 6
