@@ -271,8 +271,10 @@ def _donated_arguments(fn, targs, i, last, donatable, tr) -> list:
     """The state slots that a kernel marked ``donates`` (argument positions it may write into
     when its last argument is true: ``onednn.adam_update``'s moments) can take in place here:
     all of them donatable, dying at this step and large enough; else none."""
-    slots = [targs[j].slot if type(targs[j]) is _Ref else None for j in fn.donates]
-    if any(s is None or s not in donatable or last.get(s) != i for s in slots):
+    if any(type(targs[j]) is not _Ref for j in fn.donates):
+        return []
+    slots: list[int] = [targs[j].slot for j in fn.donates]
+    if any(s not in donatable or last.get(s) != i for s in slots):
         return []
     if len(set(slots)) != len(slots) or min(_nbytes(tr, s) for s in slots) < _DONATE_MIN_BYTES:
         return []
