@@ -522,9 +522,6 @@ def _check_argnums(argnums, argnames, who: str) -> tuple[bool, tuple, tuple]:
 
 
 def _resolve_argnums(nums: tuple, nargs: int, who: str) -> tuple:
-    got = _RESOLVED.get((nums, nargs))  # the same call shape every step: checked once
-    if got is not None:
-        return got
     out = []
     for n in nums:
         if not -nargs <= n < nargs:
@@ -540,7 +537,7 @@ def _resolve_argnums(nums: tuple, nargs: int, who: str) -> tuple:
     return tuple(out)
 
 
-_RESOLVED: dict = {}
+_RESOLVED: dict = {}  # (argnums, number of arguments) -> resolved: the same every step
 
 
 class _Forward:
@@ -618,7 +615,7 @@ def _unfill(undo: list) -> None:
 def _run_traced(fun, args, kwargs, nums, argnames, who):
     """Trace the differentiated arguments, call ``fun``, put the caller's arrays back."""
     tr = _Tracing(who)
-    nums = _resolve_argnums(nums, len(args), who)
+    nums = _RESOLVED.get((nums, len(args))) or _resolve_argnums(nums, len(args), who)
     call_args = list(args)
     call_kwargs = dict(kwargs)
     traced_pos = {}
@@ -744,7 +741,7 @@ def _value_and_grad(fun, argnums, argnames, who: str, aux: bool) -> Callable:
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
         tr, res, tp, tk, out = _run_traced(fun, args, kwargs, nums, argnames, who)
-        loss = _loss_of(out, who, aux)
+        loss = out if type(out) is array and not out._data.ndim else _loss_of(out, who, aux)
         create = tr.outer or STATE.depth > 0
         grads = _grads_from(tr, loss, single, res, tp, tk, argnames, create)
         if not create:

@@ -8,7 +8,7 @@ import math
 import sys
 
 from .. import dtypes as _dt
-from ..array import STATE, Node, _convert_node, _from_value, _next_seq, array
+from ..array import STATE, Node, _convert_node, _from_value, array
 from ..backend import devices_mixed as _devices_mixed
 from ..backend import host_scalars as _host_scalars
 from ..backend import is_gpu as _is_gpu
@@ -481,11 +481,9 @@ def _binary(name: str, kernel, vjp_a=None, vjp_b=None, *, method: bool = False):
             if prim is None or (na is None and nb is None) or not STATE.enabled:
                 r._node = None
             else:
-                # Node(out, prim, (a, b)) inlined: a class call costs a third more here
-                n = _new(Node)
-                n.value, n.prim, n.params, n.owner, n.seq = out, prim, None, None, _next_seq()
-                n.args = (na if na is not None else da, nb if nb is not None else db)
-                r._node = n
+                r._node = Node(  # (the name: detect_anomaly rebinds it to a checking factory)
+                    out, prim, (na if na is not None else da, nb if nb is not None else db)
+                )
             return r
 
         return op
