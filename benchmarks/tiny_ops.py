@@ -16,7 +16,8 @@ Runners (interleaved in one process, median of blocks):
 the chainrule runners instead (as benchmarks/instructions.py does: a run of 50 steps minus a
 run of 10 steps, over 40).
 
-Usage: python benchmarks/tiny_ops.py [--blocks 3] [--steps 300] [--callgrind]
+Usage: python benchmarks/tiny_ops.py [--blocks 3] [--steps 300] [--callgrind | --bytecodes]
+[--runner torchstyle|mlx|torch|both] (``--callgrind --runner torch`` counts PyTorch's too)
 """
 
 from __future__ import annotations
@@ -190,6 +191,33 @@ def count(runner: str, steps: int) -> int:
         return int(m.group(1))
 
 
+def print_bytecodes(runner: str, steps: int = 20, top: int = 25) -> None:
+    """Bytecodes executed per step by each Python function of ``runner`` (a tracer counting
+    opcode events: the interpreter's share of the step, function by function)."""
+    step = build_polyfit(runner)
+    for _ in range(20):
+        step()
+    counts: dict = {}
+    calls: dict = {}
+
+    def trace(frame, event, arg):
+        frame.f_trace_opcodes = True
+        code = frame.f_code
+        key = f"{code.co_filename.split('chainrule/')[-1]}:{code.co_firstlineno} {code.co_name}"
+        table = calls if event == "call" else counts if event == "opcode" else None
+        if table is not None:
+            table[key] = table.get(key, 0) + 1
+        return trace
+
+    sys.settrace(trace)
+    for _ in range(steps):
+        step()
+    sys.settrace(None)
+    print(f"polyfit {runner}: {sum(counts.values()) / steps:.0f} bytecodes per step")
+    for key, n in sorted(counts.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"  {n / steps:8.1f} in {calls.get(key, 0) / steps:5.1f} calls  {key}")
+
+
 def main() -> None:
     """Prints ms per step, microseconds per operation and ratios to PyTorch."""
     if sys.argv[1:2] == ["--run"]:
@@ -201,14 +229,19 @@ def main() -> None:
     p.add_argument("--blocks", type=int, default=3)
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--callgrind", action="store_true", help="count instructions instead")
-    p.add_argument("--runner", choices=["torchstyle", "mlx", "both"], default="both")
+    p.add_argument("--bytecodes", action="store_true", help="count bytecodes per function")
+    p.add_argument("--runner", choices=["torchstyle", "mlx", "torch", "both"], default="both")
     args = p.parse_args()
+    names = ["torchstyle", "mlx"] if args.runner == "both" else [args.runner]
     if args.callgrind:
-        names = ["torchstyle", "mlx"] if args.runner == "both" else [args.runner]
         for name in names:
             few, many = count(name, 10), count(name, 50)
             per = (many - few) / 40
             print(f"polyfit {name}: {per / 1e6:.3f} M instructions per step")
+        return
+    if args.bytecodes:
+        for name in names:
+            print_bytecodes(name)
         return
     times = measure(args.steps, args.blocks)
     ms = {k: statistics.median(v) for k, v in times.items()}
