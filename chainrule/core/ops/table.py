@@ -61,7 +61,12 @@ def _reads_result(rule) -> bool:
     name = code.co_varnames[1]
     if name in code.co_cellvars:  # read by a function defined inside the rule
         return True
-    return any(i.argval == name for i in dis.get_instructions(code) if "FAST" in i.opname)
+    for i in dis.get_instructions(code):  # LOAD_FAST and friends; on 3.13+ also the paired
+        if "FAST" in i.opname:  # forms (LOAD_FAST_LOAD_FAST), whose argval is a tuple of names
+            v = i.argval
+            if v == name or (type(v) is tuple and name in v):
+                return True
+    return False
 
 
 PRIMITIVES: dict[str, Primitive] = {}
