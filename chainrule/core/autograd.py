@@ -247,12 +247,13 @@ def backward_pass(
                     else:
                         nv = node.value
                         ans = _from_value(nv) if prim.reads_result else None
-                        xs = [
-                            _from_value(a.value)
-                            if type(a) is Node
-                            else (_from_value(a) if type(a) is _ndarray else _const(a, nv))
-                            for a in args
-                        ]
+                        xs = []  # (a loop: a comprehension makes a function at every node)
+                        for a in args:
+                            ta = type(a)
+                            if ta is Node:
+                                xs.append(_from_value(a.value))
+                            else:
+                                xs.append(_from_value(a) if ta is _ndarray else _const(a, nv))
                     vdt = node.value.dtype
                     if (
                         vdt is not _F32

@@ -219,11 +219,19 @@ def map(
 def _map1(fn: Callable[[Any], Any], tree: Any) -> Any:
     if type(tree) is _array:
         return fn(tree)
+    # loops, not comprehensions: on Python 3.11 each comprehension makes a function per call,
+    # and this runs for every tree a transform or an optimizer step walks
     if isinstance(tree, dict):
-        return {key: fn(v) if type(v) is _array else _map1(fn, v) for key, v in tree.items()}
+        out: dict = {}
+        for key, v in tree.items():
+            out[key] = fn(v) if type(v) is _array else _map1(fn, v)
+        return out
     t = type(tree)
     if t is list:
-        return [fn(v) if type(v) is _array else _map1(fn, v) for v in tree]
+        items = []
+        for v in tree:
+            items.append(fn(v) if type(v) is _array else _map1(fn, v))
+        return items
     if not _kind(tree):
         return fn(tree)
     return rebuild(tree, [fn(v) if type(v) is _array else _map1(fn, v) for v in tree])

@@ -210,8 +210,10 @@ def _rec(prim: Primitive, out, xs: tuple, params: dict | None = None) -> array:
             if n is not None:
                 if len(xs) == 1:
                     return _from_value(out, Node(out, prim, (n,), params))
-                args = tuple([x._node if x._node is not None else x._data for x in xs])
-                return _from_value(out, Node(out, prim, args, params))
+                args = []  # (a loop: a comprehension makes a function per call on 3.11)
+                for x in xs:
+                    args.append(x._node if x._node is not None else x._data)
+                return _from_value(out, Node(out, prim, tuple(args), params))
     return _from_value(out)
 
 
