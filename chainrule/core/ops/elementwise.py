@@ -191,8 +191,7 @@ divide = _binary(
 def _power_kernel(a, b):
     # small integer powers as PyTorch computes them: libm's pow of a negative base is ~50x
     # slower than x * x * x, and NumPy's power loop 3x slower than a multiply (same bits for 2, 1)
-    tb = type(b)
-    if (tb is int or tb is float) and 1 <= b <= 3 and a.dtype.kind == "f" and a.dtype.itemsize >= 4:
+    if type(b) in (int, float) and a.dtype.kind == "f" and a.dtype.itemsize >= 4:
         if b == 2:
             return a * a
         if b == 3:
