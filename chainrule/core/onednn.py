@@ -13,7 +13,10 @@ Linux x86-64), chainrule calls its C API through ``ctypes`` for float32 host arr
   (:func:`matmul`, called by ``ops/products.py``);
 * a whole LSTM layer forward and backward (:func:`lstm_layer`, called by
   ``chainrule.nn.layers.recurrent.lstm_sequence`` for ``chainrule.torch``'s LSTM);
-* a recurrence's step product with its weight packed once (:func:`packed_matmul`).
+* a recurrence's step product with its weight packed once (:func:`packed_matmul`);
+* Adam's update of a large parameter in three fused passes (:func:`adam_update`, called by
+  ``chainrule/optimizers/fused_cpu.py``; the one entry point that may write into its inputs,
+  the moments, and only when told the caller owns them).
 
 Everything else (float64, half precision, the GPU, small products) keeps the NumPy kernels,
 and so does everything when the library is absent. The primitives and their rules stay
