@@ -187,6 +187,9 @@ TABLE: dict[str, list] = {
         ("(3,8)", lambda x: mx.hadamard_transform(x, scale=0.3), [uniform((3, 8))]),
         ("(1,4)", lambda x: mx.hadamard_transform(x) ** 2, [uniform((1, 4))]),
         ("scalar", lambda x: mx.hadamard_transform(x, scale=2.0) * x, [uniform(())]),
+        # Sloane's order-20 matrix is not symmetric: the gradient applies its transpose
+        ("(2,40)", lambda x: mx.hadamard_transform(x, scale=0.3) * x, [uniform((2, 40))]),
+        ("(12,)", lambda x: mx.hadamard_transform(x) ** 2, [uniform((12,))]),
     ],
     # linear algebra
     "addmm": [
