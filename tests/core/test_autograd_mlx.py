@@ -259,3 +259,51 @@ def test_vmap_axes_as_tuples_of_one_and_mapped_leaves_must_be_arrays():
         mx.vmap(mx.exp)("hello")
     with pytest.raises(ValueError):
         mx.vmap(mx.exp, in_axes="hello")(mx.array([0.0, 1.0]))
+
+
+# -- indices have no gradient ------------------------------------------------------------------
+
+X4 = np.array([1.0, 2.0, 3.0, 4.0], np.float32)
+GATHERS = {
+    "getitem": lambda x, i: x[i],
+    "getitem-tuple": lambda x, i: x[i, None],
+    "take": lambda x, i: mx.take(x, i),
+    "take-axis": lambda x, i: mx.take(x, i, axis=0),
+    "take_along_axis": lambda x, i: mx.take_along_axis(x[:, None], i[:, None], axis=0),
+    "at-add": lambda x, i: x.at[i].add(mx.array([5.0, 6.0])),
+    "at-maximum": lambda x, i: x.at[i].maximum(mx.array([5.0, 6.0])),
+    "at-multiply": lambda x, i: x.at[i].multiply(mx.array([5.0, 6.0])),
+    "put_along_axis": lambda x, i: mx.put_along_axis(x, i, mx.array([5.0, 6.0]), axis=0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GATHERS))
+def test_differentiating_an_index_is_mlx_value_error(name):
+    """As MLX: a VJP asked of a gather's or scatter's index raises, naming stop_gradient;
+    the same call gives the value's gradient when the index is not differentiated."""
+    fn = GATHERS[name]
+    x, i = mx.array(X4), mx.array([1, 3])
+    out = fn(x, i)
+    with pytest.raises(ValueError, match="stop_gradient"):
+        mx.vjp(fn, [x, i], [mx.ones(out.shape)])
+    with pytest.raises(ValueError, match="stop_gradient"):  # an index computed from one
+        mx.vjp(lambda x, i: fn(x, i + 0), [x, i], [mx.ones(out.shape)])
+    (_,), (gx,) = mx.vjp(lambda x: fn(x, i), [x], [mx.ones(out.shape)])
+    (_,), (gs,) = mx.vjp(lambda x: fn(x, mx.stop_gradient(i)), [x], [mx.ones(out.shape)])
+    assert gx.shape == x.shape and np.array_equal(np.asarray(gx), np.asarray(gs))
+    grads = mx.grad(lambda x, i: fn(x, i).sum(), argnums=0)(x, i)  # the index not asked for
+    assert np.array_equal(np.asarray(grads), np.asarray(gx))
+
+
+def test_batched_indices_are_not_differentiated():
+    """vmap over an index array (a traced value too) gathers and differentiates as before."""
+    rows, idx = mx.array(np.arange(12.0, dtype=np.float32).reshape(3, 4)), mx.array([0, 3, 2])
+    assert mx.vmap(lambda r, i: r[i])(rows, idx).tolist() == [0.0, 7.0, 10.0]
+    g = mx.grad(lambda x: mx.vmap(lambda r, i: mx.take(r, i) ** 2)(x, idx).sum())(rows)
+    want = np.zeros((3, 4), np.float32)
+    want[[0, 1, 2], [0, 3, 2]] = 2 * np.array([0.0, 7.0, 10.0])
+    np.testing.assert_array_equal(np.asarray(g), want)
+    got = mx.vmap(mx.grad(lambda r, i: (r.at[i].add(1.0) ** 2).sum()))(rows, idx)
+    ref = 2 * np.asarray(rows).copy()
+    ref[[0, 1, 2], [0, 3, 2]] += 2
+    np.testing.assert_array_equal(np.asarray(got), ref)

@@ -20,9 +20,11 @@ from ..backend import via_host as _via_host
 from ..backend import xp
 from ..tracing import kernel
 from .table import (
+    Primitive,
     Unbatchable,
     defprim,
     export,
+    pass_rule,
     value_branch,
 )
 
@@ -285,7 +287,54 @@ def _index(a, idx) -> array:
 @export
 def getitem(a, idx) -> array:
     """NumPy-style indexing: ints, slices, None, ..., boolean masks and integer arrays."""
-    return _index(a if type(a) is array else _handle(a), _clean_index(idx))
+    clean = _clean_index(idx)
+    out = _index(a if type(a) is array else _handle(a), clean)
+    if clean is not idx and STATE.enabled:  # (an array or a list in the index)
+        return _guard_indices(out, "gather", idx)
+    return out
+
+
+# -- indices are not differentiable (MLX's rule) ---------------------------------------------
+
+
+def _traced_nodes(indices, found: list) -> list:
+    """The nodes of the arrays in ``indices`` (nested tuples and lists) that are being
+    differentiated or batched."""
+    for i in indices:
+        if type(i) is tuple or type(i) is list:
+            _traced_nodes(i, found)
+        elif isinstance(i, array) and i._node is not None:
+            found.append(i._node)
+    return found
+
+
+def _index_rule(g, ans, *xs, argnum: int, op: str):
+    if argnum == 0:
+        return g
+    raise ValueError(
+        f"[{op}] Cannot calculate VJP with respect to indices. Use stop_gradient on indices "
+        "to stop gradients from being computed."
+    )
+
+
+_INDEX_GUARD = Primitive("index_guard", (_index_rule,), True, pass_rule, holomorphic=False)
+"""The value of a gather or scatter whose index is itself differentiated: the cotangent passes
+to the value, and asking for the index's raises MLX's error. An engine marker like the
+cotangent cast, not an operation of the table: it is recorded only by :func:`_guard_indices`."""
+
+
+def _guard_indices(out: array, op: str, *indices) -> array:
+    """``out``, with a marker node when an index array among ``indices`` carries a node:
+    differentiating with respect to it is then MLX's ``ValueError`` (the index of a gather or
+    scatter has no gradient; ``stop_gradient`` says so). Batching passes through it."""
+    if not STATE.enabled:
+        return out
+    nodes = _traced_nodes(indices, [])
+    if not nodes:
+        return out
+    d = out._data
+    first = out._node if out._node is not None else d
+    return _from_value(d, Node(d, _INDEX_GUARD, (first, *nodes), {"op": op}))
 
 
 getitem.handles = True  # type: ignore[attr-defined]  # reads only its operands' slots
@@ -463,19 +512,23 @@ def _delta(a: array) -> array:
 class _AtIndexer:
     """``a.at[idx]``: out-of-place updates where repeated indices all take effect (MLX)."""
 
-    __slots__ = ("_a", "_idx")
+    __slots__ = ("_a", "_idx", "_raw")
 
     def __init__(self, a, idx) -> None:
         self._a = a
         self._idx = _clean_index(idx)
+        self._raw = idx if self._idx is not idx else None  # (arrays in it: see _guard_indices)
+
+    def _done(self, out: array) -> array:
+        return out if self._raw is None else _guard_indices(out, "scatter", self._raw)
 
     def add(self, v) -> array:
         """Add ``v`` at the index, accumulating over repeated indices."""
-        return _scatter_add(self._a, self._idx, v)
+        return self._done(_scatter_add(self._a, self._idx, v))
 
     def subtract(self, v) -> array:
         """Subtract ``v`` at the index, accumulating over repeated indices."""
-        return _scatter_add(self._a, self._idx, -_as(v))
+        return self._done(_scatter_add(self._a, self._idx, -_as(v)))
 
     def _scale(self, v, who: str) -> array:
         a, v = self._a, _as(v)
@@ -492,11 +545,11 @@ class _AtIndexer:
 
     def multiply(self, v) -> array:
         """Multiply by ``v`` at the index, accumulating over repeated indices."""
-        return self._scale(v, "multiply")
+        return self._done(self._scale(v, "multiply"))
 
     def divide(self, v) -> array:
         """Divide by ``v`` at the index, accumulating over repeated indices."""
-        return self._scale(reciprocal(_as(v)), "divide")
+        return self._done(self._scale(reciprocal(_as(v)), "divide"))
 
     def _extreme(self, ufunc, v) -> array:
         a, v = self._a, _as(v)
@@ -516,11 +569,11 @@ class _AtIndexer:
 
     def maximum(self, v) -> array:
         """Elementwise maximum with ``v`` at the index (repeated indices all count)."""
-        return self._extreme(xp.maximum, v)
+        return self._done(self._extreme(xp.maximum, v))
 
     def minimum(self, v) -> array:
         """Elementwise minimum with ``v`` at the index (repeated indices all count)."""
-        return self._extreme(xp.minimum, v)
+        return self._done(self._extreme(xp.minimum, v))
 
 
 class _At:
@@ -548,7 +601,7 @@ def take(a, indices, axis: int | None = None, stream=None) -> array:
     if a._data.size == 0 and type(ind) is not int:
         # nothing to read: NumPy would refuse the out-of-range positions, MLX does not
         ind = xp.zeros(xp.shape(ind), dtype=xp.intp)
-    return _index(a, (_slice(None),) * ax + (ind,))
+    return _guard_indices(_index(a, (_slice(None),) * ax + (ind,)), "gather", indices)
 
 
 def _along_index(shape, ind, ax):
@@ -570,7 +623,7 @@ def take_along_axis(a, indices, axis: int | None = None, stream=None) -> array:
     a = _as(a)
     ind = _as(indices)._data
     if axis is None:
-        return _index(reshape(a, (-1,)), ind.reshape(-1))
+        return _guard_indices(_index(reshape(a, (-1,)), ind.reshape(-1)), "gather", indices)
     ax = _axes(axis, a.ndim, "take_along_axis")[0]
     if ind.ndim != a.ndim:
         raise ValueError(
@@ -584,7 +637,7 @@ def take_along_axis(a, indices, axis: int | None = None, stream=None) -> array:
         )
     )
     shape[ax] = a.shape[ax]
-    return _index(a, _along_index(shape, ind, ax))
+    return _guard_indices(_index(a, _along_index(shape, ind, ax)), "gather", indices)
 
 
 @export
@@ -595,9 +648,11 @@ def put_along_axis(a, indices, values, axis: int | None = None, stream=None) -> 
     if ind.size == 0 and ind.dtype.kind not in "iu":
         ind = ind.astype(xp.intp)  # an empty index of any dtype selects nothing
     if axis is None:
-        return reshape(_index_update(reshape(a, (-1,)), ind.reshape(-1), values), a.shape)
-    ax = _axes(axis, a.ndim, "put_along_axis")[0]
-    return _index_update(a, _along_index(a.shape, ind, ax), values)
+        out = reshape(_index_update(reshape(a, (-1,)), ind.reshape(-1), values), a.shape)
+    else:
+        ax = _axes(axis, a.ndim, "put_along_axis")[0]
+        out = _index_update(a, _along_index(a.shape, ind, ax), values)
+    return _guard_indices(out, "scatter", indices)
 
 
 @export

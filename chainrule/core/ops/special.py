@@ -7,7 +7,7 @@ import math
 
 from .. import dtypes as _dt
 from ..array import _from_value, array
-from ..backend import xp
+from ..backend import array_module, xp
 from .table import (
     defprim,
     export,
@@ -167,7 +167,7 @@ def _fwht(d, scale: float, transposed: bool = False):
     if m > 1:
         # (accumulated in float32 at least, as MLX's kernel accumulates in float)
         work = xp.result_type(y.dtype, xp.float32) if y.dtype.kind in "fc" else xp.float32
-        mat = xp.asarray(_sloane(m).T if transposed else _sloane(m), dtype=work)
+        mat = array_module(d).asarray(_sloane(m).T if transposed else _sloane(m), dtype=work)
         y = (mat @ y.reshape(-1, m, p).astype(work, copy=False)) * work.type(scale)
         return y.astype(d.dtype, copy=False).reshape(shape)
     y = y.reshape(shape)
