@@ -1028,12 +1028,13 @@ def eval(*args: Any) -> None:
     graph behind what is evaluated is released: the arrays and those they were computed from
     become constants (so call ``backward()`` before ``mx.eval`` of its loss, not after).
     Inside ``grad``, ``vjp``, ``vmap`` or a compiled trace nothing is released. Once memory
-    accounting is on (``mx.get_peak_memory`` and friends) it takes a sample for the peak.
+    accounting is on (``mx.get_peak_memory`` and friends) it takes a sample for the peak when
+    one is due (``chainrule.core.memory``).
     """
     if not (STATE.depth or MAPPING.depth):
         release(args)
     if memory.ACCOUNTING.on:
-        memory.sample()
+        memory.sample_if_due()
 
 
 def async_eval(*args: Any) -> None:
@@ -1053,4 +1054,4 @@ def async_eval(*args: Any) -> None:
     if not (STATE.depth or MAPPING.depth):
         release(args)
     if memory.ACCOUNTING.on:
-        memory.sample()
+        memory.sample_if_due()

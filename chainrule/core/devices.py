@@ -534,11 +534,11 @@ def stream(s) -> StreamContext:
 def synchronize(stream: Stream | None = None) -> None:
     """Wait for the work submitted to ``stream`` (all streams by default): work is eager, so
     there is nothing to wait for on the CPU; on the GPU it waits for the device. Takes a memory
-    sample when accounting is on."""
+    sample when accounting is on and one is due (``chainrule.core.memory``)."""
     g = backend.GPU[0]
     if g is not None:
         g.synchronize()
-    memory.sample_if_on()
+    memory.sample_if_due()
 
 
 class metal:

@@ -9,8 +9,12 @@ collector tracks (``array`` handles and graph ``Node`` objects), a few milliseco
 * ``get_active_memory()`` is that sum, now.
 * ``get_peak_memory()`` is the largest sum seen since the last ``reset_peak_memory()``. It is
   a high-water mark of samples: once any function of this module has been called (accounting
-  is then on), ``mx.eval``, ``mx.async_eval``, ``mx.synchronize`` and ``get_active_memory``
-  take a sample. Arrays created and dropped between two samples are not seen.
+  is then on), ``get_active_memory`` takes a sample, and so do ``mx.eval``, ``mx.async_eval``
+  and ``mx.synchronize`` when one is due. The first of them after a call into this module
+  always samples; after that they sample at most 1/20 of the time (a sample costs about a
+  millisecond per 30,000 live Python objects: a loop that evaluates every step, printing the
+  peak now and then, must not pay it every step). Arrays created and dropped between two
+  samples are not seen.
 * NumPy keeps no buffer cache, so ``get_cache_memory()`` is always 0 and ``clear_cache()``
   has nothing to free.
 * The limits are recorded and returned as MLX returns them (each setter gives back the
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import os
+from time import perf_counter as _clock
 
 from .array import Node, array
 from .backend import xp
@@ -48,11 +53,12 @@ def _system_memory() -> int:
 class _Accounting:
     """The module's state: whether sampling is on, the peak and the limits."""
 
-    __slots__ = ("on", "peak", "memory_limit", "cache_limit", "wired_limit")
+    __slots__ = ("on", "peak", "due", "memory_limit", "cache_limit", "wired_limit")
 
     def __init__(self) -> None:
         self.on = False
         self.peak = 0
+        self.due = 0.0  # (perf_counter time) when an evaluation may take its next sample
         self.memory_limit = int(0.8 * _system_memory())  # MLX's CPU allocator's default
         self.cache_limit = 32 << 20  # likewise: 32 MiB
         self.wired_limit = 0
@@ -72,6 +78,17 @@ def _buffer_of(value):
     return None
 
 
+def _array_types() -> set:
+    """``array`` and its subclasses (``chainrule.torch.Tensor``): the handles to count."""
+    found, todo = {array}, [array]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                todo.append(sub)
+    return found
+
+
 def live_bytes() -> int:
     """The bytes held by live arrays and recorded graph nodes, each buffer counted once.
 
@@ -79,10 +96,10 @@ def live_bytes() -> int:
         The total in bytes.
     """
     seen: dict[int, int] = {}
-    _array, _Node = array, Node
+    kinds, _Node = _array_types(), Node
     for obj in gc.get_objects():
         t = type(obj)
-        if t is _array:
+        if t in kinds:
             values = (obj._data,)
         elif t is _Node:
             values = (obj.value, *obj.args)
@@ -109,15 +126,28 @@ def sample() -> int:
 
 
 def _turn_on() -> None:
-    """Start sampling; the first time, take a sample so the peak starts from the present."""
+    """Start sampling; the first time, take a sample so the peak starts from the present. The
+    next evaluation samples in any case (see :func:`sample_if_due`)."""
     if not ACCOUNTING.on:
         sample()
+    ACCOUNTING.due = 0.0
 
 
-def sample_if_on() -> None:
-    """Take a sample when accounting is on (``mx.eval`` and ``mx.synchronize`` call this)."""
-    if ACCOUNTING.on:
-        sample()
+SAMPLE_SHARE = 20
+"""An evaluation's sample waits until ``SAMPLE_SHARE`` times the last one's cost has passed:
+sampling takes at most about 1/20 of a loop's time."""
+
+
+def sample_if_due() -> None:
+    """Take a sample when accounting is on and one is due (``mx.eval``, ``mx.async_eval`` and
+    ``mx.synchronize`` call this): the first after a call into this module, then at most one
+    per ``SAMPLE_SHARE`` times a sample's cost."""
+    acc = ACCOUNTING
+    if acc.on:
+        now = _clock()
+        if now >= acc.due:
+            sample()
+            acc.due = now + SAMPLE_SHARE * (_clock() - now)
 
 
 def get_active_memory() -> int:
@@ -126,15 +156,17 @@ def get_active_memory() -> int:
     Returns:
         The active memory in bytes.
     """
+    ACCOUNTING.due = 0.0
     return sample()
 
 
 def get_peak_memory() -> int:
     """The largest active memory sampled since the last :func:`reset_peak_memory`.
 
-    Samples are taken by ``mx.eval``, ``mx.async_eval``, ``mx.synchronize`` and
-    :func:`get_active_memory` once accounting is on; the first call into this module turns
-    it on, and this function then takes the first sample itself.
+    Samples are taken by :func:`get_active_memory`, and by ``mx.eval``, ``mx.async_eval`` and
+    ``mx.synchronize`` when one is due (the first after any call into this module, then at
+    most 1/20 of the time) once accounting is on; the first call into this module turns it
+    on, and this function then takes the first sample itself.
 
     Returns:
         The peak in bytes.
@@ -144,9 +176,10 @@ def get_peak_memory() -> int:
 
 
 def reset_peak_memory() -> None:
-    """Set the peak memory to zero."""
+    """Set the peak memory to zero (the next ``mx.eval`` takes a sample)."""
     ACCOUNTING.on = True
     ACCOUNTING.peak = 0
+    ACCOUNTING.due = 0.0
 
 
 def get_cache_memory() -> int:

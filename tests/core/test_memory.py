@@ -101,3 +101,42 @@ def test_closures_of_transforms_do_not_keep_arrays():
             make()
             gc.collect()
         assert mx.get_active_memory() == before, transform
+
+
+def test_evaluations_sample_at_most_a_share_of_the_time(monkeypatch):
+    """Once accounting is on, ``mx.eval`` samples when one is due: the first evaluation after a
+    call into the module, then at most one per SAMPLE_SHARE times a sample's cost (a sample
+    walks every live object: a loop must not pay it every step)."""
+    clock, samples = [0.0], [0]
+
+    def costly_walk() -> int:
+        samples[0] += 1
+        clock[0] += 1.0  # a sample costs one (fake) second
+        return 0
+
+    monkeypatch.setattr(memory, "_clock", lambda: clock[0])
+    monkeypatch.setattr(memory, "live_bytes", costly_walk)
+    mx.reset_peak_memory()
+    x = mx.ones(3)
+    for _ in range(400):  # 40 s of steps, plus the samples' own seconds
+        mx.eval(x)
+        clock[0] += 0.1
+    share = memory.SAMPLE_SHARE
+    assert 2 <= samples[0] <= 1 + (40 + samples[0]) / share + 1
+    for call in (mx.get_peak_memory, mx.reset_peak_memory, mx.get_active_memory):
+        call()  # an explicit call: the next evaluation samples again
+        before = samples[0]
+        mx.synchronize()
+        assert samples[0] == before + 1
+        mx.eval(x)  # and the one after it waits its turn
+        assert samples[0] == before + 1
+
+
+def test_tensors_of_the_torch_front_door_count_too():
+    """A ``chainrule.torch`` tensor (a subclass of the array) holds active memory as well."""
+    torch = pytest.importorskip("chainrule.torch")
+    base = mx.get_active_memory()
+    t = torch.zeros(1000)  # float32: 4000 bytes
+    assert mx.get_active_memory() - base == 4000
+    del t
+    assert mx.get_active_memory() == base

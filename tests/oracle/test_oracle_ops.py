@@ -25,6 +25,18 @@ def test_hadamard_transform_matches_mlx(n: int, dtype: str, scale: float | None)
     np.testing.assert_allclose(np.array(got), np.array(want), rtol=tol, atol=tol * 8)
 
 
+@pytest.mark.parametrize("n", [16, 12, 20, 56])
+def test_hadamard_transform_bfloat16_matches_mlx(n: int) -> None:
+    """bfloat16 in, bfloat16 out, within bfloat16's rounding of MLX's."""
+    x = np.random.default_rng(n).standard_normal((3, n)).astype(np.float32)
+    want = mlx_core.hadamard_transform(mlx_core.array(x).astype(mlx_core.bfloat16), scale=0.34)
+    got = cx.hadamard_transform(cx.array(x).astype(cx.bfloat16), scale=0.34)
+    assert got.dtype == cx.bfloat16
+    np.testing.assert_allclose(
+        np.array(got.astype(cx.float32)), np.array(want.astype(mlx_core.float32)), atol=0.05
+    )
+
+
 @pytest.mark.parametrize("n", [36, 240, 13, 6])
 def test_hadamard_transform_refuses_other_lengths(n: int) -> None:
     """Lengths that are not m * 2^k are a ValueError naming the length (MLX: m in 1, 12,

@@ -166,7 +166,7 @@ def _fwht(d, scale: float, transposed: bool = False):
         h *= 2
     if m > 1:
         # (accumulated in float32 at least, as MLX's kernel accumulates in float)
-        work = xp.result_type(y.dtype, xp.float32) if y.dtype.kind in "fc" else xp.float32
+        work = xp.result_type(y.dtype, xp.float32) if y.dtype.kind in "fc" else xp.dtype("float32")
         mat = array_module(d).asarray(_sloane(m).T if transposed else _sloane(m), dtype=work)
         y = (mat @ y.reshape(-1, m, p).astype(work, copy=False)) * work.type(scale)
         return y.astype(d.dtype, copy=False).reshape(shape)
