@@ -454,7 +454,8 @@ SEQUENCE = [
     ),
     pytest.param(
         "torch/sequence_models.py",
-        ["--steps", "20", "--lr", "0.5"],
+        # (PyTorch's initial weights since session 13: real PyTorch's losses, 1.08 -> 0.85)
+        ["--steps", "40", "--lr", "0.5"],
         0.9,
         # the LSTM stepped one element at a time gives what it gives on the whole sequence
         {"stepwise_max_diff": lambda v: 0 <= v < 1e-6, "score_shape": "5x3"},

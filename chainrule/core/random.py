@@ -108,6 +108,35 @@ def _current():
     return _G.rng
 
 
+class _Coupled:
+    """A generator above core that the global state carries along (``chainrule.torch``'s,
+    which draws PyTorch's numbers): ``seed`` reseeds it, ``get_state``/``set_state`` save
+    and restore it under ``name``, ``use_thread_generator`` gives a worker thread its own."""
+
+    __slots__ = ("name", "seed", "get", "set", "thread")
+
+    def __init__(self, name: str, seed, get, set_, thread) -> None:
+        self.name, self.seed, self.get, self.set, self.thread = name, seed, get, set_, thread
+
+
+_COUPLED: list[_Coupled] = []
+
+
+def couple(name: str, seed, get, set_, thread) -> None:
+    """Carry another generator along with the global state (see :class:`_Coupled`).
+
+    Args:
+        name: the key of its state in :func:`get_state`'s dictionary.
+        seed: ``seed(s)``, called by :func:`seed`.
+        get: ``get()``, its state (JSON-friendly values or NumPy arrays).
+        set_: ``set_(state)``, restores what ``get`` returned.
+        thread: ``thread(rng)``, called by :func:`use_thread_generator` with the thread's
+            ``numpy.random.Generator`` (or ``None``).
+    """
+    _COUPLED[:] = [c for c in _COUPLED if c.name != name]
+    _COUPLED.append(_Coupled(name, seed, get, set_, thread))
+
+
 def seed(s: int) -> None:
     """Seed every global random source a training script draws from.
 
@@ -131,15 +160,28 @@ def seed(s: int) -> None:
     # NumPy's legacy global generator takes at most 32 bits: larger seeds are hashed down.
     xp.random.seed(s if s < 2**32 else xp.random.SeedSequence(s).generate_state(4))
     _py_random.seed(s)
+    for c in _COUPLED:
+        c.seed(s)
 
 
 def get_state() -> dict:
-    """The state of the generator that draws without ``key=`` (for checkpoints)."""
-    return _current().bit_generator.state
+    """The state of the generator that draws without ``key=`` (for checkpoints), with those of
+    the generators coupled to it (``chainrule.torch``'s) under their names."""
+    st = _current().bit_generator.state
+    if _COUPLED:
+        st = dict(st)
+        for c in _COUPLED:
+            st[c.name] = c.get()
+    return st
 
 
 def set_state(state: dict) -> None:
     """Restore a state returned by ``get_state``."""
+    state = dict(state)
+    for c in _COUPLED:
+        part = state.pop(c.name, None)
+        if part is not None:
+            c.set(part)
     rng = xp.random.default_rng()
     rng.bit_generator.state = state
     if getattr(_LOCAL, "rng", None) is None:
@@ -159,6 +201,8 @@ def use_thread_generator(rng) -> None:
         rng: The generator, or ``None`` to draw from the global generator again.
     """
     _LOCAL.rng = rng
+    for c in _COUPLED:
+        c.thread(rng)
 
 
 def key(seed: int) -> array:

@@ -26,6 +26,7 @@ from . import tensor_ops_index as I
 from . import tensor_ops_linalg as L
 from . import tensor_ops_math as M
 from . import tensor_ops_spectral as S
+from . import torch_generator as _tg
 from .array import _from_value, array
 
 _const = F.const  # NumPy data as it is, GPU data where it is
@@ -290,86 +291,104 @@ def fill_diagonal_(self, fill_value: Any, wrap: bool = False) -> array:
     return _inplace(self, mx.where(_const(_on(mask, self)), v, self))
 
 
-# -- random in-place draws (from mx.random's global state) -------------------------------------
+# -- random in-place draws: PyTorch's, from its generator (``core/torch_generator.py``) --------
 
 
 def _beside(values: Any, self: array) -> Any:
-    """Drawn ``values`` (made on the default device) on ``self``'s device."""
+    """Drawn ``values`` (made on the host) on ``self``'s device."""
     return _backend.to_kind(values, "gpu" if _backend.is_gpu(self._data) else "cpu")
-
-
-def _uniform(self) -> np.ndarray:
-    return _beside(mx.random.uniform(0.0, 1.0, self.shape, dtype=mx.float64)._data, self)
-
-
-def _normal(self) -> np.ndarray:
-    return _beside(mx.random.normal(self.shape, dtype=mx.float64)._data, self)
 
 
 def _draw(self, values: np.ndarray) -> array:
     from .tensor_methods import _inplace
 
+    values = _beside(np.asarray(values), self)
     with mx.no_grad():
         return _inplace(self, _const(_backend.as_array(values).astype(self._data.dtype)))
 
 
+def _dims(self) -> tuple:
+    return tuple(self.shape)
+
+
+def _u53(gen: Any, self) -> np.ndarray:
+    """float64 uniforms, one per element (ATen's ``uniform_real_distribution<double>``)."""
+    return gen.uniform(_dims(self), np.float64)
+
+
 def uniform_(self, from_: float = 0.0, to: float = 1.0, *, generator: Any = None, **kw) -> array:
-    """Fill with draws from ``U[from, to)``."""
+    """Fill with draws from ``U[from, to)`` (PyTorch's numbers)."""
     lo = kw.pop("from", from_)
-    return _draw(self, lo + (to - lo) * _uniform(self))
+    if _dt.kind(self._data.dtype) != "f":
+        raise RuntimeError(f"uniform_: not implemented for {self.dtype}")
+    return _draw(self, _tg.stream(generator).uniform(_dims(self), self._data.dtype, lo, to))
 
 
 def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator: Any = None) -> array:
-    """Fill with draws from ``N(mean, std**2)``."""
-    return _draw(self, mean + std * _normal(self))
+    """Fill with draws from ``N(mean, std**2)`` (PyTorch's numbers)."""
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return _draw(self, _tg.stream(generator).normal(_dims(self), self._data.dtype, mean, std))
 
 
 def bernoulli_(self, p: Any = 0.5, *, generator: Any = None) -> array:
-    """Fill with 0/1 draws that are 1 with probability ``p``."""
-    prob = p._data if isinstance(p, array) else p
-    return _draw(self, _uniform(self) < prob)
+    """Fill with 0/1 draws that are 1 with probability ``p`` (a number or a tensor)."""
+    gen = _tg.stream(generator)
+    if isinstance(p, array):
+        prob = np.broadcast_to(_backend.to_host(p._data), _dims(self))
+        return _draw(self, gen.bernoulli(prob, _dims(self)))
+    return _draw(self, gen.bernoulli(float(p), _dims(self)))
 
 
 def exponential_(self, lambd: float = 1.0, *, generator: Any = None) -> array:
     """Fill with draws from the exponential distribution of rate ``lambd``."""
-    return _draw(self, -np.log1p(-_uniform(self)) / lambd)
+    return _draw(self, _tg.stream(generator).exponential(_dims(self), np.float64, lambd))
 
 
 def geometric_(self, p: float, *, generator: Any = None) -> array:
     """Fill with the number of Bernoulli(``p``) trials up to the first success."""
-    return _draw(self, np.ceil(np.log1p(-_uniform(self)) / math.log1p(-p)))
+    u = _u53(_tg.stream(generator), self)
+    return _draw(self, np.ceil(np.log(u) / math.log1p(-p)))
 
 
 def log_normal_(self, mean: float = 1.0, std: float = 2.0, *, generator: Any = None) -> array:
     """Fill with ``exp`` of draws from ``N(mean, std**2)``."""
-    return _draw(self, np.exp(mean + std * _normal(self)))
+    gen = _tg.stream(generator)
+    n = math.prod(_dims(self))
+    z = [math.exp(gen._normal_double() * std + mean) for _ in range(n)]  # (C's exp, as ATen)
+    return _draw(self, np.array(z, np.float64).reshape(_dims(self)))
 
 
 def cauchy_(self, median: float = 0.0, sigma: float = 1.0, *, generator: Any = None) -> array:
     """Fill with draws from the Cauchy distribution."""
-    return _draw(self, median + sigma * np.tan(math.pi * (_uniform(self) - 0.5)))
+    u = _u53(_tg.stream(generator), self)
+    return _draw(self, median + sigma * np.tan(math.pi * (u - 0.5)))
 
 
 def random_(self, from_: int = 0, to: int | None = None, *, generator: Any = None, **kw):
     """Fill with integers drawn uniformly from ``[from, to)`` (``[0, from)`` with one argument,
-    and up to the dtype's largest exactly representable integer with none)."""
+    and up to the dtype's largest exactly representable integer with none), as PyTorch."""
     lo = kw.pop("from", from_)
+    gen = _tg.stream(generator)
+    if to is None and not lo:
+        return _draw(self, gen.random_(_dims(self), self._data.dtype))
     if to is None:
-        if lo:
-            lo, to = 0, lo
-        elif self._data.dtype.kind == "f":
-            to = 2 ** (np.finfo(self._data.dtype).nmant + 1) + 1
-        elif self._data.dtype.kind == "b":
-            to = 2
-        else:
-            to = int(np.iinfo(self._data.dtype).max)
-    return _draw(self, np.floor(lo + (to - lo) * _uniform(self)))
+        lo, to = 0, lo
+    if to <= lo:
+        raise RuntimeError(
+            f"random_ expects 'from' to be less than 'to', but got from={lo} >= to={to}"
+        )
+    return _draw(self, gen.integers(int(lo), int(to), _dims(self), self._data.dtype))
 
 
 def bernoulli(self, p: Any = None, *, generator: Any = None) -> array:
     """0/1 draws that are 1 with probability ``self`` (or ``p``)."""
-    prob = self._data if p is None else p
-    return _const((_uniform(self) < prob).astype(self._data.dtype))
+    gen = _tg.stream(generator)
+    if p is None:
+        hits = gen.bernoulli(_backend.to_host(self._data), _dims(self))
+    else:
+        hits = gen.bernoulli(float(p), _dims(self))
+    return _const(_beside(hits.astype(self._data.dtype), self))
 
 
 def multinomial(self, num_samples: int, replacement: bool = False, *, generator: Any = None):

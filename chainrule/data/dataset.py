@@ -168,8 +168,9 @@ def as_rng(generator: Any = None, seed: int | None = None, who: str = "") -> Any
     Args:
         generator: ``None`` (the global ``chainrule.core.random`` state, which
             ``mx.random.seed`` and ``chainrule.torch.manual_seed`` reset), a
-            ``numpy.random.Generator``, an object with such a generator as ``.rng``
-            (``chainrule.torch.Generator``), or an MLX-style key (``mx.random.key(0)``).
+            ``numpy.random.Generator``, an object with such a generator (or a stream that
+            answers the same calls) as ``.rng`` (``chainrule.torch.Generator``), or an
+            MLX-style key (``mx.random.key(0)``).
         seed: an integer seed for a private generator (exclusive with ``generator``).
         who: the caller's name, for error messages.
 
@@ -182,10 +183,10 @@ def as_rng(generator: Any = None, seed: int | None = None, who: str = "") -> Any
         return np.random.default_rng(int(seed))
     if generator is None:
         return None
-    if isinstance(generator, np.random.Generator):
+    if isinstance(generator, np.random.Generator) or _generator_like(generator):
         return generator
     rng = getattr(generator, "rng", None)
-    if isinstance(rng, np.random.Generator):
+    if isinstance(rng, np.random.Generator) or _generator_like(rng):
         return rng
     if type(generator) is mx.array and generator.shape == (2,) and generator.dtype == mx.uint32:
         # An MLX key names one stream: turn it into a generator that advances per epoch.
@@ -194,6 +195,13 @@ def as_rng(generator: Any = None, seed: int | None = None, who: str = "") -> Any
         f"{who}: generator must be a numpy.random.Generator, a chainrule.torch.Generator or "
         f"an mx.random.key, not {type(generator).__name__}"
     )
+
+
+def _generator_like(rng: Any) -> bool:
+    """Whether ``rng`` answers the calls made of a ``numpy.random.Generator`` here
+    (``permutation``, ``integers``, ``random``, ``bit_generator.state``): a
+    ``chainrule.torch.Generator``'s stream, which answers them with PyTorch's algorithms."""
+    return all(hasattr(rng, n) for n in ("permutation", "integers", "random", "bit_generator"))
 
 
 def permutation(n: int, rng: Any) -> np.ndarray:

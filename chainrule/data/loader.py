@@ -468,6 +468,8 @@ class DataLoader:
     one fancy index (a slice when the order is sequential) instead of stacking samples.
     """
 
+    _random_sampler: Any = RandomSampler  # (what shuffle=True uses: a subclass may draw its way)
+
     def __init__(
         self,
         dataset: Any,
@@ -561,7 +563,9 @@ class DataLoader:
         self.generator = generator
         if sampler is None and not iterable:
             sampler = (
-                RandomSampler(dataset, generator=rng) if shuffle else SequentialSampler(dataset)
+                self._random_sampler(dataset, generator=rng)
+                if shuffle
+                else SequentialSampler(dataset)
             )
         self.sampler = sampler
         self._executor: Any = None

@@ -100,6 +100,7 @@ from ._math import (
 )
 from ._random import (
     Generator,
+    default_generator,
     manual_seed,
     rand,
     rand_like,

@@ -19,6 +19,7 @@ from chainrule.core import devices as _devices
 from chainrule.core import dtypes as _dt
 from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import check_device, device_of, place, to_np_dtype
+from chainrule.core.torch_generator import fma64
 
 array = mx.array
 _F32 = np.dtype(np.float32)
@@ -360,8 +361,28 @@ def linspace(
     if int(steps) < 0:
         raise ValueError(f"linspace: steps must be >= 0, got {steps}")
     d = to_np_dtype(dtype, _float())
-    out = from_value(np.linspace(float(start), float(end), int(steps)).astype(d))
+    out = from_value(_linspace_values(float(start), float(end), int(steps), d))
     return _finish(out, requires_grad, device, "linspace")
+
+
+def _linspace_values(start: float, end: float, n: int, d: np.dtype) -> np.ndarray:
+    """PyTorch's CPU ``linspace`` values: ``step = (end - start) / (n - 1)`` in the dtype, the
+    first half ``start + step * i`` and the second ``end - step * (n - 1 - i)``, each one fused
+    multiply-add (as its compiled kernel), for float32 and float64; NumPy's for the rest."""
+    if d not in (np.dtype(np.float32), np.dtype(np.float64)) or n < 2:
+        return np.linspace(start, end, n).astype(d)
+    t = d.type
+    lo, hi = t(start), t(end)
+    step = t((hi - lo) / t(n - 1))
+    i = np.arange(n, dtype=np.float64)
+    back = (n - 1) - i
+    if d == np.float32:  # (a float32 product is exact in float64: one rounding, as the FMA)
+        first = np.float64(lo) + np.float64(step) * i
+        second = np.float64(hi) - np.float64(step) * back
+    else:
+        first = fma64(i, float(step), float(lo))
+        second = fma64(-back, float(step), float(hi))
+    return np.where(i < n // 2, first, second).astype(d)
 
 
 def eye(

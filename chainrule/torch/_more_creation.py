@@ -22,7 +22,7 @@ from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import check_device, place, to_np_dtype
 
 from ._creation import _F32, _I64, _finish, _size, tensor
-from ._random import SEED as _SEED
+from ._random import _stream, default_generator
 
 array = mx.array
 
@@ -186,16 +186,14 @@ def _beside(values: Any, ref: Any) -> Any:
     return _backend.to_kind(values, "gpu" if _backend.is_gpu(ref) else "cpu")
 
 
-def _standard_normal(shape: tuple, generator: Any, ref: Any = None) -> np.ndarray:
-    if generator is None:
-        return _beside(mx.random.normal(shape, dtype=mx.float64)._data, ref)
-    return _beside(generator.rng.standard_normal(shape), ref)
+def _standard_normal(shape: tuple, generator: Any, ref: Any = None, dtype: Any = np.float64):
+    """``normal_(0, 1)`` of a new tensor of ``dtype`` (PyTorch's draws), beside ``ref``."""
+    return _beside(_stream(generator).normal(tuple(shape), dtype), ref)
 
 
 def _uniform(shape: tuple, generator: Any, ref: Any = None) -> np.ndarray:
-    if generator is None:
-        return _beside(mx.random.uniform(0.0, 1.0, shape, dtype=mx.float64)._data, ref)
-    return _beside(generator.rng.random(shape), ref)
+    """float64 uniforms in ``[0, 1)`` (PyTorch's ``rand(dtype=float64)``), beside ``ref``."""
+    return _beside(_stream(generator).uniform(tuple(shape), np.float64), ref)
 
 
 def normal(
@@ -216,17 +214,18 @@ def normal(
             raise TypeError("normal: give size= when mean and std are numbers")
         shape = _size((size,), "normal")
         d = to_np_dtype(dtype, _F32)
-        z = _standard_normal(shape, generator)
-        out = from_value((float(mean) + float(std) * z).astype(d))
+        if float(std) < 0:
+            raise RuntimeError(f"normal expects std >= 0.0, but found std {float(std)}")
+        out = from_value(_stream(generator).normal(shape, d, float(mean), float(std)))
         return _finish(out, requires_grad, device, "normal")
     if s_is and bool(np.any(std._data < 0)):
         raise RuntimeError(f"normal: expects all elements of std >= 0.0, got {std}")
     shape = np.broadcast_shapes(mean.shape if m_is else (), std.shape if s_is else ())
     ref = (mean if m_is else std)._data  # the draws on the parameters' device
     dt = (mean if m_is else std).dtype
-    z = from_value(_standard_normal(shape, generator, ref).astype(_dt.to_np(dt)))
+    z = from_value(_standard_normal(shape, generator, ref, _dt.to_np(dt)))
     check_device(device, "normal")
-    return mean + std * z
+    return mean + std * z  # (PyTorch: normal_(0, 1), then mul_(std), add_(mean))
 
 
 def bernoulli(input: Any, p: Any = None, *, generator: Any = None) -> array:
@@ -235,7 +234,12 @@ def bernoulli(input: Any, p: Any = None, *, generator: Any = None) -> array:
     prob = x._data if p is None else p
     if p is None and (np.any(prob < 0) or np.any(prob > 1)):
         raise RuntimeError("bernoulli: expects 0 <= p <= 1")
-    return from_value((_uniform(x.shape, generator, x._data) < prob).astype(x._data.dtype))
+    if p is None:  # a tensor of probabilities: one uniform of its precision per element
+        host = _backend.to_kind(prob, "cpu")
+        hits = _stream(generator).bernoulli(np.asarray(host), tuple(x.shape))
+        return from_value(_beside(hits.astype(x._data.dtype), x._data))
+    hits = _stream(generator).bernoulli(float(prob), tuple(x.shape))
+    return from_value(_beside(hits.astype(x._data.dtype), x._data))
 
 
 def multinomial(
@@ -425,16 +429,14 @@ def seed() -> int:
     import secrets
 
     s = secrets.randbits(63)
-    mx.random.seed(s)
-    _SEED["initial"] = s
+    mx.random.seed(s)  # (the default generator with it)
     return s
 
 
 def initial_seed() -> int:
-    """The seed the global random state was last seeded with (by ``manual_seed`` or ``seed``)."""
-    if _SEED["initial"] is None:
-        seed()
-    return _SEED["initial"]
+    """The seed the default generator last started from (``manual_seed``, ``seed``,
+    ``mx.random.seed``, or the fresh one it got at import)."""
+    return default_generator.initial_seed()
 
 
 def tril_indices(

@@ -1,11 +1,14 @@
 """PyTorch's random functions: ``torch.manual_seed``, ``randn``, ``rand``, ``randint``, ``Generator``.
 
-Draws without a ``generator=`` come from ``mx.random``'s global state, so ``manual_seed``,
-``mx.random.seed`` and ``chainrule.seed`` all make them repeat.
+Draws come from PyTorch's CPU generator, reproduced draw for draw (``chainrule.core.torch_generator``): after
+``manual_seed(s)`` they are the numbers PyTorch gives. ``manual_seed``, ``mx.random.seed`` and
+``chainrule.seed`` reseed it together with ``mx.random``'s global state (the two are coupled:
+``mx.random.get_state`` saves both), so all three make every draw repeat.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 from typing import Any
 
@@ -13,34 +16,34 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import dtypes as _dt
+from chainrule.core import torch_generator as _tg
+from chainrule.core.backend import on_default
 from chainrule.core.extend import from_value
 from chainrule.core.tensor_functions import check_device, device_of, to_np_dtype
+from chainrule.core.torch_generator import CPUGenerator
 
 from ._creation import _I64, _finish, _float, _size
 
 array = mx.array
 
-SEED: dict = {"initial": None}
-"""The seed last given to ``manual_seed`` (or ``torch.seed``), for ``torch.initial_seed``."""
-
 
 class Generator:
-    """A private random stream (``torch.Generator``), usable by ``randn``, ``DataLoader``...
+    """A random stream (``torch.Generator``): PyTorch's CPU generator, draw for draw.
 
     Attributes:
-        rng: the ``numpy.random.Generator`` it draws from (reseeded in place, so loaders
-            holding it see ``manual_seed``).
+        rng: the stream itself (a ``chainrule.core.torch_generator.CPUGenerator``; it also
+            answers the ``numpy.random.Generator`` calls that ``DataLoader`` and
+            ``random_split`` make, with PyTorch's algorithms).
     """
 
-    def __init__(self, device: Any = "cpu") -> None:
+    def __init__(self, device: Any = "cpu", *, _stream: CPUGenerator | None = None) -> None:
         check_device(device, "Generator")
-        self._seed = secrets.randbits(63)
-        self.rng = np.random.default_rng(self._seed)
+        self.device = device
+        self.rng = CPUGenerator() if _stream is None else _stream
 
     def manual_seed(self, seed: int) -> Generator:
         """Restart the stream from ``seed``; returns the generator."""
-        self._seed = int(seed)
-        self.rng.bit_generator.state = np.random.default_rng(self._seed).bit_generator.state
+        self.rng.manual_seed(int(seed))
         return self
 
     def seed(self) -> int:
@@ -50,28 +53,71 @@ class Generator:
         return s
 
     def initial_seed(self) -> int:
-        """The seed the stream last started from."""
-        return self._seed
+        """The seed the stream last started from (67280421310721 for a new one, as PyTorch)."""
+        return self.rng.initial_seed()
 
     def get_state(self) -> dict:
         """The stream's state (a dict, where PyTorch has a byte tensor)."""
-        return self.rng.bit_generator.state
+        return self.rng.state
 
     def set_state(self, state: dict) -> Generator:
         """Restore a state from ``get_state``."""
-        self.rng.bit_generator.state = state
+        self.rng.state = state
         return self
 
 
-def manual_seed(seed: int) -> None:
-    """Seed the global random state shared with ``mx.random.seed``.
+default_generator = Generator(_stream=_tg.DEFAULT)
+"""``torch.default_generator``: what draws without ``generator=`` use (seeded from fresh
+entropy at import, as PyTorch's; a new ``Generator()`` starts from 67280421310721)."""
+
+_stream = _tg.stream
+
+mx.random.couple(
+    "chainrule.torch",
+    lambda s: _tg.DEFAULT.manual_seed(s),
+    lambda: _tg.DEFAULT.state,
+    lambda st: setattr(_tg.DEFAULT, "state", st),
+    _tg.use_thread_stream,
+)
+
+
+def uniform_array(shape: tuple, low: float, high: float, dtype: Any = None) -> array:
+    """``torch.empty(shape, dtype).uniform_(low, high)`` from the default stream, on the
+    default device: what PyTorch's layers initialise their parameters with (float32 by
+    default)."""
+    d = np.dtype(np.float32) if dtype is None else to_np_dtype(dtype)
+    return from_value(on_default(_stream(None).uniform(tuple(shape), d, low, high)))
+
+
+def normal_array(shape: tuple, mean: float = 0.0, std: float = 1.0, dtype: Any = None) -> array:
+    """``torch.empty(shape, dtype).normal_(mean, std)`` from the default stream."""
+    d = np.dtype(np.float32) if dtype is None else to_np_dtype(dtype)
+    return from_value(on_default(_stream(None).normal(tuple(shape), d, mean, std)))
+
+
+def kaiming_bound(fan_in: int) -> float:
+    """The bound of ``kaiming_uniform_(w, a=sqrt(5))`` (PyTorch's default for linear and
+    convolution weights), computed as PyTorch computes it (``1/sqrt(fan_in)`` but for the
+    last bits, which the float32 bounds can keep)."""
+    if fan_in == 0:
+        return 0.0
+    gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
+    return math.sqrt(3.0) * (gain / math.sqrt(fan_in))
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed PyTorch's default generator, and ``mx.random``'s global state with it.
 
     Args:
         seed: the seed; later draws (``randn``, shuffling ``DataLoader``s, layer
-            initialisations) repeat exactly.
+            initialisations) repeat exactly, and are PyTorch's.
+
+    Returns:
+        ``default_generator``.
     """
-    mx.random.seed(int(seed))
-    SEED["initial"] = int(seed)
+    s = int(seed)
+    mx.random.seed(s % (1 << 64))  # (reseeds default_generator too: they are coupled)
+    return default_generator
 
 
 def randn(
@@ -94,11 +140,8 @@ def randn(
         A new array of shape ``size``.
     """
     shape = _size(size, "randn")
-    d = to_np_dtype(dtype, _float())
-    if generator is None:
-        out = mx.random.normal(shape, dtype=_dt.from_np(d))
-    else:
-        out = from_value(generator.rng.standard_normal(shape).astype(d))
+    d = _floating(to_np_dtype(dtype, _float()), "randn")
+    out = from_value(_stream(generator).normal(shape, d))
     return _finish(out, requires_grad, device, "randn")
 
 
@@ -122,11 +165,8 @@ def rand(
         A new array of shape ``size``.
     """
     shape = _size(size, "rand")
-    d = to_np_dtype(dtype, _float())
-    if generator is None:
-        out = mx.random.uniform(0.0, 1.0, shape, dtype=_dt.from_np(d))
-    else:
-        out = from_value(generator.rng.random(shape).astype(d))
+    d = _floating(to_np_dtype(dtype, _float()), "rand")
+    out = from_value(_stream(generator).uniform(shape, d))
     return _finish(out, requires_grad, device, "rand")
 
 
@@ -166,11 +206,7 @@ def randint(
         raise ValueError(f"randint: need low < high, got low={low}, high={high}")
     shape = _size((size,), "randint")
     d = to_np_dtype(dtype, _I64)
-    if generator is None:
-        out = mx.random.randint(low, high, shape, dtype=mx.int64)
-        out = out if d == _I64 else from_value(out._data.astype(d))
-    else:
-        out = from_value(generator.rng.integers(low, high, size=shape).astype(d))
+    out = from_value(_stream(generator).integers(low, high, shape, d))
     return _finish(out, requires_grad, device, "randint")
 
 
@@ -190,11 +226,17 @@ def randperm(
     """
     check_device(device, "randperm")
     d = to_np_dtype(dtype, _I64)
-    if generator is None:
-        out = from_value(mx.random.permutation(int(n))._data.astype(d))
-    else:
-        out = from_value(generator.rng.permutation(int(n)).astype(d))
+    if int(n) < 0:
+        raise RuntimeError(f"randperm: n must be non-negative, got {n}")
+    out = from_value(_stream(generator).permutation(int(n)).astype(d))
     return _finish(out, False, device, "randperm")
+
+
+def _floating(d: np.dtype, who: str) -> np.dtype:
+    """``d`` when it is a floating dtype, else PyTorch's error."""
+    if _dt.kind(d) != "f":
+        raise RuntimeError(f"{who}: expected a floating point dtype, got {d}")
+    return d
 
 
 def _like(rand_fn):

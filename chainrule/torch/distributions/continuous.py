@@ -13,8 +13,9 @@ from . import constraints
 from .distribution import (
     Distribution,
     _draw,
+    _dt_of,
     _finfo,
-    _rng,
+    _torch_stream,
     broadcast_all,
     digamma,
     lgamma,
@@ -56,7 +57,7 @@ class Normal(Distribution):
 
     def rsample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        eps = _draw(_rng().standard_normal(shape), self.loc)
+        eps = _draw(_torch_stream().normal(shape, _dt_of(self.loc)), self.loc)
         return self.loc + eps * self.scale
 
     def log_prob(self, value: Any) -> array:
@@ -159,7 +160,7 @@ class Laplace(Distribution):
     def rsample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
         eps = float(_finfo(self.loc).eps)
-        u = _draw(_rng().uniform(eps - 1, 1, shape), self.loc)
+        u = _draw(_torch_stream().uniform(shape, _dt_of(self.loc), eps - 1, 1), self.loc)
         return self.loc - self.scale * mx.sign(u) * mx.log1p(-mx.abs(u))
 
     def log_prob(self, value: Any) -> array:
@@ -213,7 +214,7 @@ class Uniform(Distribution):
 
     def rsample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        u = _draw(_rng().random(shape), self.low)
+        u = _draw(_torch_stream().uniform(shape, _dt_of(self.low)), self.low)
         return self.low + u * (self.high - self.low)
 
     def log_prob(self, value: Any) -> array:
@@ -261,7 +262,7 @@ class Exponential(Distribution):
 
     def rsample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        return _draw(_rng().standard_exponential(shape), self.rate) / self.rate
+        return _draw(_torch_stream().exponential(shape, _dt_of(self.rate)), self.rate) / self.rate
 
     def log_prob(self, value: Any) -> array:
         if self._validate_args:

@@ -24,6 +24,7 @@ from .distribution import (
     _host,
     _rng,
     _tensor,
+    _torch_stream,
     broadcast_all,
     lazy_property,
     lgamma,
@@ -89,7 +90,7 @@ class Bernoulli(Distribution):
     def sample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
         p = np.broadcast_to(_host(self.probs), shape)
-        return _draw(_rng().random(shape) < p, self._param)
+        return _draw(_torch_stream().bernoulli(np.ascontiguousarray(p), shape), self._param)
 
     def log_prob(self, value: Any) -> array:
         if self._validate_args:

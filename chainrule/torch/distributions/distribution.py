@@ -22,6 +22,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import backend
+from chainrule.core import torch_generator as _tg
 from chainrule.core.extend import array, from_value
 
 from . import constraints
@@ -62,9 +63,20 @@ def broadcast_all(*values: Any) -> tuple:
 
 
 def _rng() -> np.random.Generator:
-    """A NumPy generator seeded from the global random state (``torch.manual_seed``)."""
-    seed = np.asarray(mx.random.randint(0, 2**31 - 1, (4,)), dtype=np.int64)
-    return np.random.default_rng(seed)
+    """A NumPy generator seeded from PyTorch's default stream (``torch.manual_seed``), for the
+    samplers whose PyTorch algorithm is not reproduced (gamma, Poisson, ...)."""
+    return np.random.default_rng(_tg.stream().words(4))
+
+
+def _dt_of(like: array) -> np.dtype:
+    """The dtype a sample of ``like``'s parameters is drawn in."""
+    return np.dtype(like._data.dtype)
+
+
+def _torch_stream():
+    """PyTorch's default stream: ``Normal``, ``Uniform``, ``Laplace``, ``Exponential``,
+    ``Bernoulli`` and ``MultivariateNormal`` draw from it as PyTorch's do."""
+    return _tg.stream()
 
 
 def _draw(values: np.ndarray, like: array) -> array:

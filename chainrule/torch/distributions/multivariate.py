@@ -12,7 +12,17 @@ import chainrule.core as mx
 from chainrule.core.extend import array
 
 from . import constraints
-from .distribution import Distribution, _draw, _finfo, _rng, _tensor, digamma, lgamma, xlogy
+from .distribution import (
+    Distribution,
+    _draw,
+    _dt_of,
+    _finfo,
+    _tensor,
+    _torch_stream,
+    digamma,
+    lgamma,
+    xlogy,
+)
 from .gamma_grad import standard_gamma
 
 __all__ = ["Dirichlet", "MultivariateNormal", "Independent"]
@@ -164,7 +174,7 @@ class MultivariateNormal(Distribution):
 
     def rsample(self, sample_shape: Any = ()) -> array:
         shape = self._extended_shape(sample_shape)
-        eps = _draw(_rng().standard_normal(shape), self.loc)
+        eps = _draw(_torch_stream().normal(shape, _dt_of(self.loc)), self.loc)
         return self.loc + _batch_mv(self._unbroadcasted_scale_tril, eps)
 
     def _mahalanobis(self, diff: array) -> array:

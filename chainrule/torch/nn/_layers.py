@@ -21,6 +21,7 @@ import chainrule.nn as cnn
 from chainrule.core.array import array
 from chainrule.core.ops.normalization import bias_add
 
+from .._random import kaiming_bound, normal_array, uniform_array
 from . import functional_misc as F_misc
 from . import functional_resample as F_resample
 from ._module import (
@@ -182,9 +183,11 @@ class _TorchConv:
         shape = (c_in, c_out // groups, *k) if self._transpose else (c_out, c_in // groups, *k)
         bound = 1.0 / math.sqrt(shape[1] * math.prod(k))
         object.__setattr__(self, "groups", groups)
-        self.weight = mx.random.uniform(-bound, bound, shape)
+        # PyTorch's reset_parameters: kaiming_uniform_(w, a=sqrt(5)), then the bias
+        k_bound = kaiming_bound(shape[1] * math.prod(k))
+        self.weight = uniform_array(shape, -k_bound, k_bound)
         if bias:
-            self.bias = mx.random.uniform(-bound, bound, (c_out,))
+            self.bias = uniform_array((c_out,), -bound, bound)
         args = {"in": c_in, "out": c_out, "kernel_size": k, "groups": groups, "bias": bias}
         args.update({key: v if isinstance(v, str) else _tuple(v, nd) for key, v in extra.items()})
         object.__setattr__(self, "_torch_args", args)
@@ -606,8 +609,11 @@ class GroupNorm(cnn.GroupNorm, Module):
     ) -> None:
         super().__init__(num_groups, num_channels, eps, affine, pytorch_compatible=True)
         object.__setattr__(self, "affine", affine)
-        if affine and not bias:
-            dict.pop(self, "bias")
+        if affine:  # PyTorch's order: weight, then bias (MLX registers bias first)
+            b = dict.pop(self, "bias")
+            self.weight = dict.pop(self, "weight")
+            if bias:
+                self.bias = b
 
     def extra_repr(self) -> str:
         """PyTorch's text."""
@@ -934,6 +940,17 @@ class Unflatten(Module):
         return mx.unflatten(x, self.dim, self.unflattened_size)
 
 
+def _linear_params(out_features: int, in_features: int, dtype: Any, bias: bool = True) -> tuple:
+    """PyTorch's ``Linear.reset_parameters``, draw for draw: ``kaiming_uniform_(w,
+    a=sqrt(5))``, then (with a bias) the bias from ``U(-1/sqrt(in), 1/sqrt(in))``."""
+    k = kaiming_bound(in_features)
+    w = uniform_array((out_features, in_features), -k, k, dtype)
+    if not bias:
+        return w, None
+    bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
+    return w, uniform_array((out_features,), -bound, bound, dtype)
+
+
 class Linear(cnn.Linear, Module):
     """``y = x W^T + b`` with PyTorch's arguments; weight ``(out_features, in_features)``.
 
@@ -951,7 +968,17 @@ class Linear(cnn.Linear, Module):
         device: Any = None,
         dtype: Any = None,
     ) -> None:
-        super().__init__(in_features, out_features, bias, dtype=dtype)
+        super(cnn.Linear, self).__init__()  # (the parameters: PyTorch's draws, below)
+        self.weight, b = _linear_params(out_features, in_features, dtype, bias)
+        if bias:
+            self.bias = b
+
+    def reset_parameters(self) -> None:
+        """Draw the parameters again, as PyTorch's ``reset_parameters``."""
+        w, b = _linear_params(*self["weight"].shape, self["weight"].dtype, "bias" in self)
+        self["weight"]._set_value(w._data)
+        if b is not None:
+            self["bias"]._set_value(b._data)
 
     def extra_repr(self) -> str:
         """PyTorch's text."""
@@ -989,7 +1016,7 @@ class Embedding(cnn.Embedding, Module):
             )
         super().__init__(num_embeddings, embedding_dim)
         self.weight = (
-            mx.random.normal((num_embeddings, embedding_dim))
+            normal_array((num_embeddings, embedding_dim))  # PyTorch's init.normal_
             if _weight is None
             else cnn.Parameter(_weight)
         )

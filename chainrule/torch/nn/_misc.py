@@ -12,6 +12,7 @@ import chainrule.core as mx
 import chainrule.nn as cnn
 from chainrule.core.array import array
 
+from .._random import normal_array, uniform_array
 from . import _layers
 from . import functional_misc as M
 from ._module import Module
@@ -187,7 +188,7 @@ class Embedding(cnn.Embedding, Module):
         self.padding_idx, self.max_norm, self.norm_type = padding_idx, max_norm, norm_type
         self.scale_grad_by_freq, self.sparse = scale_grad_by_freq, sparse
         if _weight is None:
-            w = mx.random.normal((num_embeddings, embedding_dim)).astype(dtype or mx.float32)
+            w = normal_array((num_embeddings, embedding_dim), dtype=dtype)  # init.normal_
             if padding_idx is not None:
                 w[padding_idx] = 0
         else:
@@ -663,9 +664,9 @@ class Bilinear(cnn.Bilinear, Module):
         bound = 1.0 / in1_features**0.5
         dt = dtype or mx.float32
         shape = (out_features, in1_features, in2_features)
-        self.weight = mx.random.uniform(-bound, bound, shape).astype(dt)
+        self.weight = uniform_array(shape, -bound, bound, dt)  # PyTorch's draws, in order
         if bias:
-            self.bias = mx.random.uniform(-bound, bound, (out_features,)).astype(dt)
+            self.bias = uniform_array((out_features,), -bound, bound, dt)
 
     def extra_repr(self) -> str:
         """PyTorch's text."""

@@ -29,6 +29,7 @@ from chainrule.core.array import array
 from chainrule.core.extend import from_value
 from chainrule.nn.layers.recurrent import gru_scan, lstm_sequence
 
+from .._random import uniform_array
 from .._tensor_class import tensors as _tensors
 from ._module import Module
 from .functional_misc import dropout as _dropout
@@ -73,9 +74,9 @@ def _dtype_text(dtype: Any) -> str:
 
 def _uniform_params(module: Module, names: list, dtype: Any) -> None:
     # PyTorch's reset_parameters: every weight and bias from U(-1/sqrt(H), 1/sqrt(H))
-    stdv = 1.0 / math.sqrt(module.hidden_size)
-    for name, shape in names:
-        setattr(module, name, mx.random.uniform(-stdv, stdv, shape, dtype=dtype))
+    stdv = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0.0
+    for name, shape in names:  # (in registration order: PyTorch's draws, one after another)
+        setattr(module, name, uniform_array(shape, -stdv, stdv, dtype))
 
 
 # -- one step of each cell (rows: the running sequences) -------------------------------------
@@ -281,10 +282,10 @@ class RNNBase(Module):
 
     def reset_parameters(self) -> None:
         """Draw every parameter again from ``U(-1/sqrt(H), 1/sqrt(H))``."""
-        stdv = 1.0 / math.sqrt(self.hidden_size)
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for n in self._flat_weights_names:
             p = self[n]
-            p._set_value(mx.random.uniform(-stdv, stdv, p.shape, dtype=p.dtype)._data)
+            p._set_value(uniform_array(p.shape, -stdv, stdv, p.dtype)._data)
 
     def extra_repr(self) -> str:
         """PyTorch's text."""
@@ -573,11 +574,11 @@ class RNNCellBase(Module):
 
     def reset_parameters(self) -> None:
         """Draw every parameter again from ``U(-1/sqrt(H), 1/sqrt(H))``."""
-        stdv = 1.0 / math.sqrt(self.hidden_size)
+        stdv = 1.0 / math.sqrt(self.hidden_size) if self.hidden_size > 0 else 0.0
         for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             if n in self:
                 p = self[n]
-                p._set_value(mx.random.uniform(-stdv, stdv, p.shape, dtype=p.dtype)._data)
+                p._set_value(uniform_array(p.shape, -stdv, stdv, p.dtype)._data)
 
     def extra_repr(self) -> str:
         """PyTorch's text."""

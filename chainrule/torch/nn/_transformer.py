@@ -178,6 +178,9 @@ class MultiheadAttention(Module):
             )
         dt = mx.float32 if dtype is None else dtype
         E = embed_dim
+        # PyTorch's draws in its order: out_proj's own initialisation, then _reset_parameters
+        # (the projections, then bias_k and bias_v); the registration order stays PyTorch's.
+        out_proj = NonDynamicallyQuantizableLinear(E, E, bias=bias, dtype=dt)
         if self._qkv_same_embed_dim:
             self.in_proj_weight = _init.xavier_uniform_(mx.zeros((3 * E, E), dtype=dt))
             for n in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
@@ -197,7 +200,7 @@ class MultiheadAttention(Module):
         else:
             object.__setattr__(self, "bias_k", None)
             object.__setattr__(self, "bias_v", None)
-        self.out_proj = NonDynamicallyQuantizableLinear(E, E, bias=bias, dtype=dt)
+        self.out_proj = out_proj
         if bias:
             self.out_proj.bias = mx.zeros((E,), dtype=dt)
         self.add_zero_attn = add_zero_attn

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 
 import chainrule.core as mx
+from chainrule.core import backend as _backend
+from chainrule.core import torch_generator as _tg
 from chainrule.core.array import array
-from chainrule.core.tensor_functions import stream_of
 
 from .. import _math as _tf
 from .functional_pool import InputError
@@ -375,9 +376,13 @@ def rrelu(
     Returns:
         The result.
     """
-    if training:
-        slope = mx.random.uniform(lower, upper, input.shape, stream=stream_of(input))
-        slope = slope.astype(input.dtype)
+    if training:  # PyTorch's draws: a float64 uniform for each element <= 0, in order
+        host = _backend.to_host(input._data)
+        hit = host <= 0
+        lo, hi = float(np.float32(lower)), float(np.float32(upper))
+        slopes = np.ones(host.shape, host.dtype)
+        slopes[hit] = _tg.stream().uniform((int(hit.sum()),), np.float64, lo, hi)
+        slope = mx.array(_backend.same_device(slopes, input._data))
     else:
         slope = (lower + upper) / 2
     out = mx.where(input >= 0, input, input * slope)
@@ -457,7 +462,9 @@ def gumbel_softmax(
     Returns:
         Samples of ``logits``' shape.
     """
-    gumbels = mx.random.gumbel(logits.shape, stream=stream_of(logits)).astype(logits.dtype)
+    # PyTorch's: -log of exponential_() draws in the logits' dtype
+    e = _tg.stream().exponential(tuple(logits.shape), logits._data.dtype)
+    gumbels = mx.array(_backend.same_device(-np.log(e), logits._data))
     soft = _tf.softmax((logits + gumbels) / tau, dim, None)
     if not hard:
         return soft

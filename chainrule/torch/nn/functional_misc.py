@@ -20,8 +20,8 @@ from chainrule.core import backend
 from chainrule.core.array import array
 from chainrule.core.extend import from_value
 from chainrule.core.ops.normalization import batch_norm_train, bias_add, fusable
-from chainrule.core.tensor_functions import stream_of
 
+from .._random import _stream
 from .functional_pool import InputError, const, ntuple
 
 __all__ = [
@@ -969,8 +969,20 @@ def dropout(input: array, p: float = 0.5, training: bool = True, inplace: bool =
         return input
     if p == 1.0:
         return _rebind(input, input * 0, inplace)
-    keep = mx.random.bernoulli(1.0 - p, input.shape, stream=stream_of(input))
-    return _rebind(input, mx.where(keep, input * (1.0 / (1.0 - p)), 0.0), inplace)
+    return _rebind(input, input * _noise(input, tuple(input.shape), p), inplace)
+
+
+def _noise(input: array, shape: tuple, p: float, scaled: bool = True) -> array:
+    """PyTorch's dropout noise: ``empty(shape).bernoulli_(1 - p).div_(1 - p)`` (without the
+    division unless ``scaled``) in ``input``'s dtype, on its device (the draws are PyTorch's:
+    see ``chainrule.core.torch_generator``)."""
+    keep = _stream(None).bernoulli(1.0 - p, shape)
+    d = input._data.dtype
+    scale = np.asarray(1.0, d) / np.asarray(1.0 - p, d) if p < 1.0 else np.asarray(0.0, d)
+    if not scaled:
+        scale = np.asarray(1.0, d)
+    noise = keep.astype(d) * scale
+    return from_value(backend.to_kind(noise, "gpu" if backend.is_gpu(input._data) else "cpu"))
 
 
 def _feature_dropout(input, p, training, inplace, nd, who):
@@ -984,9 +996,7 @@ def _feature_dropout(input, p, training, inplace, nd, who):
         return input
     lead = input.ndim - nd
     mask_shape = tuple(input.shape[:lead]) + (1,) * nd
-    keep = mx.random.bernoulli(1.0 - p, mask_shape, stream=stream_of(input))
-    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    return _rebind(input, mx.where(keep, input * scale, 0.0), inplace)
+    return _rebind(input, input * _noise(input, mask_shape, p), inplace)
 
 
 def dropout1d(input: array, p: float = 0.5, training: bool = True, inplace: bool = False) -> array:
@@ -1039,7 +1049,7 @@ def _alpha(input, p, training, inplace, mask_shape, who):
         return input
     if p == 1.0:
         return _rebind(input, input * 0, inplace)
-    keep = mx.random.bernoulli(1.0 - p, mask_shape, stream=stream_of(input)).astype(input.dtype)
+    keep = _noise(input, tuple(mask_shape), p, scaled=False)  # (ones where kept)
     a = 1.0 / math.sqrt((_SELU_NEG**2 * p + 1) * (1 - p))
     b = -a * _SELU_NEG * p
     out = (input * keep + _SELU_NEG * (1 - keep)) * a + b

@@ -17,6 +17,7 @@ import numpy as np
 
 import chainrule.core as mx
 from chainrule.core import backend as _backend
+from chainrule.core import torch_generator as _tg
 from chainrule.core.array import array
 from chainrule.core.extend import from_value, sliding_windows
 from chainrule.core.pooling import pool_max, pool_sum
@@ -599,7 +600,7 @@ def _fractional(nd, input, kernel_size, output_size, output_ratio, return_indice
     xd = x._data
     kind = "gpu" if _backend.is_gpu(xd) else "cpu"
     if samples is None:
-        u = _backend.to_kind(mx.random.uniform(0, 1, (n, c, nd))._data, kind)
+        u = _backend.to_kind(_tg.stream().uniform((n, c, nd), xd.dtype), kind)  # torch.rand
     elif isinstance(samples, array):
         u = _backend.to_kind(samples._data, kind)
     else:

@@ -2,8 +2,8 @@
 
 Each one rebinds the array's handle to new values (``array._set_value``), so a parameter
 stays the same object (and stays a ``requires_grad`` leaf) and graphs recorded earlier keep
-the old values. Draws come from the global random state (``torch.manual_seed``) or a
-``generator``. Fans follow PyTorch: ``fan_in = shape[1] * prod(shape[2:])``,
+the old values. Draws are PyTorch's (``chainrule.core.torch_generator``), from the default
+generator (``torch.manual_seed``) or a ``generator``, in the tensor's dtype. Fans follow PyTorch: ``fan_in = shape[1] * prod(shape[2:])``,
 ``fan_out = shape[0] * prod(shape[2:])``, which is exact for ``chainrule.torch.nn``'s
 convolution weights (PyTorch's ``(out, in/groups, *k)`` layout).
 """
@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-import chainrule.core as mx
 from chainrule.core import backend as _backend
 from chainrule.core.array import array
+
+from .._random import _stream
 
 __all__ = [
     "calculate_gain",
@@ -37,16 +38,22 @@ __all__ = [
 ]
 
 
-def _uniform(generator: Any, low: float, high: float, shape) -> np.ndarray:
-    if generator is not None:
-        return generator.rng.uniform(low, high, shape)
-    return mx.random.uniform(low, high, shape, dtype=mx.float64)._data
+def _dtype_of(tensor: Any) -> np.dtype:
+    if not isinstance(tensor, array):
+        raise TypeError(f"nn.init: expected a chainrule array, got {type(tensor).__name__}")
+    return tensor._data.dtype
 
 
-def _normal(generator: Any, mean: float, std: float, shape) -> np.ndarray:
-    if generator is not None:
-        return generator.rng.normal(mean, std, shape)
-    return mx.random.normal(shape, dtype=mx.float64, loc=mean, scale=std)._data
+def _uniform(generator: Any, low: float, high: float, tensor: array, shape=None) -> np.ndarray:
+    """``uniform_(low, high)`` of a new tensor of ``tensor``'s dtype: PyTorch's draws."""
+    shape = tuple(tensor.shape) if shape is None else shape
+    return _stream(generator).uniform(shape, _dtype_of(tensor), low, high)
+
+
+def _normal(generator: Any, mean: float, std: float, tensor: array, shape=None) -> np.ndarray:
+    """``normal_(mean, std)`` of a new tensor of ``tensor``'s dtype: PyTorch's draws."""
+    shape = tuple(tensor.shape) if shape is None else shape
+    return _stream(generator).normal(shape, _dtype_of(tensor), mean, std)
 
 
 def _fill(tensor: array, values: np.ndarray) -> array:
@@ -106,7 +113,7 @@ def uniform_(tensor: array, a: float = 0.0, b: float = 1.0, generator: Any = Non
     Returns:
         ``tensor``.
     """
-    return _fill(tensor, _uniform(generator, a, b, tensor.shape))
+    return _fill(tensor, _uniform(generator, a, b, tensor))
 
 
 def normal_(tensor: array, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> array:
@@ -121,7 +128,7 @@ def normal_(tensor: array, mean: float = 0.0, std: float = 1.0, generator: Any =
     Returns:
         ``tensor``.
     """
-    return _fill(tensor, _normal(generator, mean, std, tensor.shape))
+    return _fill(tensor, _normal(generator, mean, std, tensor))
 
 
 def trunc_normal_(
@@ -132,7 +139,9 @@ def trunc_normal_(
     b: float = 2.0,
     generator: Any = None,
 ) -> array:
-    """Fill with ``N(mean, std^2)`` draws, redrawn until inside ``[a, b]``.
+    """Fill with ``N(mean, std^2)`` truncated to ``[a, b]``, by PyTorch's method (2.13):
+    normal draws redrawn where they fall outside when the cut keeps more than 30% of the
+    mass, else uniform proposals on ``[a, b]`` accepted against the normal density.
 
     Args:
         tensor: the array to fill.
@@ -147,11 +156,34 @@ def trunc_normal_(
     """
     if not a < b:
         raise ValueError(f"trunc_normal_: need a < b, got a={a}, b={b}")
-    out = _backend.copy_of(_normal(generator, mean, std, tensor.shape))  # on the draws' device
-    bad = (out < a) | (out > b)
-    while bool(bad.any()):
-        out[bad] = _backend.same_device(_normal(generator, mean, std, (int(bad.sum()),)), out)
-        bad = (out < a) | (out > b)
+
+    def cdf(x: float) -> float:
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    d = _dtype_of(tensor)
+    one = d.type
+    if cdf((b - mean) / std) - cdf((a - mean) / std) > 0.3:
+        lo, hi = float(one(a)), float(one(b))
+        out = _normal(generator, mean, std, tensor)
+        while True:
+            bad = (out < lo) | (out > hi)
+            if not bad.any():
+                break
+            out = np.where(bad, _normal(generator, mean, std, tensor), out)
+        return _fill(tensor, out)
+    mode = max(a, min(mean, b))
+    log_peak = -0.5 * ((mode - mean) / std) ** 2
+
+    def log_density(x: np.ndarray) -> np.ndarray:  # (in the tensor's dtype, op by op)
+        return ((((x - one(mean)) / one(std)) ** 2) * one(-0.5)) - one(log_peak)
+
+    out = _uniform(generator, a, b, tensor)
+    pending = np.log(_uniform(generator, 0.0, 1.0, tensor)) > log_density(out)
+    while pending.any():
+        candidates = _uniform(generator, a, b, tensor)
+        out = np.where(pending, candidates, out)
+        accept = np.log(_uniform(generator, 0.0, 1.0, tensor)) > log_density(candidates)
+        pending = np.where(pending, accept, pending)
     return _fill(tensor, out)
 
 
@@ -263,7 +295,7 @@ def orthogonal_(tensor: array, gain: float = 1.0, generator: Any = None) -> arra
         raise ValueError(f"orthogonal_: expected at least 2 dimensions, got shape {tensor.shape}")
     rows = tensor.shape[0]
     cols = tensor.size // rows
-    flat = _normal(generator, 0.0, 1.0, (rows, cols))
+    flat = _normal(generator, 0.0, 1.0, tensor, (rows, cols))
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)

@@ -1,6 +1,8 @@
 """``torch.utils.data``: chainrule.data's ``DataLoader``, datasets, samplers and ``random_split``.
 
-The objects are chainrule.data's own; batches are chainrule arrays. PyTorch's submodules
+The objects are chainrule.data's own, but for ``DataLoader``, ``RandomSampler`` and
+``random_split``, which draw as PyTorch's do (from the default generator that
+``torch.manual_seed`` seeds, or a ``Generator``); batches are chainrule arrays. PyTorch's submodules
 (``dataloader``, ``dataset``, ``sampler``, ``distributed``) re-export the same objects, and the
 DataPipe API (``IterDataPipe``, ``MapDataPipe``, ``functional_datapipe``, ``datapipes``,
 ``graph``, ``graph_settings``...) is in :mod:`chainrule.torch.utils.data.datapipes`.
@@ -8,14 +10,14 @@ DataPipe API (``IterDataPipe``, ``MapDataPipe``, ``functional_datapipe``, ``data
 
 from __future__ import annotations
 
+from typing import Any
+
 from chainrule.data import (
     BatchSampler,
     ChainDataset,
     ConcatDataset,
-    DataLoader,
     Dataset,
     IterableDataset,
-    RandomSampler,
     Sampler,
     SequentialSampler,
     StackDataset,
@@ -27,10 +29,11 @@ from chainrule.data import (
     default_collate,
     default_convert,
     get_worker_info,
-    random_split,
 )
+from chainrule.data import random_split as _random_split
 
 from . import dataloader, datapipes, dataset, distributed, graph, graph_settings, sampler
+from .dataloader import DataLoader
 from .datapipes.datapipe import DataChunk, DFIterDataPipe, IterDataPipe, MapDataPipe
 from .datapipes.decorators import (
     argument_validation,
@@ -41,6 +44,7 @@ from .datapipes.decorators import (
     runtime_validation_disabled,
 )
 from .distributed import DistributedSampler
+from .sampler import RandomSampler
 
 __all__ = [
     "BatchSampler",
@@ -81,3 +85,20 @@ __all__ = [
     "runtime_validation_disabled",
     "sampler",
 ]
+
+
+def random_split(dataset: Dataset, lengths: Any, generator: Any = None) -> list[Subset]:
+    """Split ``dataset`` at random into non-overlapping subsets, as PyTorch: one ``randperm``
+    of the whole from ``generator`` (the default generator when omitted).
+
+    Args:
+        dataset: the dataset to split.
+        lengths: the subsets' sizes, or fractions summing to 1 (see chainrule.data's).
+        generator: a ``chainrule.torch.Generator``.
+
+    Returns:
+        One ``Subset`` per length.
+    """
+    from ..._random import default_generator
+
+    return _random_split(dataset, lengths, default_generator if generator is None else generator)
