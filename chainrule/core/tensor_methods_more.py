@@ -392,36 +392,35 @@ def bernoulli(self, p: Any = None, *, generator: Any = None) -> array:
 
 
 def multinomial(self, num_samples: int, replacement: bool = False, *, generator: Any = None):
-    """Indices drawn from the (unnormalised) probabilities in the last dimension (int64)."""
-    # A loop over rows with a draw each: on the host (the probabilities copied explicitly).
-    probs = _backend.to_host(self._data).astype(np.float64)
+    """Indices drawn from the (unnormalised) probabilities in the last dimension (int64), as
+    PyTorch draws them: without replacement, or one sample, the top of ``p / q`` for
+    exponential draws ``q``; with replacement, a float64 uniform per sample searched in the
+    normalised cumulative distribution (in the probabilities' dtype)."""
+    probs = _backend.to_host(self._data)
+    n = int(num_samples)
     rows = probs.reshape(-1, probs.shape[-1])
     if np.any(rows < 0) or not np.all(np.isfinite(rows)):
         raise RuntimeError("multinomial: probability tensor contains either inf, nan or < 0")
-    out = np.empty((rows.shape[0], int(num_samples)), np.int64)
-    for i, row in enumerate(rows):
-        total = row.sum()
-        if total <= 0:
-            raise RuntimeError(
-                "multinomial: invalid multinomial distribution (sum of probabilities <= 0)"
-            )
-        if not replacement and num_samples > np.count_nonzero(row):
-            raise RuntimeError(
-                "multinomial: cannot sample n_sample > prob_dist.size(-1) "
-                "samples without replacement"
-            )
-        p = row / total
-        if replacement:
-            u = mx.random.uniform(0.0, 1.0, (int(num_samples),), dtype=mx.float64)._data
-            u = _backend.to_host(u)
-            out[i] = np.minimum(np.searchsorted(np.cumsum(p), u, side="right"), len(p) - 1)
-        else:
-            # Gumbel top-k: sampling without replacement in proportion to the weights.
-            u = _backend.to_host(mx.random.uniform(0.0, 1.0, p.shape, dtype=mx.float64)._data)
-            with np.errstate(divide="ignore"):
-                keys = np.log(p) - np.log(-np.log(np.clip(u, 1e-300, 1)))
-            out[i] = np.argsort(-keys, kind="stable")[: int(num_samples)]
-    return _const(_on(out.reshape(probs.shape[:-1] + (int(num_samples),)), self))
+    if np.any(rows.sum(-1) <= 0):
+        raise RuntimeError(
+            "multinomial: invalid multinomial distribution (sum of probabilities <= 0)"
+        )
+    if not replacement and n > int(np.count_nonzero(rows, -1).min()):
+        raise RuntimeError(
+            "multinomial: cannot sample n_sample > prob_dist.size(-1) samples without replacement"
+        )
+    gen = _tg.stream(generator)
+    if not replacement or n == 1:
+        keys = rows / gen.exponential(rows.shape, rows.dtype)
+        out = np.argsort(-keys, axis=-1, kind="stable")[:, :n]
+    else:
+        out = np.empty((rows.shape[0], n), np.int64)
+        for i, row in enumerate(rows):
+            cum = np.cumsum(row, dtype=row.dtype)
+            cum = cum / cum[-1]
+            cum[-1] = 1
+            out[i] = np.searchsorted(cum, gen.uniform((n,), np.float64), side="left")
+    return _const(_on(out.reshape(probs.shape[:-1] + (n,)), self))
 
 
 # -- shape in-place (these change the shape, as PyTorch's view methods do) ---------------------

@@ -693,11 +693,13 @@ def native_dropout(input: array, p: float, train: bool | None) -> tuple:
     """``(output, mask)``: dropout that also returns the bool mask of kept elements."""
     if not train:
         return input, from_value(np.ones(input.shape, bool))
+    from chainrule.core import backend
+
     from ._random import _stream
 
     keep = _stream(None).bernoulli(1.0 - p, tuple(input.shape))  # (PyTorch's draws)
     scale = 0.0 if p >= 1 else 1.0 / (1.0 - p)
-    mask = from_value(keep)
+    mask = from_value(backend.same_device(keep, input._data))  # (on the input's device)
     return input * mx.astype(mask, input.dtype) * scale, mask
 
 

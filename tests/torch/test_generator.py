@@ -60,6 +60,11 @@ DRAWS = {
     "random_-to": lambda t: t.empty(20).random_(10),
     "random_-from-to": lambda t: t.empty(20, dtype=t.int32).random_(-5, 5),
     "rrelu": lambda t: t.nn.functional.rrelu(t.linspace(-2, 2, 40), training=True),
+    "multinomial-one": lambda t: t.multinomial(t.linspace(0.1, 1, 12).reshape(3, 4), 1),
+    "multinomial-replacement": lambda t: t.multinomial(
+        t.linspace(0.1, 1, 12).reshape(3, 4), 9, True
+    ),
+    "multinomial-without": lambda t: t.multinomial(t.linspace(0.1, 1, 12).reshape(3, 4), 3),
     "fractional_max_pool2d": lambda t: t.nn.functional.fractional_max_pool2d(
         t.arange(128.0).reshape(2, 1, 8, 8), 2, output_size=(4, 4)
     ),
@@ -72,6 +77,7 @@ DISTRIBUTIONS = {
     "Exponential": lambda d, t: d.Exponential(t.tensor([1.5])).sample((6,)),
     "Bernoulli": lambda d, t: d.Bernoulli(t.tensor([0.3, 0.7])).sample((10,)),
     "MultivariateNormal": lambda d, t: d.MultivariateNormal(t.zeros(3), t.eye(3)).sample((4,)),
+    "Categorical": lambda d, t: d.Categorical(t.linspace(0.1, 1, 12).reshape(3, 4)).sample((2, 5)),
 }
 
 

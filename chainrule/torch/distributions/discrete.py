@@ -166,12 +166,12 @@ class Categorical(Distribution):
         return mx.full_like(self.probs[..., 0], np.nan)
 
     def sample(self, sample_shape: Any = ()) -> array:
+        # PyTorch's: one multinomial draw with replacement per distribution (its draws)
         shape = self._extended_shape(sample_shape)
-        p = _host(self.probs, np.float64)
-        cdf = np.cumsum(p, axis=-1)
-        cdf = np.broadcast_to(cdf, shape + (self._num_events,))
-        u = _rng().random(shape + (1,)) * cdf[..., -1:]
-        idx = np.minimum((cdf <= u).sum(-1), self._num_events - 1)
+        n = math.prod(shape[: len(shape) - len(self._batch_shape)])
+        probs_2d = mx.reshape(self.probs, (-1, self._num_events))
+        samples = np.asarray(probs_2d.multinomial(n, True)).T  # (host indices)
+        idx = samples.reshape(shape)
         return _const(backend.same_device(idx.astype(np.int64), self._param._data))
 
     def log_prob(self, value: Any) -> array:
