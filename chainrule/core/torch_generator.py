@@ -143,9 +143,9 @@ class CPUGenerator:
         """``Tensor.normal_(mean, std)`` on a new contiguous tensor of ``shape`` and ``dtype``."""
         d = np.dtype(dtype)
         n = math.prod(shape)
-        if n < 16:
+        if n < 16:  # (``ret * std + mean`` fused, as compiled)
             out = np.array([self._normal_double() for _ in range(n)], dtype=np.float64)
-            return (out * float(std) + float(mean)).astype(d).reshape(shape)
+            return fma64(out, float(std), float(mean)).astype(d).reshape(shape)
         if d == np.float32:
             data = self._fill_uniform(n, np.float32)
             _normal_blocks(data, n, _avx2_block, _F32(mean), _F32(std))
@@ -354,8 +354,9 @@ def _libm_block(blocks: np.ndarray, mean, std) -> None:
     u1 = 1 - blocks[:, :8].astype(np.float64)
     radius = np.sqrt(-2 * _LOG(u1).astype(np.float64))
     theta = 2.0 * math.pi * blocks[:, 8:].astype(np.float64)
-    blocks[:, :8] = radius * _COS(theta).astype(np.float64) * std + mean
-    blocks[:, 8:] = radius * _SIN(theta).astype(np.float64) * std + mean
+    # (``radius * cos * std + mean`` with the last multiply-add fused, as compiled)
+    blocks[:, :8] = fma64(radius * _COS(theta).astype(np.float64), float(std), float(mean))
+    blocks[:, 8:] = fma64(radius * _SIN(theta).astype(np.float64), float(std), float(mean))
 
 
 DEFAULT = CPUGenerator(secrets.randbits(63))

@@ -41,6 +41,9 @@ DRAWS = {
     "randn-tail": lambda t: t.randn(1000 + 7),  # the last 16 redrawn
     "randn-f64": lambda t: t.randn(37, dtype=t.float64),
     "normal_": lambda t: t.empty(40).normal_(2.0, 3.0),
+    "normal_-small": lambda t: t.empty(7).normal_(0.3, 2.7),
+    "normal_-f64": lambda t: t.empty(40, dtype=t.float64).normal_(-1.3, 0.7),
+    "normal_-f64-small": lambda t: t.empty(5, dtype=t.float64).normal_(-1.3, 0.7),
     "normal-sized": lambda t: t.normal(1.5, 0.5, (3, 9)),
     "uniform_": lambda t: t.empty(33).uniform_(-0.1, 0.3),
     "uniform_-f64": lambda t: t.empty(33, dtype=t.float64).uniform_(-2.0, 5.0),
