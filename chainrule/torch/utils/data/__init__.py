@@ -10,8 +10,6 @@ DataPipe API (``IterDataPipe``, ``MapDataPipe``, ``functional_datapipe``, ``data
 
 from __future__ import annotations
 
-from typing import Any
-
 from chainrule.data import (
     BatchSampler,
     ChainDataset,
@@ -30,7 +28,6 @@ from chainrule.data import (
     default_convert,
     get_worker_info,
 )
-from chainrule.data import random_split as _random_split
 
 from . import dataloader, datapipes, dataset, distributed, graph, graph_settings, sampler
 from .dataloader import DataLoader
@@ -43,6 +40,7 @@ from .datapipes.decorators import (
     runtime_validation,
     runtime_validation_disabled,
 )
+from .dataset import random_split
 from .distributed import DistributedSampler
 from .sampler import RandomSampler
 
@@ -85,20 +83,3 @@ __all__ = [
     "runtime_validation_disabled",
     "sampler",
 ]
-
-
-def random_split(dataset: Dataset, lengths: Any, generator: Any = None) -> list[Subset]:
-    """Split ``dataset`` at random into non-overlapping subsets, as PyTorch: one ``randperm``
-    of the whole from ``generator`` (the default generator when omitted).
-
-    Args:
-        dataset: the dataset to split.
-        lengths: the subsets' sizes, or fractions summing to 1 (see chainrule.data's).
-        generator: a ``chainrule.torch.Generator``.
-
-    Returns:
-        One ``Subset`` per length.
-    """
-    from ..._random import default_generator
-
-    return _random_split(dataset, lengths, default_generator if generator is None else generator)
