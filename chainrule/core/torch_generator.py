@@ -25,7 +25,8 @@ with its legacy 32-bit seeding is the same engine), and each sampler transforms 
 
 The default stream (``torch.default_generator``'s) is :data:`DEFAULT`; :func:`stream` picks
 the one a draw takes. It lives in core because the PyTorch tensor methods do
-(``tensor_methods_more``); ``chainrule.torch`` couples it to ``mx.random``'s global state.
+(``tensor_methods_more``), and so do torchvision's transforms (``chainrule.vision``); it is
+coupled to ``mx.random``'s global state (one seed, one saved state).
 
 Checked against PyTorch 2.13 in ``tests/torch/test_generator.py`` (float32 and float64 bit
 for bit; float16 and bfloat16 draw the same words, their values may differ in the last place).
@@ -389,3 +390,21 @@ def use_thread_stream(rng: Any) -> None:
     ``None``: the default again): ``DataLoader`` worker threads draw reproducibly whichever
     thread fetches a batch."""
     _THREAD.rng = None if rng is None else CPUGenerator(int(rng.integers(0, 2**63)))
+
+
+def _couple() -> None:
+    """One seed for both generators: ``mx.random.seed`` reseeds :data:`DEFAULT`,
+    ``mx.random.get_state``/``set_state`` (what checkpoints save) carry it, and a ``DataLoader``
+    worker thread gets a stream of its own (``use_thread_generator``)."""
+    from . import random as _random
+
+    _random.couple(
+        "chainrule.torch",
+        DEFAULT.manual_seed,
+        lambda: DEFAULT.state,
+        lambda st: setattr(DEFAULT, "state", st),
+        use_thread_stream,
+    )
+
+
+_couple()

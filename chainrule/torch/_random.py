@@ -70,15 +70,7 @@ default_generator = Generator(_stream=_tg.DEFAULT)
 """``torch.default_generator``: what draws without ``generator=`` use (seeded from fresh
 entropy at import, as PyTorch's; a new ``Generator()`` starts from 67280421310721)."""
 
-_stream = _tg.stream
-
-mx.random.couple(
-    "chainrule.torch",
-    lambda s: _tg.DEFAULT.manual_seed(s),
-    lambda: _tg.DEFAULT.state,
-    lambda st: setattr(_tg.DEFAULT, "state", st),
-    _tg.use_thread_stream,
-)
+_stream = _tg.stream  # (its state travels with mx.random's: core/torch_generator.py couples them)
 
 
 def uniform_array(shape: tuple, low: float, high: float, dtype: Any = None) -> array:

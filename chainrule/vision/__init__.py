@@ -13,8 +13,9 @@ changed::
     train = datasets.MNIST("data", train=True, transform=tf)
 
 Images are PIL images until ``ToTensor`` makes them float32 arrays (C, H, W) in [0, 1], as in
-torchvision; random transforms draw from ``chainrule.core.random``'s global state, which
-``chainrule.torch.manual_seed`` and ``mx.random.seed`` set. Nothing is downloaded:
+torchvision; random transforms make torchvision's draws from PyTorch's default generator
+(``chainrule.core.torch_generator``), which ``chainrule.torch.manual_seed`` and
+``mx.random.seed`` set. Nothing is downloaded:
 ``download=True`` says where to put the files. Pillow is needed (``pip install
 'chainrule[data]'``).
 """

@@ -3,8 +3,10 @@
 Geometric and colour transforms take a PIL image (as torchvision's do) or a (C, H, W) array
 (converted to a PIL image and back, channel by channel for float data); ``ToTensor`` turns a
 PIL image or an (H, W, C) ``uint8`` NumPy array into a float32 chainrule array (C, H, W) in
-[0, 1]; ``Normalize`` works on such arrays. Random draws come from ``chainrule.core.random``'s
-global state (one ``uniform`` draw per decision), so seeding reproduces them.
+[0, 1]; ``Normalize`` works on such arrays. Random draws are torchvision's own calls on
+PyTorch's default generator (``chainrule.core.torch_generator``, which ``mx.random.seed``
+and ``torch.manual_seed`` both seed): a seeded program crops, flips, rotates and jitters as
+it does under torchvision.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from chainrule.core import torch_generator
 
 __all__ = [
     "InterpolationMode",
@@ -71,9 +75,18 @@ def _resample(mode: InterpolationMode | int) -> Any:
 
 
 def _uniform(low: float, high: float) -> float:
-    import chainrule.core as mx
+    """``float(torch.empty(1).uniform_(low, high))``: torchvision's draw of a factor."""
+    return float(torch_generator.stream().uniform((1,), np.float32, low, high)[0])
 
-    return low + (high - low) * float(mx.random.uniform(shape=()).item())
+
+def _rand() -> np.float32:
+    """``torch.rand(1)``: torchvision's draw of a coin (compared in float32)."""
+    return torch_generator.stream().uniform((1,), np.float32)[0]
+
+
+def _randint(high: int) -> int:
+    """``torch.randint(0, high, size=(1,)).item()``: torchvision's draw of a position."""
+    return int(torch_generator.stream().integers(0, high, (1,))[0])
 
 
 def _is_pil(img: Any) -> bool:
@@ -399,8 +412,10 @@ class RandomCrop:
             raise ValueError(
                 f"RandomCrop: required crop size {(th, tw)} is larger than the image {(h, w)}"
             )
-        top = min(int(_uniform(0, h - th + 1)), h - th)
-        left = min(int(_uniform(0, w - tw + 1)), w - tw)
+        if h == th and w == tw:  # (torchvision draws nothing then)
+            return _crop(img, 0, 0, th, tw)
+        top = _randint(h - th + 1)
+        left = _randint(w - tw + 1)
         return _crop(img, top, left, th, tw)
 
     def __repr__(self) -> str:
@@ -434,15 +449,15 @@ class RandomResizedCrop:
         """(top, left, height, width) of a random crop, torchvision's ten tries then centre."""
         h, w = _size_of(img)
         area = h * w
-        log_ratio = (math.log(self.ratio[0]), math.log(self.ratio[1]))
+        log_ratio = np.log(np.asarray(self.ratio, np.float32))  # (float32, as torchvision's)
         for _ in range(10):
             target = area * _uniform(*self.scale)
-            aspect = math.exp(_uniform(*log_ratio))
+            aspect = float(np.exp(np.float32(_uniform(float(log_ratio[0]), float(log_ratio[1])))))
             cw = int(round(math.sqrt(target * aspect)))
             ch = int(round(math.sqrt(target / aspect)))
             if 0 < cw <= w and 0 < ch <= h:
-                top = min(int(_uniform(0, h - ch + 1)), h - ch)
-                left = min(int(_uniform(0, w - cw + 1)), w - cw)
+                top = _randint(h - ch + 1)
+                left = _randint(w - cw + 1)
                 return top, left, ch, cw
         in_ratio = w / h
         if in_ratio < min(self.ratio):
@@ -476,7 +491,7 @@ class RandomHorizontalFlip:
 
     def __call__(self, img: Any) -> Any:
         """The image, flipped or not."""
-        if _uniform(0, 1) < self.p:
+        if _rand() < self.p:
             Image = _pil()
             return _on_image(img, lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
         return img
@@ -497,7 +512,7 @@ class RandomVerticalFlip:
 
     def __call__(self, img: Any) -> Any:
         """The image, flipped or not."""
-        if _uniform(0, 1) < self.p:
+        if _rand() < self.p:
             Image = _pil()
             return _on_image(img, lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM))
         return img
@@ -596,21 +611,25 @@ class ColorJitter:
         """The jittered image (a PIL image)."""
         from PIL import ImageEnhance
 
-        import chainrule.core as mx
-
         array_in = not _is_pil(img)
         if array_in:
             img = ToPILImage()(img)
-        order = np.asarray(mx.random.permutation(4)).tolist()
+        # torchvision's get_params: the order, then every factor in use, in this order
+        order = torch_generator.stream().permutation(4).tolist()
+        ranges = (self.brightness, self.contrast, self.saturation, self.hue)
+        factors = [None if r is None else _uniform(*r) for r in ranges]
         for k in order:
-            if k == 0 and self.brightness is not None:
-                img = ImageEnhance.Brightness(img).enhance(_uniform(*self.brightness))
-            elif k == 1 and self.contrast is not None:
-                img = ImageEnhance.Contrast(img).enhance(_uniform(*self.contrast))
-            elif k == 2 and self.saturation is not None:
-                img = ImageEnhance.Color(img).enhance(_uniform(*self.saturation))
-            elif k == 3 and self.hue is not None:
-                img = _shift_hue(img, _uniform(*self.hue))
+            f = factors[k]
+            if f is None:
+                continue
+            if k == 0:
+                img = ImageEnhance.Brightness(img).enhance(f)
+            elif k == 1:
+                img = ImageEnhance.Contrast(img).enhance(f)
+            elif k == 2:
+                img = ImageEnhance.Color(img).enhance(f)
+            else:
+                img = _shift_hue(img, f)
         return ToTensor()(img) if array_in else img
 
 

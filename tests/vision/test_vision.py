@@ -240,3 +240,68 @@ def test_a_pytorch_image_program_runs_with_only_imports_changed(tmp_path):
             opt.step()
             losses.append(float(loss))
     assert np.mean(losses[-4:]) < np.mean(losses[:4])
+
+
+# torchvision's parameter draws, written with PyTorch's own calls (torchvision itself is not a
+# test dependency): chainrule.vision must draw the same numbers from the same stream.
+def _crop_params(torch, h, w, th, tw):
+    if h == th and w == tw:
+        return 0, 0
+    return torch.randint(0, h - th + 1, size=(1,)).item(), torch.randint(
+        0, w - tw + 1, size=(1,)
+    ).item()
+
+
+def _resized_crop_params(torch, h, w, scale, ratio):
+    import math
+
+    area = h * w
+    log_ratio = torch.log(torch.tensor(ratio))
+    for _ in range(10):
+        target_area = area * torch.empty(1).uniform_(scale[0], scale[1]).item()
+        aspect = torch.exp(torch.empty(1).uniform_(log_ratio[0], log_ratio[1])).item()
+        cw = int(round(math.sqrt(target_area * aspect)))
+        ch = int(round(math.sqrt(target_area / aspect)))
+        if 0 < cw <= w and 0 < ch <= h:
+            i = torch.randint(0, h - ch + 1, size=(1,)).item()
+            j = torch.randint(0, w - cw + 1, size=(1,)).item()
+            return i, j, ch, cw
+    return None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_random_transforms_draw_torchvisions_numbers(seed):
+    """After the same seed, the crop positions, flips, angles and colour factors are the ones
+    torchvision draws from PyTorch's generator (its calls, in its order)."""
+    torch = pytest.importorskip("torch")
+    import chainrule.torch as ct
+
+    img = _rgb(16, 12)  # 16 rows, 12 columns
+    pixels = np.asarray(img)
+    torch.manual_seed(seed)
+    ct.manual_seed(seed)
+    i, j = _crop_params(torch, 16, 12, 8, 5)
+    np.testing.assert_array_equal(
+        np.asarray(transforms.RandomCrop((8, 5))(img)), pixels[i : i + 8, j : j + 5]
+    )
+    flips = [bool(torch.rand(1) < 0.5) for _ in range(6)]
+    ours = [transforms.RandomHorizontalFlip()(img) is not img for _ in range(6)]
+    assert ours == flips
+    angle = float(torch.empty(1).uniform_(-30.0, 30.0).item())
+    rotated = transforms.RandomRotation(30)(img)
+    assert np.array_equal(np.asarray(rotated), np.asarray(img.rotate(angle)))
+    params = _resized_crop_params(torch, 16, 12, (0.08, 1.0), (3 / 4, 4 / 3))
+    assert transforms.RandomResizedCrop(8).get_params(img) == params
+    order = torch.randperm(4).tolist()
+    factors = [float(torch.empty(1).uniform_(lo, hi)) for lo, hi in ((0.7, 1.3), (0.8, 1.2))]
+    from PIL import ImageEnhance
+
+    want = img
+    for k in order:
+        if k == 0:
+            want = ImageEnhance.Brightness(want).enhance(factors[0])
+        elif k == 1:
+            want = ImageEnhance.Contrast(want).enhance(factors[1])
+    got = transforms.ColorJitter(brightness=0.3, contrast=0.2)(img)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert np.array_equal(np.asarray(ct.rand(3)), torch.rand(3).numpy())  # the streams in step
