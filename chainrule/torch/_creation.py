@@ -329,7 +329,10 @@ def arange(
     if vals[2] == 0:
         raise ValueError("arange: step must be nonzero")
     d = to_np_dtype(dtype, _float() if floaty else _I64)
-    if d.kind == "f":  # computed in float64, rounded once
+    if d in (np.dtype(np.float32), np.dtype(np.float64)):
+        n = len(np.arange(*vals, dtype=np.float64))  # (NumPy's count is PyTorch's ceil)
+        data = _arange_values(float(vals[0]), float(vals[2]), n, d)
+    elif d.kind == "f":  # computed in float64, rounded once
         data = np.arange(*vals, dtype=np.float64).astype(d, copy=False)
     else:
         data = np.arange(*vals, dtype=d)
@@ -363,6 +366,34 @@ def linspace(
     d = to_np_dtype(dtype, _float())
     out = from_value(_linspace_values(float(start), float(end), int(steps), d))
     return _finish(out, requires_grad, device, "linspace")
+
+
+_GRAIN = 32768  # (ATen's internal::GRAIN_SIZE)
+
+
+def _arange_values(start: float, step: float, n: int, d: np.dtype) -> np.ndarray:
+    """PyTorch's CPU ``arange`` values (its AVX2 kernel): in each thread's chunk (ATen's
+    ``parallel_for``: more than 32768 values split between the threads), vectors of 8 float32
+    or 4 float64 values, two vectors a step, each lane ``base + j * step`` from its vector's
+    ``base = start + step * i``, the chunk's rest ``start + step * i``; in float64, every
+    multiply-add fused, the float32 bases rounded to float32."""
+    width = 8 if d == np.float32 else 4
+    tasks = 1
+    if n > _GRAIN:
+        tasks = max(1, min(int(mx.get_num_threads()), -(-n // _GRAIN)))
+    chunk = -(-n // tasks) if n else 1
+    i = np.arange(n, dtype=np.float64)
+    begin = (i // chunk) * chunk  # each value's chunk's first index
+    offset = i - begin
+    first = begin + (offset // width) * width  # each value's vector's first index
+    base = fma64(first, step, start)
+    if d == np.float32:
+        base = base.astype(np.float32).astype(np.float64)
+    lanes = fma64(i - first, step, base)
+    rest = fma64(i, step, start)
+    size = np.minimum(begin + chunk, n) - begin
+    in_vectors = offset < (size // (2 * width)) * (2 * width)
+    return np.where(in_vectors, lanes, rest).astype(d)
 
 
 def _linspace_values(start: float, end: float, n: int, d: np.dtype) -> np.ndarray:
