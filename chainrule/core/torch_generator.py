@@ -206,7 +206,7 @@ class CPUGenerator:
         """``Tensor.exponential_(lambd)``: ``-1/lambd * log1p(-u)`` of float64 uniforms (the C
         library's ``log1p``, as ATen)."""
         u = self.uniform(tuple(shape), np.float64)
-        out = (-1.0 / lambd) * _LOG1P(-u).astype(np.float64)
+        out = (-1.0 / lambd) * _LOG1P(-u)
         return out.astype(np.dtype(dtype), copy=False)
 
     def random_int64(self) -> int:
@@ -266,8 +266,8 @@ def fma64(a: np.ndarray, b: float, c: float) -> np.ndarray:
     t = a * 134217729.0  # 2^27 + 1
     ah = t - (t - a)
     al = a - ah
-    t = b * 134217729.0
-    bh = t - (t - b)
+    tb = b * 134217729.0
+    bh = tb - (tb - b)
     bl = b - bh
     err = ((ah * bh - p) + ah * bl + al * bh) + al * bl  # p + err == a * b exactly
     s = p + c
@@ -343,21 +343,28 @@ def _avx2_block(blocks: np.ndarray, mean, std) -> None:
     blocks[:, 8:] = _fma(radius * s, std, mean)
 
 
-_LOG = np.frompyfunc(math.log, 1, 1)
-_LOG1P = np.frompyfunc(math.log1p, 1, 1)
-_COS = np.frompyfunc(math.cos, 1, 1)
-_SIN = np.frompyfunc(math.sin, 1, 1)
+def _libm(fn: Any) -> Any:
+    """The C library's ``fn`` elementwise over an array, as float64 (Python's ``math`` calls
+    it: NumPy's own functions may round differently in the last place)."""
+    ufunc = np.frompyfunc(fn, 1, 1)
+    return lambda x: np.asarray(ufunc(x), dtype=np.float64)
+
+
+_LOG = _libm(math.log)
+_LOG1P = _libm(math.log1p)
+_COS = _libm(math.cos)
+_SIN = _libm(math.sin)
 
 
 def _libm_block(blocks: np.ndarray, mean, std) -> None:
     """ATen's scalar ``normal_fill_16`` on rows of 16 uniforms, in place (the C library's
     ``log``, ``cos`` and ``sin``: Python's ``math`` calls them)."""
     u1 = 1 - blocks[:, :8].astype(np.float64)
-    radius = np.sqrt(-2 * _LOG(u1).astype(np.float64))
+    radius = np.sqrt(-2 * _LOG(u1))
     theta = 2.0 * math.pi * blocks[:, 8:].astype(np.float64)
     # (``radius * cos * std + mean`` with the last multiply-add fused, as compiled)
-    blocks[:, :8] = fma64(radius * _COS(theta).astype(np.float64), float(std), float(mean))
-    blocks[:, 8:] = fma64(radius * _SIN(theta).astype(np.float64), float(std), float(mean))
+    blocks[:, :8] = fma64(radius * _COS(theta), float(std), float(mean))
+    blocks[:, 8:] = fma64(radius * _SIN(theta), float(std), float(mean))
 
 
 DEFAULT = CPUGenerator(secrets.randbits(63))
