@@ -25,15 +25,16 @@ with its legacy 32-bit seeding is the same engine), and each sampler transforms 
 
 The default stream (``torch.default_generator``'s) is :data:`DEFAULT`; :func:`stream` picks
 the one a draw takes. It lives in core because the PyTorch tensor methods do
-(``tensor_methods_more``), and so do torchvision's transforms (``chainrule.vision``); it is
-coupled to ``mx.random``'s global state (one seed, one saved state).
+(``tensor_methods_more``) and ``chainrule.vision``, below ``chainrule.torch``, draws
+torchvision's numbers from it too; it is coupled to ``mx.random``'s global state (one seed,
+one saved state).
 
 Checked against PyTorch 2.13 in ``tests/torch/test_generator.py`` (float32 and float64 bit
 for bit; float16 and bfloat16 draw the same words, their values may differ in the last place).
-Two paths are not reproduced: PyTorch's float32 ``normal_`` on CPUs without AVX2 (it then uses the C library in
-single precision), and ``bernoulli_``/dropout with a scalar probability on Intel CPUs, where
-PyTorch draws from MKL's MCG31 stream seeded by one word of this one (on AMD CPUs, and
-everywhere for a tensor of probabilities, it uses the transformation above).
+Two paths are not reproduced: PyTorch's float32 ``normal_`` on CPUs without AVX2 (it then
+uses the C library in single precision), and ``bernoulli_``/dropout with a scalar probability
+on Intel CPUs, where PyTorch draws from MKL's MCG31 stream seeded by one word of this one (on
+AMD CPUs, and everywhere for a tensor of probabilities, it uses the transformation above).
 """
 
 from __future__ import annotations

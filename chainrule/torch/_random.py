@@ -1,9 +1,10 @@
 """PyTorch's random functions: ``torch.manual_seed``, ``randn``, ``rand``, ``randint``, ``Generator``.
 
-Draws come from PyTorch's CPU generator, reproduced draw for draw (``chainrule.core.torch_generator``): after
-``manual_seed(s)`` they are the numbers PyTorch gives. ``manual_seed``, ``mx.random.seed`` and
-``chainrule.seed`` reseed it together with ``mx.random``'s global state (the two are coupled:
-``mx.random.get_state`` saves both), so all three make every draw repeat.
+Draws come from PyTorch's CPU generator, reproduced draw for draw
+(``chainrule.core.torch_generator``): after ``manual_seed(s)`` they are the numbers PyTorch
+gives. ``manual_seed``, ``mx.random.seed`` and ``chainrule.seed`` reseed it together with
+``mx.random``'s global state (the two are coupled: ``mx.random.get_state`` saves both), so all
+three make every draw repeat.
 """
 
 from __future__ import annotations

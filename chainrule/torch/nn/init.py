@@ -3,9 +3,10 @@
 Each one rebinds the array's handle to new values (``array._set_value``), so a parameter
 stays the same object (and stays a ``requires_grad`` leaf) and graphs recorded earlier keep
 the old values. Draws are PyTorch's (``chainrule.core.torch_generator``), from the default
-generator (``torch.manual_seed``) or a ``generator``, in the tensor's dtype. Fans follow PyTorch: ``fan_in = shape[1] * prod(shape[2:])``,
-``fan_out = shape[0] * prod(shape[2:])``, which is exact for ``chainrule.torch.nn``'s
-convolution weights (PyTorch's ``(out, in/groups, *k)`` layout).
+generator (``torch.manual_seed``) or a ``generator``, in the tensor's dtype. Fans follow
+PyTorch: ``fan_in = shape[1] * prod(shape[2:])``, ``fan_out = shape[0] * prod(shape[2:])``,
+which is exact for ``chainrule.torch.nn``'s convolution weights (PyTorch's
+``(out, in/groups, *k)`` layout).
 """
 
 from __future__ import annotations

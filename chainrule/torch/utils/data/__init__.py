@@ -2,10 +2,11 @@
 
 The objects are chainrule.data's own, but for ``DataLoader``, ``RandomSampler`` and
 ``random_split``, which draw as PyTorch's do (from the default generator that
-``torch.manual_seed`` seeds, or a ``Generator``); batches are chainrule arrays. PyTorch's submodules
-(``dataloader``, ``dataset``, ``sampler``, ``distributed``) re-export the same objects, and the
-DataPipe API (``IterDataPipe``, ``MapDataPipe``, ``functional_datapipe``, ``datapipes``,
-``graph``, ``graph_settings``...) is in :mod:`chainrule.torch.utils.data.datapipes`.
+``torch.manual_seed`` seeds, or a ``Generator``); batches are chainrule arrays. PyTorch's
+submodules (``dataloader``, ``dataset``, ``sampler``, ``distributed``) re-export the same
+objects, and the DataPipe API (``IterDataPipe``, ``MapDataPipe``, ``functional_datapipe``,
+``datapipes``, ``graph``, ``graph_settings``...) is in
+:mod:`chainrule.torch.utils.data.datapipes`.
 """
 
 from __future__ import annotations
