@@ -11,7 +11,6 @@ Names that the array class already defines (MLX's meanings) are never replaced h
 from __future__ import annotations
 
 import builtins
-import math
 from typing import Any
 
 import numpy as np
@@ -311,11 +310,6 @@ def _dims(self) -> tuple:
     return tuple(self.shape)
 
 
-def _u53(gen: Any, self) -> np.ndarray:
-    """float64 uniforms, one per element (ATen's ``uniform_real_distribution<double>``)."""
-    return gen.uniform(_dims(self), np.float64)
-
-
 def uniform_(self, from_: float = 0.0, to: float = 1.0, *, generator: Any = None, **kw) -> array:
     """Fill with draws from ``U[from, to)`` (PyTorch's numbers)."""
     lo = kw.pop("from", from_)
@@ -347,22 +341,17 @@ def exponential_(self, lambd: float = 1.0, *, generator: Any = None) -> array:
 
 def geometric_(self, p: float, *, generator: Any = None) -> array:
     """Fill with the number of Bernoulli(``p``) trials up to the first success."""
-    u = _u53(_tg.stream(generator), self)
-    return _draw(self, np.ceil(np.log(u) / math.log1p(-p)))
+    return _draw(self, _tg.stream(generator).geometric(_dims(self), p))
 
 
 def log_normal_(self, mean: float = 1.0, std: float = 2.0, *, generator: Any = None) -> array:
     """Fill with ``exp`` of draws from ``N(mean, std**2)``."""
-    gen = _tg.stream(generator)
-    n = math.prod(_dims(self))
-    z = [math.exp(gen._normal_double() * std + mean) for _ in range(n)]  # (C's exp, as ATen)
-    return _draw(self, np.array(z, np.float64).reshape(_dims(self)))
+    return _draw(self, _tg.stream(generator).log_normal(_dims(self), mean, std))
 
 
 def cauchy_(self, median: float = 0.0, sigma: float = 1.0, *, generator: Any = None) -> array:
     """Fill with draws from the Cauchy distribution."""
-    u = _u53(_tg.stream(generator), self)
-    return _draw(self, median + sigma * np.tan(math.pi * (u - 0.5)))
+    return _draw(self, _tg.stream(generator).cauchy(_dims(self), median, sigma))
 
 
 def random_(self, from_: int = 0, to: int | None = None, *, generator: Any = None, **kw):

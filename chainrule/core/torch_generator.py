@@ -210,6 +210,23 @@ class CPUGenerator:
         out = (-1.0 / lambd) * _LOG1P(-u)
         return out.astype(np.dtype(dtype), copy=False)
 
+    def geometric(self, shape: tuple, p: float) -> np.ndarray:
+        """``Tensor.geometric_(p)``: ``ceil(log(u) / log(1 - p))`` of float64 uniforms."""
+        u = self.uniform(tuple(shape), np.float64)
+        return np.ceil(_LOG(u) / math.log(1.0 - p))
+
+    def cauchy(self, shape: tuple, median: float, sigma: float) -> np.ndarray:
+        """``Tensor.cauchy_(median, sigma)``: ``median + sigma * tan(pi * (u - 0.5))``."""
+        u = self.uniform(tuple(shape), np.float64)
+        return median + sigma * _TAN(math.pi * (u - 0.5))
+
+    def log_normal(self, shape: tuple, mean: float, std: float) -> np.ndarray:
+        """``Tensor.log_normal_(mean, std)``: ``exp`` of ATen's serial normal draws (the
+        cached pairs; ``z * std + mean`` fused)."""
+        n = math.prod(shape)
+        z = np.array([self._normal_double() for _ in range(n)], dtype=np.float64)
+        return _EXP(fma64(z, float(std), float(mean))).reshape(shape)
+
     def random_int64(self) -> int:
         """``torch.empty((), dtype=torch.int64).random_()``: a 64-bit word modulo 2^63."""
         return int(self.words64(1)[0] % _U64(1 << 63))
@@ -355,6 +372,8 @@ _LOG = _libm(math.log)
 _LOG1P = _libm(math.log1p)
 _COS = _libm(math.cos)
 _SIN = _libm(math.sin)
+_TAN = _libm(math.tan)
+_EXP = _libm(math.exp)
 
 
 def _libm_block(blocks: np.ndarray, mean, std) -> None:
