@@ -20,6 +20,11 @@ from chainrule.core.torch_generator import CPUGenerator
 
 torch = pytest.importorskip("torch")
 
+# PyTorch's float32 normal and arange kernels are its AVX2 ones (also on AVX-512 CPUs, where it
+# keeps them); without AVX2 it computes them otherwise, and these comparisons cannot hold.
+if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"):
+    pytest.skip("PyTorch runs without its AVX2 kernels here", allow_module_level=True)
+
 
 def _same(ours, theirs) -> None:
     a, b = np.asarray(ours), theirs.detach().numpy()
