@@ -244,8 +244,9 @@ def test_dropout_masks_are_pytorchs(p: float) -> None:
 
 def test_shuffling_loaders_and_splits_draw_as_pytorch() -> None:
     """``DataLoader(shuffle=True)`` (its base seed, then the sampler's own stream per epoch),
-    with or without a ``generator``, ``RandomSampler`` with replacement and ``random_split``
-    give PyTorch's orders, and leave the default stream where PyTorch leaves it."""
+    with or without a ``generator``, ``RandomSampler`` with replacement, ``random_split`` and
+    ``WeightedRandomSampler`` give PyTorch's orders, and leave the default stream where
+    PyTorch leaves it."""
     from torch.utils import data as tdata
 
     from chainrule.torch.utils import data as cdata
@@ -270,6 +271,11 @@ def test_shuffling_loaders_and_splits_draw_as_pytorch() -> None:
     )
     split = [list(s.indices) for s in cdata.random_split(list(range(10)), [0.3, 0.7])]
     assert split == [list(s.indices) for s in tdata.random_split(range(10), [0.3, 0.7])]
+    w = [0.1, 0.9, 0.4, 0.7, 3.0, 0.2]
+    for n, replacement in ((20, True), (4, False)):
+        ours = list(cdata.WeightedRandomSampler(w, n, replacement))
+        assert ours == list(tdata.WeightedRandomSampler(w, n, replacement))
+    _same(ct.rand(3), torch.rand(3))
 
 
 def test_the_cephes_kernels_match_the_c_library_closely() -> None:

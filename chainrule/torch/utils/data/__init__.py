@@ -23,7 +23,6 @@ from chainrule.data import (
     Subset,
     SubsetRandomSampler,
     TensorDataset,
-    WeightedRandomSampler,
     WorkerInfo,
     default_collate,
     default_convert,
@@ -43,7 +42,7 @@ from .datapipes.decorators import (
 )
 from .dataset import random_split
 from .distributed import DistributedSampler
-from .sampler import RandomSampler
+from .sampler import RandomSampler, WeightedRandomSampler
 
 __all__ = [
     "BatchSampler",
