@@ -9,7 +9,6 @@ three make every draw repeat.
 
 from __future__ import annotations
 
-import math
 import secrets
 from typing import Any
 
@@ -37,10 +36,10 @@ class Generator:
             ``random_split`` make, with PyTorch's algorithms).
     """
 
-    def __init__(self, device: Any = "cpu", *, _stream: CPUGenerator | None = None) -> None:
+    def __init__(self, device: Any = "cpu", *, _rng: CPUGenerator | None = None) -> None:
         check_device(device, "Generator")
         self.device = device
-        self.rng = CPUGenerator() if _stream is None else _stream
+        self.rng = CPUGenerator() if _rng is None else _rng
 
     def manual_seed(self, seed: int) -> Generator:
         """Restart the stream from ``seed``; returns the generator."""
@@ -67,7 +66,7 @@ class Generator:
         return self
 
 
-default_generator = Generator(_stream=_tg.DEFAULT)
+default_generator = Generator(_rng=_tg.DEFAULT)
 """``torch.default_generator``: what draws without ``generator=`` use (seeded from fresh
 entropy at import, as PyTorch's; a new ``Generator()`` starts from 67280421310721)."""
 
@@ -86,16 +85,6 @@ def normal_array(shape: tuple, mean: float = 0.0, std: float = 1.0, dtype: Any =
     """``torch.empty(shape, dtype).normal_(mean, std)`` from the default stream."""
     d = np.dtype(np.float32) if dtype is None else to_np_dtype(dtype)
     return from_value(on_default(_stream(None).normal(tuple(shape), d, mean, std)))
-
-
-def kaiming_bound(fan_in: int) -> float:
-    """The bound of ``kaiming_uniform_(w, a=sqrt(5))`` (PyTorch's default for linear and
-    convolution weights), computed as PyTorch computes it (``1/sqrt(fan_in)`` but for the
-    last bits, which the float32 bounds can keep)."""
-    if fan_in == 0:
-        return 0.0
-    gain = math.sqrt(2.0 / (1 + math.sqrt(5) ** 2))
-    return math.sqrt(3.0) * (gain / math.sqrt(fan_in))
 
 
 def manual_seed(seed: int) -> Generator:

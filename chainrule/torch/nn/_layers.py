@@ -21,9 +21,10 @@ import chainrule.nn as cnn
 from chainrule.core.array import array
 from chainrule.core.ops.normalization import bias_add
 
-from .._random import kaiming_bound, normal_array, uniform_array
+from .._random import normal_array, uniform_array
 from . import functional_misc as F_misc
 from . import functional_resample as F_resample
+from . import init as _init
 from ._module import (
     Container,
     Module,
@@ -184,7 +185,7 @@ class _TorchConv:
         bound = 1.0 / math.sqrt(shape[1] * math.prod(k))
         object.__setattr__(self, "groups", groups)
         # PyTorch's reset_parameters: kaiming_uniform_(w, a=sqrt(5)), then the bias
-        k_bound = kaiming_bound(shape[1] * math.prod(k))
+        k_bound = _init._default_bound(shape[1] * math.prod(k))
         self.weight = uniform_array(shape, -k_bound, k_bound)
         if bias:
             self.bias = uniform_array((c_out,), -bound, bound)
@@ -943,7 +944,7 @@ class Unflatten(Module):
 def _linear_params(out_features: int, in_features: int, dtype: Any, bias: bool = True) -> tuple:
     """PyTorch's ``Linear.reset_parameters``, draw for draw: ``kaiming_uniform_(w,
     a=sqrt(5))``, then (with a bias) the bias from ``U(-1/sqrt(in), 1/sqrt(in))``."""
-    k = kaiming_bound(in_features)
+    k = _init._default_bound(in_features)
     w = uniform_array((out_features, in_features), -k, k, dtype)
     if not bias:
         return w, None

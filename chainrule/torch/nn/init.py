@@ -236,6 +236,15 @@ def xavier_normal_(tensor: array, gain: float = 1.0, generator: Any = None) -> a
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
+def _default_bound(fan_in: int) -> float:
+    """The bound of ``kaiming_uniform_(w, a=sqrt(5))``, PyTorch's default for linear and
+    convolution weights: ``1/sqrt(fan_in)`` but for the last bits, which float32 bounds keep
+    (computed as :func:`kaiming_uniform_` computes it; 0 for no inputs)."""
+    if fan_in == 0:
+        return 0.0
+    return math.sqrt(3.0) * (calculate_gain("leaky_relu", math.sqrt(5)) / math.sqrt(fan_in))
+
+
 def _kaiming_std(tensor, a, mode, nonlinearity, who) -> float:
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"{who}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
